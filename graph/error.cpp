@@ -1,0 +1,61 @@
+// Error formatting and name suggestions.
+#include <opgraph/graph/error.hpp>
+
+#include <algorithm>
+#include <numeric>
+
+namespace opgraph {
+
+namespace {
+std::string join_where(const std::string& where, const std::string& what) {
+  return where.empty() ? what : where + ": " + what;
+}
+}  // namespace
+
+Error::Error(std::string where, std::string what)
+    : std::runtime_error(join_where(where, what)), where_(std::move(where)), detail_(std::move(what)) {}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  // Optimal string alignment distance: Levenshtein plus adjacent transpositions,
+  // so "sofmtax" is one edit from "softmax".
+  const std::size_t n = a.size(), m = b.size();
+  std::vector<std::vector<std::size_t>> d(n + 1, std::vector<std::size_t>(m + 1));
+  for (std::size_t i = 0; i <= n; ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= m; ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= n; ++i) {
+    for (std::size_t j = 1; j <= m; ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[n][m];
+}
+
+std::string closest_name(std::string_view name, std::span<const std::string> known) {
+  // A typo is at most a third of the name's length away (at least 1, at most 3 edits).
+  const std::size_t limit = std::clamp<std::size_t>(name.size() / 3, 1, 3);
+  std::string best;
+  std::size_t best_distance = limit + 1;
+  for (const auto& k : known) {
+    const std::size_t d = edit_distance(name, k);
+    if (d < best_distance) {
+      best_distance = d;
+      best = k;
+    }
+  }
+  return best;
+}
+
+std::string suggestion(std::string_view name, std::span<const std::string> known) {
+  if (auto best = closest_name(name, known); !best.empty()) return " (did you mean '" + best + "'?)";
+  if (known.empty()) return "";
+  std::vector<std::string> sorted(known.begin(), known.end());
+  std::sort(sorted.begin(), sorted.end());
+  std::string list;
+  for (const auto& k : sorted) list += (list.empty() ? "" : ", ") + k;
+  return " (known: " + list + ")";
+}
+
+}  // namespace opgraph

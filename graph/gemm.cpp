@@ -1,0 +1,349 @@
+// GEMM: B is packed into panels NR columns wide and A into panels MR rows high
+// (BLIS-style), and a register-blocked micro-kernel multiplies one MR x NR tile of C.
+// The micro-kernel is written once with GCC vector extensions, for float and double.
+// Why our own and not a BLAS: see docs/design.md ("Matmul").
+#include <opgraph/graph/gemm.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <vector>
+
+#include <opgraph/graph/parallel.hpp>
+
+namespace opgraph {
+
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+constexpr int kVectorRegisters = 32;
+constexpr const char* kIsa = "avx512";
+#elif defined(__AVX2__)
+constexpr int kVectorBytes = 32;
+constexpr int kVectorRegisters = 16;
+constexpr const char* kIsa = "avx2";
+#elif defined(__SSE2__)
+constexpr int kVectorBytes = 16;
+constexpr int kVectorRegisters = 16;
+constexpr const char* kIsa = "sse2";
+#else
+constexpr int kVectorBytes = 16;
+constexpr int kVectorRegisters = 16;
+constexpr const char* kIsa = "generic";
+#endif
+
+template <class T>
+struct Vec;
+template <>
+struct Vec<float> {
+  typedef float type __attribute__((vector_size(kVectorBytes), aligned(4)));
+};
+template <>
+struct Vec<double> {
+  typedef double type __attribute__((vector_size(kVectorBytes), aligned(8)));
+};
+
+template <class T>
+using V = typename Vec<T>::type;
+
+template <class T>
+inline V<T> load(const T* p) {
+  V<T> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <class T>
+inline void store(T* p, V<T> v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+/// Blocking sizes. A tile of C is MR x NR accumulators held in registers: with 32 vector
+/// registers 12 rows x 2 vectors (24 accumulators), with 16 registers 6 x 2. Narrow
+/// outputs (n fits one vector, e.g. the 10 classes of MNIST) use 2*MR rows x 1 vector.
+/// KC (depth of a packed block, 2 KiB of one row) and MC were tuned on the W1 shapes.
+template <class T>
+struct Blocking {
+  static constexpr int W = kVectorBytes / static_cast<int>(sizeof(T));
+  static constexpr int MR = kVectorRegisters >= 32 ? 12 : 6;
+  static constexpr std::int64_t KC = 2048 / sizeof(T);
+  static constexpr std::int64_t NC = 4096;
+};
+
+// ---- buffers ----
+
+struct AlignedDelete {
+  void operator()(void* p) const { ::operator delete(p, std::align_val_t{64}); }
+};
+using AlignedBuffer = std::unique_ptr<void, AlignedDelete>;
+
+AlignedBuffer aligned_alloc_bytes(std::size_t bytes) {
+  return AlignedBuffer(::operator new(bytes, std::align_val_t{64}));
+}
+
+/// Packed B blocks are shared by the tasks of one call. A pool rather than a thread_local:
+/// a thread waiting inside one gemm may run tasks of another gemm (nested parallelism).
+class BufferPool {
+ public:
+  struct Lease {
+    BufferPool* pool;
+    AlignedBuffer buffer;
+    std::size_t bytes;
+    ~Lease() { pool->give_back(std::move(buffer), bytes); }
+  };
+
+  Lease take(std::size_t bytes) {
+    AlignedBuffer buffer;
+    std::size_t capacity = 0;
+    {
+      std::lock_guard lock(mutex_);
+      for (std::size_t i = 0; i < free_.size(); ++i) {
+        if (free_[i].second >= bytes) {
+          buffer = std::move(free_[i].first);
+          capacity = free_[i].second;
+          free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+          break;
+        }
+      }
+    }
+    if (!buffer) {
+      buffer = aligned_alloc_bytes(bytes);
+      capacity = bytes;
+    }
+    return Lease{this, std::move(buffer), capacity};
+  }
+
+ private:
+  void give_back(AlignedBuffer buffer, std::size_t bytes) {
+    std::lock_guard lock(mutex_);
+    free_.emplace_back(std::move(buffer), bytes);
+  }
+  std::mutex mutex_;
+  std::vector<std::pair<AlignedBuffer, std::size_t>> free_;
+};
+
+BufferPool& b_pool() {
+  static BufferPool pool;
+  return pool;
+}
+
+/// Packed A blocks belong to one task; no nested parallelism runs inside a task, so a
+/// per-thread buffer is safe. Grown once, reused for every later call.
+template <class T>
+T* a_buffer(std::size_t elements) {
+  thread_local AlignedBuffer buffer;
+  thread_local std::size_t capacity = 0;
+  if (capacity < elements) {
+    buffer = aligned_alloc_bytes(elements * sizeof(T));
+    capacity = elements;
+  }
+  return static_cast<T*>(buffer.get());
+}
+
+// ---- packing ----
+
+/// Packs rows [i0, i0+mc) x depth [p0, p0+kc) of op(A) into panels of MR rows:
+/// out[panel][p][r], zero-padded past m.
+template <class T, int MR>
+void pack_a(bool trans, const T* a, std::int64_t lda, std::int64_t i0, std::int64_t mc, std::int64_t p0,
+            std::int64_t kc, T* out) {
+  for (std::int64_t ir = 0; ir < mc; ir += MR) {
+    const int mr = static_cast<int>(std::min<std::int64_t>(MR, mc - ir));
+    T* dst = out + ir * kc;
+    if (!trans) {
+      for (int r = 0; r < mr; ++r) {
+        const T* src = a + (i0 + ir + r) * lda + p0;
+        for (std::int64_t p = 0; p < kc; ++p) dst[p * MR + r] = src[p];
+      }
+      for (int r = mr; r < MR; ++r)
+        for (std::int64_t p = 0; p < kc; ++p) dst[p * MR + r] = T(0);
+    } else {
+      for (std::int64_t p = 0; p < kc; ++p) {
+        const T* src = a + (p0 + p) * lda + i0 + ir;
+        T* d = dst + p * MR;
+        for (int r = 0; r < mr; ++r) d[r] = src[r];
+        for (int r = mr; r < MR; ++r) d[r] = T(0);
+      }
+    }
+  }
+}
+
+/// Packs panel `panel` (columns j0 + panel*NR ...) x depth [p0, p0+kc) of op(B):
+/// out[p][c], zero-padded past n.
+template <class T, int NR>
+void pack_b_panel(bool trans, const T* b, std::int64_t ldb, std::int64_t p0, std::int64_t kc, std::int64_t j,
+                  std::int64_t n, T* out) {
+  const int nr = static_cast<int>(std::min<std::int64_t>(NR, n - j));
+  if (!trans) {
+    for (std::int64_t p = 0; p < kc; ++p) {
+      const T* src = b + (p0 + p) * ldb + j;
+      T* d = out + p * NR;
+      for (int c = 0; c < nr; ++c) d[c] = src[c];
+      for (int c = nr; c < NR; ++c) d[c] = T(0);
+    }
+  } else {
+    // B is stored [n, k]: read each column of op(B) contiguously, write with stride NR.
+    for (int c = 0; c < nr; ++c) {
+      const T* src = b + (j + c) * ldb + p0;
+      for (std::int64_t p = 0; p < kc; ++p) out[p * NR + c] = src[p];
+    }
+    for (int c = nr; c < NR; ++c)
+      for (std::int64_t p = 0; p < kc; ++p) out[p * NR + c] = T(0);
+  }
+}
+
+// ---- micro-kernel ----
+
+/// acc = A_panel (MR x kc) * B_panel (kc x NV*W); then C = alpha*acc + beta*C, with C not
+/// read when beta == 0.
+template <class T, int MR, int NV>
+[[gnu::always_inline]] inline void micro_kernel(std::int64_t kc, const T* __restrict a, const T* __restrict b, T* c,
+                                                std::int64_t ldc, T alpha, T beta) {
+  constexpr int W = Blocking<T>::W;
+  V<T> acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j) acc[i][j] = V<T>{};
+  for (std::int64_t p = 0; p < kc; ++p) {
+    V<T> bv[NV];
+    for (int j = 0; j < NV; ++j) bv[j] = load(b + p * NV * W + j * W);
+    for (int i = 0; i < MR; ++i) {
+      const T av = a[p * MR + i];
+      for (int j = 0; j < NV; ++j) acc[i][j] += av * bv[j];
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < NV; ++j) {
+      T* cp = c + i * ldc + j * W;
+      V<T> r = alpha == T(1) ? acc[i][j] : alpha * acc[i][j];
+      if (beta != T(0)) r += beta * load(cp);
+      store(cp, r);
+    }
+  }
+}
+
+/// One tile of C at (i, j) of size mr x nr (at most MR x NR); partial tiles go through a
+/// local buffer so that the micro-kernel always runs at full size.
+template <class T, int MR, int NV>
+inline void tile(std::int64_t kc, const T* a, const T* b, T* c, std::int64_t ldc, int mr, int nr, T alpha, T beta) {
+  constexpr int NR = NV * Blocking<T>::W;
+  if (mr == MR && nr == NR) {
+    micro_kernel<T, MR, NV>(kc, a, b, c, ldc, alpha, beta);
+    return;
+  }
+  alignas(64) T local[MR * NR];
+  micro_kernel<T, MR, NV>(kc, a, b, local, NR, T(1), T(0));
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) {
+      T& out = c[i * ldc + j];
+      out = beta != T(0) ? alpha * local[i * NR + j] + beta * out : alpha * local[i * NR + j];
+    }
+}
+
+template <class T, int MR, int NV>
+void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+                  std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  constexpr int NR = NV * Blocking<T>::W;
+  constexpr std::int64_t KC = Blocking<T>::KC;
+  constexpr std::int64_t MC = MR * 24;
+  constexpr std::int64_t NC = Blocking<T>::NC / NR * NR;
+
+  const std::int64_t nc_max = std::min(NC, (n + NR - 1) / NR * NR);
+  auto lease = b_pool().take(static_cast<std::size_t>(KC * nc_max) * sizeof(T));
+  T* packed_b = static_cast<T*>(lease.buffer.get());
+
+  const std::int64_t m_blocks = (m + MC - 1) / MC;
+  for (std::int64_t jc = 0; jc < n; jc += NC) {
+    const std::int64_t nc = std::min(NC, n - jc);
+    const std::int64_t panels = (nc + NR - 1) / NR;
+    // Enough tasks to balance two or more threads: split columns when there are few row
+    // blocks. The split depends on the shape only, never on the thread count.
+    std::int64_t chunks = m_blocks >= 8 ? 1 : std::min(panels, (8 + m_blocks - 1) / m_blocks);
+    const std::int64_t panels_per_chunk = (panels + chunks - 1) / chunks;
+    chunks = (panels + panels_per_chunk - 1) / panels_per_chunk;
+
+    for (std::int64_t pc = 0; pc < k; pc += KC) {
+      const std::int64_t kc = std::min(KC, k - pc);
+      const T beta_here = pc == 0 ? beta : T(1);
+      parallel_for(panels, 4, [&](std::int64_t p0, std::int64_t p1) {
+        for (std::int64_t p = p0; p < p1; ++p)
+          pack_b_panel<T, NR>(tb, b, ldb, pc, kc, jc + p * NR, n, packed_b + p * NR * kc);
+      });
+      parallel_for(m_blocks * chunks, 1, [&](std::int64_t t0, std::int64_t t1) {
+        for (std::int64_t t = t0; t < t1; ++t) {
+          const std::int64_t ic = (t / chunks) * MC;
+          const std::int64_t mc = std::min(MC, m - ic);
+          const std::int64_t first_panel = (t % chunks) * panels_per_chunk;
+          const std::int64_t last_panel = std::min(panels, first_panel + panels_per_chunk);
+          T* packed_a = a_buffer<T>(static_cast<std::size_t>(MC * KC));
+          pack_a<T, MR>(ta, a, lda, ic, mc, pc, kc, packed_a);
+          for (std::int64_t p = first_panel; p < last_panel; ++p) {
+            const std::int64_t j = jc + p * NR;
+            const int nr = static_cast<int>(std::min<std::int64_t>(NR, n - j));
+            for (std::int64_t ir = 0; ir < mc; ir += MR) {
+              const int mr = static_cast<int>(std::min<std::int64_t>(MR, mc - ir));
+              tile<T, MR, NV>(kc, packed_a + ir * kc, packed_b + p * NR * kc, c + (ic + ir) * ldc + j, ldc, mr, nr,
+                              alpha, beta_here);
+            }
+          }
+        }
+      });
+    }
+  }
+}
+
+/// Small products (XOR, iris, the 3-3-3 net): plain loops beat packing. One thread; each
+/// element of C is summed over k in order.
+template <class T>
+void gemm_small(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+                std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  constexpr std::int64_t kMaxN = 256;
+  T acc[kMaxN];
+  for (std::int64_t i = 0; i < m; ++i) {
+    for (std::int64_t j = 0; j < n; ++j) acc[j] = T(0);
+    for (std::int64_t p = 0; p < k; ++p) {
+      const T av = ta ? a[p * lda + i] : a[i * lda + p];
+      if (!tb) {
+        const T* brow = b + p * ldb;
+        for (std::int64_t j = 0; j < n; ++j) acc[j] += av * brow[j];
+      } else {
+        for (std::int64_t j = 0; j < n; ++j) acc[j] += av * b[j * ldb + p];
+      }
+    }
+    T* crow = c + i * ldc;
+    for (std::int64_t j = 0; j < n; ++j) crow[j] = beta != T(0) ? alpha * acc[j] + beta * crow[j] : alpha * acc[j];
+  }
+}
+
+}  // namespace
+
+template <class T>
+void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+          std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta != T(0) ? beta * c[i * ldc + j] : T(0);
+    return;
+  }
+  if (n <= 256 && m * n * k <= 32768) {
+    gemm_small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  constexpr int MR = Blocking<T>::MR;
+  if (n <= Blocking<T>::W)
+    gemm_blocked<T, 2 * MR, 1>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  else
+    gemm_blocked<T, MR, 2>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+template void gemm<float>(bool, bool, std::int64_t, std::int64_t, std::int64_t, float, const float*, std::int64_t,
+                          const float*, std::int64_t, float, float*, std::int64_t);
+template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t, double, const double*,
+                           std::int64_t, const double*, std::int64_t, double, double*, std::int64_t);
+
+const char* gemm_isa() { return kIsa; }
+
+}  // namespace opgraph

@@ -1,0 +1,271 @@
+// Gradient checker: shapes from patterns, inputs from domains, directional central differences.
+#include <opgraph/graph/gradcheck.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <map>
+
+#include <opgraph/graph/plan.hpp>
+#include <opgraph/graph/random.hpp>
+
+namespace opgraph {
+
+std::vector<Shape> instantiate_shapes(const std::vector<std::string>& patterns, std::uint64_t seed) {
+  Rng rng(seed);
+  std::vector<std::int64_t> sizes = {2, 3, 4, 5, 6, 7};
+  for (std::size_t i = sizes.size() - 1; i > 0; --i) std::swap(sizes[i], sizes[rng.below(i + 1)]);
+  std::map<char, std::int64_t> letters;
+  std::vector<Shape> out;
+  for (const auto& pattern : patterns) {
+    std::vector<std::int64_t> dims;
+    std::size_t i = 0;
+    auto fail = [&] { throw ParseError(fmt::format("check shape '{}': expected a list like [a,3]", pattern)); };
+    if (pattern.empty() || pattern.front() != '[' || pattern.back() != ']') fail();
+    i = 1;
+    while (i + 1 < pattern.size()) {
+      const char c = pattern[i];
+      if (std::isalpha(static_cast<unsigned char>(c))) {
+        if (!letters.count(c)) letters[c] = sizes[letters.size() % sizes.size()];
+        dims.push_back(letters[c]);
+        ++i;
+      } else if (std::isdigit(static_cast<unsigned char>(c))) {
+        std::int64_t v = 0;
+        while (i + 1 < pattern.size() && std::isdigit(static_cast<unsigned char>(pattern[i]))) v = v * 10 + (pattern[i++] - '0');
+        dims.push_back(v);
+      } else {
+        fail();
+      }
+      if (i + 1 < pattern.size()) {
+        if (pattern[i] != ',') fail();
+        ++i;
+      }
+    }
+    out.emplace_back(std::move(dims));
+  }
+  return out;
+}
+
+std::vector<Tensor> sample_inputs(const OpDef& op, const std::vector<Shape>& shapes, double shift,
+                                  std::uint64_t seed, DType dtype) {
+  Rng rng(seed);
+  std::vector<Tensor> out;
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    const Domain& d = op.domains[i];
+    Tensor t(shapes[i], dtype);
+    const std::int64_t classes = shapes[0].rank() > 0 ? shapes[0].last() : 1;
+    switch (d.kind) {
+      case Domain::Kind::real: {
+        const double lo = d.lo + shift, hi = d.hi + shift;
+        for (std::int64_t j = 0; j < t.numel(); ++j) {
+          double v = rng.uniform(lo, hi);
+          for (int tries = 0; tries < 1000; ++tries) {
+            const bool near_kink = std::any_of(d.kinks.begin(), d.kinks.end(),
+                                               [&](double k) { return std::abs(v - (k + shift)) < d.margin; });
+            if (!near_kink) break;
+            v = rng.uniform(lo, hi);
+          }
+          t.set(j, v);
+        }
+        break;
+      }
+      case Domain::Kind::class_labels: {
+        if (shapes[i].rank() == shapes[0].rank()) {  // one-hot rows
+          const std::int64_t rows = t.numel() / std::max<std::int64_t>(classes, 1);
+          for (std::int64_t r = 0; r < rows; ++r) t.set(r * classes + static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(classes))), 1.0);
+        } else {
+          for (std::int64_t j = 0; j < t.numel(); ++j) t.set(j, static_cast<double>(rng.below(static_cast<std::uint64_t>(classes))));
+        }
+        break;
+      }
+      case Domain::Kind::binary_labels:
+        for (std::int64_t j = 0; j < t.numel(); ++j) t.set(j, static_cast<double>(rng.below(2)));
+        break;
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+namespace {
+
+double dot(const Tensor& a, const Tensor& b) {
+  const double* x = a.data<double>();
+  const double* y = b.data<double>();
+  double s = 0.0;
+  for (std::int64_t i = 0; i < a.numel(); ++i) s += x[i] * y[i];
+  return s;
+}
+
+/// x + alpha * d
+Tensor axpy(const Tensor& x, double alpha, const Tensor& d) {
+  Tensor out = x.clone();
+  double* o = out.data<double>();
+  const double* dd = d.data<double>();
+  for (std::int64_t i = 0; i < out.numel(); ++i) o[i] += alpha * dd[i];
+  return out;
+}
+
+/// |a - n| relative to the larger of the two, but never to less than ||g|| / sqrt(elements):
+/// the typical size of <g, d> for a random unit direction d. A direction that happens to
+/// be nearly orthogonal to g cannot make a correct vjp look wrong, and an error reads as
+/// the relative error of the derivative it is.
+double relative_error(double analytic, double numeric, double gnorm2, std::int64_t elements) {
+  const double typical = std::sqrt(gnorm2 / static_cast<double>(std::max<std::int64_t>(elements, 1)));
+  const double scale = std::max({std::abs(analytic), std::abs(numeric), typical, 1e-300});
+  return std::abs(analytic - numeric) / scale;
+}
+
+std::string describe_case(const std::vector<Shape>& shapes, const CheckCase& c) {
+  std::vector<std::string> parts;
+  for (const auto& sh : shapes) parts.push_back(sh.str());
+  for (const auto& [k, v] : c.attrs) parts.push_back(k + "=" + v.str());
+  std::string s = fmt::format("{}", fmt::join(parts, " "));
+  if (c.shift != 0.0) s += fmt::format(" shift={}", c.shift);
+  return s;
+}
+
+}  // namespace
+
+std::vector<GradCheckResult> check_op_gradients(const OpDef& op, const GradCheckOptions& options) {
+  std::vector<GradCheckResult> results;
+  std::uint64_t case_seed = options.seed;
+  for (const CheckCase& check : op.checks) {
+    GradCheckResult r;
+    r.subject = op.name;
+    ++case_seed;
+    try {
+      const auto shapes = instantiate_shapes(check.shapes, case_seed);
+      r.config = describe_case(shapes, check);
+      if (shapes.size() != op.inputs.size())
+        throw GraphError(op.name, fmt::format("check case gives {} shapes for {} inputs", shapes.size(), op.inputs.size()));
+      Graph g;
+      std::vector<NodeId> ins;
+      std::vector<std::string> diff;
+      for (std::size_t i = 0; i < shapes.size(); ++i) {
+        ins.push_back(g.add_input(op.inputs[i].name, shapes[i]));
+        if (op.inputs[i].differentiable) diff.push_back(op.inputs[i].name);
+      }
+      const NodeId out = g.add_op(op.name, ins, check.attrs, "out");
+      Params params(DType::f64);
+      PlanOptions po;
+      po.loss = "out";
+      po.input_grads = diff;
+      Plan plan(g, params, po);
+
+      auto x = sample_inputs(op, shapes, check.shift, case_seed * 7919);
+      for (std::size_t i = 0; i < x.size(); ++i) plan.set_input(op.inputs[i].name, x[i]);
+      Rng rng(case_seed * 104729);
+      Tensor cot(g.node(out).shape, DType::f64);
+      for (std::int64_t j = 0; j < cot.numel(); ++j) cot.set(j, rng.normal());
+
+      plan.forward();
+      plan.backward(cot);
+      std::vector<Tensor> grads;
+      double gnorm2 = 0.0;
+      std::int64_t elements = 0;
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        if (!op.inputs[i].differentiable) {
+          grads.emplace_back();
+          continue;
+        }
+        grads.push_back(plan.grad(op.inputs[i].name).clone());
+        gnorm2 += dot(grads.back(), grads.back());
+        elements += grads.back().numel();
+      }
+      const double h = options.step;
+      auto phi = [&](double alpha, const std::vector<Tensor>& dir) {
+        std::vector<Tensor> moved(x.size());
+        for (std::size_t i = 0; i < x.size(); ++i) {
+          moved[i] = op.inputs[i].differentiable ? axpy(x[i], alpha, dir[i]) : x[i];
+          plan.set_input(op.inputs[i].name, moved[i]);
+        }
+        plan.forward();
+        return dot(cot, plan.value("out"));
+      };
+      for (int k = 0; k < options.directions; ++k) {
+        std::vector<Tensor> dir(x.size());
+        double dnorm2 = 0.0;
+        for (std::size_t i = 0; i < x.size(); ++i) {
+          dir[i] = Tensor(shapes[i], DType::f64);
+          if (!op.inputs[i].differentiable) continue;
+          for (std::int64_t j = 0; j < dir[i].numel(); ++j) dir[i].set(j, rng.normal());
+          dnorm2 += dot(dir[i], dir[i]);
+        }
+        double analytic = 0.0;
+        for (std::size_t i = 0; i < x.size(); ++i) {
+          if (!op.inputs[i].differentiable) continue;
+          for (double& v : dir[i].values<double>()) v /= std::sqrt(dnorm2);
+          analytic += dot(grads[i], dir[i]);
+        }
+        const double numeric = (phi(h, dir) - phi(-h, dir)) / (2.0 * h);
+        r.max_error = std::max(r.max_error, relative_error(analytic, numeric, gnorm2, elements));
+      }
+      r.passed = r.max_error <= options.tolerance;
+    } catch (const std::exception& e) {
+      r.passed = false;
+      r.failure = e.what();
+    }
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
+GradCheckResult check_graph_gradients(const Graph& graph, Params& params,
+                                      const std::vector<std::pair<std::string, Tensor>>& inputs,
+                                      std::int64_t batch, const GradCheckOptions& options) {
+  GradCheckResult r;
+  r.subject = "graph";
+  r.config = fmt::format("batch {}", batch);
+  try {
+    if (params.dtype() != DType::f64) throw GraphError("gradient check", "parameters must be f64");
+    PlanOptions po;
+    po.batch = batch;
+    Plan plan(graph, params, po);
+    for (const auto& [name, t] : inputs) plan.set_input(name, t);
+    plan.forward();
+    plan.backward();
+    std::vector<Tensor> grads, saved;
+    double gnorm2 = 0.0;
+    std::int64_t elements = 0;
+    for (const auto& slot : plan.parameters()) {
+      grads.push_back(slot.grad.clone());
+      saved.push_back(slot.value.clone());
+      gnorm2 += dot(grads.back(), grads.back());
+      elements += grads.back().numel();
+    }
+    auto slots = plan.parameters();
+    const double h = options.step;
+    Rng rng(options.seed);
+    auto loss_at = [&](double alpha, const std::vector<Tensor>& dir) {
+      for (std::size_t i = 0; i < slots.size(); ++i) slots[i].value.copy_from(axpy(saved[i], alpha, dir[i]));
+      plan.forward();
+      return plan.loss();
+    };
+    for (int k = 0; k < options.directions; ++k) {
+      std::vector<Tensor> dir;
+      double dnorm2 = 0.0;
+      for (const auto& s : saved) {
+        Tensor d(s.shape(), DType::f64);
+        for (std::int64_t j = 0; j < d.numel(); ++j) d.set(j, rng.normal());
+        dnorm2 += dot(d, d);
+        dir.push_back(std::move(d));
+      }
+      double analytic = 0.0;
+      for (std::size_t i = 0; i < dir.size(); ++i) {
+        for (double& v : dir[i].values<double>()) v /= std::sqrt(dnorm2);
+        analytic += dot(grads[i], dir[i]);
+      }
+      const double numeric = (loss_at(h, dir) - loss_at(-h, dir)) / (2.0 * h);
+      r.max_error = std::max(r.max_error, relative_error(analytic, numeric, gnorm2, elements));
+    }
+    for (std::size_t i = 0; i < slots.size(); ++i) slots[i].value.copy_from(saved[i]);
+    r.passed = r.max_error <= options.tolerance;
+  } catch (const std::exception& e) {
+    r.passed = false;
+    r.failure = e.what();
+  }
+  return r;
+}
+
+}  // namespace opgraph

@@ -1,0 +1,54 @@
+// Gradient checks: vjps against f64 central differences, for one op or a whole graph.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <opgraph/graph/graph.hpp>
+#include <opgraph/graph/op.hpp>
+
+namespace opgraph {
+
+struct GradCheckOptions {
+  std::uint64_t seed = 1;
+  /// Random directions tried per configuration.
+  int directions = 4;
+  /// Central-difference step along a unit direction.
+  double step = 1e-5;
+  /// Pass when every relative error is at most this.
+  double tolerance = 1e-6;
+};
+
+/// One configuration checked. For a random unit direction d, the analytic derivative
+/// <g, d> (g from the vjp) is compared with (f(x+hd) - f(x-hd)) / 2h. The error is their
+/// difference relative to the larger of the two, floored at |g| / sqrt(elements) (the
+/// typical size of <g, d>), so an unlucky direction nearly orthogonal to g cannot make a
+/// correct vjp look wrong.
+struct GradCheckResult {
+  std::string subject;  // op name or "graph"
+  std::string config;   // "[3,4] [4,5] reduction=sum"
+  double max_error = 0.0;
+  bool passed = false;
+  std::string failure;  // an exception met while checking, if any
+};
+
+/// Random concrete sizes for the letters of a check case: "[a,b]" -> {2,5}. Distinct
+/// letters get distinct sizes so that a transposed rule cannot pass by accident.
+std::vector<Shape> instantiate_shapes(const std::vector<std::string>& patterns, std::uint64_t seed);
+
+/// Input values drawn from each input's Domain (kinks avoided, labels valid).
+std::vector<Tensor> sample_inputs(const OpDef& op, const std::vector<Shape>& shapes, double shift,
+                                  std::uint64_t seed, DType dtype = DType::f64);
+
+/// Checks `op`'s vjp on every CheckCase it declares, in f64, through a compiled plan:
+/// f(x) = <c, op(x)> with a random cotangent c.
+std::vector<GradCheckResult> check_op_gradients(const OpDef& op, const GradCheckOptions& options = {});
+
+/// Checks d(loss)/d(parameters) of a whole graph at the given f64 parameters and inputs.
+GradCheckResult check_graph_gradients(const Graph& graph, Params& params,
+                                      const std::vector<std::pair<std::string, Tensor>>& inputs,
+                                      std::int64_t batch, const GradCheckOptions& options = {});
+
+}  // namespace opgraph

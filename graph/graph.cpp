@@ -1,0 +1,341 @@
+// Graph construction and validation, initialisers, parameter store.
+#include <opgraph/graph/graph.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <map>
+
+#include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/topological_sort.hpp>
+
+#include <opgraph/graph/random.hpp>
+#include <opgraph/graph/registry.hpp>
+
+namespace opgraph {
+
+// ---- Init ----
+
+std::string Init::str() const {
+  auto num = [](double v) { return fmt::format("{}", v); };
+  switch (kind) {
+    case Kind::zeros: return "zeros";
+    case Kind::constant: return "constant(" + num(a) + ")";
+    case Kind::normal: return "normal(" + num(a) + ", " + num(b) + ")";
+    case Kind::uniform: return "uniform(" + num(a) + ", " + num(b) + ")";
+    case Kind::xavier: return "xavier";
+    case Kind::he: return "he";
+  }
+  return "?";
+}
+
+void Init::fill(Tensor& t, Rng& rng) const {
+  const Shape& s = t.shape();
+  const double fan_in = s.rank() == 0 ? 1.0 : static_cast<double>(s[0]);
+  const double fan_out = s.rank() == 0 ? 1.0 : static_cast<double>(s.last());
+  for (std::int64_t i = 0; i < t.numel(); ++i) {
+    double v = 0.0;
+    switch (kind) {
+      case Kind::zeros: v = 0.0; break;
+      case Kind::constant: v = a; break;
+      case Kind::normal: v = rng.normal(a, b); break;
+      case Kind::uniform: v = rng.uniform(a, b); break;
+      case Kind::xavier: {
+        const double limit = std::sqrt(6.0 / (fan_in + fan_out));
+        v = rng.uniform(-limit, limit);
+        break;
+      }
+      case Kind::he: v = rng.normal(0.0, std::sqrt(2.0 / fan_in)); break;
+    }
+    t.set(i, v);
+  }
+}
+
+// ---- Params ----
+
+bool Params::contains(std::string_view name) const {
+  return std::any_of(entries_.begin(), entries_.end(), [&](const auto& e) { return e.first == name; });
+}
+
+const Tensor& Params::at(std::string_view name) const {
+  for (const auto& e : entries_)
+    if (e.first == name) return e.second;
+  throw GraphError(fmt::format("no parameter '{}'{}", name, suggestion(name, names())));
+}
+
+Tensor& Params::at(std::string_view name) {
+  return const_cast<Tensor&>(static_cast<const Params&>(*this).at(name));
+}
+
+void Params::set(std::string name, Tensor value) {
+  if (value.dtype() != dtype_)
+    throw GraphError(fmt::format("parameter '{}' is {}, these parameters are {}", name, value.dtype(), dtype_));
+  for (auto& e : entries_)
+    if (e.first == name) {
+      e.second = std::move(value);
+      return;
+    }
+  entries_.emplace_back(std::move(name), std::move(value));
+}
+
+std::vector<std::string> Params::names() const {
+  std::vector<std::string> out;
+  for (const auto& e : entries_) out.push_back(e.first);
+  return out;
+}
+
+Params Params::clone() const {
+  Params p(dtype_);
+  for (const auto& e : entries_) p.entries_.emplace_back(e.first, e.second.clone());
+  return p;
+}
+
+// ---- Graph ----
+
+struct Edge {
+  int slot = 0;  // which input of the consumer this edge feeds
+};
+
+struct Graph::Impl {
+  using Adjacency = boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS, Node, Edge>;
+  Adjacency g;
+  std::map<std::string, NodeId, std::less<>> by_name;
+};
+
+Graph::Graph() : impl_(std::make_unique<Impl>()) {}
+Graph::~Graph() = default;
+Graph::Graph(const Graph& other)
+    : impl_(std::make_unique<Impl>(*other.impl_)), loss_(other.loss_), outputs_(other.outputs_) {}
+Graph& Graph::operator=(const Graph& other) {
+  if (this != &other) {
+    impl_ = std::make_unique<Impl>(*other.impl_);
+    loss_ = other.loss_;
+    outputs_ = other.outputs_;
+  }
+  return *this;
+}
+Graph::Graph(Graph&&) noexcept = default;
+Graph& Graph::operator=(Graph&&) noexcept = default;
+
+namespace {
+
+bool valid_name(std::string_view name) {
+  if (name.empty() || !(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.'; });
+}
+
+std::string located(const std::string& origin, const std::string& fallback) {
+  return origin.empty() ? fallback : origin;
+}
+
+/// Checks and completes the attributes given for `op` (defaults filled, ints widened to floats).
+std::vector<AttrValue> resolve_attrs(const OpDef& op, const Attrs& given, const std::string& where) {
+  std::vector<AttrValue> values;
+  for (const auto& spec : op.attrs) values.push_back(spec.default_value);
+  std::vector<bool> seen(op.attrs.size(), false);
+  auto fail = [&](const std::string& what) { throw GraphError(where, op.name + ": " + what); };
+  for (const auto& [name, value] : given) {
+    const int i = op.attr_index(name);
+    if (i < 0) {
+      std::vector<std::string> known;
+      for (const auto& a : op.attrs) known.push_back(a.name);
+      fail(fmt::format("unknown attribute '{}'{}", name, known.empty() ? std::string(" (it takes none)") : suggestion(name, known)));
+    }
+    const auto idx = static_cast<std::size_t>(i);
+    if (seen[idx]) fail(fmt::format("attribute '{}' given twice", name));
+    seen[idx] = true;
+    const AttrSpec& spec = op.attrs[idx];
+    AttrValue v = value;
+    if (v.is_none()) {
+      if (!spec.default_value.is_none()) fail(fmt::format("attribute '{}' cannot be none", name));
+    } else if (spec.type == AttrType::real && v.type() == AttrType::integer) {
+      v = AttrValue(v.as_float());
+    } else if (v.type() != spec.type) {
+      fail(fmt::format("attribute '{}' expects {}, got {}", name, to_string(spec.type), v.str()));
+    }
+    if (!spec.choices.empty() && std::find(spec.choices.begin(), spec.choices.end(), v.as_string()) == spec.choices.end())
+      fail(fmt::format("attribute '{}' must be one of {}; got {}", name, fmt::join(spec.choices, ", "), v.str()));
+    values[idx] = std::move(v);
+  }
+  return values;
+}
+
+}  // namespace
+
+void Graph::check_new_name(const std::string& name, const std::string& origin) const {
+  if (!valid_name(name))
+    throw GraphError(located(origin, ""), fmt::format("invalid node name '{}': a name starts with a letter or '_' "
+                                                      "and holds letters, digits, '_' and '.'",
+                                                      name));
+  if (auto it = impl_->by_name.find(name); it != impl_->by_name.end()) {
+    const std::string& first = node(it->second).origin;
+    throw GraphError(located(origin, ""), fmt::format("duplicate node name '{}'{}", name,
+                                                      first.empty() ? "" : " (first declared at " + first + ")"));
+  }
+}
+
+NodeId Graph::add_node(Node node) {
+  const NodeId id = boost::add_vertex(node, impl_->g);
+  impl_->by_name.emplace(impl_->g[id].name, id);
+  for (std::size_t slot = 0; slot < impl_->g[id].inputs.size(); ++slot)
+    boost::add_edge(impl_->g[id].inputs[slot], id, Edge{static_cast<int>(slot)}, impl_->g);
+  return id;
+}
+
+NodeId Graph::add_input(std::string name, Shape shape, std::string origin) {
+  check_new_name(name, origin);
+  for (auto d : shape.dims())
+    if (d < 0 && d != N)
+      throw ShapeError(located(origin, "input '" + name + "'"), fmt::format("negative dimension in shape {}", shape));
+  Node n;
+  n.name = std::move(name);
+  n.kind = NodeKind::input;
+  n.shape = std::move(shape);
+  n.origin = std::move(origin);
+  return add_node(std::move(n));
+}
+
+NodeId Graph::add_param(std::string name, Shape shape, Init init, std::string origin) {
+  check_new_name(name, origin);
+  const std::string where = located(origin, "param '" + name + "'");
+  if (shape.has_batch())
+    throw ShapeError(where, fmt::format("shape {} holds the batch dimension N; parameters need fixed sizes", shape));
+  for (auto d : shape.dims())
+    if (d < 0) throw ShapeError(where, fmt::format("negative dimension in shape {}", shape));
+  Node n;
+  n.name = std::move(name);
+  n.kind = NodeKind::param;
+  n.shape = std::move(shape);
+  n.init = init;
+  n.origin = std::move(origin);
+  return add_node(std::move(n));
+}
+
+NodeId Graph::add_op(std::string_view op_name, std::vector<NodeId> inputs, Attrs attrs, std::string name,
+                     std::string origin) {
+  const OpDef* op = Registry::global().find(op_name);
+  if (!op) {
+    const auto known = Registry::global().names();
+    throw GraphError(origin, fmt::format("unknown op '{}'{}", op_name, suggestion(op_name, known)));
+  }
+  if (name.empty()) {
+    for (int k = 1;; ++k) {
+      name = fmt::format("{}_{}", op->name, k);
+      if (!impl_->by_name.count(name)) break;
+    }
+  }
+  check_new_name(name, origin);
+  const std::string where = located(origin, "node '" + name + "'");
+
+  if (inputs.size() != op->inputs.size()) {
+    std::vector<std::string> in_names;
+    for (const auto& i : op->inputs) in_names.push_back(i.name);
+    throw GraphError(where, fmt::format("{}: expects {} input{} ({}), got {}", op->name, op->inputs.size(),
+                                        op->inputs.size() == 1 ? "" : "s", fmt::join(in_names, ", "), inputs.size()));
+  }
+  std::vector<Shape> shapes;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i] >= size())
+      throw GraphError(where, fmt::format("{}: input '{}' is not a node of this graph", op->name, op->inputs[i].name));
+    shapes.push_back(node(inputs[i]).shape);
+  }
+  Node n;
+  n.attrs = resolve_attrs(*op, attrs, where);
+  try {
+    n.shape = op->shape(ShapeContext(*op, shapes, n.attrs));
+  } catch (const ShapeError& e) {
+    throw ShapeError(where, e.detail());
+  } catch (const GraphError& e) {
+    throw GraphError(where, e.detail());
+  }
+  n.name = std::move(name);
+  n.kind = NodeKind::op;
+  n.op = op;
+  n.inputs = std::move(inputs);
+  n.origin = std::move(origin);
+  return add_node(std::move(n));
+}
+
+void Graph::set_loss(NodeId id) {
+  node(id);  // bounds check
+  loss_ = id;
+}
+
+void Graph::add_output(NodeId id) {
+  node(id);
+  if (std::find(outputs_.begin(), outputs_.end(), id) == outputs_.end()) outputs_.push_back(id);
+}
+
+void Graph::rename(NodeId id, std::string name) {
+  Node& n = impl_->g[static_cast<Impl::Adjacency::vertex_descriptor>(id)];
+  if (n.name == name) return;
+  check_new_name(name, n.origin);
+  impl_->by_name.erase(n.name);
+  n.name = std::move(name);
+  impl_->by_name.emplace(n.name, id);
+}
+
+std::size_t Graph::size() const { return boost::num_vertices(impl_->g); }
+
+const Node& Graph::node(NodeId id) const {
+  if (id >= size()) throw GraphError(fmt::format("node id {} out of range (graph has {} nodes)", id, size()));
+  return impl_->g[static_cast<Impl::Adjacency::vertex_descriptor>(id)];
+}
+
+std::optional<NodeId> Graph::find(std::string_view name) const {
+  if (auto it = impl_->by_name.find(name); it != impl_->by_name.end()) return it->second;
+  return std::nullopt;
+}
+
+NodeId Graph::at(std::string_view name) const {
+  if (auto id = find(name)) return *id;
+  throw GraphError(fmt::format("no node '{}'{}", name, suggestion(name, names())));
+}
+
+std::vector<NodeId> Graph::consumers(NodeId id) const {
+  std::vector<NodeId> out;
+  for (auto [e, end] = boost::out_edges(id, impl_->g); e != end; ++e) out.push_back(boost::target(*e, impl_->g));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<NodeId> Graph::topological_order() const {
+  std::vector<Impl::Adjacency::vertex_descriptor> reversed;
+  boost::topological_sort(impl_->g, std::back_inserter(reversed));
+  return {reversed.rbegin(), reversed.rend()};
+}
+
+std::vector<NodeId> Graph::inputs() const {
+  std::vector<NodeId> out;
+  for (NodeId i = 0; i < size(); ++i)
+    if (node(i).kind == NodeKind::input) out.push_back(i);
+  return out;
+}
+
+std::vector<NodeId> Graph::params() const {
+  std::vector<NodeId> out;
+  for (NodeId i = 0; i < size(); ++i)
+    if (node(i).kind == NodeKind::param) out.push_back(i);
+  return out;
+}
+
+std::vector<std::string> Graph::names() const {
+  std::vector<std::string> out;
+  for (NodeId i = 0; i < size(); ++i) out.push_back(node(i).name);
+  return out;
+}
+
+Params Graph::init_params(std::uint64_t seed, DType dtype) const {
+  Params params(dtype);
+  for (NodeId id : this->params()) {
+    const Node& n = node(id);
+    Tensor t(n.shape, dtype);
+    Rng rng(seed ^ stable_hash(n.name));
+    n.init.fill(t, rng);
+    params.set(n.name, std::move(t));
+  }
+  return params;
+}
+
+}  // namespace opgraph

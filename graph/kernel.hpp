@@ -1,0 +1,92 @@
+// Helpers for writing kernels: elementwise maps and row loops, parallel in fixed chunks.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include <opgraph/graph/op.hpp>
+#include <opgraph/graph/parallel.hpp>
+
+namespace opgraph {
+
+/// The scalar type of a kernel context: `using T = scalar_of<decltype(k)>;` in a generic lambda.
+template <class K>
+using scalar_of = typename std::remove_cvref_t<K>::value_type;
+
+/// Elements per parallel chunk for elementwise kernels: small tensors stay on one thread.
+inline constexpr std::int64_t kElementwiseGrain = std::int64_t{1} << 14;
+
+/// Rows per chunk so that each chunk covers about kElementwiseGrain elements.
+inline std::int64_t row_grain(std::int64_t cols) {
+  return std::max<std::int64_t>(1, kElementwiseGrain / std::max<std::int64_t>(cols, 1));
+}
+
+/// y[i] = f(x[i])
+template <class X, class Y, class F>
+void map(const X& x, const Y& y, F f) {
+  auto* xs = x.data;
+  auto* ys = y.data;
+  parallel_for(y.size, kElementwiseGrain, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) ys[i] = f(xs[i]);
+  });
+}
+
+/// y[i] = f(a[i], b[i])
+template <class A, class B, class Y, class F>
+void zip(const A& a, const B& b, const Y& y, F f) {
+  auto* as = a.data;
+  auto* bs = b.data;
+  auto* ys = y.data;
+  parallel_for(y.size, kElementwiseGrain, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) ys[i] = f(as[i], bs[i]);
+  });
+}
+
+/// y[i] = f(a[i], b[i], c[i])
+template <class A, class B, class C, class Y, class F>
+void zip(const A& a, const B& b, const C& c, const Y& y, F f) {
+  auto* as = a.data;
+  auto* bs = b.data;
+  auto* cs = c.data;
+  auto* ys = y.data;
+  parallel_for(y.size, kElementwiseGrain, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) ys[i] = f(as[i], bs[i], cs[i]);
+  });
+}
+
+/// Calls f(r) for every row r in [0, rows), rows of `cols` elements, in parallel chunks.
+template <class F>
+void for_each_row(std::int64_t rows, std::int64_t cols, F f) {
+  parallel_for(rows, row_grain(cols), [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t r = b; r < e; ++r) f(r);
+  });
+}
+
+/// Sum of f(i) over [0, n) in double, deterministic for any thread count.
+template <class F>
+double sum_over(std::int64_t n, F f) {
+  return parallel_sum(n, kElementwiseGrain, [&](std::int64_t b, std::int64_t e) {
+    double s = 0.0;
+    for (std::int64_t i = b; i < e; ++i) s += static_cast<double>(f(i));
+    return s;
+  });
+}
+
+/// Column sums of a [rows, cols] view into out[cols] (out = sum over rows), deterministic:
+/// each column is summed over the rows in order, columns split across threads.
+template <class T>
+void column_sums(const View<const T>& x, T* out) {
+  const std::int64_t rows = x.rows(), cols = x.cols();
+  // 64 columns per chunk keeps a chunk's accumulators in registers and its reads contiguous.
+  parallel_for(cols, 64, [&](std::int64_t c0, std::int64_t c1) {
+    for (std::int64_t c = c0; c < c1; ++c) out[c] = T(0);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const T* row = x.data + r * cols;
+      for (std::int64_t c = c0; c < c1; ++c) out[c] += row[c];
+    }
+  });
+}
+
+}  // namespace opgraph

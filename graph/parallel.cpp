@@ -1,0 +1,71 @@
+// The TBB side of parallel_for: one pool, a thread cap, and the float mode of workers.
+#include <opgraph/graph/parallel.hpp>
+
+#include <memory>
+#include <mutex>
+
+#include <tbb/blocked_range.h>
+#include <tbb/global_control.h>
+#include <tbb/info.h>
+#include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+namespace opgraph {
+
+namespace {
+std::mutex threads_mutex;
+std::unique_ptr<tbb::global_control> thread_cap;
+int thread_count = 0;
+
+#if defined(__SSE__)
+constexpr unsigned kFlushDenormals = 0x8040;  // FTZ (bit 15) | DAZ (bit 6)
+unsigned read_mode() { return _mm_getcsr(); }
+void write_mode(unsigned mode) { _mm_setcsr(mode); }
+#else
+constexpr unsigned kFlushDenormals = 0;
+unsigned read_mode() { return 0; }
+void write_mode(unsigned) {}
+#endif
+}  // namespace
+
+void set_num_threads(int threads) {
+  std::lock_guard lock(threads_mutex);
+  thread_cap.reset();
+  thread_count = threads > 0 ? threads : 0;
+  if (thread_count > 0)
+    thread_cap = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                       static_cast<std::size_t>(thread_count));
+}
+
+int num_threads() {
+  std::lock_guard lock(threads_mutex);
+  return thread_count > 0 ? thread_count : tbb::info::default_concurrency();
+}
+
+namespace detail {
+
+FloatModeGuard::FloatModeGuard() : saved_(read_mode()) {
+  if ((saved_ & kFlushDenormals) != kFlushDenormals) write_mode(saved_ | kFlushDenormals);
+}
+
+FloatModeGuard::~FloatModeGuard() {
+  if ((saved_ & kFlushDenormals) != kFlushDenormals) write_mode(saved_);
+}
+
+void parallel_chunks(std::int64_t chunks, void (*body)(void*, std::int64_t), void* context) {
+  // simple_partitioner with grain 1: one task per chunk, so the chunking stays the caller's.
+  tbb::parallel_for(
+      tbb::blocked_range<std::int64_t>(0, chunks, 1),
+      [&](const tbb::blocked_range<std::int64_t>& r) {
+        FloatModeGuard mode;  // every chunk, on any thread, flushes denormals: same bits everywhere
+        for (std::int64_t c = r.begin(); c < r.end(); ++c) body(context, c);
+      },
+      tbb::simple_partitioner());
+}
+
+}  // namespace detail
+}  // namespace opgraph

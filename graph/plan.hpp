@@ -1,0 +1,93 @@
+// A graph compiled for one batch size: schedule, shapes, buffers; runs forward and backward.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <opgraph/graph/graph.hpp>
+#include <opgraph/graph/tensor.hpp>
+
+namespace opgraph {
+
+struct PlanOptions {
+  /// The size bound to the batch dimension N.
+  std::int64_t batch = 1;
+  /// The node backward() differentiates; empty means the graph's loss.
+  std::string loss = {};
+  /// false compiles for inference only: less memory, backward() throws.
+  bool backward = true;
+  /// Inputs whose gradients backward() computes too (parameters always get theirs).
+  std::vector<std::string> input_grads = {};
+  /// Nodes whose values stay readable after forward(), besides the graph's outputs and loss.
+  std::vector<std::string> keep = {};
+  /// Every value stays readable (no buffer reuse); for debugging.
+  bool keep_all = false;
+  /// Refuse to compile a plan whose buffers would exceed this many bytes (0: no limit).
+  std::size_t memory_limit = 0;
+};
+
+/// A parameter as a plan sees it: its value (shared with the Params) and its gradient.
+struct ParamSlot {
+  std::string name;
+  Tensor value;
+  Tensor grad;
+};
+
+/// What the planner decided, for reports and dumps.
+struct PlanStats {
+  std::size_t arena_bytes = 0;      // one block holding every activation, gradient and scratch
+  std::size_t unshared_bytes = 0;   // what the same buffers would take without reuse
+  std::size_t param_bytes = 0;      // parameter values (owned by Params, not the plan)
+  int forward_steps = 0;
+  int backward_steps = 0;
+};
+
+/// A Graph compiled once for one batch size and dtype (the dtype of the Params): a
+/// topological schedule, every shape bound, every buffer allocated up front. forward()
+/// and backward() allocate nothing. Results are bitwise identical for any thread count.
+/// A plan keeps its own copy of the graph and uses the Params' buffers in place: update
+/// parameters in place (Tensor::copy_from), do not replace them.
+class Plan {
+ public:
+  /// Throws GraphError/ShapeError on a graph it cannot run (no vjp on the path to the
+  /// loss, memory limit exceeded, bad option names).
+  Plan(const Graph& graph, Params& params, PlanOptions options = {});
+  ~Plan();
+  Plan(Plan&&) noexcept;
+  Plan& operator=(Plan&&) noexcept;
+
+  /// Binds an input to a tensor of its bound shape and the plan's dtype. The plan reads
+  /// that tensor's memory (no copy) at each forward(); keep it alive and unchanged.
+  void set_input(std::string_view name, const Tensor& value);
+  void forward();
+  /// Gradients of the scalar loss with respect to every parameter (and input_grads).
+  void backward();
+  /// Gradients given the cotangent `seed` of the loss node's value (any shape): a vjp.
+  void backward(const Tensor& seed);
+
+  /// Value of an input, parameter, output, the loss, or a kept node, after forward().
+  Tensor value(std::string_view node) const;
+  /// The loss value after forward().
+  double loss() const;
+  /// Gradient of a parameter or of an input listed in input_grads, after backward().
+  Tensor grad(std::string_view node) const;
+  std::vector<ParamSlot> parameters() const;
+
+  const Graph& graph() const;
+  std::int64_t batch() const;
+  DType dtype() const;
+  PlanStats stats() const;
+  /// Op nodes in forward order, and those whose vjp runs, in backward order.
+  std::vector<NodeId> forward_order() const;
+  std::vector<NodeId> backward_order() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace opgraph

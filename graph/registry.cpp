@@ -1,0 +1,239 @@
+// Registry storage, op staging at load time, and OpDef/OpBuilder/ShapeContext helpers.
+#include <opgraph/graph/registry.hpp>
+
+#include <algorithm>
+#include <mutex>
+
+namespace opgraph {
+
+namespace {
+
+// Ops staged by static initialisers (OPGRAPH_OP) and not yet moved into the registry.
+struct Stage {
+  std::mutex mutex;
+  std::vector<detail::StagedOp> pending;  // built-in or program ops
+  std::vector<detail::StagedOp>* capture = nullptr;  // set while a plugin loads
+  bool has_pending = false;
+  std::string error;  // why the built-in ops could not be registered, if they could not
+};
+
+Stage& stage() {
+  static Stage s;
+  return s;
+}
+
+}  // namespace
+
+}  // namespace opgraph
+
+extern "C" void opgraph_stage_op(std::uint32_t abi, void* op_def) {
+  auto& s = opgraph::stage();
+  std::lock_guard lock(s.mutex);
+  const opgraph::detail::StagedOp entry{abi, static_cast<const opgraph::OpDef*>(op_def)};
+  if (s.capture) {
+    s.capture->push_back(entry);
+  } else {
+    s.pending.push_back(entry);
+    s.has_pending = true;
+  }
+}
+
+namespace opgraph {
+
+namespace detail {
+
+void begin_capture() {
+  Registry::global();  // settle built-in ops first so they are not mistaken for the plugin's
+  auto& s = stage();
+  std::lock_guard lock(s.mutex);
+  s.capture = new std::vector<StagedOp>();
+}
+
+std::vector<StagedOp> end_capture() {
+  auto& s = stage();
+  std::lock_guard lock(s.mutex);
+  std::vector<StagedOp> captured = std::move(*s.capture);
+  delete s.capture;
+  s.capture = nullptr;
+  return captured;
+}
+
+[[noreturn]] void unknown_attr(const OpDef& op, std::string_view name) {
+  std::vector<std::string> known;
+  for (const auto& a : op.attrs) known.push_back(a.name);
+  throw GraphError(op.name, fmt::format("unknown attribute '{}'{}", name, suggestion(name, known)));
+}
+
+}  // namespace detail
+
+Registry& Registry::global() {
+  static Registry registry;
+  registry.take_staged();
+  auto& s = stage();
+  std::lock_guard lock(s.mutex);
+  if (!s.error.empty()) throw GraphError(s.error);
+  return registry;
+}
+
+void Registry::take_staged() const {
+  // Built-in ops are staged while the library loads; move them in on first use. A
+  // failure here (two built-in ops with one name) is thrown to every caller, never aborts.
+  auto& s = stage();
+  std::vector<detail::StagedOp> pending;
+  {
+    std::lock_guard lock(s.mutex);
+    if (!s.has_pending) return;
+    pending = std::move(s.pending);
+    s.pending.clear();
+    s.has_pending = false;
+  }
+  std::vector<OpDef> defs;
+  for (const auto& p : pending) {
+    if (p.abi != kPluginAbi) continue;  // cannot happen in-process: same headers, same version
+    OpDef def = *p.def;
+    if (def.source.empty()) def.source = "built-in";
+    defs.push_back(std::move(def));
+  }
+  try {
+    const_cast<Registry*>(this)->add_all(std::move(defs));
+  } catch (const GraphError& e) {
+    std::lock_guard lock(s.mutex);
+    s.error = e.what();
+  }
+}
+
+void Registry::validate(const OpDef& d) const {
+  // Called with the unique lock held: look at ops_ directly, not through find().
+  if (d.name.empty()) throw GraphError("op registration: an op has no name");
+  if (!d.definition_error.empty()) throw GraphError(d.name, "op definition: " + d.definition_error);
+  for (const auto& op : ops_)
+    if (op->name == d.name)
+      throw GraphError(d.name, fmt::format("op '{}' is already registered (by {})", d.name, op->source));
+  auto incomplete = [&](std::string_view what) {
+    throw GraphError(d.name, fmt::format("op definition: no {}", what));
+  };
+  if (d.doc.empty()) incomplete("doc");
+  if (!d.shape) incomplete("shape rule");
+  if (!d.forward_f32 || !d.forward_f64) incomplete("forward kernel");
+  if (static_cast<int>(d.inputs.size()) > kMaxInputs)
+    throw GraphError(d.name, fmt::format("op definition: at most {} inputs", kMaxInputs));
+}
+
+const OpDef& Registry::add(OpDef def) {
+  const std::string name = def.name;
+  std::vector<OpDef> one;
+  one.push_back(std::move(def));
+  add_all(std::move(one));
+  return *find(name);
+}
+
+void Registry::add_all(std::vector<OpDef> defs) {
+  std::unique_lock lock(mutex_);
+  for (std::size_t i = 0; i < defs.size(); ++i) {
+    validate(defs[i]);
+    for (std::size_t j = 0; j < i; ++j)
+      if (defs[j].name == defs[i].name)
+        throw GraphError(defs[i].name, fmt::format("op '{}' is registered twice (by {})", defs[i].name, defs[i].source));
+  }
+  for (auto& d : defs) ops_.push_back(std::make_unique<OpDef>(std::move(d)));
+}
+
+const OpDef* Registry::find(std::string_view name) const {
+  std::shared_lock lock(mutex_);
+  for (const auto& op : ops_)
+    if (op->name == name) return op.get();
+  return nullptr;
+}
+
+const OpDef& Registry::get(std::string_view name) const {
+  if (const OpDef* op = find(name)) return *op;
+  const auto known = names();
+  throw GraphError(fmt::format("unknown op '{}'{}", name, suggestion(name, known)));
+}
+
+std::vector<const OpDef*> Registry::ops() const {
+  std::shared_lock lock(mutex_);
+  std::vector<const OpDef*> out;
+  for (const auto& op : ops_) out.push_back(op.get());
+  std::sort(out.begin(), out.end(), [](const OpDef* a, const OpDef* b) { return a->name < b->name; });
+  return out;
+}
+
+std::vector<std::string> Registry::names() const {
+  std::vector<std::string> out;
+  for (const OpDef* op : ops()) out.push_back(op->name);
+  return out;
+}
+
+// ---- OpDef, OpBuilder, ShapeContext ----
+
+int OpDef::input_index(std::string_view input) const {
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    if (inputs[i].name == input) return static_cast<int>(i);
+  return -1;
+}
+
+int OpDef::attr_index(std::string_view attr) const {
+  for (std::size_t i = 0; i < attrs.size(); ++i)
+    if (attrs[i].name == attr) return static_cast<int>(i);
+  return -1;
+}
+
+bool OpDef::saves_input(int i) const {
+  return std::find(saved_inputs.begin(), saved_inputs.end(), i) != saved_inputs.end();
+}
+
+std::string OpDef::signature() const {
+  std::string s = name + "(";
+  for (std::size_t i = 0; i < inputs.size(); ++i) s += (i ? ", " : "") + inputs[i].name;
+  for (const auto& a : attrs) {
+    s += (s.back() == '(' ? "" : ", ") + a.name + "=";
+    s += a.choices.empty() ? a.default_value.str() : fmt::format("{}", fmt::join(a.choices, "|"));
+  }
+  return s + ")";
+}
+
+OpBuilder& OpBuilder::saves(std::initializer_list<std::string_view> inputs) {
+  for (auto name : inputs) {
+    const int i = def_.input_index(name);
+    // An op file naming an undeclared input is a bug in that file; registering the op
+    // reports it (static initialisers must not throw).
+    if (i >= 0) def_.saved_inputs.push_back(i);
+    else def_.definition_error = fmt::format("saves unknown input '{}'", name);
+  }
+  return *this;
+}
+
+OpBuilder& OpBuilder::domain(std::string_view input, Domain d) {
+  const int i = def_.input_index(input);
+  if (i >= 0) def_.domains[static_cast<std::size_t>(i)] = std::move(d);
+  else def_.definition_error = fmt::format("domain for unknown input '{}'", input);
+  return *this;
+}
+
+const AttrValue& ShapeContext::attr(std::string_view name) const {
+  const int i = op_.attr_index(name);
+  if (i < 0) detail::unknown_attr(op_, name);
+  return attrs_[static_cast<std::size_t>(i)];
+}
+
+const std::string& ShapeContext::op_name() const { return op_.name; }
+
+void ShapeContext::expect_equal(std::int64_t a, std::int64_t b, std::string_view what) const {
+  if (a != b) fail("{}", what);
+}
+
+void ShapeContext::expect_rank(int i, int rank) const {
+  if (in(i).rank() != rank)
+    fail("input '{}' must have rank {}, got shape {}", op_.inputs[static_cast<std::size_t>(i)].name, rank, in(i));
+}
+
+ShapeFn same_shape_as(int input) {
+  return [input](const ShapeContext& c) { return c.in(input); };
+}
+
+ShapeFn scalar_shape() {
+  return [](const ShapeContext&) { return Shape{}; };
+}
+
+}  // namespace opgraph

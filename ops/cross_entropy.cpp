@@ -1,0 +1,61 @@
+// cross_entropy: -sum y log p for probabilities p against one-hot (or index) labels.
+#include <opgraph/graph/op.hpp>
+
+#include "detail/loss.hpp"
+
+namespace opgraph::ops {
+
+// Per row: -sum_j y_j log(max(p_j, eps)); reduction=mean divides by the number of rows.
+// Index labels [rows] stand for one-hot rows.
+OPGRAPH_OP(cross_entropy)
+    .doc("-sum(y log p) per row for probabilities p [...,C] and one-hot [...,C] or index [...] labels")
+    .input("p")
+    .input("labels", no_grad)
+    .attr_choice("reduction", detail::kReductions, "mean: divide by the number of rows; sum: do not")
+    .attr("eps", AttrType::real, 1e-7, "p is clamped to at least eps before the log")
+    .shape(detail::class_loss_shape())
+    .saves({"p", "labels"})
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const auto &p = k.in(0), &y = k.in(1);
+      const std::int64_t rows = p.rows(), classes = p.cols();
+      const bool one_hot = y.size == p.size;
+      const double eps = k.attr_float("eps");
+      const double total = parallel_sum(rows, row_grain(classes), [&](std::int64_t b, std::int64_t e) {
+        double s = 0.0;
+        for (std::int64_t r = b; r < e; ++r) {
+          const T* pr = p.row(r);
+          if (one_hot) {
+            for (std::int64_t j = 0; j < classes; ++j)
+              if (y.data[r * classes + j] != T(0))
+                s -= y.data[r * classes + j] * std::log(std::max(static_cast<double>(pr[j]), eps));
+          } else {
+            s -= std::log(std::max(static_cast<double>(pr[detail::class_index(k, y.data[r], r, classes)]), eps));
+          }
+        }
+        return s;
+      });
+      k.out().data[0] = static_cast<T>(total / detail::divisor(k, rows));
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const auto &p = k.in(0), &y = k.in(1), &dp = k.grad_in(0);
+      const std::int64_t rows = p.rows(), classes = p.cols();
+      const bool one_hot = y.size == p.size;
+      const T f = static_cast<T>(k.grad_out().data[0] / detail::divisor(k, rows));
+      const T eps = static_cast<T>(k.attr_float("eps"));
+      for_each_row(rows, classes, [&](std::int64_t r) {
+        const T* pr = p.row(r);
+        T* d = dp.row(r);
+        for (std::int64_t j = 0; j < classes; ++j) {
+          const T yj = one_hot ? y.data[r * classes + j] : T(static_cast<std::int64_t>(y.data[r]) == j ? 1 : 0);
+          d[j] = -f * yj / std::max(pr[j], eps);
+        }
+      });
+    })
+    .domain("p", {.lo = 0.05, .hi = 1.0})
+    .domain("labels", {.kind = Domain::Kind::class_labels})
+    .check({"[a,b]", "[a,b]"})
+    .check({"[a,b]", "[a]"}, {{"reduction", "sum"}});
+
+}  // namespace opgraph::ops

@@ -1,0 +1,54 @@
+// Shared by the loss ops: the reduction attribute and the divisor it implies.
+#pragma once
+
+#include <cstdint>
+
+#include <opgraph/graph/op.hpp>
+
+namespace opgraph::ops::detail {
+
+inline const std::vector<std::string> kReductions = {"mean", "sum"};
+inline constexpr const char* kReductionDoc = "mean: divide the summed loss by the number of terms; sum: do not";
+
+/// What the summed loss is divided by: `count` for reduction=mean, 1 for sum.
+template <class K>
+double divisor(const K& k, std::int64_t count) {
+  return k.attr_string("reduction") == "mean" ? static_cast<double>(count) : 1.0;
+}
+
+}  // namespace opgraph::ops::detail
+
+namespace opgraph::ops::detail {
+
+/// Shape rule of a loss over two same-shaped inputs.
+inline ShapeFn paired_loss_shape() {
+  return [](const ShapeContext& c) {
+    if (c.in(0) != c.in(1))
+      c.fail("{} of shape {} and {} of shape {} differ", c.op().inputs[0].name, c.in(0), c.op().inputs[1].name, c.in(1));
+    return Shape{};
+  };
+}
+
+/// Shape rule of a class loss: scores [..., C] with labels either one-hot [..., C] or
+/// class indices [...].
+inline ShapeFn class_loss_shape() {
+  return [](const ShapeContext& c) {
+    const Shape &x = c.in(0), &y = c.in(1);
+    if (x.rank() < 1) c.fail("{} needs a class axis, got shape {}", c.op().inputs[0].name, x);
+    std::vector<std::int64_t> rows(x.dims().begin(), x.dims().end() - 1);
+    if (y != x && y != Shape(rows))
+      c.fail("labels of shape {} fit neither one-hot labels {} nor class indices {}", y, x, Shape(rows));
+    return Shape{};
+  };
+}
+
+/// The class index held in a label value; throws DataError when it is not one of [0, classes).
+template <class K, class T>
+std::int64_t class_index(const K& k, T value, std::int64_t row, std::int64_t classes) {
+  const auto c = static_cast<std::int64_t>(value);
+  if (!(value >= T(0)) || static_cast<T>(c) != value || c >= classes)
+    k.fail("label {} in row {} is not a class index in [0, {})", static_cast<double>(value), row, classes);
+  return c;
+}
+
+}  // namespace opgraph::ops::detail

@@ -1,0 +1,40 @@
+// log_softmax over the last axis: x - logsumexp(x); vjp g - softmax(x) * sum(g).
+#include <opgraph/graph/op.hpp>
+
+#include "detail/softmax_row.hpp"
+
+namespace opgraph::ops {
+
+OPGRAPH_OP(log_softmax)
+    .doc("x - log(sum(exp(x))) over the last axis, computed stably")
+    .input("x")
+    .attr("axis", AttrType::integer, -1, "the axis to normalise; only the last is supported")
+    .shape([](const ShapeContext& c) {
+      detail::expect_last_axis(c);
+      return c.in(0);
+    })
+    .saves_output()
+    .forward([](auto& k) {
+      const auto &x = k.in(0), &y = k.out();
+      const std::int64_t n = x.cols();
+      for_each_row(x.rows(), n, [&](std::int64_t r) {
+        const auto lse = detail::log_sum_exp(x.row(r), n);
+        for (std::int64_t j = 0; j < n; ++j) y.row(r)[j] = x.row(r)[j] - lse;
+      });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const auto &y = k.out(), &g = k.grad_out(), &dx = k.grad_in(0);
+      const std::int64_t n = y.cols();
+      for_each_row(y.rows(), n, [&](std::int64_t r) {
+        const T *yr = y.row(r), *gr = g.row(r);
+        T total = T(0);
+        for (std::int64_t j = 0; j < n; ++j) total += gr[j];
+        T* d = dx.row(r);
+        for (std::int64_t j = 0; j < n; ++j) d[j] = gr[j] - std::exp(yr[j]) * total;
+      });
+    })
+    .check({"[a,b]"})
+    .check({"[a,b]"}, {}, 800.0);
+
+}  // namespace opgraph::ops

@@ -1,0 +1,23 @@
+// relu: max(x, 0); its vjp passes the gradient where x > 0, read from the saved output
+// (y > 0 exactly when x > 0), so the pre-activation need not be kept for the backward pass.
+#include <opgraph/graph/op.hpp>
+
+namespace opgraph::ops {
+
+OPGRAPH_OP(relu)
+    .doc("max(x, 0), elementwise")
+    .input("x")
+    .shape(same_shape_as(0))
+    .saves_output()
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.in(0), k.out(), [](T x) { return x > T(0) ? x : T(0); });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      zip(k.out(), k.grad_out(), k.grad_in(0), [](T y, T g) { return y > T(0) ? g : T(0); });
+    })
+    .domain("x", {.kinks = {0.0}})
+    .check({"[a,b]"});
+
+}  // namespace opgraph::ops

@@ -1,0 +1,79 @@
+// softmax_cross_entropy: softmax and cross-entropy fused, from logits, stable for any logits.
+#include <opgraph/graph/op.hpp>
+
+#include "detail/loss.hpp"
+#include "detail/softmax_row.hpp"
+
+namespace opgraph::ops {
+
+// Per row: logsumexp(z) * sum(y) - <y, z>, which is -sum y log softmax(z). The forward
+// keeps softmax(z) in the workspace; the vjp is (softmax(z) sum(y) - y) / rows.
+OPGRAPH_OP(softmax_cross_entropy)
+    .doc("cross-entropy of softmax(logits) against one-hot [...,C] or index [...] labels, fused and stable")
+    .input("logits")
+    .input("labels", no_grad)
+    .attr_choice("reduction", detail::kReductions, "mean: divide by the number of rows; sum: do not")
+    .shape(detail::class_loss_shape())
+    .saves({"labels"})
+    .workspace(same_shape_as(0))
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const auto &z = k.in(0), &y = k.in(1);
+      const auto& probs = k.workspace();
+      const std::int64_t rows = z.rows(), classes = z.cols();
+      const bool one_hot = y.size == z.size;
+      const double total = parallel_sum(rows, row_grain(classes), [&](std::int64_t b, std::int64_t e) {
+        double s = 0.0;
+        for (std::int64_t r = b; r < e; ++r) {
+          const T* zr = z.row(r);
+          T* pr = probs.data + r * classes;
+          const T m = detail::row_max(zr, classes);
+          T sum = T(0);
+          for (std::int64_t j = 0; j < classes; ++j) {
+            pr[j] = std::exp(zr[j] - m);
+            sum += pr[j];
+          }
+          const double lse = static_cast<double>(m) + std::log(static_cast<double>(sum));
+          const T inv = T(1) / sum;
+          for (std::int64_t j = 0; j < classes; ++j) pr[j] *= inv;
+          if (one_hot) {
+            const T* yr = y.data + r * classes;
+            for (std::int64_t j = 0; j < classes; ++j)
+              if (yr[j] != T(0)) s += static_cast<double>(yr[j]) * (lse - static_cast<double>(zr[j]));
+          } else {
+            s += lse - static_cast<double>(zr[detail::class_index(k, y.data[r], r, classes)]);
+          }
+        }
+        return s;
+      });
+      k.out().data[0] = static_cast<T>(total / detail::divisor(k, rows));
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const auto& y = k.in(1);
+      const auto& probs = k.workspace();
+      const auto& dz = k.grad_in(0);
+      const std::int64_t rows = dz.rows(), classes = dz.cols();
+      const bool one_hot = y.size == dz.size;
+      const T f = static_cast<T>(k.grad_out().data[0] / detail::divisor(k, rows));
+      for_each_row(rows, classes, [&](std::int64_t r) {
+        const T* pr = probs.data + r * classes;
+        T* d = dz.row(r);
+        if (one_hot) {
+          const T* yr = y.data + r * classes;
+          T ysum = T(0);
+          for (std::int64_t j = 0; j < classes; ++j) ysum += yr[j];
+          for (std::int64_t j = 0; j < classes; ++j) d[j] = f * (pr[j] * ysum - yr[j]);
+        } else {
+          const auto label = static_cast<std::int64_t>(y.data[r]);
+          for (std::int64_t j = 0; j < classes; ++j) d[j] = f * (pr[j] - (j == label ? T(1) : T(0)));
+        }
+      });
+    })
+    .domain("labels", {.kind = Domain::Kind::class_labels})
+    .check({"[a,b]", "[a]"})
+    .check({"[a,b]", "[a,b]"})
+    .check({"[a,b]", "[a]"}, {{"reduction", "sum"}})
+    .check({"[a,b]", "[a]"}, {}, 800.0);
+
+}  // namespace opgraph::ops

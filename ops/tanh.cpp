@@ -1,0 +1,22 @@
+// tanh: hyperbolic tangent; the vjp uses the saved output, 1 - y².
+#include <opgraph/graph/op.hpp>
+
+namespace opgraph::ops {
+
+OPGRAPH_OP(tanh)
+    .doc("hyperbolic tangent, elementwise")
+    .input("x")
+    .shape(same_shape_as(0))
+    .saves_output()
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.in(0), k.out(), [](T x) { return std::tanh(x); });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      zip(k.out(), k.grad_out(), k.grad_in(0), [](T y, T g) { return g * (T(1) - y * y); });
+    })
+    .domain("x", {.lo = -3.0, .hi = 3.0})
+    .check({"[a,b]"});
+
+}  // namespace opgraph::ops

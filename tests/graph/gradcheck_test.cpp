@@ -1,0 +1,89 @@
+// Gradient checks: every registered op (generated from the registry) and whole networks.
+#include <doctest/doctest.h>
+
+#include <opgraph/frontends/nn.hpp>
+#include <opgraph/graph/gradcheck.hpp>
+#include <opgraph/graph/registry.hpp>
+
+#include "../test_util.hpp"
+
+using namespace opgraph;
+
+TEST_CASE("gradcheck: every registered op's vjp matches f64 central differences") {
+  const auto ops = Registry::global().ops();
+  REQUIRE(ops.size() >= 19);
+  for (const OpDef* op : ops) {
+    if (!op->has_vjp()) continue;  // nothing to check; built-in ops all have one (registry test)
+    CAPTURE(op->name);
+    CHECK_MESSAGE(!op->checks.empty(), "op declares no gradient-check case");
+    for (const auto& r : check_op_gradients(*op)) {
+      CAPTURE(r.config);
+      CAPTURE(r.failure);
+      CHECK(r.failure.empty());
+      CHECK(r.max_error <= 1e-6);
+    }
+  }
+}
+
+TEST_CASE("gradcheck: instantiate_shapes gives distinct letters distinct sizes") {
+  const auto shapes = instantiate_shapes({"[a,b]", "[b,c]", "[3,a]"}, 5);
+  REQUIRE(shapes.size() == 3);
+  CHECK(shapes[0][1] == shapes[1][0]);
+  CHECK(shapes[0][0] == shapes[2][1]);
+  CHECK(shapes[2][0] == 3);
+  CHECK(shapes[0][0] != shapes[0][1]);
+  CHECK(shapes[1][0] != shapes[1][1]);
+  CHECK_THROWS_WITH_AS(instantiate_shapes({"a,b"}, 1), "check shape 'a,b': expected a list like [a,3]", ParseError);
+}
+
+TEST_CASE("gradcheck: the reference MNIST net 784-256-10 sigmoid/softmax-CE at batch 8") {
+  Graph g;
+  auto x = nn::input(g, "x", {N, 784});
+  auto y = nn::input(g, "y", {N});
+  auto h = nn::logistic(nn::dense(x, 256, "hidden", Init::normal(0, 0.05)));
+  auto logits = nn::dense(h, 10, "out", Init::normal(0, 0.05), Init::normal(0, 0.05));
+  g.set_loss(nn::softmax_cross_entropy(logits, y));
+  Params params = g.init_params(3, DType::f64);
+  const auto r = check_graph_gradients(g, params, {{"x", test::random_tensor({8, 784}, 0.0, 1.0, 11)},
+                                                   {"y", test::labels(8, 10, 12)}},
+                                       8);
+  CAPTURE(r.failure);
+  CHECK(r.failure.empty());
+  CHECK(r.max_error <= 1e-6);
+}
+
+TEST_CASE("gradcheck: a DAG where one activation feeds two branches that are added back") {
+  Graph g;
+  auto x = nn::input(g, "x", {N, 5});
+  auto t = nn::input(g, "t", {N, 4});
+  auto h = nn::tanh(nn::dense(x, 4, "trunk"));
+  auto left = nn::relu(nn::dense(h, 4, "left"));
+  auto right = nn::logistic(nn::dense(h, 4, "right"));
+  auto joined = left + right + h * h;  // h fans out four ways, twice into one mul
+  g.set_loss(nn::mse(joined, t));
+  Params params = g.init_params(4, DType::f64);
+  const auto r = check_graph_gradients(g, params, {{"x", test::random_tensor({6, 5}, -1.0, 1.0, 21)},
+                                                   {"t", test::random_tensor({6, 4}, -1.0, 1.0, 22)}},
+                                       6);
+  CAPTURE(r.failure);
+  CHECK(r.failure.empty());
+  CHECK(r.max_error <= 1e-6);
+}
+
+TEST_CASE("gradcheck: the reference 3 -> 3 relu -> 3 logistic -> 3 softmax net") {
+  Graph g;
+  auto x = nn::input(g, "x", {N, 3});
+  auto y = nn::input(g, "y", {N, 3});
+  auto h1 = nn::relu(nn::dense(x, 3, "l1"));
+  auto h2 = nn::logistic(nn::dense(h1, 3, "l2"));
+  auto p = nn::softmax(nn::dense(h2, 3, "l3"));
+  g.set_loss(nn::cross_entropy(p, y));
+  Params params = g.init_params(5, DType::f64);
+  Tensor onehot({7, 3}, DType::f64);
+  for (int i = 0; i < 7; ++i) onehot.set(i * 3 + i % 3, 1.0);
+  // Inputs of the uniform-boxes set: values in [1, 25], where relu is far from its kink.
+  const auto r = check_graph_gradients(g, params, {{"x", test::random_tensor({7, 3}, 1.0, 25.0, 31)}, {"y", onehot}}, 7);
+  CAPTURE(r.failure);
+  CHECK(r.failure.empty());
+  CHECK(r.max_error <= 1e-6);
+}

@@ -1,0 +1,235 @@
+// Plans: call order errors, fan-out, memory reuse and limits, thread-count independence.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <opgraph/frontends/nn.hpp>
+#include <opgraph/graph/parallel.hpp>
+#include <opgraph/graph/plan.hpp>
+#include <opgraph/graph/registry.hpp>
+
+#include "../test_util.hpp"
+
+using namespace opgraph;
+
+namespace {
+
+Graph mnist_net(bool sigmoid = true) {
+  Graph g;
+  auto x = nn::input(g, "x", {N, 784});
+  auto y = nn::input(g, "y", {N});
+  auto z = nn::dense(x, 256, "hidden", Init::normal(0, 0.01));
+  auto h = sigmoid ? nn::logistic(z) : nn::relu(z);
+  auto logits = nn::dense(h, 10, "out", Init::normal(0, 0.01)).named("logits");
+  g.set_loss(nn::softmax_cross_entropy(logits, y).named("loss"));
+  g.add_output(logits);
+  return g;
+}
+
+// An op without a vjp, to show what happens when one stands on the path to the loss.
+OPGRAPH_OP(test_no_vjp)
+    .doc("identity without a vjp (test only)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .forward([](auto& k) { map(k.in(0), k.out(), [](auto v) { return v; }); });
+
+}  // namespace
+
+TEST_CASE("plan: calls in the wrong order or with the wrong data give clear errors") {
+  Graph g;
+  auto x = nn::input(g, "x", {N, 2});
+  auto h = nn::relu(nn::dense(x, 3, "h")).named("act");
+  g.set_loss(h);
+  Params params = g.init_params(1);
+  Plan plan(g, params, {.batch = 4});
+  CHECK_THROWS_WITH_AS(plan.forward(), "forward: input 'x' has no value: call set_input(\"x\", ...) first", GraphError);
+  CHECK_THROWS_WITH_AS(plan.set_input("x", Tensor({3, 2})), "input 'x': expected shape [4,2] (declared [N,2]), got [3,2]",
+                       ShapeError);
+  CHECK_THROWS_WITH_AS(plan.set_input("x", Tensor({4, 2}, DType::f64)), "input 'x': expected f32 values, got f64",
+                       GraphError);
+  CHECK_THROWS_WITH_AS(plan.set_input("xx", Tensor({4, 2})), "no input 'xx' (did you mean 'x'?)", GraphError);
+  plan.set_input("x", Tensor({4, 2}));
+  CHECK_THROWS_WITH_AS(plan.backward(), "backward: no forward pass to differentiate: call forward() first", GraphError);
+  plan.forward();
+  CHECK_THROWS_WITH_AS(plan.backward(),
+                       "backward: loss 'act' is not a scalar (shape [4,3]): pass a cotangent of that shape to "
+                       "backward(seed)",
+                       GraphError);
+  CHECK_THROWS_WITH_AS(plan.value("h"),
+                       "value of 'h' is not kept after forward (its buffer is reused): list it in PlanOptions::keep",
+                       GraphError);
+  CHECK_THROWS_WITH_AS(plan.grad("act"),
+                       "no gradient for 'act': gradients are kept for parameters and for inputs listed in "
+                       "PlanOptions::input_grads",
+                       GraphError);
+  plan.backward(Tensor::from({4, 3}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}));  // an explicit cotangent works
+
+  Plan inference(g, params, {.batch = 4, .backward = false});
+  inference.set_input("x", Tensor({4, 2}));
+  inference.forward();
+  CHECK_THROWS_WITH_AS(inference.backward(),
+                       "backward: this plan was compiled without a loss: set the graph's loss or PlanOptions::loss",
+                       GraphError);
+  CHECK_THROWS_WITH_AS(Plan(g, params, {.batch = 0}), "plan: batch must be at least 1, got 0", GraphError);
+  Params other(DType::f32);
+  CHECK_THROWS_WITH_AS(Plan(g, other, {}),
+                       "plan: no value for parameter 'h.W': initialise the parameters from this graph", GraphError);
+}
+
+TEST_CASE("plan: an op without a vjp on the path to the loss is refused at compile time") {
+  Graph g;
+  auto x = nn::input(g, "x", {N, 2});
+  auto w = nn::param(g, "w", {2, 2});
+  const int line = __LINE__ + 1;
+  auto y = nn::op("test_no_vjp", {nn::matmul(x, w)});
+  g.set_loss(nn::sum(y));
+  Params params = g.init_params(1);
+  CHECK_THROWS_WITH_AS(
+      Plan(g, params, {.batch = 2}).stats(),
+      fmt::format("plan_test.cpp:{}: op 'test_no_vjp' has no vjp: cannot differentiate through it", line).c_str(),
+      GraphError);
+  Plan inference(g, params, {.batch = 2, .backward = false});  // fine without gradients
+  CHECK(inference.stats().backward_steps == 0);
+}
+
+TEST_CASE("plan: gradients of a value that fans out are summed") {
+  // y = sum(x*x + x + relu(x)) over x > 0: dy/dx = 2x + 2
+  Graph g;
+  auto x = nn::input(g, "x", {N, 3});
+  g.set_loss(nn::sum(x * x + x + nn::relu(x)));
+  Params params(DType::f64);
+  Plan plan(g, params, {.batch = 2, .input_grads = {"x"}});
+  const Tensor xv = Tensor::from({2, 3}, {0.5, 1, 2, 3, 4, 5}, DType::f64);
+  plan.set_input("x", xv);
+  plan.forward();
+  plan.backward();
+  const Tensor dx = plan.grad("x");
+  for (int i = 0; i < 6; ++i) CHECK(dx.at(i) == 2 * xv.at(i) + 2);
+  CHECK(plan.loss() == doctest::Approx(0.25 + 1 + 4 + 9 + 16 + 25 + 2 * 15.5));
+}
+
+TEST_CASE("plan: a parameter off the path to the loss gets a zero gradient") {
+  Graph g;
+  auto x = nn::input(g, "x", {N, 2});
+  auto unused = nn::dense(x, 2, "unused").named("side");
+  g.add_output(unused);
+  g.set_loss(nn::sum(nn::dense(x, 1, "used")));
+  Params params = g.init_params(1);
+  Plan plan(g, params, {.batch = 3});
+  plan.set_input("x", Tensor::from({3, 2}, {1, 2, 3, 4, 5, 6}));
+  plan.forward();
+  plan.backward();
+  for (double v : plan.grad("unused.W").to_vector()) CHECK(v == 0.0);
+  CHECK(plan.grad("used.b").at(0) == 3.0);  // d(sum)/db = number of rows
+}
+
+TEST_CASE("plan: buffers whose values are dead are reused") {
+  Graph g;
+  auto x = nn::input(g, "x", {N, 512});
+  nn::Value h = x;
+  for (int i = 0; i < 6; ++i) h = nn::relu(nn::dense(h, 512, fmt::format("l{}", i)));
+  g.add_output(h);
+  g.set_loss(nn::sum(h));
+  Params params = g.init_params(1);
+  Plan inference(g, params, {.batch = 100, .backward = false});
+  // Eighteen [100,512] values and the scalar sum (one 64-byte slot); two live at a time.
+  const std::size_t value = 100 * 512 * 4;
+  CHECK(inference.stats().unshared_bytes == 18 * value + 64);
+  CHECK(inference.stats().arena_bytes == 2 * value);
+  // Training keeps the parameter gradients and each relu output (read by its own vjp and
+  // the next matmul's); pre-activations die as soon as the next op has read them. At the
+  // peak (the last relu's vjp) six saved outputs and two gradients are live.
+  Plan training(g, params, {.batch = 100});
+  const std::size_t param_bytes = 6 * (512 * 512 + 512) * 4;
+  CHECK(training.stats().param_bytes == param_bytes);
+  CHECK(training.stats().arena_bytes == param_bytes + 8 * value + 64);
+  CHECK(training.stats().arena_bytes < training.stats().unshared_bytes);
+}
+
+TEST_CASE("plan: a plan over the memory limit is refused before allocating") {
+  Graph g;
+  auto x = nn::input(g, "x", {N, 1000});
+  g.add_output(nn::relu(x));
+  Params params;
+  CHECK_THROWS_WITH_AS(Plan(g, params, {.batch = 1000, .backward = false, .memory_limit = 1000000}),
+                       "plan: needs 4.0 MB for batch 1000, above the memory limit of 1.0 MB: lower the batch size or "
+                       "raise the limit",
+                       GraphError);
+}
+
+TEST_CASE("plan: forward and backward are bitwise identical with 1 and 2 threads") {
+  for (bool sigmoid : {true, false}) {
+    Graph g = mnist_net(sigmoid);
+    const Tensor x = test::random_tensor({700, 784}, 0.0, 1.0, 9, DType::f32);
+    const Tensor y = test::labels(700, 10, 10, DType::f32);
+    std::vector<std::vector<Tensor>> results;
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      Params params = g.init_params(7);
+      Plan plan(g, params, {.batch = 700});
+      plan.set_input("x", x);
+      plan.set_input("y", y);
+      plan.forward();
+      plan.backward();
+      std::vector<Tensor> r = {plan.value("loss").clone(), plan.value("logits").clone()};
+      for (const auto& slot : plan.parameters()) r.push_back(slot.grad.clone());
+      results.push_back(std::move(r));
+    }
+    set_num_threads(0);
+    REQUIRE(results[0].size() == 6);
+    for (std::size_t i = 0; i < results[0].size(); ++i) {
+      CAPTURE(i);
+      CHECK(results[0][i].bitwise_equal(results[1][i]));
+    }
+  }
+}
+
+TEST_CASE("plan: f32 and f64 plans agree") {
+  Graph g = mnist_net();
+  const Tensor x = test::random_tensor({50, 784}, 0.0, 1.0, 3);
+  const Tensor y = test::labels(50, 10, 4);
+  Params p64 = g.init_params(5, DType::f64);
+  Params p32 = g.init_params(5, DType::f32);
+  Plan a(g, p64, {.batch = 50}), b(g, p32, {.batch = 50});
+  a.set_input("x", x);
+  a.set_input("y", y);
+  const Tensor x32 = x.to(DType::f32), y32 = y.to(DType::f32);
+  b.set_input("x", x32);
+  b.set_input("y", y32);
+  a.forward();
+  b.forward();
+  a.backward();
+  b.backward();
+  CHECK(b.loss() == doctest::Approx(a.loss()).epsilon(1e-6));
+  const Tensor g64 = a.grad("hidden.W"), g32 = b.grad("hidden.W");
+  double worst = 0, scale = 0;
+  for (std::int64_t i = 0; i < g64.numel(); ++i) {
+    worst = std::max(worst, std::abs(g64.at(i) - g32.at(i)));
+    scale = std::max(scale, std::abs(g64.at(i)));
+  }
+  CHECK(worst <= 1e-4 * scale);
+}
+
+TEST_CASE("plan: values listed in keep stay readable; inputs and parameters always are") {
+  Graph g = mnist_net();
+  Params params = g.init_params(1);
+  Plan plan(g, params, {.batch = 2, .keep = {"hidden"}});
+  const Tensor x({2, 784}), y = Tensor::from({2}, {3, 7});
+  plan.set_input("x", x);
+  plan.set_input("y", y);
+  plan.forward();
+  for (double v : plan.value("hidden").to_vector()) CHECK(v == params.at("hidden.b").at(0));
+  CHECK(plan.value("y").at(1) == 7.0);
+  CHECK(plan.value("out.W").bitwise_equal(params.at("out.W")));
+  // The loss agrees with the kept logits: mean of logsumexp(z) - z[label].
+  const Tensor z = plan.value("logits");
+  double expected = 0;
+  for (int r = 0; r < 2; ++r) {
+    double lse = 0;
+    for (int c = 0; c < 10; ++c) lse += std::exp(z.at({r, c}));
+    expected += std::log(lse) - z.at({r, static_cast<std::int64_t>(y.at(r))});
+  }
+  CHECK(plan.loss() == doctest::Approx(expected / 2).epsilon(1e-6));
+}

@@ -1,0 +1,171 @@
+// Built-in ops by hand: known values, kinks, stability on huge logits, label errors.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include <opgraph/graph/op.hpp>
+#include <opgraph/graph/plan.hpp>
+
+using namespace opgraph;
+
+namespace {
+
+struct OpRun {
+  Tensor out;
+  std::vector<Tensor> grads;  // d<seed, out>/d input, for differentiable inputs (else empty)
+};
+
+/// Runs one op on concrete inputs; with `seed` also its vjp.
+OpRun run_op(const std::string& op, const std::vector<Tensor>& inputs, Attrs attrs = {}, const Tensor* seed = nullptr) {
+  Graph g;
+  std::vector<NodeId> ids;
+  std::vector<std::string> grads;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    ids.push_back(g.add_input("in" + std::to_string(i), inputs[i].shape()));
+    grads.push_back("in" + std::to_string(i));
+  }
+  const NodeId out = g.add_op(op, ids, std::move(attrs), "out");
+  g.add_output(out);
+  const OpDef& def = *g.node(out).op;
+  std::vector<std::string> wanted;
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    if (def.inputs[i].differentiable) wanted.push_back(grads[i]);
+  Params params(inputs[0].dtype());
+  Plan plan(g, params, {.loss = seed ? "out" : "", .input_grads = seed ? wanted : std::vector<std::string>{}});
+  for (std::size_t i = 0; i < inputs.size(); ++i) plan.set_input(grads[i], inputs[i]);
+  plan.forward();
+  OpRun r{plan.value("out").clone(), {}};
+  if (seed) {
+    plan.backward(*seed);
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      r.grads.push_back(def.inputs[i].differentiable ? plan.grad(grads[i]).clone() : Tensor());
+  }
+  return r;
+}
+
+Tensor f32(Shape s, std::initializer_list<double> v) { return Tensor::from(std::move(s), v, DType::f32); }
+Tensor f64(Shape s, std::initializer_list<double> v) { return Tensor::from(std::move(s), v, DType::f64); }
+const Tensor kOne32 = Tensor::from({}, {1.0}, DType::f32);
+const Tensor kOne64 = Tensor::from({}, {1.0}, DType::f64);
+
+bool all_finite(const Tensor& t) {
+  for (double v : t.to_vector())
+    if (!std::isfinite(v)) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("ops: softmax and log_softmax known values") {
+  const auto s = run_op("softmax", {f64({1, 3}, {1, 2, 3})}).out;
+  CHECK(s.at(0) == doctest::Approx(0.09003057317038046));
+  CHECK(s.at(1) == doctest::Approx(0.24472847105479764));
+  CHECK(s.at(2) == doctest::Approx(0.6652409557748219));
+  const auto l = run_op("log_softmax", {f64({1, 3}, {1, 2, 3})}).out;
+  CHECK(l.at(2) == doctest::Approx(std::log(0.6652409557748219)));
+}
+
+TEST_CASE("ops: softmax, log_softmax and cross-entropies are stable on logits of +-1e4 in f32") {
+  const Tensor z = f32({2, 3}, {1e4, -1e4, 0, 1e4, 1e4, -1e4});
+  const auto s = run_op("softmax", {z}).out;
+  CHECK(all_finite(s));
+  CHECK(s.at(0) == 1.0);
+  CHECK(s.at(1) == 0.0);
+  CHECK(s.at(3) == 0.5);
+  const auto l = run_op("log_softmax", {z}).out;
+  CHECK(l.at(0) == 0.0);
+  CHECK(l.at(1) == -2e4);
+  const auto ce = run_op("softmax_cross_entropy", {z, f32({2}, {1, 0})}, {}, &kOne32);
+  CHECK(ce.out.item() == doctest::Approx((2e4 + std::log(2.0)) / 2));
+  CHECK(all_finite(ce.grads[0]));
+  CHECK(ce.grads[0].at(0) == doctest::Approx(0.5));   // (p - y) / rows = (1 - 0) / 2
+  CHECK(ce.grads[0].at(1) == doctest::Approx(-0.5));  // (0 - 1) / 2
+  const auto bce = run_op("binary_cross_entropy_with_logits", {f32({2, 1}, {1e4, -1e4}), f32({2, 1}, {0, 0})}, {}, &kOne32);
+  CHECK(bce.out.item() == doctest::Approx(5e3));
+  CHECK(all_finite(bce.grads[0]));
+}
+
+TEST_CASE("ops: binary losses on probabilities of exactly 0 and 1 stay finite") {
+  const Tensor p = f32({4, 1}, {0, 1, 0, 1}), y = f32({4, 1}, {1, 0, 0, 1});
+  const auto r = run_op("binary_cross_entropy", {p, y}, {}, &kOne32);
+  // Two wrong certain answers cost -log(1e-7) each; two right ones cost about 0.
+  CHECK(r.out.item() == doctest::Approx(2 * -std::log(1e-7) / 4).epsilon(1e-4));
+  CHECK(all_finite(r.grads[0]));
+  CHECK(r.grads[0].at(0) < 0);  // raising p towards the label 1 lowers the loss
+  const auto ce = run_op("cross_entropy", {f32({1, 3}, {0, 1, 0}), f32({1}, {0})}, {}, &kOne32);
+  CHECK(ce.out.item() == doctest::Approx(-std::log(1e-7)).epsilon(1e-4));
+  CHECK(all_finite(ce.grads[0]));
+}
+
+TEST_CASE("ops: losses reduce by mean by default and by sum on request") {
+  const Tensor p = f64({2, 2}, {1, 2, 3, 4}), t = f64({2, 2}, {1, 1, 1, 1});
+  CHECK(run_op("mse", {p, t}).out.item() == doctest::Approx((0 + 1 + 4 + 9) / 4.0));
+  CHECK(run_op("mse", {p, t}, {{"reduction", "sum"}}).out.item() == doctest::Approx(14.0));
+  const Tensor probs = f64({2, 3}, {0.2, 0.7, 0.1, 0.5, 0.25, 0.25});
+  const double expected = -(std::log(0.7) + std::log(0.25)) / 2;
+  CHECK(run_op("cross_entropy", {probs, f64({2}, {1, 2})}).out.item() == doctest::Approx(expected));
+  CHECK(run_op("cross_entropy", {probs, f64({2, 3}, {0, 1, 0, 0, 0, 1})}).out.item() == doctest::Approx(expected));
+  CHECK(run_op("cross_entropy", {probs, f64({2}, {1, 2})}, {{"reduction", "sum"}}).out.item() ==
+        doctest::Approx(2 * expected));
+  const Tensor logits = f64({1, 3}, {1, 2, 3});
+  CHECK(run_op("softmax_cross_entropy", {logits, f64({1}, {2})}).out.item() ==
+        doctest::Approx(-std::log(0.6652409557748219)));
+  const double bce = -(std::log(0.8) + std::log(0.6)) / 2;
+  CHECK(run_op("binary_cross_entropy", {f64({2, 1}, {0.8, 0.4}), f64({2, 1}, {1, 0})}).out.item() ==
+        doctest::Approx(bce));
+}
+
+TEST_CASE("ops: elementwise activations, their kinks and saturation") {
+  const auto lg = run_op("logistic", {f32({1, 4}, {0, 100, -100, 2})}, {}, nullptr).out;
+  CHECK(lg.at(0) == 0.5);
+  CHECK(lg.at(1) == 1.0);
+  CHECK(lg.at(2) == doctest::Approx(0.0));
+  CHECK(lg.at(3) == doctest::Approx(1 / (1 + std::exp(-2.0))));
+  const Tensor seed = f64({1, 3}, {1, 1, 1});
+  const auto r = run_op("relu", {f64({1, 3}, {-1, 0, 2})}, {}, &seed);
+  CHECK(r.out.to_vector() == std::vector<double>{0, 0, 2});
+  CHECK(r.grads[0].to_vector() == std::vector<double>{0, 0, 1});  // the kink at 0 takes no gradient
+  CHECK(run_op("tanh", {f64({1}, {0.5})}).out.at(0) == doctest::Approx(std::tanh(0.5)));
+  CHECK(run_op("scale", {f64({2}, {1, -2})}, {{"factor", 3}}).out.to_vector() == std::vector<double>{3, -6});
+  CHECK(std::isinf(run_op("log", {f64({1}, {0})}).out.at(0)));
+}
+
+TEST_CASE("ops: reductions over everything and over one axis") {
+  const Tensor x = f64({2, 3}, {1, 2, 3, 4, 5, 6});
+  CHECK(run_op("sum", {x}).out.item() == 21.0);
+  CHECK(run_op("mean", {x}).out.item() == 3.5);
+  CHECK(run_op("sum", {x}, {{"axis", 0}}).out.to_vector() == std::vector<double>{5, 7, 9});
+  CHECK(run_op("sum", {x}, {{"axis", -1}}).out.to_vector() == std::vector<double>{6, 15});
+  CHECK(run_op("mean", {x}, {{"axis", 1}}).out.to_vector() == std::vector<double>{2, 5});
+  const Tensor seed = f64({3}, {1, 2, 3});
+  const auto r = run_op("mean", {x}, {{"axis", 0}}, &seed);
+  CHECK(r.grads[0].to_vector() == std::vector<double>{0.5, 1, 1.5, 0.5, 1, 1.5});
+}
+
+TEST_CASE("ops: bias_add broadcasts over rows and sums its gradient over them") {
+  const Tensor seed = f64({2, 3}, {1, 2, 3, 4, 5, 6});
+  const auto r = run_op("bias_add", {f64({2, 3}, {0, 0, 0, 1, 1, 1}), f64({3}, {10, 20, 30})}, {}, &seed);
+  CHECK(r.out.to_vector() == std::vector<double>{10, 20, 30, 11, 21, 31});
+  CHECK(r.grads[0].to_vector() == seed.to_vector());
+  CHECK(r.grads[1].to_vector() == std::vector<double>{5, 7, 9});
+}
+
+TEST_CASE("ops: a class label out of range is reported with its row") {
+  CHECK_THROWS_WITH_AS(run_op("softmax_cross_entropy", {Tensor({3, 10}), f32({3}, {1, 12, 0})}),
+                       "node 'out': softmax_cross_entropy: label 12 in row 1 is not a class index in [0, 10)",
+                       DataError);
+  CHECK_THROWS_WITH_AS(run_op("cross_entropy", {Tensor({2, 4}), f32({2}, {0.5, 1})}),
+                       "node 'out': cross_entropy: label 0.5 in row 0 is not a class index in [0, 4)", DataError);
+  CHECK_THROWS_WITH_AS(run_op("softmax_cross_entropy", {Tensor({2, 4}), Tensor({2, 3})}),
+                       "node 'out': softmax_cross_entropy: labels of shape [2,3] fit neither one-hot labels [2,4] "
+                       "nor class indices [2]",
+                       ShapeError);
+}
+
+TEST_CASE("ops: a batch of one works") {
+  const auto r = run_op("softmax_cross_entropy", {f64({1, 4}, {0.1, 0.2, 0.3, 0.4}), f64({1}, {3})}, {}, &kOne64);
+  CHECK(r.out.item() > 0);
+  double total = 0;
+  for (double v : r.grads[0].to_vector()) total += v;
+  CHECK(total == doctest::Approx(0.0).epsilon(1e-12));  // softmax gradients sum to zero
+}
