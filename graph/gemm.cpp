@@ -1,7 +1,9 @@
-// GEMM: B is packed into panels NR columns wide and A into panels MR rows high
-// (BLIS-style), and a register-blocked micro-kernel multiplies one MR x NR tile of C.
-// The micro-kernel is written once with GCC vector extensions, for float and double.
-// Why our own and not a BLAS: see docs/design.md ("Matmul").
+// GEMM. B is packed into panels NR columns wide, shared by every task of a call; A is
+// read in place by the micro-kernel (MR row streams, or one strided stream for a
+// transposed A), which removes the cost of packing A; only a ragged last row panel is
+// packed. A register-blocked micro-kernel multiplies one MR x NR tile of C; it is written
+// once with GCC vector extensions, for float and double.
+// Why our own and not a BLAS: see docs/design.md ("Matmul"); figures in bench/GEMM.md.
 #include <opgraph/graph/gemm.hpp>
 
 #include <algorithm>
@@ -63,8 +65,8 @@ inline void store(T* p, V<T> v) {
 
 /// Blocking sizes. A tile of C is MR x NR accumulators held in registers: with 32 vector
 /// registers 12 rows x 2 vectors (24 accumulators), with 16 registers 6 x 2. Narrow
-/// outputs (n fits one vector, e.g. the 10 classes of MNIST) use 2*MR rows x 1 vector.
-/// KC (depth of a packed block, 2 KiB of one row) and MC were tuned on the W1 shapes.
+/// outputs (n fits one vector, e.g. the 10 classes of MNIST) use MR rows x 1 vector.
+/// KC (depth of a packed block, 2 KiB of one row) was tuned on the W1 shapes.
 template <class T>
 struct Blocking {
   static constexpr int W = kVectorBytes / static_cast<int>(sizeof(T));
@@ -130,8 +132,8 @@ BufferPool& b_pool() {
   return pool;
 }
 
-/// Packed A blocks belong to one task; no nested parallelism runs inside a task, so a
-/// per-thread buffer is safe. Grown once, reused for every later call.
+/// A packed ragged row panel belongs to one task; no nested parallelism runs inside a
+/// task, so a per-thread buffer is safe. Grown once, reused for every later call.
 template <class T>
 T* a_buffer(std::size_t elements) {
   thread_local AlignedBuffer buffer;
@@ -185,33 +187,57 @@ void pack_b_panel(bool trans, const T* b, std::int64_t ldb, std::int64_t p0, std
       for (int c = nr; c < NR; ++c) d[c] = T(0);
     }
   } else {
-    // B is stored [n, k]: read each column of op(B) contiguously, write with stride NR.
-    for (int c = 0; c < nr; ++c) {
-      const T* src = b + (j + c) * ldb + p0;
-      for (std::int64_t p = 0; p < kc; ++p) out[p * NR + c] = src[p];
+    // B is stored [n, k]: read each column of op(B) contiguously, 16 depths at a time so
+    // that the rows being written (16 x NR) stay in L1.
+    for (std::int64_t q = 0; q < kc; q += 16) {
+      const std::int64_t qe = std::min(kc, q + 16);
+      for (int c = 0; c < nr; ++c) {
+        const T* src = b + (j + c) * ldb + p0;
+        for (std::int64_t p = q; p < qe; ++p) out[p * NR + c] = src[p];
+      }
+      for (int c = nr; c < NR; ++c)
+        for (std::int64_t p = q; p < qe; ++p) out[p * NR + c] = T(0);
     }
-    for (int c = nr; c < NR; ++c)
-      for (std::int64_t p = 0; p < kc; ++p) out[p * NR + c] = T(0);
   }
 }
 
 // ---- micro-kernel ----
 
-/// acc = A_panel (MR x kc) * B_panel (kc x NV*W); then C = alpha*acc + beta*C, with C not
-/// read when beta == 0.
-template <class T, int MR, int NV>
-[[gnu::always_inline]] inline void micro_kernel(std::int64_t kc, const T* __restrict a, const T* __restrict b, T* c,
-                                                std::int64_t ldc, T alpha, T beta) {
+/// How the micro-kernel finds A(i, p) for the MR rows i of its tile.
+enum class ALayout {
+  packed,  // a packed panel: a[p * MR + i]
+  rows,    // op(A) = A stored [m, k]: a[i * lda + p], MR row streams
+  cols,    // op(A) = A stored transposed [k, m]: a[p * lda + i], one strided stream
+};
+
+template <class T, int MR, int NV, ALayout L>
+[[gnu::always_inline]] inline void micro_kernel(std::int64_t kc, const T* __restrict a, std::int64_t lda,
+                                                const T* __restrict b, T* c, std::int64_t ldc, T alpha, T beta) {
   constexpr int W = Blocking<T>::W;
   V<T> acc[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NV; ++j) acc[i][j] = V<T>{};
-  for (std::int64_t p = 0; p < kc; ++p) {
-    V<T> bv[NV];
-    for (int j = 0; j < NV; ++j) bv[j] = load(b + p * NV * W + j * W);
-    for (int i = 0; i < MR; ++i) {
-      const T av = a[p * MR + i];
-      for (int j = 0; j < NV; ++j) acc[i][j] += av * bv[j];
+  if constexpr (L == ALayout::rows) {
+    const T* row[MR];
+    for (int i = 0; i < MR; ++i) row[i] = a + i * lda;
+    for (std::int64_t p = 0; p < kc; ++p) {
+      V<T> bv[NV];
+      for (int j = 0; j < NV; ++j) bv[j] = load(b + p * NV * W + j * W);
+      for (int i = 0; i < MR; ++i) {
+        const T av = row[i][p];
+        for (int j = 0; j < NV; ++j) acc[i][j] += av * bv[j];
+      }
+    }
+  } else {
+    const std::int64_t step = L == ALayout::packed ? MR : lda;
+    for (std::int64_t p = 0; p < kc; ++p) {
+      V<T> bv[NV];
+      for (int j = 0; j < NV; ++j) bv[j] = load(b + p * NV * W + j * W);
+      for (int i = 0; i < MR; ++i) {
+        const T av = a[i];
+        for (int j = 0; j < NV; ++j) acc[i][j] += av * bv[j];
+      }
+      a += step;
     }
   }
   for (int i = 0; i < MR; ++i) {
@@ -226,15 +252,16 @@ template <class T, int MR, int NV>
 
 /// One tile of C at (i, j) of size mr x nr (at most MR x NR); partial tiles go through a
 /// local buffer so that the micro-kernel always runs at full size.
-template <class T, int MR, int NV>
-inline void tile(std::int64_t kc, const T* a, const T* b, T* c, std::int64_t ldc, int mr, int nr, T alpha, T beta) {
+template <class T, int MR, int NV, ALayout L>
+inline void tile(std::int64_t kc, const T* a, std::int64_t lda, const T* b, T* c, std::int64_t ldc, int mr, int nr,
+                 T alpha, T beta) {
   constexpr int NR = NV * Blocking<T>::W;
   if (mr == MR && nr == NR) {
-    micro_kernel<T, MR, NV>(kc, a, b, c, ldc, alpha, beta);
+    micro_kernel<T, MR, NV, L>(kc, a, lda, b, c, ldc, alpha, beta);
     return;
   }
   alignas(64) T local[MR * NR];
-  micro_kernel<T, MR, NV>(kc, a, b, local, NR, T(1), T(0));
+  micro_kernel<T, MR, NV, L>(kc, a, lda, b, local, NR, T(1), T(0));
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) {
       T& out = c[i * ldc + j];
@@ -247,20 +274,27 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
                   std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
   constexpr int NR = NV * Blocking<T>::W;
   constexpr std::int64_t KC = Blocking<T>::KC;
-  constexpr std::int64_t MC = MR * 24;
   constexpr std::int64_t NC = Blocking<T>::NC / NR * NR;
-
   const std::int64_t nc_max = std::min(NC, (n + NR - 1) / NR * NR);
   auto lease = b_pool().take(static_cast<std::size_t>(KC * nc_max) * sizeof(T));
   T* packed_b = static_cast<T*>(lease.buffer.get());
 
-  const std::int64_t m_blocks = (m + MC - 1) / MC;
   for (std::int64_t jc = 0; jc < n; jc += NC) {
     const std::int64_t nc = std::min(NC, n - jc);
     const std::int64_t panels = (nc + NR - 1) / NR;
-    // Enough tasks to balance two or more threads: split columns when there are few row
-    // blocks. The split depends on the shape only, never on the thread count.
-    std::int64_t chunks = m_blocks >= 8 ? 1 : std::min(panels, (8 + m_blocks - 1) / m_blocks);
+    // At least 8 tasks to balance the threads, from the shape alone. Row blocks of up to
+    // 24 tiles reuse each packed B panel best; with few rows, split the columns first,
+    // and shrink the row blocks only when there are too few column panels.
+    constexpr std::int64_t kTasks = 8;
+    std::int64_t mc = 24 * MR;
+    std::int64_t m_blocks = (m + mc - 1) / mc;
+    std::int64_t chunks = m_blocks >= kTasks ? 1 : std::min(panels, (kTasks + m_blocks - 1) / m_blocks);
+    if (m_blocks * chunks < kTasks) {
+      const std::int64_t want_blocks = (kTasks + chunks - 1) / chunks;
+      mc = std::max<std::int64_t>(MR, ((m + want_blocks - 1) / want_blocks + MR - 1) / MR * MR);
+      m_blocks = (m + mc - 1) / mc;
+    }
+    const std::int64_t MC = mc;
     const std::int64_t panels_per_chunk = (panels + chunks - 1) / chunks;
     chunks = (panels + panels_per_chunk - 1) / panels_per_chunk;
 
@@ -275,18 +309,28 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
         for (std::int64_t t = t0; t < t1; ++t) {
           const std::int64_t ic = (t / chunks) * MC;
           const std::int64_t mc = std::min(MC, m - ic);
+          const std::int64_t full = mc / MR * MR;  // rows read in place; a ragged rest is packed
+          T* ragged = nullptr;
+          if (full < mc) {
+            ragged = a_buffer<T>(static_cast<std::size_t>(MR * KC));
+            pack_a<T, MR>(ta, a, lda, ic + full, mc - full, pc, kc, ragged);
+          }
           const std::int64_t first_panel = (t % chunks) * panels_per_chunk;
           const std::int64_t last_panel = std::min(panels, first_panel + panels_per_chunk);
-          T* packed_a = a_buffer<T>(static_cast<std::size_t>(MC * KC));
-          pack_a<T, MR>(ta, a, lda, ic, mc, pc, kc, packed_a);
           for (std::int64_t p = first_panel; p < last_panel; ++p) {
             const std::int64_t j = jc + p * NR;
             const int nr = static_cast<int>(std::min<std::int64_t>(NR, n - j));
-            for (std::int64_t ir = 0; ir < mc; ir += MR) {
-              const int mr = static_cast<int>(std::min<std::int64_t>(MR, mc - ir));
-              tile<T, MR, NV>(kc, packed_a + ir * kc, packed_b + p * NR * kc, c + (ic + ir) * ldc + j, ldc, mr, nr,
-                              alpha, beta_here);
+            const T* bp = packed_b + p * NR * kc;
+            for (std::int64_t ir = 0; ir < full; ir += MR) {
+              T* ct = c + (ic + ir) * ldc + j;
+              if (ta)
+                tile<T, MR, NV, ALayout::cols>(kc, a + pc * lda + ic + ir, lda, bp, ct, ldc, MR, nr, alpha, beta_here);
+              else
+                tile<T, MR, NV, ALayout::rows>(kc, a + (ic + ir) * lda + pc, lda, bp, ct, ldc, MR, nr, alpha, beta_here);
             }
+            if (ragged)
+              tile<T, MR, NV, ALayout::packed>(kc, ragged, 0, bp, c + (ic + full) * ldc + j, ldc,
+                                               static_cast<int>(mc - full), nr, alpha, beta_here);
           }
         }
       });
@@ -334,7 +378,7 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
   }
   constexpr int MR = Blocking<T>::MR;
   if (n <= Blocking<T>::W)
-    gemm_blocked<T, 2 * MR, 1>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_blocked<T, MR, 1>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   else
     gemm_blocked<T, MR, 2>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
