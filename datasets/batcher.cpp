@@ -1,0 +1,54 @@
+// Batcher: seeded per-epoch orders and gathered batches in reusable buffers.
+#include <opgraph/datasets/batcher.hpp>
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include <opgraph/graph/random.hpp>
+
+namespace opgraph {
+
+Batcher::Batcher(const Dataset& data, std::int64_t batch_size, bool shuffle, std::uint64_t seed)
+    : data_(data), size_(data.size()), shuffle_(shuffle), seed_(seed) {
+  if (size_ == 0) throw DataError(data.name, "empty dataset: nothing to train on");
+  if (batch_size < 0) throw DataError(data.name, fmt::format("batch size must not be negative, got {}", batch_size));
+  batch_ = batch_size == 0 || batch_size > size_ ? size_ : batch_size;
+  order_.resize(static_cast<std::size_t>(size_));
+  start_epoch(0);
+}
+
+std::int64_t Batcher::rows_in(std::int64_t b) const { return std::min(batch_, size_ - b * batch_); }
+
+void Batcher::start_epoch(std::int64_t epoch) {
+  for (std::size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<std::int64_t>(i);
+  if (!shuffle_) return;
+  Rng rng(seed_ ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(epoch + 1)));
+  for (std::size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[rng.below(i)]);
+}
+
+Batcher::Batch Batcher::batch(std::int64_t b) {
+  const std::int64_t rows = rows_in(b);
+  if (!shuffle_ && rows == size_) return {data_.features, data_.labels, rows};
+  auto& [features, labels] = buffers_[rows];
+  if (!features.defined() || features.numel() == 0) {
+    std::vector<std::int64_t> fd = data_.features.shape().dims(), ld = data_.labels.shape().dims();
+    fd[0] = ld[0] = rows;
+    features = Tensor(Shape(fd), data_.features.dtype());
+    labels = Tensor(Shape(ld), data_.labels.dtype());
+  }
+  const std::size_t frow = data_.features.nbytes() / static_cast<std::size_t>(size_);
+  const std::size_t lrow = data_.labels.nbytes() / static_cast<std::size_t>(size_);
+  auto* fd = static_cast<std::byte*>(features.raw());
+  auto* ld = static_cast<std::byte*>(labels.raw());
+  const auto* fs = static_cast<const std::byte*>(data_.features.raw());
+  const auto* ls = static_cast<const std::byte*>(data_.labels.raw());
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const auto r = static_cast<std::size_t>(order_[static_cast<std::size_t>(b * batch_ + i)]);
+    std::memcpy(fd + static_cast<std::size_t>(i) * frow, fs + r * frow, frow);
+    std::memcpy(ld + static_cast<std::size_t>(i) * lrow, ls + r * lrow, lrow);
+  }
+  return {features, labels, rows};
+}
+
+}  // namespace opgraph

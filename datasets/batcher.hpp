@@ -1,0 +1,46 @@
+// Minibatches of a dataset, epoch after epoch.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include <opgraph/datasets/dataset.hpp>
+
+namespace opgraph {
+
+/// Splits a dataset into batches of `batch_size` rows (0, or at least the set's size:
+/// one full batch; 1: one sample at a time). With `shuffle`, each epoch visits the rows in
+/// a fresh order drawn from (seed, epoch), so an epoch's order can be recomputed, e.g.
+/// when training resumes. The last partial batch is kept.
+class Batcher {
+ public:
+  Batcher(const Dataset& data, std::int64_t batch_size, bool shuffle, std::uint64_t seed);
+
+  std::int64_t batch_size() const { return batch_; }
+  std::int64_t batches() const { return (size_ + batch_ - 1) / batch_; }
+  /// Rows in batch b (batch_size, or fewer for the last).
+  std::int64_t rows_in(std::int64_t b) const;
+  /// Sets the row order of `epoch`.
+  void start_epoch(std::int64_t epoch);
+  const std::vector<std::int64_t>& order() const { return order_; }
+
+  struct Batch {
+    Tensor features;  // [rows, d]
+    Tensor labels;    // [rows]
+    std::int64_t rows;
+  };
+  /// Batch b of the current epoch. The tensors are reused by later calls with the same
+  /// row count; a full batch in file order is the dataset itself, not a copy.
+  Batch batch(std::int64_t b);
+
+ private:
+  const Dataset& data_;
+  std::int64_t size_, batch_;
+  bool shuffle_;
+  std::uint64_t seed_;
+  std::vector<std::int64_t> order_;
+  std::map<std::int64_t, std::pair<Tensor, Tensor>> buffers_;  // by row count
+};
+
+}  // namespace opgraph

@@ -1,0 +1,99 @@
+// IDX reader: big-endian header, unsigned-byte payload, every size checked.
+#include <opgraph/datasets/idx.hpp>
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include <opgraph/datasets/read_file.hpp>
+#include <opgraph/graph/error.hpp>
+
+namespace opgraph {
+
+namespace {
+
+std::uint32_t big_endian(const std::string& bytes, std::size_t at) {
+  auto b = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[at + i])); };
+  return (b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3);
+}
+
+}  // namespace
+
+IdxArray read_idx(const std::string& path) {
+  const std::string bytes = read_file(path);
+  if (bytes.size() < 4)
+    throw DataError(path, fmt::format("truncated after {} of at least 4 bytes (no IDX header)", bytes.size()));
+  const std::uint32_t magic = big_endian(bytes, 0);
+  const std::uint32_t type = (magic >> 8) & 0xff, rank = magic & 0xff;
+  if ((magic >> 16) != 0 || rank == 0 || rank > 4)
+    throw DataError(path, fmt::format("bad magic 0x{:08x}: not an IDX file", magic));
+  if (type != 0x08)
+    throw DataError(path, fmt::format("bad magic 0x{:08x}: element type 0x{:02x} is not supported (only unsigned "
+                                      "bytes, 0x08)",
+                                      magic, type));
+  const std::size_t header = 4 + 4 * rank;
+  if (bytes.size() < header)
+    throw DataError(path, fmt::format("truncated after {} of {} header bytes", bytes.size(), header));
+  IdxArray out;
+  out.magic = magic;
+  std::uint64_t count = 1;
+  for (std::uint32_t i = 0; i < rank; ++i) {
+    const std::uint32_t d = big_endian(bytes, 4 + 4 * i);
+    out.dims.push_back(d);
+    count *= d;
+  }
+  const std::uint64_t expected = header + count;
+  if (bytes.size() < expected)
+    throw DataError(path, fmt::format("truncated after {} of {} bytes", bytes.size(), expected));
+  if (bytes.size() > expected)
+    throw DataError(path, fmt::format("{} bytes after the {} the header announces", bytes.size() - expected, expected));
+  out.values.assign(bytes.begin() + static_cast<std::ptrdiff_t>(header), bytes.end());
+  return out;
+}
+
+Dataset load_idx_pair(const std::string& images_path, const std::string& labels_path, const std::string& name) {
+  const IdxArray images = read_idx(images_path);
+  const IdxArray labels = read_idx(labels_path);
+  if (images.dims.size() != 3)
+    throw DataError(images_path, fmt::format("bad magic 0x{:08x}: expected 0x00000803 for an image file [n, rows, cols]",
+                                             images.magic));
+  if (labels.dims.size() != 1)
+    throw DataError(labels_path, fmt::format("bad magic 0x{:08x}: expected 0x00000801 for a label file [n]",
+                                             labels.magic));
+  if (labels.dims[0] != images.dims[0])
+    throw DataError(labels_path, fmt::format("label count {} does not match image count {} in {}", labels.dims[0],
+                                             images.dims[0], images_path));
+  const std::int64_t n = images.dims[0], rows = images.dims[1], cols = images.dims[2];
+  Dataset d;
+  d.name = name;
+  d.sample_shape = Shape{rows, cols};
+  d.features = Tensor({n, rows * cols});
+  float* f = d.features.data<float>();
+  for (std::size_t i = 0; i < images.values.size(); ++i) f[i] = images.values[i];
+  d.labels = Tensor({n});
+  float* l = d.labels.data<float>();
+  std::int64_t classes = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    l[i] = labels.values[static_cast<std::size_t>(i)];
+    classes = std::max<std::int64_t>(classes, labels.values[static_cast<std::size_t>(i)] + 1);
+  }
+  for (std::int64_t c = 0; c < classes; ++c) d.class_names.push_back(std::to_string(c));
+  return d;
+}
+
+Dataset load_mnist(const std::string& folder, bool train) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(folder)) throw DataError(folder, "no such folder (expected the MNIST IDX files in it)");
+  const std::string prefix = train ? "train" : "t10k";
+  auto find = [&](const std::string& kind) {
+    const std::string base = (fs::path(folder) / (prefix + "-" + kind)).string();
+    if (fs::exists(base + ".gz")) return base + ".gz";
+    if (fs::exists(base)) return base;
+    throw DataError(folder, fmt::format("no {}-{}[.gz] in this folder", prefix, kind));
+  };
+  const std::string images = find("images-idx3-ubyte");
+  const std::string labels = find("labels-idx1-ubyte");
+  return load_idx_pair(images, labels, fs::path(folder).filename().string() + (train ? "/train" : "/test"));
+}
+
+}  // namespace opgraph

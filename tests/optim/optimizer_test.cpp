@@ -1,0 +1,166 @@
+// Optimizers against values computed by hand for three steps; clipping, schedules, specs.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include <opgraph/optim/optimizer.hpp>
+
+using namespace opgraph;
+
+namespace {
+
+/// Runs three steps from w = [1, -2] with gradients [0.5, -1], [0.1, 0.2], [-0.3, 0.4]
+/// and returns w after each step.
+std::vector<std::vector<double>> three_steps(Optimizer& opt) {
+  ParamSlot p{"w", Tensor::from({2}, {1.0, -2.0}, DType::f64), Tensor({2}, DType::f64)};
+  const double grads[3][2] = {{0.5, -1.0}, {0.1, 0.2}, {-0.3, 0.4}};
+  std::vector<std::vector<double>> out;
+  for (const auto& g : grads) {
+    p.grad.set(0, g[0]);
+    p.grad.set(1, g[1]);
+    opt.step({p});
+    out.push_back(p.value.to_vector());
+  }
+  return out;
+}
+
+void check_steps(Optimizer& opt, const std::vector<std::vector<double>>& expected) {
+  const auto got = three_steps(opt);
+  for (std::size_t s = 0; s < 3; ++s)
+    for (std::size_t i = 0; i < 2; ++i) {
+      CAPTURE(s);
+      CAPTURE(i);
+      CHECK(got[s][i] == doctest::Approx(expected[s][i]).epsilon(1e-12));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("optim: sgd, with and without L2 weight decay") {
+  check_steps(*make_sgd({.lr = 0.1}), {{0.95, -1.9}, {0.94, -1.92}, {0.97, -1.96}});
+  check_steps(*make_sgd({.lr = 0.1, .weight_decay = 0.01}),
+              {{0.949, -1.898}, {0.938051, -1.916102}, {0.967112949, -1.954185898}});
+}
+
+TEST_CASE("optim: classical momentum v = gamma v + lr g; w -= v") {
+  check_steps(*make_momentum({.lr = 0.1, .momentum = 0.9}), {{0.95, -1.9}, {0.895, -1.83}, {0.8755, -1.807}});
+}
+
+TEST_CASE("optim: nesterov") {
+  check_steps(*make_nesterov({.lr = 0.1, .momentum = 0.9}),
+              {{0.905, -1.81}, {0.8455, -1.767}, {0.85795, -1.7863}});
+}
+
+TEST_CASE("optim: adam with bias correction") {
+  check_steps(*make_adam({.lr = 0.1}), {{0.900000002, -1.900000001},
+                                        {0.8196959063846518, -1.8488973939904947},
+                                        {0.7986246117635081, -1.8354734342081562}});
+}
+
+TEST_CASE("optim: adamw decays the weights outside the gradient") {
+  check_steps(*make_adamw({.lr = 0.1, .weight_decay = 0.1}), {{0.890000002, -1.880000001},
+                                                               {0.8007959063646517, -1.8100973939804947},
+                                                               {0.7717166526798616, -1.7785724602583513}});
+}
+
+TEST_CASE("optim: rmsprop") {
+  check_steps(*make_rmsprop({.lr = 0.1, .rho = 0.99}), {{1.9999996048181146e-07, -1.0000000999999905},
+                                                        {-0.19706561679795428, -1.1970659362153753},
+                                                        {0.31374374046542775, -1.5653425672739716}});
+}
+
+TEST_CASE("optim: gradients are clipped to a global norm over every parameter") {
+  auto sgd = make_sgd({.lr = 1.0, .clip_norm = 1.0});
+  ParamSlot a{"a", Tensor::from({1}, {1.0}, DType::f64), Tensor::from({1}, {3.0}, DType::f64)};
+  ParamSlot b{"b", Tensor::from({1}, {-2.0}, DType::f64), Tensor::from({1}, {4.0}, DType::f64)};
+  sgd->step({a, b});
+  CHECK(sgd->last_grad_norm() == doctest::Approx(5.0));
+  CHECK(a.value.at(0) == doctest::Approx(0.4));
+  CHECK(b.value.at(0) == doctest::Approx(-2.8));
+  // Under the limit nothing changes.
+  auto loose = make_sgd({.lr = 1.0, .clip_norm = 10.0});
+  loose->step({a, b});
+  CHECK(a.value.at(0) == doctest::Approx(0.4 - 3.0));
+}
+
+TEST_CASE("optim: learning-rate schedules") {
+  Schedule step{.kind = Schedule::Kind::step, .every = 10, .gamma = 0.5};
+  CHECK(step.rate(1.0, 1.0) == 1.0);
+  CHECK(step.rate(1.0, 10.0) == 1.0);  // a step ending exactly at epoch 10 still belongs to epoch 10
+  CHECK(step.rate(1.0, 10.5) == 0.5);
+  CHECK(step.rate(1.0, 25.0) == 0.25);
+  Schedule exp{.kind = Schedule::Kind::exponential, .gamma = 0.9};
+  CHECK(exp.rate(2.0, 3.0) == doctest::Approx(2.0 * 0.729));
+  Schedule cosine{.kind = Schedule::Kind::cosine, .epochs = 100, .min_lr = 0.1};
+  CHECK(cosine.rate(1.0, 0.0) == doctest::Approx(1.0));
+  CHECK(cosine.rate(1.0, 50.0) == doctest::Approx(0.55));
+  CHECK(cosine.rate(1.0, 100.0) == doctest::Approx(0.1));
+  CHECK(cosine.rate(1.0, 150.0) == doctest::Approx(0.1));
+  Schedule warm{.kind = Schedule::Kind::cosine, .epochs = 10, .warmup = 5};
+  CHECK(warm.rate(1.0, 1.0) == doctest::Approx(0.2));
+  CHECK(warm.rate(1.0, 5.0) == doctest::Approx(1.0));
+  CHECK(warm.rate(1.0, 10.0) == doctest::Approx(0.5));
+  CHECK(warm.str() == "cosine(epochs=10, min_lr=0) after warmup(5)");
+
+  auto sgd = make_sgd({.lr = 1.0, .schedule = step});
+  sgd->set_time(12.0);
+  CHECK(sgd->learning_rate() == 0.5);
+}
+
+TEST_CASE("optim: state is named per parameter and can be restored") {
+  auto a = make_adam({.lr = 0.1});
+  const auto first = three_steps(*a);
+  REQUIRE(a->state().size() == 2);
+  CHECK(a->state()[0].first == "w.m");
+  CHECK(a->state()[1].first == "w.v");
+  CHECK(a->steps() == 3);
+
+  // Two steps, save, restore into a fresh optimizer, third step: the same as three straight.
+  auto b = make_adam({.lr = 0.1});
+  ParamSlot p{"w", Tensor::from({2}, {1.0, -2.0}, DType::f64), Tensor({2}, DType::f64)};
+  const double grads[3][2] = {{0.5, -1.0}, {0.1, 0.2}, {-0.3, 0.4}};
+  for (int s = 0; s < 2; ++s) {
+    p.grad.set(0, grads[s][0]);
+    p.grad.set(1, grads[s][1]);
+    b->step({p});
+  }
+  std::vector<std::pair<std::string, Tensor>> saved;
+  for (const auto& [name, t] : b->state()) saved.emplace_back(name, t.clone());
+  auto c = make_adam({.lr = 0.1});
+  c->load_state(saved, b->steps(), b->time());
+  p.grad.set(0, grads[2][0]);
+  p.grad.set(1, grads[2][1]);
+  c->step({p});
+  CHECK(p.value.at(0) == first[2][0]);
+  CHECK(p.value.at(1) == first[2][1]);
+}
+
+TEST_CASE("optim: specs name an optimizer, its hyper-parameters and a schedule") {
+  auto m = parse_optimizer("momentum:lr=0.01,gamma=0.9");
+  CHECK(m->name() == "momentum");
+  CHECK(m->options().lr == 0.01);
+  CHECK(m->options().momentum == 0.9);
+  CHECK(m->describe() == "momentum(lr=0.01, gamma=0.9)");
+  auto a = parse_optimizer("adam:lr=1e-3,wd=1e-4,clip=1,schedule=cosine,warmup=2");
+  CHECK(a->options().lr == 1e-3);
+  CHECK(a->options().weight_decay == 1e-4);
+  CHECK(a->options().clip_norm == 1.0);
+  CHECK(a->options().schedule.kind == Schedule::Kind::cosine);
+  CHECK(a->options().schedule.warmup == 2.0);
+  CHECK(parse_optimizer("sgd")->options().lr == 0.01);
+  CHECK(parse_optimizer("adam")->options().lr == 1e-3);
+
+  CHECK_THROWS_WITH_AS(parse_optimizer("adma:lr=0.1"), "optimizer 'adma:lr=0.1': unknown optimizer 'adma' (did you mean 'adam'?)",
+                       ParseError);
+  CHECK_THROWS_WITH_AS(parse_optimizer("sgd:lr=fast"), "optimizer 'sgd:lr=fast': lr: 'fast' is not a number", ParseError);
+  CHECK_THROWS_WITH_AS(parse_optimizer("sgd:lr=-1"), "optimizer 'sgd:lr=-1': lr must be positive, got -1", ParseError);
+  CHECK_THROWS_WITH_AS(parse_optimizer("sgd:lf=0.1"), "optimizer 'sgd:lf=0.1': unknown key 'lf' (did you mean 'lr'?)",
+                       ParseError);
+  CHECK_THROWS_WITH_AS(parse_optimizer("momentum:gamma=1.5"),
+                       "optimizer 'momentum:gamma=1.5': gamma must be in [0, 1), got 1.5", ParseError);
+  CHECK_THROWS_WITH_AS(parse_optimizer("sgd:schedule=cosin"),
+                       "optimizer 'sgd:schedule=cosin': unknown schedule 'cosin' (did you mean 'cosine'?)", ParseError);
+  CHECK_THROWS_WITH_AS(parse_optimizer(":lr=1"),
+                       "optimizer ':lr=1': expected a name such as sgd, momentum or adam before ':'", ParseError);
+  CHECK_THROWS_WITH_AS(parse_optimizer("sgd:lr"), "optimizer 'sgd:lr': expected key=value, got 'lr'", ParseError);
+}
