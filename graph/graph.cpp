@@ -5,9 +5,9 @@
 #include <cctype>
 #include <cmath>
 #include <map>
+#include <queue>
 
 #include <boost/graph/adjacency_list.hpp>
-#include <boost/graph/topological_sort.hpp>
 
 #include <opgraph/graph/random.hpp>
 #include <opgraph/graph/registry.hpp>
@@ -301,9 +301,27 @@ std::vector<NodeId> Graph::consumers(NodeId id) const {
 }
 
 std::vector<NodeId> Graph::topological_order() const {
-  std::vector<Impl::Adjacency::vertex_descriptor> reversed;
-  boost::topological_sort(impl_->g, std::back_inserter(reversed));
-  return {reversed.rbegin(), reversed.rend()};
+  // Kahn's algorithm on the adjacency list, smallest id first among the ready nodes: a
+  // deterministic order that follows declaration order wherever dependencies allow, so
+  // schedules, dumps and printed models read in the order the network was written.
+  const auto& g = impl_->g;
+  std::vector<std::size_t> waiting(size());
+  std::priority_queue<NodeId, std::vector<NodeId>, std::greater<>> ready;
+  for (NodeId v = 0; v < size(); ++v) {
+    waiting[v] = boost::in_degree(v, g);
+    if (waiting[v] == 0) ready.push(v);
+  }
+  std::vector<NodeId> order;
+  order.reserve(size());
+  while (!ready.empty()) {
+    const NodeId v = ready.top();
+    ready.pop();
+    order.push_back(v);
+    for (auto [e, end] = boost::out_edges(v, g); e != end; ++e)
+      if (--waiting[boost::target(*e, g)] == 0) ready.push(boost::target(*e, g));
+  }
+  if (order.size() != size()) throw GraphError("graph", "the graph has a cycle");  // add_* cannot make one
+  return order;
 }
 
 std::vector<NodeId> Graph::inputs() const {

@@ -118,7 +118,8 @@ class Graph {
   NodeId at(std::string_view name) const;
   /// Op nodes reading `id`, one entry per edge (a node using it twice appears twice).
   std::vector<NodeId> consumers(NodeId id) const;
-  /// Every node, inputs before the nodes that use them (Boost.Graph topological_sort).
+  /// Every node, inputs before the nodes that use them; among independent nodes the
+  /// earlier declared first (Kahn's algorithm on the adjacency list).
   std::vector<NodeId> topological_order() const;
   std::vector<NodeId> inputs() const;
   std::vector<NodeId> params() const;

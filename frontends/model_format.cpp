@@ -1,0 +1,816 @@
+// The .og format: tokens -> statements and expressions -> a Graph; and back to text.
+#include <opgraph/frontends/model_format.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+
+#include <fmt/format.h>
+
+#include <opgraph/datasets/read_file.hpp>
+#include <opgraph/graph/op.hpp>
+#include <opgraph/graph/registry.hpp>
+
+namespace opgraph {
+
+namespace {
+
+// ---- tokens ----
+
+enum class Tok : std::uint8_t {
+  ident, number, string, lparen, rparen, lbracket, rbracket, comma, equals, colon, plus, minus, star, newline, end
+};
+
+struct Loc {
+  int line = 0, col = 0;
+};
+
+struct Token {
+  Tok kind;
+  std::string text;
+  Loc loc;
+};
+
+std::string describe(const Token& t) {
+  switch (t.kind) {
+    case Tok::newline: return "the end of the line";
+    case Tok::end: return "the end of the file";
+    case Tok::string: return "\"" + t.text + "\"";
+    default: return "'" + t.text + "'";
+  }
+}
+
+class Lexer {
+ public:
+  Lexer(std::string_view text, const std::string& file) : s_(text), file_(file) {}
+
+  std::vector<Token> run() {
+    std::vector<Token> out;
+    while (i_ < s_.size()) {
+      const char c = s_[i_];
+      const Loc loc{line_, col_};
+      if (c == ' ' || c == '\t' || c == '\r') {
+        advance();
+      } else if (c == '#') {
+        while (i_ < s_.size() && s_[i_] != '\n') advance();
+      } else if (c == '\n') {
+        out.push_back({Tok::newline, "\\n", loc});
+        advance();
+      } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
+        const std::size_t start = i_;
+        while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '_' || s_[i_] == '.'))
+          advance();
+        out.push_back({Tok::ident, std::string(s_.substr(start, i_ - start)), loc});
+      } else if (std::isdigit(static_cast<unsigned char>(c)) ||
+                 (c == '.' && i_ + 1 < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_ + 1])))) {
+        const std::size_t start = i_;
+        while (i_ < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[i_])) || s_[i_] == '.')) advance();
+        if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
+          advance();
+          if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) advance();
+          while (i_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_]))) advance();
+        }
+        out.push_back({Tok::number, std::string(s_.substr(start, i_ - start)), loc});
+      } else if (c == '"') {
+        advance();
+        std::string value;
+        while (i_ < s_.size() && s_[i_] != '"' && s_[i_] != '\n') {
+          if (s_[i_] == '\\' && i_ + 1 < s_.size()) advance();
+          value += s_[i_];
+          advance();
+        }
+        if (i_ >= s_.size() || s_[i_] != '"') fail(loc, "unterminated string");
+        advance();
+        out.push_back({Tok::string, value, loc});
+      } else {
+        static const std::string punct = "()[],=:+-*";
+        const auto p = punct.find(c);
+        if (p == std::string::npos) {
+          const auto u = static_cast<unsigned char>(c);
+          fail(loc, std::isprint(u) ? fmt::format("unexpected character '{}'", c)
+                                    : fmt::format("unexpected byte 0x{:02x}: not a text model file", u));
+        }
+        static const Tok kinds[] = {Tok::lparen, Tok::rparen, Tok::lbracket, Tok::rbracket, Tok::comma,
+                                    Tok::equals, Tok::colon,  Tok::plus,     Tok::minus,    Tok::star};
+        out.push_back({kinds[p], std::string(1, c), loc});
+        advance();
+      }
+    }
+    out.push_back({Tok::newline, "\\n", {line_, col_}});
+    out.push_back({Tok::end, "", {line_, col_}});
+    return out;
+  }
+
+ private:
+  void advance() {
+    if (s_[i_] == '\n') {
+      ++line_;
+      col_ = 1;
+    } else {
+      ++col_;
+    }
+    ++i_;
+  }
+  [[noreturn]] void fail(Loc loc, const std::string& what) {
+    throw ParseError(fmt::format("{}:{}:{}", file_, loc.line, loc.col), what);
+  }
+
+  std::string_view s_;
+  const std::string& file_;
+  std::size_t i_ = 0;
+  int line_ = 1, col_ = 1;
+};
+
+// ---- syntax ----
+
+struct Expr;
+using ExprPtr = std::unique_ptr<Expr>;
+
+struct Arg {
+  std::string name;  // empty: positional
+  ExprPtr value;
+  Loc loc;
+};
+
+struct Expr {
+  enum class Kind : std::uint8_t { name, number, string, call, binary } kind = Kind::name;
+  Loc loc;
+  std::string text;  // name, string, callee, or operator
+  double number = 0.0;
+  bool integer = false;
+  std::vector<Arg> args;  // call arguments; binary: the two operands
+};
+
+struct Statement {
+  enum class Kind : std::uint8_t { input, labels, param, assign, output, loss, ret } kind = Kind::assign;
+  Loc loc;
+  std::string name;
+  Loc name_loc;
+  std::vector<ExprPtr> shape;
+  ExprPtr init;
+  ExprPtr value;
+};
+
+struct BlockDef {
+  std::string name;
+  Loc loc;
+  std::vector<std::pair<std::string, ExprPtr>> params;  // name, default (or null)
+  std::vector<Statement> body;
+};
+
+struct Program {
+  std::vector<Statement> statements;
+  std::map<std::string, BlockDef, std::less<>> blocks;
+};
+
+class Parser {
+ public:
+  Parser(std::vector<Token> tokens, const std::string& file) : t_(std::move(tokens)), file_(file) {}
+
+  Program run() {
+    Program p;
+    for (;;) {
+      skip_newlines();
+      if (peek().kind == Tok::end) break;
+      if (peek().kind == Tok::ident && peek().text == "block" && peek(1).kind == Tok::ident) {
+        BlockDef b = block();
+        if (p.blocks.count(b.name))
+          fail(b.loc, fmt::format("block '{}' is defined twice (first at {})", b.name, where(p.blocks[b.name].loc)));
+        const std::string name = b.name;
+        p.blocks.emplace(name, std::move(b));
+      } else {
+        p.statements.push_back(statement(false));
+      }
+    }
+    return p;
+  }
+
+  std::string where(Loc loc) const { return fmt::format("{}:{}:{}", file_, loc.line, loc.col); }
+
+ private:
+  const Token& peek(std::size_t ahead = 0) const { return t_[std::min(pos_ + ahead, t_.size() - 1)]; }
+  const Token& take() { return t_[std::min(pos_++, t_.size() - 1)]; }
+  void skip_newlines() {
+    while (peek().kind == Tok::newline) ++pos_;
+  }
+  [[noreturn]] void fail(Loc loc, const std::string& what) const { throw ParseError(where(loc), what); }
+  const Token& expect(Tok kind, const char* what) {
+    if (peek().kind != kind) fail(peek().loc, fmt::format("expected {}, got {}", what, describe(peek())));
+    return take();
+  }
+  void end_of_statement() {
+    if (peek().kind != Tok::newline && peek().kind != Tok::end)
+      fail(peek().loc, fmt::format("expected the end of the line, got {}", describe(peek())));
+  }
+
+  BlockDef block() {
+    BlockDef b;
+    b.loc = take().loc;  // 'block'
+    b.name = expect(Tok::ident, "a block name").text;
+    expect(Tok::lparen, "'(' after the block name");
+    std::set<std::string> seen;
+    while (peek().kind != Tok::rparen) {
+      const Token& p = expect(Tok::ident, "a parameter name");
+      if (!seen.insert(p.text).second) fail(p.loc, fmt::format("parameter '{}' appears twice", p.text));
+      ExprPtr def;
+      if (peek().kind == Tok::equals) {
+        take();
+        def = expr();
+      }
+      b.params.emplace_back(p.text, std::move(def));
+      if (peek().kind != Tok::comma) break;
+      take();
+    }
+    expect(Tok::rparen, "')' or ','");
+    if (peek().kind == Tok::colon) take();
+    end_of_statement();
+    for (;;) {
+      skip_newlines();
+      if (peek().kind == Tok::end) fail(b.loc, fmt::format("block '{}' has no 'end'", b.name));
+      if (peek().kind == Tok::ident && peek().text == "end" && peek(1).kind != Tok::equals) {
+        take();
+        end_of_statement();
+        break;
+      }
+      b.body.push_back(statement(true));
+    }
+    const bool returns = std::any_of(b.body.begin(), b.body.end(),
+                                     [](const Statement& s) { return s.kind == Statement::Kind::ret; });
+    if (!returns) fail(b.loc, fmt::format("block '{}' has no 'return'", b.name));
+    return b;
+  }
+
+  Statement statement(bool in_block) {
+    Statement s;
+    const Token& first = peek();
+    s.loc = first.loc;
+    if (first.kind != Tok::ident) fail(first.loc, fmt::format("expected a statement, got {}", describe(first)));
+    if (peek(1).kind == Tok::equals) {  // NAME = expr, whatever NAME is
+      s.kind = Statement::Kind::assign;
+      s.name = take().text;
+      s.name_loc = s.loc;
+      take();
+      s.value = expr();
+      end_of_statement();
+      return s;
+    }
+    const std::string kw = take().text;
+    if (kw == "input" || kw == "labels" || kw == "param") {
+      if (in_block && kw != "param") fail(s.loc, fmt::format("'{}' cannot appear inside a block", kw));
+      s.kind = kw == "input" ? Statement::Kind::input : kw == "labels" ? Statement::Kind::labels : Statement::Kind::param;
+      s.name_loc = peek().loc;
+      s.name = expect(Tok::ident, "a name").text;
+      s.shape = shape();
+      if (s.kind == Statement::Kind::param && peek().kind == Tok::ident) s.init = primary();
+    } else if (kw == "output" || kw == "loss") {
+      if (in_block) fail(s.loc, fmt::format("'{}' cannot appear inside a block", kw));
+      s.kind = kw == "output" ? Statement::Kind::output : Statement::Kind::loss;
+      s.name_loc = peek().loc;
+      s.name = expect(Tok::ident, "a node name").text;
+      if (peek().kind == Tok::equals) {
+        take();
+        s.value = expr();
+      }
+    } else if (kw == "return") {
+      if (!in_block) fail(s.loc, "'return' outside a block");
+      s.kind = Statement::Kind::ret;
+      s.value = expr();
+    } else if (kw == "block") {
+      fail(s.loc, in_block ? "blocks cannot be defined inside blocks" : "expected a block name after 'block'");
+    } else {
+      fail(peek().loc, fmt::format("expected '=' after '{}', got {}", kw, describe(peek())));
+    }
+    end_of_statement();
+    return s;
+  }
+
+  std::vector<ExprPtr> shape() {
+    std::vector<ExprPtr> dims;
+    expect(Tok::lbracket, "a shape such as [N, 784]");
+    while (peek().kind != Tok::rbracket) {
+      dims.push_back(expr());
+      if (peek().kind != Tok::comma) break;
+      take();
+    }
+    expect(Tok::rbracket, "']' or ','");
+    return dims;
+  }
+
+  ExprPtr expr() {
+    ExprPtr lhs = term();
+    while (peek().kind == Tok::plus || peek().kind == Tok::minus) {
+      const Token& op = take();
+      lhs = binary(op, std::move(lhs), term());
+    }
+    return lhs;
+  }
+
+  ExprPtr term() {
+    ExprPtr lhs = primary();
+    while (peek().kind == Tok::star) {
+      const Token& op = take();
+      lhs = binary(op, std::move(lhs), primary());
+    }
+    return lhs;
+  }
+
+  static ExprPtr binary(const Token& op, ExprPtr lhs, ExprPtr rhs) {
+    auto e = std::make_unique<Expr>();
+    e->kind = Expr::Kind::binary;
+    e->loc = op.loc;
+    e->text = op.text;
+    e->args.push_back({"", std::move(lhs), op.loc});
+    e->args.push_back({"", std::move(rhs), op.loc});
+    return e;
+  }
+
+  ExprPtr number(const Token& t, bool negative) {
+    auto e = std::make_unique<Expr>();
+    e->kind = Expr::Kind::number;
+    e->loc = t.loc;
+    const auto [ptr, ec] = std::from_chars(t.text.data(), t.text.data() + t.text.size(), e->number);
+    if (ec != std::errc() || ptr != t.text.data() + t.text.size()) fail(t.loc, fmt::format("bad number '{}'", t.text));
+    e->integer = t.text.find_first_of(".eE") == std::string::npos;
+    if (negative) e->number = -e->number;
+    e->text = (negative ? "-" : "") + t.text;
+    return e;
+  }
+
+  ExprPtr primary() {
+    const Token& t = peek();
+    if (t.kind == Tok::number) return number(take(), false);
+    if (t.kind == Tok::minus && peek(1).kind == Tok::number) {
+      take();
+      return number(take(), true);
+    }
+    if (t.kind == Tok::string) {
+      auto e = std::make_unique<Expr>();
+      e->kind = Expr::Kind::string;
+      e->loc = t.loc;
+      e->text = take().text;
+      return e;
+    }
+    if (t.kind == Tok::lparen) {
+      take();
+      ExprPtr e = expr();
+      expect(Tok::rparen, "')'");
+      return e;
+    }
+    if (t.kind != Tok::ident) fail(t.loc, fmt::format("expected a value, got {}", describe(t)));
+    auto e = std::make_unique<Expr>();
+    e->loc = t.loc;
+    e->text = take().text;
+    if (peek().kind != Tok::lparen) {
+      e->kind = Expr::Kind::name;
+      return e;
+    }
+    e->kind = Expr::Kind::call;
+    take();
+    while (peek().kind != Tok::rparen) {
+      Arg a;
+      a.loc = peek().loc;
+      if (peek().kind == Tok::ident && peek(1).kind == Tok::equals) {
+        a.name = take().text;
+        take();
+      }
+      a.value = expr();
+      e->args.push_back(std::move(a));
+      if (peek().kind != Tok::comma) break;
+      take();
+    }
+    expect(Tok::rparen, "')' or ','");
+    return e;
+  }
+
+  std::vector<Token> t_;
+  std::size_t pos_ = 0;
+  const std::string& file_;
+};
+
+// ---- meaning ----
+
+/// What a name or expression stands for while a program runs.
+struct Value {
+  enum class Kind : std::uint8_t { node, number, string, callable } kind = Kind::node;
+  NodeId node = 0;
+  double number = 0.0;
+  bool integer = false;
+  std::string text;  // string value, or the op/block a callable names
+
+  std::string describe(const Graph& g) const {
+    switch (kind) {
+      case Kind::node: return fmt::format("node '{}'", g.node(node).name);
+      case Kind::number: return fmt::format("the number {}", number);
+      case Kind::string: return fmt::format("the string \"{}\"", text);
+      case Kind::callable: return fmt::format("'{}'", text);
+    }
+    return "?";
+  }
+};
+
+struct Scope {
+  std::string prefix;  // "" at top level, "h1" inside the block instance h1
+  std::map<std::string, Value, std::less<>> vars;
+  std::vector<std::string> chain;  // blocks being expanded, outermost first
+  std::map<std::string, int> counters;
+  bool top() const { return prefix.empty() && chain.empty(); }
+};
+
+class Runner {
+ public:
+  Runner(const Program& program, Parser& parser, ModelFile& out) : p_(program), parser_(parser), out_(out) {}
+
+  void run() {
+    Scope top;
+    for (const Statement& s : p_.statements) exec(s, top);
+  }
+
+ private:
+  Graph& g() { return out_.graph; }
+  std::string where(Loc loc, const Scope&) const { return parser_.where(loc); }
+  [[noreturn]] void fail(Loc loc, const Scope& scope, const std::string& what) const {
+    throw ParseError(where(loc, scope), what);
+  }
+  std::string full_name(const Scope& scope, const std::string& name) const {
+    return scope.prefix.empty() ? name : scope.prefix + "." + name;
+  }
+
+  /// Runs one statement; returns the value of a `return`.
+  std::optional<Value> exec(const Statement& s, Scope& scope) {
+    switch (s.kind) {
+      case Statement::Kind::input:
+      case Statement::Kind::labels: {
+        const NodeId id = g().add_input(s.name, shape(s, scope), where(s.loc, scope));
+        scope.vars[s.name] = Value{Value::Kind::node, id, 0.0, false, {}};
+        if (s.kind == Statement::Kind::labels) {
+          if (!out_.labels.empty())
+            fail(s.loc, scope, fmt::format("a second labels input '{}' (the first is '{}')", s.name, out_.labels));
+          out_.labels = s.name;
+        } else if (out_.input.empty()) {
+          out_.input = s.name;
+        }
+        return std::nullopt;
+      }
+      case Statement::Kind::param: {
+        const Shape sh = shape(s, scope);
+        const Init init = s.init ? initialiser(*s.init, scope) : sh.rank() >= 2 ? Init::xavier() : Init::zeros();
+        const NodeId id = g().add_param(full_name(scope, s.name), sh, init, where(s.loc, scope));
+        scope.vars[s.name] = Value{Value::Kind::node, id, 0.0, false, {}};
+        return std::nullopt;
+      }
+      case Statement::Kind::assign: {
+        const Value v = named_node(*s.value, scope, full_name(scope, s.name), s.loc);
+        scope.vars[s.name] = v;
+        return std::nullopt;
+      }
+      case Statement::Kind::output:
+      case Statement::Kind::loss: {
+        NodeId id;
+        if (s.value) {
+          id = named_node(*s.value, scope, s.name, s.loc).node;
+          scope.vars[s.name] = Value{Value::Kind::node, id, 0.0, false, {}};
+        } else {
+          id = node_named(s.name, s.name_loc, scope);
+        }
+        if (s.kind == Statement::Kind::output) {
+          g().add_output(id);
+        } else {
+          if (g().loss()) fail(s.loc, scope, fmt::format("a second loss '{}' (the first is '{}')", s.name,
+                                                         g().node(*g().loss()).name));
+          g().set_loss(id);
+        }
+        return std::nullopt;
+      }
+      case Statement::Kind::ret:
+        return eval(*s.value, scope, {});
+    }
+    return std::nullopt;
+  }
+
+  /// Evaluates `e` into a node called `name`: the outermost op of the expression gets the
+  /// name; a bare value gets an identity node so that the name exists.
+  Value named_node(const Expr& e, Scope& scope, const std::string& name, Loc loc) {
+    Value v = eval(e, scope, name);
+    if (v.kind != Value::Kind::node)
+      fail(e.loc, scope, fmt::format("'{}' must be a value (a node), got {}", name, v.describe(g())));
+    if (g().node(v.node).name != name) {
+      const NodeId id = g().add_op("identity", {v.node}, {}, name, where(loc, scope));
+      v.node = id;
+    }
+    return v;
+  }
+
+  NodeId node_named(const std::string& name, Loc loc, const Scope& scope) {
+    if (auto it = scope.vars.find(name); it != scope.vars.end() && it->second.kind == Value::Kind::node)
+      return it->second.node;
+    if (auto id = g().find(name)) return *id;
+    fail(loc, scope, fmt::format("unknown name '{}'{}", name, suggestion(name, known_names(scope))));
+  }
+
+  /// Names a value may refer to here: the scope's own, then every node (blocks see globals).
+  std::vector<std::string> known_names(const Scope& scope) const {
+    std::vector<std::string> names = out_.graph.names();
+    for (const auto& [k, v] : scope.vars) names.push_back(k);
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    return names;
+  }
+
+  std::int64_t dimension(const Expr& e, const Scope& scope) {
+    if (e.kind == Expr::Kind::name && e.text == "N") return N;
+    const Value v = eval_constant(e, scope);
+    if (v.kind != Value::Kind::number || !v.integer || v.number < 0)
+      fail(e.loc, scope, fmt::format("a dimension must be N or a whole number >= 0, got {}", v.describe(g())));
+    return static_cast<std::int64_t>(v.number);
+  }
+
+  Shape shape(const Statement& s, const Scope& scope) {
+    std::vector<std::int64_t> dims;
+    for (const auto& d : s.shape) dims.push_back(dimension(*d, scope));
+    return Shape(std::move(dims));
+  }
+
+  /// A number, string or callable (no nodes are created).
+  Value eval_constant(const Expr& e, const Scope& scope) {
+    if (e.kind == Expr::Kind::number) return Value{Value::Kind::number, 0, e.number, e.integer, {}};
+    if (e.kind == Expr::Kind::string) return Value{Value::Kind::string, 0, 0.0, false, e.text};
+    if (e.kind == Expr::Kind::name) {
+      if (auto it = scope.vars.find(e.text); it != scope.vars.end()) return it->second;
+      return Value{Value::Kind::string, 0, 0.0, false, e.text};  // bare words: mean, sum, relu, ...
+    }
+    fail(e.loc, scope, "expected a number or a name here");
+  }
+
+  Init initialiser(const Expr& e, const Scope& scope) {
+    std::vector<double> a;
+    for (const auto& arg : e.args) {
+      const Value v = eval_constant(*arg.value, scope);
+      if (v.kind != Value::Kind::number) fail(arg.loc, scope, fmt::format("'{}' takes numbers", e.text));
+      a.push_back(v.number);
+    }
+    auto want = [&](std::size_t n) {
+      if (a.size() != n)
+        fail(e.loc, scope, fmt::format("'{}' takes {} number{}, got {}", e.text, n, n == 1 ? "" : "s", a.size()));
+    };
+    if (e.text == "zeros") return want(0), Init::zeros();
+    if (e.text == "constant") return want(1), Init::constant(a[0]);
+    if (e.text == "normal") return want(2), Init::normal(a[0], a[1]);
+    if (e.text == "uniform") return want(2), Init::uniform(a[0], a[1]);
+    if (e.text == "xavier" || e.text == "glorot") return want(0), Init::xavier();
+    if (e.text == "he") return want(0), Init::he();
+    static const std::vector<std::string> known = {"zeros", "constant", "normal", "uniform", "xavier", "glorot", "he"};
+    fail(e.loc, scope, fmt::format("unknown initialiser '{}'{}", e.text, suggestion(e.text, known)));
+  }
+
+  std::string auto_name(Scope& scope, const std::string& base) {
+    if (scope.prefix.empty()) return {};  // the graph picks <op>_<k>
+    for (;;) {
+      const std::string name = fmt::format("{}.{}_{}", scope.prefix, base, ++scope.counters[base]);
+      if (!g().find(name)) return name;
+    }
+  }
+
+  Value node_value(NodeId id) { return Value{Value::Kind::node, id, 0.0, false, {}}; }
+
+  Value eval(const Expr& e, Scope& scope, const std::string& name) {
+    switch (e.kind) {
+      case Expr::Kind::number:
+      case Expr::Kind::string: return eval_constant(e, scope);
+      case Expr::Kind::name: {
+        if (auto it = scope.vars.find(e.text); it != scope.vars.end()) return it->second;
+        if (auto id = g().find(e.text)) return node_value(*id);
+        if (p_.blocks.count(e.text) || Registry::global().find(e.text))
+          return Value{Value::Kind::callable, 0, 0.0, false, e.text};
+        fail(e.loc, scope, fmt::format("unknown name '{}'{}", e.text, suggestion(e.text, known_names(scope))));
+      }
+      case Expr::Kind::binary: {
+        static const std::map<std::string, std::string> ops = {{"+", "add"}, {"-", "sub"}, {"*", "mul"}};
+        std::vector<NodeId> in;
+        for (const auto& a : e.args) in.push_back(as_node(eval(*a.value, scope, {}), *a.value, scope, ops.at(e.text)));
+        const std::string op = ops.at(e.text);
+        return node_value(g().add_op(op, in, {}, name.empty() ? auto_name(scope, op) : name, where(e.loc, scope)));
+      }
+      case Expr::Kind::call: return call(e, scope, name);
+    }
+    fail(e.loc, scope, "cannot evaluate this expression");
+  }
+
+  NodeId as_node(const Value& v, const Expr& e, const Scope& scope, const std::string& op) {
+    if (v.kind == Value::Kind::node) return v.node;
+    fail(e.loc, scope, fmt::format("{}: expected a value (a node), got {}", op, v.describe(g())));
+  }
+
+  Value call(const Expr& e, Scope& scope, const std::string& name) {
+    std::string callee = e.text;
+    if (auto it = scope.vars.find(callee); it != scope.vars.end()) {
+      if (it->second.kind != Value::Kind::callable && it->second.kind != Value::Kind::string)
+        fail(e.loc, scope, fmt::format("'{}' is {}, not an op or a block", callee, it->second.describe(g())));
+      callee = it->second.text;
+    }
+    if (auto b = p_.blocks.find(callee); b != p_.blocks.end()) return instantiate(b->second, e, scope, name);
+    const OpDef* op = Registry::global().find(callee);
+    if (!op) {
+      std::vector<std::string> known = Registry::global().names();
+      for (const auto& [k, v] : p_.blocks) known.push_back(k);
+      fail(e.loc, scope, fmt::format("unknown op '{}'{}", callee, suggestion(callee, known)));
+    }
+    std::vector<NodeId> inputs;
+    Attrs attrs;
+    for (const Arg& a : e.args) {
+      if (a.name.empty()) {
+        if (!attrs.empty()) fail(a.loc, scope, fmt::format("{}: inputs come before attributes", callee));
+        inputs.push_back(as_node(eval(*a.value, scope, {}), *a.value, scope, callee));
+      } else {
+        const Value v = eval_constant(*a.value, scope);
+        if (v.kind == Value::Kind::node)
+          fail(a.loc, scope, fmt::format("{}: attribute '{}' takes a number or a word, got {}", callee, a.name,
+                                         v.describe(g())));
+        if (v.kind == Value::Kind::number) {
+          if (v.integer) attrs.emplace_back(a.name, static_cast<std::int64_t>(v.number));
+          else attrs.emplace_back(a.name, v.number);
+        } else if (v.text == "true" || v.text == "false") {
+          attrs.emplace_back(a.name, v.text == "true");
+        } else if (v.text == "none") {
+          attrs.emplace_back(a.name, AttrValue());
+        } else {
+          attrs.emplace_back(a.name, v.text);
+        }
+      }
+    }
+    const std::string node_name = name.empty() ? auto_name(scope, callee) : name;
+    return node_value(g().add_op(callee, inputs, attrs, node_name, where(e.loc, scope)));
+  }
+
+  Value instantiate(const BlockDef& b, const Expr& e, Scope& outer, const std::string& name) {
+    if (std::find(outer.chain.begin(), outer.chain.end(), b.name) != outer.chain.end()) {
+      std::string cycle;
+      for (const auto& c : outer.chain) cycle += c + " -> ";
+      fail(e.loc, outer, fmt::format("block '{}' calls itself: {}{}", b.name, cycle, b.name));
+    }
+    Scope inner;
+    inner.chain = outer.chain;
+    inner.chain.push_back(b.name);
+    if (!name.empty()) {
+      inner.prefix = name;
+    } else {
+      for (int k = 1;; ++k) {
+        inner.prefix = (outer.prefix.empty() ? "" : outer.prefix + ".") + fmt::format("{}_{}", b.name, k);
+        if (!g().find(inner.prefix) && !used_prefixes_.count(inner.prefix)) break;
+      }
+    }
+    used_prefixes_.insert(inner.prefix);
+    // Errors inside the instance keep their own place and say which call expanded it.
+    const std::string context = fmt::format(" (in block '{}' at {})", b.name, parser_.where(e.loc));
+    try {
+      return expand(b, e, outer, inner);
+    } catch (const ShapeError& err) {
+      throw ShapeError(err.where(), err.detail() + context);
+    } catch (const ParseError& err) {
+      throw ParseError(err.where(), err.detail() + context);
+    } catch (const GraphError& err) {
+      throw GraphError(err.where(), err.detail() + context);
+    }
+  }
+
+  Value expand(const BlockDef& b, const Expr& e, Scope& outer, Scope& inner) {
+
+    // Bind arguments: positional in order, then by name, then defaults.
+    std::vector<std::optional<Value>> bound(b.params.size());
+    std::size_t next = 0;
+    for (const Arg& a : e.args) {
+      std::size_t index = next;
+      if (!a.name.empty()) {
+        const auto it = std::find_if(b.params.begin(), b.params.end(), [&](const auto& p) { return p.first == a.name; });
+        if (it == b.params.end()) {
+          std::vector<std::string> names;
+          for (const auto& p : b.params) names.push_back(p.first);
+          fail(a.loc, outer, fmt::format("block '{}' has no parameter '{}'{}", b.name, a.name, suggestion(a.name, names)));
+        }
+        index = static_cast<std::size_t>(it - b.params.begin());
+      } else {
+        ++next;
+      }
+      if (index >= b.params.size())
+        fail(a.loc, outer, fmt::format("block '{}' takes {} arguments, got more", b.name, b.params.size()));
+      if (bound[index]) fail(a.loc, outer, fmt::format("block '{}': '{}' given twice", b.name, b.params[index].first));
+      bound[index] = eval(*a.value, outer, {});
+    }
+    for (std::size_t i = 0; i < b.params.size(); ++i) {
+      if (!bound[i]) {
+        if (!b.params[i].second)
+          fail(e.loc, outer, fmt::format("block '{}' needs argument '{}'", b.name, b.params[i].first));
+        bound[i] = eval(*b.params[i].second, outer, {});
+      }
+      inner.vars[b.params[i].first] = *bound[i];
+    }
+    for (const Statement& s : b.body) {
+      if (auto result = exec(s, inner)) {
+        if (result->kind != Value::Kind::node)
+          fail(s.loc, inner, fmt::format("block '{}' must return a value (a node), got {}", b.name,
+                                         result->describe(g())));
+        const Node& n = g().node(result->node);
+        // The block's result carries the instance's name: rename a node the instance made,
+        // or name anything else through an identity node.
+        if (n.kind == NodeKind::op && n.name.rfind(inner.prefix + ".", 0) == 0) {
+          g().rename(result->node, inner.prefix);
+          return *result;
+        }
+        return node_value(g().add_op("identity", {result->node}, {}, inner.prefix, where(s.loc, inner)));
+      }
+    }
+    fail(b.loc, inner, fmt::format("block '{}' ended without 'return'", b.name));
+  }
+
+  const Program& p_;
+  Parser& parser_;
+  ModelFile& out_;
+  std::set<std::string> used_prefixes_;
+};
+
+}  // namespace
+
+ModelFile parse_model(std::string_view text, const std::string& name) {
+  ModelFile out;
+  out.name = name;
+  out.text = std::string(text);
+  Parser parser(Lexer(text, name).run(), name);
+  const Program program = parser.run();
+  Runner(program, parser, out).run();
+  if (out.input.empty() && !out.graph.inputs().empty()) out.input = out.graph.node(out.graph.inputs().front()).name;
+  return out;
+}
+
+ModelFile load_model(const std::string& path) {
+  const std::string text = read_file(path);
+  if (text.empty()) throw ParseError(path, "empty model file: declare at least an input and a loss");
+  return parse_model(text, path);
+}
+
+std::string print_model(const Graph& g, const PrintOptions& options) {
+  std::string out;
+  auto shape_text = [](const Shape& s) {
+    std::string t = "[";
+    for (int i = 0; i < s.rank(); ++i) t += (i ? ", " : "") + (s[i] == N ? std::string("N") : std::to_string(s[i]));
+    return t + "]";
+  };
+  auto comment = [&](const Node& n) {
+    if (!options.shapes) return std::string();
+    return "  # " + (options.batch > 0 ? n.shape.bind(options.batch) : n.shape).str();
+  };
+  for (NodeId id : g.topological_order()) {
+    const Node& n = g.node(id);
+    if (n.kind == NodeKind::input) {
+      out += fmt::format("{} {} {}\n", n.name == options.labels ? "labels" : "input", n.name, shape_text(n.shape));
+    } else if (n.kind == NodeKind::param) {
+      out += fmt::format("param {} {} {}{}\n", n.name, shape_text(n.shape), n.init.str(), comment(n));
+    } else {
+      std::vector<std::string> args;
+      for (NodeId in : n.inputs) args.push_back(g.node(in).name);
+      for (std::size_t i = 0; i < n.op->attrs.size(); ++i)
+        if (!(n.attrs[i] == n.op->attrs[i].default_value)) args.push_back(n.op->attrs[i].name + "=" + n.attrs[i].str());
+      out += fmt::format("{} = {}({}){}\n", n.name, n.op->name, fmt::join(args, ", "), comment(n));
+    }
+  }
+  for (NodeId id : g.outputs()) out += fmt::format("output {}\n", g.node(id).name);
+  if (g.loss()) out += fmt::format("loss {}\n", g.node(*g.loss()).name);
+  return out;
+}
+
+bool same_graph(const Graph& a, const Graph& b, std::string* why) {
+  auto differ = [&](const std::string& what) {
+    if (why) *why = what;
+    return false;
+  };
+  if (a.size() != b.size()) return differ(fmt::format("{} nodes against {}", a.size(), b.size()));
+  for (NodeId id = 0; id < a.size(); ++id) {
+    const Node& x = a.node(id);
+    const auto other = b.find(x.name);
+    if (!other) return differ(fmt::format("node '{}' is missing", x.name));
+    const Node& y = b.node(*other);
+    if (x.kind != y.kind) return differ(fmt::format("node '{}' is of another kind", x.name));
+    if (x.shape != y.shape) return differ(fmt::format("node '{}': shape {} against {}", x.name, x.shape, y.shape));
+    if (x.op != y.op) return differ(fmt::format("node '{}': another op", x.name));
+    if (x.attrs != y.attrs) return differ(fmt::format("node '{}': other attributes", x.name));
+    if (!(x.init == y.init)) return differ(fmt::format("node '{}': initialiser {} against {}", x.name, x.init.str(), y.init.str()));
+    if (x.inputs.size() != y.inputs.size()) return differ(fmt::format("node '{}': another number of inputs", x.name));
+    for (std::size_t i = 0; i < x.inputs.size(); ++i)
+      if (a.node(x.inputs[i]).name != b.node(y.inputs[i]).name)
+        return differ(fmt::format("node '{}': input {} is '{}' against '{}'", x.name, i, a.node(x.inputs[i]).name,
+                                  b.node(y.inputs[i]).name));
+  }
+  auto names = [](const Graph& g, const std::vector<NodeId>& ids) {
+    std::vector<std::string> out;
+    for (NodeId id : ids) out.push_back(g.node(id).name);
+    return out;
+  };
+  if (names(a, a.outputs()) != names(b, b.outputs())) return differ("different outputs");
+  const std::string la = a.loss() ? a.node(*a.loss()).name : "", lb = b.loss() ? b.node(*b.loss()).name : "";
+  if (la != lb) return differ(fmt::format("loss '{}' against '{}'", la, lb));
+  return true;
+}
+
+}  // namespace opgraph

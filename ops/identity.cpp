@@ -1,0 +1,14 @@
+// identity: y = x; lets a block take "no activation" as an op, and names a value.
+#include <opgraph/graph/op.hpp>
+
+namespace opgraph::ops {
+
+OPGRAPH_OP(identity)
+    .doc("x unchanged (no activation)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .forward([](auto& k) { map(k.in(0), k.out(), [](auto v) { return v; }); })
+    .vjp([](auto& k) { map(k.grad_out(), k.grad_in(0), [](auto g) { return g; }); })
+    .check({"[a,b]"});
+
+}  // namespace opgraph::ops
