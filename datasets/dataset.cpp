@@ -107,6 +107,15 @@ void Standardizer::fit(const Dataset& data) {
   }
 }
 
+Standardizer Standardizer::from(std::vector<double> mean, std::vector<double> stddev) {
+  if (mean.size() != stddev.size())
+    throw DataError(fmt::format("standardiser: {} means and {} deviations", mean.size(), stddev.size()));
+  Standardizer s;
+  s.mean_ = std::move(mean);
+  s.stddev_ = std::move(stddev);
+  return s;
+}
+
 Dataset Standardizer::apply(const Dataset& data) const {
   const std::int64_t n = data.size(), d = data.num_features();
   if (static_cast<std::size_t>(d) != mean_.size())

@@ -43,6 +43,8 @@ class Standardizer {
  public:
   /// Learns each feature's mean and standard deviation (constant features keep scale 1).
   void fit(const Dataset& data);
+  /// A standardiser with known statistics (e.g. saved in a checkpoint).
+  static Standardizer from(std::vector<double> mean, std::vector<double> stddev);
   Dataset apply(const Dataset& data) const;
   const std::vector<double>& mean() const { return mean_; }
   const std::vector<double>& stddev() const { return stddev_; }

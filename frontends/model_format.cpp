@@ -344,8 +344,10 @@ class Parser {
     const Token& t = peek();
     if (t.kind == Tok::number) return number(take(), false);
     if (t.kind == Tok::minus && peek(1).kind == Tok::number) {
-      take();
-      return number(take(), true);
+      const Loc minus = take().loc;
+      ExprPtr e = number(take(), true);
+      e->loc = minus;
+      return e;
     }
     if (t.kind == Tok::string) {
       auto e = std::make_unique<Expr>();
@@ -663,10 +665,11 @@ class Runner {
       }
     }
     used_prefixes_.insert(inner.prefix);
+    bind_arguments(b, e, outer, inner);
     // Errors inside the instance keep their own place and say which call expanded it.
     const std::string context = fmt::format(" (in block '{}' at {})", b.name, parser_.where(e.loc));
     try {
-      return expand(b, e, outer, inner);
+      return expand(b, inner);
     } catch (const ShapeError& err) {
       throw ShapeError(err.where(), err.detail() + context);
     } catch (const ParseError& err) {
@@ -676,9 +679,9 @@ class Runner {
     }
   }
 
-  Value expand(const BlockDef& b, const Expr& e, Scope& outer, Scope& inner) {
-
-    // Bind arguments: positional in order, then by name, then defaults.
+  /// Binds a call's arguments to the block's parameters: positional in order, then by
+  /// name, then defaults.
+  void bind_arguments(const BlockDef& b, const Expr& e, Scope& outer, Scope& inner) {
     std::vector<std::optional<Value>> bound(b.params.size());
     std::size_t next = 0;
     for (const Arg& a : e.args) {
@@ -695,7 +698,8 @@ class Runner {
         ++next;
       }
       if (index >= b.params.size())
-        fail(a.loc, outer, fmt::format("block '{}' takes {} arguments, got more", b.name, b.params.size()));
+        fail(a.loc, outer, fmt::format("block '{}' takes {} argument{}, got more", b.name, b.params.size(),
+                                       b.params.size() == 1 ? "" : "s"));
       if (bound[index]) fail(a.loc, outer, fmt::format("block '{}': '{}' given twice", b.name, b.params[index].first));
       bound[index] = eval(*a.value, outer, {});
     }
@@ -707,6 +711,9 @@ class Runner {
       }
       inner.vars[b.params[i].first] = *bound[i];
     }
+  }
+
+  Value expand(const BlockDef& b, Scope& inner) {
     for (const Statement& s : b.body) {
       if (auto result = exec(s, inner)) {
         if (result->kind != Value::Kind::node)

@@ -29,7 +29,7 @@ ModelFile load_model(const std::string& path);
 
 struct PrintOptions {
   /// The input to declare with `labels` instead of `input`.
-  std::string labels;
+  std::string labels = {};
   /// Append each node's inferred shape as a comment.
   bool shapes = false;
   /// With shapes: bind N to this batch size (0: print N).

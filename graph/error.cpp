@@ -34,8 +34,10 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 }
 
 std::string closest_name(std::string_view name, std::span<const std::string> known) {
-  // A typo is at most a third of the name's length away (at least 1, at most 3 edits).
-  const std::size_t limit = std::clamp<std::size_t>(name.size() / 3, 1, 3);
+  // A typo is at most a third of the name's length away (at least 1, at most 3 edits),
+  // and fewer edits than the name has letters: any one-letter name is one edit from 'x'.
+  const std::size_t limit = std::min(std::clamp<std::size_t>(name.size() / 3, 1, 3), name.size() - 1);
+  if (name.empty()) return {};
   std::string best;
   std::size_t best_distance = limit + 1;
   for (const auto& k : known) {

@@ -90,6 +90,7 @@ struct Plan::Impl {
   std::vector<Shape> shapes;       // per node, N bound
   std::vector<NodeId> forward_nodes;
   std::vector<NodeId> backward_nodes;
+  std::vector<BackwardStep> backward_steps;
   std::optional<NodeId> loss;
   std::vector<char> readable;       // value readable after forward()
   std::vector<std::int64_t> value_at;  // arena offset of an op node's value, or -1
@@ -397,6 +398,19 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     }
   }
   for (NodeId id : backward_nodes) backward_steps_.push_back(step_of[id]);
+
+  // The same decisions, described for dumps.
+  for (NodeId id : backward_nodes) {
+    const Node& node = graph.node(id);
+    BackwardStep info;
+    info.node = id;
+    for (int i : node.op->saved_inputs) info.reads.push_back(node.inputs[static_cast<std::size_t>(i)]);
+    if (node.op->saves_output) info.reads.push_back(id);
+    info.reads_workspace = work_buf[id] >= 0;
+    for (const auto& t : targets)
+      if (t.step_node == id) (t.scratch < 0 ? info.writes : info.adds).push_back(node.inputs[t.slot]);
+    backward_steps.push_back(std::move(info));
+  }
 }
 
 template <class T>
@@ -523,5 +537,7 @@ DType Plan::dtype() const { return impl_->dtype; }
 PlanStats Plan::stats() const { return impl_->stats; }
 std::vector<NodeId> Plan::forward_order() const { return impl_->forward_nodes; }
 std::vector<NodeId> Plan::backward_order() const { return impl_->backward_nodes; }
+const std::vector<BackwardStep>& Plan::backward_steps() const { return impl_->backward_steps; }
+const Shape& Plan::shape(NodeId node) const { return impl_->shapes.at(node); }
 
 }  // namespace opgraph

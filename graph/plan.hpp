@@ -45,6 +45,15 @@ struct PlanStats {
   int backward_steps = 0;
 };
 
+/// One vjp of the backward pass, as the planner arranged it (for dumps and reports).
+struct BackwardStep {
+  NodeId node = 0;
+  std::vector<NodeId> reads;    // forward values the vjp reads (saved inputs; the node itself if it saves its output)
+  bool reads_workspace = false;  // the op's workspace, kept from forward
+  std::vector<NodeId> writes;   // inputs whose gradient this vjp writes first
+  std::vector<NodeId> adds;     // inputs whose gradient it adds to (fan-out, summed by the engine)
+};
+
 /// A Graph compiled once for one batch size and dtype (the dtype of the Params): a
 /// topological schedule, every shape bound, every buffer allocated up front. forward()
 /// and backward() allocate nothing. Results are bitwise identical for any thread count.
@@ -83,6 +92,10 @@ class Plan {
   /// Op nodes in forward order, and those whose vjp runs, in backward order.
   std::vector<NodeId> forward_order() const;
   std::vector<NodeId> backward_order() const;
+  /// The backward pass step by step, in the order it runs.
+  const std::vector<BackwardStep>& backward_steps() const;
+  /// The bound shape of a node.
+  const Shape& shape(NodeId node) const;
 
   struct Impl;
 

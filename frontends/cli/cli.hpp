@@ -1,0 +1,76 @@
+// The opgraph command: shared pieces of the subcommands.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <opgraph/graph/error.hpp>
+
+namespace opgraph::cli {
+
+/// A mistake in the command line: exit status 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Option {
+  std::string name;   // "epochs" for --epochs
+  std::string value;  // what it takes ("N", "SPEC"); empty for a flag
+  std::string help;
+  bool repeatable = false;
+};
+
+/// A parsed command line: positional arguments and option values.
+class Args {
+ public:
+  Args(std::string command, int argc, char** argv, int first, const std::vector<Option>& options);
+
+  bool help() const { return help_; }
+  const std::string& command() const { return command_; }
+  const std::vector<std::string>& positional() const { return positional_; }
+  bool has(const std::string& name) const { return values_.count(name) > 0; }
+  std::string get(const std::string& name, const std::string& fallback = {}) const;
+  const std::vector<std::string>& all(const std::string& name) const;
+  /// A whole number >= min; UsageError names the option otherwise.
+  std::int64_t integer(const std::string& name, std::int64_t fallback, std::int64_t min) const;
+  double fraction(const std::string& name, double fallback) const;  // in (0, 1)
+  /// A finite number >= min.
+  double real(const std::string& name, double fallback, double min) const;
+  /// The single positional argument `what` (e.g. the model file).
+  std::string one_positional(const std::string& what) const;
+  [[noreturn]] void fail(const std::string& what) const;
+
+ private:
+  std::string command_;
+  std::vector<std::string> positional_;
+  std::map<std::string, std::vector<std::string>> values_;
+  bool help_ = false;
+};
+
+/// Runs `f`, turning a ParseError (a bad --optim or --data spec) into a UsageError:
+/// specs are part of the command line.
+template <class F>
+auto spec(const char* command, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const ParseError& e) {
+    throw UsageError(std::string("opgraph ") + command + ": " + e.what());
+  }
+}
+
+/// "usage: ..." followed by one line per option.
+std::string help_text(const std::string& usage, const std::string& about, const std::vector<Option>& options);
+
+int train(int argc, char** argv);
+int evaluate(int argc, char** argv);
+int predict(int argc, char** argv);
+int dump(int argc, char** argv);
+int ops(int argc, char** argv);
+int data(int argc, char** argv);
+int export_npy(int argc, char** argv);
+
+}  // namespace opgraph::cli

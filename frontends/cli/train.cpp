@@ -1,0 +1,432 @@
+// opgraph train / eval / predict / export.
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include <opgraph/frontends/checkpoint.hpp>
+#include <opgraph/frontends/data_spec.hpp>
+#include <opgraph/frontends/files.hpp>
+#include <opgraph/frontends/json.hpp>
+#include <opgraph/frontends/model_format.hpp>
+#include <opgraph/frontends/plot.hpp>
+#include <opgraph/frontends/train.hpp>
+#include <opgraph/graph/parallel.hpp>
+
+#include "cli.hpp"
+#include "progress.hpp"
+
+namespace opgraph::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const Option kDataDir{"data-dir", "DIR", "the data folder holding mnist/, small/, ... (default $OPGRAPH_DATA)"};
+const Option kThreads{"threads", "N", "worker threads (default: one per core; results do not depend on it)"};
+
+void set_threads(const Args& a) {
+  if (a.has("threads")) set_num_threads(static_cast<int>(a.integer("threads", 0, 1)));
+}
+
+/// The model file, which must declare the input its labels go to.
+ModelFile load_trainable(const std::string& path) {
+  ModelFile m = load_model(path);
+  if (m.labels.empty())
+    throw GraphError(path, "the model declares no labels input: add one such as 'labels y [N]' and use it in the loss");
+  if (!m.graph.loss()) throw GraphError(path, "the model declares no loss: add one such as 'loss xent = ...'");
+  return m;
+}
+
+std::optional<Standardizer> saved_standardizer(const Checkpoint& c) {
+  const Tensor *mean = nullptr, *stddev = nullptr;
+  for (const auto& [name, t] : c.extra) {
+    if (name == "data.mean") mean = &t;
+    if (name == "data.std") stddev = &t;
+  }
+  if (!mean || !stddev) return std::nullopt;
+  return Standardizer::from(mean->to_vector(), stddev->to_vector());
+}
+
+/// The model with the checkpoint's parameters, checked name by name and shape by shape.
+Model restored(const ModelFile& file, const Checkpoint& c, const std::string& ckpt_path) {
+  Model m{file.graph, file.graph.init_params(c.seed, c.params.size() ? c.params.dtype() : DType::f32), file.input,
+          file.labels};
+  restore_params(c, m.params, ckpt_path);
+  return m;
+}
+
+void write_metrics(const std::string& path, const std::vector<EpochReport>& history) {
+  std::string csv = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds\n";
+  for (const auto& e : history)
+    csv += fmt::format("{},{},{},{},{},{},{}\n", e.epoch, e.train_loss, e.train_accuracy,
+                       e.has_validation() ? fmt::format("{}", e.val_loss) : std::string(),
+                       e.has_validation() ? fmt::format("{}", e.val_accuracy) : std::string(), e.learning_rate,
+                       e.seconds);
+  write_file_atomic(path, csv);
+}
+
+void write_plots(const std::string& dir, const std::vector<EpochReport>& history, Trainer& trainer, const Dataset& shown,
+                 bool quiet) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir)) throw DataError(dir, "cannot create the plot folder");
+  Series loss{"train", {}, {}}, val_loss{"validation", {}, {}}, acc{"train", {}, {}}, val_acc{"validation", {}, {}};
+  bool has_val = false;
+  for (const auto& e : history) {
+    loss.x.push_back(e.epoch);
+    loss.y.push_back(e.train_loss);
+    acc.x.push_back(e.epoch);
+    acc.y.push_back(e.train_accuracy);
+    val_loss.x.push_back(e.epoch);
+    val_loss.y.push_back(e.val_loss);
+    val_acc.x.push_back(e.epoch);
+    val_acc.y.push_back(e.val_accuracy);
+    has_val = has_val || e.has_validation();
+  }
+  std::vector<Series> losses{loss}, accuracies{acc};
+  if (has_val) {
+    losses.push_back(val_loss);
+    accuracies.push_back(val_acc);
+  }
+  std::vector<std::string> written;
+  auto write = [&](const std::string& name, const std::string& svg) {
+    write_file_atomic((fs::path(dir) / name).string(), svg);
+    written.push_back(name);
+  };
+  write("loss.svg", line_chart("Loss", "epoch", "loss", losses));
+  write("accuracy.svg", line_chart("Accuracy", "epoch", "accuracy", accuracies));
+  if (shown.num_features() == 2) write("decision_regions.svg", decision_regions(trainer, shown, "Decision regions: " + shown.name));
+  if (shown.sample_shape.rank() == 2)
+    write("misclassified.svg", misclassified_grid(shown, trainer.predict(shown.features).labels,
+                                                  "Misclassified: " + shown.name));
+  if (!quiet) std::fprintf(stderr, "plots: %s in %s\n", fmt::format("{}", fmt::join(written, ", ")).c_str(), dir.c_str());
+}
+
+std::string confusion_text(const Evaluation& e, const Dataset& d) {
+  std::string s = "confusion (rows: true, columns: predicted):\n      ";
+  for (std::size_t j = 0; j < e.confusion.size(); ++j) s += fmt::format(" {:>6.6}", d.class_name(static_cast<std::int64_t>(j)));
+  s += "\n";
+  for (std::size_t i = 0; i < e.confusion.size(); ++i) {
+    s += fmt::format("{:>6.6}", d.class_name(static_cast<std::int64_t>(i)));
+    for (auto v : e.confusion[i]) s += fmt::format(" {:>6}", v);
+    s += "\n";
+  }
+  return s;
+}
+
+std::string confusion_json(const Evaluation& e) {
+  std::vector<std::string> rows;
+  for (const auto& r : e.confusion) {
+    std::vector<std::string> cells;
+    for (auto v : r) cells.push_back(std::to_string(v));
+    rows.push_back(json::array(cells));
+  }
+  return json::array(rows);
+}
+
+/// The part of the data eval and predict use: --part, else test when there is one.
+const Dataset& chosen_part(const Args& a, const LoadedData& d) {
+  const std::string part = a.get("part", d.has_test() ? "test" : "train");
+  if (part == "test") {
+    if (!d.has_test()) a.fail("--part test: this data has no test part (add test=F to the spec)");
+    return d.test;
+  }
+  if (part == "train") return d.train;
+  a.fail(fmt::format("--part: expected train or test, got '{}'", part));
+}
+
+}  // namespace
+
+int train(int argc, char** argv) {
+  const std::vector<Option> options = {
+      {"data", "SPEC", "the data (see opgraph data), e.g. moons:n=1000,test=0.3"},
+      kDataDir,
+      {"optim", "SPEC", "optimizer, e.g. momentum:lr=0.01,gamma=0.9 (default adam:lr=0.001)"},
+      {"epochs", "N", "total epochs (default 10)"},
+      {"batch", "N", "rows per step; 0 = full batch (default 32)"},
+      {"seed", "N", "seed of the initial weights and the data order (default 0)"},
+      kThreads,
+      {"val-split", "F", "hold out a fraction of the training data for validation"},
+      {"target-loss", "F", "stop after an epoch whose training loss is at most F"},
+      {"dtype", "f32|f64", "precision of the parameters and arithmetic (default f32)"},
+      {"save", "CKPT", "write a checkpoint after every epoch"},
+      {"resume", "CKPT", "continue the training saved in CKPT (same model, data, batch)"},
+      {"metrics", "FILE.csv", "write per-epoch loss and accuracy as CSV"},
+      {"plot", "DIR", "write SVG plots: loss and accuracy curves, decision regions, misclassified images"},
+      {"json", "", "print the final metrics as one JSON object on stdout"},
+      {"quiet", "", "print nothing but the result"},
+  };
+  const Args a("train", argc, argv, 2, options);
+  if (a.help()) {
+    std::fputs(help_text("opgraph train MODEL.og --data SPEC [options]",
+                         "Trains the model in MODEL.og and reports loss and accuracy.", options)
+                   .c_str(),
+               stdout);
+    return 0;
+  }
+  const std::string model_path = a.one_positional("MODEL.og");
+  set_threads(a);
+  const bool quiet = a.has("quiet"), as_json = a.has("json");
+
+  std::optional<Checkpoint> resume;
+  if (a.has("resume")) resume = load_checkpoint(a.get("resume"));
+  auto meta = [&](const char* key, const std::string& fallback) {
+    if (resume)
+      if (auto it = resume->meta.find(key); it != resume->meta.end()) return it->second;
+    return fallback;
+  };
+  const std::string spec = a.get("data", meta("data", ""));
+  if (spec.empty()) a.fail("--data SPEC is required (see opgraph data)");
+
+  const ModelFile file = load_trainable(model_path);
+  if (resume) {
+    std::string why;
+    const ModelFile saved = parse_model(resume->model, a.get("resume") + " (model)");
+    if (!same_graph(file.graph, saved.graph, &why))
+      throw DataError(a.get("resume"), fmt::format("saved from another model than {}: {}", model_path, why));
+  }
+  const std::uint64_t seed = static_cast<std::uint64_t>(a.integer("seed", resume ? static_cast<std::int64_t>(resume->seed) : 0, 0));
+  if (resume && seed != resume->seed)
+    a.fail(fmt::format("--seed {} differs from the checkpoint's seed {}: resuming needs the same data order", seed,
+                       resume->seed));
+  const DType dtype = parse_dtype(a.get("dtype", meta("dtype", "f32")));
+  std::int64_t saved_batch = 32;
+  if (const std::string b = meta("batch", ""); !b.empty()) {
+    const auto [p, ec] = std::from_chars(b.data(), b.data() + b.size(), saved_batch);
+    if (ec != std::errc() || p != b.data() + b.size() || saved_batch < 0)
+      throw DataError(a.get("resume"), fmt::format("corrupt checkpoint: batch '{}'", b));
+  }
+  const std::int64_t batch = a.integer("batch", saved_batch, 0);
+  const std::int64_t epochs = a.integer("epochs", 10, 1);
+  if (resume && epochs <= resume->epoch)
+    a.fail(fmt::format("--epochs {}: the checkpoint has already done {} epochs", epochs, resume->epoch));
+
+  std::optional<Standardizer> fitted;
+  if (resume) fitted = saved_standardizer(*resume);
+  LoadedData data = cli::spec("train", [&] { return load_data(spec, a.get("data-dir"), fitted ? &*fitted : nullptr); });
+  Dataset train_set = data.train, val_set;
+  if (a.has("val-split")) {
+    Split s = train_test_split(data.train, a.fraction("val-split", 0.0), seed, true);
+    train_set = std::move(s.train);
+    val_set = std::move(s.test);
+  }
+
+  Model model{file.graph, file.graph.init_params(seed, dtype), file.input, file.labels};
+  const std::string optim_spec = a.get("optim", resume && !resume->optimizer.empty() ? resume->optimizer : "adam:lr=1e-3");
+  auto optimizer = cli::spec("train", [&] { return parse_optimizer(optim_spec); });
+  if (resume) {
+    restore_params(*resume, model.params, a.get("resume"));
+    optimizer->load_state(resume->optimizer_state, resume->optimizer_steps, resume->optimizer_time);
+  }
+
+  if (!quiet && !as_json) {
+    std::int64_t values = 0;
+    for (const auto& [n, t] : model.params) values += t.numel();
+    std::fprintf(stderr, "model %s: %zu parameters (%lld values); %s\n", model_path.c_str(), model.params.size(),
+                 static_cast<long long>(values), data.description.c_str());
+    std::fprintf(stderr, "optimizer %s; batch %lld; %lld epochs%s\n", optimizer->describe().c_str(),
+                 static_cast<long long>(batch), static_cast<long long>(epochs),
+                 resume ? fmt::format(" (resuming after epoch {})", resume->epoch).c_str() : "");
+  }
+
+  Progress progress(quiet || as_json);
+  std::vector<EpochReport> history;
+  Trainer trainer(model);
+  TrainOptions o;
+  o.epochs = static_cast<int>(epochs);
+  o.batch = batch;
+  o.seed = seed;
+  o.start_epoch = resume ? resume->epoch : 0;
+  o.target_loss = a.real("target-loss", 0.0, 0.0);
+  o.validation = val_set.size() > 0 ? &val_set : nullptr;
+  o.on_step = [&](const StepReport& s) { progress.step(s); };
+  o.on_epoch = [&](const EpochReport& e) {
+    progress.epoch(e);
+    history.push_back(e);
+    if (a.has("metrics")) write_metrics(a.get("metrics"), history);
+    if (a.has("save")) {
+      Checkpoint c;
+      c.model = file.text;
+      c.params = model.params;
+      c.optimizer = optim_spec;
+      c.optimizer_state = optimizer->state();
+      c.optimizer_steps = optimizer->steps();
+      c.optimizer_time = optimizer->time();
+      c.epoch = e.epoch;
+      c.seed = seed;
+      c.meta = {{"data", spec}, {"batch", std::to_string(batch)}, {"dtype", std::string(to_string(dtype))}};
+      if (data.standardizer) {
+        const auto& m = data.standardizer->mean();
+        const auto& s = data.standardizer->stddev();
+        c.extra.emplace_back("data.mean", Tensor::from({static_cast<std::int64_t>(m.size())}, m, DType::f64));
+        c.extra.emplace_back("data.std", Tensor::from({static_cast<std::int64_t>(s.size())}, s, DType::f64));
+      }
+      save_checkpoint(a.get("save"), c);
+    }
+  };
+  const History h = trainer.fit(train_set, *optimizer, o);
+
+  double seconds = 0.0;
+  for (const auto& e : history) seconds += e.seconds;
+  const Evaluation tr = trainer.evaluate(train_set);
+  std::optional<Evaluation> va, te;
+  if (val_set.size() > 0) va = trainer.evaluate(val_set);
+  if (data.has_test()) te = trainer.evaluate(data.test);
+  if (a.has("plot")) write_plots(a.get("plot"), history, trainer, data.has_test() ? data.test : train_set, quiet || as_json);
+
+  if (as_json) {
+    json::Object j;
+    j.add("command", "train").add("model", model_path).add("data", spec).add("optimizer", optimizer->describe());
+    j.add("epochs", static_cast<int>(epochs)).add("epochs_run", static_cast<int>(history.size()));
+    j.add("train_loss", tr.loss).add("train_accuracy", tr.accuracy);
+    if (va) j.add("val_loss", va->loss).add("val_accuracy", va->accuracy);
+    if (te) j.add("test_loss", te->loss).add("test_accuracy", te->accuracy);
+    j.add("reached_target", h.reached_target).add("seconds", seconds);
+    if (a.has("save")) j.add("checkpoint", a.get("save"));
+    std::printf("%s\n", j.str().c_str());
+  } else {
+    std::printf("trained %zu epoch%s in %.2f s\n", history.size(), history.size() == 1 ? "" : "s", seconds);
+    std::printf("train       loss %.4f  accuracy %.4f  (%lld samples)\n", tr.loss, tr.accuracy,
+                static_cast<long long>(tr.samples));
+    if (va) std::printf("validation  loss %.4f  accuracy %.4f  (%lld samples)\n", va->loss, va->accuracy,
+                        static_cast<long long>(va->samples));
+    if (te) std::printf("test        loss %.4f  accuracy %.4f  (%lld samples)\n", te->loss, te->accuracy,
+                        static_cast<long long>(te->samples));
+  }
+  if (!std::isfinite(tr.loss)) {
+    std::fprintf(stderr, "opgraph train: the loss is not finite (%g): lower the learning rate, or look for the first "
+                         "NaN with --detect-anomaly\n", tr.loss);
+    return 1;
+  }
+  return 0;
+}
+
+namespace {
+
+const std::vector<Option> kLoadOptions = {
+    {"load", "CKPT", "the checkpoint with the trained parameters"},
+    {"data", "SPEC", "the data (see opgraph data)"},
+    kDataDir,
+    {"part", "train|test", "which part of the data (default: test when there is one)"},
+    {"batch", "N", "rows per forward pass (default 4096)"},
+    kThreads,
+};
+
+struct Loaded {
+  ModelFile file;
+  Checkpoint checkpoint;
+  Model model;
+  LoadedData data;
+};
+
+Loaded load_for_inference(const Args& a) {
+  const std::string model_path = a.one_positional("MODEL.og");
+  if (!a.has("load")) a.fail("--load CKPT is required");
+  set_threads(a);
+  Checkpoint c = load_checkpoint(a.get("load"));
+  ModelFile file = load_model(model_path);
+  Model model = restored(file, c, a.get("load"));
+  const std::string spec = a.get("data", c.meta.count("data") ? c.meta.at("data") : "");
+  if (spec.empty()) a.fail("--data SPEC is required (see opgraph data)");
+  const std::optional<Standardizer> fitted = saved_standardizer(c);
+  LoadedData data = cli::spec(a.command().c_str(),
+                              [&] { return load_data(spec, a.get("data-dir"), fitted ? &*fitted : nullptr); });
+  return {std::move(file), std::move(c), std::move(model), std::move(data)};
+}
+
+}  // namespace
+
+int evaluate(int argc, char** argv) {
+  std::vector<Option> options = kLoadOptions;
+  options.push_back({"json", "", "print the result as one JSON object"});
+  const Args a("eval", argc, argv, 2, options);
+  if (a.help()) {
+    std::fputs(help_text("opgraph eval MODEL.og --load CKPT --data SPEC [options]",
+                         "Reports loss, accuracy and the confusion matrix of a trained model.", options)
+                   .c_str(),
+               stdout);
+    return 0;
+  }
+  Loaded l = load_for_inference(a);
+  if (l.file.labels.empty()) throw GraphError(l.file.name, "the model declares no labels input: nothing to compare with");
+  const Dataset& part = chosen_part(a, l.data);
+  Trainer trainer(l.model);
+  const Evaluation e = trainer.evaluate(part, a.integer("batch", 0, 1));
+  if (a.has("json")) {
+    std::printf("%s\n", json::Object()
+                            .add("command", "eval")
+                            .add("samples", e.samples)
+                            .add("loss", e.loss)
+                            .add("accuracy", e.accuracy)
+                            .raw("confusion", confusion_json(e))
+                            .str()
+                            .c_str());
+  } else {
+    std::printf("%lld samples  loss %.4f  accuracy %.4f\n%s", static_cast<long long>(e.samples), e.loss, e.accuracy,
+                confusion_text(e, part).c_str());
+  }
+  return 0;
+}
+
+int predict(int argc, char** argv) {
+  std::vector<Option> options = kLoadOptions;
+  options.push_back({"out", "FILE.csv", "write the predictions here (default: stdout)"});
+  const Args a("predict", argc, argv, 2, options);
+  if (a.help()) {
+    std::fputs(help_text("opgraph predict MODEL.og --load CKPT --data SPEC [--out FILE.csv]",
+                         "Writes each sample's true label, predicted label and class probabilities as CSV.", options)
+                   .c_str(),
+               stdout);
+    return 0;
+  }
+  Loaded l = load_for_inference(a);
+  const Dataset& part = chosen_part(a, l.data);
+  Trainer trainer(l.model);
+  const Predictions p = trainer.predict(part.features, a.integer("batch", 0, 1));
+  const std::int64_t k = p.probabilities.shape()[1];
+  std::string csv = "row,label,predicted";
+  for (std::int64_t j = 0; j < k; ++j) csv += ",p_" + (k == 1 ? std::string("1") : part.class_name(j));
+  csv += "\n";
+  for (std::int64_t i = 0; i < part.size(); ++i) {
+    csv += fmt::format("{},{},{}", i, part.label(i), p.labels[static_cast<std::size_t>(i)]);
+    for (std::int64_t j = 0; j < k; ++j) csv += fmt::format(",{:.6g}", p.probabilities.at(i * k + j));
+    csv += "\n";
+  }
+  if (a.has("out")) write_file_atomic(a.get("out"), csv);
+  else std::fputs(csv.c_str(), stdout);
+  return 0;
+}
+
+int export_npy(int argc, char** argv) {
+  const std::vector<Option> options = {{"load", "CKPT", "the checkpoint with the trained parameters"},
+                                       {"npy", "DIR", "the folder to write <parameter>.npy files into"}};
+  const Args a("export", argc, argv, 2, options);
+  if (a.help()) {
+    std::fputs(help_text("opgraph export MODEL.og --load CKPT --npy DIR",
+                         "Writes each parameter as a NumPy .npy file (numpy.load reads it).", options)
+                   .c_str(),
+               stdout);
+    return 0;
+  }
+  const std::string model_path = a.one_positional("MODEL.og");
+  if (!a.has("load")) a.fail("--load CKPT is required");
+  if (!a.has("npy")) a.fail("--npy DIR is required");
+  const Checkpoint c = load_checkpoint(a.get("load"));
+  const ModelFile file = load_model(model_path);
+  const Model model = restored(file, c, a.get("load"));
+  std::error_code ec;
+  fs::create_directories(a.get("npy"), ec);
+  if (!fs::is_directory(a.get("npy"))) throw DataError(a.get("npy"), "cannot create the folder");
+  for (const auto& [name, t] : model.params) {
+    const std::string path = (fs::path(a.get("npy")) / (name + ".npy")).string();
+    write_file_atomic(path, encode_npy(t));
+    std::printf("%s %s\n", path.c_str(), t.shape().str().c_str());
+  }
+  return 0;
+}
+
+}  // namespace opgraph::cli

@@ -1,0 +1,34 @@
+// Graph dumps for debugging: Graphviz DOT (and SVG through it), JSON, annotated .og.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include <opgraph/graph/graph.hpp>
+
+namespace opgraph {
+
+struct DumpOptions {
+  /// Bind N to this batch size in the shapes shown (0: keep N).
+  std::int64_t batch = 0;
+  /// Show the reverse pass: which vjp runs, what it reads from the forward pass, where
+  /// gradients of a fanned-out value are summed.
+  bool backward = false;
+  /// The labels input (declared `labels` in .og output).
+  std::string labels = {};
+  /// Seconds per node (forward + backward), to colour nodes by time (from a profile).
+  std::map<std::string, double> node_seconds = {};
+};
+
+/// Graphviz: one node per op (name, op, output shape), parameters and inputs drawn
+/// differently, edges labelled with shapes; the loss doubly outlined.
+std::string dump_dot(const Graph& graph, const DumpOptions& options = {});
+/// Nodes, edges, shapes and attributes for tools.
+std::string dump_json(const Graph& graph, const DumpOptions& options = {});
+/// The .og text with each node's shape as a comment.
+std::string dump_og(const Graph& graph, const DumpOptions& options = {});
+/// Renders DOT to SVG with Graphviz's `dot` program; throws Error when it is not installed.
+std::string render_svg(const std::string& dot);
+
+}  // namespace opgraph

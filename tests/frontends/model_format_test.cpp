@@ -1,0 +1,185 @@
+// The .og format: every example parses and round-trips, blocks, printing, exact errors.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+#include <opgraph/frontends/model_format.hpp>
+#include <opgraph/frontends/nn.hpp>
+#include <opgraph/graph/op.hpp>
+#include <opgraph/graph/plan.hpp>
+
+using namespace opgraph;
+
+namespace {
+
+void check_round_trip(const Graph& g, const std::string& labels, const std::string& what) {
+  const std::string text = print_model(g, {.labels = labels});
+  const ModelFile again = parse_model(text, what + " (printed)");
+  std::string why;
+  CAPTURE(what);
+  CAPTURE(text);
+  CHECK_MESSAGE(same_graph(g, again.graph, &why), why);
+  CHECK(again.labels == labels);
+  CHECK(print_model(again.graph, {.labels = labels}) == text);  // printing is a fixed point
+}
+
+std::string error_of(const std::string& text) {
+  try {
+    parse_model(text, "model.og");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("model format: every example model parses, compiles and round-trips") {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(OPGRAPH_SOURCE_DIR "/examples/models")) {
+    if (entry.path().extension() != ".og") continue;
+    ++count;
+    const ModelFile m = load_model(entry.path().string());
+    CAPTURE(entry.path().string());
+    CHECK_FALSE(m.labels.empty());
+    CHECK(m.graph.loss().has_value());
+    CHECK(m.input == "x");
+    Params params = m.graph.init_params(1);
+    CHECK_NOTHROW(Plan(m.graph, params, {.batch = 2}));
+    check_round_trip(m.graph, m.labels, entry.path().filename().string());
+  }
+  CHECK(count >= 10);
+}
+
+TEST_CASE("model format: graphs built with the C++ API print and parse back") {
+  Graph g;
+  auto x = nn::input(g, "x", {N, 16});
+  auto y = nn::input(g, "y", {N});
+  auto h1 = nn::relu(nn::dense(x, 16, "block1", Init::he()));
+  auto h2 = nn::tanh(nn::dense(h1, 16, "block2", Init::normal(0.5, 0.01)));
+  auto skip = (h1 + h2 * h1 - h2).named("skip");
+  auto logits = nn::dense(skip, 4, "head", Init::uniform(-0.1, 0.1), Init::constant(0.25)).named("logits");
+  g.add_output(nn::log_softmax(logits).named("loss"));  // a node called like a keyword
+  g.set_loss(nn::op("softmax_cross_entropy", {logits, y}, {{"reduction", "sum"}}).named("xent"));
+  g.add_output(nn::scale(nn::sum(logits, 1), 0.5).named("half"));
+  check_round_trip(g, "y", "C++ graph");
+}
+
+TEST_CASE("model format: blocks make parameters per instance") {
+  const ModelFile m = parse_model(R"(
+block dense(x, in, out, act=relu):
+  param W [in, out] he
+  param b [out] zeros
+  return act(bias_add(matmul(x, W), b))
+end
+block tower(x, width):
+  a = dense(x, width, width)
+  return x + dense(a, width, width, act=tanh)
+end
+input x [N, 8]
+labels y [N]
+t1 = tower(x, 8)
+t2 = tower(t1, 8)
+logits = dense(t2, 8, 3, identity)
+loss l = softmax_cross_entropy(logits, y)
+)",
+                                 "tower.og");
+  const Graph& g = m.graph;
+  for (const char* p : {"t1.a.W", "t1.a.b", "t2.a.W", "t1.dense_1.W", "t2.dense_1.W", "logits.W", "logits.b"}) {
+    CAPTURE(p);
+    REQUIRE(g.find(p));
+    CHECK(g.node(*g.find(p)).kind == NodeKind::param);
+  }
+  CHECK(g.node(g.at("t1.a.W")).shape == Shape{8, 8});
+  CHECK(g.node(g.at("t1.a.W")).init == Init::he());
+  CHECK(g.node(g.at("t1")).op->name == "add");  // the tower's result carries its name
+  CHECK(g.node(g.at("t1.a")).op->name == "relu");
+  CHECK(g.node(g.at("t1.dense_1")).op->name == "tanh");
+  CHECK(g.node(g.at("logits")).op->name == "identity");
+  CHECK(g.params().size() == 10);
+  CHECK(g.node(g.at("t1.a.W")).origin == "tower.og:3:3");
+}
+
+TEST_CASE("model format: attributes, literals, operators, outputs") {
+  const ModelFile m = parse_model(R"(input x [N, 4]   # comment after a statement
+labels y [N, 4]
+s = scale(x, factor=-2.5)
+a = sum(s, axis=1)
+p = softmax(x, axis=-1)
+q = x * x + x - s
+output p
+loss e = mse(q, y, reduction=sum)
+)");
+  const Graph& g = m.graph;
+  CHECK(g.node(g.at("s")).attrs[0].as_float() == -2.5);
+  CHECK(g.node(g.at("a")).attrs[0].as_int() == 1);
+  CHECK(g.node(g.at("a")).shape == Shape{N});
+  CHECK(g.node(g.at("q")).op->name == "sub");
+  CHECK(g.node(g.at("e")).attrs[0].as_string() == "sum");
+  CHECK(g.outputs() == std::vector<NodeId>{g.at("p")});
+  CHECK(m.labels == "y");
+  CHECK(m.name == "<model>");
+}
+
+TEST_CASE("model format: shapes as comments") {
+  const ModelFile m = parse_model("input x [N, 3]\nparam W [3, 2]\nh = matmul(x, W)\n");
+  CHECK(print_model(m.graph, {.shapes = true}) == "input x [N, 3]\nparam W [3, 2] xavier  # [3,2]\nh = matmul(x, W)  # [N,2]\n");
+  CHECK(print_model(m.graph, {.shapes = true, .batch = 8}).find("h = matmul(x, W)  # [8,2]") != std::string::npos);
+}
+
+TEST_CASE("model format: errors carry file:line:col, the offending text and a suggestion") {
+  CHECK(error_of("input x [N, 784]\n\n\n\n\n\np = sofmax(x)\n") == "model.og:7:5: unknown op 'sofmax' (did you mean 'softmax'?)");
+  CHECK(error_of("input x [N, 784]\nparam W [265, 10]\n\n\n\n\n\n\nh = matmul(x, W)\n") ==
+        "model.og:9:5: matmul: inner dimensions differ: [N,784] x [265,10]");
+  CHECK(error_of("input x [N,2]\nh = relu(x)\nh = tanh(x)\n") ==
+        "model.og:3:5: duplicate node name 'h' (first declared at model.og:2:5)");
+  CHECK(error_of("input x [N,2]\nh = relu(x, alpha=0.1)\n") == "model.og:2:5: relu: unknown attribute 'alpha' (it takes none)");
+  CHECK(error_of("input x [N,2]\nh = softmax(x, axs=1)\n") ==
+        "model.og:2:5: softmax: unknown attribute 'axs' (did you mean 'axis'?)");
+  CHECK(error_of("input x [N,2]\nh = matmul(x)\n") == "model.og:2:5: matmul: expects 2 inputs (a, b), got 1");
+  CHECK(error_of("input x [N,2]\nh = relu(x)\nk = tanh(hh)\n") == "model.og:3:10: unknown name 'hh' (did you mean 'h'?)");
+  CHECK(error_of("input x [N 2]") == "model.og:1:12: expected ']' or ',', got '2'");
+  CHECK(error_of("input x [N,2]\nparam W [2,2] gaussian(0, 1)\n") ==
+        "model.og:2:15: unknown initialiser 'gaussian' (known: constant, glorot, he, normal, uniform, xavier, zeros)");
+  CHECK(error_of("input x [N,2]\nparam W [2,2] normal(0)\n") == "model.og:2:15: 'normal' takes 2 numbers, got 1");
+  CHECK(error_of("input x [N,2]\nh relu(x)\n") == "model.og:2:3: expected '=' after 'h', got 'relu'");
+  CHECK(error_of("input x [N,2]\nh = relu(x))\n") == "model.og:2:12: expected the end of the line, got ')'");
+  CHECK(error_of("input x [N,2]\nh = relu(x\n") == "model.og:2:11: expected ')' or ',', got the end of the line");
+  CHECK(error_of("param W [N, 3]\n") == "model.og:1:1: shape [N,3] holds the batch dimension N; parameters need fixed sizes");
+  CHECK(error_of("input x [N, -3]\n") == "model.og:1:13: a dimension must be N or a whole number >= 0, got the number -3");
+  CHECK(error_of("input x [N,2]\nh = relu(3)\n") == "model.og:2:10: relu: expected a value (a node), got the number 3");
+  CHECK(error_of("input x [N,2]\nh = scale(x, factor=x)\n") ==
+        "model.og:2:14: scale: attribute 'factor' takes a number or a word, got node 'x'");
+  CHECK(error_of("input x [N,2]\nloss a\n") == "model.og:2:6: unknown name 'a' (known: x)");
+  CHECK(error_of("input x [N,2]\nloss a = sum(x)\nloss b = mean(x)\n") ==
+        "model.og:3:1: a second loss 'b' (the first is 'a')");
+  CHECK(error_of("input x [N,2]\nh = x @ x\n") == "model.og:2:7: unexpected character '@'");
+  CHECK(error_of(std::string("\xff\xfe\x01 binary", 10)) == "model.og:1:1: unexpected byte 0xff: not a text model file");
+  CHECK(error_of("input x [N,2]\nh = tanh(x, name=\"open)\n") == "model.og:2:18: unterminated string");
+}
+
+TEST_CASE("model format: block errors say which call expanded them") {
+  CHECK(error_of("block d(x, n):\n  param W [3, n]\n  return matmul(x, W)\nend\ninput x [N,2]\ny = d(x, 4)\n") ==
+        "model.og:3:10: matmul: inner dimensions differ: [N,2] x [3,4] (in block 'd' at model.og:6:5)");
+  CHECK(error_of("block a(x):\n  return b(x)\nend\nblock b(x):\n  return a(x)\nend\ninput x [N,2]\ny = a(x)\n") ==
+        "model.og:5:10: block 'a' calls itself: a -> b -> a (in block 'b' at model.og:2:10) (in block 'a' at "
+        "model.og:8:5)");
+  CHECK(error_of("block a(x):\n  return a(x)\nend\ninput x [N,2]\ny = a(x)\n") ==
+        "model.og:2:10: block 'a' calls itself: a -> a (in block 'a' at model.og:5:5)");
+  CHECK(error_of("block d(x, n):\n  return relu(x)\nend\ninput x [N,2]\ny = d(x)\n") ==
+        "model.og:5:5: block 'd' needs argument 'n'");
+  CHECK(error_of("block d(x):\n  return relu(x)\nend\ninput x [N,2]\ny = d(x, m=3)\n") ==
+        "model.og:5:10: block 'd' has no parameter 'm' (known: x)");
+  CHECK(error_of("block d(x):\n  return relu(x)\nend\ninput x [N,2]\ny = d(x, 3)\n") ==
+        "model.og:5:10: block 'd' takes 1 argument, got more");
+  CHECK(error_of("block d(x):\n  h = relu(x)\nend\n") == "model.og:1:1: block 'd' has no 'return'");
+  CHECK(error_of("block d(x):\n  return relu(x)\n") == "model.og:1:1: block 'd' has no 'end'");
+  CHECK(error_of("block d(x):\n  input z [N]\nend\n") == "model.og:2:3: 'input' cannot appear inside a block");
+  CHECK(error_of("block d(x):\n  return x\nend\nblock d(y):\n  return y\nend\n") ==
+        "model.og:4:1: block 'd' is defined twice (first at model.og:1:1)");
+  CHECK(error_of("return x\n") == "model.og:1:1: 'return' outside a block");
+}
+
+TEST_CASE("model format: files") {
+  CHECK_THROWS_WITH_AS(load_model("/nonexistent/model.og"), "/nonexistent/model.og: no such file", DataError);
+}
