@@ -79,6 +79,20 @@ Trainer::Trainer(Model& model) : model_(model), head_(prediction_head(model.grap
 
 Trainer::~Trainer() = default;
 
+void Trainer::check(const Dataset& data, bool with_labels) const {
+  const Shape& in = model_.graph.node(model_.graph.at(model_.input)).shape;
+  std::vector<std::int64_t> per_sample(in.dims().begin() + (in.rank() > 0 ? 1 : 0), in.dims().end());
+  std::vector<std::int64_t> given(data.features.shape().dims().begin() + 1, data.features.shape().dims().end());
+  if (per_sample != given)
+    throw DataError(data.name, fmt::format("each sample has shape {}, the model's input '{}' takes {} per sample",
+                                           Shape(given), model_.input, Shape(per_sample)));
+  if (!with_labels || !model_.graph.loss()) return;
+  const std::int64_t classes = data.num_classes();
+  const std::int64_t can = head_.outputs == 1 ? 2 : head_.outputs;
+  if (classes > can)
+    throw DataError(data.name, fmt::format("the data has {} classes, the model predicts {}", classes, can));
+}
+
 Trainer::Compiled& Trainer::compiled(std::int64_t rows, bool training) {
   auto& slot = plans_[{rows, training}];
   if (!slot) {
@@ -117,6 +131,8 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
   if (options.epochs < 1 && options.start_epoch == 0)
     throw DataError("fit", fmt::format("epochs must be at least 1, got {}", options.epochs));
   if (!model_.graph.loss()) throw GraphError("fit", "the model has no loss to train on");
+  check(train_in);
+  if (options.validation) check(*options.validation);
   const DType dtype = model_.params.dtype();
   const Dataset train = train_in.features.dtype() == dtype ? train_in : train_in.to(dtype);
   Batcher batcher(train, options.batch, options.shuffle, options.seed);
@@ -181,6 +197,7 @@ Evaluation Trainer::evaluate(const Dataset& data_in, std::int64_t batch) {
   const DType dtype = model_.params.dtype();
   const Dataset data = data_in.features.dtype() == dtype ? data_in : data_in.to(dtype);
   if (data.size() == 0) throw DataError(data.name, "empty dataset: nothing to evaluate");
+  check(data);
   Batcher batcher(data, batch > 0 ? batch : 4096, false, 0);
   const std::int64_t classes = std::max(head_.outputs == 1 ? std::int64_t{2} : head_.outputs, data.num_classes());
   Evaluation e;

@@ -111,6 +111,10 @@ class Trainer {
   /// Probabilities and predicted labels (argmax, or >= 0.5 for one output).
   Predictions predict(const Tensor& features, std::int64_t batch = 0);
 
+  /// Checks that `data` fits the model: features per sample against the sample input's
+  /// shape, and (with labels) classes against the prediction head. Throws DataError.
+  void check(const Dataset& data, bool with_labels = true) const;
+
   const PredictionHead& head() const { return head_; }
 
  private:

@@ -223,6 +223,9 @@ int train(int argc, char** argv) {
     optimizer->load_state(resume->optimizer_state, resume->optimizer_steps, resume->optimizer_time);
   }
 
+  Trainer trainer(model);
+  trainer.check(train_set);
+  if (data.has_test()) trainer.check(data.test);
   if (!quiet && !as_json) {
     std::int64_t values = 0;
     for (const auto& [n, t] : model.params) values += t.numel();
@@ -235,7 +238,6 @@ int train(int argc, char** argv) {
 
   Progress progress(quiet || as_json);
   std::vector<EpochReport> history;
-  Trainer trainer(model);
   TrainOptions o;
   o.epochs = static_cast<int>(epochs);
   o.batch = batch;

@@ -1,0 +1,277 @@
+// The opgraph command, through the built binary: exit status, error lines, --json,
+// files it writes, resuming, dumps.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <opgraph/datasets/read_file.hpp>
+#include <opgraph/frontends/checkpoint.hpp>
+
+#include "../check_formats.hpp"
+#include "../test_files.hpp"
+
+using namespace opgraph;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kModels = OPGRAPH_SOURCE_DIR "/examples/models/";
+
+struct Run {
+  int status;
+  std::string out, err;
+};
+
+/// Runs `opgraph ARGS` in `dir` (with an optional environment prefix); stdout and stderr
+/// are captured separately, stderr is not a terminal.
+Run run(const std::string& args, const std::string& dir, const std::string& env = "") {
+  const std::string out = dir + "/.stdout", err = dir + "/.stderr";
+  const std::string cmd = "cd '" + dir + "' && " + env + " '" OPGRAPH_BINARY "' " + args + " > '" + out + "' 2> '" + err + "'";
+  const int rc = std::system(cmd.c_str());
+  Run r{WIFEXITED(rc) ? WEXITSTATUS(rc) : 128, read_file(out), read_file(err)};
+  fs::remove(out);
+  fs::remove(err);
+  return r;
+}
+
+test::Json json_of(const std::string& text) {
+  std::string error;
+  test::Json j = test::parse_json(text, error);
+  CAPTURE(text);
+  CHECK_MESSAGE(error.empty(), error);
+  return j;
+}
+
+}  // namespace
+
+TEST_CASE("cli: help and commands") {
+  test::ScratchDir dir("cli-help");
+  const Run help = run("--help", dir.path());
+  CHECK(help.status == 0);
+  CHECK(help.out.find("train") != std::string::npos);
+  for (const char* c : {"train", "eval", "predict", "dump", "ops", "data", "export"}) {
+    const Run r = run(std::string(c) + " --help", dir.path());
+    CAPTURE(c);
+    CHECK(r.status == 0);
+    CHECK(r.out.rfind(std::string("usage: opgraph ") + c, 0) == 0);
+  }
+  CHECK(run("", dir.path()).status == 2);
+  const Run unknown = run("trian", dir.path());
+  CHECK(unknown.status == 2);
+  CHECK(unknown.err == "opgraph: unknown command 'trian' (did you mean 'train'?) (see opgraph --help)\n");
+}
+
+TEST_CASE("cli: usage errors exit 2 with one line") {
+  test::ScratchDir dir("cli-usage");
+  const std::string xor_model = kModels + "xor.og";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"train", "opgraph train: missing MODEL.og (see opgraph train --help)"},
+      {"train " + xor_model, "opgraph train: --data SPEC is required (see opgraph data)"},
+      {"train " + xor_model + " --data xor --epoch 3", "opgraph train: unknown option '--epoch' (did you mean '--epochs'?)"},
+      {"train " + xor_model + " --data xor --epochs", "opgraph train: --epochs needs a value (N)"},
+      {"train " + xor_model + " --data xor --epochs 0", "opgraph train: --epochs: expected a whole number >= 1, got '0'"},
+      {"train " + xor_model + " --data xor --batch -4", "opgraph train: --batch: expected a whole number >= 0, got '-4'"},
+      {"train " + xor_model + " --data xor --optim adma:lr=1",
+       "opgraph train: optimizer 'adma:lr=1': unknown optimizer 'adma' (did you mean 'adam'?)"},
+      {"train " + xor_model + " --data xor --optim sgd:lr=fast",
+       "opgraph train: optimizer 'sgd:lr=fast': lr: 'fast' is not a number"},
+      {"train " + xor_model + " --data xro", "opgraph train: data 'xro': unknown data source 'xro' (did you mean 'xor'?)"},
+      {"train " + xor_model + " --data xor --val-split 2", "opgraph train: --val-split: expected a fraction between 0 and 1, got '2'"},
+      {"train " + xor_model + " --data xor --quiet --quiet", "opgraph train: --quiet given twice"},
+      {"dump " + xor_model + " --format jsno", "opgraph dump: --format: expected og, dot, svg or json, got 'jsno' (did you "
+                                               "mean 'json'?)"},
+      {"eval " + xor_model, "opgraph eval: --load CKPT is required"},
+  };
+  for (const auto& [args, line] : cases) {
+    const Run r = run(args, dir.path());
+    CAPTURE(args);
+    CHECK(r.status == 2);
+    CHECK(r.err == line + "\n");
+    CHECK(r.out.empty());
+  }
+}
+
+TEST_CASE("cli: runtime errors exit 1 with one line and write nothing") {
+  test::ScratchDir dir("cli-runtime");
+  test::write_file(dir.file("typo.og"), "input x [N, 2]\nlabels y [N]\np = sofmax(x)\nloss l = cross_entropy(p, y)\n");
+  test::write_file(dir.file("shapes.og"), "input x [N, 784]\nlabels y [N]\nparam W [265, 10]\nz = matmul(x, W)\n");
+  test::write_file(dir.file("nolabels.og"), "input x [N, 2]\nloss l = sum(x)\n");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"train typo.og --data xor --metrics m.csv --save s.ckpt",
+       "opgraph train: typo.og:3:5: unknown op 'sofmax' (did you mean 'softmax'?)"},
+      {"train shapes.og --data xor", "opgraph train: shapes.og:4:5: matmul: inner dimensions differ: [N,784] x [265,10]"},
+      {"train nolabels.og --data xor",
+       "opgraph train: nolabels.og: the model declares no labels input: add one such as 'labels y [N]' and use it in the "
+       "loss"},
+      {"train missing.og --data xor", "opgraph train: missing.og: no such file"},
+      {"train " + kModels + "mnist_binary.og --data mnist --data-dir " + dir.path(),
+       "opgraph train: " + dir.path() + "/mnist: no such folder (the data folder " + dir.path() + " has no mnist/)"},
+      {"train " + kModels + "iris.og --data moons --epochs 1",
+       "opgraph train: moons: each sample has shape [2], the model's input 'x' takes [4] per sample"},
+      {"train " + kModels + "two_layer_relu.og --data spirals:classes=3 --epochs 1",
+       "opgraph train: spirals: the data has 3 classes, the model predicts 2"},
+      {"eval " + kModels + "xor.og --load none.ckpt --data xor", "opgraph eval: none.ckpt: no such file"},
+  };
+  for (const auto& [args, line] : cases) {
+    const Run r = run(args, dir.path(), "OPGRAPH_DATA=");
+    CAPTURE(args);
+    CHECK(r.status == 1);
+    CHECK(r.err == line + "\n");
+  }
+  CHECK_FALSE(fs::exists(dir.file("m.csv")));
+  CHECK_FALSE(fs::exists(dir.file("s.ckpt")));
+}
+
+TEST_CASE("cli: train prints JSON, writes metrics, plots and checkpoints; eval and predict read them") {
+  test::ScratchDir dir("cli-train");
+  const std::string model = kModels + "two_layer_relu.og";
+  const std::string data = "moons:n=400,noise=0.1,test=0.25,seed=1";
+  const Run r = run("train " + model + " --data " + data +
+                        " --optim adam:lr=0.01 --epochs 40 --val-split 0.2 --json --metrics m.csv --plot plots --save m.ckpt",
+                    dir.path());
+  REQUIRE(r.status == 0);
+  CHECK(r.err.empty());  // --json: nothing but the object
+  const test::Json j = json_of(r.out);
+  CHECK(j["command"].string == "train");
+  CHECK(j["epochs_run"].number == 40);
+  CHECK(j["test_accuracy"].number >= 0.95);
+  CHECK(j["val_accuracy"].number >= 0.9);  // 60 validation points
+  CHECK(j["train_loss"].number < 0.2);
+  CHECK(j["checkpoint"].string == "m.ckpt");
+
+  const std::string csv = read_file(dir.file("m.csv"));
+  CHECK(csv.rfind("epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds\n", 0) == 0);
+  CHECK(std::count(csv.begin(), csv.end(), '\n') == 41);
+  for (const char* plot : {"loss.svg", "accuracy.svg", "decision_regions.svg"}) {
+    const std::string svg = read_file(dir.file(std::string("plots/") + plot));
+    CAPTURE(plot);
+    CHECK(test::xml_problem(svg) == "");
+  }
+  const std::string loss = read_file(dir.file("plots/loss.svg"));
+  CHECK(loss.find("data-name=\"train\"") != std::string::npos);
+  CHECK(loss.find("data-name=\"validation\"") != std::string::npos);
+  CHECK(load_checkpoint(dir.file("m.ckpt")).epoch == 40);
+
+  const Run e = run("eval " + model + " --load m.ckpt --json", dir.path());
+  REQUIRE(e.status == 0);
+  const test::Json ej = json_of(e.out);
+  CHECK(ej["accuracy"].number == doctest::Approx(j["test_accuracy"].number));
+  CHECK(ej["samples"].number == 100);
+  double total = 0;
+  for (const auto& row : ej["confusion"].items)
+    for (const auto& cell : row.items) total += cell.number;
+  CHECK(total == 100);
+  const Run text = run("eval " + model + " --load m.ckpt --part train", dir.path());
+  CHECK(text.status == 0);
+  CHECK(text.out.find("confusion (rows: true, columns: predicted):") != std::string::npos);
+
+  const Run p = run("predict " + model + " --load m.ckpt --out p.csv", dir.path());
+  REQUIRE(p.status == 0);
+  const std::string pred = read_file(dir.file("p.csv"));
+  CHECK(pred.rfind("row,label,predicted,p_0,p_1\n", 0) == 0);
+  CHECK(std::count(pred.begin(), pred.end(), '\n') == 101);
+
+  const Run x = run("export " + model + " --load m.ckpt --npy npy", dir.path());
+  CHECK(x.status == 0);
+  CHECK(read_file(dir.file("npy/hidden.W.npy")).substr(1, 5) == "NUMPY");
+}
+
+TEST_CASE("cli: progress is one plain line per epoch off a terminal, nothing with --quiet") {
+  test::ScratchDir dir("cli-progress");
+  const Run r = run("train " + kModels + "xor.og --data xor --optim sgd:lr=0.3 --batch 0 --epochs 3", dir.path());
+  CHECK(r.status == 0);
+  CHECK(r.err.find("epoch   1/3  loss ") != std::string::npos);
+  CHECK(r.err.find("epoch   3/3  loss ") != std::string::npos);
+  CHECK(r.err.find('\r') == std::string::npos);
+  CHECK(r.out.rfind("trained 3 epochs in ", 0) == 0);
+  const Run q = run("train " + kModels + "xor.og --data xor --epochs 3 --quiet", dir.path());
+  CHECK(q.status == 0);
+  CHECK(q.err.empty());
+  CHECK(q.out.find("train       loss ") != std::string::npos);
+}
+
+TEST_CASE("cli: 10 epochs straight equal 5, save, resume, 5 more, bit for bit") {
+  test::ScratchDir dir("cli-resume");
+  const std::string common = "train " + kModels + "two_layer_tanh.og --data circles:n=300,test=0.3,seed=2 "
+                             "--optim momentum:lr=0.05,gamma=0.9 --batch 16 --seed 5 --quiet ";
+  REQUIRE(run(common + "--epochs 10 --save straight.ckpt", dir.path()).status == 0);
+  REQUIRE(run(common + "--epochs 5 --save resumed.ckpt", dir.path()).status == 0);
+  REQUIRE(run("train " + kModels + "two_layer_tanh.og --resume resumed.ckpt --epochs 10 --save resumed.ckpt --quiet",
+              dir.path())
+              .status == 0);
+  const Checkpoint a = load_checkpoint(dir.file("straight.ckpt")), b = load_checkpoint(dir.file("resumed.ckpt"));
+  CHECK(b.epoch == 10);
+  for (const auto& [name, t] : a.params) {
+    CAPTURE(name);
+    CHECK(b.params.at(name).bitwise_equal(t));
+  }
+  for (std::size_t i = 0; i < a.optimizer_state.size(); ++i) CHECK(b.optimizer_state[i].second.bitwise_equal(a.optimizer_state[i].second));
+
+  const Run other = run("train " + kModels + "xor.og --resume resumed.ckpt --epochs 12", dir.path());
+  CHECK(other.status == 1);
+  CHECK(other.err.rfind("opgraph train: resumed.ckpt: saved from another model than ", 0) == 0);
+  const Run done = run("train " + kModels + "two_layer_tanh.og --resume resumed.ckpt --epochs 10", dir.path());
+  CHECK(done.status == 2);
+  CHECK(done.err == "opgraph train: --epochs 10: the checkpoint has already done 10 epochs\n");
+  const Run wrong_shape = run("eval " + kModels + "two_layer_relu.og --load resumed.ckpt", dir.path());
+  CHECK(wrong_shape.status == 0);  // same parameter names and shapes: evaluating another activation is allowed
+  const Run wrong = run("eval " + kModels + "iris.og --load resumed.ckpt --data iris", dir.path());
+  CHECK(wrong.status == 1);
+  CHECK(wrong.err == "opgraph eval: resumed.ckpt: parameter 'hidden.W' has shape [2,16] in the checkpoint, the model "
+                     "declares [4,8]\n");
+}
+
+TEST_CASE("cli: dump, ops and data") {
+  test::ScratchDir dir("cli-dump");
+  const std::string model = kModels + "mnist_adam.og";
+  const Run og = run("dump " + model, dir.path());
+  CHECK(og.status == 0);
+  CHECK(og.out.find("param hidden1.W [784, 512] he  # [784,512]") != std::string::npos);
+  const Run dot = run("dump " + model + " --format dot --batch 128 --backward", dir.path());
+  CHECK(dot.status == 0);
+  CHECK(dot.out.find("\"x\" -> \"hidden1.matmul_1\" [label=\"[128,784]\"]") != std::string::npos);
+  CHECK(dot.out.find("vjp:hidden1.matmul_1") != std::string::npos);
+  const Run js = run("dump " + model + " --format json --out g.json", dir.path());
+  CHECK(js.status == 0);
+  CHECK(json_of(read_file(dir.file("g.json")))["loss"].string == "xent");
+
+  // SVG goes through Graphviz's dot: a stand-in on PATH shows it is called with the DOT
+  // text; without it the message says what to install.
+  fs::create_directories(dir.file("bin"));
+  test::write_file(dir.file("bin/dot"), "#!/bin/sh\n/bin/cp \"$2\" '" + dir.file("received.dot") +
+                                            "'\necho '<svg xmlns=\"http://www.w3.org/2000/svg\"/>'\n");
+  fs::permissions(dir.file("bin/dot"), fs::perms::owner_all);
+  const Run svg = run("dump " + kModels + "xor.og --format svg", dir.path(), "PATH=" + dir.file("bin"));
+  CHECK(svg.status == 0);
+  CHECK(svg.out.rfind("<svg", 0) == 0);
+  CHECK(read_file(dir.file("received.dot")).rfind("digraph opgraph {", 0) == 0);
+  const Run nodot = run("dump " + kModels + "xor.og --format svg --out x.svg", dir.path(), "PATH=/nonexistent");
+  CHECK(nodot.status == 1);
+  CHECK(nodot.err == "opgraph dump: svg: rendering needs Graphviz's 'dot' program, which is not installed (apt-get "
+                     "install graphviz); --format dot writes the graph for it\n");
+  CHECK_FALSE(fs::exists(dir.file("x.svg")));
+
+  const Run ops = run("ops --json", dir.path());
+  CHECK(ops.status == 0);
+  const test::Json list = json_of(ops.out);
+  CHECK(list.items.size() >= 21);
+  bool found = false;
+  for (const auto& op : list.items)
+    if (op["name"].string == "softmax_cross_entropy") {
+      found = true;
+      CHECK(op["inputs"].items[1]["differentiable"].boolean == false);
+      CHECK(op["attrs"].items[0]["name"].string == "reduction");
+    }
+  CHECK(found);
+  const Run text = run("ops", dir.path());
+  CHECK(text.out.find("matmul(a, b)") != std::string::npos);
+  CHECK(text.out.find("[labels takes no gradient]") != std::string::npos);
+  const Run data = run("data", dir.path());
+  CHECK(data.status == 0);
+  for (const char* s : {"mnist", "iris", "csv", "moons", "boxes", "standardize=B"}) CHECK(data.out.find(s) != std::string::npos);
+}

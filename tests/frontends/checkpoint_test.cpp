@@ -1,0 +1,149 @@
+// Checkpoints: round trip, corruption of every kind, model mismatches, atomic writes, .npy.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include <opgraph/datasets/read_file.hpp>
+#include <opgraph/frontends/checkpoint.hpp>
+#include <opgraph/frontends/files.hpp>
+#include <opgraph/frontends/model_format.hpp>
+
+#include "../test_files.hpp"
+
+using namespace opgraph;
+
+namespace {
+
+Checkpoint sample() {
+  const ModelFile m = parse_model("input x [N, 3]\nlabels y [N]\nparam W [3, 2] normal(0, 1)\nparam b [2]\n"
+                                  "loss l = softmax_cross_entropy(bias_add(matmul(x, W), b), y)\n");
+  Checkpoint c;
+  c.model = m.text;
+  c.params = m.graph.init_params(7);
+  c.optimizer = "momentum:lr=0.01,gamma=0.9";
+  c.optimizer_state = {{"W.velocity", Tensor::from({3, 2}, {1, 2, 3, 4, 5, 6})}};
+  c.optimizer_steps = 12;
+  c.optimizer_time = 2.75;
+  c.epoch = 3;
+  c.seed = 0xfedcba9876543210ULL;
+  c.meta = {{"data", "moons:n=100"}, {"batch", "16"}};
+  c.extra = {{"data.mean", Tensor::from({2}, {0.5, -1.0}, DType::f64)}};
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: everything saved comes back bit for bit") {
+  const Checkpoint c = sample();
+  const Checkpoint d = decode_checkpoint(encode_checkpoint(c), "ckpt");
+  CHECK(d.model == c.model);
+  CHECK(d.params.names() == c.params.names());
+  for (const auto& [name, t] : c.params) CHECK(d.params.at(name).bitwise_equal(t));
+  CHECK(d.optimizer == c.optimizer);
+  REQUIRE(d.optimizer_state.size() == 1);
+  CHECK(d.optimizer_state[0].first == "W.velocity");
+  CHECK(d.optimizer_state[0].second.bitwise_equal(c.optimizer_state[0].second));
+  CHECK(d.optimizer_steps == 12);
+  CHECK(d.optimizer_time == 2.75);
+  CHECK(d.epoch == 3);
+  CHECK(d.seed == 0xfedcba9876543210ULL);
+  CHECK(d.meta == c.meta);
+  CHECK(d.extra[0].second.bitwise_equal(c.extra[0].second));
+}
+
+TEST_CASE("checkpoint: truncation, flipped bytes, bad magic and newer versions are refused") {
+  const std::string bytes = encode_checkpoint(sample());
+  CHECK_THROWS_WITH_AS(decode_checkpoint(bytes.substr(0, 10), "c.ckpt"),
+                       "c.ckpt: truncated after 10 bytes: not a complete opgraph checkpoint", DataError);
+  const std::string cut = bytes.substr(0, bytes.size() - 50);
+  CHECK_THROWS_AS(decode_checkpoint(cut, "c.ckpt"), DataError);
+  try {
+    decode_checkpoint(cut, "c.ckpt");
+  } catch (const DataError& e) {
+    CHECK(std::string(e.what()).find("checksum mismatch") != std::string::npos);
+  }
+  // Every single flipped byte is caught.
+  int caught = 0;
+  for (std::size_t i = 0; i < bytes.size(); i += 7) {
+    std::string flipped = bytes;
+    flipped[i] = static_cast<char>(flipped[i] ^ 0x20);
+    try {
+      decode_checkpoint(flipped, "c.ckpt");
+    } catch (const DataError&) {
+      ++caught;
+    }
+  }
+  CHECK(caught == static_cast<int>((bytes.size() + 6) / 7));
+  std::string magic = bytes;
+  magic[0] = 'X';
+  CHECK_THROWS_WITH_AS(decode_checkpoint(magic, "c.ckpt"), "c.ckpt: not an opgraph checkpoint (bad magic)", DataError);
+  std::string newer = bytes;
+  const std::uint32_t v = kCheckpointVersion + 1;
+  std::memcpy(newer.data() + 8, &v, 4);
+  CHECK_THROWS_WITH_AS(decode_checkpoint(newer, "c.ckpt"),
+                       "c.ckpt: checkpoint format version 2 is newer than this opgraph reads (1): upgrade opgraph",
+                       DataError);
+  CHECK_THROWS_WITH_AS(decode_checkpoint(std::string(100, '\0'), "c.ckpt"),
+                       "c.ckpt: not an opgraph checkpoint (bad magic)", DataError);
+}
+
+TEST_CASE("checkpoint: loading into another model names the parameter that differs") {
+  const Checkpoint c = sample();
+  const ModelFile wider = parse_model("input x [N, 3]\nlabels y [N]\nparam W [3, 5]\nparam b [5]\n"
+                                      "loss l = softmax_cross_entropy(bias_add(matmul(x, W), b), y)\n");
+  Params p = wider.graph.init_params(1);
+  CHECK_THROWS_WITH_AS(restore_params(c, p, "c.ckpt"),
+                       "c.ckpt: parameter 'W' has shape [3,2] in the checkpoint, the model declares [3,5]", DataError);
+  const ModelFile other = parse_model("input x [N, 3]\nlabels y [N]\nparam V [3, 2]\nparam b [2]\n"
+                                      "loss l = softmax_cross_entropy(bias_add(matmul(x, V), b), y)\n");
+  Params q = other.graph.init_params(1);
+  CHECK_THROWS_WITH_AS(restore_params(c, q, "c.ckpt"),
+                       "c.ckpt: no parameter 'V' in the checkpoint: it was saved from another model", DataError);
+  Params f64 = wider.graph.init_params(1, DType::f64);
+  CHECK_THROWS_WITH_AS(restore_params(c, f64, "c.ckpt"),
+                       "c.ckpt: the checkpoint holds f32 parameters, the model uses f64", DataError);
+  const ModelFile same = parse_model(c.model);
+  Params r = same.graph.init_params(99);
+  restore_params(c, r, "c.ckpt");
+  CHECK(r.at("W").bitwise_equal(c.params.at("W")));
+}
+
+TEST_CASE("checkpoint: files are replaced atomically and failures leave the old file") {
+  test::ScratchDir dir("ckpt");
+  const std::string path = dir.file("model.ckpt");
+  save_checkpoint(path, sample());
+  const std::string before = read_file(path);
+  Checkpoint later = sample();
+  later.epoch = 4;
+  save_checkpoint(path, later);
+  CHECK(load_checkpoint(path).epoch == 4);
+  CHECK(read_file(path) != before);
+  // No temporary files are left next to it.
+  int files = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++files;
+  CHECK(files == 1);
+  CHECK_THROWS_WITH_AS(write_file_atomic(dir.file("missing/x.ckpt"), "data"),
+                       (dir.file("missing/x.ckpt") + ": no folder " + dir.file("missing") + " to write into").c_str(),
+                       DataError);
+  CHECK_THROWS_WITH_AS(write_file_atomic(dir.path(), "data"),
+                       (dir.path() + ": is a directory, expected a file to write").c_str(), DataError);
+  CHECK(load_checkpoint(path).epoch == 4);
+}
+
+TEST_CASE("checkpoint: parameters as .npy") {
+  const std::string npy = encode_npy(Tensor::from({2, 3}, {1, 2, 3, 4, 5, 6}));
+  CHECK(npy.substr(0, 6) == "\x93NUMPY");
+  CHECK(npy[6] == 1);
+  const std::size_t header = static_cast<unsigned char>(npy[8]) | (static_cast<unsigned char>(npy[9]) << 8);
+  CHECK((10 + header) % 64 == 0);
+  const std::string h = npy.substr(10, header);
+  CHECK(h.find("'descr': '<f4'") != std::string::npos);
+  CHECK(h.find("'shape': (2,3)") != std::string::npos);
+  CHECK(h.back() == '\n');
+  float values[6];
+  std::memcpy(values, npy.data() + 10 + header, sizeof values);
+  CHECK(values[5] == 6.0f);
+  CHECK(npy.size() == 10 + header + 24);
+  CHECK(encode_npy(Tensor::from({3}, {1, 2, 3}, DType::f64)).find("'shape': (3,)") != std::string::npos);
+}

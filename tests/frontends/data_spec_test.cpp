@@ -1,0 +1,85 @@
+// Data specs: sources, options, splits, and the errors for bad specs.
+#include <doctest/doctest.h>
+
+#include <opgraph/datasets/locate.hpp>
+#include <opgraph/frontends/data_spec.hpp>
+
+#include "../test_files.hpp"
+
+using namespace opgraph;
+
+TEST_CASE("data spec: synthetic and built-in sources with splits and transforms") {
+  const LoadedData moons = load_data("moons:n=200,noise=0.1,test=0.25,seed=3");
+  CHECK(moons.train.size() == 150);
+  CHECK(moons.test.size() == 50);
+  CHECK(moons.test.class_counts() == std::vector<std::int64_t>{25, 25});
+  CHECK(moons.description == "moons:n=200,noise=0.1,test=0.25,seed=3: 150 training samples, 50 test samples, 2 "
+                             "features, 2 classes");
+  const LoadedData again = load_data("moons:n=200,noise=0.1,test=0.25,seed=3");
+  CHECK(again.train.features.bitwise_equal(moons.train.features));
+
+  const LoadedData iris = load_data("iris:test=0.3,standardize=true");
+  CHECK(iris.train.size() == 105);
+  REQUIRE(iris.standardizer.has_value());
+  double mean = 0;
+  for (std::int64_t i = 0; i < iris.train.size(); ++i) mean += iris.train.features.at({i, 0});
+  CHECK(mean / 105 == doctest::Approx(0.0).epsilon(1e-6));
+  // Statistics from a checkpoint replace fitted ones.
+  const Standardizer fixed = Standardizer::from({0, 0, 0, 0}, {1, 1, 1, 1});
+  const LoadedData raw = load_data("iris:test=0.3,standardize=true", {}, &fixed);
+  CHECK(raw.train.features.at({0, 0}) == load_data("iris:test=0.3").train.features.at({0, 0}));
+
+  CHECK(load_data("xor").train.size() == 4);
+  CHECK(load_data("boxes:n=30,limit=10").train.size() == 10);
+  CHECK(load_data("blobs:n=90,centers=3,dims=4,scale=1/2").train.num_features() == 4);
+  CHECK(load_data("spirals:n=60,classes=4").train.num_classes() == 4);
+  CHECK(load_data("circles:n=40,factor=0.3,noise=0").train.size() == 40);
+}
+
+TEST_CASE("data spec: csv files") {
+  test::ScratchDir dir("spec");
+  test::write_file(dir.file("train.csv"), "a,b,label\n1,2,cat\n3,4,dog\n5,6,cat\n");
+  test::write_file(dir.file("test.csv"), "a,b,label\n7,8,dog\n");
+  const LoadedData d = load_data("csv:file=" + dir.file("train.csv") + ",test_file=" + dir.file("test.csv"));
+  CHECK(d.train.size() == 3);
+  CHECK(d.test.size() == 1);
+  CHECK(d.train.class_names == std::vector<std::string>{"cat", "dog"});
+  test::write_file(dir.file("first.csv"), "0,1.5,2.5\n1,3.5,4.5\n");
+  CHECK(load_data("csv:file=" + dir.file("first.csv") + ",label=0,header=none").train.label(1) == 1);
+}
+
+TEST_CASE("data spec: bad specs say what is wrong") {
+  CHECK_THROWS_WITH_AS(load_data("mnsit"), "data 'mnsit': unknown data source 'mnsit' (did you mean 'mnist'?)",
+                       ParseError);
+  CHECK_THROWS_WITH_AS(load_data("moons:noize=0.1"), "data 'moons:noize=0.1': moons takes no key 'noize' (did you mean "
+                                                     "'noise'?)",
+                       ParseError);
+  CHECK_THROWS_WITH_AS(load_data("moons:n=lots"), "data 'moons:n=lots': n: 'lots' is not a number", ParseError);
+  CHECK_THROWS_WITH_AS(load_data("moons:n=2.5"), "data 'moons:n=2.5': n must be a whole number >= 1, got 2.5",
+                       ParseError);
+  CHECK_THROWS_WITH_AS(load_data("moons:test=1.5"),
+                       "data 'moons:test=1.5': test must be a fraction between 0 and 1, got 1.5", ParseError);
+  CHECK_THROWS_WITH_AS(load_data("moons:scale=1/0"), "data 'moons:scale=1/0': scale: division by zero in '1/0'",
+                       ParseError);
+  CHECK_THROWS_WITH_AS(load_data("iris:standardize=maybe"),
+                       "data 'iris:standardize=maybe': standardize: expected true or false, got 'maybe'", ParseError);
+  CHECK_THROWS_WITH_AS(load_data("csv"), "data 'csv': csv needs file=PATH", ParseError);
+  CHECK_THROWS_WITH_AS(load_data("csv:file=/no/such.csv"), "/no/such.csv: no such file", DataError);
+  test::ScratchDir dir("spec-missing");
+  CHECK_THROWS_WITH_AS(load_data("mnist", dir.path()),
+                       (dir.path() + "/mnist: no such folder (the data folder " + dir.path() + " has no mnist/)").c_str(),
+                       DataError);
+}
+
+TEST_CASE("data spec: MNIST with a class filter and per-class subset (needs OPGRAPH_DATA)") {
+  if (data_folder().empty()) {
+    MESSAGE("skipped: OPGRAPH_DATA is not set, so MNIST specs are not loaded");
+    return;
+  }
+  const LoadedData d = load_data("mnist:classes=5/8,per_class=1000");
+  CHECK(d.train.size() == 2000);
+  CHECK(d.test.size() == 1866);
+  CHECK(d.train.class_names == std::vector<std::string>{"5", "8"});
+  CHECK_THROWS_WITH_AS(load_data("mnist:test=0.2"), "data 'mnist:test=0.2': mnist has its own test part: drop test=",
+                       ParseError);
+}
