@@ -66,7 +66,8 @@ std::string dump_dot(const Graph& g, const DumpOptions& o) {
       std::string timing;
       if (const auto it = o.node_seconds.find(n.name); it != o.node_seconds.end() && slowest > 0) {
         fill = heat(it->second / slowest);
-        timing = fmt::format("\\n{:.3f} ms", 1e3 * it->second);
+        timing = it->second >= 1e-3 ? fmt::format("\\n{:.2f} ms", 1e3 * it->second)
+                                     : fmt::format("\\n{:.1f} us", 1e6 * it->second);
       }
       const bool is_loss = g.loss() && *g.loss() == id;
       const bool is_output = std::find(g.outputs().begin(), g.outputs().end(), id) != g.outputs().end();

@@ -79,6 +79,25 @@ Trainer::Trainer(Model& model) : model_(model), head_(prediction_head(model.grap
 
 Trainer::~Trainer() = default;
 
+void Trainer::set_detect_anomaly(bool on) {
+  if (on != detect_anomaly_) plans_.clear();
+  detect_anomaly_ = on;
+}
+
+void Trainer::check_finite(const Dataset& data) const {
+  const std::int64_t d = data.size() ? data.features.numel() / data.size() : 0;
+  for (std::int64_t i = 0; i < data.features.numel(); ++i) {
+    const double v = data.features.at(i);
+    if (!std::isfinite(v))
+      throw NumericError(data.name.empty() ? std::string("data") : data.name,
+                         fmt::format("sample {} holds {} in feature {}", i / d, v, i % d));
+  }
+  for (std::int64_t i = 0; i < data.labels.numel(); ++i)
+    if (!std::isfinite(data.labels.at(i)))
+      throw NumericError(data.name.empty() ? std::string("data") : data.name,
+                         fmt::format("sample {} has the label {}", i, data.labels.at(i)));
+}
+
 void Trainer::check(const Dataset& data, bool with_labels) const {
   const Shape& in = model_.graph.node(model_.graph.at(model_.input)).shape;
   std::vector<std::int64_t> per_sample(in.dims().begin() + (in.rank() > 0 ? 1 : 0), in.dims().end());
@@ -100,6 +119,7 @@ Trainer::Compiled& Trainer::compiled(std::int64_t rows, bool training) {
     po.batch = rows;
     po.backward = training;
     po.keep = {model_.graph.node(head_.node).name};
+    po.detect_anomaly = detect_anomaly_;
     slot = std::make_unique<Compiled>(Compiled{Plan(model_.graph, model_.params, po), {}, {}, {}});
     slot->head_name = model_.graph.node(head_.node).name;
     if (training) slot->params = slot->plan.parameters();
@@ -133,6 +153,10 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
   if (!model_.graph.loss()) throw GraphError("fit", "the model has no loss to train on");
   check(train_in);
   if (options.validation) check(*options.validation);
+  if (detect_anomaly_) {
+    check_finite(train_in);
+    if (options.validation) check_finite(*options.validation);
+  }
   const DType dtype = model_.params.dtype();
   const Dataset train = train_in.features.dtype() == dtype ? train_in : train_in.to(dtype);
   Batcher batcher(train, options.batch, options.shuffle, options.seed);
@@ -226,6 +250,28 @@ Evaluation Trainer::evaluate(const Dataset& data_in, std::int64_t batch) {
   e.loss = loss_sum / static_cast<double>(data.size());
   e.accuracy = static_cast<double>(correct) / static_cast<double>(data.size());
   return e;
+}
+
+std::vector<NodeProfile> Trainer::profile(const Dataset& data_in, std::int64_t batch, int steps) {
+  check(data_in);
+  const DType dtype = model_.params.dtype();
+  const Dataset data = data_in.features.dtype() == dtype ? data_in : data_in.to(dtype);
+  const std::int64_t rows = std::min(std::max<std::int64_t>(batch, 1), data.size());
+  Batcher batcher(data, rows, true, 0);
+  PlanOptions po;
+  po.batch = rows;
+  po.profile = true;
+  po.detect_anomaly = detect_anomaly_;
+  Compiled c{Plan(model_.graph, model_.params, po), {}, {}, model_.graph.node(head_.node).name};
+  const bool backward = model_.graph.loss().has_value();
+  for (int s = 0; s <= steps; ++s) {
+    if (s == 1) c.plan.reset_profile();  // the first pass warms caches and is not counted
+    const auto b = batcher.batch(s % std::max<std::int64_t>(batcher.batches() - (batcher.rows_in(batcher.batches() - 1) < rows), 1));
+    bind(c, b.features, b.labels);
+    c.plan.forward();
+    if (backward) c.plan.backward();
+  }
+  return c.plan.profile();
 }
 
 Predictions Trainer::predict(const Tensor& features_in, std::int64_t batch) {

@@ -111,6 +111,15 @@ class Trainer {
   /// Probabilities and predicted labels (argmax, or >= 0.5 for one output).
   Predictions predict(const Tensor& features, std::int64_t batch = 0);
 
+  /// Times `steps` forward+backward passes on batches of `data` (after one warm-up pass),
+  /// node by node.
+  std::vector<NodeProfile> profile(const Dataset& data, std::int64_t batch, int steps);
+
+  /// Turns NaN/Inf localisation on: plans check every value they compute, and datasets are
+  /// checked before training (a bad sample is reported by its index). See
+  /// PlanOptions::detect_anomaly.
+  void set_detect_anomaly(bool on);
+
   /// Checks that `data` fits the model: features per sample against the sample input's
   /// shape, and (with labels) classes against the prediction head. Throws DataError.
   void check(const Dataset& data, bool with_labels = true) const;
@@ -122,8 +131,11 @@ class Trainer {
   Compiled& compiled(std::int64_t rows, bool training);
   void bind(Compiled& c, const Tensor& features, const Tensor& labels);
 
+  void check_finite(const Dataset& data) const;
+
   Model& model_;
   PredictionHead head_;
+  bool detect_anomaly_ = false;
   std::map<std::pair<std::int64_t, bool>, std::unique_ptr<Compiled>> plans_;
 };
 

@@ -50,6 +50,12 @@ class DataError : public Error {
   using Error::Error;
 };
 
+/// A NaN or infinity found by anomaly detection (PlanOptions::detect_anomaly).
+class NumericError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// Edit distance between two names (insertions, deletions, substitutions, transpositions).
 std::size_t edit_distance(std::string_view a, std::string_view b);
 

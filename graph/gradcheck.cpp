@@ -127,18 +127,37 @@ std::string describe_case(const std::vector<Shape>& shapes, const CheckCase& c) 
 
 }  // namespace
 
+CheckInstance check_instance(const OpDef& op, std::size_t case_index, std::uint64_t seed) {
+  const CheckCase& check = op.checks.at(case_index);
+  const std::uint64_t case_seed = seed + case_index + 1;
+  CheckInstance c;
+  c.shapes = instantiate_shapes(check.shapes, case_seed);
+  c.attrs = check.attrs;
+  c.config = describe_case(c.shapes, check);
+  if (c.shapes.size() != op.inputs.size())
+    throw GraphError(op.name, fmt::format("check case gives {} shapes for {} inputs", c.shapes.size(), op.inputs.size()));
+  // The output shape, through the same validation a graph gives.
+  Graph g;
+  std::vector<NodeId> ins;
+  for (std::size_t i = 0; i < c.shapes.size(); ++i) ins.push_back(g.add_input(op.inputs[i].name, c.shapes[i]));
+  c.output = g.node(g.add_op(op.name, ins, check.attrs, "out")).shape;
+  c.inputs = sample_inputs(op, c.shapes, check.shift, case_seed * 7919);
+  Rng rng(case_seed * 104729);
+  c.cotangent = Tensor(c.output, DType::f64);
+  for (std::int64_t j = 0; j < c.cotangent.numel(); ++j) c.cotangent.set(j, rng.normal());
+  return c;
+}
+
 std::vector<GradCheckResult> check_op_gradients(const OpDef& op, const GradCheckOptions& options) {
   std::vector<GradCheckResult> results;
-  std::uint64_t case_seed = options.seed;
-  for (const CheckCase& check : op.checks) {
+  for (std::size_t index = 0; index < op.checks.size(); ++index) {
     GradCheckResult r;
     r.subject = op.name;
-    ++case_seed;
     try {
-      const auto shapes = instantiate_shapes(check.shapes, case_seed);
-      r.config = describe_case(shapes, check);
-      if (shapes.size() != op.inputs.size())
-        throw GraphError(op.name, fmt::format("check case gives {} shapes for {} inputs", shapes.size(), op.inputs.size()));
+      const CheckInstance inst = check_instance(op, index, options.seed);
+      r.config = inst.config;
+      const auto& x = inst.inputs;
+      const auto& shapes = inst.shapes;
       Graph g;
       std::vector<NodeId> ins;
       std::vector<std::string> diff;
@@ -146,18 +165,15 @@ std::vector<GradCheckResult> check_op_gradients(const OpDef& op, const GradCheck
         ins.push_back(g.add_input(op.inputs[i].name, shapes[i]));
         if (op.inputs[i].differentiable) diff.push_back(op.inputs[i].name);
       }
-      const NodeId out = g.add_op(op.name, ins, check.attrs, "out");
+      g.add_op(op.name, ins, inst.attrs, "out");
       Params params(DType::f64);
       PlanOptions po;
       po.loss = "out";
       po.input_grads = diff;
       Plan plan(g, params, po);
-
-      auto x = sample_inputs(op, shapes, check.shift, case_seed * 7919);
       for (std::size_t i = 0; i < x.size(); ++i) plan.set_input(op.inputs[i].name, x[i]);
-      Rng rng(case_seed * 104729);
-      Tensor cot(g.node(out).shape, DType::f64);
-      for (std::int64_t j = 0; j < cot.numel(); ++j) cot.set(j, rng.normal());
+      const Tensor& cot = inst.cotangent;
+      Rng rng(options.seed * 31 + index);
 
       plan.forward();
       plan.backward(cot);

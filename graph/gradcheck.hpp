@@ -42,6 +42,18 @@ std::vector<Shape> instantiate_shapes(const std::vector<std::string>& patterns, 
 std::vector<Tensor> sample_inputs(const OpDef& op, const std::vector<Shape>& shapes, double shift,
                                   std::uint64_t seed, DType dtype = DType::f64);
 
+/// One check case made concrete: shapes, f64 inputs from the domains, a cotangent.
+/// The same (op, case, seed) always gives the same instance.
+struct CheckInstance {
+  std::vector<Shape> shapes;
+  std::vector<Tensor> inputs;  // f64
+  Tensor cotangent;            // f64, of the output's shape
+  Attrs attrs;
+  std::string config;          // "[3,4] [4,5] reduction=sum"
+  Shape output;
+};
+CheckInstance check_instance(const OpDef& op, std::size_t case_index, std::uint64_t seed);
+
 /// Checks `op`'s vjp on every CheckCase it declares, in f64, through a compiled plan:
 /// f(x) = <c, op(x)> with a random cotangent c.
 std::vector<GradCheckResult> check_op_gradients(const OpDef& op, const GradCheckOptions& options = {});

@@ -135,6 +135,14 @@ class ShapeContext {
 };
 
 using ShapeFn = std::function<Shape(const ShapeContext&)>;
+
+/// Floating-point operations of one call, for profiles.
+struct OpCost {
+  double forward = 0.0;
+  double backward = 0.0;
+};
+/// From the input shapes and attributes (ShapeContext) and the output shape.
+using CostFn = std::function<OpCost(const ShapeContext&, const Shape& output)>;
 template <class T>
 using KernelFn = std::function<void(Kernel<T>&)>;
 
@@ -185,6 +193,7 @@ struct OpDef {
   KernelFn<double> vjp_f64;
   std::vector<Domain> domains;  // one per input
   std::vector<CheckCase> checks;
+  CostFn cost;                   // optional; default: one flop per output element, two per in backward
   std::string definition_error;  // a mistake the builder found, reported at registration
 
   int input_index(std::string_view input) const;  // -1 when absent
@@ -260,6 +269,11 @@ class OpBuilder {
   }
   /// Where the gradient checker samples `input`.
   OpBuilder& domain(std::string_view input, Domain d);
+  /// FLOPs of forward and backward, for profiles.
+  OpBuilder& cost(CostFn fn) {
+    def_.cost = std::move(fn);
+    return *this;
+  }
   /// A configuration for the gradient checker: shapes like "[a,b]", attribute values, and a
   /// shift of the sampling range.
   OpBuilder& check(std::vector<std::string> shapes, Attrs attrs = {}, double shift = 0.0) {

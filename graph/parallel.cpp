@@ -46,6 +46,16 @@ int num_threads() {
   return thread_count > 0 ? thread_count : tbb::info::default_concurrency();
 }
 
+ThreadCount::ThreadCount(int threads) {
+  {
+    std::lock_guard lock(threads_mutex);
+    saved_ = thread_count;
+  }
+  set_num_threads(threads);
+}
+
+ThreadCount::~ThreadCount() { set_num_threads(saved_); }
+
 namespace detail {
 
 FloatModeGuard::FloatModeGuard() : saved_(read_mode()) {

@@ -11,6 +11,18 @@ void set_num_threads(int threads);
 /// The current cap (the number of cores when none was set).
 int num_threads();
 
+/// Sets the thread cap for its lifetime, then restores the one before.
+class ThreadCount {
+ public:
+  explicit ThreadCount(int threads);
+  ~ThreadCount();
+  ThreadCount(const ThreadCount&) = delete;
+  ThreadCount& operator=(const ThreadCount&) = delete;
+
+ private:
+  int saved_;
+};
+
 namespace detail {
 void parallel_chunks(std::int64_t chunks, void (*body)(void*, std::int64_t), void* context);
 

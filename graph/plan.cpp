@@ -7,6 +7,8 @@
 #include <opgraph/graph/plan.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <new>
@@ -71,6 +73,41 @@ std::string human_bytes(std::size_t bytes) {
   return fmt::format("{} B", bytes);
 }
 
+/// "[12, 7]" for a flat index into a shape.
+std::string multi_index(std::int64_t flat, const Shape& shape) {
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(shape.rank()));
+  for (int d = shape.rank() - 1; d >= 0; --d) {
+    const std::int64_t n = std::max<std::int64_t>(shape[d], 1);
+    idx[static_cast<std::size_t>(d)] = flat % n;
+    flat /= n;
+  }
+  return fmt::format("[{}]", fmt::join(idx, ", "));
+}
+
+/// The first non-finite element of a buffer, or -1.
+template <class T>
+std::int64_t first_non_finite(const T* data, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(data[i])) return i;
+  return -1;
+}
+
+template <class T>
+std::string value_range(const T* data, std::int64_t n) {
+  if (n == 0) return "empty";
+  double lo = data[0], hi = data[0];
+  std::int64_t bad = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(data[i])) {
+      ++bad;
+      continue;
+    }
+    lo = std::min<double>(lo, data[i]);
+    hi = std::max<double>(hi, data[i]);
+  }
+  return fmt::format("min {:.4g} max {:.4g}{}", lo, hi, bad ? fmt::format(" ({} non-finite)", bad) : std::string());
+}
+
 template <class T>
 View<T> make_view(T* data, const Shape& shape) {
   View<T> v;
@@ -91,6 +128,7 @@ struct Plan::Impl {
   std::vector<NodeId> forward_nodes;
   std::vector<NodeId> backward_nodes;
   std::vector<BackwardStep> backward_steps;
+  std::vector<NodeProfile> profiles;  // forward order; filled when options.profile
   std::optional<NodeId> loss;
   std::vector<char> readable;       // value readable after forward()
   std::vector<std::int64_t> value_at;  // arena offset of an op node's value, or -1
@@ -158,6 +196,8 @@ class TypedPlan final : public Plan::Impl {
   void run_backward(const Tensor* seed) override;
 
  private:
+  NumericError anomaly(const char* pass, const Step<T>& step, const std::string& what, std::int64_t index,
+                       const Shape& shape) const;
   T* at(std::int64_t offset) const { return reinterpret_cast<T*>(static_cast<std::byte*>(arena.get()) + offset); }
 
   std::vector<Step<T>> steps_;                 // forward order
@@ -399,6 +439,36 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
   }
   for (NodeId id : backward_nodes) backward_steps_.push_back(step_of[id]);
 
+  // Work per node, for profiles.
+  for (NodeId id : forward_nodes) {
+    const Node& node = graph.node(id);
+    NodeProfile p;
+    p.node = id;
+    p.name = node.name;
+    p.op = node.op->name;
+    std::vector<Shape> in_shapes;
+    double in_bytes = 0.0;
+    for (NodeId in : node.inputs) {
+      in_shapes.push_back(shapes[in]);
+      in_bytes += static_cast<double>(shapes[in].numel() * static_cast<std::int64_t>(sizeof(T)));
+    }
+    const double out_bytes = static_cast<double>(shapes[id].numel() * static_cast<std::int64_t>(sizeof(T)));
+    const OpCost cost = node.op->cost ? node.op->cost(ShapeContext(*node.op, in_shapes, node.attrs), shapes[id])
+                                      : OpCost{static_cast<double>(shapes[id].numel()), 2.0 * static_cast<double>(shapes[id].numel())};
+    p.forward_flops = cost.forward;
+    // A vjp computes only the gradients someone needs (matmul skips dx for an input x).
+    int differentiable = 0, needed = 0;
+    for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+      if (!node.op->inputs[i].differentiable) continue;
+      ++differentiable;
+      needed += std::any_of(targets.begin(), targets.end(), [&](const Target& t) { return t.step_node == id && t.slot == i; });
+    }
+    p.backward_flops = differentiable ? cost.backward * needed / differentiable : 0.0;
+    p.forward_bytes = in_bytes + out_bytes;
+    p.backward_bytes = out_bytes + in_bytes * 2;  // gradient in; saved values and gradients out, at most
+    profiles.push_back(std::move(p));
+  }
+
   // The same decisions, described for dumps.
   for (NodeId id : backward_nodes) {
     const Node& node = graph.node(id);
@@ -426,8 +496,59 @@ void TypedPlan<T>::run_forward() {
       throw GraphError("forward", fmt::format("input '{}' has no value: call set_input(\"{}\", ...) first",
                                               graph.node(id).name, graph.node(id).name));
   detail::FloatModeGuard mode;
-  for (Step<T>& step : steps_) (*step.forward)(step.kernel);
+  if (!options.detect_anomaly && !options.profile) {
+    for (Step<T>& step : steps_) (*step.forward)(step.kernel);  // the plain loop: nothing else per node
+    forward_done = true;
+    return;
+  }
+  if (options.detect_anomaly) {
+    for (NodeId id : graph.inputs()) {
+      if (!needed[id]) continue;
+      const Tensor& v = values[id];
+      const std::int64_t bad = first_non_finite(v.template data<T>(), v.numel());
+      if (bad >= 0)
+        throw NumericError("forward", fmt::format("input '{}' holds {} at {}{}", graph.node(id).name, v.at(bad),
+                                                  multi_index(bad, shapes[id]),
+                                                  shapes[id].rank() > 1
+                                                      ? fmt::format(" (sample {} of the batch)", bad / (v.numel() / shapes[id][0]))
+                                                      : std::string()));
+    }
+  }
+  for (std::size_t s = 0; s < steps_.size(); ++s) {
+    Step<T>& step = steps_[s];
+    if (options.profile) {
+      const auto t0 = std::chrono::steady_clock::now();
+      (*step.forward)(step.kernel);
+      profiles[s].forward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ++profiles[s].forward_calls;
+    } else {
+      (*step.forward)(step.kernel);
+    }
+    if (options.detect_anomaly) {
+      const auto& out = step.kernel.out_;
+      const std::int64_t bad = first_non_finite(out.data, out.size);
+      if (bad >= 0)
+        throw anomaly("forward", step, fmt::format("produced {}", static_cast<double>(out.data[bad])), bad, shapes[step.node]);
+    }
+  }
   forward_done = true;
+}
+
+template <class T>
+NumericError TypedPlan<T>::anomaly(const char* pass, const Step<T>& step, const std::string& what, std::int64_t index,
+                                   const Shape& shape) const {
+  const Node& node = graph.node(step.node);
+  std::vector<std::string> inputs;
+  for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+    const auto& v = step.kernel.in_[i];
+    inputs.push_back(fmt::format("'{}' {} {}", graph.node(node.inputs[i]).name, shapes[node.inputs[i]],
+                                 value_range(v.data, v.size)));
+  }
+  if (std::string(pass) == "backward")
+    inputs.push_back(fmt::format("incoming gradient {}", value_range(step.kernel.grad_out_.data, step.kernel.grad_out_.size)));
+  return NumericError(pass, fmt::format("node '{}' ({}{}) {} at {}; its inputs: {}", node.name, node.op->name,
+                                        node.origin.empty() ? std::string() : ", declared at " + node.origin, what,
+                                        multi_index(index, shape), fmt::join(inputs, "; ")));
 }
 
 template <class T>
@@ -452,7 +573,28 @@ void TypedPlan<T>::run_backward(const Tensor* seed) {
   }
   detail::FloatModeGuard mode;
   for (Step<T>* step : backward_steps_) {
-    (*step->vjp)(step->kernel);
+    if (options.profile) {
+      const auto t0 = std::chrono::steady_clock::now();
+      (*step->vjp)(step->kernel);
+      NodeProfile& p = profiles[static_cast<std::size_t>(step - steps_.data())];
+      p.backward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ++p.backward_calls;
+    } else {
+      (*step->vjp)(step->kernel);
+    }
+    if (options.detect_anomaly) {
+      const Node& node = graph.node(step->node);
+      for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+        const auto& g = step->kernel.grad_in_[i];
+        if (!g.data) continue;
+        const std::int64_t bad = first_non_finite(g.data, g.size);
+        if (bad >= 0)
+          throw anomaly("backward", *step,
+                        fmt::format("its vjp produced {} in the gradient of '{}'", static_cast<double>(g.data[bad]),
+                                    graph.node(node.inputs[i]).name),
+                        bad, shapes[node.inputs[i]]);
+      }
+    }
     for (const auto& a : step->accumulate) {
       T* target = a.target;
       const T* scratch = a.scratch;
@@ -539,5 +681,17 @@ std::vector<NodeId> Plan::forward_order() const { return impl_->forward_nodes; }
 std::vector<NodeId> Plan::backward_order() const { return impl_->backward_nodes; }
 const std::vector<BackwardStep>& Plan::backward_steps() const { return impl_->backward_steps; }
 const Shape& Plan::shape(NodeId node) const { return impl_->shapes.at(node); }
+
+std::vector<NodeProfile> Plan::profile() const {
+  if (!impl_->options.profile) throw GraphError("profile", "compile the plan with PlanOptions::profile to time its nodes");
+  return impl_->profiles;
+}
+
+void Plan::reset_profile() {
+  for (auto& p : impl_->profiles) {
+    p.forward_seconds = p.backward_seconds = 0.0;
+    p.forward_calls = p.backward_calls = 0;
+  }
+}
 
 }  // namespace opgraph

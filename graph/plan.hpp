@@ -27,6 +27,23 @@ struct PlanOptions {
   bool keep_all = false;
   /// Refuse to compile a plan whose buffers would exceed this many bytes (0: no limit).
   std::size_t memory_limit = 0;
+  /// Check every input, every node's output and every gradient a vjp writes for NaN or
+  /// infinity, and throw NumericError at the first one, naming the pass, the node, its op,
+  /// where it was declared, the first bad index and the range of each input. Off: no cost.
+  bool detect_anomaly = false;
+  /// Time every node's forward and vjp (see Plan::profile).
+  bool profile = false;
+};
+
+/// Time and work of one node, summed over the passes run since the plan was compiled
+/// (or reset_profile).
+struct NodeProfile {
+  NodeId node = 0;
+  std::string name, op;
+  double forward_seconds = 0.0, backward_seconds = 0.0;
+  std::int64_t forward_calls = 0, backward_calls = 0;
+  double forward_flops = 0.0, backward_flops = 0.0;  // per call
+  double forward_bytes = 0.0, backward_bytes = 0.0;  // per call: tensors read and written
 };
 
 /// A parameter as a plan sees it: its value (shared with the Params) and its gradient.
@@ -96,6 +113,9 @@ class Plan {
   const std::vector<BackwardStep>& backward_steps() const;
   /// The bound shape of a node.
   const Shape& shape(NodeId node) const;
+  /// Per op node, in forward order (needs PlanOptions::profile).
+  std::vector<NodeProfile> profile() const;
+  void reset_profile();
 
   struct Impl;
 

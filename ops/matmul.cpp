@@ -29,6 +29,11 @@ OPGRAPH_OP(matmul)
       if (k.needs_grad(0)) gemm<T>(false, true, n, inner, m, T(1), g.data, m, b.data, m, T(0), k.grad_in(0).data, inner);
       if (k.needs_grad(1)) gemm<T>(true, false, inner, m, n, T(1), a.data, inner, g.data, m, T(0), k.grad_in(1).data, m);
     })
+    .cost([](const ShapeContext& c, const Shape&) {
+      const double flops = 2.0 * static_cast<double>(c.in(0)[0]) * static_cast<double>(c.in(0)[1]) *
+                           static_cast<double>(c.in(1)[1]);
+      return OpCost{flops, 2.0 * flops};
+    })
     .check({"[a,b]", "[b,c]"})
     .check({"[1,b]", "[b,c]"})
     .check({"[a,b]", "[b,1]"});

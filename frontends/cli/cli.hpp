@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <opgraph/frontends/train.hpp>
 #include <opgraph/graph/error.hpp>
 
 namespace opgraph::cli {
@@ -72,5 +73,13 @@ int dump(int argc, char** argv);
 int ops(int argc, char** argv);
 int data(int argc, char** argv);
 int export_npy(int argc, char** argv);
+int check(int argc, char** argv);
+int profile(int argc, char** argv);
+
+/// Random samples of the model's input shape with valid labels, for timing runs.
+Dataset random_data(const Model& model, const Trainer& trainer, std::int64_t rows);
+
+/// Ops of the plugins loaded with --plugin, in load order.
+std::vector<std::string>& plugin_ops();
 
 }  // namespace opgraph::cli

@@ -20,6 +20,9 @@ int dump(int argc, char** argv) {
       {"batch", "N", "show shapes with the batch dimension bound to N"},
       {"backward", "", "show the reverse pass: each vjp, what it reads, where gradients are summed"},
       {"out", "FILE", "write to FILE instead of stdout"},
+      {"profile", "", "time a few training steps and colour the DOT/SVG nodes by time"},
+      {"data", "SPEC", "with --profile: the data to time on (default: random values)"},
+      {"data-dir", "DIR", "the data folder (default $OPGRAPH_DATA)"},
   };
   const Args a("dump", argc, argv, 2, options);
   if (a.help()) {
@@ -37,6 +40,15 @@ int dump(int argc, char** argv) {
   o.backward = a.has("backward");
   o.labels = file.labels;
   const std::string format = a.get("format", "og");
+  if (a.has("profile")) {
+    if (format != "dot" && format != "svg") a.fail("--profile colours the drawing: use it with --format dot or svg");
+    Model model{file.graph, file.graph.init_params(0), file.input, file.labels};
+    Trainer trainer(model);
+    const std::int64_t batch = o.batch > 0 ? o.batch : 64;
+    const Dataset data = a.has("data") ? spec("dump", [&] { return load_data(a.get("data"), a.get("data-dir")); }).train
+                                       : random_data(model, trainer, std::max<std::int64_t>(batch, 256));
+    for (const auto& n : trainer.profile(data, batch, 5)) o.node_seconds[n.name] = (n.forward_seconds + n.backward_seconds) / 5;
+  }
   std::string text;
   if (format == "og") {
     if (o.backward) a.fail("--backward draws the reverse pass: use it with --format dot, svg or json");

@@ -5,10 +5,12 @@
 #include <exception>
 #include <new>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include <opgraph/graph/error.hpp>
+#include <opgraph/graph/plugin.hpp>
 
 #include "cli.hpp"
 
@@ -28,7 +30,29 @@ const Command kCommands[] = {
     {"ops", opgraph::cli::ops, "list the registered ops"},
     {"data", opgraph::cli::data, "list the dataset sources and how to name them"},
     {"export", opgraph::cli::export_npy, "write a checkpoint's parameters as .npy files"},
+    {"check", opgraph::cli::check, "check ops against their contract (gradients, shapes, threads, ...)"},
+    {"profile", opgraph::cli::profile, "time, FLOPs and bytes of every node of a training step"},
 };
+
+/// Loads every --plugin FILE (any subcommand takes it) and removes it from argv.
+void load_plugins(const char* command, int& argc, char** argv) {
+  int kept = 2;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    std::string path;
+    if (a == "--plugin") {
+      if (i + 1 >= argc) throw opgraph::cli::UsageError(fmt::format("opgraph {}: --plugin needs a value (FILE.so)", command));
+      path = argv[++i];
+    } else if (a.rfind("--plugin=", 0) == 0) {
+      path = a.substr(9);
+    } else {
+      argv[kept++] = argv[i];
+      continue;
+    }
+    for (auto& op : opgraph::load_plugin(path)) opgraph::cli::plugin_ops().push_back(op);
+  }
+  argc = kept;
+}
 
 void usage(FILE* out) {
   std::fputs("usage: opgraph COMMAND [options]   (opgraph COMMAND --help for details)\n\ncommands:\n", out);
@@ -43,6 +67,13 @@ std::string one_line(std::string s) {
 }
 
 }  // namespace
+
+namespace opgraph::cli {
+std::vector<std::string>& plugin_ops() {
+  static std::vector<std::string> ops;
+  return ops;
+}
+}  // namespace opgraph::cli
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -61,6 +92,7 @@ int main(int argc, char** argv) {
   for (const auto& c : kCommands) {
     if (name != c.name) continue;
     try {
+      load_plugins(c.name, argc, argv);
       return c.run(argc, argv);
     } catch (const opgraph::cli::UsageError& e) {
       std::fprintf(stderr, "%s\n", one_line(e.what()).c_str());

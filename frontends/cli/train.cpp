@@ -27,6 +27,8 @@ namespace fs = std::filesystem;
 
 const Option kDataDir{"data-dir", "DIR", "the data folder holding mnist/, small/, ... (default $OPGRAPH_DATA)"};
 const Option kThreads{"threads", "N", "worker threads (default: one per core; results do not depend on it)"};
+const Option kDetectAnomaly{"detect-anomaly", "",
+                            "stop at the first NaN or infinity, naming the node, its op and where it was declared"};
 
 void set_threads(const Args& a) {
   if (a.has("threads")) set_num_threads(static_cast<int>(a.integer("threads", 0, 1)));
@@ -159,6 +161,7 @@ int train(int argc, char** argv) {
       {"plot", "DIR", "write SVG plots: loss and accuracy curves, decision regions, misclassified images"},
       {"json", "", "print the final metrics as one JSON object on stdout"},
       {"quiet", "", "print nothing but the result"},
+      kDetectAnomaly,
   };
   const Args a("train", argc, argv, 2, options);
   if (a.help()) {
@@ -224,6 +227,7 @@ int train(int argc, char** argv) {
   }
 
   Trainer trainer(model);
+  trainer.set_detect_anomaly(a.has("detect-anomaly"));
   trainer.check(train_set);
   if (data.has_test()) trainer.check(data.test);
   if (!quiet && !as_json) {
@@ -300,8 +304,8 @@ int train(int argc, char** argv) {
                         static_cast<long long>(te->samples));
   }
   if (!std::isfinite(tr.loss)) {
-    std::fprintf(stderr, "opgraph train: the loss is not finite (%g): lower the learning rate, or look for the first "
-                         "NaN with --detect-anomaly\n", tr.loss);
+    std::fprintf(stderr, "opgraph train: the loss is not finite (%g): lower the learning rate, or find the first NaN "
+                         "with --detect-anomaly\n", tr.loss);
     return 1;
   }
   return 0;
@@ -316,6 +320,7 @@ const std::vector<Option> kLoadOptions = {
     {"part", "train|test", "which part of the data (default: test when there is one)"},
     {"batch", "N", "rows per forward pass (default 4096)"},
     kThreads,
+    kDetectAnomaly,
 };
 
 struct Loaded {
@@ -357,6 +362,7 @@ int evaluate(int argc, char** argv) {
   if (l.file.labels.empty()) throw GraphError(l.file.name, "the model declares no labels input: nothing to compare with");
   const Dataset& part = chosen_part(a, l.data);
   Trainer trainer(l.model);
+  trainer.set_detect_anomaly(a.has("detect-anomaly"));
   const Evaluation e = trainer.evaluate(part, a.integer("batch", 0, 1));
   if (a.has("json")) {
     std::printf("%s\n", json::Object()
@@ -388,6 +394,7 @@ int predict(int argc, char** argv) {
   Loaded l = load_for_inference(a);
   const Dataset& part = chosen_part(a, l.data);
   Trainer trainer(l.model);
+  trainer.set_detect_anomaly(a.has("detect-anomaly"));
   const Predictions p = trainer.predict(part.features, a.integer("batch", 0, 1));
   const std::int64_t k = p.probabilities.shape()[1];
   std::string csv = "row,label,predicted";

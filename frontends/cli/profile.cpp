@@ -1,0 +1,118 @@
+// opgraph profile: time, FLOPs and bytes per node of a training step.
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include <fmt/format.h>
+
+#include <opgraph/frontends/data_spec.hpp>
+#include <opgraph/frontends/json.hpp>
+#include <opgraph/frontends/model_format.hpp>
+#include <opgraph/frontends/train.hpp>
+#include <opgraph/graph/parallel.hpp>
+#include <opgraph/graph/random.hpp>
+
+#include "cli.hpp"
+
+namespace opgraph::cli {
+
+int profile(int argc, char** argv) {
+  const std::vector<Option> options = {
+      {"data", "SPEC", "the data to run on (see opgraph data); default: random values of the input's shape"},
+      {"data-dir", "DIR", "the data folder (default $OPGRAPH_DATA)"},
+      {"batch", "N", "rows per step (default 128)"},
+      {"steps", "N", "steps to time, after one warm-up step (default 10)"},
+      {"seed", "N", "seed of the parameters (default 0)"},
+      {"threads", "N", "worker threads"},
+      {"json", "", "print the profile as one JSON object"},
+  };
+  const Args a("profile", argc, argv, 2, options);
+  if (a.help()) {
+    std::fputs(help_text("opgraph profile MODEL.og [--data SPEC] [--steps N] [--batch B] [--json]",
+                         "Times each node's forward and backward pass over training steps and reports FLOPs, bytes "
+                         "moved, share of the step and GFLOP/s.",
+                         options)
+                   .c_str(),
+               stdout);
+    return 0;
+  }
+  const ModelFile file = load_model(a.one_positional("MODEL.og"));
+  if (a.has("threads")) set_num_threads(static_cast<int>(a.integer("threads", 0, 1)));
+  const std::int64_t batch = a.integer("batch", 128, 1);
+  const int steps = static_cast<int>(a.integer("steps", 10, 1));
+  Model model{file.graph, file.graph.init_params(static_cast<std::uint64_t>(a.integer("seed", 0, 0))), file.input,
+              file.labels};
+  Trainer trainer(model);
+  const Dataset data = a.has("data") ? spec("profile", [&] { return load_data(a.get("data"), a.get("data-dir")); }).train
+                                     : random_data(model, trainer, std::max<std::int64_t>(batch, 256));
+  const std::vector<NodeProfile> nodes = trainer.profile(data, batch, steps);
+  const double per_step = 1.0 / steps;
+  double total = 0.0;
+  for (const auto& n : nodes) total += (n.forward_seconds + n.backward_seconds) * per_step;
+  std::map<std::string, double> by_op;
+  for (const auto& n : nodes) by_op[n.op] += (n.forward_seconds + n.backward_seconds) * per_step;
+  auto gflops = [&](const NodeProfile& n) {
+    const double t = (n.forward_seconds + n.backward_seconds) * per_step;
+    const double flops = n.forward_flops + (n.backward_calls ? n.backward_flops : 0.0);
+    return t > 0 ? flops / t / 1e9 : 0.0;
+  };
+  if (a.has("json")) {
+    std::vector<std::string> rows;
+    for (const auto& n : nodes)
+      rows.push_back(json::Object()
+                         .add("node", n.name)
+                         .add("op", n.op)
+                         .add("forward_ms", 1e3 * n.forward_seconds * per_step)
+                         .add("backward_ms", 1e3 * n.backward_seconds * per_step)
+                         .add("share", total > 0 ? (n.forward_seconds + n.backward_seconds) * per_step / total : 0.0)
+                         .add("forward_flops", n.forward_flops)
+                         .add("backward_flops", n.backward_calls ? n.backward_flops : 0.0)
+                         .add("bytes", n.forward_bytes + (n.backward_calls ? n.backward_bytes : 0.0))
+                         .add("gflops", gflops(n))
+                         .str());
+    json::Object ops;
+    for (const auto& [op, t] : by_op) ops.add(op, total > 0 ? t / total : 0.0);
+    std::printf("%s\n", json::Object()
+                            .add("command", "profile")
+                            .add("batch", batch)
+                            .add("steps", steps)
+                            .add("step_ms", 1e3 * total)
+                            .raw("nodes", json::array(rows))
+                            .raw("share_by_op", ops.str())
+                            .str()
+                            .c_str());
+    return 0;
+  }
+  std::printf("%-28s %-22s %10s %11s %7s %9s %10s\n", "node", "op", "forward ms", "backward ms", "share", "GFLOP/s",
+              "MB moved");
+  for (const auto& n : nodes) {
+    const double t = (n.forward_seconds + n.backward_seconds) * per_step;
+    std::printf("%-28.28s %-22.22s %10.3f %11.3f %6.1f%% %9.1f %10.2f\n", n.name.c_str(), n.op.c_str(),
+                1e3 * n.forward_seconds * per_step, 1e3 * n.backward_seconds * per_step, total > 0 ? 100 * t / total : 0.0,
+                gflops(n), (n.forward_bytes + (n.backward_calls ? n.backward_bytes : 0.0)) / 1e6);
+  }
+  std::printf("%-51s %10.3f ms per step (batch %lld, %d steps timed)\n", "total", 1e3 * total,
+              static_cast<long long>(batch), steps);
+  std::vector<std::pair<double, std::string>> ranked;
+  for (const auto& [op, t] : by_op) ranked.emplace_back(t, op);
+  std::sort(ranked.rbegin(), ranked.rend());
+  std::string summary;
+  for (const auto& [t, op] : ranked) summary += fmt::format("{}{} {:.1f}%", summary.empty() ? "" : ", ", op, total > 0 ? 100 * t / total : 0.0);
+  std::printf("by op: %s\n", summary.c_str());
+  return 0;
+}
+
+Dataset random_data(const Model& model, const Trainer& trainer, std::int64_t rows) {
+  const Shape& in = model.graph.node(model.graph.at(model.input)).shape;
+  Dataset d;
+  d.name = "random";
+  d.features = Tensor(in.bind(rows));
+  Rng rng(1);
+  for (std::int64_t i = 0; i < d.features.numel(); ++i) d.features.set(i, rng.normal());
+  d.labels = Tensor({rows});
+  const std::int64_t classes = trainer.head().outputs == 1 ? 2 : trainer.head().outputs;
+  for (std::int64_t i = 0; i < rows; ++i) d.labels.set(i, static_cast<double>(i % classes));
+  return d;
+}
+
+}  // namespace opgraph::cli

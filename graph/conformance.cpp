@@ -1,0 +1,503 @@
+// Conformance checks: an op run through a harness of guarded buffers, property by property.
+#include <opgraph/graph/conformance.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <set>
+
+#include <fmt/format.h>
+
+#include <opgraph/graph/gradcheck.hpp>
+#include <opgraph/graph/graph.hpp>
+#include <opgraph/graph/parallel.hpp>
+#include <opgraph/graph/random.hpp>
+
+namespace opgraph {
+
+bool ConformanceReport::passed() const { return first_failure() == nullptr; }
+
+const ConformanceItem* ConformanceReport::first_failure() const {
+  for (const auto& i : items)
+    if (!i.passed) return &i;
+  return nullptr;
+}
+
+const ConformanceItem* ConformanceReport::item(const std::string& property) const {
+  for (const auto& i : items)
+    if (i.property == property) return &i;
+  return nullptr;
+}
+
+namespace {
+
+constexpr int kGuard = 16;  // elements of canary on each side of every buffer
+
+/// A buffer with canaries around it, to catch a kernel writing outside its tensor.
+template <class T>
+struct Guarded {
+  std::vector<T> mem;
+  std::int64_t n = 0;
+  static T canary() { return static_cast<T>(-7.654321e29); }
+  void resize(std::int64_t size) {
+    n = size;
+    mem.assign(static_cast<std::size_t>(size + 2 * kGuard), canary());
+  }
+  T* data() { return mem.data() + kGuard; }
+  const T* data() const { return mem.data() + kGuard; }
+  bool intact() const {
+    if (mem.empty()) return true;  // never allocated (an op without a workspace)
+    for (int i = 0; i < kGuard; ++i)
+      if (mem[static_cast<std::size_t>(i)] != canary() || mem[static_cast<std::size_t>(n + kGuard + i)] != canary())
+        return false;
+    return true;
+  }
+  std::vector<T> values() const { return {data(), data() + n}; }
+};
+
+template <class V>
+void describe_view(V& v, const Shape& s) {
+  v.size = s.numel();
+  v.rank = s.rank();
+  for (int i = 0; i < s.rank(); ++i) v.dims[i] = s[i];
+}
+
+/// Runs one op directly on guarded buffers: no plan, nothing reused, every write visible.
+template <class T>
+class Harness {
+ public:
+  Harness(const OpDef& op, const std::vector<Shape>& shapes, const Attrs& attrs) : op_(op), shapes_(shapes) {
+    std::vector<NodeId> ins;
+    for (std::size_t i = 0; i < shapes.size(); ++i) ins.push_back(g_.add_input(op.inputs[i].name, shapes[i]));
+    node_ = g_.add_op(op.name, ins, attrs, "out");
+    const Node& n = g_.node(node_);
+    out_shape_ = n.shape;
+    inputs_.resize(shapes.size());
+    grads_.resize(shapes.size());
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+      inputs_[i].resize(shapes[i].numel());
+      grads_[i].resize(shapes[i].numel());
+    }
+    out_.resize(out_shape_.numel());
+    grad_out_.resize(out_shape_.numel());
+    if (op.workspace) work_.resize(op.workspace(ShapeContext(op, shapes_, n.attrs)).numel());
+    k_.num_inputs_ = static_cast<int>(shapes.size());
+    k_.op_ = &op;
+    k_.attrs_ = &n.attrs;
+    k_.node_name_ = &n.name;
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+      k_.in_[i].data = inputs_[i].data();
+      describe_view(k_.in_[i], shapes[i]);
+    }
+    k_.out_.data = out_.data();
+    describe_view(k_.out_, out_shape_);
+    k_.grad_out_.data = grad_out_.data();
+    describe_view(k_.grad_out_, out_shape_);
+    if (op.workspace) {
+      k_.workspace_.data = work_.data();
+      describe_view(k_.workspace_, Shape{work_.n});
+    }
+  }
+
+  const Shape& output_shape() const { return out_shape_; }
+
+  void set_inputs(const std::vector<Tensor>& x) {
+    for (std::size_t i = 0; i < x.size(); ++i)
+      for (std::int64_t j = 0; j < x[i].numel(); ++j) inputs_[i].data()[j] = static_cast<T>(x[i].at(j));
+  }
+
+  /// Runs the forward kernel with the output filled with a sentinel; records a problem
+  /// when an element is left unwritten, a canary is overwritten, or an input changes.
+  std::vector<T> forward() {
+    const auto before = snapshot();
+    std::fill(out_.data(), out_.data() + out_.n, Guarded<T>::canary());
+    detail::FloatModeGuard mode;
+    forward_fn()(k_);
+    for (std::int64_t j = 0; j < out_.n; ++j)
+      if (out_.data()[j] == Guarded<T>::canary()) {
+        note(fmt::format("forward left output element {} of {} unwritten: the shape rule says {}", j, out_.n, out_shape_));
+        break;
+      }
+    check_guards("forward");
+    if (snapshot() != before) note("forward changed one of its inputs");
+    return out_.values();
+  }
+
+  /// Runs the vjp for cotangent `c`. With `poison`, every input the op does not declare in
+  /// saves (and the output, unless saved) holds NaN, as memory reused by a plan would
+  /// hold anything.
+  std::vector<std::vector<T>> vjp(const std::vector<T>& c, int poison_input = -2) {
+    std::copy(c.begin(), c.end(), grad_out_.data());
+    const auto inputs = snapshot();
+    const auto output = out_.values();
+    if (poison_input != -2) {
+      const T nan = std::numeric_limits<T>::quiet_NaN();
+      for (std::size_t i = 0; i < inputs_.size(); ++i)
+        if ((poison_input == -1 && !op_.saves_input(static_cast<int>(i))) || poison_input == static_cast<int>(i))
+          std::fill(inputs_[i].data(), inputs_[i].data() + inputs_[i].n, nan);
+      if ((poison_input == -1 && !op_.saves_output) || poison_input == static_cast<int>(inputs_.size()))
+        std::fill(out_.data(), out_.data() + out_.n, nan);
+    }
+    for (std::size_t i = 0; i < grads_.size(); ++i) {
+      const bool wanted = op_.inputs[i].differentiable;
+      k_.grad_in_[i].data = wanted ? grads_[i].data() : nullptr;
+      describe_view(k_.grad_in_[i], shapes_[i]);
+      if (wanted) std::fill(grads_[i].data(), grads_[i].data() + grads_[i].n, Guarded<T>::canary());
+    }
+    {
+      detail::FloatModeGuard mode;
+      vjp_fn()(k_);
+    }
+    std::vector<std::vector<T>> out;
+    for (std::size_t i = 0; i < grads_.size(); ++i) {
+      if (!op_.inputs[i].differentiable) {
+        out.emplace_back();
+        continue;
+      }
+      for (std::int64_t j = 0; j < grads_[i].n; ++j)
+        if (grads_[i].data()[j] == Guarded<T>::canary()) {
+          note(fmt::format("vjp left element {} of the gradient of '{}' unwritten", j, op_.inputs[i].name));
+          break;
+        }
+      out.push_back(grads_[i].values());
+    }
+    check_guards("vjp");
+    restore(inputs);  // undo poisoning
+    std::copy(output.begin(), output.end(), out_.data());
+    return out;
+  }
+
+  const std::string& problem() const { return problem_; }
+
+ private:
+  const KernelFn<T>& forward_fn() const {
+    if constexpr (std::is_same_v<T, float>) return op_.forward_f32;
+    else return op_.forward_f64;
+  }
+  const KernelFn<T>& vjp_fn() const {
+    if constexpr (std::is_same_v<T, float>) return op_.vjp_f32;
+    else return op_.vjp_f64;
+  }
+  std::vector<std::vector<T>> snapshot() const {
+    std::vector<std::vector<T>> s;
+    for (const auto& b : inputs_) s.push_back(b.values());
+    return s;
+  }
+  void restore(const std::vector<std::vector<T>>& s) {
+    for (std::size_t i = 0; i < s.size(); ++i) std::copy(s[i].begin(), s[i].end(), inputs_[i].data());
+  }
+  void check_guards(const char* pass) {
+    auto check = [&](const Guarded<T>& b, const std::string& what) {
+      if (!b.intact()) note(fmt::format("{} wrote outside {}", pass, what));
+    };
+    for (std::size_t i = 0; i < inputs_.size(); ++i) check(inputs_[i], "input '" + op_.inputs[i].name + "'");
+    for (std::size_t i = 0; i < grads_.size(); ++i) check(grads_[i], "the gradient of '" + op_.inputs[i].name + "'");
+    check(out_, fmt::format("its output {}", out_shape_));
+    check(work_, "its workspace");
+  }
+  void note(const std::string& what) {
+    if (problem_.empty()) problem_ = what;
+  }
+
+  const OpDef& op_;
+  std::vector<Shape> shapes_;
+  Graph g_;
+  NodeId node_ = 0;
+  Shape out_shape_;
+  std::vector<Guarded<T>> inputs_, grads_;
+  Guarded<T> out_, grad_out_, work_;
+  Kernel<T> k_;
+  std::string problem_;
+};
+
+template <class T>
+std::vector<T> typed(const Tensor& t) {
+  std::vector<T> v(static_cast<std::size_t>(t.numel()));
+  for (std::int64_t i = 0; i < t.numel(); ++i) v[static_cast<std::size_t>(i)] = static_cast<T>(t.at(i));
+  return v;
+}
+
+bool bitwise_same(const std::vector<std::vector<double>>& a, const std::vector<std::vector<double>>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].size() != b[i].size() || (a[i].size() && std::memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(double)) != 0))
+      return false;
+  return true;
+}
+
+ConformanceItem metadata(const OpDef& op) {
+  ConformanceItem item{"metadata", true, 0.0, {}};
+  auto fail = [&](const std::string& what) {
+    if (item.passed) item.detail = what;
+    item.passed = false;
+  };
+  if (op.doc.empty()) fail("no doc line");
+  if (op.inputs.empty()) fail("no inputs");
+  std::set<std::string> names;
+  for (const auto& in : op.inputs)
+    if (!names.insert(in.name).second) fail(fmt::format("input '{}' declared twice", in.name));
+  for (const auto& a : op.attrs) {
+    if (!names.insert(a.name).second) fail(fmt::format("'{}' declared twice", a.name));
+    const AttrType t = a.default_value.type();
+    if (t != AttrType::none && t != a.type && !(a.type == AttrType::real && t == AttrType::integer))
+      fail(fmt::format("attribute '{}' is {} but its default {} is {}", a.name, to_string(a.type), a.default_value.str(),
+                       to_string(t)));
+    if (!a.choices.empty() &&
+        std::find(a.choices.begin(), a.choices.end(), a.default_value.is_none() ? "" : a.default_value.str()) ==
+            a.choices.end())
+      fail(fmt::format("attribute '{}': default {} is not one of its choices", a.name, a.default_value.str()));
+  }
+  if (op.domains.size() != op.inputs.size()) fail("a domain per input is missing");
+  if (op.has_vjp() && op.checks.empty()) fail("no check cases: declare one with .check({\"[a,b]\"})");
+  if (!op.has_vjp()) item.detail = "no vjp: the op is not differentiable";
+  return item;
+}
+
+}  // namespace
+
+ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& options) {
+  ConformanceReport report;
+  report.op = op.name;
+  report.items.push_back(metadata(op));
+  if (op.checks.empty()) return report;
+
+  ConformanceItem shapes{"shapes", true, 0.0, {}}, f32{"f32", true, 0.0, {}}, threads{"threads", true, 0.0, {}},
+      linearity{"linearity", true, 0.0, {}}, saves{"saves", true, 0.0, {}};
+  auto fail = [](ConformanceItem& item, const std::string& what) {
+    if (item.passed) item.detail = what;
+    item.passed = false;
+  };
+  for (std::size_t c = 0; c < op.checks.size(); ++c) {
+    try {
+      // The shape rule against the kernel, on several random sizes.
+      for (std::uint64_t s = 0; s < 3; ++s) {
+        const CheckInstance inst = check_instance(op, c, options.seed + 1000 * s);
+        Harness<double> h(op, inst.shapes, inst.attrs);
+        h.set_inputs(inst.inputs);
+        h.forward();
+        if (op.has_vjp()) h.vjp(typed<double>(inst.cotangent));
+        if (!h.problem().empty()) fail(shapes, fmt::format("{}: {}", inst.config, h.problem()));
+      }
+      const CheckInstance inst = check_instance(op, c, options.seed);
+      // f32 forward against f64.
+      Harness<double> h64(op, inst.shapes, inst.attrs);
+      Harness<float> h32(op, inst.shapes, inst.attrs);
+      h64.set_inputs(inst.inputs);
+      h32.set_inputs(inst.inputs);
+      const auto y64 = h64.forward();
+      const auto y32 = h32.forward();
+      double scale = 1e-30, worst = 0.0;
+      for (double v : y64) scale = std::max(scale, std::abs(v));
+      for (std::size_t j = 0; j < y64.size(); ++j) worst = std::max(worst, std::abs(static_cast<double>(y32[j]) - y64[j]));
+      f32.measure = std::max(f32.measure, worst / scale);
+      if (!(worst / scale <= options.f32_tolerance))
+        fail(f32, fmt::format("{}: f32 differs from f64 by {:.2e} of the output's scale (bound {:.0e})", inst.config,
+                              worst / scale, options.f32_tolerance));
+      if (!op.has_vjp()) continue;
+
+      // The vjp is linear in its cotangent.
+      Rng rng(options.seed + c);
+      std::vector<double> c1(y64.size()), c2(y64.size()), mix(y64.size());
+      for (auto& v : c1) v = rng.normal();
+      for (auto& v : c2) v = rng.normal();
+      for (std::size_t j = 0; j < mix.size(); ++j) mix[j] = 1.7 * c1[j] - 0.6 * c2[j];
+      const auto g1 = h64.vjp(c1), g2 = h64.vjp(c2), gm = h64.vjp(mix);
+      double lin = 0.0, gscale = 1e-30;
+      for (std::size_t i = 0; i < g1.size(); ++i)
+        for (std::size_t j = 0; j < g1[i].size(); ++j) {
+          gscale = std::max(gscale, std::abs(gm[i][j]));
+          lin = std::max(lin, std::abs(gm[i][j] - (1.7 * g1[i][j] - 0.6 * g2[i][j])));
+        }
+      linearity.measure = std::max(linearity.measure, lin / gscale);
+      if (!(lin / gscale <= options.linearity_tolerance))
+        fail(linearity, fmt::format("{}: vjp(1.7 c1 - 0.6 c2) differs from 1.7 vjp(c1) - 0.6 vjp(c2) by {:.2e}",
+                                    inst.config, lin / gscale));
+
+      // The vjp reads only what the op saves.
+      const auto clean = h64.vjp(c1);
+      const auto poisoned = h64.vjp(c1, -1);
+      if (!bitwise_same(clean, poisoned)) {
+        std::string culprit = "an undeclared value";
+        for (std::size_t i = 0; i <= op.inputs.size(); ++i) {
+          const bool saved = i < op.inputs.size() ? op.saves_input(static_cast<int>(i)) : op.saves_output;
+          if (saved) continue;
+          if (!bitwise_same(clean, h64.vjp(c1, static_cast<int>(i)))) {
+            culprit = i < op.inputs.size()
+                          ? fmt::format("input '{}': declare it with .saves({{\"{}\"}})", op.inputs[i].name, op.inputs[i].name)
+                          : std::string("its output: declare it with .saves_output()");
+            break;
+          }
+        }
+        fail(saves, fmt::format("{}: the vjp reads {}", inst.config, culprit));
+      }
+
+      // 1 thread against 2, bitwise, on sizes large enough to split into chunks: every
+      // dimension times one factor (equal dimensions stay equal), about 64k elements.
+      std::int64_t largest = 1;
+      int rank = 1;
+      for (const auto& sh : inst.shapes) {
+        largest = std::max(largest, sh.numel());
+        rank = std::max(rank, sh.rank());
+      }
+      const auto factor = std::max<std::int64_t>(
+          2, static_cast<std::int64_t>(std::pow(65536.0 / static_cast<double>(largest), 1.0 / rank)));
+      std::vector<Shape> wide = inst.shapes;
+      for (auto& sh : wide)
+        for (int d = 0; d < sh.rank(); ++d) sh[d] *= factor;
+      const std::vector<Tensor> wide_inputs = sample_inputs(op, wide, op.checks[c].shift, options.seed * 77 + c);
+      std::vector<std::vector<double>> results[2];
+      for (int t = 0; t < 2; ++t) {
+        ThreadCount count(t + 1);
+        Harness<double> h(op, wide, inst.attrs);
+        h.set_inputs(wide_inputs);
+        results[t].push_back(h.forward());
+        Rng r2(5);
+        std::vector<double> cot(static_cast<std::size_t>(h.output_shape().numel()));
+        for (auto& v : cot) v = r2.normal();
+        for (auto& g : h.vjp(cot)) results[t].push_back(g);
+      }
+      if (!bitwise_same(results[0], results[1]))
+        fail(threads, fmt::format("{} (sizes x{}): 1 and 2 threads give different bits: use fixed chunks "
+                                  "(parallel_for) and a fixed order for sums",
+                                  inst.config, factor));
+    } catch (const std::exception& e) {
+      fail(shapes, fmt::format("check case {}: {}", c + 1, e.what()));
+    }
+  }
+  report.items.push_back(shapes);
+  if (op.has_vjp()) {
+    ConformanceItem gradient{"gradient", true, 0.0, {}};
+    GradCheckOptions go;
+    go.seed = options.seed;
+    go.tolerance = options.gradient_tolerance;
+    for (const auto& r : check_op_gradients(op, go)) {
+      gradient.measure = std::max(gradient.measure, r.max_error);
+      if (!r.failure.empty()) fail(gradient, fmt::format("{}: {}", r.config, r.failure));
+      else if (!r.passed)
+        fail(gradient, fmt::format("{}: vjp against f64 central differences: relative error {:.2e} > {:.0e}", r.config,
+                                   r.max_error, options.gradient_tolerance));
+    }
+    report.items.push_back(gradient);
+  }
+  report.items.push_back(f32);
+  if (op.has_vjp()) {
+    report.items.push_back(threads);
+    report.items.push_back(linearity);
+    report.items.push_back(saves);
+  }
+  return report;
+}
+
+std::string explain_gradient(const OpDef& op, const ConformanceOptions& options) {
+  if (!op.has_vjp()) return fmt::format("{} has no vjp: nothing to explain\n", op.name);
+  GradCheckOptions go;
+  go.seed = options.seed;
+  go.tolerance = options.gradient_tolerance;
+  const auto results = check_op_gradients(op, go);
+  std::size_t failing = results.size();
+  for (std::size_t i = 0; i < results.size(); ++i)
+    if (!results[i].passed) {
+      failing = i;
+      break;
+    }
+  if (failing == results.size()) return fmt::format("{}: the vjp agrees with finite differences on every case\n", op.name);
+  const CheckInstance inst = check_instance(op, failing, options.seed);
+  Harness<double> h(op, inst.shapes, inst.attrs);
+  h.set_inputs(inst.inputs);
+  h.forward();
+  const std::vector<double> cot = typed<double>(inst.cotangent);
+  const auto analytic = h.vjp(cot);
+  auto phi = [&](const std::vector<Tensor>& x) {
+    h.set_inputs(x);
+    const auto y = h.forward();
+    double s = 0.0;
+    for (std::size_t j = 0; j < y.size(); ++j) s += cot[j] * y[j];
+    return s;
+  };
+  std::string out = fmt::format("{}: case {} ({}), d<c, {}(x)>/dx element by element, analytic (vjp) against numeric "
+                                "(central differences)\n",
+                                op.name, failing + 1, inst.config, op.name);
+  for (std::size_t i = 0; i < inst.inputs.size(); ++i) {
+    if (!op.inputs[i].differentiable) continue;
+    const Tensor& x = inst.inputs[i];
+    const std::int64_t n = x.numel();
+    std::vector<double> numeric(static_cast<std::size_t>(n)), coarse(static_cast<std::size_t>(n));
+    for (std::int64_t j = 0; j < n; ++j) {
+      for (const double step : {1e-5, 1e-3}) {
+        std::vector<Tensor> up = inst.inputs, down = inst.inputs;
+        up[i] = x.clone();
+        down[i] = x.clone();
+        up[i].set(j, x.at(j) + step);
+        down[i].set(j, x.at(j) - step);
+        (step == 1e-5 ? numeric : coarse)[static_cast<std::size_t>(j)] = (phi(up) - phi(down)) / (2 * step);
+      }
+    }
+    h.set_inputs(inst.inputs);
+    const auto& a = analytic[i];
+    double gscale = 1e-30;
+    for (double v : numeric) gscale = std::max(gscale, std::abs(v));
+    std::vector<std::int64_t> wrong;
+    for (std::int64_t j = 0; j < n; ++j)
+      if (std::abs(a[static_cast<std::size_t>(j)] - numeric[static_cast<std::size_t>(j)]) > 1e-6 * gscale) wrong.push_back(j);
+    out += fmt::format("input '{}' {}: {} of {} elements disagree\n", op.inputs[i].name, x.shape(), wrong.size(), n);
+    if (wrong.empty()) continue;
+    out += fmt::format("  {:>7} {:>12} {:>14} {:>14} {:>10}\n", "element", "x", "analytic", "numeric", "ratio");
+    for (std::int64_t j = 0; j < std::min<std::int64_t>(n, 16); ++j) {
+      const double an = a[static_cast<std::size_t>(j)], nu = numeric[static_cast<std::size_t>(j)];
+      out += fmt::format("  {:>7} {:>12.5g} {:>14.6g} {:>14.6g} {:>10.4g}{}\n", j, x.at(j), an, nu,
+                         nu != 0 ? an / nu : std::numeric_limits<double>::quiet_NaN(),
+                         std::find(wrong.begin(), wrong.end(), j) != wrong.end() ? "  <-" : "");
+    }
+    if (n > 16) out += fmt::format("  ... {} more elements\n", n - 16);
+
+    // The usual culprits.
+    std::vector<double> ratios;
+    for (std::int64_t j = 0; j < n; ++j)
+      if (std::abs(numeric[static_cast<std::size_t>(j)]) > 1e-3 * gscale)
+        ratios.push_back(a[static_cast<std::size_t>(j)] / numeric[static_cast<std::size_t>(j)]);
+    const auto [lo, hi] = std::minmax_element(ratios.begin(), ratios.end());
+    const bool all_zero = std::all_of(a.begin(), a.end(), [](double v) { return v == 0.0; });
+    std::vector<std::string> culprits;
+    if (all_zero) {
+      culprits.push_back("the vjp writes zeros: is grad_in written, and needs_grad tested the right way round?");
+    } else if (!ratios.empty() && *hi - *lo <= 0.01 * std::abs(*lo) && std::abs(*lo - 1.0) > 0.01) {
+      const double r = (*lo + *hi) / 2;
+      if (std::abs(r + 1.0) < 0.01) {
+        culprits.push_back("analytic = -numeric everywhere: a sign error in the vjp");
+      } else {
+        std::string which;
+        auto near = [&](double s) { return s > 1 && (std::abs(r - s) < 0.01 * s || std::abs(1.0 / r - s) < 0.01 * s); };
+        if (near(static_cast<double>(x.numel()))) which = fmt::format(" ({}the element count of {})", r > 1 ? "" : "1 / ", x.shape());
+        for (int d = 0; d < inst.shapes[i].rank() && which.empty(); ++d)
+          if (near(static_cast<double>(inst.shapes[i][d])))
+            which = fmt::format(" ({}dimension {} of {})", r > 1 ? "" : "1 / ", d, x.shape());
+        culprits.push_back(fmt::format("analytic / numeric = {:.4g} everywhere{}: the vjp is off by a constant factor — "
+                                       "a missing or extra 1/N (mean against sum)?",
+                                       r, which));
+      }
+    }
+    std::int64_t wrong_neg = 0, wrong_pos = 0, neg = 0, pos = 0;
+    for (std::int64_t j = 0; j < n; ++j) {
+      const bool bad = std::find(wrong.begin(), wrong.end(), j) != wrong.end();
+      (x.at(j) < 0 ? neg : pos)++;
+      if (bad) (x.at(j) < 0 ? wrong_neg : wrong_pos)++;
+    }
+    if (!all_zero && culprits.empty() && neg > 0 && pos > 0 && ((wrong_neg == neg && wrong_pos == 0) || (wrong_pos == pos && wrong_neg == 0)))
+      culprits.push_back(fmt::format("the vjp is wrong exactly where x {} 0 ({} of {}) and right where x {} 0: a mask at "
+                                     "the kink x = 0 looks wrong (which side passes the gradient?)",
+                                     wrong_neg ? "<" : ">", wrong.size(), wrong_neg ? neg : pos, wrong_neg ? ">" : "<"));
+    double unstable = 0.0;
+    for (std::int64_t j = 0; j < n; ++j)
+      unstable = std::max(unstable, std::abs(numeric[static_cast<std::size_t>(j)] - coarse[static_cast<std::size_t>(j)]) / gscale);
+    if (unstable > 1e-2)
+      culprits.push_back(fmt::format("the numeric derivative moves by {:.1e} between steps 1e-5 and 1e-3: the forward is "
+                                     "ill-conditioned here (cancellation?), so compute it in a stabler form",
+                                     unstable));
+    if (culprits.empty()) culprits.push_back("no simple pattern: check the vjp's formula against the forward's derivative");
+    for (const auto& c : culprits) out += "  likely: " + c + "\n";
+  }
+  return out;
+}
+
+}  // namespace opgraph

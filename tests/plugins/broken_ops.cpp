@@ -1,0 +1,54 @@
+// Deliberately broken ops: opgraph check must fail each and say why.
+#include <opgraph/graph/op.hpp>
+
+using namespace opgraph;
+
+// mean over all elements whose vjp forgets the 1/N.
+OPGRAPH_OP(bad_mean)
+    .doc("mean whose vjp misses 1/N (broken on purpose)")
+    .input("x")
+    .shape(scalar_shape())
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      k.out().data[0] = static_cast<T>(sum_over(k.in(0).size, [&](std::int64_t i) { return k.in(0).data[i]; }) /
+                                       static_cast<double>(k.in(0).size));
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const T g = k.grad_out().data[0];
+      map(k.grad_in(0), k.grad_in(0), [g](T) { return g; });
+    })
+    .check({"[a,b]"});
+
+// leaky relu whose vjp forgets the slope on the negative side.
+OPGRAPH_OP(bad_leaky)
+    .doc("leaky relu whose vjp passes the full gradient for x < 0 (broken on purpose)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .saves({"x"})
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.in(0), k.out(), [](T x) { return x > T(0) ? x : T(0.1) * x; });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      zip(k.in(0), k.grad_out(), k.grad_in(0), [](T, T g) { return g; });
+    })
+    .domain("x", {.kinks = {0.0}})
+    .check({"[a,b]"});
+
+// x^2 whose vjp reads x but does not declare it saved: right in isolation, wrong in a
+// plan that reuses x's buffer.
+OPGRAPH_OP(sneaky_square)
+    .doc("x * x whose vjp reads x without saving it (broken on purpose)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.in(0), k.out(), [](T x) { return x * x; });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      zip(k.in(0), k.grad_out(), k.grad_in(0), [](T x, T g) { return T(2) * x * g; });
+    })
+    .check({"[a,b]"});
