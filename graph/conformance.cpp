@@ -461,7 +461,7 @@ std::string explain_gradient(const OpDef& op, const ConformanceOptions& options)
     std::vector<std::string> culprits;
     if (all_zero) {
       culprits.push_back("the vjp writes zeros: is grad_in written, and needs_grad tested the right way round?");
-    } else if (!ratios.empty() && *hi - *lo <= 0.01 * std::abs(*lo) && std::abs(*lo - 1.0) > 0.01) {
+    } else if (!ratios.empty() && *hi - *lo <= 1e-4 * std::abs(*lo) && std::abs((*lo + *hi) / 2 - 1.0) > 1e-5) {
       const double r = (*lo + *hi) / 2;
       if (std::abs(r + 1.0) < 0.01) {
         culprits.push_back("analytic = -numeric everywhere: a sign error in the vjp");

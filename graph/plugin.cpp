@@ -2,6 +2,7 @@
 #include <opgraph/graph/plugin.hpp>
 
 #include <cxxabi.h>
+#include <algorithm>
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -99,6 +100,7 @@ std::vector<std::string> load_plugin(const std::string& path) {
   } catch (const GraphError& e) {
     refuse(e.what());  // "<op>: op '<op>' is already registered (by built-in)"
   }
+  std::sort(names.begin(), names.end());
   loaded()[canonical] = names;
   return names;
 }

@@ -25,7 +25,7 @@ namespace opgraph {
 /// built for another contract version, cannot be loaded (e.g. an undefined symbol), or
 /// defines an op whose name is taken. Loading the same file again does nothing and
 /// returns its ops again. Plans already compiled are unaffected: OpDefs never move.
-/// Returns the names of the plugin's ops.
+/// Returns the names of the plugin's ops, sorted.
 std::vector<std::string> load_plugin(const std::string& path);
 
 }  // namespace opgraph

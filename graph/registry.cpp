@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <mutex>
 
+#include <dlfcn.h>
+
 namespace opgraph {
 
 namespace {
@@ -87,11 +89,21 @@ void Registry::take_staged() const {
     s.pending.clear();
     s.has_pending = false;
   }
+  // Ops defined in this library are "built-in"; ops a program defines itself (OPGRAPH_OP
+  // in its own sources) carry the program's path, found from where their definition lives.
+  Dl_info self{};
+  dladdr(reinterpret_cast<void*>(&opgraph_stage_op), &self);
   std::vector<OpDef> defs;
   for (const auto& p : pending) {
     if (p.abi != kPluginAbi) continue;  // cannot happen in-process: same headers, same version
     OpDef def = *p.def;
-    if (def.source.empty()) def.source = "built-in";
+    Dl_info where{};
+    if (def.source.empty()) {
+      const bool found = dladdr(static_cast<const void*>(p.def), &where) != 0 && where.dli_fname;
+      def.source = !found || !self.dli_fname || std::string_view(where.dli_fname) == self.dli_fname
+                       ? "built-in"
+                       : std::string(where.dli_fname);
+    }
     defs.push_back(std::move(def));
   }
   try {

@@ -3,6 +3,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <opgraph/graph/conformance.hpp>
 #include <opgraph/graph/gradcheck.hpp>
 #include <opgraph/graph/registry.hpp>
 
@@ -60,4 +61,19 @@ TEST_CASE("gradcheck: a vjp off by 0.1% fails the check") {
   CHECK_FALSE(results[0].passed);
   // Reported as the relative error it is: about 1e-3.
   CHECK(results[0].max_error == doctest::Approx(1e-3 / 1.001).epsilon(0.01));
+}
+
+TEST_CASE("conformance: the broken ops fail and the explanation names the culprit") {
+  const ConformanceReport mean = check_conformance(Registry::global().get("broken_mean"));
+  CHECK_FALSE(mean.passed());
+  REQUIRE(mean.first_failure() != nullptr);
+  CHECK(mean.first_failure()->property == "gradient");
+  const std::string why = explain_gradient(Registry::global().get("broken_mean"));
+  CHECK(why.find("analytic / numeric = 18 everywhere (the element count of [6,3])") != std::string::npos);
+  CHECK(why.find("a missing or extra 1/N") != std::string::npos);
+  const ConformanceReport tanh = check_conformance(Registry::global().get("slightly_wrong_tanh"));
+  CHECK_FALSE(tanh.passed());
+  CHECK(tanh.item("linearity")->passed);  // 1.001 g is still linear in g
+  CHECK(tanh.item("saves")->passed);
+  CHECK(explain_gradient(Registry::global().get("slightly_wrong_tanh")).find("= 1.001 everywhere") != std::string::npos);
 }

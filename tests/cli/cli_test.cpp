@@ -275,3 +275,98 @@ TEST_CASE("cli: dump, ops and data") {
   CHECK(data.status == 0);
   for (const char* s : {"mnist", "iris", "csv", "moons", "boxes", "standardize=B"}) CHECK(data.out.find(s) != std::string::npos);
 }
+
+TEST_CASE("cli: opgraph check passes every built-in op and the example plugin, fails the broken ones") {
+  test::ScratchDir dir("cli-check");
+  const Run all = run("check", dir.path());
+  CHECK(all.status == 0);
+  CHECK(all.out.find("\n21 ops: 21 passed, 0 failed\n") != std::string::npos);
+  CHECK(all.out.find("FAIL") == std::string::npos);
+  const Run plugin = run("check --plugin " OPGRAPH_PLUGIN_DIR "/activations.so", dir.path());
+  CHECK(plugin.status == 0);
+  CHECK(plugin.out.find("3 ops: 3 passed, 0 failed") != std::string::npos);
+  const Run broken = run("check --plugin " OPGRAPH_PLUGIN_DIR "/broken_ops.so --explain", dir.path());
+  CHECK(broken.status == 1);
+  CHECK(broken.out.find("3 ops: 0 passed, 3 failed") != std::string::npos);
+  CHECK(broken.out.find("likely: analytic / numeric = 18 everywhere (the element count of [6,3]): the vjp is off by a "
+                        "constant factor — a missing or extra 1/N (mean against sum)?") != std::string::npos);
+  CHECK(broken.out.find("likely: the vjp is wrong exactly where x < 0") != std::string::npos);
+  CHECK(broken.out.find("saves: [6,3]: the vjp reads input 'x': declare it with .saves({\"x\"})") != std::string::npos);
+  const Run one = run("check --op relu --json", dir.path());
+  CHECK(one.status == 0);
+  const test::Json j = json_of(one.out);
+  CHECK(j["ops"].number == 1);
+  REQUIRE(j["results"].items.size() == 1);
+  CHECK(j["results"].items[0]["checks"].items.size() == 7);
+  const Run unknown = run("check --op sofmax", dir.path());
+  CHECK(unknown.status == 1);
+  CHECK(unknown.err == "opgraph check: unknown op 'sofmax' (did you mean 'softmax'?)\n");
+}
+
+TEST_CASE("cli: --plugin on any subcommand, and its refusals") {
+  test::ScratchDir dir("cli-plugin");
+  const std::string p = OPGRAPH_PLUGIN_DIR "/";
+  const Run ops = run("ops --plugin " + p + "activations.so --plugin " + p + "activations.so", dir.path());
+  CHECK(ops.status == 0);  // loading the same plugin twice is harmless
+  CHECK(ops.out.find("swish(x, beta=1.0)") != std::string::npos);
+  const Run dump = run("dump " OPGRAPH_SOURCE_DIR "/examples/plugin/moons.og --plugin=" + p + "activations.so", dir.path());
+  CHECK(dump.status == 0);
+  CHECK(dump.out.find("h1 = swish(dense_1, beta=1.5)  # [N,16]") != std::string::npos);
+  const Run without = run("dump " OPGRAPH_SOURCE_DIR "/examples/plugin/moons.og", dir.path());
+  CHECK(without.status == 1);
+  CHECK(without.err.find("unknown op 'swish'") != std::string::npos);
+  const Run train = run("train " OPGRAPH_SOURCE_DIR "/examples/plugin/moons.og --plugin " + p +
+                            "activations.so --data moons:n=1000,noise=0.1,test=0.3,seed=1 --optim adam:lr=0.01 --epochs 60 "
+                            "--json",
+                        dir.path());
+  REQUIRE(train.status == 0);
+  CHECK(json_of(train.out)["test_accuracy"].number >= 0.95);
+  test::write_file(dir.file("text.so"), "not a library");
+  const std::vector<std::pair<std::string, std::string>> refusals = {
+      {"text.so", "text.so: not a shared library (no ELF header): a plugin is a .so built with opgraph_add_plugin"},
+      {p + "wrong_abi.so", p + "wrong_abi.so: built for opgraph plugin ABI 999, this opgraph has ABI 1: rebuild the "
+                               "plugin against this version"},
+      {p + "no_entry.so", p + "no_entry.so: not an opgraph plugin: no entry point 'opgraph_plugin_abi' (build it with "
+                              "opgraph_add_plugin, or put OPGRAPH_PLUGIN_ENTRY() in one of its sources)"},
+      {p + "duplicate_op.so", p + "duplicate_op.so: relu: op 'relu' is already registered (by built-in)"},
+  };
+  for (const auto& [file, line] : refusals) {
+    const Run r = run("train " OPGRAPH_SOURCE_DIR "/examples/models/xor.og --data xor --plugin " + file, dir.path());
+    CAPTURE(file);
+    CHECK(r.status == 1);
+    CHECK(r.err == "opgraph train: " + line + "\n");
+  }
+  const Run missing = run("ops --plugin", dir.path());
+  CHECK(missing.status == 2);
+  CHECK(missing.err == "opgraph ops: --plugin needs a value (FILE.so)\n");
+}
+
+TEST_CASE("cli: --detect-anomaly names the first non-finite value; profile times the nodes") {
+  test::ScratchDir dir("cli-anomaly");
+  const std::string model = OPGRAPH_SOURCE_DIR "/examples/models/two_layer_relu.og";
+  const Run plain = run("train " + model + " --data moons:n=200 --optim sgd:lr=1e6 --epochs 5 --quiet", dir.path());
+  CHECK(plain.status == 1);
+  CHECK(plain.err == "opgraph train: the loss is not finite (-nan): lower the learning rate, or find the first NaN "
+                     "with --detect-anomaly\n");
+  const Run found = run("train " + model + " --data moons:n=200 --optim sgd:lr=1e6 --epochs 5 --quiet --detect-anomaly",
+                        dir.path());
+  CHECK(found.status == 1);
+  CHECK(found.err.rfind("opgraph train: forward: node '", 0) == 0);
+  CHECK(found.err.find("declared at " + model + ":") != std::string::npos);
+  CHECK(found.err.find("; its inputs: ") != std::string::npos);
+
+  const Run p = run("profile " OPGRAPH_SOURCE_DIR "/examples/models/mnist_multiclass.og --data blobs:n=2000,dims=784,centers=10 "
+                    "--batch 1000 --steps 3 --json",
+                    dir.path());
+  REQUIRE(p.status == 0);
+  const test::Json j = json_of(p.out);
+  CHECK(j["nodes"].items.size() == 6);
+  CHECK(j["share_by_op"]["matmul"].number > 0.5);
+  CHECK(j["nodes"].items[0]["forward_flops"].number == 2.0 * 1000 * 784 * 256);
+  const Run text = run("profile " OPGRAPH_SOURCE_DIR "/examples/models/iris.og --steps 2", dir.path());
+  CHECK(text.status == 0);
+  CHECK(text.out.find("by op: ") != std::string::npos);
+  const Run dot = run("dump " OPGRAPH_SOURCE_DIR "/examples/models/iris.og --format dot --profile", dir.path());
+  CHECK(dot.status == 0);
+  CHECK(dot.out.find(" us\"") != std::string::npos);
+}

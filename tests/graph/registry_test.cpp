@@ -23,6 +23,13 @@ TEST_CASE("registry: the built-in ops are registered") {
   }
 }
 
+TEST_CASE("registry: an op a program defines itself is labelled with the program, not built-in") {
+  // plan_test.cpp defines test_no_vjp with OPGRAPH_OP inside this test program.
+  const OpDef& op = Registry::global().get("test_no_vjp");
+  CHECK(op.source != "built-in");
+  CHECK(op.source.find("opgraph_tests") != std::string::npos);
+}
+
 TEST_CASE("registry: unknown names get a suggestion or the list") {
   CHECK_THROWS_WITH_AS(Registry::global().get("sofmax"), "unknown op 'sofmax' (did you mean 'softmax'?)", GraphError);
   CHECK_THROWS_WITH_AS(Registry::global().get("matmull"), "unknown op 'matmull' (did you mean 'matmul'?)", GraphError);

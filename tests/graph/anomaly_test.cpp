@@ -1,0 +1,98 @@
+// NaN/Inf localisation: the first bad value named by pass, node, op and origin.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include <opgraph/datasets/synthetic.hpp>
+#include <opgraph/frontends/model_format.hpp>
+#include <opgraph/frontends/train.hpp>
+#include <opgraph/graph/plan.hpp>
+
+using namespace opgraph;
+
+namespace {
+std::string what_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const NumericError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+}  // namespace
+
+TEST_CASE("anomaly: log of a zero probability is found at the log node, forward") {
+  const ModelFile m = parse_model("input p [N, 2]\nlp = log(p)\nloss s = sum(lp)\n", "m.og");
+  Params params;
+  Plan plan(m.graph, params, {.batch = 2, .detect_anomaly = true});
+  const Tensor p = Tensor::from({2, 2}, {0.5, 0.25, 0.0, 1.0});
+  plan.set_input("p", p);
+  CHECK(what_of([&] { plan.forward(); }) ==
+        "forward: node 'lp' (log, declared at m.og:2:6) produced -inf at [1, 0]; its inputs: 'p' [2,2] min 0 max 1");
+  // Off, the same graph runs and the loss is simply -inf.
+  Plan quiet(m.graph, params, {.batch = 2});
+  quiet.set_input("p", p);
+  quiet.forward();
+  CHECK(std::isinf(quiet.loss()));
+}
+
+TEST_CASE("anomaly: an overflow in an exponent (f32)") {
+  const ModelFile m = parse_model("input x [N, 3]\nparam w [3, 3] constant(1)\nz = matmul(x, w)\ne = exp(z)\nloss s = sum(e)\n",
+                                  "exp.og");
+  Params params = m.graph.init_params(1);
+  Plan plan(m.graph, params, {.batch = 1, .detect_anomaly = true});
+  plan.set_input("x", Tensor::from({1, 3}, {30, 30, 30}));  // z = 90: e^90 > FLT_MAX
+  CHECK(what_of([&] { plan.forward(); }) ==
+        "forward: node 'e' (exp, declared at exp.og:4:5) produced inf at [0, 0]; its inputs: 'z' [1,3] min 90 max 90");
+}
+
+TEST_CASE("anomaly: a learning rate that explodes stops training at the first non-finite value") {
+  const ModelFile m = parse_model("input x [N, 2]\nlabels y [N]\nparam W1 [2, 16] xavier\nparam W2 [16, 2] xavier\n"
+                                  "h = relu(matmul(x, W1))\nlogits = matmul(h, W2)\nloss l = softmax_cross_entropy(logits, y)\n",
+                                  "boom.og");
+  Model model{m.graph, m.graph.init_params(1), m.input, m.labels};
+  Trainer t(model);
+  t.set_detect_anomaly(true);
+  auto sgd = make_sgd({.lr = 1e6});
+  const std::string what = what_of([&] { t.fit(make_moons(64, 0.1, 1), *sgd, {.epochs = 50, .batch = 16}); });
+  CAPTURE(what);
+  CHECK(what.rfind("forward: node '", 0) == 0);
+  CHECK(what.find("declared at boom.og:") != std::string::npos);
+  CHECK(what.find("its inputs: ") != std::string::npos);
+  // Without detection the run ends with a non-finite loss instead.
+  Model again{m.graph, m.graph.init_params(1), m.input, m.labels};
+  auto sgd2 = make_sgd({.lr = 1e6});
+  const History h = fit(again, make_moons(64, 0.1, 1), *sgd2, {.epochs = 50, .batch = 16});
+  CHECK_FALSE(std::isfinite(h.epochs.back().train_loss));
+}
+
+TEST_CASE("anomaly: a gradient that becomes infinite is found in the backward pass") {
+  // Finite forward (log(1e-40) * 1e300 = -9.2e301); the vjp of log is g / x = 1e300 / 1e-40.
+  const ModelFile m = parse_model("input x [1, 2]\nparam c [1, 2] constant(1e300)\nl = log(x)\nw = mul(l, c)\n"
+                                  "loss s = sum(w)\n",
+                                  "b.og");
+  Params params = m.graph.init_params(1, DType::f64);
+  Plan plan(m.graph, params, {.batch = 1, .input_grads = {"x"}, .detect_anomaly = true});
+  plan.set_input("x", Tensor::from({1, 2}, {1e-40, 1.0}, DType::f64));
+  plan.forward();
+  CHECK(std::isfinite(plan.loss()));
+  CHECK(what_of([&] { plan.backward(); }) ==
+        "backward: node 'l' (log, declared at b.og:3:5) its vjp produced inf in the gradient of 'x' at [0, 0]; its "
+        "inputs: 'x' [1,2] min 1e-40 max 1; incoming gradient min 1e+300 max 1e+300");
+}
+
+TEST_CASE("anomaly: NaN in the input data is reported with its sample") {
+  Dataset d = make_blobs(20, 2, 1.0, 2, 1);
+  d.features.set(17 * 2 + 1, std::nan(""));
+  const ModelFile m = parse_model("input x [N, 2]\nlabels y [N]\nparam W [2, 2]\nloss l = softmax_cross_entropy(matmul(x, W), y)\n");
+  Model model{m.graph, m.graph.init_params(1), m.input, m.labels};
+  Trainer t(model);
+  t.set_detect_anomaly(true);
+  auto sgd = make_sgd({});
+  CHECK(what_of([&] { t.fit(d, *sgd, {.epochs = 1}); }) == "blobs: sample 17 holds nan in feature 1");
+  Params params = m.graph.init_params(1);
+  Plan plan(m.graph, params, {.batch = 20, .detect_anomaly = true});
+  plan.set_input("x", d.features);
+  plan.set_input("y", d.labels);
+  CHECK(what_of([&] { plan.forward(); }) == "forward: input 'x' holds nan at [17, 1] (sample 17 of the batch)");
+}
