@@ -2,6 +2,7 @@
 // and the one line of JSON with its final figures that ends its output.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -25,6 +26,7 @@ struct Args {
   std::uint64_t seed = 0;  // --seed N
   int threads = 0;         // --threads N (0: all cores)
   int epochs = 0;          // --epochs N (0: the example's own)
+  int seeds = 1;           // --seeds K: examples that support it run seeds seed .. seed+K-1
 };
 
 inline Args parse_args(int argc, char** argv, std::uint64_t default_seed) {
@@ -43,8 +45,9 @@ inline Args parse_args(int argc, char** argv, std::uint64_t default_seed) {
     else if (arg == "--seed") a.seed = std::strtoull(value().c_str(), nullptr, 10);
     else if (arg == "--threads") a.threads = std::atoi(value().c_str());
     else if (arg == "--epochs") a.epochs = std::atoi(value().c_str());
+    else if (arg == "--seeds") a.seeds = std::max(1, std::atoi(value().c_str()));
     else {
-      std::fprintf(stderr, "usage: %s [--data DIR] [--seed N] [--threads N] [--epochs N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--data DIR] [--seed N] [--seeds K] [--threads N] [--epochs N]\n", argv[0]);
       std::exit(2);
     }
   }

@@ -3,7 +3,7 @@
 // transposed A), which removes the cost of packing A; only a ragged last row panel is
 // packed. A register-blocked micro-kernel multiplies one MR x NR tile of C; it is written
 // once with GCC vector extensions, for float and double.
-// Why our own and not a BLAS: see docs/design.md ("Matmul"); figures in bench/GEMM.md.
+// Why our own and not a BLAS: see docs/design.md ("Matmul"); figures in bench/RESULTS.md.
 #include <opgraph/graph/gemm.hpp>
 
 #include <algorithm>
@@ -11,9 +11,14 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include <opgraph/graph/parallel.hpp>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 namespace opgraph {
 
@@ -338,27 +343,197 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
   }
 }
 
-/// Small products (XOR, iris, the 3-3-3 net): plain loops beat packing. One thread; each
-/// element of C is summed over k in order.
+/// Small products (XOR, iris, the 3-3-3 net): no packing of A, no threads. C is done in
+/// column blocks NB wide (NB known at compile time, so a row of the block is one or two
+/// short vectors), a few rows at a time: per k, each row's a[i,p] times the block's row of B.
+/// A transposed B is first copied into a [k, NB] block. Every element of C is summed over
+/// k in order.
+constexpr std::int64_t kSmallBlock = 16;
+constexpr std::int64_t kSmallPack = 4096;  // elements of a packed transposed-B block
+
+/// Short vectors for the small path: 8 floats or 4 doubles.
 template <class T>
-void gemm_small(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
-                std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
-  constexpr std::int64_t kMaxN = 256;
-  T acc[kMaxN];
-  for (std::int64_t i = 0; i < m; ++i) {
-    for (std::int64_t j = 0; j < n; ++j) acc[j] = T(0);
-    for (std::int64_t p = 0; p < k; ++p) {
-      const T av = ta ? a[p * lda + i] : a[i * lda + p];
-      if (!tb) {
-        const T* brow = b + p * ldb;
-        for (std::int64_t j = 0; j < n; ++j) acc[j] += av * brow[j];
-      } else {
-        for (std::int64_t j = 0; j < n; ++j) acc[j] += av * b[j * ldb + p];
-      }
-    }
-    T* crow = c + i * ldc;
-    for (std::int64_t j = 0; j < n; ++j) crow[j] = beta != T(0) ? alpha * acc[j] + beta * crow[j] : alpha * acc[j];
+struct Short;
+template <>
+struct Short<float> {
+  typedef float type __attribute__((vector_size(32), aligned(4)));
+};
+template <>
+struct Short<double> {
+  typedef double type __attribute__((vector_size(32), aligned(8)));
+};
+
+template <class T>
+using ShortV = typename Short<T>::type;
+template <class T>
+inline constexpr int kShortLanes = static_cast<int>(sizeof(ShortV<T>) / sizeof(T));
+
+/// The first `count` elements at p into a short vector, zeros after, reading nothing past
+/// them (masked loads, which never fault on the masked-off part).
+template <class T, int count>
+[[gnu::always_inline]] inline ShortV<T> load_part(const T* p) {
+  if constexpr (count == kShortLanes<T>) {
+    ShortV<T> v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  } else {
+#if defined(__AVX512VL__)
+    constexpr auto mask = static_cast<__mmask8>((1u << count) - 1);
+    if constexpr (sizeof(T) == 4) return reinterpret_cast<ShortV<T>>(_mm256_maskz_loadu_ps(mask, p));
+    else return reinterpret_cast<ShortV<T>>(_mm256_maskz_loadu_pd(mask, p));
+#else
+    ShortV<T> v = {};
+    for (int l = 0; l < count; ++l) v[l] = p[l];
+    return v;
+#endif
   }
+}
+
+/// Row `row` of a block NB wide into NV short vectors, zeros past NB.
+template <class T, int NB, int NV>
+[[gnu::always_inline]] inline void load_short(const T* row, ShortV<T>* v) {
+  constexpr int L = kShortLanes<T>;
+  for (int q = 0; q + 1 < NV; ++q) std::memcpy(&v[q], row + q * L, sizeof(ShortV<T>));
+  v[NV - 1] = load_part<T, NB - (NV - 1) * L>(row + (NV - 1) * L);
+}
+
+/// Stores the first `count` elements of v at p, writing nothing past them.
+template <class T, int count>
+[[gnu::always_inline]] inline void store_part(T* p, ShortV<T> v) {
+  if constexpr (count == kShortLanes<T>) {
+    std::memcpy(p, &v, sizeof v);
+  } else {
+#if defined(__AVX512VL__)
+    constexpr auto mask = static_cast<__mmask8>((1u << count) - 1);
+    if constexpr (sizeof(T) == 4) _mm256_mask_storeu_ps(p, mask, reinterpret_cast<__m256>(v));
+    else _mm256_mask_storeu_pd(p, mask, reinterpret_cast<__m256d>(v));
+#else
+    for (int l = 0; l < count; ++l) p[l] = v[l];
+#endif
+  }
+}
+
+/// alpha * acc (+ beta * C) into the NB elements of a row of C. With CT the "row" is a
+/// column of C, `ldc` apart, stored element by element.
+template <class T, int NB, int NV, bool CT>
+[[gnu::always_inline]] inline void store_short(T* crow, std::int64_t ldc, const ShortV<T>* acc, T alpha, T beta) {
+  constexpr int L = kShortLanes<T>;
+  if constexpr (CT) {
+    for (int j = 0; j < NB; ++j) {
+      T& out = crow[j * ldc];
+      const T v = alpha * acc[j / L][j % L];
+      out = beta != T(0) ? v + beta * out : v;
+    }
+  } else {
+    constexpr int TAIL = NB - (NV - 1) * L;
+    for (int q = 0; q + 1 < NV; ++q) {
+      ShortV<T> v = alpha * acc[q];
+      if (beta != T(0)) v += beta * load_part<T, L>(crow + q * L);
+      store_part<T, L>(crow + q * L, v);
+    }
+    ShortV<T> v = alpha * acc[NV - 1];
+    if (beta != T(0)) v += beta * load_part<T, TAIL>(crow + (NV - 1) * L);
+    store_part<T, TAIL>(crow + (NV - 1) * L, v);
+  }
+}
+
+/// R rows of C from row i: per k, the block's row of B times each row's a[i, p].
+template <class T, int NB, bool TA, bool CT, int R>
+[[gnu::always_inline]] inline void small_rows(std::int64_t i, std::int64_t k, T alpha, const T* a, std::int64_t lda,
+                                              const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  using S = ShortV<T>;
+  constexpr int NV = (NB + kShortLanes<T> - 1) / kShortLanes<T>;
+  S acc[R][NV] = {};
+  for (std::int64_t p = 0; p < k; ++p) {
+    S bv[NV];
+    load_short<T, NB, NV>(b + p * ldb, bv);
+    for (int r = 0; r < R; ++r) {
+      const T av = TA ? a[p * lda + i + r] : a[(i + r) * lda + p];
+      for (int q = 0; q < NV; ++q) acc[r][q] += av * bv[q];
+    }
+  }
+  for (int r = 0; r < R; ++r) store_short<T, NB, NV, CT>(c + (CT ? i + r : (i + r) * ldc), ldc, acc[r], alpha, beta);
+}
+
+template <class T, int NB, bool TA, bool CT>
+void small_block_t(std::int64_t m, std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb,
+                   T beta, T* c, std::int64_t ldc) {
+  constexpr int NV = (NB + kShortLanes<T> - 1) / kShortLanes<T>;
+  std::int64_t i = 0;
+  if constexpr (NV <= 2) {  // four rows at a time, and the last one to three together
+    for (; i + 4 <= m; i += 4) small_rows<T, NB, TA, CT, 4>(i, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    switch (m - i) {
+      case 3: small_rows<T, NB, TA, CT, 3>(i, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+      case 2: small_rows<T, NB, TA, CT, 2>(i, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+      case 1: small_rows<T, NB, TA, CT, 1>(i, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+      default: break;
+    }
+  } else {  // wide double blocks: two rows at a time
+    for (; i + 2 <= m; i += 2) small_rows<T, NB, TA, CT, 2>(i, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (i < m) small_rows<T, NB, TA, CT, 1>(i, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+}
+
+template <class T, int NB>
+void small_block(bool ta, bool ct, std::int64_t m, std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b,
+                 std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  if (ta) {
+    if (ct) small_block_t<T, NB, true, true>(m, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else small_block_t<T, NB, true, false>(m, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  } else {
+    if (ct) small_block_t<T, NB, false, true>(m, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else small_block_t<T, NB, false, false>(m, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+}
+
+template <class T, int... NBs>
+void small_dispatch(std::integer_sequence<int, NBs...>, std::int64_t nb, bool ta, bool ct, std::int64_t m,
+                    std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c,
+                    std::int64_t ldc) {
+  using Fn = void (*)(bool, bool, std::int64_t, std::int64_t, T, const T*, std::int64_t, const T*, std::int64_t, T, T*,
+                      std::int64_t);
+  static constexpr Fn table[] = {&small_block<T, NBs + 1>...};
+  table[nb - 1](ta, ct, m, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/// With `ct`, the product computed is C transposed: element (i, j) goes to c[j * ldc + i].
+template <class T>
+void gemm_small(bool ta, bool tb, bool ct, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+                std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  constexpr std::int64_t L = kShortLanes<T>;
+  alignas(64) T packed[kSmallPack];
+  for (std::int64_t j0 = 0; j0 < n; j0 += kSmallBlock) {
+    const std::int64_t nb = std::min(kSmallBlock, n - j0);
+    const T* block = b + j0;
+    std::int64_t stride = ldb;
+    if (tb) {
+      // Copy the block's columns of op(B) into rows padded to whole vectors, zeros after.
+      const std::int64_t padded = (nb + L - 1) / L * L;
+      for (std::int64_t p = 0; p < k; ++p) {
+        T* row = packed + p * padded;
+        for (std::int64_t j = 0; j < nb; ++j) row[j] = b[(j0 + j) * ldb + p];
+        for (std::int64_t j = nb; j < padded; ++j) row[j] = T(0);
+      }
+      block = packed;
+      stride = padded;
+    }
+    small_dispatch<T>(std::make_integer_sequence<int, kSmallBlock>{}, nb, ta, ct, m, k, alpha, a, lda, block, stride,
+                      beta, ct ? c + j0 * ldc : c + j0, ldc);
+  }
+}
+
+/// The small path. It computes Cᵀ = op(B)ᵀ op(A)ᵀ instead when A is transposed (so op(A)ᵀ
+/// is read in place) and that reads whole vectors where op(B) would need packing (B
+/// transposed) or partial vectors (dW = xᵀ dz with a narrow dz). Either way each element
+/// of C is summed over k in order.
+template <class T>
+void gemm_small_any(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+                    std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  constexpr std::int64_t L = kShortLanes<T>;
+  if (ta && (tb || (n % L != 0 && m % L == 0)))
+    gemm_small(!tb, !ta, true, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc);
+  else
+    gemm_small(ta, tb, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace
@@ -372,8 +547,8 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
       for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta != T(0) ? beta * c[i * ldc + j] : T(0);
     return;
   }
-  if (n <= 256 && m * n * k <= 32768) {
-    gemm_small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (m * n * k <= 32768 && k * kSmallBlock <= kSmallPack) {
+    gemm_small_any(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   constexpr int MR = Blocking<T>::MR;

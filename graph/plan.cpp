@@ -136,6 +136,7 @@ struct Plan::Impl {
   std::vector<char> grad_readable;     // parameters and input_grads
   std::vector<Tensor> values;          // inputs: bound tensors; params: the Params' tensors
   std::vector<char> needed;
+  std::vector<NodeId> needed_inputs;  // inputs the plan reads, checked at each forward()
   std::shared_ptr<void> arena;
   PlanStats stats;
   bool forward_done = false;
@@ -252,6 +253,8 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     if (!needed[id]) continue;
     for (NodeId in : graph.node(id).inputs) needed[in] = 1;
   }
+  for (NodeId id : graph.inputs())
+    if (needed[id]) needed_inputs.push_back(id);
 
   // Which gradients flow: requires_grad forward from parameters and requested inputs,
   // on_path backward from the loss through differentiable inputs only.
@@ -491,8 +494,8 @@ void TypedPlan<T>::rebind_input(NodeId id) {
 
 template <class T>
 void TypedPlan<T>::run_forward() {
-  for (NodeId id : graph.inputs())
-    if (needed[id] && !values[id].defined())
+  for (NodeId id : needed_inputs)
+    if (!values[id].defined())
       throw GraphError("forward", fmt::format("input '{}' has no value: call set_input(\"{}\", ...) first",
                                               graph.node(id).name, graph.node(id).name));
   detail::FloatModeGuard mode;
@@ -502,8 +505,7 @@ void TypedPlan<T>::run_forward() {
     return;
   }
   if (options.detect_anomaly) {
-    for (NodeId id : graph.inputs()) {
-      if (!needed[id]) continue;
+    for (NodeId id : needed_inputs) {
       const Tensor& v = values[id];
       const std::int64_t bad = first_non_finite(v.template data<T>(), v.numel());
       if (bad >= 0)

@@ -15,9 +15,11 @@ OPGRAPH_OP(bias_add)
     })
     .forward([](auto& k) {
       const auto &x = k.in(0), &b = k.in(1), &y = k.out();
-      const std::int64_t cols = x.cols();
-      for_each_row(x.rows(), cols, [&](std::int64_t r) {
-        for (std::int64_t c = 0; c < cols; ++c) y.data[r * cols + c] = x.data[r * cols + c] + b.data[c];
+      with_width(x.cols(), [&](auto cols) {
+        for_row_chunks(x.rows(), cols, [&](std::int64_t r0, std::int64_t r1) {
+          for (std::int64_t r = r0; r < r1; ++r)
+            for (std::int64_t c = 0; c < cols; ++c) y.data[r * cols + c] = x.data[r * cols + c] + b.data[c];
+        });
       });
     })
     .vjp([](auto& k) {

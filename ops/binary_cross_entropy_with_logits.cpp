@@ -1,4 +1,5 @@
 // binary_cross_entropy_with_logits: sigmoid + binary cross-entropy fused, stable for any z.
+#include <opgraph/graph/math.hpp>
 #include <opgraph/graph/op.hpp>
 
 #include "detail/loss.hpp"
@@ -28,7 +29,7 @@ OPGRAPH_OP(binary_cross_entropy_with_logits)
       const auto &z = k.in(0), &y = k.in(1);
       const T f = static_cast<T>(k.grad_out().data[0] / detail::divisor(k, z.size));
       zip(z, y, k.grad_in(0), [f](T zi, T yi) {
-        const T e = std::exp(-std::abs(zi));
+        const T e = math::exp(-std::abs(zi));
         const T s = zi >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
         return f * (s - yi);
       });

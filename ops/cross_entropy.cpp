@@ -44,13 +44,20 @@ OPGRAPH_OP(cross_entropy)
       const bool one_hot = y.size == p.size;
       const T f = static_cast<T>(k.grad_out().data[0] / detail::divisor(k, rows));
       const T eps = static_cast<T>(k.attr_float("eps"));
-      for_each_row(rows, classes, [&](std::int64_t r) {
-        const T* pr = p.row(r);
-        T* d = dp.row(r);
-        for (std::int64_t j = 0; j < classes; ++j) {
-          const T yj = one_hot ? y.data[r * classes + j] : T(static_cast<std::int64_t>(y.data[r]) == j ? 1 : 0);
-          d[j] = -f * yj / std::max(pr[j], eps);
-        }
+      with_width(classes, [&](auto n) {
+        for_row_chunks(rows, n, [&](std::int64_t b, std::int64_t e) {
+          for (std::int64_t r = b; r < e; ++r) {
+            const T* pr = p.data + r * n;
+            T* d = dp.data + r * n;
+            if (one_hot) {
+              for (std::int64_t j = 0; j < n; ++j) d[j] = -f * y.data[r * n + j] / std::max(pr[j], eps);
+            } else {  // one nonzero per row
+              for (std::int64_t j = 0; j < n; ++j) d[j] = T(0);
+              const std::int64_t label = detail::class_index(k, y.data[r], r, n);
+              d[label] = -f / std::max(pr[label], eps);
+            }
+          }
+        });
       });
     })
     .domain("p", {.lo = 0.05, .hi = 1.0})

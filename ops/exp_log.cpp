@@ -1,4 +1,5 @@
 // exp and log, elementwise.
+#include <opgraph/graph/math.hpp>
 #include <opgraph/graph/op.hpp>
 
 namespace opgraph::ops {
@@ -10,7 +11,7 @@ OPGRAPH_OP(exp)
     .saves_output()
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      map(k.in(0), k.out(), [](T x) { return std::exp(x); });
+      map(k.in(0), k.out(), [](T x) { return math::exp(x); });
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;

@@ -1,4 +1,5 @@
 // log_softmax over the last axis: x - logsumexp(x); vjp g - softmax(x) * sum(g).
+#include <opgraph/graph/math.hpp>
 #include <opgraph/graph/op.hpp>
 
 #include "detail/softmax_row.hpp"
@@ -15,11 +16,18 @@ OPGRAPH_OP(log_softmax)
     })
     .saves_output()
     .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
       const auto &x = k.in(0), &y = k.out();
-      const std::int64_t n = x.cols();
-      for_each_row(x.rows(), n, [&](std::int64_t r) {
-        const auto lse = detail::log_sum_exp(x.row(r), n);
-        for (std::int64_t j = 0; j < n; ++j) y.row(r)[j] = x.row(r)[j] - lse;
+      with_width(x.cols(), [&](auto n) {
+        for_row_chunks(x.rows(), n, [&](std::int64_t b, std::int64_t e) {
+          detail::exp_shifted_rows(x.data, y.data, b, e, n);  // y holds exp(x - m) for a moment
+          for (std::int64_t r = b; r < e; ++r) {
+            const T* xr = x.data + r * n;
+            T* yr = y.data + r * n;
+            const T lse = detail::row_max(xr, n) + std::log(detail::row_sum(yr, n));
+            for (std::int64_t j = 0; j < n; ++j) yr[j] = xr[j] - lse;
+          }
+        });
       });
     })
     .vjp([](auto& k) {
@@ -31,7 +39,7 @@ OPGRAPH_OP(log_softmax)
         T total = T(0);
         for (std::int64_t j = 0; j < n; ++j) total += gr[j];
         T* d = dx.row(r);
-        for (std::int64_t j = 0; j < n; ++j) d[j] = gr[j] - std::exp(yr[j]) * total;
+        for (std::int64_t j = 0; j < n; ++j) d[j] = gr[j] - math::exp(yr[j]) * total;
       });
     })
     .check({"[a,b]"})

@@ -1,4 +1,5 @@
 // logistic (sigmoid): 1 / (1 + e^-x); the vjp uses the saved output, y(1-y).
+#include <opgraph/graph/math.hpp>
 #include <opgraph/graph/op.hpp>
 
 namespace opgraph::ops {
@@ -10,11 +11,7 @@ OPGRAPH_OP(logistic)
     .saves_output()
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      // Written so that exp never overflows: for x < 0 use e^x / (1 + e^x).
-      map(k.in(0), k.out(), [](T x) {
-        const T e = std::exp(-std::abs(x));
-        return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
-      });
+      map(k.in(0), k.out(), [](T x) { return math::logistic(x); });
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;

@@ -16,19 +16,23 @@ OPGRAPH_OP(softmax)
     .saves_output()
     .forward([](auto& k) {
       const auto &x = k.in(0), &y = k.out();
-      const std::int64_t n = x.cols();
-      for_each_row(x.rows(), n, [&](std::int64_t r) { detail::softmax_row(x.row(r), y.row(r), n); });
+      with_width(x.cols(), [&](auto n) {
+        for_row_chunks(x.rows(), n, [&](std::int64_t b, std::int64_t e) { detail::softmax_rows(x.data, y.data, b, e, n); });
+      });
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
       const auto &y = k.out(), &g = k.grad_out(), &dx = k.grad_in(0);
-      const std::int64_t n = y.cols();
-      for_each_row(y.rows(), n, [&](std::int64_t r) {
-        const T *yr = y.row(r), *gr = g.row(r);
-        T dot = T(0);
-        for (std::int64_t j = 0; j < n; ++j) dot += gr[j] * yr[j];
-        T* d = dx.row(r);
-        for (std::int64_t j = 0; j < n; ++j) d[j] = yr[j] * (gr[j] - dot);
+      with_width(y.cols(), [&](auto n) {
+        for_row_chunks(y.rows(), n, [&](std::int64_t b, std::int64_t e) {
+          for (std::int64_t r = b; r < e; ++r) {
+            const T *yr = y.data + r * n, *gr = g.data + r * n;
+            T dot = T(0);
+            for (std::int64_t j = 0; j < n; ++j) dot += gr[j] * yr[j];
+            T* d = dx.data + r * n;
+            for (std::int64_t j = 0; j < n; ++j) d[j] = yr[j] * (gr[j] - dot);
+          }
+        });
       });
     })
     .check({"[a,b]"})

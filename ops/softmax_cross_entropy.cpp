@@ -1,4 +1,5 @@
 // softmax_cross_entropy: softmax and cross-entropy fused, from logits, stable for any logits.
+#include <opgraph/graph/math.hpp>
 #include <opgraph/graph/op.hpp>
 
 #include "detail/loss.hpp"
@@ -22,29 +23,28 @@ OPGRAPH_OP(softmax_cross_entropy)
       const auto& probs = k.workspace();
       const std::int64_t rows = z.rows(), classes = z.cols();
       const bool one_hot = y.size == z.size;
-      const double total = parallel_sum(rows, row_grain(classes), [&](std::int64_t b, std::int64_t e) {
-        double s = 0.0;
-        for (std::int64_t r = b; r < e; ++r) {
-          const T* zr = z.row(r);
-          T* pr = probs.data + r * classes;
-          const T m = detail::row_max(zr, classes);
-          T sum = T(0);
-          for (std::int64_t j = 0; j < classes; ++j) {
-            pr[j] = std::exp(zr[j] - m);
-            sum += pr[j];
+      double total = 0.0;
+      with_width(classes, [&](auto n) {
+        total = parallel_sum(rows, row_grain(n), [&](std::int64_t b, std::int64_t e) {
+          detail::exp_shifted_rows(z.data, probs.data, b, e, n);
+          double s = 0.0;
+          for (std::int64_t r = b; r < e; ++r) {
+            const T* zr = z.row(r);
+            T* pr = probs.data + r * n;
+            const T sum = detail::row_sum(pr, n);
+            const double lse = static_cast<double>(detail::row_max(zr, n)) + std::log(static_cast<double>(sum));
+            const T inv = T(1) / sum;
+            for (std::int64_t j = 0; j < n; ++j) pr[j] *= inv;
+            if (one_hot) {
+              const T* yr = y.data + r * n;
+              for (std::int64_t j = 0; j < n; ++j)
+                if (yr[j] != T(0)) s += static_cast<double>(yr[j]) * (lse - static_cast<double>(zr[j]));
+            } else {
+              s += lse - static_cast<double>(zr[detail::class_index(k, y.data[r], r, n)]);
+            }
           }
-          const double lse = static_cast<double>(m) + std::log(static_cast<double>(sum));
-          const T inv = T(1) / sum;
-          for (std::int64_t j = 0; j < classes; ++j) pr[j] *= inv;
-          if (one_hot) {
-            const T* yr = y.data + r * classes;
-            for (std::int64_t j = 0; j < classes; ++j)
-              if (yr[j] != T(0)) s += static_cast<double>(yr[j]) * (lse - static_cast<double>(zr[j]));
-          } else {
-            s += lse - static_cast<double>(zr[detail::class_index(k, y.data[r], r, classes)]);
-          }
-        }
-        return s;
+          return s;
+        });
       });
       k.out().data[0] = static_cast<T>(total / detail::divisor(k, rows));
     })
@@ -56,18 +56,22 @@ OPGRAPH_OP(softmax_cross_entropy)
       const std::int64_t rows = dz.rows(), classes = dz.cols();
       const bool one_hot = y.size == dz.size;
       const T f = static_cast<T>(k.grad_out().data[0] / detail::divisor(k, rows));
-      for_each_row(rows, classes, [&](std::int64_t r) {
-        const T* pr = probs.data + r * classes;
-        T* d = dz.row(r);
-        if (one_hot) {
-          const T* yr = y.data + r * classes;
-          T ysum = T(0);
-          for (std::int64_t j = 0; j < classes; ++j) ysum += yr[j];
-          for (std::int64_t j = 0; j < classes; ++j) d[j] = f * (pr[j] * ysum - yr[j]);
-        } else {
-          const auto label = static_cast<std::int64_t>(y.data[r]);
-          for (std::int64_t j = 0; j < classes; ++j) d[j] = f * (pr[j] - (j == label ? T(1) : T(0)));
-        }
+      with_width(classes, [&](auto n) {
+        for_row_chunks(rows, n, [&](std::int64_t b, std::int64_t e) {
+          for (std::int64_t r = b; r < e; ++r) {
+            const T* pr = probs.data + r * n;
+            T* d = dz.data + r * n;
+            if (one_hot) {
+              const T* yr = y.data + r * n;
+              T ysum = T(0);
+              for (std::int64_t j = 0; j < n; ++j) ysum += yr[j];
+              for (std::int64_t j = 0; j < n; ++j) d[j] = f * (pr[j] * ysum - yr[j]);
+            } else {
+              for (std::int64_t j = 0; j < n; ++j) d[j] = f * pr[j];
+              d[static_cast<std::int64_t>(y.data[r])] -= f;
+            }
+          }
+        });
       });
     })
     .domain("labels", {.kind = Domain::Kind::class_labels})

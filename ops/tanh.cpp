@@ -1,4 +1,5 @@
 // tanh: hyperbolic tangent; the vjp uses the saved output, 1 - y².
+#include <opgraph/graph/math.hpp>
 #include <opgraph/graph/op.hpp>
 
 namespace opgraph::ops {
@@ -10,7 +11,7 @@ OPGRAPH_OP(tanh)
     .saves_output()
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      map(k.in(0), k.out(), [](T x) { return std::tanh(x); });
+      map(k.in(0), k.out(), [](T x) { return math::tanh(x); });
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;

@@ -3,6 +3,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <limits>
+#include <string_view>
 #include <map>
 #include <numbers>
 #include <type_traits>
@@ -53,12 +55,14 @@ Optimizer::Optimizer(std::string name, OptimizerOptions options) : options_(opti
 namespace {
 
 /// Calls f(w, g, n) with typed pointers for one parameter. The slot's tensors are handles
-/// sharing the plan's buffers: copying a handle gives write access to the same values.
+/// sharing the plan's buffers, so a const slot still gives write access to the values
+/// (no handle is copied: a step allocates nothing).
 template <class F>
 void with_typed(const ParamSlot& p, F&& f) {
-  Tensor value = p.value, grad = p.grad;
-  if (value.dtype() == DType::f32) f(value.data<float>(), grad.data<float>(), value.numel());
-  else f(value.data<double>(), grad.data<double>(), value.numel());
+  auto* w = const_cast<void*>(p.value.raw());
+  auto* g = const_cast<void*>(p.grad.raw());
+  if (p.value.dtype() == DType::f32) f(static_cast<float*>(w), static_cast<float*>(g), p.value.numel());
+  else f(static_cast<double*>(w), static_cast<double*>(g), p.value.numel());
 }
 
 template <class T>
@@ -68,13 +72,20 @@ T* typed(Tensor& t) {
 
 }  // namespace
 
-void Optimizer::step(const std::vector<ParamSlot>& params) {
+double grad_norm(const std::vector<ParamSlot>& params) {
   double norm2 = 0.0;
   for (const auto& p : params) {
     if (!p.grad.defined()) throw GraphError("optimizer", fmt::format("parameter '{}' has no gradient", p.name));
     with_typed(p, [&](auto*, auto* g, std::int64_t n) { norm2 += sum_over(n, [&](std::int64_t i) { return g[i] * g[i]; }); });
   }
-  last_norm_ = std::sqrt(norm2);
+  return std::sqrt(norm2);
+}
+
+void Optimizer::step(const std::vector<ParamSlot>& params) {
+  for (const auto& p : params)
+    if (!p.grad.defined()) throw GraphError("optimizer", fmt::format("parameter '{}' has no gradient", p.name));
+  // The norm costs a pass over every gradient: only clipping pays for it.
+  last_norm_ = options_.clip_norm > 0.0 ? grad_norm(params) : std::numeric_limits<double>::quiet_NaN();
   const double scale =
       options_.clip_norm > 0.0 && last_norm_ > options_.clip_norm ? options_.clip_norm / last_norm_ : 1.0;
   ++steps_;
@@ -84,16 +95,21 @@ void Optimizer::step(const std::vector<ParamSlot>& params) {
 }
 
 Tensor& Optimizer::state_tensor(const std::string& param, const char* kind, const Tensor& like) {
-  const std::string key = param + "." + kind;
+  // "<param>.<kind>", compared piecewise so that looking it up allocates nothing.
+  const std::string_view k(kind);
+  auto is_key = [&](const std::string& name) {
+    return name.size() == param.size() + 1 + k.size() && name.compare(0, param.size(), param) == 0 &&
+           name[param.size()] == '.' && name.compare(param.size() + 1, k.size(), k) == 0;
+  };
   for (auto& [name, t] : state_)
-    if (name == key) {
+    if (is_key(name)) {
       if (t.shape() != like.shape() || t.dtype() != like.dtype())
         throw DataError("optimizer state",
-                        fmt::format("'{}' has shape {} {}, the parameter has {} {}", key, t.shape(), t.dtype(),
+                        fmt::format("'{}' has shape {} {}, the parameter has {} {}", name, t.shape(), t.dtype(),
                                     like.shape(), like.dtype()));
       return t;
     }
-  state_.emplace_back(key, Tensor(like.shape(), like.dtype()));
+  state_.emplace_back(param + "." + kind, Tensor(like.shape(), like.dtype()));
   return state_.back().second;
 }
 

@@ -60,7 +60,8 @@ class Optimizer {
   double learning_rate() const { return options_.schedule.rate(options_.lr, time_); }
   /// Updates done so far.
   std::int64_t steps() const { return steps_; }
-  /// The global gradient norm seen by the last step (before clipping).
+  /// The global gradient norm seen by the last step, before clipping; NaN when clipping is
+  /// off (the norm costs a pass over every gradient; grad_norm() computes it on demand).
   double last_grad_norm() const { return last_norm_; }
 
   const std::string& name() const { return name_; }
@@ -91,6 +92,9 @@ class Optimizer {
   double time_ = 0.0;
   double last_norm_ = 0.0;
 };
+
+/// The global L2 norm of every gradient, as clipping measures it.
+double grad_norm(const std::vector<ParamSlot>& params);
 
 /// w -= lr * g
 std::unique_ptr<Optimizer> make_sgd(OptimizerOptions options);

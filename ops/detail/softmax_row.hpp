@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include <opgraph/graph/math.hpp>
 #include <opgraph/graph/op.hpp>
 
 namespace opgraph::ops::detail {
@@ -17,33 +18,40 @@ inline void expect_last_axis(const ShapeContext& c) {
   if (axis != -1 && axis != rank - 1) c.fail("only the last axis is supported (axis=-1), got axis={}", axis);
 }
 
-template <class T>
-T row_max(const T* x, std::int64_t n) {
+template <class T, class W>
+T row_max(const T* x, W n) {
   T m = x[0];
   for (std::int64_t j = 1; j < n; ++j) m = std::max(m, x[j]);
   return m;
 }
 
-/// y = softmax(x) over n entries, stable for any magnitude: exp(x - max).
-template <class T>
-void softmax_row(const T* x, T* y, std::int64_t n) {
-  const T m = row_max(x, n);
-  T s = T(0);
-  for (std::int64_t j = 0; j < n; ++j) {
-    y[j] = std::exp(x[j] - m);
-    s += y[j];
+/// For rows [b, e) of x [rows, n]: y = exp(x - max of its row). The exps are taken over
+/// the whole block at once, so they vectorise across rows however narrow a row is.
+template <class T, class W>
+void exp_shifted_rows(const T* x, T* y, std::int64_t b, std::int64_t e, W n) {
+  for (std::int64_t r = b; r < e; ++r) {
+    const T m = row_max(x + r * n, n);
+    for (std::int64_t j = 0; j < n; ++j) y[r * n + j] = x[r * n + j] - m;
   }
-  const T inv = T(1) / s;
-  for (std::int64_t j = 0; j < n; ++j) y[j] *= inv;
+  for (std::int64_t i = b * n; i < e * n; ++i) y[i] = math::exp(y[i]);
 }
 
-/// log(sum(exp(x))) over n entries, stable for any magnitude.
-template <class T>
-T log_sum_exp(const T* x, std::int64_t n) {
-  const T m = row_max(x, n);
+template <class T, class W>
+T row_sum(const T* x, W n) {
   T s = T(0);
-  for (std::int64_t j = 0; j < n; ++j) s += std::exp(x[j] - m);
-  return m + std::log(s);
+  for (std::int64_t j = 0; j < n; ++j) s += x[j];
+  return s;
+}
+
+/// y = softmax(x) over rows [b, e) of [rows, n], stable for any magnitude.
+template <class T, class W>
+void softmax_rows(const T* x, T* y, std::int64_t b, std::int64_t e, W n) {
+  exp_shifted_rows(x, y, b, e, n);
+  for (std::int64_t r = b; r < e; ++r) {
+    T* yr = y + r * n;
+    const T inv = T(1) / row_sum(yr, n);
+    for (std::int64_t j = 0; j < n; ++j) yr[j] *= inv;
+  }
 }
 
 }  // namespace opgraph::ops::detail

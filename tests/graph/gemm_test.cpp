@@ -79,6 +79,19 @@ TEST_CASE("gemm: matches a double reference for every transpose and blocking pat
   check_against_reference<float>(5, 6, 7, false, true, 1.5f, -1.0f);
 }
 
+TEST_CASE("gemm: the small path covers every column-block width and row remainder") {
+  // Products up to 32768 multiply-adds take the small path: column blocks of 1..16 and
+  // rows four at a time (and Cᵀ computed instead when A is transposed with m a multiple
+  // of the vector), so n runs through 1..35 and m over remainders and multiples of 8.
+  for (std::int64_t n = 1; n <= 35; ++n)
+    for (std::int64_t m : {1, 3, 4, 5, 8, 9, 16})
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          check_against_reference<float>(m, n, 1 + (n * 7 + m) % 40, ta, tb, 1.0f, 0.0f);
+          check_against_reference<double>(m, n, 1 + (n * 3 + m) % 50, ta, tb, 0.5, 2.0);
+        }
+}
+
 TEST_CASE("gemm: with beta = 0 the output is only written, so garbage in C does not leak") {
   Problem<float> pr(200, 40, 300, false, false, 3);
   std::vector<float> nan_c(200 * 40, std::nanf(""));

@@ -1,0 +1,329 @@
+// One contender on one workload at one thread count; prints one JSON line. bench_suite
+// runs it (and torch_bench.py) in separate processes, alternating, and writes RESULTS.md.
+//
+//   workload_bench --workload W1 --contender opgraph|reference --threads N
+//                  [--mode time|verify|baseline] [--reps R] [--min-seconds S] [--steps K] [--quick]
+//
+// time:     warm up, then R repetitions; each times K steps (chosen so a repetition lasts
+//           at least S seconds) or, for an epoch workload, one epoch. Prints per-repetition
+//           figures in the workload's unit.
+// verify:   K training steps from the shared initial weights on the first batch; prints the
+//           losses and a checksum of the weights (equal checksums: bitwise equal weights).
+// baseline: loads everything and starts the thread pool, nothing else (the RSS floor).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <opgraph/frontends/nn.hpp>
+#include <opgraph/frontends/train.hpp>
+#include <opgraph/graph/error.hpp>
+#include <opgraph/graph/parallel.hpp>
+#include <opgraph/graph/plan.hpp>
+#include <opgraph/optim/optimizer.hpp>
+
+#include "reference.hpp"
+#include "workloads.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using bench::Workload;
+
+struct Options {
+  std::string workload, contender, mode = "time";
+  int threads = 1, reps = 5, steps = 3;
+  double min_seconds = 0.2;
+  bool quick = false;
+};
+
+[[noreturn]] void usage(const char* why) {
+  std::fprintf(stderr,
+               "workload_bench: %s\nusage: workload_bench --workload W --contender opgraph|reference --threads N "
+               "[--mode time|verify|baseline] [--reps R] [--min-seconds S] [--steps K] [--quick]\n",
+               why);
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) usage(("missing value after " + a).c_str());
+      return argv[++i];
+    };
+    if (a == "--workload") o.workload = next();
+    else if (a == "--contender") o.contender = next();
+    else if (a == "--mode") o.mode = next();
+    else if (a == "--threads") o.threads = std::atoi(next().c_str());
+    else if (a == "--reps") o.reps = std::atoi(next().c_str());
+    else if (a == "--steps") o.steps = std::atoi(next().c_str());
+    else if (a == "--min-seconds") o.min_seconds = std::atof(next().c_str());
+    else if (a == "--quick") o.quick = true;
+    else usage(("unknown argument " + a).c_str());
+  }
+  if (o.mode != "baseline" && !bench::find_workload(o.workload)) usage("unknown workload");
+  if (o.mode != "baseline" && o.contender != "opgraph" && o.contender != "reference") usage("unknown contender");
+  if (o.mode != "time" && o.mode != "verify" && o.mode != "baseline") usage("unknown mode");
+  if (o.threads < 1 || o.reps < 1 || o.steps < 1) usage("threads, reps and steps must be at least 1");
+  return o;
+}
+
+/// The data a run trains on: features and labels of data_rows(w) rows.
+struct Data {
+  std::int64_t rows = 0, cols = 0;
+  std::vector<float> x;
+  std::vector<std::int64_t> labels;
+};
+
+Data make_data(const Workload& w) {
+  Data d;
+  d.rows = bench::data_rows(w);
+  d.cols = bench::inputs(w);
+  d.x.resize(static_cast<std::size_t>(d.rows * d.cols));
+  bench::fill_features(d.x.data(), d.rows, d.cols);
+  for (std::int64_t r = 0; r < d.rows; ++r) d.labels.push_back(bench::label(w, r));
+  return d;
+}
+
+/// A contender: one training step on a batch, one epoch of shuffled minibatches, the
+/// weights (for checksums), and the bytes it says it needs.
+struct Contender {
+  std::function<double()> step;            // on the first batch; returns the loss
+  std::function<void(int epoch)> epoch;    // epoch workloads
+  std::function<std::uint64_t()> checksum;
+  std::size_t bytes = 0;
+};
+
+// ---- opgraph through its C++ API: nn:: to build, Plan + Optimizer to step, Trainer::fit
+// for epochs.
+
+opgraph::nn::Value activation(const std::string& name, opgraph::nn::Value v) {
+  return name == "relu" ? opgraph::nn::relu(v) : opgraph::nn::logistic(v);
+}
+
+struct OpgraphRun {
+  opgraph::Model model;
+  std::unique_ptr<opgraph::Plan> plan;
+  std::vector<opgraph::ParamSlot> slots;
+  std::unique_ptr<opgraph::Optimizer> sgd;
+  opgraph::Tensor x, y;
+  opgraph::Dataset data;
+  std::unique_ptr<opgraph::Trainer> trainer;
+};
+
+Contender make_opgraph(const Workload& w, std::int64_t batch, std::shared_ptr<OpgraphRun>& run) {
+  using namespace opgraph;
+  run = std::make_shared<OpgraphRun>();
+  Graph& g = run->model.graph;
+  const bool sigmoid = w.output == "sigmoid_bce";
+  auto x = nn::input(g, "x", {N, bench::inputs(w)});
+  auto y = sigmoid ? nn::input(g, "y", {N, 1}) : nn::input(g, "y", {N});
+  nn::Value out = x;
+  if (w.kind == Workload::Kind::mlp) {
+    for (std::size_t l = 0; l + 1 < w.layers.size(); ++l) {
+      out = nn::dense(out, w.layers[l + 1], "l" + std::to_string(l));
+      if (l + 2 < w.layers.size()) out = activation(bench::hidden_activation(w, l), out);
+    }
+  } else {
+    std::vector<nn::Value> towers;
+    for (int t = 0; t < bench::kTowers; ++t) {
+      const std::string name = "t" + std::to_string(t);
+      towers.push_back(nn::relu(nn::dense(nn::relu(nn::dense(x, w.layers[1], name + "a")), w.layers[1], name + "b")));
+    }
+    nn::Value sum = towers[0];
+    for (int t = 1; t < bench::kTowers; ++t) sum = sum + towers[static_cast<std::size_t>(t)];
+    out = nn::dense(sum, w.layers[2], "out");
+  }
+  if (w.output == "softmax_ce") g.set_loss(nn::softmax_cross_entropy(out, y).named("loss"));
+  else if (w.output == "softmax_then_ce") g.set_loss(nn::cross_entropy(nn::softmax(out), y).named("loss"));
+  else g.set_loss(nn::binary_cross_entropy(nn::logistic(out), y).named("loss"));
+
+  Params& params = run->model.params;
+  params = g.init_params(0);
+  for (const auto& spec : bench::param_specs(w)) bench::fill_param(spec, params.at(spec.name).data<float>());
+  run->sgd = make_sgd({.lr = w.lr});
+
+  // The dataset (all rows), generated in place: features, and labels as y expects them.
+  const std::int64_t rows = bench::data_rows(w), cols = bench::inputs(w);
+  run->data.name = w.name;
+  run->data.features = Tensor(Shape{rows, cols});
+  bench::fill_features(run->data.features.data<float>(), rows, cols);
+  run->data.labels = Tensor(Shape{rows});
+  for (std::int64_t r = 0; r < rows; ++r) run->data.labels.data<float>()[r] = static_cast<float>(bench::label(w, r));
+
+  Contender c;
+  OpgraphRun* r = run.get();
+  if (w.epoch_rows > 0) {
+    r->trainer = std::make_unique<Trainer>(r->model);
+    c.epoch = [r, batch](int epoch) {
+      TrainOptions o{.epochs = 1, .batch = batch, .shuffle = true, .seed = static_cast<std::uint64_t>(epoch)};
+      r->trainer->fit(r->data, *r->sgd, o);
+    };
+  }
+  // Steps on the first batch, through a plan.
+  r->plan = std::make_unique<Plan>(g, params, PlanOptions{.batch = batch, .backward = !w.inference});
+  r->x = r->data.features.slice_rows(0, batch);
+  r->y = r->data.labels.slice_rows(0, batch);
+  if (sigmoid) r->y = r->y.reshape(Shape{batch, 1});
+  r->plan->set_input("x", r->x);
+  r->plan->set_input("y", r->y);
+  r->slots = r->plan->parameters();
+  if (w.inference) {
+    c.step = [r] {
+      r->plan->forward();
+      return r->plan->loss();
+    };
+  } else {
+    c.step = [r] {
+      r->plan->forward();
+      const double loss = r->plan->loss();
+      r->plan->backward();
+      r->sgd->step(r->slots);
+      return loss;
+    };
+  }
+  c.checksum = [r, w] {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (const auto& spec : bench::param_specs(w)) {
+      const Tensor& t = r->model.params.at(spec.name);
+      h = bench::fnv1a(t.raw(), t.nbytes(), h);
+    }
+    return h;
+  };
+  const PlanStats s = r->plan->stats();
+  c.bytes = s.arena_bytes + s.param_bytes + r->x.nbytes() + r->y.nbytes();
+  return c;
+}
+
+// ---- The hand-written reference.
+
+Contender make_reference(const Workload& w, const Data& d, std::int64_t batch, std::shared_ptr<bench::Reference>& ref,
+                         std::shared_ptr<std::vector<float>>& scratch) {
+  ref = std::make_shared<bench::Reference>(w, batch);
+  bench::Reference* r = ref.get();
+  Contender c;
+  if (w.inference) c.step = [r, &d, batch] { return r->forward(d.x.data(), d.labels.data(), batch); };
+  else c.step = [r, &d, batch] { return r->train_step(d.x.data(), d.labels.data(), batch); };
+  if (w.epoch_rows > 0) {
+    // A shuffled order per epoch; each minibatch gathered into one buffer, as a training loop does.
+    scratch = std::make_shared<std::vector<float>>(static_cast<std::size_t>(batch * d.cols));
+    auto labels = std::make_shared<std::vector<std::int64_t>>(static_cast<std::size_t>(batch));
+    auto order = std::make_shared<std::vector<std::int64_t>>(static_cast<std::size_t>(d.rows));
+    float* xb = scratch->data();
+    c.epoch = [r, &d, batch, xb, labels, order](int epoch) {
+      std::iota(order->begin(), order->end(), std::int64_t{0});
+      std::mt19937_64 rng(static_cast<std::uint64_t>(epoch));
+      std::shuffle(order->begin(), order->end(), rng);
+      std::int64_t correct = 0;
+      double loss_sum = 0.0;
+      for (std::int64_t b = 0; b < d.rows; b += batch) {
+        const std::int64_t rows = std::min(batch, d.rows - b);
+        for (std::int64_t i = 0; i < rows; ++i) {
+          const std::int64_t src = (*order)[static_cast<std::size_t>(b + i)];
+          std::memcpy(xb + i * d.cols, d.x.data() + src * d.cols, static_cast<std::size_t>(d.cols) * sizeof(float));
+          (*labels)[static_cast<std::size_t>(i)] = d.labels[static_cast<std::size_t>(src)];
+        }
+        loss_sum += r->train_step(xb, labels->data(), rows, &correct) * static_cast<double>(rows);
+      }
+      if (!std::isfinite(loss_sum) || correct < 0) std::fprintf(stderr, "reference: bad epoch\n");
+    };
+  }
+  c.checksum = [r] {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (const auto& p : r->params()) h = bench::fnv1a(p.data(), p.size() * sizeof(float), h);
+    return h;
+  };
+  c.bytes = r->bytes() + (scratch ? scratch->size() * sizeof(float) : 0) +
+            static_cast<std::size_t>(batch * d.cols) * sizeof(float);
+  return c;
+}
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double unit_scale(const std::string& unit) {
+  if (unit == "ms/step") return 1e3;
+  if (unit == "us/step") return 1e6;
+  return 1.0;  // s/epoch
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  opgraph::set_num_threads(o.threads);
+  if (o.mode == "baseline") {
+    // The process floor: libraries loaded, the thread pool started, nothing allocated.
+    std::vector<float> v(1 << 16, 1.0f);
+    opgraph::parallel_for(static_cast<std::int64_t>(v.size()), 1024, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) v[static_cast<std::size_t>(i)] *= 2.0f;
+    });
+    std::printf("{\"mode\":\"baseline\",\"threads\":%d}\n", o.threads);
+    return 0;
+  }
+
+  Workload w = *bench::find_workload(o.workload);
+  if (o.quick) w.epoch_rows = w.epoch_rows ? 4 * w.batch : 0;
+  const std::int64_t batch = w.batch;
+
+  try {
+    std::shared_ptr<OpgraphRun> og;
+    std::shared_ptr<bench::Reference> ref;
+    std::shared_ptr<std::vector<float>> scratch;
+    Data data;
+    if (o.contender == "reference") data = make_data(w);
+    Contender c = o.contender == "opgraph" ? make_opgraph(w, batch, og) : make_reference(w, data, batch, ref, scratch);
+
+    if (o.mode == "verify") {
+      std::printf("{\"mode\":\"verify\",\"workload\":\"%s\",\"contender\":\"%s\",\"threads\":%d,\"losses\":[",
+                  w.name.c_str(), o.contender.c_str(), o.threads);
+      for (int s = 0; s < o.steps; ++s) std::printf("%s%.9g", s ? "," : "", c.step());
+      std::printf("],\"checksum\":\"%016llx\",\"bytes\":%zu}\n", static_cast<unsigned long long>(c.checksum()), c.bytes);
+      return 0;
+    }
+
+    // time
+    const double scale = unit_scale(w.unit);
+    std::vector<double> values;
+    std::int64_t per_rep = 1;
+    if (w.epoch_rows > 0) {
+      c.epoch(-1);  // warm-up epoch: compiles the plans, touches every buffer
+      for (int rep = 0; rep < (o.quick ? 1 : o.reps); ++rep) {
+        const auto t0 = Clock::now();
+        c.epoch(rep);
+        values.push_back(seconds_since(t0) * scale);
+      }
+    } else {
+      const auto t0 = Clock::now();
+      int warm = 0;
+      do c.step(), ++warm;
+      while (warm < 3 || (!o.quick && seconds_since(t0) < 0.1 * o.min_seconds + 0.05));
+      const double one = seconds_since(t0) / warm;
+      per_rep = o.quick ? 1 : std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(o.min_seconds / one)));
+      for (int rep = 0; rep < (o.quick ? 1 : o.reps); ++rep) {
+        const auto t1 = Clock::now();
+        for (std::int64_t s = 0; s < per_rep; ++s) c.step();
+        values.push_back(seconds_since(t1) / static_cast<double>(per_rep) * scale);
+      }
+    }
+    std::printf("{\"mode\":\"time\",\"workload\":\"%s\",\"contender\":\"%s\",\"threads\":%d,\"unit\":\"%s\","
+                "\"steps_per_rep\":%lld,\"bytes\":%zu,\"values\":[",
+                w.name.c_str(), o.contender.c_str(), o.threads, w.unit.c_str(), static_cast<long long>(per_rep),
+                c.bytes);
+    for (std::size_t i = 0; i < values.size(); ++i) std::printf("%s%.6g", i ? "," : "", values[i]);
+    std::printf("]}\n");
+  } catch (const opgraph::Error& e) {
+    std::fprintf(stderr, "workload_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
