@@ -8,6 +8,7 @@
 // kernel. The bench sets OPENBLAS_CORETYPE=SkylakeX (overriding any other value, such as
 // a Haswell set machine-wide) and re-executes itself so that OpenBLAS sees it at load.
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include <dlfcn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <opgraph/graph/gemm.hpp>
@@ -65,31 +67,10 @@ struct Contender {
 
 double gflops(const Shape& s, double seconds) { return 2.0 * s.m * s.n * s.k / seconds / 1e9; }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::string out_path;
-  int reps = 7;
-  bool quick = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--out" && i + 1 < argc) out_path = argv[++i];
-    else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
-    else if (a == "--quick") quick = true;
-    else {
-      std::fprintf(stderr, "usage: gemm_bench [--out FILE] [--reps N] [--quick]\n");
-      return 2;
-    }
-  }
-  if (quick) reps = 1;
-  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
-  if (!quick && __builtin_cpu_supports("avx512f") && (!coretype || std::string(coretype) != "SkylakeX") &&
-      !std::getenv("OPGRAPH_BENCH_REEXEC")) {
-    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-    setenv("OPGRAPH_BENCH_REEXEC", "1", 1);
-    execv("/proc/self/exe", argv);  // returns only on failure: then measure what loads
-  }
-
+/// Every contender this build and machine offer, in a fixed order. OpenBLAS is opened
+/// only when `with_openblas` (so that a block of another contender never starts its
+/// threads); `openblas_note` says what was found.
+std::vector<Contender> make_contenders(bool with_openblas, std::string& openblas_note) {
   std::vector<Contender> contenders;
   contenders.push_back({"opgraph", [](const Shape& s, const float* a, const float* b, float* c) {
                           opgraph::gemm<float>(s.ta, s.tb, s.m, s.n, s.k, 1.0f, a, s.ta ? s.m : s.k, b,
@@ -109,27 +90,128 @@ int main(int argc, char** argv) {
                         [](int t) { Eigen::setNbThreads(t); }});
 #endif
   // OpenBLAS through dlopen, so that its core type can be forced before it initialises.
-  std::string openblas_note = "OpenBLAS not installed (libopenblas0): not measured";
-  if (!quick) {
-    const bool forced = std::getenv("OPENBLAS_CORETYPE") != nullptr;
-    if (void* lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL)) {
-      auto sgemm = reinterpret_cast<SgemmFn>(dlsym(lib, "cblas_sgemm"));
-      auto threads = reinterpret_cast<SetThreadsFn>(dlsym(lib, "openblas_set_num_threads"));
-      auto corename = reinterpret_cast<char* (*)()>(dlsym(lib, "openblas_get_corename"));
-      if (sgemm && threads) {
-        const std::string core = corename ? corename() : "?";
-        openblas_note = "OpenBLAS core: " + core + (forced ? " (forced with OPENBLAS_CORETYPE)" : "");
-        contenders.push_back({"OpenBLAS " + core, [sgemm](const Shape& s, const float* a, const float* b, float* c) {
-                                // CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112
-                                sgemm(101, s.ta ? 112 : 111, s.tb ? 112 : 111, static_cast<int>(s.m),
-                                      static_cast<int>(s.n), static_cast<int>(s.k), 1.0f, a,
-                                      static_cast<int>(s.ta ? s.m : s.k), b, static_cast<int>(s.tb ? s.k : s.n),
-                                      0.0f, c, static_cast<int>(s.n));
-                              },
-                              threads});
-      }
+  openblas_note = "OpenBLAS not installed (libopenblas0): not measured";
+  const bool forced = std::getenv("OPENBLAS_CORETYPE") != nullptr;
+  if (void* lib = with_openblas ? dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL) : nullptr) {
+    auto sgemm = reinterpret_cast<SgemmFn>(dlsym(lib, "cblas_sgemm"));
+    auto threads = reinterpret_cast<SetThreadsFn>(dlsym(lib, "openblas_set_num_threads"));
+    auto corename = reinterpret_cast<char* (*)()>(dlsym(lib, "openblas_get_corename"));
+    if (sgemm && threads) {
+      const std::string core = corename ? corename() : "?";
+      openblas_note = "OpenBLAS core: " + core + (forced ? " (forced with OPENBLAS_CORETYPE)" : "");
+      contenders.push_back({"OpenBLAS " + core, [sgemm](const Shape& s, const float* a, const float* b, float* c) {
+                              // CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112
+                              sgemm(101, s.ta ? 112 : 111, s.tb ? 112 : 111, static_cast<int>(s.m),
+                                    static_cast<int>(s.n), static_cast<int>(s.k), 1.0f, a,
+                                    static_cast<int>(s.ta ? s.m : s.k), b, static_cast<int>(s.tb ? s.k : s.n), 0.0f,
+                                    c, static_cast<int>(s.n));
+                            },
+                            threads});
     }
   }
+  return contenders;
+}
+
+Shape sized(const Shape& s, bool quick) {
+  return quick ? Shape{s.name, std::min<std::int64_t>(s.m, 64), std::min<std::int64_t>(s.n, 64),
+                       std::min<std::int64_t>(s.k, 64), s.ta, s.tb}
+               : s;
+}
+
+/// One block, in a process of its own: contender `who` on shape `shape` at `threads`
+/// threads, untimed calls for 0.3 s, then `reps` timed ones; prints the best time in seconds.
+int run_block(std::size_t shape, int threads, std::size_t who, int reps, bool quick) {
+  std::string note;
+  auto contenders = make_contenders(true, note);
+  if (shape >= std::size(kShapes) || who >= contenders.size()) return 2;
+  const Shape s = sized(kShapes[shape], quick);
+  std::vector<float> a(static_cast<std::size_t>(s.m * s.k)), b(static_cast<std::size_t>(s.k * s.n)),
+      c(static_cast<std::size_t>(s.m * s.n));
+  opgraph::Rng rng(1);
+  for (auto& v : a) v = static_cast<float>(rng.uniform(-1, 1));
+  for (auto& v : b) v = static_cast<float>(rng.uniform(-1, 1));
+  Contender& ct = contenders[who];
+  ct.set_threads(threads);
+  // Warm up for a while, not a call or two: a new process's second thread starts on the
+  // same core as the first, and the scheduler takes some milliseconds to move it.
+  const auto warm = Clock::now();
+  for (int w = 0; w < 2 || (!quick && std::chrono::duration<double>(Clock::now() - warm).count() < 0.3); ++w)
+    ct.run(s, a.data(), b.data(), c.data());
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    ct.run(s, a.data(), b.data(), c.data());
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::printf("%.9g\n", best);
+  return 0;
+}
+
+/// Runs this program with `args` and returns the number it prints (NaN on failure).
+double child(const std::vector<std::string>& args) {
+  int fd[2];
+  if (pipe(fd) != 0) return NAN;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fd[1], 1);
+    close(fd[0]);
+    std::vector<char*> argv;
+    static std::string self = "/proc/self/exe";
+    argv.push_back(self.data());
+    for (const auto& x : args) argv.push_back(const_cast<char*>(x.c_str()));
+    argv.push_back(nullptr);
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  close(fd[1]);
+  std::string out;
+  char buf[256];
+  for (ssize_t n; (n = read(fd[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  close(fd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || out.empty()) return NAN;
+  return std::atof(out.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string out_path;
+  int reps = 7;
+  bool quick = false;
+  long block_shape = -1, block_threads = 0, block_who = -1;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--out" && i + 1 < argc) out_path = argv[++i];
+    else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
+    else if (a == "--quick") quick = true;
+    else if (a == "--block" && i + 3 < argc) {  // internal: one block in this process
+      block_shape = std::atol(argv[++i]);
+      block_threads = std::atol(argv[++i]);
+      block_who = std::atol(argv[++i]);
+    } else {
+      std::fprintf(stderr, "usage: gemm_bench [--out FILE] [--reps N] [--quick]\n");
+      return 2;
+    }
+  }
+  if (quick) reps = 1;
+  if (block_shape >= 0)
+    return run_block(static_cast<std::size_t>(block_shape), static_cast<int>(block_threads),
+                     static_cast<std::size_t>(block_who), reps, quick);
+  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+  if (!quick && __builtin_cpu_supports("avx512f") && (!coretype || std::string(coretype) != "SkylakeX") &&
+      !std::getenv("OPGRAPH_BENCH_REEXEC")) {
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    setenv("OPGRAPH_BENCH_REEXEC", "1", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: then measure what loads
+  }
+
+  // The parent only asks: which contenders exist (OpenBLAS is opened to read its core
+  // name, and never runs here). Each block runs in a child process of its own, so that no
+  // contender's idle threads (OpenBLAS's spin for ~0.1 s) steal a core from the next.
+  std::string openblas_note;
+  const auto contenders = make_contenders(!quick, openblas_note);
 
   const int max_threads = std::min(2u, std::max(1u, std::thread::hardware_concurrency()));
   std::string table = "| shape | m×n×k | threads |";
@@ -138,51 +220,43 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i <= contenders.size(); ++i) table += "---|";
   table += "\n";
 
-  for (const Shape& s : kShapes) {
-    const Shape sized = quick ? Shape{s.name, std::min<std::int64_t>(s.m, 64), std::min<std::int64_t>(s.n, 64),
-                                      std::min<std::int64_t>(s.k, 64), s.ta, s.tb}
-                              : s;
-    std::vector<float> a(static_cast<std::size_t>(sized.m * sized.k)), b(static_cast<std::size_t>(sized.k * sized.n)),
-        c(static_cast<std::size_t>(sized.m * sized.n));
-    opgraph::Rng rng(1);
-    for (auto& v : a) v = static_cast<float>(rng.uniform(-1, 1));
-    for (auto& v : b) v = static_cast<float>(rng.uniform(-1, 1));
+  std::size_t rotation = 0;
+  for (std::size_t si = 0; si < std::size(kShapes); ++si) {
+    const Shape s = sized(kShapes[si], quick);
     for (int threads = 1; threads <= max_threads; ++threads) {
-      std::vector<double> best(contenders.size(), 1e30);
-      for (auto& ct : contenders) {
-        ct.set_threads(threads);
-        ct.run(sized, a.data(), b.data(), c.data());  // warm up
+      std::vector<double> best(contenders.size(), NAN);
+      ++rotation;  // the order of the contenders rotates from block to block
+      for (std::size_t n = 0; n < contenders.size(); ++n) {
+        const std::size_t i = (n + rotation) % contenders.size();
+        std::vector<std::string> args = {"--block", std::to_string(si), std::to_string(threads), std::to_string(i),
+                                         "--reps", std::to_string(reps)};
+        if (quick) args.push_back("--quick");
+        best[i] = child(args);
       }
-      for (int r = 0; r < reps; ++r)
-        for (std::size_t i = 0; i < contenders.size(); ++i) {  // contenders alternate
-          contenders[i].set_threads(threads);
-          const auto t0 = Clock::now();
-          contenders[i].run(sized, a.data(), b.data(), c.data());
-          best[i] = std::min(best[i], std::chrono::duration<double>(Clock::now() - t0).count());
-        }
       double best_other = 0;
-      std::string row = std::string("| ") + s.name + " | " + std::to_string(sized.m) + "×" + std::to_string(sized.n) +
-                        "×" + std::to_string(sized.k) + " | " + std::to_string(threads) + " |";
+      std::string row = std::string("| ") + s.name + " | " + std::to_string(s.m) + "×" + std::to_string(s.n) + "×" +
+                        std::to_string(s.k) + " | " + std::to_string(threads) + " |";
       for (std::size_t i = 0; i < contenders.size(); ++i) {
-        const double g = gflops(sized, best[i]);
-        if (i > 0) best_other = std::max(best_other, g);
+        const double g = gflops(s, best[i]);
+        if (i > 0 && std::isfinite(g)) best_other = std::max(best_other, g);
         char cell[32];
-        std::snprintf(cell, sizeof cell, " %.1f |", g);
+        std::snprintf(cell, sizeof cell, std::isfinite(g) ? " %.1f |" : " failed |", g);
         row += cell;
       }
       char ratio[32];
-      std::snprintf(ratio, sizeof ratio, " %.0f %% |", best_other > 0 ? 100.0 * gflops(sized, best[0]) / best_other : 0.0);
+      std::snprintf(ratio, sizeof ratio, " %.0f %% |", best_other > 0 ? 100.0 * gflops(s, best[0]) / best_other : 0.0);
       row += best_other > 0 ? ratio : " – |";
       table += row + "\n";
       std::fprintf(stderr, "%s\n", row.c_str());
     }
   }
-  opgraph::set_num_threads(0);
 
   std::string doc = "# GEMM: opgraph's kernel against the libraries\n\n"
-                    "Written by `bench/gemm_bench` (best of " + std::to_string(reps) +
-                    " runs, contenders alternating, float32). " + opgraph_bench::machine_description() + "\n\n" +
-                    "opgraph micro-kernel ISA: " + opgraph::gemm_isa() + ". " + openblas_note + ".\n\n" + table;
+                    "Written by `bench/gemm_bench`: the best of " + std::to_string(reps) +
+                    " timed calls after 0.3 s of untimed ones, each (contender, shape, threads) block in a process of "
+                    "its own, the order of the contenders rotating from block to block; float32. " +
+                    opgraph_bench::machine_description() + "\n\n" + "opgraph micro-kernel ISA: " + opgraph::gemm_isa() +
+                    ". " + openblas_note + ".\n\n" + table;
   if (!out_path.empty()) {
     std::ofstream(out_path) << doc;
   } else {

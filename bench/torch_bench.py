@@ -192,7 +192,7 @@ def main():
     else:
         t0 = time.perf_counter()
         warm = 0
-        while warm < 3 or (not a.quick and time.perf_counter() - t0 < 0.1 * a.min_seconds + 0.05):
+        while warm < 3 or (not a.quick and time.perf_counter() - t0 < 0.3):
             step()
             warm += 1
         one = (time.perf_counter() - t0) / warm

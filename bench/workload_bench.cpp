@@ -303,10 +303,12 @@ int main(int argc, char** argv) {
         values.push_back(seconds_since(t0) * scale);
       }
     } else {
+      // Warm up for 0.3 s: a new process's second thread starts on the first one's core
+      // and the scheduler takes some milliseconds to move it.
       const auto t0 = Clock::now();
       int warm = 0;
       do c.step(), ++warm;
-      while (warm < 3 || (!o.quick && seconds_since(t0) < 0.1 * o.min_seconds + 0.05));
+      while (warm < 3 || (!o.quick && seconds_since(t0) < 0.3));
       const double one = seconds_since(t0) / warm;
       per_rep = o.quick ? 1 : std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(o.min_seconds / one)));
       for (int rep = 0; rep < (o.quick ? 1 : o.reps); ++rep) {

@@ -10,6 +10,14 @@
 
 namespace opgraph {
 
+namespace {
+/// zlib's message without the "PATH: " it puts in front.
+std::string without_path(std::string message, const std::string& path) {
+  if (message.rfind(path + ": ", 0) == 0) message.erase(0, path.size() + 2);
+  return message;
+}
+}  // namespace
+
 std::string read_file(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -24,19 +32,19 @@ std::string read_file(const std::string& path) {
     const int n = gzread(f, buffer, sizeof buffer);
     if (n < 0) {
       int code = 0;
-      const std::string message = gzerror(f, &code);
+      const std::string message = without_path(gzerror(f, &code), path);
       gzclose(f);
-      throw DataError(path, fmt::format("corrupt gzip data: {}", message));
+      throw DataError(path, fmt::format("corrupt gzip data ({})", message));
     }
     if (n == 0) break;
     out.append(buffer, static_cast<std::size_t>(n));
   }
   int code = Z_OK;
-  const std::string message = gzerror(f, &code);
+  const std::string message = without_path(gzerror(f, &code), path);
   gzclose(f);
   // A gzip stream cut short reads as far as it goes and then reports Z_BUF_ERROR.
   if (code == Z_BUF_ERROR) throw DataError(path, fmt::format("truncated gzip stream after {} bytes", out.size()));
-  if (code != Z_OK && code != Z_STREAM_END) throw DataError(path, fmt::format("corrupt gzip data: {}", message));
+  if (code != Z_OK && code != Z_STREAM_END) throw DataError(path, fmt::format("corrupt gzip data ({})", message));
   return out;
 }
 

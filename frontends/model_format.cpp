@@ -1,6 +1,8 @@
 // The .og format: tokens -> statements and expressions -> a Graph; and back to text.
 #include <opgraph/frontends/model_format.hpp>
 
+#include <filesystem>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -740,8 +742,17 @@ class Runner {
 
 }  // namespace
 
+namespace {
+[[noreturn]] void too_large(const std::string& name, std::size_t bytes) {
+  throw ParseError(name, fmt::format("{:.1f} MiB is too large for a model file (the limit is {} MiB): an .og file "
+                                     "declares the architecture; trained weights go in checkpoints",
+                                     static_cast<double>(bytes) / (1 << 20), kMaxModelFileBytes >> 20));
+}
+}  // namespace
+
 ModelFile parse_model(std::string_view text, const std::string& name) {
   ModelFile out;
+  if (text.size() > kMaxModelFileBytes) too_large(name, text.size());
   out.name = name;
   out.text = std::string(text);
   Parser parser(Lexer(text, name).run(), name);
@@ -752,6 +763,9 @@ ModelFile parse_model(std::string_view text, const std::string& name) {
 }
 
 ModelFile load_model(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxModelFileBytes) too_large(path, size);
   const std::string text = read_file(path);
   if (text.empty()) throw ParseError(path, "empty model file: declare at least an input and a loss");
   return parse_model(text, path);
@@ -792,7 +806,6 @@ bool same_graph(const Graph& a, const Graph& b, std::string* why) {
     if (why) *why = what;
     return false;
   };
-  if (a.size() != b.size()) return differ(fmt::format("{} nodes against {}", a.size(), b.size()));
   for (NodeId id = 0; id < a.size(); ++id) {
     const Node& x = a.node(id);
     const auto other = b.find(x.name);
@@ -809,6 +822,7 @@ bool same_graph(const Graph& a, const Graph& b, std::string* why) {
         return differ(fmt::format("node '{}': input {} is '{}' against '{}'", x.name, i, a.node(x.inputs[i]).name,
                                   b.node(y.inputs[i]).name));
   }
+  if (a.size() != b.size()) return differ(fmt::format("{} nodes against {}", a.size(), b.size()));
   auto names = [](const Graph& g, const std::vector<NodeId>& ids) {
     std::vector<std::string> out;
     for (NodeId id : ids) out.push_back(g.node(id).name);

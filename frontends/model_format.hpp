@@ -27,6 +27,10 @@ ModelFile parse_model(std::string_view text, const std::string& name = "<model>"
 /// Reads and parses a model file.
 ModelFile load_model(const std::string& path);
 
+/// Model files larger than this are refused before they are read: an .og file holds an
+/// architecture, a few KB; weights belong in checkpoints.
+inline constexpr std::size_t kMaxModelFileBytes = 16u << 20;
+
 struct PrintOptions {
   /// The input to declare with `labels` instead of `input`.
   std::string labels = {};

@@ -84,6 +84,11 @@ void Trainer::set_detect_anomaly(bool on) {
   detect_anomaly_ = on;
 }
 
+void Trainer::set_memory_limit(std::size_t bytes) {
+  if (bytes != memory_limit_) plans_.clear();
+  memory_limit_ = bytes;
+}
+
 void Trainer::check_finite(const Dataset& data) const {
   const std::int64_t d = data.size() ? data.features.numel() / data.size() : 0;
   for (std::int64_t i = 0; i < data.features.numel(); ++i) {
@@ -120,6 +125,7 @@ Trainer::Compiled& Trainer::compiled(std::int64_t rows, bool training) {
     po.backward = training;
     po.keep = {model_.graph.node(head_.node).name};
     po.detect_anomaly = detect_anomaly_;
+    po.memory_limit = memory_limit_;
     slot = std::make_unique<Compiled>(Compiled{Plan(model_.graph, model_.params, po), {}, {}, {}});
     slot->head_name = model_.graph.node(head_.node).name;
     if (training) slot->params = slot->plan.parameters();
@@ -262,6 +268,7 @@ std::vector<NodeProfile> Trainer::profile(const Dataset& data_in, std::int64_t b
   po.batch = rows;
   po.profile = true;
   po.detect_anomaly = detect_anomaly_;
+  po.memory_limit = memory_limit_;
   Compiled c{Plan(model_.graph, model_.params, po), {}, {}, model_.graph.node(head_.node).name};
   const bool backward = model_.graph.loss().has_value();
   for (int s = 0; s <= steps; ++s) {

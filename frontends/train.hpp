@@ -119,6 +119,9 @@ class Trainer {
   /// checked before training (a bad sample is reported by its index). See
   /// PlanOptions::detect_anomaly.
   void set_detect_anomaly(bool on);
+  /// Refuses, with a GraphError before allocating, any plan whose buffers would exceed
+  /// `bytes` (0: no limit). See PlanOptions::memory_limit.
+  void set_memory_limit(std::size_t bytes);
 
   /// Checks that `data` fits the model: features per sample against the sample input's
   /// shape, and (with labels) classes against the prediction head. Throws DataError.
@@ -136,6 +139,7 @@ class Trainer {
   Model& model_;
   PredictionHead head_;
   bool detect_anomaly_ = false;
+  std::size_t memory_limit_ = 0;
   std::map<std::pair<std::int64_t, bool>, std::unique_ptr<Compiled>> plans_;
 };
 

@@ -152,7 +152,9 @@ std::vector<AttrValue> resolve_attrs(const OpDef& op, const Attrs& given, const 
     } else if (spec.type == AttrType::real && v.type() == AttrType::integer) {
       v = AttrValue(v.as_float());
     } else if (v.type() != spec.type) {
-      fail(fmt::format("attribute '{}' expects {}, got {}", name, to_string(spec.type), v.str()));
+      fail(fmt::format("attribute '{}' expects {}, got {}", name, to_string(spec.type),
+                       v.type() == AttrType::string ? fmt::format("the string '{}'", v.as_string())
+                                                    : fmt::format("{} {}", to_string(v.type()), v.str())));
     }
     if (!spec.choices.empty() && std::find(spec.choices.begin(), spec.choices.end(), v.as_string()) == spec.choices.end())
       fail(fmt::format("attribute '{}' must be one of {}; got {}", name, fmt::join(spec.choices, ", "), v.str()));

@@ -91,6 +91,23 @@ double Args::real(const std::string& name, double fallback, double min) const {
   return v;
 }
 
+std::size_t Args::bytes(const std::string& name, std::size_t fallback) const {
+  if (!has(name)) return fallback;
+  const std::string t = get(name);
+  double v = 0;
+  const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+  std::string unit(p, t.data() + t.size());
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  double scale = 0;
+  if (unit.empty() || unit == "B") scale = 1;
+  else if (unit == "K" || unit == "KB" || unit == "KIB") scale = 1024.0;
+  else if (unit == "M" || unit == "MB" || unit == "MIB") scale = 1024.0 * 1024.0;
+  else if (unit == "G" || unit == "GB" || unit == "GIB") scale = 1024.0 * 1024.0 * 1024.0;
+  if (t.empty() || ec != std::errc() || scale == 0 || !std::isfinite(v) || v <= 0 || v * scale > 1e18)
+    fail(fmt::format("--{}: expected a size such as 512M or 2G, got '{}'", name, t));
+  return static_cast<std::size_t>(v * scale);
+}
+
 std::string Args::one_positional(const std::string& what) const {
   if (positional_.empty()) fail(fmt::format("missing {} (see opgraph {} --help)", what, command_));
   if (positional_.size() > 1) fail(fmt::format("unexpected argument '{}'", positional_[1]));

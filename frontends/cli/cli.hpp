@@ -41,6 +41,9 @@ class Args {
   double fraction(const std::string& name, double fallback) const;  // in (0, 1)
   /// A finite number >= min.
   double real(const std::string& name, double fallback, double min) const;
+  /// A size in bytes: a number with an optional unit K, M, G (powers of 1024; KB, KiB, ...
+  /// read the same), e.g. 512M, 1.5G, 100000.
+  std::size_t bytes(const std::string& name, std::size_t fallback) const;
   /// The single positional argument `what` (e.g. the model file).
   std::string one_positional(const std::string& what) const;
   [[noreturn]] void fail(const std::string& what) const;

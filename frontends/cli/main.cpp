@@ -78,6 +78,7 @@ std::vector<std::string>& plugin_ops() {
 int main(int argc, char** argv) {
   if (argc < 2) {
     usage(stderr);
+    std::fputs("opgraph: missing COMMAND (see the list above)\n", stderr);
     return 2;
   }
   const std::string name = argv[1];

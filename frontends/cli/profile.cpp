@@ -24,6 +24,7 @@ int profile(int argc, char** argv) {
       {"steps", "N", "steps to time, after one warm-up step (default 10)"},
       {"seed", "N", "seed of the parameters (default 0)"},
       {"threads", "N", "worker threads"},
+      {"memory-limit", "SIZE", "refuse to run if the plan's buffers would need more, e.g. 512M"},
       {"json", "", "print the profile as one JSON object"},
   };
   const Args a("profile", argc, argv, 2, options);
@@ -43,6 +44,7 @@ int profile(int argc, char** argv) {
   Model model{file.graph, file.graph.init_params(static_cast<std::uint64_t>(a.integer("seed", 0, 0))), file.input,
               file.labels};
   Trainer trainer(model);
+  trainer.set_memory_limit(a.bytes("memory-limit", 0));
   const Dataset data = a.has("data") ? spec("profile", [&] { return load_data(a.get("data"), a.get("data-dir")); }).train
                                      : random_data(model, trainer, std::max<std::int64_t>(batch, 256));
   const std::vector<NodeProfile> nodes = trainer.profile(data, batch, steps);

@@ -29,6 +29,8 @@ const Option kDataDir{"data-dir", "DIR", "the data folder holding mnist/, small/
 const Option kThreads{"threads", "N", "worker threads (default: one per core; results do not depend on it)"};
 const Option kDetectAnomaly{"detect-anomaly", "",
                             "stop at the first NaN or infinity, naming the node, its op and where it was declared"};
+const Option kMemoryLimit{"memory-limit", "SIZE",
+                          "refuse to run if a plan's buffers would need more, e.g. 512M or 2G (default: no limit)"};
 
 void set_threads(const Args& a) {
   if (a.has("threads")) set_num_threads(static_cast<int>(a.integer("threads", 0, 1)));
@@ -152,6 +154,7 @@ int train(int argc, char** argv) {
       {"batch", "N", "rows per step; 0 = full batch (default 32)"},
       {"seed", "N", "seed of the initial weights and the data order (default 0)"},
       kThreads,
+      kMemoryLimit,
       {"val-split", "F", "hold out a fraction of the training data for validation"},
       {"target-loss", "F", "stop after an epoch whose training loss is at most F"},
       {"dtype", "f32|f64", "precision of the parameters and arithmetic (default f32)"},
@@ -184,6 +187,12 @@ int train(int argc, char** argv) {
   };
   const std::string spec = a.get("data", meta("data", ""));
   if (spec.empty()) a.fail("--data SPEC is required (see opgraph data)");
+  if (a.has("dtype") && a.get("dtype") != "f32" && a.get("dtype") != "f64")
+    a.fail(fmt::format("--dtype: expected f32 or f64, got '{}'", a.get("dtype")));
+  // Outputs that could not be written fail now, not after the training.
+  if (a.has("save")) check_writable(a.get("save"));
+  if (a.has("metrics")) check_writable(a.get("metrics"));
+  if (a.has("plot")) check_folder_for_output(a.get("plot"));
 
   const ModelFile file = load_trainable(model_path);
   if (resume) {
@@ -205,8 +214,15 @@ int train(int argc, char** argv) {
   }
   const std::int64_t batch = a.integer("batch", saved_batch, 0);
   const std::int64_t epochs = a.integer("epochs", 10, 1);
-  if (resume && epochs <= resume->epoch)
+  if (resume && epochs < resume->epoch)
     a.fail(fmt::format("--epochs {}: the checkpoint has already done {} epochs", epochs, resume->epoch));
+  if (resume && epochs == resume->epoch) {
+    // Resuming a run that had in fact finished (killed after its last save, say) is not
+    // an error: there is nothing left to do, and the checkpoint stays as it is.
+    std::fprintf(stderr, "opgraph train: %s has already done %lld epochs: nothing to do\n", a.get("resume").c_str(),
+                 static_cast<long long>(epochs));
+    return 0;
+  }
 
   std::optional<Standardizer> fitted;
   if (resume) fitted = saved_standardizer(*resume);
@@ -228,6 +244,7 @@ int train(int argc, char** argv) {
 
   Trainer trainer(model);
   trainer.set_detect_anomaly(a.has("detect-anomaly"));
+  trainer.set_memory_limit(a.bytes("memory-limit", 0));
   trainer.check(train_set);
   if (data.has_test()) trainer.check(data.test);
   if (!quiet && !as_json) {
@@ -320,6 +337,7 @@ const std::vector<Option> kLoadOptions = {
     {"part", "train|test", "which part of the data (default: test when there is one)"},
     {"batch", "N", "rows per forward pass (default 4096)"},
     kThreads,
+    kMemoryLimit,
     kDetectAnomaly,
 };
 
@@ -363,6 +381,7 @@ int evaluate(int argc, char** argv) {
   const Dataset& part = chosen_part(a, l.data);
   Trainer trainer(l.model);
   trainer.set_detect_anomaly(a.has("detect-anomaly"));
+  trainer.set_memory_limit(a.bytes("memory-limit", 0));
   const Evaluation e = trainer.evaluate(part, a.integer("batch", 0, 1));
   if (a.has("json")) {
     std::printf("%s\n", json::Object()
@@ -391,10 +410,12 @@ int predict(int argc, char** argv) {
                stdout);
     return 0;
   }
+  if (a.has("out")) check_writable(a.get("out"));
   Loaded l = load_for_inference(a);
   const Dataset& part = chosen_part(a, l.data);
   Trainer trainer(l.model);
   trainer.set_detect_anomaly(a.has("detect-anomaly"));
+  trainer.set_memory_limit(a.bytes("memory-limit", 0));
   const Predictions p = trainer.predict(part.features, a.integer("batch", 0, 1));
   const std::int64_t k = p.probabilities.shape()[1];
   std::string csv = "row,label,predicted";
@@ -424,6 +445,7 @@ int export_npy(int argc, char** argv) {
   const std::string model_path = a.one_positional("MODEL.og");
   if (!a.has("load")) a.fail("--load CKPT is required");
   if (!a.has("npy")) a.fail("--npy DIR is required");
+  check_folder_for_output(a.get("npy"));
   const Checkpoint c = load_checkpoint(a.get("load"));
   const ModelFile file = load_model(model_path);
   const Model model = restored(file, c, a.get("load"));

@@ -12,42 +12,12 @@
 #include <opgraph/datasets/read_file.hpp>
 #include <opgraph/frontends/checkpoint.hpp>
 
-#include "../check_formats.hpp"
-#include "../test_files.hpp"
+#include "cli_util.hpp"
 
 using namespace opgraph;
+using namespace opgraph::test;
 namespace fs = std::filesystem;
 
-namespace {
-
-const std::string kModels = OPGRAPH_SOURCE_DIR "/examples/models/";
-
-struct Run {
-  int status;
-  std::string out, err;
-};
-
-/// Runs `opgraph ARGS` in `dir` (with an optional environment prefix); stdout and stderr
-/// are captured separately, stderr is not a terminal.
-Run run(const std::string& args, const std::string& dir, const std::string& env = "") {
-  const std::string out = dir + "/.stdout", err = dir + "/.stderr";
-  const std::string cmd = "cd '" + dir + "' && " + env + " '" OPGRAPH_BINARY "' " + args + " > '" + out + "' 2> '" + err + "'";
-  const int rc = std::system(cmd.c_str());
-  Run r{WIFEXITED(rc) ? WEXITSTATUS(rc) : 128, read_file(out), read_file(err)};
-  fs::remove(out);
-  fs::remove(err);
-  return r;
-}
-
-test::Json json_of(const std::string& text) {
-  std::string error;
-  test::Json j = test::parse_json(text, error);
-  CAPTURE(text);
-  CHECK_MESSAGE(error.empty(), error);
-  return j;
-}
-
-}  // namespace
 
 TEST_CASE("cli: help and commands") {
   test::ScratchDir dir("cli-help");
@@ -216,8 +186,11 @@ TEST_CASE("cli: 10 epochs straight equal 5, save, resume, 5 more, bit for bit") 
   CHECK(other.status == 1);
   CHECK(other.err.rfind("opgraph train: resumed.ckpt: saved from another model than ", 0) == 0);
   const Run done = run("train " + kModels + "two_layer_tanh.og --resume resumed.ckpt --epochs 10", dir.path());
-  CHECK(done.status == 2);
-  CHECK(done.err == "opgraph train: --epochs 10: the checkpoint has already done 10 epochs\n");
+  CHECK(done.status == 0);
+  CHECK(done.err == "opgraph train: resumed.ckpt has already done 10 epochs: nothing to do\n");
+  const Run back = run("train " + kModels + "two_layer_tanh.og --resume resumed.ckpt --epochs 9", dir.path());
+  CHECK(back.status == 2);
+  CHECK(back.err == "opgraph train: --epochs 9: the checkpoint has already done 10 epochs\n");
   const Run wrong_shape = run("eval " + kModels + "two_layer_relu.og --load resumed.ckpt", dir.path());
   CHECK(wrong_shape.status == 0);  // same parameter names and shapes: evaluating another activation is allowed
   const Run wrong = run("eval " + kModels + "iris.og --load resumed.ckpt --data iris", dir.path());

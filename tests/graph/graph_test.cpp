@@ -29,7 +29,7 @@ TEST_CASE("graph: bad graphs give clear errors") {
   CHECK_THROWS_WITH_AS(g.add_op("softmax", {x}, {{"axis", 0}}, "p"),
                        "node 'p': softmax: only the last axis is supported (axis=-1), got axis=0", ShapeError);
   CHECK_THROWS_WITH_AS(g.add_op("scale", {x}, {{"factor", "big"}}, "s"),
-                       "node 's': scale: attribute 'factor' expects float, got big", GraphError);
+                       "node 's': scale: attribute 'factor' expects float, got the string 'big'", GraphError);
   CHECK_THROWS_WITH_AS(g.add_op("relu", {x}, {{"alpha", 0.1}}, "r"),
                        "node 'r': relu: unknown attribute 'alpha' (it takes none)", GraphError);
   const NodeId t = g.add_input("t", {N, 784});

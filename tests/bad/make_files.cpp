@@ -1,0 +1,107 @@
+// Writes the bad inputs that are generated rather than committed: binary garbage, a 50 MB
+// model file, broken IDX folders, damaged checkpoints.
+//
+//   bad_input_files OUT_DIR VALID_CHECKPOINT
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <zlib.h>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void write(const fs::path& path, const std::string& bytes) {
+  fs::create_directories(path.parent_path());
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!f) {
+    std::fprintf(stderr, "cannot write %s\n", path.c_str());
+    std::exit(1);
+  }
+}
+
+std::string read(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+void put_u32(std::string& s, std::uint32_t v) {  // big-endian, as IDX wants
+  for (int shift = 24; shift >= 0; shift -= 8) s.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+/// An IDX file: magic 0x0803 (images) or 0x0801 (labels), dims, then `payload` bytes.
+std::string idx(std::uint32_t magic, const std::vector<std::uint32_t>& dims, std::size_t payload) {
+  std::string s;
+  put_u32(s, magic);
+  for (auto d : dims) put_u32(s, d);
+  s.append(payload, '\x07');
+  return s;
+}
+
+/// A folder laid out like MNIST: train and test images and labels.
+void mnist(const fs::path& dir, const std::string& train_images, const std::string& train_labels) {
+  write(dir / "train-images-idx3-ubyte", train_images);
+  write(dir / "train-labels-idx1-ubyte", train_labels);
+  write(dir / "t10k-images-idx3-ubyte", idx(0x803, {2, 28, 28}, 2 * 784));
+  write(dir / "t10k-labels-idx1-ubyte", idx(0x801, {2}, 2));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: bad_input_files OUT_DIR VALID_CHECKPOINT\n");
+    return 2;
+  }
+  const fs::path out = argv[1];
+  fs::create_directories(out);
+
+  // Model files.
+  std::string garbage;
+  std::uint32_t x = 12345;
+  for (int i = 0; i < 4096; ++i) {
+    x = x * 1664525u + 1013904223u;
+    garbage.push_back(static_cast<char>(0x80 | (x >> 24)));  // high bytes: never text
+  }
+  write(out / "garbage.og", garbage);
+  std::string huge;
+  const std::string line = "# padding: a model file this large is not a model file ..............................\n";
+  while (huge.size() < 50u * 1024 * 1024) huge += line;
+  write(out / "huge.og", huge);
+
+  // IDX folders (mnist:folder=...).
+  mnist(out / "mnist_truncated", idx(0x803, {100, 28, 28}, 1000), idx(0x801, {100}, 100));
+  mnist(out / "mnist_magic", idx(0x999, {10, 28, 28}, 10 * 784), idx(0x801, {10}, 10));
+  mnist(out / "mnist_count", idx(0x803, {10, 28, 28}, 10 * 784), idx(0x801, {9}, 9));
+  {
+    // gzip magic, then bytes that do not inflate.
+    std::string gz = "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03";
+    gz += garbage.substr(0, 200);
+    fs::create_directories(out / "mnist_gzip");
+    write(out / "mnist_gzip" / "train-images-idx3-ubyte.gz", gz);
+    write(out / "mnist_gzip" / "train-labels-idx1-ubyte", idx(0x801, {10}, 10));
+  }
+  fs::create_directories(out / "mnist_empty");
+
+  // Checkpoints, from a valid one.
+  const std::string ckpt = read(argv[2]);
+  if (ckpt.size() < 64) {
+    std::fprintf(stderr, "%s: not a checkpoint to start from\n", argv[2]);
+    return 1;
+  }
+  write(out / "truncated.ckpt", ckpt.substr(0, ckpt.size() / 2));
+  std::string flipped = ckpt;
+  flipped[flipped.size() / 2] = static_cast<char>(flipped[flipped.size() / 2] ^ 0x10);
+  write(out / "flipped.ckpt", flipped);
+  std::string newer = ckpt;
+  newer[8] = 2;  // the version, a little-endian u32 after the 8-byte magic
+  write(out / "newer.ckpt", newer);
+  write(out / "empty.ckpt", "");
+  return 0;
+}
