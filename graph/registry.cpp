@@ -81,6 +81,11 @@ void Registry::take_staged() const {
   // Built-in ops are staged while the library loads; move them in on first use. A
   // failure here (two built-in ops with one name) is thrown to every caller, never aborts.
   auto& s = stage();
+  // One thread at a time moves staged ops in, and the others wait until it is done: a
+  // second thread must not find the staging area empty and go on to look up an op that
+  // is not in the registry yet.
+  static std::mutex taking;
+  std::lock_guard take(taking);
   std::vector<detail::StagedOp> pending;
   {
     std::lock_guard lock(s.mutex);
