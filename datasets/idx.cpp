@@ -12,15 +12,16 @@ namespace opgraph {
 
 namespace {
 
-std::uint32_t big_endian(const std::string& bytes, std::size_t at) {
+std::uint32_t big_endian(std::string_view bytes, std::size_t at) {
   auto b = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[at + i])); };
   return (b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3);
 }
 
 }  // namespace
 
-IdxArray read_idx(const std::string& path) {
-  const std::string bytes = read_file(path);
+IdxArray read_idx(const std::string& path) { return parse_idx(read_file(path), path); }
+
+IdxArray parse_idx(std::string_view bytes, const std::string& path) {
   if (bytes.size() < 4)
     throw DataError(path, fmt::format("truncated after {} of at least 4 bytes (no IDX header)", bytes.size()));
   const std::uint32_t magic = big_endian(bytes, 0);
@@ -36,13 +37,18 @@ IdxArray read_idx(const std::string& path) {
     throw DataError(path, fmt::format("truncated after {} of {} header bytes", bytes.size(), header));
   IdxArray out;
   out.magic = magic;
-  std::uint64_t count = 1;
+  // The element count, in a width that cannot overflow: four dimensions of up to 2^32
+  // each can announce far more bytes than any file holds.
+  long double count = 1;
   for (std::uint32_t i = 0; i < rank; ++i) {
     const std::uint32_t d = big_endian(bytes, 4 + 4 * i);
     out.dims.push_back(d);
     count *= d;
   }
-  const std::uint64_t expected = header + count;
+  if (count > static_cast<long double>(bytes.size()))
+    throw DataError(path, fmt::format("truncated after {} of {:.0f} bytes", bytes.size(),
+                                      static_cast<long double>(header) + count));
+  const std::uint64_t expected = header + static_cast<std::uint64_t>(count);
   if (bytes.size() < expected)
     throw DataError(path, fmt::format("truncated after {} of {} bytes", bytes.size(), expected));
   if (bytes.size() > expected)

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <opgraph/datasets/dataset.hpp>
@@ -20,6 +21,10 @@ struct IdxArray {
 /// element type, dimensions and byte count. Throws DataError naming the file:
 /// "bad magic 0x00000802 ...", "truncated after 12 of 47040016 bytes", ...
 IdxArray read_idx(const std::string& path);
+
+/// The same from bytes in memory (already decompressed); `name` stands for the file in
+/// messages.
+IdxArray parse_idx(std::string_view bytes, const std::string& name);
 
 /// Images [n, rows*cols] (pixel values 0..255, as f32) and labels from an IDX pair;
 /// throws DataError when the counts differ.

@@ -7,6 +7,7 @@
 #include <opgraph/graph/gemm.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -379,8 +380,8 @@ template <class T, int count>
   } else {
 #if defined(__AVX512VL__)
     constexpr auto mask = static_cast<__mmask8>((1u << count) - 1);
-    if constexpr (sizeof(T) == 4) return reinterpret_cast<ShortV<T>>(_mm256_maskz_loadu_ps(mask, p));
-    else return reinterpret_cast<ShortV<T>>(_mm256_maskz_loadu_pd(mask, p));
+    if constexpr (sizeof(T) == 4) return std::bit_cast<ShortV<T>>(_mm256_maskz_loadu_ps(mask, p));
+    else return std::bit_cast<ShortV<T>>(_mm256_maskz_loadu_pd(mask, p));
 #else
     ShortV<T> v = {};
     for (int l = 0; l < count; ++l) v[l] = p[l];
@@ -405,8 +406,8 @@ template <class T, int count>
   } else {
 #if defined(__AVX512VL__)
     constexpr auto mask = static_cast<__mmask8>((1u << count) - 1);
-    if constexpr (sizeof(T) == 4) _mm256_mask_storeu_ps(p, mask, reinterpret_cast<__m256>(v));
-    else _mm256_mask_storeu_pd(p, mask, reinterpret_cast<__m256d>(v));
+    if constexpr (sizeof(T) == 4) _mm256_mask_storeu_ps(p, mask, std::bit_cast<__m256>(v));
+    else _mm256_mask_storeu_pd(p, mask, std::bit_cast<__m256d>(v));
 #else
     for (int l = 0; l < count; ++l) p[l] = v[l];
 #endif
