@@ -65,11 +65,6 @@ void with_typed(const ParamSlot& p, F&& f) {
   else f(static_cast<double*>(w), static_cast<double*>(g), p.value.numel());
 }
 
-template <class T>
-T* typed(Tensor& t) {
-  return t.data<T>();
-}
-
 }  // namespace
 
 double grad_norm(const std::vector<ParamSlot>& params) {
@@ -94,7 +89,7 @@ void Optimizer::step(const std::vector<ParamSlot>& params) {
   for (const auto& p : params) update(p, lr, scale, steps_);
 }
 
-Tensor& Optimizer::state_tensor(const std::string& param, const char* kind, const Tensor& like) {
+void* Optimizer::state_buffer(const std::string& param, const char* kind, const Tensor& like) {
   // "<param>.<kind>", compared piecewise so that looking it up allocates nothing.
   const std::string_view k(kind);
   auto is_key = [&](const std::string& name) {
@@ -107,10 +102,10 @@ Tensor& Optimizer::state_tensor(const std::string& param, const char* kind, cons
         throw DataError("optimizer state",
                         fmt::format("'{}' has shape {} {}, the parameter has {} {}", name, t.shape(), t.dtype(),
                                     like.shape(), like.dtype()));
-      return t;
+      return t.raw();
     }
   state_.emplace_back(param + "." + kind, Tensor(like.shape(), like.dtype()));
-  return state_.back().second;
+  return state_.back().second.raw();
 }
 
 void Optimizer::load_state(std::vector<std::pair<std::string, Tensor>> state, std::int64_t steps, double time) {
@@ -163,11 +158,11 @@ class Momentum final : public Optimizer {
 
  protected:
   void update(const ParamSlot& p, double lr, double scale, std::int64_t) override {
-    Tensor& velocity = state_tensor(p.name, "velocity", p.value);
+    void* velocity = state_buffer(p.name, "velocity", p.value);
     const double wd = options_.weight_decay, gamma = options_.momentum;
     with_typed(p, [&](auto* w, auto* g, std::int64_t n) {
       using T = std::remove_pointer_t<decltype(w)>;
-      T* v = typed<T>(velocity);
+      T* v = static_cast<T*>(velocity);
       const T ga = static_cast<T>(gamma), s = static_cast<T>(scale), d = static_cast<T>(wd), l = static_cast<T>(lr);
       each(n, [&](std::int64_t i) {
         const T step = l * (s * g[i] + d * w[i]);
@@ -188,14 +183,14 @@ class Adam final : public Optimizer {
 
  protected:
   void update(const ParamSlot& p, double lr, double scale, std::int64_t t) override {
-    Tensor& m_state = state_tensor(p.name, "m", p.value);
-    Tensor& v_state = state_tensor(p.name, "v", p.value);
+    void* m_state = state_buffer(p.name, "m", p.value);
+    void* v_state = state_buffer(p.name, "v", p.value);
     const double b1 = options_.beta1, b2 = options_.beta2;
     const double c1 = 1.0 - std::pow(b1, static_cast<double>(t)), c2 = 1.0 - std::pow(b2, static_cast<double>(t));
     with_typed(p, [&](auto* w, auto* g, std::int64_t n) {
       using T = std::remove_pointer_t<decltype(w)>;
-      T* m = typed<T>(m_state);
-      T* v = typed<T>(v_state);
+      T* m = static_cast<T*>(m_state);
+      T* v = static_cast<T*>(v_state);
       const T s = static_cast<T>(scale), l = static_cast<T>(lr), eps = static_cast<T>(options_.eps);
       const T beta1 = static_cast<T>(b1), beta2 = static_cast<T>(b2);
       const T inv_c1 = static_cast<T>(1.0 / c1), inv_c2 = static_cast<T>(1.0 / c2);
@@ -224,10 +219,10 @@ class RmsProp final : public Optimizer {
 
  protected:
   void update(const ParamSlot& p, double lr, double scale, std::int64_t) override {
-    Tensor& sq_state = state_tensor(p.name, "square_avg", p.value);
+    void* sq_state = state_buffer(p.name, "square_avg", p.value);
     with_typed(p, [&](auto* w, auto* g, std::int64_t n) {
       using T = std::remove_pointer_t<decltype(w)>;
-      T* sq = typed<T>(sq_state);
+      T* sq = static_cast<T*>(sq_state);
       const T s = static_cast<T>(scale), l = static_cast<T>(lr), eps = static_cast<T>(options_.eps);
       const T rho = static_cast<T>(options_.rho), d = static_cast<T>(options_.weight_decay);
       each(n, [&](std::int64_t i) {

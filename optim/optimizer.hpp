@@ -79,8 +79,10 @@ class Optimizer {
   /// Applies the rule to one parameter. `scale` multiplies the gradient (clipping);
   /// `t` is the 1-based step number.
   virtual void update(const ParamSlot& p, double lr, double scale, std::int64_t t) = 0;
-  /// The state tensor `<param>.<kind>`, zero-filled like `like` on first use.
-  Tensor& state_tensor(const std::string& param, const char* kind, const Tensor& like);
+  /// The buffer of state tensor `<param>.<kind>`, zero-filled like `like` on first use.
+  /// A pointer to the values, which stay put: a reference to the tensor would dangle once
+  /// the next state tensor is added, and a copy of its handle would allocate its shape.
+  void* state_buffer(const std::string& param, const char* kind, const Tensor& like);
   virtual std::string describe_options() const = 0;
 
   OptimizerOptions options_;
