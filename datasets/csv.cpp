@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <map>
 #include <optional>
 #include <set>
@@ -97,7 +98,8 @@ std::optional<double> number(const std::string& s) {
 
 std::optional<std::int64_t> integer(const std::string& s) {
   const auto v = number(s);
-  if (!v || *v < 0 || *v != static_cast<double>(static_cast<std::int64_t>(*v))) return std::nullopt;
+  // Whole numbers up to 2^53 (past it doubles are no longer exact; the cast would overflow).
+  if (!v || *v < 0 || *v > 9007199254740992.0 || *v != std::floor(*v)) return std::nullopt;
   return static_cast<std::int64_t>(*v);
 }
 

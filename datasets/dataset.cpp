@@ -68,10 +68,10 @@ Tensor one_hot(const Tensor& labels, std::int64_t classes) {
   Tensor out({n, classes}, labels.dtype());
   for (std::int64_t i = 0; i < n; ++i) {
     const double v = labels.at(i);
-    const auto c = static_cast<std::int64_t>(v);
-    if (static_cast<double>(c) != v || c < 0 || c >= classes)
+    // Range first: casting NaN or a huge value to an integer is undefined.
+    if (!(v >= 0.0 && v < static_cast<double>(classes)) || v != std::floor(v))
       throw DataError(fmt::format("one_hot: label {} in row {} is not a class index in [0, {})", v, i, classes));
-    out.set(i * classes + c, 1.0);
+    out.set(i * classes + static_cast<std::int64_t>(v), 1.0);
   }
   return out;
 }

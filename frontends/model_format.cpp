@@ -1,11 +1,11 @@
 // The .og format: tokens -> statements and expressions -> a Graph; and back to text.
 #include <opgraph/frontends/model_format.hpp>
 
-#include <filesystem>
-
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -144,6 +144,7 @@ struct Expr {
   std::string text;  // name, string, callee, or operator
   double number = 0.0;
   bool integer = false;
+  int depth = 1;          // levels of calls and operators down to the leaves
   std::vector<Arg> args;  // call arguments; binary: the two operands
 };
 
@@ -320,13 +321,34 @@ class Parser {
     return lhs;
   }
 
-  static ExprPtr binary(const Token& op, ExprPtr lhs, ExprPtr rhs) {
+  /// Parsing, evaluating and freeing an expression recurse once per level: a bound on the
+  /// depth keeps a hostile file from overflowing the stack. No real model comes near it.
+  static constexpr int kMaxDepth = 200;
+  void check_depth(const Expr& e) const {
+    if (e.depth > kMaxDepth)
+      fail(e.loc, fmt::format("expression nested more than {} levels deep: name some of its parts", kMaxDepth));
+  }
+  /// Counts the open parentheses and calls around what is being parsed.
+  struct Nesting {
+    explicit Nesting(Parser& p, Loc loc) : parser(p) {
+      if (++parser.open_ > kMaxDepth)
+        parser.fail(loc, fmt::format("expression nested more than {} levels deep: name some of its parts", kMaxDepth));
+    }
+    ~Nesting() { --parser.open_; }
+    Nesting(const Nesting&) = delete;
+    Nesting& operator=(const Nesting&) = delete;
+    Parser& parser;
+  };
+
+  ExprPtr binary(const Token& op, ExprPtr lhs, ExprPtr rhs) const {
     auto e = std::make_unique<Expr>();
     e->kind = Expr::Kind::binary;
     e->loc = op.loc;
     e->text = op.text;
+    e->depth = 1 + std::max(lhs->depth, rhs->depth);
     e->args.push_back({"", std::move(lhs), op.loc});
     e->args.push_back({"", std::move(rhs), op.loc});
+    check_depth(*e);
     return e;
   }
 
@@ -359,6 +381,7 @@ class Parser {
       return e;
     }
     if (t.kind == Tok::lparen) {
+      const Nesting nesting(*this, t.loc);
       take();
       ExprPtr e = expr();
       expect(Tok::rparen, "')'");
@@ -373,6 +396,7 @@ class Parser {
       return e;
     }
     e->kind = Expr::Kind::call;
+    const Nesting nesting(*this, e->loc);
     take();
     while (peek().kind != Tok::rparen) {
       Arg a;
@@ -382,16 +406,19 @@ class Parser {
         take();
       }
       a.value = expr();
+      e->depth = std::max(e->depth, 1 + a.value->depth);
       e->args.push_back(std::move(a));
       if (peek().kind != Tok::comma) break;
       take();
     }
     expect(Tok::rparen, "')' or ','");
+    check_depth(*e);
     return e;
   }
 
   std::vector<Token> t_;
   std::size_t pos_ = 0;
+  int open_ = 0;  // parentheses and calls open at this point
   const std::string& file_;
 };
 
@@ -529,6 +556,9 @@ class Runner {
     const Value v = eval_constant(e, scope);
     if (v.kind != Value::Kind::number || !v.integer || v.number < 0)
       fail(e.loc, scope, fmt::format("a dimension must be N or a whole number >= 0, got {}", v.describe(g())));
+    // Numbers are doubles: past 2^53 they are no longer exact, and no tensor is that long.
+    if (v.number > 9007199254740992.0)
+      fail(e.loc, scope, fmt::format("a dimension must be at most 2^53, got {}", v.describe(g())));
     return static_cast<std::int64_t>(v.number);
   }
 
@@ -634,6 +664,9 @@ class Runner {
           fail(a.loc, scope, fmt::format("{}: attribute '{}' takes a number or a word, got {}", callee, a.name,
                                          v.describe(g())));
         if (v.kind == Value::Kind::number) {
+          if (v.integer && std::abs(v.number) > 9007199254740992.0)
+            fail(a.loc, scope, fmt::format("{}: attribute '{}' must be at most 2^53 in size, got {}", callee, a.name,
+                                           v.describe(g())));
           if (v.integer) attrs.emplace_back(a.name, static_cast<std::int64_t>(v.number));
           else attrs.emplace_back(a.name, v.number);
         } else if (v.text == "true" || v.text == "false") {
@@ -649,12 +682,20 @@ class Runner {
     return node_value(g().add_op(callee, inputs, attrs, node_name, where(e.loc, scope)));
   }
 
+  static constexpr std::size_t kMaxBlockDepth = 64;
+  static constexpr std::size_t kMaxNodes = 100'000;
+
   Value instantiate(const BlockDef& b, const Expr& e, Scope& outer, const std::string& name) {
     if (std::find(outer.chain.begin(), outer.chain.end(), b.name) != outer.chain.end()) {
       std::string cycle;
       for (const auto& c : outer.chain) cycle += c + " -> ";
       fail(e.loc, outer, fmt::format("block '{}' calls itself: {}{}", b.name, cycle, b.name));
     }
+    // Blocks calling blocks twice over grow as 2^depth: bound what a file can expand to.
+    if (outer.chain.size() >= kMaxBlockDepth)
+      fail(e.loc, outer, fmt::format("blocks nested more than {} deep", kMaxBlockDepth));
+    if (g().size() >= kMaxNodes)
+      fail(e.loc, outer, fmt::format("the model expands to more than {} nodes", kMaxNodes));
     Scope inner;
     inner.chain = outer.chain;
     inner.chain.push_back(b.name);
@@ -668,16 +709,26 @@ class Runner {
     }
     used_prefixes_.insert(inner.prefix);
     bind_arguments(b, e, outer, inner);
-    // Errors inside the instance keep their own place and say which call expanded it.
-    const std::string context = fmt::format(" (in block '{}' at {})", b.name, parser_.where(e.loc));
+    // Errors inside the instance keep their own place and say which call expanded it: the
+    // three innermost calls and the outermost one, so that the line stays readable.
+    const std::size_t depth = outer.chain.size();  // 0: called from the top level
+    const std::string here = fmt::format(" (in block '{}' at {})", b.name, parser_.where(e.loc));
+    auto context = [&] {
+      if (!error_depth_) error_depth_ = depth;  // the innermost call sees the error first
+      const std::size_t k = *error_depth_ - depth;
+      std::string c = k < 3 || depth == 0 ? here : "";
+      if (k == 3 && depth > 0) c = fmt::format(" (in {} more blocks)", depth);
+      if (depth == 0) error_depth_.reset();
+      return c;
+    };
     try {
       return expand(b, inner);
     } catch (const ShapeError& err) {
-      throw ShapeError(err.where(), err.detail() + context);
+      throw ShapeError(err.where(), err.detail() + context());
     } catch (const ParseError& err) {
-      throw ParseError(err.where(), err.detail() + context);
+      throw ParseError(err.where(), err.detail() + context());
     } catch (const GraphError& err) {
-      throw GraphError(err.where(), err.detail() + context);
+      throw GraphError(err.where(), err.detail() + context());
     }
   }
 
@@ -738,6 +789,7 @@ class Runner {
   Parser& parser_;
   ModelFile& out_;
   std::set<std::string> used_prefixes_;
+  std::optional<std::size_t> error_depth_;  // chain depth of the innermost block call an error left
 };
 
 }  // namespace

@@ -9,7 +9,6 @@
 #pragma once
 
 #include <cstdint>
-#include <source_location>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,7 +36,22 @@ class Value {
   NodeId id_;
 };
 
-using Loc = std::source_location;
+/// Where a call was written, filled in by the compiler at the call site when left as its
+/// default (`Loc loc = Loc::current()`). std::source_location would do, but clang before 15
+/// cannot provide it with libstdc++; the builtins below work in GCC and clang alike.
+class Loc {
+ public:
+  static constexpr Loc current(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE()) noexcept {
+    return Loc(file, line);
+  }
+  constexpr const char* file_name() const noexcept { return file_; }
+  constexpr unsigned line() const noexcept { return line_; }
+
+ private:
+  constexpr Loc(const char* file, unsigned line) noexcept : file_(file), line_(line) {}
+  const char* file_;
+  unsigned line_;
+};
 
 Value input(Graph& g, std::string name, Shape shape, Loc loc = Loc::current());
 Value param(Graph& g, std::string name, Shape shape, Init init = Init::xavier(), Loc loc = Loc::current());

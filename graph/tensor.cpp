@@ -20,7 +20,8 @@ std::int64_t Shape::numel() const {
   std::int64_t n = 1;
   for (auto d : dims_) {
     if (d == N) throw ShapeError(fmt::format("shape {} has no size until the batch dimension N is bound", str()));
-    n *= d;
+    if (__builtin_mul_overflow(n, d, &n))
+      throw ShapeError(fmt::format("shape {} has more elements than fit in 64 bits", str()));
   }
   return n;
 }

@@ -14,7 +14,9 @@ OPGRAPH_OP(bias_add)
       return c.in(0);
     })
     .forward([](auto& k) {
-      const auto &x = k.in(0), &b = k.in(1), &y = k.out();
+      const auto& x = k.in(0);
+      const auto& b = k.in(1);
+      const auto& y = k.out();
       with_width(x.cols(), [&](auto cols) {
         for_row_chunks(x.rows(), cols, [&](std::int64_t r0, std::int64_t r1) {
           for (std::int64_t r = r0; r < r1; ++r)

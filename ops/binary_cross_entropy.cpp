@@ -17,7 +17,8 @@ OPGRAPH_OP(binary_cross_entropy)
     .saves({"p", "y"})
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      const auto &p = k.in(0), &y = k.in(1);
+      const auto& p = k.in(0);
+      const auto& y = k.in(1);
       const double eps = k.attr_float("eps");
       const double total = sum_over(p.size, [&](std::int64_t i) {
         const double pc = std::clamp(static_cast<double>(p.data[i]), eps, 1.0 - eps);
@@ -28,7 +29,8 @@ OPGRAPH_OP(binary_cross_entropy)
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      const auto &p = k.in(0), &y = k.in(1);
+      const auto& p = k.in(0);
+      const auto& y = k.in(1);
       const T f = static_cast<T>(k.grad_out().data[0] / detail::divisor(k, p.size));
       const T eps = static_cast<T>(k.attr_float("eps"));
       zip(p, y, k.grad_in(0), [f, eps](T pi, T yi) {

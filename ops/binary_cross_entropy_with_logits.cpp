@@ -17,7 +17,8 @@ OPGRAPH_OP(binary_cross_entropy_with_logits)
     .saves({"z", "y"})
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      const auto &z = k.in(0), &y = k.in(1);
+      const auto& z = k.in(0);
+      const auto& y = k.in(1);
       const double total = sum_over(z.size, [&](std::int64_t i) {
         const double zi = z.data[i], yi = y.data[i];
         return std::max(zi, 0.0) - zi * yi + std::log1p(std::exp(-std::abs(zi)));
@@ -26,7 +27,8 @@ OPGRAPH_OP(binary_cross_entropy_with_logits)
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      const auto &z = k.in(0), &y = k.in(1);
+      const auto& z = k.in(0);
+      const auto& y = k.in(1);
       const T f = static_cast<T>(k.grad_out().data[0] / detail::divisor(k, z.size));
       zip(z, y, k.grad_in(0), [f](T zi, T yi) {
         const T e = math::exp(-std::abs(zi));

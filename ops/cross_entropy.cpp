@@ -17,7 +17,8 @@ OPGRAPH_OP(cross_entropy)
     .saves({"p", "labels"})
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      const auto &p = k.in(0), &y = k.in(1);
+      const auto& p = k.in(0);
+      const auto& y = k.in(1);
       const std::int64_t rows = p.rows(), classes = p.cols();
       const bool one_hot = y.size == p.size;
       const double eps = k.attr_float("eps");
@@ -39,7 +40,9 @@ OPGRAPH_OP(cross_entropy)
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      const auto &p = k.in(0), &y = k.in(1), &dp = k.grad_in(0);
+      const auto& p = k.in(0);
+      const auto& y = k.in(1);
+      const auto& dp = k.grad_in(0);
       const std::int64_t rows = p.rows(), classes = p.cols();
       const bool one_hot = y.size == p.size;
       const T f = static_cast<T>(k.grad_out().data[0] / detail::divisor(k, rows));

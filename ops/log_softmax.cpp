@@ -17,7 +17,8 @@ OPGRAPH_OP(log_softmax)
     .saves_output()
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      const auto &x = k.in(0), &y = k.out();
+      const auto& x = k.in(0);
+      const auto& y = k.out();
       with_width(x.cols(), [&](auto n) {
         for_row_chunks(x.rows(), n, [&](std::int64_t b, std::int64_t e) {
           detail::exp_shifted_rows(x.data, y.data, b, e, n);  // y holds exp(x - m) for a moment
@@ -32,7 +33,9 @@ OPGRAPH_OP(log_softmax)
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      const auto &y = k.out(), &g = k.grad_out(), &dx = k.grad_in(0);
+      const auto& y = k.out();
+      const auto& g = k.grad_out();
+      const auto& dx = k.grad_in(0);
       const std::int64_t n = y.cols();
       for_each_row(y.rows(), n, [&](std::int64_t r) {
         const T *yr = y.row(r), *gr = g.row(r);

@@ -17,14 +17,17 @@ OPGRAPH_OP(matmul)
     .saves({"a", "b"})
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      const auto &a = k.in(0), &b = k.in(1);
+      const auto& a = k.in(0);
+      const auto& b = k.in(1);
       const std::int64_t n = a.dim(0), inner = a.dim(1), m = b.dim(1);
       gemm<T>(false, false, n, m, inner, T(1), a.data, inner, b.data, m, T(0), k.out().data, m);
     })
     .vjp([](auto& k) {
       // da = g·bᵀ [n,k] and db = aᵀ·g [k,m], transposes read in place.
       using T = scalar_of<decltype(k)>;
-      const auto &a = k.in(0), &b = k.in(1), &g = k.grad_out();
+      const auto& a = k.in(0);
+      const auto& b = k.in(1);
+      const auto& g = k.grad_out();
       const std::int64_t n = a.dim(0), inner = a.dim(1), m = b.dim(1);
       if (k.needs_grad(0)) gemm<T>(false, true, n, inner, m, T(1), g.data, m, b.data, m, T(0), k.grad_in(0).data, inner);
       if (k.needs_grad(1)) gemm<T>(true, false, inner, m, n, T(1), a.data, inner, g.data, m, T(0), k.grad_in(1).data, m);

@@ -14,7 +14,8 @@ OPGRAPH_OP(mse)
     .saves({"pred", "target"})
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      const auto &p = k.in(0), &t = k.in(1);
+      const auto& p = k.in(0);
+      const auto& t = k.in(1);
       const double total = sum_over(p.size, [&](std::int64_t i) {
         const double d = static_cast<double>(p.data[i]) - static_cast<double>(t.data[i]);
         return d * d;
@@ -23,7 +24,8 @@ OPGRAPH_OP(mse)
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      const auto &p = k.in(0), &t = k.in(1);
+      const auto& p = k.in(0);
+      const auto& t = k.in(1);
       const T f = static_cast<T>(2.0 * k.grad_out().data[0] / detail::divisor(k, p.size));
       if (k.needs_grad(0)) zip(p, t, k.grad_in(0), [f](T a, T b) { return f * (a - b); });
       if (k.needs_grad(1)) zip(p, t, k.grad_in(1), [f](T a, T b) { return f * (b - a); });

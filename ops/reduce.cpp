@@ -42,7 +42,8 @@ Split split(const V& x, int axis) {
 template <class K>
 void reduce_forward(K& k, bool mean) {
   using T = scalar_of<K>;
-  const auto &x = k.in(0), &y = k.out();
+  const auto& x = k.in(0);
+  const auto& y = k.out();
   const int axis = reduced_axis(k.attr("axis"), x.rank);
   if (axis < 0) {
     const double total = sum_over(x.size, [&](std::int64_t i) { return x.data[i]; });
@@ -71,7 +72,8 @@ void reduce_forward(K& k, bool mean) {
 template <class K>
 void reduce_vjp(K& k, bool mean) {
   using T = scalar_of<K>;
-  const auto &g = k.grad_out(), &dx = k.grad_in(0);
+  const auto& g = k.grad_out();
+  const auto& dx = k.grad_in(0);
   const int axis = reduced_axis(k.attr("axis"), dx.rank);
   if (axis < 0) {
     const T v = mean ? g.data[0] / static_cast<T>(dx.size) : g.data[0];

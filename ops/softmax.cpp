@@ -15,14 +15,17 @@ OPGRAPH_OP(softmax)
     })
     .saves_output()
     .forward([](auto& k) {
-      const auto &x = k.in(0), &y = k.out();
+      const auto& x = k.in(0);
+      const auto& y = k.out();
       with_width(x.cols(), [&](auto n) {
         for_row_chunks(x.rows(), n, [&](std::int64_t b, std::int64_t e) { detail::softmax_rows(x.data, y.data, b, e, n); });
       });
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      const auto &y = k.out(), &g = k.grad_out(), &dx = k.grad_in(0);
+      const auto& y = k.out();
+      const auto& g = k.grad_out();
+      const auto& dx = k.grad_in(0);
       with_width(y.cols(), [&](auto n) {
         for_row_chunks(y.rows(), n, [&](std::int64_t b, std::int64_t e) {
           for (std::int64_t r = b; r < e; ++r) {

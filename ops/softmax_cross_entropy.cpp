@@ -19,7 +19,8 @@ OPGRAPH_OP(softmax_cross_entropy)
     .workspace(same_shape_as(0))
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      const auto &z = k.in(0), &y = k.in(1);
+      const auto& z = k.in(0);
+      const auto& y = k.in(1);
       const auto& probs = k.workspace();
       const std::int64_t rows = z.rows(), classes = z.cols();
       const bool one_hot = y.size == z.size;

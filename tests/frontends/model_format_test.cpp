@@ -156,6 +156,20 @@ TEST_CASE("model format: errors carry file:line:col, the offending text and a su
   CHECK(error_of("input x [N,2]\nh = x @ x\n") == "model.og:2:7: unexpected character '@'");
   CHECK(error_of(std::string("\xff\xfe\x01 binary", 10)) == "model.og:1:1: unexpected byte 0xff: not a text model file");
   CHECK(error_of("input x [N,2]\nh = tanh(x, name=\"open)\n") == "model.og:2:18: unterminated string");
+  // Limits that keep hostile files from overflowing numbers or the stack (found by fuzzing).
+  CHECK(error_of("input x [N, 99999999999999999999]\n") ==
+        "model.og:1:13: a dimension must be at most 2^53, got the number 1e+20");
+  CHECK(error_of("input x [N,2]\nh = softmax(x, axis=99999999999999999999)\n") ==
+        "model.og:2:16: softmax: attribute 'axis' must be at most 2^53 in size, got the number 1e+20");
+  std::string deep = "input x [N,2]\nh = ";
+  for (int i = 0; i < 201; ++i) deep += "(";
+  CHECK(error_of(deep + "x\n") == "model.og:2:205: expression nested more than 200 levels deep: name some of its parts");
+  std::string chain = "input x [N,2]\nh = x";
+  for (int i = 0; i < 200; ++i) chain += " + x";
+  CHECK(error_of(chain + "\n") == "model.og:2:803: expression nested more than 200 levels deep: name some of its parts");
+  chain = "input x [N,2]\nh = x";
+  for (int i = 0; i < 199; ++i) chain += " + x";
+  CHECK_NOTHROW(parse_model(chain + "\nloss l = sum(h)\n", "model.og"));
 }
 
 TEST_CASE("model format: block errors say which call expanded them") {
