@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <limits>
 
 #include <fmt/format.h>
 #include <zlib.h>
@@ -84,8 +85,10 @@ class Reader {
       dims.push_back(d);
       count *= static_cast<std::uint64_t>(d);
     }
+    // The bytes must be there before anything is allocated: a corrupt header cannot ask
+    // for terabytes (found by fuzzing with the checksum repaired).
+    need(count * size_of(static_cast<DType>(dtype)));
     Tensor t(Shape(dims), static_cast<DType>(dtype));
-    need(t.nbytes());
     std::memcpy(t.raw(), s_.data() + pos_, t.nbytes());
     pos_ += t.nbytes();
     return {std::move(name), std::move(t)};
@@ -194,7 +197,11 @@ Checkpoint decode_checkpoint(std::string_view bytes, const std::string& name) {
       case kParams: {
         auto list = part.tensors();
         if (!list.empty()) c.params = Params(list.front().second.dtype());
-        for (auto& [n, t] : list) c.params.set(n, std::move(t));
+        for (auto& [n, t] : list) {
+          if (t.dtype() != c.params.dtype())
+            part.corrupt(fmt::format("parameter '{}' is {}, the others are {}", n, t.dtype(), c.params.dtype()));
+          c.params.set(n, std::move(t));
+        }
         has_params = true;
         break;
       }
@@ -215,8 +222,11 @@ Checkpoint decode_checkpoint(std::string_view bytes, const std::string& name) {
       s.corrupt(fmt::format("'{}' is '{}'", key, it->second));
     return v;
   };
-  c.epoch = static_cast<int>(integer("epoch"));
+  const std::int64_t epoch = integer("epoch");
+  if (epoch < 0 || epoch > std::numeric_limits<int>::max()) s.corrupt(fmt::format("epoch {}", epoch));
+  c.epoch = static_cast<int>(epoch);
   c.optimizer_steps = integer("optimizer_steps");
+  if (c.optimizer_steps < 0) s.corrupt(fmt::format("optimizer step count {}", c.optimizer_steps));
   if (const auto it = c.meta.find("seed"); it != c.meta.end()) {
     const auto [p, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), c.seed);
     if (ec != std::errc() || p != it->second.data() + it->second.size()) s.corrupt("'seed' is not a number");

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include <zlib.h>
+
 #include <opgraph/datasets/read_file.hpp>
 #include <opgraph/frontends/checkpoint.hpp>
 #include <opgraph/frontends/files.hpp>
@@ -86,6 +88,27 @@ TEST_CASE("checkpoint: truncation, flipped bytes, bad magic and newer versions a
                        DataError);
   CHECK_THROWS_WITH_AS(decode_checkpoint(std::string(100, '\0'), "c.ckpt"),
                        "c.ckpt: not an opgraph checkpoint (bad magic)", DataError);
+}
+
+TEST_CASE("checkpoint: a file whose checksum holds but whose sizes lie allocates nothing") {
+  // Found by fuzzing with the checksum repaired: a tensor header asking for 2^39 values.
+  Checkpoint c = sample();
+  c.extra = {{"marker", Tensor::from({3}, {1, 2, 3})}};
+  std::string bytes = encode_checkpoint(c);
+  const std::size_t at = bytes.find("marker");
+  REQUIRE(at != std::string::npos);
+  const std::int64_t huge = std::int64_t{1} << 39;
+  std::memcpy(bytes.data() + at + 6 + 2, &huge, 8);  // past the name, the dtype and the rank
+  const auto crc = static_cast<std::uint32_t>(
+      crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size() - 4)));
+  std::memcpy(bytes.data() + bytes.size() - 4, &crc, 4);
+  try {
+    decode_checkpoint(bytes, "c.ckpt");
+    FAIL("decoded a tensor of 2^39 values from a few hundred bytes");
+  } catch (const DataError& e) {
+    CHECK(std::string(e.what()).starts_with("c.ckpt: corrupt checkpoint: a record at byte "));
+    CHECK(std::string(e.what()).ends_with(" runs past the end"));
+  }
 }
 
 TEST_CASE("checkpoint: loading into another model names the parameter that differs") {
