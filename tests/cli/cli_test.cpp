@@ -59,7 +59,8 @@ TEST_CASE("cli: usage errors exit 2 with one line") {
   };
   for (const auto& [args, line] : cases) {
     const Run r = run(args, dir.path());
-    CAPTURE(args);
+    const auto& command = args;  // CAPTURE makes a lambda, and clang before 16 cannot capture a structured binding
+    CAPTURE(command);
     CHECK(r.status == 2);
     CHECK(r.err == line + "\n");
     CHECK(r.out.empty());
@@ -89,7 +90,8 @@ TEST_CASE("cli: runtime errors exit 1 with one line and write nothing") {
   };
   for (const auto& [args, line] : cases) {
     const Run r = run(args, dir.path(), "OPGRAPH_DATA=");
-    CAPTURE(args);
+    const auto& command = args;  // CAPTURE makes a lambda, and clang before 16 cannot capture a structured binding
+    CAPTURE(command);
     CHECK(r.status == 1);
     CHECK(r.err == line + "\n");
   }
@@ -177,7 +179,8 @@ TEST_CASE("cli: 10 epochs straight equal 5, save, resume, 5 more, bit for bit") 
   const Checkpoint a = load_checkpoint(dir.file("straight.ckpt")), b = load_checkpoint(dir.file("resumed.ckpt"));
   CHECK(b.epoch == 10);
   for (const auto& [name, t] : a.params) {
-    CAPTURE(name);
+    const auto& param = name;  // CAPTURE makes a lambda, and clang before 16 cannot capture a structured binding
+    CAPTURE(param);
     CHECK(b.params.at(name).bitwise_equal(t));
   }
   for (std::size_t i = 0; i < a.optimizer_state.size(); ++i) CHECK(b.optimizer_state[i].second.bitwise_equal(a.optimizer_state[i].second));
@@ -305,7 +308,8 @@ TEST_CASE("cli: --plugin on any subcommand, and its refusals") {
   };
   for (const auto& [file, line] : refusals) {
     const Run r = run("train " OPGRAPH_SOURCE_DIR "/examples/models/xor.og --data xor --plugin " + file, dir.path());
-    CAPTURE(file);
+    const auto& plugin = file;  // CAPTURE makes a lambda, and clang before 16 cannot capture a structured binding
+    CAPTURE(plugin);
     CHECK(r.status == 1);
     CHECK(r.err == "opgraph train: " + line + "\n");
   }

@@ -46,7 +46,8 @@ void check_same_training(const Checkpoint& a, const Checkpoint& b) {
   CHECK(a.optimizer_steps == b.optimizer_steps);
   REQUIRE(a.params.size() == b.params.size());
   for (const auto& [name, t] : a.params) {
-    CAPTURE(name);
+    const auto& param = name;  // CAPTURE makes a lambda, and clang before 16 cannot capture a structured binding
+    CAPTURE(param);
     CHECK(t.bitwise_equal(b.params.at(name)));
   }
   REQUIRE(a.optimizer_state.size() == b.optimizer_state.size());
