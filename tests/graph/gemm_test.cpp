@@ -75,6 +75,7 @@ TEST_CASE("gemm: matches a double reference for every transpose and blocking pat
         check_against_reference<double>(s[0], s[1], s[2], ta, tb, 1.0, 0.0);
       }
   check_against_reference<float>(100, 45, 600, false, false, -0.5f, 1.0f);
+  check_against_reference<float>(103, 45, 1300, true, false, -0.5f, 1.0f);  // packed A, ragged panel, 3 depth blocks
   check_against_reference<double>(70, 90, 20, true, true, 2.0, 0.25);
   check_against_reference<float>(5, 6, 7, false, true, 1.5f, -1.0f);
 }
