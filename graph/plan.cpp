@@ -1,9 +1,10 @@
 // Compiling a graph into a plan (schedule, liveness, one arena) and running it.
 //
-// Timeline: forward steps are numbered 0..F-1 in topological order, backward steps
-// F..F+B-1 in reverse order. Every buffer (activation, workspace, gradient, fan-out
-// scratch) gets the interval of steps during which it holds something still needed;
-// buffers whose intervals do not overlap share memory (greedy by size, largest first).
+// Timeline: forward waves are numbered 0..F-1, backward waves F..; a wave holds nodes
+// that depend only on earlier waves (one node per wave in a chain) and may run them at
+// once. Every buffer (activation, workspace, gradient, fan-out scratch) gets the interval
+// of waves during which it holds something still needed; buffers whose intervals do not
+// overlap share memory (greedy by size, largest first).
 #include <opgraph/graph/plan.hpp>
 
 #include <algorithm>
@@ -201,10 +202,24 @@ class TypedPlan final : public Plan::Impl {
                        const Shape& shape) const;
   T* at(std::int64_t offset) const { return reinterpret_cast<T*>(static_cast<std::byte*>(arena.get()) + offset); }
 
+  void run_wave(Step<T>* const* steps, std::size_t count, bool forward) const;
+  void run_vjp(Step<T>& step);
+  void accumulate(const Step<T>& step) const;
+
   std::vector<Step<T>> steps_;                 // forward order
   std::vector<Step<T>*> backward_steps_;       // backward order
   std::vector<std::vector<View<const T>*>> input_uses_;  // per node: kernel views reading that input
+  // Waves: steps [w[i], w[i+1]) of the forward (backward) order depend only on earlier
+  // waves. A wave with enough work in more than one node runs its nodes at once.
+  std::vector<std::size_t> forward_waves_, backward_waves_;
+  std::vector<char> forward_concurrent_, backward_concurrent_;
+  std::vector<Step<T>*> forward_step_ptrs_;  // &steps_[i], for run_wave
 };
+
+/// A wave runs its nodes at once when it holds at least two and this much work (about
+/// ten microseconds on one core): below it, handing nodes to threads costs more than it
+/// saves. Decided from shapes at compile time, so the same for any thread count.
+constexpr double kConcurrentWaveFlops = 1e6;
 
 template <class T>
 TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
@@ -285,23 +300,48 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     return training && graph.node(id).kind == NodeKind::op && requires_grad[id] && on_path[id] && needed[id];
   };
 
-  // The schedule.
-  std::vector<int> fstep(n, -1), bstep(n, -1);
-  for (NodeId id : order)
-    if (needed[id] && graph.node(id).kind == NodeKind::op) {
-      fstep[id] = static_cast<int>(forward_nodes.size());
-      forward_nodes.push_back(id);
-    }
-  const int F = static_cast<int>(forward_nodes.size());
-  for (auto it = forward_nodes.rbegin(); it != forward_nodes.rend(); ++it)
-    if (vjp_runs(*it)) {
-      const Node& node = graph.node(*it);
-      if (!node.op->has_vjp())
-        throw GraphError(node.origin.empty() ? "node '" + node.name + "'" : node.origin,
-                         fmt::format("op '{}' has no vjp: cannot differentiate through it", node.op->name));
-      bstep[*it] = F + static_cast<int>(backward_nodes.size());
-      backward_nodes.push_back(*it);
-    }
+  // The schedule: waves of nodes that depend only on earlier waves, in order. The nodes of
+  // one wave may run at the same time (independent branches), so time is counted in waves:
+  // a buffer lives from the wave that writes it to the last wave that reads it, and nodes
+  // of one wave never share memory. A chain has one node per wave. The waves depend on the
+  // graph alone, never on the thread count.
+  std::vector<int> fstep(n, -1), bstep(n, -1);  // the wave of each node's forward / vjp
+  for (NodeId id : order) {
+    if (!needed[id] || graph.node(id).kind != NodeKind::op) continue;
+    int wave = 0;
+    for (NodeId in : graph.node(id).inputs)
+      if (fstep[in] >= 0) wave = std::max(wave, fstep[in] + 1);
+    fstep[id] = wave;
+    forward_nodes.push_back(id);
+  }
+  std::stable_sort(forward_nodes.begin(), forward_nodes.end(),
+                   [&](NodeId a, NodeId b) { return fstep[a] < fstep[b]; });
+  const int F = forward_nodes.empty() ? 0 : fstep[forward_nodes.back()] + 1;
+  // Backward: a vjp runs once every vjp that adds to its node's gradient has run, one wave
+  // after the latest of them. Reverse forward order visits consumers first.
+  for (auto it = forward_nodes.rbegin(); it != forward_nodes.rend(); ++it) {
+    if (!vjp_runs(*it)) continue;
+    const Node& node = graph.node(*it);
+    if (!node.op->has_vjp())
+      throw GraphError(node.origin.empty() ? "node '" + node.name + "'" : node.origin,
+                       fmt::format("op '{}' has no vjp: cannot differentiate through it", node.op->name));
+    int wave = F;
+    for (NodeId c : graph.consumers(*it))
+      if (bstep[c] >= 0) wave = std::max(wave, bstep[c] + 1);
+    bstep[*it] = wave;
+    backward_nodes.push_back(*it);
+  }
+  std::stable_sort(backward_nodes.begin(), backward_nodes.end(),
+                   [&](NodeId a, NodeId b) { return bstep[a] < bstep[b]; });
+  auto wave_starts = [](const std::vector<NodeId>& nodes, const std::vector<int>& wave) {
+    std::vector<std::size_t> starts;
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+      if (i == 0 || wave[nodes[i]] != wave[nodes[i - 1]]) starts.push_back(i);
+    starts.push_back(nodes.size());
+    return starts;
+  };
+  forward_waves_ = wave_starts(forward_nodes, fstep);
+  backward_waves_ = wave_starts(backward_nodes, bstep);
 
   // Buffer requests.
   std::vector<BufferRequest> buffers;
@@ -374,8 +414,10 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
   for (const auto& b : buffers) stats.unshared_bytes += b.bytes;
   stats.arena_bytes = pack_buffers(buffers);
   for (NodeId id : graph.params()) stats.param_bytes += values[id].nbytes();
-  stats.forward_steps = F;
+  stats.forward_steps = static_cast<int>(forward_nodes.size());
   stats.backward_steps = static_cast<int>(backward_nodes.size());
+  stats.forward_waves = static_cast<int>(forward_waves_.size()) - 1;
+  stats.backward_waves = static_cast<int>(backward_waves_.size()) - 1;
   if (options.memory_limit > 0 && stats.arena_bytes > options.memory_limit)
     throw GraphError("plan", fmt::format("needs {} for batch {}, above the memory limit of {}: lower the batch "
                                          "size or raise the limit",
@@ -472,6 +514,25 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     profiles.push_back(std::move(p));
   }
 
+  // Which waves run their nodes at once.
+  auto concurrent = [&](const std::vector<std::size_t>& waves, const std::vector<NodeId>& nodes, bool forward) {
+    std::vector<char> flags;
+    for (std::size_t w = 0; w + 1 < waves.size(); ++w) {
+      double work = 0.0;
+      for (std::size_t i = waves[w]; i < waves[w + 1]; ++i) {
+        const auto s = static_cast<std::size_t>(step_of[nodes[i]] - steps_.data());
+        work += forward ? profiles[s].forward_flops : profiles[s].backward_flops;
+      }
+      flags.push_back(waves[w + 1] - waves[w] > 1 && work >= kConcurrentWaveFlops);
+    }
+    return flags;
+  };
+  forward_concurrent_ = concurrent(forward_waves_, forward_nodes, true);
+  backward_concurrent_ = concurrent(backward_waves_, backward_nodes, false);
+  for (Step<T>& step : steps_) forward_step_ptrs_.push_back(&step);
+  stats.concurrent_waves = static_cast<int>(std::count(forward_concurrent_.begin(), forward_concurrent_.end(), 1) +
+                                            std::count(backward_concurrent_.begin(), backward_concurrent_.end(), 1));
+
   // The same decisions, described for dumps.
   for (NodeId id : backward_nodes) {
     const Node& node = graph.node(id);
@@ -500,10 +561,17 @@ void TypedPlan<T>::run_forward() {
                                               graph.node(id).name, graph.node(id).name));
   detail::FloatModeGuard mode;
   if (!options.detect_anomaly && !options.profile) {
-    for (Step<T>& step : steps_) (*step.forward)(step.kernel);  // the plain loop: nothing else per node
+    for (std::size_t w = 0; w + 1 < forward_waves_.size(); ++w) {
+      const std::size_t b = forward_waves_[w], e = forward_waves_[w + 1];
+      if (forward_concurrent_[w]) run_wave(forward_step_ptrs_.data() + b, e - b, true);
+      else
+        for (std::size_t s = b; s < e; ++s) (*steps_[s].forward)(steps_[s].kernel);  // nothing else per node
+    }
     forward_done = true;
     return;
   }
+  // Profiles and anomaly checks run one node at a time, in the same order (the bits are
+  // the same: nodes of a wave are independent).
   if (options.detect_anomaly) {
     for (NodeId id : needed_inputs) {
       const Tensor& v = values[id];
@@ -574,37 +642,71 @@ void TypedPlan<T>::run_backward(const Tensor* seed) {
     target.copy_from(*seed);
   }
   detail::FloatModeGuard mode;
-  for (Step<T>* step : backward_steps_) {
-    if (options.profile) {
-      const auto t0 = std::chrono::steady_clock::now();
-      (*step->vjp)(step->kernel);
-      NodeProfile& p = profiles[static_cast<std::size_t>(step - steps_.data())];
-      p.backward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      ++p.backward_calls;
-    } else {
-      (*step->vjp)(step->kernel);
-    }
-    if (options.detect_anomaly) {
-      const Node& node = graph.node(step->node);
-      for (std::size_t i = 0; i < node.inputs.size(); ++i) {
-        const auto& g = step->kernel.grad_in_[i];
-        if (!g.data) continue;
-        const std::int64_t bad = first_non_finite(g.data, g.size);
-        if (bad >= 0)
-          throw anomaly("backward", *step,
-                        fmt::format("its vjp produced {} in the gradient of '{}'", static_cast<double>(g.data[bad]),
-                                    graph.node(node.inputs[i]).name),
-                        bad, shapes[node.inputs[i]]);
-      }
-    }
-    for (const auto& a : step->accumulate) {
-      T* target = a.target;
-      const T* scratch = a.scratch;
-      parallel_for(a.size, kElementwiseGrain, [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t i = b; i < e; ++i) target[i] += scratch[i];
-      });
-    }
+  const bool plain = !options.detect_anomaly && !options.profile;
+  for (std::size_t w = 0; w + 1 < backward_waves_.size(); ++w) {
+    const std::size_t b = backward_waves_[w], e = backward_waves_[w + 1];
+    if (plain && backward_concurrent_[w]) run_wave(backward_steps_.data() + b, e - b, false);
+    else
+      for (std::size_t s = b; s < e; ++s) run_vjp(*backward_steps_[s]);
+    // Fan-out sums after the whole wave (a wave may hold both the vjp that writes a
+    // gradient first and one that adds to it), in backward order.
+    for (std::size_t s = b; s < e; ++s) accumulate(*backward_steps_[s]);
   }
+}
+
+template <class T>
+void TypedPlan<T>::run_vjp(Step<T>& step) {
+  if (options.profile) {
+    const auto t0 = std::chrono::steady_clock::now();
+    (*step.vjp)(step.kernel);
+    NodeProfile& p = profiles[static_cast<std::size_t>(&step - steps_.data())];
+    p.backward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++p.backward_calls;
+  } else {
+    (*step.vjp)(step.kernel);
+  }
+  if (!options.detect_anomaly) return;
+  const Node& node = graph.node(step.node);
+  for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+    const auto& g = step.kernel.grad_in_[i];
+    if (!g.data) continue;
+    const std::int64_t bad = first_non_finite(g.data, g.size);
+    if (bad >= 0)
+      throw anomaly("backward", step,
+                    fmt::format("its vjp produced {} in the gradient of '{}'", static_cast<double>(g.data[bad]),
+                                graph.node(node.inputs[i]).name),
+                    bad, shapes[node.inputs[i]]);
+  }
+}
+
+template <class T>
+void TypedPlan<T>::accumulate(const Step<T>& step) const {
+  for (const auto& a : step.accumulate) {
+    T* target = a.target;
+    const T* scratch = a.scratch;
+    parallel_for(a.size, kElementwiseGrain, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) target[i] += scratch[i];
+    });
+  }
+}
+
+template <class T>
+void TypedPlan<T>::run_wave(Step<T>* const* steps, std::size_t count, bool forward) const {
+  // One chunk per node; each node's own kernels may split further (nested loops share
+  // the one TBB pool).
+  struct Context {
+    Step<T>* const* steps;
+    bool forward;
+  } context{steps, forward};
+  detail::parallel_chunks(
+      static_cast<std::int64_t>(count),
+      [](void* p, std::int64_t i) {
+        const auto& c = *static_cast<const Context*>(p);
+        Step<T>& step = *c.steps[i];
+        if (c.forward) (*step.forward)(step.kernel);
+        else (*step.vjp)(step.kernel);
+      },
+      &context);
 }
 
 }  // namespace

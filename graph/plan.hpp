@@ -58,8 +58,11 @@ struct PlanStats {
   std::size_t arena_bytes = 0;      // one block holding every activation, gradient and scratch
   std::size_t unshared_bytes = 0;   // what the same buffers would take without reuse
   std::size_t param_bytes = 0;      // parameter values (owned by Params, not the plan)
-  int forward_steps = 0;
-  int backward_steps = 0;
+  int forward_steps = 0;   // op nodes run forward
+  int backward_steps = 0;  // vjps run
+  int forward_waves = 0;   // groups of independent nodes, run one after another
+  int backward_waves = 0;
+  int concurrent_waves = 0;  // waves whose nodes run at the same time (both passes)
 };
 
 /// One vjp of the backward pass, as the planner arranged it (for dumps and reports).
