@@ -99,7 +99,7 @@ std::optional<double> number(const std::string& s) {
 std::optional<std::int64_t> integer(const std::string& s) {
   const auto v = number(s);
   // Whole numbers up to 2^53 (past it doubles are no longer exact; the cast would overflow).
-  if (!v || *v < 0 || *v > 9007199254740992.0 || *v != std::floor(*v)) return std::nullopt;
+  if (!v || *v < 0 || *v > kMaxExactInteger || *v != std::floor(*v)) return std::nullopt;
   return static_cast<std::int64_t>(*v);
 }
 

@@ -79,7 +79,7 @@ class Options {
   }
   std::int64_t integer(const std::string& k, std::int64_t fallback, std::int64_t min = 0) const {
     const double x = number(k, static_cast<double>(fallback));
-    if (x != std::floor(x) || x < static_cast<double>(min) || x > 9007199254740992.0)
+    if (x != std::floor(x) || x < static_cast<double>(min) || x > kMaxExactInteger)
       fail(fmt::format("{} must be a whole number >= {}, got {}", k, min, text(k)));
     return static_cast<std::int64_t>(x);
   }

@@ -324,15 +324,16 @@ class Parser {
   /// Parsing, evaluating and freeing an expression recurse once per level: a bound on the
   /// depth keeps a hostile file from overflowing the stack. No real model comes near it.
   static constexpr int kMaxDepth = 200;
+  [[noreturn]] void too_deep(Loc loc) const {
+    fail(loc, fmt::format("expression nested more than {} levels deep: name some of its parts", kMaxDepth));
+  }
   void check_depth(const Expr& e) const {
-    if (e.depth > kMaxDepth)
-      fail(e.loc, fmt::format("expression nested more than {} levels deep: name some of its parts", kMaxDepth));
+    if (e.depth > kMaxDepth) too_deep(e.loc);
   }
   /// Counts the open parentheses and calls around what is being parsed.
   struct Nesting {
     explicit Nesting(Parser& p, Loc loc) : parser(p) {
-      if (++parser.open_ > kMaxDepth)
-        parser.fail(loc, fmt::format("expression nested more than {} levels deep: name some of its parts", kMaxDepth));
+      if (++parser.open_ > kMaxDepth) parser.too_deep(loc);
     }
     ~Nesting() { --parser.open_; }
     Nesting(const Nesting&) = delete;
@@ -557,7 +558,7 @@ class Runner {
     if (v.kind != Value::Kind::number || !v.integer || v.number < 0)
       fail(e.loc, scope, fmt::format("a dimension must be N or a whole number >= 0, got {}", v.describe(g())));
     // Numbers are doubles: past 2^53 they are no longer exact, and no tensor is that long.
-    if (v.number > 9007199254740992.0)
+    if (v.number > kMaxExactInteger)
       fail(e.loc, scope, fmt::format("a dimension must be at most 2^53, got {}", v.describe(g())));
     return static_cast<std::int64_t>(v.number);
   }
@@ -664,7 +665,7 @@ class Runner {
           fail(a.loc, scope, fmt::format("{}: attribute '{}' takes a number or a word, got {}", callee, a.name,
                                          v.describe(g())));
         if (v.kind == Value::Kind::number) {
-          if (v.integer && std::abs(v.number) > 9007199254740992.0)
+          if (v.integer && std::abs(v.number) > kMaxExactInteger)
             fail(a.loc, scope, fmt::format("{}: attribute '{}' must be at most 2^53 in size, got {}", callee, a.name,
                                            v.describe(g())));
           if (v.integer) attrs.emplace_back(a.name, static_cast<std::int64_t>(v.number));

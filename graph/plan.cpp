@@ -202,7 +202,6 @@ class TypedPlan final : public Plan::Impl {
                        const Shape& shape) const;
   T* at(std::int64_t offset) const { return reinterpret_cast<T*>(static_cast<std::byte*>(arena.get()) + offset); }
 
-  void run_wave(Step<T>* const* steps, std::size_t count, bool forward) const;
   void run_vjp(Step<T>& step);
   void accumulate(const Step<T>& step) const;
 
@@ -212,8 +211,9 @@ class TypedPlan final : public Plan::Impl {
   // Waves: steps [w[i], w[i+1]) of the forward (backward) order depend only on earlier
   // waves. A wave with enough work in more than one node runs its nodes at once.
   std::vector<std::size_t> forward_waves_, backward_waves_;
+  // Such a wave is one parallel_for with a chunk per node; each node's kernels may split
+  // further (nested loops share the one TBB pool).
   std::vector<char> forward_concurrent_, backward_concurrent_;
-  std::vector<Step<T>*> forward_step_ptrs_;  // &steps_[i], for run_wave
 };
 
 /// A wave runs its nodes at once when it holds at least two and this much work (about
@@ -529,7 +529,6 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
   };
   forward_concurrent_ = concurrent(forward_waves_, forward_nodes, true);
   backward_concurrent_ = concurrent(backward_waves_, backward_nodes, false);
-  for (Step<T>& step : steps_) forward_step_ptrs_.push_back(&step);
   stats.concurrent_waves = static_cast<int>(std::count(forward_concurrent_.begin(), forward_concurrent_.end(), 1) +
                                             std::count(backward_concurrent_.begin(), backward_concurrent_.end(), 1));
 
@@ -563,7 +562,11 @@ void TypedPlan<T>::run_forward() {
   if (!options.detect_anomaly && !options.profile) {
     for (std::size_t w = 0; w + 1 < forward_waves_.size(); ++w) {
       const std::size_t b = forward_waves_[w], e = forward_waves_[w + 1];
-      if (forward_concurrent_[w]) run_wave(forward_step_ptrs_.data() + b, e - b, true);
+      if (forward_concurrent_[w])
+        parallel_for(static_cast<std::int64_t>(e - b), 1, [&](std::int64_t i, std::int64_t) {
+          Step<T>& step = steps_[b + static_cast<std::size_t>(i)];
+          (*step.forward)(step.kernel);
+        });
       else
         for (std::size_t s = b; s < e; ++s) (*steps_[s].forward)(steps_[s].kernel);  // nothing else per node
     }
@@ -645,7 +648,11 @@ void TypedPlan<T>::run_backward(const Tensor* seed) {
   const bool plain = !options.detect_anomaly && !options.profile;
   for (std::size_t w = 0; w + 1 < backward_waves_.size(); ++w) {
     const std::size_t b = backward_waves_[w], e = backward_waves_[w + 1];
-    if (plain && backward_concurrent_[w]) run_wave(backward_steps_.data() + b, e - b, false);
+    if (plain && backward_concurrent_[w])
+      parallel_for(static_cast<std::int64_t>(e - b), 1, [&](std::int64_t i, std::int64_t) {
+        Step<T>& step = *backward_steps_[b + static_cast<std::size_t>(i)];
+        (*step.vjp)(step.kernel);
+      });
     else
       for (std::size_t s = b; s < e; ++s) run_vjp(*backward_steps_[s]);
     // Fan-out sums after the whole wave (a wave may hold both the vjp that writes a
@@ -688,25 +695,6 @@ void TypedPlan<T>::accumulate(const Step<T>& step) const {
       for (std::int64_t i = b; i < e; ++i) target[i] += scratch[i];
     });
   }
-}
-
-template <class T>
-void TypedPlan<T>::run_wave(Step<T>* const* steps, std::size_t count, bool forward) const {
-  // One chunk per node; each node's own kernels may split further (nested loops share
-  // the one TBB pool).
-  struct Context {
-    Step<T>* const* steps;
-    bool forward;
-  } context{steps, forward};
-  detail::parallel_chunks(
-      static_cast<std::int64_t>(count),
-      [](void* p, std::int64_t i) {
-        const auto& c = *static_cast<const Context*>(p);
-        Step<T>& step = *c.steps[i];
-        if (c.forward) (*step.forward)(step.kernel);
-        else (*step.vjp)(step.kernel);
-      },
-      &context);
 }
 
 }  // namespace

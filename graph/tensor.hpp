@@ -20,6 +20,10 @@ namespace opgraph {
 /// to a concrete size when a plan is compiled.
 inline constexpr std::int64_t N = -1;
 
+/// 2^53: doubles hold every whole number up to it, and converting one to std::int64_t is
+/// safe. Readers of numbers in text (model files, CSV, data specs) refuse larger counts.
+inline constexpr double kMaxExactInteger = 9007199254740992.0;
+
 /// A list of dimensions; a dimension is a size >= 0 or `N`.
 class Shape {
  public:
