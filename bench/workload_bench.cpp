@@ -151,7 +151,7 @@ Contender make_opgraph(const Workload& w, std::int64_t batch, std::shared_ptr<Op
   Params& params = run->model.params;
   params = g.init_params(0);
   for (const auto& spec : bench::param_specs(w)) bench::fill_param(spec, params.at(spec.name).data<float>());
-  run->sgd = make_sgd({.lr = w.lr});
+  if (!w.inference) run->sgd = make_sgd({.lr = w.lr});  // inference runs no optimizer
 
   // The dataset (all rows), generated in place: features, and labels as y expects them.
   const std::int64_t rows = bench::data_rows(w), cols = bench::inputs(w);

@@ -1,12 +1,14 @@
-// CSV parsing: fields, headers, numeric cells, label columns.
+// CSV parsing: RFC 4180 records, header detection, numeric cells, label columns.
 #include <opgraph/datasets/csv.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <optional>
-#include <set>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -19,80 +21,109 @@ namespace {
 
 struct Field {
   std::string text;
+  std::size_t line;    // 1-based line where the field starts
   std::size_t column;  // 1-based character column where the field starts
 };
 
-struct Line {
-  std::vector<Field> fields;
-  std::size_t number;  // 1-based line number
-};
+/// Splits text into records of fields (RFC 4180: quoted fields may hold the delimiter,
+/// line breaks and "" for a quote). Blank lines are skipped; unquoted fields are trimmed.
+class Records {
+ public:
+  Records(std::string_view text, char delimiter, const std::string& name)
+      : text_(text), delimiter_(delimiter), name_(name) {
+    if (text_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = 3;  // UTF-8 byte-order mark
+  }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-std::vector<Line> split_lines(std::string_view text, char delimiter, const std::string& name) {
-  std::vector<Line> lines;
-  std::size_t line_no = 0, pos = 0;
-  while (pos < text.size()) {
-    std::size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view raw = text.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
-    if (trim(raw).empty()) continue;
-    Line line{{}, line_no};
-    std::size_t i = 0;
-    while (true) {
-      const std::size_t start = i;
-      std::string value;
-      if (i < raw.size() && raw[i] == '"') {  // quoted field, "" for a quote
-        ++i;
-        bool closed = false;
-        while (i < raw.size()) {
-          if (raw[i] == '"') {
-            if (i + 1 < raw.size() && raw[i + 1] == '"') {
-              value += '"';
-              i += 2;
+  /// The next record, or false at the end.
+  bool next(std::vector<Field>& fields) {
+    fields.clear();
+    for (;;) {
+      if (pos_ >= text_.size()) return false;
+      // Skip a blank line.
+      std::size_t p = pos_;
+      while (p < text_.size() && (text_[p] == ' ' || text_[p] == '\t' || text_[p] == '\r')) ++p;
+      if (p < text_.size() && text_[p] == '\n') {
+        pos_ = p + 1;
+        ++line_;
+        line_start_ = pos_;
+        continue;
+      }
+      if (p >= text_.size()) return false;
+      break;
+    }
+    for (;;) {
+      Field f{{}, line_, pos_ - line_start_ + 1};
+      std::size_t p = pos_;
+      while (p < text_.size() && (text_[p] == ' ' || text_[p] == '\t')) ++p;
+      if (p < text_.size() && text_[p] == '"') {
+        f.column = p - line_start_ + 1;
+        ++p;
+        for (;;) {
+          if (p >= text_.size())
+            throw DataError(fmt::format("{}:{}:{}", name_, f.line, f.column), "unterminated quoted field");
+          const char c = text_[p];
+          if (c == '"') {
+            if (p + 1 < text_.size() && text_[p + 1] == '"') {
+              f.text += '"';
+              p += 2;
               continue;
             }
-            closed = true;
-            ++i;
+            ++p;
             break;
           }
-          value += raw[i++];
+          if (c == '\n') {
+            ++line_;
+            line_start_ = p + 1;
+          }
+          f.text += c;
+          ++p;
         }
-        if (!closed) throw DataError(fmt::format("{}:{}:{}", name, line_no, start + 1), "unterminated quoted field");
-        while (i < raw.size() && raw[i] != delimiter) ++i;
+        while (p < text_.size() && (text_[p] == ' ' || text_[p] == '\t' || text_[p] == '\r')) ++p;
+        if (p < text_.size() && text_[p] != delimiter_ && text_[p] != '\n')
+          throw DataError(fmt::format("{}:{}:{}", name_, line_, p - line_start_ + 1),
+                          fmt::format("unexpected '{}' after a closing quote", text_[p]));
       } else {
-        const std::size_t next = raw.find(delimiter, i);
-        const std::size_t stop = next == std::string_view::npos ? raw.size() : next;
-        value = std::string(trim(raw.substr(i, stop - i)));
-        i = stop;
+        std::size_t end = p;
+        while (end < text_.size() && text_[end] != delimiter_ && text_[end] != '\n') ++end;
+        std::string_view raw = text_.substr(p, end - p);
+        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\r')) raw.remove_suffix(1);
+        f.column = p - line_start_ + 1;
+        f.text = std::string(raw);
+        p = end;
       }
-      line.fields.push_back({std::move(value), start + 1});
-      if (i >= raw.size()) break;
-      ++i;  // the delimiter
-      if (i == raw.size()) {
-        line.fields.push_back({"", i + 1});
-        break;
+      fields.push_back(std::move(f));
+      if (p >= text_.size()) {
+        pos_ = p;
+        return true;
       }
+      if (text_[p] == '\n') {
+        pos_ = p + 1;
+        ++line_;
+        line_start_ = pos_;
+        return true;
+      }
+      pos_ = p + 1;  // the delimiter; a field follows, possibly empty
     }
-    lines.push_back(std::move(line));
   }
-  return lines;
-}
 
+ private:
+  std::string_view text_;
+  char delimiter_;
+  const std::string& name_;
+  std::size_t pos_ = 0, line_ = 1, line_start_ = 0;
+};
+
+/// A finite number in plain decimal notation ("5", "-0.25", "1e-3"); nothing else:
+/// "nan", "inf", "0x10", "5 .1", "5,1" are not numbers.
 std::optional<double> number(const std::string& s) {
   if (s.empty()) return std::nullopt;
+  for (char c : s)
+    if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+'))
+      return std::nullopt;
   double v = 0.0;
-  const char* first = s.data();
-  if (*first == '+') ++first;
+  const char* first = s.data() + (s[0] == '+' ? 1 : 0);
   const auto [ptr, ec] = std::from_chars(first, s.data() + s.size(), v);
-  if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+  if (ec != std::errc() || ptr != s.data() + s.size() || !std::isfinite(v)) return std::nullopt;
   return v;
 }
 
@@ -103,101 +134,160 @@ std::optional<std::int64_t> integer(const std::string& s) {
   return static_cast<std::int64_t>(*v);
 }
 
+/// A cell someone meant as a number (it starts like one), even if it is malformed:
+/// "5,1", "0x10", "5 .1", "-3abc". A header cell is a name, never like this.
+bool looks_numeric(const std::string& s) {
+  std::size_t i = 0;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+  if (i < s.size() && s[i] == '.') ++i;
+  return i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]));
+}
+
+bool is_data_row(const std::vector<Field>& row, int label_col) {
+  for (std::size_t c = 0; c < row.size(); ++c) {
+    if (static_cast<int>(c) == label_col) continue;
+    if (!number(row[c].text)) return false;
+  }
+  return true;
+}
+
+/// A row that reads as column names: no empty cell, no malformed number, and at least
+/// one name (numbers are allowed, e.g. a heading "0" for a label column).
+bool is_name_row(const std::vector<Field>& row) {
+  bool any_name = false;
+  for (const Field& f : row) {
+    if (f.text.empty()) return false;
+    if (number(f.text)) continue;
+    if (looks_numeric(f.text)) return false;
+    any_name = true;
+  }
+  return any_name;
+}
+
+int resolve_label(int label_column, std::size_t columns) {
+  return label_column < 0 ? static_cast<int>(columns) + label_column : label_column;
+}
+
 }  // namespace
 
 Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptions& options) {
-  std::vector<Line> lines = split_lines(text, options.delimiter, name);
-  if (lines.empty()) throw DataError(name, "empty file (no rows)");
+  Records records(text, options.delimiter, name);
+  std::vector<Field> first, row;
+  if (!records.next(first)) throw DataError(name, "empty file (no rows)");
+  const bool has_second = records.next(row);
 
   CsvOptions::Header header = options.header;
-  const Line& first = lines.front();
   if (header == CsvOptions::Header::detect) {
-    // A header has a cell that is text; an empty cell is a data error, not a header.
-    const bool all_numbers = std::all_of(first.fields.begin(), first.fields.end(),
-                                         [](const Field& f) { return f.text.empty() || number(f.text).has_value(); });
-    if (all_numbers) {
-      header = CsvOptions::Header::none;
-    } else {
-      const bool sklearn = first.fields.size() >= 3 && integer(first.fields[0].text) &&
-                           integer(first.fields[1].text) && lines.size() > 1 &&
-                           static_cast<std::int64_t>(lines[1].fields.size()) == *integer(first.fields[1].text) + 1;
-      header = sklearn ? CsvOptions::Header::sklearn : CsvOptions::Header::names;
-    }
+    const int label_col = resolve_label(options.label_column, first.size());
+    const bool sklearn = first.size() >= 3 && integer(first[0].text) && integer(first[1].text) && has_second &&
+                         static_cast<std::int64_t>(row.size()) == *integer(first[1].text) + 1;
+    if (sklearn) header = CsvOptions::Header::sklearn;
+    else if (is_data_row(first, label_col)) header = CsvOptions::Header::none;
+    // A header only when the first row cannot be data, reads as names, and the second row
+    // is data: a malformed number in the first row is an error, never a header.
+    else if (is_name_row(first) && has_second && is_data_row(row, resolve_label(options.label_column, row.size())))
+      header = CsvOptions::Header::names;
+    else if (is_name_row(first) && !has_second)
+      throw DataError(name, "only one row, and it reads as a header: no samples (header=no reads it as data)");
+    else header = CsvOptions::Header::none;
   }
   std::vector<std::string> declared_classes;
   std::optional<std::int64_t> declared_samples;
-  std::size_t begin = 0;
   if (header == CsvOptions::Header::sklearn) {
-    if (first.fields.size() < 2 || !integer(first.fields[0].text) || !integer(first.fields[1].text))
-      throw DataError(fmt::format("{}:{}", name, first.number),
-                      "expected a header n_samples,n_features,class names...");
-    declared_samples = *integer(first.fields[0].text);
-    for (std::size_t i = 2; i < first.fields.size(); ++i) declared_classes.push_back(first.fields[i].text);
-    begin = 1;
-  } else if (header == CsvOptions::Header::names) {
-    begin = 1;
+    if (first.size() < 2 || !integer(first[0].text) || !integer(first[1].text))
+      throw DataError(fmt::format("{}:{}", name, first[0].line), "expected a header n_samples,n_features,class names...");
+    declared_samples = *integer(first[0].text);
+    for (std::size_t i = 2; i < first.size(); ++i) declared_classes.push_back(first[i].text);
   }
-  if (begin >= lines.size()) throw DataError(name, "no rows after the header");
+  if (options.report) {
+    options.report->header = header != CsvOptions::Header::none;
+    options.report->note.clear();
+    if (header == CsvOptions::Header::names && options.header == CsvOptions::Header::detect) {
+      std::vector<std::string> names;
+      for (const auto& f : first) names.push_back(f.text);
+      std::string shown = fmt::format("{}", fmt::join(names, ","));
+      if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
+      options.report->note = fmt::format("{}: header row detected: {} (header=no reads it as data)", name, shown);
+    }
+  }
 
-  const std::size_t columns = lines[begin].fields.size();
-  if (columns < 2) throw DataError(fmt::format("{}:{}", name, lines[begin].number), "need at least one feature and a label");
-  const int label_col = options.label_column < 0 ? static_cast<int>(columns) + options.label_column : options.label_column;
-  if (label_col < 0 || label_col >= static_cast<int>(columns))
-    throw DataError(name, fmt::format("label column {} out of range for {} columns", options.label_column, columns));
-  const std::int64_t rows = static_cast<std::int64_t>(lines.size() - begin);
-  const std::int64_t d = static_cast<std::int64_t>(columns) - 1;
-  if (declared_samples && *declared_samples != rows)
-    throw DataError(name, fmt::format("the header announces {} samples, the file has {}", *declared_samples, rows));
-
-  Dataset data;
-  data.name = name;
-  data.features = Tensor({rows, d});
-  data.labels = Tensor({rows});
-  float* f = data.features.data<float>();
-  std::vector<std::string> label_text(static_cast<std::size_t>(rows));
-  bool numeric_labels = true;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const Line& line = lines[begin + static_cast<std::size_t>(r)];
-    if (line.fields.size() != columns)
-      throw DataError(fmt::format("{}:{}", name, line.number),
-                      fmt::format("expected {} fields, got {}", columns, line.fields.size()));
-    std::int64_t j = 0;
+  // The rows: the first unless it is a header, then the rest.
+  std::size_t columns = 0;
+  int label_col = 0;
+  std::vector<float> features;
+  std::vector<std::int32_t> label_ids;  // index into label_texts
+  std::vector<std::string> label_texts;
+  std::unordered_map<std::string, std::int32_t> label_index;
+  std::int64_t rows = 0;
+  auto take = [&](const std::vector<Field>& r) {
+    if (rows == 0) {
+      columns = r.size();
+      if (columns < 2) throw DataError(fmt::format("{}:{}", name, r[0].line), "need at least one feature and a label");
+      label_col = resolve_label(options.label_column, columns);
+      if (label_col < 0 || label_col >= static_cast<int>(columns))
+        throw DataError(name, fmt::format("label column {} out of range for {} columns", options.label_column, columns));
+    }
+    if (r.size() != columns)
+      throw DataError(fmt::format("{}:{}", name, r[0].line), fmt::format("expected {} fields, got {}", columns, r.size()));
     for (std::size_t c = 0; c < columns; ++c) {
-      const Field& field = line.fields[c];
+      const Field& field = r[c];
       if (static_cast<int>(c) == label_col) {
-        if (field.text.empty())
-          throw DataError(fmt::format("{}:{}:{}", name, line.number, field.column), "empty label");
-        label_text[static_cast<std::size_t>(r)] = field.text;
-        if (!integer(field.text)) numeric_labels = false;
+        if (field.text.empty()) throw DataError(fmt::format("{}:{}:{}", name, field.line, field.column), "empty label");
+        auto [it, added] = label_index.try_emplace(field.text, static_cast<std::int32_t>(label_texts.size()));
+        if (added) label_texts.push_back(field.text);
+        label_ids.push_back(it->second);
         continue;
       }
       const auto v = number(field.text);
-      if (!v)
-        throw DataError(fmt::format("{}:{}:{}", name, line.number, field.column),
+      if (!v || std::fabs(*v) > std::numeric_limits<float>::max())
+        throw DataError(fmt::format("{}:{}:{}", name, field.line, field.column),
                         field.text.empty() ? std::string("empty cell, expected a number")
-                                           : fmt::format("not a number: '{}'", field.text));
-      f[r * d + j++] = static_cast<float>(*v);
+                        : v ? fmt::format("{} does not fit a 32-bit float", field.text)
+                            : fmt::format("not a number: '{}'", field.text));
+      features.push_back(static_cast<float>(*v));
     }
+    ++rows;
+  };
+  if (header == CsvOptions::Header::none) take(first);
+  if (has_second) {
+    take(row);
+    while (records.next(row)) take(row);
   }
+  if (rows == 0) throw DataError(name, "no rows after the header");
+  if (declared_samples && *declared_samples != rows)
+    throw DataError(name, fmt::format("the header announces {} samples, the file has {}", *declared_samples, rows));
+
+  const std::int64_t d = static_cast<std::int64_t>(columns) - 1;
+  Dataset data;
+  data.name = name;
+  data.features = Tensor({rows, d});
+  std::copy(features.begin(), features.end(), data.features.data<float>());
+  data.labels = Tensor({rows});
   float* l = data.labels.data<float>();
+  const bool numeric_labels = std::all_of(label_texts.begin(), label_texts.end(), [](const std::string& t) {
+    return integer(t).has_value() && *integer(t) < (std::int64_t{1} << 24);  // exact in f32
+  });
   if (numeric_labels) {
-    for (std::int64_t r = 0; r < rows; ++r) l[r] = static_cast<float>(*integer(label_text[static_cast<std::size_t>(r)]));
+    for (std::int64_t r = 0; r < rows; ++r)
+      l[r] = static_cast<float>(*integer(label_texts[static_cast<std::size_t>(label_ids[static_cast<std::size_t>(r)])]));
     data.class_names = declared_classes;
     const std::int64_t classes = data.num_classes();
     if (!declared_classes.empty() && classes > static_cast<std::int64_t>(declared_classes.size()))
       throw DataError(name, fmt::format("label {} but the header names {} classes", classes - 1, declared_classes.size()));
   } else {
-    const std::set<std::string> names(label_text.begin(), label_text.end());
-    data.class_names.assign(names.begin(), names.end());
-    std::map<std::string, float> index;
-    for (std::size_t i = 0; i < data.class_names.size(); ++i) index[data.class_names[i]] = static_cast<float>(i);
-    for (std::int64_t r = 0; r < rows; ++r) l[r] = index[label_text[static_cast<std::size_t>(r)]];
+    std::vector<std::string> sorted = label_texts;
+    std::sort(sorted.begin(), sorted.end());
+    std::vector<float> rank(label_texts.size());
+    for (std::size_t i = 0; i < label_texts.size(); ++i)
+      rank[i] = static_cast<float>(std::lower_bound(sorted.begin(), sorted.end(), label_texts[i]) - sorted.begin());
+    for (std::int64_t r = 0; r < rows; ++r) l[r] = rank[static_cast<std::size_t>(label_ids[static_cast<std::size_t>(r)])];
+    data.class_names = std::move(sorted);
   }
   return data;
 }
 
 Dataset read_csv(const std::string& path, const CsvOptions& options) {
-  return parse_csv(read_file(path), path, options);
+  return parse_csv(read_file(path, {kMaxCsvBytes, "a CSV file", "split it, or convert it to IDX"}), path, options);
 }
 
 }  // namespace opgraph

@@ -19,7 +19,37 @@ std::uint32_t big_endian(std::string_view bytes, std::size_t at) {
 
 }  // namespace
 
-IdxArray read_idx(const std::string& path) { return parse_idx(read_file(path), path); }
+IdxArray read_idx(const std::string& path) {
+  // The header promises the size: read it first, then exactly that many bytes (plus one
+  // to see whether more follow), so a gzip bomb is never inflated past its promise.
+  InputFile f(path, {std::size_t{1} << 32, "an IDX file"});
+  std::string bytes;
+  f.read(bytes, 4);
+  if (bytes.size() == 4) {
+    const std::uint32_t rank = static_cast<unsigned char>(bytes[3]);
+    const std::uint32_t type = static_cast<unsigned char>(bytes[2]);
+    if ((big_endian(bytes, 0) >> 16) == 0 && rank >= 1 && rank <= 4 && type == 0x08) {
+      f.read(bytes, 4 * rank);
+      if (bytes.size() == 4 + 4 * rank) {
+        long double count = 1;
+        for (std::uint32_t i = 0; i < rank; ++i) count *= big_endian(bytes, 4 + 4 * i);
+        if (count <= static_cast<long double>(std::uint64_t{1} << 32)) {
+          const auto want = static_cast<std::size_t>(count);
+          f.read(bytes, want);
+          // Bytes past the promise are an error; count up to 64 KiB of them for the message.
+          constexpr std::size_t kExtra = 1 << 16;
+          if (bytes.size() == 4 + 4 * rank + want && f.read(bytes, kExtra) == kExtra && !f.at_end())
+            throw DataError(path, fmt::format("more than {} bytes after the {} the header announces", kExtra,
+                                              4 + 4 * rank + want));
+          return parse_idx(bytes, path);
+        }
+        throw DataError(path, fmt::format("the header announces {:.0f} values, more than the 2^32 an IDX file may hold",
+                                          count));
+      }
+    }
+  }
+  return parse_idx(bytes, path);  // reports what is wrong with the header
+}
 
 IdxArray parse_idx(std::string_view bytes, const std::string& path) {
   if (bytes.size() < 4)
@@ -87,7 +117,7 @@ Dataset load_idx_pair(const std::string& images_path, const std::string& labels_
   return d;
 }
 
-Dataset load_mnist(const std::string& folder, bool train) {
+std::vector<std::string> mnist_files(const std::string& folder, bool train) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(folder)) throw DataError(folder, "no such folder (expected the MNIST IDX files in it)");
   const std::string prefix = train ? "train" : "t10k";
@@ -97,9 +127,13 @@ Dataset load_mnist(const std::string& folder, bool train) {
     if (fs::exists(base)) return base;
     throw DataError(folder, fmt::format("no {}-{}[.gz] in this folder", prefix, kind));
   };
-  const std::string images = find("images-idx3-ubyte");
-  const std::string labels = find("labels-idx1-ubyte");
-  return load_idx_pair(images, labels, fs::path(folder).filename().string() + (train ? "/train" : "/test"));
+  return {find("images-idx3-ubyte"), find("labels-idx1-ubyte")};
+}
+
+Dataset load_mnist(const std::string& folder, bool train) {
+  const auto files = mnist_files(folder, train);
+  return load_idx_pair(files[0], files[1],
+                       std::filesystem::path(folder).filename().string() + (train ? "/train" : "/test"));
 }
 
 }  // namespace opgraph

@@ -33,5 +33,7 @@ Dataset load_idx_pair(const std::string& images_path, const std::string& labels_
 /// MNIST or Fashion-MNIST from a folder holding the four standard files
 /// (train-images-idx3-ubyte[.gz], ...): the training set or the test set.
 Dataset load_mnist(const std::string& folder, bool train);
+/// The image and label files load_mnist reads from `folder` (gzip preferred).
+std::vector<std::string> mnist_files(const std::string& folder, bool train);
 
 }  // namespace opgraph

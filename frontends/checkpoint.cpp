@@ -2,6 +2,7 @@
 #include <opgraph/frontends/checkpoint.hpp>
 
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -240,9 +241,21 @@ Checkpoint decode_checkpoint(std::string_view bytes, const std::string& name) {
   return c;
 }
 
-void save_checkpoint(const std::string& path, const Checkpoint& c) { write_file_atomic(path, encode_checkpoint(c)); }
+void save_checkpoint(const std::string& path, const Checkpoint& c) {
+  // A checkpoint is where training resumes: one whose parameters hold NaN or infinity
+  // could never be trained further, and would replace the last good one.
+  for (const auto& [name, t] : c.params)
+    for (std::int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(t.at(i)))
+        throw NumericError(path, fmt::format("parameter '{}' holds {} at index {}: a checkpoint is never written "
+                                             "with non-finite parameters",
+                                             name, t.at(i), i));
+  write_file_atomic(path, encode_checkpoint(c));
+}
 
-Checkpoint load_checkpoint(const std::string& path) { return decode_checkpoint(read_file(path), path); }
+Checkpoint load_checkpoint(const std::string& path) {
+  return decode_checkpoint(read_file(path, {0, "a checkpoint", "is it a checkpoint?"}), path);
+}
 
 void restore_params(const Checkpoint& c, Params& params, const std::string& name) {
   if (c.params.size() > 0 && c.params.dtype() != params.dtype())

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -14,6 +15,8 @@
 #include <opgraph/datasets/idx.hpp>
 #include <opgraph/datasets/locate.hpp>
 #include <opgraph/datasets/synthetic.hpp>
+#include <opgraph/graph/size.hpp>
+#include <opgraph/graph/spec.hpp>
 
 namespace opgraph {
 
@@ -51,52 +54,7 @@ const std::vector<SourceInfo>& sources() {
   return s;
 }
 
-class Options {
- public:
-  Options(std::string spec, std::map<std::string, std::string> values) : spec_(std::move(spec)), v_(std::move(values)) {}
-  [[noreturn]] void fail(const std::string& what) const { throw ParseError(fmt::format("data '{}'", spec_), what); }
-  bool has(const std::string& k) const { return v_.count(k) > 0; }
-  std::string text(const std::string& k, const std::string& fallback = {}) const {
-    const auto it = v_.find(k);
-    return it == v_.end() ? fallback : it->second;
-  }
-  /// A number; "1/255" is allowed.
-  double number(const std::string& k, double fallback) const {
-    if (!has(k)) return fallback;
-    const std::string t = text(k);
-    const auto slash = t.find('/');
-    auto parse = [&](std::string_view s) {
-      double x = 0;
-      const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
-      if (s.empty() || ec != std::errc() || p != s.data() + s.size() || !std::isfinite(x))
-        fail(fmt::format("{}: '{}' is not a number", k, t));
-      return x;
-    };
-    if (slash == std::string::npos) return parse(t);
-    const double den = parse(std::string_view(t).substr(slash + 1));
-    if (den == 0) fail(fmt::format("{}: division by zero in '{}'", k, t));
-    return parse(std::string_view(t).substr(0, slash)) / den;
-  }
-  std::int64_t integer(const std::string& k, std::int64_t fallback, std::int64_t min = 0) const {
-    const double x = number(k, static_cast<double>(fallback));
-    if (x != std::floor(x) || x < static_cast<double>(min) || x > kMaxExactInteger)
-      fail(fmt::format("{} must be a whole number >= {}, got {}", k, min, text(k)));
-    return static_cast<std::int64_t>(x);
-  }
-  bool flag(const std::string& k, bool fallback) const {
-    if (!has(k)) return fallback;
-    const std::string t = text(k);
-    if (t == "true" || t == "1" || t == "yes" || t.empty()) return true;
-    if (t == "false" || t == "0" || t == "no") return false;
-    fail(fmt::format("{}: expected true or false, got '{}'", k, t));
-  }
-
- private:
-  std::string spec_;
-  std::map<std::string, std::string> v_;
-};
-
-std::vector<std::int64_t> class_list(const Options& o, const std::string& text) {
+std::vector<std::int64_t> class_list(const Spec& o, const std::string& text) {
   std::vector<std::int64_t> out;
   std::size_t start = 0;
   while (start <= text.size()) {
@@ -122,95 +80,100 @@ Dataset limit_rows(const Dataset& d, std::int64_t n) {
 
 }  // namespace
 
+/// The most samples a synthetic source generates.
+constexpr std::int64_t kMaxSynthetic = 100'000'000;
+
 LoadedData load_data(std::string_view spec_text, const std::string& data_folder, const Standardizer* standardizer) {
-  const std::string spec(spec_text);
-  const std::size_t colon = spec.find(':');
-  const std::string source = spec.substr(0, colon);
+  const Spec o(spec_text, "data");
+  const std::string& source = o.name();
   const auto info = std::find_if(sources().begin(), sources().end(), [&](const SourceInfo& s) { return s.name == source; });
   if (info == sources().end()) {
     std::vector<std::string> names;
     for (const auto& s : sources()) names.push_back(s.name);
-    throw ParseError(fmt::format("data '{}'", spec),
-                     fmt::format("unknown data source '{}'{}", source, suggestion(source, names)));
+    o.fail(fmt::format("unknown data source '{}'{}", source, suggestion(source, names)));
   }
-  std::map<std::string, std::string> values;
-  if (colon != std::string::npos) {
-    std::string_view rest = std::string_view(spec).substr(colon + 1);
-    while (!rest.empty()) {
-      const std::size_t comma = rest.find(',');
-      const std::string_view item = rest.substr(0, comma);
-      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-      const std::size_t eq = item.find('=');
-      const std::string key(item.substr(0, eq));
-      std::vector<std::string> allowed = info->keys;
-      allowed.insert(allowed.end(), kCommonKeys.begin(), kCommonKeys.end());
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
-        throw ParseError(fmt::format("data '{}'", spec),
-                         fmt::format("{} takes no key '{}'{}", source, key, suggestion(key, allowed)));
-      values[key] = eq == std::string_view::npos ? "" : std::string(item.substr(eq + 1));
-    }
-  }
-  const Options o(spec, values);
-  const auto seed = static_cast<std::uint64_t>(o.integer("seed", 0));
+  std::vector<std::string> allowed = info->keys;
+  allowed.insert(allowed.end(), kCommonKeys.begin(), kCommonKeys.end());
+  o.allow(allowed);
+  const std::string spec = o.text();
+  constexpr std::int64_t kMaxInt = std::numeric_limits<std::int64_t>::max();
+  const auto seed = static_cast<std::uint64_t>(o.integer("seed", 0, 0, kMaxInt));
+  auto count = [&](const char* key, std::int64_t fallback) { return o.integer(key, fallback, 1, kMaxSynthetic); };
+  auto real = [&](const char* key, double fallback) {
+    return o.real(key, fallback, 0.0, std::numeric_limits<double>::max());
+  };
 
   LoadedData out;
   if (source == "mnist" || source == "fashion") {
-    const std::string folder = o.has("folder") ? o.text("folder") : find_data(source, data_folder);
+    const std::string folder = o.has("folder") ? o.string("folder") : find_data(source, data_folder);
     out.train = load_mnist(folder, true);
     out.test = load_mnist(folder, false);
+    for (bool train : {true, false})
+      for (auto& f : mnist_files(folder, train)) out.files.push_back(f);
     if (o.has("classes")) {
-      const auto keep = class_list(o, o.text("classes"));
+      const auto keep = class_list(o, o.string("classes"));
       out.train = filter_classes(out.train, keep);
       out.test = filter_classes(out.test, keep);
     }
-    if (o.has("per_class")) out.train = first_per_class(out.train, o.integer("per_class", 0, 1));
+    if (o.has("per_class")) out.train = first_per_class(out.train, o.integer("per_class", 0, 1, kMaxInt));
   } else if (source == "iris" || source == "wine") {
     out.train = load_builtin(source);
   } else if (source == "digits" || source == "breast_cancer") {
     const std::string small = find_data("small", data_folder);
-    out.train = read_csv(small + (source == "digits" ? "/digits.csv.gz" : "/breast_cancer.csv"));
+    const std::string file = small + (source == "digits" ? "/digits.csv.gz" : "/breast_cancer.csv");
+    out.train = read_csv(file);
+    out.files.push_back(file);
     out.train.name = source;
   } else if (source == "csv") {
     if (!o.has("file")) o.fail("csv needs file=PATH");
     CsvOptions c;
-    c.label_column = static_cast<int>(o.number("label", -1));
-    const std::string header = o.text("header", "detect");
+    c.label_column = static_cast<int>(o.integer("label", -1, -100000, 100000));
+    const std::string header = o.choice("header", "detect", {"detect", "yes", "no", "names", "none", "sklearn"});
     if (header == "detect") c.header = CsvOptions::Header::detect;
-    else if (header == "none") c.header = CsvOptions::Header::none;
-    else if (header == "names") c.header = CsvOptions::Header::names;
-    else if (header == "sklearn") c.header = CsvOptions::Header::sklearn;
-    else o.fail(fmt::format("header: expected detect, none, names or sklearn, got '{}'", header));
-    out.train = read_csv(o.text("file"), c);
-    if (o.has("test_file")) out.test = read_csv(o.text("test_file"), c);
+    else if (header == "none" || header == "no") c.header = CsvOptions::Header::none;
+    else if (header == "names" || header == "yes") c.header = CsvOptions::Header::names;
+    else c.header = CsvOptions::Header::sklearn;
+    CsvReport report;
+    c.report = &report;
+    out.train = read_csv(o.string("file"), c);
+    out.files.push_back(o.string("file"));
+    if (!report.note.empty()) out.notes.push_back(report.note);
+    if (o.has("test_file")) {
+      out.test = read_csv(o.string("test_file"), c);
+      out.files.push_back(o.string("test_file"));
+      if (!report.note.empty()) out.notes.push_back(report.note);
+    }
   } else if (source == "xor") {
-    out.train = make_xor(o.integer("copies", 1, 1), o.number("noise", 0.0), seed);
+    out.train = make_xor(o.integer("copies", 1, 1, kMaxSynthetic / 4), real("noise", 0.0), seed);
   } else if (source == "blobs") {
-    out.train = make_blobs(o.integer("n", 500, 1), o.integer("centers", 3, 1), o.number("spread", 1.0),
-                           o.integer("dims", 2, 1), seed);
+    const std::int64_t n = count("n", 500), dims = o.integer("dims", 2, 1, 1'000'000);
+    // The features are n x dims values: refuse what the memory limit would refuse, before
+    // the centres are even drawn.
+    checked_mul(n, dims, "blobs: n x dims");
+    out.train = make_blobs(n, o.integer("centers", 3, 1, 1'000'000), real("spread", 1.0), dims, seed);
   } else if (source == "moons") {
-    out.train = make_moons(o.integer("n", 1000, 1), o.number("noise", 0.1), seed);
+    out.train = make_moons(count("n", 1000), real("noise", 0.1), seed);
   } else if (source == "circles") {
-    out.train = make_circles(o.integer("n", 1000, 1), o.number("noise", 0.05), o.number("factor", 0.5), seed);
+    out.train = make_circles(count("n", 1000), real("noise", 0.05), o.real("factor", 0.5, 0.0, 1.0, true, true), seed);
   } else if (source == "spirals") {
-    out.train = make_spirals(o.integer("n", 600, 1), o.integer("classes", 3, 1), o.number("noise", 0.2), seed);
+    out.train = make_spirals(count("n", 600), o.integer("classes", 3, 1, 1000), real("noise", 0.2), seed);
   } else if (source == "boxes") {
-    out.train = make_uniform_boxes(o.integer("n", 300, 1), {{1, 5}, {10, 15}, {20, 25}}, 3, seed);
+    out.train = make_uniform_boxes(count("n", 300), {{1, 5}, {10, 15}, {20, 25}}, 3, seed);
   }
 
   if (o.has("limit")) {
-    out.train = limit_rows(out.train, o.integer("limit", 0, 1));
-    if (out.has_test()) out.test = limit_rows(out.test, o.integer("limit", 0, 1));
+    out.train = limit_rows(out.train, o.integer("limit", 0, 1, kMaxInt));
+    if (out.has_test()) out.test = limit_rows(out.test, o.integer("limit", 0, 1, kMaxInt));
   }
   if (o.has("test")) {
     if (out.has_test()) o.fail(fmt::format("{} has its own test part: drop test=", source));
-    const double f = o.number("test", 0.0);
-    if (!(f > 0.0 && f < 1.0)) o.fail(fmt::format("test must be a fraction between 0 and 1, got {}", o.text("test")));
+    const double f = o.real("test", 0.0, 0.0, 1.0, true, true);
     Split s = train_test_split(out.train, f, seed, o.flag("stratify", true));
     out.train = std::move(s.train);
     out.test = std::move(s.test);
   }
   if (o.has("scale")) {
-    const double f = o.number("scale", 1.0);
+    const double f = o.real("scale", 1.0, -std::numeric_limits<double>::max(), std::numeric_limits<double>::max());
     out.train = scaled(out.train, f);
     if (out.has_test()) out.test = scaled(out.test, f);
   }

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <opgraph/datasets/dataset.hpp>
 
@@ -16,6 +17,8 @@ struct LoadedData {
   Dataset test;  // empty (size 0) when there is none
   std::optional<Standardizer> standardizer;  // fitted on train when the spec standardises
   std::string description;                   // one line for reports
+  std::vector<std::string> files;            // the files read (outputs must not replace them)
+  std::vector<std::string> notes;            // what was decided on the user's behalf, e.g. a CSV header
   bool has_test() const { return test.size() > 0; }
 };
 

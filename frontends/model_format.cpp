@@ -15,6 +15,7 @@
 
 #include <opgraph/datasets/read_file.hpp>
 #include <opgraph/graph/op.hpp>
+#include <opgraph/graph/random.hpp>
 #include <opgraph/graph/registry.hpp>
 
 namespace opgraph {
@@ -52,6 +53,7 @@ class Lexer {
 
   std::vector<Token> run() {
     std::vector<Token> out;
+    if (s_.substr(0, 3) == "\xEF\xBB\xBF") i_ = 3;  // a UTF-8 byte-order mark, as some editors write
     while (i_ < s_.size()) {
       const char c = s_[i_];
       const Loc loc{line_, col_};
@@ -93,6 +95,10 @@ class Lexer {
         const auto p = punct.find(c);
         if (p == std::string::npos) {
           const auto u = static_cast<unsigned char>(c);
+          if (const std::size_t n = utf8_length(i_); n > 0)
+            fail(loc, fmt::format("unexpected character '{}': names use ASCII letters, digits, '_' and '.' (other "
+                                  "characters may appear in comments and strings)",
+                                  s_.substr(i_, n)));
           fail(loc, std::isprint(u) ? fmt::format("unexpected character '{}'", c)
                                     : fmt::format("unexpected byte 0x{:02x}: not a text model file", u));
         }
@@ -108,6 +114,16 @@ class Lexer {
   }
 
  private:
+  /// The length of a well-formed UTF-8 sequence of two to four bytes at `at`, else 0.
+  std::size_t utf8_length(std::size_t at) const {
+    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s_[at + k]); };
+    const unsigned char lead = b(0);
+    const std::size_t n = lead >= 0xC2 && lead <= 0xDF ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0;
+    if (n == 0 || at + n > s_.size()) return 0;
+    for (std::size_t k = 1; k < n; ++k)
+      if ((b(k) & 0xC0) != 0x80) return 0;
+    return n;
+  }
   void advance() {
     if (s_[i_] == '\n') {
       ++line_;
@@ -241,9 +257,21 @@ class Parser {
       }
       b.body.push_back(statement(true));
     }
-    const bool returns = std::any_of(b.body.begin(), b.body.end(),
-                                     [](const Statement& s) { return s.kind == Statement::Kind::ret; });
-    if (!returns) fail(b.loc, fmt::format("block '{}' has no 'return'", b.name));
+    const Statement* first_return = nullptr;
+    for (const Statement& s : b.body) {
+      if (s.kind != Statement::Kind::ret) continue;
+      if (first_return)
+        fail(s.loc, fmt::format("block '{}' returns twice (first at {}): a block has one 'return'", b.name,
+                                where(first_return->loc)));
+      first_return = &s;
+    }
+    if (!first_return) fail(b.loc, fmt::format("block '{}' has no 'return'", b.name));
+    if (&b.body.back() != first_return)
+      fail(b.body.back().loc, fmt::format("statement after 'return' in block '{}': 'return' comes last", b.name));
+    if (Registry::global().find(b.name))
+      fail(b.loc, fmt::format("block '{}' has the name of a registered op: rename the block (an op of that name "
+                              "would be hidden)",
+                              b.name));
     return b;
   }
 
@@ -463,6 +491,16 @@ class Runner {
 
  private:
   Graph& g() { return out_.graph; }
+  /// The graph, for adding one node: refuses past kMaxNodes, whether the nodes come from
+  /// blocks or are written out one per line.
+  static constexpr std::size_t kMaxNodes = 100'000;
+  void room(Loc loc, const Scope& scope) {
+    if (g().size() >= kMaxNodes) fail(loc, scope, fmt::format("the model expands to more than {} nodes", kMaxNodes));
+  }
+  Graph& grow(Loc loc, const Scope& scope) {
+    room(loc, scope);
+    return g();
+  }
   std::string where(Loc loc, const Scope&) const { return parser_.where(loc); }
   [[noreturn]] void fail(Loc loc, const Scope& scope, const std::string& what) const {
     throw ParseError(where(loc, scope), what);
@@ -476,7 +514,7 @@ class Runner {
     switch (s.kind) {
       case Statement::Kind::input:
       case Statement::Kind::labels: {
-        const NodeId id = g().add_input(s.name, shape(s, scope), where(s.loc, scope));
+        const NodeId id = grow(s.loc, scope).add_input(s.name, shape(s, scope), where(s.loc, scope));
         scope.vars[s.name] = Value{Value::Kind::node, id, 0.0, false, {}};
         if (s.kind == Statement::Kind::labels) {
           if (!out_.labels.empty())
@@ -490,7 +528,7 @@ class Runner {
       case Statement::Kind::param: {
         const Shape sh = shape(s, scope);
         const Init init = s.init ? initialiser(*s.init, scope) : sh.rank() >= 2 ? Init::xavier() : Init::zeros();
-        const NodeId id = g().add_param(full_name(scope, s.name), sh, init, where(s.loc, scope));
+        const NodeId id = grow(s.loc, scope).add_param(full_name(scope, s.name), sh, init, where(s.loc, scope));
         scope.vars[s.name] = Value{Value::Kind::node, id, 0.0, false, {}};
         return std::nullopt;
       }
@@ -513,6 +551,12 @@ class Runner {
         } else {
           if (g().loss()) fail(s.loc, scope, fmt::format("a second loss '{}' (the first is '{}')", s.name,
                                                          g().node(*g().loss()).name));
+          // Training reads one number: say so here, not at the first step.
+          const Shape& shape = g().node(id).shape;
+          if (shape.has_batch() || shape.numel() != 1)
+            fail(s.loc, scope, fmt::format("the loss '{}' has shape {}: a loss is one number; reduce it with mean(...) "
+                                           "or sum(...), or use a loss op",
+                                           s.name, shape));
           g().set_loss(id);
         }
         return std::nullopt;
@@ -530,7 +574,7 @@ class Runner {
     if (v.kind != Value::Kind::node)
       fail(e.loc, scope, fmt::format("'{}' must be a value (a node), got {}", name, v.describe(g())));
     if (g().node(v.node).name != name) {
-      const NodeId id = g().add_op("identity", {v.node}, {}, name, where(loc, scope));
+      const NodeId id = grow(loc, scope).add_op("identity", {v.node}, {}, name, where(loc, scope));
       v.node = id;
     }
     return v;
@@ -593,8 +637,17 @@ class Runner {
     };
     if (e.text == "zeros") return want(0), Init::zeros();
     if (e.text == "constant") return want(1), Init::constant(a[0]);
-    if (e.text == "normal") return want(2), Init::normal(a[0], a[1]);
-    if (e.text == "uniform") return want(2), Init::uniform(a[0], a[1]);
+    if (e.text == "normal") {
+      want(2);
+      if (!(a[1] >= 0))
+        fail(e.loc, scope, fmt::format("normal({}, {}): the standard deviation must be >= 0", a[0], a[1]));
+      return Init::normal(a[0], a[1]);
+    }
+    if (e.text == "uniform") {
+      want(2);
+      if (!(a[0] < a[1])) fail(e.loc, scope, fmt::format("uniform({}, {}): the low bound must be below the high one", a[0], a[1]));
+      return Init::uniform(a[0], a[1]);
+    }
     if (e.text == "xavier" || e.text == "glorot") return want(0), Init::xavier();
     if (e.text == "he") return want(0), Init::he();
     static const std::vector<std::string> known = {"zeros", "constant", "normal", "uniform", "xavier", "glorot", "he"};
@@ -627,7 +680,8 @@ class Runner {
         std::vector<NodeId> in;
         for (const auto& a : e.args) in.push_back(as_node(eval(*a.value, scope, {}), *a.value, scope, ops.at(e.text)));
         const std::string op = ops.at(e.text);
-        return node_value(g().add_op(op, in, {}, name.empty() ? auto_name(scope, op) : name, where(e.loc, scope)));
+        return node_value(
+            grow(e.loc, scope).add_op(op, in, {}, name.empty() ? auto_name(scope, op) : name, where(e.loc, scope)));
       }
       case Expr::Kind::call: return call(e, scope, name);
     }
@@ -680,11 +734,10 @@ class Runner {
       }
     }
     const std::string node_name = name.empty() ? auto_name(scope, callee) : name;
-    return node_value(g().add_op(callee, inputs, attrs, node_name, where(e.loc, scope)));
+    return node_value(grow(e.loc, scope).add_op(callee, inputs, attrs, node_name, where(e.loc, scope)));
   }
 
   static constexpr std::size_t kMaxBlockDepth = 64;
-  static constexpr std::size_t kMaxNodes = 100'000;
 
   Value instantiate(const BlockDef& b, const Expr& e, Scope& outer, const std::string& name) {
     if (std::find(outer.chain.begin(), outer.chain.end(), b.name) != outer.chain.end()) {
@@ -695,8 +748,7 @@ class Runner {
     // Blocks calling blocks twice over grow as 2^depth: bound what a file can expand to.
     if (outer.chain.size() >= kMaxBlockDepth)
       fail(e.loc, outer, fmt::format("blocks nested more than {} deep", kMaxBlockDepth));
-    if (g().size() >= kMaxNodes)
-      fail(e.loc, outer, fmt::format("the model expands to more than {} nodes", kMaxNodes));
+    room(e.loc, outer);
     Scope inner;
     inner.chain = outer.chain;
     inner.chain.push_back(b.name);
@@ -780,7 +832,7 @@ class Runner {
           g().rename(result->node, inner.prefix);
           return *result;
         }
-        return node_value(g().add_op("identity", {result->node}, {}, inner.prefix, where(s.loc, inner)));
+        return node_value(grow(s.loc, inner).add_op("identity", {result->node}, {}, inner.prefix, where(s.loc, inner)));
       }
     }
     fail(b.loc, inner, fmt::format("block '{}' ended without 'return'", b.name));
@@ -816,10 +868,9 @@ ModelFile parse_model(std::string_view text, const std::string& name) {
 }
 
 ModelFile load_model(const std::string& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (!ec && size > kMaxModelFileBytes) too_large(path, size);
-  const std::string text = read_file(path);
+  const std::string text =
+      read_file(path, {kMaxModelFileBytes, "a model file",
+                       "an .og file declares the architecture; trained weights go in checkpoints"});
   if (text.empty()) throw ParseError(path, "empty model file: declare at least an input and a loss");
   return parse_model(text, path);
 }
@@ -854,6 +905,19 @@ std::string print_model(const Graph& g, const PrintOptions& options) {
   return out;
 }
 
+std::string graph_fingerprint(const Graph& graph) {
+  return fmt::format("{:016x}", stable_hash(print_model(graph)));
+}
+
+std::vector<std::string> plugins_used(const Graph& graph) {
+  std::set<std::string> files;
+  for (NodeId id = 0; id < graph.size(); ++id) {
+    const Node& n = graph.node(id);
+    if (n.kind == NodeKind::op && n.op->source != "built-in" && !n.op->source.empty()) files.insert(n.op->source);
+  }
+  return {files.begin(), files.end()};
+}
+
 bool same_graph(const Graph& a, const Graph& b, std::string* why) {
   auto differ = [&](const std::string& what) {
     if (why) *why = what;
@@ -866,8 +930,15 @@ bool same_graph(const Graph& a, const Graph& b, std::string* why) {
     const Node& y = b.node(*other);
     if (x.kind != y.kind) return differ(fmt::format("node '{}' is of another kind", x.name));
     if (x.shape != y.shape) return differ(fmt::format("node '{}': shape {} against {}", x.name, x.shape, y.shape));
-    if (x.op != y.op) return differ(fmt::format("node '{}': another op", x.name));
-    if (x.attrs != y.attrs) return differ(fmt::format("node '{}': other attributes", x.name));
+    if (x.op != y.op)
+      return differ(fmt::format("node '{}': op {} against {}", x.name, x.op ? x.op->name : "none", y.op ? y.op->name : "none"));
+    if (x.attrs != y.attrs) {
+      for (std::size_t i = 0; i < x.attrs.size() && i < y.attrs.size(); ++i)
+        if (!(x.attrs[i] == y.attrs[i]))
+          return differ(fmt::format("node '{}': {}={} against {}", x.name, x.op->attrs[i].name, x.attrs[i].str(),
+                                    y.attrs[i].str()));
+      return differ(fmt::format("node '{}': other attributes", x.name));
+    }
     if (!(x.init == y.init)) return differ(fmt::format("node '{}': initialiser {} against {}", x.name, x.init.str(), y.init.str()));
     if (x.inputs.size() != y.inputs.size()) return differ(fmt::format("node '{}': another number of inputs", x.name));
     for (std::size_t i = 0; i < x.inputs.size(); ++i)

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <opgraph/graph/graph.hpp>
 
@@ -48,5 +49,13 @@ std::string print_model(const Graph& graph, const PrintOptions& options = {});
 /// inputs, initialisers), outputs and loss. Origins are not compared. On a difference,
 /// `why` says where.
 bool same_graph(const Graph& a, const Graph& b, std::string* why = nullptr);
+
+/// A fingerprint of a graph's structure (ops, shapes, attributes, names, initialisers,
+/// outputs, loss): 16 hex digits of a hash of its printed form. Checkpoints record it, so
+/// loading parameters into another architecture with the same parameter names is refused.
+std::string graph_fingerprint(const Graph& graph);
+
+/// The plugin files whose ops the graph uses (OpDef::source of every op not built in).
+std::vector<std::string> plugins_used(const Graph& graph);
 
 }  // namespace opgraph

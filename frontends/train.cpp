@@ -11,6 +11,20 @@
 
 namespace opgraph {
 
+namespace {
+/// The prediction head must name at least one class.
+PredictionHead checked(const Graph& graph, PredictionHead head) {
+  if (head.outputs < 1) {
+    const Node& n = graph.node(head.node);
+    throw ShapeError(n.origin.empty() ? "node '" + n.name + "'" : n.origin,
+                     fmt::format("the prediction '{}' has shape {}: it predicts no class", n.name, n.shape));
+  }
+  return head;
+}
+}  // namespace
+
+PredictionHead prediction_head_checked(const Graph& graph);
+
 PredictionHead prediction_head(const Graph& graph) {
   PredictionHead head;
   if (graph.loss()) {
@@ -39,6 +53,8 @@ PredictionHead prediction_head(const Graph& graph) {
   throw GraphError("model", "cannot tell which node predicts: use a built-in loss or mark an output");
 }
 
+PredictionHead prediction_head_checked(const Graph& graph) { return checked(graph, prediction_head(graph)); }
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -64,7 +80,7 @@ struct Trainer::Compiled {
   std::string head_name;
 };
 
-Trainer::Trainer(Model& model) : model_(model), head_(prediction_head(model.graph)) {
+Trainer::Trainer(Model& model) : model_(model), head_(prediction_head_checked(model.graph)) {
   const auto check_input = [&](const std::string& name, const char* role) {
     const auto id = model_.graph.find(name);
     if (!id || model_.graph.node(*id).kind != NodeKind::input) {
@@ -75,6 +91,32 @@ Trainer::Trainer(Model& model) : model_(model), head_(prediction_head(model.grap
   };
   check_input(model_.input, "samples");
   if (model_.graph.loss()) check_input(model_.labels, "labels");
+  const Graph& g = model_.graph;
+  if (g.loss()) {
+    const Node& loss = g.node(*g.loss());
+    if (loss.shape.has_batch() || loss.shape.numel() != 1)
+      throw ShapeError(loss.origin.empty() ? "node '" + loss.name + "'" : loss.origin,
+                       fmt::format("the loss '{}' has shape {}: training needs one number; reduce it with mean or sum",
+                                   loss.name, loss.shape));
+  }
+  // Every input the loss or the prediction reads must be one the trainer feeds.
+  std::vector<char> needed(g.size(), 0);
+  std::vector<NodeId> stack{head_.node};
+  if (g.loss()) stack.push_back(*g.loss());
+  while (!stack.empty()) {
+    const NodeId id = stack.back();
+    stack.pop_back();
+    if (needed[id]) continue;
+    needed[id] = 1;
+    for (NodeId in : g.node(id).inputs) stack.push_back(in);
+  }
+  for (NodeId id : g.inputs()) {
+    const Node& n = g.node(id);
+    if (!needed[id] || n.name == model_.input || (g.loss() && n.name == model_.labels)) continue;
+    throw GraphError(n.origin.empty() ? "input '" + n.name + "'" : n.origin,
+                     fmt::format("the model reads input '{}', but training feeds only '{}' (the samples){}", n.name,
+                                 model_.input, g.loss() ? fmt::format(" and '{}' (the labels)", model_.labels) : ""));
+  }
 }
 
 Trainer::~Trainer() = default;

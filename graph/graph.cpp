@@ -11,6 +11,7 @@
 
 #include <opgraph/graph/random.hpp>
 #include <opgraph/graph/registry.hpp>
+#include <opgraph/graph/size.hpp>
 
 namespace opgraph {
 
@@ -129,6 +130,22 @@ std::string located(const std::string& origin, const std::string& fallback) {
   return origin.empty() ? fallback : origin;
 }
 
+/// What every shape in a graph must be: at most kMaxRank dimensions, each >= 0 (or N
+/// where the batch is allowed), and few enough elements that f64 values of it, with N
+/// bound to 1, fit in 2^62 bytes. Returns the problem, or "" when there is none.
+std::string shape_problem(const Shape& shape, bool allow_batch) {
+  if (shape.rank() > kMaxRank) return fmt::format("more than {} dimensions", kMaxRank);
+  std::int64_t n = 1;
+  for (auto d : shape.dims()) {
+    if (d == N && allow_batch) continue;
+    if (d == N) return "the batch dimension N (parameters need fixed sizes)";
+    if (d < 0) return fmt::format("a negative dimension ({})", d);
+    if (!mul_fits(n, d, &n)) return "more values than fit in memory (over 2^62 bytes)";
+  }
+  if (!mul_fits(n, 8, &n)) return "more values than fit in memory (over 2^62 bytes)";
+  return {};
+}
+
 /// Checks and completes the attributes given for `op` (defaults filled, ints widened to floats).
 std::vector<AttrValue> resolve_attrs(const OpDef& op, const Attrs& given, const std::string& where) {
   std::vector<AttrValue> values;
@@ -190,6 +207,8 @@ NodeId Graph::add_input(std::string name, Shape shape, std::string origin) {
   for (auto d : shape.dims())
     if (d < 0 && d != N)
       throw ShapeError(located(origin, "input '" + name + "'"), fmt::format("negative dimension in shape {}", shape));
+  if (auto problem = shape_problem(shape, true); !problem.empty())
+    throw ShapeError(located(origin, "input '" + name + "'"), fmt::format("shape {} has {}", shape, problem));
   Node n;
   n.name = std::move(name);
   n.kind = NodeKind::input;
@@ -205,6 +224,8 @@ NodeId Graph::add_param(std::string name, Shape shape, Init init, std::string or
     throw ShapeError(where, fmt::format("shape {} holds the batch dimension N; parameters need fixed sizes", shape));
   for (auto d : shape.dims())
     if (d < 0) throw ShapeError(where, fmt::format("negative dimension in shape {}", shape));
+  if (auto problem = shape_problem(shape, false); !problem.empty())
+    throw ShapeError(where, fmt::format("param '{}': shape {} has {}", name, shape, problem));
   Node n;
   n.name = std::move(name);
   n.kind = NodeKind::param;
@@ -251,6 +272,12 @@ NodeId Graph::add_op(std::string_view op_name, std::vector<NodeId> inputs, Attrs
   } catch (const GraphError& e) {
     throw GraphError(where, e.detail());
   }
+  // The engine checks what every shape rule returns (a plugin's too): a negative or
+  // huge dimension must never reach a kernel or a size computation.
+  if (auto problem = shape_problem(n.shape, true); !problem.empty())
+    throw ShapeError(where, fmt::format("{}: its shape rule{} returned {}, which has {}", op->name,
+                                        op->source == "built-in" || op->source.empty() ? "" : " (from " + op->source + ")",
+                                        n.shape, problem));
   n.name = std::move(name);
   n.kind = NodeKind::op;
   n.op = op;

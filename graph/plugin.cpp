@@ -64,7 +64,16 @@ std::vector<std::string> load_plugin(const std::string& path) {
 
   detail::begin_capture();
   dlerror();
-  void* handle = dlopen(canonical.c_str(), RTLD_NOW | RTLD_LOCAL);
+  void* handle = nullptr;
+  try {
+    handle = dlopen(canonical.c_str(), RTLD_NOW | RTLD_LOCAL);
+  } catch (const std::exception& e) {  // a static initialiser of the plugin threw
+    detail::end_capture();
+    throw Error(path, fmt::format("threw while loading: {}: fix its static initialisers", e.what()));
+  } catch (...) {
+    detail::end_capture();
+    throw Error(path, "threw an unknown exception while loading: fix its static initialisers");
+  }
   const std::vector<detail::StagedOp> staged = detail::end_capture();
   if (!handle) {
     const char* err = dlerror();

@@ -2,6 +2,7 @@
 #include <opgraph/graph/tensor.hpp>
 
 #include <algorithm>
+#include <opgraph/graph/size.hpp>
 #include <cstring>
 #include <new>
 
@@ -20,8 +21,8 @@ std::int64_t Shape::numel() const {
   std::int64_t n = 1;
   for (auto d : dims_) {
     if (d == N) throw ShapeError(fmt::format("shape {} has no size until the batch dimension N is bound", str()));
-    if (__builtin_mul_overflow(n, d, &n))
-      throw ShapeError(fmt::format("shape {} has more elements than fit in 64 bits", str()));
+    if (d < 0) throw ShapeError(fmt::format("shape {} has a negative dimension", str()));
+    if (!mul_fits(n, d, &n)) throw ShapeError(fmt::format("shape {} holds more than 2^62 elements", str()));
   }
   return n;
 }
@@ -56,11 +57,24 @@ namespace {
 
 constexpr std::size_t kAlign = 64;
 
-std::shared_ptr<void> allocate(std::size_t bytes) {
+/// Zeroed, aligned memory, reserved from the memory budget first (released with it).
+std::shared_ptr<void> allocate(std::size_t bytes, const Shape& shape, DType dtype) {
   const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + kAlign - 1) / kAlign * kAlign;
-  void* p = ::operator new(rounded, std::align_val_t{kAlign});
+  if (!detail::try_reserve_memory(rounded))
+    detail::throw_over_limit(rounded, fmt::format("a tensor of shape {} ({})", shape.str(), to_string(dtype)));
+  void* p = nullptr;
+  try {
+    p = ::operator new(rounded, std::align_val_t{kAlign});
+  } catch (...) {
+    detail::release_memory(rounded);
+    throw;
+  }
   std::memset(p, 0, rounded);
-  return {p, [](void* q) { ::operator delete(q, std::align_val_t{kAlign}); }};
+  // On failure shared_ptr's constructor calls the deleter itself.
+  return {p, [rounded](void* q) {
+            ::operator delete(q, std::align_val_t{kAlign});
+            detail::release_memory(rounded);
+          }};
 }
 
 template <class F>
@@ -75,7 +89,10 @@ Tensor::Tensor(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtyp
   for (auto d : shape_.dims())
     if (d < 0) throw ShapeError(fmt::format("cannot allocate a tensor of shape {}", shape_.str()));
   numel_ = shape_.numel();
-  owner_ = allocate(nbytes());
+  std::int64_t bytes = 0;
+  if (!mul_fits(numel_, static_cast<std::int64_t>(size_of(dtype_)), &bytes))
+    throw ShapeError(fmt::format("a tensor of shape {} ({}) needs more than 2^62 bytes", shape_.str(), to_string(dtype_)));
+  owner_ = allocate(static_cast<std::size_t>(bytes), shape_, dtype_);
   data_ = owner_.get();
 }
 

@@ -1,4 +1,4 @@
-// log_softmax over the last axis: x - logsumexp(x); vjp g - softmax(x) * sum(g).
+// log_softmax over the last axis: (x - max) - log1p(sum of the other exps); vjp g - softmax(x) * sum(g).
 #include <opgraph/graph/math.hpp>
 #include <opgraph/graph/op.hpp>
 
@@ -16,19 +16,10 @@ OPGRAPH_OP(log_softmax)
     })
     .saves_output()
     .forward([](auto& k) {
-      using T = scalar_of<decltype(k)>;
       const auto& x = k.in(0);
       const auto& y = k.out();
       with_width(x.cols(), [&](auto n) {
-        for_row_chunks(x.rows(), n, [&](std::int64_t b, std::int64_t e) {
-          detail::exp_shifted_rows(x.data, y.data, b, e, n);  // y holds exp(x - m) for a moment
-          for (std::int64_t r = b; r < e; ++r) {
-            const T* xr = x.data + r * n;
-            T* yr = y.data + r * n;
-            const T lse = detail::row_max(xr, n) + std::log(detail::row_sum(yr, n));
-            for (std::int64_t j = 0; j < n; ++j) yr[j] = xr[j] - lse;
-          }
-        });
+        for_row_chunks(x.rows(), n, [&](std::int64_t b, std::int64_t e) { detail::log_softmax_rows(x.data, y.data, b, e, n); });
       });
     })
     .vjp([](auto& k) {

@@ -7,8 +7,10 @@
 
 namespace opgraph::ops {
 
-// Per row: logsumexp(z) * sum(y) - <y, z>, which is -sum y log softmax(z). The forward
-// keeps softmax(z) in the workspace; the vjp is (softmax(z) sum(y) - y) / rows.
+// Per row: -sum_j y_j log softmax(z)_j with log softmax(z)_j = (z_j - m) - log1p(rest), m
+// the row max and rest the sum of the other exps (never z_j - (m + log sum), which loses the
+// answer to a rounding step of m). The forward keeps softmax(z) in the workspace; the vjp
+// is (softmax(z) sum(y) - y) / rows.
 OPGRAPH_OP(softmax_cross_entropy)
     .doc("cross-entropy of softmax(logits) against one-hot [...,C] or index [...] labels, fused and stable")
     .input("logits")
@@ -32,16 +34,18 @@ OPGRAPH_OP(softmax_cross_entropy)
           for (std::int64_t r = b; r < e; ++r) {
             const T* zr = z.row(r);
             T* pr = probs.data + r * n;
-            const T sum = detail::row_sum(pr, n);
-            const double lse = static_cast<double>(detail::row_max(zr, n)) + std::log(static_cast<double>(sum));
-            const T inv = T(1) / sum;
+            const std::int64_t top = detail::row_argmax(zr, n);
+            double rest = 0.0;  // pr[top] is exactly exp(0) = 1
+            for (std::int64_t j = 0; j < n; ++j) rest += j == top ? 0.0 : static_cast<double>(pr[j]);
+            const double m = static_cast<double>(zr[top]), log_sum = std::log1p(rest);
+            const T inv = T(1) / detail::row_sum(pr, n);
             for (std::int64_t j = 0; j < n; ++j) pr[j] *= inv;
             if (one_hot) {
               const T* yr = y.data + r * n;
               for (std::int64_t j = 0; j < n; ++j)
-                if (yr[j] != T(0)) s += static_cast<double>(yr[j]) * (lse - static_cast<double>(zr[j]));
+                if (yr[j] != T(0)) s += static_cast<double>(yr[j]) * (log_sum - (static_cast<double>(zr[j]) - m));
             } else {
-              s += lse - static_cast<double>(zr[detail::class_index(k, y.data[r], r, n)]);
+              s += log_sum - (static_cast<double>(zr[detail::class_index(k, y.data[r], r, n)]) - m);
             }
           }
           return s;

@@ -13,6 +13,7 @@
 
 #include <opgraph/graph/kernel.hpp>
 #include <opgraph/graph/parallel.hpp>
+#include <opgraph/graph/spec.hpp>
 
 namespace opgraph {
 
@@ -237,108 +238,131 @@ class RmsProp final : public Optimizer {
 
 }  // namespace
 
-std::unique_ptr<Optimizer> make_sgd(OptimizerOptions o) { return std::make_unique<Sgd>("sgd", o); }
-std::unique_ptr<Optimizer> make_momentum(OptimizerOptions o) { return std::make_unique<Momentum>("momentum", o, false); }
-std::unique_ptr<Optimizer> make_nesterov(OptimizerOptions o) { return std::make_unique<Momentum>("nesterov", o, true); }
-std::unique_ptr<Optimizer> make_adam(OptimizerOptions o) { return std::make_unique<Adam>("adam", o, false); }
-std::unique_ptr<Optimizer> make_adamw(OptimizerOptions o) { return std::make_unique<Adam>("adamw", o, true); }
-std::unique_ptr<Optimizer> make_rmsprop(OptimizerOptions o) { return std::make_unique<RmsProp>("rmsprop", o); }
+namespace {
 
-std::vector<std::string> optimizer_names() { return {"sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"}; }
+/// Every optimizer in one table: its name, what it does, the keys of its spec beyond the
+/// common ones, its defaults, and how to make it.
+struct OptimizerKind {
+  const char* name;
+  const char* doc;
+  std::vector<std::string> keys;
+  double lr;
+  double weight_decay;
+  std::unique_ptr<Optimizer> (*make)(OptimizerOptions);
+};
 
-std::unique_ptr<Optimizer> make_optimizer(std::string_view kind, OptimizerOptions o) {
-  if (kind == "sgd" || kind == "gd") return make_sgd(o);
-  if (kind == "momentum") return make_momentum(o);
-  if (kind == "nesterov") return make_nesterov(o);
-  if (kind == "adam") return make_adam(o);
-  if (kind == "adamw") return make_adamw(o);
-  if (kind == "rmsprop") return make_rmsprop(o);
-  throw ParseError(fmt::format("unknown optimizer '{}'{}", kind, suggestion(kind, optimizer_names())));
+const std::vector<std::string> kCommonKeys = {"lr",       "wd",    "weight_decay", "clip",   "clip_norm",
+                                              "schedule", "every", "decay",        "epochs", "min_lr", "warmup"};
+
+const std::vector<OptimizerKind>& kinds() {
+  static const std::vector<OptimizerKind> k = {
+      {"sgd", "w -= lr g", {}, 0.01, 0.0, [](OptimizerOptions o) -> std::unique_ptr<Optimizer> { return std::make_unique<Sgd>("sgd", o); }},
+      {"momentum", "v = gamma v + lr g; w -= v", {"gamma", "momentum"}, 0.01, 0.0,
+       [](OptimizerOptions o) -> std::unique_ptr<Optimizer> { return std::make_unique<Momentum>("momentum", o, false); }},
+      {"nesterov", "v = gamma v + lr g; w -= gamma v + lr g", {"gamma", "momentum"}, 0.01, 0.0,
+       [](OptimizerOptions o) -> std::unique_ptr<Optimizer> { return std::make_unique<Momentum>("nesterov", o, true); }},
+      {"adam", "bias-corrected moments; w -= lr m / (sqrt(v) + eps)", {"beta1", "beta2", "eps"}, 1e-3, 0.0,
+       [](OptimizerOptions o) -> std::unique_ptr<Optimizer> { return std::make_unique<Adam>("adam", o, false); }},
+      {"adamw", "adam with decoupled weight decay (default wd 0.01)", {"beta1", "beta2", "eps"}, 1e-3, 0.01,
+       [](OptimizerOptions o) -> std::unique_ptr<Optimizer> { return std::make_unique<Adam>("adamw", o, true); }},
+      {"rmsprop", "s = rho s + (1 - rho) g^2; w -= lr g / (sqrt(s) + eps)", {"rho", "eps"}, 1e-3, 0.0,
+       [](OptimizerOptions o) -> std::unique_ptr<Optimizer> { return std::make_unique<RmsProp>("rmsprop", o); }},
+  };
+  return k;
 }
 
-std::unique_ptr<Optimizer> parse_optimizer(std::string_view spec) {
-  const std::string where = fmt::format("optimizer '{}'", spec);
-  const std::size_t colon = spec.find(':');
-  const std::string_view kind = spec.substr(0, colon);
-  if (kind.empty()) throw ParseError(where, "expected a name such as sgd, momentum or adam before ':'");
+const OptimizerKind* find_kind(std::string_view name) {
+  if (name == "gd") name = "sgd";
+  for (const auto& k : kinds())
+    if (name == k.name) return &k;
+  return nullptr;
+}
+
+/// Fills what the caller left to the optimizer (NaN): its own learning rate and decay.
+OptimizerOptions with_defaults(const OptimizerKind& k, OptimizerOptions o) {
+  if (std::isnan(o.lr)) o.lr = k.lr;
+  if (std::isnan(o.weight_decay)) o.weight_decay = k.weight_decay;
+  return o;
+}
+
+}  // namespace
+
+std::unique_ptr<Optimizer> make_sgd(OptimizerOptions o) { return make_optimizer("sgd", o); }
+std::unique_ptr<Optimizer> make_momentum(OptimizerOptions o) { return make_optimizer("momentum", o); }
+std::unique_ptr<Optimizer> make_nesterov(OptimizerOptions o) { return make_optimizer("nesterov", o); }
+std::unique_ptr<Optimizer> make_adam(OptimizerOptions o) { return make_optimizer("adam", o); }
+std::unique_ptr<Optimizer> make_adamw(OptimizerOptions o) { return make_optimizer("adamw", o); }
+std::unique_ptr<Optimizer> make_rmsprop(OptimizerOptions o) { return make_optimizer("rmsprop", o); }
+
+std::vector<std::string> optimizer_names() {
+  std::vector<std::string> out;
+  for (const auto& k : kinds()) out.emplace_back(k.name);
+  return out;
+}
+
+std::string optimizer_help() {
+  std::string s = "Optimizer specs: NAME[:key=value,...]\n\nOptimizers (default lr; keys beyond the common ones):\n";
+  for (const auto& k : kinds())
+    s += fmt::format("  {:<9} lr {:<6} {}{}\n", k.name, k.lr, k.doc,
+                     k.keys.empty() ? std::string() : fmt::format(" [{}]", fmt::join(k.keys, ", ")));
+  s += fmt::format("\nCommon keys: {}\n", fmt::join(kCommonKeys, ", "));
+  return s;
+}
+
+std::unique_ptr<Optimizer> make_optimizer(std::string_view name, OptimizerOptions o) {
+  const OptimizerKind* k = find_kind(name);
+  if (!k) throw ParseError(fmt::format("unknown optimizer '{}'{}", name, suggestion(name, optimizer_names())));
+  o = with_defaults(*k, o);
+  if (!(o.lr > 0) || !std::isfinite(o.lr)) throw ParseError(fmt::format("{}: lr must be positive, got {}", k->name, o.lr));
+  return k->make(o);
+}
+
+std::unique_ptr<Optimizer> parse_optimizer(std::string_view text) {
+  const Spec spec(text, "optimizer");
+  const OptimizerKind* k = find_kind(spec.name());
+  if (!k) spec.fail(fmt::format("unknown optimizer '{}'{}", spec.name(), suggestion(spec.name(), optimizer_names())));
+  std::vector<std::string> keys = k->keys;
+  keys.insert(keys.end(), kCommonKeys.begin(), kCommonKeys.end());
+  spec.allow(keys, [&](const std::string& key) -> std::string {
+    std::vector<std::string> owners;
+    for (const auto& other : kinds())
+      if (std::find(other.keys.begin(), other.keys.end(), key) != other.keys.end()) owners.emplace_back(other.name);
+    if (owners.empty()) return {};
+    return fmt::format("did you mean the {} optimizer?", fmt::join(owners, " or "));
+  });
+  if (spec.has("gamma") && spec.has("momentum")) spec.fail("gamma and momentum are the same key: give one");
+  if (spec.has("wd") && spec.has("weight_decay")) spec.fail("wd and weight_decay are the same key: give one");
+  if (spec.has("clip") && spec.has("clip_norm")) spec.fail("clip and clip_norm are the same key: give one");
+  constexpr double inf = std::numeric_limits<double>::infinity();
   OptimizerOptions o;
-  if (kind == "momentum" || kind == "nesterov") o.lr = 0.01;
-  if (kind == "adam" || kind == "adamw" || kind == "rmsprop") o.lr = 1e-3;
-  if (kind == "adamw") o.weight_decay = 0.01;
-  if (colon != std::string_view::npos) {
-    std::string_view rest = spec.substr(colon + 1);
-    static const std::vector<std::string> keys = {"lr",   "gamma",  "momentum", "beta1", "beta2", "eps",
-                                                  "rho",  "wd",     "weight_decay", "clip", "clip_norm", "schedule",
-                                                  "every", "decay", "epochs",   "min_lr", "warmup"};
-    while (!rest.empty()) {
-      const std::size_t comma = rest.find(',');
-      const std::string_view item = rest.substr(0, comma);
-      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-      const std::size_t eq = item.find('=');
-      if (eq == std::string_view::npos) throw ParseError(where, fmt::format("expected key=value, got '{}'", item));
-      const std::string key(item.substr(0, eq));
-      const std::string_view text = item.substr(eq + 1);
-      if (key == "schedule") {
-        if (text == "constant") o.schedule.kind = Schedule::Kind::constant;
-        else if (text == "step") o.schedule.kind = Schedule::Kind::step;
-        else if (text == "exp" || text == "exponential") o.schedule.kind = Schedule::Kind::exponential;
-        else if (text == "cosine") o.schedule.kind = Schedule::Kind::cosine;
-        else {
-          const std::vector<std::string> kinds = {"constant", "step", "exp", "cosine"};
-          throw ParseError(where, fmt::format("unknown schedule '{}'{}", text, suggestion(text, kinds)));
-        }
-        continue;
-      }
-      double v = 0.0;
-      const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-      if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || !std::isfinite(v))
-        throw ParseError(where, fmt::format("{}: '{}' is not a number", key, text));
-      auto non_negative = [&] {
-        if (v < 0) throw ParseError(where, fmt::format("{} must not be negative, got {}", key, v));
-      };
-      if (key == "lr") {
-        if (v <= 0) throw ParseError(where, fmt::format("lr must be positive, got {}", v));
-        o.lr = v;
-      } else if (key == "gamma" || key == "momentum") {
-        if (v < 0 || v >= 1) throw ParseError(where, fmt::format("{} must be in [0, 1), got {}", key, v));
-        o.momentum = v;
-      } else if (key == "beta1" || key == "beta2" || key == "rho") {
-        if (v < 0 || v >= 1) throw ParseError(where, fmt::format("{} must be in [0, 1), got {}", key, v));
-        (key == "beta1" ? o.beta1 : key == "beta2" ? o.beta2 : o.rho) = v;
-      } else if (key == "eps") {
-        if (v <= 0) throw ParseError(where, fmt::format("eps must be positive, got {}", v));
-        o.eps = v;
-      } else if (key == "wd" || key == "weight_decay") {
-        non_negative();
-        o.weight_decay = v;
-      } else if (key == "clip" || key == "clip_norm") {
-        non_negative();
-        o.clip_norm = v;
-      } else if (key == "every") {
-        if (v <= 0) throw ParseError(where, fmt::format("every must be positive, got {}", v));
-        o.schedule.every = v;
-      } else if (key == "decay") {
-        if (v <= 0) throw ParseError(where, fmt::format("decay must be positive, got {}", v));
-        o.schedule.gamma = v;
-      } else if (key == "epochs") {
-        non_negative();
-        o.schedule.epochs = v;
-      } else if (key == "min_lr") {
-        non_negative();
-        o.schedule.min_lr = v;
-      } else if (key == "warmup") {
-        non_negative();
-        o.schedule.warmup = v;
-      } else {
-        throw ParseError(where, fmt::format("unknown key '{}'{}", key, suggestion(key, keys)));
-      }
-    }
-  }
-  try {
-    return make_optimizer(kind, o);
-  } catch (const ParseError& e) {
-    throw ParseError(where, e.detail());
-  }
+  o.lr = spec.real("lr", k->lr, 0.0, inf, true);
+  const char* gamma = spec.has("momentum") ? "momentum" : "gamma";
+  o.momentum = spec.real(gamma, o.momentum, 0.0, 1.0, false, true);
+  o.beta1 = spec.real("beta1", o.beta1, 0.0, 1.0, false, true);
+  o.beta2 = spec.real("beta2", o.beta2, 0.0, 1.0, false, true);
+  o.rho = spec.real("rho", o.rho, 0.0, 1.0, false, true);
+  o.eps = spec.real("eps", o.eps, 0.0, inf, true);
+  o.weight_decay = spec.real(spec.has("wd") ? "wd" : "weight_decay", k->weight_decay, 0.0, inf);
+  o.clip_norm = spec.real(spec.has("clip") ? "clip" : "clip_norm", 0.0, 0.0, inf);
+  const std::string schedule = spec.choice("schedule", "constant", {"constant", "step", "exp", "exponential", "cosine"});
+  o.schedule.kind = schedule == "step"                              ? Schedule::Kind::step
+                    : schedule == "exp" || schedule == "exponential" ? Schedule::Kind::exponential
+                    : schedule == "cosine"                            ? Schedule::Kind::cosine
+                                                                      : Schedule::Kind::constant;
+  // A schedule key the chosen schedule does not read would be silently ignored.
+  auto only_for = [&](const char* key, const char* schedules, bool ok) {
+    if (spec.has(key) && !ok) spec.fail(fmt::format("{} applies to schedule={}, not {}", key, schedules, schedule));
+  };
+  only_for("every", "step", o.schedule.kind == Schedule::Kind::step);
+  only_for("decay", "step or exp", o.schedule.kind == Schedule::Kind::step || o.schedule.kind == Schedule::Kind::exponential);
+  only_for("epochs", "cosine", o.schedule.kind == Schedule::Kind::cosine);
+  only_for("min_lr", "cosine", o.schedule.kind == Schedule::Kind::cosine);
+  o.schedule.every = spec.real("every", o.schedule.every, 0.0, inf, true);
+  o.schedule.gamma = spec.real("decay", o.schedule.gamma, 0.0, inf, true);
+  o.schedule.epochs = spec.real("epochs", o.schedule.epochs, 0.0, inf);
+  o.schedule.min_lr = spec.real("min_lr", o.schedule.min_lr, 0.0, inf);
+  o.schedule.warmup = spec.real("warmup", o.schedule.warmup, 0.0, inf);
+  return k->make(o);
 }
 
 }  // namespace opgraph

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,14 +31,17 @@ struct Schedule {
   std::string str() const;
 };
 
+/// Options of every optimizer. NaN (the default of lr and weight_decay) means "the
+/// optimizer's own default": lr 0.01 for sgd, momentum, nesterov; 1e-3 for adam, adamw,
+/// rmsprop; weight decay 0.01 for adamw, 0 otherwise (the table optimizer_help prints).
 struct OptimizerOptions {
-  double lr = 0.01;
+  double lr = std::numeric_limits<double>::quiet_NaN();
   double momentum = 0.9;      // gamma of momentum and nesterov
   double beta1 = 0.9;         // adam, adamw
   double beta2 = 0.999;       // adam, adamw
   double eps = 1e-8;          // adam, adamw, rmsprop
   double rho = 0.99;          // rmsprop: decay of the squared-gradient average
-  double weight_decay = 0.0;  // L2: adds weight_decay * w to the gradient; adamw: decoupled
+  double weight_decay = std::numeric_limits<double>::quiet_NaN();  // L2: adds wd * w to the gradient; adamw: decoupled
   double clip_norm = 0.0;     // scale gradients down to this global L2 norm (0: off)
   Schedule schedule = {};
 };
@@ -111,9 +115,12 @@ std::unique_ptr<Optimizer> make_adamw(OptimizerOptions options);
 /// RMSProp: s = rho s + (1 - rho) g^2; w -= lr g / (sqrt(s) + eps).
 std::unique_ptr<Optimizer> make_rmsprop(OptimizerOptions options);
 
-/// By name: sgd, momentum, nesterov, adam, adamw, rmsprop.
+/// By name: sgd, momentum, nesterov, adam, adamw, rmsprop. Throws ParseError for an
+/// unknown name or a learning rate that is not positive.
 std::unique_ptr<Optimizer> make_optimizer(std::string_view kind, OptimizerOptions options);
 std::vector<std::string> optimizer_names();
+/// Every optimizer, its default learning rate, rule and keys: what `opgraph train --help` shows.
+std::string optimizer_help();
 
 /// From a spec such as "momentum:lr=0.01,gamma=0.9" or
 /// "adam:lr=1e-3,wd=1e-4,clip=1,schedule=cosine,warmup=2". Keys: lr, gamma (or

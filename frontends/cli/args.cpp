@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <opgraph/graph/error.hpp>
+#include <opgraph/graph/spec.hpp>
 
 namespace opgraph::cli {
 
@@ -61,51 +62,37 @@ const std::vector<std::string>& Args::all(const std::string& name) const {
   return it == values_.end() ? none : it->second;
 }
 
-std::int64_t Args::integer(const std::string& name, std::int64_t fallback, std::int64_t min) const {
+std::int64_t Args::integer(const std::string& name, std::int64_t fallback, std::int64_t min, std::int64_t max) const {
   if (!has(name)) return fallback;
   const std::string t = get(name);
-  std::int64_t v = 0;
-  const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-  if (t.empty() || ec != std::errc() || p != t.data() + t.size() || v < min)
-    fail(fmt::format("--{}: expected a whole number >= {}, got '{}'", name, min, t));
-  return v;
+  const auto v = parse_integer(t);
+  if (!v || *v < min || *v > max) fail(fmt::format("--{}: expected a whole number {}, got '{}'", name, range_text(min, max), t));
+  return *v;
 }
 
 double Args::fraction(const std::string& name, double fallback) const {
   if (!has(name)) return fallback;
   const std::string t = get(name);
-  double v = 0;
-  const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-  if (t.empty() || ec != std::errc() || p != t.data() + t.size() || !(v > 0 && v < 1))
-    fail(fmt::format("--{}: expected a fraction between 0 and 1, got '{}'", name, t));
-  return v;
+  const auto v = parse_real(t);
+  if (!v || !(*v > 0 && *v < 1)) fail(fmt::format("--{}: expected a fraction between 0 and 1, got '{}'", name, t));
+  return *v;
 }
 
 double Args::real(const std::string& name, double fallback, double min) const {
   if (!has(name)) return fallback;
   const std::string t = get(name);
-  double v = 0;
-  const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-  if (t.empty() || ec != std::errc() || p != t.data() + t.size() || !std::isfinite(v) || v < min)
-    fail(fmt::format("--{}: expected a number >= {}, got '{}'", name, min, t));
-  return v;
+  const auto v = parse_real(t);
+  if (!v || *v < min) fail(fmt::format("--{}: expected a number >= {}, got '{}'", name, min, t));
+  return *v;
 }
 
-std::size_t Args::bytes(const std::string& name, std::size_t fallback) const {
-  if (!has(name)) return fallback;
+std::optional<std::size_t> Args::bytes(const std::string& name) const {
+  if (!has(name)) return std::nullopt;
   const std::string t = get(name);
-  double v = 0;
-  const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-  std::string unit(p, t.data() + t.size());
-  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  double scale = 0;
-  if (unit.empty() || unit == "B") scale = 1;
-  else if (unit == "K" || unit == "KB" || unit == "KIB") scale = 1024.0;
-  else if (unit == "M" || unit == "MB" || unit == "MIB") scale = 1024.0 * 1024.0;
-  else if (unit == "G" || unit == "GB" || unit == "GIB") scale = 1024.0 * 1024.0 * 1024.0;
-  if (t.empty() || ec != std::errc() || scale == 0 || !std::isfinite(v) || v <= 0 || v * scale > 1e18)
-    fail(fmt::format("--{}: expected a size such as 512M or 2G, got '{}'", name, t));
-  return static_cast<std::size_t>(v * scale);
+  if (t == "none") return std::size_t{0};
+  const auto v = parse_size(t);
+  if (!v || *v < 1) fail(fmt::format("--{}: expected a size of at least 1 byte such as 512M or 2G (or none), got '{}'", name, t));
+  return static_cast<std::size_t>(*v);
 }
 
 std::string Args::one_positional(const std::string& what) const {
@@ -120,6 +107,7 @@ std::string help_text(const std::string& usage, const std::string& about, const 
     const std::string flag = "--" + o.name + (o.value.empty() ? "" : " " + o.value);
     s += fmt::format("  {:<24} {}\n", flag, o.help);
   }
+  s += fmt::format("  {:<24} {}\n", "--plugin FILE.so", "load ops from a plugin first (repeatable)");
   s += fmt::format("  {:<24} {}\n", "--help", "show this help");
   return s;
 }

@@ -1,5 +1,6 @@
 // opgraph check: conformance of registered ops (built-in, or a plugin's).
 #include <cstdio>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -40,7 +41,7 @@ int check(int argc, char** argv) {
     selected = Registry::global().ops();
   }
   ConformanceOptions o;
-  o.seed = static_cast<std::uint64_t>(a.integer("seed", 1, 0));
+  o.seed = static_cast<std::uint64_t>(a.integer("seed", 1, 0, std::numeric_limits<std::int64_t>::max()));
   int failed = 0;
   std::vector<std::string> rows;
   if (!a.has("json"))

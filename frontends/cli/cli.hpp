@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -36,14 +37,15 @@ class Args {
   bool has(const std::string& name) const { return values_.count(name) > 0; }
   std::string get(const std::string& name, const std::string& fallback = {}) const;
   const std::vector<std::string>& all(const std::string& name) const;
-  /// A whole number >= min; UsageError names the option otherwise.
-  std::int64_t integer(const std::string& name, std::int64_t fallback, std::int64_t min) const;
+  /// A whole number in [min, max]; UsageError names the option and the range otherwise.
+  std::int64_t integer(const std::string& name, std::int64_t fallback, std::int64_t min,
+                       std::int64_t max = 2147483647) const;
   double fraction(const std::string& name, double fallback) const;  // in (0, 1)
   /// A finite number >= min.
   double real(const std::string& name, double fallback, double min) const;
-  /// A size in bytes: a number with an optional unit K, M, G (powers of 1024; KB, KiB, ...
-  /// read the same), e.g. 512M, 1.5G, 100000.
-  std::size_t bytes(const std::string& name, std::size_t fallback) const;
+  /// A size in bytes: a number with an optional unit K, M, G, T (powers of 1024; KB, KiB,
+  /// ... read the same), e.g. 512M, 1.5G, 100000; "none" gives 0. Absent: nullopt.
+  std::optional<std::size_t> bytes(const std::string& name) const;
   /// The single positional argument `what` (e.g. the model file).
   std::string one_positional(const std::string& what) const;
   [[noreturn]] void fail(const std::string& what) const;
@@ -78,6 +80,18 @@ int data(int argc, char** argv);
 int export_npy(int argc, char** argv);
 int check(int argc, char** argv);
 int profile(int argc, char** argv);
+
+/// The whole command line: dispatch to a command, errors printed as one line, the exit
+/// status returned (never exit()). main_entry adds the process setup and the final check
+/// that everything written to stdout arrived.
+int run(int argc, char** argv);
+int main_entry(int argc, char** argv);
+
+/// --threads and --memory-limit (the process's memory budget; default 80 % of RAM).
+void set_threads(const Args& a);
+void set_memory_limit_option(const Args& a);
+/// What loading decided on the user's behalf (a CSV header), one line each on stderr.
+void print_notes(const std::vector<std::string>& notes, bool quiet);
 
 /// Random samples of the model's input shape with valid labels, for timing runs.
 Dataset random_data(const Model& model, const Trainer& trainer, std::int64_t rows);

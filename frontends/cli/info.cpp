@@ -34,9 +34,12 @@ int dump(int argc, char** argv) {
                stdout);
     return 0;
   }
-  const ModelFile file = load_model(a.one_positional("MODEL.og"));
+  const std::string model_path = a.one_positional("MODEL.og");
   DumpOptions o;
   o.batch = a.integer("batch", 0, 1);
+  protect_input(model_path, "the model file");
+  check_outputs({{"--out", a.get("out")}});
+  const ModelFile file = load_model(model_path);
   o.backward = a.has("backward");
   o.labels = file.labels;
   const std::string format = a.get("format", "og");

@@ -1,6 +1,7 @@
 // opgraph profile: time, FLOPs and bytes per node of a training step.
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <map>
 
 #include <fmt/format.h>
@@ -24,7 +25,7 @@ int profile(int argc, char** argv) {
       {"steps", "N", "steps to time, after one warm-up step (default 10)"},
       {"seed", "N", "seed of the parameters (default 0)"},
       {"threads", "N", "worker threads"},
-      {"memory-limit", "SIZE", "refuse to run if the plan's buffers would need more, e.g. 512M"},
+      {"memory-limit", "SIZE", "the most memory tensors, plans and data may take, e.g. 512M (default: 80% of RAM)"},
       {"json", "", "print the profile as one JSON object"},
   };
   const Args a("profile", argc, argv, 2, options);
@@ -37,14 +38,14 @@ int profile(int argc, char** argv) {
                stdout);
     return 0;
   }
-  const ModelFile file = load_model(a.one_positional("MODEL.og"));
-  if (a.has("threads")) set_num_threads(static_cast<int>(a.integer("threads", 0, 1)));
+  set_threads(a);
+  set_memory_limit_option(a);
   const std::int64_t batch = a.integer("batch", 128, 1);
-  const int steps = static_cast<int>(a.integer("steps", 10, 1));
-  Model model{file.graph, file.graph.init_params(static_cast<std::uint64_t>(a.integer("seed", 0, 0))), file.input,
-              file.labels};
+  const int steps = static_cast<int>(a.integer("steps", 10, 1, 1'000'000));
+  const auto seed = static_cast<std::uint64_t>(a.integer("seed", 0, 0, std::numeric_limits<std::int64_t>::max()));
+  const ModelFile file = load_model(a.one_positional("MODEL.og"));
+  Model model{file.graph, file.graph.init_params(seed), file.input, file.labels};
   Trainer trainer(model);
-  trainer.set_memory_limit(a.bytes("memory-limit", 0));
   const Dataset data = a.has("data") ? spec("profile", [&] { return load_data(a.get("data"), a.get("data-dir")); }).train
                                      : random_data(model, trainer, std::max<std::int64_t>(batch, 256));
   const std::vector<NodeProfile> nodes = trainer.profile(data, batch, steps);

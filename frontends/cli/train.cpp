@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <optional>
 
 #include <fmt/format.h>
@@ -15,6 +16,8 @@
 #include <opgraph/frontends/plot.hpp>
 #include <opgraph/frontends/train.hpp>
 #include <opgraph/graph/parallel.hpp>
+#include <opgraph/graph/size.hpp>
+#include <opgraph/graph/spec.hpp>
 
 #include "cli.hpp"
 #include "progress.hpp"
@@ -30,11 +33,25 @@ const Option kThreads{"threads", "N", "worker threads (default: one per core; re
 const Option kDetectAnomaly{"detect-anomaly", "",
                             "stop at the first NaN or infinity, naming the node, its op and where it was declared"};
 const Option kMemoryLimit{"memory-limit", "SIZE",
-                          "refuse to run if a plan's buffers would need more, e.g. 512M or 2G (default: no limit)"};
+                          "the most memory tensors, plans and data may take, e.g. 512M or 2G, or none (default: 80% "
+                          "of physical memory)"};
+
+}  // namespace
 
 void set_threads(const Args& a) {
-  if (a.has("threads")) set_num_threads(static_cast<int>(a.integer("threads", 0, 1)));
+  if (a.has("threads")) set_num_threads(static_cast<int>(a.integer("threads", 0, 1, 1024)));
 }
+
+void set_memory_limit_option(const Args& a) {
+  if (const auto bytes = a.bytes("memory-limit")) set_memory_limit(*bytes);
+}
+
+void print_notes(const std::vector<std::string>& notes, bool quiet) {
+  if (quiet) return;
+  for (const auto& n : notes) std::fprintf(stderr, "%s\n", n.c_str());
+}
+
+namespace {
 
 /// The model file, which must declare the input its labels go to.
 ModelFile load_trainable(const std::string& path) {
@@ -55,12 +72,46 @@ std::optional<Standardizer> saved_standardizer(const Checkpoint& c) {
   return Standardizer::from(mean->to_vector(), stddev->to_vector());
 }
 
-/// The model with the checkpoint's parameters, checked name by name and shape by shape.
+/// Refuses a checkpoint saved from another architecture than `file`, saying what differs:
+/// the saved model text is compared node by node; without one (a checkpoint written from
+/// C++), the recorded fingerprint.
+void check_same_model(const ModelFile& file, const Checkpoint& c, const std::string& ckpt_path) {
+  if (!c.model.empty()) {
+    ModelFile saved;
+    try {
+      saved = parse_model(c.model, ckpt_path + " (model)");
+    } catch (const Error& e) {
+      const auto plugins = c.meta.find("plugins");
+      if (plugins != c.meta.end() && !plugins->second.empty())
+        throw DataError(ckpt_path, fmt::format("its model needs ops from plugins: {}: load them with --plugin ({})",
+                                               plugins->second, e.detail()));
+      throw;
+    }
+    std::string why;
+    if (!same_graph(file.graph, saved.graph, &why))
+      throw DataError(ckpt_path, fmt::format("saved from another model than {}: {}", file.name, why));
+    return;
+  }
+  if (const auto it = c.meta.find("graph"); it != c.meta.end() && it->second != graph_fingerprint(file.graph))
+    throw DataError(ckpt_path, fmt::format("saved from another model than {} (graph fingerprint {} against {})",
+                                           file.name, it->second, graph_fingerprint(file.graph)));
+}
+
+/// The model with the checkpoint's parameters, after checking the checkpoint was saved
+/// from this architecture, and each parameter by name and shape.
 Model restored(const ModelFile& file, const Checkpoint& c, const std::string& ckpt_path) {
+  check_same_model(file, c, ckpt_path);
   Model m{file.graph, file.graph.init_params(c.seed, c.params.size() ? c.params.dtype() : DType::f32), file.input,
           file.labels};
   restore_params(c, m.params, ckpt_path);
   return m;
+}
+
+bool all_finite(const Params& params) {
+  for (const auto& [name, t] : params)
+    for (std::int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(t.at(i))) return false;
+  return true;
 }
 
 void write_metrics(const std::string& path, const std::vector<EpochReport>& history) {
@@ -176,10 +227,29 @@ int train(int argc, char** argv) {
   }
   const std::string model_path = a.one_positional("MODEL.og");
   set_threads(a);
+  set_memory_limit_option(a);
   const bool quiet = a.has("quiet"), as_json = a.has("json");
+  // Numbers first: a usage error is reported before any file is read.
+  const std::int64_t epochs = a.integer("epochs", 10, 1);
+  const double target_loss = a.real("target-loss", 0.0, 0.0);
+  if (a.has("dtype") && a.get("dtype") != "f32" && a.get("dtype") != "f64")
+    a.fail(fmt::format("--dtype: expected f32 or f64, got '{}'", a.get("dtype")));
 
+  protect_input(model_path, "the model file");
   std::optional<Checkpoint> resume;
-  if (a.has("resume")) resume = load_checkpoint(a.get("resume"));
+  if (a.has("resume")) {
+    resume = load_checkpoint(a.get("resume"));
+    // Saving where one resumes from is the usual way to continue a run; anything else
+    // must not overwrite the checkpoint being resumed.
+    if (a.get("save") != a.get("resume")) protect_input(a.get("resume"), "the checkpoint being resumed");
+  }
+  // Outputs that could not be written, or would replace an input, fail now, not after
+  // the training.
+  const std::vector<std::pair<std::string, std::string>> outputs = {{"--save", a.get("save")},
+                                                                    {"--metrics", a.get("metrics")}};
+  check_outputs(outputs);
+  if (a.has("plot")) check_folder_for_output(a.get("plot"));
+
   auto meta = [&](const char* key, const std::string& fallback) {
     if (resume)
       if (auto it = resume->meta.find(key); it != resume->meta.end()) return it->second;
@@ -187,33 +257,22 @@ int train(int argc, char** argv) {
   };
   const std::string spec = a.get("data", meta("data", ""));
   if (spec.empty()) a.fail("--data SPEC is required (see opgraph data)");
-  if (a.has("dtype") && a.get("dtype") != "f32" && a.get("dtype") != "f64")
-    a.fail(fmt::format("--dtype: expected f32 or f64, got '{}'", a.get("dtype")));
-  // Outputs that could not be written fail now, not after the training.
-  if (a.has("save")) check_writable(a.get("save"));
-  if (a.has("metrics")) check_writable(a.get("metrics"));
-  if (a.has("plot")) check_folder_for_output(a.get("plot"));
 
   const ModelFile file = load_trainable(model_path);
-  if (resume) {
-    std::string why;
-    const ModelFile saved = parse_model(resume->model, a.get("resume") + " (model)");
-    if (!same_graph(file.graph, saved.graph, &why))
-      throw DataError(a.get("resume"), fmt::format("saved from another model than {}: {}", model_path, why));
-  }
-  const std::uint64_t seed = static_cast<std::uint64_t>(a.integer("seed", resume ? static_cast<std::int64_t>(resume->seed) : 0, 0));
+  if (resume) check_same_model(file, *resume, a.get("resume"));
+  const std::uint64_t seed = static_cast<std::uint64_t>(
+      a.integer("seed", resume ? static_cast<std::int64_t>(resume->seed) : 0, 0, std::numeric_limits<std::int64_t>::max()));
   if (resume && seed != resume->seed)
     a.fail(fmt::format("--seed {} differs from the checkpoint's seed {}: resuming needs the same data order", seed,
                        resume->seed));
   const DType dtype = parse_dtype(a.get("dtype", meta("dtype", "f32")));
   std::int64_t saved_batch = 32;
   if (const std::string b = meta("batch", ""); !b.empty()) {
-    const auto [p, ec] = std::from_chars(b.data(), b.data() + b.size(), saved_batch);
-    if (ec != std::errc() || p != b.data() + b.size() || saved_batch < 0)
-      throw DataError(a.get("resume"), fmt::format("corrupt checkpoint: batch '{}'", b));
+    const auto parsed = parse_integer(b);
+    if (!parsed || *parsed < 0) throw DataError(a.get("resume"), fmt::format("corrupt checkpoint: batch '{}'", b));
+    saved_batch = *parsed;
   }
-  const std::int64_t batch = a.integer("batch", saved_batch, 0);
-  const std::int64_t epochs = a.integer("epochs", 10, 1);
+  const std::int64_t batch = a.integer("batch", saved_batch, 0, std::numeric_limits<std::int64_t>::max());
   if (resume && epochs < resume->epoch)
     a.fail(fmt::format("--epochs {}: the checkpoint has already done {} epochs", epochs, resume->epoch));
   if (resume && epochs == resume->epoch) {
@@ -227,6 +286,9 @@ int train(int argc, char** argv) {
   std::optional<Standardizer> fitted;
   if (resume) fitted = saved_standardizer(*resume);
   LoadedData data = cli::spec("train", [&] { return load_data(spec, a.get("data-dir"), fitted ? &*fitted : nullptr); });
+  for (const auto& f : data.files) protect_input(f, "the training data");
+  check_outputs(outputs);
+  print_notes(data.notes, quiet || as_json);
   Dataset train_set = data.train, val_set;
   if (a.has("val-split")) {
     Split s = train_test_split(data.train, a.fraction("val-split", 0.0), seed, true);
@@ -244,12 +306,11 @@ int train(int argc, char** argv) {
 
   Trainer trainer(model);
   trainer.set_detect_anomaly(a.has("detect-anomaly"));
-  trainer.set_memory_limit(a.bytes("memory-limit", 0));
   trainer.check(train_set);
   if (data.has_test()) trainer.check(data.test);
   if (!quiet && !as_json) {
     std::int64_t values = 0;
-    for (const auto& [n, t] : model.params) values += t.numel();
+    for (const auto& [n, t] : model.params) values = checked_add(values, t.numel(), "parameter count");
     std::fprintf(stderr, "model %s: %zu parameters (%lld values); %s\n", model_path.c_str(), model.params.size(),
                  static_cast<long long>(values), data.description.c_str());
     std::fprintf(stderr, "optimizer %s; batch %lld; %lld epochs%s\n", optimizer->describe().c_str(),
@@ -264,13 +325,19 @@ int train(int argc, char** argv) {
   o.batch = batch;
   o.seed = seed;
   o.start_epoch = resume ? resume->epoch : 0;
-  o.target_loss = a.real("target-loss", 0.0, 0.0);
+  o.target_loss = target_loss;
   o.validation = val_set.size() > 0 ? &val_set : nullptr;
   o.on_step = [&](const StepReport& s) { progress.step(s); };
+  int diverged_at = 0, last_saved = resume ? resume->epoch : 0;
   o.on_epoch = [&](const EpochReport& e) {
     progress.epoch(e);
     history.push_back(e);
     if (a.has("metrics")) write_metrics(a.get("metrics"), history);
+    // An epoch that diverged is never saved over the last good checkpoint.
+    if (!std::isfinite(e.train_loss) || !all_finite(model.params)) {
+      diverged_at = e.epoch;
+      return;
+    }
     if (a.has("save")) {
       Checkpoint c;
       c.model = file.text;
@@ -281,7 +348,11 @@ int train(int argc, char** argv) {
       c.optimizer_time = optimizer->time();
       c.epoch = e.epoch;
       c.seed = seed;
-      c.meta = {{"data", spec}, {"batch", std::to_string(batch)}, {"dtype", std::string(to_string(dtype))}};
+      c.meta = {{"data", spec},
+                {"batch", std::to_string(batch)},
+                {"dtype", std::string(to_string(dtype))},
+                {"graph", graph_fingerprint(file.graph)},
+                {"plugins", fmt::format("{}", fmt::join(plugins_used(file.graph), ","))}};
       if (data.standardizer) {
         const auto& m = data.standardizer->mean();
         const auto& s = data.standardizer->stddev();
@@ -289,6 +360,7 @@ int train(int argc, char** argv) {
         c.extra.emplace_back("data.std", Tensor::from({static_cast<std::int64_t>(s.size())}, s, DType::f64));
       }
       save_checkpoint(a.get("save"), c);
+      last_saved = e.epoch;
     }
   };
   const History h = trainer.fit(train_set, *optimizer, o);
@@ -320,9 +392,15 @@ int train(int argc, char** argv) {
     if (te) std::printf("test        loss %.4f  accuracy %.4f  (%lld samples)\n", te->loss, te->accuracy,
                         static_cast<long long>(te->samples));
   }
-  if (!std::isfinite(tr.loss)) {
-    std::fprintf(stderr, "opgraph train: the loss is not finite (%g): lower the learning rate, or find the first NaN "
-                         "with --detect-anomaly\n", tr.loss);
+  if (diverged_at > 0 || !std::isfinite(tr.loss)) {
+    const std::string kept = !a.has("save") ? std::string()
+                             : last_saved > 0
+                                 ? fmt::format("; {} keeps epoch {}", a.get("save"), last_saved)
+                                 : fmt::format("; nothing was saved to {}", a.get("save"));
+    std::fprintf(stderr,
+                 "opgraph train: epoch %d: the loss is not finite (%g)%s: lower the learning rate, or find the first "
+                 "NaN with --detect-anomaly\n",
+                 diverged_at > 0 ? diverged_at : static_cast<int>(history.size()), tr.loss, kept.c_str());
     return 1;
   }
   return 0;
@@ -348,10 +426,16 @@ struct Loaded {
   LoadedData data;
 };
 
-Loaded load_for_inference(const Args& a) {
+Loaded load_for_inference(const Args& a, const std::vector<std::pair<std::string, std::string>>& outputs = {}) {
   const std::string model_path = a.one_positional("MODEL.og");
   if (!a.has("load")) a.fail("--load CKPT is required");
   set_threads(a);
+  set_memory_limit_option(a);
+  const std::int64_t batch = a.integer("batch", 0, 1);
+  (void)batch;  // checked here, read by the command
+  protect_input(model_path, "the model file");
+  protect_input(a.get("load"), "the checkpoint");
+  check_outputs(outputs);
   Checkpoint c = load_checkpoint(a.get("load"));
   ModelFile file = load_model(model_path);
   Model model = restored(file, c, a.get("load"));
@@ -360,6 +444,9 @@ Loaded load_for_inference(const Args& a) {
   const std::optional<Standardizer> fitted = saved_standardizer(c);
   LoadedData data = cli::spec(a.command().c_str(),
                               [&] { return load_data(spec, a.get("data-dir"), fitted ? &*fitted : nullptr); });
+  for (const auto& f : data.files) protect_input(f, "the data");
+  check_outputs(outputs);
+  print_notes(data.notes, a.has("json"));
   return {std::move(file), std::move(c), std::move(model), std::move(data)};
 }
 
@@ -381,7 +468,6 @@ int evaluate(int argc, char** argv) {
   const Dataset& part = chosen_part(a, l.data);
   Trainer trainer(l.model);
   trainer.set_detect_anomaly(a.has("detect-anomaly"));
-  trainer.set_memory_limit(a.bytes("memory-limit", 0));
   const Evaluation e = trainer.evaluate(part, a.integer("batch", 0, 1));
   if (a.has("json")) {
     std::printf("%s\n", json::Object()
@@ -410,12 +496,10 @@ int predict(int argc, char** argv) {
                stdout);
     return 0;
   }
-  if (a.has("out")) check_writable(a.get("out"));
-  Loaded l = load_for_inference(a);
+  Loaded l = load_for_inference(a, {{"--out", a.get("out")}});
   const Dataset& part = chosen_part(a, l.data);
   Trainer trainer(l.model);
   trainer.set_detect_anomaly(a.has("detect-anomaly"));
-  trainer.set_memory_limit(a.bytes("memory-limit", 0));
   const Predictions p = trainer.predict(part.features, a.integer("batch", 0, 1));
   const std::int64_t k = p.probabilities.shape()[1];
   std::string csv = "row,label,predicted";
@@ -433,7 +517,8 @@ int predict(int argc, char** argv) {
 
 int export_npy(int argc, char** argv) {
   const std::vector<Option> options = {{"load", "CKPT", "the checkpoint with the trained parameters"},
-                                       {"npy", "DIR", "the folder to write <parameter>.npy files into"}};
+                                       {"npy", "DIR", "the folder to write <parameter>.npy files into"},
+                                       kMemoryLimit};
   const Args a("export", argc, argv, 2, options);
   if (a.help()) {
     std::fputs(help_text("opgraph export MODEL.og --load CKPT --npy DIR",
@@ -445,18 +530,27 @@ int export_npy(int argc, char** argv) {
   const std::string model_path = a.one_positional("MODEL.og");
   if (!a.has("load")) a.fail("--load CKPT is required");
   if (!a.has("npy")) a.fail("--npy DIR is required");
+  set_memory_limit_option(a);
   check_folder_for_output(a.get("npy"));
+  protect_input(model_path, "the model file");
+  protect_input(a.get("load"), "the checkpoint");
   const Checkpoint c = load_checkpoint(a.get("load"));
   const ModelFile file = load_model(model_path);
   const Model model = restored(file, c, a.get("load"));
+  std::vector<std::pair<std::string, std::string>> files, outputs;
+  for (const auto& [name, t] : model.params) {
+    const std::string path = (fs::path(a.get("npy")) / (name + ".npy")).string();
+    outputs.emplace_back(name + ".npy", path);
+    files.emplace_back(path, encode_npy(t));
+  }
   std::error_code ec;
   fs::create_directories(a.get("npy"), ec);
   if (!fs::is_directory(a.get("npy"))) throw DataError(a.get("npy"), "cannot create the folder");
-  for (const auto& [name, t] : model.params) {
-    const std::string path = (fs::path(a.get("npy")) / (name + ".npy")).string();
-    write_file_atomic(path, encode_npy(t));
-    std::printf("%s %s\n", path.c_str(), t.shape().str().c_str());
-  }
+  check_outputs(outputs);
+  // All files or none: a failure (a full disk, a size limit) leaves the folder as it was.
+  write_files_atomic(files);
+  for (const auto& [name, t] : model.params)
+    std::printf("%s %s\n", (fs::path(a.get("npy")) / (name + ".npy")).string().c_str(), t.shape().str().c_str());
   return 0;
 }
 

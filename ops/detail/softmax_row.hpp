@@ -43,6 +43,39 @@ T row_sum(const T* x, W n) {
   return s;
 }
 
+/// The index of the first largest element of x[0, n).
+template <class T, class W>
+std::int64_t row_argmax(const T* x, W n) {
+  std::int64_t best = 0;
+  for (std::int64_t j = 1; j < n; ++j)
+    if (x[j] > x[best]) best = j;
+  return best;
+}
+
+/// sum of exp(x_j - m) over j != top, m = x[top]: what the softmax denominator holds beyond
+/// the exact 1 of its largest term. log(sum) is taken as log1p of this, so a row such as
+/// [3000, 2990] keeps its -4.54e-5 in f32 instead of rounding 1 + 4.54e-5 to 1.
+template <class T, class W>
+T rest_of_sum(const T* x, std::int64_t top, W n) {
+  const T m = x[top];
+  T s = T(0);
+  for (std::int64_t j = 0; j < n; ++j) s += j == top ? T(0) : math::exp(x[j] - m);
+  return s;
+}
+
+/// y = log_softmax(x) over rows [b, e) of [rows, n]: (x - m) - log1p(rest), both terms
+/// small, never x - (m + log sum), which loses the answer to a rounding step of m.
+template <class T, class W>
+void log_softmax_rows(const T* x, T* y, std::int64_t b, std::int64_t e, W n) {
+  for (std::int64_t r = b; r < e; ++r) {
+    const T* xr = x + r * n;
+    T* yr = y + r * n;
+    const std::int64_t top = row_argmax(xr, n);
+    const T m = xr[top], lse = std::log1p(rest_of_sum(xr, top, n));
+    for (std::int64_t j = 0; j < n; ++j) yr[j] = (xr[j] - m) - lse;
+  }
+}
+
 /// y = softmax(x) over rows [b, e) of [rows, n], stable for any magnitude.
 template <class T, class W>
 void softmax_rows(const T* x, T* y, std::int64_t b, std::int64_t e, W n) {

@@ -44,7 +44,7 @@ TEST_CASE("cli: usage errors exit 2 with one line") {
       {"train " + xor_model, "opgraph train: --data SPEC is required (see opgraph data)"},
       {"train " + xor_model + " --data xor --epoch 3", "opgraph train: unknown option '--epoch' (did you mean '--epochs'?)"},
       {"train " + xor_model + " --data xor --epochs", "opgraph train: --epochs needs a value (N)"},
-      {"train " + xor_model + " --data xor --epochs 0", "opgraph train: --epochs: expected a whole number >= 1, got '0'"},
+      {"train " + xor_model + " --data xor --epochs 0", "opgraph train: --epochs: expected a whole number from 1 to 2147483647, got '0'"},
       {"train " + xor_model + " --data xor --batch -4", "opgraph train: --batch: expected a whole number >= 0, got '-4'"},
       {"train " + xor_model + " --data xor --optim adma:lr=1",
        "opgraph train: optimizer 'adma:lr=1': unknown optimizer 'adma' (did you mean 'adam'?)"},
@@ -194,12 +194,23 @@ TEST_CASE("cli: 10 epochs straight equal 5, save, resume, 5 more, bit for bit") 
   const Run back = run("train " + kModels + "two_layer_tanh.og --resume resumed.ckpt --epochs 9", dir.path());
   CHECK(back.status == 2);
   CHECK(back.err == "opgraph train: --epochs 9: the checkpoint has already done 10 epochs\n");
-  const Run wrong_shape = run("eval " + kModels + "two_layer_relu.og --load resumed.ckpt", dir.path());
-  CHECK(wrong_shape.status == 0);  // same parameter names and shapes: evaluating another activation is allowed
+  // Same parameter names and shapes, another activation: another model, refused by eval,
+  // predict and export alike, saying what differs.
+  for (const char* command : {"eval", "predict", "export"}) {
+    CAPTURE(command);
+    const Run other_act = run(std::string(command) + " " + kModels + "two_layer_relu.og --load resumed.ckpt" +
+                                  (std::string(command) == "export" ? " --npy npy" : ""),
+                              dir.path());
+    CHECK(other_act.status == 1);
+    CHECK(other_act.err == fmt::format("opgraph {}: resumed.ckpt: saved from another model than {}two_layer_relu.og: "
+                                       "node 'h': op relu against tanh\n",
+                                       command, kModels));
+  }
   const Run wrong = run("eval " + kModels + "iris.og --load resumed.ckpt --data iris", dir.path());
   CHECK(wrong.status == 1);
-  CHECK(wrong.err == "opgraph eval: resumed.ckpt: parameter 'hidden.W' has shape [2,16] in the checkpoint, the model "
-                     "declares [4,8]\n");
+  CHECK(wrong.err == fmt::format("opgraph eval: resumed.ckpt: saved from another model than {}iris.og: node 'x': shape "
+                                 "[N,4] against [N,2]\n",
+                                 kModels));
 }
 
 TEST_CASE("cli: dump, ops and data") {

@@ -36,7 +36,8 @@ TEST_CASE("csv: bad cells and rows are reported with their place") {
   CHECK_THROWS_WITH_AS(parse_csv("1,,0\n", "d.csv"), "d.csv:1:3: empty cell, expected a number", DataError);
   CHECK_THROWS_WITH_AS(parse_csv("", "d.csv"), "d.csv: empty file (no rows)", DataError);
   CHECK_THROWS_WITH_AS(parse_csv("\n\n", "d.csv"), "d.csv: empty file (no rows)", DataError);
-  CHECK_THROWS_WITH_AS(parse_csv("a,b,c\n", "d.csv"), "d.csv: no rows after the header", DataError);
+  CHECK_THROWS_WITH_AS(parse_csv("a,b,c\n", "d.csv"),
+                       "d.csv: only one row, and it reads as a header: no samples (header=no reads it as data)", DataError);
   CHECK_THROWS_WITH_AS(parse_csv("3,1,x,y\n1,0\n2,1\n", "d.csv"), "d.csv: the header announces 3 samples, the file has 2",
                        DataError);
   CHECK_THROWS_WITH_AS(parse_csv("1,2,\n", "d.csv"), "d.csv:1:5: empty label", DataError);
@@ -88,5 +89,45 @@ TEST_CASE("locate: the data folder comes from --data, then OPGRAPH_DATA") {
   test::ScratchDir dir("locate");
   CHECK_THROWS_WITH_AS(find_data("mnist", dir.path()),
                        (dir.path() + "/mnist: no such folder (the data folder " + dir.path() + " has no mnist/)").c_str(),
+                       DataError);
+}
+
+TEST_CASE("csv: a header is a row that cannot be data followed by one that can; nothing else drops a row") {
+  // UCI's iris.data: no header, text labels. All rows are samples.
+  const std::string uci = "5.1,3.5,1.4,0.2,Iris-setosa\n4.9,3.0,1.4,0.2,Iris-setosa\n6.2,3.4,5.4,2.3,Iris-virginica\n";
+  CsvReport report;
+  const Dataset d = parse_csv(uci, "iris.data", {.report = &report});
+  CHECK(d.size() == 3);
+  CHECK(d.features.at(0) == doctest::Approx(5.1));
+  CHECK(d.class_names == std::vector<std::string>{"Iris-setosa", "Iris-virginica"});
+  CHECK_FALSE(report.header);
+  CHECK(report.note.empty());
+  // The same behind a byte-order mark.
+  CHECK(parse_csv("\xEF\xBB\xBF" + uci, "bom.data").size() == 3);
+  // A names header is detected and said.
+  const Dataset h = parse_csv("sepal_length,sepal_width,species\n5.1,3.5,a\n4.9,3,b\n", "h.csv", {.report = &report});
+  CHECK(h.size() == 2);
+  CHECK(report.header);
+  CHECK(report.note == "h.csv: header row detected: sepal_length,sepal_width,species (header=no reads it as data)");
+  // A malformed number in the first row is an error at that cell, never a header.
+  CHECK_THROWS_WITH_AS(parse_csv("\"5,1\",3.5,a\n4.9,3,b\n", "q.csv"), "q.csv:1:1: not a number: '5,1'", DataError);
+  CHECK_THROWS_WITH_AS(parse_csv("0x10,3.5,a\n4.9,3,b\n", "x.csv"), "x.csv:1:1: not a number: '0x10'", DataError);
+  CHECK_THROWS_WITH_AS(parse_csv("5 .1,3.5,a\n4.9,3,b\n", "s.csv"), "s.csv:1:1: not a number: '5 .1'", DataError);
+  // Explicit choices override detection.
+  CHECK(parse_csv("a,b,c\n1,2,0\n", "y.csv", {.header = CsvOptions::Header::names}).size() == 1);
+  CHECK_THROWS_WITH_AS(parse_csv("a,b,c\n1,2,0\n", "n.csv", {.header = CsvOptions::Header::none}),
+                       "n.csv:1:1: not a number: 'a'", DataError);
+}
+
+TEST_CASE("csv: RFC 4180 quoting, and cells that are not finite f32 numbers") {
+  const Dataset q = parse_csv("x,y,name\n1,\"2\",\"two\nlines, \"\"quoted\"\"\"\n3,4,b\n", "q.csv");
+  CHECK(q.size() == 2);
+  CHECK(q.class_names.front() == "b");
+  CHECK(q.class_names.back() == "two\nlines, \"quoted\"");
+  CHECK_THROWS_WITH_AS(parse_csv("1,2,0\n3,\"4\"x,1\n", "j.csv"), "j.csv:2:6: unexpected 'x' after a closing quote",
+                       DataError);
+  CHECK_THROWS_WITH_AS(parse_csv("1,2,0\nnan,4,1\n", "n.csv"), "n.csv:2:1: not a number: 'nan'", DataError);
+  CHECK_THROWS_WITH_AS(parse_csv("1,2,0\ninf,4,1\n", "n.csv"), "n.csv:2:1: not a number: 'inf'", DataError);
+  CHECK_THROWS_WITH_AS(parse_csv("1,2,0\n1e39,4,1\n", "n.csv"), "n.csv:2:1: 1e39 does not fit a 32-bit float",
                        DataError);
 }

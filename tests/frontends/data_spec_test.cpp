@@ -51,15 +51,19 @@ TEST_CASE("data spec: csv files") {
 TEST_CASE("data spec: bad specs say what is wrong") {
   CHECK_THROWS_WITH_AS(load_data("mnsit"), "data 'mnsit': unknown data source 'mnsit' (did you mean 'mnist'?)",
                        ParseError);
-  CHECK_THROWS_WITH_AS(load_data("moons:noize=0.1"), "data 'moons:noize=0.1': moons takes no key 'noize' (did you mean "
-                                                     "'noise'?)",
+  CHECK_THROWS_WITH_AS(load_data("moons:noize=0.1"),
+                       "data 'moons:noize=0.1': unknown key 'noize' for moons (did you mean 'noise'?)", ParseError);
+  CHECK_THROWS_WITH_AS(load_data("moons:n=lots"),
+                       "data 'moons:n=lots': n: expected a whole number from 1 to 100000000, got 'lots'", ParseError);
+  CHECK_THROWS_WITH_AS(load_data("moons:n=2.5"),
+                       "data 'moons:n=2.5': n: expected a whole number from 1 to 100000000, got '2.5'", ParseError);
+  CHECK_THROWS_WITH_AS(load_data("moons:test=1.5"), "data 'moons:test=1.5': test must be in (0, 1), got 1.5",
                        ParseError);
-  CHECK_THROWS_WITH_AS(load_data("moons:n=lots"), "data 'moons:n=lots': n: 'lots' is not a number", ParseError);
-  CHECK_THROWS_WITH_AS(load_data("moons:n=2.5"), "data 'moons:n=2.5': n must be a whole number >= 1, got 2.5",
+  CHECK_THROWS_WITH_AS(load_data("moons:scale=1/0"), "data 'moons:scale=1/0': scale: '1/0' is not a number",
                        ParseError);
-  CHECK_THROWS_WITH_AS(load_data("moons:test=1.5"),
-                       "data 'moons:test=1.5': test must be a fraction between 0 and 1, got 1.5", ParseError);
-  CHECK_THROWS_WITH_AS(load_data("moons:scale=1/0"), "data 'moons:scale=1/0': scale: division by zero in '1/0'",
+  CHECK_THROWS_WITH_AS(load_data("moons:n=10,n=20"), "data 'moons:n=10,n=20': key 'n' given twice", ParseError);
+  CHECK_THROWS_WITH_AS(load_data("csv:file=x.csv,label=0.5"),
+                       "data 'csv:file=x.csv,label=0.5': label: expected a whole number from -100000 to 100000, got '0.5'",
                        ParseError);
   CHECK_THROWS_WITH_AS(load_data("iris:standardize=maybe"),
                        "data 'iris:standardize=maybe': standardize: expected true or false, got 'maybe'", ParseError);

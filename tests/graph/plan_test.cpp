@@ -8,6 +8,7 @@
 #include <opgraph/frontends/nn.hpp>
 #include <opgraph/graph/parallel.hpp>
 #include <opgraph/graph/plan.hpp>
+#include <opgraph/graph/size.hpp>
 #include <opgraph/graph/registry.hpp>
 
 #include "../test_util.hpp"
@@ -153,10 +154,34 @@ TEST_CASE("plan: a plan over the memory limit is refused before allocating") {
   auto x = nn::input(g, "x", {N, 1000});
   g.add_output(nn::relu(x));
   Params params;
-  CHECK_THROWS_WITH_AS(Plan(g, params, {.batch = 1000, .backward = false, .memory_limit = 1000000}),
-                       "plan: needs 4.0 MB for batch 1000, above the memory limit of 1.0 MB: lower the batch size or "
+  CHECK_THROWS_WITH_AS(Plan(g, params, {.batch = 1000, .backward = false, .memory_limit = 1 << 20}),
+                       "plan: needs 3.8 MiB for batch 1000, above the memory limit of 1.0 MiB: lower the batch size or "
                        "raise the limit",
                        GraphError);
+}
+
+TEST_CASE("plan: the process's memory budget refuses a plan, a tensor and a parameter before allocating") {
+  const std::size_t saved = memory_limit();
+  const std::size_t in_use = memory_in_use();
+  set_memory_limit(in_use + (std::size_t{1} << 20));
+  Graph g;
+  auto x = nn::input(g, "x", {N, 1000});
+  g.add_output(nn::relu(x));
+  Params params;
+  CHECK_THROWS_WITH_AS(Plan(g, params, {.batch = 1000, .backward = false}),
+                       fmt::format("plan for batch 1000: needs 3.8 MiB, above the memory limit of {} ({} already in "
+                                   "use): use less data, a smaller batch or model, or raise the limit (--memory-limit)",
+                                   human_bytes(static_cast<double>(in_use + (1 << 20))), human_bytes(static_cast<double>(in_use)))
+                           .c_str(),
+                       ResourceError);
+  CHECK_THROWS_AS(Tensor({1000, 1000}), ResourceError);
+  CHECK(memory_in_use() == in_use);  // nothing was kept by the refused requests
+  {
+    const Tensor small({100, 100});
+    CHECK(memory_in_use() == in_use + 40000);
+  }
+  CHECK(memory_in_use() == in_use);
+  set_memory_limit(saved);
 }
 
 TEST_CASE("plan: forward and backward are bitwise identical with 1 and 2 threads") {

@@ -154,13 +154,44 @@ TEST_CASE("optim: specs name an optimizer, its hyper-parameters and a schedule")
                        ParseError);
   CHECK_THROWS_WITH_AS(parse_optimizer("sgd:lr=fast"), "optimizer 'sgd:lr=fast': lr: 'fast' is not a number", ParseError);
   CHECK_THROWS_WITH_AS(parse_optimizer("sgd:lr=-1"), "optimizer 'sgd:lr=-1': lr must be positive, got -1", ParseError);
-  CHECK_THROWS_WITH_AS(parse_optimizer("sgd:lf=0.1"), "optimizer 'sgd:lf=0.1': unknown key 'lf' (did you mean 'lr'?)",
+  CHECK_THROWS_WITH_AS(parse_optimizer("sgd:lf=0.1"), "optimizer 'sgd:lf=0.1': unknown key 'lf' for sgd (did you mean 'lr'?)",
                        ParseError);
   CHECK_THROWS_WITH_AS(parse_optimizer("momentum:gamma=1.5"),
                        "optimizer 'momentum:gamma=1.5': gamma must be in [0, 1), got 1.5", ParseError);
   CHECK_THROWS_WITH_AS(parse_optimizer("sgd:schedule=cosin"),
-                       "optimizer 'sgd:schedule=cosin': unknown schedule 'cosin' (did you mean 'cosine'?)", ParseError);
+                       "optimizer 'sgd:schedule=cosin': schedule: expected constant, step, exp, exponential, cosine, got "
+                       "'cosin' (did you mean 'cosine'?)", ParseError);
   CHECK_THROWS_WITH_AS(parse_optimizer(":lr=1"),
-                       "optimizer ':lr=1': expected a name such as sgd, momentum or adam before ':'", ParseError);
-  CHECK_THROWS_WITH_AS(parse_optimizer("sgd:lr"), "optimizer 'sgd:lr': expected key=value, got 'lr'", ParseError);
+                       "optimizer ':lr=1': expected a name before ':'", ParseError);
+  CHECK_THROWS_WITH_AS(parse_optimizer("sgd:lr"), "optimizer 'sgd:lr': lr needs a value (lr=...)", ParseError);
+  // A key of another optimizer is not silently ignored; nor is a key given twice, or a
+  // schedule key the chosen schedule does not read.
+  CHECK_THROWS_WITH_AS(parse_optimizer("sgd:momentum=0.9"),
+                       "optimizer 'sgd:momentum=0.9': unknown key 'momentum' for sgd (did you mean the momentum or "
+                       "nesterov optimizer?)",
+                       ParseError);
+  CHECK_THROWS_WITH_AS(parse_optimizer("adam:rho=0.9"),
+                       "optimizer 'adam:rho=0.9': unknown key 'rho' for adam (did you mean the rmsprop optimizer?)",
+                       ParseError);
+  CHECK_THROWS_WITH_AS(parse_optimizer("sgd:lr=0.1,lr=0.2"), "optimizer 'sgd:lr=0.1,lr=0.2': key 'lr' given twice",
+                       ParseError);
+  CHECK_THROWS_WITH_AS(parse_optimizer("sgd:every=3"), "optimizer 'sgd:every=3': every applies to schedule=step, not constant",
+                       ParseError);
+  CHECK_THROWS_WITH_AS(parse_optimizer("sgd:"), "optimizer 'sgd:': nothing after 'sgd:': drop the ':' or add key=value",
+                       ParseError);
+}
+
+TEST_CASE("optim: the factories and the specs agree on every default") {
+  for (const auto& name : optimizer_names()) {
+    CAPTURE(name);
+    const auto made = make_optimizer(name, {});
+    const auto parsed = parse_optimizer(name);
+    CHECK(made->options().lr == parsed->options().lr);
+    CHECK(made->options().weight_decay == parsed->options().weight_decay);
+    CHECK(made->describe() == parsed->describe());
+  }
+  CHECK(make_adam({})->options().lr == 1e-3);
+  CHECK(make_adamw({})->options().weight_decay == 0.01);
+  CHECK(make_sgd({.lr = 0.5})->options().lr == 0.5);
+  CHECK_THROWS_WITH_AS(make_sgd({.lr = -1.0}), "sgd: lr must be positive, got -1", ParseError);
 }

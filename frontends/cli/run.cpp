@@ -1,0 +1,190 @@
+// The opgraph command: dispatch, plugin loading, error reporting and exit statuses.
+// Exit status: 0 success, 1 a runtime error, 2 a usage error; errors are one line on stderr.
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <opgraph/frontends/files.hpp>
+#include <opgraph/graph/error.hpp>
+#include <opgraph/graph/plugin.hpp>
+
+#include "cli.hpp"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(int, char**);
+  const char* about;
+};
+
+const Command kCommands[] = {
+    {"train", opgraph::cli::train, "train a model on a dataset"},
+    {"eval", opgraph::cli::evaluate, "loss, accuracy and confusion matrix of a trained model"},
+    {"predict", opgraph::cli::predict, "predicted labels and probabilities as CSV"},
+    {"dump", opgraph::cli::dump, "show a model's graph: og, dot, svg or json"},
+    {"ops", opgraph::cli::ops, "list the registered ops"},
+    {"data", opgraph::cli::data, "list the dataset sources and how to name them"},
+    {"export", opgraph::cli::export_npy, "write a checkpoint's parameters as .npy files"},
+    {"check", opgraph::cli::check, "check ops against their contract (gradients, shapes, threads, ...)"},
+    {"profile", opgraph::cli::profile, "time, FLOPs and bytes of every node of a training step"},
+};
+
+/// The plugin being loaded, for the exit handler: a plugin that calls exit() from its
+/// static initialisers is named, and the run fails, instead of ending silently.
+std::string& loading_plugin() {
+  static std::string path;
+  return path;
+}
+const char* current_command = "";
+
+void on_exit_handler(int status, void*) {
+  if (loading_plugin().empty()) return;
+  std::fprintf(stderr, "opgraph %s: %s: the plugin called exit(%d) while loading: fix its static initialisers\n",
+               current_command, loading_plugin().c_str(), status);
+  std::fflush(stderr);
+  ::_exit(1);
+}
+
+/// Loads every --plugin FILE (any subcommand takes it) and removes it from argv.
+void load_plugins(const char* command, int& argc, char** argv) {
+  int kept = 2;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    std::string path;
+    if (a == "--plugin") {
+      if (i + 1 >= argc) throw opgraph::cli::UsageError(fmt::format("opgraph {}: --plugin needs a value (FILE.so)", command));
+      path = argv[++i];
+    } else if (a.rfind("--plugin=", 0) == 0) {
+      path = a.substr(9);
+    } else {
+      argv[kept++] = argv[i];
+      continue;
+    }
+    if (path.empty()) throw opgraph::cli::UsageError(fmt::format("opgraph {}: --plugin needs a file path, got ''", command));
+    loading_plugin() = path;
+    try {
+      for (auto& op : opgraph::load_plugin(path)) opgraph::cli::plugin_ops().push_back(op);
+    } catch (...) {
+      loading_plugin().clear();
+      throw;
+    }
+    loading_plugin().clear();
+    opgraph::protect_input(path, "a plugin of this run");
+  }
+  argc = kept;
+}
+
+void usage(FILE* out) {
+  std::fputs("usage: opgraph COMMAND [options]   (opgraph COMMAND --help for details)\n\ncommands:\n", out);
+  for (const auto& c : kCommands) std::fprintf(out, "  %-9s %s\n", c.name, c.about);
+  std::fputs("\nevery command takes --plugin FILE.so (repeatable) to load ops from a plugin first\n", out);
+}
+
+/// One line, whatever the message holds.
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  return s;
+}
+
+bool stdout_was_closed = false;
+
+}  // namespace
+
+namespace opgraph::cli {
+
+std::vector<std::string>& plugin_ops() {
+  static std::vector<std::string> ops;
+  return ops;
+}
+
+int run(int argc, char** argv) {
+  if (argc < 2) {
+    usage(stderr);
+    std::fputs("opgraph: missing COMMAND (see the list above)\n", stderr);
+    return 2;
+  }
+  const std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    usage(stdout);
+    return 0;
+  }
+  if (name == "--version") {
+    std::puts("opgraph 0.1.0");
+    return 0;
+  }
+  for (const auto& c : kCommands) {
+    if (name != c.name) continue;
+    current_command = c.name;
+    try {
+      load_plugins(c.name, argc, argv);
+      return c.run(argc, argv);
+    } catch (const UsageError& e) {
+      std::fprintf(stderr, "%s\n", one_line(e.what()).c_str());
+      return 2;
+    } catch (const Error& e) {
+      std::fprintf(stderr, "opgraph %s: %s\n", c.name, one_line(e.what()).c_str());
+      return 1;
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "opgraph %s: out of memory: use less data, a smaller batch or model, or --memory-limit\n",
+                   c.name);
+      return 1;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "opgraph %s: %s\n", c.name, one_line(e.what()).c_str());
+      return 1;
+    }
+  }
+  std::vector<std::string> names;
+  for (const auto& c : kCommands) names.emplace_back(c.name);
+  std::fprintf(stderr, "opgraph: unknown command '%s'%s (see opgraph --help)\n", name.c_str(),
+               suggestion(name, names).c_str());
+  return 2;
+}
+
+int main_entry(int argc, char** argv) {
+  // A write past `ulimit -f` returns an error (reported with the file) instead of killing
+  // the process with SIGXFSZ and leaving a temporary file behind.
+  std::signal(SIGXFSZ, SIG_IGN);
+  // A closed standard stream would let the next file opened take its number, and output
+  // meant for the terminal would land in a checkpoint. Park /dev/null there, read-only,
+  // so that writes to it fail and are reported.
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0 && null != fd) {
+      ::dup2(null, fd);
+      ::close(null);
+    }
+    if (fd == 1) stdout_was_closed = true;
+  }
+  ::on_exit(on_exit_handler, nullptr);
+  int status = run(argc, argv);
+  // Output that did not reach stdout (a full disk, a closed pipe or stream, /dev/full) is
+  // a failure: say so and exit 1, never 0.
+  errno = 0;
+  const bool flushed = std::fflush(stdout) == 0 && !std::ferror(stdout);
+  const int err = errno;
+  if (!flushed || std::fclose(stdout) != 0) {
+    const char* why = stdout_was_closed ? "stdout is closed"
+                      : err != 0        ? std::strerror(err)
+                                        : std::strerror(errno ? errno : EIO);
+    std::fprintf(stderr, "opgraph%s%s: cannot write the output to stdout: %s\n", *current_command ? " " : "",
+                 current_command, why);
+    if (status == 0) status = 1;
+  }
+  return status;
+}
+
+}  // namespace opgraph::cli

@@ -1,0 +1,116 @@
+// Checked size arithmetic and the memory budget.
+#include <opgraph/graph/size.hpp>
+
+#include <atomic>
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+namespace opgraph {
+
+bool mul_fits(std::int64_t a, std::int64_t b, std::int64_t* out) {
+  if (a < 0 || b < 0) return false;
+  std::int64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r) || r > kMaxBytes) return false;
+  *out = r;
+  return true;
+}
+
+bool add_fits(std::int64_t a, std::int64_t b, std::int64_t* out) {
+  if (a < 0 || b < 0) return false;
+  std::int64_t r = 0;
+  if (__builtin_add_overflow(a, b, &r) || r > kMaxBytes) return false;
+  *out = r;
+  return true;
+}
+
+std::int64_t checked_mul(std::int64_t a, std::int64_t b, std::string_view what) {
+  std::int64_t r = 0;
+  if (a < 0 || b < 0) throw ShapeError(std::string(what), fmt::format("negative count in {} x {}", a, b));
+  if (!mul_fits(a, b, &r)) throw ShapeError(std::string(what), fmt::format("{} x {} is more than 2^62", a, b));
+  return r;
+}
+
+std::int64_t checked_add(std::int64_t a, std::int64_t b, std::string_view what) {
+  std::int64_t r = 0;
+  if (a < 0 || b < 0) throw ShapeError(std::string(what), fmt::format("negative count in {} + {}", a, b));
+  if (!add_fits(a, b, &r)) throw ShapeError(std::string(what), fmt::format("{} + {} is more than 2^62", a, b));
+  return r;
+}
+
+std::int64_t checked_product(std::span<const std::int64_t> dims, std::string_view what) {
+  std::int64_t n = 1;
+  for (auto d : dims) {
+    if (d < 0) throw ShapeError(std::string(what), fmt::format("negative dimension {}", d));
+    if (!mul_fits(n, d, &n))
+      throw ShapeError(std::string(what), fmt::format("[{}] holds more than 2^62 elements", fmt::join(dims, ",")));
+  }
+  // A zero anywhere makes the product 0 even when the others overflow: still refuse dims
+  // that could never be allocated on their own.
+  return n;
+}
+
+std::size_t checked_bytes(std::int64_t elements, std::size_t element_size, std::string_view what) {
+  std::int64_t r = 0;
+  if (elements < 0 || !mul_fits(elements, static_cast<std::int64_t>(element_size), &r))
+    throw ShapeError(std::string(what), fmt::format("{} values of {} bytes are more than 2^62 bytes", elements,
+                                                    element_size));
+  return static_cast<std::size_t>(r);
+}
+
+std::string human_bytes(double b) {
+  if (b >= 0x1p40) return fmt::format("{:.2f} TiB", b / 0x1p40);
+  if (b >= 0x1p30) return fmt::format("{:.2f} GiB", b / 0x1p30);
+  if (b >= 0x1p20) return fmt::format("{:.1f} MiB", b / 0x1p20);
+  if (b >= 0x1p10) return fmt::format("{:.1f} KiB", b / 0x1p10);
+  return fmt::format("{:.0f} B", b);
+}
+
+namespace {
+std::atomic<std::size_t>& limit_bytes() {
+  static std::atomic<std::size_t> limit{default_memory_limit()};
+  return limit;
+}
+std::atomic<std::size_t> in_use{0};
+}  // namespace
+
+std::size_t default_memory_limit() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return 0;
+  return static_cast<std::size_t>(static_cast<double>(pages) * static_cast<double>(page) * 0.8);
+}
+
+void set_memory_limit(std::size_t bytes) { limit_bytes().store(bytes); }
+std::size_t memory_limit() { return limit_bytes().load(); }
+std::size_t memory_in_use() { return in_use.load(); }
+
+namespace detail {
+
+bool try_reserve_memory(std::size_t bytes) noexcept {
+  const std::size_t limit = limit_bytes().load();
+  std::size_t used = in_use.load();
+  for (;;) {
+    if (limit > 0 && (bytes > limit || used > limit - bytes)) return false;
+    if (in_use.compare_exchange_weak(used, used + bytes)) return true;
+  }
+}
+
+void throw_over_limit(std::size_t bytes, std::string_view what) {
+  throw ResourceError(std::string(what),
+                      fmt::format("needs {}, above the memory limit of {} ({} already in use): use less data, a "
+                                  "smaller batch or model, or raise the limit (--memory-limit)",
+                                  human_bytes(static_cast<double>(bytes)),
+                                  human_bytes(static_cast<double>(limit_bytes().load())),
+                                  human_bytes(static_cast<double>(in_use.load()))));
+}
+
+void reserve_memory(std::size_t bytes, std::string_view what) {
+  if (!try_reserve_memory(bytes)) throw_over_limit(bytes, what);
+}
+
+void release_memory(std::size_t bytes) noexcept { in_use.fetch_sub(bytes); }
+
+}  // namespace detail
+
+}  // namespace opgraph

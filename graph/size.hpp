@@ -1,0 +1,63 @@
+// Checked arithmetic for element and byte counts, and the process-wide memory budget.
+// Every product of sizes (tensor bytes, plan arenas, parameter totals, batch x features)
+// goes through these, so that a huge dimension is an error, never a wrapped count.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <opgraph/graph/error.hpp>
+
+namespace opgraph {
+
+/// Memory a request would need, above what is allowed: a plan, a tensor, a dataset.
+class ResourceError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The largest byte count opgraph allocates at once: 2^62. Counts past it are refused
+/// with a ShapeError before any multiplication can wrap.
+inline constexpr std::int64_t kMaxBytes = std::int64_t{1} << 62;
+
+/// a * b for counts >= 0; nullopt-free: throws ShapeError "<what>: ... more than 2^62"
+/// when the product passes kMaxBytes (or an operand is negative).
+std::int64_t checked_mul(std::int64_t a, std::int64_t b, std::string_view what);
+/// a + b for counts >= 0, with the same bound.
+std::int64_t checked_add(std::int64_t a, std::int64_t b, std::string_view what);
+/// The product of `dims` (each >= 0), with the same bound.
+std::int64_t checked_product(std::span<const std::int64_t> dims, std::string_view what);
+/// elements * element_size as a byte count, with the same bound.
+std::size_t checked_bytes(std::int64_t elements, std::size_t element_size, std::string_view what);
+/// The same tests without throwing: false when the result would pass kMaxBytes.
+bool mul_fits(std::int64_t a, std::int64_t b, std::int64_t* out);
+bool add_fits(std::int64_t a, std::int64_t b, std::int64_t* out);
+
+/// "4.0 MiB", "1.20 GiB", "512 B": byte counts for messages (powers of 1024, as sizes
+/// such as --memory-limit 512M are read).
+std::string human_bytes(double bytes);
+
+/// The process-wide memory budget: tensors and plan arenas reserve their bytes from it
+/// before allocating, so a request past the limit is a ResourceError naming what asked,
+/// never the kernel's OOM killer. The default is 80 % of the machine's physical memory.
+void set_memory_limit(std::size_t bytes);  // 0: no limit
+std::size_t memory_limit();
+/// The default: 80 % of physical memory (sysconf), or 0 when unknown.
+std::size_t default_memory_limit();
+/// Bytes currently reserved by live tensors and plans.
+std::size_t memory_in_use();
+
+namespace detail {
+/// Reserves `bytes` for `what` (e.g. "tensor of shape [100,10]"); throws ResourceError
+/// "<what> needs 8.0 GB, above the memory limit of 4.0 GB (1.2 GB in use): ..." otherwise.
+void reserve_memory(std::size_t bytes, std::string_view what);
+/// The same without building a message: false when over the limit (nothing reserved).
+bool try_reserve_memory(std::size_t bytes) noexcept;
+[[noreturn]] void throw_over_limit(std::size_t bytes, std::string_view what);
+void release_memory(std::size_t bytes) noexcept;
+}  // namespace detail
+
+}  // namespace opgraph
