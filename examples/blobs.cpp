@@ -13,6 +13,8 @@
 #include <opgraph/frontends/train.hpp>
 #include <opgraph/graph/gradcheck.hpp>
 
+#include <opgraph/graph/numeric.hpp>
+
 #include "example.hpp"
 
 int main(int argc, char** argv) {
@@ -44,7 +46,7 @@ int main(int argc, char** argv) {
     const Dataset one = split.train.rows({row});
     const auto r = check_graph_gradients(g, model.params, {{"x", one.features}, {"y", one.labels}}, 1);
     if (!r.failure.empty()) std::printf("gradient check failed to run: %s\n", r.failure.c_str());
-    worst_error = std::max(worst_error, r.failure.empty() ? r.max_error : 1.0);
+    worst_error = opgraph::worst_of(worst_error, r.failure.empty() ? r.max_error : 1.0);  // NaN wins
     ++checks;
   };
   options.on_epoch = [](const EpochReport& e) {

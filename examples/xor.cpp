@@ -10,6 +10,8 @@
 #include <opgraph/frontends/nn.hpp>
 #include <opgraph/frontends/train.hpp>
 
+#include <opgraph/graph/numeric.hpp>
+
 #include "example.hpp"
 
 int main(int argc, char** argv) {
@@ -37,7 +39,7 @@ int main(int argc, char** argv) {
   double worst = 0.0;  // distance of the worst prediction from its target
   for (int i = 0; i < 4; ++i) {
     const double pi = out.probabilities.at(i);
-    worst = std::max(worst, std::abs(pi - data.labels.at(i)));
+    worst = opgraph::worst_of(worst, std::abs(pi - data.labels.at(i)));  // NaN wins
     std::printf("xor(%g, %g) = %.4f\n", data.features.at({i, 0}), data.features.at({i, 1}), pi);
   }
   example::Json("xor")

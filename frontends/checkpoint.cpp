@@ -254,7 +254,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
 }
 
 Checkpoint load_checkpoint(const std::string& path) {
-  return decode_checkpoint(read_file(path, {0, "a checkpoint", "is it a checkpoint?"}), path);
+  return decode_checkpoint(read_file(path, {0, "a checkpoint", "raise --memory-limit if it really is that large"}), path);
 }
 
 void restore_params(const Checkpoint& c, Params& params, const std::string& name) {

@@ -149,7 +149,24 @@ Temp write_temp(const std::string& path, std::string_view bytes) {
   return t;
 }
 
+/// Test hook for tests/cli/reliability_test.cpp: with OPGRAPH_TEST_HOLD_SAVE=N:MARKER in
+/// the environment, the N-th atomic write of the process stops after its temporary file is
+/// complete and before the rename, creates MARKER, and waits (up to a minute) to be killed,
+/// so that a test can kill a process inside a save deterministically, not by timing.
+void test_hold_before_rename() {
+  static int writes = 0;
+  ++writes;
+  const char* hold = std::getenv("OPGRAPH_TEST_HOLD_SAVE");
+  if (!hold) return;
+  char* end = nullptr;
+  const long n = std::strtol(hold, &end, 10);
+  if (n != writes || !end || *end != ':') return;
+  if (const int fd = ::open(end + 1, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); fd >= 0) ::close(fd);
+  for (int i = 0; i < 600; ++i) ::usleep(100'000);
+}
+
 void commit(const Temp& t) {
+  test_hold_before_rename();
   if (::rename(t.tmp.c_str(), t.real.c_str()) != 0) {
     const int err = errno;
     ::unlink(t.tmp.c_str());

@@ -1,5 +1,6 @@
 // Gradient checker: shapes from patterns, inputs from domains, directional central differences.
 #include <opgraph/graph/gradcheck.hpp>
+#include <opgraph/graph/numeric.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -11,10 +12,12 @@
 
 namespace opgraph {
 
-std::vector<Shape> instantiate_shapes(const std::vector<std::string>& patterns, std::uint64_t seed) {
+std::vector<Shape> instantiate_shapes(const std::vector<std::string>& patterns, std::uint64_t seed,
+                                      const std::vector<std::int64_t>& given) {
   Rng rng(seed);
   std::vector<std::int64_t> sizes = {2, 3, 4, 5, 6, 7};
   for (std::size_t i = sizes.size() - 1; i > 0; --i) std::swap(sizes[i], sizes[rng.below(i + 1)]);
+  if (!given.empty()) sizes = given;
   std::map<char, std::int64_t> letters;
   std::vector<Shape> out;
   for (const auto& pattern : patterns) {
@@ -127,11 +130,12 @@ std::string describe_case(const std::vector<Shape>& shapes, const CheckCase& c) 
 
 }  // namespace
 
-CheckInstance check_instance(const OpDef& op, std::size_t case_index, std::uint64_t seed) {
+CheckInstance check_instance(const OpDef& op, std::size_t case_index, std::uint64_t seed,
+                             const std::vector<std::int64_t>& sizes) {
   const CheckCase& check = op.checks.at(case_index);
   const std::uint64_t case_seed = seed + case_index + 1;
   CheckInstance c;
-  c.shapes = instantiate_shapes(check.shapes, case_seed);
+  c.shapes = instantiate_shapes(check.shapes, case_seed, sizes);
   c.attrs = check.attrs;
   c.config = describe_case(c.shapes, check);
   if (c.shapes.size() != op.inputs.size())
@@ -154,7 +158,7 @@ std::vector<GradCheckResult> check_op_gradients(const OpDef& op, const GradCheck
     GradCheckResult r;
     r.subject = op.name;
     try {
-      const CheckInstance inst = check_instance(op, index, options.seed);
+      const CheckInstance inst = check_instance(op, index, options.seed, options.sizes);
       r.config = inst.config;
       const auto& x = inst.inputs;
       const auto& shapes = inst.shapes;
@@ -189,7 +193,10 @@ std::vector<GradCheckResult> check_op_gradients(const OpDef& op, const GradCheck
         gnorm2 += dot(grads.back(), grads.back());
         elements += grads.back().numel();
       }
-      const double h = options.step;
+      // The step along a unit direction, grown with the element count so that each element
+      // still moves by about `step`: over 10^5 elements a fixed step would move each by
+      // 1e-8 of itself, and rounding the moved inputs would swamp the difference.
+      const double h = options.step * std::max(1.0, std::sqrt(static_cast<double>(elements) / 16.0));
       auto phi = [&](double alpha, const std::vector<Tensor>& dir) {
         std::vector<Tensor> moved(x.size());
         for (std::size_t i = 0; i < x.size(); ++i) {
@@ -215,9 +222,9 @@ std::vector<GradCheckResult> check_op_gradients(const OpDef& op, const GradCheck
           analytic += dot(grads[i], dir[i]);
         }
         const double numeric = (phi(h, dir) - phi(-h, dir)) / (2.0 * h);
-        r.max_error = std::max(r.max_error, relative_error(analytic, numeric, gnorm2, elements));
+        r.max_error = worst_of(r.max_error, relative_error(analytic, numeric, gnorm2, elements));
       }
-      r.passed = r.max_error <= options.tolerance;
+      r.passed = within(r.max_error, options.tolerance);
     } catch (const std::exception& e) {
       r.passed = false;
       r.failure = e.what();
@@ -273,10 +280,10 @@ GradCheckResult check_graph_gradients(const Graph& graph, Params& params,
         analytic += dot(grads[i], dir[i]);
       }
       const double numeric = (loss_at(h, dir) - loss_at(-h, dir)) / (2.0 * h);
-      r.max_error = std::max(r.max_error, relative_error(analytic, numeric, gnorm2, elements));
+      r.max_error = worst_of(r.max_error, relative_error(analytic, numeric, gnorm2, elements));
     }
     for (std::size_t i = 0; i < slots.size(); ++i) slots[i].value.copy_from(saved[i]);
-    r.passed = r.max_error <= options.tolerance;
+    r.passed = within(r.max_error, options.tolerance);
   } catch (const std::exception& e) {
     r.passed = false;
     r.failure = e.what();

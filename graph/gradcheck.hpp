@@ -19,6 +19,10 @@ struct GradCheckOptions {
   double step = 1e-5;
   /// Pass when every relative error is at most this.
   double tolerance = 1e-6;
+  /// Sizes for the letters of the check cases, in order of first appearance ("[a,b]" with
+  /// {300, 257}: a = 300, b = 257); empty: small random sizes (2-7). Realistic sizes find
+  /// bugs that only show past a kernel's block boundaries (16, 256, ...).
+  std::vector<std::int64_t> sizes = {};
 };
 
 /// One configuration checked. For a random unit direction d, the analytic derivative
@@ -36,7 +40,8 @@ struct GradCheckResult {
 
 /// Random concrete sizes for the letters of a check case: "[a,b]" -> {2,5}. Distinct
 /// letters get distinct sizes so that a transposed rule cannot pass by accident.
-std::vector<Shape> instantiate_shapes(const std::vector<std::string>& patterns, std::uint64_t seed);
+std::vector<Shape> instantiate_shapes(const std::vector<std::string>& patterns, std::uint64_t seed,
+                                      const std::vector<std::int64_t>& sizes = {});
 
 /// Input values drawn from each input's Domain (kinks avoided, labels valid).
 std::vector<Tensor> sample_inputs(const OpDef& op, const std::vector<Shape>& shapes, double shift,
@@ -52,7 +57,8 @@ struct CheckInstance {
   std::string config;          // "[3,4] [4,5] reduction=sum"
   Shape output;
 };
-CheckInstance check_instance(const OpDef& op, std::size_t case_index, std::uint64_t seed);
+CheckInstance check_instance(const OpDef& op, std::size_t case_index, std::uint64_t seed,
+                             const std::vector<std::int64_t>& sizes = {});
 
 /// Checks `op`'s vjp on every CheckCase it declares, in f64, through a compiled plan:
 /// f(x) = <c, op(x)> with a random cotangent c.

@@ -65,8 +65,11 @@ std::vector<std::string> load_plugin(const std::string& path) {
   detail::begin_capture();
   dlerror();
   void* handle = nullptr;
+  // glibc declares dlopen noexcept, so a try around a direct call would be compiled away;
+  // through a pointer of a throwing type the handler stays.
+  void* (*volatile open_library)(const char*, int) = dlopen;
   try {
-    handle = dlopen(canonical.c_str(), RTLD_NOW | RTLD_LOCAL);
+    handle = open_library(canonical.c_str(), RTLD_NOW | RTLD_LOCAL);
   } catch (const std::exception& e) {  // a static initialiser of the plugin threw
     detail::end_capture();
     throw Error(path, fmt::format("threw while loading: {}: fix its static initialisers", e.what()));

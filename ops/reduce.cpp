@@ -5,18 +5,19 @@ namespace opgraph::ops {
 
 namespace {
 
-/// The reduced axis in [0, rank), or -1 for "every element".
+/// The reduced axis in [0, rank), or -1 for "every element". The shape rule has checked
+/// the range, in 64 bits: a narrowing cast first would make axis=2^32 mean axis 0.
 int reduced_axis(const AttrValue& axis, int rank) {
   if (axis.is_none()) return -1;
   const std::int64_t a = axis.as_int() < 0 ? axis.as_int() + rank : axis.as_int();
-  return static_cast<int>(a);
+  return a >= 0 && a < rank ? static_cast<int>(a) : -2;
 }
 
 Shape reduce_shape(const ShapeContext& c) {
   const Shape& x = c.in(0);
   if (c.attr("axis").is_none()) return Shape{};
   const int a = reduced_axis(c.attr("axis"), x.rank());
-  if (a < 0 || a >= x.rank()) c.fail("axis {} out of range for shape {}", c.attr_int("axis"), x);
+  if (a < 0) c.fail("axis {} out of range for shape {}", c.attr_int("axis"), x);
   std::vector<std::int64_t> dims;
   for (int i = 0; i < x.rank(); ++i)
     if (i != a) dims.push_back(x[i]);

@@ -42,17 +42,15 @@ const Command kCommands[] = {
 };
 
 /// The plugin being loaded, for the exit handler: a plugin that calls exit() from its
-/// static initialisers is named, and the run fails, instead of ending silently.
-std::string& loading_plugin() {
-  static std::string path;
-  return path;
-}
+/// static initialisers is named, and the run fails, instead of ending silently. A plain
+/// buffer: static objects may already be destroyed when exit handlers run.
+char loading_plugin[4096] = {};
 const char* current_command = "";
 
 void on_exit_handler(int status, void*) {
-  if (loading_plugin().empty()) return;
+  if (!loading_plugin[0]) return;
   std::fprintf(stderr, "opgraph %s: %s: the plugin called exit(%d) while loading: fix its static initialisers\n",
-               current_command, loading_plugin().c_str(), status);
+               current_command, loading_plugin, status);
   std::fflush(stderr);
   ::_exit(1);
 }
@@ -73,14 +71,14 @@ void load_plugins(const char* command, int& argc, char** argv) {
       continue;
     }
     if (path.empty()) throw opgraph::cli::UsageError(fmt::format("opgraph {}: --plugin needs a file path, got ''", command));
-    loading_plugin() = path;
+    std::snprintf(loading_plugin, sizeof loading_plugin, "%s", path.c_str());
     try {
       for (auto& op : opgraph::load_plugin(path)) opgraph::cli::plugin_ops().push_back(op);
     } catch (...) {
-      loading_plugin().clear();
+      loading_plugin[0] = '\0';
       throw;
     }
-    loading_plugin().clear();
+    loading_plugin[0] = '\0';
     opgraph::protect_input(path, "a plugin of this run");
   }
   argc = kept;
@@ -100,6 +98,23 @@ std::string one_line(std::string s) {
 }
 
 bool stdout_was_closed = false;
+int stdout_error = 0;  // errno of the first write to stdout that failed
+
+/// stdout's writes, through ::write, remembering why the first failure failed (stdio keeps
+/// only a flag, and errno is long overwritten by the time the run ends).
+ssize_t write_stdout(void*, const char* buf, std::size_t size) {
+  std::size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::write(1, buf + done, size - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (!stdout_error) stdout_error = errno;
+      return -1;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return static_cast<ssize_t>(size);
+}
 
 }  // namespace
 
@@ -170,16 +185,16 @@ int main_entry(int argc, char** argv) {
     if (fd == 1) stdout_was_closed = true;
   }
   ::on_exit(on_exit_handler, nullptr);
+  if (FILE* out = ::fopencookie(nullptr, "w", cookie_io_functions_t{nullptr, write_stdout, nullptr, nullptr})) {
+    std::setvbuf(out, nullptr, ::isatty(1) ? _IOLBF : _IOFBF, 1 << 16);
+    stdout = out;
+  }
   int status = run(argc, argv);
-  // Output that did not reach stdout (a full disk, a closed pipe or stream, /dev/full) is
-  // a failure: say so and exit 1, never 0.
-  errno = 0;
+  // Output that did not reach stdout (a full disk, a closed stream, /dev/full) is a
+  // failure: say so and exit 1, never 0.
   const bool flushed = std::fflush(stdout) == 0 && !std::ferror(stdout);
-  const int err = errno;
-  if (!flushed || std::fclose(stdout) != 0) {
-    const char* why = stdout_was_closed ? "stdout is closed"
-                      : err != 0        ? std::strerror(err)
-                                        : std::strerror(errno ? errno : EIO);
+  if (!flushed || stdout_error) {
+    const char* why = stdout_was_closed ? "stdout is closed" : std::strerror(stdout_error ? stdout_error : EIO);
     std::fprintf(stderr, "opgraph%s%s: cannot write the output to stdout: %s\n", *current_command ? " " : "",
                  current_command, why);
     if (status == 0) status = 1;

@@ -107,11 +107,12 @@ Model restored(const ModelFile& file, const Checkpoint& c, const std::string& ck
   return m;
 }
 
-bool all_finite(const Params& params) {
+/// "parameter 'out.W' holds inf", or "" when every parameter is finite.
+std::string non_finite_parameter(const Params& params) {
   for (const auto& [name, t] : params)
     for (std::int64_t i = 0; i < t.numel(); ++i)
-      if (!std::isfinite(t.at(i))) return false;
-  return true;
+      if (!std::isfinite(t.at(i))) return fmt::format("parameter '{}' holds {}", name, t.at(i));
+  return {};
 }
 
 void write_metrics(const std::string& path, const std::vector<EpochReport>& history) {
@@ -329,13 +330,19 @@ int train(int argc, char** argv) {
   o.validation = val_set.size() > 0 ? &val_set : nullptr;
   o.on_step = [&](const StepReport& s) { progress.step(s); };
   int diverged_at = 0, last_saved = resume ? resume->epoch : 0;
+  std::string diverged;  // why the first diverged epoch did
   o.on_epoch = [&](const EpochReport& e) {
     progress.epoch(e);
     history.push_back(e);
     if (a.has("metrics")) write_metrics(a.get("metrics"), history);
     // An epoch that diverged is never saved over the last good checkpoint.
-    if (!std::isfinite(e.train_loss) || !all_finite(model.params)) {
-      diverged_at = e.epoch;
+    std::string why = std::isfinite(e.train_loss) ? non_finite_parameter(model.params)
+                                                  : fmt::format("the loss is not finite ({})", e.train_loss);
+    if (!why.empty()) {
+      if (diverged_at == 0) {
+        diverged_at = e.epoch;
+        diverged = std::move(why);
+      }
       return;
     }
     if (a.has("save")) {
@@ -397,10 +404,10 @@ int train(int argc, char** argv) {
                              : last_saved > 0
                                  ? fmt::format("; {} keeps epoch {}", a.get("save"), last_saved)
                                  : fmt::format("; nothing was saved to {}", a.get("save"));
+    if (diverged.empty()) diverged = fmt::format("the loss is not finite ({})", tr.loss);
     std::fprintf(stderr,
-                 "opgraph train: epoch %d: the loss is not finite (%g)%s: lower the learning rate, or find the first "
-                 "NaN with --detect-anomaly\n",
-                 diverged_at > 0 ? diverged_at : static_cast<int>(history.size()), tr.loss, kept.c_str());
+                 "opgraph train: epoch %d: %s%s: lower the learning rate, or find the first NaN with --detect-anomaly\n",
+                 diverged_at > 0 ? diverged_at : static_cast<int>(history.size()), diverged.c_str(), kept.c_str());
     return 1;
   }
   return 0;
@@ -544,11 +551,18 @@ int export_npy(int argc, char** argv) {
     files.emplace_back(path, encode_npy(t));
   }
   std::error_code ec;
+  const bool created = !fs::exists(a.get("npy"));
   fs::create_directories(a.get("npy"), ec);
   if (!fs::is_directory(a.get("npy"))) throw DataError(a.get("npy"), "cannot create the folder");
-  check_outputs(outputs);
-  // All files or none: a failure (a full disk, a size limit) leaves the folder as it was.
-  write_files_atomic(files);
+  // All files or none: a failure (a full disk, a size limit) leaves the folder as it was,
+  // and removes it again when this run made it.
+  try {
+    check_outputs(outputs);
+    write_files_atomic(files);
+  } catch (...) {
+    if (created) fs::remove(a.get("npy"), ec);
+    throw;
+  }
   for (const auto& [name, t] : model.params)
     std::printf("%s %s\n", (fs::path(a.get("npy")) / (name + ".npy")).string().c_str(), t.shape().str().c_str());
   return 0;

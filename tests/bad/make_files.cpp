@@ -44,6 +44,30 @@ std::string idx(std::uint32_t magic, const std::vector<std::uint32_t>& dims, std
   return s;
 }
 
+/// One gzip member holding `bytes`.
+std::string gzip_member(const std::string& bytes) {
+  z_stream z{};
+  deflateInit2(&z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&z, static_cast<uLong>(bytes.size())) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  z.avail_in = static_cast<uInt>(bytes.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+/// A gzip bomb: `head`, then `mib` MiB of zeros, as concatenated gzip members (which
+/// gzip and zlib read as one stream): about 1 KB on disk per MiB inflated.
+std::string gzip_bomb(const std::string& head, int mib) {
+  std::string out = gzip_member(head);
+  const std::string zeros = gzip_member(std::string(1 << 20, '\0'));
+  for (int i = 0; i < mib; ++i) out += zeros;
+  return out;
+}
+
 /// A folder laid out like MNIST: train and test images and labels.
 void mnist(const fs::path& dir, const std::string& train_images, const std::string& train_labels) {
   write(dir / "train-images-idx3-ubyte", train_images);
@@ -88,6 +112,22 @@ int main(int argc, char** argv) {
     write(out / "mnist_gzip" / "train-labels-idx1-ubyte", idx(0x801, {10}, 10));
   }
   fs::create_directories(out / "mnist_empty");
+
+  // Files that promise little and inflate to a lot, and headers that promise the moon.
+  write(out / "bomb.og.gz", gzip_bomb("# a model file, then 20 MiB of zeros\n", 20));
+  write(out / "bomb.csv.gz", gzip_bomb("1,2,0\n", 1100));
+  write(out / "bomb.ckpt", gzip_bomb("OPGRAPHC", 120));
+  mnist(out / "mnist_bomb", gzip_bomb(idx(0x803, {60000, 28, 28}, 0), 1100), idx(0x801, {60000}, 60000));
+  fs::rename(out / "mnist_bomb" / "train-images-idx3-ubyte", out / "mnist_bomb" / "train-images-idx3-ubyte.gz");
+  mnist(out / "mnist_header_huge", idx(0x803, {65535, 65535, 65535}, 16), idx(0x801, {10}, 10));
+
+  // A flat model of 100 001 op nodes, one per line: past the limit without any block.
+  {
+    std::string flat = "input x [N, 2]\nlabels y [N]\nh0 = relu(x)\n";
+    for (int i = 1; i <= 100000; ++i) flat += "h" + std::to_string(i) + " = relu(h" + std::to_string(i - 1) + ")\n";
+    flat += "loss l = softmax_cross_entropy(h100000, y)\n";
+    write(out / "flat_100001.og", flat);
+  }
 
   // Checkpoints, from a valid one.
   const std::string ckpt = read(argv[2]);

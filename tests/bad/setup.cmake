@@ -3,8 +3,12 @@
 cmake_minimum_required(VERSION 3.24)
 file(REMOVE_RECURSE ${GEN})
 file(MAKE_DIRECTORY ${GEN})
-foreach(model iris xor)
-  execute_process(COMMAND ${OPGRAPH} train ${MODELS}/${model}.og --data ${model} --epochs 1 --quiet
+foreach(model iris xor two_layer_tanh)
+  set(data ${model})
+  if(model STREQUAL "two_layer_tanh")
+    set(data moons:n=200)
+  endif()
+  execute_process(COMMAND ${OPGRAPH} train ${MODELS}/${model}.og --data ${data} --epochs 1 --quiet
                           --save ${GEN}/${model}.ckpt
                   RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)

@@ -3,6 +3,9 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <limits>
+
 #include <opgraph/graph/conformance.hpp>
 #include <opgraph/graph/gradcheck.hpp>
 #include <opgraph/graph/registry.hpp>
@@ -44,7 +47,47 @@ OPGRAPH_OP(slightly_wrong_tanh)
     })
     .check({"[a,b]"});
 
+// tanh whose vjp returns NaN: right forward, NaN gradient.
+OPGRAPH_OP(nan_vjp_tanh)
+    .doc("tanh with a vjp that returns NaN (test only)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .saves_output()
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.in(0), k.out(), [](T x) { return std::tanh(x); });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.grad_out(), k.grad_in(0), [](T) { return std::numeric_limits<T>::quiet_NaN(); });
+    })
+    .check({"[a,b]"});
+
 }  // namespace
+
+TEST_CASE("gradcheck and conformance: a vjp returning NaN fails every checker that reads it") {
+  const OpDef& op = Registry::global().get("nan_vjp_tanh");
+  const auto results = check_op_gradients(op);
+  REQUIRE_FALSE(results.empty());
+  for (const auto& r : results) {
+    CHECK_FALSE(r.passed);
+    CHECK(std::isnan(r.max_error));
+  }
+  const ConformanceReport report = check_conformance(op);
+  CHECK_FALSE(report.passed());
+  CHECK(report.item("finite")->detail.find("the vjp gives nan at element 0 of the gradient of 'x'") != std::string::npos);
+  CHECK_FALSE(report.item("gradient")->passed);
+  CHECK(std::isnan(report.item("gradient")->measure));
+  // A whole graph through the op: the graph checker fails too.
+  Graph g;
+  const NodeId x = g.add_input("x", {N, 3});
+  const NodeId w = g.add_param("w", {3, 3});
+  g.set_loss(g.add_op("mean", {g.add_op("nan_vjp_tanh", {g.add_op("matmul", {x, w})})}));
+  Params params = g.init_params(1, DType::f64);
+  const GradCheckResult whole = check_graph_gradients(g, params, {{"x", Tensor::from({2, 3}, {1, 2, 3, 4, 5, 6}, DType::f64)}}, 2);
+  CHECK_FALSE(whole.passed);
+  CHECK(std::isnan(whole.max_error));
+}
 
 TEST_CASE("gradcheck: a vjp missing 1/N fails the check") {
   const auto results = check_op_gradients(Registry::global().get("broken_mean"));

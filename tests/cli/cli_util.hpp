@@ -52,17 +52,17 @@ inline Json json_of(const std::string& text) {
 }
 
 /// `opgraph ARGS...` as a child process in `dir`, stdout and stderr to /dev/null (or to
-/// `err_file`), optionally with a limit on the size of any file it writes (writes past it
-/// fail with EFBIG, as on a full disk).
+/// `err_file`), optionally with a limit on the size of any file it writes (the binary itself
+/// turns SIGXFSZ into a reported write error) and one more environment variable "K=V".
 inline pid_t spawn(const std::vector<std::string>& args, const std::string& dir, long file_size_limit = 0,
-                   const std::string& err_file = "/dev/null") {
+                   const std::string& err_file = "/dev/null", const std::string& env = "") {
   std::fflush(stdout);  // or the child would flush a copy of what the parent has buffered
   std::fflush(stderr);
   const pid_t pid = fork();
   if (pid == 0) {
     if (chdir(dir.c_str()) != 0) _exit(126);
+    if (!env.empty()) putenv(const_cast<char*>(env.c_str()));
     if (file_size_limit > 0) {
-      signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails instead of killing
       const rlimit lim{static_cast<rlim_t>(file_size_limit), static_cast<rlim_t>(file_size_limit)};
       setrlimit(RLIMIT_FSIZE, &lim);
     }

@@ -1,6 +1,8 @@
 // The CSV reader: header forms, label columns, class names, gzip, and bad files.
 #include <doctest/doctest.h>
 
+#include "../test_skip.hpp"
+
 #include <opgraph/datasets/csv.hpp>
 #include <opgraph/datasets/locate.hpp>
 
@@ -67,7 +69,7 @@ TEST_CASE("csv: files, gzip, and the built-in sets") {
 
 TEST_CASE("csv: the shared small sets load (needs OPGRAPH_DATA)") {
   if (data_folder().empty()) {
-    MESSAGE("skipped: OPGRAPH_DATA is not set, so the shared small sets are not read");
+    test::skip("OPGRAPH_DATA is not set, so the shared small sets are not read");
     return;
   }
   const std::string small = find_data("small");

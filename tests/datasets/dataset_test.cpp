@@ -141,3 +141,38 @@ TEST_CASE("batcher: seeded shuffles, every row once per epoch, last partial batc
   CHECK(single.batch(3).features.at(0) == d.features.at({3, 0}));
   CHECK_THROWS_WITH_AS(Batcher(d, -2, false, 0), "blobs: batch size must not be negative, got -2", DataError);
 }
+
+TEST_CASE("batcher: every label stays with its row, shuffled or not, full or partial batch") {
+  // Labels made from the features (label = feature 0): any mix-up of rows shows.
+  Dataset d;
+  d.name = "tagged";
+  d.features = Tensor({23, 3});
+  d.labels = Tensor({23});
+  for (std::int64_t r = 0; r < 23; ++r) {
+    d.features.set(r * 3, static_cast<double>(r % 5));
+    d.features.set(r * 3 + 1, static_cast<double>(r));
+    d.features.set(r * 3 + 2, -static_cast<double>(r));
+    d.labels.set(r, static_cast<double>(r % 5));
+  }
+  for (std::int64_t size : {1, 4, 7, 23, 0}) {
+    for (bool shuffle : {false, true}) {
+      CAPTURE(size);
+      CAPTURE(shuffle);
+      Batcher b(d, size, shuffle, 3);
+      std::multiset<double> rows;
+      for (int epoch = 0; epoch < 2; ++epoch) {
+        b.start_epoch(epoch);
+        for (std::int64_t i = 0; i < b.batches(); ++i) {
+          const auto batch = b.batch(i);
+          for (std::int64_t r = 0; r < batch.rows; ++r) {
+            CHECK(batch.labels.at(r) == batch.features.at({r, 0}));
+            CHECK(batch.features.at({r, 2}) == -batch.features.at({r, 1}));
+            if (epoch == 0) rows.insert(batch.features.at({r, 1}));
+          }
+        }
+      }
+      CHECK(rows.size() == 23);
+      CHECK(std::set<double>(rows.begin(), rows.end()).size() == 23);  // every row exactly once
+    }
+  }
+}

@@ -1,6 +1,8 @@
 // The IDX reader on files the test writes, and on real MNIST when OPGRAPH_DATA has it.
 #include <doctest/doctest.h>
 
+#include "../test_skip.hpp"
+
 #include <opgraph/datasets/idx.hpp>
 #include <opgraph/datasets/locate.hpp>
 
@@ -80,7 +82,7 @@ TEST_CASE("idx: broken files give errors naming the file and the fault") {
 
 TEST_CASE("idx: the real MNIST files (needs OPGRAPH_DATA)") {
   if (data_folder().empty()) {
-    MESSAGE("skipped: OPGRAPH_DATA is not set, so real MNIST is not read");
+    test::skip("OPGRAPH_DATA is not set, so real MNIST is not read");
     return;
   }
   const std::string folder = find_data("mnist");

@@ -10,6 +10,7 @@
 #include <opgraph/frontends/checkpoint.hpp>
 #include <opgraph/frontends/files.hpp>
 #include <opgraph/frontends/model_format.hpp>
+#include <opgraph/graph/random.hpp>
 
 #include "../test_files.hpp"
 
@@ -52,6 +53,29 @@ TEST_CASE("checkpoint: everything saved comes back bit for bit") {
   CHECK(d.seed == 0xfedcba9876543210ULL);
   CHECK(d.meta == c.meta);
   CHECK(d.extra[0].second.bitwise_equal(c.extra[0].second));
+}
+
+TEST_CASE("checkpoint: tensors of megabytes come back bit for bit, f32 and f64") {
+  test::ScratchDir dir("ckpt-large");
+  Checkpoint c = sample();
+  for (DType dtype : {DType::f32, DType::f64}) {
+    CAPTURE(to_string(dtype));
+    Tensor big({1000, 700}, dtype);  // 2.8 MB in f32, 5.6 MB in f64
+    Rng rng(5);
+    for (std::int64_t i = 0; i < big.numel(); ++i) big.set(i, rng.normal());
+    big.set(big.numel() - 1, -0.0);
+    Params params(dtype);
+    params.set("big", big);
+    params.set("small", Tensor::from({3}, {1, 2, 3}, dtype));
+    c.params = params;
+    c.optimizer_state = {{"big.m", big.clone()}};
+    save_checkpoint(dir.file("big.ckpt"), c);
+    const Checkpoint back = load_checkpoint(dir.file("big.ckpt"));
+    CHECK(back.params.at("big").bitwise_equal(big));
+    CHECK(back.params.at("small").bitwise_equal(params.at("small")));
+    REQUIRE(back.optimizer_state.size() == 1);
+    CHECK(back.optimizer_state[0].second.bitwise_equal(big));
+  }
 }
 
 TEST_CASE("checkpoint: truncation, flipped bytes, bad magic and newer versions are refused") {

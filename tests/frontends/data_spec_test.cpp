@@ -1,6 +1,8 @@
 // Data specs: sources, options, splits, and the errors for bad specs.
 #include <doctest/doctest.h>
 
+#include "../test_skip.hpp"
+
 #include <opgraph/datasets/locate.hpp>
 #include <opgraph/frontends/data_spec.hpp>
 
@@ -77,7 +79,7 @@ TEST_CASE("data spec: bad specs say what is wrong") {
 
 TEST_CASE("data spec: MNIST with a class filter and per-class subset (needs OPGRAPH_DATA)") {
   if (data_folder().empty()) {
-    MESSAGE("skipped: OPGRAPH_DATA is not set, so MNIST specs are not loaded");
+    test::skip("OPGRAPH_DATA is not set, so MNIST specs are not loaded");
     return;
   }
   const LoadedData d = load_data("mnist:classes=5/8,per_class=1000");

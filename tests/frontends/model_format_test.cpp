@@ -114,7 +114,25 @@ loss e = mse(q, y, reduction=sum)
   CHECK(g.node(g.at("s")).attrs[0].as_float() == -2.5);
   CHECK(g.node(g.at("a")).attrs[0].as_int() == 1);
   CHECK(g.node(g.at("a")).shape == Shape{N});
-  CHECK(g.node(g.at("q")).op->name == "sub");
+  // q = x * x + x - s parses as ((x * x) + x) - s: check the whole tree, not only the top.
+  const Node& q = g.node(g.at("q"));
+  CHECK(q.op->name == "sub");
+  REQUIRE(q.inputs.size() == 2);
+  CHECK(g.node(q.inputs[1]).name == "s");
+  const Node& plus = g.node(q.inputs[0]);
+  CHECK(plus.op->name == "add");
+  REQUIRE(plus.inputs.size() == 2);
+  CHECK(g.node(plus.inputs[1]).name == "x");
+  const Node& times = g.node(plus.inputs[0]);
+  CHECK(times.op->name == "mul");
+  CHECK(times.inputs == std::vector<NodeId>{g.at("x"), g.at("x")});
+  // and a - b - c is (a - b) - c; a - b * c is a - (b * c).
+  const ModelFile p2 = parse_model("input a [N, 2]\ninput b [N, 2]\ninput c [N, 2]\nl = a - b - c\nr = a - b * c\n");
+  const Graph& h = p2.graph;
+  CHECK(h.node(h.node(h.at("l")).inputs[0]).op->name == "sub");
+  CHECK(h.node(h.at("l")).inputs[1] == h.at("c"));
+  CHECK(h.node(h.at("r")).inputs[0] == h.at("a"));
+  CHECK(h.node(h.node(h.at("r")).inputs[1]).op->name == "mul");
   CHECK(g.node(g.at("e")).attrs[0].as_string() == "sum");
   CHECK(g.outputs() == std::vector<NodeId>{g.at("p")});
   CHECK(m.labels == "y");

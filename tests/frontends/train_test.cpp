@@ -1,6 +1,9 @@
 // The training loop: batch identity, histories, stopping, evaluation, label forms, determinism.
 #include <doctest/doctest.h>
 
+#include <cmath>
+
+#include <opgraph/datasets/batcher.hpp>
 #include <opgraph/datasets/synthetic.hpp>
 #include <opgraph/frontends/nn.hpp>
 #include <opgraph/frontends/train.hpp>
@@ -168,4 +171,36 @@ TEST_CASE("train: misuse is reported") {
   Model m = two_layer(2, 4, 2, 1);
   auto sgd = make_sgd({});
   CHECK_THROWS_WITH_AS(fit(m, make_moons(10), *sgd, {.epochs = 0}), "fit: epochs must be at least 1, got 0", DataError);
+}
+
+TEST_CASE("train: fit feeds the schedule the time after each step, as a hand-written loop does") {
+  // Three batches per epoch, a step schedule halving the rate every epoch, two epochs: a
+  // schedule read one step late (or early) changes the rate of the steps at epoch edges.
+  const Dataset data = make_blobs(30, 3, 1.0, 2, 4).to(DType::f64);
+  Model fitted = two_layer(2, 5, 3, 9, DType::f64);
+  Model manual = two_layer(2, 5, 3, 9, DType::f64);
+  auto opt = parse_optimizer("sgd:lr=0.5,schedule=step,every=1,decay=0.5");
+  fit(fitted, data, *opt, {.epochs = 2, .batch = 10, .shuffle = true, .seed = 11});
+
+  Plan plan(manual.graph, manual.params, {.batch = 10});
+  Batcher batcher(data, 10, true, 11);
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    batcher.start_epoch(epoch);
+    for (std::int64_t b = 0; b < 3; ++b) {
+      const auto batch = batcher.batch(b);
+      plan.set_input("x", batch.features);
+      plan.set_input("y", batch.labels);
+      plan.forward();
+      plan.backward();
+      const double time = epoch + (b + 1) / 3.0;  // the step ends at this time
+      const double lr = 0.5 * std::pow(0.5, std::floor(time - 1e-9));
+      for (const ParamSlot& p : plan.parameters())
+        for (std::int64_t i = 0; i < p.value.numel(); ++i)
+          const_cast<Tensor&>(p.value).set(i, p.value.at(i) - lr * p.grad.at(i));
+    }
+  }
+  for (const auto& [name, t] : fitted.params) {
+    CAPTURE(name);
+    for (std::int64_t i = 0; i < t.numel(); ++i) CHECK(t.at(i) == doctest::Approx(manual.params.at(name).at(i)).epsilon(1e-12));
+  }
 }

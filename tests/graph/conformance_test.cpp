@@ -17,7 +17,7 @@ TEST_CASE("conformance: every registered op keeps its whole contract") {
       CAPTURE(item.detail);
       CHECK(item.passed);
     }
-    CHECK(r.items.size() == 7);  // metadata, shapes, gradient, f32, threads, linearity, saves
+    CHECK(r.items.size() == 8);  // metadata, shapes, finite, gradient, f32, threads, linearity, saves
     CHECK(op->has_vjp());
     ++checked;
   }

@@ -1,27 +1,27 @@
 // Per-node profiles: calls counted, FLOPs from the op's cost, time where the work is.
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include <opgraph/datasets/synthetic.hpp>
 #include <opgraph/frontends/model_format.hpp>
 #include <opgraph/frontends/train.hpp>
 
 using namespace opgraph;
 
-TEST_CASE("profile: the 784-256-10 net spends most of its step in the matmuls") {
+TEST_CASE("profile: calls, FLOPs and bytes of the 784-256-10 net; times recorded (never compared: no timing in tests)") {
   ModelFile m = load_model(OPGRAPH_SOURCE_DIR "/examples/models/mnist_multiclass.og");
   Model model{m.graph, m.graph.init_params(1), m.input, m.labels};
   Trainer t(model);
   const Dataset d = make_blobs(2000, 10, 1.0, 784, 1);
   const std::vector<NodeProfile> nodes = t.profile(d, 1000, 3);
   REQUIRE(nodes.size() == 6);
-  double total = 0, matmul = 0;
   for (const auto& n : nodes) {
     CHECK(n.forward_calls == 3);  // the warm-up pass is not counted
     CHECK(n.backward_calls == 3);
-    total += n.forward_seconds + n.backward_seconds;
-    if (n.op == "matmul") matmul += n.forward_seconds + n.backward_seconds;
+    CHECK(n.forward_seconds >= 0.0);
+    CHECK(std::isfinite(n.forward_seconds + n.backward_seconds));
   }
-  CHECK(matmul > 0.5 * total);
   CHECK(nodes[0].name == "matmul_1");
   CHECK(nodes[0].forward_flops == 2.0 * 1000 * 784 * 256);
   CHECK(nodes[0].backward_flops == 2.0 * 1000 * 784 * 256);  // dW only: x needs no gradient

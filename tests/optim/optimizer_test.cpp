@@ -195,3 +195,105 @@ TEST_CASE("optim: the factories and the specs agree on every default") {
   CHECK(make_sgd({.lr = 0.5})->options().lr == 0.5);
   CHECK_THROWS_WITH_AS(make_sgd({.lr = -1.0}), "sgd: lr must be positive, got -1", ParseError);
 }
+
+namespace {
+
+/// An independent reference of one optimizer step, written from the rules in
+/// docs/design.md in plain double arithmetic: clip by the global norm of the raw gradients,
+/// add L2 decay (not for adamw, which decays the weights directly), then the rule.
+struct Reference {
+  std::string kind;
+  OptimizerOptions o;
+  std::vector<std::vector<double>> v, m, s;  // per parameter
+  int t = 0;
+
+  void step(std::vector<std::vector<double>>& w, const std::vector<std::vector<double>>& g, double lr) {
+    if (v.empty()) {
+      for (const auto& p : w) {
+        v.emplace_back(p.size(), 0.0);
+        m.emplace_back(p.size(), 0.0);
+        s.emplace_back(p.size(), 0.0);
+      }
+    }
+    ++t;
+    double norm2 = 0.0;
+    for (const auto& p : g)
+      for (double x : p) norm2 += x * x;
+    const double norm = std::sqrt(norm2);
+    const double scale = o.clip_norm > 0 && norm > o.clip_norm ? o.clip_norm / norm : 1.0;
+    for (std::size_t k = 0; k < w.size(); ++k)
+      for (std::size_t i = 0; i < w[k].size(); ++i) {
+        double& x = w[k][i];
+        const double decay = kind == "adamw" ? 0.0 : o.weight_decay;
+        const double gi = scale * g[k][i] + decay * x;
+        if (kind == "sgd") {
+          x -= lr * gi;
+        } else if (kind == "momentum" || kind == "nesterov") {
+          v[k][i] = o.momentum * v[k][i] + lr * gi;
+          x -= kind == "momentum" ? v[k][i] : o.momentum * v[k][i] + lr * gi;
+        } else if (kind == "adam" || kind == "adamw") {
+          if (kind == "adamw") x -= lr * o.weight_decay * x;
+          const double gg = kind == "adamw" ? scale * g[k][i] : gi;
+          m[k][i] = o.beta1 * m[k][i] + (1 - o.beta1) * gg;
+          s[k][i] = o.beta2 * s[k][i] + (1 - o.beta2) * gg * gg;
+          const double mh = m[k][i] / (1 - std::pow(o.beta1, t)), vh = s[k][i] / (1 - std::pow(o.beta2, t));
+          x -= lr * mh / (std::sqrt(vh) + o.eps);
+        } else if (kind == "rmsprop") {
+          s[k][i] = o.rho * s[k][i] + (1 - o.rho) * gi * gi;
+          x -= lr * gi / (std::sqrt(s[k][i]) + o.eps);
+        }
+      }
+  }
+};
+
+/// The schedules' rates at time t, from their definitions.
+double reference_rate(const Schedule& sc, double lr, double t) {
+  if (sc.warmup > 0 && t < sc.warmup) return lr * t / sc.warmup;
+  const double u = t - sc.warmup;
+  switch (sc.kind) {
+    case Schedule::Kind::constant: return lr;
+    case Schedule::Kind::step: return lr * std::pow(sc.gamma, std::floor((u - 1e-9) / sc.every));
+    case Schedule::Kind::exponential: return lr * std::pow(sc.gamma, std::max(0.0, u - 1e-9));
+    case Schedule::Kind::cosine:
+      return sc.min_lr + 0.5 * (lr - sc.min_lr) * (1 + std::cos(3.141592653589793 * std::min(std::max(0.0, u - 1e-9) / sc.epochs, 1.0)));
+  }
+  return lr;
+}
+
+}  // namespace
+
+TEST_CASE("optim: every optimizer x weight decay x clipping x schedule, three steps against an independent reference") {
+  const std::vector<std::string> schedules = {"", ",schedule=step,every=1,decay=0.5", ",schedule=exp,decay=0.8",
+                                              ",schedule=cosine,epochs=2,min_lr=0.001", ",warmup=1"};
+  int combinations = 0;
+  for (const auto& kind : optimizer_names())
+    for (const char* wd : {"", ",wd=0.1"})
+      for (const char* clip : {"", ",clip=0.5"})
+        for (const auto& schedule : schedules) {
+          const std::string spec = kind + ":lr=0.1" + wd + clip + schedule;
+          CAPTURE(spec);
+          auto opt = parse_optimizer(spec);
+          Reference ref{kind, opt->options(), {}, {}, {}, 0};
+          std::vector<std::vector<double>> w = {{1.0, -2.0, 0.5}, {0.25, -0.75}};
+          std::vector<ParamSlot> slots = {{"a", Tensor::from({3}, {1.0, -2.0, 0.5}, DType::f64), Tensor({3}, DType::f64)},
+                                          {"b", Tensor::from({2}, {0.25, -0.75}, DType::f64), Tensor({2}, DType::f64)}};
+          const double grads[3][5] = {{0.5, -1.0, 2.0, 0.3, -0.2}, {0.1, 0.2, -0.4, 1.5, 0.6}, {-0.3, 0.4, 0.2, -0.9, 1.1}};
+          for (int step = 0; step < 3; ++step) {
+            CAPTURE(step);
+            // Times as fit sets them: after each of three steps of an epoch of two steps.
+            const double time = 0.5 * (step + 1);
+            std::vector<std::vector<double>> g = {{grads[step][0], grads[step][1], grads[step][2]},
+                                                  {grads[step][3], grads[step][4]}};
+            for (std::size_t k = 0; k < 2; ++k)
+              for (std::size_t i = 0; i < g[k].size(); ++i) slots[k].grad.set(static_cast<std::int64_t>(i), g[k][i]);
+            opt->set_time(time);
+            opt->step(slots);
+            ref.step(w, g, reference_rate(opt->options().schedule, opt->options().lr, time));
+            for (std::size_t k = 0; k < 2; ++k)
+              for (std::size_t i = 0; i < w[k].size(); ++i)
+                CHECK(slots[k].value.at(static_cast<std::int64_t>(i)) == doctest::Approx(w[k][i]).epsilon(1e-12));
+          }
+          ++combinations;
+        }
+  CHECK(combinations == 6 * 2 * 2 * 5);
+}

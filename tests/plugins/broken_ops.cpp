@@ -1,4 +1,6 @@
 // Deliberately broken ops: opgraph check must fail each and say why.
+#include <limits>
+
 #include <opgraph/graph/op.hpp>
 
 using namespace opgraph;
@@ -50,5 +52,39 @@ OPGRAPH_OP(sneaky_square)
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
       zip(k.in(0), k.grad_out(), k.grad_in(0), [](T x, T g) { return T(2) * x * g; });
+    })
+    .check({"[a,b]"});
+
+// tanh whose forward and vjp return NaN everywhere: every check must see it (a fold with
+// std::max once let it pass all of them).
+OPGRAPH_OP(nan_tanh)
+    .doc("tanh that returns NaN everywhere (broken on purpose)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .saves_output()
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.in(0), k.out(), [](T) { return std::numeric_limits<T>::quiet_NaN(); });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.grad_out(), k.grad_in(0), [](T) { return std::numeric_limits<T>::quiet_NaN(); });
+    })
+    .check({"[a,b]"});
+
+// x * 2 whose vjp writes 4096 elements past the end of its gradient buffer.
+OPGRAPH_OP(overrun_double)
+    .doc("2 x whose vjp writes 4096 elements past its gradient (broken on purpose)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.in(0), k.out(), [](T x) { return T(2) * x; });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const auto& g = k.grad_out();
+      T* d = k.grad_in(0).data;
+      for (std::int64_t i = 0; i < g.size + 4096; ++i) d[i] = T(2) * g.data[i < g.size ? i : 0];
     })
     .check({"[a,b]"});
