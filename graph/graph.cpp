@@ -225,7 +225,8 @@ NodeId Graph::add_param(std::string name, Shape shape, Init init, std::string or
   for (auto d : shape.dims())
     if (d < 0) throw ShapeError(where, fmt::format("negative dimension in shape {}", shape));
   if (auto problem = shape_problem(shape, false); !problem.empty())
-    throw ShapeError(where, fmt::format("param '{}': shape {} has {}", name, shape, problem));
+    throw ShapeError(where, origin.empty() ? fmt::format("shape {} has {}", shape, problem)
+                                           : fmt::format("param '{}': shape {} has {}", name, shape, problem));
   Node n;
   n.name = std::move(name);
   n.kind = NodeKind::param;

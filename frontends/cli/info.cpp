@@ -130,7 +130,8 @@ int ops(int argc, char** argv) {
 int data(int argc, char** argv) {
   const Args a("data", argc, argv, 2, {});
   if (a.help()) {
-    std::fputs("usage: opgraph data\n\nLists the dataset sources opgraph knows and how to name them.\n", stdout);
+    std::fputs(help_text("opgraph data", "Lists the dataset sources opgraph knows and how to name them.", {}).c_str(),
+               stdout);
     return 0;
   }
   if (!a.positional().empty()) a.fail(fmt::format("unexpected argument '{}'", a.positional()[0]));

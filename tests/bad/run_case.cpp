@@ -81,7 +81,7 @@ std::map<std::string, std::string> snapshot(const std::string& dir) {
   for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::none, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
-    out[fs::relative(it->path(), dir).string()] = describe(it->path().string());
+    out[it->path().lexically_relative(dir).string()] = describe(it->path().string());
     if (it->is_symlink()) it.disable_recursion_pending();
   }
   return out;

@@ -1,6 +1,7 @@
 // Checkpoints: round trip, corruption of every kind, model mismatches, atomic writes, .npy.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -75,6 +76,25 @@ TEST_CASE("checkpoint: tensors of megabytes come back bit for bit, f32 and f64")
     CHECK(back.params.at("small").bitwise_equal(params.at("small")));
     REQUIRE(back.optimizer_state.size() == 1);
     CHECK(back.optimizer_state[0].second.bitwise_equal(big));
+  }
+}
+
+TEST_CASE("checkpoint: parameters holding NaN or infinity are never saved, and the old file stays") {
+  test::ScratchDir dir("ckpt-nan");
+  Checkpoint c = sample();
+  save_checkpoint(dir.file("good.ckpt"), c);
+  const std::string before = read_file(dir.file("good.ckpt"));
+  for (double bad : {std::nan(""), double(INFINITY), -double(INFINITY)}) {
+    CAPTURE(bad);
+    Checkpoint broken = sample();
+    broken.params.at("W").set(4, bad);
+    CHECK_THROWS_WITH_AS(save_checkpoint(dir.file("good.ckpt"), broken),
+                         fmt::format("{}: parameter 'W' holds {} at index 4: a checkpoint is never written with "
+                                     "non-finite parameters",
+                                     dir.file("good.ckpt"), bad)
+                             .c_str(),
+                         NumericError);
+    CHECK(read_file(dir.file("good.ckpt")) == before);
   }
 }
 

@@ -1,0 +1,119 @@
+// W9: plan compilation time against the node count, for a chain (every MLP's shape) and
+// for a branchy graph (towers joined by adds, fan-out everywhere). Planning must grow
+// linearly (or n log n), so that the 100 000 nodes a model file may hold compile in well
+// under two seconds. Writes a markdown table.
+//
+//   plan_bench [--out FILE] [--quick]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <opgraph/graph/graph.hpp>
+#include <opgraph/graph/plan.hpp>
+
+#include "machine.hpp"
+
+using namespace opgraph;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+/// A chain: x -> matmul -> tanh -> tanh -> ... -> softmax_cross_entropy, `n` nodes in all.
+Graph chain(std::int64_t n) {
+  Graph g;
+  const NodeId x = g.add_input("x", {N, 8});
+  const NodeId y = g.add_input("y", {N});
+  NodeId h = g.add_op("matmul", {x, g.add_param("W", {8, 8})});
+  for (std::int64_t i = 5; i < n; ++i) h = g.add_op("tanh", {h});
+  g.set_loss(g.add_op("softmax_cross_entropy", {h, y}));
+  return g;
+}
+
+/// Towers of four nodes (tanh, relu, tanh, add back into the trunk): fan-out at every step.
+Graph branchy(std::int64_t n) {
+  Graph g;
+  const NodeId x = g.add_input("x", {N, 8});
+  const NodeId y = g.add_input("y", {N});
+  NodeId h = g.add_op("matmul", {x, g.add_param("W", {8, 8})});
+  for (std::int64_t i = 5; i + 4 <= n; i += 4) {
+    const NodeId a = g.add_op("tanh", {h});
+    const NodeId b = g.add_op("relu", {h});
+    const NodeId c = g.add_op("tanh", {b});
+    h = g.add_op("add", {a, c});
+  }
+  g.set_loss(g.add_op("softmax_cross_entropy", {h, y}));
+  return g;
+}
+
+struct Row {
+  std::string kind;
+  std::int64_t nodes;
+  double build, train, infer;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string out;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+    else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else {
+      std::fprintf(stderr, "usage: plan_bench [--out FILE] [--quick]\n");
+      return 2;
+    }
+  }
+  const std::vector<std::int64_t> sizes = quick ? std::vector<std::int64_t>{100, 1000}
+                                                : std::vector<std::int64_t>{1000, 10000, 100000};
+  const int reps = quick ? 1 : 3;
+  std::vector<Row> rows;
+  for (const char* kind : {"chain", "branchy"}) {
+    for (std::int64_t n : sizes) {
+      std::vector<double> build, train, infer;
+      std::int64_t nodes = 0;
+      for (int r = 0; r < reps; ++r) {
+        auto t0 = Clock::now();
+        Graph g = std::string(kind) == "chain" ? chain(n) : branchy(n);
+        build.push_back(since(t0));
+        nodes = static_cast<std::int64_t>(g.size());
+        Params params = g.init_params(1);
+        t0 = Clock::now();
+        { Plan p(g, params, {.batch = 32}); }
+        train.push_back(since(t0));
+        t0 = Clock::now();
+        { Plan p(g, params, {.batch = 32, .backward = false}); }
+        infer.push_back(since(t0));
+      }
+      rows.push_back({kind, nodes, median(build), median(train), median(infer)});
+      std::fprintf(stderr, "%s %lld nodes: build %.3f s, training plan %.3f s, inference plan %.3f s\n", kind,
+                   static_cast<long long>(nodes), rows.back().build, rows.back().train, rows.back().infer);
+    }
+  }
+  std::string md = fmt::format("{}\n\nMedian of {} compilations, batch 32, f32.\n\n", opgraph_bench::machine_description(), reps);
+  md += "| graph | nodes | build the graph | compile for training | compile for inference | training, µs per node |\n"
+        "|---|---|---|---|---|---|\n";
+  for (const auto& r : rows)
+    md += fmt::format("| {} | {} | {:.3f} s | {:.3f} s | {:.3f} s | {:.2f} |\n", r.kind, r.nodes, r.build, r.train,
+                      r.infer, 1e6 * r.train / static_cast<double>(r.nodes));
+  if (out.empty()) {
+    std::fputs(md.c_str(), stdout);
+  } else {
+    std::ofstream f(out);
+    f << md;
+  }
+  return 0;
+}

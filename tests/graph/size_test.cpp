@@ -1,0 +1,106 @@
+// Checked size arithmetic at the boundaries where counts wrap (2^31, 2^32, 2^53, 2^62,
+// 2^63), against 128-bit arithmetic, and the sizes every allocation goes through.
+#include <doctest/doctest.h>
+
+#include <limits>
+#include <vector>
+
+#include <opgraph/graph/graph.hpp>
+#include <opgraph/graph/random.hpp>
+#include <opgraph/graph/size.hpp>
+#include <opgraph/graph/tensor.hpp>
+
+using namespace opgraph;
+
+namespace {
+
+__extension__ using i128 = __int128;  // exact products of two 64-bit counts
+
+/// Values around every boundary: b - 1, b, b + 1 for b in 2^31, 2^32, 2^53, 2^62, 2^63 - 1,
+/// and small numbers.
+std::vector<std::int64_t> boundary_values() {
+  std::vector<std::int64_t> v = {0, 1, 2, 3, 4, 7, 8, 255, 256, 257, 65535, 65536};
+  for (int bits : {31, 32, 53, 62}) {
+    const std::int64_t b = std::int64_t{1} << bits;
+    v.insert(v.end(), {b - 1, b, b + 1});
+  }
+  const std::int64_t max = std::numeric_limits<std::int64_t>::max();
+  v.insert(v.end(), {max - 1, max, (std::int64_t{1} << 31) * 3, (std::int64_t{1} << 32) + 12345});
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("size: checked multiply and add agree with 128-bit arithmetic at every boundary") {
+  const i128 limit = kMaxBytes;
+  int pairs = 0;
+  for (std::int64_t a : boundary_values())
+    for (std::int64_t b : boundary_values()) {
+      CAPTURE(a);
+      CAPTURE(b);
+      const i128 product = static_cast<i128>(a) * b, sum = static_cast<i128>(a) + b;
+      std::int64_t out = -1;
+      CHECK(mul_fits(a, b, &out) == (product <= limit));
+      if (product <= limit) {
+        CHECK(out == static_cast<std::int64_t>(product));
+        CHECK(checked_mul(a, b, "test") == static_cast<std::int64_t>(product));
+      } else {
+        CHECK_THROWS_AS(checked_mul(a, b, "test"), ShapeError);
+      }
+      CHECK(add_fits(a, b, &out) == (sum <= limit));
+      if (sum <= limit) CHECK(checked_add(a, b, "test") == static_cast<std::int64_t>(sum));
+      else CHECK_THROWS_AS(checked_add(a, b, "test"), ShapeError);
+      ++pairs;
+    }
+  CHECK(pairs > 500);
+  // Negative counts are never sizes.
+  std::int64_t out = 0;
+  CHECK_FALSE(mul_fits(-1, 2, &out));
+  CHECK_FALSE(add_fits(2, -1, &out));
+  CHECK_THROWS_WITH_AS(checked_mul(-1, 2, "rows"), "rows: negative count in -1 x 2", ShapeError);
+}
+
+TEST_CASE("size: random products of dimensions, checked against 128-bit arithmetic") {
+  Rng rng(2026);
+  for (int trial = 0; trial < 20000; ++trial) {
+    std::vector<std::int64_t> dims(1 + rng.below(5));
+    for (auto& d : dims) d = static_cast<std::int64_t>(rng.below(2) ? rng.below(1 << 20) : rng.next() >> (1 + rng.below(62)));
+    i128 p = 1;
+    bool over = false;
+    for (auto d : dims) {
+      p *= d;
+      if (p > kMaxBytes) over = true;  // a later zero does not undo it: the count was refused on the way
+      if (p == 0) break;
+    }
+    CAPTURE(trial);
+    if (over && p != 0) {
+      CHECK_THROWS_AS(checked_product(dims, "dims"), ShapeError);
+    } else if (!over) {
+      CHECK(checked_product(dims, "dims") == static_cast<std::int64_t>(p));
+    }
+  }
+}
+
+TEST_CASE("size: bytes of a tensor: 2^62 bytes at most, the multiply never wraps") {
+  CHECK(checked_bytes(std::int64_t{1} << 60, 4, "t") == std::size_t{1} << 62);
+  CHECK_THROWS_WITH_AS(checked_bytes(std::int64_t{1} << 61, 4, "t"),
+                       "t: 2305843009213693952 values of 4 bytes are more than 2^62 bytes", ShapeError);
+  CHECK_THROWS_AS(checked_bytes(std::numeric_limits<std::int64_t>::max(), 8, "t"), ShapeError);
+  // 2^53 x 512 elements x 4 bytes wraps to 0 in 64 bits: refused, never a small buffer.
+  CHECK_THROWS_WITH_AS(Tensor({std::int64_t{1} << 53, 512}),
+                       "a tensor of shape [9007199254740992,512] (f32) needs more than 2^62 bytes", ShapeError);
+  CHECK_THROWS_WITH_AS(Shape({std::int64_t{1} << 32, std::int64_t{1} << 32}).numel(),
+                       "shape [4294967296,4294967296] holds more than 2^62 elements", ShapeError);
+  CHECK(Shape({std::int64_t{1} << 31, 2}).numel() == std::int64_t{1} << 32);
+}
+
+TEST_CASE("size: graphs refuse shapes whose values cannot fit, wherever the shape comes from") {
+  Graph g;
+  CHECK_THROWS_WITH_AS(g.add_param("big", {std::int64_t{1} << 53, 512}),
+                       "param 'big': shape [9007199254740992,512] has more values than fit in memory (over 2^62 bytes)",
+                       ShapeError);
+  CHECK_THROWS_WITH_AS(g.add_input("x", {N, std::int64_t{1} << 32, std::int64_t{1} << 32}),
+                       "input 'x': shape [N,4294967296,4294967296] has more values than fit in memory (over 2^62 bytes)",
+                       ShapeError);
+  CHECK_NOTHROW(g.add_input("ok", {N, std::int64_t{1} << 31}));
+}
