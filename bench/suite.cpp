@@ -244,6 +244,7 @@ int main(int argc, char** argv) {
   const fs::path here = fs::canonical("/proc/self/exe").parent_path();
   const std::string workload_bench = (here / "workload_bench").string();
   const std::string gemm_bench = (here / "gemm_bench").string();
+  const std::string plan_bench = (here / "plan_bench").string();
   const std::string torch_script = std::string(OPGRAPH_BENCH_DIR) + "/torch_bench.py";
   const int max_threads = std::min(2u, std::max(1u, std::thread::hardware_concurrency()));
   std::vector<int> thread_counts;
@@ -446,6 +447,41 @@ int main(int argc, char** argv) {
     }
   }
 
+  // ---- W9: plan compilation against the node count ----
+  std::string plan_table;
+  double plan_100k = NAN, plan_per_node_small = NAN, plan_per_node_large = NAN;
+  {
+    const std::string tmp = o.out + ".plan.tmp";
+    std::vector<std::string> a = {plan_bench, "--out", tmp};
+    if (o.quick) a.push_back("--quick");
+    const Result r = run(a, {});
+    std::ifstream f(tmp);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    std::remove(tmp.c_str());
+    const std::string doc = ss.str();
+    const auto at = doc.find("| graph");
+    if (at != std::string::npos) {
+      plan_table = doc.substr(doc.rfind("\n\n", at) + 2);
+      std::istringstream lines(doc.substr(at));
+      for (std::string line; std::getline(lines, line);) {
+        if (line.rfind("| chain", 0) != 0) continue;
+        std::vector<std::string> cells;
+        std::stringstream cs(line);
+        for (std::string c; std::getline(cs, c, '|');) cells.push_back(c);
+        // | chain | nodes | build | train | infer | per node |
+        if (cells.size() < 7) continue;
+        const long nodes = std::atol(cells[2].c_str());
+        const double per_node = std::atof(cells[6].c_str());
+        if (nodes >= 100000) plan_100k = std::atof(cells[4].c_str());
+        if (nodes >= 10000 && nodes < 100000) plan_per_node_small = per_node;
+        if (nodes >= 100000) plan_per_node_large = per_node;
+      }
+    } else {
+      failures.push_back("plan_bench wrote no table: " + r.error);
+    }
+  }
+
   // ---- the report ----
   std::string md;
   md += "# Benchmarks: opgraph, a hand-written reference, PyTorch\n\n";
@@ -526,6 +562,13 @@ int main(int argc, char** argv) {
     const double r = med("W6", "opgraph", 1) / med("W6", "opgraph", 2);
     targets.push_back({"W6: 2 threads at least 1.6× faster than 1", fmt::format("{:.2f}×", r), r >= 1.6});
   }
+  if (std::isfinite(plan_100k)) {
+    targets.push_back({"W9: a 100 000-node chain compiles for training in under 2 s", fmt::format("{:.3f} s", plan_100k),
+                       plan_100k < 2.0});
+    targets.push_back({"W9: compile time linear in the nodes (per node at 100k within 1.5× of 10k)",
+                       fmt::format("{:.2f} vs {:.2f} µs", plan_per_node_large, plan_per_node_small),
+                       plan_per_node_large <= 1.5 * plan_per_node_small});
+  }
   if (std::isfinite(gemm_worst))
     targets.push_back({"GEMM: at least 85 % of the best library on every W1/W5 shape",
                        fmt::format("worst {:.0f} %", gemm_worst), gemm_worst >= 85.0});
@@ -577,6 +620,9 @@ int main(int argc, char** argv) {
   }
 
   md += "\n## GEMM\n\n" + (gemm_table.empty() ? std::string("(gemm_bench failed)\n") : gemm_table);
+  md += "\n## W9: plan compilation\n\nGraphs of 1k, 10k and 100k nodes built through the C++ API and compiled "
+        "(`bench/plan_bench.cpp`): a chain, and towers joined by adds (fan-out everywhere).\n\n" +
+        (plan_table.empty() ? std::string("(plan_bench failed)\n") : plan_table);
 
   md += "\n## Notes\n\n";
   if (o.torch && max_threads >= 2 && gemm_peak2 > 0) {

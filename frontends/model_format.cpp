@@ -755,10 +755,9 @@ class Runner {
     if (!name.empty()) {
       inner.prefix = name;
     } else {
-      for (int k = 1;; ++k) {
-        inner.prefix = (outer.prefix.empty() ? "" : outer.prefix + ".") + fmt::format("{}_{}", b.name, k);
-        if (!g().find(inner.prefix) && !used_prefixes_.count(inner.prefix)) break;
-      }
+      int& k = next_instance_[(outer.prefix.empty() ? "" : outer.prefix + ".") + b.name];
+      do inner.prefix = (outer.prefix.empty() ? "" : outer.prefix + ".") + fmt::format("{}_{}", b.name, ++k);
+      while (g().find(inner.prefix) || used_prefixes_.count(inner.prefix));
     }
     used_prefixes_.insert(inner.prefix);
     bind_arguments(b, e, outer, inner);
@@ -842,6 +841,7 @@ class Runner {
   Parser& parser_;
   ModelFile& out_;
   std::set<std::string> used_prefixes_;
+  std::map<std::string, int> next_instance_;  // per block (and prefix): the k of "<block>_<k>" to try next
   std::optional<std::size_t> error_depth_;  // chain depth of the innermost block call an error left
 };
 

@@ -77,3 +77,20 @@ TEST_CASE("hardening: --help of every command lists --plugin; --memory-limit tak
   const Run none = run("train " + kModels + "xor.og --data xor --epochs 1 --memory-limit none --quiet", dir.path());
   CHECK(none.status == 0);
 }
+
+TEST_CASE("hardening: three runs saving to one file at once all succeed; the file is one of theirs, whole") {
+  ScratchDir dir("hard-concurrent");
+  std::vector<pid_t> pids;
+  for (int seed = 1; seed <= 3; ++seed)
+    pids.push_back(spawn({"train", kModels + "iris.og", "--data", "iris", "--epochs", "30", "--batch", "8", "--seed",
+                          std::to_string(seed), "--save", "shared.ckpt", "--quiet"},
+                         dir.path()));
+  for (pid_t p : pids) CHECK(wait_for(p) == 0);  // none deleted another's temporary file
+  const Checkpoint c = load_checkpoint(dir.file("shared.ckpt"));
+  CHECK(c.epoch == 30);
+  CHECK((c.seed >= 1 && c.seed <= 3));
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) files += e.path().filename().string()[0] != '.' ||
+                                                                  e.path().filename().string().rfind(".shared", 0) == 0;
+  CHECK(files == 1);  // the checkpoint, and no temporary file left
+}
