@@ -160,7 +160,7 @@ struct Expr {
   std::string text;  // name, string, callee, or operator
   double number = 0.0;
   bool integer = false;
-  int depth = 1;          // levels of calls and operators down to the leaves
+  int depth = 0;          // levels of calls and operators down to the leaves (a leaf: 0)
   std::vector<Arg> args;  // call arguments; binary: the two operands
 };
 
@@ -425,6 +425,7 @@ class Parser {
       return e;
     }
     e->kind = Expr::Kind::call;
+    e->depth = 1;  // a call is a level, with or without arguments
     const Nesting nesting(*this, e->loc);
     take();
     while (peek().kind != Tok::rparen) {

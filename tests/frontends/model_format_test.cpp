@@ -183,10 +183,10 @@ TEST_CASE("model format: errors carry file:line:col, the offending text and a su
   for (int i = 0; i < 201; ++i) deep += "(";
   CHECK(error_of(deep + "x\n") == "model.og:2:205: expression nested more than 200 levels deep: name some of its parts");
   std::string chain = "input x [N,2]\nh = x";
-  for (int i = 0; i < 200; ++i) chain += " + x";
-  CHECK(error_of(chain + "\n") == "model.og:2:803: expression nested more than 200 levels deep: name some of its parts");
+  for (int i = 0; i < 201; ++i) chain += " + x";
+  CHECK(error_of(chain + "\n") == "model.og:2:807: expression nested more than 200 levels deep: name some of its parts");
   chain = "input x [N,2]\nh = x";
-  for (int i = 0; i < 199; ++i) chain += " + x";
+  for (int i = 0; i < 200; ++i) chain += " + x";
   CHECK_NOTHROW(parse_model(chain + "\nloss l = sum(h)\n", "model.og"));
 }
 
@@ -214,4 +214,27 @@ TEST_CASE("model format: block errors say which call expanded them") {
 
 TEST_CASE("model format: files") {
   CHECK_THROWS_WITH_AS(load_model("/nonexistent/model.og"), "/nonexistent/model.og: no such file", DataError);
+}
+
+TEST_CASE("model format: the limits are where the docs say: 200 levels of nesting, 100 000 nodes") {
+  auto nested = [](int n, const std::string& open, const std::string& close) {
+    std::string e = "x";
+    for (int i = 0; i < n; ++i) e = open + e + close;
+    return "input x [N, 2]\nh = " + e + "\n";
+  };
+  // 200 levels pass, 201 do not, whether they are parentheses or calls.
+  CHECK_NOTHROW(parse_model(nested(200, "(", ")")));
+  CHECK_THROWS_WITH_AS(parse_model(nested(201, "(", ")")),
+                       "<model>:2:205: expression nested more than 200 levels deep: name some of its parts", ParseError);
+  CHECK_NOTHROW(parse_model(nested(200, "relu(", ")")));
+  CHECK_THROWS_AS(parse_model(nested(201, "relu(", ")")), ParseError);
+  // 100 000 nodes pass, written out one per line; one more does not.
+  auto flat = [](int nodes) {
+    std::string t = "input x [N, 2]\nh1 = relu(x)\n";
+    for (int i = 2; i < nodes; ++i) t += "h" + std::to_string(i) + " = relu(h" + std::to_string(i - 1) + ")\n";
+    return t;
+  };
+  CHECK(parse_model(flat(100000)).graph.size() == 100000);
+  CHECK_THROWS_WITH_AS(parse_model(flat(100001)), "<model>:100001:11: the model expands to more than 100000 nodes",
+                       ParseError);
 }
