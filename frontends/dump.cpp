@@ -23,6 +23,35 @@ namespace {
 
 Shape shown(const Node& n, const DumpOptions& o) { return o.batch > 0 ? n.shape.bind(o.batch) : n.shape; }
 
+/// A shape as JSON: sizes as numbers, symbolic dimensions as their names ("N", "T").
+std::string json_shape(const Shape& shape) {
+  std::vector<std::string> dims;
+  for (auto d : shape.dims()) dims.push_back(is_symbolic(d) ? json::quote(dim_name(d)) : std::to_string(d));
+  return json::array(dims);
+}
+
+/// An attribute value as JSON.
+std::string json_attr(const AttrValue& v) {
+  switch (v.type()) {
+    case AttrType::none: return "null";
+    case AttrType::integer: return std::to_string(v.as_int());
+    case AttrType::real: return json::number(v.as_float());
+    case AttrType::boolean: return v.as_bool() ? "true" : "false";
+    case AttrType::string: return json::quote(v.as_string());
+    case AttrType::int_list: {
+      std::vector<std::string> items;
+      for (auto i : v.as_ints()) items.push_back(std::to_string(i));
+      return json::array(items);
+    }
+    case AttrType::real_list: {
+      std::vector<std::string> items;
+      for (auto r : v.as_reals()) items.push_back(json::number(r));
+      return json::array(items);
+    }
+  }
+  return "null";
+}
+
 std::string dot_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -61,6 +90,9 @@ std::string dump_dot(const Graph& g, const DumpOptions& o) {
     } else if (n.kind == NodeKind::param) {
       out += fmt::format("  \"{}\" [shape=ellipse, style=filled, fillcolor=\"#fef3c7\", label=\"{}\\nparam {}\\n{}\"];\n",
                          name, name, shape, dot_escape(n.init.str()));
+    } else if (n.kind == NodeKind::part) {
+      out += fmt::format("  \"{}\" [shape=box, style=\"filled\", fillcolor=\"#ecfccb\", fontsize=9, label=\"{}\\n{}\"];\n", name,
+                         name, shape);
     } else {
       std::string fill = "#f3f4f6";
       std::string timing;
@@ -142,26 +174,23 @@ std::string dump_json(const Graph& g, const DumpOptions& o) {
     json::Object obj;
     obj.add("name", n.name);
     obj.add("kind", n.kind == NodeKind::input ? (n.name == o.labels ? "labels" : "input")
-                    : n.kind == NodeKind::param ? "param" : "op");
+                    : n.kind == NodeKind::param ? "param"
+                    : n.kind == NodeKind::part  ? "part"
+                                                : "op");
     if (n.kind == NodeKind::op) obj.add("op", n.op->name);
-    std::vector<std::string> dims;
-    const Shape shape = shown(n, o);  // keep the temporary alive for the loop
-    for (auto d : shape.dims()) dims.push_back(d == N ? json::quote("N") : std::to_string(d));
-    obj.raw("shape", json::array(dims));
+    obj.raw("shape", json_shape(shown(n, o)));
+    obj.add("dtype", n.index ? "i64" : "real");
     if (n.kind == NodeKind::param) obj.add("init", n.init.str());
+    if (n.kind == NodeKind::part) obj.add("output", n.part);
     if (n.kind == NodeKind::op) {
       json::Object attrs;
-      for (std::size_t i = 0; i < n.op->attrs.size(); ++i) {
-        const AttrValue& v = n.attrs[i];
-        switch (v.type()) {
-          case AttrType::none: attrs.raw(n.op->attrs[i].name, "null"); break;
-          case AttrType::integer: attrs.add(n.op->attrs[i].name, v.as_int()); break;
-          case AttrType::real: attrs.add(n.op->attrs[i].name, v.as_float()); break;
-          case AttrType::boolean: attrs.add(n.op->attrs[i].name, v.as_bool()); break;
-          case AttrType::string: attrs.add(n.op->attrs[i].name, v.as_string()); break;
-        }
-      }
+      for (std::size_t i = 0; i < n.op->attrs.size(); ++i) attrs.raw(n.op->attrs[i].name, json_attr(n.attrs[i]));
       obj.raw("attrs", attrs.str());
+      if (!n.parts.empty()) {
+        std::vector<std::string> parts;
+        for (NodeId p : n.parts) parts.push_back(json::quote(g.node(p).name));
+        obj.raw("parts", json::array(parts));
+      }
       std::vector<std::string> ins;
       for (NodeId in : n.inputs) ins.push_back(json::quote(g.node(in).name));
       obj.raw("inputs", json::array(ins));

@@ -16,8 +16,26 @@ std::string_view to_string(AttrType type) {
     case AttrType::real: return "float";
     case AttrType::string: return "string";
     case AttrType::boolean: return "bool";
+    case AttrType::int_list: return "int list";
+    case AttrType::real_list: return "float list";
   }
   return "?";
+}
+
+const IntList& AttrValue::as_ints() const {
+  if (auto* l = std::get_if<IntList>(&v_)) return *l;
+  if (auto* i = std::get_if<std::int64_t>(&v_)) {
+    single_ = {*i};
+    return single_;
+  }
+  throw GraphError(fmt::format("attribute value {} is not a list of ints", str()));
+}
+
+RealList AttrValue::as_reals() const {
+  if (auto* l = std::get_if<RealList>(&v_)) return *l;
+  if (auto* l = std::get_if<IntList>(&v_)) return RealList(l->begin(), l->end());
+  if (type() == AttrType::integer || type() == AttrType::real) return {as_float()};
+  throw GraphError(fmt::format("attribute value {} is not a list of floats", str()));
 }
 
 std::int64_t AttrValue::as_int() const {
@@ -53,6 +71,12 @@ std::string AttrValue::str() const {
       return s;
     }
     case AttrType::boolean: return std::get<bool>(v_) ? "true" : "false";
+    case AttrType::int_list: return fmt::format("[{}]", fmt::join(std::get<IntList>(v_), ", "));
+    case AttrType::real_list: {
+      std::vector<std::string> items;
+      for (double d : std::get<RealList>(v_)) items.push_back(AttrValue(d).str());
+      return fmt::format("[{}]", fmt::join(items, ", "));
+    }
     case AttrType::string: {
       const auto& s = std::get<std::string>(v_);
       bool bare = !s.empty() && (std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_');

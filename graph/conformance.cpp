@@ -13,6 +13,7 @@
 #include <opgraph/graph/gradcheck.hpp>
 #include <opgraph/graph/graph.hpp>
 #include <opgraph/graph/parallel.hpp>
+#include <opgraph/graph/plan/bind.hpp>
 #include <opgraph/graph/random.hpp>
 
 namespace opgraph {
@@ -43,7 +44,10 @@ template <class T>
 struct Guarded {
   std::vector<T> mem;
   std::int64_t n = 0, guard = 0;
-  static T canary() { return static_cast<T>(-7.654321e29); }
+  static T canary() {
+    if constexpr (std::is_integral_v<T>) return -7654321;
+    else return static_cast<T>(-7.654321e29);
+  }
   void resize(std::int64_t size) {
     n = size;
     guard = guard_size(size);
@@ -61,93 +65,140 @@ struct Guarded {
   std::vector<T> values() const { return {data(), data() + n}; }
 };
 
-template <class V>
-void describe_view(V& v, const Shape& s) {
-  v.size = s.numel();
-  v.rank = s.rank();
-  for (int i = 0; i < s.rank(); ++i) v.dims[i] = s[i];
-}
-
 /// Runs one op directly on guarded buffers: no plan, nothing reused, every write visible.
+/// The kernel is bound by the planner's binder, as in a plan. Outputs and cotangents are
+/// flat: every real output after the other (index outputs append their values to what
+/// forward returns, and take no cotangent).
 template <class T>
 class Harness {
  public:
   Harness(const OpDef& op, const std::vector<Shape>& shapes, const Attrs& attrs) : op_(op), shapes_(shapes) {
     std::vector<NodeId> ins;
-    for (std::size_t i = 0; i < shapes.size(); ++i) ins.push_back(g_.add_input(op.inputs[i].name, shapes[i]));
+    for (std::size_t i = 0; i < shapes.size(); ++i)
+      ins.push_back(g_.add_input(fmt::format("{}{}", op.input(i).name, i), shapes[i], {},
+                                 op.input(i).kind == ValueKind::index));
     node_ = g_.add_op(op.name, ins, attrs, "out");
     const Node& n = g_.node(node_);
-    out_shape_ = n.shape;
+    const std::vector<NodeId> outs = n.parts.empty() ? std::vector<NodeId>{node_} : n.parts;
     inputs_.resize(shapes.size());
+    index_inputs_.resize(shapes.size());
     grads_.resize(shapes.size());
+    planning::Binding b;
     for (std::size_t i = 0; i < shapes.size(); ++i) {
-      inputs_[i].resize(shapes[i].numel());
+      const bool index = op.input(i).kind == ValueKind::index;
+      if (index) index_inputs_[i].resize(shapes[i].numel());
+      else inputs_[i].resize(shapes[i].numel());
       grads_[i].resize(shapes[i].numel());
+      b.inputs.push_back({index ? static_cast<void*>(index_inputs_[i].data()) : inputs_[i].data(), shapes[i], index});
+      b.grad_inputs.push_back({nullptr, shapes[i], false});
     }
-    out_.resize(out_shape_.numel());
-    grad_out_.resize(out_shape_.numel());
-    if (op.workspace) work_.resize(op.workspace(ShapeContext(op, shapes_, n.attrs)).numel());
-    k_.num_inputs_ = static_cast<int>(shapes.size());
-    k_.op_ = &op;
-    k_.attrs_ = &n.attrs;
-    k_.node_name_ = &n.name;
-    for (std::size_t i = 0; i < shapes.size(); ++i) {
-      k_.in_[i].data = inputs_[i].data();
-      describe_view(k_.in_[i], shapes[i]);
+    outs_.resize(outs.size());
+    index_outs_.resize(outs.size());
+    grad_outs_.resize(outs.size());
+    for (std::size_t o = 0; o < outs.size(); ++o) {
+      const Node& on = g_.node(outs[o]);
+      out_shapes_.push_back(on.shape);
+      out_index_.push_back(on.index);
+      if (on.index) {
+        index_outs_[o].resize(on.shape.numel());
+        b.outputs.push_back({index_outs_[o].data(), on.shape, true});
+        b.grad_outputs.push_back({nullptr, on.shape, false});
+      } else {
+        outs_[o].resize(on.shape.numel());
+        grad_outs_[o].resize(on.shape.numel());
+        b.outputs.push_back({outs_[o].data(), on.shape, false});
+        b.grad_outputs.push_back({grad_outs_[o].data(), on.shape, false});
+        output_size_ += on.shape.numel();
+      }
     }
-    k_.out_.data = out_.data();
-    describe_view(k_.out_, out_shape_);
-    k_.grad_out_.data = grad_out_.data();
-    describe_view(k_.grad_out_, out_shape_);
     if (op.workspace) {
-      k_.workspace_.data = work_.data();
-      describe_view(k_.workspace_, Shape{work_.n});
+      work_.resize(op.workspace(ShapeContext(op, shapes_, n.attrs)).numel());
+      b.workspace = {work_.data(), Shape{work_.n}, false};
     }
+    states_.resize(op.states.size());
+    for (std::size_t i = 0; i < op.states.size(); ++i) {
+      const Shape sh = op.states[i].shape(ShapeContext(op, shapes_, n.attrs));
+      states_[i].resize(sh.numel());
+      std::fill(states_[i].data(), states_[i].data() + states_[i].n, static_cast<T>(op.states[i].initial));
+      b.states.push_back({states_[i].data(), sh, false});
+    }
+    binding_ = b;
+    planning::bind_kernel(k_, op, g_.node(node_).attrs, g_.node(node_).name, binding_, true, 1, &step_);
   }
 
-  const Shape& output_shape() const { return out_shape_; }
+  /// Elements of every real output together (the length of a cotangent).
+  std::int64_t output_size() const { return output_size_; }
 
   void set_inputs(const std::vector<Tensor>& x) {
     for (std::size_t i = 0; i < x.size(); ++i)
-      for (std::int64_t j = 0; j < x[i].numel(); ++j) inputs_[i].data()[j] = static_cast<T>(x[i].at(j));
+      for (std::int64_t j = 0; j < x[i].numel(); ++j) {
+        if (op_.input(i).kind == ValueKind::index) index_inputs_[i].data()[j] = static_cast<std::int64_t>(x[i].at(j));
+        else inputs_[i].data()[j] = static_cast<T>(x[i].at(j));
+      }
   }
 
-  /// Runs the forward kernel with the output filled with a sentinel; records a problem
+  /// Runs the forward kernel with the outputs filled with a sentinel; records a problem
   /// when an element is left unwritten, a canary is overwritten, or an input changes.
   std::vector<T> forward() {
     const auto before = snapshot();
-    std::fill(out_.data(), out_.data() + out_.n, Guarded<T>::canary());
-    detail::FloatModeGuard mode;
-    forward_fn()(k_);
-    for (std::int64_t j = 0; j < out_.n; ++j)
-      if (out_.data()[j] == Guarded<T>::canary()) {
-        note(fmt::format("forward left output element {} of {} unwritten: the shape rule says {}", j, out_.n, out_shape_));
-        break;
+    for (auto& o : outs_) std::fill(o.data(), o.data() + o.n, Guarded<T>::canary());
+    for (auto& o : index_outs_) std::fill(o.data(), o.data() + o.n, kIndexCanary);
+    {
+      detail::FloatModeGuard mode;
+      forward_fn()(k_);
+    }
+    std::vector<T> all;
+    for (std::size_t o = 0; o < outs_.size(); ++o) {
+      if (out_index_[o]) {
+        for (std::int64_t j = 0; j < index_outs_[o].n; ++j)
+          if (index_outs_[o].data()[j] == kIndexCanary) {
+            note(fmt::format("forward left element {} of output {} unwritten", j, o));
+            break;
+          }
+        continue;
       }
+      for (std::int64_t j = 0; j < outs_[o].n; ++j)
+        if (outs_[o].data()[j] == Guarded<T>::canary()) {
+          note(fmt::format("forward left output element {} of {} unwritten: the shape rule says {}", j, outs_[o].n,
+                           out_shapes_[o]));
+          break;
+        }
+      const auto v = outs_[o].values();
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    for (std::size_t o = 0; o < outs_.size(); ++o)
+      if (out_index_[o])
+        for (std::int64_t j = 0; j < index_outs_[o].n; ++j) all.push_back(static_cast<T>(index_outs_[o].data()[j]));
     check_guards("forward");
     if (snapshot() != before) note("forward changed one of its inputs");
-    return out_.values();
+    return all;
   }
 
-  /// Runs the vjp for cotangent `c`. With `poison`, every input the op does not declare in
-  /// saves (and the output, unless saved) holds NaN, as memory reused by a plan would
-  /// hold anything.
+  /// Runs the vjp for cotangent `c` (every real output's, one after the other). With
+  /// `poison`, every input the op does not declare in saves (and the outputs, unless
+  /// saved) holds NaN, as memory reused by a plan would hold anything.
   std::vector<std::vector<T>> vjp(const std::vector<T>& c, int poison_input = -2) {
-    std::copy(c.begin(), c.end(), grad_out_.data());
+    std::size_t at = 0;
+    for (std::size_t o = 0; o < outs_.size(); ++o) {
+      if (out_index_[o]) continue;
+      std::copy(c.begin() + static_cast<std::ptrdiff_t>(at), c.begin() + static_cast<std::ptrdiff_t>(at + outs_[o].n),
+                grad_outs_[o].data());
+      at += static_cast<std::size_t>(outs_[o].n);
+    }
     const auto inputs = snapshot();
-    const auto output = out_.values();
+    std::vector<std::vector<T>> outputs;
+    for (const auto& o : outs_) outputs.push_back(o.values());
     if (poison_input != -2) {
       const T nan = std::numeric_limits<T>::quiet_NaN();
       for (std::size_t i = 0; i < inputs_.size(); ++i)
         if ((poison_input == -1 && !op_.saves_input(static_cast<int>(i))) || poison_input == static_cast<int>(i))
           std::fill(inputs_[i].data(), inputs_[i].data() + inputs_[i].n, nan);
       if ((poison_input == -1 && !op_.saves_output) || poison_input == static_cast<int>(inputs_.size()))
-        std::fill(out_.data(), out_.data() + out_.n, nan);
+        for (auto& o : outs_) std::fill(o.data(), o.data() + o.n, nan);
     }
     for (std::size_t i = 0; i < grads_.size(); ++i) {
-      const bool wanted = op_.inputs[i].differentiable;
+      const bool wanted = op_.input(i).differentiable;
       k_.grad_in_[i].data = wanted ? grads_[i].data() : nullptr;
-      describe_view(k_.grad_in_[i], shapes_[i]);
       if (wanted) std::fill(grads_[i].data(), grads_[i].data() + grads_[i].n, Guarded<T>::canary());
     }
     {
@@ -156,26 +207,27 @@ class Harness {
     }
     std::vector<std::vector<T>> out;
     for (std::size_t i = 0; i < grads_.size(); ++i) {
-      if (!op_.inputs[i].differentiable) {
+      if (!op_.input(i).differentiable) {
         out.emplace_back();
         continue;
       }
       for (std::int64_t j = 0; j < grads_[i].n; ++j)
         if (grads_[i].data()[j] == Guarded<T>::canary()) {
-          note(fmt::format("vjp left element {} of the gradient of '{}' unwritten", j, op_.inputs[i].name));
+          note(fmt::format("vjp left element {} of the gradient of '{}' unwritten", j, op_.input(i).name));
           break;
         }
       out.push_back(grads_[i].values());
     }
     check_guards("vjp");
     restore(inputs);  // undo poisoning
-    std::copy(output.begin(), output.end(), out_.data());
+    for (std::size_t o = 0; o < outs_.size(); ++o) std::copy(outputs[o].begin(), outputs[o].end(), outs_[o].data());
     return out;
   }
 
   const std::string& problem() const { return problem_; }
 
  private:
+  static constexpr std::int64_t kIndexCanary = -7654321;
   const KernelFn<T>& forward_fn() const {
     if constexpr (std::is_same_v<T, float>) return op_.forward_f32;
     else return op_.forward_f64;
@@ -187,19 +239,28 @@ class Harness {
   std::vector<std::vector<T>> snapshot() const {
     std::vector<std::vector<T>> s;
     for (const auto& b : inputs_) s.push_back(b.values());
+    for (const auto& b : index_inputs_)
+      s.emplace_back(std::vector<T>(b.data(), b.data() + b.n));  // compared, never restored from
     return s;
   }
   void restore(const std::vector<std::vector<T>>& s) {
-    for (std::size_t i = 0; i < s.size(); ++i) std::copy(s[i].begin(), s[i].end(), inputs_[i].data());
+    for (std::size_t i = 0; i < inputs_.size(); ++i) std::copy(s[i].begin(), s[i].end(), inputs_[i].data());
   }
   void check_guards(const char* pass) {
-    auto check = [&](const Guarded<T>& b, const std::string& what) {
+    auto check = [&](const auto& b, const std::string& what) {
       if (!b.intact()) note(fmt::format("{} wrote outside {}", pass, what));
     };
-    for (std::size_t i = 0; i < inputs_.size(); ++i) check(inputs_[i], "input '" + op_.inputs[i].name + "'");
-    for (std::size_t i = 0; i < grads_.size(); ++i) check(grads_[i], "the gradient of '" + op_.inputs[i].name + "'");
-    check(out_, fmt::format("its output {}", out_shape_));
+    for (std::size_t i = 0; i < inputs_.size(); ++i) {
+      check(inputs_[i], "input '" + op_.input(i).name + "'");
+      check(index_inputs_[i], "input '" + op_.input(i).name + "'");
+    }
+    for (std::size_t i = 0; i < grads_.size(); ++i) check(grads_[i], "the gradient of '" + op_.input(i).name + "'");
+    for (std::size_t o = 0; o < outs_.size(); ++o) {
+      check(outs_[o], fmt::format("its output {}", out_shapes_[o]));
+      check(index_outs_[o], fmt::format("its output {}", out_shapes_[o]));
+    }
     check(work_, "its workspace");
+    for (const auto& st : states_) check(st, "its state");
   }
   void note(const std::string& what) {
     if (problem_.empty()) problem_ = what;
@@ -209,9 +270,14 @@ class Harness {
   std::vector<Shape> shapes_;
   Graph g_;
   NodeId node_ = 0;
-  Shape out_shape_;
-  std::vector<Guarded<T>> inputs_, grads_;
-  Guarded<T> out_, grad_out_, work_;
+  std::vector<Shape> out_shapes_;
+  std::vector<char> out_index_;
+  std::int64_t output_size_ = 0;
+  std::vector<Guarded<T>> inputs_, grads_, outs_, grad_outs_, states_;
+  std::vector<Guarded<std::int64_t>> index_inputs_, index_outs_;
+  Guarded<T> work_;
+  planning::Binding binding_;
+  std::int64_t step_ = 0;
   Kernel<T> k_;
   std::string problem_;
 };
@@ -290,7 +356,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
           for (std::size_t i = 0; i < g.size(); ++i)
             if (const auto bad = first_non_finite(g[i].data(), static_cast<long long>(g[i].size())); bad >= 0)
               fail(finite, fmt::format("{}: the vjp gives {} at element {} of the gradient of '{}'", inst.config,
-                                       g[i][static_cast<std::size_t>(bad)], bad, op.inputs[i].name));
+                                       g[i][static_cast<std::size_t>(bad)], bad, op.input(i).name));
         }
         if (!h.problem().empty()) fail(shapes, fmt::format("{}: {}", inst.config, h.problem()));
       }
@@ -313,7 +379,8 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
 
       // The vjp is linear in its cotangent.
       Rng rng(options.seed + c);
-      std::vector<double> c1(y64.size()), c2(y64.size()), mix(y64.size());
+      const auto cot_size = static_cast<std::size_t>(h64.output_size());
+      std::vector<double> c1(cot_size), c2(cot_size), mix(cot_size);
       for (auto& v : c1) v = rng.normal();
       for (auto& v : c2) v = rng.normal();
       for (std::size_t j = 0; j < mix.size(); ++j) mix[j] = 1.7 * c1[j] - 0.6 * c2[j];
@@ -334,12 +401,13 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
       const auto poisoned = h64.vjp(c1, -1);
       if (!bitwise_same(clean, poisoned)) {
         std::string culprit = "an undeclared value";
-        for (std::size_t i = 0; i <= op.inputs.size(); ++i) {
-          const bool saved = i < op.inputs.size() ? op.saves_input(static_cast<int>(i)) : op.saves_output;
+        const std::size_t n_in = inst.shapes.size();
+        for (std::size_t i = 0; i <= n_in; ++i) {
+          const bool saved = i < n_in ? op.saves_input(static_cast<int>(i)) : op.saves_output;
           if (saved) continue;
           if (!bitwise_same(clean, h64.vjp(c1, static_cast<int>(i)))) {
-            culprit = i < op.inputs.size()
-                          ? fmt::format("input '{}': declare it with .saves({{\"{}\"}})", op.inputs[i].name, op.inputs[i].name)
+            culprit = i < n_in
+                          ? fmt::format("input '{}': declare it with .saves({{\"{}\"}})", op.input(i).name, op.input(i).name)
                           : std::string("its output: declare it with .saves_output()");
             break;
           }
@@ -368,7 +436,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
         h.set_inputs(wide_inputs);
         results[t].push_back(h.forward());
         Rng r2(5);
-        std::vector<double> cot(static_cast<std::size_t>(h.output_shape().numel()));
+        std::vector<double> cot(static_cast<std::size_t>(h.output_size()));
         for (auto& v : cot) v = r2.normal();
         for (auto& g : h.vjp(cot)) results[t].push_back(g);
       }
@@ -416,13 +484,13 @@ std::string explain_gradient(const OpDef& op, const ConformanceOptions& options)
   go.seed = options.seed;
   go.tolerance = options.gradient_tolerance;
   const auto results = check_op_gradients(op, go);
-  std::size_t failing = results.size();
-  for (std::size_t i = 0; i < results.size(); ++i)
-    if (!results[i].passed) {
-      failing = i;
+  std::size_t failing = op.checks.size();
+  for (const auto& r : results)
+    if (!r.passed) {
+      failing = r.case_index;
       break;
     }
-  if (failing == results.size()) return fmt::format("{}: the vjp agrees with finite differences on every case\n", op.name);
+  if (failing == op.checks.size()) return fmt::format("{}: the vjp agrees with finite differences on every case\n", op.name);
   const CheckInstance inst = check_instance(op, failing, options.seed);
   Harness<double> h(op, inst.shapes, inst.attrs);
   h.set_inputs(inst.inputs);
@@ -433,14 +501,14 @@ std::string explain_gradient(const OpDef& op, const ConformanceOptions& options)
     h.set_inputs(x);
     const auto y = h.forward();
     double s = 0.0;
-    for (std::size_t j = 0; j < y.size(); ++j) s += cot[j] * y[j];
+    for (std::size_t j = 0; j < cot.size(); ++j) s += cot[j] * y[j];
     return s;
   };
   std::string out = fmt::format("{}: case {} ({}), d<c, {}(x)>/dx element by element, analytic (vjp) against numeric "
                                 "(central differences)\n",
                                 op.name, failing + 1, inst.config, op.name);
   for (std::size_t i = 0; i < inst.inputs.size(); ++i) {
-    if (!op.inputs[i].differentiable) continue;
+    if (!op.input(i).differentiable) continue;
     const Tensor& x = inst.inputs[i];
     const std::int64_t n = x.numel();
     std::vector<double> numeric(static_cast<std::size_t>(n)), coarse(static_cast<std::size_t>(n));
@@ -461,7 +529,7 @@ std::string explain_gradient(const OpDef& op, const ConformanceOptions& options)
     std::vector<std::int64_t> wrong;
     for (std::int64_t j = 0; j < n; ++j)
       if (std::abs(a[static_cast<std::size_t>(j)] - numeric[static_cast<std::size_t>(j)]) > 1e-6 * gscale) wrong.push_back(j);
-    out += fmt::format("input '{}' {}: {} of {} elements disagree\n", op.inputs[i].name, x.shape(), wrong.size(), n);
+    out += fmt::format("input '{}' {}: {} of {} elements disagree\n", op.input(i).name, x.shape(), wrong.size(), n);
     if (wrong.empty()) continue;
     out += fmt::format("  {:>7} {:>12} {:>14} {:>14} {:>10}\n", "element", "x", "analytic", "numeric", "ratio");
     for (std::int64_t j = 0; j < std::min<std::int64_t>(n, 16); ++j) {

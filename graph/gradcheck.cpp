@@ -54,8 +54,10 @@ std::vector<Tensor> sample_inputs(const OpDef& op, const std::vector<Shape>& sha
   Rng rng(seed);
   std::vector<Tensor> out;
   for (std::size_t i = 0; i < shapes.size(); ++i) {
-    const Domain& d = op.domains[i];
-    Tensor t(shapes[i], dtype);
+    const Domain& d = op.domains[std::min(i, op.domains.size() - 1)];
+    const bool index = op.input(i).kind == ValueKind::index ||
+                       (op.input(i).kind == ValueKind::any && d.kind == Domain::Kind::indices);
+    Tensor t(shapes[i], index ? DType::i64 : dtype);
     const std::int64_t classes = shapes[0].rank() > 0 ? shapes[0].last() : 1;
     switch (d.kind) {
       case Domain::Kind::real: {
@@ -84,6 +86,13 @@ std::vector<Tensor> sample_inputs(const OpDef& op, const std::vector<Shape>& sha
       case Domain::Kind::binary_labels:
         for (std::int64_t j = 0; j < t.numel(); ++j) t.set(j, static_cast<double>(rng.below(2)));
         break;
+      case Domain::Kind::indices: {
+        const auto lo = static_cast<std::int64_t>(std::ceil(d.lo));
+        const auto span = std::max<std::int64_t>(static_cast<std::int64_t>(std::ceil(d.hi)) - lo, 1);
+        for (std::int64_t j = 0; j < t.numel(); ++j)
+          t.set(j, static_cast<double>(lo + static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(span)))));
+        break;
+      }
     }
     out.push_back(std::move(t));
   }
@@ -130,6 +139,10 @@ std::string describe_case(const std::vector<Shape>& shapes, const CheckCase& c) 
 
 }  // namespace
 
+std::string check_input_name(const OpDef& op, std::size_t i) {
+  return fmt::format("{}{}", op.input(i).name, i);
+}
+
 CheckInstance check_instance(const OpDef& op, std::size_t case_index, std::uint64_t seed,
                              const std::vector<std::int64_t>& sizes) {
   const CheckCase& check = op.checks.at(case_index);
@@ -138,98 +151,126 @@ CheckInstance check_instance(const OpDef& op, std::size_t case_index, std::uint6
   c.shapes = instantiate_shapes(check.shapes, case_seed, sizes);
   c.attrs = check.attrs;
   c.config = describe_case(c.shapes, check);
-  if (c.shapes.size() != op.inputs.size())
-    throw GraphError(op.name, fmt::format("check case gives {} shapes for {} inputs", c.shapes.size(), op.inputs.size()));
-  // The output shape, through the same validation a graph gives.
+  const bool arity_ok = op.variadic() ? c.shapes.size() >= op.inputs.size() : c.shapes.size() == op.inputs.size();
+  if (!arity_ok)
+    throw GraphError(op.name, fmt::format("check case gives {} shapes for {}{} inputs", c.shapes.size(),
+                                          op.variadic() ? "at least " : "", op.inputs.size()));
+  // The output shapes, through the same validation a graph gives.
   Graph g;
   std::vector<NodeId> ins;
-  for (std::size_t i = 0; i < c.shapes.size(); ++i) ins.push_back(g.add_input(op.inputs[i].name, c.shapes[i]));
-  c.output = g.node(g.add_op(op.name, ins, check.attrs, "out")).shape;
+  for (std::size_t i = 0; i < c.shapes.size(); ++i)
+    ins.push_back(g.add_input(check_input_name(op, i), c.shapes[i], {}, op.input(i).kind == ValueKind::index));
+  const NodeId out = g.add_op(op.name, ins, check.attrs, "out");
+  const auto& parts = g.node(out).parts;
   c.inputs = sample_inputs(op, c.shapes, check.shift, case_seed * 7919);
   Rng rng(case_seed * 104729);
-  c.cotangent = Tensor(c.output, DType::f64);
-  for (std::int64_t j = 0; j < c.cotangent.numel(); ++j) c.cotangent.set(j, rng.normal());
+  std::vector<double> flat;
+  for (std::size_t o = 0; o < op.outputs.size(); ++o) {
+    const Node& n = g.node(parts.empty() ? out : parts[o]);
+    c.outputs.push_back(n.shape);
+    if (n.index) {
+      c.cotangents.emplace_back();
+      continue;
+    }
+    Tensor t(n.shape, DType::f64);
+    for (std::int64_t j = 0; j < t.numel(); ++j) {
+      t.set(j, rng.normal());
+      flat.push_back(t.at(j));
+    }
+    c.cotangents.push_back(std::move(t));
+  }
+  c.cotangent = Tensor::from(Shape{static_cast<std::int64_t>(flat.size())}, flat, DType::f64);
   return c;
 }
 
 std::vector<GradCheckResult> check_op_gradients(const OpDef& op, const GradCheckOptions& options) {
   std::vector<GradCheckResult> results;
   for (std::size_t index = 0; index < op.checks.size(); ++index) {
-    GradCheckResult r;
-    r.subject = op.name;
-    try {
-      const CheckInstance inst = check_instance(op, index, options.seed, options.sizes);
-      r.config = inst.config;
-      const auto& x = inst.inputs;
-      const auto& shapes = inst.shapes;
-      Graph g;
-      std::vector<NodeId> ins;
-      std::vector<std::string> diff;
-      for (std::size_t i = 0; i < shapes.size(); ++i) {
-        ins.push_back(g.add_input(op.inputs[i].name, shapes[i]));
-        if (op.inputs[i].differentiable) diff.push_back(op.inputs[i].name);
-      }
-      g.add_op(op.name, ins, inst.attrs, "out");
-      Params params(DType::f64);
-      PlanOptions po;
-      po.loss = "out";
-      po.input_grads = diff;
-      Plan plan(g, params, po);
-      for (std::size_t i = 0; i < x.size(); ++i) plan.set_input(op.inputs[i].name, x[i]);
-      const Tensor& cot = inst.cotangent;
-      Rng rng(options.seed * 31 + index);
+    // One check per real output: f(x) = <c, output(x)>, the other outputs taking no
+    // gradient (so a vjp that mishandles an absent cotangent fails too).
+    const std::size_t outputs = std::max<std::size_t>(op.outputs.size(), 1);
+    for (std::size_t o = 0; o < outputs; ++o) {
+      if (op.outputs.size() > o && op.outputs[o].kind == ValueKind::index) continue;
+      GradCheckResult r;
+      r.subject = op.name;
+      r.case_index = index;
+      try {
+        const CheckInstance inst = check_instance(op, index, options.seed, options.sizes);
+        r.config = inst.config + (op.outputs.size() > 1 ? " output=" + op.outputs[o].name : "");
+        const auto& x = inst.inputs;
+        const auto& shapes = inst.shapes;
+        Graph g;
+        std::vector<NodeId> ins;
+        std::vector<std::string> diff, names;
+        for (std::size_t i = 0; i < shapes.size(); ++i) {
+          names.push_back(check_input_name(op, i));
+          ins.push_back(g.add_input(names.back(), shapes[i], {}, op.input(i).kind == ValueKind::index));
+          if (op.input(i).differentiable) diff.push_back(names.back());
+        }
+        const NodeId out = g.add_op(op.name, ins, inst.attrs, "out");
+        const std::string target = g.node(out).parts.empty() ? "out" : g.node(g.node(out).parts[o]).name;
+        Params params(DType::f64);
+        PlanOptions po;
+        po.loss = target;
+        po.input_grads = diff;
+        po.mode = Mode::train;
+        Plan plan(g, params, po);
+        for (std::size_t i = 0; i < x.size(); ++i) plan.set_input(names[i], x[i]);
+        const Tensor& cot = inst.cotangents[o];
+        Rng rng(options.seed * 31 + index * 17 + o);
 
-      plan.forward();
-      plan.backward(cot);
-      std::vector<Tensor> grads;
-      double gnorm2 = 0.0;
-      std::int64_t elements = 0;
-      for (std::size_t i = 0; i < x.size(); ++i) {
-        if (!op.inputs[i].differentiable) {
-          grads.emplace_back();
-          continue;
-        }
-        grads.push_back(plan.grad(op.inputs[i].name).clone());
-        gnorm2 += dot(grads.back(), grads.back());
-        elements += grads.back().numel();
-      }
-      // The step along a unit direction, grown with the element count so that each element
-      // still moves by about `step`: over 10^5 elements a fixed step would move each by
-      // 1e-8 of itself, and rounding the moved inputs would swamp the difference.
-      const double h = options.step * std::max(1.0, std::sqrt(static_cast<double>(elements) / 16.0));
-      auto phi = [&](double alpha, const std::vector<Tensor>& dir) {
-        std::vector<Tensor> moved(x.size());
-        for (std::size_t i = 0; i < x.size(); ++i) {
-          moved[i] = op.inputs[i].differentiable ? axpy(x[i], alpha, dir[i]) : x[i];
-          plan.set_input(op.inputs[i].name, moved[i]);
-        }
         plan.forward();
-        return dot(cot, plan.value("out"));
-      };
-      for (int k = 0; k < options.directions; ++k) {
-        std::vector<Tensor> dir(x.size());
-        double dnorm2 = 0.0;
+        plan.backward(cot);
+        std::vector<Tensor> grads;
+        double gnorm2 = 0.0;
+        std::int64_t elements = 0;
         for (std::size_t i = 0; i < x.size(); ++i) {
-          dir[i] = Tensor(shapes[i], DType::f64);
-          if (!op.inputs[i].differentiable) continue;
-          for (std::int64_t j = 0; j < dir[i].numel(); ++j) dir[i].set(j, rng.normal());
-          dnorm2 += dot(dir[i], dir[i]);
+          if (!op.input(i).differentiable) {
+            grads.emplace_back();
+            continue;
+          }
+          grads.push_back(plan.grad(names[i]).clone());
+          gnorm2 += dot(grads.back(), grads.back());
+          elements += grads.back().numel();
         }
-        double analytic = 0.0;
-        for (std::size_t i = 0; i < x.size(); ++i) {
-          if (!op.inputs[i].differentiable) continue;
-          for (double& v : dir[i].values<double>()) v /= std::sqrt(dnorm2);
-          analytic += dot(grads[i], dir[i]);
+        // The step along a unit direction, grown with the element count so that each element
+        // still moves by about `step`: over 10^5 elements a fixed step would move each by
+        // 1e-8 of itself, and rounding the moved inputs would swamp the difference.
+        const double h = options.step * std::max(1.0, std::sqrt(static_cast<double>(elements) / 16.0));
+        auto phi = [&](double alpha, const std::vector<Tensor>& dir) {
+          std::vector<Tensor> moved(x.size());
+          for (std::size_t i = 0; i < x.size(); ++i) {
+            moved[i] = op.input(i).differentiable ? axpy(x[i], alpha, dir[i]) : x[i];
+            plan.set_input(names[i], moved[i]);
+          }
+          plan.forward();
+          return dot(cot, plan.value(target));
+        };
+        for (int k = 0; k < options.directions; ++k) {
+          std::vector<Tensor> dir(x.size());
+          double dnorm2 = 0.0;
+          for (std::size_t i = 0; i < x.size(); ++i) {
+            if (!op.input(i).differentiable) continue;
+            dir[i] = Tensor(shapes[i], DType::f64);
+            for (std::int64_t j = 0; j < dir[i].numel(); ++j) dir[i].set(j, rng.normal());
+            dnorm2 += dot(dir[i], dir[i]);
+          }
+          double analytic = 0.0;
+          for (std::size_t i = 0; i < x.size(); ++i) {
+            if (!op.input(i).differentiable) continue;
+            for (double& v : dir[i].values<double>()) v /= std::sqrt(dnorm2);
+            analytic += dot(grads[i], dir[i]);
+          }
+          const double numeric = (phi(h, dir) - phi(-h, dir)) / (2.0 * h);
+          r.max_error = worst_of(r.max_error, relative_error(analytic, numeric, gnorm2, elements));
         }
-        const double numeric = (phi(h, dir) - phi(-h, dir)) / (2.0 * h);
-        r.max_error = worst_of(r.max_error, relative_error(analytic, numeric, gnorm2, elements));
+        r.passed = within(r.max_error, options.tolerance);
+      } catch (const std::exception& e) {
+        r.passed = false;
+        r.failure = e.what();
       }
-      r.passed = within(r.max_error, options.tolerance);
-    } catch (const std::exception& e) {
-      r.passed = false;
-      r.failure = e.what();
+      results.push_back(std::move(r));
     }
-    results.push_back(std::move(r));
   }
   return results;
 }

@@ -33,6 +33,7 @@ struct GradCheckOptions {
 struct GradCheckResult {
   std::string subject;  // op name or "graph"
   std::string config;   // "[3,4] [4,5] reduction=sum"
+  std::size_t case_index = 0;  // which of the op's check cases
   double max_error = 0.0;
   bool passed = false;
   std::string failure;  // an exception met while checking, if any
@@ -43,20 +44,25 @@ struct GradCheckResult {
 std::vector<Shape> instantiate_shapes(const std::vector<std::string>& patterns, std::uint64_t seed,
                                       const std::vector<std::int64_t>& sizes = {});
 
-/// Input values drawn from each input's Domain (kinks avoided, labels valid).
+/// Input values drawn from each input's Domain (kinks avoided, labels valid). Index
+/// inputs get i64 tensors whatever `dtype` says.
 std::vector<Tensor> sample_inputs(const OpDef& op, const std::vector<Shape>& shapes, double shift,
                                   std::uint64_t seed, DType dtype = DType::f64);
 
-/// One check case made concrete: shapes, f64 inputs from the domains, a cotangent.
-/// The same (op, case, seed) always gives the same instance.
+/// One check case made concrete: shapes, inputs from the domains (f64, i64 for index
+/// inputs), a cotangent per real output. The same (op, case, seed) always gives the same
+/// instance.
 struct CheckInstance {
   std::vector<Shape> shapes;
-  std::vector<Tensor> inputs;  // f64
-  Tensor cotangent;            // f64, of the output's shape
+  std::vector<Tensor> inputs;
   Attrs attrs;
-  std::string config;          // "[3,4] [4,5] reduction=sum"
-  Shape output;
+  std::string config;               // "[3,4] [4,5] reduction=sum"
+  std::vector<Shape> outputs;       // every output's shape, in the op's order
+  std::vector<Tensor> cotangents;   // f64, one per output (empty for index outputs)
+  Tensor cotangent;                 // every real output's cotangent, flat, one after the other
 };
+/// The name an op's input i takes in the graphs the checkers build ("x0", "x1", ...).
+std::string check_input_name(const OpDef& op, std::size_t i);
 CheckInstance check_instance(const OpDef& op, std::size_t case_index, std::uint64_t seed,
                              const std::vector<std::int64_t>& sizes = {});
 

@@ -7,7 +7,12 @@
 #include <map>
 #include <queue>
 
+#include <functional>
+
 #include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/breadth_first_search.hpp>
+#include <boost/graph/filtered_graph.hpp>
+#include <boost/graph/reverse_graph.hpp>
 
 #include <opgraph/graph/random.hpp>
 #include <opgraph/graph/registry.hpp>
@@ -32,8 +37,14 @@ std::string Init::str() const {
 
 void Init::fill(Tensor& t, Rng& rng) const {
   const Shape& s = t.shape();
-  const double fan_in = s.rank() == 0 ? 1.0 : static_cast<double>(s[0]);
-  const double fan_out = s.rank() == 0 ? 1.0 : static_cast<double>(s.last());
+  double fan_in = s.rank() == 0 ? 1.0 : static_cast<double>(s[0]);
+  double fan_out = s.rank() == 0 ? 1.0 : static_cast<double>(s.last());
+  if (s.rank() >= 3) {  // a convolution kernel [out, in/groups, kh, kw, ...]
+    double field = 1.0;
+    for (int d = 2; d < s.rank(); ++d) field *= static_cast<double>(s[d]);
+    fan_in = static_cast<double>(s[1]) * field;
+    fan_out = static_cast<double>(s[0]) * field;
+  }
   for (std::int64_t i = 0; i < t.numel(); ++i) {
     double v = 0.0;
     switch (kind) {
@@ -71,12 +82,27 @@ Tensor& Params::at(std::string_view name) {
 void Params::set(std::string name, Tensor value) {
   if (value.dtype() != dtype_)
     throw GraphError(fmt::format("parameter '{}' is {}, these parameters are {}", name, value.dtype(), dtype_));
-  for (auto& e : entries_)
-    if (e.first == name) {
-      e.second = std::move(value);
+  for (std::size_t i = 0; i < entries_.size(); ++i)
+    if (entries_[i].first == name) {
+      entries_[i].second = std::move(value);
+      trainable_[i] = 1;
       return;
     }
   entries_.emplace_back(std::move(name), std::move(value));
+  trainable_.push_back(1);
+}
+
+void Params::set_state(std::string name, Tensor value) {
+  set(std::move(name), std::move(value));
+  trainable_.back() = 0;
+  for (std::size_t i = 0; i < entries_.size(); ++i)
+    if (entries_[i].first == name) trainable_[i] = 0;
+}
+
+bool Params::trainable(std::string_view name) const {
+  for (std::size_t i = 0; i < entries_.size(); ++i)
+    if (entries_[i].first == name) return trainable_[i] != 0;
+  return false;
 }
 
 std::vector<std::string> Params::names() const {
@@ -88,6 +114,7 @@ std::vector<std::string> Params::names() const {
 Params Params::clone() const {
   Params p(dtype_);
   for (const auto& e : entries_) p.entries_.emplace_back(e.first, e.second.clone());
+  p.trainable_ = trainable_;
   return p;
 }
 
@@ -138,8 +165,11 @@ std::string shape_problem(const Shape& shape, bool allow_batch) {
   if (shape.rank() > kMaxRank) return fmt::format("more than {} dimensions", kMaxRank);
   std::int64_t n = 1;
   for (auto d : shape.dims()) {
-    if (d == N && allow_batch) continue;
-    if (d == N) return "the batch dimension N (parameters need fixed sizes)";
+    if (d < 0 && is_dim_symbol(d)) {
+      if (allow_batch) continue;
+      return d == N ? std::string("the batch dimension N (parameters need fixed sizes)")
+                    : fmt::format("the symbolic dimension {} (parameters need fixed sizes)", dim_name(d));
+    }
     if (d < 0) return fmt::format("a negative dimension ({})", d);
     if (!mul_fits(n, d, &n)) return "more values than fit in memory (over 2^62 bytes)";
   }
@@ -169,6 +199,11 @@ std::vector<AttrValue> resolve_attrs(const OpDef& op, const Attrs& given, const 
       if (!spec.default_value.is_none()) fail(fmt::format("attribute '{}' cannot be none", name));
     } else if (spec.type == AttrType::real && v.type() == AttrType::integer) {
       v = AttrValue(v.as_float());
+    } else if (spec.type == AttrType::int_list && v.type() == AttrType::integer) {
+      v = AttrValue(IntList{v.as_int()});  // kernel=3 reads as kernel=[3]
+    } else if (spec.type == AttrType::real_list &&
+               (v.type() == AttrType::integer || v.type() == AttrType::real || v.type() == AttrType::int_list)) {
+      v = AttrValue(v.as_reals());
     } else if (v.type() != spec.type) {
       fail(fmt::format("attribute '{}' expects {}, got {}", name, to_string(spec.type),
                        v.type() == AttrType::string ? fmt::format("the string '{}'", v.as_string())
@@ -176,6 +211,9 @@ std::vector<AttrValue> resolve_attrs(const OpDef& op, const Attrs& given, const 
     }
     if (!spec.choices.empty() && std::find(spec.choices.begin(), spec.choices.end(), v.as_string()) == spec.choices.end())
       fail(fmt::format("attribute '{}' must be one of {}; got {}", name, fmt::join(spec.choices, ", "), v.str()));
+    if (spec.check && !v.is_none())
+      if (std::string problem = spec.check(v); !problem.empty())
+        fail(fmt::format("attribute '{}' {}, got {}", name, problem, v.str()));
     values[idx] = std::move(v);
   }
   return values;
@@ -203,17 +241,15 @@ NodeId Graph::add_node(Node node) {
   return id;
 }
 
-NodeId Graph::add_input(std::string name, Shape shape, std::string origin) {
+NodeId Graph::add_input(std::string name, Shape shape, std::string origin, bool index) {
   check_new_name(name, origin);
-  for (auto d : shape.dims())
-    if (d < 0 && d != N)
-      throw ShapeError(located(origin, "input '" + name + "'"), fmt::format("negative dimension in shape {}", shape));
   if (auto problem = shape_problem(shape, true); !problem.empty())
     throw ShapeError(located(origin, "input '" + name + "'"), fmt::format("shape {} has {}", shape, problem));
   Node n;
   n.name = std::move(name);
   n.kind = NodeKind::input;
   n.shape = std::move(shape);
+  n.index = index;
   n.origin = std::move(origin);
   return add_node(std::move(n));
 }
@@ -253,39 +289,83 @@ NodeId Graph::add_op(std::string_view op_name, std::vector<NodeId> inputs, Attrs
   check_new_name(name, origin);
   const std::string where = located(origin, "node '" + name + "'");
 
-  if (inputs.size() != op->inputs.size()) {
+  // Arity: exactly the declared inputs, or at least one node for a variadic last input.
+  const std::size_t fixed = op->inputs.size() - (op->variadic() ? 1 : 0);
+  if (op->variadic() ? inputs.size() < fixed + 1 : inputs.size() != op->inputs.size()) {
     std::vector<std::string> in_names;
-    for (const auto& i : op->inputs) in_names.push_back(i.name);
-    throw GraphError(where, fmt::format("{}: expects {} input{} ({}), got {}", op->name, op->inputs.size(),
-                                        op->inputs.size() == 1 ? "" : "s", fmt::join(in_names, ", "), inputs.size()));
+    for (const auto& i : op->inputs) in_names.push_back(i.variadic ? i.name + "..." : i.name);
+    throw GraphError(where, fmt::format("{}: expects {}{} input{} ({}), got {}", op->name,
+                                        op->variadic() ? "at least " : "", op->variadic() ? fixed + 1 : op->inputs.size(),
+                                        op->inputs.size() == 1 && !op->variadic() ? "" : "s", fmt::join(in_names, ", "),
+                                        inputs.size()));
   }
   std::vector<Shape> shapes;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const InputSpec& spec = op->input(i);
     if (inputs[i] >= size())
-      throw GraphError(where, fmt::format("{}: input '{}' is not a node of this graph", op->name, op->inputs[i].name));
-    shapes.push_back(node(inputs[i]).shape);
+      throw GraphError(where, fmt::format("{}: input '{}' is not a node of this graph", op->name, spec.name));
+    const Node& in = node(inputs[i]);
+    if (in.kind == NodeKind::op && !in.parts.empty())
+      throw GraphError(where, fmt::format("{}: input '{}' is '{}', an op with {} outputs: use one of them ({})", op->name,
+                                          spec.name, in.name, in.parts.size(), node(in.parts.front()).name));
+    // Value kinds: reals where reals are declared, indices where indices are.
+    if (spec.kind == ValueKind::real && in.index)
+      throw GraphError(where, fmt::format("{}: input '{}' takes real values, but '{}' holds indices (i64)", op->name,
+                                          spec.name, in.name));
+    if (spec.kind == ValueKind::index && !in.index)
+      throw GraphError(where, fmt::format("{}: input '{}' takes indices (i64), but '{}' holds real values: declare it "
+                                          "with i64 (input {} {} i64)",
+                                          op->name, spec.name, in.name, in.name, in.shape));
+    shapes.push_back(in.shape);
   }
   Node n;
   n.attrs = resolve_attrs(*op, attrs, where);
+  std::vector<Shape> out_shapes;
   try {
-    n.shape = op->shape(ShapeContext(*op, shapes, n.attrs));
+    out_shapes = op->shapes(ShapeContext(*op, shapes, n.attrs));
   } catch (const ShapeError& e) {
     throw ShapeError(where, e.detail());
   } catch (const GraphError& e) {
     throw GraphError(where, e.detail());
   }
+  const std::string from = op->source == "built-in" || op->source.empty() ? "" : " (from " + op->source + ")";
+  if (out_shapes.size() != op->outputs.size())
+    throw ShapeError(where, fmt::format("{}: its shape rule{} returned {} shapes for {} outputs", op->name, from,
+                                        out_shapes.size(), op->outputs.size()));
   // The engine checks what every shape rule returns (a plugin's too): a negative or
   // huge dimension must never reach a kernel or a size computation.
-  if (auto problem = shape_problem(n.shape, true); !problem.empty())
-    throw ShapeError(where, fmt::format("{}: its shape rule{} returned {}, which has {}", op->name,
-                                        op->source == "built-in" || op->source.empty() ? "" : " (from " + op->source + ")",
-                                        n.shape, problem));
-  n.name = std::move(name);
+  for (const Shape& shape : out_shapes)
+    if (auto problem = shape_problem(shape, true); !problem.empty())
+      throw ShapeError(where, fmt::format("{}: its shape rule{} returned {}, which has {}", op->name, from, shape,
+                                          problem));
+  // Every name is checked before anything is added: a failed call leaves the graph as it was.
+  if (op->outputs.size() > 1)
+    for (const auto& out : op->outputs) check_new_name(name + "." + out.name, origin);
+  n.name = name;
   n.kind = NodeKind::op;
   n.op = op;
+  n.shape = out_shapes.front();
+  n.index = op->outputs.front().kind == ValueKind::index;
   n.inputs = std::move(inputs);
-  n.origin = std::move(origin);
-  return add_node(std::move(n));
+  n.origin = origin;
+  const NodeId id = add_node(std::move(n));
+  if (op->outputs.size() > 1) {
+    // One part per output, named <node>.<output>: what consumers use.
+    std::vector<NodeId> parts;
+    for (std::size_t k = 0; k < op->outputs.size(); ++k) {
+      Node p;
+      p.name = name + "." + op->outputs[k].name;
+      p.kind = NodeKind::part;
+      p.shape = out_shapes[k];
+      p.index = op->outputs[k].kind == ValueKind::index;
+      p.inputs = {id};
+      p.part = static_cast<int>(k);
+      p.origin = origin;
+      parts.push_back(add_node(std::move(p)));
+    }
+    impl_->g[static_cast<Impl::Adjacency::vertex_descriptor>(id)].parts = std::move(parts);
+  }
+  return id;
 }
 
 void Graph::set_loss(NodeId id) {
@@ -376,6 +456,7 @@ std::vector<std::string> Graph::names() const {
 }
 
 Params Graph::init_params(std::uint64_t seed, DType dtype) const {
+  if (!is_float(dtype)) throw GraphError(fmt::format("parameters are f32 or f64, not {}", dtype));
   Params params(dtype);
   for (NodeId id : this->params()) {
     const Node& n = node(id);
@@ -384,7 +465,96 @@ Params Graph::init_params(std::uint64_t seed, DType dtype) const {
     n.init.fill(t, rng);
     params.set(n.name, std::move(t));
   }
+  for (NodeId id = 0; id < size(); ++id) {
+    const Node& n = node(id);
+    if (n.kind != NodeKind::op) continue;
+    for (const auto& [name, shape, initial] : state_specs(id)) {
+      Tensor t(shape, dtype);
+      t.fill(initial);
+      params.set_state(name, std::move(t));
+    }
+  }
   return params;
+}
+
+std::vector<Graph::StateSlot> Graph::state_specs(NodeId id) const {
+  const Node& n = node(id);
+  std::vector<StateSlot> out;
+  if (n.kind != NodeKind::op || n.op->states.empty()) return out;
+  std::vector<Shape> in_shapes;
+  for (NodeId in : n.inputs) in_shapes.push_back(node(in).shape);
+  for (const StateSpec& spec : n.op->states) {
+    const Shape shape = spec.shape(ShapeContext(*n.op, in_shapes, n.attrs));
+    if (shape.has_symbols())
+      throw ShapeError(located(n.origin, "node '" + n.name + "'"),
+                       fmt::format("{}: state '{}' has shape {}: state needs fixed sizes", n.op->name, spec.name, shape));
+    out.push_back({n.name + "." + spec.name, shape, spec.initial});
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, Shape>> Graph::states() const {
+  std::vector<std::pair<std::string, Shape>> out;
+  for (NodeId id = 0; id < size(); ++id)
+    for (const auto& s : state_specs(id)) out.emplace_back(s.name, s.shape);
+  return out;
+}
+
+std::vector<std::string> Graph::unreachable_params() const {
+  std::vector<std::string> out;
+  if (!loss_) return out;
+  const std::vector<char> reached = ancestors({*loss_}, true);
+  for (NodeId id : params())
+    if (!reached[id]) out.push_back(node(id).name);
+  return out;
+}
+
+namespace {
+
+/// Breadth-first search from `starts` over `g` (any Boost graph with the adjacency's
+/// vertex indices), following only the edges `keep` accepts; the reached vertices.
+template <class G, class Keep>
+std::vector<char> reach(const G& g, std::size_t n, const std::vector<NodeId>& starts, Keep keep) {
+  using Edge = typename boost::graph_traits<G>::edge_descriptor;
+  const boost::filtered_graph<G, std::function<bool(Edge)>> sub(g, std::function<bool(Edge)>(keep));
+  std::vector<boost::default_color_type> colour(n, boost::white_color);
+  auto colours = boost::make_iterator_property_map(colour.begin(), boost::get(boost::vertex_index, g));
+  // breadth_first_visit, not breadth_first_search: the latter whitens every vertex first,
+  // which would forget what the earlier starts reached.
+  boost::queue<typename boost::graph_traits<G>::vertex_descriptor> queue;
+  for (NodeId s : starts)
+    if (colour[s] == boost::white_color)
+      boost::breadth_first_visit(sub, boost::vertex(s, g), queue, boost::default_bfs_visitor(), colours);
+  std::vector<char> out(n, 0);
+  for (std::size_t v = 0; v < n; ++v) out[v] = colour[v] != boost::white_color;
+  return out;
+}
+
+}  // namespace
+
+std::vector<char> Graph::ancestors(const std::vector<NodeId>& targets, bool gradients_only) const {
+  const auto& g = impl_->g;
+  using Reversed = boost::reverse_graph<Impl::Adjacency>;
+  const Reversed reversed(g);
+  return reach(reversed, size(), targets, [&](const boost::graph_traits<Reversed>::edge_descriptor& e) {
+    const auto underlying = boost::get(boost::edge_underlying, reversed, e);
+    return !gradients_only || carries_gradient(&underlying);
+  });
+}
+
+std::vector<char> Graph::descendants(const std::vector<NodeId>& sources, bool gradients_only) const {
+  const auto& g = impl_->g;
+  return reach(g, size(), sources, [&](const Impl::Adjacency::edge_descriptor& e) {
+    return !gradients_only || carries_gradient(&e);
+  });
+}
+
+bool Graph::carries_gradient(const void* edge) const {
+  const auto& e = *static_cast<const Impl::Adjacency::edge_descriptor*>(edge);
+  const auto& g = impl_->g;
+  const Node& consumer = g[boost::target(e, g)];
+  if (consumer.kind == NodeKind::part) return true;
+  return consumer.kind == NodeKind::op && consumer.op->input(static_cast<std::size_t>(g[e].slot)).differentiable;
 }
 
 }  // namespace opgraph

@@ -1,7 +1,9 @@
-// The op contract: what one op declares (inputs, attributes, shape rule, saved values,
-// forward, vjp, gradient-check domain) and the OPGRAPH_OP macro that registers it.
+// The op contract: what one op declares (inputs, outputs, attributes, shape rule, saved
+// values, state, forward, vjp, gradient-check domain) and the OPGRAPH_OP macro that
+// registers it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -13,17 +15,17 @@
 
 #include <opgraph/graph/attr.hpp>
 #include <opgraph/graph/error.hpp>
+#include <opgraph/graph/random.hpp>
 #include <opgraph/graph/tensor.hpp>
 
 namespace opgraph {
 
 /// Version of the op contract's binary layout. A plugin built against another version
 /// is refused with a clear message instead of crashing. Bump on any change to OpDef,
-/// InputSpec, AttrSpec, Domain, CheckCase, View or Kernel.
-inline constexpr std::uint32_t kPluginAbi = 1;
+/// InputSpec, OutputSpec, AttrSpec, StateSpec, Domain, CheckCase, View or Kernel.
+inline constexpr std::uint32_t kPluginAbi = 2;
 
 inline constexpr int kMaxRank = 8;
-inline constexpr int kMaxInputs = 8;
 
 /// A typed window on one tensor inside a plan: data pointer, element count and dims.
 /// `rows()` folds every dimension but the last; `cols()` is the last.
@@ -49,38 +51,67 @@ struct View {
   T* row(std::int64_t r) const { return data + r * cols(); }
   T* begin() const { return data; }
   T* end() const { return data + size; }
+  /// The shape, e.g. for messages.
+  Shape shape() const { return Shape(std::vector<std::int64_t>(dims, dims + rank)); }
   explicit operator bool() const { return data != nullptr; }
 };
 
 struct OpDef;
 
-/// What a forward or vjp kernel sees: its inputs, its output, and in the vjp the
-/// cotangents. One generic lambda body serves Kernel<float> and Kernel<double>.
-/// The plan fills the trailing-underscore fields; ops use the accessors.
+/// What kind of values an input takes or an output holds: real numbers in the plan's
+/// float type, indices (i64: labels, token ids), or either (class losses read labels as
+/// float class indices or as i64).
+enum class ValueKind : std::uint8_t { real, index, any };
+
+/// What a forward or vjp kernel sees: its inputs, its outputs, and in the vjp the
+/// cotangents. One generic lambda body serves Kernel<float> and Kernel<double>. The
+/// planner's binder fills the trailing-underscore fields; ops use the accessors.
 template <class T>
 class Kernel {
  public:
   using value_type = T;
 
-  int num_inputs() const { return num_inputs_; }
-  /// Input i. In the vjp only inputs the op `saves` hold their forward values.
-  const View<const T>& in(int i) const { return in_[i]; }
-  /// The output: written by forward; in the vjp the forward value if the op saves it.
-  const View<T>& out() const { return out_; }
-  /// d(loss)/d(output), vjp only.
-  const View<const T>& grad_out() const { return grad_out_; }
+  int num_inputs() const { return static_cast<int>(in_.size()); }
+  /// Real input i. In the vjp only inputs the op `saves` hold their forward values.
+  const View<const T>& in(int i) const { return in_[static_cast<std::size_t>(i)]; }
+  /// Index input i (declared ValueKind::index, or ValueKind::any fed indices).
+  const View<const std::int64_t>& index_in(int i) const { return index_in_[static_cast<std::size_t>(i)]; }
+  /// Whether input i holds indices (for ValueKind::any inputs).
+  bool input_is_index(int i) const { return index_in_[static_cast<std::size_t>(i)].data != nullptr; }
+
+  int num_outputs() const { return static_cast<int>(out_.size()); }
+  /// Output i: written by forward; in the vjp the forward value if the op saves it.
+  const View<T>& out(int i = 0) const { return out_[static_cast<std::size_t>(i)]; }
+  /// Index output i (declared ValueKind::index).
+  const View<std::int64_t>& index_out(int i = 0) const { return index_out_[static_cast<std::size_t>(i)]; }
+  /// d(loss)/d(output i), vjp only. Empty (data == nullptr) when no gradient reaches that
+  /// output: read it as zero (has_grad_out), no buffer is spent on it.
+  const View<const T>& grad_out(int i = 0) const { return grad_out_[static_cast<std::size_t>(i)]; }
+  bool has_grad_out(int i = 0) const { return grad_out_[static_cast<std::size_t>(i)].data != nullptr; }
   /// Where the vjp writes d(loss)/d(input i). Overwrite, never accumulate: the engine sums
   /// fan-out. Empty (data == nullptr) when nobody needs that gradient.
-  const View<T>& grad_in(int i) const { return grad_in_[i]; }
-  bool needs_grad(int i) const { return grad_in_[i].data != nullptr; }
+  const View<T>& grad_in(int i) const { return grad_in_[static_cast<std::size_t>(i)]; }
+  bool needs_grad(int i) const { return grad_in_[static_cast<std::size_t>(i)].data != nullptr; }
   /// Per-node scratch declared with `workspace`, kept from forward to vjp.
   const View<T>& workspace() const { return workspace_; }
+  /// Non-trainable state i declared with `state` (running statistics): kept by the plan,
+  /// saved in checkpoints, never touched by optimizers. Forward may update it in training.
+  const View<T>& state(int i) const { return state_[static_cast<std::size_t>(i)]; }
+
+  /// Whether the plan runs in training mode (dropout drops, batch norm uses batch
+  /// statistics) or in evaluation mode.
+  bool training() const { return training_; }
+  /// This node's random numbers for this step: the same for any thread count, wave
+  /// schedule or batch split, and after a resume (keyed by seed, node and step).
+  RandomStream random() const { return RandomStream(random_key_, step_ ? *step_ : 0); }
 
   const AttrValue& attr(std::string_view name) const;
   double attr_float(std::string_view name) const { return attr(name).as_float(); }
   std::int64_t attr_int(std::string_view name) const { return attr(name).as_int(); }
   const std::string& attr_string(std::string_view name) const { return attr(name).as_string(); }
   bool attr_bool(std::string_view name) const { return attr(name).as_bool(); }
+  const IntList& attr_ints(std::string_view name) const { return attr(name).as_ints(); }
+  RealList attr_reals(std::string_view name) const { return attr(name).as_reals(); }
 
   const std::string& op_name() const;
   const std::string& node_name() const { return *node_name_; }
@@ -91,18 +122,24 @@ class Kernel {
                     op_name() + ": " + fmt::format(what, std::forward<A>(args)...));
   }
 
-  View<const T> in_[kMaxInputs];
-  View<T> out_;
-  View<const T> grad_out_;
-  View<T> grad_in_[kMaxInputs];
+  std::vector<View<const T>> in_;
+  std::vector<View<const std::int64_t>> index_in_;
+  std::vector<View<T>> out_;
+  std::vector<View<std::int64_t>> index_out_;
+  std::vector<View<const T>> grad_out_;
+  std::vector<View<T>> grad_in_;
+  std::vector<View<T>> state_;
   View<T> workspace_;
-  int num_inputs_ = 0;
+  bool training_ = true;
+  std::uint64_t random_key_ = 0;
+  const std::int64_t* step_ = nullptr;
   const OpDef* op_ = nullptr;
   const std::vector<AttrValue>* attrs_ = nullptr;
   const std::string* node_name_ = nullptr;
 };
 
-/// What a shape rule sees: the input shapes (which may hold `N`) and the attributes.
+/// What a shape rule sees: the input shapes (which may hold `N` and named dimensions) and
+/// the attributes.
 class ShapeContext {
  public:
   ShapeContext(const OpDef& op, const std::vector<Shape>& inputs, const std::vector<AttrValue>& attrs)
@@ -115,6 +152,8 @@ class ShapeContext {
   std::int64_t attr_int(std::string_view name) const { return attr(name).as_int(); }
   const std::string& attr_string(std::string_view name) const { return attr(name).as_string(); }
   bool attr_bool(std::string_view name) const { return attr(name).as_bool(); }
+  const IntList& attr_ints(std::string_view name) const { return attr(name).as_ints(); }
+  RealList attr_reals(std::string_view name) const { return attr(name).as_reals(); }
   const OpDef& op() const { return op_; }
 
   /// Throws ShapeError "<op>: <what>", e.g. "matmul: inner dimensions differ: [N,784] x [265,10]".
@@ -122,10 +161,12 @@ class ShapeContext {
   [[noreturn]] void fail(fmt::format_string<A...> what, A&&... args) const {
     throw ShapeError(op_name() + ": " + fmt::format(what, std::forward<A>(args)...));
   }
-  /// Fails unless dimension a equals dimension b (either may be `N`).
+  /// Fails unless dimension a equals dimension b (either may be symbolic).
   void expect_equal(std::int64_t a, std::int64_t b, std::string_view what) const;
   /// Fails unless input i has the given rank.
   void expect_rank(int i, int rank) const;
+  /// An axis attribute in [-rank, rank) made non-negative; fails naming it otherwise.
+  int axis(std::string_view attr, int rank) const;
 
  private:
   const std::string& op_name() const;
@@ -134,22 +175,52 @@ class ShapeContext {
   const std::vector<AttrValue>& attrs_;
 };
 
+/// A shape rule for one output, or for every output of an op with several.
 using ShapeFn = std::function<Shape(const ShapeContext&)>;
+using ShapesFn = std::function<std::vector<Shape>(const ShapeContext&)>;
 
-/// Floating-point operations of one call, for profiles.
+/// Floating-point operations of one call, for profiles and the scheduler's cost model.
 struct OpCost {
   double forward = 0.0;
   double backward = 0.0;
 };
-/// From the input shapes and attributes (ShapeContext) and the output shape.
+/// From the input shapes and attributes (ShapeContext) and the (first) output shape.
 using CostFn = std::function<OpCost(const ShapeContext&, const Shape& output)>;
 template <class T>
 using KernelFn = std::function<void(Kernel<T>&)>;
 
-/// One input an op declares. Inputs that take no gradient (labels) are never differentiated.
+/// One input an op declares. Inputs that take no gradient (labels, indices) are never
+/// differentiated. A variadic input is the last, and takes one or more nodes.
 struct InputSpec {
   std::string name;
   bool differentiable = true;
+  ValueKind kind = ValueKind::real;
+  bool variadic = false;
+};
+
+/// One output an op declares (ops have one, "y", unless they declare several).
+struct OutputSpec {
+  std::string name;
+  ValueKind kind = ValueKind::real;
+};
+
+/// Non-trainable state an op keeps per node: its shape from the input shapes, its first
+/// value. Saved in checkpoints with the parameters, never updated by optimizers.
+struct StateSpec {
+  std::string name;
+  ShapeFn shape;
+  double initial = 0.0;
+};
+
+/// How the trainer reads an op: a loss says which input predicts and how to read it,
+/// and which input takes the labels; nothing else needs a role.
+struct OpRole {
+  enum class Kind : std::uint8_t { none, loss };
+  enum class Read : std::uint8_t { probabilities, logits, sigmoid_logits, values };
+  Kind kind = Kind::none;
+  int prediction = 0;  // the input read as the prediction
+  int labels = 1;      // the input fed with labels (-1: none)
+  Read read = Read::probabilities;
 };
 
 /// Where the gradient checker samples one input.
@@ -159,6 +230,7 @@ struct Domain {
     class_labels,   // class indices in [0, C) for a rank-1 input, one-hot rows otherwise;
                     // C is the last dimension of input 0
     binary_labels,  // 0 or 1
+    indices,        // whole numbers in [lo, hi), as i64 for index inputs
   };
   Kind kind = Kind::real;
   double lo = -2.0;
@@ -168,8 +240,9 @@ struct Domain {
 };
 
 /// One configuration the gradient checker tries: input shapes written like "[a,b]" (letters
-/// become random sizes, the same letter the same size), attribute values, and a shift
-/// added to the real domains (e.g. 800: logits in the hundreds, where a naive exp overflows).
+/// become random sizes, the same letter the same size; for a variadic input, one shape per
+/// node), attribute values, and a shift added to the real domains (e.g. 800: logits in
+/// the hundreds, where a naive exp overflows).
 struct CheckCase {
   std::vector<std::string> shapes;
   Attrs attrs;
@@ -182,11 +255,15 @@ struct OpDef {
   std::string doc;
   std::string source;  // where it was registered: "built-in" or a plugin file
   std::vector<InputSpec> inputs;
+  std::vector<OutputSpec> outputs;  // one real output "y" unless declared
   std::vector<AttrSpec> attrs;
-  ShapeFn shape;
-  std::vector<int> saved_inputs;  // forward values of these inputs are read by the vjp
-  bool saves_output = false;      // the vjp reads the forward output
-  ShapeFn workspace;              // optional per-node scratch kept from forward to vjp
+  ShapesFn shapes;                  // one shape per output
+  std::vector<int> saved_inputs;    // forward values of these inputs are read by the vjp
+  bool saves_output = false;        // the vjp reads the forward outputs
+  ShapeFn workspace;                // optional per-node scratch kept from forward to vjp
+  std::vector<StateSpec> states;    // optional non-trainable state
+  OpRole role;
+  bool random = false;              // forward draws random numbers
   KernelFn<float> forward_f32;
   KernelFn<double> forward_f64;
   KernelFn<float> vjp_f32;
@@ -200,7 +277,10 @@ struct OpDef {
   int attr_index(std::string_view attr) const;    // -1 when absent
   bool has_vjp() const { return static_cast<bool>(vjp_f64); }
   bool saves_input(int i) const;
-  /// "matmul(a, b)", "softmax(x, axis=-1)": the call as written in a model file.
+  bool variadic() const { return !inputs.empty() && inputs.back().variadic; }
+  /// The spec of input slot i (a variadic input's spec serves every slot from it on).
+  const InputSpec& input(std::size_t i) const { return inputs[std::min(i, inputs.size() - 1)]; }
+  /// "matmul(a, b)", "softmax(x, axis=-1)", "concat(x...)": the call as written in a model file.
   std::string signature() const;
 };
 
@@ -223,12 +303,36 @@ class OpBuilder {
   }
   /// Declares the next input; `differentiable = no_grad` for labels.
   OpBuilder& input(std::string name, bool differentiable = true) {
-    def_.inputs.push_back({std::move(name), differentiable});
+    def_.inputs.push_back({std::move(name), differentiable, ValueKind::real, false});
     def_.domains.emplace_back();
+    return *this;
+  }
+  /// An input of indices (i64): never differentiated; the checker samples whole numbers.
+  OpBuilder& index_input(std::string name, ValueKind kind = ValueKind::index) {
+    def_.inputs.push_back({std::move(name), false, kind, false});
+    def_.domains.push_back({.kind = Domain::Kind::indices, .lo = 0.0, .hi = 4.0});
+    return *this;
+  }
+  /// The last input, taking one or more nodes: `concat(a, b, c)`.
+  OpBuilder& variadic_input(std::string name, bool differentiable = true) {
+    def_.inputs.push_back({std::move(name), differentiable, ValueKind::real, true});
+    def_.domains.emplace_back();
+    return *this;
+  }
+  /// Declares the outputs of an op with several (or of index kind), in order.
+  OpBuilder& output(std::string name, ValueKind kind = ValueKind::real) {
+    def_.outputs.push_back({std::move(name), kind});
     return *this;
   }
   OpBuilder& attr(std::string name, AttrType type, AttrValue default_value, std::string doc = {}) {
     def_.attrs.push_back({std::move(name), type, std::move(default_value), {}, std::move(doc)});
+    return *this;
+  }
+  /// An attribute with a check of its value: `check` returns "" when the value is fine,
+  /// else what is wrong ("must be positive").
+  OpBuilder& attr(std::string name, AttrType type, AttrValue default_value, std::string doc,
+                  std::function<std::string(const AttrValue&)> check) {
+    def_.attrs.push_back({std::move(name), type, std::move(default_value), {}, std::move(doc), std::move(check)});
     return *this;
   }
   /// A string attribute restricted to `choices`; the default is the first choice.
@@ -237,13 +341,19 @@ class OpBuilder {
     def_.attrs.push_back({std::move(name), AttrType::string, std::move(first), std::move(choices), std::move(doc)});
     return *this;
   }
+  /// The shape rule of an op with one output.
   OpBuilder& shape(ShapeFn rule) {
-    def_.shape = std::move(rule);
+    def_.shapes = [rule = std::move(rule)](const ShapeContext& c) { return std::vector<Shape>{rule(c)}; };
+    return *this;
+  }
+  /// The shape rule of an op with several outputs: one shape per declared output.
+  OpBuilder& shapes(ShapesFn rule) {
+    def_.shapes = std::move(rule);
     return *this;
   }
   /// The vjp reads the forward values of these inputs.
   OpBuilder& saves(std::initializer_list<std::string_view> inputs);
-  /// The vjp reads the forward output.
+  /// The vjp reads the forward output(s).
   OpBuilder& saves_output() {
     def_.saves_output = true;
     return *this;
@@ -251,6 +361,21 @@ class OpBuilder {
   /// A scratch buffer of the given shape, written by forward, read by the vjp.
   OpBuilder& workspace(ShapeFn rule) {
     def_.workspace = std::move(rule);
+    return *this;
+  }
+  /// Non-trainable state of the given shape (from the input shapes), starting at `initial`.
+  OpBuilder& state(std::string name, ShapeFn rule, double initial = 0.0) {
+    def_.states.push_back({std::move(name), std::move(rule), initial});
+    return *this;
+  }
+  /// How the trainer reads the op (a loss: which input predicts, read how).
+  OpBuilder& role(OpRole r) {
+    def_.role = r;
+    return *this;
+  }
+  /// The forward kernel draws random numbers (k.random()).
+  OpBuilder& random() {
+    def_.random = true;
     return *this;
   }
   /// The forward kernel: a generic lambda `[](auto& k) { ... }`, instantiated for f32 and f64.
@@ -269,7 +394,7 @@ class OpBuilder {
   }
   /// Where the gradient checker samples `input`.
   OpBuilder& domain(std::string_view input, Domain d);
-  /// FLOPs of forward and backward, for profiles.
+  /// FLOPs of forward and backward, for profiles and the scheduler.
   OpBuilder& cost(CostFn fn) {
     def_.cost = std::move(fn);
     return *this;
@@ -281,7 +406,10 @@ class OpBuilder {
     return *this;
   }
 
-  OpDef& def() { return def_; }
+  OpDef& def() {
+    if (def_.outputs.empty()) def_.outputs.push_back({"y", ValueKind::real});
+    return def_;
+  }
 
  private:
   OpDef def_;

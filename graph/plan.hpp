@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <utility>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -12,9 +14,19 @@
 
 namespace opgraph {
 
+/// Training mode: kernels drop (dropout), use batch statistics and update running ones
+/// (batch norm). Evaluation mode: none of that. `automatic`: train when the plan compiles a
+/// backward pass, evaluate otherwise.
+enum class Mode : std::uint8_t { automatic, train, eval };
+
 struct PlanOptions {
   /// The size bound to the batch dimension N.
   std::int64_t batch = 1;
+  /// Sizes of named dimensions ("T" in [N, T, 64]); every one a graph uses must be given.
+  std::vector<std::pair<std::string, std::int64_t>> dims = {};
+  Mode mode = Mode::automatic;
+  /// Seed of the ops' random streams (dropout masks), with Plan::set_step.
+  std::uint64_t seed = 0;
   /// The node backward() differentiates; empty means the graph's loss.
   std::string loss = {};
   /// false compiles for inference only: less memory, backward() throws.
@@ -33,6 +45,10 @@ struct PlanOptions {
   bool detect_anomaly = false;
   /// Time every node's forward and vjp (see Plan::profile).
   bool profile = false;
+  /// Called in backward(), once per parameter, as soon as that parameter's gradient is
+  /// final (fan-out sums included), with the parameter's index in parameters(): a
+  /// communicator can start sending it while the rest of the backward pass runs.
+  std::function<void(std::size_t)> on_gradient = {};
 };
 
 /// Time and work of one node, summed over the passes run since the plan was compiled
@@ -87,6 +103,15 @@ class Plan {
   ~Plan();
   Plan(Plan&&) noexcept;
   Plan& operator=(Plan&&) noexcept;
+
+  /// The step of the ops' random streams (the trainer's global step: the same masks after
+  /// a resume). Default 0.
+  void set_step(std::int64_t step);
+  std::int64_t step() const;
+  /// Whether kernels run in training mode.
+  bool training() const;
+  /// What the planner noticed but allows: parameters the loss never reaches, ...
+  const std::vector<std::string>& warnings() const;
 
   /// Binds an input to a tensor of its bound shape and the plan's dtype. The plan reads
   /// that tensor's memory (no copy) at each forward(); keep it alive and unchanged.

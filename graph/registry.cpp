@@ -130,10 +130,37 @@ void Registry::validate(const OpDef& d) const {
     throw GraphError(d.name, fmt::format("op definition: no {}", what));
   };
   if (d.doc.empty()) incomplete("doc");
-  if (!d.shape) incomplete("shape rule");
+  if (!d.shapes) incomplete("shape rule");
   if (!d.forward_f32 || !d.forward_f64) incomplete("forward kernel");
-  if (static_cast<int>(d.inputs.size()) > kMaxInputs)
-    throw GraphError(d.name, fmt::format("op definition: at most {} inputs", kMaxInputs));
+  if (d.outputs.empty()) incomplete("output");
+  auto bad = [&](std::string what) { throw GraphError(d.name, "op definition: " + what); };
+  for (std::size_t i = 0; i + 1 < d.inputs.size(); ++i)
+    if (d.inputs[i].variadic) bad(fmt::format("variadic input '{}' must be the last", d.inputs[i].name));
+  for (std::size_t i = 0; i < d.inputs.size(); ++i) {
+    const auto& in = d.inputs[i];
+    if (in.kind == ValueKind::index && in.differentiable)
+      bad(fmt::format("index input '{}' cannot be differentiable", in.name));
+    for (std::size_t j = 0; j < i; ++j)
+      if (d.inputs[j].name == in.name) bad(fmt::format("two inputs named '{}'", in.name));
+  }
+  for (std::size_t i = 0; i < d.outputs.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (d.outputs[j].name == d.outputs[i].name) bad(fmt::format("two outputs named '{}'", d.outputs[i].name));
+  for (std::size_t i = 0; i < d.attrs.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (d.attrs[j].name == d.attrs[i].name) bad(fmt::format("two attributes named '{}'", d.attrs[i].name));
+  for (const auto& a : d.attrs)
+    if (a.check && !a.choices.empty()) bad(fmt::format("attribute '{}' has both choices and a check", a.name));
+  for (const auto& st : d.states)
+    if (!st.shape) bad(fmt::format("state '{}' has no shape rule", st.name));
+  if (d.role.kind == OpRole::Kind::loss) {
+    const int n = static_cast<int>(d.inputs.size());
+    if (d.role.prediction < 0 || d.role.prediction >= n)
+      bad(fmt::format("loss role reads prediction from input {}, but the op has {} inputs", d.role.prediction, n));
+    if (d.role.labels >= n || d.role.labels < -1)
+      bad(fmt::format("loss role reads labels from input {}, but the op has {} inputs", d.role.labels, n));
+  }
+  if (d.has_vjp() != static_cast<bool>(d.vjp_f32)) incomplete("f32 vjp");
 }
 
 const OpDef& Registry::add(OpDef def) {
@@ -202,7 +229,7 @@ bool OpDef::saves_input(int i) const {
 
 std::string OpDef::signature() const {
   std::string s = name + "(";
-  for (std::size_t i = 0; i < inputs.size(); ++i) s += (i ? ", " : "") + inputs[i].name;
+  for (std::size_t i = 0; i < inputs.size(); ++i) s += (i ? ", " : "") + inputs[i].name + (inputs[i].variadic ? "..." : "");
   for (const auto& a : attrs) {
     s += (s.back() == '(' ? "" : ", ") + a.name + "=";
     s += a.choices.empty() ? a.default_value.str() : fmt::format("{}", fmt::join(a.choices, "|"));
@@ -242,7 +269,16 @@ void ShapeContext::expect_equal(std::int64_t a, std::int64_t b, std::string_view
 
 void ShapeContext::expect_rank(int i, int rank) const {
   if (in(i).rank() != rank)
-    fail("input '{}' must have rank {}, got shape {}", op_.inputs[static_cast<std::size_t>(i)].name, rank, in(i));
+    fail("input '{}' must have rank {}, got shape {}", op_.input(static_cast<std::size_t>(i)).name, rank, in(i));
+}
+
+int ShapeContext::axis(std::string_view name, int rank) const {
+  const std::int64_t a = attr_int(name);
+  if (a < -rank || a >= rank) {
+    if (rank == 0) fail("{}={} but the input is a scalar, which has no axis", name, a);
+    fail("{}={} is out of range for rank {} (use {}..{})", name, a, rank, -rank, rank - 1);
+  }
+  return static_cast<int>(a < 0 ? a + rank : a);
 }
 
 ShapeFn same_shape_as(int input) {

@@ -4,6 +4,10 @@
 #include <algorithm>
 #include <opgraph/graph/size.hpp>
 #include <cstring>
+#include <cctype>
+#include <cmath>
+#include <type_traits>
+#include <mutex>
 #include <new>
 
 namespace opgraph {
@@ -17,10 +21,67 @@ bool Shape::has_batch() const {
   return std::find(dims_.begin(), dims_.end(), N) != dims_.end();
 }
 
+bool Shape::has_symbols() const {
+  return std::any_of(dims_.begin(), dims_.end(), [](std::int64_t d) { return is_dim_symbol(d); });
+}
+
+namespace {
+/// Named dimensions other than N are numbered down from here, far from the small
+/// negative numbers a wrong shape rule returns (-3 must read as a mistake, not as "T").
+constexpr std::int64_t kFirstNamed = -(std::int64_t{1} << 40);
+std::int64_t symbol_of(std::size_t index) { return index == 0 ? N : kFirstNamed - static_cast<std::int64_t>(index - 1); }
+/// The index of a symbol in the names, or SIZE_MAX for a number that is none.
+std::size_t index_of(std::int64_t d) {
+  if (d == N) return 0;
+  if (d > kFirstNamed) return SIZE_MAX;
+  return static_cast<std::size_t>(kFirstNamed - d) + 1;
+}
+/// Symbol names, process-wide: index 0 is N, index k > 0 the symbol symbol_of(k).
+struct Symbols {
+  std::mutex mutex;
+  std::vector<std::string> names{"N"};
+};
+Symbols& symbols() {
+  static Symbols s;
+  return s;
+}
+}  // namespace
+
+std::int64_t dim(std::string_view name) {
+  if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+      }) || std::isdigit(static_cast<unsigned char>(name[0])))
+    throw ShapeError(fmt::format("'{}' is not a dimension name (letters, digits and '_')", name));
+  Symbols& s = symbols();
+  std::lock_guard lock(s.mutex);
+  for (std::size_t i = 0; i < s.names.size(); ++i)
+    if (s.names[i] == name) return symbol_of(i);
+  if (s.names.size() >= 1u << 20) throw ShapeError("too many dimension names");
+  s.names.emplace_back(name);
+  return symbol_of(s.names.size() - 1);
+}
+
+bool is_dim_symbol(std::int64_t d) {
+  if (d >= 0) return false;
+  Symbols& s = symbols();
+  std::lock_guard lock(s.mutex);
+  return index_of(d) < s.names.size();
+}
+
+std::string dim_name(std::int64_t symbol) {
+  if (symbol >= 0) throw ShapeError(fmt::format("{} is a size, not a dimension name", symbol));
+  Symbols& s = symbols();
+  std::lock_guard lock(s.mutex);
+  const std::size_t i = index_of(symbol);
+  return i < s.names.size() ? s.names[i] : std::to_string(symbol);
+}
+
 std::int64_t Shape::numel() const {
   std::int64_t n = 1;
   for (auto d : dims_) {
     if (d == N) throw ShapeError(fmt::format("shape {} has no size until the batch dimension N is bound", str()));
+    if (is_dim_symbol(d))
+      throw ShapeError(fmt::format("shape {} has no size until its dimension {} is bound", str(), dim_name(d)));
     if (d < 0) throw ShapeError(fmt::format("shape {} has a negative dimension", str()));
     if (!mul_fits(n, d, &n)) throw ShapeError(fmt::format("shape {} holds more than 2^62 elements", str()));
   }
@@ -34,23 +95,39 @@ Shape Shape::bind(std::int64_t batch) const {
   return s;
 }
 
+Shape Shape::bind(const std::vector<std::pair<std::int64_t, std::int64_t>>& sizes) const {
+  Shape s = *this;
+  for (auto& d : s.dims_)
+    for (const auto& [symbol, size] : sizes)
+      if (d == symbol) d = size;
+  return s;
+}
+
 std::string Shape::str() const {
   std::string s = "[";
   for (std::size_t i = 0; i < dims_.size(); ++i) {
     if (i) s += ',';
-    s += dims_[i] == N ? std::string("N") : std::to_string(dims_[i]);
+    s += is_dim_symbol(dims_[i]) ? dim_name(dims_[i]) : std::to_string(dims_[i]);
   }
   return s + "]";
 }
 
-std::string_view to_string(DType dtype) { return dtype == DType::f32 ? "f32" : "f64"; }
+std::string_view to_string(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return "f32";
+    case DType::f64: return "f64";
+    case DType::i64: return "i64";
+  }
+  return "?";
+}
 
 std::size_t size_of(DType dtype) { return dtype == DType::f32 ? 4 : 8; }
 
 DType parse_dtype(std::string_view text) {
   if (text == "f32" || text == "float32") return DType::f32;
   if (text == "f64" || text == "float64") return DType::f64;
-  throw ParseError(fmt::format("unknown dtype '{}' (use f32 or f64)", text));
+  if (text == "i64" || text == "int64") return DType::i64;
+  throw ParseError(fmt::format("unknown dtype '{}' (use f32, f64 or i64)", text));
 }
 
 namespace {
@@ -77,9 +154,23 @@ std::shared_ptr<void> allocate(std::size_t bytes, const Shape& shape, DType dtyp
           }};
 }
 
+/// A value stored as T: floats as they come; into an index, only whole numbers within
+/// ±2^53 (a NaN or 1e300 converted to an integer would be undefined behaviour).
+template <class T>
+T convert(double value) {
+  if constexpr (std::is_same_v<T, std::int64_t>) {
+    if (!(value == std::floor(value) && std::fabs(value) <= kMaxExactInteger))
+      throw DataError(fmt::format("{} is not a whole number an index can hold", value));
+    return static_cast<std::int64_t>(value);
+  } else {
+    return static_cast<T>(value);
+  }
+}
+
 template <class F>
 decltype(auto) visit_dtype(DType dtype, F&& f) {
   if (dtype == DType::f32) return f(float{});
+  if (dtype == DType::i64) return f(std::int64_t{});
   return f(double{});
 }
 
@@ -146,7 +237,7 @@ void Tensor::set(std::int64_t i, double value) {
   if (i < 0 || i >= numel_) throw ShapeError(fmt::format("index {} out of range for shape {}", i, shape_.str()));
   visit_dtype(dtype_, [&](auto t) {
     using T = decltype(t);
-    static_cast<T*>(data_)[i] = static_cast<T>(value);
+    static_cast<T*>(data_)[i] = convert<T>(value);
   });
 }
 
@@ -164,7 +255,7 @@ std::vector<double> Tensor::to_vector() const {
 void Tensor::fill(double value) {
   visit_dtype(dtype_, [&](auto t) {
     using T = decltype(t);
-    std::fill_n(static_cast<T*>(data_), numel_, static_cast<T>(value));
+    std::fill_n(static_cast<T*>(data_), numel_, convert<T>(value));
   });
 }
 
@@ -213,7 +304,7 @@ void Tensor::copy_from(const Tensor& other) {
       using S = decltype(s);
       const S* src = static_cast<const S*>(other.data_);
       D* dst = static_cast<D*>(data_);
-      for (std::int64_t i = 0; i < numel_; ++i) dst[i] = static_cast<D>(src[i]);
+      for (std::int64_t i = 0; i < numel_; ++i) dst[i] = convert<D>(static_cast<double>(src[i]));
     });
   });
 }

@@ -20,6 +20,17 @@ namespace opgraph {
 /// to a concrete size when a plan is compiled.
 inline constexpr std::int64_t N = -1;
 
+/// A named symbolic dimension besides the batch (`T` in `[N, T, 64]`): a negative id,
+/// the same for the same name everywhere in the process, bound when a plan is compiled
+/// (PlanOptions::dims). dim("N") is N. Names are letters, digits and '_'.
+std::int64_t dim(std::string_view name);
+/// The name of a symbolic dimension ("N", "T"); throws ShapeError for a size.
+std::string dim_name(std::int64_t symbol);
+/// Whether `d` names a dimension symbol of this process (N, or a name given to dim()).
+bool is_dim_symbol(std::int64_t d);
+/// Whether a dimension is symbolic (N or a named one) rather than a size.
+inline bool is_symbolic(std::int64_t d) { return d < 0; }
+
 /// 2^53: doubles hold every whole number up to it, and converting one to std::int64_t is
 /// safe. Readers of numbers in text (model files, CSV, data specs) refuse larger counts.
 inline constexpr double kMaxExactInteger = 9007199254740992.0;
@@ -40,10 +51,14 @@ class Shape {
 
   bool is_scalar() const { return dims_.empty(); }
   bool has_batch() const;
+  /// Whether any dimension is symbolic (N or named).
+  bool has_symbols() const;
   /// Number of elements; throws ShapeError while the shape holds `N`.
   std::int64_t numel() const;
   /// The same shape with every `N` replaced by `batch`.
   Shape bind(std::int64_t batch) const;
+  /// The same shape with every symbol in `sizes` (symbol id -> size) replaced.
+  Shape bind(const std::vector<std::pair<std::int64_t, std::int64_t>>& sizes) const;
   /// `[N,784]`, `[]` for a scalar.
   std::string str() const;
 
@@ -53,11 +68,16 @@ class Shape {
   std::vector<std::int64_t> dims_;
 };
 
-enum class DType : std::uint8_t { f32, f64 };
+/// Element types: the two float types plans compute in, and an index type for labels and
+/// token indices. Indices are 64-bit like NumPy's and PyTorch's default integers and
+/// ONNX's Gather indices, so data and models carry across without conversion.
+enum class DType : std::uint8_t { f32, f64, i64 };
 
 std::string_view to_string(DType dtype);
 std::size_t size_of(DType dtype);
-/// Parses "f32"/"float32"/"f64"/"float64"; throws ParseError otherwise.
+/// Whether a dtype holds floating-point values.
+inline bool is_float(DType d) { return d != DType::i64; }
+/// Parses "f32"/"float32"/"f64"/"float64"/"i64"/"int64"; throws ParseError otherwise.
 DType parse_dtype(std::string_view text);
 
 template <class T>
@@ -66,8 +86,10 @@ template <>
 constexpr DType dtype_of<float>() { return DType::f32; }
 template <>
 constexpr DType dtype_of<double>() { return DType::f64; }
+template <>
+constexpr DType dtype_of<std::int64_t>() { return DType::i64; }
 
-/// A dense row-major array of f32 or f64 values. Copies share the buffer (like a
+/// A dense row-major array of f32, f64 or i64 values. Copies share the buffer (like a
 /// shared_ptr); use clone() for a deep copy. Buffers are 64-byte aligned and zeroed.
 class Tensor {
  public:

@@ -45,7 +45,7 @@ TEST_CASE("registry: an incomplete definition is rejected") {
   OpDef def;
   def.name = "half_done";
   def.doc = "has no kernels";
-  def.shape = same_shape_as(0);
+  def.shapes = [](const ShapeContext& c) { return std::vector<Shape>{c.in(0)}; };
   CHECK_THROWS_WITH_AS(Registry::global().add(def), "half_done: op definition: no forward kernel", GraphError);
   OpBuilder b("typo_saves");
   b.doc("saves an input it does not have").input("x").saves({"y"});

@@ -50,7 +50,7 @@ TEST_CASE("tensor: misuse gives clear errors") {
   CHECK_THROWS_WITH_AS(Tensor::from({2}, {1, 2, 3}), "tensor of shape [2] needs 2 values, got 3", ShapeError);
   CHECK_THROWS_WITH_AS(Tensor(Shape{N, 2}), "cannot allocate a tensor of shape [N,2]", ShapeError);
   CHECK_THROWS_WITH_AS(t.item(), "item() needs a one-element tensor, got shape [2,2]", ShapeError);
-  CHECK_THROWS_WITH_AS(parse_dtype("f16"), "unknown dtype 'f16' (use f32 or f64)", ParseError);
+  CHECK_THROWS_WITH_AS(parse_dtype("f16"), "unknown dtype 'f16' (use f32, f64 or i64)", ParseError);
   // Found by fuzzing the model parser: the element count must not wrap around.
   CHECK_THROWS_WITH_AS(Shape({std::int64_t{1} << 40, std::int64_t{1} << 40}).numel(),
                        "shape [1099511627776,1099511627776] holds more than 2^62 elements", ShapeError);

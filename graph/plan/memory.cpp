@@ -1,0 +1,215 @@
+// Planner pass 3: lifetimes of every buffer (values, workspaces, gradients, fan-out
+// scratch) counted in waves, then their places in one arena.
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <queue>
+#include <set>
+
+#include <opgraph/graph/op.hpp>
+#include <opgraph/graph/plan/passes.hpp>
+#include <opgraph/graph/size.hpp>
+
+namespace opgraph::planning {
+
+namespace {
+
+constexpr int kForever = std::numeric_limits<int>::max();
+constexpr std::size_t kAlign = 64;
+
+std::size_t round_up(std::size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+
+/// Places every buffer at the lowest offset where it overlaps no buffer alive at the same
+/// time, largest first: the tightest packing of the two placements here, but quadratic in
+/// the number of buffers, so it serves graphs of up to kGreedyBuffers buffers.
+std::size_t pack_greedy(std::vector<Buffer>& buffers) {
+  std::vector<std::size_t> order(buffers.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return buffers[a].bytes > buffers[b].bytes; });
+  std::vector<std::size_t> placed;
+  std::vector<std::pair<std::size_t, std::size_t>> busy;
+  std::size_t total = 0;
+  for (std::size_t i : order) {
+    Buffer& b = buffers[i];
+    if (b.bytes == 0) continue;
+    busy.clear();
+    for (std::size_t j : placed) {
+      const Buffer& o = buffers[j];
+      if (o.first <= b.last && b.first <= o.last) busy.emplace_back(o.offset, o.offset + o.bytes);
+    }
+    std::sort(busy.begin(), busy.end());
+    std::size_t offset = 0;
+    for (auto [begin, end] : busy) {
+      if (offset + b.bytes <= begin) break;
+      offset = std::max(offset, end);
+    }
+    b.offset = offset;
+    total = std::max(total, offset + b.bytes);
+    placed.push_back(i);
+  }
+  return total;
+}
+
+constexpr std::size_t kGreedyBuffers = 4096;
+
+/// Places every buffer by simulating an allocator over the timeline: buffers are taken in
+/// order of their first wave (larger first within a wave); before a wave, every buffer
+/// whose last wave has passed is freed (neighbouring free blocks merge); a new buffer
+/// takes the smallest free block that holds it (best fit, lowest offset on ties), or the
+/// top of the arena. O(n log n) in the number of buffers, so a 100 000-node graph plans in
+/// well under a second; its arenas are up to ~10 % larger than the greedy's.
+std::size_t pack_timeline(std::vector<Buffer>& buffers) {
+  std::vector<std::size_t> order;
+  order.reserve(buffers.size());
+  for (std::size_t i = 0; i < buffers.size(); ++i)
+    if (buffers[i].bytes > 0) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    if (buffers[a].first != buffers[b].first) return buffers[a].first < buffers[b].first;
+    return buffers[a].bytes > buffers[b].bytes;
+  });
+  std::map<std::size_t, std::size_t> free_by_offset;                 // offset -> bytes
+  std::set<std::pair<std::size_t, std::size_t>> free_by_size;        // (bytes, offset)
+  using Live = std::pair<int, std::size_t>;                          // (last wave, buffer)
+  std::priority_queue<Live, std::vector<Live>, std::greater<>> live;
+  std::size_t top = 0;
+  auto add_free = [&](std::size_t offset, std::size_t bytes) {
+    auto next = free_by_offset.lower_bound(offset);
+    if (next != free_by_offset.end() && offset + bytes == next->first) {  // merge with the block after
+      bytes += next->second;
+      free_by_size.erase({next->second, next->first});
+      next = free_by_offset.erase(next);
+    }
+    if (next != free_by_offset.begin()) {
+      auto prev = std::prev(next);
+      if (prev->first + prev->second == offset) {  // and with the block before
+        free_by_size.erase({prev->second, prev->first});
+        offset = prev->first;
+        bytes += prev->second;
+        free_by_offset.erase(prev);
+      }
+    }
+    if (offset + bytes == top) {  // a free block at the top gives the space back
+      top = offset;
+      return;
+    }
+    free_by_offset.emplace(offset, bytes);
+    free_by_size.emplace(bytes, offset);
+  };
+  for (std::size_t i : order) {
+    Buffer& b = buffers[i];
+    while (!live.empty() && live.top().first < b.first) {
+      const Buffer& done = buffers[live.top().second];
+      live.pop();
+      add_free(done.offset, done.bytes);
+    }
+    const auto fit = free_by_size.lower_bound({b.bytes, 0});
+    if (fit != free_by_size.end()) {
+      const auto [bytes, offset] = *fit;
+      free_by_size.erase(fit);
+      free_by_offset.erase(offset);
+      b.offset = offset;
+      if (bytes > b.bytes) {
+        free_by_offset.emplace(offset + b.bytes, bytes - b.bytes);
+        free_by_size.emplace(bytes - b.bytes, offset + b.bytes);
+      }
+    } else {
+      b.offset = top;
+      top += b.bytes;
+    }
+    live.emplace(b.last, i);
+  }
+  std::size_t total = 0;
+  for (std::size_t i : order) total = std::max(total, buffers[i].offset + buffers[i].bytes);
+  return total;
+}
+
+}  // namespace
+
+std::size_t place_buffers(std::vector<Buffer>& buffers) {
+  return buffers.size() <= kGreedyBuffers ? pack_greedy(buffers) : pack_timeline(buffers);
+}
+
+MemoryPlan plan_memory(const Graph& graph, const Analysis& a, const Schedule& s, std::size_t float_size) {
+  const std::size_t n = graph.size();
+  MemoryPlan m;
+  auto request = [&](const Shape& shape, std::size_t element, int first, int last) {
+    m.buffers.push_back({round_up(checked_bytes(shape.numel(), element, "plan buffer")), first, last, 0});
+    return static_cast<std::int64_t>(m.buffers.size() - 1);
+  };
+  m.value_buf.assign(n, -1);
+  m.work_buf.assign(n, -1);
+  m.grad_buf.assign(n, -1);
+  auto producer = [&](NodeId v) { return graph.node(v).kind == NodeKind::part ? graph.node(v).inputs[0] : v; };
+
+  // Values: from the wave that computes them to their last reader - a consumer's forward,
+  // a consumer's vjp that saves them, their own op's vjp if it saves its outputs - or
+  // forever when they stay readable.
+  for (NodeId id = 0; id < n; ++id) {
+    const Node& node = graph.node(id);
+    if (!a.needed[id] || !node.computed()) continue;
+    const NodeId op = producer(id);
+    int last = s.fwave[id];
+    for (NodeId c : graph.consumers(id)) {
+      if (!a.needed[c]) continue;
+      last = std::max(last, s.fwave[c]);
+      if (s.bwave[c] < 0) continue;
+      const Node& cn = graph.node(c);
+      for (std::size_t i = 0; i < cn.inputs.size(); ++i)
+        if (cn.inputs[i] == id && cn.op->saves_input(static_cast<int>(i))) last = std::max(last, s.bwave[c]);
+    }
+    if (s.bwave[op] >= 0 && graph.node(op).op->saves_output) last = std::max(last, s.bwave[op]);
+    if (a.readable[id]) last = kForever;
+    m.value_buf[id] = request(a.shapes[id], node.index ? 8 : float_size, s.fwave[id], last);
+  }
+  // Workspaces: from forward to the op's own vjp.
+  for (NodeId id : s.forward) {
+    const Node& node = graph.node(id);
+    if (!node.op->workspace) continue;
+    std::vector<Shape> in_shapes;
+    for (NodeId in : node.inputs) in_shapes.push_back(a.shapes[in]);
+    const Shape ws = node.op->workspace(ShapeContext(*node.op, in_shapes, node.attrs));
+    m.work_buf[id] = request(ws, float_size, s.fwave[id], s.bwave[id] >= 0 ? s.bwave[id] : s.fwave[id]);
+  }
+  // Gradients: parameters and requested inputs keep theirs for the optimizer; a computed
+  // value's gradient lives from its first writer (or the seed) to its op's vjp.
+  if (a.training) {
+    for (NodeId id = 0; id < n; ++id) {
+      const Node& node = graph.node(id);
+      if (!a.grad_flows[id] || node.index) continue;
+      if (a.grad_readable[id] || (id == *a.loss && !node.computed())) {
+        m.grad_buf[id] = request(a.shapes[id], float_size, 0, kForever);
+      } else if (node.computed() && s.bwave[producer(id)] >= 0) {
+        int first = id == *a.loss ? s.F : kForever;
+        for (NodeId c : graph.consumers(id))
+          if (s.bwave[c] >= 0) first = std::min(first, s.bwave[c]);
+        if (first == kForever) continue;  // nothing writes it: a part no gradient reaches
+        m.grad_buf[id] = request(a.shapes[id], float_size, first, s.bwave[producer(id)]);
+      }
+    }
+    // Fan-out: the first vjp (in backward order) to reach a gradient writes it, later ones
+    // write scratch that the engine adds after their wave. Scratch lives for its one wave.
+    std::vector<char> written(n, 0);
+    for (NodeId c : s.backward) {
+      const Node& cn = graph.node(c);
+      for (std::size_t i = 0; i < cn.inputs.size(); ++i) {
+        const NodeId in = cn.inputs[i];
+        if (!cn.op->input(i).differentiable || m.grad_buf[in] < 0) continue;
+        if (!written[in]) {
+          written[in] = 1;
+          m.targets.push_back({c, i, -1});
+        } else {
+          m.targets.push_back({c, i, request(a.shapes[in], float_size, s.bwave[c], s.bwave[c])});
+        }
+      }
+    }
+  }
+  for (const auto& b : m.buffers)
+    m.unshared_bytes = static_cast<std::size_t>(
+        checked_add(static_cast<std::int64_t>(m.unshared_bytes), static_cast<std::int64_t>(b.bytes), "plan"));
+  m.arena_bytes = place_buffers(m.buffers);
+  return m;
+}
+
+}  // namespace opgraph::planning

@@ -1,0 +1,90 @@
+// The planner as passes over plain data: analyse (shapes, what is needed, which gradients
+// flow) -> schedule (waves) -> memory plan (lifetimes -> offsets). Plan's constructor runs
+// them in that order and then binds the kernels (bind.hpp); each pass is a function a test
+// can call alone.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <opgraph/graph/graph.hpp>
+#include <opgraph/graph/plan.hpp>
+
+namespace opgraph::planning {
+
+/// Pass 1: what the graph asks of a plan, from the graph and the options alone.
+struct Analysis {
+  std::vector<NodeId> order;        // every node, inputs before their consumers
+  std::vector<Shape> shapes;        // per node: N bound to the batch, named dimensions to PlanOptions::dims
+  std::vector<char> needed;         // ancestors of the outputs, the loss and the kept nodes
+  std::vector<char> readable;       // values kept after forward()
+  std::vector<char> requires_grad;  // a parameter or a requested input is upstream
+  std::vector<char> grad_readable;  // parameters and requested inputs: their gradients stay
+  std::vector<char> vjp_runs;       // op nodes whose vjp runs in backward()
+  std::vector<char> grad_flows;     // nodes whose gradient is computed
+  std::optional<NodeId> loss;
+  bool training = false;            // backward compiled
+  std::vector<std::string> warnings;  // e.g. parameters the loss never reaches
+};
+/// Throws GraphError/ShapeError on options the graph cannot meet (unknown names, a
+/// missing vjp on the path to the loss, an unbound dimension, sizes past 2^62 bytes).
+Analysis analyse(const Graph& graph, const PlanOptions& options, std::size_t float_size);
+
+/// The scheduler's cost model: FLOPs of a node's forward (forward = true) or vjp, and the
+/// work a wave needs before its nodes run at once.
+struct CostModel {
+  std::function<double(NodeId, bool forward)> flops;
+  double concurrent_wave_flops = 1e6;
+};
+/// The cost model of the ops' declared costs (default: one flop per output element
+/// forward, two backward, scaled by the share of inputs whose gradients are needed).
+CostModel declared_costs(const Graph& graph, const Analysis& analysis);
+
+/// Pass 2: waves. Forward waves are numbered 0..F-1, backward waves F.. on; the nodes of a
+/// wave depend only on earlier waves and may run at once.
+struct Schedule {
+  std::vector<NodeId> forward, backward;  // op nodes in the order they run
+  std::vector<int> fwave, bwave;          // per node: its forward / vjp wave (a part: its op's), -1 none
+  std::vector<std::size_t> forward_waves, backward_waves;  // wave starts into forward / backward, then the end
+  std::vector<char> forward_concurrent, backward_concurrent;  // per wave: run its nodes at once
+  int F = 0;
+};
+Schedule schedule(const Graph& graph, const Analysis& analysis, const CostModel& costs);
+
+/// One buffer of the arena: its size and the waves [first, last] in which it holds
+/// something still needed; `offset` is filled by place_buffers.
+struct Buffer {
+  std::size_t bytes = 0;
+  int first = 0;
+  int last = 0;
+  std::size_t offset = 0;
+};
+/// Places every buffer so that buffers alive in the same wave never overlap; returns the
+/// arena size. Greedy (largest first, lowest free offset) up to 4 096 buffers, an
+/// allocator simulated along the timeline beyond (O(n log n)).
+std::size_t place_buffers(std::vector<Buffer>& buffers);
+
+/// Where one vjp writes the gradient of its input `slot`: into the gradient itself
+/// (scratch = -1) or, for a later writer of a fanned-out value, into scratch that the
+/// engine adds in after the wave.
+struct GradTarget {
+  NodeId node;
+  std::size_t slot;
+  std::int64_t scratch;
+};
+
+/// Pass 3: every buffer's lifetime and place.
+struct MemoryPlan {
+  std::vector<Buffer> buffers;
+  std::vector<std::int64_t> value_buf, grad_buf, work_buf;  // per node: buffer index, -1 none
+  std::vector<GradTarget> targets;                          // in backward order
+  std::size_t arena_bytes = 0, unshared_bytes = 0;
+};
+MemoryPlan plan_memory(const Graph& graph, const Analysis& analysis, const Schedule& schedule,
+                       std::size_t float_size);
+
+}  // namespace opgraph::planning
