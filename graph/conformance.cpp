@@ -115,6 +115,10 @@ class Harness {
       work_.resize(op.workspace(ShapeContext(op, shapes_, n.attrs)).numel());
       b.workspace = {work_.data(), Shape{work_.n}, false};
     }
+    if (op.scratch) {
+      scratch_.resize(op.scratch(ShapeContext(op, shapes_, n.attrs)).numel());
+      b.scratch = {scratch_.data(), Shape{scratch_.n}, false};
+    }
     states_.resize(op.states.size());
     for (std::size_t i = 0; i < op.states.size(); ++i) {
       const Shape sh = op.states[i].shape(ShapeContext(op, shapes_, n.attrs));
@@ -143,6 +147,7 @@ class Harness {
     const auto before = snapshot();
     for (auto& o : outs_) std::fill(o.data(), o.data() + o.n, Guarded<T>::canary());
     for (auto& o : index_outs_) std::fill(o.data(), o.data() + o.n, kIndexCanary);
+    poison_scratch();
     {
       detail::FloatModeGuard mode;
       forward_fn()(k_);
@@ -201,6 +206,7 @@ class Harness {
       k_.grad_in_[i].data = wanted ? grads_[i].data() : nullptr;
       if (wanted) std::fill(grads_[i].data(), grads_[i].data() + grads_[i].n, Guarded<T>::canary());
     }
+    poison_scratch();
     {
       detail::FloatModeGuard mode;
       vjp_fn()(k_);
@@ -260,7 +266,12 @@ class Harness {
       check(index_outs_[o], fmt::format("its output {}", out_shapes_[o]));
     }
     check(work_, "its workspace");
+    check(scratch_, "its scratch");
     for (const auto& st : states_) check(st, "its state");
+  }
+  /// Scratch holds NaN before each call: a kernel must not read what an earlier call left.
+  void poison_scratch() {
+    std::fill(scratch_.data(), scratch_.data() + scratch_.n, std::numeric_limits<T>::quiet_NaN());
   }
   void note(const std::string& what) {
     if (problem_.empty()) problem_ = what;
@@ -275,7 +286,7 @@ class Harness {
   std::int64_t output_size_ = 0;
   std::vector<Guarded<T>> inputs_, grads_, outs_, grad_outs_, states_;
   std::vector<Guarded<std::int64_t>> index_inputs_, index_outs_;
-  Guarded<T> work_;
+  Guarded<T> work_, scratch_;
   planning::Binding binding_;
   std::int64_t step_ = 0;
   Kernel<T> k_;
@@ -416,7 +427,8 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
       }
 
       // 1 thread against 2, bitwise, on sizes large enough to split into chunks: every
-      // dimension times one factor (equal dimensions stay equal), about 64k elements.
+      // letter of the case's shapes times one factor (digits, which attributes may fix,
+      // and broadcast 1s stay), about 64k elements in the largest tensor.
       std::int64_t largest = 1;
       int rank = 1;
       for (const auto& sh : inst.shapes) {
@@ -425,20 +437,14 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
       }
       const auto factor = std::max<std::int64_t>(
           2, static_cast<std::int64_t>(std::pow(65536.0 / static_cast<double>(largest), 1.0 / rank)));
-      std::vector<Shape> wide = inst.shapes;
-      for (auto& sh : wide)
-        for (int d = 0; d < sh.rank(); ++d) sh[d] *= factor;
-      const std::vector<Tensor> wide_inputs = sample_inputs(op, wide, op.checks[c].shift, options.seed * 77 + c);
+      const CheckInstance wide = check_instance(op, c, options.seed, {}, factor);
       std::vector<std::vector<double>> results[2];
       for (int t = 0; t < 2; ++t) {
         ThreadCount count(t + 1);
-        Harness<double> h(op, wide, inst.attrs);
-        h.set_inputs(wide_inputs);
+        Harness<double> h(op, wide.shapes, wide.attrs);
+        h.set_inputs(wide.inputs);
         results[t].push_back(h.forward());
-        Rng r2(5);
-        std::vector<double> cot(static_cast<std::size_t>(h.output_size()));
-        for (auto& v : cot) v = r2.normal();
-        for (auto& g : h.vjp(cot)) results[t].push_back(g);
+        for (auto& g : h.vjp(typed<double>(wide.cotangent))) results[t].push_back(g);
       }
       if (!bitwise_same(results[0], results[1]))
         fail(threads, fmt::format("{} (sizes x{}): 1 and 2 threads give different bits: use fixed chunks "

@@ -13,7 +13,7 @@
 namespace opgraph {
 
 std::vector<Shape> instantiate_shapes(const std::vector<std::string>& patterns, std::uint64_t seed,
-                                      const std::vector<std::int64_t>& given) {
+                                      const std::vector<std::int64_t>& given, std::int64_t scale, bool broadcast) {
   Rng rng(seed);
   std::vector<std::int64_t> sizes = {2, 3, 4, 5, 6, 7};
   for (std::size_t i = sizes.size() - 1; i > 0; --i) std::swap(sizes[i], sizes[rng.below(i + 1)]);
@@ -30,7 +30,7 @@ std::vector<Shape> instantiate_shapes(const std::vector<std::string>& patterns, 
       const char c = pattern[i];
       if (std::isalpha(static_cast<unsigned char>(c))) {
         if (!letters.count(c)) letters[c] = sizes[letters.size() % sizes.size()];
-        dims.push_back(letters[c]);
+        dims.push_back(letters[c] * scale);
         ++i;
       } else if (std::isdigit(static_cast<unsigned char>(c))) {
         std::int64_t v = 0;
@@ -45,6 +45,16 @@ std::vector<Shape> instantiate_shapes(const std::vector<std::string>& patterns, 
       }
     }
     out.emplace_back(std::move(dims));
+  }
+  if (broadcast) {
+    Rng pattern(seed ^ 0x9e3779b97f4a7c15ULL);
+    for (auto& shape : out) {
+      std::vector<std::int64_t> dims = shape.dims();
+      for (auto& d : dims)
+        if (pattern.below(3) == 0) d = 1;
+      if (dims.size() > 1 && pattern.below(4) == 0) dims.erase(dims.begin());
+      shape = Shape(std::move(dims));
+    }
   }
   return out;
 }
@@ -144,11 +154,11 @@ std::string check_input_name(const OpDef& op, std::size_t i) {
 }
 
 CheckInstance check_instance(const OpDef& op, std::size_t case_index, std::uint64_t seed,
-                             const std::vector<std::int64_t>& sizes) {
+                             const std::vector<std::int64_t>& sizes, std::int64_t scale) {
   const CheckCase& check = op.checks.at(case_index);
   const std::uint64_t case_seed = seed + case_index + 1;
   CheckInstance c;
-  c.shapes = instantiate_shapes(check.shapes, case_seed, sizes);
+  c.shapes = instantiate_shapes(check.shapes, case_seed, sizes, scale, check.broadcast);
   c.attrs = check.attrs;
   c.config = describe_case(c.shapes, check);
   const bool arity_ok = op.variadic() ? c.shapes.size() >= op.inputs.size() : c.shapes.size() == op.inputs.size();

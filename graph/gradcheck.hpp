@@ -40,9 +40,14 @@ struct GradCheckResult {
 };
 
 /// Random concrete sizes for the letters of a check case: "[a,b]" -> {2,5}. Distinct
-/// letters get distinct sizes so that a transposed rule cannot pass by accident.
+/// letters get distinct sizes so that a transposed rule cannot pass by accident. `sizes`
+/// replaces the random sizes; `scale` multiplies the letters' sizes (never the digits,
+/// which an op's attributes may fix). With `broadcast`, each dimension of each shape
+/// becomes 1 with probability 1/3 and a leading dimension is dropped with probability
+/// 1/4, drawn from the seed alone (the same pattern at every scale).
 std::vector<Shape> instantiate_shapes(const std::vector<std::string>& patterns, std::uint64_t seed,
-                                      const std::vector<std::int64_t>& sizes = {});
+                                      const std::vector<std::int64_t>& sizes = {}, std::int64_t scale = 1,
+                                      bool broadcast = false);
 
 /// Input values drawn from each input's Domain (kinks avoided, labels valid). Index
 /// inputs get i64 tensors whatever `dtype` says.
@@ -64,7 +69,7 @@ struct CheckInstance {
 /// The name an op's input i takes in the graphs the checkers build ("x0", "x1", ...).
 std::string check_input_name(const OpDef& op, std::size_t i);
 CheckInstance check_instance(const OpDef& op, std::size_t case_index, std::uint64_t seed,
-                             const std::vector<std::int64_t>& sizes = {});
+                             const std::vector<std::int64_t>& sizes = {}, std::int64_t scale = 1);
 
 /// Checks `op`'s vjp on every CheckCase it declares, in f64, through a compiled plan:
 /// f(x) = <c, op(x)> with a random cotangent c.

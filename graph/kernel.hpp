@@ -131,3 +131,5 @@ void column_sums(const View<const T>& x, T* out) {
 }
 
 }  // namespace opgraph
+
+#include <opgraph/graph/broadcast.hpp>

@@ -94,6 +94,9 @@ class Kernel {
   bool needs_grad(int i) const { return grad_in_[static_cast<std::size_t>(i)].data != nullptr; }
   /// Per-node scratch declared with `workspace`, kept from forward to vjp.
   const View<T>& workspace() const { return workspace_; }
+  /// Temporary memory declared with `scratch`, valid during this one call only (forward
+  /// and vjp each get theirs; the planner reuses it for other nodes between calls).
+  const View<T>& scratch() const { return scratch_; }
   /// Non-trainable state i declared with `state` (running statistics): kept by the plan,
   /// saved in checkpoints, never touched by optimizers. Forward may update it in training.
   const View<T>& state(int i) const { return state_[static_cast<std::size_t>(i)]; }
@@ -130,6 +133,7 @@ class Kernel {
   std::vector<View<T>> grad_in_;
   std::vector<View<T>> state_;
   View<T> workspace_;
+  View<T> scratch_;
   bool training_ = true;
   std::uint64_t random_key_ = 0;
   const std::int64_t* step_ = nullptr;
@@ -247,6 +251,7 @@ struct CheckCase {
   std::vector<std::string> shapes;
   Attrs attrs;
   double shift = 0.0;
+  bool broadcast = false;  // draw broadcast variants of the shapes (dimensions of 1, fewer dimensions)
 };
 
 /// Everything about one op. Built with OpBuilder (OPGRAPH_OP), stored in the Registry.
@@ -260,7 +265,8 @@ struct OpDef {
   ShapesFn shapes;                  // one shape per output
   std::vector<int> saved_inputs;    // forward values of these inputs are read by the vjp
   bool saves_output = false;        // the vjp reads the forward outputs
-  ShapeFn workspace;                // optional per-node scratch kept from forward to vjp
+  ShapeFn workspace;                // optional per-node memory kept from forward to vjp
+  ShapeFn scratch;                  // optional temporary memory for the length of one call
   std::vector<StateSpec> states;    // optional non-trainable state
   OpRole role;
   bool random = false;              // forward draws random numbers
@@ -363,6 +369,12 @@ class OpBuilder {
     def_.workspace = std::move(rule);
     return *this;
   }
+  /// Temporary memory of the given shape (from the input shapes and attributes), valid
+  /// during one forward or vjp call: a product to reduce, a column matrix.
+  OpBuilder& scratch(ShapeFn rule) {
+    def_.scratch = std::move(rule);
+    return *this;
+  }
   /// Non-trainable state of the given shape (from the input shapes), starting at `initial`.
   OpBuilder& state(std::string name, ShapeFn rule, double initial = 0.0) {
     def_.states.push_back({std::move(name), std::move(rule), initial});
@@ -402,7 +414,13 @@ class OpBuilder {
   /// A configuration for the gradient checker: shapes like "[a,b]", attribute values, and a
   /// shift of the sampling range.
   OpBuilder& check(std::vector<std::string> shapes, Attrs attrs = {}, double shift = 0.0) {
-    def_.checks.push_back({std::move(shapes), std::move(attrs), shift});
+    def_.checks.push_back({std::move(shapes), std::move(attrs), shift, false});
+    return *this;
+  }
+  /// A configuration whose shapes the checker varies at random by NumPy broadcasting:
+  /// each run sets some dimensions to 1 and drops some leading ones.
+  OpBuilder& check_broadcast(std::vector<std::string> shapes, Attrs attrs = {}) {
+    def_.checks.push_back({std::move(shapes), std::move(attrs), 0.0, true});
     return *this;
   }
 

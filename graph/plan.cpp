@@ -107,6 +107,16 @@ struct Step {
   Kernel<T> kernel;
   const KernelFn<T>* forward = nullptr;
   const KernelFn<T>* vjp = nullptr;
+  T* forward_scratch = nullptr;  // each call's own temporary memory, if the op declares it
+  T* backward_scratch = nullptr;
+  void run_forward() {
+    kernel.scratch_.data = forward_scratch;
+    (*forward)(kernel);
+  }
+  void run_vjp() {
+    kernel.scratch_.data = backward_scratch;
+    (*vjp)(kernel);
+  }
   struct Accumulate {
     T* target;
     const T* scratch;
@@ -270,6 +280,13 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     }
     Step<T>& step = steps_[s];
     step_of[id] = &step;
+    for (auto [buf, where] : {std::pair{memory.forward_scratch[id], &step.forward_scratch},
+                              std::pair{memory.backward_scratch[id], &step.backward_scratch}})
+      if (buf >= 0) {
+        const auto& sb = memory.buffers[static_cast<std::size_t>(buf)];
+        *where = static_cast<T*>(at(static_cast<std::int64_t>(sb.offset)));
+        b.scratch.shape = Shape{static_cast<std::int64_t>(sb.bytes / sizeof(T))};
+      }
     step.node = id;
     step.forward = &forward_of<T>(*node.op);
     step.vjp = schedule.bwave[id] >= 0 ? &vjp_of<T>(*node.op) : nullptr;
@@ -380,10 +397,10 @@ void TypedPlan<T>::run_forward() {
       if (schedule.forward_concurrent[w])
         parallel_for(static_cast<std::int64_t>(e - b), 1, [&](std::int64_t i, std::int64_t) {
           Step<T>& step = steps_[b + static_cast<std::size_t>(i)];
-          (*step.forward)(step.kernel);
+          step.run_forward();
         });
       else
-        for (std::size_t s = b; s < e; ++s) (*steps_[s].forward)(steps_[s].kernel);  // nothing else per node
+        for (std::size_t s = b; s < e; ++s) steps_[s].run_forward();  // nothing else per node
     }
     forward_done = true;
     return;
@@ -408,11 +425,11 @@ void TypedPlan<T>::run_forward() {
     Step<T>& step = steps_[s];
     if (options.profile) {
       const auto t0 = std::chrono::steady_clock::now();
-      (*step.forward)(step.kernel);
+      step.run_forward();
       profiles[s].forward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       ++profiles[s].forward_calls;
     } else {
-      (*step.forward)(step.kernel);
+      step.run_forward();
     }
     if (options.detect_anomaly) check_forward(step);
   }
@@ -467,7 +484,7 @@ void TypedPlan<T>::run_backward(const Tensor* seed) {
     if (plain && schedule.backward_concurrent[w])
       parallel_for(static_cast<std::int64_t>(e - b), 1, [&](std::int64_t i, std::int64_t) {
         Step<T>& step = *backward_steps_[b + static_cast<std::size_t>(i)];
-        (*step.vjp)(step.kernel);
+        step.run_vjp();
       });
     else
       for (std::size_t s = b; s < e; ++s) run_vjp(*backward_steps_[s]);
@@ -485,12 +502,12 @@ template <class T>
 void TypedPlan<T>::run_vjp(Step<T>& step) {
   if (options.profile) {
     const auto t0 = std::chrono::steady_clock::now();
-    (*step.vjp)(step.kernel);
+    step.run_vjp();
     NodeProfile& p = profiles[static_cast<std::size_t>(&step - steps_.data())];
     p.backward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ++p.backward_calls;
   } else {
-    (*step.vjp)(step.kernel);
+    step.run_vjp();
   }
   if (!options.detect_anomaly) return;
   const Node& node = graph.node(step.node);

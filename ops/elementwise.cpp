@@ -1,65 +1,82 @@
-// add, sub, mul: elementwise on two tensors of the same shape.
+// add, sub, mul, div: elementwise with NumPy broadcasting ([N,4] - [N,1], [N,c] * [c], x + scalar).
 #include <opgraph/graph/op.hpp>
 
 namespace opgraph::ops {
 
-namespace {
-ShapeFn same_shapes() {
-  return [](const ShapeContext& c) {
-    if (c.in(0) != c.in(1)) c.fail("shapes differ: {} vs {}", c.in(0), c.in(1));
-    return c.in(0);
-  };
-}
-}  // namespace
-
 OPGRAPH_OP(add)
-    .doc("a + b, elementwise, same shapes")
+    .doc("a + b, elementwise, NumPy broadcasting")
     .input("a")
     .input("b")
-    .shape(same_shapes())
-    .forward([](auto& k) {
-      using T = scalar_of<decltype(k)>;
-      zip(k.in(0), k.in(1), k.out(), [](T a, T b) { return a + b; });
-    })
+    .shape(broadcast_shape())
+    .forward([](auto& k) { broadcast_map([](auto a, auto b) { return a + b; }, k.out(), k.in(0), k.in(1)); })
     .vjp([](auto& k) {
-      using T = scalar_of<decltype(k)>;
       for (int i = 0; i < 2; ++i)
-        if (k.needs_grad(i)) map(k.grad_out(), k.grad_in(i), [](T g) { return g; });
-    })
-    .check({"[a,b]", "[a,b]"});
-
-OPGRAPH_OP(sub)
-    .doc("a - b, elementwise, same shapes")
-    .input("a")
-    .input("b")
-    .shape(same_shapes())
-    .forward([](auto& k) {
-      using T = scalar_of<decltype(k)>;
-      zip(k.in(0), k.in(1), k.out(), [](T a, T b) { return a - b; });
-    })
-    .vjp([](auto& k) {
-      using T = scalar_of<decltype(k)>;
-      if (k.needs_grad(0)) map(k.grad_out(), k.grad_in(0), [](T g) { return g; });
-      if (k.needs_grad(1)) map(k.grad_out(), k.grad_in(1), [](T g) { return -g; });
-    })
-    .check({"[a,b]", "[a,b]"});
-
-OPGRAPH_OP(mul)
-    .doc("a * b, elementwise, same shapes")
-    .input("a")
-    .input("b")
-    .shape(same_shapes())
-    .saves({"a", "b"})
-    .forward([](auto& k) {
-      using T = scalar_of<decltype(k)>;
-      zip(k.in(0), k.in(1), k.out(), [](T a, T b) { return a * b; });
-    })
-    .vjp([](auto& k) {
-      using T = scalar_of<decltype(k)>;
-      if (k.needs_grad(0)) zip(k.grad_out(), k.in(1), k.grad_in(0), [](T g, T b) { return g * b; });
-      if (k.needs_grad(1)) zip(k.grad_out(), k.in(0), k.grad_in(1), [](T g, T a) { return g * a; });
+        if (k.needs_grad(i)) sum_to(k.grad_out(), k.grad_in(i));
     })
     .check({"[a,b]", "[a,b]"})
-    .check({"[a,b,c]", "[a,b,c]"});
+    .check({"[a,b]", "[b]"})
+    .check({"[a,1]", "[a,b]"})
+    .check({"[]", "[a,b,c]"})
+    .check({"[a,b,c]", "[a,1,c]"})
+    .check_broadcast({"[a,b,c]", "[a,b,c]"})
+    .check_broadcast({"[a,b,c,d]", "[a,b,c,d]"});
+
+OPGRAPH_OP(sub)
+    .doc("a - b, elementwise, NumPy broadcasting")
+    .input("a")
+    .input("b")
+    .shape(broadcast_shape())
+    .forward([](auto& k) { broadcast_map([](auto a, auto b) { return a - b; }, k.out(), k.in(0), k.in(1)); })
+    .vjp([](auto& k) {
+      if (k.needs_grad(0)) sum_to(k.grad_out(), k.grad_in(0));
+      if (k.needs_grad(1)) {
+        sum_to(k.grad_out(), k.grad_in(1));
+        map(k.grad_in(1), k.grad_in(1), [](auto g) { return -g; });
+      }
+    })
+    .check({"[a,b]", "[a,b]"})
+    .check({"[a,b]", "[a,1]"})
+    .check({"[b]", "[a,b]"})
+    .check({"[a,1,c]", "[a,b,c]"})
+    .check_broadcast({"[a,b,c]", "[a,b,c]"});
+
+OPGRAPH_OP(mul)
+    .doc("a * b, elementwise, NumPy broadcasting")
+    .input("a")
+    .input("b")
+    .shape(broadcast_shape())
+    .saves({"a", "b"})
+    .scratch(broadcast_scratch())
+    .forward([](auto& k) { broadcast_map([](auto a, auto b) { return a * b; }, k.out(), k.in(0), k.in(1)); })
+    .vjp([](auto& k) {
+      broadcast_vjp(k, 0, [](auto g, auto, auto b) { return g * b; });
+      broadcast_vjp(k, 1, [](auto g, auto a, auto) { return g * a; });
+    })
+    .check({"[a,b]", "[a,b]"})
+    .check({"[a,b,c]", "[a,b,c]"})
+    .check({"[a,b]", "[b]"})
+    .check({"[a,1]", "[a,b]"})
+    .check({"[a,b]", "[]"})
+    .check({"[a,b,c]", "[a,1,c]"})
+    .check_broadcast({"[a,b,c]", "[a,b,c]"});
+
+OPGRAPH_OP(div)
+    .doc("a / b, elementwise, NumPy broadcasting")
+    .input("a")
+    .input("b")
+    .domain("b", {.lo = 0.5, .hi = 2.0})
+    .shape(broadcast_shape())
+    .saves({"a", "b"})
+    .scratch(broadcast_scratch())
+    .forward([](auto& k) { broadcast_map([](auto a, auto b) { return a / b; }, k.out(), k.in(0), k.in(1)); })
+    .vjp([](auto& k) {
+      broadcast_vjp(k, 0, [](auto g, auto, auto b) { return g / b; });
+      broadcast_vjp(k, 1, [](auto g, auto a, auto b) { return -g * a / (b * b); });
+    })
+    .check({"[a,b]", "[a,b]"})
+    .check({"[a,b]", "[a,1]"})
+    .check({"[a,b]", "[b]"})
+    .check({"[1,b,c]", "[a,b,1]"})
+    .check_broadcast({"[a,b,c]", "[a,b,c]"});
 
 }  // namespace opgraph::ops

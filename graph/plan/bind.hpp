@@ -23,14 +23,14 @@ struct Slot {
 /// Everything one node's kernels read and write.
 struct Binding {
   std::vector<Slot> inputs, outputs, grad_outputs, grad_inputs, states;
-  Slot workspace;
+  Slot workspace, scratch;
 };
 
 template <class V>
 V view_of(const Slot& s) {
   V v;
   v.data = static_cast<decltype(v.data)>(s.data);
-  v.size = s.data || s.shape.rank() ? s.shape.numel() : 0;
+  v.size = s.shape.numel();
   v.rank = s.shape.rank();
   for (int i = 0; i < s.shape.rank() && i < kMaxRank; ++i) v.dims[i] = s.shape[i];
   return v;
@@ -72,6 +72,7 @@ void bind_kernel(Kernel<T>& k, const OpDef& op, const std::vector<AttrValue>& at
   k.state_.assign(b.states.size(), {});
   for (std::size_t i = 0; i < b.states.size(); ++i) k.state_[i] = view_of<View<T>>(b.states[i]);
   k.workspace_ = view_of<View<T>>(b.workspace);
+  k.scratch_ = view_of<View<T>>(b.scratch);
 }
 
 }  // namespace opgraph::planning

@@ -172,6 +172,19 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& a, const Schedule& s,
     const Shape ws = node.op->workspace(ShapeContext(*node.op, in_shapes, node.attrs));
     m.work_buf[id] = request(ws, float_size, s.fwave[id], s.bwave[id] >= 0 ? s.bwave[id] : s.fwave[id]);
   }
+  // Scratch: for the one wave of each call.
+  m.forward_scratch.assign(n, -1);
+  m.backward_scratch.assign(n, -1);
+  for (NodeId id : s.forward) {
+    const Node& node = graph.node(id);
+    if (!node.op->scratch) continue;
+    std::vector<Shape> in_shapes;
+    for (NodeId in : node.inputs) in_shapes.push_back(a.shapes[in]);
+    const Shape sc = node.op->scratch(ShapeContext(*node.op, in_shapes, node.attrs));
+    if (sc.numel() == 0) continue;
+    m.forward_scratch[id] = request(sc, float_size, s.fwave[id], s.fwave[id]);
+    if (s.bwave[id] >= 0) m.backward_scratch[id] = request(sc, float_size, s.bwave[id], s.bwave[id]);
+  }
   // Gradients: parameters and requested inputs keep theirs for the optimizer; a computed
   // value's gradient lives from its first writer (or the seed) to its op's vjp.
   if (a.training) {

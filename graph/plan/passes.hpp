@@ -81,6 +81,7 @@ struct GradTarget {
 struct MemoryPlan {
   std::vector<Buffer> buffers;
   std::vector<std::int64_t> value_buf, grad_buf, work_buf;  // per node: buffer index, -1 none
+  std::vector<std::int64_t> forward_scratch, backward_scratch;  // per node: buffer index, -1 none
   std::vector<GradTarget> targets;                          // in backward order
   std::size_t arena_bytes = 0, unshared_bytes = 0;
 };

@@ -38,7 +38,8 @@ TEST_CASE("graph: bad graphs give clear errors") {
   const NodeId b = g.add_param("b", {10});
   CHECK_THROWS_WITH_AS(g.add_op("bias_add", {x, b}, {}, "y"),
                        "node 'y': bias_add: bias of shape [10] does not match the last dimension of [N,784]", ShapeError);
-  CHECK_THROWS_WITH_AS(g.add_op("add", {x, w}, {}, "y"), "node 'y': add: shapes differ: [N,784] vs [265,10]", ShapeError);
+  CHECK_THROWS_WITH_AS(g.add_op("add", {x, w}, {}, "y"), "node 'y': add: shapes [N,784] and [265,10] do not broadcast: dimension -1 is 784 against 10 (NumPy's rule: "
+                       "sizes aligned on the right must be equal or 1)", ShapeError);
   CHECK_THROWS_WITH_AS(g.at("xx"), "no node 'xx' (did you mean 'x'?)", GraphError);
   // Nothing was added by the failed calls: x, W, t, b.
   CHECK(g.size() == 4);
