@@ -1,6 +1,9 @@
-// The training loop: batches in, plan forward/backward, optimizer step, reports out.
+// The training loop: batches in, plan forward/backward, optimizer step, reports out. How a
+// loss is read (which input predicts, the threshold, the probabilities op) comes from the
+// op's declared role: no op is named here.
 #include <opgraph/frontends/train.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -8,52 +11,45 @@
 
 #include <opgraph/datasets/batcher.hpp>
 #include <opgraph/graph/op.hpp>
+#include <opgraph/graph/registry.hpp>
 
 namespace opgraph {
 
 namespace {
-/// The prediction head must name at least one class.
-PredictionHead checked(const Graph& graph, PredictionHead head) {
-  if (head.outputs < 1) {
-    const Node& n = graph.node(head.node);
-    throw ShapeError(n.origin.empty() ? "node '" + n.name + "'" : n.origin,
-                     fmt::format("the prediction '{}' has shape {}: it predicts no class", n.name, n.shape));
-  }
-  return head;
-}
-}  // namespace
 
-PredictionHead prediction_head_checked(const Graph& graph);
+std::string where(const Node& n) { return n.origin.empty() ? "node '" + n.name + "'" : n.origin; }
+
+std::int64_t last_dim(const Shape& s) { return s.rank() > 1 ? s.last() : 1; }
+
+/// Nodes the given ones read, themselves included.
+std::vector<char> upstream(const Graph& g, std::vector<NodeId> from) {
+  return from.empty() ? std::vector<char>(g.size(), 0) : g.ancestors(from, false);
+}
+
+}  // namespace
 
 PredictionHead prediction_head(const Graph& graph) {
   PredictionHead head;
   if (graph.loss()) {
     const Node& loss = graph.node(*graph.loss());
-    if (loss.kind == NodeKind::op) {
-      const std::string& op = loss.op->name;
-      const bool known = op == "softmax_cross_entropy" || op == "binary_cross_entropy_with_logits" ||
-                         op == "binary_cross_entropy" || op == "cross_entropy" || op == "mse";
-      if (known) {
-        head.node = loss.inputs[0];
-        head.kind = op == "softmax_cross_entropy"              ? PredictionHead::Kind::logits
-                    : op == "binary_cross_entropy_with_logits" ? PredictionHead::Kind::sigmoid_logits
-                                                               : PredictionHead::Kind::probabilities;
-        const Shape& s = graph.node(head.node).shape;
-        head.outputs = s.rank() > 1 ? s.last() : 1;
-        return head;
-      }
+    if (loss.kind == NodeKind::op && loss.op->role.kind == OpRole::Kind::loss) {
+      const OpRole& role = loss.op->role;
+      head.exists = true;
+      head.node = loss.inputs[static_cast<std::size_t>(role.prediction)];
+      head.classes = role.classes;
+      head.threshold = role.threshold;
+      head.probabilities = role.probabilities;
+      head.outputs = last_dim(graph.node(head.node).shape);
+      return head;
     }
   }
   if (!graph.outputs().empty()) {
+    head.exists = true;
     head.node = graph.outputs().front();
-    const Shape& s = graph.node(head.node).shape;
-    head.outputs = s.rank() > 1 ? s.last() : 1;
-    return head;
+    head.outputs = last_dim(graph.node(head.node).shape);
   }
-  throw GraphError("model", "cannot tell which node predicts: use a built-in loss or mark an output");
+  return head;
 }
-
-PredictionHead prediction_head_checked(const Graph& graph) { return checked(graph, prediction_head(graph)); }
 
 namespace {
 
@@ -61,62 +57,88 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-/// Predicted class of row r of a head value [rows, outputs].
+/// Predicted class of a row of head values.
 template <class T>
-std::int64_t predicted(const T* row, std::int64_t outputs, PredictionHead::Kind kind) {
-  if (outputs == 1) return kind == PredictionHead::Kind::probabilities ? (row[0] >= T(0.5)) : (row[0] >= T(0));
+std::int64_t predicted(const T* row, const PredictionHead& head) {
+  if (head.outputs == 1) return row[0] >= static_cast<T>(head.threshold);
   std::int64_t best = 0;
-  for (std::int64_t j = 1; j < outputs; ++j)
+  for (std::int64_t j = 1; j < head.outputs; ++j)
     if (row[j] > row[best]) best = j;
   return best;
+}
+
+/// "epoch 3, step 12 of 40" for errors met while training.
+std::string step_name(int epoch, std::int64_t b, std::int64_t batches) {
+  return fmt::format("epoch {}, step {} of {}", epoch + 1, b + 1, batches);
 }
 
 }  // namespace
 
 struct Trainer::Compiled {
   Plan plan;
-  std::vector<ParamSlot> params;  // cached: no allocation per step
-  Tensor labels;                  // one-hot or reshaped labels, when the model declares them so
+  std::vector<ParamSlot> params;     // cached: no allocation per step
+  Tensor labels;                     // one-hot, reshaped or i64 labels, when the model declares them so
+  std::vector<Tensor> inputs;        // per feed, when a feed is not the whole sample as it is
   std::string head_name;
 };
 
-Trainer::Trainer(Model& model) : model_(model), head_(prediction_head_checked(model.graph)) {
-  const auto check_input = [&](const std::string& name, const char* role) {
-    const auto id = model_.graph.find(name);
-    if (!id || model_.graph.node(*id).kind != NodeKind::input) {
-      std::vector<std::string> inputs;
-      for (NodeId i : model_.graph.inputs()) inputs.push_back(model_.graph.node(i).name);
-      throw GraphError("model", fmt::format("no input '{}' for the {}{}", name, role, suggestion(name, inputs)));
-    }
-  };
-  check_input(model_.input, "samples");
-  if (model_.graph.loss()) check_input(model_.labels, "labels");
+Trainer::Trainer(Model& model) : model_(model), head_(prediction_head(model.graph)) {
   const Graph& g = model_.graph;
+  if (head_.exists && head_.outputs < 1) {
+    const Node& n = g.node(head_.node);
+    throw ShapeError(where(n), fmt::format("the prediction '{}' has shape {}: it predicts {}", n.name, n.shape,
+                                           head_.classes ? "no class" : "nothing"));
+  }
   if (g.loss()) {
     const Node& loss = g.node(*g.loss());
-    if (loss.shape.has_batch() || loss.shape.numel() != 1)
-      throw ShapeError(loss.origin.empty() ? "node '" + loss.name + "'" : loss.origin,
-                       fmt::format("the loss '{}' has shape {}: training needs one number; reduce it with mean or sum",
-                                   loss.name, loss.shape));
+    if (loss.shape.has_symbols() || loss.shape.numel() != 1)
+      throw ShapeError(where(loss), fmt::format("the loss '{}' has shape {}: training needs one number; reduce it with "
+                                                "mean or sum",
+                                                loss.name, loss.shape));
+  }
+  auto input_named = [&](const std::string& name) -> std::optional<NodeId> {
+    const auto id = g.find(name);
+    if (id && g.node(*id).kind == NodeKind::input) return id;
+    return std::nullopt;
+  };
+  auto no_input = [&](const std::string& name, const char* role) {
+    std::vector<std::string> inputs;
+    for (NodeId i : g.inputs()) inputs.push_back(g.node(i).name);
+    return GraphError("model", fmt::format("no input '{}' for the {}{}", name, role, suggestion(name, inputs)));
+  };
+  if (model_.feeds.empty()) {
+    if (!input_named(model_.input)) throw no_input(model_.input, "samples");
+  } else {
+    for (const Feed& f : model_.feeds)
+      if (!input_named(f.input)) throw no_input(f.input, "samples");
   }
   // Every input the loss or the prediction reads must be one the trainer feeds.
-  std::vector<char> needed(g.size(), 0);
-  std::vector<NodeId> stack{head_.node};
-  if (g.loss()) stack.push_back(*g.loss());
-  while (!stack.empty()) {
-    const NodeId id = stack.back();
-    stack.pop_back();
-    if (needed[id]) continue;
-    needed[id] = 1;
-    for (NodeId in : g.node(id).inputs) stack.push_back(in);
-  }
+  std::vector<NodeId> roots;
+  if (head_.exists) roots.push_back(head_.node);
+  if (g.loss()) roots.push_back(*g.loss());
+  const std::vector<char> needed = upstream(g, roots);
+  const auto labels = input_named(model_.labels);
+  supervised_ = labels && needed[*labels];
+  std::vector<std::string> fed;
+  if (model_.feeds.empty()) fed.push_back("'" + model_.input + "'");
+  for (const Feed& f : model_.feeds) fed.push_back("'" + f.input + "'");
   for (NodeId id : g.inputs()) {
     const Node& n = g.node(id);
-    if (!needed[id] || n.name == model_.input || (g.loss() && n.name == model_.labels)) continue;
-    throw GraphError(n.origin.empty() ? "input '" + n.name + "'" : n.origin,
-                     fmt::format("the model reads input '{}', but training feeds only '{}' (the samples){}", n.name,
-                                 model_.input, g.loss() ? fmt::format(" and '{}' (the labels)", model_.labels) : ""));
+    if (!needed[id] || (supervised_ && id == *labels)) continue;
+    if (std::find(fed.begin(), fed.end(), "'" + n.name + "'") != fed.end()) continue;
+    // Most likely the labels were given a name the graph does not have.
+    if (!labels && !model_.labels.empty()) throw no_input(model_.labels, "labels");
+    throw GraphError(where(n), fmt::format("the model reads input '{}', but nothing feeds it: training feeds {} (the "
+                                           "samples){}; give each input its columns (C++: Model::feeds; opgraph train: "
+                                           "the data spec's inputs=NAME:FIRST-LAST/...)",
+                                           n.name, fmt::join(fed, ", "),
+                                           supervised_ ? fmt::format(" and '{}' (the labels)", model_.labels) : ""));
   }
+  if (model_.feeds.empty() && g.node(*input_named(model_.input)).index)
+    throw GraphError(where(g.node(*input_named(model_.input))),
+                     fmt::format("input '{}' takes indices (i64); samples are fed as they are only to real inputs: "
+                                 "name its columns with Model::feeds",
+                                 model_.input));
 }
 
 Trainer::~Trainer() = default;
@@ -124,6 +146,11 @@ Trainer::~Trainer() = default;
 void Trainer::set_detect_anomaly(bool on) {
   if (on != detect_anomaly_) plans_.clear();
   detect_anomaly_ = on;
+}
+
+void Trainer::set_stats(bool on) {
+  if (on != stats_on_) plans_.clear();
+  stats_on_ = on;
 }
 
 void Trainer::set_memory_limit(std::size_t bytes) {
@@ -145,14 +172,52 @@ void Trainer::check_finite(const Dataset& data) const {
                          fmt::format("sample {} has the label {}", i, data.labels.at(i)));
 }
 
+std::vector<Trainer::ResolvedFeed> Trainer::resolve_feeds(std::int64_t width) const {
+  std::vector<Feed> feeds = model_.feeds;
+  if (feeds.empty()) feeds.push_back({model_.input, 0, -1});
+  std::vector<ResolvedFeed> out;
+  for (const Feed& f : feeds) {
+    const NodeId id = model_.graph.at(f.input);
+    const Shape& shape = model_.graph.node(id).shape;
+    if (shape.rank() == 0 || shape[0] != N)
+      throw ShapeError(where(model_.graph.node(id)),
+                       fmt::format("input '{}' has shape {}: an input fed with samples has the batch N first", f.input,
+                                   shape));
+    const Shape per_sample(std::vector<std::int64_t>(shape.dims().begin() + 1, shape.dims().end()));
+    if (per_sample.has_symbols())
+      throw ShapeError(where(model_.graph.node(id)),
+                       fmt::format("input '{}' has shape {}: samples fill fixed sizes only", f.input, shape));
+    const std::int64_t want = per_sample.numel();
+    const std::int64_t count = f.count < 0 ? width - f.first : f.count;
+    if (f.first < 0 || f.first > width || count < 0 || f.first + count > width)
+      throw DataError("data", fmt::format("input '{}' takes columns {}..{} of each sample, which has {} (0..{})",
+                                          f.input, f.first, f.first + count - 1, width, width - 1));
+    if (count != want) {
+      if (model_.feeds.empty())
+        throw DataError("data", fmt::format("each sample has {} values, the model's input '{}' takes {} per sample {}",
+                                            width, f.input, want, per_sample));
+      throw DataError("data", fmt::format("input '{}' takes {} values per sample {}, but its columns {}..{} are {}",
+                                          f.input, want, per_sample, f.first, f.first + count - 1, count));
+    }
+    out.push_back({id, f.first, count});
+  }
+  return out;
+}
+
 void Trainer::check(const Dataset& data, bool with_labels) const {
-  const Shape& in = model_.graph.node(model_.graph.at(model_.input)).shape;
-  std::vector<std::int64_t> per_sample(in.dims().begin() + (in.rank() > 0 ? 1 : 0), in.dims().end());
-  std::vector<std::int64_t> given(data.features.shape().dims().begin() + 1, data.features.shape().dims().end());
-  if (per_sample != given)
-    throw DataError(data.name, fmt::format("each sample has shape {}, the model's input '{}' takes {} per sample",
-                                           Shape(given), model_.input, Shape(per_sample)));
-  if (!with_labels || !model_.graph.loss()) return;
+  const std::int64_t width = data.size() ? data.features.numel() / data.size() : data.num_features();
+  if (model_.feeds.empty()) {
+    // One input takes whole samples: their shapes must agree exactly, or the features be flat.
+    const Shape& in = model_.graph.node(model_.graph.at(model_.input)).shape;
+    std::vector<std::int64_t> per_sample(in.dims().begin() + (in.rank() > 0 ? 1 : 0), in.dims().end());
+    std::vector<std::int64_t> given(data.features.shape().dims().begin() + 1, data.features.shape().dims().end());
+    if (per_sample != given && (given.size() != 1 || Shape(per_sample).has_symbols() ||
+                                Shape(per_sample).numel() != given[0]))
+      throw DataError(data.name, fmt::format("each sample has shape {}, the model's input '{}' takes {} per sample",
+                                             Shape(given), model_.input, Shape(per_sample)));
+  }
+  resolve_feeds(width);
+  if (!with_labels || !supervised_ || !head_.exists || !head_.classes) return;
   const std::int64_t classes = data.num_classes();
   const std::int64_t can = head_.outputs == 1 ? 2 : head_.outputs;
   if (classes > can)
@@ -165,22 +230,71 @@ Trainer::Compiled& Trainer::compiled(std::int64_t rows, bool training) {
     PlanOptions po;
     po.batch = rows;
     po.backward = training;
-    po.keep = {model_.graph.node(head_.node).name};
+    po.mode = training ? Mode::train : Mode::eval;
+    po.seed = seed_;
+    if (head_.exists) po.keep = {model_.graph.node(head_.node).name};
     po.detect_anomaly = detect_anomaly_;
     po.memory_limit = memory_limit_;
-    slot = std::make_unique<Compiled>(Compiled{Plan(model_.graph, model_.params, po), {}, {}, {}});
-    slot->head_name = model_.graph.node(head_.node).name;
+    if (stats_on_ && training) {
+      po.keep_all = true;
+      po.keep_grads = true;
+    }
+    slot = std::make_unique<Compiled>(Compiled{Plan(model_.graph, model_.params, po), {}, {}, {}, {}});
+    if (head_.exists) slot->head_name = model_.graph.node(head_.node).name;
     if (training) slot->params = slot->plan.parameters();
   }
   return *slot;
 }
 
+namespace {
+
+/// Columns [first, first + count) of every row of `features` into `out` (same dtype, or
+/// i64 for an index input, whose values must be whole numbers).
+void copy_columns(const Tensor& features, std::int64_t first, std::int64_t count, Tensor& out, const std::string& input) {
+  const std::int64_t rows = features.shape()[0], width = features.numel() / std::max<std::int64_t>(rows, 1);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t j = 0; j < count; ++j) {
+      const double v = features.at(r * width + first + j);
+      if (out.dtype() == DType::i64 && (v != std::floor(v) || std::abs(v) > kMaxExactInteger))
+        throw DataError("data", fmt::format("input '{}' takes indices, but sample {} holds {} in column {}", input, r, v,
+                                            first + j));
+      out.set(r * count + j, v);
+    }
+}
+
+}  // namespace
+
 void Trainer::bind(Compiled& c, const Tensor& features, const Tensor& labels) {
-  c.plan.set_input(model_.input, features);
-  if (!model_.graph.loss()) return;
+  const std::int64_t rows = features.shape()[0];
+  const std::int64_t width = rows ? features.numel() / rows : 0;
+  const auto feeds = resolve_feeds(width);
+  c.inputs.resize(feeds.size());
+  for (std::size_t i = 0; i < feeds.size(); ++i) {
+    const Node& in = model_.graph.node(feeds[i].input);
+    const Shape shape = in.shape.bind(rows);
+    if (!in.index && feeds[i].first == 0 && feeds[i].count == width) {
+      c.plan.set_input(in.name, features.shape() == shape ? features : features.reshape(shape));
+      continue;
+    }
+    const DType dtype = in.index ? DType::i64 : features.dtype();
+    if (!c.inputs[i].defined() || c.inputs[i].shape() != shape || c.inputs[i].dtype() != dtype)
+      c.inputs[i] = Tensor(shape, dtype);
+    copy_columns(features, feeds[i].first, feeds[i].count, c.inputs[i], in.name);
+    c.plan.set_input(in.name, c.inputs[i]);
+  }
+  if (!supervised_) return;
   const NodeId lid = model_.graph.at(model_.labels);
-  const Shape declared = model_.graph.node(lid).shape.bind(features.shape()[0]);
-  if (declared == labels.shape()) {
+  const Node& ln = model_.graph.node(lid);
+  const Shape declared = ln.shape.bind(rows);
+  if (ln.index) {  // i64 class indices
+    if (declared.numel() != labels.numel())
+      throw ShapeError("model", fmt::format("labels of shape {} do not fit the input '{}' of shape {}", labels.shape(),
+                                            model_.labels, ln.shape));
+    if (!c.labels.defined() || c.labels.shape() != declared || c.labels.dtype() != DType::i64)
+      c.labels = Tensor(declared, DType::i64);
+    for (std::int64_t i = 0; i < labels.numel(); ++i) c.labels.set(i, labels.at(i));
+    c.plan.set_input(model_.labels, c.labels);
+  } else if (declared == labels.shape()) {
     c.plan.set_input(model_.labels, labels);
   } else if (declared.numel() == labels.numel()) {  // [n] labels for a [N,1] input
     c.plan.set_input(model_.labels, labels.reshape(declared));
@@ -191,8 +305,102 @@ void Trainer::bind(Compiled& c, const Tensor& features, const Tensor& labels) {
     c.plan.set_input(model_.labels, c.labels);
   } else {
     throw ShapeError("model", fmt::format("labels of shape {} do not fit the input '{}' of shape {}", labels.shape(),
-                                          model_.labels, model_.graph.node(lid).shape));
+                                          model_.labels, ln.shape));
   }
+}
+
+void Trainer::collect_stats(Compiled& c, int epoch) {
+  const Graph& g = model_.graph;
+  if (stat_acc_.size() != g.size()) stat_acc_.assign(g.size(), {});
+  auto add = [](Accumulator& a, const Tensor& t) {
+    for (std::int64_t i = 0; i < t.numel(); ++i) {
+      const double v = t.at(i);
+      a.sum += v;
+      a.sum2 += v * v;
+      a.max_abs = std::max(a.max_abs, std::abs(v));
+      if (v != v) a.max_abs = v;  // NaN stays visible
+    }
+    a.n += t.numel();
+  };
+  for (NodeId id = 0; id < g.size(); ++id) {
+    const Node& n = g.node(id);
+    if (n.kind != NodeKind::param && !n.computed()) continue;
+    if (n.index) continue;
+    try {
+      add(stat_acc_[id].first, c.plan.value(n.name));
+    } catch (const GraphError&) {
+      continue;  // not computed by this plan
+    }
+    try {
+      add(stat_acc_[id].second, c.plan.grad(n.name));
+    } catch (const GraphError&) {
+    }
+  }
+  (void)epoch;
+}
+
+namespace {
+double norm(const Tensor& t) {
+  double s = 0.0;
+  for (std::int64_t i = 0; i < t.numel(); ++i) s += t.at(i) * t.at(i);
+  return std::sqrt(s);
+}
+}  // namespace
+
+Trainer::UpdateBlame Trainer::largest_update() const {
+  // How far the last update moved each parameter, against its size before (floored, so a
+  // zero-initialised bias does not count as size 0).
+  UpdateBlame worst;
+  for (std::size_t i = 0; i < last_params_.size() && i < before_.size(); ++i) {
+    const ParamSlot& p = last_params_[i];
+    const Tensor& old = before_[i];
+    double moved = 0.0;
+    for (std::int64_t j = 0; j < p.value.numel(); ++j) {
+      const double d = p.value.at(j) - old.at(j);
+      moved += d * d;
+    }
+    moved = std::sqrt(moved);
+    const double size = norm(old), floor = 1e-3 * std::sqrt(static_cast<double>(p.value.numel()));
+    const double ratio = moved / std::max(size, floor);
+    if (!(ratio <= worst.ratio)) worst = {p.name, moved, size, ratio, norm(p.grad)};  // NaN counts as worst
+  }
+  return worst;
+}
+
+std::string Trainer::UpdateBlame::text(double learning_rate) const {
+  const std::string by = moved > ratio * size * 1.0000001 || size == 0.0
+                             ? fmt::format("by {:.3g} from a size of {:.3g}", moved, size)
+                             : fmt::format("by {:.3g}, {:.2g} times its size {:.3g}", moved, ratio, size);
+  return fmt::format("the optimizer's update moved parameter '{}' {} (the gradient's norm was {:.3g}, the learning "
+                     "rate {:.3g})",
+                     name, by, grad_norm, learning_rate);
+}
+
+void Trainer::check_update(const Optimizer& optimizer, const std::string& step) const {
+  // An update that breaks a parameter is the culprit, not the matmul that overflows next:
+  // one that leaves it non-finite, or moves it by a million times its size.
+  for (const ParamSlot& p : last_params_)
+    for (std::int64_t j = 0; j < p.value.numel(); ++j)
+      if (!std::isfinite(p.value.at(j)))
+        throw NumericError(step, fmt::format("the optimizer's update made parameter '{}' hold {} at element {} (the "
+                                             "gradient's norm was {:.3g}, the learning rate {:.3g}): lower the learning "
+                                             "rate or clip the gradients",
+                                             p.name, p.value.at(j), j, norm(p.grad), optimizer.learning_rate()));
+  const UpdateBlame worst = largest_update();
+  if (worst.ratio > 1e6)
+    throw NumericError(step, worst.text(optimizer.learning_rate()) + ": lower the learning rate or clip the gradients");
+}
+
+NumericError Trainer::blame(const NumericError& e, const Optimizer& optimizer, const std::string& step) const {
+  // A non-finite value right after an update that moved a parameter by more than ten times
+  // its size: the update is the cause, the node where it overflowed the symptom.
+  if (detect_anomaly_ && !last_params_.empty()) {
+    const UpdateBlame worst = largest_update();
+    if (worst.ratio > 10.0)
+      return NumericError(step, fmt::format("{} at {}, and then {}: lower the learning rate or clip the gradients",
+                                            worst.text(optimizer.learning_rate()), last_step_, e.what()));
+  }
+  return NumericError(step, e.what());
 }
 
 History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainOptions& options) {
@@ -205,11 +413,16 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
     check_finite(train_in);
     if (options.validation) check_finite(*options.validation);
   }
+  if (options.seed != seed_) {  // dropout masks are keyed by the seed the plans were compiled with
+    seed_ = options.seed;
+    plans_.clear();
+  }
   const DType dtype = model_.params.dtype();
   const Dataset train = train_in.features.dtype() == dtype ? train_in : train_in.to(dtype);
   Batcher batcher(train, options.batch, options.shuffle, options.seed);
   if (optimizer.options().schedule.kind == Schedule::Kind::cosine && optimizer.options().schedule.epochs <= 0.0)
     optimizer.options().schedule.epochs = options.epochs - optimizer.options().schedule.warmup;
+  const bool accuracy = measures_accuracy();
 
   History history;
   const std::int64_t batches = batcher.batches();
@@ -218,25 +431,48 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
     batcher.start_epoch(epoch);
     double loss_sum = 0.0;
     std::int64_t correct = 0, seen = 0;
+    if (stats_on_) stat_acc_.assign(model_.graph.size(), {});
     for (std::int64_t b = 0; b < batches; ++b) {
       const auto batch = batcher.batch(b);
       Compiled& c = compiled(batch.rows, true);
       bind(c, batch.features, batch.labels);
-      c.plan.forward();
+      // The global step keys the random streams: the same dropout masks after a resume.
+      c.plan.set_step(static_cast<std::int64_t>(epoch) * batches + b);
+      try {
+        c.plan.forward();
+      } catch (const NumericError& e) {
+        throw blame(e, optimizer, step_name(epoch, b, batches));
+      }
       const double loss = c.plan.loss();
       loss_sum += loss * static_cast<double>(batch.rows);
-      const Tensor out = c.plan.value(c.head_name);
-      auto count = [&](const auto* values) {
-        for (std::int64_t r = 0; r < batch.rows; ++r)
-          correct += predicted(values + r * head_.outputs, head_.outputs, head_.kind) ==
-                     static_cast<std::int64_t>(batch.labels.at(r));
-      };
-      if (dtype == DType::f32) count(out.data<float>());
-      else count(out.data<double>());
+      if (accuracy) {
+        const Tensor out = c.plan.value(c.head_name);
+        auto count = [&](const auto* values) {
+          for (std::int64_t r = 0; r < batch.rows; ++r)
+            correct += predicted(values + r * head_.outputs, head_) == static_cast<std::int64_t>(batch.labels.at(r));
+        };
+        if (dtype == DType::f32) count(out.data<float>());
+        else count(out.data<double>());
+      }
       seen += batch.rows;
-      c.plan.backward();
+      try {
+        c.plan.backward();
+      } catch (const NumericError& e) {
+        throw blame(e, optimizer, step_name(epoch, b, batches));
+      }
+      if (stats_on_) collect_stats(c, epoch);
       optimizer.set_time(static_cast<double>(epoch) + static_cast<double>(b + 1) / static_cast<double>(batches));
+      if (detect_anomaly_) {
+        before_.resize(c.params.size());
+        for (std::size_t i = 0; i < c.params.size(); ++i) {
+          if (!before_[i].defined()) before_[i] = c.params[i].value.clone();
+          else before_[i].copy_from(c.params[i].value);
+        }
+        last_params_ = c.params;
+        last_step_ = step_name(epoch, b, batches);
+      }
       optimizer.step(c.params);
+      if (detect_anomaly_) check_update(optimizer, last_step_);
       if (options.on_step)
         options.on_step({epoch + 1, b + 1, batches, seen, train.size(), loss_sum / static_cast<double>(seen),
                          seconds_since(t0)});
@@ -246,9 +482,34 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
     report.epochs = options.epochs;
     report.seconds = seconds_since(t0);
     report.train_loss = loss_sum / static_cast<double>(seen);
-    report.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
+    report.train_accuracy =
+        accuracy ? static_cast<double>(correct) / static_cast<double>(seen) : std::numeric_limits<double>::quiet_NaN();
     report.learning_rate = optimizer.learning_rate();
     report.samples = seen;
+    if (stats_on_) {
+      const Graph& g = model_.graph;
+      for (NodeId id = 0; id < g.size(); ++id) {
+        const auto& [v, gr] = stat_acc_[id];
+        if (v.n == 0) continue;
+        const Node& n = g.node(id);
+        NodeStats s;
+        s.epoch = epoch + 1;
+        s.node = n.name;
+        s.op = n.kind == NodeKind::param ? "param" : n.kind == NodeKind::part ? g.node(n.inputs[0]).op->name : n.op->name;
+        auto fill = [](const Accumulator& a, double& mean, double& sd, double& mx) {
+          if (a.n == 0) {
+            mean = sd = mx = std::numeric_limits<double>::quiet_NaN();
+            return;
+          }
+          mean = a.sum / static_cast<double>(a.n);
+          sd = std::sqrt(std::max(0.0, a.sum2 / static_cast<double>(a.n) - mean * mean));
+          mx = a.max_abs;
+        };
+        fill(v, s.value_mean, s.value_std, s.value_max_abs);
+        fill(gr, s.grad_mean, s.grad_std, s.grad_max_abs);
+        stats_.push_back(std::move(s));
+      }
+    }
     if (options.validation) {
       const Evaluation v = evaluate(*options.validation);
       report.val_loss = v.loss;
@@ -271,7 +532,9 @@ Evaluation Trainer::evaluate(const Dataset& data_in, std::int64_t batch) {
   if (data.size() == 0) throw DataError(data.name, "empty dataset: nothing to evaluate");
   check(data);
   Batcher batcher(data, batch > 0 ? batch : 4096, false, 0);
-  const std::int64_t classes = std::max(head_.outputs == 1 ? std::int64_t{2} : head_.outputs, data.num_classes());
+  const bool accuracy = measures_accuracy();
+  const std::int64_t classes =
+      accuracy ? std::max(head_.outputs == 1 ? std::int64_t{2} : head_.outputs, data.num_classes()) : 0;
   Evaluation e;
   e.confusion.assign(static_cast<std::size_t>(classes), std::vector<std::int64_t>(static_cast<std::size_t>(classes), 0));
   double loss_sum = 0.0;
@@ -282,10 +545,11 @@ Evaluation Trainer::evaluate(const Dataset& data_in, std::int64_t batch) {
     bind(c, bt.features, bt.labels);
     c.plan.forward();
     if (model_.graph.loss()) loss_sum += c.plan.loss() * static_cast<double>(bt.rows);
+    if (!accuracy) continue;
     const Tensor out = c.plan.value(c.head_name);
     auto tally = [&](const auto* values) {
       for (std::int64_t r = 0; r < bt.rows; ++r) {
-        const std::int64_t p = predicted(values + r * head_.outputs, head_.outputs, head_.kind);
+        const std::int64_t p = predicted(values + r * head_.outputs, head_);
         const auto t = static_cast<std::int64_t>(bt.labels.at(r));
         correct += p == t;
         ++e.confusion[static_cast<std::size_t>(t)][static_cast<std::size_t>(p)];
@@ -296,7 +560,8 @@ Evaluation Trainer::evaluate(const Dataset& data_in, std::int64_t batch) {
   }
   e.samples = data.size();
   e.loss = loss_sum / static_cast<double>(data.size());
-  e.accuracy = static_cast<double>(correct) / static_cast<double>(data.size());
+  e.accuracy = accuracy ? static_cast<double>(correct) / static_cast<double>(data.size())
+                        : std::numeric_limits<double>::quiet_NaN();
   return e;
 }
 
@@ -309,14 +574,17 @@ std::vector<NodeProfile> Trainer::profile(const Dataset& data_in, std::int64_t b
   PlanOptions po;
   po.batch = rows;
   po.profile = true;
+  po.mode = Mode::train;
   po.detect_anomaly = detect_anomaly_;
   po.memory_limit = memory_limit_;
-  Compiled c{Plan(model_.graph, model_.params, po), {}, {}, model_.graph.node(head_.node).name};
   const bool backward = model_.graph.loss().has_value();
+  po.backward = backward;
+  Compiled c{Plan(model_.graph, model_.params, po), {}, {}, {}, head_.exists ? model_.graph.node(head_.node).name : ""};
   for (int s = 0; s <= steps; ++s) {
     if (s == 1) c.plan.reset_profile();  // the first pass warms caches and is not counted
     const auto b = batcher.batch(s % std::max<std::int64_t>(batcher.batches() - (batcher.rows_in(batcher.batches() - 1) < rows), 1));
     bind(c, b.features, b.labels);
+    c.plan.set_step(s);
     c.plan.forward();
     if (backward) c.plan.backward();
   }
@@ -324,41 +592,63 @@ std::vector<NodeProfile> Trainer::profile(const Dataset& data_in, std::int64_t b
 }
 
 Predictions Trainer::predict(const Tensor& features_in, std::int64_t batch) {
+  if (!head_.exists)
+    throw GraphError("predict", "cannot tell which node predicts: use a loss op with a role (opgraph ops lists them) or "
+                                "mark an output");
   const DType dtype = model_.params.dtype();
   const Tensor features = features_in.dtype() == dtype ? features_in : features_in.to(dtype);
   const std::int64_t n = features.shape()[0];
+  // Predictions read the head through the op its loss names (softmax for logits, ...), in
+  // a graph of their own with that node added.
+  const std::string head_name = model_.graph.node(head_.node).name;
+  std::string read = head_name;
+  if (!head_.probabilities.empty()) {
+    if (!predict_graph_) {
+      auto g = std::make_unique<Graph>(model_.graph);
+      read = "probabilities";
+      while (g->find(read)) read += "_";
+      g->add_output(g->add_op(head_.probabilities, {head_.node}, {}, read));
+      predict_graph_ = std::move(g);
+    }
+    read = predict_graph_->node(predict_graph_->outputs().back()).name;
+  }
   Dataset d;
   d.features = features;
   d.labels = Tensor({n}, dtype);  // placeholder labels: prediction reads no loss
   Batcher batcher(d, batch > 0 ? batch : 4096, false, 0);
   Predictions p;
   p.probabilities = Tensor({n, head_.outputs}, DType::f64);
-  p.labels.resize(static_cast<std::size_t>(n));
+  if (head_.classes) p.labels.resize(static_cast<std::size_t>(n));
+  const Graph& graph = predict_graph_ ? *predict_graph_ : model_.graph;
+  std::map<std::int64_t, std::unique_ptr<Compiled>> plans;
   std::int64_t row0 = 0;
   for (std::int64_t b = 0; b < batcher.batches(); ++b) {
     const auto bt = batcher.batch(b);
-    Compiled& c = compiled(bt.rows, false);
-    bind(c, bt.features, bt.labels);
+    auto& slot = plans[bt.rows];
+    if (!slot) {
+      PlanOptions po;
+      po.batch = bt.rows;
+      po.backward = false;
+      po.mode = Mode::eval;
+      po.keep = {read};
+      po.memory_limit = memory_limit_;
+      po.detect_anomaly = detect_anomaly_;
+      slot = std::make_unique<Compiled>(Compiled{Plan(graph, model_.params, po), {}, {}, {}, read});
+    }
+    Compiled& c = *slot;
+    bind(c, bt.features, bt.labels);  // placeholder labels (class 0) for a loss the plan still computes
     c.plan.forward();
-    const Tensor out = c.plan.value(c.head_name);
+    const Tensor out = c.plan.value(read);
     const std::int64_t k = head_.outputs;
     for (std::int64_t r = 0; r < bt.rows; ++r) {
-      std::vector<double> z(static_cast<std::size_t>(k));
-      for (std::int64_t j = 0; j < k; ++j) z[static_cast<std::size_t>(j)] = out.at(r * k + j);
-      if (head_.kind == PredictionHead::Kind::logits && k > 1) {
-        const double m = *std::max_element(z.begin(), z.end());
-        double s = 0.0;
-        for (auto& v : z) s += (v = std::exp(v - m));
-        for (auto& v : z) v /= s;
-      } else if (head_.kind != PredictionHead::Kind::probabilities) {
-        for (auto& v : z) v = 1.0 / (1.0 + std::exp(-v));
-      }
       std::int64_t best = 0;
       for (std::int64_t j = 0; j < k; ++j) {
-        p.probabilities.set((row0 + r) * k + j, z[static_cast<std::size_t>(j)]);
-        if (z[static_cast<std::size_t>(j)] > z[static_cast<std::size_t>(best)]) best = j;
+        p.probabilities.set((row0 + r) * k + j, out.at(r * k + j));
+        if (out.at(r * k + j) > out.at(r * k + best)) best = j;
       }
-      p.labels[static_cast<std::size_t>(row0 + r)] = k == 1 ? (z[0] >= 0.5) : best;
+      if (head_.classes)
+        p.labels[static_cast<std::size_t>(row0 + r)] =
+            k == 1 ? (out.at(r) >= (head_.probabilities.empty() ? head_.threshold : 0.5)) : best;
     }
     row0 += bt.rows;
   }

@@ -16,42 +16,56 @@
 
 namespace opgraph {
 
-/// A network ready to train: its graph (with a loss), its parameter values, and which
-/// inputs take the samples and the labels. Labels may be declared [N] (class indices),
-/// [N,1] (one sigmoid output) or [N,C] (one-hot); datasets hold class indices and the
-/// trainer feeds them in the declared form.
+/// Which features of each sample feed one input: columns [first, first + count) of the
+/// sample's flattened features, reshaped to the input's shape (less its batch dimension).
+struct Feed {
+  std::string input;
+  std::int64_t first = 0;
+  std::int64_t count = -1;  // -1: every column from `first` on
+};
+
+/// A network ready to train: its graph (with a loss), its parameter values and state, and
+/// what feeds its inputs. Without `feeds`, every feature of a sample goes to `input`.
+/// `labels` names the input fed with the dataset's labels: [N] class indices (real or
+/// i64), [N,1] for one sigmoid output, [N,C] one-hot; the trainer converts. A model whose
+/// graph has no input of that name trains without labels (an autoencoder's loss compares
+/// the output with an input).
 struct Model {
   Graph graph;
   Params params;
   std::string input = "x";
   std::string labels = "y";
+  std::vector<Feed> feeds = {};
 };
 
-/// How the node that predicts is read, decided by the loss: softmax_cross_entropy reads
-/// its input as logits, binary_cross_entropy_with_logits as sigmoid logits, the other
-/// losses as probabilities (or values, for mse).
+/// How the node that predicts is read, as the loss op declares it (OpRole): its classes
+/// by argmax (several outputs) or a threshold (one), and the op that turns it into
+/// probabilities. Without a loss with a role, the graph's first output, read as values.
 struct PredictionHead {
-  enum class Kind : std::uint8_t { probabilities, logits, sigmoid_logits };
+  bool exists = false;
   NodeId node = 0;
-  Kind kind = Kind::probabilities;
-  std::int64_t outputs = 1;  // 1: binary (>= 0.5), more: argmax
+  std::int64_t outputs = 1;   // values per sample (the last dimension)
+  bool classes = false;       // accuracy and class predictions mean something
+  double threshold = 0.5;     // one output: class 1 when the value is at least this
+  std::string probabilities;  // op mapping the head to probabilities; "" when it holds them
 };
 
-/// The head of a graph: the loss's first input when the loss is a built-in loss, else
-/// the graph's first output. Throws GraphError when neither exists.
+/// The head of a graph: the prediction input of a loss whose op declares a role, else the
+/// graph's first output; `exists` is false when there is neither.
 PredictionHead prediction_head(const Graph& graph);
 
 struct EpochReport {
   int epoch = 0;   // 1-based
   int epochs = 0;  // planned
   double train_loss = 0.0;
-  double train_accuracy = 0.0;  // over the epoch's batches, as they were seen
+  double train_accuracy = 0.0;  // over the epoch's batches, as they were seen; NaN without classes to predict
   double val_loss = std::numeric_limits<double>::quiet_NaN();
   double val_accuracy = std::numeric_limits<double>::quiet_NaN();
   double learning_rate = 0.0;
   double seconds = 0.0;  // training time of the epoch (not validation)
   std::int64_t samples = 0;
   bool has_validation() const { return val_loss == val_loss; }
+  bool has_accuracy() const { return train_accuracy == train_accuracy; }
 };
 
 struct StepReport {
@@ -84,15 +98,24 @@ struct History {
 
 struct Evaluation {
   double loss = 0.0;
-  double accuracy = 0.0;
+  double accuracy = 0.0;  // NaN when the model predicts no classes (or trains without labels)
   std::int64_t samples = 0;
   /// confusion[true][predicted]
   std::vector<std::vector<std::int64_t>> confusion;
 };
 
 struct Predictions {
-  Tensor probabilities;  // [n, C], or [n, 1] for one sigmoid output
-  std::vector<std::int64_t> labels;
+  Tensor probabilities;  // [n, C], or [n, 1] for one sigmoid output; the head's values when it predicts no classes
+  std::vector<std::int64_t> labels;  // empty when it predicts no classes
+};
+
+/// Per-node statistics of one epoch (Trainer::set_stats): over every element of the
+/// node's value (and of its gradient) in every step of the epoch.
+struct NodeStats {
+  int epoch = 0;
+  std::string node, op;
+  double value_mean = 0.0, value_std = 0.0, value_max_abs = 0.0;
+  double grad_mean = 0.0, grad_std = 0.0, grad_max_abs = 0.0;  // NaN when no gradient reaches the node
 };
 
 /// Runs a Model: compiles a plan per batch size on first use and reuses it, so a loop of
@@ -115,32 +138,68 @@ class Trainer {
   /// node by node.
   std::vector<NodeProfile> profile(const Dataset& data, std::int64_t batch, int steps);
 
-  /// Turns NaN/Inf localisation on: plans check every value they compute, and datasets are
-  /// checked before training (a bad sample is reported by its index). See
-  /// PlanOptions::detect_anomaly.
+  /// Turns NaN/Inf localisation on: plans check every value they compute, datasets are
+  /// checked before training (a bad sample is reported by its index), parameters after
+  /// every optimizer update (the update that broke one is blamed, with its gradient's
+  /// norm), and errors name the epoch and step. See PlanOptions::detect_anomaly.
   void set_detect_anomaly(bool on);
+  /// Collects per-node statistics of values and gradients during fit, one row per node
+  /// per epoch (stats()). Costs a pass over every tensor each step.
+  void set_stats(bool on);
+  const std::vector<NodeStats>& stats() const { return stats_; }
   /// Refuses, with a GraphError before allocating, any plan whose buffers would exceed
   /// `bytes` (0: no limit). See PlanOptions::memory_limit.
   void set_memory_limit(std::size_t bytes);
 
-  /// Checks that `data` fits the model: features per sample against the sample input's
-  /// shape, and (with labels) classes against the prediction head. Throws DataError.
+  /// Checks that `data` fits the model: features per sample against the inputs they feed,
+  /// and (with labels) classes against the prediction head. Throws DataError.
   void check(const Dataset& data, bool with_labels = true) const;
 
   const PredictionHead& head() const { return head_; }
+  /// Whether the dataset's labels feed an input (false: training without labels).
+  bool supervised() const { return supervised_; }
+  /// Whether accuracy is measured: labels, and a head that predicts classes.
+  bool measures_accuracy() const { return supervised_ && head_.exists && head_.classes; }
 
  private:
   struct Compiled;
+  struct ResolvedFeed {
+    NodeId input;
+    std::int64_t first, count;
+  };
   Compiled& compiled(std::int64_t rows, bool training);
   void bind(Compiled& c, const Tensor& features, const Tensor& labels);
+  std::vector<ResolvedFeed> resolve_feeds(std::int64_t width) const;
+  void collect_stats(Compiled& c, int epoch);
+  struct UpdateBlame {
+    std::string name;
+    double moved = 0.0, size = 0.0, ratio = 0.0, grad_norm = 0.0;
+    std::string text(double learning_rate) const;
+  };
+  UpdateBlame largest_update() const;
+  void check_update(const Optimizer& optimizer, const std::string& step) const;
+  NumericError blame(const NumericError& e, const Optimizer& optimizer, const std::string& step) const;
 
   void check_finite(const Dataset& data) const;
 
   Model& model_;
   PredictionHead head_;
+  bool supervised_ = false;
   bool detect_anomaly_ = false;
+  bool stats_on_ = false;
   std::size_t memory_limit_ = 0;
+  std::uint64_t seed_ = 0;
   std::map<std::pair<std::int64_t, bool>, std::unique_ptr<Compiled>> plans_;
+  std::unique_ptr<Graph> predict_graph_;
+  std::vector<Tensor> before_;          // parameters before the last update (detect_anomaly)
+  std::vector<ParamSlot> last_params_;  // what the last update changed
+  std::string last_step_;
+  std::vector<NodeStats> stats_;
+  struct Accumulator {
+    double sum = 0, sum2 = 0, max_abs = 0;
+    std::int64_t n = 0;
+  };
+  std::vector<std::pair<Accumulator, Accumulator>> stat_acc_;  // per node: value, gradient
 };
 
 History fit(Model& model, const Dataset& train, Optimizer& optimizer, const TrainOptions& options);

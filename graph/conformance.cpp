@@ -127,7 +127,7 @@ class Harness {
       b.states.push_back({states_[i].data(), sh, false});
     }
     binding_ = b;
-    planning::bind_kernel(k_, op, g_.node(node_).attrs, g_.node(node_).name, binding_, true, 1, &step_);
+    planning::bind_kernel(k_, op, g_.node(node_).attrs, g_.node(node_).name, binding_, true, 1, &step_, &step_);
   }
 
   /// Elements of every real output together (the length of a cotangent).

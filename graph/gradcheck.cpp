@@ -219,7 +219,7 @@ std::vector<GradCheckResult> check_op_gradients(const OpDef& op, const GradCheck
         }
         const NodeId out = g.add_op(op.name, ins, inst.attrs, "out");
         const std::string target = g.node(out).parts.empty() ? "out" : g.node(g.node(out).parts[o]).name;
-        Params params(DType::f64);
+        Params params = g.init_params(1, DType::f64);  // no parameters; the op's state, if any
         PlanOptions po;
         po.loss = target;
         po.input_grads = diff;

@@ -107,6 +107,10 @@ class Kernel {
   /// This node's random numbers for this step: the same for any thread count, wave
   /// schedule or batch split, and after a resume (keyed by seed, node and step).
   RandomStream random() const { return RandomStream(random_key_, step_ ? *step_ : 0); }
+  /// Where this batch's first sample sits in the global batch (0 unless a data-parallel
+  /// run splits the batch): a random draw per element indexed by
+  /// sample_offset() * (elements per sample) + i is the same however the batch is split.
+  std::int64_t sample_offset() const { return sample_offset_ ? *sample_offset_ : 0; }
 
   const AttrValue& attr(std::string_view name) const;
   double attr_float(std::string_view name) const { return attr(name).as_float(); }
@@ -137,6 +141,7 @@ class Kernel {
   bool training_ = true;
   std::uint64_t random_key_ = 0;
   const std::int64_t* step_ = nullptr;
+  const std::int64_t* sample_offset_ = nullptr;
   const OpDef* op_ = nullptr;
   const std::vector<AttrValue>* attrs_ = nullptr;
   const std::string* node_name_ = nullptr;
@@ -216,15 +221,18 @@ struct StateSpec {
   double initial = 0.0;
 };
 
-/// How the trainer reads an op: a loss says which input predicts and how to read it,
-/// and which input takes the labels; nothing else needs a role.
+/// How the trainer reads an op. A loss says which input predicts, which takes the targets,
+/// and how to read the prediction: as classes (accuracy: argmax over several outputs, or
+/// `threshold` on one) and through which op it becomes probabilities. A plugin's loss
+/// declares the same and trains through `fit` and `opgraph train` like a built-in one.
 struct OpRole {
   enum class Kind : std::uint8_t { none, loss };
-  enum class Read : std::uint8_t { probabilities, logits, sigmoid_logits, values };
   Kind kind = Kind::none;
-  int prediction = 0;  // the input read as the prediction
-  int labels = 1;      // the input fed with labels (-1: none)
-  Read read = Read::probabilities;
+  int prediction = 0;          // the input read as the prediction
+  int labels = 1;              // the input fed with the targets (-1: none)
+  bool classes = true;         // the targets are classes, so accuracy means something
+  double threshold = 0.5;      // one output: class 1 when the prediction is at least this
+  std::string probabilities;   // op mapping the prediction to probabilities ("softmax"); "" if it holds them
 };
 
 /// Where the gradient checker samples one input.
@@ -311,6 +319,13 @@ class OpBuilder {
   OpBuilder& input(std::string name, bool differentiable = true) {
     def_.inputs.push_back({std::move(name), differentiable, ValueKind::real, false});
     def_.domains.emplace_back();
+    return *this;
+  }
+  /// An input of class labels: class indices as reals or as i64, or one-hot rows; never
+  /// differentiated. Read a row's class with ops::detail::label_of.
+  OpBuilder& labels_input(std::string name) {
+    def_.inputs.push_back({std::move(name), false, ValueKind::any, false});
+    def_.domains.push_back({.kind = Domain::Kind::class_labels});
     return *this;
   }
   /// An input of indices (i64): never differentiated; the checker samples whole numbers.

@@ -78,6 +78,7 @@ struct Plan::Impl {
   bool forward_done = false;
   bool training = false;
   std::int64_t step = 0;
+  std::int64_t sample_offset = 0;
 
   virtual ~Impl() = default;
   virtual void rebind_input(NodeId id) = 0;
@@ -307,7 +308,7 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
   for (std::size_t s = 0; s < steps_.size(); ++s) {
     const Node& node = graph.node(steps_[s].node);
     planning::bind_kernel(steps_[s].kernel, *node.op, node.attrs, node.name, bindings[s], training, options.seed,
-                          &step);
+                          &step, &sample_offset);
     for (std::size_t i = 0; i < node.inputs.size(); ++i)
       if (graph.node(node.inputs[i]).kind == NodeKind::input)
         input_uses_[node.inputs[i]].push_back({&steps_[s].kernel, i});
@@ -566,6 +567,7 @@ void Plan::forward() { impl_->run_forward(); }
 void Plan::backward() { impl_->run_backward(nullptr); }
 void Plan::backward(const Tensor& seed) { impl_->run_backward(&seed); }
 void Plan::set_step(std::int64_t step) { impl_->step = step; }
+void Plan::set_sample_offset(std::int64_t first) { impl_->sample_offset = first; }
 std::int64_t Plan::step() const { return impl_->step; }
 bool Plan::training() const { return impl_->training; }
 const std::vector<std::string>& Plan::warnings() const { return impl_->analysis.warnings; }
@@ -597,7 +599,7 @@ Tensor Plan::grad(std::string_view name) const {
   const NodeId id = impl_->graph.at(name);
   if (!impl_->analysis.grad_readable[id] || impl_->grad_at[id] < 0)
     throw GraphError(fmt::format("no gradient for '{}': gradients are kept for parameters and for inputs listed in "
-                                 "PlanOptions::input_grads",
+                                 "PlanOptions::input_grads (or for every node with PlanOptions::keep_grads)",
                                  name));
   return impl_->arena_tensor(impl_->grad_at[id], impl_->shapes()[id], impl_->dtype);
 }

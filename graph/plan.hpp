@@ -37,6 +37,9 @@ struct PlanOptions {
   std::vector<std::string> keep = {};
   /// Every value stays readable (no buffer reuse); for debugging.
   bool keep_all = false;
+  /// Every gradient backward() computes stays readable through grad(), not only the
+  /// parameters' and input_grads'; for statistics and debugging.
+  bool keep_grads = false;
   /// Refuse to compile a plan whose buffers would exceed this many bytes (0: no limit).
   std::size_t memory_limit = 0;
   /// Check every input, every node's output and every gradient a vjp writes for NaN or
@@ -107,6 +110,9 @@ class Plan {
   /// The step of the ops' random streams (the trainer's global step: the same masks after
   /// a resume). Default 0.
   void set_step(std::int64_t step);
+  /// Where this plan's batch starts in the global batch, when a data-parallel run splits
+  /// it (ops that draw per sample, like dropout, index their draws by it). Default 0.
+  void set_sample_offset(std::int64_t first);
   std::int64_t step() const;
   /// Whether kernels run in training mode.
   bool training() const;

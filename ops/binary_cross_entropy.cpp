@@ -13,6 +13,7 @@ OPGRAPH_OP(binary_cross_entropy)
     .input("y", no_grad)
     .attr_choice("reduction", detail::kReductions, detail::kReductionDoc)
     .attr("eps", AttrType::real, 1e-7, "p is clamped to [eps, 1-eps]")
+    .role({.kind = OpRole::Kind::loss, .prediction = 0, .labels = 1, .threshold = 0.5, .probabilities = ""})
     .shape(detail::paired_loss_shape())
     .saves({"p", "y"})
     .forward([](auto& k) {

@@ -13,6 +13,7 @@ OPGRAPH_OP(binary_cross_entropy_with_logits)
     .input("z")
     .input("y", no_grad)
     .attr_choice("reduction", detail::kReductions, detail::kReductionDoc)
+    .role({.kind = OpRole::Kind::loss, .prediction = 0, .labels = 1, .threshold = 0.0, .probabilities = "logistic"})
     .shape(detail::paired_loss_shape())
     .saves({"z", "y"})
     .forward([](auto& k) {

@@ -10,7 +10,8 @@ namespace opgraph::ops {
 OPGRAPH_OP(cross_entropy)
     .doc("-sum(y log p) per row for probabilities p [...,C] and one-hot [...,C] or index [...] labels")
     .input("p")
-    .input("labels", no_grad)
+    .labels_input("labels")
+    .role({.kind = OpRole::Kind::loss, .prediction = 0, .labels = 1, .threshold = 0.5, .probabilities = ""})
     .attr_choice("reduction", detail::kReductions, "mean: divide by the number of rows; sum: do not")
     .attr("eps", AttrType::real, 1e-7, "p is clamped to at least eps before the log")
     .shape(detail::class_loss_shape())
@@ -20,7 +21,7 @@ OPGRAPH_OP(cross_entropy)
       const auto& p = k.in(0);
       const auto& y = k.in(1);
       const std::int64_t rows = p.rows(), classes = p.cols();
-      const bool one_hot = y.size == p.size;
+      const bool one_hot = detail::one_hot_labels(k, 1, p.size);
       const double eps = k.attr_float("eps");
       const double total = parallel_sum(rows, row_grain(classes), [&](std::int64_t b, std::int64_t e) {
         double s = 0.0;
@@ -31,7 +32,7 @@ OPGRAPH_OP(cross_entropy)
               if (y.data[r * classes + j] != T(0))
                 s -= y.data[r * classes + j] * std::log(std::max(static_cast<double>(pr[j]), eps));
           } else {
-            s -= std::log(std::max(static_cast<double>(pr[detail::class_index(k, y.data[r], r, classes)]), eps));
+            s -= std::log(std::max(static_cast<double>(pr[detail::label_of(k, 1, r, classes)]), eps));
           }
         }
         return s;
@@ -44,7 +45,7 @@ OPGRAPH_OP(cross_entropy)
       const auto& y = k.in(1);
       const auto& dp = k.grad_in(0);
       const std::int64_t rows = p.rows(), classes = p.cols();
-      const bool one_hot = y.size == p.size;
+      const bool one_hot = detail::one_hot_labels(k, 1, p.size);
       const T f = static_cast<T>(k.grad_out().data[0] / detail::divisor(k, rows));
       const T eps = static_cast<T>(k.attr_float("eps"));
       with_width(classes, [&](auto n) {
@@ -56,7 +57,7 @@ OPGRAPH_OP(cross_entropy)
               for (std::int64_t j = 0; j < n; ++j) d[j] = -f * y.data[r * n + j] / std::max(pr[j], eps);
             } else {  // one nonzero per row
               for (std::int64_t j = 0; j < n; ++j) d[j] = T(0);
-              const std::int64_t label = detail::class_index(k, y.data[r], r, n);
+              const std::int64_t label = detail::label_of(k, 1, r, n);
               d[label] = -f / std::max(pr[label], eps);
             }
           }
@@ -64,7 +65,6 @@ OPGRAPH_OP(cross_entropy)
       });
     })
     .domain("p", {.lo = 0.05, .hi = 1.0})
-    .domain("labels", {.kind = Domain::Kind::class_labels})
     .check({"[a,b]", "[a,b]"})
     .check({"[a,b]", "[a]"}, {{"reduction", "sum"}});
 

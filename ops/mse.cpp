@@ -10,6 +10,7 @@ OPGRAPH_OP(mse)
     .input("pred")
     .input("target")
     .attr_choice("reduction", detail::kReductions, detail::kReductionDoc)
+    .role({.kind = OpRole::Kind::loss, .prediction = 0, .labels = 1, .threshold = 0.5, .probabilities = ""})
     .shape(detail::paired_loss_shape())
     .saves({"pred", "target"})
     .forward([](auto& k) {

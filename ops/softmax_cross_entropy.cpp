@@ -14,7 +14,8 @@ namespace opgraph::ops {
 OPGRAPH_OP(softmax_cross_entropy)
     .doc("cross-entropy of softmax(logits) against one-hot [...,C] or index [...] labels, fused and stable")
     .input("logits")
-    .input("labels", no_grad)
+    .labels_input("labels")
+    .role({.kind = OpRole::Kind::loss, .prediction = 0, .labels = 1, .threshold = 0.0, .probabilities = "softmax"})
     .attr_choice("reduction", detail::kReductions, "mean: divide by the number of rows; sum: do not")
     .shape(detail::class_loss_shape())
     .saves({"labels"})
@@ -25,7 +26,7 @@ OPGRAPH_OP(softmax_cross_entropy)
       const auto& y = k.in(1);
       const auto& probs = k.workspace();
       const std::int64_t rows = z.rows(), classes = z.cols();
-      const bool one_hot = y.size == z.size;
+      const bool one_hot = detail::one_hot_labels(k, 1, z.size);
       double total = 0.0;
       with_width(classes, [&](auto n) {
         total = parallel_sum(rows, row_grain(n), [&](std::int64_t b, std::int64_t e) {
@@ -45,7 +46,7 @@ OPGRAPH_OP(softmax_cross_entropy)
               for (std::int64_t j = 0; j < n; ++j)
                 if (yr[j] != T(0)) s += static_cast<double>(yr[j]) * (log_sum - (static_cast<double>(zr[j]) - m));
             } else {
-              s += log_sum - (static_cast<double>(zr[detail::class_index(k, y.data[r], r, n)]) - m);
+              s += log_sum - (static_cast<double>(zr[detail::label_of(k, 1, r, n)]) - m);
             }
           }
           return s;
@@ -59,7 +60,7 @@ OPGRAPH_OP(softmax_cross_entropy)
       const auto& probs = k.workspace();
       const auto& dz = k.grad_in(0);
       const std::int64_t rows = dz.rows(), classes = dz.cols();
-      const bool one_hot = y.size == dz.size;
+      const bool one_hot = detail::one_hot_labels(k, 1, dz.size);
       const T f = static_cast<T>(k.grad_out().data[0] / detail::divisor(k, rows));
       with_width(classes, [&](auto n) {
         for_row_chunks(rows, n, [&](std::int64_t b, std::int64_t e) {
@@ -73,13 +74,12 @@ OPGRAPH_OP(softmax_cross_entropy)
               for (std::int64_t j = 0; j < n; ++j) d[j] = f * (pr[j] * ysum - yr[j]);
             } else {
               for (std::int64_t j = 0; j < n; ++j) d[j] = f * pr[j];
-              d[static_cast<std::int64_t>(y.data[r])] -= f;
+              d[detail::label_of(k, 1, r, n)] -= f;
             }
           }
         });
       });
     })
-    .domain("labels", {.kind = Domain::Kind::class_labels})
     .check({"[a,b]", "[a]"})
     .check({"[a,b]", "[a,b]"})
     .check({"[a,b]", "[a]"}, {{"reduction", "sum"}})

@@ -94,6 +94,11 @@ Analysis analyse(const Graph& graph, const PlanOptions& options, std::size_t flo
       a.vjp_runs[id] = 1;
     }
   }
+  if (a.training && options.keep_grads)
+    for (NodeId id = 0; id < n; ++id) {
+      const Node& node = graph.node(id);
+      if (a.grad_flows[id] && !node.index && (node.computed() || node.kind != NodeKind::op)) a.grad_readable[id] = 1;
+    }
   if (a.training) {
     for (NodeId id : graph.params())
       if (!on_path[id])

@@ -24,7 +24,7 @@ namespace opgraph::ops::detail {
 inline ShapeFn paired_loss_shape() {
   return [](const ShapeContext& c) {
     if (c.in(0) != c.in(1))
-      c.fail("{} of shape {} and {} of shape {} differ", c.op().inputs[0].name, c.in(0), c.op().inputs[1].name, c.in(1));
+      c.fail("{} of shape {} and {} of shape {} differ", c.op().input(0).name, c.in(0), c.op().input(1).name, c.in(1));
     return Shape{};
   };
 }
@@ -34,7 +34,7 @@ inline ShapeFn paired_loss_shape() {
 inline ShapeFn class_loss_shape() {
   return [](const ShapeContext& c) {
     const Shape &x = c.in(0), &y = c.in(1);
-    if (x.rank() < 1) c.fail("{} needs a class axis, got shape {}", c.op().inputs[0].name, x);
+    if (x.rank() < 1) c.fail("{} needs a class axis, got shape {}", c.op().input(0).name, x);
     std::vector<std::int64_t> rows(x.dims().begin(), x.dims().end() - 1);
     if (y != x && y != Shape(rows))
       c.fail("labels of shape {} fit neither one-hot labels {} nor class indices {}", y, x, Shape(rows));
@@ -49,6 +49,24 @@ std::int64_t class_index(const K& k, T value, std::int64_t row, std::int64_t cla
   if (!(value >= T(0)) || static_cast<T>(c) != value || c >= classes)
     k.fail("label {} in row {} is not a class index in [0, {})", static_cast<double>(value), row, classes);
   return c;
+}
+
+/// The class of row `row` of label input `slot`, held as i64 or as a real class index;
+/// throws DataError naming the node when it is not one of [0, classes).
+template <class K>
+std::int64_t label_of(const K& k, int slot, std::int64_t row, std::int64_t classes) {
+  if (k.input_is_index(slot)) {
+    const std::int64_t c = k.index_in(slot).data[row];
+    if (c < 0 || c >= classes) k.fail("label {} in row {} is not a class index in [0, {})", c, row, classes);
+    return c;
+  }
+  return class_index(k, k.in(slot).data[row], row, classes);
+}
+
+/// Whether label input `slot` holds one-hot rows (as many values as the scores).
+template <class K>
+bool one_hot_labels(const K& k, int slot, std::int64_t scores) {
+  return !k.input_is_index(slot) && k.in(slot).size == scores;
 }
 
 }  // namespace opgraph::ops::detail

@@ -56,9 +56,24 @@ TEST_CASE("anomaly: a learning rate that explodes stops training at the first no
   auto sgd = make_sgd({.lr = 1e6});
   const std::string what = what_of([&] { t.fit(make_moons(64, 0.1, 1), *sgd, {.epochs = 50, .batch = 16}); });
   CAPTURE(what);
-  CHECK(what.rfind("forward: node '", 0) == 0);
-  CHECK(what.find("declared at boom.og:") != std::string::npos);
+  // The update that broke the weights is blamed first, with the epoch and step; the node
+  // where the values overflowed follows.
+  CHECK(what.rfind("epoch 2, step 1 of 4: the optimizer's update moved parameter 'W1' by ", 0) == 0);
+  CHECK(what.find("(the gradient's norm was ") != std::string::npos);
+  CHECK(what.find("at epoch 1, step 4 of 4, and then forward: node 'logits' (matmul, declared at boom.og:6:10) "
+                  "produced inf") != std::string::npos);
   CHECK(what.find("its inputs: ") != std::string::npos);
+  CHECK(what.find(": lower the learning rate or clip the gradients") != std::string::npos);
+  // A learning rate so large that the first update moves a parameter a million times its
+  // size is stopped at that update.
+  Model at_once{m.graph, m.graph.init_params(1), m.input, m.labels};
+  Trainer t2(at_once);
+  t2.set_detect_anomaly(true);
+  auto huge = make_sgd({.lr = 1e30});
+  const std::string first = what_of([&] { t2.fit(make_moons(64, 0.1, 1), *huge, {.epochs = 1, .batch = 16}); });
+  CAPTURE(first);
+  CHECK(first.rfind("epoch 1, step 1 of 4: the optimizer's update moved parameter '", 0) == 0);
+  CHECK(first.find("the learning rate 1e+30): lower the learning rate or clip the gradients") != std::string::npos);
   // Without detection the run ends with a non-finite loss instead.
   Model again{m.graph, m.graph.init_params(1), m.input, m.labels};
   auto sgd2 = make_sgd({.lr = 1e6});

@@ -63,7 +63,7 @@ TEST_CASE("plan: calls in the wrong order or with the wrong data give clear erro
                        GraphError);
   CHECK_THROWS_WITH_AS(plan.grad("act"),
                        "no gradient for 'act': gradients are kept for parameters and for inputs listed in "
-                       "PlanOptions::input_grads",
+                       "PlanOptions::input_grads (or for every node with PlanOptions::keep_grads)",
                        GraphError);
   plan.backward(Tensor::from({4, 3}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}));  // an explicit cotangent works
 
