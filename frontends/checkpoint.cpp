@@ -17,7 +17,7 @@ namespace opgraph {
 namespace {
 
 constexpr char kMagic[8] = {'O', 'P', 'G', 'R', 'A', 'P', 'H', 'C'};
-enum Section : std::uint32_t { kMeta = 1, kModel = 2, kParams = 3, kOptimizer = 4, kExtra = 5 };
+enum Section : std::uint32_t { kMeta = 1, kModel = 2, kParams = 3, kOptimizer = 4, kExtra = 5, kState = 6 };
 
 class Writer {
  public:
@@ -135,10 +135,18 @@ std::string encode_checkpoint(const Checkpoint& c) {
   }
   section(kMeta, meta.str());
   section(kModel, c.model);
+  // Trainable parameters, then the ops' state (running statistics) in a section of its
+  // own: the same tensors, but never handed to an optimizer.
+  std::vector<std::pair<std::string, Tensor>> trainable, state;
+  for (const auto& [name, t] : c.params) (c.params.trainable(name) ? trainable : state).emplace_back(name, t);
   Writer params;
-  std::vector<std::pair<std::string, Tensor>> list(c.params.begin(), c.params.end());
-  params.tensors(list);
+  params.tensors(trainable);
   section(kParams, params.str());
+  if (!state.empty()) {
+    Writer st;
+    st.tensors(state);
+    section(kState, st.str());
+  }
   Writer optim;
   optim.tensors(c.optimizer_state);
   section(kOptimizer, optim.str());
@@ -195,15 +203,19 @@ Checkpoint decode_checkpoint(std::string_view bytes, const std::string& name) {
         break;
       }
       case kModel: c.model = std::string(body.substr(start, length)); break;
-      case kParams: {
+      case kParams:
+      case kState: {
         auto list = part.tensors();
-        if (!list.empty()) c.params = Params(list.front().second.dtype());
+        if (!list.empty() && c.params.size() == 0) c.params = Params(list.front().second.dtype());
         for (auto& [n, t] : list) {
           if (t.dtype() != c.params.dtype())
-            part.corrupt(fmt::format("parameter '{}' is {}, the others are {}", n, t.dtype(), c.params.dtype()));
-          c.params.set(n, std::move(t));
+            part.corrupt(fmt::format("{} '{}' is {}, the others are {}", kind == kState ? "state" : "parameter", n,
+                                     t.dtype(), c.params.dtype()));
+          if (c.params.contains(n)) part.corrupt(fmt::format("'{}' is stored twice", n));
+          if (kind == kState) c.params.set_state(n, std::move(t));
+          else c.params.set(n, std::move(t));
         }
-        has_params = true;
+        has_params = has_params || kind == kParams;
         break;
       }
       case kOptimizer: c.optimizer_state = part.tensors(); break;
@@ -247,9 +259,9 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
   for (const auto& [name, t] : c.params)
     for (std::int64_t i = 0; i < t.numel(); ++i)
       if (!std::isfinite(t.at(i)))
-        throw NumericError(path, fmt::format("parameter '{}' holds {} at index {}: a checkpoint is never written "
+        throw NumericError(path, fmt::format("{} '{}' holds {} at index {}: a checkpoint is never written "
                                              "with non-finite parameters",
-                                             name, t.at(i), i));
+                                             c.params.trainable(name) ? "parameter" : "state", name, t.at(i), i));
   write_file_atomic(path, encode_checkpoint(c));
 }
 
@@ -261,19 +273,24 @@ void restore_params(const Checkpoint& c, Params& params, const std::string& name
   if (c.params.size() > 0 && c.params.dtype() != params.dtype())
     throw DataError(name, fmt::format("the checkpoint holds {} parameters, the model uses {}", c.params.dtype(),
                                       params.dtype()));
+  auto kind = [](const Params& p, const std::string& n) { return p.trainable(n) ? "parameter" : "state"; };
   for (const auto& [pname, value] : params) {
     if (!c.params.contains(pname))
-      throw DataError(name, fmt::format("no parameter '{}' in the checkpoint: it was saved from another model", pname));
+      throw DataError(name, fmt::format("no {} '{}' in the checkpoint: it was saved from another model", kind(params, pname),
+                                        pname));
     const Tensor& saved = c.params.at(pname);
     if (saved.shape() != value.shape())
-      throw DataError(name, fmt::format("parameter '{}' has shape {} in the checkpoint, the model declares {}", pname,
-                                        saved.shape(), value.shape()));
+      throw DataError(name, fmt::format("{} '{}' has shape {} in the checkpoint, the model declares {}",
+                                        kind(params, pname), pname, saved.shape(), value.shape()));
+    if (c.params.trainable(pname) != params.trainable(pname))
+      throw DataError(name, fmt::format("'{}' is {} in the checkpoint but {} in the model", pname, kind(c.params, pname),
+                                        kind(params, pname)));
   }
   for (const auto& [pname, value] : c.params)
     if (!params.contains(pname))
-      throw DataError(name, fmt::format("the checkpoint's parameter '{}' is not in the model: it was saved from "
+      throw DataError(name, fmt::format("the checkpoint's {} '{}' is not in the model: it was saved from "
                                         "another model",
-                                        pname));
+                                        kind(c.params, pname), pname));
   for (auto& [pname, value] : params) value.copy_from(c.params.at(pname));
 }
 

@@ -98,6 +98,10 @@ Graph GraphBuilder::build() const {
                                    .color_map(boost::make_iterator_property_map(colour.begin(),
                                                                                 boost::get(boost::vertex_index, g))));
   if (!cycle.empty()) {
+    // Start the printed cycle at the node declared first in it.
+    cycle.pop_back();
+    std::rotate(cycle.begin(), std::min_element(cycle.begin(), cycle.end()), cycle.end());
+    cycle.push_back(cycle.front());
     std::vector<std::string> names;
     for (std::size_t v : cycle) names.push_back(decls_[v].name);
     const Decl& first = decls_[cycle.front()];

@@ -294,10 +294,10 @@ NodeId Graph::add_op(std::string_view op_name, std::vector<NodeId> inputs, Attrs
   if (op->variadic() ? inputs.size() < fixed + 1 : inputs.size() != op->inputs.size()) {
     std::vector<std::string> in_names;
     for (const auto& i : op->inputs) in_names.push_back(i.variadic ? i.name + "..." : i.name);
+    const std::size_t expected = op->variadic() ? fixed + 1 : op->inputs.size();
     throw GraphError(where, fmt::format("{}: expects {}{} input{} ({}), got {}", op->name,
-                                        op->variadic() ? "at least " : "", op->variadic() ? fixed + 1 : op->inputs.size(),
-                                        op->inputs.size() == 1 && !op->variadic() ? "" : "s", fmt::join(in_names, ", "),
-                                        inputs.size()));
+                                        op->variadic() ? "at least " : "", expected, expected == 1 ? "" : "s",
+                                        fmt::join(in_names, ", "), inputs.size()));
   }
   std::vector<Shape> shapes;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -329,9 +329,10 @@ NodeId Graph::add_op(std::string_view op_name, std::vector<NodeId> inputs, Attrs
     throw GraphError(where, e.detail());
   }
   const std::string from = op->source == "built-in" || op->source.empty() ? "" : " (from " + op->source + ")";
-  if (out_shapes.size() != op->outputs.size())
-    throw ShapeError(where, fmt::format("{}: its shape rule{} returned {} shapes for {} outputs", op->name, from,
-                                        out_shapes.size(), op->outputs.size()));
+  if (op->variadic_outputs() ? out_shapes.size() < op->outputs.size() : out_shapes.size() != op->outputs.size())
+    throw ShapeError(where, fmt::format("{}: its shape rule{} returned {} shapes for {}{} outputs", op->name, from,
+                                        out_shapes.size(), op->variadic_outputs() ? "at least " : "",
+                                        op->outputs.size()));
   // The engine checks what every shape rule returns (a plugin's too): a negative or
   // huge dimension must never reach a kernel or a size computation.
   for (const Shape& shape : out_shapes)
@@ -339,8 +340,15 @@ NodeId Graph::add_op(std::string_view op_name, std::vector<NodeId> inputs, Attrs
       throw ShapeError(where, fmt::format("{}: its shape rule{} returned {}, which has {}", op->name, from, shape,
                                           problem));
   // Every name is checked before anything is added: a failed call leaves the graph as it was.
-  if (op->outputs.size() > 1)
-    for (const auto& out : op->outputs) check_new_name(name + "." + out.name, origin);
+  // Parts: one per output, named <node>.<output> (numbered for a variadic output). An op
+  // with one declared output has none, unless that output is variadic.
+  const bool has_parts = op->outputs.size() > 1 || op->variadic_outputs();
+  auto part_name = [&](std::size_t k) {
+    return op->output(k).variadic ? fmt::format("{}.{}", name, k - (op->outputs.size() - 1))
+                                  : name + "." + op->outputs[k].name;
+  };
+  if (has_parts)
+    for (std::size_t k = 0; k < out_shapes.size(); ++k) check_new_name(part_name(k), origin);
   n.name = name;
   n.kind = NodeKind::op;
   n.op = op;
@@ -349,15 +357,15 @@ NodeId Graph::add_op(std::string_view op_name, std::vector<NodeId> inputs, Attrs
   n.inputs = std::move(inputs);
   n.origin = origin;
   const NodeId id = add_node(std::move(n));
-  if (op->outputs.size() > 1) {
-    // One part per output, named <node>.<output>: what consumers use.
+  if (has_parts) {
+    // One part per output: what consumers use.
     std::vector<NodeId> parts;
-    for (std::size_t k = 0; k < op->outputs.size(); ++k) {
+    for (std::size_t k = 0; k < out_shapes.size(); ++k) {
       Node p;
-      p.name = name + "." + op->outputs[k].name;
+      p.name = part_name(k);
       p.kind = NodeKind::part;
       p.shape = out_shapes[k];
-      p.index = op->outputs[k].kind == ValueKind::index;
+      p.index = op->output(k).kind == ValueKind::index;
       p.inputs = {id};
       p.part = static_cast<int>(k);
       p.origin = origin;

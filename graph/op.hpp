@@ -207,10 +207,13 @@ struct InputSpec {
   bool variadic = false;
 };
 
-/// One output an op declares (ops have one, "y", unless they declare several).
+/// One output an op declares (ops have one, "y", unless they declare several). A variadic
+/// output is the last, and stands for as many outputs as the shape rule returns shapes
+/// for it (split into k parts); its parts are numbered: `<node>.0`, `<node>.1`, ...
 struct OutputSpec {
   std::string name;
   ValueKind kind = ValueKind::real;
+  bool variadic = false;
 };
 
 /// Non-trainable state an op keeps per node: its shape from the input shapes, its first
@@ -294,6 +297,9 @@ struct OpDef {
   bool variadic() const { return !inputs.empty() && inputs.back().variadic; }
   /// The spec of input slot i (a variadic input's spec serves every slot from it on).
   const InputSpec& input(std::size_t i) const { return inputs[std::min(i, inputs.size() - 1)]; }
+  /// The spec of output i (a variadic output's spec serves every output from it on).
+  const OutputSpec& output(std::size_t i) const { return outputs[std::min(i, outputs.size() - 1)]; }
+  bool variadic_outputs() const { return !outputs.empty() && outputs.back().variadic; }
   /// "matmul(a, b)", "softmax(x, axis=-1)", "concat(x...)": the call as written in a model file.
   std::string signature() const;
 };
@@ -342,7 +348,12 @@ class OpBuilder {
   }
   /// Declares the outputs of an op with several (or of index kind), in order.
   OpBuilder& output(std::string name, ValueKind kind = ValueKind::real) {
-    def_.outputs.push_back({std::move(name), kind});
+    def_.outputs.push_back({std::move(name), kind, false});
+    return *this;
+  }
+  /// The last output, standing for one or more: as many as the shape rule returns.
+  OpBuilder& variadic_output(std::string name, ValueKind kind = ValueKind::real) {
+    def_.outputs.push_back({std::move(name), kind, true});
     return *this;
   }
   OpBuilder& attr(std::string name, AttrType type, AttrValue default_value, std::string doc = {}) {
@@ -440,7 +451,7 @@ class OpBuilder {
   }
 
   OpDef& def() {
-    if (def_.outputs.empty()) def_.outputs.push_back({"y", ValueKind::real});
+    if (def_.outputs.empty()) def_.outputs.push_back({"y", ValueKind::real, false});
     return def_;
   }
 

@@ -143,6 +143,8 @@ void Registry::validate(const OpDef& d) const {
     for (std::size_t j = 0; j < i; ++j)
       if (d.inputs[j].name == in.name) bad(fmt::format("two inputs named '{}'", in.name));
   }
+  for (std::size_t i = 0; i + 1 < d.outputs.size(); ++i)
+    if (d.outputs[i].variadic) bad(fmt::format("variadic output '{}' must be the last", d.outputs[i].name));
   for (std::size_t i = 0; i < d.outputs.size(); ++i)
     for (std::size_t j = 0; j < i; ++j)
       if (d.outputs[j].name == d.outputs[i].name) bad(fmt::format("two outputs named '{}'", d.outputs[i].name));

@@ -10,7 +10,10 @@
 namespace opgraph::planning {
 
 namespace {
-std::string located(const Node& n) { return n.origin.empty() ? "node '" + n.name + "'" : n.origin; }
+std::string located(const Node& n) {
+  if (!n.origin.empty()) return n.origin;
+  return (n.kind == NodeKind::input ? "input '" : n.kind == NodeKind::param ? "parameter '" : "node '") + n.name + "'";
+}
 }  // namespace
 
 Analysis analyse(const Graph& graph, const PlanOptions& options, std::size_t float_size) {

@@ -1,0 +1,65 @@
+// reshape: the same values in another shape (row-major order kept), like NumPy's reshape,
+// with ONNX's 0 ("keep this dimension") so that shapes with the batch N can be written.
+#include <opgraph/graph/op.hpp>
+
+namespace opgraph::ops {
+
+namespace {
+std::string dim_text(std::int64_t d) { return is_symbolic(d) ? dim_name(d) : std::to_string(d); }
+}  // namespace
+
+OPGRAPH_OP(reshape)
+    .doc("x with another shape of as many values: shape=[0, -1] keeps dimension 0 and infers the last")
+    .input("x")
+    .attr("shape", AttrType::int_list, IntList{-1}, "the new dimensions: one may be -1 (inferred), 0 keeps x's")
+    .shape([](const ShapeContext& c) {
+      const Shape& x = c.in(0);
+      const IntList& want = c.attr_ints("shape");
+      std::vector<std::int64_t> dims;
+      int infer = -1;
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        const std::int64_t d = want[i];
+        if (d == -1) {
+          if (infer >= 0) c.fail("shape=[{}] has more than one -1", fmt::join(want, ", "));
+          infer = static_cast<int>(i);
+          dims.push_back(1);
+        } else if (d == 0) {
+          if (static_cast<int>(i) >= x.rank()) c.fail("shape=[{}]: 0 at position {} keeps a dimension {} does not have",
+                                                      fmt::join(want, ", "), i, x);
+          dims.push_back(x[static_cast<int>(i)]);
+        } else if (d < 0) {
+          c.fail("shape=[{}] has {}: dimensions are sizes, -1 (infer) or 0 (keep)", fmt::join(want, ", "), d);
+        } else {
+          dims.push_back(d);
+        }
+      }
+      // Sizes and symbols on both sides: symbols must match one for one, except one that
+      // the -1 takes over; the sizes' products must agree.
+      std::vector<std::int64_t> in_symbols, out_symbols;
+      std::int64_t in_size = 1, out_size = 1;
+      for (auto d : x.dims()) is_symbolic(d) ? in_symbols.push_back(d) : void(in_size *= d);
+      for (auto d : dims) is_symbolic(d) ? out_symbols.push_back(d) : void(out_size *= d);
+      for (auto s : out_symbols) {
+        const auto it = std::find(in_symbols.begin(), in_symbols.end(), s);
+        if (it == in_symbols.end()) c.fail("shape=[{}] cannot make {} from {}", fmt::join(want, ", "), Shape(dims), x);
+        in_symbols.erase(it);
+      }
+      if (infer >= 0) {
+        if (in_symbols.size() > 1 || (in_symbols.size() == 1 && in_size != out_size) ||
+            (out_size == 0 ? in_size != 0 : in_size % out_size != 0))
+          c.fail("shape=[{}]: -1 cannot be inferred from {} (it would be {}{})", fmt::join(want, ", "), x,
+                 in_symbols.empty() ? "" : dim_text(in_symbols.front()) + " x ",
+                 out_size ? fmt::format("{}/{}", in_size, out_size) : std::string("?"));
+        dims[static_cast<std::size_t>(infer)] = in_symbols.empty() ? (out_size ? in_size / out_size : 0) : in_symbols.front();
+      } else if (!in_symbols.empty() || in_size != out_size) {
+        c.fail("shape=[{}] gives {}, which does not hold the values of {}", fmt::join(want, ", "), Shape(dims), x);
+      }
+      return Shape(std::move(dims));
+    })
+    .forward([](auto& k) { map(k.in(0), k.out(), [](auto v) { return v; }); })
+    .vjp([](auto& k) { map(k.grad_out(), k.grad_in(0), [](auto v) { return v; }); })
+    .check({"[a,6]"}, {{"shape", IntList{0, 2, 3}}})
+    .check({"[a,b,c]"}, {{"shape", IntList{-1}}})
+    .check({"[2,3,a]"}, {{"shape", IntList{3, -1}}});
+
+}  // namespace opgraph::ops
