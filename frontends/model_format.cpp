@@ -25,7 +25,7 @@ namespace {
 // ---- tokens ----
 
 enum class Tok : std::uint8_t {
-  ident, number, string, lparen, rparen, lbracket, rbracket, comma, equals, colon, plus, minus, star, newline, end
+  ident, number, string, lparen, rparen, lbracket, rbracket, comma, equals, colon, plus, minus, star, slash, newline, end
 };
 
 struct Loc {
@@ -91,7 +91,7 @@ class Lexer {
         advance();
         out.push_back({Tok::string, value, loc});
       } else {
-        static const std::string punct = "()[],=:+-*";
+        static const std::string punct = "()[],=:+-*/";
         const auto p = punct.find(c);
         if (p == std::string::npos) {
           const auto u = static_cast<unsigned char>(c);
@@ -103,7 +103,7 @@ class Lexer {
                                     : fmt::format("unexpected byte 0x{:02x}: not a text model file", u));
         }
         static const Tok kinds[] = {Tok::lparen, Tok::rparen, Tok::lbracket, Tok::rbracket, Tok::comma,
-                                    Tok::equals, Tok::colon,  Tok::plus,     Tok::minus,    Tok::star};
+                                    Tok::equals, Tok::colon,  Tok::plus,     Tok::minus,    Tok::star, Tok::slash};
         out.push_back({kinds[p], std::string(1, c), loc});
         advance();
       }
@@ -155,13 +155,13 @@ struct Arg {
 };
 
 struct Expr {
-  enum class Kind : std::uint8_t { name, number, string, call, binary } kind = Kind::name;
+  enum class Kind : std::uint8_t { name, number, string, call, binary, list } kind = Kind::name;
   Loc loc;
   std::string text;  // name, string, callee, or operator
   double number = 0.0;
   bool integer = false;
   int depth = 0;          // levels of calls and operators down to the leaves (a leaf: 0)
-  std::vector<Arg> args;  // call arguments; binary: the two operands
+  std::vector<Arg> args;  // call arguments; binary: the two operands; list: the items
 };
 
 struct Statement {
@@ -169,6 +169,8 @@ struct Statement {
   Loc loc;
   std::string name;
   Loc name_loc;
+  std::vector<std::pair<std::string, Loc>> names;  // `a, b = split(...)`: the parts' names
+  bool index = false;                               // `input ids [N, T] i64`
   std::vector<ExprPtr> shape;
   ExprPtr init;
   ExprPtr value;
@@ -280,6 +282,22 @@ class Parser {
     const Token& first = peek();
     s.loc = first.loc;
     if (first.kind != Tok::ident) fail(first.loc, fmt::format("expected a statement, got {}", describe(first)));
+    if (peek(1).kind == Tok::comma) {  // A, B, ... = expr: the outputs of an op with several
+      s.kind = Statement::Kind::assign;
+      s.name_loc = s.loc;
+      for (;;) {
+        const Token& n = expect(Tok::ident, "a name");
+        for (const auto& [seen, at] : s.names)
+          if (seen == n.text) fail(n.loc, fmt::format("'{}' is named twice on the left of '='", n.text));
+        s.names.emplace_back(n.text, n.loc);
+        if (peek().kind != Tok::comma) break;
+        take();
+      }
+      expect(Tok::equals, "'=' after the names");
+      s.value = expr();
+      end_of_statement();
+      return s;
+    }
     if (peek(1).kind == Tok::equals) {  // NAME = expr, whatever NAME is
       s.kind = Statement::Kind::assign;
       s.name = take().text;
@@ -297,6 +315,14 @@ class Parser {
       s.name = expect(Tok::ident, "a name").text;
       s.shape = shape();
       if (s.kind == Statement::Kind::param && peek().kind == Tok::ident) s.init = primary();
+      if (s.kind != Statement::Kind::param && peek().kind == Tok::ident) {
+        const Token& t = take();
+        if (t.text == "i64" || t.text == "int64") s.index = true;
+        else if (t.text != "f32" && t.text != "float32" && t.text != "real")
+          fail(t.loc, fmt::format("unknown element type '{}': an input holds real values (the default) or i64 "
+                                  "indices (write i64)",
+                                  t.text));
+      }
     } else if (kw == "output" || kw == "loss") {
       if (in_block) fail(s.loc, fmt::format("'{}' cannot appear inside a block", kw));
       s.kind = kw == "output" ? Statement::Kind::output : Statement::Kind::loss;
@@ -342,7 +368,7 @@ class Parser {
 
   ExprPtr term() {
     ExprPtr lhs = primary();
-    while (peek().kind == Tok::star) {
+    while (peek().kind == Tok::star || peek().kind == Tok::slash) {
       const Token& op = take();
       lhs = binary(op, std::move(lhs), primary());
     }
@@ -416,6 +442,23 @@ class Parser {
       expect(Tok::rparen, "')'");
       return e;
     }
+    if (t.kind == Tok::lbracket) {  // a list attribute: [3, 3], [0.5, 2.0]
+      auto e = std::make_unique<Expr>();
+      e->kind = Expr::Kind::list;
+      e->loc = take().loc;
+      while (peek().kind != Tok::rbracket) {
+        Arg a;
+        a.loc = peek().loc;
+        a.value = primary();
+        if (a.value->kind != Expr::Kind::number && a.value->kind != Expr::Kind::name)
+          fail(a.loc, "a list holds numbers: [3, 3], [0.5, 2.0]");
+        e->args.push_back(std::move(a));
+        if (peek().kind != Tok::comma) break;
+        take();
+      }
+      expect(Tok::rbracket, "']' or ','");
+      return e;
+    }
     if (t.kind != Tok::ident) fail(t.loc, fmt::format("expected a value, got {}", describe(t)));
     auto e = std::make_unique<Expr>();
     e->loc = t.loc;
@@ -454,13 +497,20 @@ class Parser {
 
 // ---- meaning ----
 
+/// For a name nothing close to which exists: it may be an op of a plugin not loaded.
+std::string plugin_hint(const std::string& suggestion) {
+  if (suggestion.find("did you mean") != std::string::npos) return {};
+  return ": if an op of that name comes from a plugin, load it (opgraph --plugin FILE.so; load_plugin in C++)";
+}
+
 /// What a name or expression stands for while a program runs.
 struct Value {
-  enum class Kind : std::uint8_t { node, number, string, callable } kind = Kind::node;
+  enum class Kind : std::uint8_t { node, number, string, callable, list } kind = Kind::node;
   NodeId node = 0;
   double number = 0.0;
   bool integer = false;
   std::string text;  // string value, or the op/block a callable names
+  std::vector<double> items = {};  // a list of numbers (`integer`: all whole)
 
   std::string describe(const Graph& g) const {
     switch (kind) {
@@ -468,6 +518,7 @@ struct Value {
       case Kind::number: return fmt::format("the number {}", number);
       case Kind::string: return fmt::format("the string \"{}\"", text);
       case Kind::callable: return fmt::format("'{}'", text);
+      case Kind::list: return fmt::format("the list [{}]", fmt::join(items, ", "));
     }
     return "?";
   }
@@ -515,7 +566,7 @@ class Runner {
     switch (s.kind) {
       case Statement::Kind::input:
       case Statement::Kind::labels: {
-        const NodeId id = grow(s.loc, scope).add_input(s.name, shape(s, scope), where(s.loc, scope));
+        const NodeId id = grow(s.loc, scope).add_input(s.name, shape(s, scope), where(s.loc, scope), s.index);
         scope.vars[s.name] = Value{Value::Kind::node, id, 0.0, false, {}};
         if (s.kind == Statement::Kind::labels) {
           if (!out_.labels.empty())
@@ -534,6 +585,10 @@ class Runner {
         return std::nullopt;
       }
       case Statement::Kind::assign: {
+        if (!s.names.empty()) {
+          assign_parts(s, scope);
+          return std::nullopt;
+        }
         const Value v = named_node(*s.value, scope, full_name(scope, s.name), s.loc);
         scope.vars[s.name] = v;
         return std::nullopt;
@@ -568,6 +623,29 @@ class Runner {
     return std::nullopt;
   }
 
+  /// `a, b = op(...)`: the op's parts take the names on the left.
+  void assign_parts(const Statement& s, Scope& scope) {
+    const Value v = eval(*s.value, scope, {});
+    const std::size_t want = s.names.size();
+    const Node* n = v.kind == Value::Kind::node ? &g().node(v.node) : nullptr;
+    if (!n || n->parts.size() != want) {
+      const std::string got = !n                  ? v.describe(g())
+                              : n->parts.empty() ? fmt::format("one output ({} of {})", n->name, n->op ? n->op->name : "")
+                                                  : fmt::format("{} outputs", n->parts.size());
+      fail(s.loc, scope, fmt::format("{} names on the left of '=' need an op with {} outputs; the right side gives {}",
+                                     want, want, got));
+    }
+    const std::vector<NodeId> parts = n->parts;
+    for (std::size_t k = 0; k < want; ++k) {
+      const auto& [name, loc] = s.names[k];
+      const std::string full = full_name(scope, name);
+      if (auto other = g().find(full); other && *other != parts[k])
+        fail(loc, scope, fmt::format("duplicate node name '{}' (first declared at {})", full, g().node(*other).origin));
+      g().rename(parts[k], full);
+      scope.vars[name] = node_value(parts[k]);
+    }
+  }
+
   /// Evaluates `e` into a node called `name`: the outermost op of the expression gets the
   /// name; a bare value gets an identity node so that the name exists.
   Value named_node(const Expr& e, Scope& scope, const std::string& name, Loc loc) {
@@ -599,9 +677,13 @@ class Runner {
 
   std::int64_t dimension(const Expr& e, const Scope& scope) {
     if (e.kind == Expr::Kind::name && e.text == "N") return N;
+    // Any other bare name not bound to a number is a named dimension, bound when a plan is
+    // compiled: [N, T, 64].
+    if (e.kind == Expr::Kind::name && !scope.vars.count(e.text)) return dim(e.text);
     const Value v = eval_constant(e, scope);
     if (v.kind != Value::Kind::number || !v.integer || v.number < 0)
-      fail(e.loc, scope, fmt::format("a dimension must be N or a whole number >= 0, got {}", v.describe(g())));
+      fail(e.loc, scope, fmt::format("a dimension must be a whole number >= 0 or a name (N, T, ...), got {}",
+                                     v.describe(g())));
     // Numbers are doubles: past 2^53 they are no longer exact, and no tensor is that long.
     if (v.number > kMaxExactInteger)
       fail(e.loc, scope, fmt::format("a dimension must be at most 2^53, got {}", v.describe(g())));
@@ -617,6 +699,17 @@ class Runner {
   /// A number, string or callable (no nodes are created).
   Value eval_constant(const Expr& e, const Scope& scope) {
     if (e.kind == Expr::Kind::number) return Value{Value::Kind::number, 0, e.number, e.integer, {}};
+    if (e.kind == Expr::Kind::list) {
+      Value list{Value::Kind::list, 0, 0.0, true, {}};
+      for (const Arg& a : e.args) {
+        const Value item = eval_constant(*a.value, scope);
+        if (item.kind != Value::Kind::number)
+          fail(a.loc, scope, fmt::format("a list holds numbers, got {}", item.describe(g())));
+        list.items.push_back(item.number);
+        list.integer = list.integer && item.integer;
+      }
+      return list;
+    }
     if (e.kind == Expr::Kind::string) return Value{Value::Kind::string, 0, 0.0, false, e.text};
     if (e.kind == Expr::Kind::name) {
       if (auto it = scope.vars.find(e.text); it != scope.vars.end()) return it->second;
@@ -668,18 +761,39 @@ class Runner {
   Value eval(const Expr& e, Scope& scope, const std::string& name) {
     switch (e.kind) {
       case Expr::Kind::number:
-      case Expr::Kind::string: return eval_constant(e, scope);
+      case Expr::Kind::string:
+      case Expr::Kind::list: return eval_constant(e, scope);
       case Expr::Kind::name: {
         if (auto it = scope.vars.find(e.text); it != scope.vars.end()) return it->second;
         if (auto id = g().find(e.text)) return node_value(*id);
         if (p_.blocks.count(e.text) || Registry::global().find(e.text))
           return Value{Value::Kind::callable, 0, 0.0, false, e.text};
-        fail(e.loc, scope, fmt::format("unknown name '{}'{}", e.text, suggestion(e.text, known_names(scope))));
+        const std::string near = suggestion(e.text, known_names(scope));
+        fail(e.loc, scope, fmt::format("unknown name '{}'{}{}", e.text, near, plugin_hint(near)));
       }
       case Expr::Kind::binary: {
-        static const std::map<std::string, std::string> ops = {{"+", "add"}, {"-", "sub"}, {"*", "mul"}};
+        static const std::map<std::string, std::string> ops = {{"+", "add"}, {"-", "sub"}, {"*", "mul"}, {"/", "div"}};
+        const Value lhs = eval(*e.args[0].value, scope, {}), rhs = eval(*e.args[1].value, scope, {});
+        // A node and a number: factor * x + offset, one scale node (`x / 2`, `x + 1e-5`, `1 - x`).
+        const bool lnum = lhs.kind == Value::Kind::number, rnum = rhs.kind == Value::Kind::number;
+        if ((lnum && rhs.kind == Value::Kind::node) || (rnum && lhs.kind == Value::Kind::node)) {
+          const double c = lnum ? lhs.number : rhs.number;
+          const NodeId x = lnum ? rhs.node : lhs.node;
+          double factor = 1.0, offset = 0.0;
+          if (e.text == "+") offset = c;
+          else if (e.text == "-") (lnum ? (factor = -1.0, offset = c) : (offset = -c));
+          else if (e.text == "*") factor = c;
+          else if (rnum) factor = 1.0 / c;
+          else
+            fail(e.loc, scope, fmt::format("{} / {}: dividing a number by a node needs div(a, b) with both as nodes",
+                                           lhs.describe(g()), rhs.describe(g())));
+          return node_value(grow(e.loc, scope).add_op("scale", {x}, {{"factor", factor}, {"offset", offset}},
+                                                      name.empty() ? auto_name(scope, "scale") : name,
+                                                      where(e.loc, scope)));
+        }
         std::vector<NodeId> in;
-        for (const auto& a : e.args) in.push_back(as_node(eval(*a.value, scope, {}), *a.value, scope, ops.at(e.text)));
+        in.push_back(as_node(lhs, *e.args[0].value, scope, ops.at(e.text)));
+        in.push_back(as_node(rhs, *e.args[1].value, scope, ops.at(e.text)));
         const std::string op = ops.at(e.text);
         return node_value(
             grow(e.loc, scope).add_op(op, in, {}, name.empty() ? auto_name(scope, op) : name, where(e.loc, scope)));
@@ -706,20 +820,48 @@ class Runner {
     if (!op) {
       std::vector<std::string> known = Registry::global().names();
       for (const auto& [k, v] : p_.blocks) known.push_back(k);
-      fail(e.loc, scope, fmt::format("unknown op '{}'{}", callee, suggestion(callee, known)));
+      const std::string near = suggestion(callee, known);
+      fail(e.loc, scope, fmt::format("unknown op '{}'{}{}", callee, near, plugin_hint(near)));
     }
     std::vector<NodeId> inputs;
     Attrs attrs;
     for (const Arg& a : e.args) {
       if (a.name.empty()) {
         if (!attrs.empty()) fail(a.loc, scope, fmt::format("{}: inputs come before attributes", callee));
-        inputs.push_back(as_node(eval(*a.value, scope, {}), *a.value, scope, callee));
+        const Value v = eval(*a.value, scope, {});
+        if (v.kind != Value::Kind::node) {
+          // slice(x, 0, 1): a number where an input was expected is most likely an
+          // attribute given by position.
+          const std::size_t fixed = op->inputs.size() - (op->variadic() ? 1 : 0);
+          const std::size_t at = inputs.size() >= fixed ? inputs.size() - fixed : 0;
+          std::string hint;
+          if (!op->variadic() && inputs.size() >= op->inputs.size() && at < op->attrs.size())
+            hint = fmt::format(": attributes are given by name, e.g. {}={} ({} takes {})", op->attrs[at].name,
+                               a.value->kind == Expr::Kind::number ? a.value->text : v.describe(g()), callee,
+                               op->signature());
+          else
+            hint = fmt::format(" ({} takes {})", callee, op->signature());
+          fail(a.loc, scope, fmt::format("{}: expected a value (a node), got {}{}", callee, v.describe(g()), hint));
+        }
+        inputs.push_back(v.node);
       } else {
         const Value v = eval_constant(*a.value, scope);
         if (v.kind == Value::Kind::node)
           fail(a.loc, scope, fmt::format("{}: attribute '{}' takes a number or a word, got {}", callee, a.name,
                                          v.describe(g())));
-        if (v.kind == Value::Kind::number) {
+        if (v.kind == Value::Kind::list) {
+          if (v.integer) {
+            IntList ints;
+            for (double d : v.items) {
+              if (std::abs(d) > kMaxExactInteger)
+                fail(a.loc, scope, fmt::format("{}: attribute '{}' holds {}, past 2^53", callee, a.name, d));
+              ints.push_back(static_cast<std::int64_t>(d));
+            }
+            attrs.emplace_back(a.name, std::move(ints));
+          } else {
+            attrs.emplace_back(a.name, RealList(v.items));
+          }
+        } else if (v.kind == Value::Kind::number) {
           if (v.integer && std::abs(v.number) > kMaxExactInteger)
             fail(a.loc, scope, fmt::format("{}: attribute '{}' must be at most 2^53 in size, got {}", callee, a.name,
                                            v.describe(g())));
@@ -880,7 +1022,7 @@ std::string print_model(const Graph& g, const PrintOptions& options) {
   std::string out;
   auto shape_text = [](const Shape& s) {
     std::string t = "[";
-    for (int i = 0; i < s.rank(); ++i) t += (i ? ", " : "") + (s[i] == N ? std::string("N") : std::to_string(s[i]));
+    for (int i = 0; i < s.rank(); ++i) t += (i ? ", " : "") + (is_dim_symbol(s[i]) ? dim_name(s[i]) : std::to_string(s[i]));
     return t + "]";
   };
   auto comment = [&](const Node& n) {
@@ -890,15 +1032,38 @@ std::string print_model(const Graph& g, const PrintOptions& options) {
   for (NodeId id : g.topological_order()) {
     const Node& n = g.node(id);
     if (n.kind == NodeKind::input) {
-      out += fmt::format("{} {} {}\n", n.name == options.labels ? "labels" : "input", n.name, shape_text(n.shape));
+      out += fmt::format("{} {} {}{}\n", n.name == options.labels ? "labels" : "input", n.name, shape_text(n.shape),
+                         n.index ? " i64" : "");
     } else if (n.kind == NodeKind::param) {
       out += fmt::format("param {} {} {}{}\n", n.name, shape_text(n.shape), n.init.str(), comment(n));
+    } else if (n.kind == NodeKind::part) {
+      continue;  // made by its op's line
     } else {
       std::vector<std::string> args;
       for (NodeId in : n.inputs) args.push_back(g.node(in).name);
       for (std::size_t i = 0; i < n.op->attrs.size(); ++i)
         if (!(n.attrs[i] == n.op->attrs[i].default_value)) args.push_back(n.op->attrs[i].name + "=" + n.attrs[i].str());
-      out += fmt::format("{} = {}({}){}\n", n.name, n.op->name, fmt::join(args, ", "), comment(n));
+      // An op with several outputs: `s = split(...)` when its parts keep the names the op
+      // gives them (s.0, s.1 or s.<output>), else `a, b = split(...)`.
+      std::string lhs = n.name;
+      bool renamed = false;
+      std::vector<std::string> part_names;
+      for (std::size_t k = 0; k < n.parts.size(); ++k) {
+        const std::string& pn = g.node(n.parts[k]).name;
+        part_names.push_back(pn);
+        const std::string given = n.op->output(k).variadic
+                                      ? fmt::format("{}.{}", n.name, k - (n.op->outputs.size() - 1))
+                                      : n.name + "." + n.op->outputs[k].name;
+        renamed = renamed || pn != given;
+      }
+      if (renamed) lhs = fmt::format("{}", fmt::join(part_names, ", "));
+      std::string shapes;
+      if (options.shapes && !n.parts.empty()) {
+        std::vector<std::string> each;
+        for (NodeId p : n.parts) each.push_back((options.batch > 0 ? g.node(p).shape.bind(options.batch) : g.node(p).shape).str());
+        shapes = "  # " + fmt::format("{}", fmt::join(each, " "));
+      }
+      out += fmt::format("{} = {}({}){}\n", lhs, n.op->name, fmt::join(args, ", "), n.parts.empty() ? comment(n) : shapes);
     }
   }
   for (NodeId id : g.outputs()) out += fmt::format("output {}\n", g.node(id).name);

@@ -260,7 +260,7 @@ NodeId Graph::add_param(std::string name, Shape shape, Init init, std::string or
   if (shape.has_batch())
     throw ShapeError(where, fmt::format("shape {} holds the batch dimension N; parameters need fixed sizes", shape));
   for (auto d : shape.dims())
-    if (d < 0) throw ShapeError(where, fmt::format("negative dimension in shape {}", shape));
+    if (d < 0 && !is_dim_symbol(d)) throw ShapeError(where, fmt::format("negative dimension in shape {}", shape));
   if (auto problem = shape_problem(shape, false); !problem.empty())
     throw ShapeError(where, origin.empty() ? fmt::format("shape {} has {}", shape, problem)
                                            : fmt::format("param '{}': shape {} has {}", name, shape, problem));

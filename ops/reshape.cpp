@@ -45,11 +45,17 @@ OPGRAPH_OP(reshape)
         in_symbols.erase(it);
       }
       if (infer >= 0) {
-        if (in_symbols.size() > 1 || (in_symbols.size() == 1 && in_size != out_size) ||
-            (out_size == 0 ? in_size != 0 : in_size % out_size != 0))
-          c.fail("shape=[{}]: -1 cannot be inferred from {} (it would be {}{})", fmt::join(want, ", "), x,
-                 in_symbols.empty() ? "" : dim_text(in_symbols.front()) + " x ",
-                 out_size ? fmt::format("{}/{}", in_size, out_size) : std::string("?"));
+        if (out_size == 0 ? in_size != 0 : in_size % out_size != 0)
+          c.fail("shape=[{}] cannot hold the values of {}: {} values are not a multiple of {}", fmt::join(want, ", "), x,
+                 in_size, out_size);
+        if (in_symbols.size() > 1 || (in_symbols.size() == 1 && in_size != out_size)) {
+          std::vector<std::string> parts;
+          for (auto d : in_symbols) parts.push_back(dim_text(d));
+          if (out_size == 0 || in_size / out_size != 1) parts.push_back(std::to_string(out_size ? in_size / out_size : 0));
+          c.fail("shape=[{}]: -1 would be {}, which is not one dimension: keep symbolic dimensions with 0 (e.g. "
+                 "shape=[0, -1])",
+                 fmt::join(want, ", "), fmt::join(parts, " x "));
+        }
         dims[static_cast<std::size_t>(infer)] = in_symbols.empty() ? (out_size ? in_size / out_size : 0) : in_symbols.front();
       } else if (!in_symbols.empty() || in_size != out_size) {
         c.fail("shape=[{}] gives {}, which does not hold the values of {}", fmt::join(want, ", "), Shape(dims), x);

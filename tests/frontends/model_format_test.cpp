@@ -164,8 +164,9 @@ TEST_CASE("model format: errors carry file:line:col, the offending text and a su
   CHECK(error_of("input x [N,2]\nh = relu(x))\n") == "model.og:2:12: expected the end of the line, got ')'");
   CHECK(error_of("input x [N,2]\nh = relu(x\n") == "model.og:2:11: expected ')' or ',', got the end of the line");
   CHECK(error_of("param W [N, 3]\n") == "model.og:1:1: shape [N,3] holds the batch dimension N; parameters need fixed sizes");
-  CHECK(error_of("input x [N, -3]\n") == "model.og:1:13: a dimension must be N or a whole number >= 0, got the number -3");
-  CHECK(error_of("input x [N,2]\nh = relu(3)\n") == "model.og:2:10: relu: expected a value (a node), got the number 3");
+  CHECK(error_of("input x [N, -3]\n") == 
+        "model.og:1:13: a dimension must be a whole number >= 0 or a name (N, T, ...), got the number -3");
+  CHECK(error_of("input x [N,2]\nh = relu(3)\n") == "model.og:2:10: relu: expected a value (a node), got the number 3 (relu takes relu(x))");
   CHECK(error_of("input x [N,2]\nh = scale(x, factor=x)\n") ==
         "model.og:2:14: scale: attribute 'factor' takes a number or a word, got node 'x'");
   CHECK(error_of("input x [N,2]\nloss a\n") == "model.og:2:6: unknown name 'a' (known: x)");
@@ -237,4 +238,65 @@ TEST_CASE("model format: the limits are where the docs say: 200 levels of nestin
   CHECK(parse_model(flat(100000)).graph.size() == 100000);
   CHECK_THROWS_WITH_AS(parse_model(flat(100001)), "<model>:100001:11: the model expands to more than 100000 nodes",
                        ParseError);
+}
+
+TEST_CASE("model format: several outputs, list attributes, i64 inputs, named dimensions, constants") {
+  const std::string text =
+      "input x [N, 6]\n"
+      "input ids [N, T] i64\n"
+      "labels y [N]\n"
+      "param E [10, 3] normal(0, 0.1)\n"
+      "a, b = split(x, sizes=[2, 4])\n"
+      "s = split(x, parts=3)\n"
+      "e = embedding(ids, E)\n"
+      "c = x - reshape(mean(x, axis=-1), shape=[-1, 1])\n"
+      "z = concat(a, b, s.2) * 0.5 + 1e-5\n"
+      "param W [8, 2] xavier\n"
+      "logits = matmul(z, W) / 2\n"
+      "loss l = softmax_cross_entropy(logits, y)\n";
+  const ModelFile m = parse_model(text, "parts.og");
+  const Graph& g = m.graph;
+  CHECK(g.node(g.at("a")).kind == NodeKind::part);
+  CHECK(g.node(g.at("b")).shape == Shape{N, 4});
+  CHECK(g.node(g.at("s.2")).shape == Shape{N, 2});
+  CHECK(g.node(g.at("ids")).index);
+  CHECK(g.node(g.at("ids")).shape.str() == "[N,T]");
+  CHECK(g.node(g.at("e")).shape.str() == "[N,T,3]");
+  CHECK(g.node(g.at("logits")).op->name == "scale");
+  CHECK(g.node(g.at("logits")).attrs[0].as_float() == 0.5);
+  CHECK(g.node(g.at("z")).attrs[1].as_float() == 1e-5);
+  check_round_trip(g, "y", "parts.og");
+  const std::string printed = print_model(g, {.labels = "y"});
+  CHECK(printed.find("a, b = split(x, sizes=[2, 4])\n") != std::string::npos);
+  CHECK(printed.find("s = split(x, parts=3)\n") != std::string::npos);
+  CHECK(printed.find("input ids [N, T] i64\n") != std::string::npos);
+  // Lists of reals, and 1 - x.
+  const ModelFile r = parse_model("input x [N, 2]\nh = 1 - x\nloss l = sum(h)\n", "r.og");
+  CHECK(r.graph.node(r.graph.at("h")).attrs[0].as_float() == -1.0);
+  CHECK(r.graph.node(r.graph.at("h")).attrs[1].as_float() == 1.0);
+}
+
+TEST_CASE("model format: errors of the new syntax") {
+  CHECK(error_of("input x [N, 4]\na, b = relu(x)\n") ==
+        "model.og:2:1: 2 names on the left of '=' need an op with 2 outputs; the right side gives one output (relu_1 of "
+        "relu)");
+  CHECK(error_of("input x [N, 4]\na, b = split(x, parts=4)\n") ==
+        "model.og:2:1: 2 names on the left of '=' need an op with 2 outputs; the right side gives 4 outputs");
+  CHECK(error_of("input x [N, 4]\na, a = split(x, parts=2)\n") == "model.og:2:4: 'a' is named twice on the left of '='");
+  CHECK(error_of("input x [N, 4] f16\n") ==
+        "model.og:1:16: unknown element type 'f16': an input holds real values (the default) or i64 indices (write i64)");
+  CHECK(error_of("input x [N, 4]\nh = softmax(x, 1)\n") ==
+        "model.og:2:16: softmax: expected a value (a node), got the number 1: attributes are given by name, e.g. axis=1 "
+        "(softmax takes softmax(x, axis=-1))");
+  CHECK(error_of("input x [N, 4]\nh = split(x, sizes=[2, x])\n") ==
+        "model.og:2:24: a list holds numbers, got node 'x'");
+  CHECK(error_of("input x [N, 4]\nh = relu(x, act=elu)\n").find("model.og:2:5: relu: unknown attribute 'act'") == 0);
+  const std::string elu = error_of("input x [N, 4]\nh = swishy(x)\n");
+  CHECK(elu.rfind("model.og:2:5: unknown op 'swishy' (known: add, ", 0) == 0);
+  CHECK(elu.find("): if an op of that name comes from a plugin, load it (opgraph --plugin FILE.so; load_plugin in C++)") !=
+        std::string::npos);
+  CHECK(error_of("input x [N, 4]\nparam W [T, 4]\n") ==
+        "model.og:2:1: param 'W': shape [T,4] has the symbolic dimension T (parameters need fixed sizes)");
+  CHECK(error_of("input x [N, 4]\nh = 2 / x\n") ==
+        "model.og:2:7: the number 2 / node 'x': dividing a number by a node needs div(a, b) with both as nodes");
 }
