@@ -29,7 +29,7 @@ struct SourceInfo {
   std::string example;
 };
 
-const std::vector<std::string> kCommonKeys = {"seed", "test", "stratify", "standardize", "scale", "limit"};
+const std::vector<std::string> kCommonKeys = {"seed", "test", "stratify", "standardize", "scale", "limit", "inputs"};
 
 const std::vector<SourceInfo>& sources() {
   static const std::vector<SourceInfo> s = {
@@ -65,6 +65,46 @@ std::vector<std::int64_t> class_list(const Spec& o, const std::string& text) {
     if (part.empty() || ec != std::errc() || p != part.data() + part.size() || v < 0)
       o.fail(fmt::format("classes: expected class numbers separated by '/', such as 5/8, got '{}'", text));
     out.push_back(v);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+/// inputs=x:0-1/z:2-3: per input, an inclusive column range ("A-B"), one column ("A") or
+/// every column from A on ("A-").
+std::vector<Feed> feeds(const Spec& o, const std::string& text) {
+  std::vector<Feed> out;
+  auto bad = [&](const std::string& item, const std::string& why) {
+    o.fail(fmt::format("inputs: '{}' {}; write NAME:FIRST-LAST per input, separated by '/', such as "
+                       "inputs=x:0-1/z:2-3",
+                       item, why));
+  };
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = text.find('/', start);
+    const std::string item = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    const std::size_t colon = item.find(':');
+    if (colon == std::string::npos || colon == 0) bad(item, "has no 'NAME:'");
+    Feed f;
+    f.input = item.substr(0, colon);
+    for (const auto& other : out)
+      if (other.input == f.input) bad(item, fmt::format("names input '{}' a second time", f.input));
+    const std::string range = item.substr(colon + 1);
+    const std::size_t dash = range.find('-');
+    const auto first = parse_integer(range.substr(0, dash));
+    if (!first || *first < 0) bad(item, "does not start with a column number");
+    f.first = *first;
+    if (dash == std::string::npos) {
+      f.count = 1;
+    } else if (dash + 1 == range.size()) {
+      f.count = -1;  // to the last column
+    } else {
+      const auto last = parse_integer(range.substr(dash + 1));
+      if (!last || *last < *first) bad(item, "has a last column before its first");
+      f.count = *last - *first + 1;
+    }
+    out.push_back(std::move(f));
     if (end == std::string::npos) break;
     start = end + 1;
   }
@@ -161,6 +201,7 @@ LoadedData load_data(std::string_view spec_text, const std::string& data_folder,
     out.train = make_uniform_boxes(count("n", 300), {{1, 5}, {10, 15}, {20, 25}}, 3, seed);
   }
 
+  if (o.has("inputs")) out.feeds = feeds(o, o.string("inputs"));
   if (o.has("limit")) {
     out.train = limit_rows(out.train, o.integer("limit", 0, 1, kMaxInt));
     if (out.has_test()) out.test = limit_rows(out.test, o.integer("limit", 0, 1, kMaxInt));
@@ -209,6 +250,8 @@ std::string data_spec_help() {
        "  standardize=B   centre and scale each feature with the training part's statistics\n"
        "  scale=F         multiply every feature by F (a fraction such as 1/255 is allowed)\n"
        "  limit=N         keep the first N rows of each part\n"
+       "  inputs=x:0-1/z:2-3  which feature columns feed which input of the model (inclusive\n"
+       "                  ranges; A- runs to the last column); default: all to the first input\n"
        "  classes=A/B/..  (mnist, fashion) keep these digits, relabelled 0, 1, ...\n"
        "  per_class=N     (mnist, fashion) the first N training images of each class\n";
   return s;

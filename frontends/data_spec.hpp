@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <opgraph/datasets/dataset.hpp>
+#include <opgraph/frontends/train.hpp>
 
 namespace opgraph {
 
@@ -19,6 +20,7 @@ struct LoadedData {
   std::string description;                   // one line for reports
   std::vector<std::string> files;            // the files read (outputs must not replace them)
   std::vector<std::string> notes;            // what was decided on the user's behalf, e.g. a CSV header
+  std::vector<Feed> feeds;                   // inputs=x:0-1/z:2-3: which columns feed which input
   bool has_test() const { return test.size() > 0; }
 };
 

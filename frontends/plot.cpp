@@ -257,4 +257,48 @@ std::string misclassified_grid(const Dataset& data, const std::vector<std::int64
   return out + "</svg>\n";
 }
 
+std::string reconstruction_grid(const Dataset& data, const Tensor& outputs, const std::string& title, int max_images) {
+  if (data.sample_shape.rank() != 2) throw DataError(data.name, "an image grid needs image data [rows, cols]");
+  const auto rows = static_cast<int>(data.sample_shape[0]), cols = static_cast<int>(data.sample_shape[1]);
+  const std::int64_t pixels = static_cast<std::int64_t>(rows) * cols;
+  if (outputs.numel() != data.size() * pixels)
+    throw DataError(data.name, fmt::format("outputs of shape {} are not one {}x{} image per sample", outputs.shape(), rows,
+                                           cols));
+  const int shown = static_cast<int>(std::min<std::int64_t>(data.size(), max_images));
+  const int per_row = 8, cell = 72, img = 56, top = 56;
+  const int lines = std::max(1, (shown + per_row - 1) / per_row);
+  std::string out = svg_open(per_row * cell + 110, top + lines * (2 * img + 28) + 10);
+  out += fmt::format("<text x=\"{}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">{}</text>\n"
+                     "<text x=\"{}\" y=\"42\" font-size=\"11\" text-anchor=\"middle\" fill=\"#4b5563\">each "
+                     "column: the original above, the model's reconstruction below</text>\n",
+                     (per_row * cell + 110) / 2, escape(title), (per_row * cell + 110) / 2);
+  auto png = [&](auto value, double lo, double hi) {
+    std::vector<std::uint8_t> grey(static_cast<std::size_t>(pixels));
+    for (std::int64_t p = 0; p < pixels; ++p)  // ink dark on white
+      grey[static_cast<std::size_t>(p)] = static_cast<std::uint8_t>(
+          255.0 - 255.0 * std::clamp((value(p) - lo) / std::max(hi - lo, 1e-12), 0.0, 1.0));
+    return base64(encode_png(cols, rows, 1, grey));
+  };
+  for (int k = 0; k < shown; ++k) {
+    double lo = 1e300, hi = -1e300;
+    for (std::int64_t p = 0; p < pixels; ++p) {
+      lo = std::min(lo, data.features.at(k * pixels + p));
+      hi = std::max(hi, data.features.at(k * pixels + p));
+    }
+    const int x = 100 + (k % per_row) * cell, y = top + (k / per_row) * (2 * img + 28);
+    if (k % per_row == 0)
+      out += fmt::format("<text x=\"8\" y=\"{}\" font-size=\"11\" fill=\"#4b5563\">original</text>\n"
+                         "<text x=\"8\" y=\"{}\" font-size=\"11\" fill=\"#4b5563\">reconstructed</text>\n",
+                         y + img / 2, y + img + 4 + img / 2);
+    const std::string original = png([&](std::int64_t p) { return data.features.at(k * pixels + p); }, lo, hi);
+    const std::string rebuilt = png([&](std::int64_t p) { return outputs.at(k * pixels + p); }, lo, hi);
+    for (int which = 0; which < 2; ++which)
+      out += fmt::format("<image class=\"{}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" "
+                         "style=\"image-rendering:pixelated\" href=\"data:image/png;base64,{}\"/>\n",
+                         which ? "reconstruction" : "original", x, y + which * (img + 4), img, img,
+                         which ? rebuilt : original);
+  }
+  return out + "</svg>\n";
+}
+
 }  // namespace opgraph

@@ -29,6 +29,12 @@ std::string decision_regions(Trainer& trainer, const Dataset& points, const std:
 std::string misclassified_grid(const Dataset& data, const std::vector<std::int64_t>& predicted,
                                const std::string& title, int max_images = 48);
 
+/// For image data whose model reproduces its input (an autoencoder): the first
+/// `max_images` samples, each original above its reconstruction (`outputs`, one row of
+/// rows x cols values per sample), both on the originals' grey scale.
+std::string reconstruction_grid(const Dataset& data, const Tensor& outputs, const std::string& title,
+                                int max_images = 16);
+
 /// A PNG image (8-bit grey when channels == 1, RGB when 3) from row-major bytes.
 std::string encode_png(int width, int height, int channels, const std::vector<std::uint8_t>& pixels);
 

@@ -618,7 +618,8 @@ Predictions Trainer::predict(const Tensor& features_in, std::int64_t batch) {
   Batcher batcher(d, batch > 0 ? batch : 4096, false, 0);
   Predictions p;
   p.probabilities = Tensor({n, head_.outputs}, DType::f64);
-  if (head_.classes) p.labels.resize(static_cast<std::size_t>(n));
+  const bool classes = head_.classes && supervised_;
+  if (classes) p.labels.resize(static_cast<std::size_t>(n));
   const Graph& graph = predict_graph_ ? *predict_graph_ : model_.graph;
   std::map<std::int64_t, std::unique_ptr<Compiled>> plans;
   std::int64_t row0 = 0;
@@ -646,7 +647,7 @@ Predictions Trainer::predict(const Tensor& features_in, std::int64_t batch) {
         p.probabilities.set((row0 + r) * k + j, out.at(r * k + j));
         if (out.at(r * k + j) > out.at(r * k + best)) best = j;
       }
-      if (head_.classes)
+      if (classes)
         p.labels[static_cast<std::size_t>(row0 + r)] =
             k == 1 ? (out.at(r) >= (head_.probabilities.empty() ? head_.threshold : 0.5)) : best;
     }

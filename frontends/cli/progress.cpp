@@ -44,9 +44,12 @@ void Progress::step(const StepReport& s) {
 
 void Progress::epoch(const EpochReport& e) {
   if (quiet_) return;
-  std::string line = fmt::format("epoch {:>3}/{}  loss {:.4f}  accuracy {:.4f}", e.epoch, e.epochs, e.train_loss,
-                                 e.train_accuracy);
-  if (e.has_validation()) line += fmt::format("  val_loss {:.4f}  val_accuracy {:.4f}", e.val_loss, e.val_accuracy);
+  std::string line = fmt::format("epoch {:>3}/{}  loss {:.4f}", e.epoch, e.epochs, e.train_loss);
+  if (e.has_accuracy()) line += fmt::format("  accuracy {:.4f}", e.train_accuracy);
+  if (e.has_validation()) {
+    line += fmt::format("  val_loss {:.4f}", e.val_loss);
+    if (!std::isnan(e.val_accuracy)) line += fmt::format("  val_accuracy {:.4f}", e.val_accuracy);
+  }
   line += fmt::format("  {} samples/s  {:.2f}s", rate(e.seconds > 0 ? static_cast<double>(e.samples) / e.seconds : 0.0),
                       e.seconds);
   if (tty_) {

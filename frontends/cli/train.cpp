@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <optional>
 
 #include <fmt/format.h>
@@ -53,13 +54,70 @@ void print_notes(const std::vector<std::string>& notes, bool quiet) {
 
 namespace {
 
-/// The model file, which must declare the input its labels go to.
+/// The model file, which must declare a loss (a `labels` input is optional: without one,
+/// training needs no labels, as an autoencoder's loss compares its output with an input).
 ModelFile load_trainable(const std::string& path) {
   ModelFile m = load_model(path);
-  if (m.labels.empty())
-    throw GraphError(path, "the model declares no labels input: add one such as 'labels y [N]' and use it in the loss");
   if (!m.graph.loss()) throw GraphError(path, "the model declares no loss: add one such as 'loss xent = ...'");
   return m;
+}
+
+/// "loss 0.1234  accuracy 0.9500", or the loss alone for a model without classes.
+std::string metrics_text(double loss, double accuracy) {
+  return std::isnan(accuracy) ? fmt::format("loss {:.4f}", loss) : fmt::format("loss {:.4f}  accuracy {:.4f}", loss, accuracy);
+}
+
+/// Per-node statistics as CSV, one row per node per epoch.
+void write_stats(const std::string& path, const std::vector<NodeStats>& stats) {
+  std::string csv = "epoch,node,op,value_mean,value_std,value_max_abs,grad_mean,grad_std,grad_max_abs\n";
+  auto num = [](double v) { return std::isnan(v) ? std::string() : fmt::format("{}", v); };
+  for (const auto& s : stats)
+    csv += fmt::format("{},{},{},{},{},{},{},{},{}\n", s.epoch, s.node, s.op, num(s.value_mean), num(s.value_std),
+                       num(s.value_max_abs), num(s.grad_mean), num(s.grad_std), num(s.grad_max_abs));
+  write_file_atomic(path, csv);
+}
+
+/// The same as a plot: per node, the standard deviation of its values and of its
+/// gradients against the epoch, on a log scale (vanishing or exploding signals show as
+/// lines falling or rising by decades).
+std::string stats_svg(const std::vector<NodeStats>& stats) {
+  std::map<std::string, Series> values, grads;
+  std::vector<std::string> order;
+  for (const auto& s : stats) {
+    if (!values.count(s.node)) order.push_back(s.node);
+    auto& v = values[s.node];
+    v.name = s.node;
+    v.x.push_back(s.epoch);
+    v.y.push_back(s.value_std > 0 ? std::log10(s.value_std) : std::numeric_limits<double>::quiet_NaN());
+    auto& g = grads[s.node];
+    g.name = s.node;
+    g.x.push_back(s.epoch);
+    g.y.push_back(s.grad_std > 0 ? std::log10(s.grad_std) : std::numeric_limits<double>::quiet_NaN());
+  }
+  std::vector<Series> vs, gs;
+  for (const auto& n : order) {
+    vs.push_back(values[n]);
+    gs.push_back(grads[n]);
+  }
+  const std::string a = line_chart("Values: std per node", "epoch", "log10 std", vs);
+  const std::string b = line_chart("Gradients: std per node", "epoch", "log10 std", gs);
+  // Two charts one above the other in one file.
+  auto body = [](const std::string& svg) {
+    const auto open = svg.find('>', svg.find("<svg")) + 1;
+    return svg.substr(open, svg.rfind("</svg>") - open);
+  };
+  auto height = [](const std::string& svg) {
+    const auto at = svg.find("height=\"") + 8;
+    return std::stoi(svg.substr(at, svg.find('"', at) - at));
+  };
+  auto width = [](const std::string& svg) {
+    const auto at = svg.find("width=\"") + 7;
+    return std::stoi(svg.substr(at, svg.find('"', at) - at));
+  };
+  const int h1 = height(a), h2 = height(b), w = std::max(width(a), width(b));
+  return fmt::format("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\">\n"
+                     "<g>{}</g>\n<g transform=\"translate(0,{})\">{}</g>\n</svg>\n",
+                     w, h1 + h2, body(a), h1, body(b));
 }
 
 std::optional<Standardizer> saved_standardizer(const Checkpoint& c) {
@@ -154,11 +212,24 @@ void write_plots(const std::string& dir, const std::vector<EpochReport>& history
     written.push_back(name);
   };
   write("loss.svg", line_chart("Loss", "epoch", "loss", losses));
-  write("accuracy.svg", line_chart("Accuracy", "epoch", "accuracy", accuracies));
-  if (shown.num_features() == 2) write("decision_regions.svg", decision_regions(trainer, shown, "Decision regions: " + shown.name));
-  if (shown.sample_shape.rank() == 2)
+  const bool classes = trainer.measures_accuracy();
+  if (classes) write("accuracy.svg", line_chart("Accuracy", "epoch", "accuracy", accuracies));
+  if (classes && shown.num_features() == 2)
+    write("decision_regions.svg", decision_regions(trainer, shown, "Decision regions: " + shown.name));
+  if (classes && shown.sample_shape.rank() == 2)
     write("misclassified.svg", misclassified_grid(shown, trainer.predict(shown.features).labels,
                                                   "Misclassified: " + shown.name));
+  // A model that reproduces its images (an autoencoder): originals next to reconstructions.
+  if (!classes && shown.sample_shape.rank() == 2 && trainer.head().exists &&
+      trainer.head().outputs == shown.num_features()) {
+    Dataset first = shown.rows([&] {
+      std::vector<std::int64_t> r;
+      for (std::int64_t i = 0; i < std::min<std::int64_t>(16, shown.size()); ++i) r.push_back(i);
+      return r;
+    }());
+    write("reconstructions.svg", reconstruction_grid(first, trainer.predict(first.features).probabilities,
+                                                     "Reconstructions: " + shown.name));
+  }
   if (!quiet) std::fprintf(stderr, "plots: %s in %s\n", fmt::format("{}", fmt::join(written, ", ")).c_str(), dir.c_str());
 }
 
@@ -213,7 +284,10 @@ int train(int argc, char** argv) {
       {"save", "CKPT", "write a checkpoint after every epoch"},
       {"resume", "CKPT", "continue the training saved in CKPT (same model, data, batch)"},
       {"metrics", "FILE.csv", "write per-epoch loss and accuracy as CSV"},
-      {"plot", "DIR", "write SVG plots: loss and accuracy curves, decision regions, misclassified images"},
+      {"stats", "FILE.csv", "write per-node statistics of values and gradients per epoch as CSV, and as a plot "
+                            "beside it (FILE.svg)"},
+      {"plot", "DIR", "write SVG plots: loss and accuracy curves, decision regions, misclassified images, "
+                      "reconstructions"},
       {"json", "", "print the final metrics as one JSON object on stdout"},
       {"quiet", "", "print nothing but the result"},
       kDetectAnomaly,
@@ -246,8 +320,14 @@ int train(int argc, char** argv) {
   }
   // Outputs that could not be written, or would replace an input, fail now, not after
   // the training.
+  const std::string stats_svg_path =
+      a.has("stats") ? (fs::path(a.get("stats")).replace_extension(".svg")).string() : std::string();
+  if (a.has("stats") && stats_svg_path == a.get("stats"))
+    a.fail(fmt::format("--stats {}: name a .csv file (the plot goes beside it as .svg)", a.get("stats")));
   const std::vector<std::pair<std::string, std::string>> outputs = {{"--save", a.get("save")},
-                                                                    {"--metrics", a.get("metrics")}};
+                                                                    {"--metrics", a.get("metrics")},
+                                                                    {"--stats", a.get("stats")},
+                                                                    {"--stats (its plot)", stats_svg_path}};
   check_outputs(outputs);
   if (a.has("plot")) check_folder_for_output(a.get("plot"));
 
@@ -297,7 +377,7 @@ int train(int argc, char** argv) {
     val_set = std::move(s.test);
   }
 
-  Model model{file.graph, file.graph.init_params(seed, dtype), file.input, file.labels};
+  Model model{file.graph, file.graph.init_params(seed, dtype), file.input, file.labels, data.feeds};
   const std::string optim_spec = a.get("optim", resume && !resume->optimizer.empty() ? resume->optimizer : "adam:lr=1e-3");
   auto optimizer = cli::spec("train", [&] { return parse_optimizer(optim_spec); });
   if (resume) {
@@ -307,6 +387,7 @@ int train(int argc, char** argv) {
 
   Trainer trainer(model);
   trainer.set_detect_anomaly(a.has("detect-anomaly"));
+  trainer.set_stats(a.has("stats"));
   trainer.check(train_set);
   if (data.has_test()) trainer.check(data.test);
   if (!quiet && !as_json) {
@@ -371,6 +452,10 @@ int train(int argc, char** argv) {
     }
   };
   const History h = trainer.fit(train_set, *optimizer, o);
+  if (a.has("stats")) {
+    write_stats(a.get("stats"), trainer.stats());
+    write_file_atomic(stats_svg_path, stats_svg(trainer.stats()));
+  }
 
   double seconds = 0.0;
   for (const auto& e : history) seconds += e.seconds;
@@ -392,11 +477,11 @@ int train(int argc, char** argv) {
     std::printf("%s\n", j.str().c_str());
   } else {
     std::printf("trained %zu epoch%s in %.2f s\n", history.size(), history.size() == 1 ? "" : "s", seconds);
-    std::printf("train       loss %.4f  accuracy %.4f  (%lld samples)\n", tr.loss, tr.accuracy,
+    std::printf("train       %s  (%lld samples)\n", metrics_text(tr.loss, tr.accuracy).c_str(),
                 static_cast<long long>(tr.samples));
-    if (va) std::printf("validation  loss %.4f  accuracy %.4f  (%lld samples)\n", va->loss, va->accuracy,
+    if (va) std::printf("validation  %s  (%lld samples)\n", metrics_text(va->loss, va->accuracy).c_str(),
                         static_cast<long long>(va->samples));
-    if (te) std::printf("test        loss %.4f  accuracy %.4f  (%lld samples)\n", te->loss, te->accuracy,
+    if (te) std::printf("test        %s  (%lld samples)\n", metrics_text(te->loss, te->accuracy).c_str(),
                         static_cast<long long>(te->samples));
   }
   if (diverged_at > 0 || !std::isfinite(tr.loss)) {
@@ -454,6 +539,7 @@ Loaded load_for_inference(const Args& a, const std::vector<std::pair<std::string
   for (const auto& f : data.files) protect_input(f, "the data");
   check_outputs(outputs);
   print_notes(data.notes, a.has("json"));
+  model.feeds = data.feeds;
   return {std::move(file), std::move(c), std::move(model), std::move(data)};
 }
 
@@ -471,23 +557,20 @@ int evaluate(int argc, char** argv) {
     return 0;
   }
   Loaded l = load_for_inference(a);
-  if (l.file.labels.empty()) throw GraphError(l.file.name, "the model declares no labels input: nothing to compare with");
   const Dataset& part = chosen_part(a, l.data);
   Trainer trainer(l.model);
+  if (!trainer.supervised() && !l.model.graph.loss())
+    throw GraphError(l.file.name, "the model has neither labels nor a loss: nothing to evaluate");
   trainer.set_detect_anomaly(a.has("detect-anomaly"));
   const Evaluation e = trainer.evaluate(part, a.integer("batch", 0, 1));
   if (a.has("json")) {
-    std::printf("%s\n", json::Object()
-                            .add("command", "eval")
-                            .add("samples", e.samples)
-                            .add("loss", e.loss)
-                            .add("accuracy", e.accuracy)
-                            .raw("confusion", confusion_json(e))
-                            .str()
-                            .c_str());
+    json::Object j;
+    j.add("command", "eval").add("samples", e.samples).add("loss", e.loss).add("accuracy", e.accuracy);
+    if (!e.confusion.empty()) j.raw("confusion", confusion_json(e));
+    std::printf("%s\n", j.str().c_str());
   } else {
-    std::printf("%lld samples  loss %.4f  accuracy %.4f\n%s", static_cast<long long>(e.samples), e.loss, e.accuracy,
-                confusion_text(e, part).c_str());
+    std::printf("%lld samples  %s\n%s", static_cast<long long>(e.samples), metrics_text(e.loss, e.accuracy).c_str(),
+                e.confusion.empty() ? "" : confusion_text(e, part).c_str());
   }
   return 0;
 }
@@ -509,11 +592,15 @@ int predict(int argc, char** argv) {
   trainer.set_detect_anomaly(a.has("detect-anomaly"));
   const Predictions p = trainer.predict(part.features, a.integer("batch", 0, 1));
   const std::int64_t k = p.probabilities.shape()[1];
-  std::string csv = "row,label,predicted";
-  for (std::int64_t j = 0; j < k; ++j) csv += ",p_" + (k == 1 ? std::string("1") : part.class_name(j));
+  const bool classes = !p.labels.empty();
+  // With classes: the true and predicted label and each class's probability; without
+  // (an autoencoder, a regression): the model's output values y_0, y_1, ...
+  std::string csv = classes ? "row,label,predicted" : "row";
+  for (std::int64_t j = 0; j < k; ++j)
+    csv += classes ? ",p_" + (k == 1 ? std::string("1") : part.class_name(j)) : fmt::format(",y_{}", j);
   csv += "\n";
   for (std::int64_t i = 0; i < part.size(); ++i) {
-    csv += fmt::format("{},{},{}", i, part.label(i), p.labels[static_cast<std::size_t>(i)]);
+    csv += classes ? fmt::format("{},{},{}", i, part.label(i), p.labels[static_cast<std::size_t>(i)]) : std::to_string(i);
     for (std::int64_t j = 0; j < k; ++j) csv += fmt::format(",{:.6g}", p.probabilities.at(i * k + j));
     csv += "\n";
   }
