@@ -407,6 +407,8 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
   if (options.epochs < 1 && options.start_epoch == 0)
     throw DataError("fit", fmt::format("epochs must be at least 1, got {}", options.epochs));
   if (!model_.graph.loss()) throw GraphError("fit", "the model has no loss to train on");
+  if (model_.graph.params().empty())
+    throw GraphError("fit", "the model has no parameters to train: declare them with 'param NAME [dims]'");
   check(train_in);
   if (options.validation) check(*options.validation);
   if (detect_anomaly_) {

@@ -59,6 +59,8 @@ namespace {
 ModelFile load_trainable(const std::string& path) {
   ModelFile m = load_model(path);
   if (!m.graph.loss()) throw GraphError(path, "the model declares no loss: add one such as 'loss xent = ...'");
+  if (m.graph.params().empty())
+    throw GraphError(path, "the model has no parameters to train: declare them with 'param NAME [dims]'");
   return m;
 }
 

@@ -78,8 +78,7 @@ TEST_CASE("cli: runtime errors exit 1 with one line and write nothing") {
        "opgraph train: typo.og:3:5: unknown op 'sofmax' (did you mean 'softmax'?)"},
       {"train shapes.og --data xor", "opgraph train: shapes.og:4:5: matmul: inner dimensions differ: [N,784] x [265,10]"},
       {"train nolabels.og --data xor",
-       "opgraph train: nolabels.og: the model declares no labels input: add one such as 'labels y [N]' and use it in the "
-       "loss"},
+       "opgraph train: nolabels.og: the model has no parameters to train: declare them with 'param NAME [dims]'"},
       {"train missing.og --data xor", "opgraph train: missing.og: no such file"},
       {"train " + kModels + "mnist_binary.og --data mnist --data-dir " + dir.path(),
        "opgraph train: " + dir.path() + "/mnist: no such folder (the data folder " + dir.path() + " has no mnist/)"},
@@ -273,7 +272,7 @@ TEST_CASE("cli: opgraph check passes every built-in op and the example plugin, f
   CHECK(all.out.find("FAIL") == std::string::npos);
   const Run plugin = run("check --plugin " OPGRAPH_PLUGIN_DIR "/activations.so", dir.path());
   CHECK(plugin.status == 0);
-  CHECK(plugin.out.find("3 ops: 3 passed, 0 failed") != std::string::npos);
+  CHECK(plugin.out.find("4 ops: 4 passed, 0 failed") != std::string::npos);
   const Run broken = run("check --plugin " OPGRAPH_PLUGIN_DIR "/broken_ops.so --explain", dir.path());
   CHECK(broken.status == 1);
   CHECK(broken.out.find("5 ops: 0 passed, 5 failed") != std::string::npos);

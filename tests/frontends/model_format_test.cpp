@@ -41,9 +41,7 @@ TEST_CASE("model format: every example model parses, compiles and round-trips") 
     ++count;
     const ModelFile m = load_model(entry.path().string());
     CAPTURE(entry.path().string());
-    CHECK_FALSE(m.labels.empty());
     CHECK(m.graph.loss().has_value());
-    CHECK(m.input == "x");
     Params params = m.graph.init_params(1);
     CHECK_NOTHROW(Plan(m.graph, params, {.batch = 2}));
     check_round_trip(m.graph, m.labels, entry.path().filename().string());
