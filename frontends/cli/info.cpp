@@ -19,6 +19,8 @@ int dump(int argc, char** argv) {
       {"format", "og|dot|svg|json", "what to write (default og: the model with inferred shapes as comments)"},
       {"batch", "N", "show shapes with the batch dimension bound to N"},
       {"backward", "", "show the reverse pass: each vjp, what it reads, where gradients are summed"},
+      {"collapse", "", "draw each block instance (h1.*) as one box (dot, svg)"},
+      {"hide-identity", "", "leave out identity nodes (dot, svg)"},
       {"out", "FILE", "write to FILE instead of stdout"},
       {"profile", "", "time a few training steps and colour the DOT/SVG nodes by time"},
       {"data", "SPEC", "with --profile: the data to time on (default: random values)"},
@@ -26,7 +28,8 @@ int dump(int argc, char** argv) {
   };
   const Args a("dump", argc, argv, 2, options);
   if (a.help()) {
-    std::fputs(help_text("opgraph dump MODEL.og [--format og|dot|svg|json] [--batch N] [--backward] [--out FILE]",
+    std::fputs(help_text("opgraph dump MODEL.og [--format og|dot|svg|json] [--batch N] [--backward] [--collapse] "
+                         "[--hide-identity] [--out FILE]",
                          "Shows the graph of a model for debugging: as annotated .og text, Graphviz DOT (or SVG "
                          "rendered with dot), or JSON for tools.",
                          options)
@@ -41,8 +44,13 @@ int dump(int argc, char** argv) {
   check_outputs({{"--out", a.get("out")}});
   const ModelFile file = load_model(model_path);
   o.backward = a.has("backward");
+  o.collapse = a.has("collapse");
+  o.hide_identity = a.has("hide-identity");
   o.labels = file.labels;
   const std::string format = a.get("format", "og");
+  if ((o.collapse || o.hide_identity) && format != "dot" && format != "svg")
+    a.fail(fmt::format("--{} changes the drawing: use it with --format dot or svg",
+                       o.collapse ? "collapse" : "hide-identity"));
   if (a.has("profile")) {
     if (format != "dot" && format != "svg") a.fail("--profile colours the drawing: use it with --format dot or svg");
     Model model{file.graph, file.graph.init_params(0), file.input, file.labels};

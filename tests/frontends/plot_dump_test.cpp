@@ -92,9 +92,12 @@ TEST_CASE("dump: DOT, JSON and annotated .og show nodes, shapes and the backward
   CHECK(dot.find("\"h\" [shape=box") != std::string::npos);
   CHECK(dot.find("label=\"W\\nparam [2,2]\\nxavier\"") != std::string::npos);
   CHECK(dot.find("\"x\" -> \"matmul_1\" [label=\"[4,2]\"]") != std::string::npos);
-  CHECK(dot.find("\"d:h\" [shape=circle") != std::string::npos);  // h fans out: its gradient is summed
-  CHECK(dot.find("3 terms") != std::string::npos);
-  CHECK(dot.find("\"h\" -> \"vjp:h\" [style=dashed") != std::string::npos);  // tanh saves its output
+  // h fans out: its gradient is summed from three vjps before tanh's vjp reads it.
+  CHECK(dot.find("\"sum:h\" [shape=circle, style=filled, fillcolor=\"#fde68a\", label=\"+\\n3\"]") != std::string::npos);
+  CHECK(dot.find("\"sum:h\" -> \"vjp:h\" [color=\"#b91c1c\", fontcolor=\"#991b1b\", label=\"[4,2]\"]") !=
+        std::string::npos);
+  CHECK(dot.find("label=\"vjp tanh\\nh\\nreads h\"") != std::string::npos);  // tanh saves its output
+  CHECK(dot.find("\"vjp:matmul_1\" -> \"d:W\"") != std::string::npos);      // the parameter's gradient
 
   std::string error;
   const test::Json j = test::parse_json(dump_json(m.graph, o), error);
@@ -114,4 +117,29 @@ TEST_CASE("dump: DOT, JSON and annotated .og show nodes, shapes and the backward
   CHECK(dump_og(m.graph, {.batch = 4}).find("s = add(h, mul_1)  # [4,2]") != std::string::npos);
   CHECK_THROWS_WITH_AS(dump_dot(parse_model("input x [N, 2]\nh = relu(x)\n").graph, {.backward = true}),
                        "dump: the model has no loss, so there is no backward pass to show", GraphError);
+}
+
+TEST_CASE("dump: block instances as clusters, collapsed on request; identities hidden; gradient shapes keep N") {
+  const ModelFile m = parse_model(
+      "block dense(x, in, out, act=relu):\n  param W [in, out]\n  param b [out]\n  return act(bias_add(matmul(x, W), b))\n"
+      "end\ninput x [N, 3]\nlabels y [N]\nh1 = dense(x, 3, 4)\nh2 = dense(h1, 4, 4)\n"
+      "output logits = dense(h1 + h2, 4, 2, identity)\nloss l = softmax_cross_entropy(logits, y)\n",
+      "blocks.og");
+  const std::string plain = dump_dot(m.graph, {.backward = true});
+  CHECK(plain.find("subgraph \"cluster_h1\" {") != std::string::npos);
+  CHECK(plain.find("\"h1.W\" [shape=ellipse") != std::string::npos);
+  CHECK(plain.find("\"logits\" [shape=box") != std::string::npos);  // an identity, drawn
+  CHECK(plain.find("label=\"[N,4]\"") != std::string::npos);          // gradients keep N
+  const std::string collapsed = dump_dot(m.graph, {.backward = true, .collapse = true, .hide_identity = true});
+  CHECK(collapsed.find("\"block:h1\" [shape=box3d, style=filled, fillcolor=\"#e0e7ff\", label=\"h1\\nblock, 5 nodes\\n[N,4]\"]") !=
+        std::string::npos);
+  CHECK(collapsed.find("\"h1.W\" [") == std::string::npos);
+  CHECK(collapsed.find("\"block:h1\" -> \"block:h2\" [label=\"[N,4]\"]") != std::string::npos);
+  CHECK(collapsed.find("\"vjp:block:h2\"") != std::string::npos);
+  CHECK(collapsed.find("vjp identity") == std::string::npos);
+  // Without blocks, hiding identities joins their input to their consumers.
+  const ModelFile flat = parse_model("input x [N, 2]\nh = identity(x)\nloss l = sum(relu(h))\n", "flat.og");
+  const std::string hidden = dump_dot(flat.graph, {.hide_identity = true});
+  CHECK(hidden.find("\"x\" -> \"relu_1\"") != std::string::npos);
+  CHECK(hidden.find("\"h\" [") == std::string::npos);
 }
