@@ -84,7 +84,7 @@ struct Trainer::Compiled {
 
 Trainer::Trainer(Model& model) : model_(model), head_(prediction_head(model.graph)) {
   const Graph& g = model_.graph;
-  if (head_.exists && head_.outputs < 1) {
+  if (head_.exists && !is_symbolic(head_.outputs) && head_.outputs < 1) {
     const Node& n = g.node(head_.node);
     throw ShapeError(where(n), fmt::format("the prediction '{}' has shape {}: it predicts {}", n.name, n.shape,
                                            head_.classes ? "no class" : "nothing"));
@@ -186,7 +186,9 @@ std::vector<Trainer::ResolvedFeed> Trainer::resolve_feeds(std::int64_t width) co
     const Shape per_sample(std::vector<std::int64_t>(shape.dims().begin() + 1, shape.dims().end()));
     if (per_sample.has_symbols())
       throw ShapeError(where(model_.graph.node(id)),
-                       fmt::format("input '{}' has shape {}: samples fill fixed sizes only", f.input, shape));
+                       fmt::format("input '{}' has shape {}: samples fill fixed sizes only (name the sizes in the "
+                                   "model)",
+                                   f.input, shape));
     const std::int64_t want = per_sample.numel();
     const std::int64_t count = f.count < 0 ? width - f.first : f.count;
     if (f.first < 0 || f.first > width || count < 0 || f.first + count > width)
@@ -206,6 +208,11 @@ std::vector<Trainer::ResolvedFeed> Trainer::resolve_feeds(std::int64_t width) co
 
 void Trainer::check(const Dataset& data, bool with_labels) const {
   const std::int64_t width = data.size() ? data.features.numel() / data.size() : data.num_features();
+  if (model_.feeds.empty()) {
+    const Shape& in = model_.graph.node(model_.graph.at(model_.input)).shape;
+    if (in.rank() > 0 && Shape(std::vector<std::int64_t>(in.dims().begin() + 1, in.dims().end())).has_symbols())
+      resolve_feeds(width);  // says which dimension is not a size
+  }
   if (model_.feeds.empty()) {
     // One input takes whole samples: their shapes must agree exactly, or the features be flat.
     const Shape& in = model_.graph.node(model_.graph.at(model_.input)).shape;

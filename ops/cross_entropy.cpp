@@ -22,6 +22,7 @@ OPGRAPH_OP(cross_entropy)
       const auto& y = k.in(1);
       const std::int64_t rows = p.rows(), classes = p.cols();
       const bool one_hot = detail::one_hot_labels(k, 1, p.size);
+      const detail::LabelReader label(k, 1, classes);
       const double eps = k.attr_float("eps");
       const double total = parallel_sum(rows, row_grain(classes), [&](std::int64_t b, std::int64_t e) {
         double s = 0.0;
@@ -32,7 +33,7 @@ OPGRAPH_OP(cross_entropy)
               if (y.data[r * classes + j] != T(0))
                 s -= y.data[r * classes + j] * std::log(std::max(static_cast<double>(pr[j]), eps));
           } else {
-            s -= std::log(std::max(static_cast<double>(pr[detail::label_of(k, 1, r, classes)]), eps));
+            s -= std::log(std::max(static_cast<double>(pr[label(r)]), eps));
           }
         }
         return s;
@@ -46,6 +47,7 @@ OPGRAPH_OP(cross_entropy)
       const auto& dp = k.grad_in(0);
       const std::int64_t rows = p.rows(), classes = p.cols();
       const bool one_hot = detail::one_hot_labels(k, 1, p.size);
+      const detail::LabelReader label(k, 1, classes);
       const T f = static_cast<T>(k.grad_out().data[0] / detail::divisor(k, rows));
       const T eps = static_cast<T>(k.attr_float("eps"));
       with_width(classes, [&](auto n) {
@@ -57,8 +59,8 @@ OPGRAPH_OP(cross_entropy)
               for (std::int64_t j = 0; j < n; ++j) d[j] = -f * y.data[r * n + j] / std::max(pr[j], eps);
             } else {  // one nonzero per row
               for (std::int64_t j = 0; j < n; ++j) d[j] = T(0);
-              const std::int64_t label = detail::label_of(k, 1, r, n);
-              d[label] = -f / std::max(pr[label], eps);
+              const std::int64_t c = label(r);
+              d[c] = -f / std::max(pr[c], eps);
             }
           }
         });

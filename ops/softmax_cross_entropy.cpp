@@ -27,6 +27,7 @@ OPGRAPH_OP(softmax_cross_entropy)
       const auto& probs = k.workspace();
       const std::int64_t rows = z.rows(), classes = z.cols();
       const bool one_hot = detail::one_hot_labels(k, 1, z.size);
+      const detail::LabelReader label(k, 1, classes);
       double total = 0.0;
       with_width(classes, [&](auto n) {
         total = parallel_sum(rows, row_grain(n), [&](std::int64_t b, std::int64_t e) {
@@ -46,7 +47,7 @@ OPGRAPH_OP(softmax_cross_entropy)
               for (std::int64_t j = 0; j < n; ++j)
                 if (yr[j] != T(0)) s += static_cast<double>(yr[j]) * (log_sum - (static_cast<double>(zr[j]) - m));
             } else {
-              s += log_sum - (static_cast<double>(zr[detail::label_of(k, 1, r, n)]) - m);
+              s += log_sum - (static_cast<double>(zr[label(r)]) - m);
             }
           }
           return s;
@@ -61,6 +62,7 @@ OPGRAPH_OP(softmax_cross_entropy)
       const auto& dz = k.grad_in(0);
       const std::int64_t rows = dz.rows(), classes = dz.cols();
       const bool one_hot = detail::one_hot_labels(k, 1, dz.size);
+      const detail::LabelReader label(k, 1, classes);
       const T f = static_cast<T>(k.grad_out().data[0] / detail::divisor(k, rows));
       with_width(classes, [&](auto n) {
         for_row_chunks(rows, n, [&](std::int64_t b, std::int64_t e) {
@@ -74,7 +76,7 @@ OPGRAPH_OP(softmax_cross_entropy)
               for (std::int64_t j = 0; j < n; ++j) d[j] = f * (pr[j] * ysum - yr[j]);
             } else {
               for (std::int64_t j = 0; j < n; ++j) d[j] = f * pr[j];
-              d[detail::label_of(k, 1, r, n)] -= f;
+              d[label(r)] -= f;
             }
           }
         });

@@ -401,6 +401,12 @@ int train(int argc, char** argv) {
                  static_cast<long long>(batch), static_cast<long long>(epochs),
                  resume ? fmt::format(" (resuming after epoch {})", resume->epoch).c_str() : "");
   }
+  // Parameters no gradient from the loss reaches never change: almost always a mistake
+  // in the model (a branch not connected to the loss).
+  if (!as_json)
+    for (const auto& p : file.graph.unreachable_params())
+      std::fprintf(stderr, "opgraph train: warning: parameter '%s' does not reach the loss '%s': it will not train\n",
+                   p.c_str(), file.graph.node(*file.graph.loss()).name.c_str());
 
   Progress progress(quiet || as_json);
   std::vector<EpochReport> history;

@@ -44,24 +44,39 @@ inline ShapeFn class_loss_shape() {
 
 /// The class index held in a label value; throws DataError when it is not one of [0, classes).
 template <class K, class T>
-std::int64_t class_index(const K& k, T value, std::int64_t row, std::int64_t classes) {
+[[gnu::always_inline]] inline std::int64_t class_index(const K& k, T value, std::int64_t row, std::int64_t classes) {
   const auto c = static_cast<std::int64_t>(value);
   if (!(value >= T(0)) || static_cast<T>(c) != value || c >= classes)
     k.fail("label {} in row {} is not a class index in [0, {})", static_cast<double>(value), row, classes);
   return c;
 }
 
-/// The class of row `row` of label input `slot`, held as i64 or as a real class index;
-/// throws DataError naming the node when it is not one of [0, classes).
+/// Reads the class of each row of label input `slot`, held as i64 or as real class
+/// indices; throws DataError naming the node when one is not in [0, classes). Built once
+/// per kernel call, read per row (inline: a call per row would cost as much as the row).
 template <class K>
-std::int64_t label_of(const K& k, int slot, std::int64_t row, std::int64_t classes) {
-  if (k.input_is_index(slot)) {
-    const std::int64_t c = k.index_in(slot).data[row];
-    if (c < 0 || c >= classes) k.fail("label {} in row {} is not a class index in [0, {})", c, row, classes);
-    return c;
+class LabelReader {
+ public:
+  LabelReader(const K& k, int slot, std::int64_t classes)
+      : k_(k),
+        ints_(k.input_is_index(slot) ? k.index_in(slot).data : nullptr),
+        reals_(ints_ ? nullptr : k.in(slot).data),
+        classes_(classes) {}
+  [[gnu::always_inline]] std::int64_t operator()(std::int64_t row) const {
+    if (ints_) {
+      const std::int64_t c = ints_[row];
+      if (c < 0 || c >= classes_) k_.fail("label {} in row {} is not a class index in [0, {})", c, row, classes_);
+      return c;
+    }
+    return class_index(k_, reals_[row], row, classes_);
   }
-  return class_index(k, k.in(slot).data[row], row, classes);
-}
+
+ private:
+  const K& k_;
+  const std::int64_t* ints_;
+  const typename K::value_type* reals_;
+  std::int64_t classes_;
+};
 
 /// Whether label input `slot` holds one-hot rows (as many values as the scores).
 template <class K>
