@@ -326,7 +326,8 @@ ConformanceItem metadata(const OpDef& op) {
       fail(fmt::format("attribute '{}' is {} but its default {} is {}", a.name, to_string(a.type), a.default_value.str(),
                        to_string(t)));
     if (!a.choices.empty() &&
-        std::find(a.choices.begin(), a.choices.end(), a.default_value.is_none() ? "" : a.default_value.str()) ==
+        std::find(a.choices.begin(), a.choices.end(),
+                  a.default_value.type() == AttrType::string ? a.default_value.as_string() : a.default_value.str()) ==
             a.choices.end())
       fail(fmt::format("attribute '{}': default {} is not one of its choices", a.name, a.default_value.str()));
   }

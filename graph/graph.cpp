@@ -195,6 +195,10 @@ std::vector<AttrValue> resolve_attrs(const OpDef& op, const Attrs& given, const 
     seen[idx] = true;
     const AttrSpec& spec = op.attrs[idx];
     AttrValue v = value;
+    // An enumeration may have a choice called "none" (gelu's approximate=none, as in
+    // PyTorch): the bare word none names it.
+    if (v.is_none() && std::find(spec.choices.begin(), spec.choices.end(), "none") != spec.choices.end())
+      v = AttrValue(std::string("none"));
     if (v.is_none()) {
       if (!spec.default_value.is_none()) fail(fmt::format("attribute '{}' cannot be none", name));
     } else if (spec.type == AttrType::real && v.type() == AttrType::integer) {

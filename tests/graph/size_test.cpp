@@ -68,9 +68,10 @@ TEST_CASE("size: random products of dimensions, checked against 128-bit arithmet
     i128 p = 1;
     bool over = false;
     for (auto d : dims) {
-      p *= d;
+      if (d == 0) { p = 0; break; }
+      if (over) continue;  // the product is past 2^62 already; multiplying on could overflow 128 bits
+      p *= d;              // at most 2^62 x 2^63 = 2^125: exact
       if (p > kMaxBytes) over = true;  // a later zero does not undo it: the count was refused on the way
-      if (p == 0) break;
     }
     CAPTURE(trial);
     if (over && p != 0) {

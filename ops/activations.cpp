@@ -1,0 +1,148 @@
+// Activations with PyTorch's names and defaults: gelu (erf or tanh form), silu, elu,
+// softplus, leaky_relu.
+#include <cmath>
+#include <numbers>
+
+#include <opgraph/graph/math.hpp>
+#include <opgraph/graph/op.hpp>
+
+namespace opgraph::ops {
+
+namespace {
+
+/// Phi(x), the standard normal distribution function, and phi(x), its density.
+template <class T>
+T normal_cdf(T x) {
+  return T(0.5) * (T(1) + std::erf(x / std::numbers::sqrt2_v<T>));
+}
+template <class T>
+T normal_pdf(T x) {
+  return std::exp(T(-0.5) * x * x) * (std::numbers::inv_sqrtpi_v<T> / std::numbers::sqrt2_v<T>);
+}
+
+/// The tanh form: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
+template <class T>
+constexpr T kGeluC = static_cast<T>(0.7978845608028654);  // sqrt(2 / pi)
+template <class T>
+constexpr T kGeluA = static_cast<T>(0.044715);
+
+}  // namespace
+
+OPGRAPH_OP(gelu)
+    .doc("x * Phi(x), the Gaussian error linear unit; approximate=tanh for the tanh form (PyTorch's)")
+    .input("x")
+    .attr_choice("approximate", {"none", "tanh"}, "none: exact, with erf; tanh: 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))")
+    .shape(same_shape_as(0))
+    .saves({"x"})
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      if (k.attr_string("approximate") == "tanh")
+        map(k.in(0), k.out(), [](T x) {
+          return T(0.5) * x * (T(1) + math::tanh(kGeluC<T> * (x + kGeluA<T> * x * x * x)));
+        });
+      else
+        map(k.in(0), k.out(), [](T x) { return x * normal_cdf(x); });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      if (k.attr_string("approximate") == "tanh")
+        zip(k.in(0), k.grad_out(), k.grad_in(0), [](T x, T g) {
+          const T t = math::tanh(kGeluC<T> * (x + kGeluA<T> * x * x * x));
+          const T du = kGeluC<T> * (T(1) + T(3) * kGeluA<T> * x * x);
+          return g * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du);
+        });
+      else
+        zip(k.in(0), k.grad_out(), k.grad_in(0), [](T x, T g) { return g * (normal_cdf(x) + x * normal_pdf(x)); });
+    })
+    .domain("x", {.lo = -4.0, .hi = 4.0})
+    .check({"[a,b]"})
+    .check({"[a,b,c]"}, {{"approximate", "tanh"}});
+
+OPGRAPH_OP(silu)
+    .doc("x * sigmoid(x) (swish with beta 1), elementwise")
+    .input("x")
+    .shape(same_shape_as(0))
+    .saves({"x"})
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.in(0), k.out(), [](T x) { return x * math::logistic(x); });
+    })
+    .vjp([](auto& k) {
+      // d/dx x s(x) = s(x) (1 + x (1 - s(x)))
+      using T = scalar_of<decltype(k)>;
+      zip(k.in(0), k.grad_out(), k.grad_in(0), [](T x, T g) {
+        const T s = math::logistic(x);
+        return g * s * (T(1) + x * (T(1) - s));
+      });
+    })
+    .domain("x", {.lo = -5.0, .hi = 5.0})
+    .check({"[a,b]"});
+
+OPGRAPH_OP(elu)
+    .doc("x for x > 0, alpha (e^x - 1) otherwise, elementwise")
+    .input("x")
+    .attr("alpha", AttrType::real, 1.0, "the value approached for x -> -inf is -alpha")
+    .shape(same_shape_as(0))
+    .saves({"x"})
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const T a = static_cast<T>(k.attr_float("alpha"));
+      map(k.in(0), k.out(), [a](T x) { return x > T(0) ? x : a * (math::exp(x) - T(1)); });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const T a = static_cast<T>(k.attr_float("alpha"));
+      zip(k.in(0), k.grad_out(), k.grad_in(0), [a](T x, T g) { return x > T(0) ? g : g * a * math::exp(x); });
+    })
+    .domain("x", {.kinks = {0.0}})
+    .check({"[a,b]"})
+    .check({"[a,b]"}, {{"alpha", 0.5}});
+
+OPGRAPH_OP(softplus)
+    .doc("log(1 + e^(beta x)) / beta, elementwise: a smooth relu (x itself where beta x > threshold, as PyTorch)")
+    .input("x")
+    .attr("beta", AttrType::real, 1.0, "the sharpness",
+          [](const AttrValue& v) { return v.as_float() > 0 ? "" : "must be positive"; })
+    .attr("threshold", AttrType::real, 20.0, "above it (in beta x), the identity")
+    .shape(same_shape_as(0))
+    .saves({"x"})
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const T b = static_cast<T>(k.attr_float("beta")), th = static_cast<T>(k.attr_float("threshold"));
+      // max(z, 0) + log1p(e^-|z|) never overflows.
+      map(k.in(0), k.out(), [b, th](T x) {
+        const T z = b * x;
+        return z > th ? x : (std::max(z, T(0)) + std::log1p(math::exp(-std::abs(z)))) / b;
+      });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const T b = static_cast<T>(k.attr_float("beta")), th = static_cast<T>(k.attr_float("threshold"));
+      zip(k.in(0), k.grad_out(), k.grad_in(0), [b, th](T x, T g) { return b * x > th ? g : g * math::logistic(b * x); });
+    })
+    .domain("x", {.lo = -5.0, .hi = 5.0})
+    .check({"[a,b]"})
+    .check({"[a,b]"}, {{"beta", 2.0}})
+    .check({"[a,b]"}, {}, 100.0);  // large inputs (e^100 overflows f32): the identity branch
+
+OPGRAPH_OP(leaky_relu)
+    .doc("x for x > 0, negative_slope * x otherwise, elementwise")
+    .input("x")
+    .attr("negative_slope", AttrType::real, 0.01, "the slope for x < 0")
+    .shape(same_shape_as(0))
+    .saves({"x"})
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const T s = static_cast<T>(k.attr_float("negative_slope"));
+      map(k.in(0), k.out(), [s](T x) { return x > T(0) ? x : s * x; });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const T s = static_cast<T>(k.attr_float("negative_slope"));
+      zip(k.in(0), k.grad_out(), k.grad_in(0), [s](T x, T g) { return x > T(0) ? g : s * g; });
+    })
+    .domain("x", {.kinks = {0.0}})
+    .check({"[a,b]"})
+    .check({"[a,b,c]"}, {{"negative_slope", 0.2}});
+
+}  // namespace opgraph::ops
