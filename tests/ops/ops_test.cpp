@@ -6,55 +6,10 @@
 #include <opgraph/graph/op.hpp>
 #include <opgraph/graph/plan.hpp>
 
+#include "op_run.hpp"
+
 using namespace opgraph;
-
-namespace {
-
-struct OpRun {
-  Tensor out;
-  std::vector<Tensor> grads;  // d<seed, out>/d input, for differentiable inputs (else empty)
-};
-
-/// Runs one op on concrete inputs; with `seed` also its vjp.
-OpRun run_op(const std::string& op, const std::vector<Tensor>& inputs, Attrs attrs = {}, const Tensor* seed = nullptr) {
-  Graph g;
-  std::vector<NodeId> ids;
-  std::vector<std::string> grads;
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    ids.push_back(g.add_input("in" + std::to_string(i), inputs[i].shape()));
-    grads.push_back("in" + std::to_string(i));
-  }
-  const NodeId out = g.add_op(op, ids, std::move(attrs), "out");
-  g.add_output(out);
-  const OpDef& def = *g.node(out).op;
-  std::vector<std::string> wanted;
-  for (std::size_t i = 0; i < inputs.size(); ++i)
-    if (def.inputs[i].differentiable) wanted.push_back(grads[i]);
-  Params params(inputs[0].dtype());
-  Plan plan(g, params, {.loss = seed ? "out" : "", .input_grads = seed ? wanted : std::vector<std::string>{}});
-  for (std::size_t i = 0; i < inputs.size(); ++i) plan.set_input(grads[i], inputs[i]);
-  plan.forward();
-  OpRun r{plan.value("out").clone(), {}};
-  if (seed) {
-    plan.backward(*seed);
-    for (std::size_t i = 0; i < inputs.size(); ++i)
-      r.grads.push_back(def.inputs[i].differentiable ? plan.grad(grads[i]).clone() : Tensor());
-  }
-  return r;
-}
-
-Tensor f32(Shape s, std::initializer_list<double> v) { return Tensor::from(std::move(s), v, DType::f32); }
-Tensor f64(Shape s, std::initializer_list<double> v) { return Tensor::from(std::move(s), v, DType::f64); }
-const Tensor kOne32 = Tensor::from({}, {1.0}, DType::f32);
-const Tensor kOne64 = Tensor::from({}, {1.0}, DType::f64);
-
-bool all_finite(const Tensor& t) {
-  for (double v : t.to_vector())
-    if (!std::isfinite(v)) return false;
-  return true;
-}
-
-}  // namespace
+using namespace opgraph::test;
 
 TEST_CASE("ops: softmax and log_softmax known values") {
   const auto s = run_op("softmax", {f64({1, 3}, {1, 2, 3})}).out;
