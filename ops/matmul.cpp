@@ -1,44 +1,194 @@
-// matmul: the matrix product [n,k] x [k,m] -> [n,m]; the vjp is two transposed products.
+// matmul: NumPy's matmul on inputs of rank >= 2: the last two axes multiply as matrices,
+// the leading (batch) axes broadcast. trans_a / trans_b transpose an operand's last two
+// axes in place (the GEMM reads them transposed: no copy). A [..., n, k] input times a
+// [k, m] matrix is one GEMM over all the rows; other batches run one GEMM each, in
+// parallel. The vjp's sums over broadcast batches run in a fixed order: deterministic.
 #include <opgraph/graph/gemm.hpp>
 #include <opgraph/graph/op.hpp>
 
 namespace opgraph::ops {
 
+namespace {
+
+/// The batch axes of both operands against the output's, and the matrix sizes.
+struct Batches {
+  std::int64_t count = 1;                 // output batches
+  std::int64_t n = 0, k = 0, m = 0;       // op(a) is [n, k], op(b) is [k, m]
+  bool ta = false, tb = false;
+  bool flat = false;                      // a's batches fold into its rows: b is one matrix
+  int rank = 0;                           // output batch rank
+  std::int64_t dims[kMaxRank] = {};       // output batch dims
+  std::int64_t a_step[kMaxRank] = {}, b_step[kMaxRank] = {};  // matrix strides per batch axis (0: broadcast)
+
+  /// The index of the a (b) matrix used by output batch o.
+  std::int64_t a_of(std::int64_t o) const { return of(o, a_step); }
+  std::int64_t b_of(std::int64_t o) const { return of(o, b_step); }
+
+ private:
+  std::int64_t of(std::int64_t o, const std::int64_t* step) const {
+    std::int64_t r = 0;
+    for (int d = rank - 1; d >= 0; --d) {
+      r += (o % dims[d]) * step[d];
+      o /= dims[d];
+    }
+    return r;
+  }
+};
+
+template <class A, class B>
+Batches batches(const A& a, const B& b, bool ta, bool tb) {
+  Batches s;
+  s.ta = ta;
+  s.tb = tb;
+  s.n = a.dims[a.rank - (ta ? 1 : 2)];
+  s.k = a.dims[a.rank - (ta ? 2 : 1)];
+  s.m = b.dims[b.rank - (tb ? 2 : 1)];
+  s.flat = b.rank == 2 && !ta;
+  if (s.flat) {
+    s.n = a.size / std::max<std::int64_t>(s.k, 1);
+    return s;
+  }
+  const int ra = a.rank - 2, rb = b.rank - 2;
+  s.rank = std::max(ra, rb);
+  std::int64_t sa = 1, sb = 1;  // matrices per step along the axes to the right
+  for (int d = s.rank - 1; d >= 0; --d) {
+    const int ia = d - (s.rank - ra), ib = d - (s.rank - rb);
+    const std::int64_t da = ia >= 0 ? a.dims[ia] : 1, db = ib >= 0 ? b.dims[ib] : 1;
+    s.dims[d] = std::max(da, db);
+    s.a_step[d] = da == 1 ? 0 : sa;
+    s.b_step[d] = db == 1 ? 0 : sb;
+    sa *= da;
+    sb *= db;
+    s.count *= s.dims[d];
+  }
+  return s;
+}
+
+/// For each matrix index j of an operand (`count_j` of them), sums f(o, beta) over the
+/// output batches o that use it, in increasing o; parallel over j.
+template <class Of, class F>
+void for_each_source(std::int64_t count_j, std::int64_t batches, Of of, F f) {
+  parallel_for(count_j, 1, [&](std::int64_t j0, std::int64_t j1) {
+    for (std::int64_t j = j0; j < j1; ++j) {
+      bool first = true;
+      for (std::int64_t o = 0; o < batches; ++o)
+        if (of(o) == j) {
+          f(j, o, first);
+          first = false;
+        }
+    }
+  });
+}
+
+template <class K>
+void matmul_forward(K& k) {
+  using T = scalar_of<K>;
+  const auto& a = k.in(0);
+  const auto& b = k.in(1);
+  const Batches s = batches(a, b, k.attr_bool("trans_a"), k.attr_bool("trans_b"));
+  const std::int64_t lda = s.ta ? s.n : s.k, ldb = s.tb ? s.k : s.m;
+  T* y = k.out().data;
+  if (s.flat) {
+    gemm<T>(false, s.tb, s.n, s.m, s.k, T(1), a.data, lda, b.data, ldb, T(0), y, s.m);
+    return;
+  }
+  const std::int64_t as = s.n * s.k, bs = s.k * s.m, ys = s.n * s.m;
+  parallel_for(s.count, 1, [&](std::int64_t o0, std::int64_t o1) {
+    for (std::int64_t o = o0; o < o1; ++o)
+      gemm<T>(s.ta, s.tb, s.n, s.m, s.k, T(1), a.data + s.a_of(o) * as, lda, b.data + s.b_of(o) * bs, ldb, T(0),
+              y + o * ys, s.m);
+  });
+}
+
+template <class K>
+void matmul_vjp(K& k) {
+  using T = scalar_of<K>;
+  const auto& a = k.in(0);
+  const auto& b = k.in(1);
+  const T* g = k.grad_out().data;
+  const Batches s = batches(a, b, k.attr_bool("trans_a"), k.attr_bool("trans_b"));
+  const std::int64_t lda = s.ta ? s.n : s.k, ldb = s.tb ? s.k : s.m;
+  const std::int64_t as = s.n * s.k, bs = s.k * s.m, gs = s.n * s.m;
+  // da: G op(B)^T stored as [n, k], or op(B) G^T stored as [k, n] when trans_a.
+  auto grad_a = [&](const T* gp, const T* bp, T* da, T beta) {
+    if (!s.ta) gemm<T>(false, !s.tb, s.n, s.k, s.m, T(1), gp, s.m, bp, ldb, beta, da, s.k);
+    else gemm<T>(s.tb, true, s.k, s.n, s.m, T(1), bp, ldb, gp, s.m, beta, da, s.n);
+  };
+  // db: op(A)^T G stored as [k, m], or G^T op(A) stored as [m, k] when trans_b.
+  auto grad_b = [&](const T* ap, const T* gp, T* db, T beta, std::int64_t rows) {
+    if (!s.tb) gemm<T>(!s.ta, false, s.k, s.m, rows, T(1), ap, lda, gp, s.m, beta, db, s.m);
+    else gemm<T>(true, s.ta, s.m, s.k, rows, T(1), gp, s.m, ap, lda, beta, db, s.k);
+  };
+  if (s.flat) {
+    if (k.needs_grad(0)) grad_a(g, b.data, k.grad_in(0).data, T(0));
+    if (k.needs_grad(1)) grad_b(a.data, g, k.grad_in(1).data, T(0), s.n);
+    return;
+  }
+  if (k.needs_grad(0)) {
+    T* da = k.grad_in(0).data;
+    for_each_source(a.size / std::max<std::int64_t>(as, 1), s.count, [&](std::int64_t o) { return s.a_of(o); },
+                    [&](std::int64_t j, std::int64_t o, bool first) {
+                      grad_a(g + o * gs, b.data + s.b_of(o) * bs, da + j * as, first ? T(0) : T(1));
+                    });
+  }
+  if (k.needs_grad(1)) {
+    T* db = k.grad_in(1).data;
+    for_each_source(b.size / std::max<std::int64_t>(bs, 1), s.count, [&](std::int64_t o) { return s.b_of(o); },
+                    [&](std::int64_t j, std::int64_t o, bool first) {
+                      grad_b(a.data + s.a_of(o) * as, g + o * gs, db + j * bs, first ? T(0) : T(1), s.n);
+                    });
+  }
+}
+
+std::string dim_text(std::int64_t d) { return is_symbolic(d) ? dim_name(d) : std::to_string(d); }
+
+}  // namespace
+
 OPGRAPH_OP(matmul)
-    .doc("matrix product a·b of [n,k] and [k,m] into [n,m]")
+    .doc("matrix product over the last two axes, batch axes broadcast (NumPy's matmul): [B,T,d] x [d,k] -> [B,T,k]")
     .input("a")
     .input("b")
+    .attr("trans_a", AttrType::boolean, false, "use a with its last two axes swapped")
+    .attr("trans_b", AttrType::boolean, false, "use b with its last two axes swapped")
     .shape([](const ShapeContext& c) {
-      c.expect_rank(0, 2);
-      c.expect_rank(1, 2);
-      if (c.in(0)[1] != c.in(1)[0]) c.fail("inner dimensions differ: {} x {}", c.in(0), c.in(1));
-      return Shape{c.in(0)[0], c.in(1)[1]};
+      const Shape &a = c.in(0), &b = c.in(1);
+      for (int i = 0; i < 2; ++i)
+        if (c.in(i).rank() < 2)
+          c.fail("{} has rank {}: matmul needs matrices (rank 2 or more; reshape a vector to [1,k] or [k,1])", c.in(i),
+                 c.in(i).rank());
+      const bool ta = c.attr_bool("trans_a"), tb = c.attr_bool("trans_b");
+      const std::int64_t n = a[a.rank() - (ta ? 1 : 2)], ka = a[a.rank() - (ta ? 2 : 1)];
+      const std::int64_t kb = b[b.rank() - (tb ? 1 : 2)], m = b[b.rank() - (tb ? 2 : 1)];
+      if (ka != kb)
+        c.fail("inner dimensions differ: {}{} x {}{} ({} against {})", a, ta ? " transposed" : "", b,
+               tb ? " transposed" : "", dim_text(ka), dim_text(kb));
+      const Shape batch_a(std::vector<std::int64_t>(a.dims().begin(), a.dims().end() - 2));
+      const Shape batch_b(std::vector<std::int64_t>(b.dims().begin(), b.dims().end() - 2));
+      std::vector<std::int64_t> dims = broadcast_shapes(batch_a, batch_b, "batch axes").dims();
+      dims.push_back(n);
+      dims.push_back(m);
+      return Shape(std::move(dims));
     })
     .saves({"a", "b"})
-    .forward([](auto& k) {
-      using T = scalar_of<decltype(k)>;
-      const auto& a = k.in(0);
-      const auto& b = k.in(1);
-      const std::int64_t n = a.dim(0), inner = a.dim(1), m = b.dim(1);
-      gemm<T>(false, false, n, m, inner, T(1), a.data, inner, b.data, m, T(0), k.out().data, m);
-    })
-    .vjp([](auto& k) {
-      // da = g·bᵀ [n,k] and db = aᵀ·g [k,m], transposes read in place.
-      using T = scalar_of<decltype(k)>;
-      const auto& a = k.in(0);
-      const auto& b = k.in(1);
-      const auto& g = k.grad_out();
-      const std::int64_t n = a.dim(0), inner = a.dim(1), m = b.dim(1);
-      if (k.needs_grad(0)) gemm<T>(false, true, n, inner, m, T(1), g.data, m, b.data, m, T(0), k.grad_in(0).data, inner);
-      if (k.needs_grad(1)) gemm<T>(true, false, inner, m, n, T(1), a.data, inner, g.data, m, T(0), k.grad_in(1).data, m);
-    })
-    .cost([](const ShapeContext& c, const Shape&) {
-      const double flops = 2.0 * static_cast<double>(c.in(0)[0]) * static_cast<double>(c.in(0)[1]) *
-                           static_cast<double>(c.in(1)[1]);
+    .forward([](auto& k) { matmul_forward(k); })
+    .vjp([](auto& k) { matmul_vjp(k); })
+    .cost([](const ShapeContext& c, const Shape& y) {
+      const Shape& a = c.in(0);
+      const double inner = static_cast<double>(a[a.rank() - (c.attr_bool("trans_a") ? 2 : 1)]);
+      double outs = 1;
+      for (auto d : y.dims()) outs *= static_cast<double>(d);
+      const double flops = 2.0 * outs * inner;
       return OpCost{flops, 2.0 * flops};
     })
     .check({"[a,b]", "[b,c]"})
     .check({"[1,b]", "[b,c]"})
-    .check({"[a,b]", "[b,1]"});
+    .check({"[a,b]", "[b,1]"})
+    .check({"[a,b,c]", "[c,d]"})
+    .check({"[a,b,c]", "[a,c,d]"})
+    .check({"[a,c,b]", "[a,c,d]"}, {{"trans_a", true}})
+    .check({"[a,b,c]", "[a,d,c]"}, {{"trans_b", true}})
+    .check({"[a,c,b]", "[d,c]"}, {{"trans_a", true}, {"trans_b", true}})
+    .check({"[2,1,b,c]", "[3,c,d]"})
+    .check({"[b,c]", "[2,c,d]"});
 
 }  // namespace opgraph::ops
