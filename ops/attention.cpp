@@ -1,0 +1,183 @@
+// Scaled dot-product attention, fused, and causal_mask, the piece a composed attention
+// needs. attention(q, k, v) = softmax(q k^T * scale [masked]) v over the last two axes,
+// one GEMM pair per batch (all leading axes), in parallel. The forward keeps the
+// probabilities for the vjp; masked positions get probability 0 exactly, as in the
+// composition with causal_mask's finite fill, so the two agree to rounding.
+#include <opgraph/graph/gemm.hpp>
+#include <opgraph/graph/op.hpp>
+
+namespace opgraph::ops {
+
+namespace {
+
+/// Query row i sees key j when j <= i + (keys - queries): the last query sees every key.
+inline bool visible(std::int64_t i, std::int64_t j, std::int64_t queries, std::int64_t keys) {
+  return j <= i + (keys - queries);
+}
+
+struct Sizes {
+  std::int64_t batches, t, s, d, dv;
+};
+
+template <class K>
+Sizes sizes_of(const K& k) {
+  const auto &q = k.in(0), &v = k.in(2);
+  const std::int64_t t = q.dims[q.rank - 2], d = q.dims[q.rank - 1], s = v.dims[v.rank - 2], dv = v.dims[v.rank - 1];
+  return {t != 0 && d != 0 ? q.size / (t * d) : 0, t, s, d, dv};
+}
+
+template <class K>
+double scale_of(const K& k, std::int64_t d) {
+  return k.attr("scale").is_none() ? 1.0 / std::sqrt(static_cast<double>(d)) : k.attr_float("scale");
+}
+
+std::string dim_text(std::int64_t d) { return is_symbolic(d) ? dim_name(d) : std::to_string(d); }
+
+}  // namespace
+
+OPGRAPH_OP(causal_mask)
+    .doc("x [..., T, S] with entries above the causal diagonal (key j > query i + S - T) set to fill")
+    .input("x")
+    .attr("fill", AttrType::real, -1e9, "the value of masked entries: finite, so softmax gives them 0 without NaN")
+    .shape([](const ShapeContext& c) {
+      if (c.in(0).rank() < 2) c.fail("{} needs two axes (queries, keys)", c.in(0));
+      return c.in(0);
+    })
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const auto& x = k.in(0);
+      const std::int64_t t = x.dims[x.rank - 2], s = x.dims[x.rank - 1];
+      const T fill = static_cast<T>(k.attr_float("fill"));
+      for_each_row(x.rows(), s, [&](std::int64_t r) {
+        const std::int64_t i = r % t;
+        for (std::int64_t j = 0; j < s; ++j) k.out().data[r * s + j] = visible(i, j, t, s) ? x.data[r * s + j] : fill;
+      });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const auto& g = k.grad_out();
+      const std::int64_t t = g.dims[g.rank - 2], s = g.dims[g.rank - 1];
+      for_each_row(g.rows(), s, [&](std::int64_t r) {
+        const std::int64_t i = r % t;
+        for (std::int64_t j = 0; j < s; ++j) k.grad_in(0).data[r * s + j] = visible(i, j, t, s) ? g.data[r * s + j] : T(0);
+      });
+    })
+    // A small fill: with -1e9 in the output, finite differences of the check's loss lose
+    // every digit to cancellation (the masked entries' gradient is 0 either way).
+    .check({"[a,b]"}, {{"fill", -3.0}})
+    .check({"[a,b,b]"}, {{"fill", -3.0}})
+    .check({"[2,b,c]"}, {{"fill", 0.0}});
+
+OPGRAPH_OP(attention)
+    .doc("softmax(q k^T * scale) v over the last two axes, optionally causal: q [...,T,d], k [...,S,d], v [...,S,dv]")
+    .input("q")
+    .input("k")
+    .input("v")
+    .attr("causal", AttrType::boolean, false, "query i sees keys up to i + S - T only")
+    .attr("scale", AttrType::real, AttrValue(), "multiplies the scores; none: 1/sqrt(d)")
+    .shape([](const ShapeContext& c) {
+      const Shape &q = c.in(0), &k = c.in(1), &v = c.in(2);
+      for (int i = 0; i < 3; ++i)
+        if (c.in(i).rank() < 2) c.fail("{} needs two axes (positions, features)", c.in(i));
+      if (q.rank() != k.rank() || q.rank() != v.rank() ||
+          !std::equal(q.dims().begin(), q.dims().end() - 2, k.dims().begin()) ||
+          !std::equal(q.dims().begin(), q.dims().end() - 2, v.dims().begin()))
+        c.fail("q {}, k {} and v {} must have the same leading (batch, head) axes", q, k, v);
+      if (q[q.rank() - 1] != k[k.rank() - 1])
+        c.fail("q {} and k {} differ in the feature axis ({} against {})", q, k, dim_text(q[q.rank() - 1]),
+               dim_text(k[k.rank() - 1]));
+      if (k[k.rank() - 2] != v[v.rank() - 2])
+        c.fail("k {} and v {} differ in the number of keys ({} against {})", k, v, dim_text(k[k.rank() - 2]),
+               dim_text(v[v.rank() - 2]));
+      const std::int64_t keys = k[k.rank() - 2], queries = q[q.rank() - 2];
+      if (c.attr_bool("causal") && keys != queries && (is_symbolic(keys) || is_symbolic(queries) || keys < queries))
+        c.fail("causal attention needs at least as many keys as queries: {} keys for {}", dim_text(keys),
+               dim_text(queries));
+      std::vector<std::int64_t> dims(q.dims().begin(), q.dims().end() - 1);
+      dims.push_back(v[v.rank() - 1]);
+      return Shape(std::move(dims));
+    })
+    .saves({"q", "k", "v"})
+    .workspace([](const ShapeContext& c) {  // the probabilities [..., T, S]
+      std::vector<std::int64_t> dims(c.in(0).dims().begin(), c.in(0).dims().end() - 1);
+      dims.push_back(c.in(1)[c.in(1).rank() - 2]);
+      return Shape(std::move(dims));
+    })
+    .scratch([](const ShapeContext& c) {  // the probabilities' gradient
+      std::vector<std::int64_t> dims(c.in(0).dims().begin(), c.in(0).dims().end() - 1);
+      dims.push_back(c.in(1)[c.in(1).rank() - 2]);
+      return Shape(std::move(dims));
+    })
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const Sizes z = sizes_of(k);
+      const T scale = static_cast<T>(scale_of(k, z.d));
+      const bool causal = k.attr_bool("causal");
+      const T *q = k.in(0).data, *kk = k.in(1).data, *v = k.in(2).data;
+      T* probs = k.workspace().data;
+      T* y = k.out().data;
+      parallel_for(z.batches, 1, [&](std::int64_t b0, std::int64_t b1) {
+        for (std::int64_t b = b0; b < b1; ++b) {
+          T* p = probs + b * z.t * z.s;
+          gemm<T>(false, true, z.t, z.s, z.d, scale, q + b * z.t * z.d, z.d, kk + b * z.s * z.d, z.d, T(0), p, z.s);
+          for (std::int64_t i = 0; i < z.t; ++i) {
+            T* row = p + i * z.s;
+            const std::int64_t seen = causal ? i + (z.s - z.t) + 1 : z.s;
+            T m = row[0];
+            for (std::int64_t j = 1; j < seen; ++j) m = row[j] > m ? row[j] : m;
+            T sum = T(0);
+            for (std::int64_t j = 0; j < seen; ++j) sum += row[j] = math::exp(row[j] - m);
+            const T inv = T(1) / sum;
+            for (std::int64_t j = 0; j < seen; ++j) row[j] *= inv;
+            for (std::int64_t j = seen; j < z.s; ++j) row[j] = T(0);
+          }
+          gemm<T>(false, false, z.t, z.dv, z.s, T(1), p, z.s, v + b * z.s * z.dv, z.dv, T(0), y + b * z.t * z.dv, z.dv);
+        }
+      });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const Sizes z = sizes_of(k);
+      const T scale = static_cast<T>(scale_of(k, z.d));
+      const T *q = k.in(0).data, *kk = k.in(1).data, *v = k.in(2).data, *g = k.grad_out().data;
+      const T* probs = k.workspace().data;
+      T* dprobs = k.scratch().data;
+      parallel_for(z.batches, 1, [&](std::int64_t b0, std::int64_t b1) {
+        for (std::int64_t b = b0; b < b1; ++b) {
+          const T* p = probs + b * z.t * z.s;
+          const T* gb = g + b * z.t * z.dv;
+          T* dp = dprobs + b * z.t * z.s;
+          if (k.needs_grad(2))
+            gemm<T>(true, false, z.s, z.dv, z.t, T(1), p, z.s, gb, z.dv, T(0), k.grad_in(2).data + b * z.s * z.dv, z.dv);
+          if (!k.needs_grad(0) && !k.needs_grad(1)) continue;
+          gemm<T>(false, true, z.t, z.s, z.dv, T(1), gb, z.dv, v + b * z.s * z.dv, z.dv, T(0), dp, z.s);
+          for (std::int64_t i = 0; i < z.t; ++i) {  // through the softmax: p (dp - <dp, p>)
+            T* row = dp + i * z.s;
+            const T* pr = p + i * z.s;
+            T dot = T(0);
+            for (std::int64_t j = 0; j < z.s; ++j) dot += row[j] * pr[j];
+            for (std::int64_t j = 0; j < z.s; ++j) row[j] = pr[j] * (row[j] - dot);
+          }
+          if (k.needs_grad(0))
+            gemm<T>(false, false, z.t, z.d, z.s, scale, dp, z.s, kk + b * z.s * z.d, z.d, T(0),
+                    k.grad_in(0).data + b * z.t * z.d, z.d);
+          if (k.needs_grad(1))
+            gemm<T>(true, false, z.s, z.d, z.t, scale, dp, z.s, q + b * z.t * z.d, z.d, T(0),
+                    k.grad_in(1).data + b * z.s * z.d, z.d);
+        }
+      });
+    })
+    .cost([](const ShapeContext& c, const Shape& y) {
+      const Shape& k = c.in(1);
+      double rows = 1;
+      for (int i = 0; i < y.rank() - 1; ++i) rows *= static_cast<double>(y[i]);
+      const double flops = 2.0 * rows * static_cast<double>(k[k.rank() - 2]) *
+                           (static_cast<double>(k[k.rank() - 1]) + static_cast<double>(y[y.rank() - 1]));
+      return OpCost{flops, 2.0 * flops};
+    })
+    .check({"[a,b]", "[c,b]", "[c,d]"})
+    .check({"[2,a,b]", "[2,c,b]", "[2,c,d]"})
+    .check({"[2,3,a,b]", "[2,3,a,b]", "[2,3,a,d]"}, {{"causal", true}})
+    .check({"[a,b]", "[c,b]", "[c,b]"}, {{"scale", 0.3}});
+
+}  // namespace opgraph::ops

@@ -1,0 +1,114 @@
+// layer_norm: normalises each row over the trailing axes that gain and bias cover
+// (PyTorch's LayerNorm with normalized_shape = gain's shape), with the biased variance.
+// The forward keeps each row's mean and 1/std for the vjp; gain's and bias's gradients
+// are column sums in a fixed order, so they are the same for any thread count.
+#include <opgraph/graph/op.hpp>
+
+namespace opgraph::ops {
+
+namespace {
+
+/// [rows, cols]: cols the values normalised together.
+template <class V, class G>
+std::pair<std::int64_t, std::int64_t> rows_cols(const V& x, const G& gain) {
+  const std::int64_t cols = gain.size;
+  return {cols ? x.size / cols : 0, cols};
+}
+
+}  // namespace
+
+OPGRAPH_OP(layer_norm)
+    .doc("(x - mean) / sqrt(var + eps) * gain + bias over the trailing axes gain covers (PyTorch's LayerNorm)")
+    .input("x")
+    .input("gain")
+    .input("bias")
+    .attr("eps", AttrType::real, 1e-5, "added to the variance",
+          [](const AttrValue& v) { return v.as_float() > 0 ? "" : "must be positive"; })
+    .shape([](const ShapeContext& c) {
+      const Shape &x = c.in(0), &gain = c.in(1), &bias = c.in(2);
+      if (gain != bias) c.fail("gain {} and bias {} differ: both have the normalised axes' shape", gain, bias);
+      if (gain.rank() == 0 || gain.rank() > x.rank() ||
+          !std::equal(gain.dims().begin(), gain.dims().end(), x.dims().end() - gain.rank()))
+        c.fail("gain {} is not the trailing axes of {} (for [N,T,64], gain and bias are [64])", gain, x);
+      for (auto d : gain.dims())
+        if (is_symbolic(d)) c.fail("gain {} has a symbolic dimension: the normalised axes must be sizes", gain);
+      return x;
+    })
+    .saves({"x", "gain"})
+    .workspace([](const ShapeContext& c) {  // per row: mean and 1/std
+      std::vector<std::int64_t> dims(c.in(0).dims().begin(), c.in(0).dims().end() - c.in(1).rank());
+      dims.push_back(2);
+      return Shape(std::move(dims));
+    })
+    .scratch([](const ShapeContext& c) { return c.in(0); })  // g * x_hat, for gain's column sums
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const auto& x = k.in(0);
+      const auto& gain = k.in(1);
+      const auto& bias = k.in(2);
+      const auto& y = k.out();
+      const auto [rows, n] = rows_cols(x, gain);
+      T* stats = k.workspace().data;
+      const double eps = k.attr_float("eps");
+      for_each_row(rows, n, [&](std::int64_t r) {
+        const T* xr = x.data + r * n;
+        double sum = 0.0;
+        for (std::int64_t j = 0; j < n; ++j) sum += xr[j];
+        const double mean = sum / static_cast<double>(n);
+        double sq = 0.0;
+        for (std::int64_t j = 0; j < n; ++j) sq += (xr[j] - mean) * (xr[j] - mean);
+        const T rstd = static_cast<T>(1.0 / std::sqrt(sq / static_cast<double>(n) + eps));
+        const T m = static_cast<T>(mean);
+        stats[2 * r] = m;
+        stats[2 * r + 1] = rstd;
+        T* yr = y.data + r * n;
+        for (std::int64_t j = 0; j < n; ++j) yr[j] = (xr[j] - m) * rstd * gain.data[j] + bias.data[j];
+      });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const auto& x = k.in(0);
+      const auto& gain = k.in(1);
+      const auto& g = k.grad_out();
+      const auto [rows, n] = rows_cols(x, gain);
+      const T* stats = k.workspace().data;
+      if (k.needs_grad(0)) {
+        const auto& dx = k.grad_in(0);
+        for_each_row(rows, n, [&](std::int64_t r) {
+          const T *xr = x.data + r * n, *gr = g.data + r * n;
+          const T m = stats[2 * r], rstd = stats[2 * r + 1];
+          T mean_dh = T(0), mean_dh_xh = T(0);
+          for (std::int64_t j = 0; j < n; ++j) {
+            const T dh = gr[j] * gain.data[j];
+            mean_dh += dh;
+            mean_dh_xh += dh * (xr[j] - m) * rstd;
+          }
+          mean_dh /= static_cast<T>(n);
+          mean_dh_xh /= static_cast<T>(n);
+          T* d = dx.data + r * n;
+          for (std::int64_t j = 0; j < n; ++j)
+            d[j] = rstd * (gr[j] * gain.data[j] - mean_dh - (xr[j] - m) * rstd * mean_dh_xh);
+        });
+      }
+      View<const T> g2 = g;  // g as [rows, n] for column sums
+      g2.rank = 2;
+      g2.dims[0] = rows;
+      g2.dims[1] = n;
+      if (k.needs_grad(1)) {
+        const auto& tmp = k.scratch();
+        for_each_row(rows, n, [&](std::int64_t r) {
+          const T *xr = x.data + r * n, *gr = g.data + r * n;
+          const T m = stats[2 * r], rstd = stats[2 * r + 1];
+          for (std::int64_t j = 0; j < n; ++j) tmp.data[r * n + j] = gr[j] * (xr[j] - m) * rstd;
+        });
+        View<const T> t2 = g2;
+        t2.data = tmp.data;
+        column_sums(t2, k.grad_in(1).data);
+      }
+      if (k.needs_grad(2)) column_sums(g2, k.grad_in(2).data);
+    })
+    .check({"[a,b]", "[b]", "[b]"})
+    .check({"[a,b,c]", "[c]", "[c]"})
+    .check({"[a,b,c]", "[b,c]", "[b,c]"}, {{"eps", 1e-3}});
+
+}  // namespace opgraph::ops

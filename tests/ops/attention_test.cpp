@@ -1,0 +1,111 @@
+// Fused ops against their compositions from primitives, in f64: attention (plain and
+// causal) against matmul, scale, causal_mask, softmax and matmul; layer_norm against its
+// formula. Values and every input's gradient agree to 1e-6 (in fact to rounding).
+#include <doctest/doctest.h>
+
+#include <functional>
+
+#include <opgraph/graph/random.hpp>
+
+#include "op_run.hpp"
+
+using namespace opgraph;
+using namespace opgraph::test;
+
+namespace {
+
+Tensor random_tensor(Shape s, std::uint64_t seed, double lo = -1.0, double hi = 1.0) {
+  Tensor t(s, DType::f64);
+  Rng rng(seed);
+  for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, rng.uniform(lo, hi));
+  return t;
+}
+
+/// The output of `build` on inputs in0, in1, ... and the gradients of <seed, output>.
+OpRun run_graph(const std::vector<Tensor>& inputs, const std::function<NodeId(Graph&, std::vector<NodeId>)>& build,
+                const Tensor& seed) {
+  Graph g;
+  std::vector<NodeId> ids;
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    names.push_back("in" + std::to_string(i));
+    ids.push_back(g.add_input(names.back(), inputs[i].shape()));
+  }
+  const NodeId out = build(g, ids);
+  g.add_output(out);
+  Params params(DType::f64);
+  Plan plan(g, params, {.loss = g.node(out).name, .input_grads = names});
+  for (std::size_t i = 0; i < inputs.size(); ++i) plan.set_input(names[i], inputs[i]);
+  plan.forward();
+  OpRun r{plan.value(g.node(out).name).clone(), {}};
+  plan.backward(seed);
+  for (const auto& n : names) r.grads.push_back(plan.grad(n).clone());
+  return r;
+}
+
+void check_close(const Tensor& a, const Tensor& b, double tol) {
+  REQUIRE(a.shape() == b.shape());
+  double worst = 0;
+  for (std::int64_t i = 0; i < a.numel(); ++i) worst = std::max(worst, std::abs(a.at(i) - b.at(i)));
+  CAPTURE(worst);
+  CHECK(worst <= tol);
+  CHECK(std::isfinite(worst));
+}
+
+}  // namespace
+
+TEST_CASE("attention: the fused op equals matmul, scale, causal_mask, softmax, matmul in f64") {
+  for (bool causal : {false, true}) {
+    CAPTURE(causal);
+    // [batch 2, heads 3, 5 queries, 4 features]; 7 keys (5 when causal: T = S).
+    const std::int64_t keys = causal ? 5 : 7;
+    const std::vector<Tensor> in = {random_tensor({2, 3, 5, 4}, 1, -2, 2), random_tensor({2, 3, keys, 4}, 2, -2, 2),
+                                    random_tensor({2, 3, keys, 6}, 3)};
+    const Tensor seed = random_tensor({2, 3, 5, 6}, 4);
+    const auto fused = run_graph(
+        in, [&](Graph& g, std::vector<NodeId> x) { return g.add_op("attention", x, {{"causal", causal}}, "y"); }, seed);
+    const auto composed = run_graph(
+        in,
+        [&](Graph& g, std::vector<NodeId> x) {
+          NodeId s = g.add_op("matmul", {x[0], x[1]}, {{"trans_b", true}}, "scores");
+          s = g.add_op("scale", {s}, {{"factor", 0.5}}, "scaled");  // 1/sqrt(4)
+          if (causal) s = g.add_op("causal_mask", {s}, {}, "masked");
+          const NodeId p = g.add_op("softmax", {s}, {}, "p");
+          return g.add_op("matmul", {p, x[2]}, {}, "y");
+        },
+        seed);
+    check_close(fused.out, composed.out, 1e-12);
+    for (std::size_t i = 0; i < 3; ++i) check_close(fused.grads[i], composed.grads[i], 1e-12);
+  }
+}
+
+TEST_CASE("attention: causal means query i ignores later keys") {
+  // With one feature and values 0, 1, 2, query 0 sees only key 0: its output is v[0] = 0.
+  const Tensor q = Tensor::from({3, 1}, {1, 1, 1}, DType::f64), v = Tensor::from({3, 1}, {0, 1, 2}, DType::f64);
+  const auto r = run_op("attention", {q, q, v}, {{"causal", true}});
+  CHECK(r.out.at(0) == 0.0);
+  CHECK(r.out.at(1) == doctest::Approx(0.5));  // equal scores: the mean of v[0], v[1]
+  CHECK(r.out.at(2) == doctest::Approx(1.0));
+}
+
+TEST_CASE("layer_norm: equals (x - mean) / sqrt(var + eps) * gain + bias, gradients by the composition") {
+  const std::vector<Tensor> in = {random_tensor({4, 3, 8}, 5, -3, 3), random_tensor({8}, 6), random_tensor({8}, 7)};
+  const Tensor seed = random_tensor({4, 3, 8}, 8);
+  const auto fused = run_graph(
+      in, [](Graph& g, std::vector<NodeId> x) { return g.add_op("layer_norm", x, {{"eps", 1e-5}}, "y"); }, seed);
+  const auto composed = run_graph(
+      in,
+      [](Graph& g, std::vector<NodeId> x) {
+        const NodeId mean = g.add_op("reshape", {g.add_op("mean", {x[0]}, {{"axis", -1}}, "m")}, {{"shape", IntList{4, 3, 1}}}, "mk");
+        const NodeId c = g.add_op("sub", {x[0], mean}, {}, "c");
+        const NodeId var = g.add_op("reshape", {g.add_op("mean", {g.add_op("mul", {c, c}, {}, "c2")}, {{"axis", -1}}, "v")},
+                                    {{"shape", IntList{4, 3, 1}}}, "vk");
+        const NodeId sd = g.add_op("exp", {g.add_op("scale", {g.add_op("log", {g.add_op("scale", {var}, {{"offset", 1e-5}}, "ve")}, {}, "lv")},
+                                                   {{"factor", 0.5}}, "hl")}, {}, "sd");
+        const NodeId xh = g.add_op("div", {c, sd}, {}, "xh");
+        return g.add_op("add", {g.add_op("mul", {xh, x[1]}, {}, "xg"), x[2]}, {}, "y");
+      },
+      seed);
+  check_close(fused.out, composed.out, 1e-10);
+  for (std::size_t i = 0; i < 3; ++i) check_close(fused.grads[i], composed.grads[i], 1e-10);
+}
