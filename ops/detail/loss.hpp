@@ -70,6 +70,10 @@ class LabelReader {
     }
     return class_index(k_, reals_[row], row, classes_);
   }
+  /// Whether row's label is `value` (ignore_index), read before any range check.
+  [[gnu::always_inline]] bool is(std::int64_t row, std::int64_t value) const {
+    return ints_ ? ints_[row] == value : reals_[row] == static_cast<typename K::value_type>(value);
+  }
 
  private:
   const K& k_;

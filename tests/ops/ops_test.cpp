@@ -124,3 +124,18 @@ TEST_CASE("ops: a batch of one works") {
   for (double v : r.grads[0].to_vector()) total += v;
   CHECK(total == doctest::Approx(0.0).epsilon(1e-12));  // softmax gradients sum to zero
 }
+
+TEST_CASE("ops: softmax_cross_entropy over [N,T,C] averages over positions, leaving out ignore_index") {
+  // Two sequences of two positions; position (1, 1) is padding (-100, as PyTorch's default).
+  const Tensor z = f64({2, 2, 3}, {1, 2, 3, 0, 0, 0, 3, 1, 2, 5, 5, 5});
+  const Tensor y = f64({2, 2}, {2, 0, 0, -100});
+  const auto r = run_op("softmax_cross_entropy", {z, y}, {{"ignore_index", -100}}, &kOne64);
+  const double l0 = std::log(std::exp(1) + std::exp(2) + std::exp(3)) - 3, l1 = std::log(3.0);
+  const double l2 = std::log(std::exp(3) + std::exp(1) + std::exp(2)) - 3;
+  CHECK(r.out.item() == doctest::Approx((l0 + l1 + l2) / 3));  // 3 counted positions
+  for (int j = 9; j < 12; ++j) CHECK(r.grads[0].at(j) == 0.0);  // padding gets no gradient
+  CHECK(r.grads[0].at(5) == doctest::Approx(1.0 / 3 / 3));      // p = 1/3, not the label, / 3 terms
+  // Without ignore_index, -100 is a bad label.
+  CHECK_THROWS_WITH(run_op("softmax_cross_entropy", {z, y}),
+                    "node 'out': softmax_cross_entropy: label -100 in row 3 is not a class index in [0, 3)");
+}
