@@ -20,7 +20,10 @@ std::int64_t Dataset::num_classes() const {
 
 std::vector<std::int64_t> Dataset::class_counts() const {
   std::vector<std::int64_t> counts(static_cast<std::size_t>(num_classes()), 0);
-  for (std::int64_t i = 0; i < size(); ++i) ++counts[static_cast<std::size_t>(label(i))];
+  // Every label: one per sample, or one per position of sequence labels [n, T]; negative
+  // labels (ignored positions) are not classes.
+  for (std::int64_t i = 0; i < labels.numel(); ++i)
+    if (label(i) >= 0) ++counts[static_cast<std::size_t>(label(i))];
   return counts;
 }
 
@@ -147,7 +150,8 @@ Split train_test_split(const Dataset& data, double test_fraction, std::uint64_t 
     test.insert(test.end(), idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(n_test));
     train.insert(train.end(), idx.begin() + static_cast<std::ptrdiff_t>(n_test), idx.end());
   };
-  if (stratified) {
+  // Strata are classes of samples: sequence labels [n, T] split at random.
+  if (stratified && data.labels.shape().rank() <= 1) {
     std::vector<std::vector<std::int64_t>> by_class(static_cast<std::size_t>(data.num_classes()));
     for (std::int64_t i = 0; i < data.size(); ++i) by_class[static_cast<std::size_t>(data.label(i))].push_back(i);
     for (auto& c : by_class) take(std::move(c));

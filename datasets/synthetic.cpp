@@ -2,6 +2,7 @@
 // minibatches mix the classes.
 #include <opgraph/datasets/synthetic.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -9,6 +10,7 @@
 
 #include <opgraph/graph/error.hpp>
 #include <opgraph/graph/random.hpp>
+#include <opgraph/graph/size.hpp>
 
 namespace opgraph {
 
@@ -154,6 +156,27 @@ Dataset make_uniform_boxes(std::int64_t n, std::vector<std::pair<double, double>
     b.add(p, k);
   }
   return b.build(classes);
+}
+
+Dataset make_sort_digits(std::int64_t n, std::int64_t length, std::int64_t digits, std::uint64_t seed) {
+  require_positive(n, "n", "sort_digits");
+  require_positive(length, "length", "sort_digits");
+  if (digits < 2) throw DataError("sort_digits", fmt::format("digits must be at least 2, got {}", digits));
+  checked_mul(n, length, "sort_digits: n x length");
+  Rng rng(seed);
+  Dataset d;
+  d.name = "sort_digits";
+  d.features = Tensor({n, length});
+  d.labels = Tensor({n, length});
+  std::vector<std::int64_t> seq(static_cast<std::size_t>(length));
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (auto& v : seq) v = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(digits)));
+    for (std::int64_t t = 0; t < length; ++t) d.features.set(i * length + t, static_cast<double>(seq[static_cast<std::size_t>(t)]));
+    std::sort(seq.begin(), seq.end());
+    for (std::int64_t t = 0; t < length; ++t) d.labels.set(i * length + t, static_cast<double>(seq[static_cast<std::size_t>(t)]));
+  }
+  for (std::int64_t c = 0; c < digits; ++c) d.class_names.push_back(std::to_string(c));
+  return d;
 }
 
 }  // namespace opgraph

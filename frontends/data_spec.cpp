@@ -49,6 +49,8 @@ const std::vector<SourceInfo>& sources() {
       {"moons", "two interleaving half circles", {"n", "noise"}, "moons:n=1000,noise=0.1,test=0.3"},
       {"circles", "a circle inside another", {"n", "noise", "factor"}, "circles:n=1000,factor=0.5,test=0.3"},
       {"spirals", "interleaved spiral arms", {"n", "classes", "noise"}, "spirals:n=600,classes=3,test=0.3"},
+      {"sort_digits", "sequences of digits; the labels are each sequence sorted (a class per position)",
+       {"n", "length", "digits"}, "sort_digits:n=20000,length=8,test=0.1"},
       {"boxes", "3 classes uniform in [1,5]^3, [10,15]^3, [20,25]^3", {"n"}, "boxes:n=300,test=0.3,standardize=true"},
   };
   return s;
@@ -197,6 +199,9 @@ LoadedData load_data(std::string_view spec_text, const std::string& data_folder,
     out.train = make_circles(count("n", 1000), real("noise", 0.05), o.real("factor", 0.5, 0.0, 1.0, true, true), seed);
   } else if (source == "spirals") {
     out.train = make_spirals(count("n", 600), o.integer("classes", 3, 1, 1000), real("noise", 0.2), seed);
+  } else if (source == "sort_digits") {
+    out.train = make_sort_digits(count("n", 20000), o.integer("length", 8, 1, 4096), o.integer("digits", 10, 2, 1'000'000),
+                                 seed);
   } else if (source == "boxes") {
     out.train = make_uniform_boxes(count("n", 300), {{1, 5}, {10, 15}, {20, 25}}, 3, seed);
   }

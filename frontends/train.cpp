@@ -134,11 +134,6 @@ Trainer::Trainer(Model& model) : model_(model), head_(prediction_head(model.grap
                                            n.name, fmt::join(fed, ", "),
                                            supervised_ ? fmt::format(" and '{}' (the labels)", model_.labels) : ""));
   }
-  if (model_.feeds.empty() && g.node(*input_named(model_.input)).index)
-    throw GraphError(where(g.node(*input_named(model_.input))),
-                     fmt::format("input '{}' takes indices (i64); samples are fed as they are only to real inputs: "
-                                 "name its columns with Model::feeds",
-                                 model_.input));
 }
 
 Trainer::~Trainer() = default;
@@ -439,7 +434,7 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
     const auto t0 = Clock::now();
     batcher.start_epoch(epoch);
     double loss_sum = 0.0;
-    std::int64_t correct = 0, seen = 0;
+    std::int64_t correct = 0, seen = 0, tokens = 0;
     if (stats_on_) stat_acc_.assign(model_.graph.size(), {});
     for (std::int64_t b = 0; b < batches; ++b) {
       const auto batch = batcher.batch(b);
@@ -456,9 +451,14 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
       loss_sum += loss * static_cast<double>(batch.rows);
       if (accuracy) {
         const Tensor out = c.plan.value(c.head_name);
+        const std::int64_t per = batch.labels.numel() / std::max<std::int64_t>(batch.rows, 1);
         auto count = [&](const auto* values) {
-          for (std::int64_t r = 0; r < batch.rows; ++r)
-            correct += predicted(values + r * head_.outputs, head_) == static_cast<std::int64_t>(batch.labels.at(r));
+          for (std::int64_t i = 0; i < batch.rows * per; ++i) {
+            const auto t = static_cast<std::int64_t>(batch.labels.at(i));
+            if (t < 0) continue;  // an ignored position (padding)
+            correct += predicted(values + i * head_.outputs, head_) == t;
+            ++tokens;
+          }
         };
         if (dtype == DType::f32) count(out.data<float>());
         else count(out.data<double>());
@@ -491,8 +491,8 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
     report.epochs = options.epochs;
     report.seconds = seconds_since(t0);
     report.train_loss = loss_sum / static_cast<double>(seen);
-    report.train_accuracy =
-        accuracy ? static_cast<double>(correct) / static_cast<double>(seen) : std::numeric_limits<double>::quiet_NaN();
+    report.train_accuracy = accuracy && tokens > 0 ? static_cast<double>(correct) / static_cast<double>(tokens)
+                                                   : std::numeric_limits<double>::quiet_NaN();
     report.learning_rate = optimizer.learning_rate();
     report.samples = seen;
     if (stats_on_) {
@@ -547,7 +547,8 @@ Evaluation Trainer::evaluate(const Dataset& data_in, std::int64_t batch) {
   Evaluation e;
   e.confusion.assign(static_cast<std::size_t>(classes), std::vector<std::int64_t>(static_cast<std::size_t>(classes), 0));
   double loss_sum = 0.0;
-  std::int64_t correct = 0;
+  std::int64_t correct = 0, tokens = 0, whole = 0;
+  const std::int64_t per = data.labels.numel() / std::max<std::int64_t>(data.size(), 1);
   for (std::int64_t b = 0; b < batcher.batches(); ++b) {
     const auto bt = batcher.batch(b);
     Compiled& c = compiled(bt.rows, false);
@@ -556,12 +557,21 @@ Evaluation Trainer::evaluate(const Dataset& data_in, std::int64_t batch) {
     if (model_.graph.loss()) loss_sum += c.plan.loss() * static_cast<double>(bt.rows);
     if (!accuracy) continue;
     const Tensor out = c.plan.value(c.head_name);
+    // Per position (a token of a sequence, or the sample itself): [rows, per] labels
+    // against [rows, per, classes] scores; a sequence counts whole when every position is right.
     auto tally = [&](const auto* values) {
       for (std::int64_t r = 0; r < bt.rows; ++r) {
-        const std::int64_t p = predicted(values + r * head_.outputs, head_);
-        const auto t = static_cast<std::int64_t>(bt.labels.at(r));
-        correct += p == t;
-        ++e.confusion[static_cast<std::size_t>(t)][static_cast<std::size_t>(p)];
+        bool all = true;
+        for (std::int64_t i = r * per; i < (r + 1) * per; ++i) {
+          const auto t = static_cast<std::int64_t>(bt.labels.at(i));
+          if (t < 0) continue;  // an ignored position (padding)
+          const std::int64_t p = predicted(values + i * head_.outputs, head_);
+          correct += p == t;
+          all = all && p == t;
+          ++tokens;
+          ++e.confusion[static_cast<std::size_t>(t)][static_cast<std::size_t>(p)];
+        }
+        whole += all;
       }
     };
     if (dtype == DType::f32) tally(out.data<float>());
@@ -569,8 +579,10 @@ Evaluation Trainer::evaluate(const Dataset& data_in, std::int64_t batch) {
   }
   e.samples = data.size();
   e.loss = loss_sum / static_cast<double>(data.size());
-  e.accuracy = accuracy ? static_cast<double>(correct) / static_cast<double>(data.size())
-                        : std::numeric_limits<double>::quiet_NaN();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  e.accuracy = accuracy && tokens > 0 ? static_cast<double>(correct) / static_cast<double>(tokens) : nan;
+  e.positions = per;
+  e.sequence_accuracy = accuracy && per > 1 ? static_cast<double>(whole) / static_cast<double>(data.size()) : nan;
   return e;
 }
 
@@ -623,12 +635,17 @@ Predictions Trainer::predict(const Tensor& features_in, std::int64_t batch) {
   }
   Dataset d;
   d.features = features;
-  d.labels = Tensor({n}, dtype);  // placeholder labels: prediction reads no loss
+  // Positions per sample: 1, or T for a head [N, T, C] (a class per token).
+  const Shape& head_shape = model_.graph.node(head_.node).shape;
+  std::int64_t per = 1;
+  for (int i = 1; i + 1 < head_shape.rank(); ++i) per *= head_shape[i];
+  // Placeholder labels (class 0), one per position: prediction reads no loss.
+  d.labels = per > 1 ? Tensor({n, per}, dtype) : Tensor({n}, dtype);
   Batcher batcher(d, batch > 0 ? batch : 4096, false, 0);
   Predictions p;
-  p.probabilities = Tensor({n, head_.outputs}, DType::f64);
+  p.probabilities = per > 1 ? Tensor({n, per, head_.outputs}, DType::f64) : Tensor({n, head_.outputs}, DType::f64);
   const bool classes = head_.classes && supervised_;
-  if (classes) p.labels.resize(static_cast<std::size_t>(n));
+  if (classes) p.labels.resize(static_cast<std::size_t>(n * per));
   const Graph& graph = predict_graph_ ? *predict_graph_ : model_.graph;
   std::map<std::int64_t, std::unique_ptr<Compiled>> plans;
   std::int64_t row0 = 0;
@@ -650,14 +667,14 @@ Predictions Trainer::predict(const Tensor& features_in, std::int64_t batch) {
     c.plan.forward();
     const Tensor out = c.plan.value(read);
     const std::int64_t k = head_.outputs;
-    for (std::int64_t r = 0; r < bt.rows; ++r) {
+    for (std::int64_t r = 0; r < bt.rows * per; ++r) {
       std::int64_t best = 0;
       for (std::int64_t j = 0; j < k; ++j) {
-        p.probabilities.set((row0 + r) * k + j, out.at(r * k + j));
+        p.probabilities.set((row0 * per + r) * k + j, out.at(r * k + j));
         if (out.at(r * k + j) > out.at(r * k + best)) best = j;
       }
       if (classes)
-        p.labels[static_cast<std::size_t>(row0 + r)] =
+        p.labels[static_cast<std::size_t>(row0 * per + r)] =
             k == 1 ? (out.at(r) >= (head_.probabilities.empty() ? head_.threshold : 0.5)) : best;
     }
     row0 += bt.rows;

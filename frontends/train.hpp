@@ -100,13 +100,18 @@ struct Evaluation {
   double loss = 0.0;
   double accuracy = 0.0;  // NaN when the model predicts no classes (or trains without labels)
   std::int64_t samples = 0;
+  /// Labels per sample: 1, or T for sequence labels [n, T], where `accuracy` is per
+  /// position (positions labelled < 0 are ignored) and `sequence_accuracy` the share of
+  /// samples right at every position (NaN for one label per sample).
+  std::int64_t positions = 1;
+  double sequence_accuracy = 0.0;
   /// confusion[true][predicted]
   std::vector<std::vector<std::int64_t>> confusion;
 };
 
 struct Predictions {
-  Tensor probabilities;  // [n, C], or [n, 1] for one sigmoid output; the head's values when it predicts no classes
-  std::vector<std::int64_t> labels;  // empty when it predicts no classes
+  Tensor probabilities;  // [n, C], or [n, 1] for one sigmoid output; [n, T, C] for a class per position; the head's values when it predicts no classes
+  std::vector<std::int64_t> labels;  // n (or n * T) classes; empty when it predicts no classes
 };
 
 /// Per-node statistics of one epoch (Trainer::set_stats): over every element of the

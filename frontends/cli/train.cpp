@@ -69,6 +69,19 @@ std::string metrics_text(double loss, double accuracy) {
   return std::isnan(accuracy) ? fmt::format("loss {:.4f}", loss) : fmt::format("loss {:.4f}  accuracy {:.4f}", loss, accuracy);
 }
 
+/// metrics_text, with the share of whole sequences right for a class per position.
+std::string metrics_text(const Evaluation& e) {
+  std::string s = metrics_text(e.loss, e.accuracy);
+  if (!std::isnan(e.sequence_accuracy)) s += fmt::format(" per position, {:.4f} of sequences exact", e.sequence_accuracy);
+  return s;
+}
+
+/// The evaluation's numbers in a JSON object, keys prefixed ("test_loss", ...).
+void add_metrics(json::Object& j, const std::string& prefix, const Evaluation& e) {
+  j.add(prefix + "loss", e.loss).add(prefix + "accuracy", e.accuracy);
+  if (!std::isnan(e.sequence_accuracy)) j.add(prefix + "sequence_accuracy", e.sequence_accuracy);
+}
+
 /// Per-node statistics as CSV, one row per node per epoch.
 void write_stats(const std::string& path, const std::vector<NodeStats>& stats) {
   std::string csv = "epoch,node,op,value_mean,value_std,value_max_abs,grad_mean,grad_std,grad_max_abs\n";
@@ -477,19 +490,19 @@ int train(int argc, char** argv) {
     json::Object j;
     j.add("command", "train").add("model", model_path).add("data", spec).add("optimizer", optimizer->describe());
     j.add("epochs", static_cast<int>(epochs)).add("epochs_run", static_cast<int>(history.size()));
-    j.add("train_loss", tr.loss).add("train_accuracy", tr.accuracy);
-    if (va) j.add("val_loss", va->loss).add("val_accuracy", va->accuracy);
-    if (te) j.add("test_loss", te->loss).add("test_accuracy", te->accuracy);
+    add_metrics(j, "train_", tr);
+    if (va) add_metrics(j, "val_", *va);
+    if (te) add_metrics(j, "test_", *te);
     j.add("reached_target", h.reached_target).add("seconds", seconds);
     if (a.has("save")) j.add("checkpoint", a.get("save"));
     std::printf("%s\n", j.str().c_str());
   } else {
     std::printf("trained %zu epoch%s in %.2f s\n", history.size(), history.size() == 1 ? "" : "s", seconds);
-    std::printf("train       %s  (%lld samples)\n", metrics_text(tr.loss, tr.accuracy).c_str(),
+    std::printf("train       %s  (%lld samples)\n", metrics_text(tr).c_str(),
                 static_cast<long long>(tr.samples));
-    if (va) std::printf("validation  %s  (%lld samples)\n", metrics_text(va->loss, va->accuracy).c_str(),
+    if (va) std::printf("validation  %s  (%lld samples)\n", metrics_text(*va).c_str(),
                         static_cast<long long>(va->samples));
-    if (te) std::printf("test        %s  (%lld samples)\n", metrics_text(te->loss, te->accuracy).c_str(),
+    if (te) std::printf("test        %s  (%lld samples)\n", metrics_text(*te).c_str(),
                         static_cast<long long>(te->samples));
   }
   if (diverged_at > 0 || !std::isfinite(tr.loss)) {
@@ -573,11 +586,12 @@ int evaluate(int argc, char** argv) {
   const Evaluation e = trainer.evaluate(part, a.integer("batch", 0, 1));
   if (a.has("json")) {
     json::Object j;
-    j.add("command", "eval").add("samples", e.samples).add("loss", e.loss).add("accuracy", e.accuracy);
+    j.add("command", "eval").add("samples", e.samples);
+    add_metrics(j, "", e);
     if (!e.confusion.empty()) j.raw("confusion", confusion_json(e));
     std::printf("%s\n", j.str().c_str());
   } else {
-    std::printf("%lld samples  %s\n%s", static_cast<long long>(e.samples), metrics_text(e.loss, e.accuracy).c_str(),
+    std::printf("%lld samples  %s\n%s", static_cast<long long>(e.samples), metrics_text(e).c_str(),
                 e.confusion.empty() ? "" : confusion_text(e, part).c_str());
   }
   return 0;
