@@ -27,6 +27,7 @@ struct Args {
   int threads = 0;         // --threads N (0: all cores)
   int epochs = 0;          // --epochs N (0: the example's own)
   int seeds = 1;           // --seeds K: examples that support it run seeds seed .. seed+K-1
+  std::string model;       // --model FILE.og, for examples that load one
 };
 
 inline Args parse_args(int argc, char** argv, std::uint64_t default_seed) {
@@ -46,8 +47,9 @@ inline Args parse_args(int argc, char** argv, std::uint64_t default_seed) {
     else if (arg == "--threads") a.threads = std::atoi(value().c_str());
     else if (arg == "--epochs") a.epochs = std::atoi(value().c_str());
     else if (arg == "--seeds") a.seeds = std::max(1, std::atoi(value().c_str()));
+    else if (arg == "--model") a.model = value();
     else {
-      std::fprintf(stderr, "usage: %s [--data DIR] [--seed N] [--seeds K] [--threads N] [--epochs N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--data DIR] [--seed N] [--seeds K] [--threads N] [--epochs N] [--model FILE.og]\n", argv[0]);
       std::exit(2);
     }
   }
