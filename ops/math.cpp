@@ -1,0 +1,231 @@
+// Elementwise math with NumPy's broadcasting: maximum, minimum and where over two or
+// three inputs; pow (a constant exponent), sqrt, rsqrt, abs and clamp over one;
+// comparisons that give masks of 0 and 1 (no gradient: a step's derivative is 0).
+#include <limits>
+
+#include <opgraph/graph/op.hpp>
+
+namespace opgraph::ops {
+
+namespace {
+
+/// The forward of a comparison: a mask of 1 where rel(a, b) holds, 0 elsewhere, in the
+/// inputs' dtype.
+template <class R>
+auto compare(R rel) {
+  return [rel](auto& k) {
+    using T = scalar_of<decltype(k)>;
+    broadcast_map([rel](T a, T b) { return rel(a, b) ? T(1) : T(0); }, k.out(), k.in(0), k.in(1));
+  };
+}
+
+}  // namespace
+
+// Ties send the whole gradient to a (PyTorch splits it in halves; either is a subgradient).
+OPGRAPH_OP(maximum)
+    .doc("the larger of a and b, elementwise, NumPy broadcasting (NaN if either is NaN)")
+    .input("a")
+    .input("b")
+    .shape(broadcast_shape())
+    .saves({"a", "b"})
+    .scratch(broadcast_scratch())
+    .forward([](auto& k) {
+      broadcast_map([](auto a, auto b) { return a != a || b != b ? a + b : a >= b ? a : b; }, k.out(), k.in(0), k.in(1));
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      broadcast_vjp(k, 0, [](T g, T a, T b) { return a >= b ? g : T(0); });
+      broadcast_vjp(k, 1, [](T g, T a, T b) { return a >= b ? T(0) : g; });
+    })
+    .check({"[a,b]", "[a,b]"})
+    .check({"[a,b]", "[b]"})
+    .check({"[a,1,c]", "[a,b,c]"});
+
+OPGRAPH_OP(minimum)
+    .doc("the smaller of a and b, elementwise, NumPy broadcasting (NaN if either is NaN)")
+    .input("a")
+    .input("b")
+    .shape(broadcast_shape())
+    .saves({"a", "b"})
+    .scratch(broadcast_scratch())
+    .forward([](auto& k) {
+      broadcast_map([](auto a, auto b) { return a != a || b != b ? a + b : a <= b ? a : b; }, k.out(), k.in(0), k.in(1));
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      broadcast_vjp(k, 0, [](T g, T a, T b) { return a <= b ? g : T(0); });
+      broadcast_vjp(k, 1, [](T g, T a, T b) { return a <= b ? T(0) : g; });
+    })
+    .check({"[a,b]", "[a,b]"})
+    .check({"[a,b]", "[b]"});
+
+OPGRAPH_OP(pow)
+    .doc("x ** exponent, elementwise, for a constant exponent (x < 0 only with a whole exponent, as NumPy)")
+    .input("x")
+    .attr("exponent", AttrType::real, 2.0, "the constant power")
+    .shape(same_shape_as(0))
+    .saves({"x"})
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const T e = static_cast<T>(k.attr_float("exponent"));
+      if (e == T(2)) map(k.in(0), k.out(), [](T x) { return x * x; });
+      else map(k.in(0), k.out(), [e](T x) { return std::pow(x, e); });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const T e = static_cast<T>(k.attr_float("exponent"));
+      zip(k.in(0), k.grad_out(), k.grad_in(0), [e](T x, T g) { return e == T(0) ? T(0) : g * e * std::pow(x, e - T(1)); });
+    })
+    .domain("x", {.lo = 0.2, .hi = 3.0})
+    .check({"[a,b]"})
+    .check({"[a,b]"}, {{"exponent", 3.0}})
+    .check({"[a,b]"}, {{"exponent", -1.5}})
+    .check({"[a,b]"}, {{"exponent", 0.5}});
+
+OPGRAPH_OP(sqrt)
+    .doc("the square root, elementwise (NaN below 0, as NumPy)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .saves_output()
+    .forward([](auto& k) { map(k.in(0), k.out(), [](auto x) { return std::sqrt(x); }); })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      zip(k.out(), k.grad_out(), k.grad_in(0), [](T y, T g) { return g / (T(2) * y); });
+    })
+    .domain("x", {.lo = 0.2, .hi = 4.0})
+    .check({"[a,b]"});
+
+OPGRAPH_OP(rsqrt)
+    .doc("1 / sqrt(x), elementwise")
+    .input("x")
+    .shape(same_shape_as(0))
+    .saves({"x"})
+    .saves_output()
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.in(0), k.out(), [](T x) { return T(1) / std::sqrt(x); });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      zip(k.in(0), k.out(), k.grad_out(), k.grad_in(0), [](T x, T y, T g) { return T(-0.5) * g * y / x; });
+    })
+    .domain("x", {.lo = 0.2, .hi = 4.0})
+    .check({"[a,b]"});
+
+OPGRAPH_OP(abs)
+    .doc("|x|, elementwise (gradient 0 at 0)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .saves({"x"})
+    .forward([](auto& k) { map(k.in(0), k.out(), [](auto x) { return std::abs(x); }); })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      zip(k.in(0), k.grad_out(), k.grad_in(0), [](T x, T g) { return x > T(0) ? g : x < T(0) ? -g : T(0); });
+    })
+    .domain("x", {.kinks = {0.0}})
+    .check({"[a,b]"});
+
+OPGRAPH_OP(clamp)
+    .doc("x limited to [min, max], elementwise; none leaves a side open (gradient 0 outside)")
+    .input("x")
+    .attr("min", AttrType::real, AttrValue(), "the lower bound; none: no bound")
+    .attr("max", AttrType::real, AttrValue(), "the upper bound; none: no bound")
+    .shape([](const ShapeContext& c) {
+      if (!c.attr("min").is_none() && !c.attr("max").is_none() && c.attr_float("min") > c.attr_float("max"))
+        c.fail("min={} is above max={}", c.attr_float("min"), c.attr_float("max"));
+      return c.in(0);
+    })
+    .saves({"x"})
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const T lo = k.attr("min").is_none() ? -std::numeric_limits<T>::infinity() : static_cast<T>(k.attr_float("min"));
+      const T hi = k.attr("max").is_none() ? std::numeric_limits<T>::infinity() : static_cast<T>(k.attr_float("max"));
+      map(k.in(0), k.out(), [lo, hi](T x) { return x < lo ? lo : x > hi ? hi : x; });  // NaN stays NaN
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const T lo = k.attr("min").is_none() ? -std::numeric_limits<T>::infinity() : static_cast<T>(k.attr_float("min"));
+      const T hi = k.attr("max").is_none() ? std::numeric_limits<T>::infinity() : static_cast<T>(k.attr_float("max"));
+      zip(k.in(0), k.grad_out(), k.grad_in(0), [lo, hi](T x, T g) { return x < lo || x > hi ? T(0) : g; });
+    })
+    .domain("x", {.kinks = {-0.5, 0.5}})
+    .check({"[a,b]"}, {{"min", -0.5}, {"max", 0.5}})
+    .check({"[a,b]"}, {{"min", -0.5}});
+
+OPGRAPH_OP(where)
+    .doc("a where cond is nonzero, else b, elementwise, NumPy broadcasting (cond: a mask, e.g. from less)")
+    .input("cond", false)
+    .input("a")
+    .input("b")
+    .shape(broadcast_shape())
+    .saves({"cond"})
+    .scratch(broadcast_scratch())
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      broadcast_map([](T c, T a, T b) { return c != T(0) ? a : b; }, k.out(), k.in(0), k.in(1), k.in(2));
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      for (int i = 1; i <= 2; ++i) {
+        if (!k.needs_grad(i)) continue;
+        const bool first = i == 1;
+        const auto& g = k.grad_out();
+        const auto& gi = k.grad_in(i);
+        auto f = [first](T gv, T c) { return (c != T(0)) == first ? gv : T(0); };
+        if (gi.size == g.size) {
+          broadcast_map(f, gi, g, k.in(0));
+        } else {
+          const auto tmp = view_like(k.scratch().data, g);
+          broadcast_map(f, tmp, g, k.in(0));
+          sum_to(View<const T>(tmp), gi);
+        }
+      }
+    })
+    .domain("cond", {.kind = Domain::Kind::binary_labels})
+    .check({"[a,b]", "[a,b]", "[a,b]"})
+    .check({"[a,1]", "[a,b]", "[b]"})
+    .check({"[a,b]", "[]", "[a,b]"});
+
+OPGRAPH_OP(less)
+    .doc("1 where a < b, else 0: a mask, NumPy broadcasting, no gradient")
+    .input("a", false)
+    .input("b", false)
+    .shape(broadcast_shape())
+    .forward(compare([](auto a, auto b) { return a < b; }));
+
+OPGRAPH_OP(less_equal)
+    .doc("1 where a <= b, else 0: a mask, NumPy broadcasting, no gradient")
+    .input("a", false)
+    .input("b", false)
+    .shape(broadcast_shape())
+    .forward(compare([](auto a, auto b) { return a <= b; }));
+
+OPGRAPH_OP(greater)
+    .doc("1 where a > b, else 0: a mask, NumPy broadcasting, no gradient")
+    .input("a", false)
+    .input("b", false)
+    .shape(broadcast_shape())
+    .forward(compare([](auto a, auto b) { return a > b; }));
+
+OPGRAPH_OP(greater_equal)
+    .doc("1 where a >= b, else 0: a mask, NumPy broadcasting, no gradient")
+    .input("a", false)
+    .input("b", false)
+    .shape(broadcast_shape())
+    .forward(compare([](auto a, auto b) { return a >= b; }));
+
+OPGRAPH_OP(equal)
+    .doc("1 where a == b, else 0: a mask, NumPy broadcasting, no gradient")
+    .input("a", false)
+    .input("b", false)
+    .shape(broadcast_shape())
+    .forward(compare([](auto a, auto b) { return a == b; }));
+
+OPGRAPH_OP(not_equal)
+    .doc("1 where a != b, else 0: a mask, NumPy broadcasting, no gradient")
+    .input("a", false)
+    .input("b", false)
+    .shape(broadcast_shape())
+    .forward(compare([](auto a, auto b) { return a != b; }));
+
+}  // namespace opgraph::ops
