@@ -411,6 +411,13 @@ class OpBuilder {
     def_.role = r;
     return *this;
   }
+  /// Runs f(*this): declarations several ops share (inputs, attributes, a shape rule) in
+  /// one function, `.apply(reduction_attrs)`.
+  template <class F>
+  OpBuilder& apply(F&& f) {
+    f(*this);
+    return *this;
+  }
   /// The forward kernel draws random numbers (k.random()).
   OpBuilder& random() {
     def_.random = true;

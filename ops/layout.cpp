@@ -1,6 +1,8 @@
 // transpose, flatten and expand: the same values in another layout. transpose permutes
 // axes (a copy through strided reads), flatten merges neighbouring axes (no data moves),
 // expand broadcasts to a larger shape (NumPy's broadcast_to; its vjp sums back).
+#include <array>
+
 #include <opgraph/graph/op.hpp>
 
 #include "detail/strided.hpp"
@@ -12,8 +14,10 @@ namespace {
 std::string dim_text(std::int64_t d) { return is_symbolic(d) ? dim_name(d) : std::to_string(d); }
 
 /// The permutation of transpose made non-negative: perm=none swaps the last two axes.
-std::vector<int> permutation(const AttrValue& perm, int rank) {
-  std::vector<int> p(static_cast<std::size_t>(rank));
+using Perm = std::array<int, kMaxRank>;
+
+Perm permutation(const AttrValue& perm, int rank) {
+  Perm p{};
   for (int i = 0; i < rank; ++i) p[static_cast<std::size_t>(i)] = i;
   if (perm.is_none()) {
     if (rank >= 2) std::swap(p[static_cast<std::size_t>(rank - 2)], p[static_cast<std::size_t>(rank - 1)]);
@@ -29,7 +33,7 @@ std::vector<int> permutation(const AttrValue& perm, int rank) {
 
 /// y = x with its axes permuted (inverse: y's axes put back) for transpose and its vjp.
 template <class T>
-void permute(const View<const T>& x, const View<T>& y, const std::vector<int>& perm, bool inverse) {
+void permute(const View<const T>& x, const View<T>& y, const Perm& perm, bool inverse) {
   std::int64_t x_strides[kMaxRank], strides[kMaxRank], dims[kMaxRank];
   if (!inverse) {
     detail::contiguous_strides(x.dims, x.rank, x_strides);
@@ -75,7 +79,7 @@ OPGRAPH_OP(transpose)
       }
       const auto p = permutation(perm, x.rank());
       std::vector<std::int64_t> dims;
-      for (int a : p) dims.push_back(x[a]);
+      for (int i = 0; i < x.rank(); ++i) dims.push_back(x[p[static_cast<std::size_t>(i)]]);
       return Shape(std::move(dims));
     })
     .forward([](auto& k) { permute(k.in(0), k.out(), permutation(k.attr("perm"), k.in(0).rank), false); })

@@ -26,6 +26,9 @@ OPGRAPH_OP(maximum)
     .doc("the larger of a and b, elementwise, NumPy broadcasting (NaN if either is NaN)")
     .input("a")
     .input("b")
+    // b on whole numbers, a at least 0.1 away from them: no ties for the checker to step across.
+    .domain("a", {.lo = -2.5, .hi = 2.5, .kinks = {-2, -1, 0, 1, 2}})
+    .domain("b", {.kind = Domain::Kind::indices, .lo = -2, .hi = 3})
     .shape(broadcast_shape())
     .saves({"a", "b"})
     .scratch(broadcast_scratch())
@@ -45,6 +48,9 @@ OPGRAPH_OP(minimum)
     .doc("the smaller of a and b, elementwise, NumPy broadcasting (NaN if either is NaN)")
     .input("a")
     .input("b")
+    // b on whole numbers, a at least 0.1 away from them: no ties for the checker to step across.
+    .domain("a", {.lo = -2.5, .hi = 2.5, .kinks = {-2, -1, 0, 1, 2}})
+    .domain("b", {.kind = Domain::Kind::indices, .lo = -2, .hi = 3})
     .shape(broadcast_shape())
     .saves({"a", "b"})
     .scratch(broadcast_scratch())
@@ -191,41 +197,53 @@ OPGRAPH_OP(less)
     .input("a", false)
     .input("b", false)
     .shape(broadcast_shape())
-    .forward(compare([](auto a, auto b) { return a < b; }));
+    .forward(compare([](auto a, auto b) { return a < b; }))
+    .check({"[a,b]", "[a,b]"})
+    .check({"[a,b]", "[b]"});
 
 OPGRAPH_OP(less_equal)
     .doc("1 where a <= b, else 0: a mask, NumPy broadcasting, no gradient")
     .input("a", false)
     .input("b", false)
     .shape(broadcast_shape())
-    .forward(compare([](auto a, auto b) { return a <= b; }));
+    .forward(compare([](auto a, auto b) { return a <= b; }))
+    .check({"[a,b]", "[a,b]"})
+    .check({"[a,b]", "[b]"});
 
 OPGRAPH_OP(greater)
     .doc("1 where a > b, else 0: a mask, NumPy broadcasting, no gradient")
     .input("a", false)
     .input("b", false)
     .shape(broadcast_shape())
-    .forward(compare([](auto a, auto b) { return a > b; }));
+    .forward(compare([](auto a, auto b) { return a > b; }))
+    .check({"[a,b]", "[a,b]"})
+    .check({"[a,b]", "[b]"});
 
 OPGRAPH_OP(greater_equal)
     .doc("1 where a >= b, else 0: a mask, NumPy broadcasting, no gradient")
     .input("a", false)
     .input("b", false)
     .shape(broadcast_shape())
-    .forward(compare([](auto a, auto b) { return a >= b; }));
+    .forward(compare([](auto a, auto b) { return a >= b; }))
+    .check({"[a,b]", "[a,b]"})
+    .check({"[a,b]", "[b]"});
 
 OPGRAPH_OP(equal)
     .doc("1 where a == b, else 0: a mask, NumPy broadcasting, no gradient")
     .input("a", false)
     .input("b", false)
     .shape(broadcast_shape())
-    .forward(compare([](auto a, auto b) { return a == b; }));
+    .forward(compare([](auto a, auto b) { return a == b; }))
+    .check({"[a,b]", "[a,b]"})
+    .check({"[a,b]", "[b]"});
 
 OPGRAPH_OP(not_equal)
     .doc("1 where a != b, else 0: a mask, NumPy broadcasting, no gradient")
     .input("a", false)
     .input("b", false)
     .shape(broadcast_shape())
-    .forward(compare([](auto a, auto b) { return a != b; }));
+    .forward(compare([](auto a, auto b) { return a != b; }))
+    .check({"[a,b]", "[a,b]"})
+    .check({"[a,b]", "[b]"});
 
 }  // namespace opgraph::ops

@@ -1,5 +1,7 @@
 // slice: x[begin:end:step] along some axes, Python's rules (negative indices count from
 // the end, out-of-range bounds clamp); the vjp writes the gradient back into zeros.
+#include <array>
+
 #include <opgraph/graph/op.hpp>
 
 #include "detail/strided.hpp"
@@ -10,13 +12,12 @@ namespace {
 
 /// Per axis of x: the first index, the step and the number of elements taken.
 struct Window {
-  std::vector<std::int64_t> first, step, count;
+  std::array<std::int64_t, kMaxRank> first{}, step{}, count{};
 };
 
 /// The window a slice takes from dims (all sizes), or an error message.
 std::string window(const AttrValue& begin, const AttrValue& end, const AttrValue& step, const AttrValue& axes,
-                   const std::vector<std::int64_t>& dims, Window* w) {
-  const int rank = static_cast<int>(dims.size());
+                   const std::int64_t* dims, int rank, Window* w) {
   const IntList& b = begin.as_ints();
   const std::size_t n = b.size();
   auto same_length = [&](const AttrValue& v, const char* name) -> std::string {
@@ -29,10 +30,10 @@ std::string window(const AttrValue& begin, const AttrValue& end, const AttrValue
     if (auto e = same_length(*v, name); !e.empty()) return e;
   if (axes.is_none() && static_cast<int>(n) > rank)
     return fmt::format("begin=[{}] has {} entries but the input has {} axes", fmt::join(b, ", "), n, rank);
-  w->first.assign(dims.size(), 0);
-  w->step.assign(dims.size(), 1);
-  w->count = dims;
-  std::vector<bool> seen(dims.size());
+  w->first.fill(0);
+  w->step.fill(1);
+  std::copy(dims, dims + rank, w->count.begin());
+  std::array<bool, kMaxRank> seen{};
   for (std::size_t i = 0; i < n; ++i) {
     std::int64_t a = axes.is_none() ? static_cast<std::int64_t>(i) : axes.as_ints()[i];
     if (a < -rank || a >= rank) return fmt::format("axis {} is out of range for rank {}", a, rank);
@@ -57,9 +58,8 @@ template <class K>
 void slice_copy(K& k, bool forward) {
   using T = scalar_of<K>;
   const auto& x = forward ? View<const T>(k.in(0)) : View<const T>(k.grad_in(0));
-  std::vector<std::int64_t> dims(x.dims, x.dims + x.rank);
   Window w;
-  window(k.attr("begin"), k.attr("end"), k.attr("step"), k.attr("axes"), dims, &w);
+  window(k.attr("begin"), k.attr("end"), k.attr("step"), k.attr("axes"), x.dims, x.rank, &w);
   std::int64_t x_strides[kMaxRank], strides[kMaxRank], count[kMaxRank], base = 0;
   detail::contiguous_strides(x.dims, x.rank, x_strides);
   for (int d = 0; d < x.rank; ++d) {
@@ -93,9 +93,9 @@ OPGRAPH_OP(slice)
       for (std::size_t i = 0; i < a.size(); ++i)
         if (is_symbolic(a[i])) a[i] = 1000003, b[i] = 2000003;
       Window wa, wb;
-      if (auto e = window(c.attr("begin"), c.attr("end"), c.attr("step"), c.attr("axes"), a, &wa); !e.empty())
+      if (auto e = window(c.attr("begin"), c.attr("end"), c.attr("step"), c.attr("axes"), a.data(), x.rank(), &wa); !e.empty())
         c.fail("{}", e);
-      window(c.attr("begin"), c.attr("end"), c.attr("step"), c.attr("axes"), b, &wb);
+      window(c.attr("begin"), c.attr("end"), c.attr("step"), c.attr("axes"), b.data(), x.rank(), &wb);
       std::vector<std::int64_t> dims;
       for (int i = 0; i < x.rank(); ++i) {
         const auto u = static_cast<std::size_t>(i);

@@ -75,7 +75,7 @@ TEST_CASE("nn: nodes remember the line that declared them") {
   const int matmul_line = __LINE__ + 1;
   auto call_matmul = [&] { return nn::matmul(x, w); };
   CHECK_THROWS_WITH_AS(call_matmul(),
-                       fmt::format("nn_test.cpp:{}: matmul: inner dimensions differ: [N,3] x [4,2]", matmul_line).c_str(),
+                       fmt::format("nn_test.cpp:{}: matmul: inner dimensions differ: [N,3] x [4,2] (3 against 4)", matmul_line).c_str(),
                        ShapeError);
   const int op_line = __LINE__ + 1;
   auto call_op = [&] { return nn::op("sofmax", {x}); };

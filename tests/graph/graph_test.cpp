@@ -17,7 +17,7 @@ TEST_CASE("graph: bad graphs give clear errors") {
   CHECK_THROWS_WITH_AS(g.add_op("sofmax", {x}), "unknown op 'sofmax' (did you mean 'softmax'?)", GraphError);
   CHECK_THROWS_WITH_AS(g.add_op("matmul", {x}, {}, "z"), "node 'z': matmul: expects 2 inputs (a, b), got 1", GraphError);
   CHECK_THROWS_WITH_AS(g.add_op("matmul", {x, w}, {}, "z"),
-                       "node 'z': matmul: inner dimensions differ: [N,784] x [265,10]", ShapeError);
+                       "node 'z': matmul: inner dimensions differ: [N,784] x [265,10] (784 against 265)", ShapeError);
   CHECK_THROWS_WITH_AS(g.add_input("x", {N, 3}), "duplicate node name 'x'", GraphError);
   CHECK_THROWS_WITH_AS(g.add_param("V", {N, 3}),
                        "param 'V': shape [N,3] holds the batch dimension N; parameters need fixed sizes", ShapeError);
@@ -50,7 +50,7 @@ TEST_CASE("graph: a model-file origin replaces the node name as the location") {
   const NodeId x = g.add_input("x", {N, 784}, "model.og:2:1");
   const NodeId w = g.add_param("W", {265, 10}, Init::zeros(), "model.og:3:1");
   CHECK_THROWS_WITH_AS(g.add_op("matmul", {x, w}, {}, "z", "model.og:9:5"),
-                       "model.og:9:5: matmul: inner dimensions differ: [N,784] x [265,10]", ShapeError);
+                       "model.og:9:5: matmul: inner dimensions differ: [N,784] x [265,10] (784 against 265)", ShapeError);
   CHECK_THROWS_WITH_AS(g.add_input("x", {1}, "model.og:4:7"),
                        "model.og:4:7: duplicate node name 'x' (first declared at model.og:2:1)", GraphError);
 }

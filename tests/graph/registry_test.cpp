@@ -55,7 +55,7 @@ TEST_CASE("registry: an incomplete definition is rejected") {
 }
 
 TEST_CASE("registry: signatures read like model-file calls") {
-  CHECK(Registry::global().get("matmul").signature() == "matmul(a, b)");
+  CHECK(Registry::global().get("matmul").signature() == "matmul(a, b, trans_a=false, trans_b=false)");
   CHECK(Registry::global().get("softmax").signature() == "softmax(x, axis=-1)");
   CHECK(Registry::global().get("mse").signature() == "mse(pred, target, reduction=mean|sum)");
 }
