@@ -16,40 +16,59 @@ namespace opgraph {
 
 namespace {
 
-/// Collects (point, label) pairs and builds a shuffled Dataset.
+/// Collects (point, label) pairs straight into the dataset's tensors, allocated first: a
+/// set past the memory limit is refused before a single point is drawn (no staging copy
+/// of doubles). build() then shuffles the rows in place (seeded).
 class Builder {
  public:
-  Builder(std::string name, std::int64_t dims, std::uint64_t seed) : name_(std::move(name)), dims_(dims), rng_(seed) {}
+  Builder(std::string name, std::int64_t dims, std::int64_t points, std::uint64_t seed)
+      : dims_(dims), rng_(seed) {
+    data_.name = std::move(name);
+    data_.features = Tensor({points, dims});
+    data_.labels = Tensor({points});
+  }
   Rng& rng() { return rng_; }
   void add(const std::vector<double>& point, std::int64_t label) {
-    values_.insert(values_.end(), point.begin(), point.end());
-    labels_.push_back(label);
+    for (std::int64_t j = 0; j < dims_; ++j) data_.features.set(added_ * dims_ + j, point[static_cast<std::size_t>(j)]);
+    data_.labels.set(added_, static_cast<double>(label));
+    ++added_;
   }
   Dataset build(std::int64_t classes) {
-    const auto n = static_cast<std::int64_t>(labels_.size());
+    const std::int64_t n = added_;
     std::vector<std::int64_t> order(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = i;
     for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng_.below(i)]);
-    Dataset d;
-    d.name = name_;
-    d.features = Tensor({n, dims_});
-    d.labels = Tensor({n});
-    for (std::int64_t i = 0; i < n; ++i) {
-      const std::int64_t src = order[static_cast<std::size_t>(i)];
-      for (std::int64_t j = 0; j < dims_; ++j)
-        d.features.set(i * dims_ + j, values_[static_cast<std::size_t>(src * dims_ + j)]);
-      d.labels.set(i, static_cast<double>(labels_[static_cast<std::size_t>(src)]));
+    // Row i of the result is row order[i] of what was added: follow each cycle of the
+    // permutation once, holding one row aside.
+    std::vector<char> done(static_cast<std::size_t>(n), 0);
+    std::vector<double> row(static_cast<std::size_t>(dims_));
+    auto copy_row = [&](std::int64_t to, std::int64_t from) {
+      for (std::int64_t j = 0; j < dims_; ++j) data_.features.set(to * dims_ + j, data_.features.at(from * dims_ + j));
+      data_.labels.set(to, data_.labels.at(from));
+    };
+    for (std::int64_t start = 0; start < n; ++start) {
+      if (done[static_cast<std::size_t>(start)]) continue;
+      for (std::int64_t j = 0; j < dims_; ++j) row[static_cast<std::size_t>(j)] = data_.features.at(start * dims_ + j);
+      const double label = data_.labels.at(start);
+      std::int64_t at = start;
+      for (;;) {
+        done[static_cast<std::size_t>(at)] = 1;
+        const std::int64_t from = order[static_cast<std::size_t>(at)];
+        if (from == start) break;
+        copy_row(at, from);
+        at = from;
+      }
+      for (std::int64_t j = 0; j < dims_; ++j) data_.features.set(at * dims_ + j, row[static_cast<std::size_t>(j)]);
+      data_.labels.set(at, label);
     }
-    for (std::int64_t c = 0; c < classes; ++c) d.class_names.push_back(std::to_string(c));
-    return d;
+    for (std::int64_t c = 0; c < classes; ++c) data_.class_names.push_back(std::to_string(c));
+    return std::move(data_);
   }
 
  private:
-  std::string name_;
-  std::int64_t dims_;
+  std::int64_t dims_, added_ = 0;
   Rng rng_;
-  std::vector<double> values_;
-  std::vector<std::int64_t> labels_;
+  Dataset data_;
 };
 
 void require_positive(std::int64_t n, const char* what, const char* set) {
@@ -60,7 +79,7 @@ void require_positive(std::int64_t n, const char* what, const char* set) {
 
 Dataset make_xor(std::int64_t copies, double noise, std::uint64_t seed) {
   require_positive(copies, "copies", "xor");
-  Builder b("xor", 2, seed);
+  Builder b("xor", 2, checked_mul(copies, 4, "xor: copies x 4"), seed);
   for (std::int64_t k = 0; k < copies; ++k)
     for (int a = 0; a < 2; ++a)
       for (int c = 0; c < 2; ++c)
@@ -80,7 +99,7 @@ Dataset make_blobs(std::int64_t n, std::int64_t centers, double spread, std::int
   require_positive(n, "n", "blobs");
   require_positive(centers, "centers", "blobs");
   require_positive(dims, "dims", "blobs");
-  Builder b("blobs", dims, seed);
+  Builder b("blobs", dims, n, seed);
   std::vector<std::vector<double>> c(static_cast<std::size_t>(centers), std::vector<double>(static_cast<std::size_t>(dims)));
   for (auto& center : c)
     for (auto& v : center) v = b.rng().uniform(-10.0, 10.0);
@@ -95,7 +114,7 @@ Dataset make_blobs(std::int64_t n, std::int64_t centers, double spread, std::int
 
 Dataset make_moons(std::int64_t n, double noise, std::uint64_t seed) {
   require_positive(n, "n", "moons");
-  Builder b("moons", 2, seed);
+  Builder b("moons", 2, n, seed);
   const std::int64_t outer = n / 2, inner = n - outer;
   const double pi = std::numbers::pi;
   for (std::int64_t i = 0; i < outer; ++i) {
@@ -113,7 +132,7 @@ Dataset make_circles(std::int64_t n, double noise, double factor, std::uint64_t 
   require_positive(n, "n", "circles");
   if (!(factor > 0.0 && factor < 1.0))
     throw DataError("circles", fmt::format("factor must be between 0 and 1, got {}", factor));
-  Builder b("circles", 2, seed);
+  Builder b("circles", 2, n, seed);
   const std::int64_t outer = n / 2, inner = n - outer;
   const double tau = 2.0 * std::numbers::pi;
   for (std::int64_t i = 0; i < outer; ++i) {
@@ -130,7 +149,7 @@ Dataset make_circles(std::int64_t n, double noise, double factor, std::uint64_t 
 Dataset make_spirals(std::int64_t n, std::int64_t classes, double noise, std::uint64_t seed) {
   require_positive(n, "n", "spirals");
   require_positive(classes, "classes", "spirals");
-  Builder b("spirals", 2, seed);
+  Builder b("spirals", 2, n, seed);
   for (std::int64_t i = 0; i < n; ++i) {
     const std::int64_t k = i % classes;
     const double r = static_cast<double>(i / classes + 1) / static_cast<double>((n + classes - 1) / classes);
@@ -146,7 +165,7 @@ Dataset make_uniform_boxes(std::int64_t n, std::vector<std::pair<double, double>
   require_positive(n, "n", "boxes");
   require_positive(dims, "dims", "boxes");
   if (boxes.empty()) throw DataError("boxes", "needs at least one box");
-  Builder b("boxes", dims, seed);
+  Builder b("boxes", dims, n, seed);
   const auto classes = static_cast<std::int64_t>(boxes.size());
   for (std::int64_t i = 0; i < n; ++i) {
     const std::int64_t k = i % classes;
