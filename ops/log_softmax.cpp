@@ -7,17 +7,18 @@
 namespace opgraph::ops {
 
 OPGRAPH_OP(log_softmax)
-    .doc("x - log(sum(exp(x))) over the last axis, computed stably")
+    .doc("x - log(sum(exp(x))) over an axis (default the last), computed stably")
     .input("x")
-    .attr("axis", AttrType::integer, -1, "the axis to normalise; only the last is supported")
-    .shape([](const ShapeContext& c) {
-      detail::expect_last_axis(c);
-      return c.in(0);
-    })
+    .attr("axis", AttrType::integer, -1, "the axis to normalise (default the last)")
+    .shape(detail::softmax_shape)
     .saves_output()
     .forward([](auto& k) {
       const auto& x = k.in(0);
       const auto& y = k.out();
+      if (const detail::Lanes l = detail::lanes(k, x); l.inner > 1) {
+        detail::softmax_lanes(x.data, y.data, l, true);
+        return;
+      }
       with_width(x.cols(), [&](auto n) {
         for_row_chunks(x.rows(), n, [&](std::int64_t b, std::int64_t e) { detail::log_softmax_rows(x.data, y.data, b, e, n); });
       });
@@ -27,6 +28,10 @@ OPGRAPH_OP(log_softmax)
       const auto& y = k.out();
       const auto& g = k.grad_out();
       const auto& dx = k.grad_in(0);
+      if (const detail::Lanes l = detail::lanes(k, y); l.inner > 1) {
+        detail::softmax_lanes_vjp(y.data, g.data, dx.data, l, true);
+        return;
+      }
       const std::int64_t n = y.cols();
       for_each_row(y.rows(), n, [&](std::int64_t r) {
         const T *yr = y.row(r), *gr = g.row(r);
@@ -37,6 +42,8 @@ OPGRAPH_OP(log_softmax)
       });
     })
     .check({"[a,b]"})
-    .check({"[a,b]"}, {}, 800.0);
+    .check({"[a,b]"}, {}, 800.0)
+    .check({"[a,b,c]"}, {{"axis", 1}})
+    .check({"[a,b]"}, {{"axis", 0}}, 800.0);
 
 }  // namespace opgraph::ops

@@ -6,17 +6,18 @@
 namespace opgraph::ops {
 
 OPGRAPH_OP(softmax)
-    .doc("exp(x) / sum(exp(x)) over the last axis, computed stably")
+    .doc("exp(x) / sum(exp(x)) over an axis (default the last), computed stably")
     .input("x")
-    .attr("axis", AttrType::integer, -1, "the axis to normalise; only the last is supported")
-    .shape([](const ShapeContext& c) {
-      detail::expect_last_axis(c);
-      return c.in(0);
-    })
+    .attr("axis", AttrType::integer, -1, "the axis to normalise (default the last)")
+    .shape(detail::softmax_shape)
     .saves_output()
     .forward([](auto& k) {
       const auto& x = k.in(0);
       const auto& y = k.out();
+      if (const detail::Lanes l = detail::lanes(k, x); l.inner > 1) {
+        detail::softmax_lanes(x.data, y.data, l, false);
+        return;
+      }
       with_width(x.cols(), [&](auto n) {
         for_row_chunks(x.rows(), n, [&](std::int64_t b, std::int64_t e) { detail::softmax_rows(x.data, y.data, b, e, n); });
       });
@@ -26,6 +27,10 @@ OPGRAPH_OP(softmax)
       const auto& y = k.out();
       const auto& g = k.grad_out();
       const auto& dx = k.grad_in(0);
+      if (const detail::Lanes l = detail::lanes(k, y); l.inner > 1) {
+        detail::softmax_lanes_vjp(y.data, g.data, dx.data, l, false);
+        return;
+      }
       with_width(y.cols(), [&](auto n) {
         for_row_chunks(y.rows(), n, [&](std::int64_t b, std::int64_t e) {
           for (std::int64_t r = b; r < e; ++r) {
@@ -40,6 +45,8 @@ OPGRAPH_OP(softmax)
     })
     .check({"[a,b]"})
     .check({"[a,b,c]"})
-    .check({"[a,b]"}, {}, 800.0);
+    .check({"[a,b]"}, {}, 800.0)
+    .check({"[a,b,c]"}, {{"axis", 1}})
+    .check({"[a,b]"}, {{"axis", 0}}, 800.0);
 
 }  // namespace opgraph::ops

@@ -10,12 +10,66 @@
 
 namespace opgraph::ops::detail {
 
-/// The softmax ops work on the last axis; `axis` may say so as -1 or rank-1.
-inline void expect_last_axis(const ShapeContext& c) {
-  const std::int64_t axis = c.attr_int("axis");
-  const int rank = c.in(0).rank();
-  if (rank < 1) c.fail("needs at least one dimension, got shape {}", c.in(0));
-  if (axis != -1 && axis != rank - 1) c.fail("only the last axis is supported (axis=-1), got axis={}", axis);
+/// The shape rule of softmax and log_softmax: any axis (default the last).
+inline Shape softmax_shape(const ShapeContext& c) {
+  if (c.in(0).rank() < 1) c.fail("needs at least one dimension, got shape {}", c.in(0));
+  c.axis("axis", c.in(0).rank());
+  return c.in(0);
+}
+
+/// x as [outer, len, inner] around the normalised axis; inner == 1 for the last axis.
+struct Lanes {
+  std::int64_t outer = 1, len = 1, inner = 1;
+};
+
+template <class K, class V>
+Lanes lanes(const K& k, const V& x) {
+  const std::int64_t a = k.attr_int("axis") < 0 ? k.attr_int("axis") + x.rank : k.attr_int("axis");
+  Lanes l;
+  for (int d = 0; d < x.rank; ++d) (d < a ? l.outer : d == a ? l.len : l.inner) *= x.dims[d];
+  return l;
+}
+
+/// Softmax (or log_softmax) along the middle axis of [outer, len, inner], inner > 1: each
+/// lane is strided by `inner`; lanes in parallel chunks, each in a fixed order.
+template <class T>
+void softmax_lanes(const T* x, T* y, const Lanes& l, bool log) {
+  parallel_for(l.outer * l.inner, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(l.len, 1)),
+               [&](std::int64_t b, std::int64_t e) {
+                 for (std::int64_t lane = b; lane < e; ++lane) {
+                   const std::int64_t base = (lane / l.inner) * l.len * l.inner + lane % l.inner;
+                   T m = x[base];
+                   for (std::int64_t j = 1; j < l.len; ++j) m = std::max(m, x[base + j * l.inner]);
+                   T s = T(0);
+                   for (std::int64_t j = 0; j < l.len; ++j) s += math::exp(x[base + j * l.inner] - m);
+                   const T ls = std::log(s), inv = T(1) / s;
+                   for (std::int64_t j = 0; j < l.len; ++j) {
+                     const T v = x[base + j * l.inner] - m;
+                     y[base + j * l.inner] = log ? v - ls : math::exp(v) * inv;
+                   }
+                 }
+               });
+}
+
+/// The vjp of softmax_lanes from its output y: softmax y (g - <g, y>); log_softmax
+/// g - exp(y) sum(g).
+template <class T>
+void softmax_lanes_vjp(const T* y, const T* g, T* dx, const Lanes& l, bool log) {
+  parallel_for(l.outer * l.inner, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(l.len, 1)),
+               [&](std::int64_t b, std::int64_t e) {
+                 for (std::int64_t lane = b; lane < e; ++lane) {
+                   const std::int64_t base = (lane / l.inner) * l.len * l.inner + lane % l.inner;
+                   T dot = T(0);
+                   for (std::int64_t j = 0; j < l.len; ++j) {
+                     const std::int64_t i = base + j * l.inner;
+                     dot += log ? g[i] : g[i] * y[i];
+                   }
+                   for (std::int64_t j = 0; j < l.len; ++j) {
+                     const std::int64_t i = base + j * l.inner;
+                     dx[i] = log ? g[i] - math::exp(y[i]) * dot : y[i] * (g[i] - dot);
+                   }
+                 }
+               });
 }
 
 template <class T, class W>

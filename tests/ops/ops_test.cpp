@@ -139,3 +139,19 @@ TEST_CASE("ops: softmax_cross_entropy over [N,T,C] averages over positions, leav
   CHECK_THROWS_WITH(run_op("softmax_cross_entropy", {z, y}),
                     "node 'out': softmax_cross_entropy: label -100 in row 3 is not a class index in [0, 3)");
 }
+
+TEST_CASE("ops: softmax and log_softmax along a middle axis equal the last-axis result transposed") {
+  // x [2, 3, 2]; along axis 1 each lane (i, :, k) is normalised on its own.
+  const Tensor x = f64({2, 3, 2}, {1, 6, 2, 5, 3, 4, -1, 0, 0, 0, 1, 9});
+  const auto s = run_op("softmax", {x}, {{"axis", 1}}).out;
+  const auto ls = run_op("log_softmax", {x}, {{"axis", -2}}).out;
+  for (int i = 0; i < 2; ++i)
+    for (int k = 0; k < 2; ++k) {
+      const Tensor lane = f64({1, 3}, {x.at({i, 0, k}), x.at({i, 1, k}), x.at({i, 2, k})});
+      const auto want = run_op("softmax", {lane}).out;
+      for (int j = 0; j < 3; ++j) {
+        CHECK(s.at({i, j, k}) == doctest::Approx(want.at(j)).epsilon(1e-14));
+        CHECK(ls.at({i, j, k}) == doctest::Approx(std::log(want.at(j))).epsilon(1e-14));
+      }
+    }
+}
