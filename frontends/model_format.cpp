@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <deque>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -12,6 +13,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <opgraph/datasets/read_file.hpp>
 #include <opgraph/graph/op.hpp>
@@ -30,6 +32,7 @@ enum class Tok : std::uint8_t {
 
 struct Loc {
   int line = 0, col = 0;
+  int file = 0;  // index into the parse's file names: 0 the model, others included files
 };
 
 struct Token {
@@ -49,14 +52,15 @@ std::string describe(const Token& t) {
 
 class Lexer {
  public:
-  Lexer(std::string_view text, const std::string& file) : s_(text), file_(file) {}
+  Lexer(std::string_view text, const std::string& file, int file_index = 0)
+      : s_(text), file_(file), file_index_(file_index) {}
 
   std::vector<Token> run() {
     std::vector<Token> out;
     if (s_.substr(0, 3) == "\xEF\xBB\xBF") i_ = 3;  // a UTF-8 byte-order mark, as some editors write
     while (i_ < s_.size()) {
       const char c = s_[i_];
-      const Loc loc{line_, col_};
+      const Loc loc{line_, col_, file_index_};
       if (c == ' ' || c == '\t' || c == '\r') {
         advance();
       } else if (c == '#') {
@@ -139,6 +143,7 @@ class Lexer {
 
   std::string_view s_;
   const std::string& file_;
+  int file_index_ = 0;
   std::size_t i_ = 0;
   int line_ = 1, col_ = 1;
 };
@@ -188,21 +193,43 @@ struct Program {
   std::map<std::string, BlockDef, std::less<>> blocks;
 };
 
+/// The files of one parse: the model (index 0) and those it includes, with the text a
+/// checkpoint keeps (the model's, included blocks appended).
+struct Sources {
+  std::deque<std::string> names;                   // file names for messages, by Loc::file
+  std::vector<std::string> stack;                  // the include chain, as canonical paths
+  std::vector<std::pair<int, std::string>> inlined;  // model lines replaced, and the blocks' text
+  std::set<std::string> included;                  // canonical paths already read: read once
+};
+
+inline constexpr int kMaxIncludeDepth = 16;
+
 class Parser {
  public:
-  Parser(std::vector<Token> tokens, const std::string& file) : t_(std::move(tokens)), file_(file) {}
+  Parser(std::vector<Token> tokens, const std::string& file, std::shared_ptr<Sources> sources = nullptr)
+      : t_(std::move(tokens)), file_(file), sources_(sources ? std::move(sources) : std::make_shared<Sources>()) {
+    if (sources_->names.empty()) {
+      sources_->names.push_back(file);
+      std::error_code ec;  // the model itself, when it is a file: including it back is a cycle
+      if (!file.empty() && file.front() != '<')
+        sources_->stack.push_back(std::filesystem::weakly_canonical(file, ec).string());
+    }
+  }
 
-  Program run() {
+  /// `blocks_only`: an included file, which may define blocks (and include others) only.
+  Program run(bool blocks_only = false) {
     Program p;
     for (;;) {
       skip_newlines();
       if (peek().kind == Tok::end) break;
-      if (peek().kind == Tok::ident && peek().text == "block" && peek(1).kind == Tok::ident) {
-        BlockDef b = block();
-        if (p.blocks.count(b.name))
-          fail(b.loc, fmt::format("block '{}' is defined twice (first at {})", b.name, where(p.blocks[b.name].loc)));
-        const std::string name = b.name;
-        p.blocks.emplace(name, std::move(b));
+      if (peek().kind == Tok::ident && peek().text == "include" && peek(1).kind == Tok::string) {
+        include(p);
+      } else if (peek().kind == Tok::ident && peek().text == "block" && peek(1).kind == Tok::ident) {
+        add_block(p, block());
+      } else if (blocks_only) {
+        fail(peek().loc, fmt::format("an included file defines blocks only (and includes others), got {}: move the "
+                                     "statement into the model",
+                                     describe(peek())));
       } else {
         p.statements.push_back(statement(false));
       }
@@ -210,7 +237,10 @@ class Parser {
     return p;
   }
 
-  std::string where(Loc loc) const { return fmt::format("{}:{}:{}", file_, loc.line, loc.col); }
+  std::string where(Loc loc) const {
+    return fmt::format("{}:{}:{}", sources_->names[static_cast<std::size_t>(loc.file)], loc.line, loc.col);
+  }
+  const Sources& sources() const { return *sources_; }
 
  private:
   const Token& peek(std::size_t ahead = 0) const { return t_[std::min(pos_ + ahead, t_.size() - 1)]; }
@@ -226,6 +256,47 @@ class Parser {
   void end_of_statement() {
     if (peek().kind != Tok::newline && peek().kind != Tok::end)
       fail(peek().loc, fmt::format("expected the end of the line, got {}", describe(peek())));
+  }
+
+  void add_block(Program& p, BlockDef b) {
+    if (p.blocks.count(b.name))
+      fail(b.loc, fmt::format("block '{}' is defined twice (first at {})", b.name, where(p.blocks[b.name].loc)));
+    const std::string name = b.name;
+    p.blocks.emplace(name, std::move(b));
+  }
+
+  /// include "PATH": the blocks of another .og file, PATH relative to this file's folder.
+  void include(Program& p) {
+    const Loc at = take().loc;
+    const Token& path_token = take();
+    end_of_statement();
+    namespace fs = std::filesystem;
+    const std::string& self = sources_->names[static_cast<std::size_t>(at.file)];
+    const fs::path base = self.empty() || self.front() == '<' ? fs::path() : fs::path(self).parent_path();
+    const fs::path path = fs::path(path_token.text).is_absolute() ? fs::path(path_token.text) : base / path_token.text;
+    std::error_code ec;
+    const std::string canonical = fs::weakly_canonical(path, ec).string();
+    if (std::find(sources_->stack.begin(), sources_->stack.end(), canonical) != sources_->stack.end())
+      fail(path_token.loc, fmt::format("an include cycle: {} -> {}", fmt::join(sources_->stack, " -> "), canonical));
+    if (sources_->included.count(canonical)) return;  // its blocks are here already
+    if (static_cast<int>(sources_->stack.size()) >= kMaxIncludeDepth)
+      fail(path_token.loc, fmt::format("includes nested more than {} deep", kMaxIncludeDepth));
+    std::string text;
+    try {
+      text = read_file(path.string(), {kMaxModelFileBytes, "an included model file", "include a file of blocks"});
+    } catch (const std::exception& e) {
+      fail(path_token.loc, fmt::format("cannot include \"{}\": {}", path_token.text, e.what()));
+    }
+    const int index = static_cast<int>(sources_->names.size());
+    sources_->names.push_back(path.string());
+    sources_->stack.push_back(canonical);
+    Parser sub(Lexer(text, sources_->names.back(), index).run(), sources_->names.back(), sources_);
+    Program inner = sub.run(true);
+    sources_->stack.pop_back();
+    sources_->included.insert(canonical);
+    for (auto& [name, b] : inner.blocks) add_block(p, std::move(b));
+    if (at.file == 0) sources_->inlined.emplace_back(at.line, text);
+    else sources_->inlined.emplace_back(0, text);  // nested: appended all the same
   }
 
   BlockDef block() {
@@ -493,6 +564,7 @@ class Parser {
   std::size_t pos_ = 0;
   int open_ = 0;  // parentheses and calls open at this point
   const std::string& file_;
+  std::shared_ptr<Sources> sources_;
 };
 
 // ---- meaning ----
@@ -998,6 +1070,38 @@ namespace {
 }
 }  // namespace
 
+namespace {
+/// The model's text with its included blocks appended and the include lines commented
+/// out, so that a checkpoint rebuilds the model without the files (line numbers kept).
+std::string self_contained(std::string_view text, const Sources& sources) {
+  auto comment_includes = [](std::string_view t, int only_line) {
+    std::string out;
+    int line = 1;
+    std::size_t start = 0;
+    while (start <= t.size()) {
+      const std::size_t end = std::min(t.find('\n', start), t.size());
+      std::string_view l = t.substr(start, end - start);
+      const std::size_t first = l.find_first_not_of(" \t");
+      const bool is_include = first != std::string_view::npos && l.substr(first).starts_with("include \"");
+      if (is_include && (only_line < 0 || line == only_line)) out += "# (included below) ";
+      out += l;
+      if (end < t.size()) out += '\n';
+      start = end + 1;
+      ++line;
+    }
+    return out;
+  };
+  std::string out(text);
+  for (const auto& [line, _] : sources.inlined)
+    if (line > 0) out = comment_includes(out, line);
+  for (const auto& [line, blocks] : sources.inlined) {
+    if (!out.empty() && out.back() != '\n') out += '\n';
+    out += "# ---- included blocks ----\n" + comment_includes(blocks, -1);
+  }
+  return out;
+}
+}  // namespace
+
 ModelFile parse_model(std::string_view text, const std::string& name) {
   ModelFile out;
   if (text.size() > kMaxModelFileBytes) too_large(name, text.size());
@@ -1005,6 +1109,7 @@ ModelFile parse_model(std::string_view text, const std::string& name) {
   out.text = std::string(text);
   Parser parser(Lexer(text, name).run(), name);
   const Program program = parser.run();
+  if (!parser.sources().inlined.empty()) out.text = self_contained(text, parser.sources());
   Runner(program, parser, out).run();
   if (out.input.empty() && !out.graph.inputs().empty()) out.input = out.graph.node(out.graph.inputs().front()).name;
   return out;
