@@ -26,13 +26,13 @@ Dataset make_circles(std::int64_t n, double noise = 0.05, double factor = 0.5, s
 /// `classes` interleaved spiral arms from the origin, with noise on the angle.
 Dataset make_spirals(std::int64_t n, std::int64_t classes = 3, double noise = 0.2, std::uint64_t seed = 0);
 
-/// Class k uniform in its own box [lo_k, hi_k]^dims; the reference set uses
-/// {[1,5], [10,15], [20,25]} in 3 dimensions.
 /// A sequence-to-sequence task: `n` sequences of `length` digits in [0, digits), drawn
 /// uniformly (seeded); features [n, length] are the digits, labels [n, length] the same
 /// digits sorted ascending (one class per position).
 Dataset make_sort_digits(std::int64_t n, std::int64_t length = 8, std::int64_t digits = 10, std::uint64_t seed = 0);
 
+/// Class k uniform in its own box [lo_k, hi_k]^dims; the reference set uses
+/// {[1,5], [10,15], [20,25]} in 3 dimensions.
 Dataset make_uniform_boxes(std::int64_t n, std::vector<std::pair<double, double>> boxes = {{1, 5}, {10, 15}, {20, 25}},
                            std::int64_t dims = 3, std::uint64_t seed = 0);
 

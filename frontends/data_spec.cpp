@@ -15,6 +15,8 @@
 #include <opgraph/datasets/idx.hpp>
 #include <opgraph/datasets/locate.hpp>
 #include <opgraph/datasets/synthetic.hpp>
+#include <opgraph/datasets/text.hpp>
+#include <opgraph/datasets/read_file.hpp>
 #include <opgraph/graph/size.hpp>
 #include <opgraph/graph/spec.hpp>
 
@@ -49,6 +51,8 @@ const std::vector<SourceInfo>& sources() {
       {"moons", "two interleaving half circles", {"n", "noise"}, "moons:n=1000,noise=0.1,test=0.3"},
       {"circles", "a circle inside another", {"n", "noise", "factor"}, "circles:n=1000,factor=0.5,test=0.3"},
       {"spirals", "interleaved spiral arms", {"n", "classes", "noise"}, "spirals:n=600,classes=3,test=0.3"},
+      {"text", "windows of a text file's characters, labelled with the next ones; the last test= part held out",
+       {"file", "length", "stride"}, "text:file=notes.txt,length=64,stride=16,test=0.1"},
       {"sort_digits", "sequences of digits; the labels are each sequence sorted (a class per position)",
        {"n", "length", "digits"}, "sort_digits:n=20000,length=8,test=0.1"},
       {"boxes", "3 classes uniform in [1,5]^3, [10,15]^3, [20,25]^3", {"n"}, "boxes:n=300,test=0.3,standardize=true"},
@@ -199,6 +203,17 @@ LoadedData load_data(std::string_view spec_text, const std::string& data_folder,
     out.train = make_circles(count("n", 1000), real("noise", 0.05), o.real("factor", 0.5, 0.0, 1.0, true, true), seed);
   } else if (source == "spirals") {
     out.train = make_spirals(count("n", 600), o.integer("classes", 3, 1, 1000), real("noise", 0.2), seed);
+  } else if (source == "text") {
+    if (!o.has("file")) o.fail("text needs file=PATH");
+    const std::string file = o.string("file");
+    const std::int64_t length = o.integer("length", 64, 1, 1 << 20);
+    const std::string text = read_file(file, {std::size_t{256} << 20, "a text file", "train on a part of it"});
+    TextWindows w = make_text_windows(text, length, o.integer("stride", std::max<std::int64_t>(1, length / 4), 1, 1 << 20),
+                                      o.real("test", 0.1, 0.0, 1.0, false, true), "text");
+    out.train = std::move(w.train);
+    out.test = std::move(w.test);
+    out.unigram_bits = w.unigram_bits;
+    out.files.push_back(file);
   } else if (source == "sort_digits") {
     out.train = make_sort_digits(count("n", 20000), o.integer("length", 8, 1, 4096), o.integer("digits", 10, 2, 1'000'000),
                                  seed);
@@ -211,7 +226,7 @@ LoadedData load_data(std::string_view spec_text, const std::string& data_folder,
     out.train = limit_rows(out.train, o.integer("limit", 0, 1, kMaxInt));
     if (out.has_test()) out.test = limit_rows(out.test, o.integer("limit", 0, 1, kMaxInt));
   }
-  if (o.has("test")) {
+  if (o.has("test") && source != "text") {  // text splits by position itself
     if (out.has_test()) o.fail(fmt::format("{} has its own test part: drop test=", source));
     const double f = o.real("test", 0.0, 0.0, 1.0, true, true);
     Split s = train_test_split(out.train, f, seed, o.flag("stratify", true));

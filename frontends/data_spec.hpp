@@ -1,6 +1,7 @@
 // Data specs: one string naming a dataset source and its options, as the CLI takes them.
 #pragma once
 
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,13 +22,16 @@ struct LoadedData {
   std::vector<std::string> files;            // the files read (outputs must not replace them)
   std::vector<std::string> notes;            // what was decided on the user's behalf, e.g. a CSV header
   std::vector<Feed> feeds;                   // inputs=x:0-1/z:2-3: which columns feed which input
+  /// text: the entropy of the training part's character frequencies, in bits (a model
+  /// that ignores context does no better); NaN for other sources.
+  double unigram_bits = std::numeric_limits<double>::quiet_NaN();
   bool has_test() const { return test.size() > 0; }
 };
 
 /// Loads `spec`: "SOURCE[:key=value,...]". Sources: mnist, fashion (IDX folders under
 /// the data folder), iris, wine (built in), digits, breast_cancer (the data folder's
 /// small/), csv (file=PATH), and the synthetic xor, blobs, moons, circles, spirals,
-/// boxes. See data_spec_help() for every key. `data_folder` is the --data option ("":
+/// boxes, sort_digits, and text (file=PATH: next-character windows). See data_spec_help() for every key. `data_folder` is the --data option ("":
 /// $OPGRAPH_DATA). With `standardizer`, a spec that standardises uses those statistics
 /// (from a checkpoint) instead of fitting new ones. Throws ParseError for a bad spec,
 /// DataError for missing or bad data.

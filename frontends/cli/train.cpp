@@ -69,17 +69,20 @@ std::string metrics_text(double loss, double accuracy) {
   return std::isnan(accuracy) ? fmt::format("loss {:.4f}", loss) : fmt::format("loss {:.4f}  accuracy {:.4f}", loss, accuracy);
 }
 
-/// metrics_text, with the share of whole sequences right for a class per position.
-std::string metrics_text(const Evaluation& e) {
+/// metrics_text, with the share of whole sequences right for a class per position; for
+/// text (next-character prediction), bits per character instead.
+std::string metrics_text(const Evaluation& e, const LoadedData& data) {
   std::string s = metrics_text(e.loss, e.accuracy);
-  if (!std::isnan(e.sequence_accuracy)) s += fmt::format(" per position, {:.4f} of sequences exact", e.sequence_accuracy);
+  if (!std::isnan(data.unigram_bits)) s += fmt::format("  bits/char {:.3f}", e.loss / std::log(2.0));
+  else if (!std::isnan(e.sequence_accuracy)) s += fmt::format(" per position, {:.4f} of sequences exact", e.sequence_accuracy);
   return s;
 }
 
 /// The evaluation's numbers in a JSON object, keys prefixed ("test_loss", ...).
-void add_metrics(json::Object& j, const std::string& prefix, const Evaluation& e) {
+void add_metrics(json::Object& j, const std::string& prefix, const Evaluation& e, const LoadedData& data) {
   j.add(prefix + "loss", e.loss).add(prefix + "accuracy", e.accuracy);
-  if (!std::isnan(e.sequence_accuracy)) j.add(prefix + "sequence_accuracy", e.sequence_accuracy);
+  if (!std::isnan(data.unigram_bits)) j.add(prefix + "bits_per_char", e.loss / std::log(2.0));
+  else if (!std::isnan(e.sequence_accuracy)) j.add(prefix + "sequence_accuracy", e.sequence_accuracy);
 }
 
 /// Per-node statistics as CSV, one row per node per epoch.
@@ -490,20 +493,24 @@ int train(int argc, char** argv) {
     json::Object j;
     j.add("command", "train").add("model", model_path).add("data", spec).add("optimizer", optimizer->describe());
     j.add("epochs", static_cast<int>(epochs)).add("epochs_run", static_cast<int>(history.size()));
-    add_metrics(j, "train_", tr);
-    if (va) add_metrics(j, "val_", *va);
-    if (te) add_metrics(j, "test_", *te);
+    add_metrics(j, "train_", tr, data);
+    if (va) add_metrics(j, "val_", *va, data);
+    if (te) add_metrics(j, "test_", *te, data);
+    if (!std::isnan(data.unigram_bits)) j.add("unigram_bits_per_char", data.unigram_bits);
     j.add("reached_target", h.reached_target).add("seconds", seconds);
     if (a.has("save")) j.add("checkpoint", a.get("save"));
     std::printf("%s\n", j.str().c_str());
   } else {
     std::printf("trained %zu epoch%s in %.2f s\n", history.size(), history.size() == 1 ? "" : "s", seconds);
-    std::printf("train       %s  (%lld samples)\n", metrics_text(tr).c_str(),
+    std::printf("train       %s  (%lld samples)\n", metrics_text(tr, data).c_str(),
                 static_cast<long long>(tr.samples));
-    if (va) std::printf("validation  %s  (%lld samples)\n", metrics_text(*va).c_str(),
+    if (va) std::printf("validation  %s  (%lld samples)\n", metrics_text(*va, data).c_str(),
                         static_cast<long long>(va->samples));
-    if (te) std::printf("test        %s  (%lld samples)\n", metrics_text(*te).c_str(),
+    if (te) std::printf("test        %s  (%lld samples)\n", metrics_text(*te, data).c_str(),
                         static_cast<long long>(te->samples));
+    if (!std::isnan(data.unigram_bits))
+      std::printf("unigram entropy of the training text: %.3f bits/char (a model that ignores context reaches it)\n",
+                  data.unigram_bits);
   }
   if (diverged_at > 0 || !std::isfinite(tr.loss)) {
     const std::string kept = !a.has("save") ? std::string()
@@ -587,11 +594,11 @@ int evaluate(int argc, char** argv) {
   if (a.has("json")) {
     json::Object j;
     j.add("command", "eval").add("samples", e.samples);
-    add_metrics(j, "", e);
+    add_metrics(j, "", e, l.data);
     if (!e.confusion.empty()) j.raw("confusion", confusion_json(e));
     std::printf("%s\n", j.str().c_str());
   } else {
-    std::printf("%lld samples  %s\n%s", static_cast<long long>(e.samples), metrics_text(e).c_str(),
+    std::printf("%lld samples  %s\n%s", static_cast<long long>(e.samples), metrics_text(e, l.data).c_str(),
                 e.confusion.empty() ? "" : confusion_text(e, part).c_str());
   }
   return 0;

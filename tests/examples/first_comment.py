@@ -61,6 +61,11 @@ def main():
     # Paths in the command are relative to the source tree, as a user runs it from there;
     # outputs (--plot DIR, --save) land in the scratch folder.
     argv = [os.path.join(a.source, x) if x.endswith(".og") else x for x in argv]
+    # So are files a data spec reads (text:file=examples/text/...).
+    argv = [re.sub(r"(?<=file=)([^,]+)",
+                   lambda m: os.path.join(a.source, m.group(1))
+                   if not os.path.isabs(m.group(1)) and os.path.exists(os.path.join(a.source, m.group(1)))
+                   else m.group(1), x) for x in argv]
     if a.plugins:
         argv = [os.path.join(a.plugins, os.path.basename(x)) if x.endswith(".so") else x for x in argv]
     argv.append("--json")
