@@ -50,15 +50,15 @@ TextWindows make_text_windows(std::string_view text, std::int64_t length, std::i
   TextWindows w;
   w.train = windows(text, 0, cut, length, stride, name);
   if (w.train.size() == 0)
-    throw DataError(name, fmt::format("the training part has {} characters, too few for one window of {} and the "
+    throw DataError(name, fmt::format("the training part has {} character{}, too few for one window of {} and the "
                                       "character after it: use a longer text or a smaller length",
-                                      cut, length));
+                                      cut, cut == 1 ? "" : "s", length));
   if (test_fraction > 0.0) {
     w.test = windows(text, cut, text.size(), length, length, name);  // disjoint windows: each character once
     if (w.test.size() == 0)
-      throw DataError(name, fmt::format("the held-out part has {} characters, too few for one window of {}: raise "
+      throw DataError(name, fmt::format("the held-out part has {} character{}, too few for one window of {}: raise "
                                         "test= or lower length=",
-                                        text.size() - cut, length));
+                                        text.size() - cut, text.size() - cut == 1 ? "" : "s", length));
   }
   std::array<double, 256> counts{};
   for (std::size_t i = 0; i < cut; ++i) counts[static_cast<unsigned char>(text[i])] += 1;
