@@ -11,16 +11,19 @@ namespace opgraph::ops {
 namespace {
 
 /// Phi(x), the standard normal distribution function, and phi(x), its density.
+/// erfc, not 1 + erf: for x far below 0, 1 + erf(x/sqrt 2) cancels to nothing in f32.
 template <class T>
 T normal_cdf(T x) {
-  return T(0.5) * (T(1) + std::erf(x / std::numbers::sqrt2_v<T>));
+  return T(0.5) * std::erfc(-x / std::numbers::sqrt2_v<T>);
 }
 template <class T>
 T normal_pdf(T x) {
   return std::exp(T(-0.5) * x * x) * (std::numbers::inv_sqrtpi_v<T> / std::numbers::sqrt2_v<T>);
 }
 
-/// The tanh form: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
+/// The tanh form: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), computed as
+/// x sigmoid(2u) (the same function: 1 + tanh(u) = 2 sigmoid(2u)), which does not cancel
+/// for x far below 0.
 template <class T>
 constexpr T kGeluC = static_cast<T>(0.7978845608028654);  // sqrt(2 / pi)
 template <class T>
@@ -37,9 +40,7 @@ OPGRAPH_OP(gelu)
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
       if (k.attr_string("approximate") == "tanh")
-        map(k.in(0), k.out(), [](T x) {
-          return T(0.5) * x * (T(1) + math::tanh(kGeluC<T> * (x + kGeluA<T> * x * x * x)));
-        });
+        map(k.in(0), k.out(), [](T x) { return x * math::logistic(T(2) * kGeluC<T> * (x + kGeluA<T> * x * x * x)); });
       else
         map(k.in(0), k.out(), [](T x) { return x * normal_cdf(x); });
     })
@@ -47,9 +48,10 @@ OPGRAPH_OP(gelu)
       using T = scalar_of<decltype(k)>;
       if (k.attr_string("approximate") == "tanh")
         zip(k.in(0), k.grad_out(), k.grad_in(0), [](T x, T g) {
-          const T t = math::tanh(kGeluC<T> * (x + kGeluA<T> * x * x * x));
+          // d/dx x s(2u) = s + 2 x s (1 - s) u'
+          const T s = math::logistic(T(2) * kGeluC<T> * (x + kGeluA<T> * x * x * x));
           const T du = kGeluC<T> * (T(1) + T(3) * kGeluA<T> * x * x);
-          return g * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du);
+          return g * (s + T(2) * x * s * (T(1) - s) * du);
         });
       else
         zip(k.in(0), k.grad_out(), k.grad_in(0), [](T x, T g) { return g * (normal_cdf(x) + x * normal_pdf(x)); });
