@@ -41,6 +41,10 @@ TEST_CASE("model format: every example model parses, compiles and round-trips") 
     ++count;
     const ModelFile m = load_model(entry.path().string());
     CAPTURE(entry.path().string());
+    if (m.graph.size() == 0) {  // a library of blocks (blocks.og): parsed; its blocks are tested on their own
+      CHECK(entry.path().filename() == "blocks.og");
+      continue;
+    }
     CHECK(m.graph.loss().has_value());
     Params params = m.graph.init_params(1);
     CHECK_NOTHROW(Plan(m.graph, params, {.batch = 2}));
