@@ -1,6 +1,5 @@
 // The gradient checker must catch wrong vjps. This binary registers two deliberately
 // broken ops (kept out of the main test binary, whose generated check covers every op).
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <cmath>

@@ -14,7 +14,7 @@ using namespace opgraph;
 using namespace opgraph::test;
 namespace fs = std::filesystem;
 
-TEST_CASE("hardening: a headerless UCI file with text labels keeps every row; a header is detected and said") {
+TEST_CASE("hardening: a headerless UCI file with text labels keeps every row, a header is detected and said") {
   ScratchDir dir("hard-csv");
   write_file(dir.file("iris.data"), "5.1,3.5,1.4,0.2,Iris-setosa\n4.9,3.0,1.4,0.2,Iris-setosa\n"
                                     "6.2,3.4,5.4,2.3,Iris-virginica\n5.9,3.0,5.1,1.8,Iris-virginica\n"
@@ -35,7 +35,7 @@ TEST_CASE("hardening: a headerless UCI file with text labels keeps every row; a 
   CHECK(quiet.err.empty());
 }
 
-TEST_CASE("hardening: a symlinked output replaces the file it names and stays a link; saving where one resumes works") {
+TEST_CASE("hardening: a symlinked output replaces the file it names and stays a link, saving where one resumes works") {
   ScratchDir dir("hard-link");
   write_file(dir.file("target.ckpt"), "old");
   fs::create_symlink("target.ckpt", dir.file("latest.ckpt"));
@@ -66,7 +66,7 @@ TEST_CASE("hardening: a write past the file-size limit exits 1 with the file nam
   CHECK_FALSE(fs::exists(dir.file("x.ckpt")));
 }
 
-TEST_CASE("hardening: --help of every command lists --plugin; --memory-limit takes none") {
+TEST_CASE("hardening: --help of every command lists --plugin, --memory-limit takes none") {
   ScratchDir dir("hard-help");
   for (const char* command : {"train", "eval", "predict", "dump", "ops", "data", "export", "check", "profile"}) {
     CAPTURE(command);
@@ -78,7 +78,7 @@ TEST_CASE("hardening: --help of every command lists --plugin; --memory-limit tak
   CHECK(none.status == 0);
 }
 
-TEST_CASE("hardening: three runs saving to one file at once all succeed; the file is one of theirs, whole") {
+TEST_CASE("hardening: three runs saving to one file at once all succeed, the file is one of theirs, whole") {
   ScratchDir dir("hard-concurrent");
   std::vector<pid_t> pids;
   for (int seed = 1; seed <= 3; ++seed)

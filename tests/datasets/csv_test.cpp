@@ -94,7 +94,7 @@ TEST_CASE("locate: the data folder comes from --data, then OPGRAPH_DATA") {
                        DataError);
 }
 
-TEST_CASE("csv: a header is a row that cannot be data followed by one that can; nothing else drops a row") {
+TEST_CASE("csv: a header is a row that cannot be data followed by one that can, nothing else drops a row") {
   // UCI's iris.data: no header, text labels. All rows are samples.
   const std::string uci = "5.1,3.5,1.4,0.2,Iris-setosa\n4.9,3.0,1.4,0.2,Iris-setosa\n6.2,3.4,5.4,2.3,Iris-virginica\n";
   CsvReport report;

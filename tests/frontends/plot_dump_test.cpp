@@ -119,7 +119,7 @@ TEST_CASE("dump: DOT, JSON and annotated .og show nodes, shapes and the backward
                        "dump: the model has no loss, so there is no backward pass to show", GraphError);
 }
 
-TEST_CASE("dump: block instances as clusters, collapsed on request; identities hidden; gradient shapes keep N") {
+TEST_CASE("dump: block instances as clusters, collapsed on request, identities hidden, gradient shapes keep N") {
   const ModelFile m = parse_model(
       "block dense(x, in, out, act=relu):\n  param W [in, out]\n  param b [out]\n  return act(bias_add(matmul(x, W), b))\n"
       "end\ninput x [N, 3]\nlabels y [N]\nh1 = dense(x, 3, 4)\nh2 = dense(h1, 4, 4)\n"

@@ -126,7 +126,7 @@ TEST_CASE("engine: evaluation mode runs dropout as the identity and batch norm o
   CHECK(same_bits(params.at("bn.running_var"), rv));
 }
 
-TEST_CASE("engine: an op with several outputs gives parts; a missing cotangent is zero") {
+TEST_CASE("engine: an op with several outputs gives parts, a missing cotangent is zero") {
   Graph g;
   const NodeId x = g.add_input("x", {N, 7});
   const NodeId s = g.add_op("split", {x}, {{"sizes", IntList{3, 4}}}, "s");

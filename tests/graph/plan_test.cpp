@@ -295,7 +295,7 @@ TEST_CASE("plan: f32 and f64 plans agree") {
   CHECK(worst <= 1e-4 * scale);
 }
 
-TEST_CASE("plan: values listed in keep stay readable; inputs and parameters always are") {
+TEST_CASE("plan: values listed in keep stay readable, inputs and parameters always are") {
   Graph g = mnist_net();
   Params params = g.init_params(1);
   Plan plan(g, params, {.batch = 2, .keep = {"hidden"}});

@@ -9,7 +9,7 @@
 
 using namespace opgraph;
 
-TEST_CASE("profile: calls, FLOPs and bytes of the 784-256-10 net; times recorded (never compared: no timing in tests)") {
+TEST_CASE("profile: calls, FLOPs and bytes of the 784-256-10 net, times recorded (never compared: no timing in tests)") {
   ModelFile m = load_model(OPGRAPH_SOURCE_DIR "/examples/models/mnist_multiclass.og");
   Model model{m.graph, m.graph.init_params(1), m.input, m.labels};
   Trainer t(model);

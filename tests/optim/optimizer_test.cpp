@@ -42,7 +42,7 @@ TEST_CASE("optim: sgd, with and without L2 weight decay") {
               {{0.949, -1.898}, {0.938051, -1.916102}, {0.967112949, -1.954185898}});
 }
 
-TEST_CASE("optim: classical momentum v = gamma v + lr g; w -= v") {
+TEST_CASE("optim: classical momentum v = gamma v + lr g, w -= v") {
   check_steps(*make_momentum({.lr = 0.1, .momentum = 0.9}), {{0.95, -1.9}, {0.895, -1.83}, {0.8755, -1.807}});
 }
 

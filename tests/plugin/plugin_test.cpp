@@ -1,6 +1,5 @@
 // Plugins through the C++ API: loading, using a plugin op in a graph, every refusal.
 // Its own binary: loading plugins changes the process-wide registry.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <filesystem>
