@@ -83,7 +83,9 @@ void broadcast_map(F f, const Y& y, const X&... x) {
   if constexpr (n == 2) {
     // A full operand and a trailing block of it ([N, c] and [c]: a bias): rows, no loop
     // to describe.
-    const auto& [a, b] = std::tie(x...);
+    // Named references, not a structured binding: clang before 16 cannot capture those.
+    const auto& a = std::get<0>(std::tie(x...));
+    const auto& b = std::get<1>(std::tie(x...));
     auto trailing = [&](const auto& v) {
       return v.rank <= y.rank && std::equal(v.dims, v.dims + v.rank, y.dims + (y.rank - v.rank));
     };

@@ -47,7 +47,8 @@ OPGRAPH_OP(layer_norm)
       const auto& gain = k.in(1);
       const auto& bias = k.in(2);
       const auto& y = k.out();
-      const auto [rows, n] = rows_cols(x, gain);
+      const auto [rows_, n_] = rows_cols(x, gain);
+      const std::int64_t rows = rows_, n = n_;  // clang before 16 cannot capture bindings
       T* stats = k.workspace().data;
       const double eps = k.attr_float("eps");
       for_each_row(rows, n, [&](std::int64_t r) {
@@ -70,7 +71,8 @@ OPGRAPH_OP(layer_norm)
       const auto& x = k.in(0);
       const auto& gain = k.in(1);
       const auto& g = k.grad_out();
-      const auto [rows, n] = rows_cols(x, gain);
+      const auto [rows_, n_] = rows_cols(x, gain);
+      const std::int64_t rows = rows_, n = n_;  // clang before 16 cannot capture bindings
       const T* stats = k.workspace().data;
       if (k.needs_grad(0)) {
         const auto& dx = k.grad_in(0);
