@@ -199,6 +199,12 @@ std::vector<GradCheckResult> check_op_gradients(const OpDef& op, const GradCheck
     // One check per real output: f(x) = <c, output(x)>, the other outputs taking no
     // gradient (so a vjp that mishandles an absent cotangent fails too).
     std::size_t outputs = 1;
+    if (options.max_elements > 0) {
+      const CheckCase& check = op.checks[index];
+      const auto shapes = instantiate_shapes(check.shapes, options.seed + index + 1, options.sizes, 1, check.broadcast);
+      if (std::any_of(shapes.begin(), shapes.end(), [&](const Shape& s) { return s.numel() > options.max_elements; }))
+        continue;
+    }
     try {
       outputs = check_instance(op, index, options.seed, options.sizes).outputs.size();
     } catch (const std::exception&) {

@@ -23,6 +23,10 @@ struct GradCheckOptions {
   /// {300, 257}: a = 300, b = 257); empty: small random sizes (2-7). Realistic sizes find
   /// bugs that only show past a kernel's block boundaries (16, 256, ...).
   std::vector<std::int64_t> sizes = {};
+  /// With `sizes`, skip a configuration whose largest tensor would hold more than this
+  /// many elements (0: no limit): a rank-4 case at {300, 257, 255, 3} is 59 million, and
+  /// the block edges it would cross are crossed by its rank-2 and rank-3 cases.
+  std::int64_t max_elements = 0;
 };
 
 /// One configuration checked. For a random unit direction d, the analytic derivative
