@@ -9,26 +9,18 @@
 
 #include <opgraph/datasets/read_file.hpp>
 #include <opgraph/datasets/text.hpp>
-#include <opgraph/frontends/model_format.hpp>
 #include <opgraph/frontends/train.hpp>
 #include <opgraph/graph/plan.hpp>
 #include <opgraph/graph/random.hpp>
 
 #include "example.hpp"
 
-#ifndef OPGRAPH_SOURCE_DIR
-#define OPGRAPH_SOURCE_DIR "."
-#endif
-
 int main(int argc, char** argv) {
   using namespace opgraph;
   const example::Args args = example::parse_args(argc, argv, /*default_seed=*/1);
-  const std::string root = OPGRAPH_SOURCE_DIR;
   example::Stopwatch clock;
-  ModelFile file = load_model(args.model.empty() ? root + "/examples/models/char_lm.og" : args.model);
-  Model model{std::move(file.graph), {}, file.input, file.labels};
-  model.params = model.graph.init_params(args.seed);
-  const std::string text = read_file(root + "/examples/text/design_notes.txt");
+  Model model = example::load_model(args, "examples/models/char_lm.og");
+  const std::string text = read_file(example::source_file("examples/text/design_notes.txt"));
   const std::int64_t context = 64;
   const TextWindows data = make_text_windows(text, context, 16, 0.1);
   auto adam = make_adam({.lr = 0.003});

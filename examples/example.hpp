@@ -13,8 +13,15 @@
 #include <vector>
 
 #include <opgraph/datasets/locate.hpp>
+#include <opgraph/frontends/model_format.hpp>
+#include <opgraph/frontends/train.hpp>
 #include <opgraph/graph/error.hpp>
 #include <opgraph/graph/parallel.hpp>
+
+// Examples that read files of the source tree are built with its path.
+#ifndef OPGRAPH_SOURCE_DIR
+#define OPGRAPH_SOURCE_DIR "."
+#endif
 
 namespace example {
 
@@ -55,6 +62,18 @@ inline Args parse_args(int argc, char** argv, std::uint64_t default_seed) {
   }
   opgraph::set_num_threads(a.threads);
   return a;
+}
+
+/// A file of the source tree: examples/text/..., examples/models/...
+inline std::string source_file(const std::string& relative) { return std::string(OPGRAPH_SOURCE_DIR) + "/" + relative; }
+
+/// The model of --model FILE.og, else `fallback` (relative to the source tree), its
+/// parameters initialised from --seed.
+inline opgraph::Model load_model(const Args& args, const std::string& fallback) {
+  opgraph::ModelFile file = opgraph::load_model(args.model.empty() ? source_file(fallback) : args.model);
+  opgraph::Model model{std::move(file.graph), {}, file.input, file.labels};
+  model.params = model.graph.init_params(args.seed);
+  return model;
 }
 
 /// The data subfolder `sub`, or exits with kSkipped and says why.

@@ -6,24 +6,15 @@
 #include <string>
 
 #include <opgraph/datasets/synthetic.hpp>
-#include <opgraph/frontends/model_format.hpp>
 #include <opgraph/frontends/train.hpp>
 
 #include "example.hpp"
 
-#ifndef OPGRAPH_SOURCE_DIR
-#define OPGRAPH_SOURCE_DIR "."
-#endif
-
 int main(int argc, char** argv) {
   using namespace opgraph;
   const example::Args args = example::parse_args(argc, argv, /*default_seed=*/1);
-  const std::string path =
-      args.model.empty() ? std::string(OPGRAPH_SOURCE_DIR) + "/examples/models/transformer_sort.og" : args.model;
   example::Stopwatch clock;
-  ModelFile file = load_model(path);
-  Model model{std::move(file.graph), {}, file.input, file.labels};
-  model.params = model.graph.init_params(args.seed);
+  Model model = example::load_model(args, "examples/models/transformer_sort.og");
   const Split split = train_test_split(make_sort_digits(20000, 8, 10, args.seed), 0.1, args.seed);
   auto adam = make_adam({.lr = 0.002});
   const int epochs = args.epochs ? args.epochs : 4;

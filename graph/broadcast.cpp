@@ -3,10 +3,6 @@
 
 namespace opgraph {
 
-namespace {
-std::string dim_text(std::int64_t d) { return is_dim_symbol(d) ? dim_name(d) : std::to_string(d); }
-}  // namespace
-
 Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view what) {
   const int r = std::max(a.rank(), b.rank());
   std::vector<std::int64_t> dims(static_cast<std::size_t>(r));

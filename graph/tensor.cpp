@@ -68,6 +68,8 @@ bool is_dim_symbol(std::int64_t d) {
   return index_of(d) < s.names.size();
 }
 
+std::string dim_text(std::int64_t d) { return is_dim_symbol(d) ? dim_name(d) : std::to_string(d); }
+
 std::string dim_name(std::int64_t symbol) {
   if (symbol >= 0) throw ShapeError(fmt::format("{} is a size, not a dimension name", symbol));
   Symbols& s = symbols();
@@ -107,7 +109,7 @@ std::string Shape::str() const {
   std::string s = "[";
   for (std::size_t i = 0; i < dims_.size(); ++i) {
     if (i) s += ',';
-    s += is_dim_symbol(dims_[i]) ? dim_name(dims_[i]) : std::to_string(dims_[i]);
+    s += dim_text(dims_[i]);
   }
   return s + "]";
 }

@@ -28,6 +28,8 @@ std::int64_t dim(std::string_view name);
 std::string dim_name(std::int64_t symbol);
 /// Whether `d` names a dimension symbol of this process (N, or a name given to dim()).
 bool is_dim_symbol(std::int64_t d);
+/// A dimension as shapes print it: "4", "N", "T" (in messages).
+std::string dim_text(std::int64_t d);
 /// Whether a dimension is symbolic (N or a named one) rather than a size.
 inline bool is_symbolic(std::int64_t d) { return d < 0; }
 

@@ -31,7 +31,6 @@ double scale_of(const K& k, std::int64_t d) {
   return k.attr("scale").is_none() ? 1.0 / std::sqrt(static_cast<double>(d)) : k.attr_float("scale");
 }
 
-std::string dim_text(std::int64_t d) { return is_symbolic(d) ? dim_name(d) : std::to_string(d); }
 
 }  // namespace
 

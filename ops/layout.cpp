@@ -11,7 +11,6 @@ namespace opgraph::ops {
 
 namespace {
 
-std::string dim_text(std::int64_t d) { return is_symbolic(d) ? dim_name(d) : std::to_string(d); }
 
 /// The permutation of transpose made non-negative: perm=none swaps the last two axes.
 using Perm = std::array<int, kMaxRank>;

@@ -15,7 +15,7 @@ OPGRAPH_OP(log_softmax)
     .forward([](auto& k) {
       const auto& x = k.in(0);
       const auto& y = k.out();
-      if (const detail::Lanes l = detail::lanes(k, x); l.inner > 1) {
+      if (const detail::AroundAxis l = detail::lanes(k, x); l.inner > 1) {
         detail::softmax_lanes(x.data, y.data, l, true);
         return;
       }
@@ -28,7 +28,7 @@ OPGRAPH_OP(log_softmax)
       const auto& y = k.out();
       const auto& g = k.grad_out();
       const auto& dx = k.grad_in(0);
-      if (const detail::Lanes l = detail::lanes(k, y); l.inner > 1) {
+      if (const detail::AroundAxis l = detail::lanes(k, y); l.inner > 1) {
         detail::softmax_lanes_vjp(y.data, g.data, dx.data, l, true);
         return;
       }

@@ -19,51 +19,47 @@ auto compare(R rel) {
   };
 }
 
+/// Whether a is kept over b: by maximum (kLarger) or minimum. Ties keep a, so a tie's
+/// whole gradient goes to a (PyTorch splits it in halves; either is a subgradient).
+template <bool kLarger, class T>
+bool keeps_a(T a, T b) {
+  return kLarger ? a >= b : a <= b;
+}
+
+/// maximum and minimum: inputs, domains, kernels and checks, NaN if either side is NaN.
+template <bool kLarger>
+void extremum(OpBuilder& op) {
+  op.input("a")
+      .input("b")
+      // b on whole numbers, a at least 0.1 away from them: no ties for the checker to step across.
+      .domain("a", {.lo = -2.5, .hi = 2.5, .kinks = {-2, -1, 0, 1, 2}})
+      .domain("b", {.kind = Domain::Kind::indices, .lo = -2, .hi = 3})
+      .shape(broadcast_shape())
+      .saves({"a", "b"})
+      .scratch(broadcast_scratch())
+      .forward([](auto& k) {
+        broadcast_map([](auto a, auto b) { return a != a || b != b ? a + b : keeps_a<kLarger>(a, b) ? a : b; }, k.out(),
+                      k.in(0), k.in(1));
+      })
+      .vjp([](auto& k) {
+        using T = scalar_of<decltype(k)>;
+        broadcast_vjp(k, 0, [](T g, T a, T b) { return keeps_a<kLarger>(a, b) ? g : T(0); });
+        broadcast_vjp(k, 1, [](T g, T a, T b) { return keeps_a<kLarger>(a, b) ? T(0) : g; });
+      })
+      .check({"[a,b]", "[a,b]"})
+      .check({"[a,b]", "[b]"})
+      .check({"[a,1,c]", "[a,b,c]"});
+}
+
 }  // namespace
 
-// Ties send the whole gradient to a (PyTorch splits it in halves; either is a subgradient).
 OPGRAPH_OP(maximum)
     .doc("the larger of a and b, elementwise, NumPy broadcasting (NaN if either is NaN)")
-    .input("a")
-    .input("b")
-    // b on whole numbers, a at least 0.1 away from them: no ties for the checker to step across.
-    .domain("a", {.lo = -2.5, .hi = 2.5, .kinks = {-2, -1, 0, 1, 2}})
-    .domain("b", {.kind = Domain::Kind::indices, .lo = -2, .hi = 3})
-    .shape(broadcast_shape())
-    .saves({"a", "b"})
-    .scratch(broadcast_scratch())
-    .forward([](auto& k) {
-      broadcast_map([](auto a, auto b) { return a != a || b != b ? a + b : a >= b ? a : b; }, k.out(), k.in(0), k.in(1));
-    })
-    .vjp([](auto& k) {
-      using T = scalar_of<decltype(k)>;
-      broadcast_vjp(k, 0, [](T g, T a, T b) { return a >= b ? g : T(0); });
-      broadcast_vjp(k, 1, [](T g, T a, T b) { return a >= b ? T(0) : g; });
-    })
-    .check({"[a,b]", "[a,b]"})
-    .check({"[a,b]", "[b]"})
-    .check({"[a,1,c]", "[a,b,c]"});
+    .apply(extremum<true>);
 
 OPGRAPH_OP(minimum)
     .doc("the smaller of a and b, elementwise, NumPy broadcasting (NaN if either is NaN)")
-    .input("a")
-    .input("b")
-    // b on whole numbers, a at least 0.1 away from them: no ties for the checker to step across.
-    .domain("a", {.lo = -2.5, .hi = 2.5, .kinks = {-2, -1, 0, 1, 2}})
-    .domain("b", {.kind = Domain::Kind::indices, .lo = -2, .hi = 3})
-    .shape(broadcast_shape())
-    .saves({"a", "b"})
-    .scratch(broadcast_scratch())
-    .forward([](auto& k) {
-      broadcast_map([](auto a, auto b) { return a != a || b != b ? a + b : a <= b ? a : b; }, k.out(), k.in(0), k.in(1));
-    })
-    .vjp([](auto& k) {
-      using T = scalar_of<decltype(k)>;
-      broadcast_vjp(k, 0, [](T g, T a, T b) { return a <= b ? g : T(0); });
-      broadcast_vjp(k, 1, [](T g, T a, T b) { return a <= b ? T(0) : g; });
-    })
-    .check({"[a,b]", "[a,b]"})
-    .check({"[a,b]", "[b]"});
+    .apply(extremum<false>);
 
 OPGRAPH_OP(pow)
     .doc("x ** exponent, elementwise, for a constant exponent (x < 0 only with a whole exponent, as NumPy)")

@@ -64,12 +64,17 @@ Batches batches(const A& a, const B& b, bool ta, bool tb) {
   return s;
 }
 
-/// For each matrix index j of an operand (`count_j` of them), sums f(o, beta) over the
-/// output batches o that use it, in increasing o; parallel over j.
+/// For each matrix index j of an operand (`count_j` of them), calls f(j, o, first) for
+/// the output batches o that use it, in increasing o; parallel over j. An operand with as
+/// many matrices as the output is broadcast nowhere: matrix j serves batch j alone.
 template <class Of, class F>
 void for_each_source(std::int64_t count_j, std::int64_t batches, Of of, F f) {
   parallel_for(count_j, 1, [&](std::int64_t j0, std::int64_t j1) {
     for (std::int64_t j = j0; j < j1; ++j) {
+      if (count_j == batches) {
+        f(j, j, true);
+        continue;
+      }
       bool first = true;
       for (std::int64_t o = 0; o < batches; ++o)
         if (of(o) == j) {
@@ -140,7 +145,6 @@ void matmul_vjp(K& k) {
   }
 }
 
-std::string dim_text(std::int64_t d) { return is_symbolic(d) ? dim_name(d) : std::to_string(d); }
 
 }  // namespace
 

@@ -4,10 +4,6 @@
 
 namespace opgraph::ops {
 
-namespace {
-std::string dim_text(std::int64_t d) { return is_symbolic(d) ? dim_name(d) : std::to_string(d); }
-}  // namespace
-
 OPGRAPH_OP(reshape)
     .doc("x with another shape of as many values: shape=[0, -1] keeps dimension 0 and infers the last")
     .input("x")

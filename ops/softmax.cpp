@@ -14,7 +14,7 @@ OPGRAPH_OP(softmax)
     .forward([](auto& k) {
       const auto& x = k.in(0);
       const auto& y = k.out();
-      if (const detail::Lanes l = detail::lanes(k, x); l.inner > 1) {
+      if (const detail::AroundAxis l = detail::lanes(k, x); l.inner > 1) {
         detail::softmax_lanes(x.data, y.data, l, false);
         return;
       }
@@ -27,7 +27,7 @@ OPGRAPH_OP(softmax)
       const auto& y = k.out();
       const auto& g = k.grad_out();
       const auto& dx = k.grad_in(0);
-      if (const detail::Lanes l = detail::lanes(k, y); l.inner > 1) {
+      if (const detail::AroundAxis l = detail::lanes(k, y); l.inner > 1) {
         detail::softmax_lanes_vjp(y.data, g.data, dx.data, l, false);
         return;
       }

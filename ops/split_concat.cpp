@@ -1,23 +1,12 @@
 // split and concat: one tensor into parts along an axis, and parts back into one.
 #include <opgraph/graph/op.hpp>
 
+#include "detail/strided.hpp"
+
 namespace opgraph::ops {
 
 namespace {
 
-/// A tensor viewed as [outer, len, inner] around `axis`.
-struct AroundAxis {
-  std::int64_t outer = 1, len = 1, inner = 1;
-};
-
-template <class V>
-AroundAxis around(const V& x, int axis) {
-  AroundAxis s;
-  for (int i = 0; i < x.rank; ++i) (i < axis ? s.outer : i == axis ? s.len : s.inner) *= x.dims[i];
-  return s;
-}
-
-std::string dim_text(std::int64_t d) { return is_symbolic(d) ? dim_name(d) : std::to_string(d); }
 
 /// Copies rows of `len * inner` values: dst[o, offset + j, i] = src[o, j, i] (or the
 /// reverse with `into_part`), for every o, in parallel chunks of outer rows.
@@ -77,7 +66,7 @@ OPGRAPH_OP(split)
     .forward([](auto& k) {
       const auto& x = k.in(0);
       const int axis = static_cast<int>(k.attr_int("axis") < 0 ? k.attr_int("axis") + x.rank : k.attr_int("axis"));
-      const AroundAxis s = around(x, axis);
+      const detail::AroundAxis s = detail::around(x, axis);
       std::int64_t offset = 0;
       for (int o = 0; o < k.num_outputs(); ++o) {
         const auto& y = k.out(o);
@@ -90,7 +79,7 @@ OPGRAPH_OP(split)
       using T = scalar_of<decltype(k)>;
       const auto& dx = k.grad_in(0);
       const int axis = static_cast<int>(k.attr_int("axis") < 0 ? k.attr_int("axis") + dx.rank : k.attr_int("axis"));
-      const AroundAxis s = around(dx, axis);
+      const detail::AroundAxis s = detail::around(dx, axis);
       std::int64_t offset = 0;
       for (int o = 0; o < k.num_outputs(); ++o) {
         const std::int64_t len = k.out(o).dims[axis];
@@ -134,7 +123,7 @@ OPGRAPH_OP(concat)
     .forward([](auto& k) {
       const auto& y = k.out();
       const int axis = static_cast<int>(k.attr_int("axis") < 0 ? k.attr_int("axis") + y.rank : k.attr_int("axis"));
-      const AroundAxis s = around(y, axis);
+      const detail::AroundAxis s = detail::around(y, axis);
       std::int64_t offset = 0;
       for (int i = 0; i < k.num_inputs(); ++i) {
         const std::int64_t len = k.in(i).dims[axis];
@@ -145,7 +134,7 @@ OPGRAPH_OP(concat)
     .vjp([](auto& k) {
       const auto& g = k.grad_out();
       const int axis = static_cast<int>(k.attr_int("axis") < 0 ? k.attr_int("axis") + g.rank : k.attr_int("axis"));
-      const AroundAxis s = around(g, axis);
+      const detail::AroundAxis s = detail::around(g, axis);
       std::int64_t offset = 0;
       for (int i = 0; i < k.num_inputs(); ++i) {
         const std::int64_t len = k.grad_in(i).dims[axis];

@@ -8,6 +8,8 @@
 #include <opgraph/graph/math.hpp>
 #include <opgraph/graph/op.hpp>
 
+#include "strided.hpp"
+
 namespace opgraph::ops::detail {
 
 /// The shape rule of softmax and log_softmax: any axis (default the last).
@@ -18,22 +20,16 @@ inline Shape softmax_shape(const ShapeContext& c) {
 }
 
 /// x as [outer, len, inner] around the normalised axis; inner == 1 for the last axis.
-struct Lanes {
-  std::int64_t outer = 1, len = 1, inner = 1;
-};
-
 template <class K, class V>
-Lanes lanes(const K& k, const V& x) {
-  const std::int64_t a = k.attr_int("axis") < 0 ? k.attr_int("axis") + x.rank : k.attr_int("axis");
-  Lanes l;
-  for (int d = 0; d < x.rank; ++d) (d < a ? l.outer : d == a ? l.len : l.inner) *= x.dims[d];
-  return l;
+AroundAxis lanes(const K& k, const V& x) {
+  const std::int64_t a = k.attr_int("axis");
+  return around(x, static_cast<int>(a < 0 ? a + x.rank : a));
 }
 
 /// Softmax (or log_softmax) along the middle axis of [outer, len, inner], inner > 1: each
 /// lane is strided by `inner`; lanes in parallel chunks, each in a fixed order.
 template <class T>
-void softmax_lanes(const T* x, T* y, const Lanes& l, bool log) {
+void softmax_lanes(const T* x, T* y, const AroundAxis& l, bool log) {
   parallel_for(l.outer * l.inner, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(l.len, 1)),
                [&](std::int64_t b, std::int64_t e) {
                  for (std::int64_t lane = b; lane < e; ++lane) {
@@ -54,7 +50,7 @@ void softmax_lanes(const T* x, T* y, const Lanes& l, bool log) {
 /// The vjp of softmax_lanes from its output y: softmax y (g - <g, y>); log_softmax
 /// g - exp(y) sum(g).
 template <class T>
-void softmax_lanes_vjp(const T* y, const T* g, T* dx, const Lanes& l, bool log) {
+void softmax_lanes_vjp(const T* y, const T* g, T* dx, const AroundAxis& l, bool log) {
   parallel_for(l.outer * l.inner, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(l.len, 1)),
                [&](std::int64_t b, std::int64_t e) {
                  for (std::int64_t lane = b; lane < e; ++lane) {

@@ -8,6 +8,19 @@
 
 namespace opgraph::ops::detail {
 
+/// A tensor viewed as [outer, len, inner] around one axis.
+struct AroundAxis {
+  std::int64_t outer = 1, len = 1, inner = 1;
+};
+
+/// x (a View) around `axis`, in [0, rank).
+template <class V>
+AroundAxis around(const V& x, int axis) {
+  AroundAxis s;
+  for (int i = 0; i < x.rank; ++i) (i < axis ? s.outer : i == axis ? s.len : s.inner) *= x.dims[i];
+  return s;
+}
+
 /// Row-major strides of dims.
 inline void contiguous_strides(const std::int64_t* dims, int rank, std::int64_t* strides) {
   std::int64_t s = 1;

@@ -14,13 +14,6 @@ using namespace opgraph::test;
 
 namespace {
 
-Tensor random_tensor(Shape s, std::uint64_t seed, double lo = -1.0, double hi = 1.0) {
-  Tensor t(s, DType::f64);
-  Rng rng(seed);
-  for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, rng.uniform(lo, hi));
-  return t;
-}
-
 /// The output of `build` on inputs in0, in1, ... and the gradients of <seed, output>.
 OpRun run_graph(const std::vector<Tensor>& inputs, const std::function<NodeId(Graph&, std::vector<NodeId>)>& build,
                 const Tensor& seed) {
@@ -59,9 +52,9 @@ TEST_CASE("attention: the fused op equals matmul, scale, causal_mask, softmax, m
     CAPTURE(causal);
     // [batch 2, heads 3, 5 queries, 4 features]; 7 keys (5 when causal: T = S).
     const std::int64_t keys = causal ? 5 : 7;
-    const std::vector<Tensor> in = {random_tensor({2, 3, 5, 4}, 1, -2, 2), random_tensor({2, 3, keys, 4}, 2, -2, 2),
-                                    random_tensor({2, 3, keys, 6}, 3)};
-    const Tensor seed = random_tensor({2, 3, 5, 6}, 4);
+    const std::vector<Tensor> in = {random_tensor({2, 3, 5, 4}, -2, 2, 1), random_tensor({2, 3, keys, 4}, -2, 2, 2),
+                                    random_tensor({2, 3, keys, 6}, -1.0, 1.0, 3)};
+    const Tensor seed = random_tensor({2, 3, 5, 6}, -1.0, 1.0, 4);
     const auto fused = run_graph(
         in, [&](Graph& g, std::vector<NodeId> x) { return g.add_op("attention", x, {{"causal", causal}}, "y"); }, seed);
     const auto composed = run_graph(
@@ -89,8 +82,8 @@ TEST_CASE("attention: causal means query i ignores later keys") {
 }
 
 TEST_CASE("layer_norm: equals (x - mean) / sqrt(var + eps) * gain + bias, gradients by the composition") {
-  const std::vector<Tensor> in = {random_tensor({4, 3, 8}, 5, -3, 3), random_tensor({8}, 6), random_tensor({8}, 7)};
-  const Tensor seed = random_tensor({4, 3, 8}, 8);
+  const std::vector<Tensor> in = {random_tensor({4, 3, 8}, -3, 3, 5), random_tensor({8}, -1.0, 1.0, 6), random_tensor({8}, -1.0, 1.0, 7)};
+  const Tensor seed = random_tensor({4, 3, 8}, -1.0, 1.0, 8);
   const auto fused = run_graph(
       in, [](Graph& g, std::vector<NodeId> x) { return g.add_op("layer_norm", x, {{"eps", 1e-5}}, "y"); }, seed);
   const auto composed = run_graph(

@@ -8,12 +8,6 @@ using namespace opgraph;
 using namespace opgraph::test;
 
 namespace {
-/// 0, 1, 2, ... in a tensor of the given shape.
-Tensor iota(Shape s) {
-  Tensor t(s, DType::f64);
-  for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, static_cast<double>(i));
-  return t;
-}
 std::vector<double> values(const Tensor& t) { return t.to_vector(); }
 }  // namespace
 

@@ -12,13 +12,6 @@ using namespace opgraph::test;
 
 namespace {
 
-Tensor random_tensor(Shape s, std::uint64_t seed) {
-  Tensor t(s, DType::f64);
-  Rng rng(seed);
-  for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, rng.uniform(-1.0, 1.0));
-  return t;
-}
-
 /// NumPy's matmul by definition: element (batch, i, j) of op(a) op(b).
 double naive(const Tensor& a, const Tensor& b, bool ta, bool tb, const std::vector<std::int64_t>& out_batch,
              std::int64_t i, std::int64_t j) {
@@ -40,7 +33,7 @@ double naive(const Tensor& a, const Tensor& b, bool ta, bool tb, const std::vect
 }
 
 void check_against_naive(Shape sa, Shape sb, bool ta, bool tb, Shape expected) {
-  const Tensor a = random_tensor(sa, 1), b = random_tensor(sb, 2);
+  const Tensor a = random_tensor(sa, -1.0, 1.0, 1), b = random_tensor(sb, -1.0, 1.0, 2);
   const auto r = run_op("matmul", {a, b}, {{"trans_a", ta}, {"trans_b", tb}});
   REQUIRE(r.out.shape() == expected);
   const int rank = expected.rank();
@@ -70,8 +63,8 @@ TEST_CASE("matmul: batched products equal NumPy's definition") {
 }
 
 TEST_CASE("matmul: gradients sum over broadcast batches, bitwise equal at 1, 2 and 4 threads") {
-  const Tensor a = random_tensor({2, 1, 40, 33}, 3), b = random_tensor({5, 33, 17}, 4);
-  const Tensor seed = random_tensor({2, 5, 40, 17}, 5);
+  const Tensor a = random_tensor({2, 1, 40, 33}, -1.0, 1.0, 3), b = random_tensor({5, 33, 17}, -1.0, 1.0, 4);
+  const Tensor seed = random_tensor({2, 5, 40, 17}, -1.0, 1.0, 5);
   std::vector<OpRun> runs;
   for (int threads : {1, 2, 4}) {
     ThreadCount t(threads);

@@ -8,6 +8,8 @@
 #include <opgraph/graph/op.hpp>
 #include <opgraph/graph/plan.hpp>
 
+#include "../test_util.hpp"
+
 namespace opgraph::test {
 
 struct OpRun {
@@ -52,6 +54,13 @@ inline bool all_finite(const Tensor& t) {
   for (double v : t.to_vector())
     if (!std::isfinite(v)) return false;
   return true;
+}
+
+/// 0, 1, 2, ... in an f64 tensor of the given shape (NumPy's arange(n).reshape(shape)).
+inline Tensor iota(Shape s) {
+  Tensor t(std::move(s), DType::f64);
+  for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, static_cast<double>(i));
+  return t;
 }
 
 }  // namespace opgraph::test

@@ -10,14 +10,6 @@
 using namespace opgraph;
 using namespace opgraph::test;
 
-namespace {
-Tensor iota(Shape s) {
-  Tensor t(s, DType::f64);
-  for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, static_cast<double>(i));
-  return t;
-}
-}  // namespace
-
 TEST_CASE("reduce: sum and mean over axes lists with keepdims, as NumPy") {
   const Tensor x = iota({2, 3, 4});  // np.arange(24).reshape(2, 3, 4)
   const auto s02 = run_op("sum", {x}, {{"axis", IntList{0, 2}}});
