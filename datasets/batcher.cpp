@@ -21,6 +21,7 @@ Batcher::Batcher(const Dataset& data, std::int64_t batch_size, bool shuffle, std
 std::int64_t Batcher::rows_in(std::int64_t b) const { return std::min(batch_, size_ - b * batch_); }
 
 void Batcher::start_epoch(std::int64_t epoch) {
+  epoch_ = epoch;
   for (std::size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<std::int64_t>(i);
   if (!shuffle_) return;
   Rng rng(seed_ ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(epoch + 1)));
@@ -29,7 +30,7 @@ void Batcher::start_epoch(std::int64_t epoch) {
 
 Batcher::Batch Batcher::batch(std::int64_t b) {
   const std::int64_t rows = rows_in(b);
-  if (!shuffle_ && rows == size_) return {data_.features, data_.labels, rows};
+  if (!shuffle_ && rows == size_ && !augment_.any()) return {data_.features, data_.labels, rows};
   auto& [features, labels] = buffers_[rows];
   if (!features.defined() || features.numel() == 0) {
     std::vector<std::int64_t> fd = data_.features.shape().dims(), ld = data_.labels.shape().dims();
@@ -48,7 +49,48 @@ Batcher::Batch Batcher::batch(std::int64_t b) {
     std::memcpy(fd + static_cast<std::size_t>(i) * frow, fs + r * frow, frow);
     std::memcpy(ld + static_cast<std::size_t>(i) * lrow, ls + r * lrow, lrow);
   }
+  if (augment_.any()) {
+    if (features.dtype() == DType::f32) augment_rows<float>(features, b);
+    else augment_rows<double>(features, b);
+  }
   return {features, labels, rows};
+}
+
+void Batcher::set_augment(const Augment& augment) {
+  if (augment.any() && data_.sample_shape.rank() != 2 && data_.sample_shape.rank() != 3)
+    throw DataError(data_.name, fmt::format("augmentation shifts and flips images, but its samples have shape {}: give "
+                                            "image data (mnist, fashion)",
+                                            data_.sample_shape.rank() ? data_.sample_shape : Shape{data_.num_features()}));
+  if (augment.shift < 0) throw DataError(data_.name, fmt::format("augmentation shift must not be negative, got {}", augment.shift));
+  augment_ = augment;
+}
+
+template <class T>
+void Batcher::augment_rows(Tensor& features, std::int64_t b) const {
+  const Shape& s = data_.sample_shape;
+  const std::int64_t h = s[s.rank() - 2], w = s[s.rank() - 1], planes = s.rank() == 3 ? s[0] : 1;
+  const std::int64_t rows = features.shape()[0], per = planes * h * w;
+  std::vector<T> plane(static_cast<std::size_t>(h * w));
+  T* data = features.data<T>();
+  for (std::int64_t i = 0; i < rows; ++i) {
+    // Keyed by epoch and dataset row: the same change whatever batch the row lands in.
+    const auto row = static_cast<std::uint64_t>(order_[static_cast<std::size_t>(b * batch_ + i)]);
+    Rng rng(seed_ ^ 0xa0761d6478bd642fULL ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(epoch_ + 1)) ^
+            (0xe7037ed1a0b428dbULL * (row + 1)));
+    const std::int64_t span = 2 * augment_.shift + 1;
+    const std::int64_t dy = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(span))) - augment_.shift;
+    const std::int64_t dx = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(span))) - augment_.shift;
+    const bool flip = augment_.flip && rng.below(2) == 1;
+    for (std::int64_t c = 0; c < planes; ++c) {
+      T* img = data + i * per + c * h * w;
+      std::copy(img, img + h * w, plane.begin());
+      for (std::int64_t y = 0; y < h; ++y)
+        for (std::int64_t x = 0; x < w; ++x) {
+          const std::int64_t sy = y - dy, sx0 = x - dx, sx = flip ? w - 1 - sx0 : sx0;
+          img[y * w + x] = sy >= 0 && sy < h && sx0 >= 0 && sx0 < w ? plane[static_cast<std::size_t>(sy * w + sx)] : T(0);
+        }
+    }
+  }
 }
 
 }  // namespace opgraph

@@ -13,6 +13,17 @@ namespace opgraph {
 /// one full batch; 1: one sample at a time). With `shuffle`, each epoch visits the rows in
 /// a fresh order drawn from (seed, epoch), so an epoch's order can be recomputed, e.g.
 /// when training resumes. The last partial batch is kept.
+/// Random changes to training images, drawn per epoch and per sample from the seed (the
+/// same whatever the batch size or thread count, and after a resume): a shift of up to
+/// `shift` pixels along each axis (the uncovered border filled with zeros) and, with
+/// `flip`, a left-right mirror half of the time. Images are samples of shape [H, W] or
+/// [C, H, W] (Dataset::sample_shape).
+struct Augment {
+  std::int64_t shift = 0;
+  bool flip = false;
+  bool any() const { return shift > 0 || flip; }
+};
+
 class Batcher {
  public:
   Batcher(const Dataset& data, std::int64_t batch_size, bool shuffle, std::uint64_t seed);
@@ -33,13 +44,20 @@ class Batcher {
   /// Batch b of the current epoch. The tensors are reused by later calls with the same
   /// row count; a full batch in file order is the dataset itself, not a copy.
   Batch batch(std::int64_t b);
+  /// Augments every later batch. Throws DataError when the samples are not images.
+  void set_augment(const Augment& augment);
 
  private:
+  template <class T>
+  void augment_rows(Tensor& features, std::int64_t b) const;
+
   const Dataset& data_;
   std::int64_t size_, batch_;
   bool shuffle_;
   std::uint64_t seed_;
   std::vector<std::int64_t> order_;
+  Augment augment_;
+  std::int64_t epoch_ = 0;
   std::map<std::int64_t, std::pair<Tensor, Tensor>> buffers_;  // by row count
 };
 

@@ -257,6 +257,52 @@ std::string misclassified_grid(const Dataset& data, const std::vector<std::int64
   return out + "</svg>\n";
 }
 
+std::string filter_grid(const Tensor& kernel, const std::string& title, int max_filters) {
+  const Shape& k = kernel.shape();
+  if (k.rank() != 4 || k.has_symbols())
+    throw DataError(title, fmt::format("a filter grid needs a kernel [out, in, kh, kw], got {}", k));
+  const std::int64_t outs = k[0], ins = k[1], kh = k[2], kw = k[3];
+  const bool rgb = ins == 3;
+  double scale = 0.0;
+  for (std::int64_t i = 0; i < kernel.numel(); ++i) {
+    const double v = std::abs(kernel.at(i));
+    if (v > scale || std::isnan(v)) scale = v;  // a NaN weight makes the whole grid grey, not a silent picture
+  }
+  const int shown = static_cast<int>(std::min<std::int64_t>(outs, max_filters));
+  const int per_row = 8, cell = 72, img = 56, top = 56;
+  const int lines = std::max(1, (shown + per_row - 1) / per_row);
+  std::string out = svg_open(per_row * cell + 20, top + lines * (cell + 4) + 10);
+  out += fmt::format("<text x=\"{}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">{}</text>\n"
+                     "<text x=\"{}\" y=\"42\" font-size=\"11\" text-anchor=\"middle\" fill=\"#4b5563\">{} "
+                     "filters of {}x{}{}: red positive, blue negative, one scale (largest |w| = {:.3g})</text>\n",
+                     (per_row * cell + 20) / 2, escape(title), (per_row * cell + 20) / 2, outs, kh, kw,
+                     rgb ? ", RGB" : ins > 1 ? fmt::format(", input channel 0 of {}", ins) : std::string(), scale);
+  const auto pixels = static_cast<std::size_t>(kh * kw);
+  for (int f = 0; f < shown; ++f) {
+    std::vector<std::uint8_t> image(pixels * 3);
+    for (std::size_t p = 0; p < pixels; ++p) {
+      auto at = [&](std::int64_t c) { return kernel.at((f * ins + c) * kh * kw + static_cast<std::int64_t>(p)); };
+      if (rgb) {
+        for (int c = 0; c < 3; ++c)  // each channel from black (-scale) to full (+scale)
+          image[p * 3 + static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(
+              std::isnan(at(c)) || !(scale > 0) ? 128 : std::lround(127.5 + 127.5 * std::clamp(at(c) / scale, -1.0, 1.0)));
+        continue;
+      }
+      const double v = std::isnan(at(0)) || !(scale > 0) ? 0.0 : std::clamp(at(0) / scale, -1.0, 1.0);
+      const auto fade = static_cast<std::uint8_t>(std::lround(255.0 * (1.0 - std::abs(v))));
+      image[p * 3 + 0] = v >= 0 ? 255 : fade;
+      image[p * 3 + 1] = fade;
+      image[p * 3 + 2] = v <= 0 ? 255 : fade;
+    }
+    const int x = 10 + (f % per_row) * cell, y = top + (f / per_row) * (cell + 4);
+    out += fmt::format("<image class=\"filter\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" "
+                       "style=\"image-rendering:pixelated\" href=\"data:image/png;base64,{}\"/>\n",
+                       x + (cell - img) / 2, y, img, img,
+                       base64(encode_png(static_cast<int>(kw), static_cast<int>(kh), 3, image)));
+  }
+  return out + "</svg>\n";
+}
+
 std::string reconstruction_grid(const Dataset& data, const Tensor& outputs, const std::string& title, int max_images) {
   if (data.sample_shape.rank() != 2) throw DataError(data.name, "an image grid needs image data [rows, cols]");
   const auto rows = static_cast<int>(data.sample_shape[0]), cols = static_cast<int>(data.sample_shape[1]);

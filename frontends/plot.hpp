@@ -36,6 +36,11 @@ std::string reconstruction_grid(const Dataset& data, const Tensor& outputs, cons
                                 int max_images = 16);
 
 /// A PNG image (8-bit grey when channels == 1, RGB when 3) from row-major bytes.
+/// A convolution kernel [out, in, kh, kw] as a grid of small images, one per output
+/// channel (its first input channel when it has several, an RGB image when it has three):
+/// red positive, blue negative, white zero, on one scale for the whole layer.
+std::string filter_grid(const Tensor& kernel, const std::string& title, int max_filters = 64);
+
 std::string encode_png(int width, int height, int channels, const std::vector<std::uint8_t>& pixels);
 
 }  // namespace opgraph

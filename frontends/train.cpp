@@ -424,6 +424,7 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
   const DType dtype = model_.params.dtype();
   const Dataset train = train_in.features.dtype() == dtype ? train_in : train_in.to(dtype);
   Batcher batcher(train, options.batch, options.shuffle, options.seed);
+  batcher.set_augment(options.augment);
   if (optimizer.options().schedule.kind == Schedule::Kind::cosine && optimizer.options().schedule.epochs <= 0.0)
     optimizer.options().schedule.epochs = options.epochs - optimizer.options().schedule.warmup;
   const bool accuracy = measures_accuracy();

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <opgraph/datasets/batcher.hpp>
 #include <opgraph/datasets/dataset.hpp>
 #include <opgraph/graph/graph.hpp>
 #include <opgraph/graph/plan.hpp>
@@ -87,6 +88,8 @@ struct TrainOptions {
   /// Epochs already done (when resuming); training runs epochs start_epoch+1 .. epochs.
   int start_epoch = 0;
   const Dataset* validation = nullptr;
+  /// Random shifts and flips of the training images (never of validation or test data).
+  Augment augment = {};
   std::function<void(const EpochReport&)> on_epoch = {};
   std::function<void(const StepReport&)> on_step = {};
 };

@@ -66,6 +66,8 @@ struct AttrSpec {
   AttrValue default_value;  // none: optional, absent means "not given" (e.g. sum over all axes)
   std::vector<std::string> choices;
   std::string doc;
+  /// An int-list attribute with a check may also take words the check accepts
+  /// (conv2d's padding=same).
   std::function<std::string(const AttrValue&)> check = {};
 };
 

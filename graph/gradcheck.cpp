@@ -84,6 +84,15 @@ std::vector<Tensor> sample_inputs(const OpDef& op, const std::vector<Shape>& sha
         }
         break;
       }
+      case Domain::Kind::distinct: {
+        const std::int64_t n = t.numel();
+        std::vector<double> v(static_cast<std::size_t>(n));
+        for (std::int64_t j = 0; j < n; ++j)
+          v[static_cast<std::size_t>(j)] = d.lo + shift + (d.hi - d.lo) * (static_cast<double>(j) + 0.5) / static_cast<double>(n);
+        for (std::size_t j = v.size(); j > 1; --j) std::swap(v[j - 1], v[rng.below(j)]);
+        for (std::int64_t j = 0; j < n; ++j) t.set(j, v[static_cast<std::size_t>(j)]);
+        break;
+      }
       case Domain::Kind::class_labels: {
         if (shapes[i].rank() == shapes[0].rank()) {  // one-hot rows
           const std::int64_t rows = t.numel() / std::max<std::int64_t>(classes, 1);

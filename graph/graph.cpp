@@ -205,6 +205,9 @@ std::vector<AttrValue> resolve_attrs(const OpDef& op, const Attrs& given, const 
       v = AttrValue(v.as_float());
     } else if (spec.type == AttrType::int_list && v.type() == AttrType::integer) {
       v = AttrValue(IntList{v.as_int()});  // kernel=3 reads as kernel=[3]
+    } else if (spec.type == AttrType::int_list && v.type() == AttrType::string && spec.check) {
+      // A word in place of the list (conv2d's padding=same): the op's check below decides
+      // which words it takes.
     } else if (spec.type == AttrType::real_list &&
                (v.type() == AttrType::integer || v.type() == AttrType::real || v.type() == AttrType::int_list)) {
       v = AttrValue(v.as_reals());

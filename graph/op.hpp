@@ -22,8 +22,9 @@ namespace opgraph {
 
 /// Version of the op contract's binary layout. A plugin built against another version
 /// is refused with a clear message instead of crashing. Bump on any change to OpDef,
-/// InputSpec, OutputSpec, AttrSpec, StateSpec, Domain, CheckCase, View or Kernel.
-inline constexpr std::uint32_t kPluginAbi = 2;
+/// InputSpec, OutputSpec, AttrSpec, StateSpec, Domain (its kinds too), CheckCase, View or
+/// Kernel. 3: Domain::Kind::distinct.
+inline constexpr std::uint32_t kPluginAbi = 3;
 
 inline constexpr int kMaxRank = 8;
 
@@ -246,6 +247,9 @@ struct Domain {
                     // C is the last dimension of input 0
     binary_labels,  // 0 or 1
     indices,        // whole numbers in [lo, hi), as i64 for index inputs
+    distinct,       // evenly spaced values over [lo, hi] in a random order, no two closer than
+                    // (hi - lo) / count: for ops that pick one input among several (max
+                    // pooling), where two nearly equal values are a kink
   };
   Kind kind = Kind::real;
   double lo = -2.0;

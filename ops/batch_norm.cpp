@@ -21,14 +21,20 @@ Layout layout_of(const V& x) {
   return l;
 }
 
-/// Sum of f(element index) over one channel, in a fixed order.
+/// Sum of f(element index) over one channel, in a fixed order: per sample, eight running
+/// sums over the positions (independent additions the CPU overlaps, where one running
+/// sum waits on each add), combined in a fixed tree.
 template <class F>
 double channel_sum(const Layout& l, std::int64_t c, F f) {
   double total = 0.0;
   for (std::int64_t i = 0; i < l.n; ++i) {
-    double block = 0.0;
-    for (std::int64_t s = 0; s < l.positions; ++s) block += f(l.at(i, c, s));
-    total += block;
+    const std::int64_t base = l.at(i, c, 0);
+    double lane[8] = {};
+    std::int64_t s = 0;
+    for (; s + 8 <= l.positions; s += 8)
+      for (int j = 0; j < 8; ++j) lane[j] += f(base + s + j);
+    for (; s < l.positions; ++s) lane[s % 8] += f(base + s);
+    total += ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
   }
   return total;
 }

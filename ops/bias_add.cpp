@@ -1,35 +1,84 @@
-// bias_add: x + b with b broadcast over every row of x.
+// bias_add: x + b with b laid along one axis of x (the last by default: a dense layer's
+// bias; axis=1: a convolution's bias per channel of [N,C,H,W]).
 #include <opgraph/graph/op.hpp>
+
+#include "detail/strided.hpp"
 
 namespace opgraph::ops {
 
+namespace {
+
+template <class V>
+detail::AroundAxis around_axis(const V& x, std::int64_t axis) {
+  return detail::around(x, static_cast<int>(axis < 0 ? axis + x.rank : axis));
+}
+
+}  // namespace
+
 OPGRAPH_OP(bias_add)
-    .doc("x + b, the vector b added to every row of x: [...,c] + [c]")
+    .doc("x + b, the vector b laid along one axis of x: [...,c] + [c] (axis=-1), [N,C,H,W] + [C] (axis=1)")
     .input("x")
     .input("b")
+    .attr("axis", AttrType::integer, -1, "the axis of x that b runs along")
     .shape([](const ShapeContext& c) {
       c.expect_rank(1, 1);
-      if (c.in(0).rank() < 1 || c.in(0).last() != c.in(1)[0])
-        c.fail("bias of shape {} does not match the last dimension of {}", c.in(1), c.in(0));
+      if (c.in(0).rank() < 1) c.fail("x must have an axis for the bias, got {}", c.in(0));
+      const int axis = c.axis("axis", c.in(0).rank());
+      if (c.in(0)[axis] != c.in(1)[0])
+        c.fail("bias of shape {} does not match {} of {}", c.in(1),
+               axis == c.in(0).rank() - 1 ? std::string("the last dimension") : fmt::format("axis {}", c.attr_int("axis")),
+               c.in(0));
       return c.in(0);
     })
     .forward([](auto& k) {
       const auto& x = k.in(0);
       const auto& b = k.in(1);
       const auto& y = k.out();
-      with_width(x.cols(), [&](auto cols) {
-        for_row_chunks(x.rows(), cols, [&](std::int64_t r0, std::int64_t r1) {
-          for (std::int64_t r = r0; r < r1; ++r)
-            for (std::int64_t c = 0; c < cols; ++c) y.data[r * cols + c] = x.data[r * cols + c] + b.data[c];
+      const detail::AroundAxis a = around_axis(x, k.attr_int("axis"));
+      if (a.inner == 1) {
+        with_width(x.cols(), [&](auto cols) {
+          for_row_chunks(x.rows(), cols, [&](std::int64_t r0, std::int64_t r1) {
+            for (std::int64_t r = r0; r < r1; ++r)
+              for (std::int64_t c = 0; c < cols; ++c) y.data[r * cols + c] = x.data[r * cols + c] + b.data[c];
+          });
         });
+        return;
+      }
+      for_row_chunks(a.outer * a.len, a.inner, [&](std::int64_t r0, std::int64_t r1) {
+        for (std::int64_t r = r0; r < r1; ++r) {
+          const auto bias = b.data[r % a.len];
+          for (std::int64_t i = 0; i < a.inner; ++i) y.data[r * a.inner + i] = x.data[r * a.inner + i] + bias;
+        }
       });
     })
     .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
       const auto& g = k.grad_out();
       if (k.needs_grad(0)) map(g, k.grad_in(0), [](auto v) { return v; });
-      if (k.needs_grad(1)) column_sums(g, k.grad_in(1).data);
+      if (!k.needs_grad(1)) return;
+      const detail::AroundAxis a = around_axis(g, k.attr_int("axis"));
+      if (a.inner == 1) {
+        column_sums(g, k.grad_in(1).data);
+        return;
+      }
+      // Per channel, over the outer blocks in order: one task per channel, deterministic.
+      T* db = k.grad_in(1).data;
+      parallel_for(a.len, 1, [&](std::int64_t c0, std::int64_t c1) {
+        for (std::int64_t c = c0; c < c1; ++c) {
+          T total = T(0);
+          for (std::int64_t o = 0; o < a.outer; ++o) {
+            const T* row = g.data + (o * a.len + c) * a.inner;
+            T part = T(0);
+            for (std::int64_t i = 0; i < a.inner; ++i) part += row[i];
+            total += part;
+          }
+          db[c] = total;
+        }
+      });
     })
     .check({"[a,b]", "[b]"})
-    .check({"[a,b,c]", "[c]"});
+    .check({"[a,b,c]", "[c]"})
+    .check({"[a,b,c,d]", "[b]"}, {{"axis", 1}})
+    .check({"[a,b,c]", "[a]"}, {{"axis", 0}});
 
 }  // namespace opgraph::ops

@@ -15,6 +15,7 @@
 #include <opgraph/frontends/json.hpp>
 #include <opgraph/frontends/model_format.hpp>
 #include <opgraph/frontends/plot.hpp>
+#include <opgraph/graph/op.hpp>
 #include <opgraph/frontends/train.hpp>
 #include <opgraph/graph/parallel.hpp>
 #include <opgraph/graph/size.hpp>
@@ -201,8 +202,18 @@ void write_metrics(const std::string& path, const std::vector<EpochReport>& hist
   write_file_atomic(path, csv);
 }
 
-void write_plots(const std::string& dir, const std::vector<EpochReport>& history, Trainer& trainer, const Dataset& shown,
-                 bool quiet) {
+/// The kernel of the model's first convolution, if a parameter: the filters a CNN learned.
+const Node* first_conv_kernel(const Model& model) {
+  for (NodeId id : model.graph.topological_order()) {
+    const Node& n = model.graph.node(id);
+    if (n.op && n.op->name == "conv2d" && n.inputs.size() > 1 && model.graph.node(n.inputs[1]).kind == NodeKind::param)
+      return &model.graph.node(n.inputs[1]);
+  }
+  return nullptr;
+}
+
+void write_plots(const std::string& dir, const std::vector<EpochReport>& history, Trainer& trainer, const Model& model,
+                 const Dataset& shown, bool quiet) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (!fs::is_directory(dir)) throw DataError(dir, "cannot create the plot folder");
@@ -248,6 +259,8 @@ void write_plots(const std::string& dir, const std::vector<EpochReport>& history
     write("reconstructions.svg", reconstruction_grid(first, trainer.predict(first.features).probabilities,
                                                      "Reconstructions: " + shown.name));
   }
+  if (const Node* kernel = first_conv_kernel(model))
+    write("filters.svg", filter_grid(model.params.at(kernel->name), "First-layer filters: " + kernel->name));
   if (!quiet) std::fprintf(stderr, "plots: %s in %s\n", fmt::format("{}", fmt::join(written, ", ")).c_str(), dir.c_str());
 }
 
@@ -284,6 +297,32 @@ const Dataset& chosen_part(const Args& a, const LoadedData& d) {
   a.fail(fmt::format("--part: expected train or test, got '{}'", part));
 }
 
+/// --augment shift=N,flip: the image augmentation of the training batches.
+Augment parse_augment(const Args& a, const std::string& text) {
+  Augment aug;
+  if (text.empty() || text == "none") return aug;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    if (item == "flip" || item == "flip=true") {
+      aug.flip = true;
+    } else if (item == "flip=false") {
+      aug.flip = false;
+    } else if (item.rfind("shift=", 0) == 0) {
+      const auto n = parse_integer(item.substr(6));
+      if (!n || *n < 0 || *n > 64)
+        a.fail(fmt::format("--augment {}: shift takes whole pixels from 0 to 64, got '{}'", text, item.substr(6)));
+      aug.shift = *n;
+    } else {
+      a.fail(fmt::format("--augment {}: unknown item '{}': expected shift=N and flip, e.g. shift=2 or shift=4,flip", text,
+                         item));
+    }
+    start = end + 1;
+  }
+  return aug;
+}
+
 }  // namespace
 
 int train(int argc, char** argv) {
@@ -298,6 +337,8 @@ int train(int argc, char** argv) {
       kMemoryLimit,
       {"val-split", "F", "hold out a fraction of the training data for validation"},
       {"target-loss", "F", "stop after an epoch whose training loss is at most F"},
+      {"augment", "SPEC", "shift and flip the training images at random: shift=N (pixels along each axis), flip "
+                          "(left-right, half the time), e.g. shift=2"},
       {"dtype", "f32|f64", "precision of the parameters and arithmetic (default f32)"},
       {"save", "CKPT", "write a checkpoint after every epoch"},
       {"resume", "CKPT", "continue the training saved in CKPT (same model, data, batch)"},
@@ -372,6 +413,8 @@ int train(int argc, char** argv) {
     saved_batch = *parsed;
   }
   const std::int64_t batch = a.integer("batch", saved_batch, 0, std::numeric_limits<std::int64_t>::max());
+  const std::string augment_text = a.get("augment", meta("augment", ""));
+  const Augment augment = parse_augment(a, augment_text);
   if (resume && epochs < resume->epoch)
     a.fail(fmt::format("--epochs {}: the checkpoint has already done {} epochs", epochs, resume->epoch));
   if (resume && epochs == resume->epoch) {
@@ -432,6 +475,7 @@ int train(int argc, char** argv) {
   o.seed = seed;
   o.start_epoch = resume ? resume->epoch : 0;
   o.target_loss = target_loss;
+  o.augment = augment;
   o.validation = val_set.size() > 0 ? &val_set : nullptr;
   o.on_step = [&](const StepReport& s) { progress.step(s); };
   int diverged_at = 0, last_saved = resume ? resume->epoch : 0;
@@ -462,6 +506,7 @@ int train(int argc, char** argv) {
       c.seed = seed;
       c.meta = {{"data", spec},
                 {"batch", std::to_string(batch)},
+                {"augment", augment_text},
                 {"dtype", std::string(to_string(dtype))},
                 {"graph", graph_fingerprint(file.graph)},
                 {"plugins", fmt::format("{}", fmt::join(plugins_used(file.graph), ","))}};
@@ -487,7 +532,7 @@ int train(int argc, char** argv) {
   std::optional<Evaluation> va, te;
   if (val_set.size() > 0) va = trainer.evaluate(val_set);
   if (data.has_test()) te = trainer.evaluate(data.test);
-  if (a.has("plot")) write_plots(a.get("plot"), history, trainer, data.has_test() ? data.test : train_set, quiet || as_json);
+  if (a.has("plot")) write_plots(a.get("plot"), history, trainer, model, data.has_test() ? data.test : train_set, quiet || as_json);
 
   if (as_json) {
     json::Object j;

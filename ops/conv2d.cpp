@@ -1,0 +1,316 @@
+// conv2d: 2-D convolution (cross-correlation, as PyTorch's conv2d) of NCHW activations with
+// [out, in/groups, kh, kw] kernels, by "im2row" and the library's GEMM: the receptive
+// fields of a few images become the rows of one [images*ho*wo, in*kh*kw] matrix, which
+// the GEMM reads in place as its tall operand (only the small kernel is packed), and one
+// GEMM per group gives their outputs, transposed back to NCHW. The vjp uses the same
+// GEMM: the input gradient is gy x W folded back into the images (row2im), the kernel
+// gradient rows^T x gy summed chunk after chunk in a fixed order. docs/design.md gives
+// the measurements behind the choice.
+#include <opgraph/graph/gemm.hpp>
+#include <opgraph/graph/op.hpp>
+
+#include "detail/window.hpp"
+
+namespace opgraph::ops {
+
+namespace {
+
+using detail::Window;
+
+/// Everything one call needs to know about its shapes.
+struct Conv {
+  std::int64_t n = 0, cin = 0, cout = 0, groups = 1;
+  Window win;
+  std::int64_t cin_g() const { return cin / groups; }
+  std::int64_t cout_g() const { return cout / groups; }
+  std::int64_t k_g() const { return cin_g() * win.kh * win.kw; }  // GEMM depth per group
+  std::int64_t rows() const { return cin * win.kh * win.kw; }      // receptive-field length
+  std::int64_t positions() const { return win.ho * win.wo; }
+  std::int64_t plane() const { return win.h * win.w; }
+};
+
+template <class C, class Fail>
+Conv conv_of(const C& c, const std::int64_t* x, const std::int64_t* w, Fail&& fail) {
+  Conv v;
+  v.n = x[0];
+  v.cin = x[1];
+  v.cout = w[0];
+  v.groups = c.attr_int("groups");
+  v.win = detail::window_of(c, {w[2], w[3]}, x[2], x[3], true, fail);
+  return v;
+}
+
+template <class K>
+Conv conv_of(const K& k) {
+  return conv_of(k, k.in(0).dims, k.in(1).dims, [&](const std::string& m) { k.fail("{}", m); });
+}
+
+/// Images whose receptive fields one GEMM takes: about kRows rows, so that a small plane
+/// (14x14, 7x7) still gives the GEMM a tall operand.
+constexpr std::int64_t kRows = 1024;
+std::int64_t images_per_gemm(const Conv& v) { return std::max<std::int64_t>(1, kRows / std::max<std::int64_t>(v.positions(), 1)); }
+
+/// Chunks of images go to kLanes lanes (chunk c to lane c % kLanes), which run in
+/// parallel, each with its own scratch; a lane sums its kernel gradient over its chunks
+/// in order, and the lanes' sums are added in lane order. The lanes are fixed, not the
+/// thread count, so the sums are the same on any pool.
+constexpr std::int64_t kLanes = 4;
+
+/// The receptive fields of images [0, nb) of x as rows: row (b, oy, ox), column (c, i, j)
+/// holds x[b, c, oy*sh - pt + i*dh, ox*sw - pl + j*dw], zero in the padding. [nb*P, C*kh*kw].
+template <class T>
+void im2row(const Conv& v, const T* x, std::int64_t nb, T* rows) {
+  const Window& w = v.win;
+  const std::int64_t k = v.rows(), p = v.positions();
+  // One task per output row: for each input line (c, i) it reads, each tap j fills one
+  // column of the task's wo rows (a strided write; the line stays in L1).
+  parallel_for(nb * w.ho, std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(w.wo * k, 1)), [&](std::int64_t t0, std::int64_t t1) {
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const std::int64_t b = t / w.ho, oy = t % w.ho;
+      const T* image = x + b * v.cin * v.plane();
+      T* base = rows + (b * p + oy * w.wo) * k;
+      for (std::int64_t c = 0; c < v.cin; ++c)
+        for (std::int64_t i = 0; i < w.kh; ++i) {
+          const std::int64_t iy = oy * w.sh - w.pt + i * w.dh;
+          const bool inside = iy >= 0 && iy < w.h;
+          const T* line = image + c * v.plane() + iy * w.w;
+          for (std::int64_t j = 0; j < w.kw; ++j) {
+            T* out = base + (c * w.kh + i) * w.kw + j;
+            const auto [x0, x1] = inside ? w.valid_cols(j) : std::array<std::int64_t, 2>{0, 0};
+            const T* src = line + (j * w.dw - w.pl);
+            for (std::int64_t ox = 0; ox < x0; ++ox) out[ox * k] = T(0);
+            for (std::int64_t ox = x0; ox < x1; ++ox) out[ox * k] = src[ox * w.sw];
+            for (std::int64_t ox = x1; ox < w.wo; ++ox) out[ox * k] = T(0);
+          }
+        }
+    }
+  });
+}
+
+/// The inverse scatter: dx[b, c] = sum over the rows (c, i, j) of dcol placed back where
+/// im2col read them. One task per (image, channel) plane, taps in a fixed order:
+/// deterministic.
+template <class T>
+void col2im(const Conv& v, const T* dcol, std::int64_t ld, std::int64_t nb, T* dx) {
+  const Window& w = v.win;
+  const std::int64_t taps = w.kh * w.kw, p = v.positions();
+  parallel_for(v.cin * nb, 1, [&](std::int64_t t0, std::int64_t t1) {
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const std::int64_t b = t / v.cin, c = t % v.cin;
+      T* plane = dx + (b * v.cin + c) * v.plane();
+      std::fill(plane, plane + v.plane(), T(0));
+      for (std::int64_t tap = 0; tap < taps; ++tap) {
+        const std::int64_t i = tap / w.kw, j = tap % w.kw;
+        const T* in = dcol + (c * taps + tap) * ld + b * p;
+        const auto [y0, y1] = w.valid_rows(i);
+        const auto [x0, x1] = w.valid_cols(j);
+        for (std::int64_t oy = y0; oy < y1; ++oy) {
+          T* dst = plane + (oy * w.sh - w.pt + i * w.dh) * w.w + (j * w.dw - w.pl);
+          const T* s = in + oy * w.wo;
+          if (w.sw == 1)
+            for (std::int64_t ox = x0; ox < x1; ++ox) dst[ox] += s[ox];
+          else
+            for (std::int64_t ox = x0; ox < x1; ++ox) dst[ox * w.sw] += s[ox];
+        }
+      }
+    }
+  });
+}
+
+/// NCHW images [nb, C, P] side by side: [C, nb*P], the layout of the input gradient's GEMM.
+template <class T>
+void to_wide(const T* images, std::int64_t nb, std::int64_t channels, std::int64_t p, T* wide) {
+  parallel_for(channels * nb, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(p, 1)), [&](std::int64_t t0, std::int64_t t1) {
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const std::int64_t c = t / nb, b = t % nb;
+      std::memcpy(wide + c * nb * p + b * p, images + (b * channels + c) * p, static_cast<std::size_t>(p) * sizeof(T));
+    }
+  });
+}
+/// Between NCHW images [nb, C, P] and rows [nb*P, C] (one per position).
+template <class T>
+void to_rows(const T* images, std::int64_t nb, std::int64_t channels, std::int64_t p, T* rows) {
+  parallel_for(nb, 1, [&](std::int64_t b0, std::int64_t b1) {
+    for (std::int64_t b = b0; b < b1; ++b)
+      for (std::int64_t c = 0; c < channels; ++c) {
+        const T* src = images + (b * channels + c) * p;
+        T* dst = rows + b * p * channels + c;
+        for (std::int64_t q = 0; q < p; ++q) dst[q * channels] = src[q];
+      }
+  });
+}
+template <class T>
+void from_rows(const T* rows, std::int64_t nb, std::int64_t channels, std::int64_t p, T* images) {
+  parallel_for(nb, 1, [&](std::int64_t b0, std::int64_t b1) {
+    for (std::int64_t b = b0; b < b1; ++b)
+      for (std::int64_t c = 0; c < channels; ++c) {
+        T* dst = images + (b * channels + c) * p;
+        const T* src = rows + b * p * channels + c;
+        for (std::int64_t q = 0; q < p; ++q) dst[q] = src[q * channels];
+      }
+  });
+}
+
+/// Per lane: the receptive-field rows [B*P, C*kh*kw] and the columns of their gradient
+/// [C*kh*kw, B*P], the outputs (or their gradient) as rows [B*P, out] and side by side
+/// [out, B*P]; then every lane's kernel-gradient sum (transposed: [groups][kg][og]).
+struct ScratchLayout {
+  std::int64_t rows, outs, lane, partial;
+};
+ScratchLayout scratch_layout(const Conv& v) {
+  const std::int64_t positions = images_per_gemm(v) * v.positions();
+  ScratchLayout l;
+  l.rows = positions * v.rows();
+  l.outs = positions * v.cout;
+  l.lane = 2 * l.rows + 2 * l.outs;
+  l.partial = v.cout * v.k_g();
+  return l;
+}
+std::int64_t scratch_elements(const Conv& v) {
+  const ScratchLayout l = scratch_layout(v);
+  return kLanes * (l.lane + l.partial);
+}
+
+/// f(lane, n0, nb, first chunk of the lane) for every chunk of images, lanes in parallel.
+template <class F>
+void for_each_chunk(const Conv& v, F f) {
+  const std::int64_t per = images_per_gemm(v), chunks = (v.n + per - 1) / per;
+  parallel_for(std::min(kLanes, chunks), 1, [&](std::int64_t l0, std::int64_t l1) {
+    for (std::int64_t lane = l0; lane < l1; ++lane)
+      for (std::int64_t c = lane; c < chunks; c += kLanes) f(lane, c * per, std::min(per, v.n - c * per), c < kLanes);
+  });
+}
+
+template <class K>
+void conv_forward(K& k) {
+  using T = scalar_of<K>;
+  const Conv v = conv_of(k);
+  const T* x = k.in(0).data;
+  const T* wt = k.in(1).data;
+  T* y = k.out().data;
+  const std::int64_t p = v.positions(), kg = v.k_g(), og = v.cout_g(), kk = v.rows();
+  const ScratchLayout sl = scratch_layout(v);
+  for_each_chunk(v, [&](std::int64_t lane, std::int64_t n0, std::int64_t nb, bool) {
+    T* rows = k.scratch().data + lane * sl.lane;
+    T* outs = rows + 2 * sl.rows;
+    im2row(v, x + n0 * v.cin * v.plane(), nb, rows);
+    // outs_g [nb*P, og] = rows_g [nb*P, kg] x W_g^T: the tall operand read in place, only
+    // the small kernel packed.
+    for (std::int64_t g = 0; g < v.groups; ++g)
+      gemm<T>(false, true, nb * p, og, kg, T(1), rows + g * kg, kk, wt + g * og * kg, kg, T(0), outs + g * og, v.cout);
+    from_rows(outs, nb, v.cout, p, y + n0 * v.cout * p);
+  });
+}
+
+template <class K>
+void conv_vjp(K& k) {
+  using T = scalar_of<K>;
+  const Conv v = conv_of(k);
+  const T* x = k.in(0).data;
+  const T* wt = k.in(1).data;
+  const T* gy = k.grad_out().data;
+  const std::int64_t p = v.positions(), kg = v.k_g(), og = v.cout_g(), kk = v.rows();
+  const ScratchLayout sl = scratch_layout(v);
+  T* partials = k.scratch().data + kLanes * sl.lane;
+  for_each_chunk(v, [&](std::int64_t lane, std::int64_t n0, std::int64_t nb, bool first) {
+    T* rows = k.scratch().data + lane * sl.lane;
+    T* dcol = rows + sl.rows;
+    T* grows = dcol + sl.rows;
+    T* wide = grows + sl.outs;
+    const T* gn = gy + n0 * v.cout * p;
+    const std::int64_t ld = nb * p;
+    if (k.needs_grad(1)) {
+      // The lane's dW_g^T [kg, og] += rows_g^T [kg, nb*P] x gy_g [nb*P, og], chunk after chunk.
+      to_rows(gn, nb, v.cout, p, grows);
+      im2row(v, x + n0 * v.cin * v.plane(), nb, rows);
+      T* dwt = partials + lane * sl.partial;
+      for (std::int64_t g = 0; g < v.groups; ++g)
+        gemm<T>(true, false, kg, og, ld, T(1), rows + g * kg, kk, grows + g * og, v.cout, first ? T(0) : T(1),
+                dwt + g * kg * og, og);
+    }
+    if (k.needs_grad(0)) {
+      // dcols_g [kg, nb*P] = W_g^T [kg, og] x gy_g [og, nb*P], folded back into the images
+      // (the columns, not rows: col2im then reads each tap's values contiguously).
+      const T* g_wide = gn;
+      if (nb > 1) {
+        to_wide(gn, nb, v.cout, p, wide);
+        g_wide = wide;
+      }
+      for (std::int64_t g = 0; g < v.groups; ++g)
+        gemm<T>(true, false, kg, ld, og, T(1), wt + g * og * kg, kg, g_wide + g * og * ld, ld, T(0), dcol + g * kg * ld, ld);
+      col2im(v, dcol, ld, nb, k.grad_in(0).data + n0 * v.cin * v.plane());
+    }
+  });
+  if (!k.needs_grad(1)) return;
+  // dW[g, o, kk] = the lanes' transposed sums, added in lane order.
+  T* dw = k.grad_in(1).data;
+  const std::int64_t per = images_per_gemm(v), lanes = std::min(kLanes, (v.n + per - 1) / per);
+  parallel_for(v.groups * og, 1, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const std::int64_t g = r / og, o = r % og;
+      for (std::int64_t c = 0; c < kg; ++c) {
+        T sum = T(0);
+        for (std::int64_t lane = 0; lane < lanes; ++lane) sum += partials[lane * sl.partial + g * kg * og + c * og + o];
+        dw[(g * og + o) * kg + c] = sum;
+      }
+    }
+  });
+}
+
+Conv conv_of_shapes(const ShapeContext& c) {
+  const Shape &x = c.in(0), &w = c.in(1);
+  if (x.rank() != 4) c.fail("x must be [N, C, H, W] (NCHW), got {}", x);
+  if (w.rank() != 4) c.fail("w must be [out, in/groups, kh, kw], got {}", w);
+  for (int d = 1; d < 4; ++d)
+    if (x[d] < 0) c.fail("x {}: channels, height and width must be numbers", x);
+  for (int d = 0; d < 4; ++d)
+    if (w[d] < 0) c.fail("w {}: every dimension must be a number", w);
+  const std::int64_t groups = c.attr_int("groups");
+  if (x[1] % groups != 0 || w[0] % groups != 0)
+    c.fail("groups={} must divide the input channels ({}) and the output channels ({})", groups, x[1], w[0]);
+  if (w[1] * groups != x[1])
+    c.fail("w {} takes {} input channels per group, x {} has {} in {} group{} ({} each)", w, w[1], x, x[1], groups,
+           groups == 1 ? "" : "s", x[1] / groups);
+  return conv_of(c, x.dims().data(), w.dims().data(), [&](const std::string& m) { c.fail("{}", m); });
+}
+
+}  // namespace
+
+OPGRAPH_OP(conv2d)
+    .doc("2-D convolution of x [N,C,H,W] with w [out, C/groups, kh, kw] (PyTorch's conv2d, no bias: add one with "
+         "bias_add(y, b, axis=1)); padding ints, same or valid")
+    .input("x")
+    .input("w")
+    .attr("stride", AttrType::int_list, IntList{1}, "step of the window: one int or (height, width)",
+          detail::positive_pair)
+    .attr("padding", AttrType::int_list, IntList{0},
+          "zeros around the input: one int, (height, width), (top, left, bottom, right), same or valid",
+          [](const AttrValue& v) { return detail::padding_value(v, true); })
+    .attr("dilation", AttrType::int_list, IntList{1}, "spacing of the kernel taps: one int or (height, width)",
+          detail::positive_pair)
+    .attr("groups", AttrType::integer, 1, "input and output channels split into this many independent groups",
+          [](const AttrValue& v) { return v.as_int() >= 1 ? "" : "must be positive"; })
+    .shape([](const ShapeContext& c) {
+      const Conv v = conv_of_shapes(c);
+      return Shape{c.in(0)[0], v.cout, v.win.ho, v.win.wo};
+    })
+    .scratch([](const ShapeContext& c) { return Shape{scratch_elements(conv_of_shapes(c))}; })
+    .saves({"x", "w"})
+    .forward([](auto& k) { conv_forward(k); })
+    .vjp([](auto& k) { conv_vjp(k); })
+    .cost([](const ShapeContext& c, const Shape& y) {
+      const Conv v = conv_of_shapes(c);
+      double outs = 1;
+      for (auto d : y.dims()) outs *= static_cast<double>(d);
+      const double flops = 2.0 * outs * static_cast<double>(v.k_g());
+      return OpCost{flops, 2.0 * flops};
+    })
+    .check({"[a,b,6,7]", "[c,b,3,3]"})
+    .check({"[a,b,5,6]", "[c,b,1,1]"})
+    .check({"[a,b,7,6]", "[c,b,3,2]"}, {{"stride", IntList{2, 1}}, {"padding", IntList{1, 2}}})
+    .check({"[a,b,8,8]", "[c,b,3,3]"}, {{"dilation", 2}, {"padding", IntList{0, 1, 2, 3}}})
+    .check({"[a,4,6,5]", "[6,2,3,3]"}, {{"groups", 2}, {"padding", "same"}})
+    .check({"[a,3,7,7]", "[3,1,2,2]"}, {{"groups", 3}, {"padding", "same"}})
+    .check({"[a,b,9,8]", "[c,b,4,4]"}, {{"stride", 3}, {"padding", 1}, {"dilation", IntList{1, 2}}});
+
+}  // namespace opgraph::ops

@@ -1,0 +1,196 @@
+// max_pool2d and avg_pool2d over the planes of NCHW activations (PyTorch's, floor mode).
+// Max pooling keeps, per output, which tap of its window won (the first maximum in
+// row-major window order; NaN wins, so a NaN propagates as in PyTorch), and its vjp sends
+// each gradient there. Average pooling divides by the whole window (count_include_pad,
+// PyTorch's default) or by its taps inside the input.
+#include <opgraph/graph/op.hpp>
+
+#include <cmath>
+
+#include "detail/window.hpp"
+
+namespace opgraph::ops {
+
+namespace {
+
+using detail::Window;
+
+template <class C, class Fail>
+Window pool_window(const C& c, std::int64_t h, std::int64_t w, bool dilation, Fail&& fail) {
+  const AttrValue& kernel = c.attr("kernel");
+  if (kernel.is_none()) fail("needs kernel= (one int or two: height, width)");
+  const Window win = detail::window_of(c, detail::pair_of(kernel.as_ints()), h, w, dilation, fail);
+  if (2 * std::max(win.pt, win.pb) > win.kh || 2 * std::max(win.pl, win.pr) > win.kw)
+    fail(fmt::format("padding may be at most half the {}x{} kernel (as in PyTorch), got [{},{},{},{}]", win.kh, win.kw,
+                     win.pt, win.pl, win.pb, win.pr));
+  return win;
+}
+
+template <class K>
+Window pool_window(const K& k, bool dilation) {
+  const auto& x = k.in(0);
+  return pool_window(k, x.dims[2], x.dims[3], dilation, [&](const std::string& m) { k.fail("{}", m); });
+}
+
+Shape pool_shape(const ShapeContext& c, bool dilation) {
+  const Shape& x = c.in(0);
+  if (x.rank() != 4) c.fail("x must be [N, C, H, W] (NCHW), got {}", x);
+  if (x[2] < 0 || x[3] < 0) c.fail("x {}: height and width must be numbers", x);
+  const Window w = pool_window(c, x[2], x[3], dilation, [&](const std::string& m) { c.fail("{}", m); });
+  return Shape{x[0], x[1], w.ho, w.wo};
+}
+
+/// f(plane index) for every (n, c) plane, a task per group of planes.
+template <class F>
+void for_each_plane(std::int64_t planes, std::int64_t plane_size, F f) {
+  parallel_for(planes, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(plane_size, 1)),
+               [&](std::int64_t p0, std::int64_t p1) {
+                 for (std::int64_t p = p0; p < p1; ++p) f(p);
+               });
+}
+
+/// The attributes both pools share: the window and its step.
+void window_attrs(OpBuilder& b) {
+  b.attr("kernel", AttrType::int_list, AttrValue(), "window: one int or (height, width)", detail::positive_pair)
+      .attr("stride", AttrType::int_list, AttrValue(), "step of the window (default: the kernel)", detail::positive_pair);
+}
+
+/// One average-pooling window: its taps inside x, and the divisor (PyTorch's: with
+/// count_include_pad, the window clipped to the padded input).
+struct AvgCell {
+  std::int64_t y0, y1, x0, x1, count;
+};
+AvgCell avg_cell(const Window& w, std::int64_t oy, std::int64_t ox, bool whole) {
+  const std::int64_t top = oy * w.sh - w.pt, left = ox * w.sw - w.pl;
+  AvgCell a{std::max<std::int64_t>(top, 0), std::min(top + w.kh, w.h), std::max<std::int64_t>(left, 0),
+            std::min(left + w.kw, w.w), 0};
+  a.count = whole ? (std::min(top + w.kh, w.h + w.pb) - top) * (std::min(left + w.kw, w.w + w.pr) - left)
+                  : (a.y1 - a.y0) * (a.x1 - a.x0);
+  return a;
+}
+
+}  // namespace
+
+OPGRAPH_OP(max_pool2d)
+    .doc("maximum over each kh x kw window of x [N,C,H,W] (PyTorch's max_pool2d); ties go to the first maximum in "
+         "row-major order, NaN propagates")
+    .input("x")
+    .apply(window_attrs)
+    .attr("padding", AttrType::int_list, IntList{0}, "implicit -inf around the input: one int, (height, width) or "
+          "(top, left, bottom, right)", [](const AttrValue& v) { return detail::padding_value(v, false); })
+    .attr("dilation", AttrType::int_list, IntList{1}, "spacing of the window's taps", detail::positive_pair)
+    .domain("x", {.kind = Domain::Kind::distinct})
+    .shape([](const ShapeContext& c) { return pool_shape(c, true); })
+    .workspace([](const ShapeContext& c) { return pool_shape(c, true); })  // the winning tap of each output
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const auto& x = k.in(0);
+      const Window w = pool_window(k, true);
+      T* y = k.out().data;
+      T* arg = k.workspace().data;
+      const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
+      for_each_plane(x.dims[0] * x.dims[1], out_plane, [&](std::int64_t p) {
+        const T* xp = x.data + p * in_plane;
+        for (std::int64_t oy = 0; oy < w.ho; ++oy)
+          for (std::int64_t ox = 0; ox < w.wo; ++ox) {
+            T best = T(0);
+            std::int64_t won = -1;
+            for (std::int64_t i = 0; i < w.kh; ++i) {
+              const std::int64_t iy = oy * w.sh - w.pt + i * w.dh;
+              if (iy < 0 || iy >= w.h) continue;
+              for (std::int64_t j = 0; j < w.kw; ++j) {
+                const std::int64_t ix = ox * w.sw - w.pl + j * w.dw;
+                if (ix < 0 || ix >= w.w) continue;
+                const T v = xp[iy * w.w + ix];
+                if (won < 0 || v > best || (std::isnan(v) && !std::isnan(best))) {
+                  best = v;
+                  won = i * w.kw + j;
+                }
+              }
+            }
+            // Padding is at most half the kernel, so every window holds a tap of x.
+            y[p * out_plane + oy * w.wo + ox] = best;
+            arg[p * out_plane + oy * w.wo + ox] = static_cast<T>(won);
+          }
+      });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const Window w = pool_window(k, true);
+      const auto& dx = k.grad_in(0);
+      const T* g = k.grad_out().data;
+      const T* arg = k.workspace().data;
+      const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
+      for_each_plane(dx.dims[0] * dx.dims[1], in_plane, [&](std::int64_t p) {
+        T* dp = dx.data + p * in_plane;
+        std::fill(dp, dp + in_plane, T(0));
+        for (std::int64_t oy = 0; oy < w.ho; ++oy)
+          for (std::int64_t ox = 0; ox < w.wo; ++ox) {
+            const auto t = static_cast<std::int64_t>(arg[p * out_plane + oy * w.wo + ox]);
+            const std::int64_t iy = oy * w.sh - w.pt + (t / w.kw) * w.dh, ix = ox * w.sw - w.pl + (t % w.kw) * w.dw;
+            dp[iy * w.w + ix] += g[p * out_plane + oy * w.wo + ox];
+          }
+      });
+    })
+    .cost([](const ShapeContext& c, const Shape& y) {
+      const auto kernel = detail::pair_of(c.attr_ints("kernel"));
+      const double taps = static_cast<double>(kernel[0] * kernel[1]);
+      return OpCost{static_cast<double>(y.numel()) * taps, static_cast<double>(y.numel())};
+    })
+    .check({"[a,b,6,6]"}, {{"kernel", 2}})
+    .check({"[a,b,7,5]"}, {{"kernel", 3}, {"stride", IntList{2, 1}}, {"padding", 1}})
+    .check({"[a,b,9,8]"}, {{"kernel", IntList{2, 3}}, {"dilation", 2}, {"padding", IntList{1, 0}}});
+
+OPGRAPH_OP(avg_pool2d)
+    .doc("mean over each kh x kw window of x [N,C,H,W] (PyTorch's avg_pool2d); the padding counts as zeros unless "
+         "count_include_pad=false")
+    .input("x")
+    .apply(window_attrs)
+    .attr("padding", AttrType::int_list, IntList{0}, "zeros around the input: one int, (height, width) or (top, left, "
+          "bottom, right)", [](const AttrValue& v) { return detail::padding_value(v, false); })
+    .attr("count_include_pad", AttrType::boolean, true, "divide by the whole window, padding included (PyTorch's "
+          "default), or by its taps inside x")
+    .shape([](const ShapeContext& c) { return pool_shape(c, false); })
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const auto& x = k.in(0);
+      const Window w = pool_window(k, false);
+      const bool whole = k.attr_bool("count_include_pad");
+      T* y = k.out().data;
+      const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
+      for_each_plane(x.dims[0] * x.dims[1], out_plane, [&](std::int64_t p) {
+        const T* xp = x.data + p * in_plane;
+        for (std::int64_t oy = 0; oy < w.ho; ++oy)
+          for (std::int64_t ox = 0; ox < w.wo; ++ox) {
+            const AvgCell a = avg_cell(w, oy, ox, whole);
+            T sum = T(0);
+            for (std::int64_t iy = a.y0; iy < a.y1; ++iy)
+              for (std::int64_t ix = a.x0; ix < a.x1; ++ix) sum += xp[iy * w.w + ix];
+            y[p * out_plane + oy * w.wo + ox] = sum / static_cast<T>(a.count);
+          }
+      });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const Window w = pool_window(k, false);
+      const bool whole = k.attr_bool("count_include_pad");
+      const auto& dx = k.grad_in(0);
+      const T* g = k.grad_out().data;
+      const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
+      for_each_plane(dx.dims[0] * dx.dims[1], in_plane, [&](std::int64_t p) {
+        T* dp = dx.data + p * in_plane;
+        std::fill(dp, dp + in_plane, T(0));
+        for (std::int64_t oy = 0; oy < w.ho; ++oy)
+          for (std::int64_t ox = 0; ox < w.wo; ++ox) {
+            const AvgCell a = avg_cell(w, oy, ox, whole);
+            const T share = g[p * out_plane + oy * w.wo + ox] / static_cast<T>(a.count);
+            for (std::int64_t iy = a.y0; iy < a.y1; ++iy)
+              for (std::int64_t ix = a.x0; ix < a.x1; ++ix) dp[iy * w.w + ix] += share;
+          }
+      });
+    })
+    .check({"[a,b,6,6]"}, {{"kernel", 2}})
+    .check({"[a,b,7,5]"}, {{"kernel", 3}, {"stride", IntList{2, 1}}, {"padding", 1}})
+    .check({"[a,b,7,6]"}, {{"kernel", IntList{3, 2}}, {"padding", IntList{1, 1}}, {"count_include_pad", false}});
+
+}  // namespace opgraph::ops

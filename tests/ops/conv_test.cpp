@@ -1,0 +1,218 @@
+// conv2d against a direct convolution written from the definition (values and both
+// gradients, every attribute), bitwise equality at 1, 2 and 4 threads; the pools with
+// known values, exact ties and PyTorch's divisors; bias_add along the channel axis; the
+// refusals.
+#include <doctest/doctest.h>
+
+#include <opgraph/graph/graph.hpp>
+#include <opgraph/graph/parallel.hpp>
+
+#include "op_run.hpp"
+
+using namespace opgraph;
+using namespace opgraph::test;
+
+namespace {
+
+struct Geometry {
+  std::int64_t sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0, pb = 0, pr = 0, groups = 1;
+};
+
+/// y[n, o, oy, ox] = sum over (c in o's group, i, j) of x[n, c, oy*sh-pt+i*dh, ox*sw-pl+j*dw] * w[o, c', i, j],
+/// with the vjp's two gradients for the cotangent g, all from the definition.
+struct Naive {
+  Tensor y, dx, dw;
+};
+
+Naive naive_conv(const Tensor& x, const Tensor& w, const Tensor* g, const Geometry& p) {
+  const auto N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
+  const auto O = w.shape()[0], Cg = w.shape()[1], KH = w.shape()[2], KW = w.shape()[3];
+  const auto Ho = (H + p.pt + p.pb - p.dh * (KH - 1) - 1) / p.sh + 1, Wo = (W + p.pl + p.pr - p.dw * (KW - 1) - 1) / p.sw + 1;
+  const auto Og = O / p.groups;
+  Naive r{Tensor(Shape{N, O, Ho, Wo}, DType::f64), Tensor(x.shape(), DType::f64), Tensor(w.shape(), DType::f64)};
+  for (std::int64_t n = 0; n < N; ++n)
+    for (std::int64_t o = 0; o < O; ++o)
+      for (std::int64_t oy = 0; oy < Ho; ++oy)
+        for (std::int64_t ox = 0; ox < Wo; ++ox) {
+          double s = 0;
+          const double gv = g ? g->at({n, o, oy, ox}) : 0.0;
+          for (std::int64_t c = 0; c < Cg; ++c)
+            for (std::int64_t i = 0; i < KH; ++i)
+              for (std::int64_t j = 0; j < KW; ++j) {
+                const std::int64_t iy = oy * p.sh - p.pt + i * p.dh, ix = ox * p.sw - p.pl + j * p.dw;
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                const std::int64_t ci = (o / Og) * Cg + c;
+                s += x.at({n, ci, iy, ix}) * w.at({o, c, i, j});
+                r.dx.set(((n * C + ci) * H + iy) * W + ix, r.dx.at({n, ci, iy, ix}) + gv * w.at({o, c, i, j}));
+                r.dw.set(((o * Cg + c) * KH + i) * KW + j, r.dw.at({o, c, i, j}) + gv * x.at({n, ci, iy, ix}));
+              }
+          r.y.set(((n * O + o) * Ho + oy) * Wo + ox, s);
+        }
+  return r;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  double m = 0;
+  for (std::int64_t i = 0; i < a.numel(); ++i) {
+    const double d = std::abs(a.at(i) - b.at(i));
+    if (!(d <= m)) m = d;  // NaN-safe: a NaN difference becomes the maximum
+  }
+  return m;
+}
+
+Attrs attrs_of(const Geometry& p) {
+  return {{"stride", IntList{p.sh, p.sw}},
+          {"dilation", IntList{p.dh, p.dw}},
+          {"padding", IntList{p.pt, p.pl, p.pb, p.pr}},
+          {"groups", p.groups}};
+}
+
+}  // namespace
+
+TEST_CASE("conv2d: equals the direct convolution, values and both gradients, for every attribute") {
+  struct Case {
+    Shape x, w;
+    Geometry p;
+  };
+  const std::vector<Case> cases = {
+      {{2, 3, 9, 8}, {4, 3, 3, 3}, {}},
+      {{3, 5, 6, 7}, {2, 5, 1, 1}, {}},                                   // pointwise: no im2col
+      {{2, 2, 11, 9}, {3, 2, 3, 2}, {.sh = 2, .sw = 3, .pt = 1, .pl = 2, .pb = 1, .pr = 2}},
+      {{1, 3, 12, 10}, {2, 3, 3, 3}, {.dh = 2, .dw = 3, .pt = 0, .pl = 1, .pb = 2, .pr = 3}},
+      {{2, 6, 7, 7}, {4, 3, 3, 3}, {.pt = 1, .pl = 1, .pb = 1, .pr = 1, .groups = 2}},
+      {{2, 4, 8, 6}, {4, 1, 3, 3}, {.sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1, .groups = 4}},  // depthwise
+      {{1, 2, 5, 5}, {3, 2, 5, 5}, {}},                                  // the window is the whole image
+      {{2, 3, 6, 6}, {2, 3, 2, 2}, {.sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 1, .pr = 1}},
+      {{1, 4, 30, 31}, {8, 4, 3, 3}, {.pt = 1, .pl = 1, .pb = 1, .pr = 1}},  // wide rows: several GEMM tiles
+  };
+  std::uint64_t seed = 10;
+  for (const auto& c : cases) {
+    CAPTURE(c.x);
+    CAPTURE(c.w);
+    const Tensor x = random_tensor(c.x, -1, 1, ++seed), w = random_tensor(c.w, -1, 1, ++seed);
+    const Tensor probe = run_op("conv2d", {x, w}, attrs_of(c.p)).out;
+    const Tensor g = random_tensor(probe.shape(), -1, 1, ++seed);
+    const auto got = run_op("conv2d", {x, w}, attrs_of(c.p), &g);
+    const Naive want = naive_conv(x, w, &g, c.p);
+    CHECK(max_abs_diff(got.out, want.y) <= 1e-12);
+    CHECK(max_abs_diff(got.grads[0], want.dx) <= 1e-12);
+    CHECK(max_abs_diff(got.grads[1], want.dw) <= 1e-12);
+    // f32 follows within its precision.
+    const auto got32 = run_op("conv2d", {x.to(DType::f32), w.to(DType::f32)}, attrs_of(c.p));
+    CHECK(max_abs_diff(got32.out.to(DType::f64), want.y) <= 1e-5);
+  }
+}
+
+TEST_CASE("conv2d: padding=same keeps the plane, an even kernel's extra row and column at the bottom and right") {
+  const Tensor x = random_tensor({1, 2, 5, 6}, -1, 1, 1), w = random_tensor({3, 2, 2, 4}, -1, 1, 2);
+  const auto same = run_op("conv2d", {x, w}, {{"padding", "same"}});
+  CHECK(same.out.shape() == Shape{1, 3, 5, 6});
+  // 2x4 kernel: rows 0 above and 1 below, columns 1 left and 2 right.
+  CHECK(max_abs_diff(same.out, naive_conv(x, w, nullptr, {.pt = 0, .pl = 1, .pb = 1, .pr = 2}).y) <= 1e-12);
+  const auto dilated = run_op("conv2d", {x, w}, {{"padding", "same"}, {"dilation", 2}});
+  CHECK(dilated.out.shape() == Shape{1, 3, 5, 6});
+  CHECK(run_op("conv2d", {x, w}, {{"padding", "valid"}}).out.shape() == Shape{1, 3, 4, 3});
+}
+
+TEST_CASE("conv2d: forward and both gradients bitwise equal at 1, 2 and 4 threads") {
+  const Tensor x = random_tensor({6, 16, 14, 14}, -1, 1, 3, DType::f32), w = random_tensor({32, 16, 3, 3}, -1, 1, 4, DType::f32);
+  const Tensor g = random_tensor({6, 32, 14, 14}, -1, 1, 5, DType::f32);
+  std::vector<OpRun> runs;
+  for (int threads : {1, 2, 4}) {
+    ThreadCount t(threads);
+    runs.push_back(run_op("conv2d", {x, w}, {{"padding", 1}}, &g));
+  }
+  for (std::size_t i = 1; i < runs.size(); ++i) {
+    CHECK(runs[i].out.to_vector() == runs[0].out.to_vector());
+    CHECK(runs[i].grads[0].to_vector() == runs[0].grads[0].to_vector());
+    CHECK(runs[i].grads[1].to_vector() == runs[0].grads[1].to_vector());
+  }
+  const Naive want = naive_conv(x.to(DType::f64), w.to(DType::f64), nullptr, {.pt = 1, .pl = 1, .pb = 1, .pr = 1});
+  CHECK(max_abs_diff(runs[0].out.to(DType::f64), want.y) <= 1e-4);
+}
+
+TEST_CASE("conv2d: shapes and attributes that do not fit are refused by name") {
+  Graph g;
+  const NodeId x = g.add_input("x", Shape{N, 4, 8, 8});
+  auto w = [&](Shape s) { return g.add_input("w" + std::to_string(g.size()), std::move(s)); };
+  CHECK_THROWS_WITH(g.add_op("conv2d", {x, w({6, 3, 3, 3})}, {}, "c"),
+                    "node 'c': conv2d: w [6,3,3,3] takes 3 input channels per group, x [N,4,8,8] has 4 in 1 group (4 each)");
+  CHECK_THROWS_WITH(g.add_op("conv2d", {x, w({6, 2, 3, 3})}, {{"groups", 3}}, "c"),
+                    "node 'c': conv2d: groups=3 must divide the input channels (4) and the output channels (6)");
+  CHECK_THROWS_WITH(g.add_op("conv2d", {x, w({6, 4, 9, 3})}, {}, "c"),
+                    "node 'c': conv2d: a 9x3 window does not fit in a 8x8 input padded by nothing");
+  CHECK_THROWS_WITH(g.add_op("conv2d", {x, w({6, 4, 3, 3})}, {{"padding", "same"}, {"stride", 2}}, "c"),
+                    "node 'c': conv2d: padding=same needs stride 1 (as in PyTorch)");
+  CHECK_THROWS_WITH(g.add_op("conv2d", {x, w({6, 4, 3, 3})}, {{"padding", "full"}}, "c"),
+                    "node 'c': conv2d: attribute 'padding' must be ints, same or valid, got full");
+  CHECK_THROWS_WITH(g.add_op("conv2d", {x, w({6, 4, 3, 3})}, {{"padding", IntList{1, 2, 3}}}, "c"),
+                    "node 'c': conv2d: attribute 'padding' must be 1, 2 or 4 ints (all sides; height, width; top, left, "
+                    "bottom, right), same or valid, got [1, 2, 3]");
+  CHECK_THROWS_WITH(g.add_op("conv2d", {x, w({6, 4, 3, 3})}, {{"stride", 0}}, "c"),
+                    "node 'c': conv2d: attribute 'stride' must be positive, got [0]");
+  CHECK_THROWS_WITH(g.add_op("conv2d", {g.add_input("flat", Shape{N, 64}), w({6, 4, 3, 3})}, {}, "c"),
+                    "node 'c': conv2d: x must be [N, C, H, W] (NCHW), got [N,64]");
+  CHECK(g.node(g.add_op("conv2d", {x, w({6, 2, 3, 3})}, {{"groups", 2}, {"stride", 2}, {"padding", 1}}, "ok")).shape ==
+        Shape{N, 6, 4, 4});
+}
+
+TEST_CASE("max_pool2d: known values, the gradient to each window's first maximum, NaN propagates") {
+  const Tensor x = iota({1, 1, 4, 4});
+  const Tensor seed = Tensor::from({1, 1, 2, 2}, {1, 2, 3, 4}, DType::f64);
+  const auto r = run_op("max_pool2d", {x}, {{"kernel", 2}}, &seed);
+  CHECK(r.out.to_vector() == std::vector<double>{5, 7, 13, 15});
+  CHECK(r.grads[0].to_vector() == std::vector<double>{0, 0, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0, 0, 3, 0, 4});
+  // Exact ties: every value equal, so each window's first tap (its top left) wins.
+  const Tensor flat = Tensor::from({1, 1, 3, 3}, std::vector<double>(9, 2.0), DType::f64);
+  const Tensor ones = Tensor::from({1, 1, 2, 2}, {1, 10, 100, 1000}, DType::f64);
+  const auto tie = run_op("max_pool2d", {flat}, {{"kernel", 2}, {"stride", 1}}, &ones);
+  CHECK(tie.out.to_vector() == std::vector<double>{2, 2, 2, 2});
+  CHECK(tie.grads[0].to_vector() == std::vector<double>{1, 10, 0, 100, 1000, 0, 0, 0, 0});
+  // Padding is -infinity: a window half outside takes the maximum of what is inside.
+  const Tensor neg = Tensor::from({1, 1, 2, 2}, {-5, -6, -7, -8}, DType::f64);
+  CHECK(run_op("max_pool2d", {neg}, {{"kernel", 2}, {"stride", 1}, {"padding", 1}}).out.to_vector() ==
+        std::vector<double>{-5, -5, -6, -5, -5, -6, -7, -7, -8});
+  Tensor nan = iota({1, 1, 2, 2});
+  nan.set(3, std::nan(""));
+  nan.set(1, 9);
+  CHECK(std::isnan(run_op("max_pool2d", {nan}, {{"kernel", 2}}).out.at(0)));
+}
+
+TEST_CASE("avg_pool2d: PyTorch's divisors with and without the padding counted") {
+  const Tensor x = iota({1, 1, 3, 3});  // 0..8
+  CHECK(run_op("avg_pool2d", {x}, {{"kernel", 2}, {"stride", 1}}).out.to_vector() == std::vector<double>{2, 3, 5, 6});
+  // padding 1, kernel 2, stride 2: windows at rows/cols {-1,0}, {1,2}; PyTorch 1.13 gives
+  // [[0, 0.75], [2.25, 6]] with the padding counted and [[0, 1.5], [4.5, 6]] without.
+  const auto with_pad = run_op("avg_pool2d", {x}, {{"kernel", 2}, {"padding", 1}});
+  CHECK(with_pad.out.to_vector() == std::vector<double>{0, 0.75, 2.25, 6});
+  const auto without = run_op("avg_pool2d", {x}, {{"kernel", 2}, {"padding", 1}, {"count_include_pad", false}});
+  CHECK(without.out.to_vector() == std::vector<double>{0, 1.5, 4.5, 6});
+  const Tensor seed = Tensor::from({1, 1, 2, 2}, {4, 4, 4, 4}, DType::f64);
+  const auto g = run_op("avg_pool2d", {x}, {{"kernel", 2}, {"padding", 1}}, &seed);
+  CHECK(g.grads[0].to_vector() == std::vector<double>{1, 1, 1, 1, 1, 1, 1, 1, 1});
+}
+
+TEST_CASE("pools: a missing kernel and too much padding are refused") {
+  Graph g;
+  const NodeId x = g.add_input("x", Shape{N, 2, 6, 6});
+  CHECK_THROWS_WITH(g.add_op("max_pool2d", {x}, {}, "p"),
+                    "node 'p': max_pool2d: needs kernel= (one int or two: height, width)");
+  CHECK_THROWS_WITH(g.add_op("avg_pool2d", {x}, {{"kernel", 2}, {"padding", 2}}, "p"),
+                    "node 'p': avg_pool2d: padding may be at most half the 2x2 kernel (as in PyTorch), got [2,2,2,2]");
+  CHECK(g.node(g.add_op("max_pool2d", {x}, {{"kernel", 3}, {"stride", 2}, {"padding", 1}}, "ok")).shape ==
+        Shape{N, 2, 3, 3});
+}
+
+TEST_CASE("bias_add: axis=1 adds a bias per channel of [N,C,H,W] and sums its gradient over the rest") {
+  const Tensor x = iota({2, 3, 1, 2});
+  const Tensor b = Tensor::from({3}, {100, 200, 300}, DType::f64);
+  const Tensor seed = iota({2, 3, 1, 2});
+  const auto r = run_op("bias_add", {x, b}, {{"axis", 1}}, &seed);
+  CHECK(r.out.to_vector() == std::vector<double>{100, 101, 202, 203, 304, 305, 106, 107, 208, 209, 310, 311});
+  CHECK(r.grads[1].to_vector() == std::vector<double>{0 + 1 + 6 + 7, 2 + 3 + 8 + 9, 4 + 5 + 10 + 11});
+  CHECK(r.grads[0].to_vector() == seed.to_vector());
+  Graph g;
+  CHECK_THROWS_WITH(g.add_op("bias_add", {g.add_input("x", Shape{N, 3, 4, 4}), g.add_input("b", Shape{4})}, {{"axis", 1}}, "y"),
+                    "node 'y': bias_add: bias of shape [4] does not match axis 1 of [N,3,4,4]");
+}
