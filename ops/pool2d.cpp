@@ -49,6 +49,19 @@ void for_each_plane(std::int64_t planes, std::int64_t plane_size, F f) {
                });
 }
 
+/// The vjp's walk: each plane of dx zeroed, then add(plane of dx, output index, oy, ox)
+/// for each of that plane's outputs; one task per group of planes.
+template <class T, class F>
+void scatter_planes(const View<T>& dx, const Window& w, F add) {
+  const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
+  for_each_plane(dx.dims[0] * dx.dims[1], in_plane, [&](std::int64_t p) {
+    T* dp = dx.data + p * in_plane;
+    std::fill(dp, dp + in_plane, T(0));
+    for (std::int64_t oy = 0; oy < w.ho; ++oy)
+      for (std::int64_t ox = 0; ox < w.wo; ++ox) add(dp, p * out_plane + oy * w.wo + ox, oy, ox);
+  });
+}
+
 /// The attributes both pools share: the window and its step.
 void window_attrs(OpBuilder& b) {
   b.attr("kernel", AttrType::int_list, AttrValue(), "window: one int or (height, width)", detail::positive_pair)
@@ -117,19 +130,11 @@ OPGRAPH_OP(max_pool2d)
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
       const Window w = pool_window(k, true);
-      const auto& dx = k.grad_in(0);
       const T* g = k.grad_out().data;
       const T* arg = k.workspace().data;
-      const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
-      for_each_plane(dx.dims[0] * dx.dims[1], in_plane, [&](std::int64_t p) {
-        T* dp = dx.data + p * in_plane;
-        std::fill(dp, dp + in_plane, T(0));
-        for (std::int64_t oy = 0; oy < w.ho; ++oy)
-          for (std::int64_t ox = 0; ox < w.wo; ++ox) {
-            const auto t = static_cast<std::int64_t>(arg[p * out_plane + oy * w.wo + ox]);
-            const std::int64_t iy = oy * w.sh - w.pt + (t / w.kw) * w.dh, ix = ox * w.sw - w.pl + (t % w.kw) * w.dw;
-            dp[iy * w.w + ix] += g[p * out_plane + oy * w.wo + ox];
-          }
+      scatter_planes(k.grad_in(0), w, [&](T* dp, std::int64_t o, std::int64_t oy, std::int64_t ox) {
+        const auto t = static_cast<std::int64_t>(arg[o]);
+        dp[(oy * w.sh - w.pt + (t / w.kw) * w.dh) * w.w + ox * w.sw - w.pl + (t % w.kw) * w.dw] += g[o];
       });
     })
     .cost([](const ShapeContext& c, const Shape& y) {
@@ -174,19 +179,12 @@ OPGRAPH_OP(avg_pool2d)
       using T = scalar_of<decltype(k)>;
       const Window w = pool_window(k, false);
       const bool whole = k.attr_bool("count_include_pad");
-      const auto& dx = k.grad_in(0);
       const T* g = k.grad_out().data;
-      const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
-      for_each_plane(dx.dims[0] * dx.dims[1], in_plane, [&](std::int64_t p) {
-        T* dp = dx.data + p * in_plane;
-        std::fill(dp, dp + in_plane, T(0));
-        for (std::int64_t oy = 0; oy < w.ho; ++oy)
-          for (std::int64_t ox = 0; ox < w.wo; ++ox) {
-            const AvgCell a = avg_cell(w, oy, ox, whole);
-            const T share = g[p * out_plane + oy * w.wo + ox] / static_cast<T>(a.count);
-            for (std::int64_t iy = a.y0; iy < a.y1; ++iy)
-              for (std::int64_t ix = a.x0; ix < a.x1; ++ix) dp[iy * w.w + ix] += share;
-          }
+      scatter_planes(k.grad_in(0), w, [&](T* dp, std::int64_t o, std::int64_t oy, std::int64_t ox) {
+        const AvgCell a = avg_cell(w, oy, ox, whole);
+        const T share = g[o] / static_cast<T>(a.count);
+        for (std::int64_t iy = a.y0; iy < a.y1; ++iy)
+          for (std::int64_t ix = a.x0; ix < a.x1; ++ix) dp[iy * w.w + ix] += share;
       });
     })
     .check({"[a,b,6,6]"}, {{"kernel", 2}})
