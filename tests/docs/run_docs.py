@@ -2,6 +2,7 @@
 """Runs the commands of a markdown document and compares the outputs it quotes.
 
   run_docs.py DOC --source SRC --binary OPGRAPH --scratch DIR [--prefix PREFIX] [--plugins DIR]
+              [--python PYTHON]
 
 The conventions, also written in docs/contributing.md:
 
@@ -9,6 +10,10 @@ The conventions, also written in docs/contributing.md:
                         one scratch folder per document where examples/, tests/, docs/,
                         datasets/ and build/ lead to the source tree and the build
   ```sh skip            an illustration, never run (say why in the text)
+  ```python             the block is a Python program, run by the interpreter the module was
+                        built for (`python3` in commands is that one too) with PYTHONPATH
+                        leading to build/python; its output may follow (`python skip`,
+                        `python data` as for sh)
   ```sh run             (docs/adding-an-op.md) runs against the installed package (--prefix)
   ```sh exit=1          the last command must exit with this status (default 0)
   ```sh data            needs $OPGRAPH_DATA (skipped without it, a failure with
@@ -152,6 +157,7 @@ def main():
     ap.add_argument("--scratch", required=True)
     ap.add_argument("--prefix")
     ap.add_argument("--plugins")
+    ap.add_argument("--python", help="the interpreter of the Python module (python3 in the commands)")
     a = ap.parse_args()
     a.source = os.path.abspath(a.source)
     a.scratch = os.path.abspath(a.scratch)
@@ -165,6 +171,8 @@ def main():
     bindir = os.path.join(a.scratch, ".bin")
     os.makedirs(bindir)
     os.symlink(os.path.abspath(a.binary), os.path.join(bindir, "opgraph"))
+    if a.python:
+        os.symlink(a.python, os.path.join(bindir, "python3"))
     data = os.environ.get("OPGRAPH_DATA", "")
     require = os.environ.get("OPGRAPH_REQUIRE_DATA") == "1"
 
@@ -206,10 +214,16 @@ def main():
             compared += 1
             last = None
             continue
-        if lang != "sh":
+        if lang not in ("sh", "python"):
             continue
         last = None
-        cmds = commands(body)
+        if lang == "python":
+            # A program: one command that runs the block's text, as a reader would paste it.
+            script = os.path.join(a.scratch, f".block{line_no}.py")
+            open(script, "w", encoding="utf-8").write("\n".join(body) + "\n")
+            cmds = [f"PYTHONPATH=build/python python3 {script}"]
+        else:
+            cmds = commands(body)
         if "skip" in attrs:
             skipped += len(cmds)
             continue

@@ -1,0 +1,23 @@
+"""examples/python/'s MNIST notebooks (they need $OPGRAPH_DATA: without it this file
+reports skipped, and under OPGRAPH_REQUIRE_DATA=1 it fails)."""
+import os
+
+from conftest import SOURCE, need_data, python, run_json
+
+FOLDER = os.path.join(SOURCE, "examples", "python")
+
+
+def run(name):
+    return run_json([python(), os.path.join(FOLDER, name)])[0]
+
+
+def test_mnist_5_vs_8():
+    need_data()
+    r = run("mnist_binary.py")
+    assert r["test_accuracy"] >= 0.94 and r["train_accuracy"] >= 0.96
+
+
+def test_mnist_10_classes():
+    need_data()
+    r = run("mnist_multiclass.py")
+    assert r["test_accuracy"] >= 0.915 and r["train_accuracy"] >= 0.95

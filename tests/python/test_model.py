@@ -1,0 +1,210 @@
+"""Model-level training through Python: fit, evaluate, predict, histories, several inputs,
+label-free losses, checkpoints, and bitwise agreement with the C++ fit and `opgraph train`."""
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import opgraph as og
+from conftest import BINARY, EXAMPLES, PLUGINS, SOURCE, run_json, same_bits
+
+MODELS = os.path.join(SOURCE, "examples", "models")
+
+
+def blobs_model(seed=3, dtype=None):
+    g = og.Graph()
+    x = g.input("x", ("N", 2))
+    y = g.input("y", ("N",))
+    h = og.nn.tanh(og.nn.dense(x, 8, "hidden"))
+    g.set_loss(og.nn.softmax_cross_entropy(og.nn.dense(h, 3, "out").named("logits"), y).named("loss"))
+    return og.Model(g, seed=seed, dtype=dtype)
+
+
+def test_fit_evaluate_predict_and_history():
+    data = og.load_data("blobs:n=600,centers=3,test=0.3,seed=1")
+    model = blobs_model()
+    seen = []
+    history = model.fit(data.x, data.y, optimizer="adam:lr=0.02", epochs=15, batch=32,
+                        validation=(data.x_test, data.y_test), callback=lambda e: seen.append(e["epoch"]))
+    assert seen == list(range(1, 16)) and len(history) == 15 and model.epochs_done == 15
+    assert history.train_loss[-1] < history.train_loss[0] / 2
+    assert len(history.val_accuracy) == 15 and history.val_accuracy[-1] >= 0.95
+    d = history.to_dict()
+    assert set(d) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "samples"}
+    assert d["samples"] == [420] * 15
+    test = model.evaluate(data.x_test, data.y_test)
+    assert test.samples == 180 and test.accuracy == history.val_accuracy[-1] and test.loss == history.val_loss[-1]
+    assert test.confusion.shape == (3, 3) and test.confusion.sum() == 180
+    assert np.trace(test.confusion) == round(test.accuracy * 180)
+    probs = model.predict(data.x_test)
+    assert probs.shape == (180, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-6)
+    classes = model.predict_classes(data.x_test)
+    assert classes.dtype == np.int64
+    np.testing.assert_array_equal(classes, probs.argmax(axis=1))
+    assert np.mean(classes == data.y_test) == pytest.approx(test.accuracy)
+
+
+def test_callback_returning_false_stops_and_target_loss():
+    data = og.load_data("blobs:n=200,centers=3,seed=1")
+    model = blobs_model()
+    history = model.fit(data.x, data.y, epochs=50, batch=16, callback=lambda e: e["epoch"] < 4)
+    assert len(history) == 4 and history.stopped and not history.reached_target
+    model = blobs_model()
+    history = model.fit(data.x, data.y, optimizer="adam:lr=0.05", epochs=500, batch=16, target_loss=0.2)
+    assert history.reached_target and history.train_loss[-1] <= 0.2 and len(history) < 500
+
+
+def test_a_persistent_optimizer_continues_where_it_stopped():
+    # Two fits of 3 epochs with one og.Optimizer equal one fit of 6 epochs... in the
+    # optimizer's state (Adam's moments and step count carry over).
+    data = og.load_data("blobs:n=200,centers=3,seed=1")
+    a, b = blobs_model(), blobs_model()
+    opt = og.Optimizer("adam:lr=0.01")
+    a.fit(data.x, data.y, optimizer=opt, epochs=3, batch=50, shuffle=False)
+    a.fit(data.x, data.y, optimizer=opt, epochs=3, batch=50, shuffle=False)
+    assert opt.steps == 24
+    b.fit(data.x, data.y, optimizer="adam:lr=0.01", epochs=6, batch=50, shuffle=False)
+    for name in a.params:
+        assert same_bits(a.params[name], b.params[name]), name
+
+
+def test_fit_is_bitwise_the_cli_fit(tmp_path):
+    ckpt = tmp_path / "blobs.ckpt"
+    spec = "blobs:n=400,centers=3,seed=2"
+    subprocess.run([BINARY, "train", os.path.join(MODELS, "blobs.og"), "--data", spec, "--seed", "3", "--epochs", "3",
+                    "--batch", "16", "--optim", "adam:lr=0.01", "--save", str(ckpt), "--quiet"], check=True,
+                   capture_output=True)
+    model = og.load(os.path.join(MODELS, "blobs.og"), seed=3)
+    data = og.load_data(spec)
+    model.fit(data.x, data.y, optimizer="adam:lr=0.01", epochs=3, batch=16)
+    saved = og.load(ckpt)
+    assert saved.epochs_done == 3 and saved.meta["data"] == spec and saved.seed == 3
+    assert set(saved.params) == set(model.params)
+    for name, value in model.params.items():
+        assert same_bits(value, saved.params[name]), name
+
+
+def test_fit_is_bitwise_the_cpp_example_and_any_thread_count():
+    # examples/iris.cpp's first run: all 150 flowers standardised, 4-8-3, lr 0.5, 500 epochs.
+    cpp, _ = run_json([os.path.join(EXAMPLES, "iris")])
+    iris = og.load_data("iris:standardize=true")
+    results = []
+    for threads in (1, 2):
+        og.set_threads(threads)
+        g = og.Graph()
+        x = g.input("x", ("N", 4))
+        y = g.input("y", ("N",))
+        h = og.nn.logistic(og.nn.dense(x, 8, "hidden"))
+        g.set_loss(og.nn.softmax_cross_entropy(og.nn.dense(h, 3, "out").named("logits"), y).named("loss"))
+        model = og.Model(g, seed=1)
+        model.fit(iris.x, iris.y, optimizer="sgd:lr=0.5", epochs=500)
+        results.append(model)
+    og.set_threads(0)
+    accuracy = results[0].evaluate(iris.x, iris.y).accuracy
+    assert accuracy == pytest.approx(cpp["train_accuracy_all"], abs=5e-7)  # the example prints 6 digits
+    for name in results[0].params:
+        assert same_bits(results[0].params[name], results[1].params[name]), name
+
+
+def test_several_inputs_as_a_dict_equal_one_input():
+    # concat(a, b) @ W is the same computation as x @ W with x = [a | b], so the two models
+    # train to the same bits.
+    data = og.load_data("wine:standardize=true")
+    models = []
+    for split in (False, True):
+        g = og.Graph()
+        y = g.input("y", ("N",))
+        if split:
+            h = og.op("concat", g.input("chem", ("N", 9)), g.input("colour", ("N", 4)), axis=1)
+        else:
+            h = g.input("x", ("N", 13))
+        g.set_loss(og.nn.softmax_cross_entropy(og.nn.dense(og.nn.relu(og.nn.dense(h, 16, "a")), 3, "b"), y))
+        models.append(og.Model(g, seed=4))
+    models[0].fit(data.x, data.y, optimizer="adam:lr=0.01", epochs=5, batch=16)
+    h = models[1].fit({"chem": data.x[:, :9], "colour": data.x[:, 9:]}, data.y, optimizer="adam:lr=0.01", epochs=5,
+                      batch=16)
+    assert h.train_accuracy[-1] > 0.9
+    for name in models[0].params:
+        assert same_bits(models[0].params[name], models[1].params[name]), name
+    e = models[1].evaluate({"chem": data.x[:, :9], "colour": data.x[:, 9:]}, data.y)
+    assert e.accuracy == models[0].evaluate(data.x, data.y).accuracy
+    with pytest.raises(og.ShapeError, match=r"^fit: input 'colour' has 10 rows, the inputs before it 178$"):
+        models[1].fit({"chem": data.x[:, :9], "colour": data.x[:10, 9:]}, data.y)
+
+
+def test_a_label_free_loss_trains_without_y():
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((256, 3)) @ rng.standard_normal((3, 8))).astype(np.float32)  # rank 3 data
+    g = og.Graph()
+    x = g.input("x", ("N", 8))
+    code = og.nn.dense(x, 3, "enc")
+    g.set_loss(og.nn.mse(og.nn.dense(code, 8, "dec").named("recon"), x))
+    model = og.Model(g, seed=0)
+    assert model.labels == ""
+    history = model.fit(X, optimizer="adam:lr=0.01", epochs=200, batch=64)
+    assert history.train_loss[-1] < history.train_loss[0] / 50
+    assert model.evaluate(X).loss == pytest.approx(history.train_loss[-1], rel=0.2)
+    assert np.isnan(model.evaluate(X).accuracy)
+
+
+def test_checkpoints_round_trip_and_the_cli_reads_them(tmp_path):
+    data = og.load_data("iris:test=0.3,seed=1")
+    model = og.load(os.path.join(MODELS, "iris.og"), seed=1)
+    opt = og.Optimizer("sgd:lr=0.5")
+    model.fit(data.x, data.y, optimizer=opt, epochs=20)
+    path = tmp_path / "iris.ckpt"
+    model.save(path, optimizer=opt)
+    back = og.load(path)
+    assert back.epochs_done == 20 and back.seed == 1
+    for name in model.params:
+        assert same_bits(model.params[name], back.params[name])
+    np.testing.assert_array_equal(back.predict(data.x_test), model.predict(data.x_test))
+    out = subprocess.run([BINARY, "eval", os.path.join(MODELS, "iris.og"), "--load", str(path), "--data",
+                          "iris:test=0.3,seed=1", "--json"], capture_output=True, text=True, check=True)
+    cli = json.loads(out.stdout.strip().splitlines()[-1])
+    assert cli["accuracy"] == pytest.approx(model.evaluate(data.x_test, data.y_test).accuracy, abs=1e-6)
+    # --resume continues the Python run (the optimizer's state was saved with it).
+    subprocess.run([BINARY, "train", os.path.join(MODELS, "iris.og"), "--data", "iris:test=0.3,seed=1", "--resume",
+                    str(path), "--epochs", "25", "--optim", "sgd:lr=0.5", "--batch", "0", "--seed", "1", "--quiet"],
+                   check=True, capture_output=True)
+    with pytest.raises(og.DataError, match="no such file|cannot open|not found"):
+        og.load(tmp_path / "missing.ckpt")
+
+
+def test_dump_and_svg():
+    model = blobs_model()
+    dot = model.dump()
+    assert dot.startswith("digraph opgraph {")
+    assert '"hidden.W" [shape=ellipse' in dot and '"y" [shape=parallelogram' in dot and "labels" in dot
+    assert "cluster_backward" not in dot and "cluster_backward" in model.dump(backward=True)
+    assert '"vjp:loss"' in model.dump(backward=True)
+    svg = model._repr_svg_()
+    assert svg.startswith("<?xml") and "<svg" in svg and "hidden.W" in svg
+    assert "loss = softmax_cross_entropy(logits, y)" in model.dump("og")
+    nodes = json.loads(model.dump("json"))["nodes"]
+    assert [n["name"] for n in nodes][:2] == ["x", "y"] and nodes[1]["kind"] == "labels"
+    assert nodes[0]["origin"].startswith("test_model.py:")
+    with pytest.raises(ValueError, match=r"^dump: format is 'dot', 'svg', 'json' or 'og', got 'png'$"):
+        model.dump("png")
+
+
+def test_gradcheck_of_a_model():
+    model = blobs_model(dtype="float64")
+    data = og.load_data("blobs:n=20,centers=3,seed=1")
+    r = model.gradcheck({"x": data.x.astype(np.float64), "y": data.y.astype(np.float64)})
+    assert r.passed and 0 < r.max_error < 1e-6
+
+
+def test_plugins_load_and_check():
+    path = os.path.join(PLUGINS, "activations.so")
+    names = og.load_plugin(path)
+    assert "mish" in names and "snake" in names
+    assert "mish" in og.ops(source=path) or "mish" in og.ops()
+    report = og.check(plugin=path)
+    assert report.passed and {r["op"] for r in report.ops} == set(names)
+    assert str(report).splitlines()[-1] == f"{len(names)} ops: {len(names)} passed, 0 failed"
+    g = og.Graph()
+    x = g.input("x", ("N", 3))
+    assert og.nn.mish(x).op == "mish"
