@@ -40,4 +40,6 @@ setup(
     install_requires=["numpy"],
     python_requires=">=3.9",
     zip_safe=False,
+    # setuptools' default build folder, build/, is CMake's: keep pip's work in a corner of it.
+    options={"build": {"build_base": "build/pip"}},
 )

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <opgraph/graph/conformance.hpp>
+#include <opgraph/graph/gradcheck.hpp>
 #include <opgraph/graph/op.hpp>
 #include <opgraph/graph/parallel.hpp>
 #include <opgraph/graph/plugin.hpp>
@@ -91,6 +92,31 @@ PYBIND11_MODULE(_opgraph, m) {
       "op_info", [](const std::string& name) { return op_info(Registry::global().get(name)); }, py::arg("name"),
       "An op's doc, signature, inputs, outputs and attribute defaults.");
   m.def("_check", &check, py::arg("ops"), py::arg("seed") = 1);
+  m.def(
+      "_gradcheck_op",
+      [](const std::string& name, std::uint64_t seed, double tolerance, const std::vector<std::int64_t>& sizes) {
+        const OpDef& op = Registry::global().get(name);
+        GradCheckOptions o;
+        o.seed = seed;
+        o.tolerance = tolerance;
+        o.sizes = sizes;
+        std::vector<GradCheckResult> results;
+        {
+          py::gil_scoped_release release;
+          results = check_op_gradients(op, o);
+        }
+        py::list out;
+        for (const auto& r : results) {
+          py::dict d;
+          d["config"] = r.config;
+          d["max_error"] = r.max_error;
+          d["passed"] = r.passed;
+          d["failure"] = r.failure;
+          out.append(d);
+        }
+        return out;
+      },
+      py::arg("op"), py::arg("seed"), py::arg("tolerance"), py::arg("sizes"));
   m.def(
       "load_plugin",
       [](const std::string& path) {

@@ -32,6 +32,15 @@ def test_a_python_op_passes_the_contract_checks():
     assert {"gradient", "f32", "threads", "finite"} <= properties
 
 
+def test_gradcheck_of_ops_at_any_size():
+    results = og.gradcheck("test_softplus")
+    assert len(results) == 1 and results[0].passed and results[0].max_error < 1e-8
+    big = og.gradcheck("test_softplus", sizes=(300, 257))
+    assert big[0].config == "[300,257]" and big[0].passed
+    relu = og.gradcheck("relu", sizes=(300, 17))
+    assert relu and all(r.passed and r.max_error <= 1e-6 for r in relu)
+
+
 def test_checks_fail_a_python_op_that_is_wrong():
     og.register_op("test_nan", forward=lambda x: x * np.nan, vjp=lambda g, y, x: g * np.nan)
     report = og.check("test_nan")
@@ -76,18 +85,17 @@ def test_mistakes_in_a_python_op_name_the_op_and_node():
     og.register_op("test_raises", forward=boom)
     og.register_op("test_bad_shape", forward=lambda x: x[:1])
     og.register_op("test_bad_rule", forward=lambda x: x, shape=lambda s: "N")
-    g = og.Graph()
-    x = g.input("x", ("N", 2))
-    r = og.op("test_raises", x, name="r")
-    b = og.op("test_bad_shape", x, name="b")
-    g.add_output(r)
-    g.add_output(b)
-    plan = og.Model(g).compile(batch=4, backward=False)
-    with pytest.raises(og.DataError) as e:
-        plan.forward({"x": np.zeros((4, 2), np.float32)})
-    message = str(e.value)
-    assert message in ("node 'r': test_raises: forward raised ValueError: boom (at test_python_op.py:74)",
-                       "node 'b': test_bad_shape: forward returned shape [1,2], expected [4,2]")
+    line = boom.__code__.co_firstlineno + 1  # the raise
+    expected = {"test_raises": f"node 'r': test_raises: forward raised ValueError: boom (at test_python_op.py:{line})",
+                "test_bad_shape": "node 'r': test_bad_shape: forward returned shape [1,2], expected [4,2]"}
+    for op, message in expected.items():
+        g = og.Graph()
+        x = g.input("x", ("N", 2))
+        g.add_output(og.op(op, x, name="r"))
+        plan = og.Model(g).compile(batch=4, backward=False)
+        with pytest.raises(og.DataError) as e:
+            plan.forward({"x": np.zeros((4, 2), np.float32)})
+        assert str(e.value) == message
     with pytest.raises(og.ShapeError, match=r"test_bad_rule: the shape rule's result: a shape is a list or tuple"):
         og.op("test_bad_rule", x)
     with pytest.raises(og.GraphError, match=r"^test_softplus: op 'test_softplus' is already registered \(by python\)$"):

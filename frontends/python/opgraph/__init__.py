@@ -285,6 +285,21 @@ def check(op=None, plugin=None, seed=1):
     return CheckReport(_opgraph._check(names, int(seed)))
 
 
+def gradcheck(target, inputs=None, batch=None, seed=1, tolerance=1e-6, sizes=()):
+    """Gradients against f64 central differences.
+
+    og.gradcheck("relu"): the op's vjp on every check case it declares (random small
+    sizes, or `sizes` for its letters: sizes=(300, 257)); a list with one result per
+    configuration (config, max_error, passed, failure).
+    og.gradcheck(model, {"x": x, "y": y}): the model's parameter gradients at those inputs
+    (Model.gradcheck)."""
+    if isinstance(target, Model):
+        if inputs is None:
+            raise TypeError("gradcheck(model, inputs): give the inputs as {name: array}")
+        return target.gradcheck(inputs, batch=batch, seed=seed, tolerance=tolerance)
+    return [Evaluation(r) for r in _opgraph._gradcheck_op(target, int(seed), float(tolerance), [int(s) for s in sizes])]
+
+
 def register_op(name, forward, vjp=None, shape=None, inputs=("x",), attrs=None, doc="", domains=None, checks=None):
     """Registers an op written in Python (the prototyping path: each call holds the GIL).
 
