@@ -15,6 +15,7 @@
 
 #include <opgraph/graph/attr.hpp>
 #include <opgraph/graph/error.hpp>
+#include <opgraph/graph/lowering.hpp>
 #include <opgraph/graph/random.hpp>
 #include <opgraph/graph/tensor.hpp>
 
@@ -23,8 +24,8 @@ namespace opgraph {
 /// Version of the op contract's binary layout. A plugin built against another version
 /// is refused with a clear message instead of crashing. Bump on any change to OpDef,
 /// InputSpec, OutputSpec, AttrSpec, StateSpec, Domain (its kinds too), CheckCase, View or
-/// Kernel. 3: Domain::Kind::distinct.
-inline constexpr std::uint32_t kPluginAbi = 3;
+/// Kernel. 3: Domain::Kind::distinct. 4: OpDef::lower (an optional ONNX lowering).
+inline constexpr std::uint32_t kPluginAbi = 4;
 
 inline constexpr int kMaxRank = 8;
 
@@ -292,6 +293,7 @@ struct OpDef {
   std::vector<Domain> domains;  // one per input
   std::vector<CheckCase> checks;
   CostFn cost;                   // optional; default: one flop per output element, two per in backward
+  LowerFn lower;                 // optional: the op as ONNX nodes, for exporters (graph/lowering.hpp)
   std::string definition_error;  // a mistake the builder found, reported at registration
 
   int input_index(std::string_view input) const;  // -1 when absent
@@ -446,6 +448,13 @@ class OpBuilder {
   /// FLOPs of forward and backward, for profiles and the scheduler.
   OpBuilder& cost(CostFn fn) {
     def_.cost = std::move(fn);
+    return *this;
+  }
+  /// How an exporter writes the op as ONNX nodes (eval mode): `.lower(lowering::same("Relu"))`
+  /// or a function of a LoweringContext. Without one, exporting a graph that uses the op
+  /// is an error naming it.
+  OpBuilder& lower(LowerFn fn) {
+    def_.lower = std::move(fn);
     return *this;
   }
   /// A configuration for the gradient checker: shapes like "[a,b]", attribute values, and a

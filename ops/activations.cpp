@@ -32,6 +32,21 @@ constexpr T kGeluA = static_cast<T>(0.044715);
 }  // namespace
 
 OPGRAPH_OP(gelu)
+    .lower([](LoweringContext& c) {
+      const std::string x = c.input(0);
+      std::string inner;  // 1 + erf(x / sqrt 2), or 1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))
+      if (c.attr_string("approximate") == "tanh") {
+        const std::string x3 = c.emit_fresh("Pow", {x, c.scalar(3.0, "three")}, "x3");
+        const std::string u = c.emit_fresh("Add", {x, c.emit_fresh("Mul", {x3, c.scalar(0.044715, "c")}, "cx3")}, "u");
+        const std::string t = c.emit_fresh("Tanh", {c.emit_fresh("Mul", {u, c.scalar(std::sqrt(2.0 / std::numbers::pi), "k")}, "ku")}, "tanh");
+        inner = c.emit_fresh("Add", {t, c.scalar(1.0, "one")}, "one_plus");
+      } else {
+        const std::string e = c.emit_fresh("Erf", {c.emit_fresh("Mul", {x, c.scalar((1.0 / std::numbers::sqrt2), "rsqrt2")}, "scaled")}, "erf");
+        inner = c.emit_fresh("Add", {e, c.scalar(1.0, "one")}, "one_plus");
+      }
+      const std::string half = c.emit_fresh("Mul", {x, c.scalar(0.5, "half")}, "half_x");
+      c.emit("Mul", {half, inner}, {c.output()});
+    })
     .doc("x * Phi(x), the Gaussian error linear unit; approximate=tanh for the tanh form (PyTorch's)")
     .input("x")
     .attr_choice("approximate", {"none", "tanh"}, "none: exact, with erf; tanh: 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))")
@@ -61,6 +76,9 @@ OPGRAPH_OP(gelu)
     .check({"[a,b,c]"}, {{"approximate", "tanh"}});
 
 OPGRAPH_OP(silu)
+    .lower([](LoweringContext& c) {
+      c.emit("Mul", {c.input(0), c.emit_fresh("Sigmoid", {c.input(0)}, "sigmoid")}, {c.output()});
+    })
     .doc("x * sigmoid(x) (swish with beta 1), elementwise")
     .input("x")
     .shape(same_shape_as(0))
@@ -81,6 +99,7 @@ OPGRAPH_OP(silu)
     .check({"[a,b]"});
 
 OPGRAPH_OP(elu)
+    .lower([](LoweringContext& c) { c.emit("Elu", {c.input(0)}, {c.output()}, {{"alpha", c.attr_float("alpha")}}); })
     .doc("x for x > 0, alpha (e^x - 1) otherwise, elementwise")
     .input("x")
     .attr("alpha", AttrType::real, 1.0, "the value approached for x -> -inf is -alpha")
@@ -101,6 +120,16 @@ OPGRAPH_OP(elu)
     .check({"[a,b]"}, {{"alpha", 0.5}});
 
 OPGRAPH_OP(softplus)
+    .lower([](LoweringContext& c) {
+      // ONNX's Softplus has no beta: softplus(beta x) / beta. Its threshold is exact to e^-20.
+      const double beta = c.attr_float("beta");
+      if (beta == 1.0) {
+        c.emit("Softplus", {c.input(0)}, {c.output()});
+        return;
+      }
+      const std::string bx = c.emit_fresh("Mul", {c.input(0), c.scalar(beta, "beta")}, "beta_x");
+      c.emit("Div", {c.emit_fresh("Softplus", {bx}, "softplus"), c.scalar(beta, "beta")}, {c.output()});
+    })
     .doc("log(1 + e^(beta x)) / beta, elementwise: a smooth relu (x itself where beta x > threshold, as PyTorch)")
     .input("x")
     .attr("beta", AttrType::real, 1.0, "the sharpness",
@@ -128,6 +157,7 @@ OPGRAPH_OP(softplus)
     .check({"[a,b]"}, {}, 100.0);  // large inputs (e^100 overflows f32): the identity branch
 
 OPGRAPH_OP(leaky_relu)
+    .lower([](LoweringContext& c) { c.emit("LeakyRelu", {c.input(0)}, {c.output()}, {{"alpha", c.attr_float("negative_slope")}}); })
     .doc("x for x > 0, negative_slope * x otherwise, elementwise")
     .input("x")
     .attr("negative_slope", AttrType::real, 0.01, "the slope for x < 0")

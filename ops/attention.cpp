@@ -3,6 +3,9 @@
 // one GEMM pair per batch (all leading axes), in parallel. The forward keeps the
 // probabilities for the vjp; masked positions get probability 0 exactly, as in the
 // composition with causal_mask's finite fill, so the two agree to rounding.
+#include <cmath>
+#include <limits>
+
 #include <opgraph/graph/gemm.hpp>
 #include <opgraph/graph/op.hpp>
 
@@ -34,7 +37,25 @@ double scale_of(const K& k, std::int64_t d) {
 
 }  // namespace
 
+namespace {
+
+/// The 0/1 keep mask [T, S] of causal attention, as a constant cast to booleans.
+std::string causal_keep(LoweringContext& c, std::int64_t t, std::int64_t s) {
+  if (is_symbolic(t) || is_symbolic(s)) c.fail("a causal mask over symbolic lengths ({} queries, {} keys)", dim_text(t), dim_text(s));
+  Tensor keep(Shape{t, s}, DType::f32);
+  for (std::int64_t i = 0; i < t; ++i)
+    for (std::int64_t j = 0; j < s; ++j) keep.set(i * s + j, visible(i, j, t, s) ? 1.0 : 0.0);
+  return c.emit_fresh("Cast", {c.constant(std::move(keep), "keep")}, "visible", {{"to", std::int64_t{9}}});  // BOOL
+}
+
+}  // namespace
+
 OPGRAPH_OP(causal_mask)
+    .lower([](LoweringContext& c) {
+      const Shape& x = c.in_shape(0);
+      const std::string keep = causal_keep(c, x[x.rank() - 2], x[x.rank() - 1]);
+      c.emit("Where", {keep, c.input(0), c.scalar(c.attr_float("fill"), "fill")}, {c.output()});
+    })
     .doc("x [..., T, S] with entries above the causal diagonal (key j > query i + S - T) set to fill")
     .input("x")
     .attr("fill", AttrType::real, -1e9, "the value of masked entries: finite, so softmax gives them 0 without NaN")
@@ -68,6 +89,25 @@ OPGRAPH_OP(causal_mask)
     .check({"[2,b,c]"}, {{"fill", 0.0}});
 
 OPGRAPH_OP(attention)
+    .lower([](LoweringContext& c) {  // softmax(q k^T scale [masked]) v, as its decomposition
+      const Shape &q = c.in_shape(0), &k = c.in_shape(1);
+      const int r = k.rank();
+      IntList perm;
+      for (int d = 0; d < r; ++d) perm.push_back(d);
+      std::swap(perm[r - 1], perm[r - 2]);
+      const double scale = c.attr("scale").is_none() ? 1.0 / std::sqrt(static_cast<double>(q[q.rank() - 1]))
+                                                     : c.attr_float("scale");
+      const std::string kt = c.emit_fresh("Transpose", {c.input(1)}, "k_t", {{"perm", perm}});
+      std::string scores = c.emit_fresh("Mul", {c.emit_fresh("MatMul", {c.input(0), kt}, "qk"), c.scalar(scale, "scale")},
+                                        "scores");
+      if (c.attr_bool("causal")) {
+        const std::string keep = causal_keep(c, q[q.rank() - 2], k[r - 2]);
+        scores = c.emit_fresh("Where", {keep, scores, c.scalar(-std::numeric_limits<double>::infinity(), "masked")},
+                              "masked_scores");
+      }
+      const std::string p = c.emit_fresh("Softmax", {scores}, "probs", {{"axis", std::int64_t{-1}}});
+      c.emit("MatMul", {p, c.input(2)}, {c.output()});
+    })
     .doc("softmax(q k^T * scale) v over the last two axes, optionally causal: q [...,T,d], k [...,S,d], v [...,S,dv]")
     .input("q")
     .input("k")

@@ -42,6 +42,11 @@ double channel_sum(const Layout& l, std::int64_t c, F f) {
 }  // namespace
 
 OPGRAPH_OP(batch_norm)
+    .lower([](LoweringContext& c) {
+      // Eval mode: the running statistics. ONNX's momentum weighs the old statistics.
+      c.emit("BatchNormalization", {c.input(0), c.input(1), c.input(2), c.state(0), c.state(1)}, {c.output()},
+             {{"epsilon", c.attr_float("eps")}, {"momentum", 1.0 - c.attr_float("momentum")}});
+    })
     .doc("(x - mean) / sqrt(var + eps) * gamma + beta per channel (axis 1): batch statistics in training, running "
          "ones in evaluation")
     .input("x")

@@ -16,6 +16,19 @@ detail::AroundAxis around_axis(const V& x, std::int64_t axis) {
 }  // namespace
 
 OPGRAPH_OP(bias_add)
+    .lower([](LoweringContext& c) {
+      const int rank = c.in_shape(0).rank();
+      const std::int64_t axis = lowering::axis(c, "axis", rank);
+      if (axis == rank - 1) {
+        c.emit("Add", {c.input(0), c.input(1)}, {c.output()});
+        return;
+      }
+      // b [C] along axis 1 of [N, C, H, W]: as [C, 1, 1] it broadcasts like NumPy.
+      std::vector<std::int64_t> dims{c.in_shape(1)[0]};
+      for (std::int64_t d = axis + 1; d < rank; ++d) dims.push_back(1);
+      const std::string b = c.emit_fresh("Reshape", {c.input(1), c.ints(dims, "bias_shape")}, "bias");
+      c.emit("Add", {c.input(0), b}, {c.output()});
+    })
     .doc("x + b, the vector b laid along one axis of x: [...,c] + [c] (axis=-1), [N,C,H,W] + [C] (axis=1)")
     .input("x")
     .input("b")

@@ -277,6 +277,15 @@ Conv conv_of_shapes(const ShapeContext& c) {
 }  // namespace
 
 OPGRAPH_OP(conv2d)
+    .lower([](LoweringContext& c) {
+      const Shape& x = c.in_shape(0);
+      const Shape& w = c.in_shape(1);
+      if (is_symbolic(x[2]) || is_symbolic(x[3])) c.fail("the image size {} is symbolic", x);
+      const detail::Window win = detail::window_of(c, {w[2], w[3]}, x[2], x[3], true, [&](const std::string& m) { c.fail("{}", m); });
+      Attrs attrs = detail::onnx_window(win, true);
+      attrs.emplace_back("group", c.attr_int("groups"));
+      c.emit("Conv", {c.input(0), c.input(1)}, {c.output()}, std::move(attrs));
+    })
     .doc("2-D convolution of x [N,C,H,W] with w [out, C/groups, kh, kw] (PyTorch's conv2d, no bias: add one with "
          "bias_add(y, b, axis=1)); padding ints, same or valid")
     .input("x")

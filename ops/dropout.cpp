@@ -35,6 +35,7 @@ std::int64_t first_element(const auto& k, const auto& x) {
 }  // namespace
 
 OPGRAPH_OP(dropout)
+    .lower(lowering::same("Identity"))
     .doc("drops each element with probability p in training and scales the rest by 1/(1-p); the identity in evaluation")
     .input("x")
     .attr("p", AttrType::real, 0.5, "probability of dropping an element, in [0, 1)",

@@ -4,6 +4,7 @@
 namespace opgraph::ops {
 
 OPGRAPH_OP(add)
+    .lower(lowering::same("Add"))
     .doc("a + b, elementwise, NumPy broadcasting")
     .input("a")
     .input("b")
@@ -22,6 +23,7 @@ OPGRAPH_OP(add)
     .check_broadcast({"[a,b,c,d]", "[a,b,c,d]"});
 
 OPGRAPH_OP(sub)
+    .lower(lowering::same("Sub"))
     .doc("a - b, elementwise, NumPy broadcasting")
     .input("a")
     .input("b")
@@ -41,6 +43,7 @@ OPGRAPH_OP(sub)
     .check_broadcast({"[a,b,c]", "[a,b,c]"});
 
 OPGRAPH_OP(mul)
+    .lower(lowering::same("Mul"))
     .doc("a * b, elementwise, NumPy broadcasting")
     .input("a")
     .input("b")
@@ -61,6 +64,7 @@ OPGRAPH_OP(mul)
     .check_broadcast({"[a,b,c]", "[a,b,c]"});
 
 OPGRAPH_OP(div)
+    .lower(lowering::same("Div"))
     .doc("a / b, elementwise, NumPy broadcasting")
     .input("a")
     .input("b")

@@ -5,6 +5,7 @@
 namespace opgraph::ops {
 
 OPGRAPH_OP(embedding)
+    .lower([](LoweringContext& c) { c.emit("Gather", {c.input(1), c.input(0)}, {c.output()}, {{"axis", std::int64_t{0}}}); })
     .doc("table[ids]: for i64 ids [...] and a table [V, d], rows of the table, shape [..., d]")
     .index_input("ids")
     .input("table")

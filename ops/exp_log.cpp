@@ -5,6 +5,7 @@
 namespace opgraph::ops {
 
 OPGRAPH_OP(exp)
+    .lower(lowering::same("Exp"))
     .doc("e^x, elementwise")
     .input("x")
     .shape(same_shape_as(0))
@@ -20,6 +21,7 @@ OPGRAPH_OP(exp)
     .check({"[a,b]"});
 
 OPGRAPH_OP(log)
+    .lower(lowering::same("Log"))
     .doc("natural logarithm, elementwise (log 0 = -inf)")
     .input("x")
     .shape(same_shape_as(0))

@@ -4,6 +4,7 @@
 namespace opgraph::ops {
 
 OPGRAPH_OP(identity)
+    .lower(lowering::same("Identity"))
     .doc("x unchanged (no activation)")
     .input("x")
     .shape(same_shape_as(0))

@@ -18,6 +18,24 @@ std::pair<std::int64_t, std::int64_t> rows_cols(const V& x, const G& gain) {
 }  // namespace
 
 OPGRAPH_OP(layer_norm)
+    .lower([](LoweringContext& c) {
+      const int rank = c.in_shape(0).rank(), k = c.in_shape(1).rank();
+      if (c.opset() >= 17) {
+        c.emit("LayerNormalization", {c.input(0), c.input(1), c.input(2)}, {c.output()},
+               {{"axis", std::int64_t{rank - k}}, {"epsilon", c.attr_float("eps")}});
+        return;
+      }
+      // Before opset 17: (x - mean) / sqrt(var + eps) * gain + bias over the last k axes.
+      IntList axes;
+      for (int d = rank - k; d < rank; ++d) axes.push_back(d);
+      const Attrs over{{"axes", axes}, {"keepdims", std::int64_t{1}}};
+      const std::string mean = c.emit_fresh("ReduceMean", {c.input(0)}, "mean", over);
+      const std::string d = c.emit_fresh("Sub", {c.input(0), mean}, "centred");
+      const std::string var = c.emit_fresh("ReduceMean", {c.emit_fresh("Mul", {d, d}, "squared")}, "var", over);
+      const std::string sd = c.emit_fresh("Sqrt", {c.emit_fresh("Add", {var, c.scalar(c.attr_float("eps"), "eps")}, "var_eps")}, "sd");
+      const std::string z = c.emit_fresh("Mul", {c.emit_fresh("Div", {d, sd}, "normed"), c.input(1)}, "scaled");
+      c.emit("Add", {z, c.input(2)}, {c.output()});
+    })
     .doc("(x - mean) / sqrt(var + eps) * gain + bias over the trailing axes gain covers (PyTorch's LayerNorm)")
     .input("x")
     .input("gain")

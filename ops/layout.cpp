@@ -55,6 +55,17 @@ void permute(const View<const T>& x, const View<T>& y, const Perm& perm, bool in
 }  // namespace
 
 OPGRAPH_OP(transpose)
+    .lower([](LoweringContext& c) {
+      const int r = c.in_shape(0).rank();
+      IntList perm;
+      if (c.attr("perm").is_none()) {
+        for (int d = 0; d < r; ++d) perm.push_back(d);
+        if (r >= 2) std::swap(perm[r - 1], perm[r - 2]);
+      } else {
+        for (std::int64_t p : c.attr_ints("perm")) perm.push_back(p < 0 ? p + r : p);
+      }
+      c.emit("Transpose", {c.input(0)}, {c.output()}, {{"perm", perm}});
+    })
     .doc("x with its axes permuted: y's axis i is x's axis perm[i] (NumPy's transpose); perm=none swaps the last two")
     .input("x")
     .attr("perm", AttrType::int_list, AttrValue(), "a permutation of the axes (negative counts from the end)")
@@ -90,6 +101,7 @@ OPGRAPH_OP(transpose)
     .check({"[a,b,c]"}, {{"perm", IntList{-1, 0, 1}}});
 
 OPGRAPH_OP(flatten)
+    .lower([](LoweringContext& c) { lowering::reshape(c, c.input(0), c.in_shape(0), c.out_shape(), c.output()); })
     .doc("x with axes axis..end merged into one (PyTorch's flatten): [N,C,H,W] -> [N,C*H*W] by default")
     .input("x")
     .attr("axis", AttrType::integer, 1, "the first axis merged")
@@ -124,6 +136,9 @@ OPGRAPH_OP(flatten)
     .check({"[a,b,c,d]"}, {{"axis", 0}, {"end", 1}});
 
 OPGRAPH_OP(expand)
+    .lower([](LoweringContext& c) {
+      c.emit("Expand", {c.input(0), lowering::reshape_target(c, c.in_shape(0), c.out_shape())}, {c.output()});
+    })
     .doc("x broadcast to a larger shape (NumPy's broadcast_to, PyTorch's expand): -1 keeps x's dimension")
     .input("x")
     .attr("shape", AttrType::int_list, IntList{-1}, "the new shape, aligned on the right with x's; -1 keeps x's size")

@@ -5,6 +5,7 @@
 namespace opgraph::ops {
 
 OPGRAPH_OP(logistic)
+    .lower(lowering::same("Sigmoid"))
     .doc("the sigmoid 1/(1+exp(-x)), elementwise")
     .input("x")
     .shape(same_shape_as(0))

@@ -8,6 +8,11 @@
 namespace opgraph::ops {
 
 namespace {
+/// ONNX's TensorProto type code of the exported float type (FLOAT 1, DOUBLE 11).
+std::int64_t onnx_float_type(const LoweringContext& c) { return c.dtype() == DType::f64 ? 11 : 1; }
+}  // namespace
+
+namespace {
 
 /// The forward of a comparison: a mask of 1 where rel(a, b) holds, 0 elsewhere, in the
 /// inputs' dtype.
@@ -54,14 +59,17 @@ void extremum(OpBuilder& op) {
 }  // namespace
 
 OPGRAPH_OP(maximum)
+    .lower(lowering::same("Max"))
     .doc("the larger of a and b, elementwise, NumPy broadcasting (NaN if either is NaN)")
     .apply(extremum<true>);
 
 OPGRAPH_OP(minimum)
+    .lower(lowering::same("Min"))
     .doc("the smaller of a and b, elementwise, NumPy broadcasting (NaN if either is NaN)")
     .apply(extremum<false>);
 
 OPGRAPH_OP(pow)
+    .lower([](LoweringContext& c) { c.emit("Pow", {c.input(0), c.scalar(c.attr_float("exponent"), "exponent")}, {c.output()}); })
     .doc("x ** exponent, elementwise, for a constant exponent (x < 0 only with a whole exponent, as NumPy)")
     .input("x")
     .attr("exponent", AttrType::real, 2.0, "the constant power")
@@ -85,6 +93,7 @@ OPGRAPH_OP(pow)
     .check({"[a,b]"}, {{"exponent", 0.5}});
 
 OPGRAPH_OP(sqrt)
+    .lower(lowering::same("Sqrt"))
     .doc("the square root, elementwise (NaN below 0, as NumPy)")
     .input("x")
     .shape(same_shape_as(0))
@@ -98,6 +107,7 @@ OPGRAPH_OP(sqrt)
     .check({"[a,b]"});
 
 OPGRAPH_OP(rsqrt)
+    .lower([](LoweringContext& c) { c.emit("Reciprocal", {c.emit_fresh("Sqrt", {c.input(0)}, "sqrt")}, {c.output()}); })
     .doc("1 / sqrt(x), elementwise")
     .input("x")
     .shape(same_shape_as(0))
@@ -115,6 +125,7 @@ OPGRAPH_OP(rsqrt)
     .check({"[a,b]"});
 
 OPGRAPH_OP(abs)
+    .lower(lowering::same("Abs"))
     .doc("|x|, elementwise (gradient 0 at 0)")
     .input("x")
     .shape(same_shape_as(0))
@@ -128,6 +139,11 @@ OPGRAPH_OP(abs)
     .check({"[a,b]"});
 
 OPGRAPH_OP(clamp)
+    .lower([](LoweringContext& c) {
+      const std::string lo = c.attr("min").is_none() ? std::string() : c.scalar(c.attr_float("min"), "min");
+      const std::string hi = c.attr("max").is_none() ? std::string() : c.scalar(c.attr_float("max"), "max");
+      c.emit("Clip", {c.input(0), lo, hi}, {c.output()});
+    })
     .doc("x limited to [min, max], elementwise; none leaves a side open (gradient 0 outside)")
     .input("x")
     .attr("min", AttrType::real, AttrValue(), "the lower bound; none: no bound")
@@ -155,6 +171,10 @@ OPGRAPH_OP(clamp)
     .check({"[a,b]"}, {{"min", -0.5}});
 
 OPGRAPH_OP(where)
+    .lower([](LoweringContext& c) {  // the condition is a 0/1 mask: nonzero selects a
+      const std::string cond = c.emit_fresh("Cast", {c.input(0)}, "cond", {{"to", std::int64_t{9}}});  // BOOL
+      c.emit("Where", {cond, c.input(1), c.input(2)}, {c.output()});
+    })
     .doc("a where cond is nonzero, else b, elementwise, NumPy broadcasting (cond: a mask, e.g. from less)")
     .input("cond", false)
     .input("a")
@@ -189,6 +209,10 @@ OPGRAPH_OP(where)
     .check({"[a,b]", "[]", "[a,b]"});
 
 OPGRAPH_OP(less)
+    .lower([](LoweringContext& c) {  // ONNX compares into booleans; opgraph's masks are 0/1 reals
+      const std::string b = c.emit_fresh("Less", {c.input(0), c.input(1)}, "bool");
+      c.emit("Cast", {b}, {c.output()}, {{"to", onnx_float_type(c)}});
+    })
     .doc("1 where a < b, else 0: a mask, NumPy broadcasting, no gradient")
     .input("a", false)
     .input("b", false)
@@ -198,6 +222,10 @@ OPGRAPH_OP(less)
     .check({"[a,b]", "[b]"});
 
 OPGRAPH_OP(less_equal)
+    .lower([](LoweringContext& c) {  // ONNX compares into booleans; opgraph's masks are 0/1 reals
+      const std::string b = c.emit_fresh("LessOrEqual", {c.input(0), c.input(1)}, "bool");
+      c.emit("Cast", {b}, {c.output()}, {{"to", onnx_float_type(c)}});
+    })
     .doc("1 where a <= b, else 0: a mask, NumPy broadcasting, no gradient")
     .input("a", false)
     .input("b", false)
@@ -207,6 +235,10 @@ OPGRAPH_OP(less_equal)
     .check({"[a,b]", "[b]"});
 
 OPGRAPH_OP(greater)
+    .lower([](LoweringContext& c) {  // ONNX compares into booleans; opgraph's masks are 0/1 reals
+      const std::string b = c.emit_fresh("Greater", {c.input(0), c.input(1)}, "bool");
+      c.emit("Cast", {b}, {c.output()}, {{"to", onnx_float_type(c)}});
+    })
     .doc("1 where a > b, else 0: a mask, NumPy broadcasting, no gradient")
     .input("a", false)
     .input("b", false)
@@ -216,6 +248,10 @@ OPGRAPH_OP(greater)
     .check({"[a,b]", "[b]"});
 
 OPGRAPH_OP(greater_equal)
+    .lower([](LoweringContext& c) {  // ONNX compares into booleans; opgraph's masks are 0/1 reals
+      const std::string b = c.emit_fresh("GreaterOrEqual", {c.input(0), c.input(1)}, "bool");
+      c.emit("Cast", {b}, {c.output()}, {{"to", onnx_float_type(c)}});
+    })
     .doc("1 where a >= b, else 0: a mask, NumPy broadcasting, no gradient")
     .input("a", false)
     .input("b", false)
@@ -225,6 +261,10 @@ OPGRAPH_OP(greater_equal)
     .check({"[a,b]", "[b]"});
 
 OPGRAPH_OP(equal)
+    .lower([](LoweringContext& c) {  // ONNX compares into booleans; opgraph's masks are 0/1 reals
+      const std::string b = c.emit_fresh("Equal", {c.input(0), c.input(1)}, "bool");
+      c.emit("Cast", {b}, {c.output()}, {{"to", onnx_float_type(c)}});
+    })
     .doc("1 where a == b, else 0: a mask, NumPy broadcasting, no gradient")
     .input("a", false)
     .input("b", false)
@@ -234,6 +274,10 @@ OPGRAPH_OP(equal)
     .check({"[a,b]", "[b]"});
 
 OPGRAPH_OP(not_equal)
+    .lower([](LoweringContext& c) {
+      const std::string b = c.emit_fresh("Not", {c.emit_fresh("Equal", {c.input(0), c.input(1)}, "equal")}, "bool");
+      c.emit("Cast", {b}, {c.output()}, {{"to", onnx_float_type(c)}});
+    })
     .doc("1 where a != b, else 0: a mask, NumPy broadcasting, no gradient")
     .input("a", false)
     .input("b", false)

@@ -149,6 +149,19 @@ void matmul_vjp(K& k) {
 }  // namespace
 
 OPGRAPH_OP(matmul)
+    .lower([](LoweringContext& c) {
+      auto swapped = [&](int i, const char* hint) {
+        const int r = c.in_shape(i).rank();
+        if (r < 2) c.fail("trans_a/trans_b on a vector");
+        IntList perm;
+        for (int d = 0; d < r; ++d) perm.push_back(d);
+        std::swap(perm[r - 1], perm[r - 2]);
+        return c.emit_fresh("Transpose", {c.input(i)}, hint, {{"perm", perm}});
+      };
+      const std::string a = c.attr_bool("trans_a") ? swapped(0, "a_t") : c.input(0);
+      const std::string b = c.attr_bool("trans_b") ? swapped(1, "b_t") : c.input(1);
+      c.emit("MatMul", {a, b}, {c.output()});
+    })
     .doc("matrix product over the last two axes, batch axes broadcast (NumPy's matmul): [B,T,d] x [d,k] -> [B,T,k]")
     .input("a")
     .input("b")

@@ -84,7 +84,23 @@ AvgCell avg_cell(const Window& w, std::int64_t oy, std::int64_t ox, bool whole) 
 
 }  // namespace
 
+namespace {
+
+/// MaxPool or AveragePool with the op's window; ceil_mode 0 as opgraph's pools.
+void pool_lowering(LoweringContext& c, const char* type, bool max) {
+  const Shape& x = c.in_shape(0);
+  if (is_symbolic(x[2]) || is_symbolic(x[3])) c.fail("the image size {} is symbolic", x);
+  const auto kernel = detail::pair_of(c.attr_ints("kernel"));
+  const detail::Window win = detail::window_of(c, kernel, x[2], x[3], max, [&](const std::string& m) { c.fail("{}", m); });
+  Attrs attrs = detail::onnx_window(win, max);
+  if (!max) attrs.emplace_back("count_include_pad", std::int64_t{c.attr_bool("count_include_pad") ? 1 : 0});
+  c.emit(type, {c.input(0)}, {c.output()}, std::move(attrs));
+}
+
+}  // namespace
+
 OPGRAPH_OP(max_pool2d)
+    .lower([](LoweringContext& c) { pool_lowering(c, "MaxPool", true); })
     .doc("maximum over each kh x kw window of x [N,C,H,W] (PyTorch's max_pool2d); ties go to the first maximum in "
          "row-major order, NaN propagates")
     .input("x")
@@ -147,6 +163,7 @@ OPGRAPH_OP(max_pool2d)
     .check({"[a,b,9,8]"}, {{"kernel", IntList{2, 3}}, {"dilation", 2}, {"padding", IntList{1, 0}}});
 
 OPGRAPH_OP(avg_pool2d)
+    .lower([](LoweringContext& c) { pool_lowering(c, "AveragePool", false); })
     .doc("mean over each kh x kw window of x [N,C,H,W] (PyTorch's avg_pool2d); the padding counts as zeros unless "
          "count_include_pad=false")
     .input("x")

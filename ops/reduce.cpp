@@ -188,6 +188,7 @@ OpBuilder& reduction_attrs(OpBuilder& b, const char* what) {
 }  // namespace
 
 OPGRAPH_OP(sum)
+    .lower([](LoweringContext& c) { lowering::reduce(c, "ReduceSum", c.input(0), c.output()); })
     .doc("sum over an axis, a list of axes or every element (axis=none), NumPy's keepdims")
     .apply([](OpBuilder& b) { reduction_attrs(b, "sum over"); })
     .forward([](auto& k) { sum_forward(k, false); })
@@ -199,6 +200,7 @@ OPGRAPH_OP(sum)
     .check({"[a,b,c]"}, {{"axis", IntList{0, 2}}, {"keepdims", true}});
 
 OPGRAPH_OP(mean)
+    .lower([](LoweringContext& c) { lowering::reduce(c, "ReduceMean", c.input(0), c.output()); })
     .doc("mean over an axis, a list of axes or every element (axis=none), NumPy's keepdims")
     .apply([](OpBuilder& b) { reduction_attrs(b, "average over"); })
     .forward([](auto& k) { sum_forward(k, true); })
@@ -211,6 +213,7 @@ OPGRAPH_OP(mean)
 // The gradient goes to the first largest element of each reduction (PyTorch's max along
 // a dimension); NaN anywhere makes the maximum NaN.
 OPGRAPH_OP(max)
+    .lower([](LoweringContext& c) { lowering::reduce(c, "ReduceMax", c.input(0), c.output()); })
     .doc("the largest element over axes (NaN if any is NaN); the gradient goes to the first largest")
     .apply([](OpBuilder& b) { reduction_attrs(b, "take the maximum over"); })
     .saves({"x"})
@@ -248,6 +251,7 @@ OPGRAPH_OP(max)
     .check({"[3,b,4]"}, {{"axis", IntList{0, 2}}, {"keepdims", true}});
 
 OPGRAPH_OP(logsumexp)
+    .lower([](LoweringContext& c) { lowering::reduce(c, "ReduceLogSumExp", c.input(0), c.output()); })
     .doc("log(sum(exp(x))) over axes, computed stably (the max is taken out first)")
     .apply([](OpBuilder& b) { reduction_attrs(b, "reduce"); })
     .saves({"x"})

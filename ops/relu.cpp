@@ -5,6 +5,7 @@
 namespace opgraph::ops {
 
 OPGRAPH_OP(relu)
+    .lower(lowering::same("Relu"))
     .doc("max(x, 0), elementwise")
     .input("x")
     .shape(same_shape_as(0))

@@ -5,6 +5,7 @@
 namespace opgraph::ops {
 
 OPGRAPH_OP(reshape)
+    .lower([](LoweringContext& c) { lowering::reshape(c, c.input(0), c.in_shape(0), c.out_shape(), c.output()); })
     .doc("x with another shape of as many values: shape=[0, -1] keeps dimension 0 and infers the last")
     .input("x")
     .attr("shape", AttrType::int_list, IntList{-1}, "the new dimensions: one may be -1 (inferred), 0 keeps x's")

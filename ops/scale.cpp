@@ -5,6 +5,17 @@
 namespace opgraph::ops {
 
 OPGRAPH_OP(scale)
+    .lower([](LoweringContext& c) {
+      const double f = c.attr_float("factor"), o = c.attr_float("offset");
+      std::string x = c.input(0);
+      if (f == 1.0 && o == 0.0) {
+        c.emit("Identity", {x}, {c.output()});
+        return;
+      }
+      if (f != 1.0) x = o == 0.0 ? c.emit("Mul", {x, c.scalar(f, "factor")}, {c.output()})
+                                 : c.emit_fresh("Mul", {x, c.scalar(f, "factor")}, "scaled");
+      if (o != 0.0) c.emit("Add", {x, c.scalar(o, "offset")}, {c.output()});
+    })
     .doc("factor * x + offset, elementwise, for constants factor and offset")
     .input("x")
     .attr("factor", AttrType::real, 1.0, "the constant multiplier")

@@ -6,6 +6,7 @@
 namespace opgraph::ops {
 
 OPGRAPH_OP(softmax)
+    .lower([](LoweringContext& c) { c.emit("Softmax", {c.input(0)}, {c.output()}, {{"axis", c.attr_int("axis")}}); })
     .doc("exp(x) / sum(exp(x)) over an axis (default the last), computed stably")
     .input("x")
     .attr("axis", AttrType::integer, -1, "the axis to normalise (default the last)")

@@ -25,6 +25,18 @@ void copy_block(const T* src, std::int64_t src_len, T* dst, std::int64_t dst_len
 }  // namespace
 
 OPGRAPH_OP(split)
+    .lower([](LoweringContext& c) {
+      const int rank = c.in_shape(0).rank();
+      const std::int64_t axis = lowering::axis(c, "axis", rank);
+      std::vector<std::int64_t> sizes;
+      std::vector<std::string> outs;
+      for (int i = 0; i < c.num_outputs(); ++i) {
+        if (is_symbolic(c.out_shape(i)[static_cast<int>(axis)])) c.fail("the split axis has a symbolic size");
+        sizes.push_back(c.out_shape(i)[static_cast<int>(axis)]);
+        outs.push_back(c.output(i));
+      }
+      c.emit("Split", {c.input(0), c.ints(sizes, "sizes")}, std::move(outs), {{"axis", axis}});
+    })
     .doc("x cut along an axis into parts of the given sizes (or `parts` equal ones): a, b = split(x, sizes=[3, 5])")
     .input("x")
     .variadic_output("y")
@@ -102,6 +114,11 @@ OPGRAPH_OP(split)
     .check({"[a,b,4]"}, {{"parts", 2}});
 
 OPGRAPH_OP(concat)
+    .lower([](LoweringContext& c) {
+      std::vector<std::string> in;
+      for (int i = 0; i < c.num_inputs(); ++i) in.push_back(c.input(i));
+      c.emit("Concat", std::move(in), {c.output()}, {{"axis", lowering::axis(c, "axis", c.out_shape().rank())}});
+    })
     .doc("the inputs joined along an axis: concat(a, b, c, axis=-1); shapes equal but along the axis")
     .variadic_input("x")
     .attr("axis", AttrType::integer, -1, "the axis joined along")

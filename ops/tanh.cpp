@@ -5,6 +5,7 @@
 namespace opgraph::ops {
 
 OPGRAPH_OP(tanh)
+    .lower(lowering::same("Tanh"))
     .doc("hyperbolic tangent, elementwise")
     .input("x")
     .shape(same_shape_as(0))

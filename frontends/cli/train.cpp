@@ -14,6 +14,7 @@
 #include <opgraph/frontends/files.hpp>
 #include <opgraph/frontends/json.hpp>
 #include <opgraph/frontends/model_format.hpp>
+#include <opgraph/frontends/onnx/onnx.hpp>
 #include <opgraph/frontends/plot.hpp>
 #include <opgraph/graph/op.hpp>
 #include <opgraph/frontends/train.hpp>
@@ -686,25 +687,40 @@ int predict(int argc, char** argv) {
 int export_npy(int argc, char** argv) {
   const std::vector<Option> options = {{"load", "CKPT", "the checkpoint with the trained parameters"},
                                        {"npy", "DIR", "the folder to write <parameter>.npy files into"},
+                                       {"onnx", "FILE", "write the eval-mode inference graph as ONNX (docs/onnx.md)"},
+                                       {"opset", "N", "the ONNX opset to write, 13 to 17 (default 17)"},
                                        kMemoryLimit};
   const Args a("export", argc, argv, 2, options);
   if (a.help()) {
-    std::fputs(help_text("opgraph export MODEL.og --load CKPT --npy DIR",
-                         "Writes each parameter as a NumPy .npy file (numpy.load reads it).", options)
+    std::fputs(help_text("opgraph export MODEL.og --load CKPT (--npy DIR | --onnx FILE)",
+                         "Writes each parameter as a NumPy .npy file (numpy.load reads it), or the model as an ONNX "
+                         "file for other runtimes (ONNX Runtime, viewers): the inference graph in eval mode, a "
+                         "symbolic batch dimension N, the parameters as initializers.",
+                         options)
                    .c_str(),
                stdout);
     return 0;
   }
   const std::string model_path = a.one_positional("MODEL.og");
   if (!a.has("load")) a.fail("--load CKPT is required");
-  if (!a.has("npy")) a.fail("--npy DIR is required");
+  if (!a.has("npy") && !a.has("onnx")) a.fail("--npy DIR or --onnx FILE is required");
+  const int opset = static_cast<int>(a.integer("opset", 17, 13, 17));
   set_memory_limit_option(a);
-  check_folder_for_output(a.get("npy"));
+  if (a.has("npy")) check_folder_for_output(a.get("npy"));
   protect_input(model_path, "the model file");
   protect_input(a.get("load"), "the checkpoint");
   const Checkpoint c = load_checkpoint(a.get("load"));
   const ModelFile file = load_model(model_path);
   const Model model = restored(file, c, a.get("load"));
+  if (a.has("onnx")) {
+    check_outputs({{"--onnx", a.get("onnx")}});
+    OnnxExportOptions o;
+    o.opset = opset;
+    o.name = fs::path(model_path).stem().string();
+    save_onnx(a.get("onnx"), model.graph, model.params, o);
+    std::printf("%s: ONNX opset %d\n", a.get("onnx").c_str(), opset);
+    if (!a.has("npy")) return 0;
+  }
   std::vector<std::pair<std::string, std::string>> files, outputs;
   for (const auto& [name, t] : model.params) {
     const std::string path = (fs::path(a.get("npy")) / (name + ".npy")).string();

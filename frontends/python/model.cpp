@@ -13,6 +13,7 @@
 #include <opgraph/frontends/data_spec.hpp>
 #include <opgraph/frontends/dump.hpp>
 #include <opgraph/frontends/model_format.hpp>
+#include <opgraph/frontends/onnx/onnx.hpp>
 #include <opgraph/frontends/train.hpp>
 #include <opgraph/graph/gradcheck.hpp>
 #include <opgraph/graph/op.hpp>
@@ -551,6 +552,14 @@ void bind_model(py::module_& m) {
            [](const PyModel& pm, const std::string& format, bool backward, std::int64_t batch, bool collapse,
               bool hide_identity) {
              return dump(pm.model.graph, format, backward, batch, collapse, hide_identity, pm.model.labels);
+           })
+      .def("export_onnx",
+           [](const PyModel& pm, const std::string& path, int opset, const std::vector<std::string>& outputs) {
+             OnnxExportOptions o;
+             o.opset = opset;
+             o.outputs = outputs;
+             py::gil_scoped_release release;
+             save_onnx(path, pm.model.graph, pm.model.params, o);
            })
       .def("text", &model_text)
       .def("graph", [](const PyModel& pm) { return PyGraph{std::make_shared<Graph>(pm.model.graph)}; })

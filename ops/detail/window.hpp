@@ -63,6 +63,14 @@ struct Window {
   }
 };
 
+/// The window as ONNX's Conv and pool attributes: kernel_shape, strides, pads (top, left,
+/// bottom, right as ONNX orders them: x1_begin, x2_begin, x1_end, x2_end), dilations.
+inline Attrs onnx_window(const Window& w, bool dilations) {
+  Attrs a{{"kernel_shape", IntList{w.kh, w.kw}}, {"strides", IntList{w.sh, w.sw}}, {"pads", IntList{w.pt, w.pl, w.pb, w.pr}}};
+  if (dilations) a.emplace_back("dilations", IntList{w.dh, w.dw});
+  return a;
+}
+
 /// The window of an op over input planes [h, w]: kernel from `kernel` (ints), the rest
 /// from the attributes `stride` (none: the kernel), `dilation` (if the op has it) and
 /// `padding`. `c` is a ShapeContext or a Kernel (both read attributes). Fails through

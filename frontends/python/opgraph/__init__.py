@@ -199,6 +199,13 @@ class Model:
         and `opgraph predict`."""
         self._m.save(_os.fspath(path), optimizer)
 
+    def export_onnx(self, path, opset=17, outputs=()):
+        """Writes the model's eval-mode inference graph as ONNX (opset 13-17, default 17):
+        a symbolic batch dimension "N", the parameters as initializers, node names from the
+        model; the outputs are the prediction head and the graph's outputs, or `outputs`.
+        `opgraph export --onnx` writes the same file (docs/onnx.md)."""
+        self._m.export_onnx(_os.fspath(path), int(opset), list(outputs))
+
     def dump(self, format="dot", backward=False, batch=0, collapse=False, hide_identity=False):
         """The graph as text: "dot" (Graphviz), "svg" (needs Graphviz's dot), "json" or "og"."""
         return self._m.dump(format, bool(backward), int(batch), bool(collapse), bool(hide_identity))
