@@ -1,5 +1,6 @@
 // The .og format: tokens -> statements and expressions -> a Graph; and back to text.
 #include <opgraph/frontends/model_format.hpp>
+#include <opgraph/frontends/onnx/onnx.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -1116,11 +1117,20 @@ ModelFile parse_model(std::string_view text, const std::string& name) {
 }
 
 ModelFile load_model(const std::string& path) {
+  if (is_onnx_path(path)) {
+    OnnxModel m = load_onnx(path);
+    m.file.initial = std::move(m.params);
+    return std::move(m.file);
+  }
   const std::string text =
       read_file(path, {kMaxModelFileBytes, "a model file",
                        "an .og file declares the architecture; trained weights go in checkpoints"});
   if (text.empty()) throw ParseError(path, "empty model file: declare at least an input and a loss");
   return parse_model(text, path);
+}
+
+void apply_initial(const ModelFile& file, Params& params) {
+  for (const auto& [name, t] : file.initial) params.at(name).copy_from(t);
 }
 
 std::string print_model(const Graph& g, const PrintOptions& options) {

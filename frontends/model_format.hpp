@@ -18,6 +18,8 @@ struct ModelFile {
   std::string labels;  // the `labels` input, "" when the file declares none
   std::string name;    // the file name used in messages
   std::string text;    // the source text (checkpoints keep it)
+  /// Parameter values the file carries (an ONNX model's initializers); empty for .og text.
+  Params initial = {};
 };
 
 /// Parses .og text. Errors are ParseError/GraphError/ShapeError located at
@@ -27,6 +29,9 @@ ModelFile parse_model(std::string_view text, const std::string& name = "<model>"
 
 /// Reads and parses a model file.
 ModelFile load_model(const std::string& path);
+/// Copies a file's own parameter values (ModelFile::initial) into `params`, converting to
+/// their dtype; nothing when the file carries none.
+void apply_initial(const ModelFile& file, Params& params);
 
 /// Model files larger than this are refused before they are read: an .og file holds an
 /// architecture, a few KB; weights belong in checkpoints.

@@ -1,7 +1,9 @@
 // Elementwise math with NumPy's broadcasting: maximum, minimum and where over two or
 // three inputs; pow (a constant exponent), sqrt, rsqrt, abs and clamp over one;
 // comparisons that give masks of 0 and 1 (no gradient: a step's derivative is 0).
+#include <cmath>
 #include <limits>
+#include <numbers>
 
 #include <opgraph/graph/op.hpp>
 
@@ -122,6 +124,20 @@ OPGRAPH_OP(rsqrt)
       zip(k.in(0), k.out(), k.grad_out(), k.grad_in(0), [](T x, T y, T g) { return T(-0.5) * g * y / x; });
     })
     .domain("x", {.lo = 0.2, .hi = 4.0})
+    .check({"[a,b]"});
+
+OPGRAPH_OP(erf)
+    .lower(lowering::same("Erf"))
+    .doc("the error function, elementwise (ONNX's Erf; PyTorch exports the exact GELU through it)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .saves({"x"})
+    .forward([](auto& k) { map(k.in(0), k.out(), [](auto x) { return std::erf(x); }); })
+    .vjp([](auto& k) {  // d erf / dx = 2 / sqrt(pi) exp(-x^2)
+      using T = scalar_of<decltype(k)>;
+      const T c = static_cast<T>(2.0 / std::sqrt(std::numbers::pi));
+      zip(k.in(0), k.grad_out(), k.grad_in(0), [c](T x, T g) { return g * c * std::exp(-x * x); });
+    })
     .check({"[a,b]"});
 
 OPGRAPH_OP(abs)

@@ -440,6 +440,7 @@ int train(int argc, char** argv) {
   }
 
   Model model{file.graph, file.graph.init_params(seed, dtype), file.input, file.labels, data.feeds};
+  apply_initial(file, model.params);  // an ONNX file's weights: fine-tuning starts from them
   const std::string optim_spec = a.get("optim", resume && !resume->optimizer.empty() ? resume->optimizer : "adam:lr=1e-3");
   auto optimizer = cli::spec("train", [&] { return parse_optimizer(optim_spec); });
   if (resume) {
@@ -594,17 +595,18 @@ struct Loaded {
 
 Loaded load_for_inference(const Args& a, const std::vector<std::pair<std::string, std::string>>& outputs = {}) {
   const std::string model_path = a.one_positional("MODEL.og");
-  if (!a.has("load")) a.fail("--load CKPT is required");
+  // An ONNX file carries its weights: --load is optional for it.
+  if (!a.has("load") && !is_onnx_path(model_path)) a.fail("--load CKPT is required");
   set_threads(a);
   set_memory_limit_option(a);
   const std::int64_t batch = a.integer("batch", 0, 1);
   (void)batch;  // checked here, read by the command
   protect_input(model_path, "the model file");
-  protect_input(a.get("load"), "the checkpoint");
+  if (a.has("load")) protect_input(a.get("load"), "the checkpoint");
   check_outputs(outputs);
-  Checkpoint c = load_checkpoint(a.get("load"));
+  Checkpoint c = a.has("load") ? load_checkpoint(a.get("load")) : Checkpoint{};
   ModelFile file = load_model(model_path);
-  Model model = restored(file, c, a.get("load"));
+  Model model = a.has("load") ? restored(file, c, a.get("load")) : Model{file.graph, file.initial.clone(), file.input, file.labels};
   const std::string spec = a.get("data", c.meta.count("data") ? c.meta.at("data") : "");
   if (spec.empty()) a.fail("--data SPEC is required (see opgraph data)");
   const std::optional<Standardizer> fitted = saved_standardizer(c);

@@ -1,10 +1,15 @@
-// ONNX export: a model's eval-mode inference graph as an ONNX file (opset 17), every op
-// written by its lowering (graph/lowering.hpp). docs/onnx.md lists the mapping.
+// ONNX export and import. Export: a model's eval-mode inference graph as an ONNX file
+// (opset 17), every op written by its lowering (graph/lowering.hpp). Import: an ONNX file
+// (opsets 13-17) as an ordinary Graph with its parameter values. docs/onnx.md lists the
+// operators both ways.
 #pragma once
 
+#include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include <opgraph/frontends/model_format.hpp>
 #include <opgraph/graph/graph.hpp>
 
 namespace opgraph {
@@ -28,5 +33,25 @@ std::string export_onnx(const Graph& graph, const Params& params, const OnnxExpo
 /// export_onnx written to `path` atomically (the output-file policy of every writer).
 void save_onnx(const std::string& path, const Graph& graph, const Params& params,
                const OnnxExportOptions& options = {});
+
+/// The largest ONNX file opgraph reads.
+inline constexpr std::size_t kMaxOnnxFileBytes = std::size_t{1} << 30;
+
+/// An imported model: its graph as a model file would give it (the first input feeds the
+/// samples; a labels input and a loss on the first output are added when that output is
+/// [N, C]: softmax cross-entropy on scores, cross-entropy on a Softmax's probabilities),
+/// and the values of its initializers (parameters, batch norm's running statistics).
+struct OnnxModel {
+  ModelFile file;
+  Params params;
+};
+
+/// Parses ONNX bytes; `file` names them in messages. Throws DataError for a malformed file
+/// or an operator, attribute or opset it does not support, naming the node, the operator,
+/// its domain and the opset, and listing what is supported.
+OnnxModel parse_onnx(std::string_view bytes, const std::string& file);
+OnnxModel load_onnx(const std::string& path);
+/// Whether a model path names an ONNX file (by its extension, .onnx).
+bool is_onnx_path(const std::string& path);
 
 }  // namespace opgraph

@@ -133,8 +133,10 @@ ModelPtr load(const std::string& path, std::uint64_t seed, const py::object& dty
     py::gil_scoped_acquire gil;
     if (!dtype.is_none()) dt = dtype_from(dtype);
   }
-  return model_from_graph(file.graph, seed, dt, file.input,
-                          file.labels.empty() ? std::optional<std::string>() : file.labels, file.text, file.name);
+  auto m = model_from_graph(file.graph, seed, dt, file.input,
+                            file.labels.empty() ? std::optional<std::string>() : file.labels, file.text, file.name);
+  apply_initial(file, m->model.params);  // an ONNX file's weights
+  return m;
 }
 
 std::string model_text(const PyModel& m) {

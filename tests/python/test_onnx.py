@@ -112,3 +112,131 @@ def test_an_op_without_a_lowering_is_named(tmp_path):
                                              r"lowering"):
         model.export_onnx(tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+# ---- import: models made by PyTorch --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def torch_models(tmp_path_factory):
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        if os.environ.get("OPGRAPH_REQUIRE_TOOLS") == "1":
+            pytest.fail("needs python3-torch, and OPGRAPH_REQUIRE_TOOLS=1")
+        pytest.skip("skipped: needs python3-torch to make the models")
+    folder = tmp_path_factory.mktemp("torch")
+    subprocess.run(["python3" if not shutil.which("/usr/bin/python3") else "/usr/bin/python3",
+                    os.path.join(SOURCE, "tests", "onnx", "make_torch_models.py"), str(folder)],
+                   check=True, capture_output=True)
+    return folder
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu"])
+def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
+    model = og.load(torch_models / f"{name}.onnx")
+    x = np.load(torch_models / f"{name}_x.npy")
+    y = np.load(torch_models / f"{name}_y.npy")
+    assert model.input == "x" and model.labels
+    for batch in (37, 1):
+        plan = model.compile(batch=batch, mode="eval", keep=["y"], backward=False)
+        plan.forward({"x": x[:batch], model.labels: np.zeros(batch, np.float32)})
+        err = np.max(np.abs(plan.value("y") - y[:batch]))
+        assert err <= 1e-5, f"{name} at batch {batch}: {err:.2e} from PyTorch"
+    if name == "cnn":
+        assert any(k.endswith(".running_var") for k in model.params)  # the batch norm's statistics came along
+    if name == "ln_gelu":
+        assert "erf" in str(model) and "layer_norm" in str(model)
+
+
+def test_an_imported_model_fine_tunes_and_exports_again(torch_models, tmp_path):
+    need_tools()
+    model = og.load(torch_models / "mlp.onnx")  # 4 features, 3 classes: iris's shape
+    iris = og.load_data("iris:standardize=true")
+    before = model.evaluate(iris.x, iris.y).loss
+    history = model.fit(iris.x, iris.y, optimizer="adam:lr=0.01", epochs=30, batch=16)
+    assert history.train_loss[-1] < before / 2
+    assert model.evaluate(iris.x, iris.y).accuracy >= 0.9
+    rng = np.random.default_rng(1)
+    check_round_trip(model, tmp_path / "tuned.onnx", lambda n: {"x": rng.standard_normal((n, 4)).astype(np.float32)},
+                     "y", lambda n: {model.labels: np.zeros(n, np.float32)})
+
+
+def test_the_cli_reads_onnx_files(torch_models, tmp_path):
+    from conftest import BINARY
+    onnx_path = str(torch_models / "mlp.onnx")
+    ev = subprocess.run([BINARY, "eval", onnx_path, "--data", "iris:standardize=true", "--json"], capture_output=True,
+                        text=True)
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads(ev.stdout.strip().splitlines()[-1])["samples"] == 150
+    ckpt, out = tmp_path / "tuned.ckpt", tmp_path / "tuned.onnx"
+    tr = subprocess.run([BINARY, "train", onnx_path, "--data", "iris:standardize=true", "--epochs", "20", "--batch", "16",
+                         "--optim", "adam:lr=0.01", "--save", str(ckpt), "--json"], capture_output=True, text=True)
+    assert tr.returncode == 0, tr.stderr
+    assert json.loads(tr.stdout.strip().splitlines()[-1])["train_accuracy"] >= 0.9
+    ex = subprocess.run([BINARY, "export", onnx_path, "--load", str(ckpt), "--onnx", str(out)], capture_output=True,
+                        text=True)
+    assert ex.returncode == 0, ex.stderr
+    tuned = og.load(out)
+    saved = og.load(ckpt)
+    for name, value in saved.params.items():
+        np.testing.assert_array_equal(tuned.params[name], value)
+
+
+def make_onnx(tmp_path, name, nodes, inputs, outputs, initializers=(), opset=17):
+    import onnx
+    from onnx import helper
+    g = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    path = tmp_path / name
+    onnx.save(m, str(path))
+    return path
+
+
+def test_files_that_cannot_be_imported_say_why(tmp_path):
+    try:
+        from onnx import TensorProto, helper
+    except ImportError:
+        pytest.skip("skipped: needs python3-onnx")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])
+    celu = make_onnx(tmp_path, "celu.onnx", [helper.make_node("Celu", ["x"], ["y"], name="c1")], [x], [y])
+    with pytest.raises(og.DataError, match=r"celu.onnx: node 'c1' \(Celu, opset 17\): the operator is not supported; "
+                                           r"opgraph imports Abs, Add, "):
+        og.load(celu)
+    old = make_onnx(tmp_path, "old.onnx", [helper.make_node("Relu", ["x"], ["y"])], [x], [y], opset=9)
+    with pytest.raises(og.DataError, match=r"old.onnx: opset 9 of the default domain: opgraph imports opsets 13 to 17"):
+        og.load(old)
+    leaky = make_onnx(tmp_path, "leaky.onnx", [helper.make_node("Relu", ["x"], ["y"], name="r", foo=1)], [x], [y])
+    with pytest.raises(og.DataError, match=r"node 'r' \(Relu, opset 17\): attribute 'foo' is not supported"):
+        og.load(leaky)
+    big = TensorProto()
+    big.name, big.data_type = "w", TensorProto.FLOAT
+    big.dims.extend([1 << 40, 1 << 30])
+    huge = make_onnx(tmp_path, "huge.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [x], [y], [big])
+    with pytest.raises(og.DataError, match=r"initializer 'w' declares more elements than any file can hold"):
+        og.load(huge)
+    short = TensorProto()
+    short.name, short.data_type = "w", TensorProto.FLOAT
+    short.dims.extend([3, 3])
+    short.float_data.extend([1.0, 2.0])
+    torn = make_onnx(tmp_path, "torn.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [x], [y], [short])
+    with pytest.raises(og.DataError, match=r"initializer 'w' declares 9 values and holds 2"):
+        og.load(torn)
+    ext = helper.make_tensor("w", TensorProto.FLOAT, [3, 3], [0.0] * 9)
+    ext.data_location = TensorProto.EXTERNAL
+    external = make_onnx(tmp_path, "ext.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [x], [y], [ext])
+    with pytest.raises(og.DataError, match=r"initializer 'w' keeps its data in an external file"):
+        og.load(external)
+    cycle = make_onnx(tmp_path, "cycle.onnx", [helper.make_node("Relu", ["b"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
+                                               helper.make_node("Add", ["x", "a"], ["y"])], [x], [y])
+    with pytest.raises(og.DataError, match=r"cycle.onnx: the graph has a cycle$"):
+        og.load(cycle)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\xff\xff\xff\xff not a protobuf")
+    with pytest.raises(og.DataError, match=r"junk.onnx: not an ONNX model: the protobuf does not parse"):
+        og.load(junk)
+    good = make_onnx(tmp_path, "good.onnx", [helper.make_node("Relu", ["x"], ["y"])], [x], [y])
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(good.read_bytes()[:-7])
+    with pytest.raises(og.DataError, match=r"truncated.onnx: not an ONNX model"):
+        og.load(truncated)

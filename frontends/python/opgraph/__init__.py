@@ -229,9 +229,20 @@ class Model:
 
 
 def load(path, seed=0, dtype=None):
-    """A Model from a .og model file (parameters drawn from `seed`) or from a checkpoint
-    written by Model.save or `opgraph train --save` (its parameters and seed)."""
+    """A Model from a .og model file (parameters drawn from `seed`), an ONNX file (.onnx:
+    its weights; docs/onnx.md), or a checkpoint written by Model.save or `opgraph train
+    --save` (its parameters and seed)."""
     return Model(None, _impl=_opgraph._Model._load(_os.fspath(path), int(seed), dtype))
+
+
+def load_onnx(path):
+    """A Model from an ONNX file made elsewhere (torch.onnx.export, ...): its weights, a
+    labels input and a loss on its output, ready to evaluate or fine-tune (og.load does
+    the same for a path ending in .onnx)."""
+    path = _os.fspath(path)
+    if not path.endswith(".onnx"):
+        raise ValueError(f"load_onnx: '{path}' does not end in .onnx")
+    return load(path)
 
 
 def load_data(spec, data_dir=""):

@@ -1,0 +1,556 @@
+// ONNX import: a ModelProto (Debian's ONNX protobuf classes) into an ordinary Graph and its
+// parameter values. Nodes are sorted topologically with Boost.Graph (files need not list
+// them in order); each ONNX operator has a converter to opgraph ops; initializers become
+// parameters; a labels input and a loss are added so that the model trains and evaluates
+// like a .og model. docs/onnx.md lists the operators.
+#include <opgraph/frontends/onnx/onnx.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/topological_sort.hpp>
+#include <fmt/format.h>
+#include <onnx/onnx_pb.h>
+
+#include <opgraph/datasets/read_file.hpp>
+#include <opgraph/frontends/model_format.hpp>
+#include <opgraph/graph/op.hpp>
+#include <opgraph/graph/registry.hpp>
+#include <opgraph/graph/size.hpp>
+
+namespace opgraph {
+
+namespace {
+
+/// Anything a file is refused for: "<file>: <what>".
+[[noreturn]] void bad(const std::string& file, const std::string& what) { throw DataError(file, what); }
+
+/// The tensor an initializer or a Constant holds (f32, f64 or i64; i32 read as i64).
+Tensor tensor_of(const onnx::TensorProto& t, const std::string& file, const std::string& what) {
+  if (t.data_location() == onnx::TensorProto::EXTERNAL || t.external_data_size() > 0)
+    bad(file, fmt::format("{} '{}' keeps its data in an external file: save the model with its data inside "
+                          "(onnx.save(model, path, save_as_external_data=False))",
+                          what, t.name()));
+  std::vector<std::int64_t> dims;
+  std::int64_t count = 1;
+  for (std::int64_t d : t.dims()) {
+    if (d < 0) bad(file, fmt::format("{} '{}' has a negative dimension ({})", what, t.name(), d));
+    if (!mul_fits(count, d, &count) || count > (std::int64_t{1} << 40))
+      bad(file, fmt::format("{} '{}' declares more elements than any file can hold", what, t.name()));
+    dims.push_back(d);
+  }
+  DType dtype;
+  std::size_t width;
+  switch (t.data_type()) {
+    case onnx::TensorProto::FLOAT: dtype = DType::f32; width = 4; break;
+    case onnx::TensorProto::DOUBLE: dtype = DType::f64; width = 8; break;
+    case onnx::TensorProto::INT64: dtype = DType::i64; width = 8; break;
+    case onnx::TensorProto::INT32: dtype = DType::i64; width = 4; break;
+    default:
+      bad(file, fmt::format("{} '{}' holds {} values: opgraph reads float, double, int64 and int32 tensors", what,
+                            t.name(), onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(t.data_type()))));
+  }
+  Tensor out(Shape(std::move(dims)), dtype);
+  const auto n = static_cast<std::size_t>(count);
+  auto mismatch = [&](std::size_t got) {
+    bad(file, fmt::format("{} '{}' declares {} values and holds {}", what, t.name(), n, got));
+  };
+  if (t.has_raw_data()) {
+    const std::string& raw = t.raw_data();
+    if (raw.size() != n * width) mismatch(raw.size() / width);
+    if (t.data_type() == onnx::TensorProto::INT32) {
+      for (std::size_t i = 0; i < n; ++i) {
+        std::int32_t v;
+        std::memcpy(&v, raw.data() + i * 4, 4);
+        out.data<std::int64_t>()[i] = v;
+      }
+    } else if (n > 0) {
+      std::memcpy(out.raw(), raw.data(), n * width);
+    }
+    return out;
+  }
+  switch (t.data_type()) {
+    case onnx::TensorProto::FLOAT:
+      if (static_cast<std::size_t>(t.float_data_size()) != n) mismatch(static_cast<std::size_t>(t.float_data_size()));
+      std::copy(t.float_data().begin(), t.float_data().end(), out.data<float>());
+      break;
+    case onnx::TensorProto::DOUBLE:
+      if (static_cast<std::size_t>(t.double_data_size()) != n) mismatch(static_cast<std::size_t>(t.double_data_size()));
+      std::copy(t.double_data().begin(), t.double_data().end(), out.data<double>());
+      break;
+    case onnx::TensorProto::INT64:
+      if (static_cast<std::size_t>(t.int64_data_size()) != n) mismatch(static_cast<std::size_t>(t.int64_data_size()));
+      std::copy(t.int64_data().begin(), t.int64_data().end(), out.data<std::int64_t>());
+      break;
+    default:
+      if (static_cast<std::size_t>(t.int32_data_size()) != n) mismatch(static_cast<std::size_t>(t.int32_data_size()));
+      std::copy(t.int32_data().begin(), t.int32_data().end(), out.data<std::int64_t>());
+  }
+  return out;
+}
+
+/// A node name opgraph and its model files accept: letters, digits, '_' and '.', starting
+/// with a letter or '_' ("/fc1/Gemm_output_0" -> "_fc1_Gemm_output_0").
+std::string clean_name(const std::string& name) {
+  std::string out;
+  for (char ch : name) out += std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' ? ch : '_';
+  if (out.empty() || !(std::isalpha(static_cast<unsigned char>(out[0])) || out[0] == '_')) out = "v_" + out;
+  static const std::unordered_set<std::string> words = {"input", "labels", "param", "output", "loss", "block",
+                                                        "end", "return", "include"};
+  if (words.count(out)) out += "_";
+  return out;
+}
+
+struct Importer {
+  Importer(const onnx::ModelProto& m, std::string f) : model(m), file(std::move(f)) {}
+  const onnx::ModelProto& model;
+  std::string file;
+  int opset = 0;
+  Graph graph;
+  std::unordered_map<std::string, NodeId> values;     // ONNX value name -> node
+  std::unordered_map<std::string, Tensor> constants;  // initializers and Constant outputs not yet nodes
+  std::vector<std::pair<std::string, Tensor>> param_values, state_values;
+  std::unordered_set<std::string> names;  // opgraph names taken
+
+  /// An opgraph name for ONNX value `onnx_name`: cleaned, unique, and not an op's name (a
+  /// node called 'matmul' would read as a call in the model text a checkpoint keeps).
+  std::string fresh(const std::string& onnx_name) {
+    std::string base = clean_name(onnx_name);
+    if (Registry::global().find(base)) base += "_";
+    std::string name = base;
+    for (int k = 2; names.count(name) || graph.find(name); ++k) name = fmt::format("{}_{}", base, k);
+    names.insert(name);
+    return name;
+  }
+
+  [[noreturn]] void fail_node(const onnx::NodeProto& n, const std::string& what) const {
+    bad(file, fmt::format("node '{}' ({}{}, opset {}): {}", n.name().empty() ? n.output(0) : n.name(), n.op_type(),
+                          n.domain().empty() ? "" : " in domain " + n.domain(), opset, what));
+  }
+
+  const Tensor* constant(const std::string& name) const {
+    auto it = constants.find(name);
+    return it == constants.end() ? nullptr : &it->second;
+  }
+
+  /// The node holding ONNX value `name`: a graph value, or an initializer made a parameter.
+  NodeId node(const onnx::NodeProto& n, const std::string& name) {
+    if (auto it = values.find(name); it != values.end()) return it->second;
+    if (const Tensor* c = constant(name)) {
+      if (c->dtype() == DType::i64) fail_node(n, fmt::format("the integer tensor '{}' is read as data", name));
+      const std::string pname = fresh(name);
+      const NodeId id = graph.add_param(pname, c->shape(), Init::zeros(), file);
+      param_values.emplace_back(pname, c->to(DType::f32));
+      values[name] = id;
+      return id;
+    }
+    fail_node(n, fmt::format("its input '{}' is not produced by any node, input or initializer", name));
+  }
+  NodeId in(const onnx::NodeProto& n, int i) {
+    if (i >= n.input_size() || n.input(i).empty()) fail_node(n, fmt::format("input {} is missing", i));
+    return node(n, n.input(i));
+  }
+  bool has_input(const onnx::NodeProto& n, int i) const { return i < n.input_size() && !n.input(i).empty(); }
+
+  /// Adds op `op` for ONNX node n's output `out` (default: its first).
+  NodeId add(const onnx::NodeProto& n, std::string_view op, std::vector<NodeId> inputs, Attrs attrs = {},
+             int out = -1) {
+    // An intermediate node of a converter (Conv's convolution before its bias) gets the
+    // graph's own name, <op>_<k>.
+    const std::string name = out >= 0 && !n.output(out).empty() ? fresh(n.output(out)) : std::string();
+    try {
+      return graph.add_op(op, std::move(inputs), std::move(attrs), name, file);
+    } catch (const Error& e) {
+      fail_node(n, e.detail());
+    }
+  }
+  void set(const onnx::NodeProto& n, NodeId id, int out = 0) { values[n.output(out)] = id; }
+
+  // ---- attributes ----
+  const onnx::AttributeProto* attr(const onnx::NodeProto& n, const std::string& name) const {
+    for (const auto& a : n.attribute())
+      if (a.name() == name) return &a;
+    return nullptr;
+  }
+  std::int64_t attr_int(const onnx::NodeProto& n, const std::string& name, std::int64_t fallback) const {
+    const auto* a = attr(n, name);
+    return a ? a->i() : fallback;
+  }
+  double attr_float(const onnx::NodeProto& n, const std::string& name, double fallback) const {
+    const auto* a = attr(n, name);
+    return a ? a->f() : fallback;
+  }
+  IntList attr_ints(const onnx::NodeProto& n, const std::string& name, IntList fallback) const {
+    const auto* a = attr(n, name);
+    if (!a) return fallback;
+    return IntList(a->ints().begin(), a->ints().end());
+  }
+  /// Fails on an attribute the converter does not read, or reads with another value.
+  void only(const onnx::NodeProto& n, std::initializer_list<const char*> known) const {
+    for (const auto& a : n.attribute())
+      if (std::none_of(known.begin(), known.end(), [&](const char* k) { return a.name() == k; }))
+        fail_node(n, fmt::format("attribute '{}' is not supported (supported: {})", a.name(),
+                                 known.size() ? fmt::format("{}", fmt::join(known, ", ")) : std::string("none")));
+  }
+  /// An int64 constant input (shapes, axes, pads), read at import time.
+  IntList const_ints(const onnx::NodeProto& n, int i) const {
+    if (i >= n.input_size()) fail_node(n, fmt::format("input {} is missing", i));
+    const Tensor* c = constant(n.input(i));
+    if (!c || c->dtype() != DType::i64)
+      fail_node(n, fmt::format("input '{}' must be a constant integer tensor (computed shapes are not supported)",
+                               n.input(i)));
+    return IntList(c->data<std::int64_t>(), c->data<std::int64_t>() + c->numel());
+  }
+  /// A scalar constant input (Pow's exponent, Add's offset), or nothing.
+  std::optional<double> const_scalar(const onnx::NodeProto& n, int i) const {
+    if (i >= n.input_size()) return std::nullopt;
+    const Tensor* c = constant(n.input(i));
+    if (!c || c->numel() != 1) return std::nullopt;
+    return c->at(0);
+  }
+  const Shape& shape(NodeId id) const { return graph.node(id).shape; }
+
+  void convert(const onnx::NodeProto& n);
+  void window(const onnx::NodeProto& n, Attrs& attrs, bool dilations) const;
+};
+
+void Importer::window(const onnx::NodeProto& n, Attrs& attrs, bool dilations) const {
+  const auto* ap = attr(n, "auto_pad");
+  if (ap && ap->s() != "NOTSET" && ap->s() != "VALID")
+    fail_node(n, fmt::format("auto_pad={} is not supported: export with explicit pads", ap->s()));
+  if (attr_int(n, "ceil_mode", 0) != 0) fail_node(n, "ceil_mode=1 is not supported (opgraph's pools round down)");
+  IntList strides = attr_ints(n, "strides", {1, 1}), pads = attr_ints(n, "pads", {0, 0, 0, 0});
+  if (strides.size() != 2 || pads.size() != 4) fail_node(n, "only 2-D windows (images) are supported");
+  attrs.emplace_back("stride", strides);
+  attrs.emplace_back("padding", pads);  // ONNX's order, which opgraph takes as it is
+  if (dilations) attrs.emplace_back("dilation", attr_ints(n, "dilations", {1, 1}));
+}
+
+void Importer::convert(const onnx::NodeProto& n) {
+  const std::string& t = n.op_type();
+  auto unary = [&](const char* op) {
+    only(n, {});
+    set(n, add(n, op, {in(n, 0)}, {}, 0));
+  };
+  if (t == "Relu") return unary("relu");
+  if (t == "Sigmoid") return unary("logistic");
+  if (t == "Tanh") return unary("tanh");
+  if (t == "Exp") return unary("exp");
+  if (t == "Log") return unary("log");
+  if (t == "Sqrt") return unary("sqrt");
+  if (t == "Abs") return unary("abs");
+  if (t == "Erf") return unary("erf");
+  if (t == "Identity") return unary("identity");
+  if (t == "Dropout") {  // inference: the identity (a mask output, if asked for, is not supported)
+    if (n.output_size() > 1 && !n.output(1).empty()) fail_node(n, "the mask output is not supported");
+    only(n, {"seed"});
+    return set(n, add(n, "identity", {in(n, 0)}, {}, 0));
+  }
+  if (t == "Pad") {  // PyTorch puts a Pad of zeros before its average pools
+    only(n, {"mode"});
+    const auto* mode = attr(n, "mode");
+    const IntList pads = const_ints(n, 1);
+    if ((mode && mode->s() != "constant") || std::any_of(pads.begin(), pads.end(), [](std::int64_t p) { return p != 0; }))
+      fail_node(n, "only a Pad that adds nothing is supported (pad through the Conv or pool's pads instead)");
+    return set(n, add(n, "identity", {in(n, 0)}, {}, 0));
+  }
+  if (t == "Neg") {
+    only(n, {});
+    return set(n, add(n, "scale", {in(n, 0)}, {{"factor", -1.0}}, 0));
+  }
+  if (t == "Softmax" || t == "LogSoftmax") {
+    only(n, {"axis"});
+    return set(n, add(n, t == "Softmax" ? "softmax" : "log_softmax", {in(n, 0)}, {{"axis", attr_int(n, "axis", -1)}}, 0));
+  }
+  if (t == "LeakyRelu") {
+    only(n, {"alpha"});
+    return set(n, add(n, "leaky_relu", {in(n, 0)}, {{"negative_slope", attr_float(n, "alpha", 0.01)}}, 0));
+  }
+  if (t == "Elu") {
+    only(n, {"alpha"});
+    return set(n, add(n, "elu", {in(n, 0)}, {{"alpha", attr_float(n, "alpha", 1.0)}}, 0));
+  }
+  if (t == "Softplus") return unary("softplus");
+  if (t == "Add" || t == "Sub" || t == "Mul" || t == "Div") {
+    only(n, {});
+    // A scalar constant on one side is a scale: no parameter for a 0.5 or a 1.0.
+    const auto a = const_scalar(n, 0), b = const_scalar(n, 1);
+    if (b && !a) {
+      const double c = *b;
+      Attrs s = t == "Add" ? Attrs{{"offset", c}} : t == "Sub" ? Attrs{{"offset", -c}} : t == "Mul" ? Attrs{{"factor", c}}
+                                                                                                   : Attrs{{"factor", 1.0 / c}};
+      if (t == "Div" && c == 0.0) fail_node(n, "division by the constant 0");
+      return set(n, add(n, "scale", {in(n, 0)}, std::move(s), 0));
+    }
+    if (a && !b && t != "Div") {
+      const double c = *a;
+      Attrs s = t == "Add" ? Attrs{{"offset", c}} : t == "Sub" ? Attrs{{"factor", -1.0}, {"offset", c}} : Attrs{{"factor", c}};
+      return set(n, add(n, "scale", {in(n, 1)}, std::move(s), 0));
+    }
+    const char* op = t == "Add" ? "add" : t == "Sub" ? "sub" : t == "Mul" ? "mul" : "div";
+    return set(n, add(n, op, {in(n, 0), in(n, 1)}, {}, 0));
+  }
+  if (t == "Pow") {
+    only(n, {});
+    const auto e = const_scalar(n, 1);
+    if (!e) fail_node(n, "the exponent must be a constant scalar");
+    return set(n, add(n, "pow", {in(n, 0)}, {{"exponent", *e}}, 0));
+  }
+  if (t == "MatMul") {
+    only(n, {});
+    return set(n, add(n, "matmul", {in(n, 0), in(n, 1)}, {}, 0));
+  }
+  if (t == "Gemm") {  // alpha * A' B' + beta * C
+    only(n, {"alpha", "beta", "transA", "transB"});
+    const double alpha = attr_float(n, "alpha", 1.0), beta = attr_float(n, "beta", 1.0);
+    const bool last = !has_input(n, 2);
+    NodeId y = add(n, "matmul", {in(n, 0), in(n, 1)},
+                   {{"trans_a", attr_int(n, "transA", 0) != 0}, {"trans_b", attr_int(n, "transB", 0) != 0}},
+                   last && alpha == 1.0 ? 0 : -1);
+    if (alpha != 1.0) y = add(n, "scale", {y}, {{"factor", alpha}}, last ? 0 : -1);
+    if (!last) {
+      NodeId c = in(n, 2);
+      if (beta != 1.0) c = add(n, "scale", {c}, {{"factor", beta}});
+      y = shape(c).rank() == 1 ? add(n, "bias_add", {y, c}, {}, 0) : add(n, "add", {y, c}, {}, 0);
+    }
+    return set(n, y);
+  }
+  if (t == "Conv") {
+    only(n, {"kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"});
+    const NodeId x = in(n, 0), w = in(n, 1);
+    if (shape(w).rank() != 4) fail_node(n, "only 2-D convolutions (4-D kernels) are supported");
+    Attrs attrs;
+    window(n, attrs, true);
+    attrs.emplace_back("groups", attr_int(n, "group", 1));
+    const bool bias = has_input(n, 2);
+    NodeId y = add(n, "conv2d", {x, w}, std::move(attrs), bias ? -1 : 0);
+    if (bias) y = add(n, "bias_add", {y, in(n, 2)}, {{"axis", std::int64_t{1}}}, 0);
+    return set(n, y);
+  }
+  if (t == "MaxPool" || t == "AveragePool") {
+    const bool max = t == "MaxPool";
+    if (max) only(n, {"kernel_shape", "strides", "pads", "dilations", "ceil_mode", "auto_pad", "storage_order"});
+    else only(n, {"kernel_shape", "strides", "pads", "ceil_mode", "auto_pad", "count_include_pad"});
+    if (max && n.output_size() > 1 && !n.output(1).empty()) fail_node(n, "the indices output is not supported");
+    const IntList kernel = attr_ints(n, "kernel_shape", {});
+    if (kernel.size() != 2) fail_node(n, "only 2-D pooling is supported");
+    Attrs attrs{{"kernel", kernel}};
+    window(n, attrs, max);
+    if (!max) attrs.emplace_back("count_include_pad", attr_int(n, "count_include_pad", 0) != 0);
+    return set(n, add(n, max ? "max_pool2d" : "avg_pool2d", {in(n, 0)}, std::move(attrs), 0));
+  }
+  if (t == "GlobalAveragePool") {
+    only(n, {});
+    const NodeId x = in(n, 0);
+    IntList axes;
+    for (int d = 2; d < shape(x).rank(); ++d) axes.push_back(d);
+    return set(n, add(n, "mean", {x}, {{"axis", axes}, {"keepdims", true}}, 0));
+  }
+  if (t == "BatchNormalization") {
+    only(n, {"epsilon", "momentum", "training_mode"});
+    if (attr_int(n, "training_mode", 0) != 0) fail_node(n, "training_mode=1 is not supported (export in eval mode)");
+    if (n.output_size() > 1) fail_node(n, "the running-statistics outputs are not supported (export in eval mode)");
+    const Tensor* mean = constant(n.input(3));
+    const Tensor* var = constant(n.input(4));
+    if (!mean || !var) fail_node(n, "the running mean and variance must be initializers");
+    const NodeId y = add(n, "batch_norm", {in(n, 0), in(n, 1), in(n, 2)},
+                         {{"eps", attr_float(n, "epsilon", 1e-5)}, {"momentum", 1.0 - attr_float(n, "momentum", 0.9)}}, 0);
+    state_values.emplace_back(graph.node(y).name + ".running_mean", mean->to(DType::f32));
+    state_values.emplace_back(graph.node(y).name + ".running_var", var->to(DType::f32));
+    return set(n, y);
+  }
+  if (t == "LayerNormalization") {
+    only(n, {"axis", "epsilon", "stash_type"});
+    if (n.output_size() > 1) fail_node(n, "the mean and inverse-deviation outputs are not supported");
+    const NodeId x = in(n, 0), g = in(n, 1);
+    std::int64_t axis = attr_int(n, "axis", -1);
+    if (axis < 0) axis += shape(x).rank();
+    if (axis != shape(x).rank() - shape(g).rank())
+      fail_node(n, fmt::format("axis {} with a scale of shape {}: opgraph normalises over the scale's axes", axis,
+                               shape(g)));
+    if (!has_input(n, 2)) fail_node(n, "a layer norm without a bias is not supported");
+    return set(n, add(n, "layer_norm", {x, g, in(n, 2)}, {{"eps", attr_float(n, "epsilon", 1e-5)}}, 0));
+  }
+  if (t == "Flatten") {
+    only(n, {"axis"});
+    const NodeId x = in(n, 0);
+    std::int64_t axis = attr_int(n, "axis", 1);
+    if (axis < 0) axis += shape(x).rank();
+    if (axis != 1) fail_node(n, fmt::format("axis={} is not supported (only 1: [N, ...] to [N, features])", axis));
+    return set(n, add(n, "flatten", {x}, {{"axis", std::int64_t{1}}}, 0));
+  }
+  if (t == "Reshape") {
+    only(n, {"allowzero"});
+    if (attr_int(n, "allowzero", 0) != 0) fail_node(n, "allowzero=1 is not supported");
+    return set(n, add(n, "reshape", {in(n, 0)}, {{"shape", const_ints(n, 1)}}, 0));
+  }
+  if (t == "Transpose") {
+    only(n, {"perm"});
+    const NodeId x = in(n, 0);
+    IntList perm = attr_ints(n, "perm", {});
+    if (perm.empty())
+      for (int d = shape(x).rank() - 1; d >= 0; --d) perm.push_back(d);
+    return set(n, add(n, "transpose", {x}, {{"perm", perm}}, 0));
+  }
+  if (t == "Concat") {
+    only(n, {"axis"});
+    std::vector<NodeId> ins;
+    for (int i = 0; i < n.input_size(); ++i) ins.push_back(in(n, i));
+    return set(n, add(n, "concat", std::move(ins), {{"axis", attr_int(n, "axis", 0)}}, 0));
+  }
+  if (t == "ReduceMean" || t == "ReduceMax" || t == "ReduceLogSumExp") {
+    only(n, {"axes", "keepdims"});
+    Attrs attrs{{"keepdims", attr_int(n, "keepdims", 1) != 0}};
+    if (attr(n, "axes")) attrs.emplace_back("axis", attr_ints(n, "axes", {}));
+    const char* op = t == "ReduceMean" ? "mean" : t == "ReduceMax" ? "max" : "logsumexp";
+    return set(n, add(n, op, {in(n, 0)}, std::move(attrs), 0));
+  }
+  if (t == "ReduceSum") {
+    only(n, {"keepdims", "noop_with_empty_axes"});
+    Attrs attrs{{"keepdims", attr_int(n, "keepdims", 1) != 0}};
+    if (has_input(n, 1)) attrs.emplace_back("axis", const_ints(n, 1));
+    return set(n, add(n, "sum", {in(n, 0)}, std::move(attrs), 0));
+  }
+  if (t == "Gather") {
+    only(n, {"axis"});
+    if (attr_int(n, "axis", 0) != 0) fail_node(n, "only axis=0 (an embedding lookup) is supported");
+    return set(n, add(n, "embedding", {in(n, 1), in(n, 0)}, {}, 0));
+  }
+  static const std::vector<std::string> supported = {
+      "Abs", "Add", "AveragePool", "BatchNormalization", "Concat", "Constant", "Conv", "Div", "Dropout", "Elu",
+      "Erf", "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Identity", "LayerNormalization",
+      "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg", "Pad (of zeros)", "Pow", "ReduceLogSumExp", "ReduceMax",
+      "ReduceMean", "ReduceSum", "Relu", "Reshape", "Sigmoid", "Softmax", "Softplus", "Sqrt", "Sub", "Tanh",
+      "Transpose"};
+  fail_node(n, fmt::format("the operator is not supported; opgraph imports {}", fmt::join(supported, ", ")));
+}
+
+}  // namespace
+
+OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
+  onnx::ModelProto model;
+  if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()) ||
+      !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    bad(file, "not an ONNX model: the protobuf does not parse (a truncated file, or another kind of file)");
+  if (!model.has_graph()) bad(file, "not an ONNX model: it holds no graph");
+  Importer im(model, file);
+  for (const auto& o : model.opset_import()) {
+    if (o.domain().empty() || o.domain() == "ai.onnx") im.opset = static_cast<int>(o.version());
+  }
+  if (im.opset < 13 || im.opset > 17)
+    bad(file, fmt::format("opset {} of the default domain: opgraph imports opsets 13 to 17 (re-export with "
+                          "opset_version=17)",
+                          im.opset));
+  const onnx::GraphProto& g = model.graph();
+  for (const auto& init : g.initializer()) im.constants.emplace(init.name(), tensor_of(init, file, "initializer"));
+
+  // Inputs (not initializers): the batch dimension N first, fixed sizes after it.
+  for (const auto& vi : g.input()) {
+    if (im.constants.count(vi.name())) continue;
+    const auto& type = vi.type();
+    if (!type.has_tensor_type()) bad(file, fmt::format("input '{}' is not a tensor", vi.name()));
+    const auto elem = type.tensor_type().elem_type();
+    if (elem != onnx::TensorProto::FLOAT && elem != onnx::TensorProto::INT64)
+      bad(file, fmt::format("input '{}' holds {} values: opgraph feeds float and int64 inputs", vi.name(),
+                            onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(elem))));
+    std::vector<std::int64_t> dims;
+    const auto& s = type.tensor_type().shape();
+    for (int i = 0; i < s.dim_size(); ++i) {
+      const auto& d = s.dim(i);
+      if (i == 0) {
+        dims.push_back(N);  // the batch, whatever size the file fixed
+      } else if (d.has_dim_value() && d.dim_value() > 0) {
+        dims.push_back(d.dim_value());
+      } else {
+        bad(file, fmt::format("input '{}': dimension {} is symbolic ('{}'): opgraph needs fixed sizes after the batch",
+                              vi.name(), i, d.dim_param()));
+      }
+    }
+    if (dims.empty()) bad(file, fmt::format("input '{}' is a scalar: inputs have a batch dimension", vi.name()));
+    const std::string name = im.fresh(vi.name());
+    im.values[vi.name()] = im.graph.add_input(name, Shape(std::move(dims)), file, elem == onnx::TensorProto::INT64);
+  }
+
+  // Nodes in dependency order (Boost.Graph's topological sort), whatever order the file has.
+  const int count = g.node_size();
+  std::unordered_map<std::string, int> producer;
+  for (int i = 0; i < count; ++i)
+    for (const auto& o : g.node(i).output())
+      if (!o.empty()) producer[o] = i;
+  using Dag = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS>;
+  Dag dag(static_cast<std::size_t>(count));
+  for (int i = 0; i < count; ++i)
+    for (const auto& in : g.node(i).input())
+      if (auto it = producer.find(in); it != producer.end()) boost::add_edge(static_cast<std::size_t>(it->second), static_cast<std::size_t>(i), dag);
+  std::vector<std::size_t> reversed;
+  try {
+    boost::topological_sort(dag, std::back_inserter(reversed));
+  } catch (const boost::not_a_dag&) {
+    bad(file, "the graph has a cycle");
+  }
+  for (auto it = reversed.rbegin(); it != reversed.rend(); ++it) {
+    const onnx::NodeProto& n = g.node(static_cast<int>(*it));
+    if (!n.domain().empty() && n.domain() != "ai.onnx")
+      im.fail_node(n, "operators of other domains are not supported");
+    if (n.op_type() == "Constant") {
+      const auto* v = im.attr(n, "value");
+      if (!v || !v->has_t()) im.fail_node(n, "only 'value' constants (a tensor) are supported");
+      im.constants.insert_or_assign(n.output(0), tensor_of(v->t(), file, "constant"));
+      continue;
+    }
+    im.convert(n);
+  }
+
+  if (g.output_size() == 0) bad(file, "the graph has no output");
+  std::vector<NodeId> outputs;
+  for (const auto& o : g.output()) {
+    auto it = im.values.find(o.name());
+    if (it == im.values.end()) bad(file, fmt::format("output '{}' is not computed by any node", o.name()));
+    im.graph.add_output(it->second);
+    outputs.push_back(it->second);
+  }
+
+  // A labels input and a loss on the first output, so that it trains and evaluates: class
+  // scores [N, C] take softmax cross-entropy, probabilities (a Softmax output) cross-entropy.
+  OnnxModel result;
+  const Node& head = im.graph.node(outputs.front());
+  result.file.input = im.graph.node(im.graph.inputs().front()).name;
+  if (head.shape.rank() == 2 && head.shape[0] == N) {
+    const std::string labels = im.fresh("y");
+    const NodeId y = im.graph.add_input(labels, {N}, file);
+    const bool probs = head.kind == NodeKind::op && head.op->name == "softmax";
+    const NodeId loss = im.graph.add_op(probs ? "cross_entropy" : "softmax_cross_entropy", {outputs.front(), y}, {},
+                                        im.fresh("xent"), file);
+    im.graph.set_loss(loss);
+    result.file.labels = labels;
+  }
+  result.file.graph = std::move(im.graph);
+  result.file.name = file;
+  PrintOptions po;
+  po.labels = result.file.labels;
+  result.file.text = print_model(result.file.graph, po);
+  result.params = result.file.graph.init_params(0);
+  for (auto& [name, t] : im.param_values) result.params.at(name).copy_from(t);
+  for (auto& [name, t] : im.state_values) {
+    if (result.params.at(name).shape() != t.shape())
+      bad(file, fmt::format("'{}' has shape {}, the batch norm needs {}", name, t.shape(), result.params.at(name).shape()));
+    result.params.at(name).copy_from(t);
+  }
+  return result;
+}
+
+OnnxModel load_onnx(const std::string& path) {
+  return parse_onnx(read_file(path, {kMaxOnnxFileBytes, "an ONNX file", "opgraph reads models of up to 1 GiB"}), path);
+}
+
+bool is_onnx_path(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".onnx") == 0;
+}
+
+}  // namespace opgraph
