@@ -290,6 +290,30 @@ OPGRAPH_OP(logsumexp)
     .check({"[a,b]"}, {{"axis", 1}}, 100.0);  // e^100 overflows f32
 
 OPGRAPH_OP(var)
+    .lower([](LoweringContext& c) {  // mean((x - mean(x))^2), times n / (n - ddof)
+      const Shape& x = c.in_shape(0);
+      IntList axes;
+      if (c.attr("axis").is_none())
+        for (int d = 0; d < x.rank(); ++d) axes.push_back(d);
+      else
+        for (std::int64_t a : c.attr_ints("axis")) axes.push_back(a < 0 ? a + x.rank() : a);
+      std::int64_t count = 1;
+      for (std::int64_t a : axes) {
+        if (is_symbolic(x[static_cast<int>(a)])) c.fail("the variance over a symbolic axis ({})", x);
+        count *= x[static_cast<int>(a)];
+      }
+      const std::int64_t ddof = c.attr_int("ddof");
+      const std::string mean = c.emit_fresh("ReduceMean", {c.input(0)}, "mean", {{"axes", axes}, {"keepdims", std::int64_t{1}}});
+      const std::string d = c.emit_fresh("Sub", {c.input(0), mean}, "centred");
+      const Attrs keep{{"axes", axes}, {"keepdims", std::int64_t{c.attr_bool("keepdims") ? 1 : 0}}};
+      if (ddof == 0) {
+        c.emit("ReduceMean", {c.emit_fresh("Mul", {d, d}, "squared")}, {c.output()}, keep);
+        return;
+      }
+      const std::string m = c.emit_fresh("ReduceMean", {c.emit_fresh("Mul", {d, d}, "squared")}, "biased", keep);
+      c.emit("Mul", {m, c.scalar(static_cast<double>(count) / static_cast<double>(count - ddof), "correction")},
+             {c.output()});
+    })
     .doc("the variance over axes: mean((x - mean(x))^2) with n - ddof in the denominator (ddof=0, NumPy's default)")
     .apply([](OpBuilder& b) {
       reduction_attrs(b, "reduce")

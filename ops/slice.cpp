@@ -2,6 +2,8 @@
 // the end, out-of-range bounds clamp); the vjp writes the gradient back into zeros.
 #include <array>
 
+#include <limits>
+
 #include <opgraph/graph/op.hpp>
 
 #include "detail/strided.hpp"
@@ -80,6 +82,18 @@ void slice_copy(K& k, bool forward) {
 }  // namespace
 
 OPGRAPH_OP(slice)
+    .lower([](LoweringContext& c) {  // ONNX's Slice clamps as Python does for positive steps
+      const IntList& begin = c.attr_ints("begin");
+      const std::size_t n = begin.size();
+      IntList ends, axes, steps;
+      for (std::size_t i = 0; i < n; ++i) {
+        ends.push_back(c.attr("end").is_none() ? std::numeric_limits<std::int64_t>::max() : c.attr_ints("end")[i]);
+        axes.push_back(c.attr("axes").is_none() ? static_cast<std::int64_t>(i) : c.attr_ints("axes")[i]);
+        steps.push_back(c.attr("step").is_none() ? 1 : c.attr_ints("step")[i]);
+      }
+      c.emit("Slice", {c.input(0), c.ints(begin, "starts"), c.ints(ends, "ends"), c.ints(axes, "axes"), c.ints(steps, "steps")},
+             {c.output()});
+    })
     .doc("x[begin:end:step] along the given axes (Python's rules: negative counts from the end, bounds clamp)")
     .input("x")
     .attr("begin", AttrType::int_list, IntList{0}, "the first index on each sliced axis")

@@ -1,5 +1,6 @@
 // mish: x * tanh(softplus(x)), a smooth activation opgraph does not build in.
 #include <cmath>
+#include <string>
 
 #include <opgraph/graph/math.hpp>
 #include <opgraph/graph/op.hpp>
@@ -17,6 +18,12 @@ OPGRAPH_OP(mish)
     .input("x")
     .shape(opgraph::same_shape_as(0))
     .saves({"x"})
+    // For `opgraph export --onnx`: Mish is an ONNX operator only from opset 18, so its
+    // definition in the operators of opset 17.
+    .lower([](opgraph::LoweringContext& c) {
+      const std::string sp = c.emit_fresh("Softplus", {c.input(0)}, "softplus");
+      c.emit("Mul", {c.input(0), c.emit_fresh("Tanh", {sp}, "tanh")}, {c.output()});
+    })
     .forward([](auto& k) {
       using T = opgraph::scalar_of<decltype(k)>;
       opgraph::map(k.in(0), k.out(), [](T x) { return x * opgraph::math::tanh(softplus(x)); });

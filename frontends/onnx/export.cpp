@@ -11,7 +11,9 @@
 
 #include <opgraph/frontends/files.hpp>
 #include <opgraph/frontends/train.hpp>
+#include <opgraph/graph/gradcheck.hpp>
 #include <opgraph/graph/lowering.hpp>
+#include <opgraph/graph/plan.hpp>
 #include <opgraph/graph/op.hpp>
 
 namespace opgraph {
@@ -186,6 +188,45 @@ std::string export_onnx(const Graph& graph, const Params& params, const OnnxExpo
   std::string bytes;
   if (!model.SerializeToString(&bytes)) throw DataError("export", "the ONNX model could not be serialised");
   return bytes;
+}
+
+OnnxCheckCase onnx_check_case(const OpDef& op, std::size_t case_index, std::uint64_t seed) {
+  const CheckInstance inst = check_instance(op, case_index, seed);
+  Graph g;
+  std::vector<NodeId> ids;
+  OnnxCheckCase out;
+  out.config = inst.config;
+  for (std::size_t i = 0; i < inst.inputs.size(); ++i) {
+    const std::string name = check_input_name(op, i);
+    const bool index = inst.inputs[i].dtype() == DType::i64;
+    ids.push_back(g.add_input(name, inst.shapes[i], {}, index));
+    out.inputs.emplace_back(name, index ? inst.inputs[i] : inst.inputs[i].to(DType::f32));
+  }
+  const NodeId y = g.add_op(op.name, ids, inst.attrs, "y");
+  std::vector<std::string> names;
+  if (g.node(y).parts.empty()) {
+    g.add_output(y);
+    names.push_back("y");
+  } else {
+    for (NodeId p : g.node(y).parts) {
+      g.add_output(p);
+      names.push_back(g.node(p).name);
+    }
+  }
+  Params params = g.init_params(seed, DType::f32);
+  PlanOptions po;
+  po.mode = Mode::eval;
+  po.backward = false;
+  po.seed = seed;
+  Plan plan(g, params, po);
+  for (const auto& [name, t] : out.inputs) plan.set_input(name, t);
+  plan.forward();
+  for (const auto& name : names) out.outputs.emplace_back(name, plan.value(name).clone());
+  OnnxExportOptions eo;
+  eo.outputs = names;
+  eo.name = op.name;
+  out.bytes = export_onnx(g, params, eo);
+  return out;
 }
 
 void save_onnx(const std::string& path, const Graph& graph, const Params& params, const OnnxExportOptions& options) {

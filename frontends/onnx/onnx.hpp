@@ -11,6 +11,7 @@
 
 #include <opgraph/frontends/model_format.hpp>
 #include <opgraph/graph/graph.hpp>
+#include <opgraph/graph/op.hpp>
 
 namespace opgraph {
 
@@ -33,6 +34,18 @@ std::string export_onnx(const Graph& graph, const Params& params, const OnnxExpo
 /// export_onnx written to `path` atomically (the output-file policy of every writer).
 void save_onnx(const std::string& path, const Graph& graph, const Params& params,
                const OnnxExportOptions& options = {});
+
+/// One op alone as an ONNX model, for checking its lowering against a runtime: the op's
+/// check case `case_index` (graph/gradcheck.hpp's instance: shapes, attributes, inputs from
+/// the op's domains) as a graph of fixed shapes, exported in f32, with the inputs and the
+/// outputs opgraph computes for them in eval mode.
+struct OnnxCheckCase {
+  std::string config;  // "[3,4] axis=1"
+  std::string bytes;   // the ONNX model
+  std::vector<std::pair<std::string, Tensor>> inputs;
+  std::vector<std::pair<std::string, Tensor>> outputs;
+};
+OnnxCheckCase onnx_check_case(const OpDef& op, std::size_t case_index, std::uint64_t seed);
 
 /// The largest ONNX file opgraph reads.
 inline constexpr std::size_t kMaxOnnxFileBytes = std::size_t{1} << 30;

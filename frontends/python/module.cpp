@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <pybind11/stl.h>
 
+#include <opgraph/frontends/onnx/onnx.hpp>
 #include <opgraph/graph/conformance.hpp>
 #include <opgraph/graph/gradcheck.hpp>
 #include <opgraph/graph/op.hpp>
@@ -34,6 +35,8 @@ py::dict op_info(const OpDef& d) {
   for (const auto& a : d.attrs) attrs[py::str(a.name)] = attr_to_python(a.default_value);
   out["attrs"] = attrs;
   out["has_vjp"] = d.has_vjp();
+  out["onnx"] = static_cast<bool>(d.lower);  // exportable to ONNX
+  out["checks"] = d.checks.size();
   return out;
 }
 
@@ -92,6 +95,22 @@ PYBIND11_MODULE(_opgraph, m) {
       "op_info", [](const std::string& name) { return op_info(Registry::global().get(name)); }, py::arg("name"),
       "An op's doc, signature, inputs, outputs and attribute defaults.");
   m.def("_check", &check, py::arg("ops"), py::arg("seed") = 1);
+  m.def(
+      "_onnx_case",
+      [](const std::string& name, std::size_t case_index, std::uint64_t seed) {
+        const OpDef& op = Registry::global().get(name);
+        OnnxCheckCase c;
+        {
+          py::gil_scoped_release release;
+          c = onnx_check_case(op, case_index, seed);
+        }
+        py::dict inputs, outputs;
+        for (const auto& [k, t] : c.inputs) inputs[py::str(k)] = array_copy(t);
+        for (const auto& [k, t] : c.outputs) outputs[py::str(k)] = array_copy(t);
+        return py::make_tuple(c.config, py::bytes(c.bytes), inputs, outputs);
+      },
+      py::arg("op"), py::arg("case_index"), py::arg("seed") = 1,
+      "One op's check case as an ONNX model with its inputs and opgraph's outputs (tests/python/test_onnx.py).");
   m.def(
       "_gradcheck_op",
       [](const std::string& name, std::uint64_t seed, double tolerance, const std::vector<std::int64_t>& sizes) {

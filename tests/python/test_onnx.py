@@ -240,3 +240,73 @@ def test_files_that_cannot_be_imported_say_why(tmp_path):
     truncated.write_bytes(good.read_bytes()[:-7])
     with pytest.raises(og.DataError, match=r"truncated.onnx: not an ONNX model"):
         og.load(truncated)
+
+
+def test_a_plugin_op_exports_through_its_own_lowering(tmp_path):
+    need_tools()
+    from conftest import PLUGINS
+    og.load_plugin(os.path.join(PLUGINS, "activations.so"))
+    g = og.Graph()
+    x = g.input("x", ("N", 5))
+    y = g.input("y", ("N",))
+    logits = og.nn.dense(og.nn.mish(og.nn.dense(x, 8, "h")), 3, "out").named("logits")
+    g.set_loss(og.nn.softmax_cross_entropy(logits, y))
+    model = og.Model(g, seed=3)
+    rng = np.random.default_rng(2)
+    check_round_trip(model, tmp_path / "mish.onnx", lambda n: {"x": rng.standard_normal((n, 5)).astype(np.float32)},
+                     "logits", lambda n: {"y": np.zeros(n, np.float32)})
+    g2 = og.Graph()
+    x2 = g2.input("x", ("N", 5))
+    g2.add_output(og.nn.snake(x2).named("s"))  # snake declares no lowering
+    with pytest.raises(og.GraphError, match=r"^node 's': snake: cannot be exported: the op has no ONNX lowering"):
+        og.Model(g2).export_onnx(tmp_path / "snake.onnx")
+
+
+def ort_batch(jobs):
+    encoded = []
+    for path, inputs in jobs:
+        given = {}
+        for name, a in inputs.items():
+            kind = "int64" if a.dtype == np.int64 else "float32"
+            given[name] = {"dims": list(a.shape), "type": kind, "data": a.ravel().tolist()}
+        encoded.append({"model": str(path), "inputs": given})
+    p = subprocess.run(["node", RUNNER, "--batch"], input=json.dumps(encoded), capture_output=True, text=True,
+                       env=dict(os.environ, ORT_NODE_MODULE=ORT), timeout=600)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_every_lowering_matches_onnx_runtime_on_every_check_case(tmp_path):
+    """The class, not the examples: each op that declares a lowering, on each configuration
+    its gradient check uses (attributes, shapes, broadcasting, index inputs), exported
+    alone, passes the ONNX checker and gives ONNX Runtime's outputs within 1e-5."""
+    need_tools()
+    import onnx
+    cases = []
+    for name in og.ops(source="built-in"):
+        info = og.op_info(name)
+        if not info["onnx"]:
+            continue
+        for k in range(info["checks"]):
+            config, data, inputs, outputs = og._opgraph._onnx_case(name, k, 1)
+            path = tmp_path / f"{name}_{k}.onnx"
+            path.write_bytes(data)
+            onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+            cases.append((name, config, path, inputs, outputs))
+    assert len({c[0] for c in cases}) >= 50
+    results = ort_batch([(c[2], c[3]) for c in cases])
+    failures = []
+    for (name, config, _, _, expected), result in zip(cases, results):
+        if "error" in result:
+            failures.append(f"{name} {config}: ONNX Runtime: {result['error']}")
+            continue
+        for out, want in expected.items():
+            got = np.array(result["outputs"][out]["data"]).reshape(result["outputs"][out]["dims"])
+            if got.shape != want.shape:
+                failures.append(f"{name} {config}: shape {got.shape}, opgraph {want.shape}")
+                continue
+            err = np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))) if want.size else 0.0
+            if not err <= 1e-5:
+                failures.append(f"{name} {config}: differs by {err:.2e}")
+    assert not failures, "\n".join(failures)
+    print(f"{len(cases)} configurations of {len({c[0] for c in cases})} ops match ONNX Runtime")
