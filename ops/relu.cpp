@@ -5,11 +5,11 @@
 namespace opgraph::ops {
 
 OPGRAPH_OP(relu)
-    .lower(lowering::same("Relu"))
     .doc("max(x, 0), elementwise")
     .input("x")
     .shape(same_shape_as(0))
     .saves_output()
+    .lower(lowering::same("Relu"))
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
       map(k.in(0), k.out(), [](T x) { return x > T(0) ? x : T(0); });

@@ -24,7 +24,8 @@ The conventions, also written in docs/contributing.md:
   ```LANG excerpt=PATH  the block is a quote of PATH (source tree): its lines must appear
                         there, one after another, as written
   ```output tested      error lines quoted without a command: each must be one the test suite
-                        checks (found in tests/: a string of a test source, or a line of the
+                        checks (found in tests/: a string of a test source (C++, or a
+                        pytest regex with its escapes removed), or a line of the
                         bad-input corpus, where any model file stands as model.og)
   ```output             what the block before printed: its stderr lines, then its stdout
                         lines. A line "..." stands for any lines, "..." inside a line for
@@ -141,8 +142,11 @@ def tested_messages(source):
     texts = []
     for folder, _, names in os.walk(os.path.join(source, "tests")):
         for name in names:
-            if name.endswith((".cpp", ".hpp", ".txt")):
+            if name.endswith((".cpp", ".hpp", ".txt", ".py")):
                 t = open(os.path.join(folder, name), encoding="utf-8", errors="replace").read()
+                if name.endswith(".py"):  # messages in pytest.raises(match=r"...") are regexes
+                    t = re.sub(r'"\s*\n\s*r?"', "", t)
+                    t = re.sub(r"\\([()\[\].?*+^$|{}])", r"\1", t)
                 t = re.sub(r'"\s*\n\s*"', "", t)  # "a" "b" split over lines -> "ab"
                 t = re.sub(r"@[A-Z]@/[^ :]*?\.og", "model.og", t)
                 texts.append(t)
