@@ -80,6 +80,7 @@ struct Trainer::Compiled {
   Tensor labels;                     // one-hot, reshaped or i64 labels, when the model declares them so
   std::vector<Tensor> inputs;        // per feed, when a feed is not the whole sample as it is
   std::string head_name;
+  std::vector<ParamSlot> updated = {};  // the params not frozen (TrainOptions::frozen)
 };
 
 Trainer::Trainer(Model& model) : model_(model), head_(prediction_head(model.graph)) {
@@ -405,6 +406,30 @@ NumericError Trainer::blame(const NumericError& e, const Optimizer& optimizer, c
   return NumericError(step, e.what());
 }
 
+std::vector<char> Trainer::frozen_mask(const std::vector<std::string>& frozen) const {
+  const Graph& g = model_.graph;
+  std::vector<char> mask(g.size(), 0);
+  for (const std::string& pattern : frozen) {
+    const bool prefix = !pattern.empty() && pattern.back() == '*';
+    const std::string_view stem = prefix ? std::string_view(pattern).substr(0, pattern.size() - 1) : pattern;
+    bool matched = false;
+    std::vector<std::string> names;
+    for (NodeId id : g.params()) {
+      const std::string& name = g.node(id).name;
+      names.push_back(name);
+      if (prefix ? std::string_view(name).substr(0, stem.size()) == stem : name == stem) {
+        mask[id] = 1;
+        matched = true;
+      }
+    }
+    if (!matched)
+      throw GraphError("fit", fmt::format("cannot freeze '{}': no parameter {}{}", pattern,
+                                          prefix ? "starts with '" + std::string(stem) + "'" : "has that name",
+                                          prefix ? std::string() : suggestion(pattern, names)));
+  }
+  return mask;
+}
+
 History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainOptions& options) {
   if (options.epochs < 1 && options.start_epoch == 0)
     throw DataError("fit", fmt::format("epochs must be at least 1, got {}", options.epochs));
@@ -428,6 +453,7 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
   if (optimizer.options().schedule.kind == Schedule::Kind::cosine && optimizer.options().schedule.epochs <= 0.0)
     optimizer.options().schedule.epochs = options.epochs - optimizer.options().schedule.warmup;
   const bool accuracy = measures_accuracy();
+  const std::vector<char> frozen = frozen_mask(options.frozen);
 
   History history;
   const std::int64_t batches = batcher.batches();
@@ -481,7 +507,14 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
         last_params_ = c.params;
         last_step_ = step_name(epoch, b, batches);
       }
-      optimizer.step(c.params);
+      if (options.frozen.empty()) {
+        optimizer.step(c.params);
+      } else {
+        c.updated.clear();
+        for (const ParamSlot& p : c.params)
+          if (!frozen[static_cast<std::size_t>(model_.graph.at(p.name))]) c.updated.push_back(p);
+        optimizer.step(c.updated);
+      }
       if (detect_anomaly_) check_update(optimizer, last_step_);
       if (options.on_step)
         options.on_step({epoch + 1, b + 1, batches, seen, train.size(), loss_sum / static_cast<double>(seen),

@@ -90,6 +90,10 @@ struct TrainOptions {
   const Dataset* validation = nullptr;
   /// Random shifts and flips of the training images (never of validation or test data).
   Augment augment = {};
+  /// Parameters the optimizer leaves as they are (fine-tuning the last layers of an
+  /// imported model): names, or prefixes ending in '*' ("conv1.*"). Their gradients are
+  /// still computed; a name that matches no parameter is an error.
+  std::vector<std::string> frozen = {};
   std::function<void(const EpochReport&)> on_epoch = {};
   std::function<void(const StepReport&)> on_step = {};
 };
@@ -189,6 +193,9 @@ class Trainer {
   NumericError blame(const NumericError& e, const Optimizer& optimizer, const std::string& step) const;
 
   void check_finite(const Dataset& data) const;
+  /// Per node: whether TrainOptions::frozen names it; throws GraphError for a name that
+  /// matches no parameter.
+  std::vector<char> frozen_mask(const std::vector<std::string>& frozen) const;
 
   Model& model_;
   PredictionHead head_;

@@ -341,6 +341,8 @@ int train(int argc, char** argv) {
       {"augment", "SPEC", "shift and flip the training images at random: shift=N (pixels along each axis), flip "
                           "(left-right, half the time), e.g. shift=2"},
       {"dtype", "f32|f64", "precision of the parameters and arithmetic (default f32)"},
+      {"freeze", "NAMES", "parameters to leave as they are, comma-separated; a name ending in * is a prefix "
+                          "(e.g. conv1.*,hidden.W)"},
       {"save", "CKPT", "write a checkpoint after every epoch"},
       {"resume", "CKPT", "continue the training saved in CKPT (same model, data, batch)"},
       {"metrics", "FILE.csv", "write per-epoch loss and accuracy as CSV"},
@@ -415,6 +417,15 @@ int train(int argc, char** argv) {
   }
   const std::int64_t batch = a.integer("batch", saved_batch, 0, std::numeric_limits<std::int64_t>::max());
   const std::string augment_text = a.get("augment", meta("augment", ""));
+  const std::string frozen_text = a.get("freeze", meta("frozen", ""));
+  std::vector<std::string> frozen;
+  for (std::size_t start = 0; start < frozen_text.size();) {
+    const std::size_t comma = std::min(frozen_text.find(',', start), frozen_text.size());
+    if (comma == start) a.fail(fmt::format("--freeze '{}': an empty name", frozen_text));
+    frozen.push_back(frozen_text.substr(start, comma - start));
+    start = comma + 1;
+    if (comma + 1 == frozen_text.size()) a.fail(fmt::format("--freeze '{}': an empty name", frozen_text));
+  }
   const Augment augment = parse_augment(a, augment_text);
   if (resume && epochs < resume->epoch)
     a.fail(fmt::format("--epochs {}: the checkpoint has already done {} epochs", epochs, resume->epoch));
@@ -478,6 +489,7 @@ int train(int argc, char** argv) {
   o.start_epoch = resume ? resume->epoch : 0;
   o.target_loss = target_loss;
   o.augment = augment;
+  o.frozen = frozen;
   o.validation = val_set.size() > 0 ? &val_set : nullptr;
   o.on_step = [&](const StepReport& s) { progress.step(s); };
   int diverged_at = 0, last_saved = resume ? resume->epoch : 0;
@@ -509,6 +521,7 @@ int train(int argc, char** argv) {
       c.meta = {{"data", spec},
                 {"batch", std::to_string(batch)},
                 {"augment", augment_text},
+                {"frozen", frozen_text},
                 {"dtype", std::string(to_string(dtype))},
                 {"graph", graph_fingerprint(file.graph)},
                 {"plugins", fmt::format("{}", fmt::join(plugins_used(file.graph), ","))}};

@@ -258,7 +258,7 @@ py::dict report_dict(const EpochReport& e) {
 
 py::dict fit(const ModelPtr& m, const py::object& x, const py::object& y, const py::object& optimizer_obj, int epochs,
              std::int64_t batch, bool shuffle, const std::optional<std::uint64_t>& seed, const py::object& validation,
-             const py::object& callback, double target_loss, int verbose) {
+             const py::object& callback, double target_loss, int verbose, const std::vector<std::string>& frozen) {
   if (y.is_none() && needs_labels(*m))
     throw GraphError("fit", fmt::format("the loss reads labels from input '{}': pass them as y", m->model.labels));
   Samples train = samples(*m, x, needs_labels(*m) ? y : py::none(), "fit");
@@ -277,6 +277,7 @@ py::dict fit(const ModelPtr& m, const py::object& x, const py::object& y, const 
   o.shuffle = shuffle;
   o.seed = seed ? *seed : m->seed;
   o.target_loss = target_loss;
+  o.frozen = frozen;
   o.validation = val ? &val->data : nullptr;
   std::vector<EpochReport> reports;
   o.on_step = [](const StepReport&) {
@@ -507,7 +508,7 @@ void bind_model(py::module_& m) {
       .def("save", &save, py::arg("path"), py::arg("optimizer") = std::optional<PyOptimizer>())
       .def("fit", &fit, py::arg("x"), py::arg("y"), py::arg("optimizer"), py::arg("epochs"), py::arg("batch"),
            py::arg("shuffle"), py::arg("seed"), py::arg("validation"), py::arg("callback"), py::arg("target_loss"),
-           py::arg("verbose"))
+           py::arg("verbose"), py::arg("frozen"))
       .def(
           "evaluate",
           [](const ModelPtr& pm, const py::object& x, const py::object& y, std::int64_t batch) {

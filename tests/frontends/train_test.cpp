@@ -204,3 +204,28 @@ TEST_CASE("train: fit feeds the schedule the time after each step, as a hand-wri
     for (std::int64_t i = 0; i < t.numel(); ++i) CHECK(t.at(i) == doctest::Approx(manual.params.at(name).at(i)).epsilon(1e-12));
   }
 }
+
+TEST_CASE("train: frozen parameters stay as they were, bit for bit, while the others train") {
+  const Dataset data = make_moons(200, 0.1, 1);
+  Model m = two_layer(2, 16, 2, 3);
+  const Params before = m.params.clone();
+  auto adam = make_adam({.lr = 0.02});
+  TrainOptions options{.epochs = 5, .batch = 16, .seed = 1};
+  options.frozen = {"hidden.*"};  // a prefix: hidden.W and hidden.b
+  const History h = fit(m, data, *adam, options);
+  CHECK(h.epochs.back().train_loss < h.epochs.front().train_loss);
+  CHECK(m.params.at("hidden.W").bitwise_equal(before.at("hidden.W")));
+  CHECK(m.params.at("hidden.b").bitwise_equal(before.at("hidden.b")));
+  CHECK_FALSE(m.params.at("out.W").bitwise_equal(before.at("out.W")));
+  CHECK_FALSE(m.params.at("out.b").bitwise_equal(before.at("out.b")));
+  // The optimizer never saw them: no state was made for them.
+  for (const auto& [name, t] : adam->state()) CHECK(name.rfind("hidden.", 0) != 0);
+
+  Model other = two_layer(2, 16, 2, 3);
+  options.frozen = {"hiden.W"};
+  CHECK_THROWS_WITH_AS(fit(other, data, *adam, options),
+                       "fit: cannot freeze 'hiden.W': no parameter has that name (did you mean 'hidden.W'?)", GraphError);
+  options.frozen = {"conv*"};
+  CHECK_THROWS_WITH_AS(fit(other, data, *adam, options), "fit: cannot freeze 'conv*': no parameter starts with 'conv'",
+                       GraphError);
+}

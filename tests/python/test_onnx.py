@@ -310,3 +310,27 @@ def test_every_lowering_matches_onnx_runtime_on_every_check_case(tmp_path):
                 failures.append(f"{name} {config}: differs by {err:.2e}")
     assert not failures, "\n".join(failures)
     print(f"{len(cases)} configurations of {len({c[0] for c in cases})} ops match ONNX Runtime")
+
+
+def test_fine_tuning_with_frozen_layers(torch_models, tmp_path):
+    """Initializers are trainable unless told otherwise: fit(frozen=...) and --freeze."""
+    from conftest import BINARY, same_bits
+    iris = og.load_data("iris:standardize=true")
+    original = og.load(torch_models / "mlp.onnx")
+    model = og.load(torch_models / "mlp.onnx")
+    history = model.fit(iris.x, iris.y, optimizer="adam:lr=0.01", epochs=20, batch=16, frozen=["v_0.*", "v_2.weight"])
+    assert history.train_loss[-1] < history.train_loss[0]
+    for name in ("v_0.weight", "v_0.bias", "v_2.weight"):
+        assert same_bits(model.params[name], original.params[name]), name
+    for name in ("v_2.bias", "v_4.weight", "v_4.bias"):
+        assert not same_bits(model.params[name], original.params[name]), name
+    with pytest.raises(og.GraphError, match=r"^fit: cannot freeze 'v_9.\*': no parameter starts with 'v_9.'$"):
+        model.fit(iris.x, iris.y, epochs=1, frozen=["v_9.*"])
+    ckpt = tmp_path / "frozen.ckpt"
+    tr = subprocess.run([BINARY, "train", str(torch_models / "mlp.onnx"), "--data", "iris:standardize=true", "--epochs",
+                         "5", "--freeze", "v_0.*", "--save", str(ckpt), "--quiet"], capture_output=True, text=True)
+    assert tr.returncode == 0, tr.stderr
+    saved = og.load(ckpt)
+    assert saved.meta["frozen"] == "v_0.*"
+    assert same_bits(saved.params["v_0.weight"], original.params["v_0.weight"])
+    assert not same_bits(saved.params["v_4.weight"], original.params["v_4.weight"])

@@ -116,17 +116,18 @@ class Model:
 
     # ---- training --------------------------------------------------------------------
     def fit(self, x, y=None, optimizer="adam:lr=1e-3", epochs=10, batch=0, shuffle=True, seed=None,
-            validation=None, callback=None, target_loss=0.0, verbose=False):
+            validation=None, callback=None, target_loss=0.0, verbose=False, frozen=()):
         """Trains on samples `x` (an array [n, ...], or a dict {input name: array} for
         several inputs) with labels `y` ([n] class indices, or [n, k] targets; None for a
         label-free loss). `optimizer` is a spec ("adam:lr=1e-3") or an og.Optimizer (whose
         state carries over). batch 0 is full-batch gradient descent. `validation` is a
         tuple (x, y). `callback(epoch)` gets each epoch's figures as a dict and stops
-        training by returning False. Ctrl-C stops between two steps (KeyboardInterrupt),
+        training by returning False. `frozen` names parameters the optimizer leaves as they
+        are (a name ending in '*' is a prefix: "conv1.*"). Ctrl-C stops between two steps (KeyboardInterrupt),
         the model keeping the parameters of the last step. The same seed gives the same
         parameters, bit for bit, as `opgraph train` and the C++ fit(). Returns a History."""
         raw = self._m.fit(x, y, optimizer, int(epochs), int(batch), bool(shuffle), seed, validation, callback,
-                          float(target_loss), int(bool(verbose)))
+                          float(target_loss), int(bool(verbose)), [str(f) for f in frozen])
         return History(raw)
 
     def evaluate(self, x, y=None, batch=0):
