@@ -130,7 +130,8 @@ struct Importer {
   }
 
   [[noreturn]] void fail_node(const onnx::NodeProto& n, const std::string& what) const {
-    bad(file, fmt::format("node '{}' ({}{}, opset {}): {}", n.name().empty() ? n.output(0) : n.name(), n.op_type(),
+    const std::string name = !n.name().empty() ? n.name() : n.output_size() > 0 ? n.output(0) : std::string("?");
+    bad(file, fmt::format("node '{}' ({}{}, opset {}): {}", name, n.op_type(),
                           n.domain().empty() ? "" : " in domain " + n.domain(), opset, what));
   }
 
@@ -356,6 +357,7 @@ void Importer::convert(const onnx::NodeProto& n) {
     only(n, {"epsilon", "momentum", "training_mode"});
     if (attr_int(n, "training_mode", 0) != 0) fail_node(n, "training_mode=1 is not supported (export in eval mode)");
     if (n.output_size() > 1) fail_node(n, "the running-statistics outputs are not supported (export in eval mode)");
+    if (n.input_size() < 5) fail_node(n, fmt::format("expects 5 inputs (X, scale, B, mean, var), got {}", n.input_size()));
     const Tensor* mean = constant(n.input(3));
     const Tensor* var = constant(n.input(4));
     if (!mean || !var) fail_node(n, "the running mean and variance must be initializers");
@@ -498,6 +500,8 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
     const onnx::NodeProto& n = g.node(static_cast<int>(*it));
     if (!n.domain().empty() && n.domain() != "ai.onnx")
       im.fail_node(n, "operators of other domains are not supported");
+    // Every converter writes output 0 (and reads inputs through checked accessors).
+    if (n.output_size() < 1 || n.output(0).empty()) im.fail_node(n, "the node has no output");
     if (n.op_type() == "Constant") {
       const auto* v = im.attr(n, "value");
       if (!v || !v->has_t()) im.fail_node(n, "only 'value' constants (a tensor) are supported");
@@ -520,6 +524,7 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
   // scores [N, C] take softmax cross-entropy, probabilities (a Softmax output) cross-entropy.
   OnnxModel result;
   const Node& head = im.graph.node(outputs.front());
+  if (im.graph.inputs().empty()) bad(file, "the graph has no input (every value is an initializer)");
   result.file.input = im.graph.node(im.graph.inputs().front()).name;
   if (head.shape.rank() == 2 && head.shape[0] == N) {
     const std::string labels = im.fresh("y");
