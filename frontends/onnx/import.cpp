@@ -523,13 +523,15 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
   // A labels input and a loss on the first output, so that it trains and evaluates: class
   // scores [N, C] take softmax cross-entropy, probabilities (a Softmax output) cross-entropy.
   OnnxModel result;
-  const Node& head = im.graph.node(outputs.front());
   if (im.graph.inputs().empty()) bad(file, "the graph has no input (every value is an initializer)");
   result.file.input = im.graph.node(im.graph.inputs().front()).name;
-  if (head.shape.rank() == 2 && head.shape[0] == N) {
+  // Copies, not references: adding nodes below moves the graph's node storage.
+  const Shape head_shape = im.graph.node(outputs.front()).shape;
+  const Node& head_node = im.graph.node(outputs.front());
+  const bool probs = head_node.kind == NodeKind::op && head_node.op->name == "softmax";
+  if (head_shape.rank() == 2 && head_shape[0] == N) {
     const std::string labels = im.fresh("y");
     const NodeId y = im.graph.add_input(labels, {N}, file);
-    const bool probs = head.kind == NodeKind::op && head.op->name == "softmax";
     const NodeId loss = im.graph.add_op(probs ? "cross_entropy" : "softmax_cross_entropy", {outputs.front(), y}, {},
                                         im.fresh("xent"), file);
     im.graph.set_loss(loss);
