@@ -242,6 +242,19 @@ bool needs_labels(const PyModel& m) {
 
 struct StopTraining {};
 
+}  // namespace
+
+py::dict gradcheck_dict(const GradCheckResult& r) {
+  py::dict d;
+  d["config"] = r.config;
+  d["max_error"] = r.max_error;
+  d["passed"] = r.passed;
+  d["failure"] = r.failure;
+  return d;
+}
+
+namespace {
+
 py::dict report_dict(const EpochReport& e) {
   py::dict d;
   d["epoch"] = e.epoch;
@@ -602,12 +615,7 @@ void bind_model(py::module_& m) {
                py::gil_scoped_release release;
                r = check_graph_gradients(pm.model.graph, p64, in, batch, o);
              }
-             py::dict d;
-             d["max_error"] = r.max_error;
-             d["passed"] = r.passed;
-             d["failure"] = r.failure;
-             d["config"] = r.config;
-             return d;
+             return gradcheck_dict(r);
            });
 
   m.def(

@@ -125,14 +125,7 @@ PYBIND11_MODULE(_opgraph, m) {
           results = check_op_gradients(op, o);
         }
         py::list out;
-        for (const auto& r : results) {
-          py::dict d;
-          d["config"] = r.config;
-          d["max_error"] = r.max_error;
-          d["passed"] = r.passed;
-          d["failure"] = r.failure;
-          out.append(d);
-        }
+        for (const auto& r : results) out.append(gradcheck_dict(r));
         return out;
       },
       py::arg("op"), py::arg("seed"), py::arg("tolerance"), py::arg("sizes"));

@@ -52,3 +52,15 @@ def same_bits(a, b):
 
 def python():
     return sys.executable
+
+
+def xor_graph():
+    """The 2-2-1 sigmoid XOR network of examples/xor_plan.cpp: inputs x [N,2], y [N,1]."""
+    import opgraph as og
+    g = og.Graph()
+    x = g.input("x", ("N", 2))
+    y = g.input("y", ("N", 1))
+    h = og.nn.logistic(og.nn.dense(x, 2, "hidden"))
+    p = og.nn.logistic(og.nn.dense(h, 1, "out")).named("p")
+    g.set_loss(og.nn.binary_cross_entropy(p, y).named("loss"))
+    return g

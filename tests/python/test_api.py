@@ -3,16 +3,7 @@ import numpy as np
 import pytest
 
 import opgraph as og
-
-
-def xor_graph():
-    g = og.Graph()
-    x = g.input("x", ("N", 2))
-    y = g.input("y", ("N", 1))
-    h = og.nn.logistic(og.nn.dense(x, 2, "hidden"))
-    p = og.nn.logistic(og.nn.dense(h, 1, "out")).named("p")
-    g.set_loss(og.nn.binary_cross_entropy(p, y).named("loss"))
-    return g
+from conftest import xor_graph
 
 
 def test_ops_are_listed_with_their_contract():

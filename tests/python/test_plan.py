@@ -5,17 +5,11 @@ import numpy as np
 import pytest
 
 import opgraph as og
-from conftest import EXAMPLES, run_json
+from conftest import EXAMPLES, run_json, xor_graph
 
 
 def xor_model(dtype=None):
-    g = og.Graph()
-    x = g.input("x", ("N", 2))
-    y = g.input("y", ("N", 1))
-    h = og.nn.logistic(og.nn.dense(x, 2, "hidden"))
-    p = og.nn.logistic(og.nn.dense(h, 1, "out")).named("p")
-    g.set_loss(og.nn.binary_cross_entropy(p, y).named("loss"))
-    return og.Model(g, seed=0, dtype=dtype)
+    return og.Model(xor_graph(), seed=0, dtype=dtype)
 
 
 X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
