@@ -115,8 +115,14 @@ std::string encode_checkpoint(const Checkpoint& c) {
   Writer w;
   w.bytes(kMagic, sizeof kMagic);
   w.put<std::uint32_t>(kCheckpointVersion);
-  w.put<std::uint32_t>(5);  // sections
+  // The section count is patched in once every section is written: a hand-written
+  // count once said 5 while a model with state wrote 6, and the last (the data
+  // statistics) was never read back.
+  const std::size_t count_at = w.str().size();
+  w.put<std::uint32_t>(0);
+  std::uint32_t sections = 0;
   auto section = [&](Section kind, const std::string& payload) {
+    ++sections;
     w.put<std::uint32_t>(kind);
     w.put<std::uint64_t>(payload.size());
     w.bytes(payload.data(), payload.size());
@@ -153,6 +159,7 @@ std::string encode_checkpoint(const Checkpoint& c) {
   Writer extra;
   extra.tensors(c.extra);
   section(kExtra, extra.str());
+  std::memcpy(w.str().data() + count_at, &sections, sizeof sections);
   const auto crc = static_cast<std::uint32_t>(
       crc32(0L, reinterpret_cast<const Bytef*>(w.str().data()), static_cast<uInt>(w.str().size())));
   w.put<std::uint32_t>(crc);
@@ -187,7 +194,10 @@ Checkpoint decode_checkpoint(std::string_view bytes, const std::string& name) {
   const auto sections = s.get<std::uint32_t>();
   Checkpoint c;
   bool has_params = false;
-  for (std::uint32_t i = 0; i < sections; ++i) {
+  // Sections past the count are read too: before 2026-11-30 a checkpoint with state
+  // (running statistics) said 5 sections and wrote 6, and its last one (the data
+  // statistics) must not be dropped. The checksum has already vouched for those bytes.
+  for (std::uint32_t i = 0; i < sections || s.pos() < body.size(); ++i) {
     const auto kind = s.get<std::uint32_t>();
     const auto length = s.get<std::uint64_t>();
     s.need(length);

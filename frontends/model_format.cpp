@@ -208,7 +208,7 @@ inline constexpr int kMaxIncludeDepth = 16;
 class Parser {
  public:
   Parser(std::vector<Token> tokens, const std::string& file, std::shared_ptr<Sources> sources = nullptr)
-      : t_(std::move(tokens)), file_(file), sources_(sources ? std::move(sources) : std::make_shared<Sources>()) {
+      : t_(std::move(tokens)), sources_(sources ? std::move(sources) : std::make_shared<Sources>()) {
     if (sources_->names.empty()) {
       sources_->names.push_back(file);
       std::error_code ec;  // the model itself, when it is a file: including it back is a cycle
@@ -564,7 +564,6 @@ class Parser {
   std::vector<Token> t_;
   std::size_t pos_ = 0;
   int open_ = 0;  // parentheses and calls open at this point
-  const std::string& file_;
   std::shared_ptr<Sources> sources_;
 };
 

@@ -10,6 +10,7 @@
 
 #include <opgraph/datasets/read_file.hpp>
 #include <opgraph/frontends/checkpoint.hpp>
+#include <opgraph/frontends/files.hpp>
 #include <opgraph/graph/registry.hpp>
 
 #include "cli_util.hpp"
@@ -150,6 +151,30 @@ TEST_CASE("cli: train prints JSON, writes metrics, plots and checkpoints, eval a
   const Run x = run("export " + model + " --load m.ckpt --npy npy", dir.path());
   CHECK(x.status == 0);
   CHECK(read_file(dir.file("npy/hidden.W.npy")).substr(1, 5) == "NUMPY");
+}
+
+TEST_CASE("cli: a model with batch norm keeps the data statistics in its checkpoint; eval scores what train scored") {
+  // Before the fix, a checkpoint with running statistics dropped its last section (the
+  // standardisation train applied), and eval read raw features: a silently wrong score.
+  test::ScratchDir dir("cli-bn-ckpt");
+  write_file_atomic(dir.file("bn.og"),
+                    "input x [N, 4]\nlabels y [N]\n"
+                    "param W [4, 8] xavier\nparam gamma [8] constant(1)\nparam beta [8] zeros\n"
+                    "h = relu(batch_norm(matmul(x, W), gamma, beta))\n"
+                    "param V [8, 3] xavier\nparam c [3] zeros\n"
+                    "loss xent = softmax_cross_entropy(bias_add(matmul(h, V), c), y)\n");
+  const std::string data = " --data iris:test=0.3,standardize=true,seed=1";
+  const Run t = run("train bn.og" + data + " --optim adam:lr=0.05 --batch 16 --epochs 30 --json --save bn.ckpt",
+                    dir.path());
+  REQUIRE(t.status == 0);
+  const double trained = json_of(t.out)["test_accuracy"].number;
+  CHECK(trained >= 0.9);
+  const Checkpoint c = load_checkpoint(dir.file("bn.ckpt"));
+  REQUIRE(c.extra.size() == 2);
+  CHECK(c.extra[1].first == "data.std");
+  const Run e = run("eval bn.og --load bn.ckpt --json", dir.path());
+  REQUIRE(e.status == 0);
+  CHECK(json_of(e.out)["accuracy"].number == trained);
 }
 
 TEST_CASE("cli: progress is one plain line per epoch off a terminal, nothing with --quiet") {

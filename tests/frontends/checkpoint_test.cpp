@@ -56,6 +56,35 @@ TEST_CASE("checkpoint: everything saved comes back bit for bit") {
   CHECK(d.extra[0].second.bitwise_equal(c.extra[0].second));
 }
 
+TEST_CASE("checkpoint: a model with state (running statistics) keeps every section, the data statistics too") {
+  // The section count once said 5 whatever was written: with a state section the sixth
+  // (the data statistics --normalize saves) was never read back (found by fuzz_checkpoint).
+  Checkpoint c = sample();
+  c.params.set_state("bn.mean", Tensor::from({2}, {0.25, -0.5}));
+  c.extra.emplace_back("data.std", Tensor::from({2}, {2.0, 4.0}, DType::f64));
+  const Checkpoint d = decode_checkpoint(encode_checkpoint(c), "ckpt");
+  CHECK(d.params.names() == c.params.names());
+  CHECK_FALSE(d.params.trainable("bn.mean"));
+  CHECK(d.params.at("bn.mean").bitwise_equal(c.params.at("bn.mean")));
+  REQUIRE(d.optimizer_state.size() == 1);
+  REQUIRE(d.extra.size() == 2);
+  CHECK(d.extra[0].first == "data.mean");
+  CHECK(d.extra[1].first == "data.std");
+  CHECK(d.extra[1].second.bitwise_equal(c.extra[1].second));
+  CHECK(encode_checkpoint(d) == encode_checkpoint(c));
+
+  // A file from before the fix: count 5, six sections. The sixth is read all the same.
+  std::string legacy = encode_checkpoint(c);
+  const std::uint32_t five = 5;
+  std::memcpy(legacy.data() + 12, &five, 4);
+  const auto crc = static_cast<std::uint32_t>(
+      crc32(0L, reinterpret_cast<const Bytef*>(legacy.data()), static_cast<uInt>(legacy.size() - 4)));
+  std::memcpy(legacy.data() + legacy.size() - 4, &crc, 4);
+  const Checkpoint old = decode_checkpoint(legacy, "old.ckpt");
+  REQUIRE(old.extra.size() == 2);
+  CHECK(old.extra[1].second.bitwise_equal(c.extra[1].second));
+}
+
 TEST_CASE("checkpoint: tensors of megabytes come back bit for bit, f32 and f64") {
   test::ScratchDir dir("ckpt-large");
   Checkpoint c = sample();
