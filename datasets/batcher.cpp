@@ -31,6 +31,14 @@ void Batcher::start_epoch(std::int64_t epoch) {
 Batcher::Batch Batcher::batch(std::int64_t b) {
   const std::int64_t rows = rows_in(b);
   if (!shuffle_ && rows == size_ && !augment_.any()) return {data_.features, data_.labels, rows};
+  return part(b, 0, rows);
+}
+
+Batcher::Batch Batcher::part(std::int64_t b, std::int64_t first, std::int64_t rows) {
+  if (b < 0 || b >= batches() || first < 0 || rows < 1 || first + rows > rows_in(b))
+    throw DataError(data_.name, fmt::format("rows [{}, {}) are not in batch {} of {} ({} rows)", first, first + rows, b,
+                                            batches(), b >= 0 && b < batches() ? rows_in(b) : 0));
+  const std::int64_t at = b * batch_ + first;  // position of the first row in the epoch's order
   auto& [features, labels] = buffers_[rows];
   if (!features.defined() || features.numel() == 0) {
     std::vector<std::int64_t> fd = data_.features.shape().dims(), ld = data_.labels.shape().dims();
@@ -45,13 +53,13 @@ Batcher::Batch Batcher::batch(std::int64_t b) {
   const auto* fs = static_cast<const std::byte*>(data_.features.raw());
   const auto* ls = static_cast<const std::byte*>(data_.labels.raw());
   for (std::int64_t i = 0; i < rows; ++i) {
-    const auto r = static_cast<std::size_t>(order_[static_cast<std::size_t>(b * batch_ + i)]);
+    const auto r = static_cast<std::size_t>(order_[static_cast<std::size_t>(at + i)]);
     std::memcpy(fd + static_cast<std::size_t>(i) * frow, fs + r * frow, frow);
     std::memcpy(ld + static_cast<std::size_t>(i) * lrow, ls + r * lrow, lrow);
   }
   if (augment_.any()) {
-    if (features.dtype() == DType::f32) augment_rows<float>(features, b);
-    else augment_rows<double>(features, b);
+    if (features.dtype() == DType::f32) augment_rows<float>(features, at);
+    else augment_rows<double>(features, at);
   }
   return {features, labels, rows};
 }
@@ -66,7 +74,7 @@ void Batcher::set_augment(const Augment& augment) {
 }
 
 template <class T>
-void Batcher::augment_rows(Tensor& features, std::int64_t b) const {
+void Batcher::augment_rows(Tensor& features, std::int64_t at) const {
   const Shape& s = data_.sample_shape;
   const std::int64_t h = s[s.rank() - 2], w = s[s.rank() - 1], planes = s.rank() == 3 ? s[0] : 1;
   const std::int64_t rows = features.shape()[0], per = planes * h * w;
@@ -74,7 +82,7 @@ void Batcher::augment_rows(Tensor& features, std::int64_t b) const {
   T* data = features.data<T>();
   for (std::int64_t i = 0; i < rows; ++i) {
     // Keyed by epoch and dataset row: the same change whatever batch the row lands in.
-    const auto row = static_cast<std::uint64_t>(order_[static_cast<std::size_t>(b * batch_ + i)]);
+    const auto row = static_cast<std::uint64_t>(order_[static_cast<std::size_t>(at + i)]);
     Rng rng(seed_ ^ 0xa0761d6478bd642fULL ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(epoch_ + 1)) ^
             (0xe7037ed1a0b428dbULL * (row + 1)));
     const std::int64_t span = 2 * augment_.shift + 1;

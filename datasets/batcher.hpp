@@ -44,12 +44,15 @@ class Batcher {
   /// Batch b of the current epoch. The tensors are reused by later calls with the same
   /// row count; a full batch in file order is the dataset itself, not a copy.
   Batch batch(std::int64_t b);
+  /// Rows [first, first + count) of batch b, in their own buffers (a data-parallel
+  /// process gathers only its shards of each batch).
+  Batch part(std::int64_t b, std::int64_t first, std::int64_t count);
   /// Augments every later batch. Throws DataError when the samples are not images.
   void set_augment(const Augment& augment);
 
  private:
   template <class T>
-  void augment_rows(Tensor& features, std::int64_t b) const;
+  void augment_rows(Tensor& features, std::int64_t at) const;
 
   const Dataset& data_;
   std::int64_t size_, batch_;

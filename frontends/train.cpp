@@ -74,6 +74,19 @@ std::string step_name(int epoch, std::int64_t b, std::int64_t batches) {
 
 }  // namespace
 
+struct Trainer::Parallel {
+  Parallel(Communicator& comm, const ExchangeOptions& options) : exchange(comm, options) {}
+  GradientExchange exchange;
+  int shard = -1;                              // the shard whose backward pass runs
+  double weight = 0.0;                         // its share of the batch's rows
+  const std::vector<ParamSlot>* slots = nullptr;  // its plan's parameters
+  std::vector<Tensor*> state;                  // running statistics and other op state
+  std::vector<Tensor> state_start;             // their values when the step began
+  std::vector<std::int64_t> sizes;             // per exchanged value
+  std::vector<Tensor*> outputs;
+  std::vector<double> metrics;                 // per shard: loss x rows, right, counted
+};
+
 struct Trainer::Compiled {
   Plan plan;
   std::vector<ParamSlot> params;     // cached: no allocation per step
@@ -242,6 +255,11 @@ Trainer::Compiled& Trainer::compiled(std::int64_t rows, bool training) {
       po.keep_all = true;
       po.keep_grads = true;
     }
+    if (training && plans_hooked_)
+      po.on_gradient = [this](std::size_t p) {
+        if (parallel_ && parallel_->shard >= 0)
+          parallel_->exchange.put(parallel_->shard, p, (*parallel_->slots)[p].grad, parallel_->weight);
+      };
     slot = std::make_unique<Compiled>(Compiled{Plan(model_.graph, model_.params, po), {}, {}, {}, {}});
     if (head_.exists) slot->head_name = model_.graph.node(head_.node).name;
     if (training) slot->params = slot->plan.parameters();
@@ -446,6 +464,25 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
     seed_ = options.seed;
     plans_.clear();
   }
+  if (options.communicator) {
+    if (stats_on_)
+      throw GraphError("fit", "per-node statistics are not collected in a data-parallel run (each process sees "
+                              "only its shards)");
+    if (!plans_hooked_) {  // data-parallel plans report each final gradient to the exchange
+      plans_.clear();
+      plans_hooked_ = true;
+    }
+    parallel_ = std::make_unique<Parallel>(*options.communicator, options.exchange);
+    for (auto& [name, t] : model_.params)
+      if (!model_.params.trainable(name)) {
+        parallel_->state.push_back(&t);
+        parallel_->state_start.push_back(t.clone());
+      }
+  }
+  struct EndParallel {
+    std::unique_ptr<Parallel>& p;
+    ~EndParallel() { p.reset(); }
+  } end_parallel{parallel_};
   const DType dtype = model_.params.dtype();
   const Dataset train = train_in.features.dtype() == dtype ? train_in : train_in.to(dtype);
   Batcher batcher(train, options.batch, options.shuffle, options.seed);
@@ -464,38 +501,32 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
     std::int64_t correct = 0, seen = 0, tokens = 0;
     if (stats_on_) stat_acc_.assign(model_.graph.size(), {});
     for (std::int64_t b = 0; b < batches; ++b) {
-      const auto batch = batcher.batch(b);
-      Compiled& c = compiled(batch.rows, true);
-      bind(c, batch.features, batch.labels);
       // The global step keys the random streams: the same dropout masks after a resume.
-      c.plan.set_step(static_cast<std::int64_t>(epoch) * batches + b);
-      try {
-        c.plan.forward();
-      } catch (const NumericError& e) {
-        throw blame(e, optimizer, step_name(epoch, b, batches));
+      const std::int64_t step = static_cast<std::int64_t>(epoch) * batches + b;
+      Compiled* cp = nullptr;
+      if (parallel_) {
+        cp = &parallel_step(batcher, b, step, optimizer, step_name(epoch, b, batches), loss_sum, correct, tokens);
+        seen += batcher.rows_in(b);
+      } else {
+        const auto batch = batcher.batch(b);
+        cp = &compiled(batch.rows, true);
+        bind(*cp, batch.features, batch.labels);
+        cp->plan.set_step(step);
+        try {
+          cp->plan.forward();
+        } catch (const NumericError& e) {
+          throw blame(e, optimizer, step_name(epoch, b, batches));
+        }
+        loss_sum += cp->plan.loss() * static_cast<double>(batch.rows);
+        if (accuracy) count_correct(*cp, batch.labels, batch.rows, correct, tokens);
+        seen += batch.rows;
+        try {
+          cp->plan.backward();
+        } catch (const NumericError& e) {
+          throw blame(e, optimizer, step_name(epoch, b, batches));
+        }
       }
-      const double loss = c.plan.loss();
-      loss_sum += loss * static_cast<double>(batch.rows);
-      if (accuracy) {
-        const Tensor out = c.plan.value(c.head_name);
-        const std::int64_t per = batch.labels.numel() / std::max<std::int64_t>(batch.rows, 1);
-        auto count = [&](const auto* values) {
-          for (std::int64_t i = 0; i < batch.rows * per; ++i) {
-            const auto t = static_cast<std::int64_t>(batch.labels.at(i));
-            if (t < 0) continue;  // an ignored position (padding)
-            correct += predicted(values + i * head_.outputs, head_) == t;
-            ++tokens;
-          }
-        };
-        if (dtype == DType::f32) count(out.data<float>());
-        else count(out.data<double>());
-      }
-      seen += batch.rows;
-      try {
-        c.plan.backward();
-      } catch (const NumericError& e) {
-        throw blame(e, optimizer, step_name(epoch, b, batches));
-      }
+      Compiled& c = *cp;
       if (stats_on_) collect_stats(c, epoch);
       optimizer.set_time(static_cast<double>(epoch) + static_cast<double>(b + 1) / static_cast<double>(batches));
       if (detect_anomaly_) {
@@ -567,6 +598,94 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
     }
   }
   return history;
+}
+
+void Trainer::count_correct(const Compiled& c, const Tensor& labels, std::int64_t rows, std::int64_t& correct,
+                            std::int64_t& tokens) const {
+  const Tensor out = c.plan.value(c.head_name);
+  const std::int64_t per = labels.numel() / std::max<std::int64_t>(rows, 1);
+  auto count = [&](const auto* values) {
+    for (std::int64_t i = 0; i < rows * per; ++i) {
+      const auto t = static_cast<std::int64_t>(labels.at(i));
+      if (t < 0) continue;  // an ignored position (padding)
+      correct += predicted(values + i * head_.outputs, head_) == t;
+      ++tokens;
+    }
+  };
+  if (out.dtype() == DType::f32) count(out.data<float>());
+  else count(out.data<double>());
+}
+
+Trainer::Compiled& Trainer::parallel_step(Batcher& batcher, std::int64_t b, std::int64_t step,
+                                          const Optimizer& optimizer, const std::string& name, double& loss_sum,
+                                          std::int64_t& correct, std::int64_t& tokens) {
+  Parallel& p = *parallel_;
+  GradientExchange& ex = p.exchange;
+  const int shards = ex.options().shards;
+  const std::int64_t rows = batcher.rows_in(b);
+  // The plan whose slots receive the summed gradients (one every process compiles).
+  Compiled& out = compiled((rows + shards - 1) / shards, true);
+  if (p.sizes.empty()) {
+    for (const ParamSlot& slot : out.params) p.sizes.push_back(slot.grad.numel());
+    for (const Tensor* t : p.state) p.sizes.push_back(t->numel());
+  }
+  p.outputs.clear();
+  for (ParamSlot& slot : out.params) p.outputs.push_back(&slot.grad);
+  for (Tensor* t : p.state) p.outputs.push_back(t);
+  ex.begin(p.sizes, model_.params.dtype());
+  for (std::size_t i = 0; i < p.state.size(); ++i) p.state_start[i].copy_from(*p.state[i]);
+  p.metrics.assign(static_cast<std::size_t>(shards) * 3, 0.0);
+  const bool accuracy = measures_accuracy();
+  const std::size_t grads = out.params.size();
+  for (int s = ex.first_shard(); s < ex.end_shard(); ++s) {
+    const auto [first, count] = shard_rows(rows, s, shards);
+    if (count == 0) {
+      ex.skip(s);
+      continue;
+    }
+    // Every shard starts from the step's state; the exchange averages what each left.
+    if (s > ex.first_shard())
+      for (std::size_t i = 0; i < p.state.size(); ++i) p.state[i]->copy_from(p.state_start[i]);
+    const auto part = batcher.part(b, first, count);
+    Compiled& c = compiled(count, true);
+    bind(c, part.features, part.labels);
+    c.plan.set_step(step);
+    c.plan.set_sample_offset(first);
+    try {
+      c.plan.forward();
+    } catch (const NumericError& e) {
+      throw blame(e, optimizer, name);
+    }
+    const double weight = static_cast<double>(count) / static_cast<double>(rows);
+    double* m = &p.metrics[static_cast<std::size_t>(s) * 3];
+    m[0] = c.plan.loss() * static_cast<double>(count);
+    if (accuracy) {
+      std::int64_t right = 0, counted = 0;
+      count_correct(c, part.labels, count, right, counted);
+      m[1] = static_cast<double>(right);
+      m[2] = static_cast<double>(counted);
+    }
+    for (std::size_t i = 0; i < p.state.size(); ++i) ex.put(s, grads + i, *p.state[i], weight);
+    p.shard = s;
+    p.weight = weight;
+    p.slots = &c.params;
+    try {
+      c.plan.backward();  // each final gradient goes to the exchange (on_gradient)
+    } catch (const NumericError& e) {
+      p.shard = -1;
+      throw blame(e, optimizer, name);
+    }
+    p.shard = -1;
+  }
+  ex.finish(p.outputs);
+  ex.gather_rows(p.metrics);
+  for (int s = 0; s < shards; ++s) {
+    const double* m = &p.metrics[static_cast<std::size_t>(s) * 3];
+    loss_sum += m[0];
+    correct += static_cast<std::int64_t>(m[1]);
+    tokens += static_cast<std::int64_t>(m[2]);
+  }
+  return out;
 }
 
 Evaluation Trainer::evaluate(const Dataset& data_in, std::int64_t batch) {

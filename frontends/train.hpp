@@ -13,6 +13,8 @@
 #include <opgraph/datasets/dataset.hpp>
 #include <opgraph/graph/graph.hpp>
 #include <opgraph/graph/plan.hpp>
+#include <opgraph/optim/communicator.hpp>
+#include <opgraph/optim/exchange.hpp>
 #include <opgraph/optim/optimizer.hpp>
 
 namespace opgraph {
@@ -94,6 +96,13 @@ struct TrainOptions {
   /// imported model): names, or prefixes ending in '*' ("conv1.*"). Their gradients are
   /// still computed; a name that matches no parameter is an error.
   std::vector<std::string> frozen = {};
+  /// Data-parallel training (docs/distributed.md): every process of `communicator` calls
+  /// fit with the same model, data and options; each computes its block of the
+  /// `exchange.shards` shards of every batch, and every process applies the same update.
+  /// The result depends on the shard count, never on the process count or threads. Null:
+  /// this process alone, one shard.
+  Communicator* communicator = nullptr;
+  ExchangeOptions exchange = {};
   std::function<void(const EpochReport&)> on_epoch = {};
   std::function<void(const StepReport&)> on_step = {};
 };
@@ -180,6 +189,15 @@ class Trainer {
     std::int64_t first, count;
   };
   Compiled& compiled(std::int64_t rows, bool training);
+  struct Parallel;
+  /// One data-parallel step: this process's shards of batch b forward and backward, the
+  /// exchange, and the batch's loss and counts over every shard. Returns the plan whose
+  /// parameter slots hold the summed gradients.
+  Compiled& parallel_step(Batcher& batcher, std::int64_t b, std::int64_t step, const Optimizer& optimizer,
+                          const std::string& name, double& loss_sum, std::int64_t& correct, std::int64_t& tokens);
+  /// Adds the batch's right predictions and counted positions (labels >= 0) to the tallies.
+  void count_correct(const Compiled& c, const Tensor& labels, std::int64_t rows, std::int64_t& correct,
+                     std::int64_t& tokens) const;
   void bind(Compiled& c, const Tensor& features, const Tensor& labels);
   std::vector<ResolvedFeed> resolve_feeds(std::int64_t width) const;
   void collect_stats(Compiled& c, int epoch);
@@ -205,6 +223,8 @@ class Trainer {
   std::size_t memory_limit_ = 0;
   std::uint64_t seed_ = 0;
   std::map<std::pair<std::int64_t, bool>, std::unique_ptr<Compiled>> plans_;
+  bool plans_hooked_ = false;             // the cached plans report final gradients (on_gradient)
+  std::unique_ptr<Parallel> parallel_;    // during a data-parallel fit
   std::unique_ptr<Graph> predict_graph_;
   std::vector<Tensor> before_;          // parameters before the last update (detect_anomaly)
   std::vector<ParamSlot> last_params_;  // what the last update changed

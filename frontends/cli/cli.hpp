@@ -96,6 +96,14 @@ void print_notes(const std::vector<std::string>& notes, bool quiet);
 /// Random samples of the model's input shape with valid labels, for timing runs.
 Dataset random_data(const Model& model, const Trainer& trainer, std::int64_t rows);
 
+/// The communicator of a data-parallel run, opened once per process (under mpirun or with
+/// --distributed: MPI; else one process). It lives until the process ends, so that an
+/// error on one rank, caught in run(), can still end every rank (Communicator::abort)
+/// instead of leaving the others waiting.
+Communicator& open_distributed(bool mpi);
+/// The open communicator, or null.
+Communicator* distributed();
+
 /// Ops of the plugins loaded with --plugin, in load order.
 std::vector<std::string>& plugin_ops();
 

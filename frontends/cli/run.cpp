@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <exception>
 #include <new>
 #include <string>
@@ -125,6 +126,34 @@ std::vector<std::string>& plugin_ops() {
   return ops;
 }
 
+namespace {
+std::unique_ptr<Communicator>& distributed_slot() {
+  static std::unique_ptr<Communicator> comm;
+  return comm;
+}
+
+/// Prints an error and returns its exit status; in a run of several processes, names the
+/// rank and ends every process (the others would wait for this one forever).
+int failed(int status, const std::string& line) {
+  Communicator* comm = distributed();
+  if (comm && comm->size() > 1) {
+    std::fprintf(stderr, "%s (rank %d of %d: ending every process)\n", line.c_str(), comm->rank(), comm->size());
+    std::fflush(stderr);
+    comm->abort(status);
+  }
+  std::fprintf(stderr, "%s\n", line.c_str());
+  return status;
+}
+}  // namespace
+
+Communicator& open_distributed(bool mpi) {
+  auto& comm = distributed_slot();
+  if (!comm) comm = mpi ? open_mpi_communicator() : make_local_communicator();
+  return *comm;
+}
+
+Communicator* distributed() { return distributed_slot().get(); }
+
 int run(int argc, char** argv) {
   if (argc < 2) {
     usage(stderr);
@@ -147,18 +176,15 @@ int run(int argc, char** argv) {
       load_plugins(c.name, argc, argv);
       return c.run(argc, argv);
     } catch (const UsageError& e) {
-      std::fprintf(stderr, "%s\n", one_line(e.what()).c_str());
-      return 2;
+      return failed(2, one_line(e.what()));
     } catch (const Error& e) {
-      std::fprintf(stderr, "opgraph %s: %s\n", c.name, one_line(e.what()).c_str());
-      return 1;
+      return failed(1, fmt::format("opgraph {}: {}", c.name, one_line(e.what())));
     } catch (const std::bad_alloc&) {
-      std::fprintf(stderr, "opgraph %s: out of memory: use less data, a smaller batch or model, or --memory-limit\n",
-                   c.name);
-      return 1;
+      return failed(1, fmt::format("opgraph {}: out of memory: use less data, a smaller batch or model, or "
+                                   "--memory-limit",
+                                   c.name));
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "opgraph %s: %s\n", c.name, one_line(e.what()).c_str());
-      return 1;
+      return failed(1, fmt::format("opgraph {}: {}", c.name, one_line(e.what())));
     }
   }
   std::vector<std::string> names;

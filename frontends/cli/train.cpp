@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -353,6 +354,15 @@ int train(int argc, char** argv) {
       {"json", "", "print the final metrics as one JSON object on stdout"},
       {"quiet", "", "print nothing but the result"},
       kDetectAnomaly,
+      {"distributed", "", "train data-parallel over MPI (automatic under mpirun or mpiexec); see docs/distributed.md"},
+      {"shards", "S", "data-parallel: split every batch into S shards (default 4, at least the process count); the "
+                      "result depends on S, never on the process count; without MPI, S shards in this process"},
+      {"allreduce", "", "data-parallel: sum gradients with MPI_Allreduce (faster; the bits then depend on the "
+                        "process count)"},
+      {"no-overlap", "", "data-parallel: exchange gradients after the backward pass, not while it runs"},
+      {"bucket-kb", "N", "data-parallel: gradients are exchanged in buckets of at least N KiB (default 1024)"},
+      {"comm-timeout", "S", "data-parallel: end the run when the other processes do not answer for S seconds "
+                            "(default 600)"},
   };
   const Args a("train", argc, argv, 2, options);
   if (a.help()) {
@@ -363,9 +373,26 @@ int train(int argc, char** argv) {
     return 0;
   }
   const std::string model_path = a.one_positional("MODEL.og");
+  // Data-parallel: every process of the run executes this same command; rank 0 alone
+  // prints and writes files.
+  const bool mpi = a.has("distributed") || !detect_mpi_launcher().empty();
+  const std::int64_t shards_given = a.integer("shards", 0, 1, 1 << 16);
+  const std::int64_t bucket_kb = a.integer("bucket-kb", 1024, 1, std::int64_t{1} << 21);
+  const double comm_timeout = a.real("comm-timeout", 600.0, 0.0);
+  Communicator* comm = mpi ? &open_distributed(true) : nullptr;
+  if (comm) comm->set_timeout(comm_timeout);
+  const int rank = comm ? comm->rank() : 0;
+  if (comm && comm->size() > 1 && !a.has("threads")) {
+    // Processes on one machine share its cores: each takes its part, not all of them.
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (!local) local = std::getenv("MPI_LOCALNRANKS");
+    const int per_machine = local ? std::max(1, std::atoi(local)) : comm->size();
+    set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / per_machine));
+  }
   set_threads(a);
   set_memory_limit_option(a);
-  const bool quiet = a.has("quiet"), as_json = a.has("json");
+  const bool speaks = rank == 0;
+  const bool quiet = a.has("quiet") || !speaks, as_json = a.has("json");
   // Numbers first: a usage error is reported before any file is read.
   const std::int64_t epochs = a.integer("epochs", 10, 1);
   const double target_loss = a.real("target-loss", 0.0, 0.0);
@@ -409,6 +436,25 @@ int train(int argc, char** argv) {
     a.fail(fmt::format("--seed {} differs from the checkpoint's seed {}: resuming needs the same data order", seed,
                        resume->seed));
   const DType dtype = parse_dtype(a.get("dtype", meta("dtype", "f32")));
+  // The shard count decides the bits of a data-parallel run: a resumed run keeps its own.
+  std::int64_t shards = shards_given;
+  if (const std::string m = meta("shards", ""); !m.empty()) {
+    const auto saved = parse_integer(m);
+    if (!saved || *saved < 1) throw DataError(a.get("resume"), fmt::format("corrupt checkpoint: shards '{}'", m));
+    if (shards_given > 0 && shards_given != *saved)
+      a.fail(fmt::format("--shards {} differs from the checkpoint's {}: resuming bit for bit needs the same shards",
+                         shards_given, *saved));
+    shards = *saved;
+  }
+  if (comm && shards == 0) shards = 4;
+  const bool allreduce = a.has("allreduce") || meta("reduce", "") == "allreduce";
+  if (shards == 0 && (a.has("allreduce") || a.has("no-overlap") || a.has("bucket-kb") || a.has("comm-timeout")))
+    a.fail("--allreduce, --no-overlap, --bucket-kb and --comm-timeout belong to a data-parallel run: run under "
+           "mpirun, or add --shards S");
+  if (shards > 0 && a.has("stats"))
+    a.fail("--stats: per-node statistics are not collected in a data-parallel run (each process sees only its "
+           "shards)");
+  Communicator* exchange = comm ? comm : shards > 0 ? &open_distributed(false) : nullptr;
   std::int64_t saved_batch = 32;
   if (const std::string b = meta("batch", ""); !b.empty()) {
     const auto parsed = parse_integer(b);
@@ -432,8 +478,9 @@ int train(int argc, char** argv) {
   if (resume && epochs == resume->epoch) {
     // Resuming a run that had in fact finished (killed after its last save, say) is not
     // an error: there is nothing left to do, and the checkpoint stays as it is.
-    std::fprintf(stderr, "opgraph train: %s has already done %lld epochs: nothing to do\n", a.get("resume").c_str(),
-                 static_cast<long long>(epochs));
+    if (speaks)
+      std::fprintf(stderr, "opgraph train: %s has already done %lld epochs: nothing to do\n", a.get("resume").c_str(),
+                   static_cast<long long>(epochs));
     return 0;
   }
 
@@ -472,10 +519,14 @@ int train(int argc, char** argv) {
     std::fprintf(stderr, "optimizer %s; batch %lld; %lld epochs%s\n", optimizer->describe().c_str(),
                  static_cast<long long>(batch), static_cast<long long>(epochs),
                  resume ? fmt::format(" (resuming after epoch {})", resume->epoch).c_str() : "");
+    if (exchange)
+      std::fprintf(stderr, "data parallel: %s, %lld shards per batch, %s%s\n", exchange->name().c_str(),
+                   static_cast<long long>(shards), allreduce ? "MPI_Allreduce" : "summed in shard order",
+                   a.has("no-overlap") ? "" : ", overlapping the backward pass");
   }
   // Parameters no gradient from the loss reaches never change: almost always a mistake
   // in the model (a branch not connected to the loss).
-  if (!as_json)
+  if (!as_json && speaks)
     for (const auto& p : file.graph.unreachable_params())
       std::fprintf(stderr, "opgraph train: warning: parameter '%s' does not reach the loss '%s': it will not train\n",
                    p.c_str(), file.graph.node(*file.graph.loss()).name.c_str());
@@ -492,11 +543,17 @@ int train(int argc, char** argv) {
   o.frozen = frozen;
   o.validation = val_set.size() > 0 ? &val_set : nullptr;
   o.on_step = [&](const StepReport& s) { progress.step(s); };
+  o.communicator = exchange;
+  o.exchange.shards = static_cast<int>(shards);
+  o.exchange.ordered = !allreduce;
+  o.exchange.overlap = !a.has("no-overlap");
+  o.exchange.bucket_bytes = static_cast<std::size_t>(bucket_kb) * 1024;
   int diverged_at = 0, last_saved = resume ? resume->epoch : 0;
   std::string diverged;  // why the first diverged epoch did
   o.on_epoch = [&](const EpochReport& e) {
     progress.epoch(e);
     history.push_back(e);
+    if (!speaks) return;  // rank 0 writes for the run
     if (a.has("metrics")) write_metrics(a.get("metrics"), history);
     // An epoch that diverged is never saved over the last good checkpoint.
     std::string why = std::isfinite(e.train_loss) ? non_finite_parameter(model.params)
@@ -525,6 +582,10 @@ int train(int argc, char** argv) {
                 {"dtype", std::string(to_string(dtype))},
                 {"graph", graph_fingerprint(file.graph)},
                 {"plugins", fmt::format("{}", fmt::join(plugins_used(file.graph), ","))}};
+      if (exchange) {
+        c.meta["shards"] = std::to_string(shards);
+        c.meta["reduce"] = allreduce ? "allreduce" : "ordered";
+      }
       if (data.standardizer) {
         const auto& m = data.standardizer->mean();
         const auto& s = data.standardizer->stddev();
@@ -547,9 +608,11 @@ int train(int argc, char** argv) {
   std::optional<Evaluation> va, te;
   if (val_set.size() > 0) va = trainer.evaluate(val_set);
   if (data.has_test()) te = trainer.evaluate(data.test);
-  if (a.has("plot")) write_plots(a.get("plot"), history, trainer, model, data.has_test() ? data.test : train_set, quiet || as_json);
+  if (a.has("plot") && speaks)
+    write_plots(a.get("plot"), history, trainer, model, data.has_test() ? data.test : train_set, quiet || as_json);
 
-  if (as_json) {
+  if (!speaks) {
+  } else if (as_json) {
     json::Object j;
     j.add("command", "train").add("model", model_path).add("data", spec).add("optimizer", optimizer->describe());
     j.add("epochs", static_cast<int>(epochs)).add("epochs_run", static_cast<int>(history.size()));
@@ -578,7 +641,8 @@ int train(int argc, char** argv) {
                                  ? fmt::format("; {} keeps epoch {}", a.get("save"), last_saved)
                                  : fmt::format("; nothing was saved to {}", a.get("save"));
     if (diverged.empty()) diverged = fmt::format("the loss is not finite ({})", tr.loss);
-    std::fprintf(stderr,
+    if (speaks)
+      std::fprintf(stderr,
                  "opgraph train: epoch %d: %s%s: lower the learning rate, or find the first NaN with --detect-anomaly\n",
                  diverged_at > 0 ? diverged_at : static_cast<int>(history.size()), diverged.c_str(), kept.c_str());
     return 1;
