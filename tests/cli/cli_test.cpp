@@ -153,7 +153,7 @@ TEST_CASE("cli: train prints JSON, writes metrics, plots and checkpoints, eval a
   CHECK(read_file(dir.file("npy/hidden.W.npy")).substr(1, 5) == "NUMPY");
 }
 
-TEST_CASE("cli: a model with batch norm keeps the data statistics in its checkpoint; eval scores what train scored") {
+TEST_CASE("cli: a model with batch norm keeps the data statistics in its checkpoint, and eval scores what train scored") {
   // Before the fix, a checkpoint with running statistics dropped its last section (the
   // standardisation train applied), and eval read raw features: a silently wrong score.
   test::ScratchDir dir("cli-bn-ckpt");
