@@ -121,6 +121,7 @@ void GradientExchange::begin(const std::vector<std::int64_t>& sizes, DType dtype
     }
   }
   missing_.assign(sizes.size(), static_cast<int>(local));
+  in_.assign(local * sizes.size(), 0);
   for (Bucket& b : buckets_) {
     b.missing = b.v1 - b.v0;
     b.stage = 0;
@@ -139,21 +140,28 @@ void GradientExchange::put(int shard, std::size_t k, const Tensor& value, double
     const T w = static_cast<T>(weight);
     for (std::int64_t i = 0; i < sizes_[k]; ++i) out[i] = in[i] * w;
   };
+  value_in(shard, k);
   if (dtype_ == DType::f32) copy(reinterpret_cast<float*>(dst), value.data<float>());
   else copy(reinterpret_cast<double*>(dst), value.data<double>());
-  value_in(k);
+  start_ready();
 }
 
 void GradientExchange::skip(int shard) {
   if (shard < first_ || shard >= end_) throw CommError("data parallel", fmt::format("shard {} is not this process's", shard));
   auto& buf = shard_buf_[static_cast<std::size_t>(shard - first_)];
+  for (std::size_t k = 0; k < sizes_.size(); ++k) value_in(shard, k);
   std::fill(buf.begin(), buf.end(), char{0});
-  for (std::size_t k = 0; k < sizes_.size(); ++k) value_in(k);
+  start_ready();
 }
 
-void GradientExchange::value_in(std::size_t k) {
-  if (missing_[k] <= 0) throw CommError("data parallel", fmt::format("value {} was put twice in one step", k));
+void GradientExchange::value_in(int shard, std::size_t k) {
+  char& in = in_[static_cast<std::size_t>(shard - first_) * sizes_.size() + k];
+  if (in) throw CommError("data parallel", fmt::format("value {} of shard {} was put twice in one step", k, shard));
+  in = 1;
   if (--missing_[k] == 0) --buckets_[bucket_of_[k]].missing;
+}
+
+void GradientExchange::start_ready() {
   if (!options_.overlap) return;
   // Buckets start in one fixed order on every process (last first: the backward pass
   // finishes the last layers first), each once it is complete: collectives must be

@@ -73,7 +73,8 @@ class GradientExchange {
   template <class T>
   void gathered(Bucket& b);
   void progress();
-  void value_in(std::size_t k);
+  void value_in(int shard, std::size_t k);
+  void start_ready();
 
   Communicator& comm_;
   ExchangeOptions options_;
@@ -84,6 +85,7 @@ class GradientExchange {
   DType dtype_ = DType::f32;
   std::vector<std::vector<char>> shard_buf_;                // per local shard: every value, weighted
   std::vector<int> missing_;                                // per value: local shards not yet put
+  std::vector<char> in_;                                    // per local shard and value: put this step
   std::vector<std::size_t> bucket_of_;                      // per value
   std::vector<Bucket> buckets_;
 };

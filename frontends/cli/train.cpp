@@ -621,6 +621,11 @@ int train(int argc, char** argv) {
     if (te) add_metrics(j, "test_", *te, data);
     if (!std::isnan(data.unigram_bits)) j.add("unigram_bits_per_char", data.unigram_bits);
     j.add("reached_target", h.reached_target).add("seconds", seconds);
+    if (exchange)
+      j.add("processes", exchange->size())
+          .add("shards", static_cast<int>(shards))
+          .add("steps", static_cast<double>(optimizer->steps()))
+          .add("bytes_sent", static_cast<double>(exchange->bytes_sent()));
     if (a.has("save")) j.add("checkpoint", a.get("save"));
     std::printf("%s\n", j.str().c_str());
   } else {

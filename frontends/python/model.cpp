@@ -269,9 +269,18 @@ py::dict report_dict(const EpochReport& e) {
   return d;
 }
 
+/// The communicator of data-parallel fits: MPI's (once per process), or one process.
+Communicator& python_communicator(bool mpi) {
+  static std::unique_ptr<Communicator> with_mpi, local;
+  auto& slot = mpi ? with_mpi : local;
+  if (!slot) slot = mpi ? open_mpi_communicator() : make_local_communicator();
+  return *slot;
+}
+
 py::dict fit(const ModelPtr& m, const py::object& x, const py::object& y, const py::object& optimizer_obj, int epochs,
              std::int64_t batch, bool shuffle, const std::optional<std::uint64_t>& seed, const py::object& validation,
-             const py::object& callback, double target_loss, int verbose, const std::vector<std::string>& frozen) {
+             const py::object& callback, double target_loss, int verbose, const std::vector<std::string>& frozen,
+             int shards, const std::optional<bool>& distributed, bool overlap, bool allreduce) {
   if (y.is_none() && needs_labels(*m))
     throw GraphError("fit", fmt::format("the loss reads labels from input '{}': pass them as y", m->model.labels));
   Samples train = samples(*m, x, needs_labels(*m) ? y : py::none(), "fit");
@@ -292,6 +301,13 @@ py::dict fit(const ModelPtr& m, const py::object& x, const py::object& y, const 
   o.target_loss = target_loss;
   o.frozen = frozen;
   o.validation = val ? &val->data : nullptr;
+  const bool mpi = distributed ? *distributed : !detect_mpi_launcher().empty();
+  if (mpi || shards > 0) {
+    o.communicator = &python_communicator(mpi);
+    o.exchange.shards = shards > 0 ? shards : 4;
+    o.exchange.overlap = overlap;
+    o.exchange.ordered = !allreduce;
+  }
   std::vector<EpochReport> reports;
   o.on_step = [](const StepReport&) {
     py::gil_scoped_acquire gil;
@@ -415,6 +431,15 @@ std::string dump(const Graph& g, const std::string& format, bool backward, std::
 }  // namespace
 
 void bind_model(py::module_& m) {
+  m.def("_distributed", [](const std::optional<bool>& distributed) {
+    const bool mpi = distributed ? *distributed : !detect_mpi_launcher().empty();
+    Communicator& c = python_communicator(mpi);
+    py::dict d;
+    d["rank"] = c.rank();
+    d["size"] = c.size();
+    d["name"] = c.name();
+    return d;
+  });
   py::class_<PyOptimizer>(m, "Optimizer",
                           "An optimizer from a spec ('sgd:lr=0.1', 'adam:lr=1e-3,schedule=cosine'; see "
                           "`opgraph train --help`). Its state carries from one fit to the next.")
@@ -521,7 +546,8 @@ void bind_model(py::module_& m) {
       .def("save", &save, py::arg("path"), py::arg("optimizer") = std::optional<PyOptimizer>())
       .def("fit", &fit, py::arg("x"), py::arg("y"), py::arg("optimizer"), py::arg("epochs"), py::arg("batch"),
            py::arg("shuffle"), py::arg("seed"), py::arg("validation"), py::arg("callback"), py::arg("target_loss"),
-           py::arg("verbose"), py::arg("frozen"))
+           py::arg("verbose"), py::arg("frozen"), py::arg("shards"), py::arg("distributed"), py::arg("overlap"),
+           py::arg("allreduce"))
       .def(
           "evaluate",
           [](const ModelPtr& pm, const py::object& x, const py::object& y, std::int64_t batch) {

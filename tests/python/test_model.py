@@ -86,6 +86,31 @@ def test_fit_is_bitwise_the_cli_fit(tmp_path):
         assert same_bits(value, saved.params[name]), name
 
 
+def test_sharded_fit_is_bitwise_the_cli_sharded_run_and_one_shard_is_plain_fit(tmp_path):
+    # The data-parallel path in one process (docs/distributed.md): shards=4 gives the bytes
+    # of `opgraph train --shards 4` (and so of mpirun -np 1..4); shards=1 those of plain fit.
+    spec = "blobs:n=400,centers=3,seed=2"
+    ckpt = tmp_path / "sharded.ckpt"
+    subprocess.run([BINARY, "train", os.path.join(MODELS, "blobs.og"), "--data", spec, "--seed", "3", "--epochs", "3",
+                    "--batch", "16", "--optim", "adam:lr=0.01", "--shards", "4", "--save", str(ckpt), "--quiet"],
+                   check=True, capture_output=True)
+    data = og.load_data(spec)
+    sharded = og.load(os.path.join(MODELS, "blobs.og"), seed=3)
+    sharded.fit(data.x, data.y, optimizer="adam:lr=0.01", epochs=3, batch=16, shards=4)
+    saved = og.load(ckpt)
+    assert saved.meta["shards"] == "4"
+    for name, value in sharded.params.items():
+        assert same_bits(value, saved.params[name]), name
+    plain = og.load(os.path.join(MODELS, "blobs.og"), seed=3)
+    plain.fit(data.x, data.y, optimizer="adam:lr=0.01", epochs=3, batch=16)
+    one = og.load(os.path.join(MODELS, "blobs.og"), seed=3)
+    one.fit(data.x, data.y, optimizer="adam:lr=0.01", epochs=3, batch=16, shards=1)
+    for name, value in plain.params.items():
+        assert same_bits(value, one.params[name]), name
+        assert np.allclose(value, sharded.params[name], rtol=1e-4, atol=1e-6), name
+    assert og.distributed() == {"rank": 0, "size": 1, "name": "one process"}
+
+
 def test_fit_is_bitwise_the_cpp_example_and_any_thread_count():
     # examples/iris.cpp's first run: all 150 flowers standardised, 4-8-3, lr 0.5, 500 epochs.
     cpp, _ = run_json([os.path.join(EXAMPLES, "iris")])

@@ -116,7 +116,8 @@ class Model:
 
     # ---- training --------------------------------------------------------------------
     def fit(self, x, y=None, optimizer="adam:lr=1e-3", epochs=10, batch=0, shuffle=True, seed=None,
-            validation=None, callback=None, target_loss=0.0, verbose=False, frozen=()):
+            validation=None, callback=None, target_loss=0.0, verbose=False, frozen=(), shards=0, distributed=None,
+            overlap=True, allreduce=False):
         """Trains on samples `x` (an array [n, ...], or a dict {input name: array} for
         several inputs) with labels `y` ([n] class indices, or [n, k] targets; None for a
         label-free loss). `optimizer` is a spec ("adam:lr=1e-3") or an og.Optimizer (whose
@@ -125,9 +126,18 @@ class Model:
         training by returning False. `frozen` names parameters the optimizer leaves as they
         are (a name ending in '*' is a prefix: "conv1.*"). Ctrl-C stops between two steps (KeyboardInterrupt),
         the model keeping the parameters of the last step. The same seed gives the same
-        parameters, bit for bit, as `opgraph train` and the C++ fit(). Returns a History."""
+        parameters, bit for bit, as `opgraph train` and the C++ fit().
+
+        Data-parallel (docs/distributed.md): under mpirun/mpiexec (or with
+        distributed=True) every process runs this same script and fit; each computes its
+        block of `shards` shards per batch (default 4), and every process ends with the same
+        parameters, bit for bit for any process count. shards > 0 without MPI runs the
+        shards in this process (the same bits). `overlap` exchanges gradients while the
+        backward pass runs; `allreduce` uses MPI_Allreduce (faster; the bits then depend on
+        the process count). Returns a History."""
         raw = self._m.fit(x, y, optimizer, int(epochs), int(batch), bool(shuffle), seed, validation, callback,
-                          float(target_loss), int(bool(verbose)), [str(f) for f in frozen])
+                          float(target_loss), int(bool(verbose)), [str(f) for f in frozen], int(shards),
+                          distributed, bool(overlap), bool(allreduce))
         return History(raw)
 
     def evaluate(self, x, y=None, batch=0):
@@ -227,6 +237,13 @@ class Model:
     def __repr__(self):
         n = sum(a.size for a in self.params.values())
         return f"<og.Model {self._m.name}: {len(self.params)} parameters ({n} values), {self.dtype}>"
+
+
+def distributed(mpi=None):
+    """This process's place in a data-parallel run, {"rank", "size", "name"}: under
+    mpirun/mpiexec (or mpi=True) it starts MPI, once per process; otherwise rank 0 of 1.
+    Every process runs the same script; print and save on rank 0 (docs/distributed.md)."""
+    return _opgraph._distributed(mpi)
 
 
 def load(path, seed=0, dtype=None):
