@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include <opgraph/graph/parallel.hpp>
+
 namespace opgraph {
 
 std::pair<std::int64_t, std::int64_t> shard_rows(std::int64_t rows, int shard, int shards) {
@@ -43,9 +45,21 @@ void tree_roots(int lo, int hi, int a, int b, std::vector<std::pair<int, int>>& 
 
 int tree_depth(int lo, int hi) { return hi - lo <= 1 ? 1 : 1 + tree_depth(lo, tree_mid(lo, hi)); }
 
+// Elementwise, in chunks that depend only on n: the same bits on any number of threads.
+constexpr std::int64_t kGrain = std::int64_t{1} << 15;
+
 template <class T>
 void add_into(T* out, const T* in, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) out[i] += in[i];
+  parallel_for(n, kGrain, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) out[i] += in[i];
+  });
+}
+
+template <class T>
+void copy_values(T* out, const T* in, std::int64_t n) {
+  parallel_for(n, kGrain, [&](std::int64_t b, std::int64_t e) {
+    std::memcpy(out + b, in + b, static_cast<std::size_t>(e - b) * sizeof(T));
+  });
 }
 
 }  // namespace
@@ -138,7 +152,9 @@ void GradientExchange::put(int shard, std::size_t k, const Tensor& value, double
   auto copy = [&](auto* out, const auto* in) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(out)>>;
     const T w = static_cast<T>(weight);
-    for (std::int64_t i = 0; i < sizes_[k]; ++i) out[i] = in[i] * w;
+    parallel_for(sizes_[k], kGrain, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) out[i] = in[i] * w;
+    });
   };
   value_in(shard, k);
   if (dtype_ == DType::f32) copy(reinterpret_cast<float*>(dst), value.data<float>());
@@ -202,19 +218,34 @@ void GradientExchange::start(Bucket& b) {
       mine.push_back(i);
       local(local, roots_[i].first, roots_[i].second);
     }
-  // Chunk q of each of this process's roots goes to process q.
-  b.send.resize(static_cast<std::size_t>(len) * mine.size() * sizeof(T));
+  if (n == 1) {  // one process: the whole tree is done, in the first shard's buffer
+    b.stage = 3;
+    return;
+  }
+  // Chunk q of each of this process's roots goes to process q. With one root (a block
+  // that is a tree node: the usual case) the chunks lie in order in its buffer already.
   b.send_counts.assign(static_cast<std::size_t>(n), 0);
   b.send_offsets.assign(static_cast<std::size_t>(n), 0);
-  std::size_t at = 0;
-  for (int q = 0; q < n; ++q) {
-    b.send_offsets[static_cast<std::size_t>(q)] = at;
-    const std::int64_t c0 = b.chunk_first(q, n), cn = b.chunk_size(q, n);
-    for (std::size_t i : mine) {
-      std::memcpy(b.send.data() + at, buf(roots_[i].first) + b.e0 + c0, static_cast<std::size_t>(cn) * sizeof(T));
-      at += static_cast<std::size_t>(cn) * sizeof(T);
+  const char* send = nullptr;
+  if (mine.size() == 1) {
+    send = reinterpret_cast<const char*>(buf(roots_[mine[0]].first) + b.e0);
+    for (int q = 0; q < n; ++q) {
+      b.send_offsets[static_cast<std::size_t>(q)] = static_cast<std::size_t>(b.chunk_first(q, n)) * sizeof(T);
+      b.send_counts[static_cast<std::size_t>(q)] = static_cast<std::size_t>(b.chunk_size(q, n)) * sizeof(T);
     }
-    b.send_counts[static_cast<std::size_t>(q)] = at - b.send_offsets[static_cast<std::size_t>(q)];
+  } else {
+    b.send.resize(static_cast<std::size_t>(len) * mine.size() * sizeof(T));
+    std::size_t at = 0;
+    for (int q = 0; q < n; ++q) {
+      b.send_offsets[static_cast<std::size_t>(q)] = at;
+      const std::int64_t c0 = b.chunk_first(q, n), cn = b.chunk_size(q, n);
+      for (std::size_t i : mine) {
+        copy_values(reinterpret_cast<T*>(b.send.data() + at), buf(roots_[i].first) + b.e0 + c0, cn);
+        at += static_cast<std::size_t>(cn) * sizeof(T);
+      }
+      b.send_counts[static_cast<std::size_t>(q)] = at - b.send_offsets[static_cast<std::size_t>(q)];
+    }
+    send = b.send.data();
   }
   // This process's chunk of every root, in root order (which is rank order).
   const auto mine_len = static_cast<std::size_t>(b.chunk_size(me, n));
@@ -224,8 +255,7 @@ void GradientExchange::start(Bucket& b) {
   for (std::size_t i = 0; i < roots_.size(); ++i) b.recv_counts[static_cast<std::size_t>(root_rank_[i])] += mine_len * sizeof(T);
   for (int q = 1; q < n; ++q)
     b.recv_offsets[static_cast<std::size_t>(q)] = b.recv_offsets[static_cast<std::size_t>(q - 1)] + b.recv_counts[static_cast<std::size_t>(q - 1)];
-  b.request = comm_.start_alltoallv(b.send.data(), b.send_counts, b.send_offsets, b.recv.data(), b.recv_counts,
-                                    b.recv_offsets);
+  b.request = comm_.start_alltoallv(send, b.send_counts, b.send_offsets, b.recv.data(), b.recv_counts, b.recv_offsets);
   b.stage = 1;
 }
 
@@ -241,7 +271,7 @@ void GradientExchange::gathered(Bucket& b) {
   auto eval = [&](auto&& self, int lo, int hi, T* out, int level) -> void {
     for (std::size_t i = 0; i < roots_.size(); ++i)
       if (roots_[i].first == lo && roots_[i].second == hi) {
-        std::memcpy(out, received + i * len, len * sizeof(T));
+        copy_values(out, received + i * len, static_cast<std::int64_t>(len));
         return;
       }
     const int mid = tree_mid(lo, hi);
@@ -302,13 +332,16 @@ void GradientExchange::finish(const std::vector<Tensor*>& outputs) {
     Bucket& b = buckets_[i];
     if (b.stage == 2) comm_.wait(b.request);
     b.stage = 3;
-    const char* sum = options_.ordered ? b.result.data()
-                                       : shard_buf_[0].data() + static_cast<std::size_t>(b.e0) * elem;
+    const char* sum = options_.ordered && comm_.size() > 1
+                          ? b.result.data()
+                          : shard_buf_[0].data() + static_cast<std::size_t>(b.e0) * elem;
     for (std::size_t k = b.v0; k < b.v1; ++k) {
       Tensor& out = *outputs[k];
       if (out.numel() != sizes_[k] || out.dtype() != dtype_)
         throw CommError("data parallel", fmt::format("output {} does not match value {}", k, k));
-      std::memcpy(out.raw(), sum + static_cast<std::size_t>(offsets_[k] - b.e0) * elem, static_cast<std::size_t>(sizes_[k]) * elem);
+      const char* from = sum + static_cast<std::size_t>(offsets_[k] - b.e0) * elem;
+      if (dtype_ == DType::f32) copy_values(out.data<float>(), reinterpret_cast<const float*>(from), sizes_[k]);
+      else copy_values(out.data<double>(), reinterpret_cast<const double*>(from), sizes_[k]);
     }
   }
 }
