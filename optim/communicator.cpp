@@ -76,6 +76,10 @@ std::filesystem::path library_dir() {
 
 }  // namespace
 
+std::shared_ptr<void> Communicator::machine_shared(std::size_t bytes) {
+  return std::shared_ptr<void>(::operator new(std::max<std::size_t>(bytes, 1)), [](void* p) { ::operator delete(p); });
+}
+
 std::unique_ptr<Communicator> make_local_communicator() { return std::make_unique<LocalCommunicator>(); }
 
 std::string detect_mpi_launcher() {

@@ -58,6 +58,20 @@ class Communicator {
   /// `bytes` at `data` on rank `root` are copied to every rank.
   virtual void broadcast(void* data, std::size_t bytes, int root) = 0;
   virtual void barrier() = 0;
+  /// The processes on this machine (those that can share memory): this one's place among
+  /// them, and how many there are.
+  virtual int machine_rank() const { return 0; }
+  virtual int machine_size() const { return 1; }
+  /// Waits for every process on this machine.
+  virtual void machine_barrier() {}
+  /// `bytes` from the machine's first process to every process on the machine.
+  virtual void machine_broadcast(void* data, std::size_t bytes) { (void)data, (void)bytes; }
+  /// One block of `bytes` that every process on this machine maps (every one of them
+  /// calls this, in the same order): the machine's first process writes it, the others
+  /// read it after a machine_barrier(). It lives as long as the returned pointer's last
+  /// copy, or to the end of the run. One process: ordinary memory.
+  virtual std::shared_ptr<void> machine_shared(std::size_t bytes);
+
   /// Ends every process of the run with exit status `code`. For a frontend whose rank
   /// failed alone (the others would wait for it forever); the library never calls it.
   [[noreturn]] virtual void abort(int code) = 0;

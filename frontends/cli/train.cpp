@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <array>
+#include <cstring>
 #include <optional>
 #include <thread>
 
@@ -327,6 +329,54 @@ Augment parse_augment(const Args& a, const std::string& text) {
 
 }  // namespace
 
+/// The machine's first process copies its training set into memory every process of
+/// the machine maps, and returns views of it (every process on the machine calls this).
+static Dataset share_on_machine(Communicator& comm, const Dataset& mine) {
+  // Shape and dtype of features and labels, from the first process.
+  std::array<std::int64_t, 20> head{};
+  if (comm.machine_rank() == 0) {
+    const Shape& f = mine.features.shape();
+    const Shape& l = mine.labels.shape();
+    if (f.rank() > 8 || l.rank() > 8) throw DataError(mine.name, "cannot share a dataset of rank above 8");
+    head[0] = static_cast<std::int64_t>(mine.features.dtype());
+    head[1] = static_cast<std::int64_t>(mine.labels.dtype());
+    head[2] = f.rank();
+    head[3] = l.rank();
+    for (int i = 0; i < f.rank(); ++i) head[static_cast<std::size_t>(4 + i)] = f[i];
+    for (int i = 0; i < l.rank(); ++i) head[static_cast<std::size_t>(12 + i)] = l[i];
+  }
+  comm.machine_broadcast(head.data(), sizeof head);
+  std::vector<std::int64_t> fd(head.begin() + 4, head.begin() + 4 + head[2]), ld(head.begin() + 12, head.begin() + 12 + head[3]);
+  const auto fdt = static_cast<DType>(head[0]), ldt = static_cast<DType>(head[1]);
+  const std::size_t fbytes = checked_bytes(Shape(fd).numel(), size_of(fdt), "the shared training set");
+  const std::size_t lbytes = checked_bytes(Shape(ld).numel(), size_of(ldt), "the shared training labels");
+  const std::size_t at = (fbytes + 63) / 64 * 64;
+  std::shared_ptr<void> block = comm.machine_shared(at + lbytes);
+  if (comm.machine_rank() == 0) {
+    std::memcpy(block.get(), mine.features.raw(), fbytes);
+    std::memcpy(static_cast<char*>(block.get()) + at, mine.labels.raw(), lbytes);
+  }
+  comm.machine_barrier();  // written before anyone reads
+  Dataset out = mine;
+  out.features = Tensor::view(block.get(), Shape(fd), fdt, block);
+  out.labels = Tensor::view(static_cast<char*>(block.get()) + at, Shape(ld), ldt, block);
+  return out;
+}
+
+/// Replaces this process's training set by the machine's shared copy, after checking that
+/// it loaded the same data (a process reading other files than its neighbours would
+/// otherwise train on data it never saw).
+static void adopt_shared(const Dataset& shared, Dataset& mine) {
+  if (mine.features.shape() != shared.features.shape() || mine.labels.shape() != shared.labels.shape() ||
+      mine.features.dtype() != shared.features.dtype() ||
+      std::memcmp(mine.features.raw(), shared.features.raw(), mine.features.nbytes()) != 0 ||
+      std::memcmp(mine.labels.raw(), shared.labels.raw(), mine.labels.nbytes()) != 0)
+    throw DataError(mine.name, "this process loaded other training data than the first process on its machine: every "
+                               "process must read the same data (the same --data, files and data folder)");
+  mine.features = shared.features;
+  mine.labels = shared.labels;
+}
+
 int train(int argc, char** argv) {
   const std::vector<Option> options = {
       {"data", "SPEC", "the data (see opgraph data), e.g. moons:n=1000,test=0.3"},
@@ -486,15 +536,33 @@ int train(int argc, char** argv) {
 
   std::optional<Standardizer> fitted;
   if (resume) fitted = saved_standardizer(*resume);
-  LoadedData data = cli::spec("train", [&] { return load_data(spec, a.get("data-dir"), fitted ? &*fitted : nullptr); });
-  for (const auto& f : data.files) protect_input(f, "the training data");
-  check_outputs(outputs);
-  print_notes(data.notes, quiet || as_json);
-  Dataset train_set = data.train, val_set;
-  if (a.has("val-split")) {
-    Split s = train_test_split(data.train, a.fraction("val-split", 0.0), seed, true);
-    train_set = std::move(s.train);
-    val_set = std::move(s.test);
+  LoadedData data;
+  Dataset train_set, val_set;
+  auto load = [&] {
+    data = cli::spec("train", [&] { return load_data(spec, a.get("data-dir"), fitted ? &*fitted : nullptr); });
+    for (const auto& f : data.files) protect_input(f, "the training data");
+    check_outputs(outputs);
+    print_notes(data.notes, quiet || as_json);
+    train_set = data.train;
+    if (a.has("val-split")) {
+      Split s = train_test_split(data.train, a.fraction("val-split", 0.0), seed, true);
+      train_set = std::move(s.train);
+      val_set = std::move(s.test);
+    }
+    data.train = Dataset{};  // train_set holds what training reads
+  };
+  if (comm && comm->machine_size() > 1) {
+    // Several processes on this machine: they load one after another, and the training
+    // set lives once per machine, in memory they share (docs/distributed.md).
+    Dataset shared;
+    for (int turn = 0; turn < comm->machine_size(); ++turn) {
+      if (turn == comm->machine_rank()) load();
+      if (turn == 0) shared = share_on_machine(*comm, train_set);
+      if (turn == comm->machine_rank()) adopt_shared(shared, train_set);
+      comm->machine_barrier();
+    }
+  } else {
+    load();
   }
 
   Model model{file.graph, file.graph.init_params(seed, dtype), file.input, file.labels, data.feeds};

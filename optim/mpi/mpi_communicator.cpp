@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,11 @@ class MpiCommunicator final : public Communicator {
     }
     check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
     check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+    // The processes of this machine, for memory they share.
+    check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &machine_), "MPI_Comm_split_type");
+    check(MPI_Comm_set_errhandler(machine_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+    check(MPI_Comm_rank(machine_, &machine_rank_), "MPI_Comm_rank");
+    check(MPI_Comm_size(machine_, &machine_size_), "MPI_Comm_size");
     char version[MPI_MAX_LIBRARY_VERSION_STRING] = {};
     int length = 0;
     MPI_Get_library_version(version, &length);
@@ -89,6 +95,7 @@ class MpiCommunicator final : public Communicator {
     if (!finalized) {
       MPI_Comm_free(&comm_);
       MPI_Comm_free(&scatter_);
+      MPI_Comm_free(&machine_);
     }
   }
 
@@ -170,6 +177,34 @@ class MpiCommunicator final : public Communicator {
     check(MPI_Ibarrier(comm_, &requests_[p.index]), "MPI_Ibarrier");
     wait(p.index);
   }
+  int machine_rank() const override { return machine_rank_; }
+  int machine_size() const override { return machine_size_; }
+  void machine_barrier() override {
+    Pending& p = add();
+    check(MPI_Ibarrier(machine_, &requests_[p.index]), "MPI_Ibarrier");
+    wait(p.index);
+  }
+  void machine_broadcast(void* data, std::size_t bytes) override {
+    Pending& p = add();
+    check(MPI_Ibcast(data, as_int(bytes, "broadcast"), MPI_BYTE, 0, machine_, &requests_[p.index]), "MPI_Ibcast");
+    wait(p.index);
+  }
+  std::shared_ptr<void> machine_shared(std::size_t bytes) override {
+    // A shared-memory window: the first process allocates it all, the others map it.
+    void* base = nullptr;
+    MPI_Win win = MPI_WIN_NULL;
+    check(MPI_Win_allocate_shared(static_cast<MPI_Aint>(machine_rank_ == 0 ? bytes : 0), 1, MPI_INFO_NULL, machine_,
+                                  &base, &win),
+          "MPI_Win_allocate_shared");
+    if (machine_rank_ != 0) {
+      MPI_Aint size = 0;
+      int unit = 0;
+      check(MPI_Win_shared_query(win, 0, &size, &unit, &base), "MPI_Win_shared_query");
+    }
+    // Freeing a window is collective: it stays until MPI is finalised, which frees it.
+    windows_.push_back(win);
+    return std::shared_ptr<void>(base, [](void*) {});
+  }
   [[noreturn]] void abort(int code) override {
     MPI_Abort(MPI_COMM_WORLD, code);
     std::_Exit(code);
@@ -198,7 +233,9 @@ class MpiCommunicator final : public Communicator {
     pending_[static_cast<std::size_t>(r)] = Pending{};
   }
 
-  MPI_Comm comm_ = MPI_COMM_NULL, scatter_ = MPI_COMM_NULL;
+  MPI_Comm comm_ = MPI_COMM_NULL, scatter_ = MPI_COMM_NULL, machine_ = MPI_COMM_NULL;
+  int machine_rank_ = 0, machine_size_ = 1;
+  std::vector<MPI_Win> windows_;
   int rank_ = 0, size_ = 1;
   std::string library_;
   std::vector<MPI_Request> requests_;

@@ -229,6 +229,53 @@ def test_bad_data_on_one_process_stops_the_job_with_that_process_error(tmp_path)
     assert f"{tmp_path}/nowhere" in r.stderr
 
 
+def test_the_training_set_is_held_once_per_machine(tmp_path):
+    # 100 000 samples of 200 features: 80 MB of f32. Each of the two processes maps half of
+    # one shared copy (Pss_Shmem) and holds no copy of its own (Pss_Anon).
+    launcher()
+    (tmp_path / "wide.og").write_text("input x [N, 200]\nlabels y [N]\nparam W [200, 3] xavier\nparam b [3] zeros\n"
+                                      "loss l = softmax_cross_entropy(bias_add(matmul(x, W), b), y)\n")
+    p = subprocess.Popen([*launcher(), "2", BINARY, "train", "wide.og", "--data", "blobs:n=100000,dims=200,centers=3,seed=1",
+                          "--epochs", "1000", "--batch", "1000", "--quiet"], cwd=tmp_path, env=ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        dataset = 100000 * 200 * 4
+        deadline, seen = time.time() + 60, {}
+        while time.time() < deadline:
+            time.sleep(0.5)
+            ranks = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+            for pid in ranks:
+                try:
+                    rows = dict(line.split(":", 1) for line in open(f"/proc/{pid}/smaps_rollup").read().splitlines()[1:])
+                except (OSError, ValueError):
+                    continue
+                seen[pid] = {k: int(v.split()[0]) * 1024 for k, v in rows.items() if k.startswith("Pss")}
+            if len(seen) == 2 and all(v.get("Pss_Shmem", 0) > 0.45 * dataset for v in seen.values()):
+                break
+        assert p.poll() is None, p.stderr.read()[-2000:]
+        assert len(seen) == 2, seen
+        for pid, v in seen.items():
+            assert v["Pss_Shmem"] > 0.45 * dataset, (pid, v)
+            assert v["Pss_Anon"] < 0.8 * dataset, (pid, v)
+    finally:
+        p.kill()
+        p.communicate()
+
+
+def test_a_process_that_loaded_other_data_stops_the_job(tmp_path):
+    launcher()
+    wrapper = tmp_path / "rank1_other_data.sh"
+    wrapper.write_text(f'#!/bin/sh\nif [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then exec {BINARY} train {MLP} --data moons:n=300,seed=2; fi\n'
+                       f'exec {BINARY} "$@"\n')
+    wrapper.chmod(0o755)
+    r = subprocess.run([*launcher(), "2", str(wrapper), "train", MLP, "--data", "moons:n=300,seed=1"], cwd=tmp_path,
+                       env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert ("opgraph train: moons: this process loaded other training data than the first process on its machine: "
+            "every process must read the same data (the same --data, files and data folder) (rank 1 of 2: ending every "
+            "process)") in r.stderr
+
+
 def test_output_policies_hold_under_mpi(tmp_path):
     launcher()
     # Rank 0 alone writes: one metrics file, one line per epoch, one checkpoint.
