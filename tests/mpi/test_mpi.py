@@ -133,6 +133,23 @@ if me["rank"] == 0:
     assert npy_files(tmp_path, blobs, "py.ckpt", "npy-py") == npy_files(tmp_path, blobs, "cli.ckpt", "npy-cli")
 
 
+def test_the_cpp_example_gives_the_same_bits_alone_and_under_mpirun(tmp_path):
+    launcher()
+    example = os.path.join(os.environ.get("OPGRAPH_EXAMPLE_DIR", os.path.join(SOURCE, "build", "examples")),
+                           "data_parallel")
+    if not os.path.exists(example):
+        pytest.skip("the examples were not built")
+    alone = subprocess.run([example], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stdout.startswith("one process: final loss ")
+    figures = alone.stdout.split(": ", 1)[1].splitlines()[0]
+    for np in (2, 3):
+        r = subprocess.run([*launcher(), str(np), example], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith(f"Open MPI v") and f"({np} processes): {figures}\n" in r.stdout
+
+
 def test_mpich_gives_the_same_bits_as_open_mpi(tmp_path):
     launcher("mpich")
     ok(run(["train", MLP, *MOONS, "--shards", "4", "--save", "one.ckpt"], tmp_path))
