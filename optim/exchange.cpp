@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 
 #include <fmt/format.h>
 
@@ -95,7 +96,27 @@ GradientExchange::GradientExchange(Communicator& comm, ExchangeOptions options) 
 }
 
 GradientExchange::~GradientExchange() {
-  // A step abandoned by an exception: let its collectives finish before the buffers go.
+  bool running = false;
+  for (Bucket& b : buckets_) {
+    if (b.stage != 1 && b.stage != 2) continue;
+    try {
+      running = running || !comm_.test(b.request);
+    } catch (...) {
+      running = true;
+    }
+  }
+  if (!running) return;
+  if (std::uncaught_exceptions() > 0) {
+    // A step abandoned by an error: the other processes may never finish its collectives
+    // (the frontend ends the run), and waiting would hold the error back until the
+    // timeout. The buffers MPI may still write into are left allocated on purpose.
+    struct Abandoned {
+      std::vector<Bucket> buckets;
+      std::vector<std::vector<char>> shards;
+    };
+    new Abandoned{std::move(buckets_), std::move(shard_buf_)};  // NOLINT: leaked on purpose
+    return;
+  }
   for (Bucket& b : buckets_)
     if (b.stage == 1 || b.stage == 2) {
       try {

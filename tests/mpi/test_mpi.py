@@ -301,6 +301,24 @@ def test_a_process_that_loaded_other_data_stops_the_job(tmp_path):
             "process)") in r.stderr
 
 
+def test_a_nan_in_one_process_shard_stops_the_job_with_its_anomaly_report(tmp_path):
+    # One sample makes exp overflow: only the process whose shard holds it finds the
+    # infinity (--detect-anomaly); it reports it with its rank and ends the job.
+    launcher()
+    rows = ["a,b,label"] + [f"{(i * 37 % 100) / 100:.2f},{(i * 53 % 100) / 100:.2f},{i % 2}" for i in range(40)]
+    rows[18] = "1000,0.5,1"
+    (tmp_path / "spike.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "expo.og").write_text("input x [N, 2]\nlabels y [N]\nparam W [2, 2] xavier\nparam b [2] zeros\n"
+                                      "loss l = softmax_cross_entropy(bias_add(matmul(exp(x), W), b), y)\n")
+    start = time.time()
+    r = run(["train", "expo.og", "--data", "csv:file=spike.csv", "--batch", "40", "--epochs", "2", "--detect-anomaly"],
+            tmp_path, np=2, timeout=120)
+    assert time.time() - start < 60
+    assert r.returncode == 1
+    assert "opgraph train: epoch 1, step 1 of 1: forward: node 'exp_1' (exp, declared at expo.og:5:48) produced inf" in r.stderr
+    assert " of 2: ending every process)" in r.stderr
+
+
 def test_output_policies_hold_under_mpi(tmp_path):
     launcher()
     # Rank 0 alone writes: one metrics file, one line per epoch, one checkpoint.
