@@ -13,7 +13,7 @@ def test_ctrl_c_interrupts_fit_cleanly():
     child = os.path.join(os.path.dirname(__file__), "interrupt_child.py")
     p = subprocess.Popen([python(), child], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert p.stdout.readline().strip() == "training"  # the first epoch is done: fit is running
+        assert p.stdout.readline().strip() == "training"  # a second into fit
         sent = time.monotonic()
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)
@@ -24,6 +24,6 @@ def test_ctrl_c_interrupts_fit_cleanly():
     assert p.returncode == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     assert result["interrupted"] is True
-    assert 1 <= result["epochs"] < 100000
+    assert 1 <= result["steps"] < 100000 * 512
     assert result["params_finite"] and result["loss_after"] > 0
     print(f"interrupted {waited:.3f} s after SIGINT")  # shown with -s; not asserted (no timing in tests)
