@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 #include <exception>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -88,10 +89,8 @@ GradientExchange::GradientExchange(Communicator& comm, ExchangeOptions options) 
   std::tie(first_, end_) = shard_block(comm_.rank(), n, options_.shards);
   for (int r = 0; r < n; ++r) {
     const auto [a, b] = shard_block(r, n, options_.shards);
-    const std::size_t before = roots_.size();
     tree_roots(0, options_.shards, a, b, roots_);
     root_rank_.resize(roots_.size(), r);
-    (void)before;
   }
 }
 

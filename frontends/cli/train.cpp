@@ -496,7 +496,7 @@ int train(int argc, char** argv) {
                          shards_given, *saved));
     shards = *saved;
   }
-  if (comm && shards == 0) shards = 4;
+  if (comm && shards == 0) shards = ExchangeOptions{}.shards;
   const bool allreduce = a.has("allreduce") || meta("reduce", "") == "allreduce";
   if (shards == 0 && (a.has("allreduce") || a.has("no-overlap") || a.has("bucket-kb") || a.has("comm-timeout")))
     a.fail("--allreduce, --no-overlap, --bucket-kb and --comm-timeout belong to a data-parallel run: run under "

@@ -304,7 +304,7 @@ py::dict fit(const ModelPtr& m, const py::object& x, const py::object& y, const 
   const bool mpi = distributed ? *distributed : !detect_mpi_launcher().empty();
   if (mpi || shards > 0) {
     o.communicator = &python_communicator(mpi);
-    o.exchange.shards = shards > 0 ? shards : 4;
+    if (shards > 0) o.exchange.shards = shards;  // else ExchangeOptions' default
     o.exchange.overlap = overlap;
     o.exchange.ordered = !allreduce;
   }
