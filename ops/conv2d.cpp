@@ -1,11 +1,15 @@
 // conv2d: 2-D convolution (cross-correlation, as PyTorch's conv2d) of NCHW activations with
-// [out, in/groups, kh, kw] kernels, by "im2row" and the library's GEMM: the receptive
-// fields of a few images become the rows of one [images*ho*wo, in*kh*kw] matrix, which
-// the GEMM reads in place as its tall operand (only the small kernel is packed), and one
-// GEMM per group gives their outputs, transposed back to NCHW. The vjp uses the same
-// GEMM: the input gradient is gy x W folded back into the images (row2im), the kernel
-// gradient rows^T x gy summed chunk after chunk in a fixed order. docs/design.md gives
-// the measurements behind the choice.
+// [out, in/groups, kh, kw] kernels, by "im2col" and the library's GEMM: the receptive
+// fields of a few images become the columns of one [in*kh*kw, images*ho*wo] matrix (each
+// image line a contiguous copy when the stride is 1), which the GEMM reads in place as its
+// tall transposed operand (only the small kernel is packed), and one GEMM per group gives
+// their outputs, transposed back to NCHW. The vjp uses the same GEMM: the input gradient
+// is W^T x gy folded back into the images (col2im), the kernel gradient cols x gy summed
+// chunk after chunk in a fixed order. docs/design.md gives the measurements behind the
+// choice.
+#include <algorithm>
+#include <cstring>
+
 #include <opgraph/graph/gemm.hpp>
 #include <opgraph/graph/op.hpp>
 
@@ -56,33 +60,49 @@ std::int64_t images_per_gemm(const Conv& v) { return std::max<std::int64_t>(1, k
 /// thread count, so the sums are the same on any pool.
 constexpr std::int64_t kLanes = 4;
 
-/// The receptive fields of images [0, nb) of x as rows: row (b, oy, ox), column (c, i, j)
-/// holds x[b, c, oy*sh - pt + i*dh, ox*sw - pl + j*dw], zero in the padding. [nb*P, C*kh*kw].
+/// Copies n values: moves of 8 and 4 at a time, whose sizes the compiler knows (a run-time
+/// count makes std::copy call memmove, which costs more than the copy for a short line).
 template <class T>
-void im2row(const Conv& v, const T* x, std::int64_t nb, T* rows) {
+inline void copy_line(const T* src, std::int64_t n, T* dst) {
+  std::int64_t q = 0;
+  for (; q + 8 <= n; q += 8) std::memcpy(dst + q, src + q, 8 * sizeof(T));
+  if (q + 4 <= n) {
+    std::memcpy(dst + q, src + q, 4 * sizeof(T));
+    q += 4;
+  }
+  for (; q < n; ++q) dst[q] = src[q];
+}
+
+/// The receptive fields of images [0, nb) of x as columns: column (b, oy, ox), row
+/// (c, i, j) holds x[b, c, oy*sh - pt + i*dh, ox*sw - pl + j*dw], zero in the padding.
+/// [C*kh*kw, nb*P], row stride ld = nb*P. One task per few rows; with stride 1 each output
+/// line of a row is one contiguous run of an input line.
+template <class T>
+void im2col(const Conv& v, const T* x, std::int64_t nb, T* cols) {
   const Window& w = v.win;
-  const std::int64_t k = v.rows(), p = v.positions();
-  // One task per output row: for each input line (c, i) it reads, each tap j fills one
-  // column of the task's wo rows (a strided write; the line stays in L1).
-  parallel_for(nb * w.ho, std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(w.wo * k, 1)), [&](std::int64_t t0, std::int64_t t1) {
-    for (std::int64_t t = t0; t < t1; ++t) {
-      const std::int64_t b = t / w.ho, oy = t % w.ho;
-      const T* image = x + b * v.cin * v.plane();
-      T* base = rows + (b * p + oy * w.wo) * k;
-      for (std::int64_t c = 0; c < v.cin; ++c)
-        for (std::int64_t i = 0; i < w.kh; ++i) {
+  const std::int64_t taps = w.kh * w.kw, p = v.positions(), ld = nb * p;
+  parallel_for(v.rows(), std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(ld, 1)), [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const std::int64_t c = r / taps, i = (r % taps) / w.kw, j = r % w.kw;
+      const auto [x0, x1] = w.valid_cols(j);
+      const std::int64_t left = j * w.dw - w.pl;
+      for (std::int64_t b = 0; b < nb; ++b) {
+        const T* image = x + (b * v.cin + c) * v.plane();
+        T* dst = cols + r * ld + b * p;
+        for (std::int64_t oy = 0; oy < w.ho; ++oy, dst += w.wo) {
           const std::int64_t iy = oy * w.sh - w.pt + i * w.dh;
-          const bool inside = iy >= 0 && iy < w.h;
-          const T* line = image + c * v.plane() + iy * w.w;
-          for (std::int64_t j = 0; j < w.kw; ++j) {
-            T* out = base + (c * w.kh + i) * w.kw + j;
-            const auto [x0, x1] = inside ? w.valid_cols(j) : std::array<std::int64_t, 2>{0, 0};
-            const T* src = line + (j * w.dw - w.pl);
-            for (std::int64_t ox = 0; ox < x0; ++ox) out[ox * k] = T(0);
-            for (std::int64_t ox = x0; ox < x1; ++ox) out[ox * k] = src[ox * w.sw];
-            for (std::int64_t ox = x1; ox < w.wo; ++ox) out[ox * k] = T(0);
+          if (iy < 0 || iy >= w.h) {
+            std::fill(dst, dst + w.wo, T(0));
+            continue;
           }
+          const T* src = image + iy * w.w + left;
+          std::fill(dst, dst + x0, T(0));
+          if (w.sw == 1) copy_line(src + x0, x1 - x0, dst + x0);
+          else
+            for (std::int64_t ox = x0; ox < x1; ++ox) dst[ox] = src[ox * w.sw];
+          std::fill(dst + x1, dst + w.wo, T(0));
         }
+      }
     }
   });
 }
@@ -151,8 +171,8 @@ void from_rows(const T* rows, std::int64_t nb, std::int64_t channels, std::int64
   });
 }
 
-/// Per lane: the receptive-field rows [B*P, C*kh*kw] and the columns of their gradient
-/// [C*kh*kw, B*P], the outputs (or their gradient) as rows [B*P, out] and side by side
+/// Per lane: the receptive-field columns [C*kh*kw, B*P] and the columns of their gradient
+/// (the same shape), the outputs (or their gradient) as rows [B*P, out] and side by side
 /// [out, B*P]; then every lane's kernel-gradient sum (transposed: [groups][kg][og]).
 struct ScratchLayout {
   std::int64_t rows, outs, lane, partial;
@@ -188,16 +208,17 @@ void conv_forward(K& k) {
   const T* x = k.in(0).data;
   const T* wt = k.in(1).data;
   T* y = k.out().data;
-  const std::int64_t p = v.positions(), kg = v.k_g(), og = v.cout_g(), kk = v.rows();
+  const std::int64_t p = v.positions(), kg = v.k_g(), og = v.cout_g();
   const ScratchLayout sl = scratch_layout(v);
   for_each_chunk(v, [&](std::int64_t lane, std::int64_t n0, std::int64_t nb, bool) {
-    T* rows = k.scratch().data + lane * sl.lane;
-    T* outs = rows + 2 * sl.rows;
-    im2row(v, x + n0 * v.cin * v.plane(), nb, rows);
-    // outs_g [nb*P, og] = rows_g [nb*P, kg] x W_g^T: the tall operand read in place, only
-    // the small kernel packed.
+    T* cols = k.scratch().data + lane * sl.lane;
+    T* outs = cols + 2 * sl.rows;
+    im2col(v, x + n0 * v.cin * v.plane(), nb, cols);
+    // outs_g [nb*P, og] = cols_g^T [nb*P, kg] x W_g^T: the tall operand read in place (its
+    // transpose: each depth a contiguous run of positions), only the small kernel packed.
+    const std::int64_t ld = nb * p;
     for (std::int64_t g = 0; g < v.groups; ++g)
-      gemm<T>(false, true, nb * p, og, kg, T(1), rows + g * kg, kk, wt + g * og * kg, kg, T(0), outs + g * og, v.cout);
+      gemm<T>(true, true, ld, og, kg, T(1), cols + g * kg * ld, ld, wt + g * og * kg, kg, T(0), outs + g * og, v.cout);
     from_rows(outs, nb, v.cout, p, y + n0 * v.cout * p);
   });
 }
@@ -209,12 +230,12 @@ void conv_vjp(K& k) {
   const T* x = k.in(0).data;
   const T* wt = k.in(1).data;
   const T* gy = k.grad_out().data;
-  const std::int64_t p = v.positions(), kg = v.k_g(), og = v.cout_g(), kk = v.rows();
+  const std::int64_t p = v.positions(), kg = v.k_g(), og = v.cout_g();
   const ScratchLayout sl = scratch_layout(v);
   T* partials = k.scratch().data + kLanes * sl.lane;
   for_each_chunk(v, [&](std::int64_t lane, std::int64_t n0, std::int64_t nb, bool first) {
-    T* rows = k.scratch().data + lane * sl.lane;
-    T* dcol = rows + sl.rows;
+    T* cols = k.scratch().data + lane * sl.lane;
+    T* dcol = cols + sl.rows;
     T* grows = dcol + sl.rows;
     T* wide = grows + sl.outs;
     const T* gn = gy + n0 * v.cout * p;
@@ -222,10 +243,10 @@ void conv_vjp(K& k) {
     if (k.needs_grad(1)) {
       // The lane's dW_g^T [kg, og] += rows_g^T [kg, nb*P] x gy_g [nb*P, og], chunk after chunk.
       to_rows(gn, nb, v.cout, p, grows);
-      im2row(v, x + n0 * v.cin * v.plane(), nb, rows);
+      im2col(v, x + n0 * v.cin * v.plane(), nb, cols);
       T* dwt = partials + lane * sl.partial;
       for (std::int64_t g = 0; g < v.groups; ++g)
-        gemm<T>(true, false, kg, og, ld, T(1), rows + g * kg, kk, grows + g * og, v.cout, first ? T(0) : T(1),
+        gemm<T>(false, false, kg, og, ld, T(1), cols + g * kg * ld, ld, grows + g * og, v.cout, first ? T(0) : T(1),
                 dwt + g * kg * og, og);
     }
     if (k.needs_grad(0)) {

@@ -5,7 +5,9 @@
 // PyTorch's default) or by its taps inside the input.
 #include <opgraph/graph/op.hpp>
 
+#include <array>
 #include <cmath>
+#include <vector>
 
 #include "detail/window.hpp"
 
@@ -118,29 +120,34 @@ OPGRAPH_OP(max_pool2d)
       T* y = k.out().data;
       T* arg = k.workspace().data;
       const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
+      // Tap after tap in row-major window order, each over a whole row of outputs (a loop
+      // the compiler vectorises), y and arg holding the best so far.
+      std::vector<std::array<std::int64_t, 2>> cols(static_cast<std::size_t>(w.kw));  // valid ox per tap column
+      for (std::int64_t j = 0; j < w.kw; ++j) cols[static_cast<std::size_t>(j)] = w.valid_cols(j);
       for_each_plane(x.dims[0] * x.dims[1], out_plane, [&](std::int64_t p) {
         const T* xp = x.data + p * in_plane;
-        for (std::int64_t oy = 0; oy < w.ho; ++oy)
-          for (std::int64_t ox = 0; ox < w.wo; ++ox) {
-            T best = T(0);
-            std::int64_t won = -1;
-            for (std::int64_t i = 0; i < w.kh; ++i) {
-              const std::int64_t iy = oy * w.sh - w.pt + i * w.dh;
-              if (iy < 0 || iy >= w.h) continue;
-              for (std::int64_t j = 0; j < w.kw; ++j) {
-                const std::int64_t ix = ox * w.sw - w.pl + j * w.dw;
-                if (ix < 0 || ix >= w.w) continue;
-                const T v = xp[iy * w.w + ix];
-                if (won < 0 || v > best || (std::isnan(v) && !std::isnan(best))) {
-                  best = v;
-                  won = i * w.kw + j;
-                }
+        for (std::int64_t oy = 0; oy < w.ho; ++oy) {
+          T* best = y + p * out_plane + oy * w.wo;
+          T* won = arg + p * out_plane + oy * w.wo;
+          std::fill(won, won + w.wo, T(-1));
+          std::fill(best, best + w.wo, T(0));
+          for (std::int64_t i = 0; i < w.kh; ++i) {
+            const std::int64_t iy = oy * w.sh - w.pt + i * w.dh;
+            if (iy < 0 || iy >= w.h) continue;
+            for (std::int64_t j = 0; j < w.kw; ++j) {
+              const auto [x0, x1] = cols[static_cast<std::size_t>(j)];
+              const T* line = xp + iy * w.w + j * w.dw - w.pl;
+              const T tap = static_cast<T>(i * w.kw + j);
+              for (std::int64_t ox = x0; ox < x1; ++ox) {
+                const T v = line[ox * w.sw], b = best[ox];
+                const bool take = won[ox] < T(0) || v > b || (v != v && b == b);
+                best[ox] = take ? v : b;
+                won[ox] = take ? tap : won[ox];
               }
             }
-            // Padding is at most half the kernel, so every window holds a tap of x.
-            y[p * out_plane + oy * w.wo + ox] = best;
-            arg[p * out_plane + oy * w.wo + ox] = static_cast<T>(won);
           }
+          // Padding is at most half the kernel, so every window holds a tap of x.
+        }
       });
     })
     .vjp([](auto& k) {
