@@ -8,7 +8,10 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -19,6 +22,9 @@
 
 #if defined(__AVX2__)
 #include <immintrin.h>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #endif
 
 namespace opgraph {
@@ -73,16 +79,16 @@ inline void store(T* p, V<T> v) {
   *reinterpret_cast<typename Vec<T>::in_memory*>(p) = v;
 }
 
-/// Blocking sizes. A tile of C is MR x NR accumulators held in registers: with 32 vector
-/// registers 12 rows x 2 vectors (24 accumulators), with 16 registers 6 x 2. Narrow
-/// outputs (n fits one vector, e.g. the 10 classes of MNIST) use MR rows x 1 vector.
-/// KC (depth of a packed block, 2 KiB of one row) was tuned on the W1 shapes.
+/// Register blocking, fixed by the instruction set. A tile of C is MR x NR accumulators
+/// held in registers: with 32 vector registers 12 rows x 2 vectors (24 accumulators),
+/// with 16 registers 6 x 2. Narrow outputs (n fits one vector, e.g. the 10 classes of
+/// MNIST) use MR rows x 1 vector. The cache blocking (kc, mc, nc) is the machine's:
+/// gemm_blocking().
 template <class T>
 struct Blocking {
   static constexpr int W = kVectorBytes / static_cast<int>(sizeof(T));
   static constexpr int MR = kVectorRegisters >= 32 ? 12 : 6;
-  static constexpr std::int64_t KC = 2048 / sizeof(T);
-  static constexpr std::int64_t NC = 4096;
+  static constexpr int NR = 2 * W;
 };
 
 // ---- buffers ----
@@ -153,6 +159,76 @@ T* a_buffer(std::size_t elements) {
     capacity = elements;
   }
   return static_cast<T*>(buffer.get());
+}
+
+// ---- cache blocking ----
+
+/// One cache level as cpuid's deterministic cache parameters describe it (leaf 4 on
+/// Intel, 0x8000001D on AMD: the same layout).
+void read_cpuid_caches(CacheSizes& c) {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return;
+  const bool amd = ebx == 0x68747541;  // "Auth" of AuthenticAMD
+  unsigned leaf = 4;
+  if (amd) {
+    if (!__get_cpuid(0x80000000, &eax, &ebx, &ecx, &edx) || eax < 0x8000001D) return;
+    leaf = 0x8000001D;
+  } else if (eax < 4) {
+    return;
+  }
+  for (unsigned index = 0; index < 16; ++index) {
+    if (!__get_cpuid_count(leaf, index, &eax, &ebx, &ecx, &edx)) return;
+    const unsigned type = eax & 0x1f, level = (eax >> 5) & 0x7;
+    if (type == 0) break;  // no more caches
+    if (type == 2) continue;  // instructions
+    const std::int64_t ways = ((ebx >> 22) & 0x3ff) + 1, partitions = ((ebx >> 12) & 0x3ff) + 1,
+                       line = (ebx & 0xfff) + 1, sets = std::int64_t{ecx} + 1;
+    const std::int64_t bytes = ways * partitions * line * sets;
+    if (level == 1) c.l1d = bytes, c.l1d_ways = static_cast<int>(ways);
+    else if (level == 2) c.l2 = bytes, c.l2_ways = static_cast<int>(ways);
+    else if (level == 3) c.l3 = bytes;
+  }
+  if (c.l1d > 0 && c.l2 > 0) c.source = "cpuid";
+#else
+  (void)c;
+#endif
+}
+
+/// The same from Linux's sysfs ("48K", "2048K", "32M").
+void read_sysfs_caches(CacheSizes& c) {
+  const auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    std::string word;
+    in >> word;
+    return word;
+  };
+  const auto bytes_of = [](const std::string& text) -> std::int64_t {
+    if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0]))) return 0;
+    std::int64_t v = std::stoll(text);
+    if (text.back() == 'K') v <<= 10;
+    else if (text.back() == 'M') v <<= 20;
+    return v;
+  };
+  for (int index = 0; index < 16; ++index) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/";
+    const std::string level = read(dir + "level"), type = read(dir + "type");
+    if (level.empty()) break;
+    if (type == "Instruction") continue;
+    const std::int64_t bytes = bytes_of(read(dir + "size"));
+    const std::string ways_text = read(dir + "ways_of_associativity");
+    const int ways = ways_text.empty() || !std::isdigit(static_cast<unsigned char>(ways_text[0])) ? 0 : std::stoi(ways_text);
+    if (level == "1") c.l1d = bytes, c.l1d_ways = ways;
+    else if (level == "2") c.l2 = bytes, c.l2_ways = ways;
+    else if (level == "3") c.l3 = bytes;
+  }
+  if (c.l1d > 0 && c.l2 > 0) c.source = "sysfs";
+}
+
+template <class T>
+const GemmBlocking& machine_blocking() {
+  static const GemmBlocking blocking = gemm_blocking_for(detect_caches(), static_cast<int>(sizeof(T)));
+  return blocking;
 }
 
 // ---- packing ----
@@ -306,8 +382,9 @@ template <class T, int MR, int NV>
 void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
                   std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
   constexpr int NR = NV * Blocking<T>::W;
-  constexpr std::int64_t KC = Blocking<T>::KC;
-  constexpr std::int64_t NC = Blocking<T>::NC / NR * NR;
+  const GemmBlocking& blocking = machine_blocking<T>();
+  const std::int64_t KC = blocking.kc;
+  const std::int64_t NC = std::max<std::int64_t>(NR, blocking.nc / NR * NR);
   const std::int64_t nc_max = std::min(NC, (n + NR - 1) / NR * NR);
   auto lease = b_pool().take(static_cast<std::size_t>(KC * nc_max) * sizeof(T));
   T* packed_b = static_cast<T*>(lease.buffer.get());
@@ -316,7 +393,7 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     const std::int64_t nc = std::min(NC, n - jc);
     const std::int64_t panels = (nc + NR - 1) / NR;
     // At least 8 tasks to balance the threads, from the shape alone. Row blocks of up to
-    // 24 tiles reuse each packed B panel best; with few rows, split the columns first,
+    // mc rows reuse each packed B panel best; with few rows, split the columns first,
     // and shrink the row blocks only when there are too few column panels.
     //
     // A transposed A (the weight gradients xᵀ·dy) is packed by each task into MR-row
@@ -326,12 +403,13 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     // so that no block is packed twice and 16 tasks balance the threads.
     constexpr std::int64_t kTasks = 8;
     const bool pack_a_mode = ta && NV > 1;
-    std::int64_t mc = 24 * MR;
+    std::int64_t mc = std::max<std::int64_t>(MR, blocking.mc / MR * MR);
     if (pack_a_mode) {
       constexpr std::int64_t kRowBlocks = 16;
       mc = std::min(mc, std::max<std::int64_t>(MR, ((m + kRowBlocks - 1) / kRowBlocks + MR - 1) / MR * MR));
     }
     std::int64_t m_blocks = (m + mc - 1) / mc;
+    mc = ((m + m_blocks - 1) / m_blocks + MR - 1) / MR * MR;  // blocks of equal size: balanced tasks
     std::int64_t chunks = m_blocks >= kTasks ? 1 : std::min(panels, (kTasks + m_blocks - 1) / m_blocks);
     if (m_blocks * chunks < kTasks) {
       const std::int64_t want_blocks = (kTasks + chunks - 1) / chunks;
@@ -610,5 +688,39 @@ template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t,
                            std::int64_t, const double*, std::int64_t, double, double*, std::int64_t);
 
 const char* gemm_isa() { return kIsa; }
+
+CacheSizes detect_caches() {
+  CacheSizes c;
+  read_cpuid_caches(c);
+  if (c.source[0] == '\0') {
+    c = CacheSizes{};
+    read_sysfs_caches(c);
+  }
+  if (c.source[0] == '\0') c = CacheSizes{32 << 10, 1 << 20, 8 << 20, 8, 16, "default"};
+  return c;
+}
+
+GemmBlocking gemm_blocking_for(const CacheSizes& c, int element_bytes) {
+  const int w = kVectorBytes / element_bytes;
+  GemmBlocking b;
+  b.mr = kVectorRegisters >= 32 ? 12 : 6;
+  b.nr = 2 * w;
+  const std::int64_t l1 = c.l1d > 0 ? c.l1d : 32 << 10, l2 = c.l2 > 0 ? c.l2 : 1 << 20;
+  const std::int64_t l3 = c.l3 > 0 ? c.l3 : l2;
+  const std::int64_t ways = c.l1d_ways >= 4 ? c.l1d_ways : 8;
+  // The B panel (kc x nr) may take the L1 ways left once one way holds the A values of a
+  // tile's rows and one the tile of C: (ways - 2) / ways of L1. A multiple of 16 depths.
+  const std::int64_t row = static_cast<std::int64_t>(b.nr) * element_bytes;
+  b.kc = std::max<std::int64_t>(64, l1 * (ways - 2) / ways / row / 16 * 16);
+  // An A block (mc x kc) fills half of L2, the other half B's panel and C's tiles.
+  b.mc = std::max<std::int64_t>(b.mr, l2 / 2 / (b.kc * element_bytes) / b.mr * b.mr);
+  // A packed block of B (kc x nc) fills at most half of L3, at most 8192 columns.
+  b.nc = std::clamp<std::int64_t>(l3 / 2 / (b.kc * element_bytes) / b.nr * b.nr, b.nr, 8192);
+  return b;
+}
+
+GemmBlocking gemm_blocking(int element_bytes) {
+  return element_bytes == 8 ? machine_blocking<double>() : machine_blocking<float>();
+}
 
 }  // namespace opgraph

@@ -23,4 +23,32 @@ extern template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::i
 /// The instruction set the micro-kernel was compiled for ("avx512", "avx2", "sse2", "generic").
 const char* gemm_isa();
 
+/// A CPU's data caches, as the GEMM sizes its blocks from them.
+struct CacheSizes {
+  std::int64_t l1d = 0, l2 = 0, l3 = 0;  // bytes (of one core's L1 and L2; L3 as reported)
+  int l1d_ways = 0, l2_ways = 0;
+  const char* source = "";  // "cpuid", "sysfs" or "default"
+};
+
+/// The caches of the CPU this process runs on: cpuid (leaf 4 on Intel, 0x8000001D on AMD),
+/// else /sys/devices/system/cpu/cpu0/cache, else 32 KiB 8-way L1d, 1 MiB 16-way L2, 8 MiB L3.
+CacheSizes detect_caches();
+
+/// The GEMM's blocks: a tile of C is mr x nr (registers), kc the depth of a packed block
+/// of B (its nr-wide panel stays in L1 while every tile of a row block reuses it), mc the
+/// rows of A a task streams against it (kept in L2), nc the columns of B packed at once.
+struct GemmBlocking {
+  std::int64_t kc = 0, mc = 0, nc = 0;
+  int mr = 0, nr = 0;
+};
+
+/// The blocking for elements of `element_bytes` (4 or 8) on caches `c` (the analytical
+/// model of Low et al., 2016): kc so that a B panel takes the L1 ways one A stream and C
+/// leave free, mc so that an A block fills half of L2, nc so that a packed block of B
+/// fills half of L3 (at most 8192 columns).
+GemmBlocking gemm_blocking_for(const CacheSizes& c, int element_bytes);
+
+/// The blocking in use on this machine (from detect_caches(), decided once).
+GemmBlocking gemm_blocking(int element_bytes);
+
 }  // namespace opgraph

@@ -116,3 +116,56 @@ TEST_CASE("gemm: results are bitwise identical with 1 and 2 threads") {
     }
   }
 }
+
+TEST_CASE("gemm: the cache blocking follows the caches it is given") {
+  const CacheSizes intel{48 << 10, 2 << 20, 480 << 20, 12, 16, "test"};  // Sapphire Rapids per core
+  const CacheSizes zen4{32 << 10, 1 << 20, 32 << 20, 8, 8, "test"};
+  const CacheSizes zen5{48 << 10, 1 << 20, 32 << 20, 12, 16, "test"};
+  for (int bytes : {4, 8}) {
+    CAPTURE(bytes);
+    for (const CacheSizes& c : {intel, zen4, zen5}) {
+      const GemmBlocking b = gemm_blocking_for(c, bytes);
+      CAPTURE(c.l1d);
+      CAPTURE(c.l2);
+      // The B panel fits the L1 ways left for it, an A block half of L2, whole tiles.
+      CHECK(b.kc * b.nr * bytes <= c.l1d * (c.l1d_ways - 2) / c.l1d_ways);
+      CHECK(b.kc * b.nr * bytes > c.l1d * (c.l1d_ways - 2) / c.l1d_ways - 16 * b.nr * bytes);
+      CHECK(b.kc % 16 == 0);
+      CHECK(b.mc * b.kc * bytes <= c.l2 / 2);
+      CHECK(b.mc % b.mr == 0);
+      CHECK(b.mc >= b.mr);
+      CHECK(b.nc % b.nr == 0);
+      CHECK(b.nc <= 8192);
+    }
+    CHECK(gemm_blocking_for(zen4, bytes).kc < gemm_blocking_for(zen5, bytes).kc);
+    CHECK(gemm_blocking_for(zen5, bytes).mc < gemm_blocking_for(intel, bytes).mc);
+  }
+  if (std::strcmp(gemm_isa(), "avx512") == 0) {  // 12 x 32 float tiles
+    const GemmBlocking b = gemm_blocking_for(intel, 4);
+    CHECK(b.kc == 320);
+    CHECK(b.mc == 816);
+    CHECK(b.nc == 8192);
+    CHECK(gemm_blocking_for(zen4, 4).kc == 192);
+    CHECK(gemm_blocking_for(zen4, 4).mc == 672);
+  }
+  // Nothing known: a small, safe default.
+  const GemmBlocking unknown = gemm_blocking_for(CacheSizes{}, 4);
+  CHECK(unknown.kc >= 64);
+  CHECK(unknown.mc >= unknown.mr);
+}
+
+TEST_CASE("gemm: the blocking in use is the one of this machine's caches") {
+  const CacheSizes c = detect_caches();
+  CAPTURE(c.source);
+  CHECK(c.l1d > 0);
+  CHECK(c.l2 > c.l1d);
+#if defined(__x86_64__) && defined(__linux__)
+  CHECK(std::strcmp(c.source, "default") != 0);  // cpuid or sysfs answered
+#endif
+  for (int bytes : {4, 8}) {
+    const GemmBlocking used = gemm_blocking(bytes), derived = gemm_blocking_for(c, bytes);
+    CHECK(used.kc == derived.kc);
+    CHECK(used.mc == derived.mc);
+    CHECK(used.nc == derived.nc);
+  }
+}
