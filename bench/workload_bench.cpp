@@ -74,6 +74,8 @@ Options parse(int argc, char** argv) {
   if (o.mode != "baseline" && !bench::find_workload(o.workload)) usage("unknown workload");
   if (o.mode != "baseline" && o.contender != "opgraph" && o.contender != "reference") usage("unknown contender");
   if (o.mode != "time" && o.mode != "verify" && o.mode != "baseline") usage("unknown mode");
+  if (o.mode != "baseline" && o.contender == "reference" && !bench::has_reference(*bench::find_workload(o.workload)))
+    usage("the hand-written reference covers the dense networks only (W1-W6, I1)");
   if (o.threads < 1 || o.reps < 1 || o.steps < 1) usage("threads, reps and steps must be at least 1");
   return o;
 }
@@ -91,7 +93,7 @@ Data make_data(const Workload& w) {
   d.cols = bench::inputs(w);
   d.x.resize(static_cast<std::size_t>(d.rows * d.cols));
   bench::fill_features(d.x.data(), d.rows, d.cols);
-  for (std::int64_t r = 0; r < d.rows; ++r) d.labels.push_back(bench::label(w, r));
+  for (std::int64_t r = 0; r < d.rows * bench::labels_per_sample(w); ++r) d.labels.push_back(bench::label(w, r));
   return d;
 }
 
@@ -111,6 +113,53 @@ opgraph::nn::Value activation(const std::string& name, opgraph::nn::Value v) {
   return name == "relu" ? opgraph::nn::relu(v) : opgraph::nn::logistic(v);
 }
 
+/// W7: LeNet-5 as examples/models/lenet.og, parameters named as workloads.hpp's specs.
+opgraph::nn::Value lenet(opgraph::nn::Value x, const Workload& w) {
+  using namespace opgraph;
+  Graph& g = x.graph();
+  auto conv = [&](nn::Value in, const std::string& name, std::int64_t cin, std::int64_t cout, std::int64_t pad) {
+    auto kernel = nn::param(g, name + ".W", {cout, cin, 5, 5});
+    auto bias = nn::param(g, name + ".b", {cout}, Init::zeros());
+    auto y = nn::op("conv2d", {in, kernel}, {{"padding", IntList{pad}}});
+    y = nn::op("bias_add", {y, bias}, {{"axis", std::int64_t{1}}});
+    return nn::op("max_pool2d", {nn::relu(y)}, {{"kernel", IntList{2}}});
+  };
+  nn::Value h = nn::op("flatten", {conv(conv(x, "c1", 1, 6, 2), "c2", 6, 16, 0)});
+  for (std::size_t l = 0; l + 1 < w.layers.size(); ++l) {
+    h = nn::dense(h, w.layers[l + 1], "l" + std::to_string(l));
+    if (l + 2 < w.layers.size()) h = nn::relu(h);
+  }
+  return h;
+}
+
+/// W8: the transformer stack of workloads.hpp, written as examples/models/transformer_sort.og.
+opgraph::nn::Value transformer(opgraph::nn::Value x) {
+  using namespace opgraph;
+  Graph& g = x.graph();
+  const std::int64_t d = bench::kModel8, heads = bench::kHeads8, dh = d / heads;
+  auto norm = [&](nn::Value in, const std::string& name) {
+    return nn::op("layer_norm", {in, nn::param(g, name + ".g", {d}), nn::param(g, name + ".b", {d})});
+  };
+  auto heads_of = [&](nn::Value in, const std::string& name) {  // [N,T,d] -> [N,H,T,dh]
+    auto v = nn::op("reshape", {nn::matmul(in, nn::param(g, name, {d, d}))}, {{"shape", IntList{0, 0, heads, dh}}});
+    return nn::op("transpose", {v}, {{"perm", IntList{0, 2, 1, 3}}});
+  };
+  nn::Value h = x;
+  for (std::int64_t b = 0; b < bench::kBlocks8; ++b) {
+    const std::string p = "b" + std::to_string(b);
+    auto n1 = norm(h, p + ".ln1");
+    auto a = nn::op("attention", {heads_of(n1, p + ".Wq"), heads_of(n1, p + ".Wk"), heads_of(n1, p + ".Wv")});
+    a = nn::op("reshape", {nn::op("transpose", {a}, {{"perm", IntList{0, 2, 1, 3}}})}, {{"shape", IntList{0, 0, d}}});
+    h = h + nn::matmul(a, nn::param(g, p + ".Wo", {d, d}));
+    auto n2 = norm(h, p + ".ln2");
+    auto u = nn::op("gelu", {nn::matmul(n2, nn::param(g, p + ".W1", {d, bench::kHidden8})) +
+                             nn::param(g, p + ".c1", {bench::kHidden8})});
+    h = h + nn::matmul(u, nn::param(g, p + ".W2", {bench::kHidden8, d})) + nn::param(g, p + ".c2", {d});
+  }
+  return nn::matmul(norm(h, "ln"), nn::param(g, "out.W", {d, bench::kClasses8})) +
+         nn::param(g, "out.b", {bench::kClasses8});
+}
+
 struct OpgraphRun {
   opgraph::Model model;
   std::unique_ptr<opgraph::Plan> plan;
@@ -126,10 +175,19 @@ Contender make_opgraph(const Workload& w, std::int64_t batch, std::shared_ptr<Op
   run = std::make_shared<OpgraphRun>();
   Graph& g = run->model.graph;
   const bool sigmoid = w.output == "sigmoid_bce";
-  auto x = nn::input(g, "x", {N, bench::inputs(w)});
-  auto y = sigmoid ? nn::input(g, "y", {N, 1}) : nn::input(g, "y", {N});
+  const Shape x_shape = w.kind == Workload::Kind::lenet         ? Shape{N, 1, 28, 28}
+                        : w.kind == Workload::Kind::transformer ? Shape{N, bench::kPositions8, bench::kModel8}
+                                                                : Shape{N, bench::inputs(w)};
+  auto x = nn::input(g, "x", x_shape);
+  auto y = sigmoid ? nn::input(g, "y", {N, 1})
+                   : bench::labels_per_sample(w) > 1 ? nn::input(g, "y", {N, bench::labels_per_sample(w)})
+                                                     : nn::input(g, "y", {N});
   nn::Value out = x;
-  if (w.kind == Workload::Kind::mlp) {
+  if (w.kind == Workload::Kind::lenet) {
+    out = lenet(x, w);
+  } else if (w.kind == Workload::Kind::transformer) {
+    out = transformer(x);
+  } else if (w.kind == Workload::Kind::mlp) {
     for (std::size_t l = 0; l + 1 < w.layers.size(); ++l) {
       out = nn::dense(out, w.layers[l + 1], "l" + std::to_string(l));
       if (l + 2 < w.layers.size()) out = activation(bench::hidden_activation(w, l), out);
@@ -154,12 +212,12 @@ Contender make_opgraph(const Workload& w, std::int64_t batch, std::shared_ptr<Op
   if (!w.inference) run->sgd = make_sgd({.lr = w.lr});  // inference runs no optimizer
 
   // The dataset (all rows), generated in place: features, and labels as y expects them.
-  const std::int64_t rows = bench::data_rows(w), cols = bench::inputs(w);
+  const std::int64_t rows = bench::data_rows(w), cols = bench::inputs(w), per = bench::labels_per_sample(w);
   run->data.name = w.name;
   run->data.features = Tensor(Shape{rows, cols});
   bench::fill_features(run->data.features.data<float>(), rows, cols);
-  run->data.labels = Tensor(Shape{rows});
-  for (std::int64_t r = 0; r < rows; ++r) run->data.labels.data<float>()[r] = static_cast<float>(bench::label(w, r));
+  run->data.labels = per > 1 ? Tensor(Shape{rows, per}) : Tensor(Shape{rows});
+  for (std::int64_t r = 0; r < rows * per; ++r) run->data.labels.data<float>()[r] = static_cast<float>(bench::label(w, r));
 
   Contender c;
   OpgraphRun* r = run.get();
@@ -173,6 +231,11 @@ Contender make_opgraph(const Workload& w, std::int64_t batch, std::shared_ptr<Op
   // Steps on the first batch, through a plan.
   r->plan = std::make_unique<Plan>(g, params, PlanOptions{.batch = batch, .backward = !w.inference});
   r->x = r->data.features.slice_rows(0, batch);
+  if (w.kind != Workload::Kind::mlp && w.kind != Workload::Kind::towers) {
+    Shape s = x_shape;
+    s[0] = batch;
+    r->x = r->x.reshape(s);
+  }
   r->y = r->data.labels.slice_rows(0, batch);
   if (sigmoid) r->y = r->y.reshape(Shape{batch, 1});
   r->plan->set_input("x", r->x);

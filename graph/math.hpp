@@ -1,4 +1,4 @@
-// Elementwise math for kernels: exp, logistic and tanh that the compiler vectorises.
+// Elementwise math for kernels: exp, logistic, tanh and erfc that the compiler vectorises.
 //
 // std::exp on float is a call per element; these are branch-free inline code, so a
 // kernel's loop over them becomes SIMD code (16 floats at a time with AVX-512). Float
@@ -71,5 +71,31 @@ template <class T>
   return a < 0.625f ? small : large;
 }
 inline double tanh(double x) { return std::tanh(x); }
+
+/// erfc, the complementary error function. Float: for z = |x|, the Chebyshev fit of
+/// Numerical Recipes (erfcc), t e^(-z^2 + P(t)) with t = 1 / (1 + z/2) and P of degree 9,
+/// whose fractional error is below 1.2e-7 for every z >= 0 (so the far tail keeps its
+/// relative accuracy, which 1 - erf would lose); erfc(-z) = 2 - erfc(z). Measured within
+/// 8 ulp of the C library's erfc where the result is a normal float.
+[[gnu::always_inline]] inline float erfc(float x) {
+  const float z = std::abs(x);
+  const float t = 1.0f / (1.0f + 0.5f * z);
+  float p = 0.17087277f;
+  p = p * t - 0.82215223f;
+  p = p * t + 1.48851587f;
+  p = p * t - 1.13520398f;
+  p = p * t + 0.27886807f;
+  p = p * t - 0.18628806f;
+  p = p * t + 0.09678418f;
+  p = p * t + 0.37409196f;
+  p = p * t + 1.00002368f;
+  p = p * t - 1.26551223f;
+  // e^(-z^2) as e^(-hi) e^(-lo) with hi + lo = z^2 exactly: rounding z^2 (about 80 in the
+  // tail) to a float would cost 30 ulp of the result.
+  const float hi = z * z, lo = hi < HUGE_VALF ? std::fma(z, z, -hi) : 0.0f;  // inf - inf: no NaN
+  const float r = t * math::exp(-hi) * math::exp(p - lo);
+  return x < 0.0f ? 2.0f - r : r;
+}
+inline double erfc(double x) { return std::erfc(x); }
 
 }  // namespace opgraph::math

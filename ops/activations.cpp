@@ -12,13 +12,15 @@ namespace {
 
 /// Phi(x), the standard normal distribution function, and phi(x), its density.
 /// erfc, not 1 + erf: for x far below 0, 1 + erf(x/sqrt 2) cancels to nothing in f32.
+/// In f32 through math::erfc and math::exp, which vectorise (std::erfc is a call per
+/// element: it was 60 % of the time of the transformer's GELU, 14 % of its training step).
 template <class T>
-T normal_cdf(T x) {
-  return T(0.5) * std::erfc(-x / std::numbers::sqrt2_v<T>);
+[[gnu::always_inline]] inline T normal_cdf(T x) {
+  return T(0.5) * math::erfc(-x / std::numbers::sqrt2_v<T>);
 }
 template <class T>
-T normal_pdf(T x) {
-  return std::exp(T(-0.5) * x * x) * (std::numbers::inv_sqrtpi_v<T> / std::numbers::sqrt2_v<T>);
+[[gnu::always_inline]] inline T normal_pdf(T x) {
+  return math::exp(T(-0.5) * x * x) * (std::numbers::inv_sqrtpi_v<T> / std::numbers::sqrt2_v<T>);
 }
 
 /// The tanh form: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), computed as

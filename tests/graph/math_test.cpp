@@ -1,4 +1,4 @@
-// The vectorisable exp, logistic and tanh of graph/math.hpp against the C library.
+// The vectorisable exp, logistic, tanh and erfc of graph/math.hpp against the C library.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -51,6 +51,18 @@ TEST_CASE("math: float logistic within 3 ulp, tanh within 2") {
                    [](double x) { return 1.0 / (1.0 + std::exp(-x)); }) <= 3);
   CHECK(worst_ulps(-20.0f, 20.0f, 193, [](float x) { return opgraph::math::tanh(x); },
                    [](double x) { return std::tanh(x); }) <= 2);
+}
+
+TEST_CASE("math: float erfc within 8 ulp, both tails, where the result is a normal float") {
+  CHECK(worst_ulps(-9.0f, 9.0f, 97, [](float x) { return opgraph::math::erfc(x); },
+                   [](double x) { return std::erfc(x); }) <= 8);
+  // The far tail keeps its relative accuracy (1 - erf would give 0 from about 4 on).
+  CHECK(opgraph::math::erfc(6.0f) == doctest::Approx(std::erfc(6.0)).epsilon(1e-6));
+  CHECK(opgraph::math::erfc(-6.0f) == 2.0f);
+  CHECK(std::isnan(opgraph::math::erfc(std::nanf(""))));
+  CHECK(opgraph::math::erfc(std::numeric_limits<float>::infinity()) == 0.0f);
+  CHECK(opgraph::math::erfc(-std::numeric_limits<float>::infinity()) == 2.0f);
+  CHECK(opgraph::math::erfc(0.5) == std::erfc(0.5));  // doubles: the C library
 }
 
 TEST_CASE("math: special values: NaN stays NaN, overflow is infinity, underflow is zero") {
