@@ -1,4 +1,4 @@
-// GEMM on the W1/W5 shapes: opgraph's own kernel against Eigen and OpenBLAS, measured
+// GEMM on the W1/W5/W7/W8 shapes: opgraph's own kernel against Eigen and OpenBLAS, measured
 // in the same run (contenders alternate), 1 and 2 threads. Writes a markdown table.
 //
 //   gemm_bench [--out FILE] [--reps N] [--quick]
@@ -53,6 +53,23 @@ const Shape kShapes[] = {
     {"W5 dW2 = hᵀ·da", 1024, 1024, 256, true, false},
     {"W5 dh = da·W2ᵀ", 256, 1024, 1024, false, true},
     {"W5 dh = dz·W3ᵀ", 256, 1024, 10, false, true},
+    // W7 (LeNet-5, batch 64): conv2d's products per chunk of images (ops/conv2d.cpp: the
+    // columns read transposed in place), then the first dense layer.
+    {"W7 conv1 forward colsᵀ·Wᵀ", 784, 6, 25, true, true},
+    {"W7 conv2 forward colsᵀ·Wᵀ", 1000, 16, 150, true, true},
+    {"W7 conv2 dWᵀ = cols·gy", 150, 16, 1000, false, false},
+    {"W7 conv2 dcols = Wᵀ·gy", 150, 1000, 16, true, false},
+    {"W7 forward x·W3", 64, 120, 400, false, false},
+    // W8 (transformer, 32 x 64 positions, d = 128): projections, the MLP, their gradients,
+    // and one head's attention scores.
+    {"W8 forward x·Wq", 2048, 128, 128, false, false},
+    {"W8 forward x·W1", 2048, 512, 128, false, false},
+    {"W8 forward u·W2", 2048, 128, 512, false, false},
+    {"W8 dW1 = xᵀ·du", 128, 512, 2048, true, false},
+    {"W8 dW2 = uᵀ·dy", 512, 128, 2048, true, false},
+    {"W8 du = dy·W2ᵀ", 2048, 512, 128, false, true},
+    {"W8 dx = du·W1ᵀ", 2048, 128, 512, false, true},
+    {"W8 scores q·kᵀ", 64, 64, 32, false, true},
 };
 
 using Clock = std::chrono::steady_clock;
@@ -176,6 +193,20 @@ double child(const std::vector<std::string>& args) {
 
 }  // namespace
 
+/// The machine's caches and the blocking the GEMM derived from them.
+std::string blocking_note() {
+  const opgraph::CacheSizes c = opgraph::detect_caches();
+  const opgraph::GemmBlocking b = opgraph::gemm_blocking(4);
+  char text[256];
+  std::snprintf(text, sizeof text,
+                "Caches (%s): L1d %lld KiB %d-way, L2 %lld KiB %d-way, L3 %lld MiB; f32 blocking: %dx%d tiles, kc %lld, "
+                "mc %lld, nc %lld.",
+                c.source, static_cast<long long>(c.l1d >> 10), c.l1d_ways, static_cast<long long>(c.l2 >> 10),
+                c.l2_ways, static_cast<long long>(c.l3 >> 20), b.mr, b.nr, static_cast<long long>(b.kc),
+                static_cast<long long>(b.mc), static_cast<long long>(b.nc));
+  return text;
+}
+
 int main(int argc, char** argv) {
   std::string out_path;
   int reps = 7;
@@ -256,7 +287,7 @@ int main(int argc, char** argv) {
                     " timed calls after 0.3 s of untimed ones, each (contender, shape, threads) block in a process of "
                     "its own, the order of the contenders rotating from block to block; float32. " +
                     opgraph_bench::machine_description() + "\n\n" + "opgraph micro-kernel ISA: " + opgraph::gemm_isa() +
-                    ". " + openblas_note + ".\n\n" + table;
+                    ". " + blocking_note() + " " + openblas_note + ".\n\n" + table;
   if (!out_path.empty()) {
     std::ofstream(out_path) << doc;
   } else {

@@ -1,7 +1,8 @@
 // The benchmark suite: every workload of workloads.hpp, at 1 and 2 threads, for opgraph,
-// the hand-written reference and PyTorch, each run in its own process with the contenders
-// alternating; then determinism, loss agreement, peak memory and the GEMM table. Writes
-// bench/RESULTS.md (atomically).
+// the hand-written reference (dense networks), PyTorch, and the C++ peers libtorch and dlib
+// (W1, W2, W5, W7; built when their packages are installed), each run in its own process
+// with the contenders alternating; then determinism, loss agreement, peak memory, the GEMM
+// table and each workload's GEMM floor. Writes bench/RESULTS.md (atomically).
 //
 //   bench_suite [--out FILE] [--rounds R] [--reps N] [--only W1,W5] [--no-torch]
 //               [--python PATH] [--quick]
@@ -246,6 +247,14 @@ int main(int argc, char** argv) {
   const std::string gemm_bench = (here / "gemm_bench").string();
   const std::string plan_bench = (here / "plan_bench").string();
   const std::string torch_script = std::string(OPGRAPH_BENCH_DIR) + "/torch_bench.py";
+  // The C++ peers, when this build has them (CMake finds libtorch-dev and libdlib-dev).
+  std::map<std::string, std::string> cpp_peers;
+  std::string peers_note;
+  for (const char* peer : {"libtorch", "dlib"}) {
+    const fs::path path = here / (std::string(peer) + "_bench");
+    if (fs::exists(path)) cpp_peers[peer] = path.string();
+    else peers_note += fmt::format(" {} not measured: this build has no {}_bench (scripts/deps bench installs it).", peer, peer);
+  }
   const int max_threads = std::min(2u, std::max(1u, std::thread::hardware_concurrency()));
   std::vector<int> thread_counts;
   for (int t = 1; t <= max_threads; ++t) thread_counts.push_back(t);
@@ -296,16 +305,37 @@ int main(int argc, char** argv) {
     if (o.quick) a.push_back("--quick");
     return a;
   };
+  auto program = [&](const std::string& who) {  // the command that runs a contender
+    return who == "pytorch" || who == "pytorch-spin" ? std::vector<std::string>{o.python, torch_script}
+           : cpp_peers.count(who)                    ? std::vector<std::string>{cpp_peers.at(who)}
+                                                     : std::vector<std::string>{workload_bench, "--contender", who};
+  };
   auto contender_argv = [&](const std::string& who, const bench::Workload& w, int threads) {
-    std::vector<std::string> a = who == "pytorch" || who == "pytorch-spin"
-                                     ? std::vector<std::string>{o.python, torch_script}
-                                     : std::vector<std::string>{workload_bench, "--contender", who};
+    std::vector<std::string> a = program(who);
     const auto c = common(w, threads);
     a.insert(a.end(), c.begin(), c.end());
     return a;
   };
+  // libtorch is PyTorch's C++ side: the same OpenMP and OpenBLAS settings. dlib calls
+  // OpenBLAS too (and pins itself to --threads cores).
   auto env_of = [&](const std::string& who, int threads) {
-    return who == "pytorch" ? torch_env(threads, false) : who == "pytorch-spin" ? torch_env(threads, true) : Env{};
+    if (who == "pytorch" || who == "libtorch") return torch_env(threads, false);
+    if (who == "pytorch-spin") return torch_env(threads, true);
+    if (who == "dlib") {
+      Env env = {{"OPENBLAS_NUM_THREADS", std::to_string(threads)}};
+      if (has_avx512()) env.push_back({"OPENBLAS_CORETYPE", "SkylakeX"});
+      return env;
+    }
+    return Env{};
+  };
+  // Who runs a workload: opgraph; the reference where it has the network; the peers.
+  auto contenders_of = [&](const bench::Workload& w) {
+    std::vector<std::string> who = {"opgraph"};
+    if (bench::has_reference(w)) who.push_back("reference");
+    if (o.torch) who.push_back("pytorch");
+    if (bench::has_cpp_peers(w))
+      for (const auto& [peer, path] : cpp_peers) who.push_back(peer);
+    return who;
   };
 
   // ---- timings ----
@@ -314,8 +344,7 @@ int main(int argc, char** argv) {
   int busy_waits = 0, redone = 0;  // a core was lost to someone else: waited, redone
   for (const auto& w : workloads) {
     for (int threads : thread_counts) {
-      std::vector<std::string> who = {"opgraph", "reference"};
-      if (o.torch) who.push_back("pytorch");
+      std::vector<std::string> who = contenders_of(w);
       // OpenMP's default spinning, shown once where it matters most.
       if (o.torch && threads == 2 && (w.name == "W1" || w.name == "W5")) who.push_back("pytorch-spin");
       for (int round = 0; round < o.rounds; ++round) {
@@ -352,7 +381,8 @@ int main(int argc, char** argv) {
   // ---- determinism and agreement: 3 steps from the same weights ----
   struct Verify {
     std::string checksum1, checksum2;
-    double loss_opgraph = NAN, loss_reference = NAN, loss_torch = NAN;
+    double loss_opgraph = NAN, loss_torch = NAN;
+    std::map<std::string, double> loss;  // the reference and the C++ peers
   };
   std::map<std::string, Verify> verify;
   for (const auto& w : workloads) {
@@ -369,10 +399,14 @@ int main(int argc, char** argv) {
       const auto l = numbers(r.out, "losses");
       if (!l.empty()) v.loss_opgraph = l.back();
     }
-    const Result ref = run({workload_bench, "--contender", "reference", "--workload", w.name, "--threads", "1",
-                            "--mode", "verify"},
-                           {});
-    if (ref.ok && !numbers(ref.out, "losses").empty()) v.loss_reference = numbers(ref.out, "losses").back();
+    for (const std::string& who : contenders_of(w)) {
+      if (who == "opgraph" || who == "pytorch") continue;
+      std::vector<std::string> argv = program(who);
+      argv.insert(argv.end(), {"--workload", w.name, "--threads", "1", "--mode", "verify"});
+      const Result r = run(argv, env_of(who, 1));
+      if (r.ok && !numbers(r.out, "losses").empty()) v.loss[who] = numbers(r.out, "losses").back();
+      else if (!r.ok) failures.push_back(fmt::format("verify {} {}: {}", w.name, who, r.error));
+    }
     if (o.torch) {
       const Result tr = run({o.python, torch_script, "--workload", w.name, "--threads", "1", "--mode", "verify"},
                             torch_env(1, false));
@@ -389,7 +423,7 @@ int main(int argc, char** argv) {
   std::vector<Memory> memory;
   const int mem_threads = thread_counts.back();
   for (const auto& w : workloads) {
-    if (w.name != "W1" && w.name != "W5") continue;
+    if (w.name != "W1" && w.name != "W5" && w.name != "W7-64" && w.name != "W8") continue;
     Memory m;
     m.workload = w.name;
     const auto t = std::to_string(mem_threads);
@@ -397,9 +431,10 @@ int main(int argc, char** argv) {
     const Result og = run({workload_bench, "--contender", "opgraph", "--workload", w.name, "--threads", t, "--mode",
                            "verify"},
                           {});
-    const Result ref = run({workload_bench, "--contender", "reference", "--workload", w.name, "--threads", t,
-                            "--mode", "verify"},
-                           {});
+    const Result ref = bench::has_reference(w) ? run({workload_bench, "--contender", "reference", "--workload",
+                                                      w.name, "--threads", t, "--mode", "verify"},
+                                                     {})
+                                                 : Result{};
     m.opgraph_base_kb = base.rss_kb;
     m.opgraph_kb = og.ok ? og.rss_kb : 0;
     m.plan_bytes = og.ok ? numbers(og.out, "bytes").at(0) : 0;
@@ -416,7 +451,8 @@ int main(int argc, char** argv) {
 
   // ---- GEMM on the W1/W5 shapes ----
   std::string gemm_table;
-  double gemm_worst = NAN, gemm_peak2 = 0.0;
+  double gemm_worst = NAN;
+  std::map<int, double> gemm_best;  // threads -> the best rate any contender reached on any shape
   {
     const std::string tmp = o.out + ".gemm.tmp";
     std::vector<std::string> a = {gemm_bench, "--out", tmp};
@@ -440,7 +476,8 @@ int main(int argc, char** argv) {
         if (cells.size() < 6) continue;
         const double pct = std::atof(cells[cells.size() - 1].c_str());
         if (pct > 0) gemm_worst = std::isfinite(gemm_worst) ? std::min(gemm_worst, pct) : pct;
-        if (std::atoi(cells[3].c_str()) == mem_threads) gemm_peak2 = std::max(gemm_peak2, std::atof(cells[4].c_str()));
+        double& best = gemm_best[std::atoi(cells[3].c_str())];
+        for (std::size_t c = 4; c + 1 < cells.size(); ++c) best = std::max(best, std::atof(cells[c].c_str()));
       }
     } else {
       failures.push_back("gemm_bench wrote no table: " + r.error);
@@ -487,40 +524,56 @@ int main(int argc, char** argv) {
   md += "# Benchmarks: opgraph, a hand-written reference, PyTorch\n\n";
   md += "Written by `scripts/bench` (`build/bench/bench_suite`); do not edit by hand. ";
   md += o.quick ? "**Quick mode: one tiny run each, the numbers mean nothing.**\n\n" : "\n\n";
-  md += opgraph_bench::machine_description() + " " + torch_note + ".\n\n";
+  md += opgraph_bench::machine_description() + " " + torch_note + "." + peers_note + "\n\n";
   md += fmt::format(
       "Each cell: median [min–max] over {} rounds × {} repetitions. Every contender runs in its own process; "
       "within a round the contenders run one after another, in an order that rotates from round to round. "
       "One training step = forward + loss + backward + SGD update, float32, same data and same initial "
-      "weights for all three (their losses after three steps are compared below). This machine is shared: "
+      "weights for every contender (their losses after three steps are compared below). This machine is shared: "
       "before and after each 2-thread run the suite measures with spin loops that both cores are free, waits "
       "when they are not and redoes a run that lost one ({} waits of 2 s, {} runs redone in this one).\n\n",
       o.rounds, o.reps, busy_waits, redone);
   md += "- **opgraph**: the C++ API (`nn::` graph, `Plan` + `make_sgd` per step; `Trainer::fit` for the epoch "
         "workloads W2), Release build with `-march=native`.\n"
-        "- **reference**: `bench/reference.cpp`, each network written by hand: opgraph's GEMM (the same library), "
-        "bias and activation fused after each GEMM, softmax and cross-entropy fused, TBB loops, compiled "
+        "- **reference**: `bench/reference.cpp`, each dense network written by hand: opgraph's GEMM (the same "
+        "library), bias and activation fused after each GEMM, softmax and cross-entropy fused, TBB loops, compiled "
         "`-O3 -ffast-math` so that its exp calls vectorise through glibc's libmvec.\n"
-        "- **pytorch**: `bench/torch_bench.py`, eager `nn.Linear` layers, `F.cross_entropy`, `torch.optim.SGD`; "
+        "- **pytorch**: `bench/torch_bench.py`, eager `nn.Linear`/`nn.Conv2d` layers (W8: the attention written "
+        "with tensors, as PyTorch 1.13 has no fused kernel), `F.cross_entropy`, `torch.optim.SGD`; "
         "`torch.set_num_threads(n)` and `OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=n`, `OMP_WAIT_POLICY=PASSIVE`, "
         "and `OPENBLAS_CORETYPE=SkylakeX` on AVX-512 machines (Debian's OpenBLAS otherwise picks a generic "
-        "kernel). `pytorch-spin` is the same without `OMP_WAIT_POLICY=PASSIVE`.\n\n";
+        "kernel). `pytorch-spin` is the same without `OMP_WAIT_POLICY=PASSIVE`.\n"
+        "- **libtorch**: `bench/libtorch_bench.cpp`, PyTorch's C++ API (`torch::nn::Linear`/`Conv2d`, "
+        "`torch::optim::SGD`), the same environment as pytorch.\n"
+        "- **dlib**: `bench/dlib_bench.cpp`, dlib 19.24's `dnn` module (`fc`, `sig`/`relu`, `con`, `max_pool`, "
+        "`loss_multiclass_log`) trained by `dnn_trainer` with plain SGD, one mini-batch per `train_one_step`; "
+        "OpenBLAS as above, the process pinned to n cores (dlib sizes its pool by the cores it sees).\n"
+        "- **floor**: the step's GEMM work (convolutions counted as the products they are) at the best rate any "
+        "GEMM reached on any of the workloads' shapes at that thread count (the GEMM table below): what a "
+        "framework whose every other cost were zero would take.\n\n";
 
-  md += "## Time\n\n| workload | unit | threads | opgraph | reference | pytorch | opgraph / reference | pytorch / "
-        "opgraph | opgraph GFLOP/s |\n|---|---|---|---|---|---|---|---|---|\n";
+  // The floor of a workload at a thread count, in its unit.
+  auto floor_of = [&](const bench::Workload& w, int t) {
+    const double best = gemm_best.count(t) ? gemm_best.at(t) : 0.0;
+    const double scale = w.unit == "ms/step" ? 1e-3 : w.unit == "us/step" ? 1e-6 : 1.0;
+    return best > 0 ? bench::step_flops(w) / (best * 1e9) / scale : NAN;
+  };
+  md += "## Time\n\n| workload | unit | threads | opgraph | reference | pytorch | libtorch | dlib | opgraph / "
+        "reference | pytorch / opgraph | libtorch / opgraph | dlib / opgraph | opgraph / floor |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& w : workloads)
     for (int t : thread_counts) {
       const Stats og = stats(times[{w.name, "opgraph", t}]), ref = stats(times[{w.name, "reference", t}]),
-                  pt = stats(times[{w.name, "pytorch", t}]);
-      const double scale = w.unit == "ms/step" ? 1e-3 : w.unit == "us/step" ? 1e-6 : 1.0;
-      const double gflops = bench::step_flops(w) / (og.median * scale) / 1e9;
-      md += fmt::format("| {} {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} |\n", w.name, w.description, w.unit, t,
-                        cell(og), cell(ref), cell(pt), ratio(og.median, ref.median), ratio(pt.median, og.median),
-                        gflops);
+                  pt = stats(times[{w.name, "pytorch", t}]), lt = stats(times[{w.name, "libtorch", t}]),
+                  dl = stats(times[{w.name, "dlib", t}]);
+      md += fmt::format("| {} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", w.name,
+                        w.description, w.unit, t, cell(og), cell(ref), cell(pt), cell(lt), cell(dl),
+                        ratio(og.median, ref.median), ratio(pt.median, og.median), ratio(lt.median, og.median),
+                        ratio(dl.median, og.median), ratio(og.median, floor_of(w, t)));
       const Stats spin = stats(times[{w.name, "pytorch-spin", t}]);
       if (spin.n)
-        md += fmt::format("| {} with pytorch-spin | {} | {} | | | {} | | {} | |\n", w.name, w.unit, t, cell(spin),
-                          ratio(spin.median, og.median));
+        md += fmt::format("| {} with pytorch-spin | {} | {} | | | {} | | | | {} | | | |\n", w.name, w.unit, t,
+                          cell(spin), ratio(spin.median, og.median));
     }
 
   // Targets.
@@ -536,21 +589,37 @@ int main(int argc, char** argv) {
     if (!has(w)) continue;
     for (int t : thread_counts) {
       const double r = med(w, "opgraph", t) / med(w, "reference", t);
-      targets.push_back({fmt::format("{} at {} thread(s): opgraph within 1.10× of the reference", w, t),
-                         fmt::format("{:.2f}×", r), r <= 1.10});
-    }
-    if (o.torch && max_threads >= 2) {
-      const double r = med(w, "pytorch", 2) / med(w, "opgraph", 2);
-      targets.push_back({fmt::format("{} at 2 threads: opgraph at least 1.5× faster than PyTorch", w),
-                         fmt::format("{:.2f}× faster", r), r >= 1.5});
+      targets.push_back({fmt::format("{} at {} thread(s): opgraph within 1.05× of the reference", w, t),
+                         fmt::format("{:.2f}×", r), r <= 1.05});
     }
   }
+  for (const char* w : {"W7-64", "W7-256", "W8"}) {
+    if (!has(w)) continue;
+    for (int t : thread_counts) {
+      const double r = med(w, "opgraph", t) / floor_of(*bench::find_workload(w), t);
+      targets.push_back({fmt::format("{} at {} thread(s): opgraph within 1.3× of its GEMM floor", w, t),
+                         fmt::format("{:.2f}×", r), r <= 1.3});
+    }
+  }
+  if (max_threads >= 2)
+    for (const auto& w : workloads) {
+      if (w.inference) continue;
+      for (const char* peer : {"pytorch", "dlib"}) {
+        if (!times.count({w.name, peer, 2})) continue;
+        const double r = med(w.name, peer, 2) / med(w.name, "opgraph", 2);
+        targets.push_back({fmt::format("{} at 2 threads: opgraph at least 1.5× faster than {}", w.name,
+                                       std::string(peer) == "dlib" ? "dlib" : "PyTorch"),
+                           fmt::format("{:.2f}× faster", r), r >= 1.5});
+      }
+    }
   for (const char* w : {"W3-xor", "W3-iris", "W4"}) {
     if (!has(w)) continue;
     for (int t : thread_counts) {
       const double r = med(w, "opgraph", t) / med(w, "reference", t);
       targets.push_back({fmt::format("{} at {} thread(s): at most 2× the reference", w, t), fmt::format("{:.2f}×", r),
                          r <= 2.0});
+      if (std::string(w) == "W3-xor" && t == 2)
+        targets.push_back({"W3-xor at 2 threads: at most 1.5× the reference", fmt::format("{:.2f}×", r), r <= 1.5});
       if (o.torch) {
         const double p = med(w, "pytorch", t) / med(w, "opgraph", t);
         targets.push_back({fmt::format("{} at {} thread(s): at least 20× faster than PyTorch", w, t),
@@ -570,8 +639,8 @@ int main(int argc, char** argv) {
                        plan_per_node_large <= 1.5 * plan_per_node_small});
   }
   if (std::isfinite(gemm_worst))
-    targets.push_back({"GEMM: at least 85 % of the best library on every W1/W5 shape",
-                       fmt::format("worst {:.0f} %", gemm_worst), gemm_worst >= 85.0});
+    targets.push_back({"GEMM: at least 95 % of the best of OpenBLAS and Eigen on every W1/W5/W7/W8 shape, 1 and 2 threads",
+                       fmt::format("worst {:.0f} %", gemm_worst), gemm_worst >= 95.0});
   for (const auto& m : memory) {
     if (m.workload != "W1") continue;
     const double allowed = 1.3 * m.plan_bytes / 1024.0 + static_cast<double>(m.opgraph_base_kb);
@@ -603,20 +672,23 @@ int main(int argc, char** argv) {
   md += "| workload | opgraph RSS | opgraph baseline | plan bytes | (RSS − baseline) / plan bytes | reference RSS | "
         "pytorch RSS | pytorch baseline |\n|---|---|---|---|---|---|---|---|\n";
   for (const auto& m : memory)
-    md += fmt::format("| {} | {:.1f} MiB | {:.1f} MiB | {:.1f} MiB | {:.2f} | {:.1f} MiB | {} | {} |\n", m.workload,
+    md += fmt::format("| {} | {:.1f} MiB | {:.1f} MiB | {:.1f} MiB | {:.2f} | {} | {} | {} |\n", m.workload,
                       m.opgraph_kb / 1024.0, m.opgraph_base_kb / 1024.0, m.plan_bytes / 1048576.0,
                       m.plan_bytes > 0 ? (m.opgraph_kb - m.opgraph_base_kb) * 1024.0 / m.plan_bytes : NAN,
-                      m.reference_kb / 1024.0, m.torch_kb ? fmt::format("{:.1f} MiB", m.torch_kb / 1024.0) : "–",
+                      m.reference_kb ? fmt::format("{:.1f} MiB", m.reference_kb / 1024.0) : "–", m.torch_kb ? fmt::format("{:.1f} MiB", m.torch_kb / 1024.0) : "–",
                       m.torch_base_kb ? fmt::format("{:.1f} MiB", m.torch_base_kb / 1024.0) : "–");
 
   md += "\n## Same computation, same bits\n\nLoss after three SGD steps from the shared initial weights, and "
-        "opgraph's weight checksum at 1 and 2 threads.\n\n| workload | opgraph | reference | pytorch | checksum 1 "
-        "thread | checksum 2 threads |\n|---|---|---|---|---|---|\n";
+        "opgraph's weight checksum at 1 and 2 threads.\n\n| workload | opgraph | reference | pytorch | libtorch | dlib | "
+        "checksum 1 thread | checksum 2 threads |\n|---|---|---|---|---|---|---|---|\n";
   for (const auto& w : workloads) {
     const Verify& v = verify[w.name];
-    md += fmt::format("| {} | {:.7g} | {:.7g} | {} | `{}` | `{}` |\n", w.name, v.loss_opgraph, v.loss_reference,
-                      std::isfinite(v.loss_torch) ? fmt::format("{:.7g}", v.loss_torch) : "–", v.checksum1,
-                      v.checksum2);
+    auto loss = [&](const std::string& who) {
+      return v.loss.count(who) ? fmt::format("{:.7g}", v.loss.at(who)) : std::string("–");
+    };
+    md += fmt::format("| {} | {:.7g} | {} | {} | {} | {} | `{}` | `{}` |\n", w.name, v.loss_opgraph, loss("reference"),
+                      std::isfinite(v.loss_torch) ? fmt::format("{:.7g}", v.loss_torch) : "–", loss("libtorch"),
+                      loss("dlib"), v.checksum1, v.checksum2);
   }
 
   md += "\n## GEMM\n\n" + (gemm_table.empty() ? std::string("(gemm_bench failed)\n") : gemm_table);
@@ -625,29 +697,25 @@ int main(int argc, char** argv) {
         (plan_table.empty() ? std::string("(plan_bench failed)\n") : plan_table);
 
   md += "\n## Notes\n\n";
-  if (o.torch && max_threads >= 2 && gemm_peak2 > 0) {
-    // For the GEMM-bound workloads: how fast could any framework be, if everything but
-    // its GEMMs took no time and every GEMM ran at the best rate measured above?
+  if (o.torch && max_threads >= 2 && gemm_best.count(2)) {
+    // How fast could any framework be, if everything but its GEMMs took no time?
     std::string rows;
-    for (const char* name : {"W1", "W2-64", "W2-256", "W5"}) {
-      if (!has(name)) continue;
-      const bench::Workload& w = *bench::find_workload(name);
-      const double scale = w.unit == "ms/step" ? 1e-3 : w.unit == "us/step" ? 1e-6 : 1.0;
-      const double floor = bench::step_flops(w) / (gemm_peak2 * 1e9) / scale;  // in the workload's unit
-      const double og = med(name, "opgraph", 2), pt = med(name, "pytorch", 2);
-      rows += fmt::format("| {} | {} {} | {} {} | {} {} | {:.2f}× | {:.2f}× |\n", name, fmt_num(floor), w.unit,
-                          fmt_num(og), w.unit, fmt_num(pt), w.unit, pt / og, pt / floor);
+    for (const auto& w : workloads) {
+      if (w.inference || !std::isfinite(floor_of(w, 2)) || bench::step_flops(w) < 1e8) continue;
+      const double floor = floor_of(w, 2), og = med(w.name, "opgraph", 2), pt = med(w.name, "pytorch", 2),
+                   dl = times.count({w.name, "dlib", 2}) ? med(w.name, "dlib", 2) : NAN;
+      rows += fmt::format("| {} | {} {} | {} | {:.2f}× | {:.2f}× | {} | {} |\n", w.name, fmt_num(floor), w.unit,
+                          fmt_num(og), og / floor, pt / og, ratio(pt, floor), ratio(dl, floor));
     }
     md += fmt::format(
-        "- **Large networks against PyTorch.** W1, W2 and W5 are GEMM-bound. The table puts each 2-thread median "
-        "next to its GEMM floor: the step's GEMM work at {:.0f} GFLOP/s, the best rate opgraph's GEMM reached on "
-        "these shapes (OpenBLAS's SkylakeX kernel, which PyTorch calls, is as fast: see the GEMM table). Even a "
-        "framework whose every other cost were zero could not be faster than PyTorch by more than the last "
-        "column; where that is near or under 1.5 the target cannot be met, only approached. With OpenMP left "
-        "spinning (`pytorch-spin`, PyTorch's default) PyTorch at 2 threads is slower than at 1.\n\n"
-        "  | workload | GEMM floor | opgraph | pytorch | pytorch / opgraph | pytorch / floor |\n"
-        "  |---|---|---|---|---|---|\n",
-        gemm_peak2);
+        "- **How much faster than a peer a framework can be.** At 2 threads the best GEMM rate measured was {:.0f} "
+        "GFLOP/s. A framework whose every cost but its GEMMs were zero would take the floor; it could be faster "
+        "than a peer by at most the peer's time over the floor (last columns). Where that is near or under 1.5, "
+        "the 1.5× target cannot be met, only approached. With OpenMP left spinning (`pytorch-spin`, PyTorch's "
+        "default) PyTorch at 2 threads is slower than at 1.\n\n"
+        "  | workload | GEMM floor | opgraph | opgraph / floor | pytorch / opgraph | pytorch / floor | dlib / floor |\n"
+        "  |---|---|---|---|---|---|---|\n",
+        gemm_best.at(2));
     std::istringstream lines(rows);
     for (std::string line; std::getline(lines, line);) md += "  " + line + "\n";
   }
@@ -657,6 +725,14 @@ int main(int argc, char** argv) {
         "own floor there.\n"
         "- **Thread counts.** Every opgraph kernel splits its work into chunks fixed by the shapes alone, and every "
         "sum is taken in the same order, so the checksums above match for any thread count.\n";
+  {
+    // The measurements behind the targets missed, written by hand from profiles
+    // (bench/ANALYSIS.md): the suite copies it in so that RESULTS.md stays one document.
+    std::ifstream f(std::string(OPGRAPH_BENCH_DIR) + "/ANALYSIS.md");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    if (!ss.str().empty() && !o.quick) md += "\n" + ss.str();
+  }
   if (!failures.empty()) {
     md += "\n## Failures\n\n";
     for (const auto& f : failures) md += "- " + f + "\n";

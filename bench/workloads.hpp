@@ -72,6 +72,12 @@ inline const Workload* find_workload(const std::string& name) {
 /// Whether bench/reference.cpp has this network (the dense ones).
 inline bool has_reference(const Workload& w) { return w.kind == Workload::Kind::mlp || w.kind == Workload::Kind::towers; }
 
+/// Whether the C++ peers (bench/libtorch_bench.cpp, bench/dlib_bench.cpp) have this
+/// network: the MNIST-shaped dense ones a C++ user would write in them, and LeNet-5.
+inline bool has_cpp_peers(const Workload& w) {
+  return w.name == "W1" || w.name == "W2-64" || w.name == "W2-256" || w.name == "W5" || w.kind == Workload::Kind::lenet;
+}
+
 /// The activation of hidden layer l (0-based): W4 alternates relu then logistic.
 inline std::string hidden_activation(const Workload& w, std::size_t l) {
   if (w.hidden == "relu/logistic") return l == 0 ? "relu" : "logistic";
