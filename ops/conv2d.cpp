@@ -171,9 +171,11 @@ void from_rows(const T* rows, std::int64_t nb, std::int64_t channels, std::int64
   });
 }
 
-/// Per lane: the receptive-field columns [C*kh*kw, B*P] and the columns of their gradient
-/// (the same shape), the outputs (or their gradient) as rows [B*P, out] and side by side
-/// [out, B*P]; then every lane's kernel-gradient sum (transposed: [groups][kg][og]).
+/// Per lane: the columns of the receptive fields' gradient [C*kh*kw, B*P], the outputs (or
+/// their gradient) as rows [B*P, out] and side by side [out, B*P]; then every lane's
+/// kernel-gradient sum (transposed: [groups][kg][og]). The receptive-field columns
+/// themselves are the workspace: written by the forward pass, read again by the kernel
+/// gradient (a chunk of images [n0, n0+nb) at n0 * C*kh*kw * P, laid out [C*kh*kw, nb*P]).
 struct ScratchLayout {
   std::int64_t rows, outs, lane, partial;
 };
@@ -182,7 +184,7 @@ ScratchLayout scratch_layout(const Conv& v) {
   ScratchLayout l;
   l.rows = positions * v.rows();
   l.outs = positions * v.cout;
-  l.lane = 2 * l.rows + 2 * l.outs;
+  l.lane = l.rows + 2 * l.outs;
   l.partial = v.cout * v.k_g();
   return l;
 }
@@ -211,8 +213,8 @@ void conv_forward(K& k) {
   const std::int64_t p = v.positions(), kg = v.k_g(), og = v.cout_g();
   const ScratchLayout sl = scratch_layout(v);
   for_each_chunk(v, [&](std::int64_t lane, std::int64_t n0, std::int64_t nb, bool) {
-    T* cols = k.scratch().data + lane * sl.lane;
-    T* outs = cols + 2 * sl.rows;
+    T* cols = k.workspace().data + n0 * v.rows() * p;
+    T* outs = k.scratch().data + lane * sl.lane + sl.rows;
     im2col(v, x + n0 * v.cin * v.plane(), nb, cols);
     // outs_g [nb*P, og] = cols_g^T [nb*P, kg] x W_g^T: the tall operand read in place (its
     // transpose: each depth a contiguous run of positions), only the small kernel packed.
@@ -227,15 +229,14 @@ template <class K>
 void conv_vjp(K& k) {
   using T = scalar_of<K>;
   const Conv v = conv_of(k);
-  const T* x = k.in(0).data;
   const T* wt = k.in(1).data;
   const T* gy = k.grad_out().data;
   const std::int64_t p = v.positions(), kg = v.k_g(), og = v.cout_g();
   const ScratchLayout sl = scratch_layout(v);
   T* partials = k.scratch().data + kLanes * sl.lane;
   for_each_chunk(v, [&](std::int64_t lane, std::int64_t n0, std::int64_t nb, bool first) {
-    T* cols = k.scratch().data + lane * sl.lane;
-    T* dcol = cols + sl.rows;
+    const T* cols = k.workspace().data + n0 * v.rows() * p;  // the forward pass's
+    T* dcol = k.scratch().data + lane * sl.lane;
     T* grows = dcol + sl.rows;
     T* wide = grows + sl.outs;
     const T* gn = gy + n0 * v.cout * p;
@@ -243,7 +244,6 @@ void conv_vjp(K& k) {
     if (k.needs_grad(1)) {
       // The lane's dW_g^T [kg, og] += rows_g^T [kg, nb*P] x gy_g [nb*P, og], chunk after chunk.
       to_rows(gn, nb, v.cout, p, grows);
-      im2col(v, x + n0 * v.cin * v.plane(), nb, cols);
       T* dwt = partials + lane * sl.partial;
       for (std::int64_t g = 0; g < v.groups; ++g)
         gemm<T>(false, false, kg, og, ld, T(1), cols + g * kg * ld, ld, grows + g * og, v.cout, first ? T(0) : T(1),
@@ -325,7 +325,11 @@ OPGRAPH_OP(conv2d)
       return Shape{c.in(0)[0], v.cout, v.win.ho, v.win.wo};
     })
     .scratch([](const ShapeContext& c) { return Shape{scratch_elements(conv_of_shapes(c))}; })
-    .saves({"x", "w"})
+    .workspace([](const ShapeContext& c) {  // the receptive-field columns of every image
+      const Conv v = conv_of_shapes(c);
+      return Shape{c.in(0)[0], v.rows(), v.positions()};
+    })
+    .saves({"w"})  // x is read again only through its columns, kept in the workspace
     .forward([](auto& k) { conv_forward(k); })
     .vjp([](auto& k) { conv_vjp(k); })
     .cost([](const ShapeContext& c, const Shape& y) {

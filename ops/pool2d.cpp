@@ -122,6 +122,31 @@ OPGRAPH_OP(max_pool2d)
       const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
       // Tap after tap in row-major window order, each over a whole row of outputs (a loop
       // the compiler vectorises), y and arg holding the best so far.
+      if (w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.dh == 1 && w.dw == 1 && w.pt == 0 && w.pl == 0) {
+        // The usual 2x2 window of stride 2, unpadded: each output compares its four taps in
+        // window order in one loop over the row (the same rule as below, for the compiler
+        // to vectorise without the tap-by-tap passes).
+        const auto better = [](T v, T b) { return v > b || (v != v && b == b); };
+        for_each_plane(x.dims[0] * x.dims[1], out_plane, [&](std::int64_t p) {
+          const T* xp = x.data + p * in_plane;
+          for (std::int64_t oy = 0; oy < w.ho; ++oy) {
+            const T* r0 = xp + 2 * oy * w.w;
+            const T* r1 = r0 + w.w;
+            T* best = y + p * out_plane + oy * w.wo;
+            T* won = arg + p * out_plane + oy * w.wo;
+            for (std::int64_t ox = 0; ox < w.wo; ++ox) {
+              const T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+              T m = a, t = T(0);
+              if (better(b, m)) m = b, t = T(1);
+              if (better(c, m)) m = c, t = T(2);
+              if (better(d, m)) m = d, t = T(3);
+              best[ox] = m;
+              won[ox] = t;
+            }
+          }
+        });
+        return;
+      }
       std::vector<std::array<std::int64_t, 2>> cols(static_cast<std::size_t>(w.kw));  // valid ox per tap column
       for (std::int64_t j = 0; j < w.kw; ++j) cols[static_cast<std::size_t>(j)] = w.valid_cols(j);
       for_each_plane(x.dims[0] * x.dims[1], out_plane, [&](std::int64_t p) {
