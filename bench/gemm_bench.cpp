@@ -100,7 +100,8 @@ std::vector<Contender> make_contenders(bool with_openblas, std::string& openblas
                           Eigen::Map<const M> A(a, s.ta ? s.k : s.m, s.ta ? s.m : s.k);
                           Eigen::Map<const M> B(b, s.tb ? s.n : s.k, s.tb ? s.k : s.n);
                           Eigen::Map<M> C(c, s.m, s.n);
-                          if (s.ta) C.noalias() = A.transpose() * B;
+                          if (s.ta && s.tb) C.noalias() = A.transpose() * B.transpose();
+                          else if (s.ta) C.noalias() = A.transpose() * B;
                           else if (s.tb) C.noalias() = A * B.transpose();
                           else C.noalias() = A * B;
                         },

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "timing.hpp"
 #include "workloads.hpp"
 
 namespace bench {
@@ -83,8 +84,6 @@ inline void pin_to_cores(int threads) {
 
 /// Runs the mode and prints its JSON line; returns the exit status.
 inline int run_peer(const char* contender, const PeerOptions& o, const Workload& w, Peer& p) {
-  using Clock = std::chrono::steady_clock;
-  const auto since = [](Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); };
   if (o.mode == "verify") {
     std::printf("{\"mode\":\"verify\",\"workload\":\"%s\",\"contender\":\"%s\",\"threads\":%d,\"losses\":[",
                 w.name.c_str(), contender, o.threads);
@@ -92,37 +91,11 @@ inline int run_peer(const char* contender, const PeerOptions& o, const Workload&
     std::printf("]}\n");
     return 0;
   }
-  const double scale = w.unit == "ms/step" ? 1e3 : w.unit == "us/step" ? 1e6 : 1.0;
-  std::vector<double> values;
-  std::int64_t per_rep = 1;
-  if (w.epoch_rows > 0) {
-    p.epoch(-1);
-    p.sync();
-    for (int rep = 0; rep < (o.quick ? 1 : o.reps); ++rep) {
-      const auto t0 = Clock::now();
-      p.epoch(rep);
-      p.sync();
-      values.push_back(since(t0) * scale);
-    }
-  } else {
-    const auto t0 = Clock::now();
-    int warm = 0;
-    do p.step(), ++warm;
-    while (warm < 3 || (!o.quick && since(t0) < 0.3));
-    p.sync();
-    const double one = since(t0) / warm;
-    per_rep = o.quick ? 1 : std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(o.min_seconds / one)));
-    for (int rep = 0; rep < (o.quick ? 1 : o.reps); ++rep) {
-      const auto t1 = Clock::now();
-      for (std::int64_t s = 0; s < per_rep; ++s) p.step();
-      p.sync();
-      values.push_back(since(t1) / static_cast<double>(per_rep) * scale);
-    }
-  }
+  const Timed t = time_workload(w, o.quick, o.reps, o.min_seconds, p.step, p.epoch, p.sync);
   std::printf("{\"mode\":\"time\",\"workload\":\"%s\",\"contender\":\"%s\",\"threads\":%d,\"unit\":\"%s\","
               "\"steps_per_rep\":%lld,\"values\":[",
-              w.name.c_str(), contender, o.threads, w.unit.c_str(), static_cast<long long>(per_rep));
-  for (std::size_t i = 0; i < values.size(); ++i) std::printf("%s%.6g", i ? "," : "", values[i]);
+              w.name.c_str(), contender, o.threads, w.unit.c_str(), static_cast<long long>(t.per_rep));
+  for (std::size_t i = 0; i < t.values.size(); ++i) std::printf("%s%.6g", i ? "," : "", t.values[i]);
   std::printf("]}\n");
   return 0;
 }

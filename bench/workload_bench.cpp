@@ -31,11 +31,11 @@
 #include <opgraph/optim/optimizer.hpp>
 
 #include "reference.hpp"
+#include "timing.hpp"
 #include "workloads.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using bench::Workload;
 
 struct Options {
@@ -311,14 +311,6 @@ Contender make_reference(const Workload& w, const Data& d, std::int64_t batch, s
   return c;
 }
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-double unit_scale(const std::string& unit) {
-  if (unit == "ms/step") return 1e3;
-  if (unit == "us/step") return 1e6;
-  return 1.0;  // s/epoch
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -355,36 +347,12 @@ int main(int argc, char** argv) {
     }
 
     // time
-    const double scale = unit_scale(w.unit);
-    std::vector<double> values;
-    std::int64_t per_rep = 1;
-    if (w.epoch_rows > 0) {
-      c.epoch(-1);  // warm-up epoch: compiles the plans, touches every buffer
-      for (int rep = 0; rep < (o.quick ? 1 : o.reps); ++rep) {
-        const auto t0 = Clock::now();
-        c.epoch(rep);
-        values.push_back(seconds_since(t0) * scale);
-      }
-    } else {
-      // Warm up for 0.3 s: a new process's second thread starts on the first one's core
-      // and the scheduler takes some milliseconds to move it.
-      const auto t0 = Clock::now();
-      int warm = 0;
-      do c.step(), ++warm;
-      while (warm < 3 || (!o.quick && seconds_since(t0) < 0.3));
-      const double one = seconds_since(t0) / warm;
-      per_rep = o.quick ? 1 : std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(o.min_seconds / one)));
-      for (int rep = 0; rep < (o.quick ? 1 : o.reps); ++rep) {
-        const auto t1 = Clock::now();
-        for (std::int64_t s = 0; s < per_rep; ++s) c.step();
-        values.push_back(seconds_since(t1) / static_cast<double>(per_rep) * scale);
-      }
-    }
+    const bench::Timed t = bench::time_workload(w, o.quick, o.reps, o.min_seconds, c.step, c.epoch);
     std::printf("{\"mode\":\"time\",\"workload\":\"%s\",\"contender\":\"%s\",\"threads\":%d,\"unit\":\"%s\","
                 "\"steps_per_rep\":%lld,\"bytes\":%zu,\"values\":[",
-                w.name.c_str(), o.contender.c_str(), o.threads, w.unit.c_str(), static_cast<long long>(per_rep),
+                w.name.c_str(), o.contender.c_str(), o.threads, w.unit.c_str(), static_cast<long long>(t.per_rep),
                 c.bytes);
-    for (std::size_t i = 0; i < values.size(); ++i) std::printf("%s%.6g", i ? "," : "", values[i]);
+    for (std::size_t i = 0; i < t.values.size(); ++i) std::printf("%s%.6g", i ? "," : "", t.values[i]);
     std::printf("]}\n");
   } catch (const opgraph::Error& e) {
     std::fprintf(stderr, "workload_bench: %s\n", e.what());

