@@ -1,5 +1,5 @@
-// The harness of the C++ peers (bench/libtorch_bench.cpp, bench/dlib_bench.cpp): the same
-// arguments, modes and JSON line as workload_bench, around a peer's step and epoch.
+// The harness of the C++ contenders (workload_bench, bench/libtorch_bench.cpp,
+// bench/dlib_bench.cpp): the same arguments, modes and JSON line, around a step and epoch.
 //
 //   <peer> --workload W1 --threads N [--mode time|verify|baseline] [--reps R]
 //          [--min-seconds S] [--steps K] [--quick]
@@ -22,7 +22,7 @@
 namespace bench {
 
 struct PeerOptions {
-  std::string workload, mode = "time";
+  std::string workload, contender, mode = "time";
   int threads = 1, reps = 5, steps = 3;
   double min_seconds = 0.2;
   bool quick = false;
@@ -39,7 +39,7 @@ struct Peer {
 
 [[noreturn]] inline void peer_usage(const char* who, const std::string& why) {
   std::fprintf(stderr,
-               "%s: %s\nusage: %s --workload W --threads N [--mode time|verify|baseline] [--reps R] "
+               "%s: %s\nusage: %s --workload W [--contender C] --threads N [--mode time|verify|baseline] [--reps R] "
                "[--min-seconds S] [--steps K] [--quick]\n",
                who, why.c_str(), who);
   std::exit(2);
@@ -60,8 +60,8 @@ inline PeerOptions parse_peer(const char* who, int argc, char** argv) {
     else if (a == "--steps") o.steps = std::atoi(next().c_str());
     else if (a == "--min-seconds") o.min_seconds = std::atof(next().c_str());
     else if (a == "--quick") o.quick = true;
-    else if (a != "--contender") peer_usage(who, "unknown argument " + a);
-    else next();  // bench_suite passes its contender name: ignored
+    else if (a == "--contender") o.contender = next();  // workload_bench's choice; the peers ignore it
+    else peer_usage(who, "unknown argument " + a);
   }
   if (o.mode != "time" && o.mode != "verify" && o.mode != "baseline") peer_usage(who, "unknown mode " + o.mode);
   if (o.mode != "baseline" && !find_workload(o.workload)) peer_usage(who, "unknown workload " + o.workload);

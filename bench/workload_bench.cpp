@@ -30,6 +30,7 @@
 #include <opgraph/graph/plan.hpp>
 #include <opgraph/optim/optimizer.hpp>
 
+#include "peer_harness.hpp"
 #include "reference.hpp"
 #include "timing.hpp"
 #include "workloads.hpp"
@@ -38,45 +39,16 @@ namespace {
 
 using bench::Workload;
 
-struct Options {
-  std::string workload, contender, mode = "time";
-  int threads = 1, reps = 5, steps = 3;
-  double min_seconds = 0.2;
-  bool quick = false;
-};
+using Options = bench::PeerOptions;
 
-[[noreturn]] void usage(const char* why) {
-  std::fprintf(stderr,
-               "workload_bench: %s\nusage: workload_bench --workload W --contender opgraph|reference --threads N "
-               "[--mode time|verify|baseline] [--reps R] [--min-seconds S] [--steps K] [--quick]\n",
-               why);
-  std::exit(2);
-}
+[[noreturn]] void usage(const char* why) { bench::peer_usage("workload_bench", why); }
 
 Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) usage(("missing value after " + a).c_str());
-      return argv[++i];
-    };
-    if (a == "--workload") o.workload = next();
-    else if (a == "--contender") o.contender = next();
-    else if (a == "--mode") o.mode = next();
-    else if (a == "--threads") o.threads = std::atoi(next().c_str());
-    else if (a == "--reps") o.reps = std::atoi(next().c_str());
-    else if (a == "--steps") o.steps = std::atoi(next().c_str());
-    else if (a == "--min-seconds") o.min_seconds = std::atof(next().c_str());
-    else if (a == "--quick") o.quick = true;
-    else usage(("unknown argument " + a).c_str());
-  }
-  if (o.mode != "baseline" && !bench::find_workload(o.workload)) usage("unknown workload");
-  if (o.mode != "baseline" && o.contender != "opgraph" && o.contender != "reference") usage("unknown contender");
-  if (o.mode != "time" && o.mode != "verify" && o.mode != "baseline") usage("unknown mode");
+  Options o = bench::parse_peer("workload_bench", argc, argv);
+  if (o.mode != "baseline" && o.contender != "opgraph" && o.contender != "reference")
+    usage("--contender must be opgraph or reference");
   if (o.mode != "baseline" && o.contender == "reference" && !bench::has_reference(*bench::find_workload(o.workload)))
     usage("the hand-written reference covers the dense networks only (W1-W6, I1)");
-  if (o.threads < 1 || o.reps < 1 || o.steps < 1) usage("threads, reps and steps must be at least 1");
   return o;
 }
 
