@@ -116,6 +116,14 @@ Result run(const std::vector<std::string>& argv, const Env& env) {
   return r;
 }
 
+/// A file's whole text ("" when it cannot be read).
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
 // ---- reading the contenders' one line of JSON ----
 
 std::string raw_field(const std::string& json, const std::string& key) {
@@ -458,11 +466,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> a = {gemm_bench, "--out", tmp};
     if (o.quick) a.push_back("--quick");
     const Result r = run(a, {});
-    std::ifstream f(tmp);
-    std::stringstream ss;
-    ss << f.rdbuf();
+    const std::string doc = read_text(tmp);
     std::remove(tmp.c_str());
-    const std::string doc = ss.str();
     const auto at = doc.find("| shape");
     if (at != std::string::npos) {
       gemm_table = doc.substr(doc.rfind("\n\n", at) + 2);
@@ -492,11 +497,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> a = {plan_bench, "--out", tmp};
     if (o.quick) a.push_back("--quick");
     const Result r = run(a, {});
-    std::ifstream f(tmp);
-    std::stringstream ss;
-    ss << f.rdbuf();
+    const std::string doc = read_text(tmp);
     std::remove(tmp.c_str());
-    const std::string doc = ss.str();
     const auto at = doc.find("| graph");
     if (at != std::string::npos) {
       plan_table = doc.substr(doc.rfind("\n\n", at) + 2);
@@ -521,7 +523,7 @@ int main(int argc, char** argv) {
 
   // ---- the report ----
   std::string md;
-  md += "# Benchmarks: opgraph, a hand-written reference, PyTorch\n\n";
+  md += "# Benchmarks: opgraph, a hand-written reference, PyTorch, libtorch, dlib\n\n";
   md += "Written by `scripts/bench` (`build/bench/bench_suite`); do not edit by hand. ";
   md += o.quick ? "**Quick mode: one tiny run each, the numbers mean nothing.**\n\n" : "\n\n";
   md += opgraph_bench::machine_description() + " " + torch_note + "." + peers_note + "\n\n";
@@ -675,7 +677,8 @@ int main(int argc, char** argv) {
     md += fmt::format("| {} | {:.1f} MiB | {:.1f} MiB | {:.1f} MiB | {:.2f} | {} | {} | {} |\n", m.workload,
                       m.opgraph_kb / 1024.0, m.opgraph_base_kb / 1024.0, m.plan_bytes / 1048576.0,
                       m.plan_bytes > 0 ? (m.opgraph_kb - m.opgraph_base_kb) * 1024.0 / m.plan_bytes : NAN,
-                      m.reference_kb ? fmt::format("{:.1f} MiB", m.reference_kb / 1024.0) : "–", m.torch_kb ? fmt::format("{:.1f} MiB", m.torch_kb / 1024.0) : "–",
+                      m.reference_kb ? fmt::format("{:.1f} MiB", m.reference_kb / 1024.0) : "–",
+                      m.torch_kb ? fmt::format("{:.1f} MiB", m.torch_kb / 1024.0) : "–",
                       m.torch_base_kb ? fmt::format("{:.1f} MiB", m.torch_base_kb / 1024.0) : "–");
 
   md += "\n## Same computation, same bits\n\nLoss after three SGD steps from the shared initial weights, and "
@@ -728,10 +731,8 @@ int main(int argc, char** argv) {
   {
     // The measurements behind the targets missed, written by hand from profiles
     // (bench/ANALYSIS.md): the suite copies it in so that RESULTS.md stays one document.
-    std::ifstream f(std::string(OPGRAPH_BENCH_DIR) + "/ANALYSIS.md");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    if (!ss.str().empty() && !o.quick) md += "\n" + ss.str();
+    const std::string analysis = read_text(std::string(OPGRAPH_BENCH_DIR) + "/ANALYSIS.md");
+    if (!analysis.empty() && !o.quick) md += "\n" + analysis;
   }
   if (!failures.empty()) {
     md += "\n## Failures\n\n";

@@ -512,20 +512,28 @@ namespace detail {
 [[noreturn]] void unknown_attr(const OpDef& op, std::string_view name);
 }
 
-/// Kernels read attributes by name on every call: compared inline, byte by byte (names are
-/// short literals), not through OpDef::attr_index and a call to memcmp per name, which
-/// was 12 % of a 0.4 µs XOR training step.
-template <class T>
-const AttrValue& Kernel<T>::attr(std::string_view name) const {
-  const auto& specs = op_->attrs;
+namespace detail {
+/// The index of attribute `name` among an op's declared ones, -1 when absent; OpDef::attr_index
+/// and the kernels' lookups. Inline and byte by byte (names are short literals): kernels read
+/// attributes by name on every call, and a call to memcmp per name was 12 % of a 0.4 µs XOR
+/// training step.
+inline int find_attr(const std::vector<AttrSpec>& specs, std::string_view name) {
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const std::string& n = specs[i].name;
     if (n.size() != name.size()) continue;
     std::size_t j = 0;
     while (j < name.size() && n[j] == name[j]) ++j;
-    if (j == name.size()) return (*attrs_)[i];
+    if (j == name.size()) return static_cast<int>(i);
   }
-  detail::unknown_attr(*op_, name);
+  return -1;
+}
+}  // namespace detail
+
+template <class T>
+const AttrValue& Kernel<T>::attr(std::string_view name) const {
+  const int i = detail::find_attr(op_->attrs, name);
+  if (i < 0) detail::unknown_attr(*op_, name);
+  return (*attrs_)[static_cast<std::size_t>(i)];
 }
 
 template <class T>

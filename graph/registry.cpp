@@ -219,11 +219,7 @@ int OpDef::input_index(std::string_view input) const {
   return -1;
 }
 
-int OpDef::attr_index(std::string_view attr) const {
-  for (std::size_t i = 0; i < attrs.size(); ++i)
-    if (attrs[i].name == attr) return static_cast<int>(i);
-  return -1;
-}
+int OpDef::attr_index(std::string_view attr) const { return detail::find_attr(attrs, attr); }
 
 bool OpDef::saves_input(int i) const {
   return std::find(saved_inputs.begin(), saved_inputs.end(), i) != saved_inputs.end();

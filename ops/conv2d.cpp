@@ -242,7 +242,7 @@ void conv_vjp(K& k) {
     const T* gn = gy + n0 * v.cout * p;
     const std::int64_t ld = nb * p;
     if (k.needs_grad(1)) {
-      // The lane's dW_g^T [kg, og] += rows_g^T [kg, nb*P] x gy_g [nb*P, og], chunk after chunk.
+      // The lane's dW_g^T [kg, og] += cols_g [kg, nb*P] x gy_g [nb*P, og], chunk after chunk.
       to_rows(gn, nb, v.cout, p, grows);
       T* dwt = partials + lane * sl.partial;
       for (std::int64_t g = 0; g < v.groups; ++g)

@@ -120,13 +120,12 @@ OPGRAPH_OP(max_pool2d)
       T* y = k.out().data;
       T* arg = k.workspace().data;
       const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
-      // Tap after tap in row-major window order, each over a whole row of outputs (a loop
-      // the compiler vectorises), y and arg holding the best so far.
+      // A tap wins over the best so far when larger, or NaN over a number: the first maximum
+      // in row-major window order, NaN propagating.
+      const auto better = [](T v, T b) { return v > b || (v != v && b == b); };
       if (w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.dh == 1 && w.dw == 1 && w.pt == 0 && w.pl == 0) {
         // The usual 2x2 window of stride 2, unpadded: each output compares its four taps in
-        // window order in one loop over the row (the same rule as below, for the compiler
-        // to vectorise without the tap-by-tap passes).
-        const auto better = [](T v, T b) { return v > b || (v != v && b == b); };
+        // window order in one loop over the row.
         for_each_plane(x.dims[0] * x.dims[1], out_plane, [&](std::int64_t p) {
           const T* xp = x.data + p * in_plane;
           for (std::int64_t oy = 0; oy < w.ho; ++oy) {
@@ -147,6 +146,8 @@ OPGRAPH_OP(max_pool2d)
         });
         return;
       }
+      // Otherwise tap after tap in window order, each over a whole row of outputs (a loop
+      // the compiler vectorises), y and arg holding the best so far.
       std::vector<std::array<std::int64_t, 2>> cols(static_cast<std::size_t>(w.kw));  // valid ox per tap column
       for (std::int64_t j = 0; j < w.kw; ++j) cols[static_cast<std::size_t>(j)] = w.valid_cols(j);
       for_each_plane(x.dims[0] * x.dims[1], out_plane, [&](std::int64_t p) {
@@ -165,7 +166,7 @@ OPGRAPH_OP(max_pool2d)
               const T tap = static_cast<T>(i * w.kw + j);
               for (std::int64_t ox = x0; ox < x1; ++ox) {
                 const T v = line[ox * w.sw], b = best[ox];
-                const bool take = won[ox] < T(0) || v > b || (v != v && b == b);
+                const bool take = won[ox] < T(0) || better(v, b);
                 best[ox] = take ? v : b;
                 won[ox] = take ? tap : won[ox];
               }
