@@ -65,6 +65,25 @@ TEST_CASE("math: float erfc within 8 ulp, both tails, where the result is a norm
   CHECK(opgraph::math::erfc(0.5) == std::erfc(0.5));  // doubles: the C library
 }
 
+TEST_CASE("math: erfc_gauss gives erfc and e^(-x^2) together, the Gaussian within 2 ulp") {
+  const auto gauss = [](float x) {
+    float g = -1.0f;
+    opgraph::math::erfc_gauss(x, g);
+    return g;
+  };
+  // Up to |x| = 9.3: beyond, e^(-x^2) is below the smallest normal float (flushed to 0).
+  CHECK(worst_ulps(-9.3f, 9.3f, 97, gauss, [](double x) { return std::exp(-x * x); }) <= 2);
+  for (const float x : {-3.0f, -0.3f, 0.0f, 0.7f, 2.5f}) {
+    float g = 0.0f;
+    CHECK(opgraph::math::erfc_gauss(x, g) == opgraph::math::erfc(x));  // the same erfc, bit for bit
+  }
+  CHECK(gauss(std::numeric_limits<float>::infinity()) == 0.0f);
+  CHECK(std::isnan(gauss(std::nanf(""))));
+  double g = 0.0;
+  CHECK(opgraph::math::erfc_gauss(0.5, g) == std::erfc(0.5));  // doubles: the C library
+  CHECK(g == std::exp(-0.25));
+}
+
 TEST_CASE("math: special values: NaN stays NaN, overflow is infinity, underflow is zero") {
   using opgraph::math::exp;
   const float inf = std::numeric_limits<float>::infinity();
