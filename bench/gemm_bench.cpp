@@ -53,10 +53,10 @@ const Shape kShapes[] = {
     {"W5 dW2 = hᵀ·da", 1024, 1024, 256, true, false},
     {"W5 dh = da·W2ᵀ", 256, 1024, 1024, false, true},
     {"W5 dh = dz·W3ᵀ", 256, 1024, 10, false, true},
-    // W7 (LeNet-5, batch 64): conv2d's products per chunk of images (ops/conv2d.cpp: the
-    // columns read transposed in place), then the first dense layer.
-    {"W7 conv1 forward colsᵀ·Wᵀ", 784, 6, 25, true, true},
-    {"W7 conv2 forward colsᵀ·Wᵀ", 1000, 16, 150, true, true},
+    // W7 (LeNet-5, batch 64): conv2d's products per chunk of images (ops/conv2d.cpp: W·cols
+    // for its few output channels, the columns read in place), then the first dense layer.
+    {"W7 conv1 forward W·cols", 6, 784, 25, false, false},
+    {"W7 conv2 forward W·cols", 16, 1000, 150, false, false},
     {"W7 conv2 dWᵀ = cols·gy", 150, 16, 1000, false, false},
     {"W7 conv2 dcols = Wᵀ·gy", 150, 1000, 16, true, false},
     {"W7 forward x·W3", 64, 120, 400, false, false},

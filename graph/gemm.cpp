@@ -478,6 +478,101 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
   }
 }
 
+// ---- few rows ----
+
+/// Few rows of C (m <= kShortRows) by many columns, B read in place (not transposed):
+/// conv2d's W·cols (6 or 16 output channels by hundreds of positions per image), a
+/// forward pass of one sample. Packing B would copy it for a single use, and the blocked
+/// path's 12-row tiles would compute 12 rows for 6. C is done in column blocks of NV
+/// vectors, R rows at a time (R x NV accumulators in registers); each element of C is
+/// summed over k in order by one task, whatever the thread count.
+constexpr std::int64_t kShortRows = 16;
+
+template <class T>
+struct ShortBlocking {
+  static constexpr int R = 6;
+  static constexpr int NV = kVectorRegisters >= 32 ? 4 : 2;  // 24 (12) accumulators
+  static constexpr int NB = NV * Blocking<T>::W;
+};
+
+template <class T, int R, bool TA>
+[[gnu::always_inline]] inline void short_tile(std::int64_t k, const T* __restrict a, std::int64_t lda,
+                                              const T* __restrict b, std::int64_t ldb, T* c, std::int64_t ldc,
+                                              T alpha, T beta) {
+  constexpr int W = Blocking<T>::W, NV = ShortBlocking<T>::NV;
+  V<T> acc[R][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
+    for (int q = 0; q < NV; ++q) acc[i][q] = V<T>{};
+  for (std::int64_t p = 0; p < k; ++p) {
+    V<T> bv[NV];
+#pragma GCC unroll 16
+    for (int q = 0; q < NV; ++q) bv[q] = load(b + p * ldb + q * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      const T av = TA ? a[p * lda + i] : a[i * lda + p];
+#pragma GCC unroll 16
+      for (int q = 0; q < NV; ++q) acc[i][q] += av * bv[q];
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
+    for (int q = 0; q < NV; ++q) {
+      T* cp = c + i * ldc + q * W;
+      V<T> r = alpha == T(1) ? acc[i][q] : alpha * acc[i][q];
+      if (beta != T(0)) r += beta * load(cp);
+      store(cp, r);
+    }
+}
+
+/// Rows [0, m) of one column block of C, R at a time and the rest together.
+template <class T, bool TA, int... Rs>
+void short_block(std::integer_sequence<int, Rs...>, std::int64_t m, std::int64_t k, const T* a, std::int64_t lda,
+                 const T* b, std::int64_t ldb, T* c, std::int64_t ldc, T alpha, T beta) {
+  constexpr int R = ShortBlocking<T>::R;
+  const auto row = [&](std::int64_t i) { return TA ? a + i : a + i * lda; };
+  std::int64_t i = 0;
+  for (; i + R <= m; i += R) short_tile<T, R, TA>(k, row(i), lda, b, ldb, c + i * ldc, ldc, alpha, beta);
+  const std::int64_t rest = m - i;
+  ((rest == Rs + 1 ? short_tile<T, Rs + 1, TA>(k, row(i), lda, b, ldb, c + i * ldc, ldc, alpha, beta) : void()), ...);
+}
+
+template <class T, bool TA>
+void gemm_short(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b,
+                std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  constexpr int NB = ShortBlocking<T>::NB;
+  using Rest = std::make_integer_sequence<int, ShortBlocking<T>::R - 1>;
+  const std::int64_t full = n / NB, blocks = (n + NB - 1) / NB;
+  const auto body = [&](std::int64_t j0, std::int64_t j1) {
+    for (std::int64_t jb = j0; jb < j1; ++jb) {
+      const std::int64_t j = jb * NB;
+      if (jb < full) {
+        short_block<T, TA>(Rest{}, m, k, a, lda, b + j, ldb, c + j, ldc, alpha, beta);
+        continue;
+      }
+      // The ragged last block: its columns copied into whole vectors (zeros after), the
+      // tile computed into a local C, then the valid part written.
+      const std::int64_t nr = n - j;
+      T* packed = a_buffer<T>(static_cast<std::size_t>(k * NB));
+      for (std::int64_t p = 0; p < k; ++p) {
+        std::copy_n(b + p * ldb + j, nr, packed + p * NB);
+        std::fill(packed + p * NB + nr, packed + (p + 1) * NB, T(0));
+      }
+      alignas(64) T local[kShortRows * NB];
+      short_block<T, TA>(Rest{}, m, k, a, lda, packed, NB, local, NB, T(1), T(0));
+      for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t q = 0; q < nr; ++q) {
+          T& out = c[i * ldc + j + q];
+          out = beta != T(0) ? alpha * local[i * NB + q] + beta * out : alpha * local[i * NB + q];
+        }
+    }
+  };
+  if (m * n * k < kSerialWork) body(0, blocks);
+  else parallel_for(blocks, 1, body);
+}
+
 /// Small products (XOR, iris, the 3-3-3 net): no packing of A, no threads. C is done in
 /// column blocks NB wide (NB known at compile time, so a row of the block is one or two
 /// short vectors), a few rows at a time: per k, each row's a[i,p] times the block's row of B.
@@ -688,6 +783,11 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
   const bool narrow = n <= kShortLanes<T> && m * n * k < kSerialWork;
   if ((m * n * k <= 32768 || narrow) && k * kSmallBlock <= kSmallPack) {
     gemm_small_any(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  if (m <= kShortRows && !trans_b && n >= ShortBlocking<T>::NB) {
+    if (trans_a) gemm_short<T, true>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else gemm_short<T, false>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   constexpr int MR = Blocking<T>::MR;

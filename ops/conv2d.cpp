@@ -1,9 +1,9 @@
 // conv2d: 2-D convolution (cross-correlation, as PyTorch's conv2d) of NCHW activations with
 // [out, in/groups, kh, kw] kernels, by "im2col" and the library's GEMM: the receptive
 // fields of a few images become the columns of one [in*kh*kw, images*ho*wo] matrix (each
-// image line a contiguous copy when the stride is 1), which the GEMM reads in place as its
-// tall transposed operand (only the small kernel is packed), and one GEMM per group gives
-// their outputs, transposed back to NCHW. The vjp uses the same GEMM: the input gradient
+// image line a contiguous copy when the stride is 1), and one GEMM per group gives their
+// outputs: W x cols for few output channels, cols^T x W^T (read transposed in place)
+// for more, then put in NCHW order. The vjp uses the same GEMM: the input gradient
 // is W^T x gy folded back into the images (col2im), the kernel gradient cols x gy summed
 // chunk after chunk in a fixed order. docs/design.md gives the measurements behind the
 // choice.
@@ -59,6 +59,13 @@ std::int64_t images_per_gemm(const Conv& v) { return std::max<std::int64_t>(1, k
 /// in order, and the lanes' sums are added in lane order. The lanes are fixed, not the
 /// thread count, so the sums are the same on any pool.
 constexpr std::int64_t kLanes = 4;
+
+/// Up to this many output channels per group the forward product is W x cols (rows of
+/// output channels, the GEMM's few-rows path: LeNet's 6 and 16, its step 5-7 % faster);
+/// above, cols^T x W^T, whose output rows are whole vectors of channels. Interleaved
+/// runs of bench/conv_bench on bench/CONV.md's shapes: cols^T x W^T 5-10 % faster for 32
+/// channels on 14x14 planes, even for 64 channels, 5-8 % slower for 32 on 28x28.
+constexpr std::int64_t kFewChannels = 16;
 
 /// Copies n values: moves of 8 and 4 at a time, whose sizes the compiler knows (a run-time
 /// count makes std::copy call memmove, which costs more than the copy for a short line).
@@ -137,7 +144,8 @@ void col2im(const Conv& v, const T* dcol, std::int64_t ld, std::int64_t nb, T* d
   });
 }
 
-/// NCHW images [nb, C, P] side by side: [C, nb*P], the layout of the input gradient's GEMM.
+/// NCHW images [nb, C, P] side by side: [C, nb*P], the layout of the input gradient's GEMM
+/// (to_wide) and of the forward GEMM's output (from_wide).
 template <class T>
 void to_wide(const T* images, std::int64_t nb, std::int64_t channels, std::int64_t p, T* wide) {
   parallel_for(channels * nb, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(p, 1)), [&](std::int64_t t0, std::int64_t t1) {
@@ -147,18 +155,16 @@ void to_wide(const T* images, std::int64_t nb, std::int64_t channels, std::int64
     }
   });
 }
-/// Between NCHW images [nb, C, P] and rows [nb*P, C] (one per position).
 template <class T>
-void to_rows(const T* images, std::int64_t nb, std::int64_t channels, std::int64_t p, T* rows) {
-  parallel_for(nb, 1, [&](std::int64_t b0, std::int64_t b1) {
-    for (std::int64_t b = b0; b < b1; ++b)
-      for (std::int64_t c = 0; c < channels; ++c) {
-        const T* src = images + (b * channels + c) * p;
-        T* dst = rows + b * p * channels + c;
-        for (std::int64_t q = 0; q < p; ++q) dst[q * channels] = src[q];
-      }
+void from_wide(const T* wide, std::int64_t nb, std::int64_t channels, std::int64_t p, T* images) {
+  parallel_for(channels * nb, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(p, 1)), [&](std::int64_t t0, std::int64_t t1) {
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const std::int64_t c = t / nb, b = t % nb;
+      std::memcpy(images + (b * channels + c) * p, wide + c * nb * p + b * p, static_cast<std::size_t>(p) * sizeof(T));
+    }
   });
 }
+/// Between NCHW images [nb, C, P] and rows [nb*P, C] (one per position).
 template <class T>
 void from_rows(const T* rows, std::int64_t nb, std::int64_t channels, std::int64_t p, T* images) {
   parallel_for(nb, 1, [&](std::int64_t b0, std::int64_t b1) {
@@ -170,9 +176,20 @@ void from_rows(const T* rows, std::int64_t nb, std::int64_t channels, std::int64
       }
   });
 }
+template <class T>
+void to_rows(const T* images, std::int64_t nb, std::int64_t channels, std::int64_t p, T* rows) {
+  parallel_for(nb, 1, [&](std::int64_t b0, std::int64_t b1) {
+    for (std::int64_t b = b0; b < b1; ++b)
+      for (std::int64_t c = 0; c < channels; ++c) {
+        const T* src = images + (b * channels + c) * p;
+        T* dst = rows + b * p * channels + c;
+        for (std::int64_t q = 0; q < p; ++q) dst[q * channels] = src[q];
+      }
+  });
+}
 
-/// Per lane: the columns of the receptive fields' gradient [C*kh*kw, B*P], the outputs (or
-/// their gradient) as rows [B*P, out] and side by side [out, B*P]; then every lane's
+/// Per lane: the columns of the receptive fields' gradient [C*kh*kw, B*P], the output
+/// gradient as rows [B*P, out], and the outputs (or their gradient) side by side [out, B*P]; then every lane's
 /// kernel-gradient sum (transposed: [groups][kg][og]). The receptive-field columns
 /// themselves are the workspace: written by the forward pass, read again by the kernel
 /// gradient (a chunk of images [n0, n0+nb) at n0 * C*kh*kw * P, laid out [C*kh*kw, nb*P]).
@@ -216,12 +233,25 @@ void conv_forward(K& k) {
     T* cols = k.workspace().data + n0 * v.rows() * p;
     T* outs = k.scratch().data + lane * sl.lane + sl.rows;
     im2col(v, x + n0 * v.cin * v.plane(), nb, cols);
-    // outs_g [nb*P, og] = cols_g^T [nb*P, kg] x W_g^T: the tall operand read in place (its
-    // transpose: each depth a contiguous run of positions), only the small kernel packed.
     const std::int64_t ld = nb * p;
-    for (std::int64_t g = 0; g < v.groups; ++g)
-      gemm<T>(true, true, ld, og, kg, T(1), cols + g * kg * ld, ld, wt + g * og * kg, kg, T(0), outs + g * og, v.cout);
-    from_rows(outs, nb, v.cout, p, y + n0 * v.cout * p);
+    if (og <= kFewChannels) {
+      // outs_g [og, nb*P] = W_g [og, kg] x cols_g [kg, nb*P]: few output channels by many
+      // positions, the GEMM's few-rows path, the columns read in place. One image is
+      // already NCHW: written straight into y.
+      T* dst = nb == 1 ? y + n0 * v.cout * p : outs;
+      for (std::int64_t g = 0; g < v.groups; ++g)
+        gemm<T>(false, false, og, ld, kg, T(1), wt + g * og * kg, kg, cols + g * kg * ld, ld, T(0), dst + g * og * ld,
+                ld);
+      if (nb > 1) from_wide(outs, nb, v.cout, p, y + n0 * v.cout * p);
+    } else {
+      // outs_g [nb*P, og] = cols_g^T [nb*P, kg] x W_g^T: the tall operand read in place (its
+      // transpose: each depth a contiguous run of positions), only the small kernel packed,
+      // tiles of whole vectors of output channels; then transposed to NCHW.
+      for (std::int64_t g = 0; g < v.groups; ++g)
+        gemm<T>(true, true, ld, og, kg, T(1), cols + g * kg * ld, ld, wt + g * og * kg, kg, T(0), outs + g * og,
+                v.cout);
+      from_rows(outs, nb, v.cout, p, y + n0 * v.cout * p);
+    }
   });
 }
 

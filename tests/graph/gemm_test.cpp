@@ -93,6 +93,20 @@ TEST_CASE("gemm: the small path covers every column-block width and row remainde
         }
 }
 
+TEST_CASE("gemm: the few-rows path covers every row count, ragged column blocks and both A layouts") {
+  // Up to 16 rows by at least a column block (4 vectors), B not transposed: conv2d's
+  // W·cols. Rows six at a time and every remainder; n with and without a ragged last block.
+  for (std::int64_t m = 1; m <= 16; ++m)
+    for (std::int64_t n : {64, 130, 784})
+      for (std::int64_t k : {1, 25, 300})
+        for (bool ta : {false, true}) {
+          check_against_reference<float>(m, n, k, ta, false, 1.0f, 0.0f);
+          check_against_reference<double>(m, n, k, ta, false, -0.5, 1.5);
+        }
+  check_against_reference<float>(6, 200, 40, false, false, 2.0f, -1.0f);
+  check_against_reference<float>(17, 200, 40, false, false, 1.0f, 0.0f);  // one row more: the blocked path
+}
+
 TEST_CASE("gemm: with beta = 0 the output is only written, so garbage in C does not leak") {
   Problem<float> pr(200, 40, 300, false, false, 3);
   std::vector<float> nan_c(200 * 40, std::nanf(""));
@@ -103,6 +117,16 @@ TEST_CASE("gemm: with beta = 0 the output is only written, so garbage in C does 
 }
 
 TEST_CASE("gemm: results are bitwise identical with 1 and 2 threads") {
+  for (auto [m, n, k] : std::vector<std::array<std::int64_t, 3>>{{6, 6272, 25}, {16, 1600, 150}}) {  // few rows
+    Problem<float> pr(m, n, k, false, false, 6);
+    std::vector<float> c0(static_cast<std::size_t>(m * n));
+    set_num_threads(1);
+    const auto one = pr.run(1.0f, 0.0f, c0);
+    set_num_threads(2);
+    const auto two = pr.run(1.0f, 0.0f, c0);
+    set_num_threads(0);
+    CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
+  }
   for (auto [m, n, k] : std::vector<std::array<std::int64_t, 3>>{{1000, 256, 784}, {256, 10, 3000}, {256, 1024, 512}}) {
     for (bool ta : {false, true}) {
       Problem<float> pr(m, n, k, ta, !ta, 5);

@@ -85,6 +85,9 @@ TEST_CASE("conv2d: equals the direct convolution, values and both gradients, for
       {{1, 2, 5, 5}, {3, 2, 5, 5}, {}},                                  // the window is the whole image
       {{2, 3, 6, 6}, {2, 3, 2, 2}, {.sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 1, .pr = 1}},
       {{1, 4, 30, 31}, {8, 4, 3, 3}, {.pt = 1, .pl = 1, .pb = 1, .pr = 1}},  // wide rows: several GEMM tiles
+      // More than 16 output channels per group: the forward product the other way round.
+      {{3, 3, 7, 6}, {20, 3, 3, 3}, {.pt = 1, .pl = 1, .pb = 1, .pr = 1}},
+      {{2, 4, 6, 5}, {36, 2, 3, 2}, {.sh = 2, .pt = 1, .pl = 0, .pb = 1, .pr = 1, .groups = 2}},
   };
   std::uint64_t seed = 10;
   for (const auto& c : cases) {
@@ -116,20 +119,25 @@ TEST_CASE("conv2d: padding=same keeps the plane, an even kernel's extra row and 
 }
 
 TEST_CASE("conv2d: forward and both gradients bitwise equal at 1, 2 and 4 threads") {
-  const Tensor x = random_tensor({6, 16, 14, 14}, -1, 1, 3, DType::f32), w = random_tensor({32, 16, 3, 3}, -1, 1, 4, DType::f32);
-  const Tensor g = random_tensor({6, 32, 14, 14}, -1, 1, 5, DType::f32);
-  std::vector<OpRun> runs;
-  for (int threads : {1, 2, 4}) {
-    ThreadCount t(threads);
-    runs.push_back(run_op("conv2d", {x, w}, {{"padding", 1}}, &g));
+  // 32 output channels (colsᵀ·Wᵀ) and LeNet's first layer, 6 (W·cols, the few-rows GEMM).
+  for (const auto& [xs, ws] : {std::pair{Shape{6, 16, 14, 14}, Shape{32, 16, 3, 3}}, std::pair{Shape{40, 1, 28, 28}, Shape{6, 1, 5, 5}}}) {
+    CAPTURE(ws);
+    const Tensor x = random_tensor(xs, -1, 1, 3, DType::f32), w = random_tensor(ws, -1, 1, 4, DType::f32);
+    const std::int64_t pad = ws[2] / 2;
+    const Tensor g = random_tensor({xs[0], ws[0], xs[2], xs[3]}, -1, 1, 5, DType::f32);
+    std::vector<OpRun> runs;
+    for (int threads : {1, 2, 4}) {
+      ThreadCount t(threads);
+      runs.push_back(run_op("conv2d", {x, w}, {{"padding", pad}}, &g));
+    }
+    for (std::size_t i = 1; i < runs.size(); ++i) {
+      CHECK(runs[i].out.to_vector() == runs[0].out.to_vector());
+      CHECK(runs[i].grads[0].to_vector() == runs[0].grads[0].to_vector());
+      CHECK(runs[i].grads[1].to_vector() == runs[0].grads[1].to_vector());
+    }
+    const Naive want = naive_conv(x.to(DType::f64), w.to(DType::f64), nullptr, {.pt = pad, .pl = pad, .pb = pad, .pr = pad});
+    CHECK(max_abs_diff(runs[0].out.to(DType::f64), want.y) <= 1e-4);
   }
-  for (std::size_t i = 1; i < runs.size(); ++i) {
-    CHECK(runs[i].out.to_vector() == runs[0].out.to_vector());
-    CHECK(runs[i].grads[0].to_vector() == runs[0].grads[0].to_vector());
-    CHECK(runs[i].grads[1].to_vector() == runs[0].grads[1].to_vector());
-  }
-  const Naive want = naive_conv(x.to(DType::f64), w.to(DType::f64), nullptr, {.pt = 1, .pl = 1, .pb = 1, .pr = 1});
-  CHECK(max_abs_diff(runs[0].out.to(DType::f64), want.y) <= 1e-4);
 }
 
 TEST_CASE("conv2d: shapes and attributes that do not fit are refused by name") {
