@@ -54,10 +54,12 @@ const Shape kShapes[] = {
     {"W5 dh = da·W2ᵀ", 256, 1024, 1024, false, true},
     {"W5 dh = dz·W3ᵀ", 256, 1024, 10, false, true},
     // W7 (LeNet-5, batch 64): conv2d's products per chunk of images (ops/conv2d.cpp: W·cols
-    // for its few output channels, the columns read in place), then the first dense layer.
+    // and gy·colsᵀ for its few output channels, the columns read in place), then the first
+    // dense layer.
     {"W7 conv1 forward W·cols", 6, 784, 25, false, false},
     {"W7 conv2 forward W·cols", 16, 1000, 150, false, false},
-    {"W7 conv2 dWᵀ = cols·gy", 150, 16, 1000, false, false},
+    {"W7 conv1 dW = gy·colsᵀ", 6, 25, 784, false, true},
+    {"W7 conv2 dW = gy·colsᵀ", 16, 150, 1000, false, true},
     {"W7 conv2 dcols = Wᵀ·gy", 150, 1000, 16, true, false},
     {"W7 forward x·W3", 64, 120, 400, false, false},
     // W8 (transformer, 32 x 64 positions, d = 128): projections, the MLP, their gradients,

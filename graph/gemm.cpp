@@ -333,7 +333,7 @@ void pack_b_panel(bool trans, const T* b, std::int64_t ldb, std::int64_t p0, std
   } else {
     // B is stored [n, k]: read each column of op(B) contiguously, 16 depths at a time so
     // that the rows being written (16 x NR) stay in L1; whole 16 x 16 blocks of floats
-    // transposed in registers (W5's dh = da·W2ᵀ: 78 -> NN % of OpenBLAS on one thread).
+    // transposed in registers (W5's dh = da·W2ᵀ: 128 -> 144-148 GFLOP/s on one thread).
     std::int64_t q0 = 0;
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float> && NR % 16 == 0) {
@@ -634,6 +634,81 @@ void gemm_short(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T
   else parallel_for(blocks, 1, body);
 }
 
+// ---- inner products ----
+
+/// Few rows and columns over a long depth, A by rows and B transposed (both read along
+/// k): conv2d's kernel gradient gy · colsᵀ (6 or 16 output channels by 25 or 150 taps over
+/// hundreds of positions). Each element of C is a dot product: the depth is split across
+/// the lanes of a vector, RI x RJ of them at a time in registers (RI + RJ loads for RI x
+/// RJ multiply-adds), the lanes then added in a fixed order and the last k mod W depths
+/// one by one. One task per block of RJ columns: the same bits on any thread count.
+constexpr std::int64_t kDotRows = 16, kDotCols = 256, kDotDepth = 256;
+constexpr int kDotRI = 4, kDotRJ = kVectorRegisters >= 32 ? 6 : 2;
+
+template <class T, int RI, int RJ>
+[[gnu::always_inline]] inline void dot_tile(std::int64_t k, const T* a, std::int64_t lda, const T* b,
+                                            std::int64_t ldb, T* c, std::int64_t ldc, T alpha, T beta) {
+  constexpr int W = Blocking<T>::W;
+  V<T> acc[RI][RJ];
+#pragma GCC unroll 16
+  for (int i = 0; i < RI; ++i)
+#pragma GCC unroll 16
+    for (int j = 0; j < RJ; ++j) acc[i][j] = V<T>{};
+  const std::int64_t kv = k / W * W;
+  for (std::int64_t p = 0; p < kv; p += W) {
+    V<T> av[RI], bv[RJ];
+#pragma GCC unroll 16
+    for (int i = 0; i < RI; ++i) av[i] = load(a + i * lda + p);
+#pragma GCC unroll 16
+    for (int j = 0; j < RJ; ++j) bv[j] = load(b + j * ldb + p);
+#pragma GCC unroll 16
+    for (int i = 0; i < RI; ++i)
+#pragma GCC unroll 16
+      for (int j = 0; j < RJ; ++j) acc[i][j] += av[i] * bv[j];
+  }
+  for (int i = 0; i < RI; ++i)
+    for (int j = 0; j < RJ; ++j) {
+      T sum = T(0);
+      for (int l = 0; l < W; ++l) sum += acc[i][j][l];
+      for (std::int64_t p = kv; p < k; ++p) sum += a[i * lda + p] * b[j * ldb + p];
+      T& out = c[i * ldc + j];
+      out = beta != T(0) ? alpha * sum + beta * out : alpha * sum;
+    }
+}
+
+/// Rows [0, m) of RJ columns (rj of them, at most RJ), RI rows at a time, the rest together.
+template <class T, int RJ, int... RIs>
+void dot_rows(std::integer_sequence<int, RIs...>, std::int64_t m, std::int64_t k, const T* a, std::int64_t lda,
+              const T* b, std::int64_t ldb, T* c, std::int64_t ldc, T alpha, T beta) {
+  std::int64_t i = 0;
+  for (; i + kDotRI <= m; i += kDotRI) dot_tile<T, kDotRI, RJ>(k, a + i * lda, lda, b, ldb, c + i * ldc, ldc, alpha, beta);
+  const std::int64_t rest = m - i;
+  ((rest == RIs + 1 ? dot_tile<T, RIs + 1, RJ>(k, a + i * lda, lda, b, ldb, c + i * ldc, ldc, alpha, beta) : void()),
+   ...);
+}
+
+template <class T, int... RJs>
+void dot_columns(std::integer_sequence<int, RJs...>, std::int64_t rj, std::int64_t m, std::int64_t k, const T* a,
+                 std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc, T alpha, T beta) {
+  using Rest = std::make_integer_sequence<int, kDotRI - 1>;
+  ((rj == RJs + 1 ? dot_rows<T, RJs + 1>(Rest{}, m, k, a, lda, b, ldb, c, ldc, alpha, beta) : void()), ...);
+}
+
+template <class T>
+void gemm_dot(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b,
+              std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  const std::int64_t blocks = (n + kDotRJ - 1) / kDotRJ;
+  const auto body = [&](std::int64_t j0, std::int64_t j1) {
+    for (std::int64_t jb = j0; jb < j1; ++jb) {
+      const std::int64_t j = jb * kDotRJ;
+      dot_columns<T>(std::make_integer_sequence<int, kDotRJ>{}, std::min<std::int64_t>(kDotRJ, n - j), m, k, a, lda,
+                     b + j * ldb, ldb, c + j, ldc, alpha, beta);
+    }
+  };
+  if (m * n * k < kSerialWork) body(0, blocks);
+  else parallel_for(blocks, 1, body);
+}
+
 /// Small products (XOR, iris, the 3-3-3 net): no packing of A, no threads. C is done in
 /// column blocks NB wide (NB known at compile time, so a row of the block is one or two
 /// short vectors), a few rows at a time: per k, each row's a[i,p] times the block's row of B.
@@ -844,6 +919,10 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
   const bool narrow = n <= kShortLanes<T> && m * n * k < kSerialWork;
   if ((m * n * k <= 32768 || narrow) && k * kSmallBlock <= kSmallPack) {
     gemm_small_any(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  if (!trans_a && trans_b && m <= kDotRows && n <= kDotCols && k >= kDotDepth) {
+    gemm_dot(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   if (m <= kShortRows && !trans_b && n >= ShortBlocking<T>::NB) {

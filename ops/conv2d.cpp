@@ -61,8 +61,9 @@ std::int64_t images_per_gemm(const Conv& v) { return std::max<std::int64_t>(1, k
 constexpr std::int64_t kLanes = 4;
 
 /// Up to this many output channels per group the forward product is W x cols (rows of
-/// output channels, the GEMM's few-rows path: LeNet's 6 and 16, its step 5-7 % faster);
-/// above, cols^T x W^T, whose output rows are whole vectors of channels. Interleaved
+/// output channels, the GEMM's few-rows path: LeNet's 6 and 16, its step 5-7 % faster)
+/// and the kernel gradient gy x cols^T (the GEMM's inner products: the step 7-10 % faster); above,
+/// cols^T x W^T and cols x gy^T, whose outputs are whole vectors of channels. Interleaved
 /// runs of bench/conv_bench on bench/CONV.md's shapes: cols^T x W^T 5-10 % faster for 32
 /// channels on 14x14 planes, even for 64 channels, 5-8 % slower for 32 on 28x28.
 constexpr std::int64_t kFewChannels = 16;
@@ -189,8 +190,9 @@ void to_rows(const T* images, std::int64_t nb, std::int64_t channels, std::int64
 }
 
 /// Per lane: the columns of the receptive fields' gradient [C*kh*kw, B*P], the output
-/// gradient as rows [B*P, out], and the outputs (or their gradient) side by side [out, B*P]; then every lane's
-/// kernel-gradient sum (transposed: [groups][kg][og]). The receptive-field columns
+/// gradient as rows [B*P, out], and the outputs (or their gradient) side by side [out, B*P];
+/// then every lane's kernel-gradient sum ([groups][og][kg], or [groups][kg][og] when taken
+/// transposed). The receptive-field columns
 /// themselves are the workspace: written by the forward pass, read again by the kernel
 /// gradient (a chunk of images [n0, n0+nb) at n0 * C*kh*kw * P, laid out [C*kh*kw, nb*P]).
 struct ScratchLayout {
@@ -271,37 +273,50 @@ void conv_vjp(K& k) {
     T* wide = grows + sl.outs;
     const T* gn = gy + n0 * v.cout * p;
     const std::int64_t ld = nb * p;
+    const bool few = og <= kFewChannels;
+    const T* g_wide = gn;  // gy_g [og, nb*P]: NCHW itself for one image
+    if (nb > 1 && (k.needs_grad(0) || few)) {
+      to_wide(gn, nb, v.cout, p, wide);
+      g_wide = wide;
+    }
     if (k.needs_grad(1)) {
-      // The lane's dW_g^T [kg, og] += cols_g [kg, nb*P] x gy_g [nb*P, og], chunk after chunk.
-      to_rows(gn, nb, v.cout, p, grows);
-      T* dwt = partials + lane * sl.partial;
-      for (std::int64_t g = 0; g < v.groups; ++g)
-        gemm<T>(false, false, kg, og, ld, T(1), cols + g * kg * ld, ld, grows + g * og, v.cout, first ? T(0) : T(1),
-                dwt + g * kg * og, og);
+      // The lane's kernel gradient, summed chunk after chunk ([groups][og][kg]): for few
+      // output channels dW_g += gy_g [og, nb*P] x cols_g^T, dot products along the
+      // positions (both read in place); for more, dW_g^T [kg, og] += cols_g x gy_g as rows.
+      T* dwl = partials + lane * sl.partial;
+      const T beta = first ? T(0) : T(1);
+      if (few) {
+        for (std::int64_t g = 0; g < v.groups; ++g)
+          gemm<T>(false, true, og, kg, ld, T(1), g_wide + g * og * ld, ld, cols + g * kg * ld, ld, beta,
+                  dwl + g * og * kg, kg);
+      } else {
+        to_rows(gn, nb, v.cout, p, grows);
+        for (std::int64_t g = 0; g < v.groups; ++g)
+          gemm<T>(false, false, kg, og, ld, T(1), cols + g * kg * ld, ld, grows + g * og, v.cout, beta,
+                  dwl + g * kg * og, og);
+      }
     }
     if (k.needs_grad(0)) {
       // dcols_g [kg, nb*P] = W_g^T [kg, og] x gy_g [og, nb*P], folded back into the images
       // (the columns, not rows: col2im then reads each tap's values contiguously).
-      const T* g_wide = gn;
-      if (nb > 1) {
-        to_wide(gn, nb, v.cout, p, wide);
-        g_wide = wide;
-      }
       for (std::int64_t g = 0; g < v.groups; ++g)
         gemm<T>(true, false, kg, ld, og, T(1), wt + g * og * kg, kg, g_wide + g * og * ld, ld, T(0), dcol + g * kg * ld, ld);
       col2im(v, dcol, ld, nb, k.grad_in(0).data + n0 * v.cin * v.plane());
     }
   });
   if (!k.needs_grad(1)) return;
-  // dW[g, o, kk] = the lanes' transposed sums, added in lane order.
+  // dW[g, o, kk] = the lanes' sums (transposed when they were taken as dW^T), added in
+  // lane order.
   T* dw = k.grad_in(1).data;
   const std::int64_t per = images_per_gemm(v), lanes = std::min(kLanes, (v.n + per - 1) / per);
+  const bool few = og <= kFewChannels;
   parallel_for(v.groups * og, 1, [&](std::int64_t r0, std::int64_t r1) {
     for (std::int64_t r = r0; r < r1; ++r) {
       const std::int64_t g = r / og, o = r % og;
       for (std::int64_t c = 0; c < kg; ++c) {
+        const std::int64_t at = few ? (g * og + o) * kg + c : g * kg * og + c * og + o;
         T sum = T(0);
-        for (std::int64_t lane = 0; lane < lanes; ++lane) sum += partials[lane * sl.partial + g * kg * og + c * og + o];
+        for (std::int64_t lane = 0; lane < lanes; ++lane) sum += partials[lane * sl.partial + at];
         dw[(g * og + o) * kg + c] = sum;
       }
     }

@@ -107,6 +107,20 @@ TEST_CASE("gemm: the few-rows path covers every row count, ragged column blocks 
   check_against_reference<float>(17, 200, 40, false, false, 1.0f, 0.0f);  // one row more: the blocked path
 }
 
+TEST_CASE("gemm: the inner-product path covers every row and column remainder and a ragged depth") {
+  // Up to 16 rows by up to 256 columns over at least 256 depths, A by rows and B
+  // transposed: conv2d's kernel gradient gy·colsᵀ. Tiles of 4 rows by 6 (2) columns and
+  // every remainder; k with and without a tail past whole vectors.
+  for (std::int64_t m = 1; m <= 16; ++m)
+    for (std::int64_t n : {1, 2, 3, 5, 6, 7, 11, 13, 25, 150})
+      for (std::int64_t k : {256, 300, 785}) {
+        check_against_reference<float>(m, n, k, false, true, 1.0f, 0.0f);
+        check_against_reference<double>(m, n, k, false, true, -0.5, 1.5);
+      }
+  check_against_reference<float>(6, 256, 1000, false, true, 2.0f, -1.0f);
+  check_against_reference<float>(6, 257, 1000, false, true, 1.0f, 0.0f);  // one column more: the blocked path
+}
+
 TEST_CASE("gemm: with beta = 0 the output is only written, so garbage in C does not leak") {
   Problem<float> pr(200, 40, 300, false, false, 3);
   std::vector<float> nan_c(200 * 40, std::nanf(""));
@@ -117,8 +131,9 @@ TEST_CASE("gemm: with beta = 0 the output is only written, so garbage in C does 
 }
 
 TEST_CASE("gemm: results are bitwise identical with 1 and 2 threads") {
-  for (auto [m, n, k] : std::vector<std::array<std::int64_t, 3>>{{6, 6272, 25}, {16, 1600, 150}}) {  // few rows
-    Problem<float> pr(m, n, k, false, false, 6);
+  for (auto [m, n, k, tb] : std::vector<std::array<std::int64_t, 4>>{{6, 6272, 25, 0}, {16, 1600, 150, 0},  // few rows
+                                                                      {16, 150, 4000, 1}}) {  // inner products
+    Problem<float> pr(m, n, k, false, tb != 0, 6);
     std::vector<float> c0(static_cast<std::size_t>(m * n));
     set_num_threads(1);
     const auto one = pr.run(1.0f, 0.0f, c0);
