@@ -367,6 +367,22 @@ enum class ALayout {
   cols,    // op(A) = A stored transposed [k, m]: a[p * lda + i], one strided stream
 };
 
+/// C (R x NV vectors from c, rows ldc apart) = alpha * acc + beta * C, for the tiles of
+/// the blocked and few-rows paths.
+template <class T, int R, int NV>
+[[gnu::always_inline]] inline void store_tile(const V<T> (&acc)[R][NV], T* c, std::int64_t ldc, T alpha, T beta) {
+  constexpr int W = Blocking<T>::W;
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
+    for (int j = 0; j < NV; ++j) {
+      T* cp = c + i * ldc + j * W;
+      V<T> r = alpha == T(1) ? acc[i][j] : alpha * acc[i][j];
+      if (beta != T(0)) r += beta * load(cp);
+      store(cp, r);
+    }
+}
+
 template <class T, int MR, int NV, ALayout L>
 [[gnu::always_inline]] inline void micro_kernel(std::int64_t kc, const T* __restrict a, std::int64_t lda,
                                                 const T* __restrict b, T* c, std::int64_t ldc, T alpha, T beta) {
@@ -408,16 +424,7 @@ template <class T, int MR, int NV, ALayout L>
       a += step;
     }
   }
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-#pragma GCC unroll 16
-    for (int j = 0; j < NV; ++j) {
-      T* cp = c + i * ldc + j * W;
-      V<T> r = alpha == T(1) ? acc[i][j] : alpha * acc[i][j];
-      if (beta != T(0)) r += beta * load(cp);
-      store(cp, r);
-    }
-  }
+  store_tile<T, MR, NV>(acc, c, ldc, alpha, beta);
 }
 
 /// One tile of C at (i, j) of size mr x nr (at most MR x NR); partial tiles go through a
@@ -577,15 +584,7 @@ template <class T, int R, bool TA>
       for (int q = 0; q < NV; ++q) acc[i][q] += av * bv[q];
     }
   }
-#pragma GCC unroll 16
-  for (int i = 0; i < R; ++i)
-#pragma GCC unroll 16
-    for (int q = 0; q < NV; ++q) {
-      T* cp = c + i * ldc + q * W;
-      V<T> r = alpha == T(1) ? acc[i][q] : alpha * acc[i][q];
-      if (beta != T(0)) r += beta * load(cp);
-      store(cp, r);
-    }
+  store_tile<T, R, NV>(acc, c, ldc, alpha, beta);
 }
 
 /// Rows [0, m) of one column block of C, R at a time and the rest together.
