@@ -367,6 +367,15 @@ enum class ALayout {
   cols,    // op(A) = A stored transposed [k, m]: a[p * lda + i], one strided stream
 };
 
+/// Every accumulator of a register tile to zero (unrolled whole, as the tiles' loops).
+template <class T, int R, int NV>
+[[gnu::always_inline]] inline void zero_tile(V<T> (&acc)[R][NV]) {
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
+    for (int j = 0; j < NV; ++j) acc[i][j] = V<T>{};
+}
+
 /// C (R x NV vectors from c, rows ldc apart) = alpha * acc + beta * C, for the tiles of
 /// the blocked and few-rows paths.
 template <class T, int R, int NV>
@@ -390,10 +399,7 @@ template <class T, int MR, int NV, ALayout L>
   // Every loop over the tile is unrolled whole, so that acc lives in registers: GCC
   // otherwise keeps it in memory for the row-stream layout (40 -> 67 GFLOP/s at k = 10).
   V<T> acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 16
-    for (int j = 0; j < NV; ++j) acc[i][j] = V<T>{};
+  zero_tile<T, MR, NV>(acc);
   if constexpr (L == ALayout::rows) {
     const T* row[MR];
 #pragma GCC unroll 16
@@ -569,10 +575,7 @@ template <class T, int R, bool TA>
                                               T alpha, T beta) {
   constexpr int W = Blocking<T>::W, NV = ShortBlocking<T>::NV;
   V<T> acc[R][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < R; ++i)
-#pragma GCC unroll 16
-    for (int q = 0; q < NV; ++q) acc[i][q] = V<T>{};
+  zero_tile<T, R, NV>(acc);
   for (std::int64_t p = 0; p < k; ++p) {
     V<T> bv[NV];
 #pragma GCC unroll 16
@@ -649,10 +652,7 @@ template <class T, int RI, int RJ>
                                             std::int64_t ldb, T* c, std::int64_t ldc, T alpha, T beta) {
   constexpr int W = Blocking<T>::W;
   V<T> acc[RI][RJ];
-#pragma GCC unroll 16
-  for (int i = 0; i < RI; ++i)
-#pragma GCC unroll 16
-    for (int j = 0; j < RJ; ++j) acc[i][j] = V<T>{};
+  zero_tile<T, RI, RJ>(acc);
   const std::int64_t kv = k / W * W;
   for (std::int64_t p = 0; p < kv; p += W) {
     V<T> av[RI], bv[RJ];
