@@ -1,7 +1,7 @@
 // One contender on one workload at one thread count; prints one JSON line. bench_suite
 // runs it (and torch_bench.py) in separate processes, alternating, and writes RESULTS.md.
 //
-//   workload_bench --workload W1 --contender opgraph|reference --threads N
+//   workload_bench --workload W1 [--contender opgraph|reference] --threads N   (default: opgraph)
 //                  [--mode time|verify|baseline] [--reps R] [--min-seconds S] [--steps K] [--quick]
 //
 // time:     warm up, then R repetitions; each times K steps (chosen so a repetition lasts
@@ -45,6 +45,7 @@ using Options = bench::PeerOptions;
 
 Options parse(int argc, char** argv) {
   Options o = bench::parse_peer("workload_bench", argc, argv);
+  if (o.contender.empty()) o.contender = "opgraph";
   if (o.mode != "baseline" && o.contender != "opgraph" && o.contender != "reference")
     usage("--contender must be opgraph or reference");
   if (o.mode != "baseline" && o.contender == "reference" && !bench::has_reference(*bench::find_workload(o.workload)))
