@@ -4,8 +4,8 @@
 // image line a contiguous copy when the stride is 1), and one GEMM per group gives their
 // outputs: W x cols for few output channels, cols^T x W^T (read transposed in place)
 // for more, then put in NCHW order. The vjp uses the same GEMM: the input gradient
-// is W^T x gy folded back into the images (col2im), the kernel gradient cols x gy summed
-// chunk after chunk in a fixed order. docs/design.md gives the measurements behind the
+// is W^T x gy folded back into the images (col2im), the kernel gradient gy x cols^T (few
+// output channels) or cols x gy^T summed chunk after chunk in a fixed order. docs/design.md gives the measurements behind the
 // choice.
 #include <algorithm>
 #include <cstring>
@@ -280,9 +280,10 @@ void conv_vjp(K& k) {
       g_wide = wide;
     }
     if (k.needs_grad(1)) {
-      // The lane's kernel gradient, summed chunk after chunk ([groups][og][kg]): for few
-      // output channels dW_g += gy_g [og, nb*P] x cols_g^T, dot products along the
-      // positions (both read in place); for more, dW_g^T [kg, og] += cols_g x gy_g as rows.
+      // The lane's kernel gradient, summed chunk after chunk: for few output channels
+      // dW_g [og, kg] += gy_g [og, nb*P] x cols_g^T, dot products along the positions (both
+      // read in place; the GEMM's inner-product path when kg <= 256); for more,
+      // dW_g^T [kg, og] += cols_g x gy_g as rows.
       T* dwl = partials + lane * sl.partial;
       const T beta = first ? T(0) : T(1);
       if (few) {
