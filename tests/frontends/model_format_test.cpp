@@ -3,6 +3,8 @@
 
 #include <filesystem>
 
+#include <fmt/format.h>
+
 #include <opgraph/frontends/model_format.hpp>
 #include <opgraph/frontends/nn.hpp>
 #include <opgraph/graph/op.hpp>
@@ -240,6 +242,25 @@ TEST_CASE("model format: the limits are where the docs say: 200 levels of nestin
   CHECK(parse_model(flat(100000)).graph.size() == 100000);
   CHECK_THROWS_WITH_AS(parse_model(flat(100001)), "<model>:100001:11: the model expands to more than 100000 nodes",
                        ParseError);
+  // From blocks: b0 makes 2^16 - 1 nodes (each level adds two calls of the next); after x
+  // and `lines` relus the bound holds or not. A call sure to pass it is refused at the call
+  // from the blocks' text, before any of its nodes is made; a block called through a
+  // parameter, when the call is reached.
+  auto blocks = [](int lines, const std::string& call) {
+    std::string t = "input x [N, 2]\n";
+    for (int k = 0; k < 15; ++k) t += fmt::format("block b{}(v):\n  return b{}(v) + b{}(v)\nend\n", k, k + 1, k + 1);
+    t += "block b15(v):\n  return relu(v)\nend\nblock apply(f, v):\n  return f(v)\nend\nh0 = x\n";
+    for (int i = 1; i <= lines; ++i) t += fmt::format("h{} = relu(h{})\n", i, i - 1);
+    return t + "t = " + call + "\n";
+  };
+  CHECK(parse_model(blocks(34463, "b0(x)")).graph.size() == 100000);
+  CHECK_THROWS_WITH_AS(parse_model(blocks(34464, "b0(x)")),
+                       "<model>:34518:5: the model expands to more than 100000 nodes: block 'b0' makes at least 65535",
+                       ParseError);
+  CHECK(parse_model(blocks(34463, "apply(b0, x)")).graph.size() == 100000);
+  CHECK(error_of(blocks(34464, "apply(b0, x)")) ==
+        "model.og:51:10: the model expands to more than 100000 nodes: block 'b0' makes at least 65535 "
+        "(in block 'apply' at model.og:34518:5)");
 }
 
 TEST_CASE("model format: several outputs, list attributes, i64 inputs, named dimensions, constants") {
