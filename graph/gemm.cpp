@@ -337,44 +337,61 @@ void pack_a(bool trans, const T* a, std::int64_t lda, std::int64_t i0, std::int6
 }
 #endif
 
-/// Packs panel `panel` (columns j0 + panel*NR ...) x depth [p0, p0+kc) of op(B):
-/// out[p][c], zero-padded past n.
+/// Packs depths [q0, q1) of a block of B (not transposed; columns [j0, j0 + nc), depths
+/// from p0, kc of them) into its panels: out[panel][q][c], zero-padded past n. Row by
+/// row, so that each row of B is read once and contiguously: panel by panel, every
+/// 64-byte read was a row stride apart, which for a power-of-two width maps all of a
+/// panel's reads to one cache set and one page each (on a Zen 3, a quarter of W5's
+/// 256x1024x784 product went into packing B that way).
 template <class T, int NR>
-void pack_b_panel(bool trans, const T* b, std::int64_t ldb, std::int64_t p0, std::int64_t kc, std::int64_t j,
-                  std::int64_t n, T* out) {
+void pack_b_rows(const T* b, std::int64_t ldb, std::int64_t p0, std::int64_t kc, std::int64_t q0, std::int64_t q1,
+                 std::int64_t j0, std::int64_t nc, T* out) {
+  const std::int64_t full = nc / NR, panels = (nc + NR - 1) / NR;
+  for (std::int64_t q = q0; q < q1; ++q) {
+    const T* src = b + (p0 + q) * ldb + j0;
+    T* d = out + q * NR;
+    for (std::int64_t panel = 0; panel < full; ++panel) {
+#pragma GCC unroll 4
+      for (int v = 0; v < NR; v += Blocking<T>::W) store(d + panel * NR * kc + v, load(src + panel * NR + v));
+    }
+    if (full < panels) {
+      const int nr = static_cast<int>(nc - full * NR);
+      T* last = d + full * NR * kc;
+      for (int c = 0; c < nr; ++c) last[c] = src[full * NR + c];
+      for (int c = nr; c < NR; ++c) last[c] = T(0);
+    }
+  }
+}
+
+/// Packs the panel of columns [j, j + NR) x depths [p0, p0 + kc) of op(B) for a B stored
+/// transposed ([n, k]): out[p][c], zero-padded past n.
+template <class T, int NR>
+void pack_bt_panel(const T* b, std::int64_t ldb, std::int64_t p0, std::int64_t kc, std::int64_t j, std::int64_t n,
+                   T* out) {
   const int nr = static_cast<int>(std::min<std::int64_t>(NR, n - j));
-  if (!trans) {
-    for (std::int64_t p = 0; p < kc; ++p) {
-      const T* src = b + (p0 + p) * ldb + j;
-      T* d = out + p * NR;
-      for (int c = 0; c < nr; ++c) d[c] = src[c];
-      for (int c = nr; c < NR; ++c) d[c] = T(0);
-    }
-  } else {
-    // B is stored [n, k]: read each column of op(B) contiguously, 16 depths at a time so
-    // that the rows being written (16 x NR) stay in L1; whole 16 x 16 blocks of floats
-    // transposed in registers (W5's dh = da·W2ᵀ: 128 -> 144-148 GFLOP/s on one thread).
-    std::int64_t q0 = 0;
+  // B is stored [n, k]: read each column of op(B) contiguously, 16 depths at a time so
+  // that the rows being written (16 x NR) stay in L1; whole 16 x 16 blocks of floats
+  // transposed in registers (W5's dh = da·W2ᵀ: 128 -> 144-148 GFLOP/s on one thread).
+  std::int64_t q0 = 0;
 #if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float> && NR % 16 == 0 && kVectorFrames) {
-      if (nr == NR)
-        for (; q0 + 16 <= kc; q0 += 16)
-          for (int c0 = 0; c0 < NR; c0 += 16) {
-            const float* rows[16];
-            for (int i = 0; i < 16; ++i) rows[i] = b + (j + c0 + i) * ldb + p0 + q0;
-            transpose16(rows, out + q0 * NR + c0, NR);
-          }
-    }
+  if constexpr (std::is_same_v<T, float> && NR % 16 == 0 && kVectorFrames) {
+    if (nr == NR)
+      for (; q0 + 16 <= kc; q0 += 16)
+        for (int c0 = 0; c0 < NR; c0 += 16) {
+          const float* rows[16];
+          for (int i = 0; i < 16; ++i) rows[i] = b + (j + c0 + i) * ldb + p0 + q0;
+          transpose16(rows, out + q0 * NR + c0, NR);
+        }
+  }
 #endif
-    for (std::int64_t q = q0; q < kc; q += 16) {
-      const std::int64_t qe = std::min(kc, q + 16);
-      for (int c = 0; c < nr; ++c) {
-        const T* src = b + (j + c) * ldb + p0;
-        for (std::int64_t p = q; p < qe; ++p) out[p * NR + c] = src[p];
-      }
-      for (int c = nr; c < NR; ++c)
-        for (std::int64_t p = q; p < qe; ++p) out[p * NR + c] = T(0);
+  for (std::int64_t q = q0; q < kc; q += 16) {
+    const std::int64_t qe = std::min(kc, q + 16);
+    for (int c = 0; c < nr; ++c) {
+      const T* src = b + (j + c) * ldb + p0;
+      for (std::int64_t p = q; p < qe; ++p) out[p * NR + c] = src[p];
     }
+    for (int c = nr; c < NR; ++c)
+      for (std::int64_t p = q; p < qe; ++p) out[p * NR + c] = T(0);
   }
 }
 
@@ -528,10 +545,14 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     for (std::int64_t pc = 0; pc < k; pc += KC) {
       const std::int64_t kc = std::min(KC, k - pc);
       const T beta_here = pc == 0 ? beta : T(1);
-      loop(panels, 4, [&](std::int64_t p0, std::int64_t p1) {
-        for (std::int64_t p = p0; p < p1; ++p)
-          pack_b_panel<T, NR>(tb, b, ldb, pc, kc, jc + p * NR, n, packed_b + p * NR * kc);
-      });
+      if (tb) {
+        loop(panels, 4, [&](std::int64_t p0, std::int64_t p1) {
+          for (std::int64_t p = p0; p < p1; ++p)
+            pack_bt_panel<T, NR>(b, ldb, pc, kc, jc + p * NR, n, packed_b + p * NR * kc);
+        });
+      } else {
+        loop(kc, 16, [&](std::int64_t q0, std::int64_t q1) { pack_b_rows<T, NR>(b, ldb, pc, kc, q0, q1, jc, nc, packed_b); });
+      }
       loop(m_blocks * chunks, 1, [&](std::int64_t t0, std::int64_t t1) {
         for (std::int64_t t = t0; t < t1; ++t) {
           const std::int64_t ic = (t / chunks) * MC;
