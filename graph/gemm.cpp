@@ -513,9 +513,12 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     // panels: read in place, each depth of a tile is a new line of A, a stride the
     // prefetchers of some cores follow well (AMD Zen) and others do not (Intel Xeon: 55-70 %
     // of OpenBLAS there; packed, 85-110 %). Its tasks split the rows only, into 16 blocks,
-    // so that no block is packed twice and 16 tasks balance the threads.
+    // so that no block is packed twice and 16 tasks balance the threads. Not when the
+    // block has a single column panel: each value of A is then used once either way, and
+    // packing only adds a pass over it (W1's dW2 = hᵀ·dz, 256x10x10000, spent 80 % of its
+    // time packing: 4 -> 11 GFLOP/s on the Zen 3 without it).
     constexpr std::int64_t kTasks = 8;
-    const bool pack_a_mode = ta && NV > 1;
+    const bool pack_a_mode = ta && NV > 1 && panels > 1;
     std::int64_t mc = std::max<std::int64_t>(MR, blocking.mc / MR * MR);
     if (pack_a_mode) {
       constexpr std::int64_t kRowBlocks = 16;
