@@ -26,7 +26,7 @@ function(opgraph_add_plugin name)
   # ...) thrown by the plugin's shape rules and kernels as its own types.
   set_target_properties(${name} PROPERTIES PREFIX "" CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON)
   if(OPGRAPH_PLUGIN_OPTIMIZE)
-    target_compile_options(${name} PRIVATE $<$<NOT:$<CONFIG:Debug>>:-O3> -ffp-contract=fast
+    target_compile_options(${name} PRIVATE $<$<NOT:$<CONFIG:Debug>>:-O3> -ffp-contract=fast -fno-trapping-math
                                            $<$<BOOL:${OPGRAPH_PLUGIN_NATIVE}>:-march=native>)
   endif()
 endfunction()
