@@ -294,7 +294,7 @@ void pack_a(bool trans, const T* a, std::int64_t lda, std::int64_t i0, std::int6
 /// A 16 x 16 block of floats transposed in registers: rows[i] (16 depths of column i)
 /// become out[p * ld + i]. Three rounds of shuffles (pairs of rows, pairs of pairs, then
 /// 128-bit lanes) instead of 256 scalar loads and strided stores.
-[[gnu::always_inline]] inline void transpose16(const float* const* rows, float* out, std::int64_t ld) {
+[[gnu::always_inline]] inline void transpose_square(const float* const* rows, float* out, std::int64_t ld) {
   using F = V<float>;  // 16 floats
   F r[16], t[16];
   for (int i = 0; i < 16; ++i) r[i] = load(rows[i]);
@@ -336,9 +336,9 @@ void pack_a(bool trans, const T* a, std::int64_t lda, std::int64_t i0, std::int6
   }
 }
 #elif defined(__AVX2__)
-/// An 8 x 8 block of floats transposed in registers, as transpose16 with 8-lane vectors:
+/// An 8 x 8 block of floats transposed in registers, as the 16 x 16 with 8-lane vectors:
 /// pairs of rows, pairs of pairs, then the 128-bit halves.
-[[gnu::always_inline]] inline void transpose8(const float* const* rows, float* out, std::int64_t ld) {
+[[gnu::always_inline]] inline void transpose_square(const float* const* rows, float* out, std::int64_t ld) {
   using F = V<float>;  // 8 floats
   F r[8], t[8];
   for (int i = 0; i < 8; ++i) r[i] = load(rows[i]);
@@ -396,24 +396,15 @@ void pack_bt_panel(const T* b, std::int64_t ldb, std::int64_t p0, std::int64_t k
   // transposed in registers (W5's dh = da·W2ᵀ: 128 -> 144-148 GFLOP/s on one thread of
   // the Xeon), 8 x 8 blocks with AVX2 (the same product 48 -> 62 on the Zen 3).
   std::int64_t q0 = 0;
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float> && NR % 16 == 0 && kVectorFrames) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+  constexpr int S = Blocking<float>::W;  // the square transposed in registers: 16 or 8
+  if constexpr (std::is_same_v<T, float> && NR % S == 0 && kVectorFrames) {
     if (nr == NR)
-      for (; q0 + 16 <= kc; q0 += 16)
-        for (int c0 = 0; c0 < NR; c0 += 16) {
-          const float* rows[16];
-          for (int i = 0; i < 16; ++i) rows[i] = b + (j + c0 + i) * ldb + p0 + q0;
-          transpose16(rows, out + q0 * NR + c0, NR);
-        }
-  }
-#elif defined(__AVX2__)
-  if constexpr (std::is_same_v<T, float> && NR % 8 == 0 && kVectorFrames) {
-    if (nr == NR)
-      for (; q0 + 8 <= kc; q0 += 8)
-        for (int c0 = 0; c0 < NR; c0 += 8) {
-          const float* rows[8];
-          for (int i = 0; i < 8; ++i) rows[i] = b + (j + c0 + i) * ldb + p0 + q0;
-          transpose8(rows, out + q0 * NR + c0, NR);
+      for (; q0 + S <= kc; q0 += S)
+        for (int c0 = 0; c0 < NR; c0 += S) {
+          const float* rows[S];
+          for (int i = 0; i < S; ++i) rows[i] = b + (j + c0 + i) * ldb + p0 + q0;
+          transpose_square(rows, out + q0 * NR + c0, NR);
         }
   }
 #endif
