@@ -91,17 +91,15 @@ void broadcast_map(F f, const Y& y, const X&... x) {
     };
     if ((a.size == y.size && trailing(b)) || (b.size == y.size && trailing(a))) {
       const bool a_full = a.size == y.size;
-      const std::int64_t cols = a_full ? b.size : a.size;
-      with_width(cols, [&](auto width) {
-        parallel_for(y.size / std::max<std::int64_t>(cols, 1), row_grain(width), [&](std::int64_t r0, std::int64_t r1) {
-          for (std::int64_t r = r0; r < r1; ++r) {
-            auto* yr = ys + r * width;
-            if (a_full)
-              for (std::int64_t j = 0; j < width; ++j) yr[j] = f(a.data[r * width + j], b.data[j]);
-            else
-              for (std::int64_t j = 0; j < width; ++j) yr[j] = f(a.data[j], b.data[r * width + j]);
-          }
-        });
+      const std::int64_t width = a_full ? b.size : a.size;
+      parallel_for(y.size / std::max<std::int64_t>(width, 1), row_grain(width), [&](std::int64_t r0, std::int64_t r1) {
+        for (std::int64_t r = r0; r < r1; ++r) {
+          auto* yr = ys + r * width;
+          if (a_full)
+            for (std::int64_t j = 0; j < width; ++j) yr[j] = f(a.data[r * width + j], b.data[j]);
+          else
+            for (std::int64_t j = 0; j < width; ++j) yr[j] = f(a.data[j], b.data[r * width + j]);
+        }
       });
       return;
     }
@@ -113,38 +111,40 @@ void broadcast_map(F f, const Y& y, const X&... x) {
   const std::int64_t outer = inner ? y.size / inner : 0;
   std::array<bool, n> unit{};
   for (int k = 0; k < n; ++k) unit[static_cast<std::size_t>(k)] = loop.rank && loop.strides[k][loop.rank - 1] != 0;
-  auto rows_of = [&](auto width) {
-    parallel_for(outer, row_grain(width), [&](std::int64_t r0, std::int64_t r1) {
-      std::int64_t off[detail::BroadcastLoop::kMaxOperands], index[kMaxRank];
-      loop.row_offsets(r0, off, index);
-      for (std::int64_t r = r0; r < r1; ++r, loop.next_row(off, index)) {
-        auto* yr = ys + r * width;
-        [&]<std::size_t... K>(std::index_sequence<K...>) {
-          const std::array rows{(ptrs[K] + off[K])...};
-          if constexpr (n == 2) {
-            // The common patterns get loops the compiler vectorises: two full rows (a bias
-            // row against a matrix) or a full row against a broadcast scalar (x - mean).
-            if (unit[0] && unit[1]) {
-              for (std::int64_t j = 0; j < width; ++j) yr[j] = f(rows[0][j], rows[1][j]);
-              return;
-            }
-            if (unit[0]) {
-              const auto b = rows[1][0];
-              for (std::int64_t j = 0; j < width; ++j) yr[j] = f(rows[0][j], b);
-              return;
-            }
-            if (unit[1]) {
-              const auto a = rows[0][0];
-              for (std::int64_t j = 0; j < width; ++j) yr[j] = f(a, rows[1][j]);
-              return;
-            }
+  // The row width stays a runtime value in both loops: unrolling each width up to 16 at
+  // compile time (with_width) made this template 17 copies of six loops per functor and
+  // dtype (ops/math.cpp took 140 s to compile, 23 s without), for no time measured on the
+  // few-column workloads (bench W3, W4).
+  const std::int64_t width = inner;
+  parallel_for(outer, row_grain(width), [&](std::int64_t r0, std::int64_t r1) {
+    std::int64_t off[detail::BroadcastLoop::kMaxOperands], index[kMaxRank];
+    loop.row_offsets(r0, off, index);
+    for (std::int64_t r = r0; r < r1; ++r, loop.next_row(off, index)) {
+      auto* yr = ys + r * width;
+      [&]<std::size_t... K>(std::index_sequence<K...>) {
+        const std::array rows{(ptrs[K] + off[K])...};
+        if constexpr (n == 2) {
+          // The common patterns get loops the compiler vectorises: two full rows (a bias
+          // row against a matrix) or a full row against a broadcast scalar (x - mean).
+          if (unit[0] && unit[1]) {
+            for (std::int64_t j = 0; j < width; ++j) yr[j] = f(rows[0][j], rows[1][j]);
+            return;
           }
-          for (std::int64_t j = 0; j < width; ++j) yr[j] = f(rows[K][unit[K] ? j : 0]...);
-        }(std::make_index_sequence<n>{});
-      }
-    });
-  };
-  with_width(inner, rows_of);  // narrow rows (a few classes, iris) unroll at compile time
+          if (unit[0]) {
+            const auto b = rows[1][0];
+            for (std::int64_t j = 0; j < width; ++j) yr[j] = f(rows[0][j], b);
+            return;
+          }
+          if (unit[1]) {
+            const auto a = rows[0][0];
+            for (std::int64_t j = 0; j < width; ++j) yr[j] = f(a, rows[1][j]);
+            return;
+          }
+        }
+        for (std::int64_t j = 0; j < width; ++j) yr[j] = f(rows[K][unit[K] ? j : 0]...);
+      }(std::make_index_sequence<n>{});
+    }
+  });
 }
 
 /// Row sums of a [rows, cols] view into out[rows], each row summed in blocks of 256.
