@@ -50,16 +50,47 @@ constexpr int kVectorRegisters = 16;
 constexpr const char* kIsa = "generic";
 #endif
 
+/// Kernels that keep arrays of vectors on the stack (the 16x16 transpose, the inner
+/// products) are left out of AddressSanitizer builds: GCC gives such arrays 64-byte
+/// alignment and moves them with aligned instructions, but ASan's use-after-return check
+/// (detect_stack_use_after_return, on in scripts/sanitize) moves frames to its fake stack,
+/// which does not keep that alignment, and the moves fault. Marking the kernels
+/// no_sanitize_address instead made ASan report the instrumented helpers they call.
+/// Release and TSan builds run them; gemm_test checks them against a reference.
+/// In ASan builds the vector types also keep their natural alignment: clang's ASan lays
+/// out a frame by the declared alignment (the element's, below), yet clang moves the
+/// accumulator arrays with aligned instructions, and every tile faulted.
+#if defined(__SANITIZE_ADDRESS__)
+#define OPGRAPH_GEMM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define OPGRAPH_GEMM_ASAN 1
+#endif
+#endif
+#if defined(OPGRAPH_GEMM_ASAN)
+constexpr bool kVectorFrames = false;
+#else
+constexpr bool kVectorFrames = true;
+#endif
+
 template <class T>
 struct Vec;
 template <>
 struct Vec<float> {
+#if defined(OPGRAPH_GEMM_ASAN)
+  typedef float type __attribute__((vector_size(kVectorBytes)));
+#else
   typedef float type __attribute__((vector_size(kVectorBytes), aligned(4)));
+#endif
   typedef float in_memory __attribute__((vector_size(kVectorBytes), aligned(4), may_alias));
 };
 template <>
 struct Vec<double> {
+#if defined(OPGRAPH_GEMM_ASAN)
+  typedef double type __attribute__((vector_size(kVectorBytes)));
+#else
   typedef double type __attribute__((vector_size(kVectorBytes), aligned(8)));
+#endif
   typedef double in_memory __attribute__((vector_size(kVectorBytes), aligned(8), may_alias));
 };
 
@@ -92,25 +123,6 @@ struct Blocking {
   static constexpr int NR = 2 * W;
 };
 
-/// Kernels that keep arrays of vectors on the stack (the 16x16 transpose, the inner
-/// products) are left out of AddressSanitizer builds: GCC gives such arrays 64-byte
-/// alignment and moves them with aligned instructions, but ASan's use-after-return check
-/// (detect_stack_use_after_return, on in scripts/sanitize) moves frames to its fake stack,
-/// which does not keep that alignment, and the moves fault. Marking the kernels
-/// no_sanitize_address instead made ASan report the instrumented helpers they call.
-/// Release and TSan builds run them; gemm_test checks them against a reference.
-#if defined(__SANITIZE_ADDRESS__)
-#define OPGRAPH_GEMM_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define OPGRAPH_GEMM_ASAN 1
-#endif
-#endif
-#if defined(OPGRAPH_GEMM_ASAN)
-constexpr bool kVectorFrames = false;
-#else
-constexpr bool kVectorFrames = true;
-#endif
 
 // ---- buffers ----
 
@@ -789,11 +801,19 @@ template <class T>
 struct Short;
 template <>
 struct Short<float> {
+#if defined(OPGRAPH_GEMM_ASAN)
+  typedef float type __attribute__((vector_size(32)));
+#else
   typedef float type __attribute__((vector_size(32), aligned(4)));
+#endif
 };
 template <>
 struct Short<double> {
+#if defined(OPGRAPH_GEMM_ASAN)
+  typedef double type __attribute__((vector_size(32)));
+#else
   typedef double type __attribute__((vector_size(32), aligned(8)));
+#endif
 };
 
 template <class T>

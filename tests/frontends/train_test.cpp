@@ -199,7 +199,9 @@ TEST_CASE("train: fit feeds the schedule the time after each step, as a hand-wri
           const_cast<Tensor&>(p.value).set(i, p.value.at(i) - lr * p.grad.at(i));
     }
   }
-  for (const auto& [name, t] : fitted.params) {
+  for (const auto& entry : fitted.params) {  // not a structured binding: clang 14 cannot capture one
+    const std::string& name = entry.first;
+    const Tensor& t = entry.second;
     CAPTURE(name);
     for (std::int64_t i = 0; i < t.numel(); ++i) CHECK(t.at(i) == doctest::Approx(manual.params.at(name).at(i)).epsilon(1e-12));
   }

@@ -120,7 +120,9 @@ TEST_CASE("conv2d: padding=same keeps the plane, an even kernel's extra row and 
 
 TEST_CASE("conv2d: forward and both gradients bitwise equal at 1, 2 and 4 threads") {
   // 32 output channels (colsᵀ·Wᵀ) and LeNet's first layer, 6 (W·cols, the few-rows GEMM).
-  for (const auto& [xs, ws] : {std::pair{Shape{6, 16, 14, 14}, Shape{32, 16, 3, 3}}, std::pair{Shape{40, 1, 28, 28}, Shape{6, 1, 5, 5}}}) {
+  for (const auto& shapes : {std::pair{Shape{6, 16, 14, 14}, Shape{32, 16, 3, 3}}, std::pair{Shape{40, 1, 28, 28}, Shape{6, 1, 5, 5}}}) {
+    const Shape& xs = shapes.first;  // not a structured binding: clang 14 cannot capture one
+    const Shape& ws = shapes.second;
     CAPTURE(ws);
     const Tensor x = random_tensor(xs, -1, 1, 3, DType::f32), w = random_tensor(ws, -1, 1, 4, DType::f32);
     const std::int64_t pad = ws[2] / 2;

@@ -139,7 +139,9 @@ TEST_CASE("data parallel: one shard through the exchange is bit for bit plain tr
   const History b = train(sharded, comm.get(), 1);
   REQUIRE(a.epochs.size() == 3);
   for (std::size_t e = 0; e < 3; ++e) CHECK(a.epochs[e].train_loss == b.epochs[e].train_loss);
-  for (const auto& [name, t] : plain.params) {
+  for (const auto& entry : plain.params) {  // not a structured binding: clang 14 cannot capture one
+    const std::string& name = entry.first;
+    const Tensor& t = entry.second;
     CAPTURE(name);
     CHECK(sharded.params.at(name).bitwise_equal(t));
   }
@@ -154,7 +156,9 @@ TEST_CASE("data parallel: four shards compute the batch's gradient (dropout mask
   const History b = train(sharded, comm.get(), 4);
   for (std::size_t e = 0; e < 3; ++e) CHECK(b.epochs[e].train_loss == doctest::Approx(a.epochs[e].train_loss).epsilon(1e-5));
   CHECK(b.epochs[2].train_accuracy == a.epochs[2].train_accuracy);
-  for (const auto& [name, t] : plain.params) {
+  for (const auto& entry : plain.params) {  // not a structured binding: clang 14 cannot capture one
+    const std::string& name = entry.first;
+    const Tensor& t = entry.second;
     CAPTURE(name);
     const Tensor& s = sharded.params.at(name);
     for (std::int64_t i = 0; i < t.numel(); ++i) CHECK(s.at(i) == doctest::Approx(t.at(i)).epsilon(1e-4));
