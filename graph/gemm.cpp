@@ -306,7 +306,7 @@ void pack_a(bool trans, const T* a, std::int64_t lda, std::int64_t i0, std::int6
 /// A 16 x 16 block of floats transposed in registers: rows[i] (16 depths of column i)
 /// become out[p * ld + i]. Three rounds of shuffles (pairs of rows, pairs of pairs, then
 /// 128-bit lanes) instead of 256 scalar loads and strided stores.
-[[gnu::always_inline]] inline void transpose_square(const float* const* rows, float* out, std::int64_t ld) {
+[[gnu::always_inline, maybe_unused]] inline void transpose_square(const float* const* rows, float* out, std::int64_t ld) {
   using F = V<float>;  // 16 floats
   F r[16], t[16];
   for (int i = 0; i < 16; ++i) r[i] = load(rows[i]);
@@ -350,7 +350,7 @@ void pack_a(bool trans, const T* a, std::int64_t lda, std::int64_t i0, std::int6
 #elif defined(__AVX2__)
 /// An 8 x 8 block of floats transposed in registers, as the 16 x 16 with 8-lane vectors:
 /// pairs of rows, pairs of pairs, then the 128-bit halves.
-[[gnu::always_inline]] inline void transpose_square(const float* const* rows, float* out, std::int64_t ld) {
+[[gnu::always_inline, maybe_unused]] inline void transpose_square(const float* const* rows, float* out, std::int64_t ld) {
   using F = V<float>;  // 8 floats
   F r[8], t[8];
   for (int i = 0; i < 8; ++i) r[i] = load(rows[i]);
