@@ -123,7 +123,6 @@ struct Blocking {
   static constexpr int NR = 2 * W;
 };
 
-
 // ---- buffers ----
 
 struct AlignedDelete {

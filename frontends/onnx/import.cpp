@@ -87,14 +87,17 @@ Tensor tensor_of(const onnx::TensorProto& t, const std::string& file, const std:
     return out;
   }
   switch (t.data_type()) {
-    case onnx::TensorProto::FLOAT: std::copy(t.float_data().begin(), t.float_data().end(), out.data<float>()); break;
+    case onnx::TensorProto::FLOAT:
+      std::copy(t.float_data().begin(), t.float_data().end(), out.data<float>());
+      break;
     case onnx::TensorProto::DOUBLE:
       std::copy(t.double_data().begin(), t.double_data().end(), out.data<double>());
       break;
     case onnx::TensorProto::INT64:
       std::copy(t.int64_data().begin(), t.int64_data().end(), out.data<std::int64_t>());
       break;
-    default: std::copy(t.int32_data().begin(), t.int32_data().end(), out.data<std::int64_t>());
+    default:
+      std::copy(t.int32_data().begin(), t.int32_data().end(), out.data<std::int64_t>());
   }
   return out;
 }
