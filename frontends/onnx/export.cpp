@@ -3,6 +3,7 @@
 // protobuf classes (libonnx-dev), not a codec of our own.
 #include <opgraph/frontends/onnx/onnx.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <unordered_set>
 
@@ -110,6 +111,16 @@ std::string export_onnx(const Graph& graph, const Params& params, const OnnxExpo
   const DType dtype = params.dtype();
   const std::vector<NodeId> outputs = export_outputs(graph, options);
   const std::vector<char> needed = graph.ancestors(outputs, false);
+  // A model file is run by feeding it: outputs computed from the parameters alone would
+  // make a file without inputs, which no runtime can give data to (and opgraph refuses).
+  const std::vector<NodeId> inputs = graph.inputs();
+  if (std::none_of(inputs.begin(), inputs.end(), [&](NodeId id) { return needed[id] != 0; })) {
+    std::vector<std::string> names;
+    for (NodeId id : outputs) names.push_back(graph.node(id).name);
+    throw GraphError("export", fmt::format("the exported outputs ({}) read no input, only parameters: connect the "
+                                           "model's input to them, or name other outputs",
+                                           fmt::join(names, ", ")));
+  }
 
   onnx::ModelProto model;
   model.set_ir_version(8);  // ONNX 1.10+; opsets 13-17 need at least IR 7

@@ -224,6 +224,7 @@ struct Importer {
   }
   const Shape& shape(NodeId id) const { return graph.node(id).shape; }
 
+  void check_arity(const onnx::NodeProto& n) const;
   void convert(const onnx::NodeProto& n);
   void window(const onnx::NodeProto& n, Attrs& attrs, bool dilations) const;
 };
@@ -238,6 +239,55 @@ void Importer::window(const onnx::NodeProto& n, Attrs& attrs, bool dilations) co
   attrs.emplace_back("stride", strides);
   attrs.emplace_back("padding", pads);  // ONNX's order, which opgraph takes as it is
   if (dilations) attrs.emplace_back("dilation", attr_ints(n, "dilations", {1, 1}));
+}
+
+/// How many inputs and outputs an operator takes in opsets 13 to 17 (ONNX's operator
+/// schemas), omitted optional ones ("") counted: a node outside the range is malformed.
+struct Arity {
+  int min_in, max_in, min_out, max_out;
+};
+constexpr int many = 1 << 30;
+const std::unordered_map<std::string, Arity>& arities() {
+  static const std::unordered_map<std::string, Arity> table = [] {
+    std::unordered_map<std::string, Arity> a;
+    for (const char* t : {"Abs", "Elu", "Erf", "Exp", "Flatten", "GlobalAveragePool", "Identity", "LeakyRelu", "Log",
+                          "LogSoftmax", "Neg", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "Relu", "Sigmoid",
+                          "Softmax", "Softplus", "Sqrt", "Tanh", "Transpose", "AveragePool"})
+      a[t] = {1, 1, 1, 1};
+    for (const char* t : {"Add", "Sub", "Mul", "Div", "Pow", "MatMul", "Reshape", "Gather"}) a[t] = {2, 2, 1, 1};
+    a["Gemm"] = a["Conv"] = {2, 3, 1, 1};
+    a["Pad"] = {2, 3, 1, 1};
+    a["ReduceSum"] = {1, 2, 1, 1};
+    a["Dropout"] = {1, 3, 1, 2};
+    a["MaxPool"] = {1, 1, 1, 2};
+    a["BatchNormalization"] = {5, 5, 1, 3};
+    a["LayerNormalization"] = {2, 3, 1, 3};
+    a["Concat"] = {1, many, 1, 1};
+    a["Constant"] = {0, 0, 1, 1};
+    return a;
+  }();
+  return table;
+}
+
+std::string count_of(int k, const char* what) { return fmt::format("{} {}{}", k, what, k == 1 ? "" : "s"); }
+
+std::string range_of(int lo, int hi, const char* what) {
+  if (lo == hi) return count_of(lo, what);
+  if (hi == many) return fmt::format("at least {}", count_of(lo, what));
+  return fmt::format("{} to {} {}s", lo, hi, what);
+}
+
+void Importer::check_arity(const onnx::NodeProto& n) const {
+  const auto& table = arities();
+  const auto it = table.find(n.op_type());
+  if (it == table.end()) return;  // convert() names the supported operators
+  const Arity& a = it->second;
+  if (n.input_size() < a.min_in || n.input_size() > a.max_in)
+    fail_node(n, fmt::format("the operator takes {}, the node has {}", range_of(a.min_in, a.max_in, "input"),
+                             n.input_size()));
+  if (n.output_size() < a.min_out || n.output_size() > a.max_out)
+    fail_node(n, fmt::format("the operator has {}, the node names {}", range_of(a.min_out, a.max_out, "output"),
+                             n.output_size()));
 }
 
 void Importer::convert(const onnx::NodeProto& n) {
@@ -364,7 +414,6 @@ void Importer::convert(const onnx::NodeProto& n) {
     only(n, {"epsilon", "momentum", "training_mode"});
     if (attr_int(n, "training_mode", 0) != 0) fail_node(n, "training_mode=1 is not supported (export in eval mode)");
     if (n.output_size() > 1) fail_node(n, "the running-statistics outputs are not supported (export in eval mode)");
-    if (n.input_size() < 5) fail_node(n, fmt::format("expects 5 inputs (X, scale, B, mean, var), got {}", n.input_size()));
     const Tensor* mean = constant(n.input(3));
     const Tensor* var = constant(n.input(4));
     if (!mean || !var) fail_node(n, "the running mean and variance must be initializers");
@@ -509,6 +558,7 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
       im.fail_node(n, "operators of other domains are not supported");
     // Every converter writes output 0 (and reads inputs through checked accessors).
     if (n.output_size() < 1 || n.output(0).empty()) im.fail_node(n, "the node has no output");
+    im.check_arity(n);
     if (n.op_type() == "Constant") {
       const auto* v = im.attr(n, "value");
       if (!v || !v->has_t()) im.fail_node(n, "only 'value' constants (a tensor) are supported");

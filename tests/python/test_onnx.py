@@ -235,11 +235,49 @@ def test_files_that_cannot_be_imported_say_why(tmp_path):
     junk.write_bytes(b"\xff\xff\xff\xff not a protobuf")
     with pytest.raises(og.DataError, match=r"junk.onnx: not an ONNX model: the protobuf does not parse"):
         og.load(junk)
+    # Every operator's input and output counts (ONNX's schemas): found by fuzz_onnx, an Exp
+    # with a second input imported as if it had one.
+    w = helper.make_tensor("w", TensorProto.FLOAT, [3, 3], [0.5] * 9)
+    two = make_onnx(tmp_path, "two.onnx", [helper.make_node("Exp", ["x", "w"], ["y"], name="e")], [x], [y], [w])
+    with pytest.raises(og.DataError, match=r"two.onnx: node 'e' \(Exp, opset 17\): the operator takes 1 input, the "
+                                           r"node has 2$"):
+        og.load(two)
+    outs = make_onnx(tmp_path, "outs.onnx", [helper.make_node("Relu", ["x"], ["y", "z"], name="r")], [x], [y])
+    with pytest.raises(og.DataError, match=r"node 'r' \(Relu, opset 17\): the operator has 1 output, the node names 2$"):
+        og.load(outs)
+    bn = make_onnx(tmp_path, "bn.onnx", [helper.make_node("BatchNormalization", ["x", "w"], ["y"], name="b")], [x], [y],
+                   [w])
+    with pytest.raises(og.DataError, match=r"node 'b' \(BatchNormalization, opset 17\): the operator takes 5 inputs, "
+                                           r"the node has 2$"):
+        og.load(bn)
+    gemm = make_onnx(tmp_path, "gemm.onnx", [helper.make_node("Gemm", ["x", "w", "w", "w"], ["y"], name="g")], [x], [y],
+                     [w])
+    with pytest.raises(og.DataError, match=r"node 'g' \(Gemm, opset 17\): the operator takes 2 to 3 inputs, the node "
+                                           r"has 4$"):
+        og.load(gemm)
     good = make_onnx(tmp_path, "good.onnx", [helper.make_node("Relu", ["x"], ["y"])], [x], [y])
     truncated = tmp_path / "truncated.onnx"
     truncated.write_bytes(good.read_bytes()[:-7])
     with pytest.raises(og.DataError, match=r"truncated.onnx: not an ONNX model"):
         og.load(truncated)
+
+
+def test_outputs_that_read_no_input_are_not_exported(tmp_path):
+    # fuzz_onnx: a file whose output is computed from initializers alone imported (its input
+    # is declared, unused), and its export had no input, which no runtime can feed.
+    try:
+        from onnx import TensorProto, helper
+    except ImportError:
+        pytest.skip("skipped: needs python3-onnx")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 3])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [3, 3], [0.5] * 9)
+    path = make_onnx(tmp_path, "const.onnx", [helper.make_node("Exp", ["w"], ["y"])], [x], [y], [w])
+    model = og.load(path)
+    with pytest.raises(og.GraphError, match=r"^export: the exported outputs \(y\) read no input, only parameters: "
+                                            r"connect the model's input to them, or name other outputs$"):
+        model.export_onnx(tmp_path / "again.onnx")
+    assert not (tmp_path / "again.onnx").exists()
 
 
 def test_a_plugin_op_exports_through_its_own_lowering(tmp_path):
