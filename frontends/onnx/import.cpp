@@ -181,23 +181,37 @@ struct Importer {
   void set(const onnx::NodeProto& n, NodeId id, int out = 0) { values[n.output(out)] = id; }
 
   // ---- attributes ----
-  const onnx::AttributeProto* attr(const onnx::NodeProto& n, const std::string& name) const {
-    for (const auto& a : n.attribute())
-      if (a.name() == name) return &a;
+  /// Attribute `name` of node n, or null; one of another type than the operator's schema
+  /// gives it is refused (read through the wrong field it would be a silent 0). A file
+  /// that leaves the type unset (UNDEFINED, before IR version 2) is read as it is.
+  const onnx::AttributeProto* attr(const onnx::NodeProto& n, const std::string& name,
+                                   onnx::AttributeProto::AttributeType type) const {
+    for (const auto& a : n.attribute()) {
+      if (a.name() != name) continue;
+      if (a.type() != type && a.type() != onnx::AttributeProto::UNDEFINED)
+        fail_node(n, fmt::format("attribute '{}' is {}, the operator takes {}", name,
+                                 onnx::AttributeProto::AttributeType_Name(a.type()),
+                                 onnx::AttributeProto::AttributeType_Name(type)));
+      return &a;
+    }
     return nullptr;
   }
   std::int64_t attr_int(const onnx::NodeProto& n, const std::string& name, std::int64_t fallback) const {
-    const auto* a = attr(n, name);
+    const auto* a = attr(n, name, onnx::AttributeProto::INT);
     return a ? a->i() : fallback;
   }
   double attr_float(const onnx::NodeProto& n, const std::string& name, double fallback) const {
-    const auto* a = attr(n, name);
+    const auto* a = attr(n, name, onnx::AttributeProto::FLOAT);
     return a ? a->f() : fallback;
   }
   IntList attr_ints(const onnx::NodeProto& n, const std::string& name, IntList fallback) const {
-    const auto* a = attr(n, name);
+    const auto* a = attr(n, name, onnx::AttributeProto::INTS);
     if (!a) return fallback;
     return IntList(a->ints().begin(), a->ints().end());
+  }
+  std::string attr_string(const onnx::NodeProto& n, const std::string& name, std::string fallback) const {
+    const auto* a = attr(n, name, onnx::AttributeProto::STRING);
+    return a ? a->s() : fallback;
   }
   /// Fails on an attribute the converter does not read, or reads with another value.
   void only(const onnx::NodeProto& n, std::initializer_list<const char*> known) const {
@@ -230,9 +244,9 @@ struct Importer {
 };
 
 void Importer::window(const onnx::NodeProto& n, Attrs& attrs, bool dilations) const {
-  const auto* ap = attr(n, "auto_pad");
-  if (ap && ap->s() != "NOTSET" && ap->s() != "VALID")
-    fail_node(n, fmt::format("auto_pad={} is not supported: export with explicit pads", ap->s()));
+  const std::string ap = attr_string(n, "auto_pad", "NOTSET");
+  if (ap != "NOTSET" && ap != "VALID")
+    fail_node(n, fmt::format("auto_pad={} is not supported: export with explicit pads", ap));
   if (attr_int(n, "ceil_mode", 0) != 0) fail_node(n, "ceil_mode=1 is not supported (opgraph's pools round down)");
   IntList strides = attr_ints(n, "strides", {1, 1}), pads = attr_ints(n, "pads", {0, 0, 0, 0});
   if (strides.size() != 2 || pads.size() != 4) fail_node(n, "only 2-D windows (images) are supported");
@@ -312,9 +326,9 @@ void Importer::convert(const onnx::NodeProto& n) {
   }
   if (t == "Pad") {  // PyTorch puts a Pad of zeros before its average pools
     only(n, {"mode"});
-    const auto* mode = attr(n, "mode");
+    const std::string mode = attr_string(n, "mode", "constant");
     const IntList pads = const_ints(n, 1);
-    if ((mode && mode->s() != "constant") || std::any_of(pads.begin(), pads.end(), [](std::int64_t p) { return p != 0; }))
+    if (mode != "constant" || std::any_of(pads.begin(), pads.end(), [](std::int64_t p) { return p != 0; }))
       fail_node(n, "only a Pad that adds nothing is supported (pad through the Conv or pool's pads instead)");
     return set(n, add(n, "identity", {in(n, 0)}, {}, 0));
   }
@@ -465,7 +479,7 @@ void Importer::convert(const onnx::NodeProto& n) {
   if (t == "ReduceMean" || t == "ReduceMax" || t == "ReduceLogSumExp") {
     only(n, {"axes", "keepdims"});
     Attrs attrs{{"keepdims", attr_int(n, "keepdims", 1) != 0}};
-    if (attr(n, "axes")) attrs.emplace_back("axis", attr_ints(n, "axes", {}));
+    if (attr(n, "axes", onnx::AttributeProto::INTS)) attrs.emplace_back("axis", attr_ints(n, "axes", {}));
     const char* op = t == "ReduceMean" ? "mean" : t == "ReduceMax" ? "max" : "logsumexp";
     return set(n, add(n, op, {in(n, 0)}, std::move(attrs), 0));
   }
@@ -560,7 +574,7 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
     if (n.output_size() < 1 || n.output(0).empty()) im.fail_node(n, "the node has no output");
     im.check_arity(n);
     if (n.op_type() == "Constant") {
-      const auto* v = im.attr(n, "value");
+      const auto* v = im.attr(n, "value", onnx::AttributeProto::TENSOR);
       if (!v || !v->has_t()) im.fail_node(n, "only 'value' constants (a tensor) are supported");
       im.constants.insert_or_assign(n.output(0), tensor_of(v->t(), file, "constant"));
       continue;

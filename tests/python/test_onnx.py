@@ -255,6 +255,12 @@ def test_files_that_cannot_be_imported_say_why(tmp_path):
     with pytest.raises(og.DataError, match=r"node 'g' \(Gemm, opset 17\): the operator takes 2 to 3 inputs, the node "
                                            r"has 4$"):
         og.load(gemm)
+    # An attribute of another type than the schema's would read as 0 through the wrong field.
+    slope = make_onnx(tmp_path, "slope.onnx", [helper.make_node("LeakyRelu", ["x"], ["y"], name="l", alpha=1)], [x],
+                      [y])
+    with pytest.raises(og.DataError, match=r"node 'l' \(LeakyRelu, opset 17\): attribute 'alpha' is INT, the operator "
+                                           r"takes FLOAT$"):
+        og.load(slope)
     good = make_onnx(tmp_path, "good.onnx", [helper.make_node("Relu", ["x"], ["y"])], [x], [y])
     truncated = tmp_path / "truncated.onnx"
     truncated.write_bytes(good.read_bytes()[:-7])
