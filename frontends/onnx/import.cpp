@@ -397,6 +397,10 @@ void Importer::convert(const onnx::NodeProto& n) {
     only(n, {"kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"});
     const NodeId x = in(n, 0), w = in(n, 1);
     if (shape(w).rank() != 4) fail_node(n, "only 2-D convolutions (4-D kernels) are supported");
+    const IntList declared = attr_ints(n, "kernel_shape", {shape(w)[2], shape(w)[3]});
+    if (declared != IntList{shape(w)[2], shape(w)[3]})
+      fail_node(n, fmt::format("kernel_shape=[{}] but the kernel '{}' is {}", fmt::join(declared, ", "), n.input(1),
+                               shape(w)));
     Attrs attrs;
     window(n, attrs, true);
     attrs.emplace_back("groups", attr_int(n, "group", 1));

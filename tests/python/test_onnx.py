@@ -261,6 +261,13 @@ def test_files_that_cannot_be_imported_say_why(tmp_path):
     with pytest.raises(og.DataError, match=r"node 'l' \(LeakyRelu, opset 17\): attribute 'alpha' is INT, the operator "
                                            r"takes FLOAT$"):
         og.load(slope)
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 8, 8])
+    kernel = helper.make_tensor("k", TensorProto.FLOAT, [2, 1, 3, 3], [0.1] * 18)
+    conv = make_onnx(tmp_path, "conv.onnx", [helper.make_node("Conv", ["image", "k"], ["y"], name="c",
+                                                                kernel_shape=[5, 5])], [image], [y], [kernel])
+    with pytest.raises(og.DataError, match=r"node 'c' \(Conv, opset 17\): kernel_shape=\[5, 5\] but the kernel 'k' "
+                                           r"is \[2,1,3,3\]$"):
+        og.load(conv)
     good = make_onnx(tmp_path, "good.onnx", [helper.make_node("Relu", ["x"], ["y"])], [x], [y])
     truncated = tmp_path / "truncated.onnx"
     truncated.write_bytes(good.read_bytes()[:-7])
