@@ -1,14 +1,18 @@
 // conv2d: 2-D convolution (cross-correlation, as PyTorch's conv2d) of NCHW activations with
 // [out, in/groups, kh, kw] kernels, by "im2col" and the library's GEMM: the receptive
 // fields of a few images become the columns of one [in*kh*kw, images*ho*wo] matrix (each
-// image line a contiguous copy when the stride is 1), and one GEMM per group gives their
-// outputs: W x cols for few output channels, cols^T x W^T (read transposed in place)
-// for more, then put in NCHW order. The vjp uses the same GEMM: the input gradient
-// is W^T x gy folded back into the images (col2im), the kernel gradient gy x cols^T (few
-// output channels) or cols x gy^T summed chunk after chunk in a fixed order. docs/design.md gives the measurements behind the
-// choice.
+// image line a contiguous copy when the stride is 1, each whole row one copy when the
+// output is as wide as the input), and one GEMM per group gives their outputs: W x cols
+// for few output channels, cols^T x W^T (read transposed in place) for more, then put in
+// NCHW order. The columns live in a lane's scratch, small enough to stay in cache, and
+// the vjp builds them again from x. It uses the same GEMM: the input gradient is W^T x gy
+// folded back into the images (col2im), the kernel gradient gy x cols^T (few output
+// channels) or cols x gy^T summed chunk after chunk in a fixed order. docs/design.md gives
+// the measurements behind the choice.
 #include <algorithm>
 #include <cstring>
+#include <tuple>
+#include <utility>
 
 #include <opgraph/graph/gemm.hpp>
 #include <opgraph/graph/op.hpp>
@@ -81,14 +85,48 @@ inline void copy_line(const T* src, std::int64_t n, T* dst) {
   for (; q < n; ++q) dst[q] = src[q];
 }
 
+/// Stride 1 with the output as wide as the input ("same" padding): row (c, i, j) of an
+/// image's columns is then its plane shifted by one offset, position q holding
+/// plane[q + shift] for q in [lo, hi), except the columns that fall into the left or right
+/// padding (ox outside [x0, x1) on each line), which wrap onto the neighbouring line and
+/// hold zero. One copy (or one add, for the gradient) per row instead of one per line.
+struct Shifted {
+  std::int64_t shift, lo, hi;  // lo, hi: the positions whose plane[q + shift] exists
+  std::int64_t y0, y1, x0, x1;  // the valid lines and columns
+};
+bool is_shifted(const Window& w) { return w.sh == 1 && w.sw == 1 && w.wo == w.w; }
+Shifted shifted_of(const Conv& v, std::int64_t i, std::int64_t j) {
+  const Window& w = v.win;
+  Shifted s;
+  std::tie(s.y0, s.y1) = std::pair(w.valid_rows(i)[0], w.valid_rows(i)[1]);
+  std::tie(s.x0, s.x1) = std::pair(w.valid_cols(j)[0], w.valid_cols(j)[1]);
+  s.shift = (i * w.dh - w.pt) * w.w + j * w.dw - w.pl;
+  s.lo = std::max(s.y0 * w.wo, -s.shift);
+  s.hi = std::max(s.lo, std::min(s.y1 * w.wo, v.plane() - s.shift));
+  return s;
+}
+/// Zeroes the padding columns of the valid lines of one image's row. Column by column,
+/// a line apart: along a line, GCC would make each column's one or two stores a call of
+/// memset.
+template <class T>
+void zero_edges(const Shifted& s, std::int64_t wo, T* row) {
+  const auto column = [&](std::int64_t ox) {
+    for (std::int64_t oy = s.y0; oy < s.y1; ++oy) row[oy * wo + ox] = T(0);
+  };
+  for (std::int64_t ox = 0; ox < s.x0; ++ox) column(ox);
+  for (std::int64_t ox = s.x1; ox < wo; ++ox) column(ox);
+}
+
 /// The receptive fields of images [0, nb) of x as columns: column (b, oy, ox), row
 /// (c, i, j) holds x[b, c, oy*sh - pt + i*dh, ox*sw - pl + j*dw], zero in the padding.
 /// [C*kh*kw, nb*P], row stride ld = nb*P. One task per few rows; with stride 1 each output
-/// line of a row is one contiguous run of an input line.
+/// line of a row is one contiguous run of an input line, and the whole row one run when
+/// the output is as wide as the input (Shifted).
 template <class T>
 void im2col(const Conv& v, const T* x, std::int64_t nb, T* cols) {
   const Window& w = v.win;
   const std::int64_t taps = w.kh * w.kw, p = v.positions(), ld = nb * p;
+  const bool shifted = is_shifted(w);
   parallel_for(v.rows(), std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(ld, 1)), [&](std::int64_t r0, std::int64_t r1) {
     for (std::int64_t r = r0; r < r1; ++r) {
       const std::int64_t c = r / taps, i = (r % taps) / w.kw, j = r % w.kw;
@@ -97,6 +135,14 @@ void im2col(const Conv& v, const T* x, std::int64_t nb, T* cols) {
       for (std::int64_t b = 0; b < nb; ++b) {
         const T* image = x + (b * v.cin + c) * v.plane();
         T* dst = cols + r * ld + b * p;
+        if (shifted) {
+          const Shifted s = shifted_of(v, i, j);
+          std::fill(dst, dst + s.lo, T(0));
+          std::memcpy(dst + s.lo, image + s.lo + s.shift, static_cast<std::size_t>(s.hi - s.lo) * sizeof(T));
+          std::fill(dst + s.hi, dst + p, T(0));
+          zero_edges(s, w.wo, dst);
+          continue;
+        }
         for (std::int64_t oy = 0; oy < w.ho; ++oy, dst += w.wo) {
           const std::int64_t iy = oy * w.sh - w.pt + i * w.dh;
           if (iy < 0 || iy >= w.h) {
@@ -115,13 +161,22 @@ void im2col(const Conv& v, const T* x, std::int64_t nb, T* cols) {
   });
 }
 
+/// dst[q] += src[q] for q in [0, n), the two not overlapping.
+template <class T>
+inline void add_run(const T* __restrict src, std::int64_t n, T* __restrict dst) {
+  for (std::int64_t q = 0; q < n; ++q) dst[q] += src[q];
+}
+
 /// The inverse scatter: dx[b, c] = sum over the rows (c, i, j) of dcol placed back where
 /// im2col read them. One task per (image, channel) plane, taps in a fixed order:
-/// deterministic.
+/// deterministic. When Shifted, each row is added in one run after its padding columns
+/// are zeroed in dcol (the plane starts at +0, so adding +0 where they wrap changes no
+/// bit: the same sums as line by line).
 template <class T>
-void col2im(const Conv& v, const T* dcol, std::int64_t ld, std::int64_t nb, T* dx) {
+void col2im(const Conv& v, T* dcol, std::int64_t ld, std::int64_t nb, T* dx) {
   const Window& w = v.win;
   const std::int64_t taps = w.kh * w.kw, p = v.positions();
+  const bool shifted = is_shifted(w);
   parallel_for(v.cin * nb, 1, [&](std::int64_t t0, std::int64_t t1) {
     for (std::int64_t t = t0; t < t1; ++t) {
       const std::int64_t b = t / v.cin, c = t % v.cin;
@@ -129,7 +184,13 @@ void col2im(const Conv& v, const T* dcol, std::int64_t ld, std::int64_t nb, T* d
       std::fill(plane, plane + v.plane(), T(0));
       for (std::int64_t tap = 0; tap < taps; ++tap) {
         const std::int64_t i = tap / w.kw, j = tap % w.kw;
-        const T* in = dcol + (c * taps + tap) * ld + b * p;
+        T* in = dcol + (c * taps + tap) * ld + b * p;
+        if (shifted) {
+          const Shifted s = shifted_of(v, i, j);
+          zero_edges(s, w.wo, in);
+          add_run(in + s.lo, s.hi - s.lo, plane + s.lo + s.shift);
+          continue;
+        }
         const auto [y0, y1] = w.valid_rows(i);
         const auto [x0, x1] = w.valid_cols(j);
         for (std::int64_t oy = y0; oy < y1; ++oy) {
@@ -232,8 +293,8 @@ void conv_forward(K& k) {
   const std::int64_t p = v.positions(), kg = v.k_g(), og = v.cout_g();
   const ScratchLayout sl = scratch_layout(v);
   for_each_chunk(v, [&](std::int64_t lane, std::int64_t n0, std::int64_t nb, bool) {
-    T* cols = k.workspace().data + n0 * v.rows() * p;
-    T* outs = k.scratch().data + lane * sl.lane + sl.rows;
+    T* cols = k.scratch().data + lane * sl.lane;
+    T* outs = cols + sl.rows;
     im2col(v, x + n0 * v.cin * v.plane(), nb, cols);
     const std::int64_t ld = nb * p;
     if (og <= kFewChannels) {
@@ -267,8 +328,10 @@ void conv_vjp(K& k) {
   const ScratchLayout sl = scratch_layout(v);
   T* partials = k.scratch().data + kLanes * sl.lane;
   for_each_chunk(v, [&](std::int64_t lane, std::int64_t n0, std::int64_t nb, bool first) {
-    const T* cols = k.workspace().data + n0 * v.rows() * p;  // the forward pass's
-    T* dcol = k.scratch().data + lane * sl.lane;
+    // The receptive fields again (cols), then, once the kernel gradient has read them,
+    // their gradient (dcol) in the same place.
+    T* cols = k.scratch().data + lane * sl.lane;
+    T* dcol = cols;
     T* grows = dcol + sl.rows;
     T* wide = grows + sl.outs;
     const T* gn = gy + n0 * v.cout * p;
@@ -280,6 +343,7 @@ void conv_vjp(K& k) {
       g_wide = wide;
     }
     if (k.needs_grad(1)) {
+      im2col(v, k.in(0).data + n0 * v.cin * v.plane(), nb, cols);
       // The lane's kernel gradient, summed chunk after chunk: for few output channels
       // dW_g [og, kg] += gy_g [og, nb*P] x cols_g^T, dot products along the positions (both
       // read in place; the GEMM's inner-product path when kg <= 256); for more,
@@ -371,11 +435,7 @@ OPGRAPH_OP(conv2d)
       return Shape{c.in(0)[0], v.cout, v.win.ho, v.win.wo};
     })
     .scratch([](const ShapeContext& c) { return Shape{scratch_elements(conv_of_shapes(c))}; })
-    .workspace([](const ShapeContext& c) {  // the receptive-field columns of every image
-      const Conv v = conv_of_shapes(c);
-      return Shape{c.in(0)[0], v.rows(), v.positions()};
-    })
-    .saves({"w"})  // x is read again only through its columns, kept in the workspace
+    .saves({"x", "w"})
     .forward([](auto& k) { conv_forward(k); })
     .vjp([](auto& k) { conv_vjp(k); })
     .cost([](const ShapeContext& c, const Shape& y) {
