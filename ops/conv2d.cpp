@@ -87,6 +87,12 @@ inline void copy_line(const T* src, std::int64_t n, T* dst) {
   for (; q < n; ++q) dst[q] = src[q];
 }
 
+/// Eight floats in a register, loaded from and stored to any float's address.
+typedef float F8 __attribute__((vector_size(32)));
+typedef float F8Unaligned __attribute__((vector_size(32), aligned(4), may_alias));
+inline F8 load8(const float* p) { return *reinterpret_cast<const F8Unaligned*>(p); }
+inline void store8(float* p, F8 v) { *reinterpret_cast<F8Unaligned*>(p) = v; }
+
 /// line[ox] = src[2 * ox] for ox in [x0, x1), the gather of a stride-2 window. Floats go
 /// eight at a time: two loads of sixteen consecutive values, the even ones kept (the
 /// last eight of a line overlapping the ones before, rewriting the same values); it reads
@@ -97,11 +103,8 @@ template <class T>
 void gather_even(const T* src, std::int64_t x0, std::int64_t x1, const T* end, T* line) {
   std::int64_t ox = x0;
   if constexpr (std::is_same_v<T, float>) {
-    typedef float V __attribute__((vector_size(32)));
-    typedef float Unaligned __attribute__((vector_size(32), aligned(4), may_alias));
     const auto eight = [&](std::int64_t o) {
-      const V a = *reinterpret_cast<const Unaligned*>(src + 2 * o), b = *reinterpret_cast<const Unaligned*>(src + 2 * o + 8);
-      *reinterpret_cast<Unaligned*>(line + o) = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+      store8(line + o, __builtin_shufflevector(load8(src + 2 * o), load8(src + 2 * o + 8), 0, 2, 4, 6, 8, 10, 12, 14));
     };
     const auto fits = [&](std::int64_t o) { return src + 2 * o + 16 <= end; };
     for (; ox + 8 <= x1 && fits(ox); ox += 8) eight(ox);
@@ -121,15 +124,12 @@ template <class T>
 void scatter_add_even(const T* src, std::int64_t x0, std::int64_t x1, const T* end, T* line) {
   std::int64_t ox = x0;
   if constexpr (std::is_same_v<T, float>) {
-    typedef float V __attribute__((vector_size(32)));
-    typedef float Unaligned __attribute__((vector_size(32), aligned(4), may_alias));
-    const V zero = {};
+    const F8 zero = {};
     for (; ox + 8 <= x1 && line + 2 * ox + 16 <= end; ox += 8) {
-      const V v = *reinterpret_cast<const Unaligned*>(src + ox);
-      Unaligned* lo = reinterpret_cast<Unaligned*>(line + 2 * ox);
-      Unaligned* hi = reinterpret_cast<Unaligned*>(line + 2 * ox + 8);
-      *lo += __builtin_shufflevector(v, zero, 0, 8, 1, 9, 2, 10, 3, 11);
-      *hi += __builtin_shufflevector(v, zero, 4, 12, 5, 13, 6, 14, 7, 15);
+      const F8 v = load8(src + ox);
+      float* lo = line + 2 * ox;
+      store8(lo, load8(lo) + __builtin_shufflevector(v, zero, 0, 8, 1, 9, 2, 10, 3, 11));
+      store8(lo + 8, load8(lo + 8) + __builtin_shufflevector(v, zero, 4, 12, 5, 13, 6, 14, 7, 15));
     }
   }
   for (; ox < x1; ++ox) line[2 * ox] += src[ox];
@@ -151,8 +151,11 @@ Shifted shifted_of(const Conv& v, std::int64_t i, std::int64_t j) {
   std::tie(s.y0, s.y1) = std::pair(w.valid_rows(i)[0], w.valid_rows(i)[1]);
   std::tie(s.x0, s.x1) = std::pair(w.valid_cols(j)[0], w.valid_cols(j)[1]);
   s.shift = (i * w.dh - w.pt) * w.w + j * w.dw - w.pl;
-  s.lo = std::max(s.y0 * w.wo, -s.shift);
-  s.hi = std::max(s.lo, std::min(s.y1 * w.wo, v.plane() - s.shift));
+  // Within [0, P]: a tap that only ever reads padding (a kernel wider than the plane) has
+  // -shift past the last position, and then no run at all.
+  const std::int64_t p = v.positions();
+  s.lo = std::clamp(std::max(s.y0 * w.wo, -s.shift), std::int64_t{0}, p);
+  s.hi = std::clamp(std::min(s.y1 * w.wo, v.plane() - s.shift), s.lo, p);
   return s;
 }
 /// Zeroes the padding columns of the valid lines of one image's row. Column by column,
@@ -187,7 +190,7 @@ void im2col(const Conv& v, const T* x, std::int64_t nb, T* cols) {
         T* dst = cols + r * ld + b * p;
         if (shifted) {
           std::fill(dst, dst + s.lo, T(0));
-          std::memcpy(dst + s.lo, image + s.lo + s.shift, static_cast<std::size_t>(s.hi - s.lo) * sizeof(T));
+          if (s.hi > s.lo) std::memcpy(dst + s.lo, image + s.lo + s.shift, static_cast<std::size_t>(s.hi - s.lo) * sizeof(T));
           std::fill(dst + s.hi, dst + p, T(0));
         } else {
           // The lines above and below the input whole, the valid part of each other line,
@@ -239,7 +242,7 @@ void col2im(const Conv& v, T* dcol, std::int64_t ld, std::int64_t nb, T* dx) {
         if (shifted) {
           const Shifted& s = runs[static_cast<std::size_t>(tap)];
           zero_edges(s, w.wo, in);
-          add_run(in + s.lo, s.hi - s.lo, plane + s.lo + s.shift);
+          if (s.hi > s.lo) add_run(in + s.lo, s.hi - s.lo, plane + s.lo + s.shift);
           continue;
         }
         const auto [y0, y1] = w.valid_rows(i);

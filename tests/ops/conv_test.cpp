@@ -92,6 +92,9 @@ TEST_CASE("conv2d: equals the direct convolution, values and both gradients, for
       // eight overlapping, and near the end of a plane one by one.
       {{2, 3, 23, 37}, {5, 3, 3, 3}, {.sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1}},
       {{2, 2, 9, 16}, {3, 2, 1, 1}, {.sh = 2, .sw = 2}},
+      // Kernels wider than the plane with "same" padding: taps that only ever read padding.
+      {{2, 3, 1, 1}, {4, 3, 5, 5}, {.pt = 2, .pl = 2, .pb = 2, .pr = 2}},
+      {{1, 2, 2, 3}, {3, 2, 7, 5}, {.pt = 3, .pl = 2, .pb = 3, .pr = 2}},
   };
   std::uint64_t seed = 10;
   for (const auto& c : cases) {
