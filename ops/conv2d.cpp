@@ -135,78 +135,85 @@ void scatter_add_even(const T* src, std::int64_t x0, std::int64_t x1, const T* e
   for (; ox < x1; ++ox) line[2 * ox] += src[ox];
 }
 
-/// Stride 1 with the output as wide as the input ("same" padding): row (c, i, j) of an
-/// image's columns is then its plane shifted by one offset, position q holding
-/// plane[q + shift] for q in [lo, hi), except the columns that fall into the left or right
-/// padding (ox outside [x0, x1) on each line), which wrap onto the neighbouring line and
-/// hold zero. One copy (or one add, for the gradient) per row instead of one per line.
-struct Shifted {
-  std::int64_t shift, lo, hi;  // lo, hi: the positions whose plane[q + shift] exists
+/// One tap (i, j) of the window: the output lines and columns where it reads the input
+/// (y0..y1, x0..x1; elsewhere it reads padding), computed once per call for all taps.
+/// Stride 1 with the output as wide as the input ("same" padding, is_one_run): row
+/// (c, i, j) of an image's columns is then its plane shifted by one offset, position q
+/// holding plane[q + shift] for q in [lo, hi), except the columns that fall into the left or
+/// right padding (ox outside [x0, x1) on each line), which wrap onto the neighbouring line
+/// and hold zero. One copy (or one add, for the gradient) per row instead of one per line.
+struct Tap {
   std::int64_t y0, y1, x0, x1;  // the valid lines and columns
+  std::int64_t shift, lo, hi;   // the one run: the positions whose plane[q + shift] exists
 };
-bool is_shifted(const Window& w) { return w.sh == 1 && w.sw == 1 && w.wo == w.w; }
-Shifted shifted_of(const Conv& v, std::int64_t i, std::int64_t j) {
+bool is_one_run(const Window& w) { return w.sh == 1 && w.sw == 1 && w.wo == w.w; }
+std::vector<Tap> taps_of(const Conv& v) {
   const Window& w = v.win;
-  Shifted s;
-  std::tie(s.y0, s.y1) = std::pair(w.valid_rows(i)[0], w.valid_rows(i)[1]);
-  std::tie(s.x0, s.x1) = std::pair(w.valid_cols(j)[0], w.valid_cols(j)[1]);
-  s.shift = (i * w.dh - w.pt) * w.w + j * w.dw - w.pl;
-  // Within [0, P]: a tap that only ever reads padding (a kernel wider than the plane) has
-  // -shift past the last position, and then no run at all.
   const std::int64_t p = v.positions();
-  s.lo = std::clamp(std::max(s.y0 * w.wo, -s.shift), std::int64_t{0}, p);
-  s.hi = std::clamp(std::min(s.y1 * w.wo, v.plane() - s.shift), s.lo, p);
-  return s;
+  std::vector<Tap> taps;
+  taps.reserve(static_cast<std::size_t>(w.kh * w.kw));
+  for (std::int64_t i = 0; i < w.kh; ++i)
+    for (std::int64_t j = 0; j < w.kw; ++j) {
+      const auto [y0, y1] = w.valid_rows(i);
+      const auto [x0, x1] = w.valid_cols(j);
+      const std::int64_t shift = (i * w.dh - w.pt) * w.w + j * w.dw - w.pl;
+      // Within [0, P]: a tap that only ever reads padding (a kernel wider than the plane)
+      // has -shift past the last position, and then no run at all.
+      const std::int64_t lo = std::clamp(std::max(y0 * w.wo, -shift), std::int64_t{0}, p);
+      const std::int64_t hi = std::clamp(std::min(y1 * w.wo, v.plane() - shift), lo, p);
+      taps.push_back({y0, y1, x0, x1, shift, lo, hi});
+    }
+  return taps;
 }
 /// Zeroes the padding columns of the valid lines of one image's row. Column by column,
 /// a line apart: along a line, GCC would make each column's one or two stores a call of
 /// memset.
 template <class T>
-void zero_edges(const Shifted& s, std::int64_t wo, T* row) {
+void zero_edges(const Tap& g, std::int64_t wo, T* row) {
   const auto column = [&](std::int64_t ox) {
-    for (std::int64_t oy = s.y0; oy < s.y1; ++oy) row[oy * wo + ox] = T(0);
+    for (std::int64_t oy = g.y0; oy < g.y1; ++oy) row[oy * wo + ox] = T(0);
   };
-  for (std::int64_t ox = 0; ox < s.x0; ++ox) column(ox);
-  for (std::int64_t ox = s.x1; ox < wo; ++ox) column(ox);
+  for (std::int64_t ox = 0; ox < g.x0; ++ox) column(ox);
+  for (std::int64_t ox = g.x1; ox < wo; ++ox) column(ox);
 }
 
 /// The receptive fields of images [0, nb) of x as columns: column (b, oy, ox), row
 /// (c, i, j) holds x[b, c, oy*sh - pt + i*dh, ox*sw - pl + j*dw], zero in the padding.
 /// [C*kh*kw, nb*P], row stride ld = nb*P. One task per few rows; with stride 1 each output
 /// line of a row is one contiguous run of an input line, and the whole row one run when
-/// the output is as wide as the input (Shifted).
+/// the output is as wide as the input (is_one_run).
 template <class T>
 void im2col(const Conv& v, const T* x, std::int64_t nb, T* cols) {
   const Window& w = v.win;
   const std::int64_t taps = w.kh * w.kw, p = v.positions(), ld = nb * p;
-  const bool shifted = is_shifted(w);
+  const bool one_run = is_one_run(w);
+  const std::vector<Tap> geometry = taps_of(v);
   parallel_for(v.rows(), std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(ld, 1)), [&](std::int64_t r0, std::int64_t r1) {
     for (std::int64_t r = r0; r < r1; ++r) {
       const std::int64_t c = r / taps, i = (r % taps) / w.kw, j = r % w.kw;
-      // The valid lines and columns; with Shifted, also the one run.
-      const Shifted s = shifted_of(v, i, j);
+      const Tap& g = geometry[static_cast<std::size_t>(r % taps)];
       for (std::int64_t b = 0; b < nb; ++b) {
         const T* image = x + (b * v.cin + c) * v.plane();
         T* dst = cols + r * ld + b * p;
-        if (shifted) {
-          std::fill(dst, dst + s.lo, T(0));
-          if (s.hi > s.lo) std::memcpy(dst + s.lo, image + s.lo + s.shift, static_cast<std::size_t>(s.hi - s.lo) * sizeof(T));
-          std::fill(dst + s.hi, dst + p, T(0));
+        if (one_run) {
+          std::fill(dst, dst + g.lo, T(0));
+          if (g.hi > g.lo) std::memcpy(dst + g.lo, image + g.lo + g.shift, static_cast<std::size_t>(g.hi - g.lo) * sizeof(T));
+          std::fill(dst + g.hi, dst + p, T(0));
         } else {
           // The lines above and below the input whole, the valid part of each other line,
           // then the padding columns.
-          std::fill(dst, dst + s.y0 * w.wo, T(0));
-          std::fill(dst + s.y1 * w.wo, dst + p, T(0));
-          for (std::int64_t oy = s.y0; oy < s.y1; ++oy) {
+          std::fill(dst, dst + g.y0 * w.wo, T(0));
+          std::fill(dst + g.y1 * w.wo, dst + p, T(0));
+          for (std::int64_t oy = g.y0; oy < g.y1; ++oy) {
             const T* src = image + (oy * w.sh - w.pt + i * w.dh) * w.w + j * w.dw - w.pl;
             T* line = dst + oy * w.wo;
-            if (w.sw == 1) copy_line(src + s.x0, s.x1 - s.x0, line + s.x0);
-            else if (w.sw == 2) gather_even(src, s.x0, s.x1, image + v.plane(), line);
+            if (w.sw == 1) copy_line(src + g.x0, g.x1 - g.x0, line + g.x0);
+            else if (w.sw == 2) gather_even(src, g.x0, g.x1, image + v.plane(), line);
             else
-              for (std::int64_t ox = s.x0; ox < s.x1; ++ox) line[ox] = src[ox * w.sw];
+              for (std::int64_t ox = g.x0; ox < g.x1; ++ox) line[ox] = src[ox * w.sw];
           }
         }
-        zero_edges(s, w.wo, dst);
+        zero_edges(g, w.wo, dst);
       }
     }
   });
@@ -220,17 +227,15 @@ inline void add_run(const T* __restrict src, std::int64_t n, T* __restrict dst) 
 
 /// The inverse scatter: dx[b, c] = sum over the rows (c, i, j) of dcol placed back where
 /// im2col read them. One task per (image, channel) plane, taps in a fixed order:
-/// deterministic. When Shifted, each row is added in one run after its padding columns
-/// are zeroed in dcol (the plane starts at +0, so adding +0 where they wrap changes no
-/// bit: the same sums as line by line).
+/// deterministic. With one run per row (is_one_run), each row is added in one run after
+/// its padding columns are zeroed in dcol (the plane starts at +0, so adding +0 where they
+/// wrap changes no bit: the same sums as line by line).
 template <class T>
 void col2im(const Conv& v, T* dcol, std::int64_t ld, std::int64_t nb, T* dx) {
   const Window& w = v.win;
   const std::int64_t taps = w.kh * w.kw, p = v.positions();
-  const bool shifted = is_shifted(w);
-  std::vector<Shifted> runs;
-  if (shifted)
-    for (std::int64_t tap = 0; tap < taps; ++tap) runs.push_back(shifted_of(v, tap / w.kw, tap % w.kw));
+  const bool one_run = is_one_run(w);
+  const std::vector<Tap> geometry = taps_of(v);
   parallel_for(v.cin * nb, 1, [&](std::int64_t t0, std::int64_t t1) {
     for (std::int64_t t = t0; t < t1; ++t) {
       const std::int64_t b = t / v.cin, c = t % v.cin;
@@ -239,23 +244,21 @@ void col2im(const Conv& v, T* dcol, std::int64_t ld, std::int64_t nb, T* dx) {
       for (std::int64_t tap = 0; tap < taps; ++tap) {
         const std::int64_t i = tap / w.kw, j = tap % w.kw;
         T* in = dcol + (c * taps + tap) * ld + b * p;
-        if (shifted) {
-          const Shifted& s = runs[static_cast<std::size_t>(tap)];
-          zero_edges(s, w.wo, in);
-          if (s.hi > s.lo) add_run(in + s.lo, s.hi - s.lo, plane + s.lo + s.shift);
+        const Tap& g = geometry[static_cast<std::size_t>(tap)];
+        if (one_run) {
+          zero_edges(g, w.wo, in);
+          if (g.hi > g.lo) add_run(in + g.lo, g.hi - g.lo, plane + g.lo + g.shift);
           continue;
         }
-        const auto [y0, y1] = w.valid_rows(i);
-        const auto [x0, x1] = w.valid_cols(j);
-        for (std::int64_t oy = y0; oy < y1; ++oy) {
+        for (std::int64_t oy = g.y0; oy < g.y1; ++oy) {
           T* dst = plane + (oy * w.sh - w.pt + i * w.dh) * w.w + (j * w.dw - w.pl);
           const T* s = in + oy * w.wo;
           if (w.sw == 1)
-            for (std::int64_t ox = x0; ox < x1; ++ox) dst[ox] += s[ox];
+            for (std::int64_t ox = g.x0; ox < g.x1; ++ox) dst[ox] += s[ox];
           else if (w.sw == 2)
-            scatter_add_even(s, x0, x1, plane + v.plane(), dst);
+            scatter_add_even(s, g.x0, g.x1, plane + v.plane(), dst);
           else
-            for (std::int64_t ox = x0; ox < x1; ++ox) dst[ox * w.sw] += s[ox];
+            for (std::int64_t ox = g.x0; ox < g.x1; ++ox) dst[ox * w.sw] += s[ox];
         }
       }
     }

@@ -13,13 +13,13 @@ namespace opgraph::ops {
 namespace {
 
 /// Per axis of x: the first index, the step and the number of elements taken.
-struct Window {
+struct SliceWindow {
   std::array<std::int64_t, kMaxRank> first{}, step{}, count{};
 };
 
 /// The window a slice takes from dims (all sizes), or an error message.
 std::string window(const AttrValue& begin, const AttrValue& end, const AttrValue& step, const AttrValue& axes,
-                   const std::int64_t* dims, int rank, Window* w) {
+                   const std::int64_t* dims, int rank, SliceWindow* w) {
   const IntList& b = begin.as_ints();
   const std::size_t n = b.size();
   auto same_length = [&](const AttrValue& v, const char* name) -> std::string {
@@ -60,7 +60,7 @@ template <class K>
 void slice_copy(K& k, bool forward) {
   using T = scalar_of<K>;
   const auto& x = forward ? View<const T>(k.in(0)) : View<const T>(k.grad_in(0));
-  Window w;
+  SliceWindow w;
   window(k.attr("begin"), k.attr("end"), k.attr("step"), k.attr("axes"), x.dims, x.rank, &w);
   std::int64_t x_strides[kMaxRank], strides[kMaxRank], count[kMaxRank], base = 0;
   detail::contiguous_strides(x.dims, x.rank, x_strides);
@@ -106,7 +106,7 @@ OPGRAPH_OP(slice)
       std::vector<std::int64_t> a(x.dims().begin(), x.dims().end()), b = a;
       for (std::size_t i = 0; i < a.size(); ++i)
         if (is_symbolic(a[i])) a[i] = 1000003, b[i] = 2000003;
-      Window wa, wb;
+      SliceWindow wa, wb;
       if (auto e = window(c.attr("begin"), c.attr("end"), c.attr("step"), c.attr("axes"), a.data(), x.rank(), &wa); !e.empty())
         c.fail("{}", e);
       window(c.attr("begin"), c.attr("end"), c.attr("step"), c.attr("axes"), b.data(), x.rank(), &wb);
