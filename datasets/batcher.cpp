@@ -1,10 +1,12 @@
 // Batcher: seeded per-epoch orders and gathered batches in reusable buffers.
 #include <opgraph/datasets/batcher.hpp>
 
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
 
+#include <opgraph/graph/parallel.hpp>
 #include <opgraph/graph/random.hpp>
 
 namespace opgraph {
@@ -52,11 +54,16 @@ Batcher::Batch Batcher::part(std::int64_t b, std::int64_t first, std::int64_t ro
   auto* ld = static_cast<std::byte*>(labels.raw());
   const auto* fs = static_cast<const std::byte*>(data_.features.raw());
   const auto* ls = static_cast<const std::byte*>(data_.labels.raw());
-  for (std::int64_t i = 0; i < rows; ++i) {
-    const auto r = static_cast<std::size_t>(order_[static_cast<std::size_t>(at + i)]);
-    std::memcpy(fd + static_cast<std::size_t>(i) * frow, fs + r * frow, frow);
-    std::memcpy(ld + static_cast<std::size_t>(i) * lrow, ls + r * lrow, lrow);
-  }
+  // Rows scattered over the whole set, mostly cache misses: gathered in parallel, about
+  // 64 KiB per task (a serial gather was 10 % of a 2-thread step of 784-256-10 at batch 256).
+  const auto row_bytes = static_cast<std::int64_t>(std::max<std::size_t>(frow, 1));
+  parallel_for(rows, std::max<std::int64_t>(1, (std::int64_t{64} << 10) / row_bytes), [&](std::int64_t i0, std::int64_t i1) {
+    for (std::int64_t i = i0; i < i1; ++i) {
+      const auto r = static_cast<std::size_t>(order_[static_cast<std::size_t>(at + i)]);
+      std::memcpy(fd + static_cast<std::size_t>(i) * frow, fs + r * frow, frow);
+      std::memcpy(ld + static_cast<std::size_t>(i) * lrow, ls + r * lrow, lrow);
+    }
+  });
   if (augment_.any()) {
     if (features.dtype() == DType::f32) augment_rows<float>(features, at);
     else augment_rows<double>(features, at);
@@ -78,27 +85,32 @@ void Batcher::augment_rows(Tensor& features, std::int64_t at) const {
   const Shape& s = data_.sample_shape;
   const std::int64_t h = s[s.rank() - 2], w = s[s.rank() - 1], planes = s.rank() == 3 ? s[0] : 1;
   const std::int64_t rows = features.shape()[0], per = planes * h * w;
-  std::vector<T> plane(static_cast<std::size_t>(h * w));
   T* data = features.data<T>();
-  for (std::int64_t i = 0; i < rows; ++i) {
-    // Keyed by epoch and dataset row: the same change whatever batch the row lands in.
-    const auto row = static_cast<std::uint64_t>(order_[static_cast<std::size_t>(at + i)]);
-    Rng rng(seed_ ^ 0xa0761d6478bd642fULL ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(epoch_ + 1)) ^
-            (0xe7037ed1a0b428dbULL * (row + 1)));
-    const std::int64_t span = 2 * augment_.shift + 1;
-    const std::int64_t dy = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(span))) - augment_.shift;
-    const std::int64_t dx = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(span))) - augment_.shift;
-    const bool flip = augment_.flip && rng.below(2) == 1;
-    for (std::int64_t c = 0; c < planes; ++c) {
-      T* img = data + i * per + c * h * w;
-      std::copy(img, img + h * w, plane.begin());
-      for (std::int64_t y = 0; y < h; ++y)
-        for (std::int64_t x = 0; x < w; ++x) {
-          const std::int64_t sy = y - dy, sx0 = x - dx, sx = flip ? w - 1 - sx0 : sx0;
-          img[y * w + x] = sy >= 0 && sy < h && sx0 >= 0 && sx0 < w ? plane[static_cast<std::size_t>(sy * w + sx)] : T(0);
-        }
+  // Each row from its own generator: the rows in parallel, the same bits on any pool.
+  const std::int64_t grain = std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(per, 1));
+  parallel_for(rows, grain, [&](std::int64_t i0, std::int64_t i1) {
+    std::vector<T> plane(static_cast<std::size_t>(h * w));
+    for (std::int64_t i = i0; i < i1; ++i) {
+      // Keyed by epoch and dataset row: the same change whatever batch the row lands in.
+      const auto row = static_cast<std::uint64_t>(order_[static_cast<std::size_t>(at + i)]);
+      Rng rng(seed_ ^ 0xa0761d6478bd642fULL ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(epoch_ + 1)) ^
+              (0xe7037ed1a0b428dbULL * (row + 1)));
+      const std::int64_t span = 2 * augment_.shift + 1;
+      const std::int64_t dy = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(span))) - augment_.shift;
+      const std::int64_t dx = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(span))) - augment_.shift;
+      const bool flip = augment_.flip && rng.below(2) == 1;
+      for (std::int64_t c = 0; c < planes; ++c) {
+        T* img = data + i * per + c * h * w;
+        std::copy(img, img + h * w, plane.begin());
+        for (std::int64_t y = 0; y < h; ++y)
+          for (std::int64_t x = 0; x < w; ++x) {
+            const std::int64_t sy = y - dy, sx0 = x - dx, sx = flip ? w - 1 - sx0 : sx0;
+            const bool inside = sy >= 0 && sy < h && sx0 >= 0 && sx0 < w;
+            img[y * w + x] = inside ? plane[static_cast<std::size_t>(sy * w + sx)] : T(0);
+          }
+      }
     }
-  }
+  });
 }
 
 }  // namespace opgraph
