@@ -1,4 +1,4 @@
-// GEMM on the W1/W5/W7/W8 shapes: opgraph's own kernel against Eigen and OpenBLAS, measured
+// GEMM on the W1/W3-iris/W5/W7/W8 shapes: opgraph's own kernel against Eigen and OpenBLAS, measured
 // in the same run (contenders alternate), 1 and 2 threads. Writes a markdown table.
 //
 //   gemm_bench [--out FILE] [--reps N] [--quick]
@@ -46,6 +46,11 @@ const Shape kShapes[] = {
     {"W1 dW2 = hᵀ·dz", 256, 10, 10000, true, false},
     {"W1 dh = dz·W2ᵀ", 10000, 256, 10, false, true},
     {"W1 dW1 = xᵀ·da", 784, 256, 10000, true, false},
+    // W3-iris (4-8-3, 150 samples): the GEMM's small path, no packing and no threads.
+    {"W3 iris forward x·W1", 150, 8, 4, false, false},
+    {"W3 iris forward h·W2", 150, 3, 8, false, false},
+    {"W3 iris dW1 = xᵀ·da", 4, 8, 150, true, false},
+    {"W3 iris dh = dz·W2ᵀ", 150, 8, 3, false, true},
     {"W5 forward x·W1", 256, 1024, 784, false, false},
     {"W5 forward h·W2", 256, 1024, 1024, false, false},
     {"W5 forward h·W3", 256, 10, 1024, false, false},

@@ -805,6 +805,7 @@ struct Short<float> {
 #else
   typedef float type __attribute__((vector_size(32), aligned(4)));
 #endif
+  typedef float in_memory __attribute__((vector_size(32), aligned(4), may_alias));
 };
 template <>
 struct Short<double> {
@@ -813,6 +814,7 @@ struct Short<double> {
 #else
   typedef double type __attribute__((vector_size(32), aligned(8)));
 #endif
+  typedef double in_memory __attribute__((vector_size(32), aligned(8), may_alias));
 };
 
 template <class T>
@@ -825,9 +827,7 @@ inline constexpr int kShortLanes = static_cast<int>(sizeof(ShortV<T>) / sizeof(T
 template <class T, int count>
 [[gnu::always_inline]] inline ShortV<T> load_part(const T* p) {
   if constexpr (count == kShortLanes<T>) {
-    ShortV<T> v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
+    return *reinterpret_cast<const typename Short<T>::in_memory*>(p);  // not memcpy: see load()
   } else {
 #if defined(__AVX512VL__)
     constexpr auto mask = static_cast<__mmask8>((1u << count) - 1);
@@ -845,7 +845,7 @@ template <class T, int count>
 template <class T, int NB, int NV>
 [[gnu::always_inline]] inline void load_short(const T* row, ShortV<T>* v) {
   constexpr int L = kShortLanes<T>;
-  for (int q = 0; q + 1 < NV; ++q) std::memcpy(&v[q], row + q * L, sizeof(ShortV<T>));
+  for (int q = 0; q + 1 < NV; ++q) v[q] = load_part<T, L>(row + q * L);
   v[NV - 1] = load_part<T, NB - (NV - 1) * L>(row + (NV - 1) * L);
 }
 
@@ -853,7 +853,7 @@ template <class T, int NB, int NV>
 template <class T, int count>
 [[gnu::always_inline]] inline void store_part(T* p, ShortV<T> v) {
   if constexpr (count == kShortLanes<T>) {
-    std::memcpy(p, &v, sizeof v);
+    *reinterpret_cast<typename Short<T>::in_memory*>(p) = v;
   } else {
 #if defined(__AVX512VL__)
     constexpr auto mask = static_cast<__mmask8>((1u << count) - 1);
