@@ -13,6 +13,19 @@ detail::AroundAxis around_axis(const V& x, std::int64_t axis) {
   return detail::around(x, static_cast<int>(axis < 0 ? axis + x.rank : axis));
 }
 
+/// Sum of a contiguous run in a fixed order: eight running sums (element i in sum i % 8,
+/// one vector the CPU adds to without waiting on each scalar add), combined in a fixed
+/// tree. One running sum made LeNet's first bias gradient 0.4 ms of a 9 ms step.
+template <class T>
+T run_sum(const T* x, std::int64_t n) {
+  T lane[8] = {};
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) lane[j] += x[i + j];
+  for (; i < n; ++i) lane[i % 8] += x[i];
+  return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+}
+
 }  // namespace
 
 OPGRAPH_OP(bias_add)
@@ -79,12 +92,7 @@ OPGRAPH_OP(bias_add)
       parallel_for(a.len, 1, [&](std::int64_t c0, std::int64_t c1) {
         for (std::int64_t c = c0; c < c1; ++c) {
           T total = T(0);
-          for (std::int64_t o = 0; o < a.outer; ++o) {
-            const T* row = g.data + (o * a.len + c) * a.inner;
-            T part = T(0);
-            for (std::int64_t i = 0; i < a.inner; ++i) part += row[i];
-            total += part;
-          }
+          for (std::int64_t o = 0; o < a.outer; ++o) total += run_sum(g.data + (o * a.len + c) * a.inner, a.inner);
           db[c] = total;
         }
       });

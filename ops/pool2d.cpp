@@ -181,9 +181,14 @@ OPGRAPH_OP(max_pool2d)
       const Window w = pool_window(k, true);
       const T* g = k.grad_out().data;
       const T* arg = k.workspace().data;
+      // Each tap's offset in the plane from its window's corner, once (a division and a
+      // remainder per output were most of this pass: LeNet's first pool 0.85 ms a step).
+      std::vector<std::int64_t> offset(static_cast<std::size_t>(w.kh * w.kw));
+      for (std::int64_t t = 0; t < w.kh * w.kw; ++t)
+        offset[static_cast<std::size_t>(t)] = (t / w.kw) * w.dh * w.w + (t % w.kw) * w.dw;
       scatter_planes(k.grad_in(0), w, [&](T* dp, std::int64_t o, std::int64_t oy, std::int64_t ox) {
-        const auto t = static_cast<std::int64_t>(arg[o]);
-        dp[(oy * w.sh - w.pt + (t / w.kw) * w.dh) * w.w + ox * w.sw - w.pl + (t % w.kw) * w.dw] += g[o];
+        const auto t = static_cast<std::size_t>(arg[o]);
+        dp[(oy * w.sh - w.pt) * w.w + ox * w.sw - w.pl + offset[t]] += g[o];
       });
     })
     .cost([](const ShapeContext& c, const Shape& y) {
