@@ -145,7 +145,9 @@ class BufferPool {
     ~Lease() { pool->give_back(std::move(buffer), bytes); }
   };
 
+  /// A buffer of at least `bytes`; none (a null one) for 0.
   Lease take(std::size_t bytes) {
+    if (bytes == 0) return Lease{this, nullptr, 0};
     AlignedBuffer buffer;
     std::size_t capacity = 0;
     {
@@ -168,6 +170,7 @@ class BufferPool {
 
  private:
   void give_back(AlignedBuffer buffer, std::size_t bytes) {
+    if (!buffer) return;
     std::lock_guard lock(mutex_);
     free_.emplace_back(std::move(buffer), bytes);
   }
@@ -195,8 +198,19 @@ T* a_buffer(std::size_t elements) {
 
 // ---- cache blocking ----
 
+
+#if defined(__x86_64__) || defined(__i386__)
+void read_amd_legacy_leaves(CacheSizes& c) {
+  unsigned eax = 0, ebx = 0, l1 = 0, edx = 0, l2 = 0, l3 = 0;
+  if (!__get_cpuid(0x80000005, &eax, &ebx, &l1, &edx) || !__get_cpuid(0x80000006, &eax, &ebx, &l2, &l3)) return;
+  const CacheSizes legacy = amd_legacy_caches(l1, l2, l3);
+  if (legacy.source[0] != '\0') c = legacy;
+}
+#endif
+
 /// One cache level as cpuid's deterministic cache parameters describe it (leaf 4 on
-/// Intel, 0x8000001D on AMD: the same layout).
+/// Intel, 0x8000001D on AMD: the same layout); on AMD, the older leaves when that one is
+/// missing or empty.
 void read_cpuid_caches(CacheSizes& c) {
 #if defined(__x86_64__) || defined(__i386__)
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
@@ -204,7 +218,11 @@ void read_cpuid_caches(CacheSizes& c) {
   const bool amd = ebx == 0x68747541;  // "Auth" of AuthenticAMD
   unsigned leaf = 4;
   if (amd) {
-    if (!__get_cpuid(0x80000000, &eax, &ebx, &ecx, &edx) || eax < 0x8000001D) return;
+    if (!__get_cpuid(0x80000000, &eax, &ebx, &ecx, &edx) || eax < 0x80000006) return;
+    if (eax < 0x8000001D) {
+      read_amd_legacy_leaves(c);
+      return;
+    }
     leaf = 0x8000001D;
   } else if (eax < 4) {
     return;
@@ -222,6 +240,9 @@ void read_cpuid_caches(CacheSizes& c) {
     else if (level == 3) c.l3 = bytes;
   }
   if (c.l1d > 0 && c.l2 > 0) c.source = "cpuid";
+  // Some hypervisors pass the leaf through empty (an EPYC of family 26 under KVM reports no
+  // cache at index 0) while the legacy leaves still answer.
+  else if (amd) read_amd_legacy_leaves(c);
 #else
   (void)c;
 #endif
@@ -274,8 +295,12 @@ void pack_a(bool trans, const T* a, std::int64_t lda, std::int64_t i0, std::int6
     // A stored [k, m]: each depth p is one contiguous run of the block's mc rows, read
     // once and dealt out to the panels (a panel at a time would stride through A once per
     // panel); full panels copy MR elements, a count the compiler knows.
+    constexpr std::int64_t kAhead = 8;
+    constexpr std::int64_t kLine = 64 / sizeof(T);
     for (std::int64_t p = 0; p < kc; ++p) {
       const T* src = a + (p0 + p) * lda + i0;
+      if (p + kAhead < kc)
+        for (std::int64_t r = 0; r < mc; r += kLine) __builtin_prefetch(src + kAhead * lda + r);
       for (std::int64_t ir = 0; ir < mc; ir += MR) {
         T* d = out + ir * kc + p * MR;
         if (mc - ir >= MR) {
@@ -552,11 +577,12 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     // block has a single column panel: each value of A is then used once either way, and
     // packing only adds a pass over it (W1's dW2 = hᵀ·dz, 256x10x10000, spent 80 % of its
     // time packing: 4 -> 11 GFLOP/s on the Zen 3 without it).
-    constexpr std::int64_t kTasks = 8;
+    constexpr std::int64_t kTasks = 8, kRowBlocks = 16;
     const bool pack_a_mode = ta && NV > 1 && panels > 1;
+    const std::int64_t row_panels = (m + MR - 1) / MR;
+    const bool shared_a = pack_a_mode && row_panels <= kRowBlocks;
     std::int64_t mc = std::max<std::int64_t>(MR, blocking.mc / MR * MR);
-    if (pack_a_mode) {
-      constexpr std::int64_t kRowBlocks = 16;
+    if (pack_a_mode && !shared_a) {
       mc = std::min(mc, std::max<std::int64_t>(MR, ((m + kRowBlocks - 1) / kRowBlocks + MR - 1) / MR * MR));
     }
     std::int64_t m_blocks = (m + mc - 1) / mc;
@@ -568,6 +594,8 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
       m_blocks = (m + mc - 1) / mc;
     }
     const std::int64_t MC = mc;
+    auto a_lease = b_pool().take(shared_a ? static_cast<std::size_t>(row_panels * MR * KC) * sizeof(T) : 0);
+    T* shared_packed_a = static_cast<T*>(a_lease.buffer.get());
     const std::int64_t panels_per_chunk = (panels + chunks - 1) / chunks;
     chunks = (panels + panels_per_chunk - 1) / panels_per_chunk;
 
@@ -591,6 +619,11 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
       } else {
         loop(kc, 16, [&](std::int64_t q0, std::int64_t q1) { pack_b_rows<T, NR>(b, ldb, pc, kc, q0, q1, jc, nc, packed_b); });
       }
+      if (shared_a) {
+        loop(row_panels, 4, [&](std::int64_t p0, std::int64_t p1) {
+          pack_a<T, MR>(true, a, lda, p0 * MR, std::min(m, p1 * MR) - p0 * MR, pc, kc, shared_packed_a + p0 * MR * kc);
+        });
+      }
       loop(m_blocks * chunks, 1, [&](std::int64_t t0, std::int64_t t1) {
         for (std::int64_t t = t0; t < t1; ++t) {
           const std::int64_t ic = (t / chunks) * MC;
@@ -598,7 +631,10 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
           const std::int64_t full = mc / MR * MR;  // rows in full panels
           T* packed_a = nullptr;  // the whole block, zero-padded to whole panels, when A is packed
           T* ragged = nullptr;    // the last panel when it is partial: always packed
-          if (pack_a_mode) {
+          if (shared_a) {
+            packed_a = shared_packed_a + ic * kc;
+            if (full < mc) ragged = packed_a + full * kc;
+          } else if (pack_a_mode) {
             packed_a = a_buffer<T>(static_cast<std::size_t>(MC * KC));
             pack_a<T, MR>(ta, a, lda, ic, mc, pc, kc, packed_a);
             if (full < mc) ragged = packed_a + full * kc;
@@ -1029,6 +1065,21 @@ template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t,
                            std::int64_t, const double*, std::int64_t, double, double*, std::int64_t);
 
 const char* gemm_isa() { return kIsa; }
+
+CacheSizes amd_legacy_caches(unsigned l1_ecx, unsigned l2_ecx, unsigned l3_edx) {
+  // The ways an associativity code of 0x80000006 stands for (0: none; 9: see 0x8000001D;
+  // 15: fully associative, counted as 16 since only the number of ways is used).
+  static constexpr int kWays[16] = {0, 1, 2, 3, 4, 6, 8, 0, 16, 0, 32, 48, 64, 96, 128, 16};
+  CacheSizes c;
+  c.l1d = std::int64_t{l1_ecx >> 24} << 10;
+  const int l1_ways = static_cast<int>((l1_ecx >> 16) & 0xff);
+  c.l1d_ways = l1_ways == 0xff ? 16 : l1_ways;
+  c.l2 = std::int64_t{l2_ecx >> 16} << 10;
+  c.l2_ways = kWays[(l2_ecx >> 12) & 0xf];
+  c.l3 = std::int64_t{l3_edx >> 18} << 19;
+  if (c.l1d > 0 && c.l2 > 0) c.source = "cpuid";
+  return c;
+}
 
 CacheSizes detect_caches() {
   CacheSizes c;

@@ -30,9 +30,15 @@ struct CacheSizes {
   const char* source = "";  // "cpuid", "sysfs" or "default"
 };
 
-/// The caches of the CPU this process runs on: cpuid (leaf 4 on Intel, 0x8000001D on AMD),
-/// else /sys/devices/system/cpu/cpu0/cache, else 32 KiB 8-way L1d, 1 MiB 16-way L2, 8 MiB L3.
+/// The caches of the CPU this process runs on: cpuid (leaf 4 on Intel, 0x8000001D on AMD,
+/// or AMD's older 0x80000005/6 when a hypervisor leaves 0x8000001D empty), else
+/// /sys/devices/system/cpu/cpu0/cache, else 32 KiB 8-way L1d, 1 MiB 16-way L2, 8 MiB L3.
 CacheSizes detect_caches();
+
+/// The caches AMD's older cpuid leaves describe: 0x80000005's ECX (L1d: KiB in bits
+/// 31-24, ways in 23-16) and 0x80000006's ECX (L2: KiB in 31-16, a code for its ways in
+/// 15-12) and EDX (L3: 512 KiB units in 31-18). Source "" when they describe no L1d or L2.
+CacheSizes amd_legacy_caches(unsigned l1_ecx, unsigned l2_ecx, unsigned l3_edx);
 
 /// The GEMM's blocks: a tile of C is mr x nr (registers), kc the depth of a packed block
 /// of B (its nr-wide panel stays in L1 while every tile of a row block reuses it), mc the

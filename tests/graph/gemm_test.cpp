@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include <opgraph/graph/gemm.hpp>
@@ -146,6 +147,7 @@ TEST_CASE("gemm: results are bitwise identical with 1 and 2 threads") {
   same_bits(Problem<float>(6, 6272, 25, false, false, 6));   // few rows
   same_bits(Problem<float>(16, 1600, 150, false, false, 6));
   same_bits(Problem<float>(16, 150, 4000, false, true, 6));  // inner products
+  same_bits(Problem<float>(128, 512, 700, true, false, 6));  // a transposed A packed once, shared
   for (auto [m, n, k] : std::vector<std::array<std::int64_t, 3>>{{1000, 256, 784}, {256, 10, 3000}, {256, 1024, 512}})
     for (bool ta : {false, true}) same_bits(Problem<float>(m, n, k, ta, !ta, 5));
 }
@@ -185,6 +187,28 @@ TEST_CASE("gemm: the cache blocking follows the caches it is given") {
   const GemmBlocking unknown = gemm_blocking_for(CacheSizes{}, 4);
   CHECK(unknown.kc >= 64);
   CHECK(unknown.mc >= unknown.mr);
+}
+
+TEST_CASE("gemm: AMD's older cpuid cache leaves") {
+  // An EPYC of family 26 under KVM, whose leaf 0x8000001D is empty: 48 KiB 12-way L1d,
+  // 1 MiB L2 (code 6: 8 ways), 1016 x 512 KiB of L3.
+  const CacheSizes zen5 = amd_legacy_caches(0x300c0140, 0x04006140, 0x0fe09140);
+  CHECK(std::string(zen5.source) == "cpuid");
+  CHECK(zen5.l1d == 48 << 10);
+  CHECK(zen5.l1d_ways == 12);
+  CHECK(zen5.l2 == 1 << 20);
+  CHECK(zen5.l2_ways == 8);
+  CHECK(zen5.l3 == std::int64_t{1016} << 19);
+  // Another: 32 KiB 8-way L1d, 512 KiB L2 (code 8: 16 ways), 64 x 512 KiB = 32 MiB of L3.
+  const CacheSizes zen3 = amd_legacy_caches(0x20080140, 0x02008140, 0x01009140);
+  CHECK(zen3.l1d == 32 << 10);
+  CHECK(zen3.l1d_ways == 8);
+  CHECK(zen3.l2 == 512 << 10);
+  CHECK(zen3.l2_ways == 16);
+  CHECK(zen3.l3 == 32 << 20);
+  // Leaves that describe nothing are not taken for caches.
+  CHECK(std::string(amd_legacy_caches(0, 0, 0).source).empty());
+  CHECK(std::string(amd_legacy_caches(0x300c0140, 0, 0).source).empty());
 }
 
 TEST_CASE("gemm: the blocking in use is the one of this machine's caches") {
