@@ -19,12 +19,17 @@
 #include <opgraph/graph/gemm.hpp>
 #include <opgraph/graph/op.hpp>
 
+#include "detail/simd.hpp"
 #include "detail/window.hpp"
 
 namespace opgraph::ops {
 
 namespace {
 
+using detail::evens8;
+using detail::F8;
+using detail::load8;
+using detail::store8;
 using detail::Window;
 
 /// Everything one call needs to know about its shapes.
@@ -87,12 +92,6 @@ inline void copy_line(const T* src, std::int64_t n, T* dst) {
   for (; q < n; ++q) dst[q] = src[q];
 }
 
-/// Eight floats in a register, loaded from and stored to any float's address.
-typedef float F8 __attribute__((vector_size(32)));
-typedef float F8Unaligned __attribute__((vector_size(32), aligned(4), may_alias));
-inline F8 load8(const float* p) { return *reinterpret_cast<const F8Unaligned*>(p); }
-inline void store8(float* p, F8 v) { *reinterpret_cast<F8Unaligned*>(p) = v; }
-
 /// line[ox] = src[2 * ox] for ox in [x0, x1), the gather of a stride-2 window. Floats go
 /// eight at a time: two loads of sixteen consecutive values, the even ones kept (the
 /// last eight of a line overlapping the ones before, rewriting the same values); it reads
@@ -104,7 +103,7 @@ void gather_even(const T* src, std::int64_t x0, std::int64_t x1, const T* end, T
   std::int64_t ox = x0;
   if constexpr (std::is_same_v<T, float>) {
     const auto eight = [&](std::int64_t o) {
-      store8(line + o, __builtin_shufflevector(load8(src + 2 * o), load8(src + 2 * o + 8), 0, 2, 4, 6, 8, 10, 12, 14));
+      store8(line + o, evens8(src + 2 * o));
     };
     const auto fits = [&](std::int64_t o) { return src + 2 * o + 16 <= end; };
     for (; ox + 8 <= x1 && fits(ox); ox += 8) eight(ox);

@@ -6,9 +6,13 @@
 #include <opgraph/graph/op.hpp>
 
 #include <array>
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 #include <vector>
 
+#include "detail/simd.hpp"
 #include "detail/window.hpp"
 
 namespace opgraph::ops {
@@ -62,6 +66,52 @@ void scatter_planes(const View<T>& dx, const Window& w, F add) {
     for (std::int64_t oy = 0; oy < w.ho; ++oy)
       for (std::int64_t ox = 0; ox < w.wo; ++ox) add(dp, p * out_plane + oy * w.wo + ox, oy, ox);
   });
+}
+
+/// The 2x2 pool of stride 2 over eight outputs at a time of one output row (rows r0 and
+/// r1 of x), the whole row: the same comparisons in the same order as the scalar loop, as
+/// lane masks instead of branches. Returns wo. With branches the compares mispredicted
+/// about every other time: 8 ns an output, 0.6 ms of LeNet's 4.5 ms step at batch 64 for
+/// the first pool (Zen 5).
+std::int64_t max_pool_2x2_row(const float* r0, const float* r1, std::int64_t wo, float* best, float* won) {
+  using detail::F8;
+  using detail::I8;
+  // v wins over m when larger, or NaN over a number.
+  const auto better = [](F8 v, F8 m) -> I8 { return (v > m) | ((v != v) & (m == m)); };
+  std::int64_t ox = 0;
+  for (; ox + 8 <= wo; ox += 8) {
+    const F8 a = detail::evens8(r0 + 2 * ox), b = detail::odds8(r0 + 2 * ox);
+    const F8 c = detail::evens8(r1 + 2 * ox), d = detail::odds8(r1 + 2 * ox);
+    F8 m = a, t = F8{} + 0.0f;
+    I8 take = better(b, m);
+    m = take ? b : m;
+    t = take ? F8{} + 1.0f : t;
+    take = better(c, m);
+    m = take ? c : m;
+    t = take ? F8{} + 2.0f : t;
+    take = better(d, m);
+    detail::store8(best + ox, take ? d : m);
+    detail::store8(won + ox, take ? F8{} + 3.0f : t);
+  }
+  // The rest (LeNet's second pool has 5 outputs a row), without branches too: selects on
+  // the bits.
+  const auto pick = [](bool take, float v, float m) {
+    const std::uint32_t mask = 0u - static_cast<std::uint32_t>(take);
+    return std::bit_cast<float>((std::bit_cast<std::uint32_t>(v) & mask) | (std::bit_cast<std::uint32_t>(m) & ~mask));
+  };
+  const auto wins = [](float v, float m) { return (v > m) | ((v != v) & (m == m)); };
+  for (; ox < wo; ++ox) {
+    const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+    bool take = wins(b, a);
+    float m = pick(take, b, a), t = pick(take, 1.0f, 0.0f);
+    take = wins(c, m);
+    m = pick(take, c, m);
+    t = pick(take, 2.0f, t);
+    take = wins(d, m);
+    best[ox] = pick(take, d, m);
+    won[ox] = pick(take, 3.0f, t);
+  }
+  return ox;
 }
 
 /// The attributes both pools share: the window and its step.
@@ -133,7 +183,9 @@ OPGRAPH_OP(max_pool2d)
             const T* r1 = r0 + w.w;
             T* best = y + p * out_plane + oy * w.wo;
             T* won = arg + p * out_plane + oy * w.wo;
-            for (std::int64_t ox = 0; ox < w.wo; ++ox) {
+            std::int64_t ox = 0;
+            if constexpr (std::is_same_v<T, float>) ox = max_pool_2x2_row(r0, r1, w.wo, best, won);
+            for (; ox < w.wo; ++ox) {
               const T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
               T m = a, t = T(0);
               if (better(b, m)) m = b, t = T(1);

@@ -204,6 +204,34 @@ TEST_CASE("max_pool2d: known values, the gradient to each window's first maximum
   CHECK(std::isnan(run_op("max_pool2d", {nan}, {{"kernel", 2}}).out.at(0)));
 }
 
+TEST_CASE("max_pool2d: the f32 2x2 path (eight outputs at a time, then the rest) agrees with f64") {
+  // Rows of 19 outputs: two vectors of eight and three more. Values on a coarse grid so that
+  // windows tie, and NaN at several taps of the window (each position of a 2x2 window).
+  const Shape xs{2, 3, 6, 38};
+  std::vector<double> v(static_cast<std::size_t>(xs.numel()));
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>((i * 7919) % 5) - 2.0;
+  for (std::size_t i : {0ul, 3ul, 75ul, 77ul, 116ul, 200ul, 233ul, 1000ul, 1037ul}) v[i] = std::nan("");
+  const Tensor x64 = Tensor::from(xs, v, DType::f64);
+  const Tensor g64 = random_tensor({2, 3, 3, 19}, -1, 1, 9, DType::f64);
+  const Tensor g32 = g64.to(DType::f32);
+  const auto want = run_op("max_pool2d", {x64}, {{"kernel", 2}}, &g64);
+  const auto got = run_op("max_pool2d", {x64.to(DType::f32)}, {{"kernel", 2}}, &g32);
+  int nans = 0;
+  for (std::int64_t i = 0; i < want.out.numel(); ++i) {
+    CAPTURE(i);
+    const double a = want.out.at(i), b = got.out.at(i);
+    nans += std::isnan(a) ? 1 : 0;
+    CHECK(std::isnan(a) == std::isnan(b));
+    if (!std::isnan(a)) CHECK(a == b);
+  }
+  CHECK(nans == 9);  // each NaN in its own window, one in the last three outputs of a row
+  // The gradient goes to the same tap: the first maximum, or the NaN.
+  for (std::int64_t i = 0; i < want.grads[0].numel(); ++i) {
+    CAPTURE(i);
+    CHECK(static_cast<float>(want.grads[0].at(i)) == got.grads[0].at(i));
+  }
+}
+
 TEST_CASE("avg_pool2d: PyTorch's divisors with and without the padding counted") {
   const Tensor x = iota({1, 1, 3, 3});  // 0..8
   CHECK(run_op("avg_pool2d", {x}, {{"kernel", 2}, {"stride", 1}}).out.to_vector() == std::vector<double>{2, 3, 5, 6});
