@@ -83,13 +83,18 @@ constexpr std::int64_t kFewChannels = 16;
 /// count makes std::copy call memmove, which costs more than the copy for a short line).
 template <class T>
 inline void copy_line(const T* src, std::int64_t n, T* dst) {
-  std::int64_t q = 0;
-  for (; q + 8 <= n; q += 8) std::memcpy(dst + q, src + q, 8 * sizeof(T));
-  if (q + 4 <= n) {
-    std::memcpy(dst + q, src + q, 4 * sizeof(T));
-    q += 4;
+  // The part past whole groups of 8 (or 4) is copied as the last 8 (4) of the line, which
+  // rewrites some values already copied with the same values: no scalar tail (LeNet's
+  // second convolution copies lines of 10).
+  if (n >= 8) {
+    for (std::int64_t q = 0; q + 8 <= n; q += 8) std::memcpy(dst + q, src + q, 8 * sizeof(T));
+    if (n % 8 != 0) std::memcpy(dst + n - 8, src + n - 8, 8 * sizeof(T));
+  } else if (n >= 4) {
+    std::memcpy(dst, src, 4 * sizeof(T));
+    std::memcpy(dst + n - 4, src + n - 4, 4 * sizeof(T));
+  } else {
+    for (std::int64_t q = 0; q < n; ++q) dst[q] = src[q];
   }
-  for (; q < n; ++q) dst[q] = src[q];
 }
 
 /// line[ox] = src[2 * ox] for ox in [x0, x1), the gather of a stride-2 window. Floats go
@@ -308,12 +313,13 @@ void to_rows(const T* images, std::int64_t nb, std::int64_t channels, std::int64
   });
 }
 
-/// Per lane: the columns of the receptive fields' gradient [C*kh*kw, B*P], the output
-/// gradient as rows [B*P, out], and the outputs (or their gradient) side by side [out, B*P];
-/// then every lane's kernel-gradient sum ([groups][og][kg], or [groups][kg][og] when taken
-/// transposed). The receptive-field columns
-/// themselves are the workspace: written by the forward pass, read again by the kernel
-/// gradient (a chunk of images [n0, n0+nb) at n0 * C*kh*kw * P, laid out [C*kh*kw, nb*P]).
+/// Per lane: the columns of a chunk's receptive fields [C*kh*kw, B*P] (and, once the kernel
+/// gradient has read them, their gradient in the same place), the output gradient as rows
+/// [B*P, out], and the outputs (or their gradient) side by side [out, B*P]; then every
+/// lane's kernel-gradient sum ([groups][og][kg], or [groups][kg][og] when taken
+/// transposed). The vjp builds the columns again from x: kept from the forward pass they
+/// would take the whole batch's columns (5 MB for LeNet's first convolution at batch 64)
+/// and leave the cache.
 struct ScratchLayout {
   std::int64_t rows, outs, lane, partial;
 };

@@ -85,6 +85,11 @@ TEST_CASE("conv2d: equals the direct convolution, values and both gradients, for
       {{1, 2, 5, 5}, {3, 2, 5, 5}, {}},                                  // the window is the whole image
       {{2, 3, 6, 6}, {2, 3, 2, 2}, {.sh = 2, .sw = 2, .pt = 0, .pl = 0, .pb = 1, .pr = 1}},
       {{1, 4, 30, 31}, {8, 4, 3, 3}, {.pt = 1, .pl = 1, .pb = 1, .pr = 1}},  // wide rows: several GEMM tiles
+      // Valid, stride 1: lines of 10 (LeNet's second convolution), 15 and 5 copied as
+      // whole 8s (4s) and the last 8 (4) overlapping.
+      {{2, 6, 14, 14}, {16, 6, 5, 5}, {}},
+      {{1, 2, 9, 17}, {3, 2, 3, 3}, {}},
+      {{1, 2, 7, 7}, {2, 2, 3, 3}, {}},
       // More than 16 output channels per group: the forward product the other way round.
       {{3, 3, 7, 6}, {20, 3, 3, 3}, {.pt = 1, .pl = 1, .pb = 1, .pr = 1}},
       {{2, 4, 6, 5}, {36, 2, 3, 2}, {.sh = 2, .pt = 1, .pl = 0, .pb = 1, .pr = 1, .groups = 2}},
