@@ -198,8 +198,8 @@ T* a_buffer(std::size_t elements) {
 
 // ---- cache blocking ----
 
-
 #if defined(__x86_64__) || defined(__i386__)
+/// The caches of AMD's older leaves 0x80000005/6 into c, when they describe an L1d and an L2.
 void read_amd_legacy_leaves(CacheSizes& c) {
   unsigned eax = 0, ebx = 0, l1 = 0, edx = 0, l2 = 0, l3 = 0;
   if (!__get_cpuid(0x80000005, &eax, &ebx, &l1, &edx) || !__get_cpuid(0x80000006, &eax, &ebx, &l2, &l3)) return;
@@ -573,8 +573,11 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     // panels: read in place, each depth of a tile is a new line of A, a stride the
     // prefetchers of some cores follow well (AMD Zen) and others do not (Intel Xeon: 55-70 %
     // of OpenBLAS there; packed, 85-110 %). Its tasks split the rows only, into 16 blocks,
-    // so that no block is packed twice and 16 tasks balance the threads. Not when the
-    // block has a single column panel: each value of A is then used once either way, and
+    // so that no block is packed twice and 16 tasks balance the threads; with at most 16
+    // row panels that would leave each task one tile per B panel (streaming all of packed
+    // B from L2 for it), so A is then packed once per depth block into a buffer the tasks
+    // share, and they split as for an A read in place. Not when the block has a single
+    // column panel: each value of A is then used once either way, and
     // packing only adds a pass over it (W1's dW2 = hᵀ·dz, 256x10x10000, spent 80 % of its
     // time packing: 4 -> 11 GFLOP/s on the Zen 3 without it).
     constexpr std::int64_t kTasks = 8, kRowBlocks = 16;

@@ -12,7 +12,7 @@ typedef float F8Unaligned __attribute__((vector_size(32), aligned(4), may_alias)
 inline F8 load8(const float* p) { return *reinterpret_cast<const F8Unaligned*>(p); }
 inline void store8(float* p, F8 v) { *reinterpret_cast<F8Unaligned*>(p) = v; }
 
-/// The even and the odd values of the sixteen at p: src[2i] and src[2i + 1], i < 8.
+/// The even and the odd values of the sixteen at p: p[2i] and p[2i + 1], i < 8.
 inline F8 evens8(const float* p) { return __builtin_shufflevector(load8(p), load8(p + 8), 0, 2, 4, 6, 8, 10, 12, 14); }
 inline F8 odds8(const float* p) { return __builtin_shufflevector(load8(p), load8(p + 8), 1, 3, 5, 7, 9, 11, 13, 15); }
 
