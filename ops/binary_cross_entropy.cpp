@@ -24,6 +24,10 @@ OPGRAPH_OP(binary_cross_entropy)
       const double total = sum_over(p.size, [&](std::int64_t i) {
         const double pc = std::clamp(static_cast<double>(p.data[i]), eps, 1.0 - eps);
         const double yi = y.data[i];
+        // A hard label weights one of the two logs by zero: it is left out, the same value
+        // (0 * log adds a zero), one log per element instead of two.
+        if (yi == 0.0) return -std::log(1.0 - pc);
+        if (yi == 1.0) return -std::log(pc);
         return -(yi * std::log(pc) + (1.0 - yi) * std::log(1.0 - pc));
       });
       k.out().data[0] = static_cast<T>(total / detail::divisor(k, p.size));

@@ -68,6 +68,10 @@ TEST_CASE("ops: losses reduce by mean by default and by sum on request") {
   const double bce = -(std::log(0.8) + std::log(0.6)) / 2;
   CHECK(run_op("binary_cross_entropy", {f64({2, 1}, {0.8, 0.4}), f64({2, 1}, {1, 0})}).out.item() ==
         doctest::Approx(bce));
+  // Soft labels weight both logs (hard ones take one: the same value).
+  const double soft = -(0.3 * std::log(0.8) + 0.7 * std::log(0.2) + 0.9 * std::log(0.4) + 0.1 * std::log(0.6)) / 2;
+  CHECK(run_op("binary_cross_entropy", {f64({2, 1}, {0.8, 0.4}), f64({2, 1}, {0.3, 0.9})}).out.item() ==
+        doctest::Approx(soft));
 }
 
 TEST_CASE("ops: elementwise activations, their kinks and saturation") {
