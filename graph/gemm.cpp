@@ -183,10 +183,12 @@ BufferPool& b_pool() {
   return pool;
 }
 
-/// A packed ragged row panel belongs to one task; no nested parallelism runs inside a
-/// task, so a per-thread buffer is safe. Grown once, reused for every later call.
-template <class T>
-T* a_buffer(std::size_t elements) {
+/// A buffer of one task: no nested parallelism runs inside a task, so a per-thread
+/// buffer is safe. Grown once, reused for every later call. Slot 0 holds a packed A (a
+/// ragged row panel, or a task's row block), slot 1 a task's own packed B panels (the
+/// one-pass mode of gemm_blocked).
+template <class T, int Slot>
+T* task_buffer(std::size_t elements) {
   thread_local AlignedBuffer buffer;
   thread_local std::size_t capacity = 0;
   if (capacity < elements) {
@@ -194,6 +196,10 @@ T* a_buffer(std::size_t elements) {
     capacity = elements;
   }
   return static_cast<T*>(buffer.get());
+}
+template <class T>
+T* a_buffer(std::size_t elements) {
+  return task_buffer<T, 0>(elements);
 }
 
 // ---- cache blocking ----
@@ -550,6 +556,10 @@ inline void tile(std::int64_t kc, const T* a, std::int64_t lda, const T* b, T* c
 }
 
 constexpr std::int64_t kSerialWork = std::int64_t{1} << 18;
+/// The one-pass mode of gemm_blocked: for at most this many row blocks, and when a shared
+/// transposed A packed for every depth block at once takes at most this many bytes.
+constexpr std::int64_t kOnePassRowBlocks = 2;
+constexpr std::size_t kOnePassSharedA = std::size_t{8} << 20;
 
 template <class T, int MR, int NV>
 void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
@@ -597,10 +607,23 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
       m_blocks = (m + mc - 1) / mc;
     }
     const std::int64_t MC = mc;
-    auto a_lease = b_pool().take(shared_a ? static_cast<std::size_t>(row_panels * MR * KC) * sizeof(T) : 0);
-    T* shared_packed_a = static_cast<T*>(a_lease.buffer.get());
     const std::int64_t panels_per_chunk = (panels + chunks - 1) / chunks;
     chunks = (panels + panels_per_chunk - 1) / panels_per_chunk;
+    // With one or two row blocks, the product runs as one pass: each task packs the B
+    // panels it uses itself (with two row blocks each panel is packed twice), depth block
+    // after depth block, and a shared A is packed for every depth block first. Otherwise
+    // each depth block is three passes (pack B, pack A, the tiles) with a wait for the
+    // pool after each, which for few rows cost more than the tiles: at 2 threads on the
+    // Zen 5, W8's xᵀ·dy for a 128x128 weight (2 row blocks, 7 depth blocks) 112 -> 170
+    // GFLOP/s, LeNet's x·W3 (64x120x400) 90 -> 130, W5's x·W1 (256x1024x784) 274 -> 313.
+    // The same tiles and sums in the same order: the same bits.
+    const std::size_t a_all_depths = static_cast<std::size_t>(row_panels * MR * k) * sizeof(T);
+    const bool one_pass = m_blocks <= kOnePassRowBlocks && (!pack_a_mode || (shared_a && a_all_depths <= kOnePassSharedA));
+    auto a_lease = b_pool().take(!shared_a ? 0 : one_pass ? a_all_depths
+                                                          : static_cast<std::size_t>(row_panels * MR * KC) * sizeof(T));
+    T* shared_packed_a = static_cast<T*>(a_lease.buffer.get());
+    // The packed A of depth block pc: all blocks one after another in the one-pass mode.
+    const auto shared_a_at = [&](std::int64_t pc) { return shared_packed_a + (one_pass ? pc * row_panels * MR : 0); };
 
     // A product of under kSerialWork multiply-adds runs its tasks on the calling thread:
     // handing them to the pool costs more than it saves (a head's attention scores,
@@ -611,8 +634,11 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
       if (serial) body(std::int64_t{0}, count);
       else parallel_for(count, grain, body);
     };
-    for (std::int64_t pc = 0; pc < k; pc += KC) {
-      const std::int64_t kc = std::min(KC, k - pc);
+    const auto pack_shared_a = [&](std::int64_t pc, std::int64_t kc, std::int64_t p0, std::int64_t p1) {
+      pack_a<T, MR>(true, a, lda, p0 * MR, std::min(m, p1 * MR) - p0 * MR, pc, kc, shared_a_at(pc) + p0 * MR * kc);
+    };
+    // Task t's tiles of depth block pc; `bpanels` is the packed B of its first panel.
+    const auto run_task = [&](std::int64_t t, std::int64_t pc, std::int64_t kc, const T* bpanels) {
       const T beta_here = pc == 0 ? beta : T(1);
       // A task's tiles go down its row block for each B panel (the panel stays in L1 while
       // the row block streams from L2). When all its panels together are no larger than one
@@ -622,6 +648,76 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
       // one power of two apart made the stores of successive tiles alias 4 KiB apart (W5's
       // dz·W3ᵀ, 256x1024x10: 46 -> 128 GFLOP/s on the Zen 5).
       const bool rows_first = panels_per_chunk * kc <= KC;
+      const std::int64_t ic = (t / chunks) * MC;
+      const std::int64_t mc = std::min(MC, m - ic);
+      const std::int64_t full = mc / MR * MR;  // rows in full panels
+      T* packed_a = nullptr;  // the whole block, zero-padded to whole panels, when A is packed
+      T* ragged = nullptr;    // the last panel when it is partial: always packed
+      if (shared_a) {
+        packed_a = shared_a_at(pc) + ic * kc;
+        if (full < mc) ragged = packed_a + full * kc;
+      } else if (pack_a_mode) {
+        packed_a = a_buffer<T>(static_cast<std::size_t>(MC * KC));
+        pack_a<T, MR>(ta, a, lda, ic, mc, pc, kc, packed_a);
+        if (full < mc) ragged = packed_a + full * kc;
+      } else if (full < mc) {
+        ragged = a_buffer<T>(static_cast<std::size_t>(MR * KC));
+        pack_a<T, MR>(ta, a, lda, ic + full, mc - full, pc, kc, ragged);
+      }
+      const std::int64_t first_panel = (t % chunks) * panels_per_chunk;
+      const std::int64_t last_panel = std::min(panels, first_panel + panels_per_chunk);
+      const auto one = [&](std::int64_t p, std::int64_t ir) {
+        const std::int64_t j = jc + p * NR;
+        const int nr = static_cast<int>(std::min<std::int64_t>(NR, n - j));
+        const T* bp = bpanels + (p - first_panel) * NR * kc;
+        T* ct = c + (ic + ir) * ldc + j;
+        if (ir == full)
+          tile<T, MR, NV, ALayout::packed>(kc, ragged, 0, bp, ct, ldc, static_cast<int>(mc - full), nr, alpha, beta_here);
+        else if (packed_a)
+          tile<T, MR, NV, ALayout::packed>(kc, packed_a + ir * kc, 0, bp, ct, ldc, MR, nr, alpha, beta_here);
+        else if (ta)
+          tile<T, MR, NV, ALayout::cols>(kc, a + pc * lda + ic + ir, lda, bp, ct, ldc, MR, nr, alpha, beta_here);
+        else
+          tile<T, MR, NV, ALayout::rows>(kc, a + (ic + ir) * lda + pc, lda, bp, ct, ldc, MR, nr, alpha, beta_here);
+      };
+      const std::int64_t row_end = ragged ? full + 1 : full;
+      if (rows_first) {
+        for (std::int64_t ir = 0; ir < row_end; ir += MR)
+          for (std::int64_t p = first_panel; p < last_panel; ++p) one(p, ir);
+      } else {
+        for (std::int64_t p = first_panel; p < last_panel; ++p)
+          for (std::int64_t ir = 0; ir < row_end; ir += MR) one(p, ir);
+      }
+    };
+
+    if (one_pass) {
+      if (shared_a) {
+        loop(row_panels, 4, [&](std::int64_t p0, std::int64_t p1) {
+          for (std::int64_t pc = 0; pc < k; pc += KC) pack_shared_a(pc, std::min(KC, k - pc), p0, p1);
+        });
+      }
+      loop(m_blocks * chunks, 1, [&](std::int64_t t0, std::int64_t t1) {
+        for (std::int64_t t = t0; t < t1; ++t) {
+          const std::int64_t first_panel = (t % chunks) * panels_per_chunk;
+          const std::int64_t own = std::min(panels, first_panel + panels_per_chunk) - first_panel;
+          T* bpanels = task_buffer<T, 1>(static_cast<std::size_t>(panels_per_chunk * NR * KC));
+          for (std::int64_t pc = 0; pc < k; pc += KC) {
+            const std::int64_t kc = std::min(KC, k - pc);
+            if (tb) {
+              for (std::int64_t p = 0; p < own; ++p)
+                pack_bt_panel<T, NR>(b, ldb, pc, kc, jc + (first_panel + p) * NR, n, bpanels + p * NR * kc);
+            } else {
+              const std::int64_t j0 = first_panel * NR;
+              pack_b_rows<T, NR>(b, ldb, pc, kc, 0, kc, jc + j0, std::min(nc - j0, own * NR), bpanels);
+            }
+            run_task(t, pc, kc, bpanels);
+          }
+        }
+      });
+      continue;
+    }
+    for (std::int64_t pc = 0; pc < k; pc += KC) {
+      const std::int64_t kc = std::min(KC, k - pc);
       if (tb) {
         loop(panels, 4, [&](std::int64_t p0, std::int64_t p1) {
           for (std::int64_t p = p0; p < p1; ++p)
@@ -630,55 +726,9 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
       } else {
         loop(kc, 16, [&](std::int64_t q0, std::int64_t q1) { pack_b_rows<T, NR>(b, ldb, pc, kc, q0, q1, jc, nc, packed_b); });
       }
-      if (shared_a) {
-        loop(row_panels, 4, [&](std::int64_t p0, std::int64_t p1) {
-          pack_a<T, MR>(true, a, lda, p0 * MR, std::min(m, p1 * MR) - p0 * MR, pc, kc, shared_packed_a + p0 * MR * kc);
-        });
-      }
+      if (shared_a) loop(row_panels, 4, [&](std::int64_t p0, std::int64_t p1) { pack_shared_a(pc, kc, p0, p1); });
       loop(m_blocks * chunks, 1, [&](std::int64_t t0, std::int64_t t1) {
-        for (std::int64_t t = t0; t < t1; ++t) {
-          const std::int64_t ic = (t / chunks) * MC;
-          const std::int64_t mc = std::min(MC, m - ic);
-          const std::int64_t full = mc / MR * MR;  // rows in full panels
-          T* packed_a = nullptr;  // the whole block, zero-padded to whole panels, when A is packed
-          T* ragged = nullptr;    // the last panel when it is partial: always packed
-          if (shared_a) {
-            packed_a = shared_packed_a + ic * kc;
-            if (full < mc) ragged = packed_a + full * kc;
-          } else if (pack_a_mode) {
-            packed_a = a_buffer<T>(static_cast<std::size_t>(MC * KC));
-            pack_a<T, MR>(ta, a, lda, ic, mc, pc, kc, packed_a);
-            if (full < mc) ragged = packed_a + full * kc;
-          } else if (full < mc) {
-            ragged = a_buffer<T>(static_cast<std::size_t>(MR * KC));
-            pack_a<T, MR>(ta, a, lda, ic + full, mc - full, pc, kc, ragged);
-          }
-          const std::int64_t first_panel = (t % chunks) * panels_per_chunk;
-          const std::int64_t last_panel = std::min(panels, first_panel + panels_per_chunk);
-          const auto one = [&](std::int64_t p, std::int64_t ir) {
-            const std::int64_t j = jc + p * NR;
-            const int nr = static_cast<int>(std::min<std::int64_t>(NR, n - j));
-            const T* bp = packed_b + p * NR * kc;
-            T* ct = c + (ic + ir) * ldc + j;
-            if (ir == full)
-              tile<T, MR, NV, ALayout::packed>(kc, ragged, 0, bp, ct, ldc, static_cast<int>(mc - full), nr, alpha,
-                                               beta_here);
-            else if (packed_a)
-              tile<T, MR, NV, ALayout::packed>(kc, packed_a + ir * kc, 0, bp, ct, ldc, MR, nr, alpha, beta_here);
-            else if (ta)
-              tile<T, MR, NV, ALayout::cols>(kc, a + pc * lda + ic + ir, lda, bp, ct, ldc, MR, nr, alpha, beta_here);
-            else
-              tile<T, MR, NV, ALayout::rows>(kc, a + (ic + ir) * lda + pc, lda, bp, ct, ldc, MR, nr, alpha, beta_here);
-          };
-          const std::int64_t row_end = ragged ? full + 1 : full;
-          if (rows_first) {
-            for (std::int64_t ir = 0; ir < row_end; ir += MR)
-              for (std::int64_t p = first_panel; p < last_panel; ++p) one(p, ir);
-          } else {
-            for (std::int64_t p = first_panel; p < last_panel; ++p)
-              for (std::int64_t ir = 0; ir < row_end; ir += MR) one(p, ir);
-          }
-        }
+        for (std::int64_t t = t0; t < t1; ++t) run_task(t, pc, kc, packed_b + (t % chunks) * panels_per_chunk * NR * kc);
       });
     }
   }
