@@ -556,9 +556,8 @@ inline void tile(std::int64_t kc, const T* a, std::int64_t lda, const T* b, T* c
 }
 
 constexpr std::int64_t kSerialWork = std::int64_t{1} << 18;
-/// The one-pass mode of gemm_blocked: for at most this many row blocks, and when a shared
-/// transposed A packed for every depth block at once takes at most this many bytes.
-constexpr std::int64_t kOnePassRowBlocks = 2;
+/// The one-pass mode of gemm_blocked: when a shared transposed A packed for every depth
+/// block at once takes at most this many bytes.
 constexpr std::size_t kOnePassSharedA = std::size_t{8} << 20;
 
 template <class T, int MR, int NV>
@@ -601,7 +600,13 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     std::int64_t m_blocks = (m + mc - 1) / mc;
     mc = ((m + m_blocks - 1) / m_blocks + MR - 1) / MR * MR;  // blocks of equal size: balanced tasks
     std::int64_t chunks = m_blocks >= kTasks ? 1 : std::min(panels, (kTasks + m_blocks - 1) / m_blocks);
-    if (m_blocks * chunks < kTasks) {
+    // One row block runs as one pass (below), which packs each B panel in the task that
+    // uses it; splitting the rows to make more tasks would pack every panel twice, as
+    // costly as the tiles for 64 rows (LeNet's x·W3, 64x120x400: 125 -> 113 GFLOP/s at 1
+    // thread). It keeps its row block and has as many tasks as column panels.
+    const std::size_t a_all_depths = static_cast<std::size_t>(row_panels * MR * k) * sizeof(T);
+    const bool one_pass = m_blocks == 1 && (!pack_a_mode || (shared_a && a_all_depths <= kOnePassSharedA));
+    if (!one_pass && m_blocks * chunks < kTasks) {
       const std::int64_t want_blocks = (kTasks + chunks - 1) / chunks;
       mc = std::max<std::int64_t>(MR, ((m + want_blocks - 1) / want_blocks + MR - 1) / MR * MR);
       m_blocks = (m + mc - 1) / mc;
@@ -609,16 +614,13 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     const std::int64_t MC = mc;
     const std::int64_t panels_per_chunk = (panels + chunks - 1) / chunks;
     chunks = (panels + panels_per_chunk - 1) / panels_per_chunk;
-    // With one or two row blocks, the product runs as one pass: each task packs the B
-    // panels it uses itself (with two row blocks each panel is packed twice), depth block
-    // after depth block, and a shared A is packed for every depth block first. Otherwise
-    // each depth block is three passes (pack B, pack A, the tiles) with a wait for the
-    // pool after each, which for few rows cost more than the tiles: at 2 threads on the
-    // Zen 5, W8's xᵀ·dy for a 128x128 weight (2 row blocks, 7 depth blocks) 112 -> 170
-    // GFLOP/s, LeNet's x·W3 (64x120x400) 90 -> 130, W5's x·W1 (256x1024x784) 274 -> 313.
-    // The same tiles and sums in the same order: the same bits.
-    const std::size_t a_all_depths = static_cast<std::size_t>(row_panels * MR * k) * sizeof(T);
-    const bool one_pass = m_blocks <= kOnePassRowBlocks && (!pack_a_mode || (shared_a && a_all_depths <= kOnePassSharedA));
+    // With one row block, the product runs as one pass: each task packs the B panels it
+    // uses itself, depth block after depth block, and a shared A is packed for every depth
+    // block first. Otherwise each depth block is three passes (pack B, pack A, the tiles)
+    // with a wait for the pool after each, which for few rows cost more than the tiles: at
+    // 2 threads on the Zen 5, W8's xᵀ·dy for a 128x128 weight (7 depth blocks) 132 -> 159
+    // GFLOP/s, LeNet's x·W3 (64x120x400) 96 -> 147, W5's x·W1 (256x1024x784) 277 -> 338.
+    // The same sums in the same order: the same bits.
     auto a_lease = b_pool().take(!shared_a ? 0 : one_pass ? a_all_depths
                                                           : static_cast<std::size_t>(row_panels * MR * KC) * sizeof(T));
     T* shared_packed_a = static_cast<T*>(a_lease.buffer.get());
