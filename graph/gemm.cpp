@@ -828,8 +828,8 @@ void gemm_short(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T
 /// the lanes of a vector, RI x RJ of them at a time in registers (RI + RJ loads for RI x
 /// RJ multiply-adds), the last k mod W depths as one more vector with the lanes past k
 /// zero (AVX-512's masked loads; elsewhere one by one after the lanes are added), and the
-/// lanes added as a tree of halves. One task per block of RJ columns: the same bits on any
-/// thread count.
+/// lanes added as a tree of halves. One task per block of at most RJ columns, the blocks
+/// of equal width: the same bits on any thread count.
 constexpr std::int64_t kDotRows = 16, kDotCols = 256, kDotDepth = 256;
 constexpr int kDotRI = 4, kDotRJ = kVectorRegisters >= 32 ? 6 : 2;
 
@@ -879,9 +879,8 @@ template <class T, int N, int... Is>
 
 template <class T>
 [[gnu::always_inline]] inline T sum_lanes(V<T> v) {
-  constexpr int W = Blocking<T>::W;
-  if constexpr (W == 1) return v[0];
-  else return sum_halves<T, W>(std::bit_cast<typename Lanes<T, W>::type>(v), std::make_integer_sequence<int, W / 2>{});
+  constexpr int W = Blocking<T>::W;  // at least 2: vectors are 16 bytes or more
+  return sum_halves<T, W>(std::bit_cast<typename Lanes<T, W>::type>(v), std::make_integer_sequence<int, W / 2>{});
 }
 
 /// acc[i][j] += a_i * b_j for the RI + RJ vectors given (pinned in registers first).
