@@ -79,6 +79,11 @@ TEST_CASE("gemm: matches a double reference for every transpose and blocking pat
   check_against_reference<float>(103, 45, 1300, true, false, -0.5f, 1.0f);  // packed A, ragged panel, 3 depth blocks
   check_against_reference<double>(70, 90, 20, true, true, 2.0, 0.25);
   check_against_reference<float>(5, 6, 7, false, true, 1.5f, -1.0f);
+  // A read in place with rows for 8 blocks of the machine's mc: blocks of half that height,
+  // the last one ragged; two depth blocks.
+  const std::int64_t tall = 8 * gemm_blocking(4).mc + 5;
+  check_against_reference<float>(tall, 40, 350, false, false, 1.0f, 0.0f);
+  check_against_reference<float>(tall, 40, 350, false, true, -0.5f, 1.0f);
 }
 
 TEST_CASE("gemm: the small path covers every column-block width and row remainder") {
@@ -148,7 +153,8 @@ TEST_CASE("gemm: results are bitwise identical with 1 and 2 threads") {
   same_bits(Problem<float>(16, 1600, 150, false, false, 6));
   same_bits(Problem<float>(16, 150, 4000, false, true, 6));  // inner products
   same_bits(Problem<float>(128, 512, 700, true, false, 6));  // a transposed A packed once, shared
-  for (auto [m, n, k] : std::vector<std::array<std::int64_t, 3>>{{1000, 256, 784}, {256, 10, 3000}, {256, 1024, 512}})
+  const std::int64_t tall = 8 * gemm_blocking(4).mc + 5;  // row blocks of half height
+  for (auto [m, n, k] : std::vector<std::array<std::int64_t, 3>>{{1000, 256, 784}, {256, 10, 3000}, {256, 1024, 512}, {tall, 256, 784}})
     for (bool ta : {false, true}) same_bits(Problem<float>(m, n, k, ta, !ta, 5));
 }
 
