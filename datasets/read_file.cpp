@@ -135,6 +135,12 @@ std::size_t InputFile::read(std::string& out, std::size_t n) {
       if (code != Z_OK && code != Z_STREAM_END) throw DataError(path_, fmt::format("corrupt gzip data ({})", message));
       break;
     }
+    if (limit_.text) {
+      if (const void* nul = std::memchr(buffer, 0, static_cast<std::size_t>(r)))
+        throw DataError(path_, fmt::format("a NUL byte at offset {}: not text, which {} must be",
+                                           position_ + got + static_cast<std::uint64_t>(static_cast<const char*>(nul) - buffer),
+                                           limit_.what));
+    }
     if (position_ + got + static_cast<std::uint64_t>(r) > limit) too_large();
     try {
       out.append(buffer, static_cast<std::size_t>(r));

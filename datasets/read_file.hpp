@@ -17,6 +17,9 @@ struct ReadLimit {
   std::size_t bytes = 0;
   std::string_view what = "a data file";
   std::string_view hint = {};
+  /// A text format: a NUL byte is refused as soon as it is read, so that a binary file,
+  /// or a gzip bomb of zeros, is not read up to the limit first.
+  bool text = false;
 };
 
 /// Throws DataError naming `path` unless it is a regular file that can be opened for
