@@ -9,6 +9,8 @@
 #include <opgraph/graph/gemm.hpp>
 #include <opgraph/graph/op.hpp>
 
+#include "detail/lanes.hpp"
+
 namespace opgraph::ops {
 
 namespace {
@@ -162,10 +164,9 @@ OPGRAPH_OP(attention)
           for (std::int64_t i = 0; i < z.t; ++i) {
             T* row = p + i * z.s;
             const std::int64_t seen = causal ? i + (z.s - z.t) + 1 : z.s;
-            T m = row[0];
-            for (std::int64_t j = 1; j < seen; ++j) m = row[j] > m ? row[j] : m;
-            T sum = T(0);
-            for (std::int64_t j = 0; j < seen; ++j) sum += row[j] = math::exp(row[j] - m);
+            // In lanes (detail/lanes.hpp): one running max and sum made every exp scalar.
+            const T m = detail::lane_max(row, seen);
+            const T sum = detail::lane_sum<T>(seen, [&](std::int64_t j) { return row[j] = math::exp(row[j] - m); });
             const T inv = T(1) / sum;
             for (std::int64_t j = 0; j < seen; ++j) row[j] *= inv;
             for (std::int64_t j = seen; j < z.s; ++j) row[j] = T(0);
@@ -193,8 +194,7 @@ OPGRAPH_OP(attention)
           for (std::int64_t i = 0; i < z.t; ++i) {  // through the softmax: p (dp - <dp, p>)
             T* row = dp + i * z.s;
             const T* pr = p + i * z.s;
-            T dot = T(0);
-            for (std::int64_t j = 0; j < z.s; ++j) dot += row[j] * pr[j];
+            const T dot = detail::lane_sum<T>(z.s, [&](std::int64_t j) { return row[j] * pr[j]; });
             for (std::int64_t j = 0; j < z.s; ++j) row[j] = pr[j] * (row[j] - dot);
           }
           if (k.needs_grad(0))

@@ -4,6 +4,8 @@
 // are column sums in a fixed order, so they are the same for any thread count.
 #include <opgraph/graph/op.hpp>
 
+#include "detail/lanes.hpp"
+
 namespace opgraph::ops {
 
 namespace {
@@ -71,11 +73,14 @@ OPGRAPH_OP(layer_norm)
       const double eps = k.attr_float("eps");
       for_each_row(rows, n, [&](std::int64_t r) {
         const T* xr = x.data + r * n;
-        double sum = 0.0;
-        for (std::int64_t j = 0; j < n; ++j) sum += xr[j];
-        const double mean = sum / static_cast<double>(n);
-        double sq = 0.0;
-        for (std::int64_t j = 0; j < n; ++j) sq += (xr[j] - mean) * (xr[j] - mean);
+        // Both sums in double, in lanes (detail/lanes.hpp): one running sum made the
+        // transformer's layer norms 11 % of its step.
+        const double mean = detail::lane_sum<double>(n, [&](std::int64_t j) { return static_cast<double>(xr[j]); }) /
+                            static_cast<double>(n);
+        const double sq = detail::lane_sum<double>(n, [&](std::int64_t j) {
+          const double d = xr[j] - mean;
+          return d * d;
+        });
         const T rstd = static_cast<T>(1.0 / std::sqrt(sq / static_cast<double>(n) + eps));
         const T m = static_cast<T>(mean);
         stats[2 * r] = m;
@@ -97,14 +102,10 @@ OPGRAPH_OP(layer_norm)
         for_each_row(rows, n, [&](std::int64_t r) {
           const T *xr = x.data + r * n, *gr = g.data + r * n;
           const T m = stats[2 * r], rstd = stats[2 * r + 1];
-          T mean_dh = T(0), mean_dh_xh = T(0);
-          for (std::int64_t j = 0; j < n; ++j) {
-            const T dh = gr[j] * gain.data[j];
-            mean_dh += dh;
-            mean_dh_xh += dh * (xr[j] - m) * rstd;
-          }
-          mean_dh /= static_cast<T>(n);
-          mean_dh_xh /= static_cast<T>(n);
+          const T mean_dh = detail::lane_sum<T>(n, [&](std::int64_t j) { return gr[j] * gain.data[j]; }) / static_cast<T>(n);
+          const T mean_dh_xh =
+              detail::lane_sum<T>(n, [&](std::int64_t j) { return gr[j] * gain.data[j] * (xr[j] - m) * rstd; }) /
+              static_cast<T>(n);
           T* d = dx.data + r * n;
           for (std::int64_t j = 0; j < n; ++j)
             d[j] = rstd * (gr[j] * gain.data[j] - mean_dh - (xr[j] - m) * rstd * mean_dh_xh);
