@@ -585,14 +585,18 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     // so that no block is packed twice and 16 tasks balance the threads; with at most 16
     // row panels that would leave each task one tile per B panel (streaming all of packed
     // B from L2 for it), so A is then packed once per depth block into a buffer the tasks
-    // share, and they split as for an A read in place. Not when the block has a single
+    // share, and they split as for an A read in place. So too up to 32 row panels: blocks
+    // of two panels would make 11 to 16 tasks, which two threads share unevenly, and each
+    // depth block would cost a wait (W6's 256x256x256 xᵀ·dy at 2 threads on the Zen 5: 258
+    // -> 273 GFLOP/s shared, 256x1024x256 260 -> 305); from 512 rows each task packing its
+    // own block measured faster (1024x1024x256: 341 against 301). Not when the block has a single
     // column panel: each value of A is then used once either way, and
     // packing only adds a pass over it (W1's dW2 = hᵀ·dz, 256x10x10000, spent 80 % of its
     // time packing: 4 -> 11 GFLOP/s on the Zen 3 without it).
-    constexpr std::int64_t kTasks = 8, kRowBlocks = 16;
+    constexpr std::int64_t kTasks = 8, kRowBlocks = 16, kSharedRowPanels = 32;
     const bool pack_a_mode = ta && NV > 1 && panels > 1;
     const std::int64_t row_panels = (m + MR - 1) / MR;
-    const bool shared_a = pack_a_mode && row_panels <= kRowBlocks;
+    const bool shared_a = pack_a_mode && row_panels <= kSharedRowPanels;
     std::int64_t mc = std::max<std::int64_t>(MR, blocking.mc / MR * MR);
     // An A read in place with rows enough for kTasks blocks: blocks of half the height.
     // Each block of mc rows is read once per B panel, from L2; at half of L2 (blocking.mc)
