@@ -287,7 +287,9 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
 }
 
 Dataset read_csv(const std::string& path, const CsvOptions& options) {
-  return parse_csv(read_file(path, {kMaxCsvBytes, "a CSV file", "split it, or convert it to IDX", true}), path, options);
+  const ReadLimit limit{
+      .bytes = kMaxCsvBytes, .what = "a CSV file", .hint = "split it, or convert it to IDX", .text = true};
+  return parse_csv(read_file(path, limit), path, options);
 }
 
 }  // namespace opgraph
