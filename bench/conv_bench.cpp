@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
     }
   }
   // The residual net's 8 and 16 channels first, then wider layers.
-  std::vector<Case> cases = {{64, 8, 28, 3}, {64, 16, 14, 3}, {64, 32, 28, 3}, {64, 32, 14, 3}, {64, 64, 14, 3}, {64, 64, 7, 3}};
+  std::vector<Case> cases = {{64, 8, 28, 3}, {64, 16, 14, 3}, {64, 32, 28, 3}, {64, 32, 14, 3}, {64, 64, 14, 3}, {64, 64, 7, 3}, {64, 16, 14, 5}, {64, 32, 14, 5}};
   if (quick) {
     cases = {{2, 8, 6, 3}};
     reps = 1;

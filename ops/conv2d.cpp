@@ -19,6 +19,7 @@
 #include <opgraph/graph/gemm.hpp>
 #include <opgraph/graph/op.hpp>
 
+#include "detail/direct_conv.hpp"
 #include "detail/simd.hpp"
 #include "detail/window.hpp"
 
@@ -26,6 +27,7 @@ namespace opgraph::ops {
 
 namespace {
 
+using detail::copy_line;
 using detail::evens8;
 using detail::F8;
 using detail::load8;
@@ -78,24 +80,6 @@ constexpr std::int64_t kLanes = 4;
 /// runs of bench/conv_bench on bench/CONV.md's shapes: cols^T x W^T 5-10 % faster for 32
 /// channels on 14x14 planes, even for 64 channels, 5-8 % slower for 32 on 28x28.
 constexpr std::int64_t kFewChannels = 16;
-
-/// Copies n values: moves of 8 and 4 at a time, whose sizes the compiler knows (a run-time
-/// count makes std::copy call memmove, which costs more than the copy for a short line).
-template <class T>
-inline void copy_line(const T* src, std::int64_t n, T* dst) {
-  // The part past whole groups of 8 (or 4) is copied as the last 8 (4) of the line, which
-  // rewrites some values already copied with the same values: no scalar tail (LeNet's
-  // second convolution copies lines of 10).
-  if (n >= 8) {
-    for (std::int64_t q = 0; q + 8 <= n; q += 8) std::memcpy(dst + q, src + q, 8 * sizeof(T));
-    if (n % 8 != 0) std::memcpy(dst + n - 8, src + n - 8, 8 * sizeof(T));
-  } else if (n >= 4) {
-    std::memcpy(dst, src, 4 * sizeof(T));
-    std::memcpy(dst + n - 4, src + n - 4, 4 * sizeof(T));
-  } else {
-    for (std::int64_t q = 0; q < n; ++q) dst[q] = src[q];
-  }
-}
 
 /// line[ox] = src[2 * ox] for ox in [x0, x1), the gather of a stride-2 window. Floats go
 /// eight at a time: two loads of sixteen consecutive values, the even ones kept (the
@@ -347,10 +331,267 @@ void for_each_chunk(const Conv& v, F f) {
   });
 }
 
+// ---- The direct path (detail/direct_conv.hpp): stride 1, one group, more than one tap.
+
+bool use_direct(const Conv& v) { return v.win.sh == 1 && v.win.sw == 1 && v.groups == 1 && v.win.kh * v.win.kw > 1; }
+/// The kernel gradient directly too for at most 16 channels in and out (LeNet's: the step
+/// 2.4 -> 2.05 ms at batch 64); above, the columns and the GEMM (bench/CONV.md: 32
+/// channels by 3x3 on 28x28, 10.5 ms against 18.3 directly, whose sums reread each output
+/// gradient block for every input channel and kernel row).
+bool direct_kernel_grad(const Conv& v) { return use_direct(v) && v.cin <= 16 && v.cout <= 16; }
+
+std::int64_t round_up(std::int64_t n, std::int64_t m) { return (n + m - 1) / m * m; }
+
+/// One direct convolution: `cin` planes [rows, cols] read, padded into [hp, wp] with the
+/// plane's corner at (top, left); `cout` planes [ho, wo] written, the output channels in
+/// `blocks` blocks of `ob` (the last padded with zero weights). L is the values per vector.
+struct Direct {
+  std::int64_t cin = 0, cout = 0, rows = 0, cols = 0, top = 0, left = 0, hp = 0, wp = 0, ho = 0, wo = 0;
+  std::int64_t ob = 1, blocks = 1, lanes = 1;
+  std::vector<std::int64_t> offsets;  // one per tap, row-major over the kernel
+  std::int64_t taps() const { return static_cast<std::int64_t>(offsets.size()); }
+  std::int64_t wide() const { return ho * wp; }
+  std::int64_t in_stride() const { return round_up(hp * wp, lanes); }
+  /// The padded planes of `images` images and the room past them the last block reads:
+  /// up to kDirectMaxStrips vectors past a wide plane, plus a row's last offset.
+  std::int64_t in_size(std::int64_t images) const {
+    return images * cin * in_stride() + detail::kDirectMaxStrips * lanes + wp;
+  }
+  /// Vectors of positions a block, of those whose accumulators fit: the fewest cycles by
+  /// a model of a term's cost, the most of ob·s multiply-adds, s + ob loads (at the same
+  /// rate) and 8 (the multiply-adds two pipes of a latency of 4 cycles keep going), times
+  /// the blocks the wide plane takes; the most vectors of equals. A 7x7 plane padded to 9
+  /// columns has 63 positions: 8 channels take two vectors of 16, not three (33 wasted).
+  std::int64_t strips() const {
+    const auto cost = [&](std::int64_t s) { return round_up(wide(), s * lanes) / (s * lanes) * std::max({ob * s, s + ob, std::int64_t{8}}); };
+    std::int64_t best = 1;
+    for (std::int64_t s = 2; s <= detail::direct_strips(static_cast<int>(ob)); ++s)
+      if (cost(s) <= cost(best)) best = s;
+    return best;
+  }
+  std::int64_t out_stride() const { return round_up(wide(), strips() * lanes); }
+  /// Room for one block's wide outputs whatever the vector width.
+  std::int64_t out_room() const { return ob * (wide() + detail::kDirectMaxStrips * lanes); }
+  std::int64_t packed_size() const { return blocks * ob * cin * taps(); }
+};
+
+Direct direct_of(const Window& w, std::int64_t cin, std::int64_t cout, std::int64_t rows, std::int64_t cols,
+                 std::int64_t top, std::int64_t left, std::int64_t hp, std::int64_t wp, std::int64_t lanes) {
+  Direct d;
+  d.cin = cin;
+  d.cout = cout;
+  d.rows = rows;
+  d.cols = cols;
+  d.top = top;
+  d.left = left;
+  d.hp = hp;
+  d.wp = wp;
+  d.ho = hp - (w.kh - 1) * w.dh;
+  d.wo = wp - (w.kw - 1) * w.dw;
+  d.lanes = lanes;
+  // As few blocks of at most kDirectMaxBlock channels as there can be, as even as they
+  // can be (LeNet's 6 output channels: one block of 6, not 8 with 2 of zeros).
+  d.blocks = (cout + detail::kDirectMaxBlock - 1) / detail::kDirectMaxBlock;
+  d.ob = (cout + d.blocks - 1) / d.blocks;
+  for (std::int64_t i = 0; i < w.kh; ++i)
+    for (std::int64_t j = 0; j < w.kw; ++j) d.offsets.push_back(i * w.dh * wp + j * w.dw);
+  return d;
+}
+/// The forward pass: x's planes padded as the window says.
+Direct direct_forward(const Conv& v, std::int64_t lanes) {
+  const Window& w = v.win;
+  return direct_of(w, v.cin, v.cout, w.h, w.w, w.pt, w.pl, w.h + w.pt + w.pb, w.w + w.pl + w.pr, lanes);
+}
+/// The input gradient: the output gradient's planes padded by the kernel's span less the
+/// forward padding (a padding wider than the span crops them), read by the flipped kernel.
+Direct direct_input_grad(const Conv& v, std::int64_t lanes) {
+  const Window& w = v.win;
+  const std::int64_t sh = (w.kh - 1) * w.dh, sw = (w.kw - 1) * w.dw;
+  return direct_of(w, v.cout, v.cin, w.ho, w.wo, sh - w.pt, sw - w.pl, w.h + sh, w.w + sw, lanes);
+}
+
+/// The kernel gradient's blocks: TB taps of a kernel row (at most kDirectMaxBlock) by
+/// output channels in as even blocks as fit beside them.
+struct GradBlocks {
+  std::int64_t tb = 1, ob = 1, blocks = 1;
+};
+GradBlocks grad_blocks(const Window& w, std::int64_t cout) {
+  GradBlocks g;
+  g.tb = std::min<std::int64_t>(w.kw, detail::kDirectMaxBlock);
+  const std::int64_t most = detail::direct_grad_channels(static_cast<int>(g.tb));
+  g.blocks = (cout + most - 1) / most;
+  g.ob = (cout + g.blocks - 1) / g.blocks;
+  return g;
+}
+
+/// Images per chunk of the kernel gradient: their padded inputs and wide output gradients
+/// about 256 KB of floats (they stay in L2 while every block of channels and taps reads
+/// them), at most 16.
+std::int64_t direct_images(const Conv& v, const Direct& d) {
+  const GradBlocks g = grad_blocks(v.win, v.cout);
+  const std::int64_t per_image = d.cin * d.hp * d.wp + g.blocks * g.ob * d.wide();  // whatever the vector width
+  return std::clamp<std::int64_t>(65536 / std::max<std::int64_t>(per_image, 1), 1, 16);
+}
+
+/// The scratch: the packed weights of both passes, then kLanes lanes, each the larger of
+/// the forward's (one padded image, one block's wide outputs) and the vjp's (a chunk's
+/// padded inputs and wide output gradients, one padded output gradient and one block's
+/// wide input gradients), then kLanes kernel-gradient sums [out][in·kh·kw].
+struct DirectLayout {
+  std::int64_t packed_fwd, packed_grad, lane, gyw, partial;
+};
+DirectLayout direct_layout(const Conv& v, std::int64_t lanes) {
+  const Direct f = direct_forward(v, lanes), b = direct_input_grad(v, lanes);
+  const GradBlocks g = grad_blocks(v.win, v.cout);
+  const std::int64_t per = direct_images(v, f);
+  DirectLayout l;
+  l.packed_fwd = f.packed_size();
+  l.packed_grad = b.packed_size();
+  l.gyw = f.in_size(per);
+  const std::int64_t forward = f.in_size(1) + f.out_room();
+  const std::int64_t vjp = l.gyw + per * g.blocks * g.ob * round_up(f.wide(), lanes) + b.in_size(1) + b.out_room();
+  l.lane = std::max(forward, vjp);
+  l.partial = g.blocks * g.ob * v.k_g() * lanes;  // a vector per kernel value, padding channels too
+  return l;
+}
+/// Sized for floats, whose vectors hold the most values (the strides a multiple of them).
+std::int64_t direct_scratch(const Conv& v) {
+  const DirectLayout l = direct_layout(v, detail::kDirectBytes / static_cast<std::int64_t>(sizeof(float)));
+  return l.packed_fwd + l.packed_grad + kLanes * (l.lane + l.partial);
+}
+
+/// packed[((blk·cin + c)·taps + t)·ob + o'] = weight(blk·ob + o', c, t), zero for the
+/// padding channels past cout.
+template <class T, class W>
+void pack_direct(const Direct& d, W weight, T* packed) {
+  const std::int64_t taps = d.taps();
+  for (std::int64_t blk = 0; blk < d.blocks; ++blk)
+    for (std::int64_t c = 0; c < d.cin; ++c)
+      for (std::int64_t t = 0; t < taps; ++t)
+        for (std::int64_t o = 0; o < d.ob; ++o) {
+          const std::int64_t out = blk * d.ob + o;
+          *packed++ = out < d.cout ? weight(out, c, t) : T(0);
+        }
+}
+
+/// One image: its planes padded into `padded` (whose padding is already zero), every block
+/// of output channels computed wide into `wide`, the valid columns copied into out [cout, ho, wo].
+template <class T>
+void direct_image(const Direct& d, const T* packed, const T* in, T* padded, T* wide, T* out) {
+  for (std::int64_t c = 0; c < d.cin; ++c)
+    detail::place_plane(in + c * d.rows * d.cols, d.rows, d.cols, d.top, d.left, d.hp, d.wp, padded + c * d.in_stride());
+  const auto block = detail::direct_block_for<T>(static_cast<int>(d.ob), static_cast<int>(d.strips()));
+  const std::int64_t stride = d.out_stride(), per_block = d.cin * d.taps() * d.ob;
+  for (std::int64_t blk = 0; blk < d.blocks; ++blk) {
+    block(padded, d.cin, d.in_stride(), d.offsets.data(), d.taps(), packed + blk * per_block, d.wide(), wide, stride);
+    for (std::int64_t o = blk * d.ob; o < std::min(d.cout, (blk + 1) * d.ob); ++o)
+      for (std::int64_t oy = 0; oy < d.ho; ++oy)
+        copy_line(wide + (o - blk * d.ob) * stride + oy * d.wp, d.wo, out + (o * d.ho + oy) * d.wo);
+  }
+}
+
+template <class K>
+void direct_forward_pass(K& k, const Conv& v) {
+  using T = scalar_of<K>;
+  const Direct d = direct_forward(v, detail::DirectVec<T>::lanes);
+  const DirectLayout l = direct_layout(v, d.lanes);
+  T* packed = k.scratch().data;
+  const T* wt = k.in(1).data;
+  const std::int64_t taps = d.taps();
+  pack_direct<T>(d, [&](std::int64_t o, std::int64_t c, std::int64_t t) { return wt[(o * v.cin + c) * taps + t]; }, packed);
+  T* lanes = packed + l.packed_fwd + l.packed_grad;
+  const T* x = k.in(0).data;
+  T* y = k.out().data;
+  parallel_for(std::min(kLanes, v.n), 1, [&](std::int64_t l0, std::int64_t l1) {
+    for (std::int64_t lane = l0; lane < l1; ++lane) {
+      T* padded = lanes + lane * l.lane;
+      T* wide = padded + d.in_size(1);
+      std::fill(padded, wide, T(0));
+      for (std::int64_t b = lane; b < v.n; b += kLanes)
+        direct_image(d, packed, x + b * v.cin * v.plane(), padded, wide, y + b * v.cout * v.positions());
+    }
+  });
+}
+
+/// The vjp from `base` in the scratch; the kernel gradient too when `kernel_grad`.
+template <class K>
+void direct_vjp(K& k, const Conv& v, scalar_of<K>* base, bool kernel_grad) {
+  using T = scalar_of<K>;
+  const std::int64_t L = detail::DirectVec<T>::lanes;
+  const Direct f = direct_forward(v, L), b = direct_input_grad(v, L);
+  const DirectLayout l = direct_layout(v, L);
+  const GradBlocks gb = grad_blocks(v.win, v.cout);
+  const std::int64_t taps = f.taps(), per = direct_images(v, f), gw_stride = round_up(f.wide(), L);
+  const std::int64_t cout_pad = gb.blocks * gb.ob, kw = v.win.kw;
+  T* packed = base + l.packed_fwd;
+  const T* wt = k.in(1).data;
+  const bool dw_here = kernel_grad && k.needs_grad(1);
+  if (k.needs_grad(0))
+    pack_direct<T>(b, [&](std::int64_t c, std::int64_t o, std::int64_t t) { return wt[(o * v.cin + c) * taps + taps - 1 - t]; },
+                   packed);
+  T* lanes = packed + l.packed_grad;
+  T* partials = lanes + kLanes * l.lane;
+  const T* x = k.in(0).data;
+  const T* gy = k.grad_out().data;
+  const std::int64_t chunks = (v.n + per - 1) / per;
+  parallel_for(std::min(kLanes, chunks), 1, [&](std::int64_t l0, std::int64_t l1) {
+    for (std::int64_t lane = l0; lane < l1; ++lane) {
+      T* xin = lanes + lane * l.lane;  // a chunk's padded inputs
+      T* gyw = xin + l.gyw;            // their output gradients, wide
+      T* gpad = gyw + per * cout_pad * gw_stride;
+      T* dxw = gpad + b.in_size(1);
+      std::fill(xin, dxw, T(0));
+      T* dw = partials + lane * l.partial;
+      for (std::int64_t c0 = lane; c0 < chunks; c0 += kLanes) {
+        const std::int64_t n0 = c0 * per, nb = std::min(per, v.n - n0);
+        if (dw_here) {
+          for (std::int64_t i = 0; i < nb; ++i) {
+            for (std::int64_t c = 0; c < v.cin; ++c)
+              detail::place_plane(x + ((n0 + i) * v.cin + c) * v.plane(), f.rows, f.cols, f.top, f.left, f.hp, f.wp,
+                                  xin + (i * v.cin + c) * f.in_stride());
+            for (std::int64_t o = 0; o < v.cout; ++o)
+              detail::place_plane(gy + ((n0 + i) * v.cout + o) * v.positions(), f.ho, f.wo, 0, 0, f.ho, f.wp,
+                                  gyw + (i * cout_pad + o) * gw_stride);
+          }
+          // dW[o, c, i, j0 + t] over the chunk, block by block, in the lane's vectors:
+          // stored by its first chunk, added to by the next.
+          for (std::int64_t c = 0; c < v.cin; ++c)
+            for (std::int64_t i = 0; i < v.win.kh; ++i)
+              for (std::int64_t j0 = 0; j0 < kw; j0 += gb.tb) {
+                const std::int64_t tb = std::min(gb.tb, kw - j0), t0 = i * kw + j0;
+                const auto grad = detail::direct_grad_for<T>(static_cast<int>(gb.ob), static_cast<int>(tb));
+                for (std::int64_t blk = 0; blk < gb.blocks; ++blk)
+                  grad(xin + c * f.in_stride(), v.cin * f.in_stride(), gyw + blk * gb.ob * gw_stride, gw_stride,
+                       cout_pad * gw_stride, nb, f.wide(), f.offsets.data() + t0,
+                       dw + ((blk * gb.ob * v.cin + c) * taps + t0) * L, v.cin * taps, c0 < kLanes);
+              }
+        }
+        if (k.needs_grad(0))
+          for (std::int64_t i = 0; i < nb; ++i)
+            direct_image(b, packed, gy + (n0 + i) * v.cout * v.positions(), gpad, dxw,
+                         k.grad_in(0).data + (n0 + i) * v.cin * v.plane());
+      }
+    }
+  });
+  if (!dw_here) return;
+  // Each kernel value: its vector in each lane added up, the lanes' sums added in lane order.
+  const std::int64_t lanes_used = std::min(kLanes, chunks);
+  T* dw = k.grad_in(1).data;
+  parallel_for(v.cout * v.k_g(), 1024, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      T sum = T(0);
+      for (std::int64_t lane = 0; lane < lanes_used; ++lane)
+        sum += detail::DirectVec<T>::sum(detail::DirectVec<T>::load(partials + lane * l.partial + r * L));
+      dw[r] = sum;
+    }
+  });
+}
+
 template <class K>
 void conv_forward(K& k) {
   using T = scalar_of<K>;
   const Conv v = conv_of(k);
+  if (use_direct(v)) return direct_forward_pass(k, v);
   const T* x = k.in(0).data;
   const T* wt = k.in(1).data;
   T* y = k.out().data;
@@ -386,6 +627,10 @@ template <class K>
 void conv_vjp(K& k) {
   using T = scalar_of<K>;
   const Conv v = conv_of(k);
+  if (direct_kernel_grad(v)) return direct_vjp(k, v, k.scratch().data, true);
+  // Otherwise the kernel gradient from the columns, and the input gradient of a stride-1
+  // window directly (after the columns' scratch).
+  const bool dx_here = k.needs_grad(0) && !use_direct(v);
   const T* wt = k.in(1).data;
   const T* gy = k.grad_out().data;
   const std::int64_t p = v.positions(), kg = v.k_g(), og = v.cout_g();
@@ -402,7 +647,7 @@ void conv_vjp(K& k) {
     const std::int64_t ld = nb * p;
     const bool few = og <= kFewChannels;
     const T* g_wide = gn;  // gy_g [og, nb*P]: NCHW itself for one image
-    if (nb > 1 && (k.needs_grad(0) || few)) {
+    if (nb > 1 && (dx_here || few)) {
       to_wide(gn, nb, v.cout, p, wide);
       g_wide = wide;
     }
@@ -425,7 +670,7 @@ void conv_vjp(K& k) {
                   dwl + g * kg * og, og);
       }
     }
-    if (k.needs_grad(0)) {
+    if (dx_here) {
       // dcols_g [kg, nb*P] = W_g^T [kg, og] x gy_g [og, nb*P], folded back into the images
       // (the columns, not rows: col2im then reads each tap's values contiguously).
       for (std::int64_t g = 0; g < v.groups; ++g)
@@ -433,6 +678,7 @@ void conv_vjp(K& k) {
       col2im(v, dcol, ld, nb, k.grad_in(0).data + n0 * v.cin * v.plane());
     }
   });
+  if (use_direct(v) && k.needs_grad(0)) direct_vjp(k, v, k.scratch().data + scratch_elements(v), false);
   if (!k.needs_grad(1)) return;
   // dW[g, o, kk] = the lanes' sums (transposed when they were taken as dW^T), added in
   // lane order.
@@ -498,7 +744,10 @@ OPGRAPH_OP(conv2d)
       const Conv v = conv_of_shapes(c);
       return Shape{c.in(0)[0], v.cout, v.win.ho, v.win.wo};
     })
-    .scratch([](const ShapeContext& c) { return Shape{scratch_elements(conv_of_shapes(c))}; })
+    .scratch([](const ShapeContext& c) {
+      const Conv v = conv_of_shapes(c);
+      return Shape{!use_direct(v) ? scratch_elements(v) : direct_kernel_grad(v) ? direct_scratch(v) : scratch_elements(v) + direct_scratch(v)};
+    })
     .saves({"x", "w"})
     .forward([](auto& k) { conv_forward(k); })
     .vjp([](auto& k) { conv_vjp(k); })

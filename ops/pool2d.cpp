@@ -6,7 +6,6 @@
 #include <opgraph/graph/op.hpp>
 
 #include <array>
-#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -68,50 +67,90 @@ void scatter_planes(const View<T>& dx, const Window& w, F add) {
   });
 }
 
-/// The 2x2 pool of stride 2 over one whole output row (rows r0 and r1 of x), eight outputs
-/// at a time and then one by one: the same comparisons in the same order as the scalar
-/// loop, as lane masks and selects instead of branches. Returns wo. With branches the compares mispredicted
-/// about every other time: 8 ns an output, 0.6 ms of LeNet's 4.5 ms step at batch 64 for
-/// the first pool (Zen 5).
-std::int64_t max_pool_2x2_row(const float* r0, const float* r1, std::int64_t wo, float* best, float* won) {
-  using detail::F8;
-  using detail::I8;
+/// Vectors of N floats for the 2x2 pool: 8 (AVX) or 4 (SSE, for rows of 4 to 7 outputs).
+template <int N>
+struct PoolLanes;
+template <>
+struct PoolLanes<8> {
+  using V = detail::F8;
+  using M = detail::I8;
+  static V load(const float* p) { return detail::load8(p); }
+  static void store(float* p, V v) { detail::store8(p, v); }
+  static V evens(const float* p) { return detail::evens8(p); }
+  static V odds(const float* p) { return detail::odds8(p); }
+  /// a[0], b[0], a[1], b[1], ...: 2N values to p.
+  static void interleave(float* p, V a, V b) {
+    store(p, __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11));
+    store(p + 8, __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15));
+  }
+};
+template <>
+struct PoolLanes<4> {
+  typedef float V __attribute__((vector_size(16)));
+  typedef int M __attribute__((vector_size(16)));
+  typedef float U __attribute__((vector_size(16), aligned(4), may_alias));
+  static V load(const float* p) { return *reinterpret_cast<const U*>(p); }
+  static void store(float* p, V v) { *reinterpret_cast<U*>(p) = v; }
+  static V evens(const float* p) { return __builtin_shufflevector(load(p), load(p + 4), 0, 2, 4, 6); }
+  static V odds(const float* p) { return __builtin_shufflevector(load(p), load(p + 4), 1, 3, 5, 7); }
+  static void interleave(float* p, V a, V b) {
+    store(p, __builtin_shufflevector(a, b, 0, 4, 1, 5));
+    store(p + 4, __builtin_shufflevector(a, b, 2, 6, 3, 7));
+  }
+};
+
+/// The 2x2 pool of stride 2 over one whole output row of wo >= N outputs (rows r0 and r1
+/// of x), N outputs at a time, the last N overlapping the ones before (computing some
+/// again, to the same values: no scalar tail, which was most of LeNet's pools, whose rows
+/// are 14 and 5 outputs). The same comparisons in the same order as the scalar loop, as
+/// lane masks and selects: with branches they mispredicted about every other time.
+template <int N>
+void max_pool_2x2_row(const float* r0, const float* r1, std::int64_t wo, float* best, float* won) {
+  using P = PoolLanes<N>;
+  using V = typename P::V;
+  using M = typename P::M;
   // v wins over m when larger, or NaN over a number.
-  const auto better = [](F8 v, F8 m) -> I8 { return (v > m) | ((v != v) & (m == m)); };
-  std::int64_t ox = 0;
-  for (; ox + 8 <= wo; ox += 8) {
-    const F8 a = detail::evens8(r0 + 2 * ox), b = detail::odds8(r0 + 2 * ox);
-    const F8 c = detail::evens8(r1 + 2 * ox), d = detail::odds8(r1 + 2 * ox);
-    F8 m = a, t = F8{} + 0.0f;
-    I8 take = better(b, m);
+  const auto better = [](V v, V m) -> M { return (v > m) | ((v != v) & (m == m)); };
+  const auto step = [&](std::int64_t ox) {
+    const V a = P::evens(r0 + 2 * ox), b = P::odds(r0 + 2 * ox);
+    const V c = P::evens(r1 + 2 * ox), d = P::odds(r1 + 2 * ox);
+    V m = a, t = V{} + 0.0f;
+    M take = better(b, m);
     m = take ? b : m;
-    t = take ? F8{} + 1.0f : t;
+    t = take ? V{} + 1.0f : t;
     take = better(c, m);
     m = take ? c : m;
-    t = take ? F8{} + 2.0f : t;
+    t = take ? V{} + 2.0f : t;
     take = better(d, m);
-    detail::store8(best + ox, take ? d : m);
-    detail::store8(won + ox, take ? F8{} + 3.0f : t);
-  }
-  // The rest (LeNet's second pool has 5 outputs a row), without branches too: selects on
-  // the bits.
-  const auto pick = [](bool take, float v, float m) {
-    const std::uint32_t mask = 0u - static_cast<std::uint32_t>(take);
-    return std::bit_cast<float>((std::bit_cast<std::uint32_t>(v) & mask) | (std::bit_cast<std::uint32_t>(m) & ~mask));
+    P::store(best + ox, take ? d : m);
+    P::store(won + ox, take ? V{} + 3.0f : t);
   };
-  const auto wins = [](float v, float m) { return (v > m) | ((v != v) & (m == m)); };
-  for (; ox < wo; ++ox) {
-    const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
-    bool take = wins(b, a);
-    float m = pick(take, b, a), t = pick(take, 1.0f, 0.0f);
-    take = wins(c, m);
-    m = pick(take, c, m);
-    t = pick(take, 2.0f, t);
-    take = wins(d, m);
-    best[ox] = pick(take, d, m);
-    won[ox] = pick(take, 3.0f, t);
-  }
-  return ox;
+  std::int64_t ox = 0;
+  for (; ox + N <= wo; ox += N) step(ox);
+  if (ox < wo) step(wo - N);
+}
+
+/// The vjp of the 2x2 pool over one output row: the two rows of dx under it, each gradient
+/// where its window's winner was and zero at the other three taps (the windows do not
+/// overlap), N outputs at a time as in the forward pass. +0 added to each value, as the
+/// scatter into a zeroed plane does (a gradient of -0 gives +0).
+template <int N>
+void max_pool_2x2_grad_row(const float* g, const float* won, std::int64_t wo, float* d0, float* d1) {
+  using P = PoolLanes<N>;
+  using V = typename P::V;
+  const auto step = [&](std::int64_t ox) {
+    const V gv = P::load(g + ox), t = P::load(won + ox), zero = V{};
+    P::interleave(d0 + 2 * ox, (t == 0.0f ? gv : zero) + 0.0f, (t == 1.0f ? gv : zero) + 0.0f);
+    P::interleave(d1 + 2 * ox, (t == 2.0f ? gv : zero) + 0.0f, (t == 3.0f ? gv : zero) + 0.0f);
+  };
+  std::int64_t ox = 0;
+  for (; ox + N <= wo; ox += N) step(ox);
+  if (ox < wo) step(wo - N);
+}
+
+/// The usual 2x2 window of stride 2, unpadded and undilated.
+bool is_2x2(const Window& w) {
+  return w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.dh == 1 && w.dw == 1 && w.pt == 0 && w.pl == 0;
 }
 
 /// The attributes both pools share: the window and its step.
@@ -173,7 +212,7 @@ OPGRAPH_OP(max_pool2d)
       // A tap wins over the best so far when larger, or NaN over a number: the first maximum
       // in row-major window order, NaN propagating.
       const auto better = [](T v, T b) { return v > b || (v != v && b == b); };
-      if (w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.dh == 1 && w.dw == 1 && w.pt == 0 && w.pl == 0) {
+      if (is_2x2(w)) {
         // The usual 2x2 window of stride 2, unpadded: each output compares its four taps in
         // window order in one loop over the row.
         for_each_plane(x.dims[0] * x.dims[1], out_plane, [&](std::int64_t p) {
@@ -184,7 +223,10 @@ OPGRAPH_OP(max_pool2d)
             T* best = y + p * out_plane + oy * w.wo;
             T* won = arg + p * out_plane + oy * w.wo;
             std::int64_t ox = 0;
-            if constexpr (std::is_same_v<T, float>) ox = max_pool_2x2_row(r0, r1, w.wo, best, won);
+            if constexpr (std::is_same_v<T, float>) {
+              if (w.wo >= 8) max_pool_2x2_row<8>(r0, r1, w.wo, best, won), ox = w.wo;
+              else if (w.wo >= 4) max_pool_2x2_row<4>(r0, r1, w.wo, best, won), ox = w.wo;
+            }
             for (; ox < w.wo; ++ox) {
               const T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
               T m = a, t = T(0);
@@ -233,6 +275,26 @@ OPGRAPH_OP(max_pool2d)
       const Window w = pool_window(k, true);
       const T* g = k.grad_out().data;
       const T* arg = k.workspace().data;
+      if constexpr (std::is_same_v<T, float>) {
+        if (is_2x2(w) && w.wo >= 4) {
+          // Row by row, vectors; the odd last column and row of dx, under no window, zero.
+          const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
+          T* dx = k.grad_in(0).data;
+          for_each_plane(k.in(0).dims[0] * k.in(0).dims[1], in_plane, [&](std::int64_t p) {
+            T* dp = dx + p * in_plane;
+            for (std::int64_t oy = 0; oy < w.ho; ++oy) {
+              T* d0 = dp + 2 * oy * w.w;
+              const T* gr = g + p * out_plane + oy * w.wo;
+              const T* tr = arg + p * out_plane + oy * w.wo;
+              if (w.wo >= 8) max_pool_2x2_grad_row<8>(gr, tr, w.wo, d0, d0 + w.w);
+              else max_pool_2x2_grad_row<4>(gr, tr, w.wo, d0, d0 + w.w);
+              if (w.w % 2 != 0) d0[w.w - 1] = d0[2 * w.w - 1] = T(0);
+            }
+            std::fill(dp + 2 * w.ho * w.w, dp + in_plane, T(0));
+          });
+          return;
+        }
+      }
       // Each tap's offset in the plane from its window's corner, once (a division and a
       // remainder per output were most of this pass: LeNet's first pool 0.85 ms a step).
       std::vector<std::int64_t> offset(static_cast<std::size_t>(w.kh * w.kw));

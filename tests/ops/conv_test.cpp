@@ -100,6 +100,15 @@ TEST_CASE("conv2d: equals the direct convolution, values and both gradients, for
       // Kernels wider than the plane with "same" padding: taps that only ever read padding.
       {{2, 3, 1, 1}, {4, 3, 5, 5}, {.pt = 2, .pl = 2, .pb = 2, .pr = 2}},
       {{1, 2, 2, 3}, {3, 2, 7, 5}, {.pt = 3, .pl = 2, .pb = 3, .pr = 2}},
+      // The direct path (stride 1, one group): padding wider than the kernel's span (the
+      // input gradient's padded output gradient cropped), a kernel row of 11 taps (the
+      // kernel gradient in blocks of 8 and 3), 12 input channels (the input gradient in two
+      // blocks of 6), 17 images (chunks of 16 and 1), and 9 images of 60x60 in chunks of 2:
+      // five chunks on four lanes, the first lane adding a second chunk's kernel gradient.
+      {{1, 2, 5, 5}, {3, 2, 2, 2}, {.pt = 3, .pl = 2, .pb = 1, .pr = 3}},
+      {{2, 12, 6, 9}, {5, 12, 3, 11}, {.pt = 1, .pl = 5, .pb = 1, .pr = 5}},
+      {{17, 3, 6, 6}, {9, 3, 3, 3}, {.pt = 1, .pl = 1, .pb = 1, .pr = 1}},
+      {{9, 2, 60, 60}, {4, 2, 3, 3}, {.pt = 1, .pl = 1, .pb = 1, .pr = 1}},
   };
   std::uint64_t seed = 10;
   for (const auto& c : cases) {
@@ -110,16 +119,24 @@ TEST_CASE("conv2d: equals the direct convolution, values and both gradients, for
     const Tensor g = random_tensor(probe.shape(), -1, 1, ++seed);
     const auto got = run_op("conv2d", {x, w}, attrs_of(c.p), &g);
     const Naive want = naive_conv(x, w, &g, c.p);
-    CHECK(max_abs_diff(got.out, want.y) <= 1e-12);
-    CHECK(max_abs_diff(got.grads[0], want.dx) <= 1e-12);
-    CHECK(max_abs_diff(got.grads[1], want.dw) <= 1e-12);
+    // Each value sums `terms` products; the error grows with them: about 1e-16 a term in
+    // f64 (1e-12 at least), 1e-7 in f32 for these inputs in (-1, 1) (the direct path sums
+    // LeNet's input gradient, 16 channels by 25 taps, in one running vector per value:
+    // 1.1e-5; the kernel gradient of 9 images of 60x60, 32 400 terms, 1.4e-12 in f64).
+    const double taps = static_cast<double>(c.w[2] * c.w[3]);
+    const double y_terms = static_cast<double>(c.w[1]) * taps, dx_terms = static_cast<double>(c.w[0] / c.p.groups) * taps;
+    const double dw_terms = static_cast<double>(probe.shape()[0] * probe.shape()[2] * probe.shape()[3]);
+    const auto tol64 = [](double terms) { return std::max(1e-12, 1e-16 * terms); };
+    CHECK(max_abs_diff(got.out, want.y) <= tol64(y_terms));
+    CHECK(max_abs_diff(got.grads[0], want.dx) <= tol64(dx_terms));
+    CHECK(max_abs_diff(got.grads[1], want.dw) <= tol64(dw_terms));
     // f32 follows within its precision (its own kernels: the gathers of a stride-2 window
     // are vectorised for floats only).
     const Tensor g32 = g.to(DType::f32);
     const auto got32 = run_op("conv2d", {x.to(DType::f32), w.to(DType::f32)}, attrs_of(c.p), &g32);
-    CHECK(max_abs_diff(got32.out.to(DType::f64), want.y) <= 1e-5);
-    CHECK(max_abs_diff(got32.grads[0].to(DType::f64), want.dx) <= 1e-5);
-    CHECK(max_abs_diff(got32.grads[1].to(DType::f64), want.dw) <= 1e-4);
+    CHECK(max_abs_diff(got32.out.to(DType::f64), want.y) <= 1e-7 * y_terms);
+    CHECK(max_abs_diff(got32.grads[0].to(DType::f64), want.dx) <= 1e-7 * dx_terms);
+    CHECK(max_abs_diff(got32.grads[1].to(DType::f64), want.dw) <= 1e-7 * dw_terms);
   }
 }
 
@@ -209,31 +226,36 @@ TEST_CASE("max_pool2d: known values, the gradient to each window's first maximum
   CHECK(std::isnan(run_op("max_pool2d", {nan}, {{"kernel", 2}}).out.at(0)));
 }
 
-TEST_CASE("max_pool2d: the f32 2x2 path (eight outputs at a time, then the rest) agrees with f64") {
-  // Rows of 19 outputs: two vectors of eight and three more. Values on a coarse grid so that
-  // windows tie, and NaN at several taps of the window (each position of a 2x2 window).
-  const Shape xs{2, 3, 6, 38};
-  std::vector<double> v(static_cast<std::size_t>(xs.numel()));
-  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>((i * 7919) % 5) - 2.0;
-  for (std::size_t i : {0ul, 3ul, 75ul, 77ul, 116ul, 200ul, 233ul, 1000ul, 1037ul}) v[i] = std::nan("");
-  const Tensor x64 = Tensor::from(xs, v, DType::f64);
-  const Tensor g64 = random_tensor({2, 3, 3, 19}, -1, 1, 9, DType::f64);
-  const Tensor g32 = g64.to(DType::f32);
-  const auto want = run_op("max_pool2d", {x64}, {{"kernel", 2}}, &g64);
-  const auto got = run_op("max_pool2d", {x64.to(DType::f32)}, {{"kernel", 2}}, &g32);
-  int nans = 0;
-  for (std::int64_t i = 0; i < want.out.numel(); ++i) {
-    CAPTURE(i);
-    const double a = want.out.at(i), b = got.out.at(i);
-    nans += std::isnan(a) ? 1 : 0;
-    CHECK(std::isnan(a) == std::isnan(b));
-    if (!std::isnan(a)) CHECK(a == b);
-  }
-  CHECK(nans == 9);  // each NaN in its own window, one in the last three outputs of a row
-  // The gradient goes to the same tap: the first maximum, or the NaN.
-  for (std::int64_t i = 0; i < want.grads[0].numel(); ++i) {
-    CAPTURE(i);
-    CHECK(static_cast<float>(want.grads[0].at(i)) == got.grads[0].at(i));
+TEST_CASE("max_pool2d: the f32 2x2 path (vectors of eight or four, the last overlapping) agrees with f64") {
+  // Rows of 19 outputs (two vectors of eight and the last eight overlapping), 5 from an odd
+  // width of 11 (vectors of four), 4, and 3 (one by one); odd heights leave a row of dx
+  // under no window. Values on a coarse grid so that windows tie, and NaN at several taps
+  // (each position of a 2x2 window).
+  for (const Shape& xs : {Shape{2, 3, 6, 38}, Shape{2, 3, 7, 11}, Shape{1, 2, 5, 8}, Shape{1, 2, 4, 7}}) {
+    CAPTURE(xs[3]);
+    std::vector<double> v(static_cast<std::size_t>(xs.numel()));
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>((i * 7919) % 5) - 2.0;
+    for (std::size_t i : {0ul, 3ul, 75ul, 77ul, 116ul, 200ul, 233ul, 1000ul, 1037ul}) v[i % v.size()] = std::nan("");
+    const Tensor x64 = Tensor::from(xs, v, DType::f64);
+    const Tensor g64 = random_tensor({xs[0], xs[1], xs[2] / 2, xs[3] / 2}, -1, 1, 9, DType::f64);
+    const Tensor g32 = g64.to(DType::f32);
+    const auto want = run_op("max_pool2d", {x64}, {{"kernel", 2}}, &g64);
+    const auto got = run_op("max_pool2d", {x64.to(DType::f32)}, {{"kernel", 2}}, &g32);
+    int nans = 0;
+    for (std::int64_t i = 0; i < want.out.numel(); ++i) {
+      CAPTURE(i);
+      const double a = want.out.at(i), b = got.out.at(i);
+      nans += std::isnan(a) ? 1 : 0;
+      CHECK(std::isnan(a) == std::isnan(b));
+      if (!std::isnan(a)) CHECK(a == b);
+    }
+    if (xs[3] == 38) CHECK(nans == 9);  // each NaN in its own window, one in the last three outputs of a row
+    CHECK(nans > 0);
+    // The gradient goes to the same tap: the first maximum, or the NaN; zero elsewhere.
+    for (std::int64_t i = 0; i < want.grads[0].numel(); ++i) {
+      CAPTURE(i);
+      CHECK(static_cast<float>(want.grads[0].at(i)) == got.grads[0].at(i));
+    }
   }
 }
 

@@ -1,0 +1,225 @@
+// Direct convolution with stride 1: every output summed in registers from the padded
+// input planes, no im2col.
+//
+// One image's input planes are copied, with their zero padding, into a buffer whose rows
+// are wp = pl + w + pr long. The output at (oy, ox) reads, at tap (i, j), the value at
+// q + (i·dh·wp + j·dw) with q = oy·wp + ox: one offset per tap whatever the position. So
+// the kernels compute a "wide" output plane, every q in [0, ho·wp), and the columns
+// ox >= wo of each of its rows (which straddle two input rows) are thrown away: wp / wo
+// more work (14 / 10 for LeNet's second convolution), no gather and no copy of receptive
+// fields. A block of S vectors of consecutive positions times OB output channels is OB·S
+// accumulators; each term is S vector loads and OB broadcast weights for OB·S fused
+// multiply-adds, where im2col first writes and reads every tap's copy of the input.
+//
+// The input gradient is the same kernel run on the output gradient, padded by the
+// kernel's span less the forward padding, with the kernel flipped and its two channel
+// axes swapped. The kernel gradient sums g[o][q]·in[c][q + offset(i, j)] over the wide
+// positions of the images of a chunk, the output gradient's thrown-away columns zero.
+// Each output sums its terms in one fixed order that depends only on the shapes.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+namespace opgraph::ops::detail {
+
+#if defined(__AVX512F__)
+inline constexpr int kDirectBytes = 64;        // one vector register
+inline constexpr int kDirectAccumulators = 24;  // of the 32 registers, the rest for loads
+#else
+inline constexpr int kDirectBytes = 32;
+inline constexpr int kDirectAccumulators = 12;  // of 16
+#endif
+inline constexpr int kDirectMaxBlock = 8;  // output channels (and kernel-gradient taps) per block
+inline constexpr int kDirectMaxStrips = 4;  // vectors of positions per forward block
+
+template <class T>
+struct DirectVec {
+  typedef T V __attribute__((vector_size(kDirectBytes)));
+  typedef T Unaligned __attribute__((vector_size(kDirectBytes), aligned(alignof(T)), may_alias));
+  static constexpr int lanes = kDirectBytes / static_cast<int>(sizeof(T));
+  static V load(const T* p) { return *reinterpret_cast<const Unaligned*>(p); }
+  static void store(T* p, V v) { *reinterpret_cast<Unaligned*>(p) = v; }
+  /// The lanes added pairwise (lane l with l + w, w = lanes/2, ..., 1): a fixed order.
+  static T sum(V v) {
+    for (int w = lanes / 2; w >= 1; w /= 2)
+      for (int l = 0; l < w; ++l) v[l] += v[l + w];
+    return v[0];
+  }
+};
+
+/// Copies n values: moves of 8 and 4 at a time, whose sizes the compiler knows (a run-time
+/// count makes std::copy call memmove, which costs more than the copy for a short line).
+template <class T>
+inline void copy_line(const T* src, std::int64_t n, T* dst) {
+  // The part past whole groups of 8 (or 4) is copied as the last 8 (4) of the line, which
+  // rewrites some values already copied with the same values: no scalar tail (LeNet's
+  // second convolution copies lines of 10).
+  if (n >= 8) {
+    for (std::int64_t q = 0; q + 8 <= n; q += 8) std::memcpy(dst + q, src + q, 8 * sizeof(T));
+    if (n % 8 != 0) std::memcpy(dst + n - 8, src + n - 8, 8 * sizeof(T));
+  } else if (n >= 4) {
+    std::memcpy(dst, src, 4 * sizeof(T));
+    std::memcpy(dst + n - 4, src + n - 4, 4 * sizeof(T));
+  } else {
+    for (std::int64_t q = 0; q < n; ++q) dst[q] = src[q];
+  }
+}
+
+/// Writes the plane src [rows, cols] into dst [dst_rows, dst_cols] (row length dst_cols)
+/// with its top-left corner at (top, left), either of which may be negative: what falls
+/// outside dst is left out, and dst's other values are not touched.
+template <class T>
+void place_plane(const T* src, std::int64_t rows, std::int64_t cols, std::int64_t top, std::int64_t left,
+                 std::int64_t dst_rows, std::int64_t dst_cols, T* dst) {
+  const std::int64_t y0 = std::max<std::int64_t>(0, -top), y1 = std::min(rows, dst_rows - top);
+  const std::int64_t x0 = std::max<std::int64_t>(0, -left), x1 = std::min(cols, dst_cols - left);
+  if (x1 <= x0) return;
+  for (std::int64_t y = y0; y < y1; ++y) copy_line(src + y * cols + x0, x1 - x0, dst + (y + top) * dst_cols + x0 + left);
+}
+
+/// out[o][q] = sum over channels c and taps t of in[c·in_stride + q + offsets[t]] ·
+/// w[(c·taps + t)·OB + o], for the OB output channels of a block and every wide position
+/// q in [0, wide), rounded up to whole blocks of S vectors: out's planes are out_stride
+/// apart, at least that rounded size. in must be readable that far past each plane's
+/// last offset read.
+template <class T, int OB, int S>
+void direct_block(const T* in, std::int64_t channels, std::int64_t in_stride, const std::int64_t* offsets,
+                  std::int64_t taps, const T* w, std::int64_t wide, T* out, std::int64_t out_stride) {
+  using D = DirectVec<T>;
+  using V = typename D::V;
+  constexpr int L = D::lanes;
+  for (std::int64_t q0 = 0; q0 < wide; q0 += S * L) {
+    V acc[OB][S];
+#pragma GCC unroll 8
+    for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 4
+      for (int s = 0; s < S; ++s) acc[o][s] = V{};
+    const T* wr = w;
+    for (std::int64_t c = 0; c < channels; ++c) {
+      const T* plane = in + c * in_stride + q0;
+      for (std::int64_t t = 0; t < taps; ++t, wr += OB) {
+        const T* src = plane + offsets[t];
+        V xv[S];
+#pragma GCC unroll 4
+        for (int s = 0; s < S; ++s) xv[s] = D::load(src + s * L);
+#pragma GCC unroll 8
+        for (int o = 0; o < OB; ++o) {
+          const T wv = wr[o];
+#pragma GCC unroll 4
+          for (int s = 0; s < S; ++s) acc[o][s] += xv[s] * wv;
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 4
+      for (int s = 0; s < S; ++s) D::store(out + o * out_stride + q0 + s * L, acc[o][s]);
+  }
+}
+
+/// The kernel gradient of OB output channels at TB taps, over images b and positions q in
+/// [0, wide): lanes of sum g[b·g_image + o·g_stride + q] · in[b·in_image + q + offsets[t]],
+/// wide rounded up to whole vectors (g zero past wide and in its thrown-away columns).
+/// Stored to the vector at partial + (o·o_stride + t)·lanes (first), or added to it: the
+/// lanes are added up once, after the last chunk (adding them up here, 24 vectors a call,
+/// took longer than the products for small planes or few images a chunk).
+template <class T, int OB, int TB>
+void direct_kernel_grad(const T* in, std::int64_t in_image, const T* g, std::int64_t g_stride, std::int64_t g_image,
+                        std::int64_t images, std::int64_t wide, const std::int64_t* offsets, T* partial,
+                        std::int64_t o_stride, bool first) {
+  using D = DirectVec<T>;
+  using V = typename D::V;
+  constexpr int L = D::lanes;
+  V acc[OB][TB];
+#pragma GCC unroll 8
+  for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 8
+    for (int t = 0; t < TB; ++t) acc[o][t] = V{};
+  for (std::int64_t b = 0; b < images; ++b) {
+    const T* x = in + b * in_image;
+    const T* gb = g + b * g_image;
+    for (std::int64_t q = 0; q < wide; q += L) {
+      V xv[TB];
+#pragma GCC unroll 8
+      for (int t = 0; t < TB; ++t) {
+        xv[t] = D::load(x + q + offsets[t]);
+        // In a register: GCC would otherwise fold the load into each of the OB multiply-adds
+        // that use it, OB unaligned loads (most of them across two cache lines) in place of
+        // one, which made the loop bound by its loads (2.6 times slower).
+        asm("" : "+v"(xv[t]));
+      }
+#pragma GCC unroll 8
+      for (int o = 0; o < OB; ++o) {
+        const V gv = D::load(gb + o * g_stride + q);
+#pragma GCC unroll 8
+        for (int t = 0; t < TB; ++t) acc[o][t] += gv * xv[t];
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 8
+    for (int t = 0; t < TB; ++t) {
+      T* p = partial + (o * o_stride + t) * L;
+      D::store(p, first ? acc[o][t] : D::load(p) + acc[o][t]);
+    }
+}
+
+/// The most vectors of positions a forward block of OB channels takes: as many as the
+/// accumulator registers allow, at most kDirectMaxStrips.
+constexpr int direct_strips(int ob) {
+  return std::clamp(kDirectAccumulators / ob, 1, kDirectMaxStrips);
+}
+/// The kernel gradient's output channels per block for TB taps at a time.
+constexpr int direct_grad_channels(int tb) {
+  return std::clamp(kDirectAccumulators / tb, 1, kDirectMaxBlock);
+}
+
+template <class T>
+using DirectBlockFn = void (*)(const T*, std::int64_t, std::int64_t, const std::int64_t*, std::int64_t, const T*,
+                               std::int64_t, T*, std::int64_t);
+template <class T>
+using DirectGradFn = void (*)(const T*, std::int64_t, const T*, std::int64_t, std::int64_t, std::int64_t,
+                              std::int64_t, const std::int64_t*, T*, std::int64_t, bool);
+
+/// direct_block for OB = 1 ... kDirectMaxBlock output channels and S = 1 ...
+/// kDirectMaxStrips vectors, by (OB - 1)·kDirectMaxStrips + S - 1; null where the
+/// accumulators would not fit in registers (never chosen).
+template <class T, int OB, int S>
+constexpr DirectBlockFn<T> direct_block_entry() {
+  if constexpr (S <= direct_strips(OB)) return &direct_block<T, OB, S>;
+  else return nullptr;
+}
+template <class T, std::size_t... I>
+constexpr std::array<DirectBlockFn<T>, sizeof...(I)> direct_blocks(std::index_sequence<I...>) {
+  return {{direct_block_entry<T, static_cast<int>(I / kDirectMaxStrips) + 1, static_cast<int>(I % kDirectMaxStrips) + 1>()...}};
+}
+template <class T>
+DirectBlockFn<T> direct_block_for(int ob, int strips) {
+  static constexpr auto table = direct_blocks<T>(std::make_index_sequence<kDirectMaxBlock * kDirectMaxStrips>());
+  return table[static_cast<std::size_t>((ob - 1) * kDirectMaxStrips + strips - 1)];
+}
+
+/// direct_kernel_grad for TB = 1 ... kDirectMaxBlock taps and OB = 1 ... kDirectMaxBlock
+/// output channels, by (TB - 1)·kDirectMaxBlock + OB - 1; null where the accumulators
+/// would not fit in registers (never chosen).
+template <class T, int OB, int TB>
+constexpr DirectGradFn<T> direct_grad_entry() {
+  if constexpr (OB <= direct_grad_channels(TB)) return &direct_kernel_grad<T, OB, TB>;
+  else return nullptr;
+}
+template <class T, std::size_t... I>
+constexpr std::array<DirectGradFn<T>, sizeof...(I)> direct_grads(std::index_sequence<I...>) {
+  return {{direct_grad_entry<T, static_cast<int>(I % kDirectMaxBlock) + 1, static_cast<int>(I / kDirectMaxBlock) + 1>()...}};
+}
+template <class T>
+DirectGradFn<T> direct_grad_for(int ob, int tb) {
+  static constexpr auto table = direct_grads<T>(std::make_index_sequence<kDirectMaxBlock * kDirectMaxBlock>());
+  return table[static_cast<std::size_t>((tb - 1) * kDirectMaxBlock + ob - 1)];
+}
+
+}  // namespace opgraph::ops::detail
