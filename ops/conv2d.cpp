@@ -342,6 +342,22 @@ bool direct_kernel_grad(const Conv& v) { return use_direct(v) && v.cin <= 16 && 
 
 std::int64_t round_up(std::int64_t n, std::int64_t m) { return (n + m - 1) / m * m; }
 
+/// The cost of a term (a channel and tap) for a block of ob channels by s vectors: the most
+/// of ob·s multiply-adds, s + ob loads (at the same rate) and 8 (the multiply-adds two
+/// pipes of a latency of 4 cycles keep going).
+std::int64_t term_cost(std::int64_t ob, std::int64_t s) { return std::max({ob * s, s + ob, std::int64_t{8}}); }
+/// Blocks of s vectors over `wide` positions.
+std::int64_t blocks_over(std::int64_t wide, std::int64_t s, std::int64_t lanes) { return round_up(wide, s * lanes) / (s * lanes); }
+/// Of the vectors of positions a block whose accumulators fit, the fewest cycles by
+/// term_cost times the blocks the wide plane takes; the most vectors of equals.
+std::int64_t best_strips(std::int64_t wide, std::int64_t ob, std::int64_t lanes) {
+  const auto cost = [&](std::int64_t s) { return blocks_over(wide, s, lanes) * term_cost(ob, s); };
+  std::int64_t best = 1;
+  for (std::int64_t s = 2; s <= detail::direct_strips(static_cast<int>(ob)); ++s)
+    if (cost(s) <= cost(best)) best = s;
+  return best;
+}
+
 /// One direct convolution: `cin` planes [rows, cols] read, padded into [hp, wp] with the
 /// plane's corner at (top, left); `cout` planes [ho, wo] written, the output channels in
 /// `blocks` blocks of `ob` (the last padded with zero weights). L is the values per vector.
@@ -362,13 +378,7 @@ struct Direct {
   /// rate) and 8 (the multiply-adds two pipes of a latency of 4 cycles keep going), times
   /// the blocks the wide plane takes; the most vectors of equals. A 7x7 plane padded to 9
   /// columns has 63 positions: 8 channels take two vectors of 16, not three (33 wasted).
-  std::int64_t strips() const {
-    const auto cost = [&](std::int64_t s) { return round_up(wide(), s * lanes) / (s * lanes) * std::max({ob * s, s + ob, std::int64_t{8}}); };
-    std::int64_t best = 1;
-    for (std::int64_t s = 2; s <= detail::direct_strips(static_cast<int>(ob)); ++s)
-      if (cost(s) <= cost(best)) best = s;
-    return best;
-  }
+  std::int64_t strips() const { return best_strips(wide(), ob, lanes); }
   std::int64_t out_stride() const { return round_up(wide(), strips() * lanes); }
   /// Room for one block's wide outputs whatever the vector width.
   std::int64_t out_room() const { return ob * (wide() + detail::kDirectMaxStrips * lanes); }
@@ -410,6 +420,20 @@ Direct direct_input_grad(const Conv& v, std::int64_t lanes) {
   return direct_of(w, v.cout, v.cin, w.ho, w.wo, sh - w.pt, sw - w.pl, w.h + sh, w.w + sw, lanes);
 }
 
+/// Whether the input gradient is scattered from the output gradient's wide positions
+/// (detail::direct_scatter_block) rather than gathered from its padded planes: when the
+/// cost model says so, counting the scatter's read-add-write of each block's results
+/// per tap. A valid window's padding is wide and the scatter wins (LeNet's second
+/// convolution: 140 positions read where gathering reads 252, more than half of them
+/// zero); with the padding of `same` gathering does.
+bool scatter_input_grad(const Conv& v, std::int64_t lanes) {
+  const Direct f = direct_forward(v, lanes), b = direct_input_grad(v, lanes);
+  const std::int64_t sg = b.strips(), ss = best_strips(f.wide(), b.ob, lanes);
+  const std::int64_t gather = blocks_over(b.wide(), sg, lanes) * term_cost(b.ob, sg) * v.cout;
+  const std::int64_t scatter = blocks_over(f.wide(), ss, lanes) * (term_cost(b.ob, ss) * v.cout + 2 * b.ob * ss);
+  return scatter < gather;
+}
+
 /// The kernel gradient's blocks: TB taps of a kernel row (at most kDirectMaxBlock) by
 /// output channels in as even blocks as fit beside them.
 struct GradBlocks {
@@ -438,8 +462,18 @@ std::int64_t direct_images(const Conv& v, const Direct& d) {
 /// padded inputs and wide output gradients, one padded output gradient and one block's
 /// wide input gradients), then kLanes kernel-gradient sums [out][in·kh·kw].
 struct DirectLayout {
-  std::int64_t packed_fwd, packed_grad, lane, gyw, partial;
+  std::int64_t packed_fwd, packed_grad, lane, gyw, partial, dx_stride;
 };
+/// The output gradient's wide planes: whole vectors, and zeros past them for the reads of
+/// a scatter block of up to kDirectMaxStrips vectors.
+std::int64_t gw_stride(const Direct& f, std::int64_t lanes) {
+  return round_up(f.wide(), lanes) + (detail::kDirectMaxStrips - 1) * lanes;
+}
+/// The planes the input gradient is scattered into: the forward's padded planes, with room
+/// for the writes of the last block past the last position plus the last tap's offset.
+std::int64_t dx_stride(const Direct& f, std::int64_t lanes) {
+  return round_up(f.hp * f.wp + detail::kDirectMaxStrips * lanes + f.wp, lanes);
+}
 DirectLayout direct_layout(const Conv& v, std::int64_t lanes) {
   const Direct f = direct_forward(v, lanes), b = direct_input_grad(v, lanes);
   const GradBlocks g = grad_blocks(v.win, v.cout);
@@ -449,7 +483,9 @@ DirectLayout direct_layout(const Conv& v, std::int64_t lanes) {
   l.packed_grad = b.packed_size();
   l.gyw = f.in_size(per);
   const std::int64_t forward = f.in_size(1) + f.out_room();
-  const std::int64_t vjp = l.gyw + per * g.blocks * g.ob * round_up(f.wide(), lanes) + b.in_size(1) + b.out_room();
+  l.dx_stride = dx_stride(f, lanes);
+  const std::int64_t scattered = b.blocks * b.ob * l.dx_stride;  // the input gradient's padded planes
+  const std::int64_t vjp = l.gyw + per * g.blocks * g.ob * gw_stride(f, lanes) + std::max(b.in_size(1) + b.out_room(), scattered);
   l.lane = std::max(forward, vjp);
   l.partial = g.blocks * g.ob * v.k_g() * lanes;  // a vector per kernel value, padding channels too
   return l;
@@ -521,14 +557,24 @@ void direct_vjp(K& k, const Conv& v, scalar_of<K>* base, bool kernel_grad) {
   const Direct f = direct_forward(v, L), b = direct_input_grad(v, L);
   const DirectLayout l = direct_layout(v, L);
   const GradBlocks gb = grad_blocks(v.win, v.cout);
-  const std::int64_t taps = f.taps(), per = direct_images(v, f), gw_stride = round_up(f.wide(), L);
+  const std::int64_t taps = f.taps(), per = direct_images(v, f), gws = gw_stride(f, L);
   const std::int64_t cout_pad = gb.blocks * gb.ob, kw = v.win.kw;
   T* packed = base + l.packed_fwd;
   const T* wt = k.in(1).data;
   const bool dw_here = kernel_grad && k.needs_grad(1);
-  if (k.needs_grad(0))
+  const bool scatter = k.needs_grad(0) && scatter_input_grad(v, L);
+  if (scatter) {
+    // [block][tap][o][ob]: for each tap, the weights of every output channel for the
+    // block's input channels.
+    T* p = packed;
+    for (std::int64_t blk = 0; blk < b.blocks; ++blk)
+      for (std::int64_t t = 0; t < taps; ++t)
+        for (std::int64_t o = 0; o < v.cout; ++o)
+          for (std::int64_t c = blk * b.ob; c < (blk + 1) * b.ob; ++c) *p++ = c < v.cin ? wt[(o * v.cin + c) * taps + t] : T(0);
+  } else if (k.needs_grad(0)) {
     pack_direct<T>(b, [&](std::int64_t c, std::int64_t o, std::int64_t t) { return wt[(o * v.cin + c) * taps + taps - 1 - t]; },
                    packed);
+  }
   T* lanes = packed + l.packed_grad;
   T* partials = lanes + kLanes * l.lane;
   const T* x = k.in(0).data;
@@ -538,21 +584,21 @@ void direct_vjp(K& k, const Conv& v, scalar_of<K>* base, bool kernel_grad) {
     for (std::int64_t lane = l0; lane < l1; ++lane) {
       T* xin = lanes + lane * l.lane;  // a chunk's padded inputs
       T* gyw = xin + l.gyw;            // their output gradients, wide
-      T* gpad = gyw + per * cout_pad * gw_stride;
+      T* gpad = gyw + per * cout_pad * gws;
       T* dxw = gpad + b.in_size(1);
       std::fill(xin, dxw, T(0));
       T* dw = partials + lane * l.partial;
       for (std::int64_t c0 = lane; c0 < chunks; c0 += kLanes) {
         const std::int64_t n0 = c0 * per, nb = std::min(per, v.n - n0);
+        for (std::int64_t i = 0; i < nb && (dw_here || scatter); ++i)
+          for (std::int64_t o = 0; o < v.cout; ++o)
+            detail::place_plane(gy + ((n0 + i) * v.cout + o) * v.positions(), f.ho, f.wo, 0, 0, f.ho, f.wp,
+                                gyw + (i * cout_pad + o) * gws);
         if (dw_here) {
-          for (std::int64_t i = 0; i < nb; ++i) {
+          for (std::int64_t i = 0; i < nb; ++i)
             for (std::int64_t c = 0; c < v.cin; ++c)
               detail::place_plane(x + ((n0 + i) * v.cin + c) * v.plane(), f.rows, f.cols, f.top, f.left, f.hp, f.wp,
                                   xin + (i * v.cin + c) * f.in_stride());
-            for (std::int64_t o = 0; o < v.cout; ++o)
-              detail::place_plane(gy + ((n0 + i) * v.cout + o) * v.positions(), f.ho, f.wo, 0, 0, f.ho, f.wp,
-                                  gyw + (i * cout_pad + o) * gw_stride);
-          }
           // dW[o, c, i, j0 + t] over the chunk, block by block, in the lane's vectors:
           // stored by its first chunk, added to by the next.
           for (std::int64_t c = 0; c < v.cin; ++c)
@@ -561,15 +607,29 @@ void direct_vjp(K& k, const Conv& v, scalar_of<K>* base, bool kernel_grad) {
                 const std::int64_t tb = std::min(gb.tb, kw - j0), t0 = i * kw + j0;
                 const auto grad = detail::direct_grad_for<T>(static_cast<int>(gb.ob), static_cast<int>(tb));
                 for (std::int64_t blk = 0; blk < gb.blocks; ++blk)
-                  grad(xin + c * f.in_stride(), v.cin * f.in_stride(), gyw + blk * gb.ob * gw_stride, gw_stride,
-                       cout_pad * gw_stride, nb, f.wide(), f.offsets.data() + t0,
+                  grad(xin + c * f.in_stride(), v.cin * f.in_stride(), gyw + blk * gb.ob * gws, gws,
+                       cout_pad * gws, nb, f.wide(), f.offsets.data() + t0,
                        dw + ((blk * gb.ob * v.cin + c) * taps + t0) * L, v.cin * taps, c0 < kLanes);
               }
         }
-        if (k.needs_grad(0))
+        if (scatter) {
+          // Into the forward's padded planes (gpad's place), then their inside to dx.
+          const auto block = detail::direct_scatter_for<T>(static_cast<int>(b.ob), static_cast<int>(best_strips(f.wide(), b.ob, L)));
+          T* dxp = gpad;
+          for (std::int64_t i = 0; i < nb; ++i) {
+            std::fill(dxp, dxp + b.blocks * b.ob * l.dx_stride, T(0));
+            for (std::int64_t blk = 0; blk < b.blocks; ++blk)
+              block(gyw + i * cout_pad * gws, v.cout, gws, f.offsets.data(), taps,
+                    packed + blk * taps * v.cout * b.ob, f.wide(), dxp + blk * b.ob * l.dx_stride, l.dx_stride);
+            T* dx = k.grad_in(0).data + (n0 + i) * v.cin * v.plane();
+            for (std::int64_t c = 0; c < v.cin; ++c)
+              detail::place_plane(dxp + c * l.dx_stride, f.hp, f.wp, -f.top, -f.left, f.rows, f.cols, dx + c * v.plane());
+          }
+        } else if (k.needs_grad(0)) {
           for (std::int64_t i = 0; i < nb; ++i)
             direct_image(b, packed, gy + (n0 + i) * v.cout * v.positions(), gpad, dxw,
                          k.grad_in(0).data + (n0 + i) * v.cin * v.plane());
+        }
       }
     }
   });

@@ -121,6 +121,51 @@ void direct_block(const T* in, std::int64_t channels, std::int64_t in_stride, co
   }
 }
 
+/// The input gradient scattered: for the OB input channels of a block, each tap t and
+/// each block of S vectors of wide positions q (of the output gradient, `wide` rounded
+/// up), the sum over output channels o of w[(t·channels + o)·OB + c] · g[o·g_stride + q],
+/// added to dst[c·dst_stride + q + offsets[t]] (the padded input's planes, which must
+/// have room past the last position plus the last offset). Each position of dst takes its
+/// terms in the order of the blocks and taps: fixed. Where the padding is wide (a valid
+/// window: LeNet's second convolution reads 10x10 outputs into 14x14 inputs), this reads
+/// only the output gradient's positions, where gathering reads the padded gradient's,
+/// more than half of them zero.
+template <class T, int OB, int S>
+void direct_scatter_block(const T* g, std::int64_t channels, std::int64_t g_stride, const std::int64_t* offsets,
+                          std::int64_t taps, const T* w, std::int64_t wide, T* dst, std::int64_t dst_stride) {
+  using D = DirectVec<T>;
+  using V = typename D::V;
+  constexpr int L = D::lanes;
+  for (std::int64_t q0 = 0; q0 < wide; q0 += S * L) {
+    for (std::int64_t t = 0; t < taps; ++t) {
+      V acc[OB][S];
+#pragma GCC unroll 8
+      for (int c = 0; c < OB; ++c)
+#pragma GCC unroll 4
+        for (int s = 0; s < S; ++s) acc[c][s] = V{};
+      const T* wr = w + t * channels * OB;
+      for (std::int64_t o = 0; o < channels; ++o, wr += OB) {
+        V gv[S];
+#pragma GCC unroll 4
+        for (int s = 0; s < S; ++s) gv[s] = D::load(g + o * g_stride + q0 + s * L);
+#pragma GCC unroll 8
+        for (int c = 0; c < OB; ++c) {
+          const T wv = wr[c];
+#pragma GCC unroll 4
+          for (int s = 0; s < S; ++s) acc[c][s] += gv[s] * wv;
+        }
+      }
+#pragma GCC unroll 8
+      for (int c = 0; c < OB; ++c)
+#pragma GCC unroll 4
+        for (int s = 0; s < S; ++s) {
+          T* p = dst + c * dst_stride + q0 + s * L + offsets[t];
+          D::store(p, D::load(p) + acc[c][s]);
+        }
+    }
+  }
+}
+
 /// The kernel gradient of OB output channels at TB taps, over images b and positions q in
 /// [0, wide): lanes of sum g[b·g_image + o·g_stride + q] · in[b·in_image + q + offsets[t]],
 /// wide rounded up to whole vectors (g zero past wide and in its thrown-away columns).
@@ -201,6 +246,22 @@ constexpr std::array<DirectBlockFn<T>, sizeof...(I)> direct_blocks(std::index_se
 template <class T>
 DirectBlockFn<T> direct_block_for(int ob, int strips) {
   static constexpr auto table = direct_blocks<T>(std::make_index_sequence<kDirectMaxBlock * kDirectMaxStrips>());
+  return table[static_cast<std::size_t>((ob - 1) * kDirectMaxStrips + strips - 1)];
+}
+
+/// direct_scatter_block by (OB - 1)·kDirectMaxStrips + S - 1, as direct_block_for.
+template <class T, int OB, int S>
+constexpr DirectBlockFn<T> direct_scatter_entry() {
+  if constexpr (S <= direct_strips(OB)) return &direct_scatter_block<T, OB, S>;
+  else return nullptr;
+}
+template <class T, std::size_t... I>
+constexpr std::array<DirectBlockFn<T>, sizeof...(I)> direct_scatters(std::index_sequence<I...>) {
+  return {{direct_scatter_entry<T, static_cast<int>(I / kDirectMaxStrips) + 1, static_cast<int>(I % kDirectMaxStrips) + 1>()...}};
+}
+template <class T>
+DirectBlockFn<T> direct_scatter_for(int ob, int strips) {
+  static constexpr auto table = direct_scatters<T>(std::make_index_sequence<kDirectMaxBlock * kDirectMaxStrips>());
   return table[static_cast<std::size_t>((ob - 1) * kDirectMaxStrips + strips - 1)];
 }
 
