@@ -311,6 +311,7 @@ OPGRAPH_OP(max_pool2d)
       return OpCost{static_cast<double>(y.numel()) * taps, static_cast<double>(y.numel())};
     })
     .check({"[a,b,6,6]"}, {{"kernel", 2}})
+    .check({"[a,b,7,9]"}, {{"kernel", 2}})  // the 2x2 path's odd last row and column of dx, under no window
     .check({"[a,b,7,5]"}, {{"kernel", 3}, {"stride", IntList{2, 1}}, {"padding", 1}})
     .check({"[a,b,9,8]"}, {{"kernel", IntList{2, 3}}, {"dilation", 2}, {"padding", IntList{1, 0}}});
 
