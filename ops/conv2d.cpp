@@ -387,18 +387,8 @@ struct Direct {
 
 Direct direct_of(const Window& w, std::int64_t cin, std::int64_t cout, std::int64_t rows, std::int64_t cols,
                  std::int64_t top, std::int64_t left, std::int64_t hp, std::int64_t wp, std::int64_t lanes) {
-  Direct d;
-  d.cin = cin;
-  d.cout = cout;
-  d.rows = rows;
-  d.cols = cols;
-  d.top = top;
-  d.left = left;
-  d.hp = hp;
-  d.wp = wp;
-  d.ho = hp - (w.kh - 1) * w.dh;
-  d.wo = wp - (w.kw - 1) * w.dw;
-  d.lanes = lanes;
+  Direct d{.cin = cin, .cout = cout, .rows = rows, .cols = cols, .top = top, .left = left, .hp = hp, .wp = wp,
+           .ho = hp - (w.kh - 1) * w.dh, .wo = wp - (w.kw - 1) * w.dw, .ob = 1, .blocks = 1, .lanes = lanes, .offsets = {}};
   // As few blocks of at most kDirectMaxBlock channels as there can be, as even as they
   // can be (LeNet's 6 output channels: one block of 6, not 8 with 2 of zeros).
   d.blocks = (cout + detail::kDirectMaxBlock - 1) / detail::kDirectMaxBlock;
@@ -516,7 +506,7 @@ template <class T>
 void direct_image(const Direct& d, const T* packed, const T* in, T* padded, T* wide, T* out) {
   for (std::int64_t c = 0; c < d.cin; ++c)
     detail::place_plane(in + c * d.rows * d.cols, d.rows, d.cols, d.top, d.left, d.hp, d.wp, padded + c * d.in_stride());
-  const auto block = detail::direct_block_for<T>(static_cast<int>(d.ob), static_cast<int>(d.strips()));
+  const auto block = detail::direct_block_for<T>(static_cast<int>(d.ob), static_cast<int>(d.strips()), false);
   const std::int64_t stride = d.out_stride(), per_block = d.cin * d.taps() * d.ob;
   for (std::int64_t blk = 0; blk < d.blocks; ++blk) {
     block(padded, d.cin, d.in_stride(), d.offsets.data(), d.taps(), packed + blk * per_block, d.wide(), wide, stride);
@@ -614,7 +604,8 @@ void direct_vjp(K& k, const Conv& v, scalar_of<K>* base, bool kernel_grad) {
         }
         if (scatter) {
           // Into the forward's padded planes (gpad's place), then their inside to dx.
-          const auto block = detail::direct_scatter_for<T>(static_cast<int>(b.ob), static_cast<int>(best_strips(f.wide(), b.ob, L)));
+          const auto block =
+              detail::direct_block_for<T>(static_cast<int>(b.ob), static_cast<int>(best_strips(f.wide(), b.ob, L)), true);
           T* dxp = gpad;
           for (std::int64_t i = 0; i < nb; ++i) {
             std::fill(dxp, dxp + b.blocks * b.ob * l.dx_stride, T(0));

@@ -231,38 +231,25 @@ template <class T>
 using DirectGradFn = void (*)(const T*, std::int64_t, const T*, std::int64_t, std::int64_t, std::int64_t,
                               std::int64_t, const std::int64_t*, T*, std::int64_t, bool);
 
-/// direct_block for OB = 1 ... kDirectMaxBlock output channels and S = 1 ...
-/// kDirectMaxStrips vectors, by (OB - 1)·kDirectMaxStrips + S - 1; null where the
-/// accumulators would not fit in registers (never chosen).
-template <class T, int OB, int S>
+/// direct_block (or, with Scatter, direct_scatter_block) for OB = 1 ... kDirectMaxBlock
+/// channels and S = 1 ... kDirectMaxStrips vectors, by (OB - 1)·kDirectMaxStrips + S - 1;
+/// null where the accumulators would not fit in registers (never chosen).
+template <class T, bool Scatter, int OB, int S>
 constexpr DirectBlockFn<T> direct_block_entry() {
-  if constexpr (S <= direct_strips(OB)) return &direct_block<T, OB, S>;
-  else return nullptr;
+  if constexpr (S > direct_strips(OB)) return nullptr;
+  else if constexpr (Scatter) return &direct_scatter_block<T, OB, S>;
+  else return &direct_block<T, OB, S>;
 }
-template <class T, std::size_t... I>
+template <class T, bool Scatter, std::size_t... I>
 constexpr std::array<DirectBlockFn<T>, sizeof...(I)> direct_blocks(std::index_sequence<I...>) {
-  return {{direct_block_entry<T, static_cast<int>(I / kDirectMaxStrips) + 1, static_cast<int>(I % kDirectMaxStrips) + 1>()...}};
+  return {{direct_block_entry<T, Scatter, static_cast<int>(I / kDirectMaxStrips) + 1,
+                              static_cast<int>(I % kDirectMaxStrips) + 1>()...}};
 }
 template <class T>
-DirectBlockFn<T> direct_block_for(int ob, int strips) {
-  static constexpr auto table = direct_blocks<T>(std::make_index_sequence<kDirectMaxBlock * kDirectMaxStrips>());
-  return table[static_cast<std::size_t>((ob - 1) * kDirectMaxStrips + strips - 1)];
-}
-
-/// direct_scatter_block by (OB - 1)·kDirectMaxStrips + S - 1, as direct_block_for.
-template <class T, int OB, int S>
-constexpr DirectBlockFn<T> direct_scatter_entry() {
-  if constexpr (S <= direct_strips(OB)) return &direct_scatter_block<T, OB, S>;
-  else return nullptr;
-}
-template <class T, std::size_t... I>
-constexpr std::array<DirectBlockFn<T>, sizeof...(I)> direct_scatters(std::index_sequence<I...>) {
-  return {{direct_scatter_entry<T, static_cast<int>(I / kDirectMaxStrips) + 1, static_cast<int>(I % kDirectMaxStrips) + 1>()...}};
-}
-template <class T>
-DirectBlockFn<T> direct_scatter_for(int ob, int strips) {
-  static constexpr auto table = direct_scatters<T>(std::make_index_sequence<kDirectMaxBlock * kDirectMaxStrips>());
-  return table[static_cast<std::size_t>((ob - 1) * kDirectMaxStrips + strips - 1)];
+DirectBlockFn<T> direct_block_for(int ob, int strips, bool scatter) {
+  constexpr auto all = std::make_index_sequence<kDirectMaxBlock * kDirectMaxStrips>();
+  static constexpr auto gather_table = direct_blocks<T, false>(all), scatter_table = direct_blocks<T, true>(all);
+  return (scatter ? scatter_table : gather_table)[static_cast<std::size_t>((ob - 1) * kDirectMaxStrips + strips - 1)];
 }
 
 /// direct_kernel_grad for TB = 1 ... kDirectMaxBlock taps and OB = 1 ... kDirectMaxBlock
