@@ -1,5 +1,9 @@
 // conv2d: 2-D convolution (cross-correlation, as PyTorch's conv2d) of NCHW activations with
-// [out, in/groups, kh, kw] kernels, by "im2col" and the library's GEMM: the receptive
+// [out, in/groups, kh, kw] kernels. A window of stride 1 (one group, more than one tap)
+// runs as a direct convolution (detail/direct_conv.hpp, the section "The direct path"
+// below): the forward pass and the input gradient always, the kernel gradient for at most
+// 16 channels in and out. Other windows, and the kernel gradient above, by "im2col" and
+// the library's GEMM: the receptive
 // fields of a few images become the columns of one [in*kh*kw, images*ho*wo] matrix (each
 // image line a contiguous copy when the stride is 1, each whole row one copy when the
 // output is as wide as the input), and one GEMM per group gives their outputs: W x cols
@@ -338,7 +342,7 @@ bool use_direct(const Conv& v) { return v.win.sh == 1 && v.win.sw == 1 && v.grou
 /// 2.4 -> 2.05 ms at batch 64); above, the columns and the GEMM (bench/CONV.md: 32
 /// channels by 3x3 on 28x28, 10.5 ms against 18.3 directly, whose sums reread each output
 /// gradient block for every input channel and kernel row).
-bool direct_kernel_grad(const Conv& v) { return use_direct(v) && v.cin <= 16 && v.cout <= 16; }
+bool direct_for_kernel_grad(const Conv& v) { return use_direct(v) && v.cin <= 16 && v.cout <= 16; }
 
 std::int64_t round_up(std::int64_t n, std::int64_t m) { return (n + m - 1) / m * m; }
 
@@ -449,8 +453,10 @@ std::int64_t direct_images(const Conv& v, const Direct& d) {
 
 /// The scratch: the packed weights of both passes, then kLanes lanes, each the larger of
 /// the forward's (one padded image, one block's wide outputs) and the vjp's (a chunk's
-/// padded inputs and wide output gradients, one padded output gradient and one block's
-/// wide input gradients), then kLanes kernel-gradient sums [out][in·kh·kw].
+/// padded inputs and wide output gradients, then either one padded output gradient and
+/// one block's wide input gradients, or the padded planes the input gradient is scattered
+/// into), then, when the kernel gradient is direct, kLanes sums of a vector per kernel
+/// value [out][in·kh·kw][lanes].
 struct DirectLayout {
   std::int64_t packed_fwd, packed_grad, lane, gyw, partial, dx_stride;
 };
@@ -481,9 +487,10 @@ DirectLayout direct_layout(const Conv& v, std::int64_t lanes) {
   return l;
 }
 /// Sized for floats, whose vectors hold the most values (the strides a multiple of them).
+/// Without a direct kernel gradient, no room for its sums (9.4 MB for 64 channels by 3x3).
 std::int64_t direct_scratch(const Conv& v) {
   const DirectLayout l = direct_layout(v, detail::kDirectBytes / static_cast<std::int64_t>(sizeof(float)));
-  return l.packed_fwd + l.packed_grad + kLanes * (l.lane + l.partial);
+  return l.packed_fwd + l.packed_grad + kLanes * (l.lane + (direct_for_kernel_grad(v) ? l.partial : 0));
 }
 
 /// packed[((blk·cin + c)·taps + t)·ob + o'] = weight(blk·ob + o', c, t), zero for the
@@ -678,7 +685,7 @@ template <class K>
 void conv_vjp(K& k) {
   using T = scalar_of<K>;
   const Conv v = conv_of(k);
-  if (direct_kernel_grad(v)) return direct_vjp(k, v, k.scratch().data, true);
+  if (direct_for_kernel_grad(v)) return direct_vjp(k, v, k.scratch().data, true);
   // Otherwise the kernel gradient from the columns, and the input gradient of a stride-1
   // window directly (after the columns' scratch).
   const bool dx_here = k.needs_grad(0) && !use_direct(v);
@@ -797,7 +804,8 @@ OPGRAPH_OP(conv2d)
     })
     .scratch([](const ShapeContext& c) {
       const Conv v = conv_of_shapes(c);
-      return Shape{!use_direct(v) ? scratch_elements(v) : direct_kernel_grad(v) ? direct_scratch(v) : scratch_elements(v) + direct_scratch(v)};
+      if (!use_direct(v)) return Shape{scratch_elements(v)};
+      return Shape{direct_for_kernel_grad(v) ? direct_scratch(v) : scratch_elements(v) + direct_scratch(v)};
     })
     .saves({"x", "w"})
     .forward([](auto& k) { conv_forward(k); })

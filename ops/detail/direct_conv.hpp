@@ -13,9 +13,11 @@
 //
 // The input gradient is the same kernel run on the output gradient, padded by the
 // kernel's span less the forward padding, with the kernel flipped and its two channel
-// axes swapped. The kernel gradient sums g[o][q]·in[c][q + offset(i, j)] over the wide
-// positions of the images of a chunk, the output gradient's thrown-away columns zero.
-// Each output sums its terms in one fixed order that depends only on the shapes.
+// axes swapped; or, where that padding is wide, scattered from the output gradient's wide
+// positions (direct_scatter_block). The kernel gradient sums g[o][q]·in[c][q + offset(i, j)]
+// over the wide positions of the images of a chunk, the output gradient's thrown-away
+// columns zero. Each output sums its terms in one fixed order that depends only on the
+// shapes. ops/conv2d.cpp chooses among them and lays out the buffers.
 #pragma once
 
 #include <algorithm>
@@ -81,6 +83,24 @@ void place_plane(const T* src, std::int64_t rows, std::int64_t cols, std::int64_
   for (std::int64_t y = y0; y < y1; ++y) copy_line(src + y * cols + x0, x1 - x0, dst + (y + top) * dst_cols + x0 + left);
 }
 
+/// OB × S accumulators in registers: acc[o][s] += x[s]·w[o] for S vectors at x and OB
+/// weights, the one step of the gathering and the scattering blocks.
+template <class T, int OB, int S>
+struct DirectAcc {
+  typename DirectVec<T>::V acc[OB][S] = {};
+  [[gnu::always_inline]] void add(const T* x, const T* w) {
+    typename DirectVec<T>::V xv[S];
+#pragma GCC unroll 4
+    for (int s = 0; s < S; ++s) xv[s] = DirectVec<T>::load(x + s * DirectVec<T>::lanes);
+#pragma GCC unroll 8
+    for (int o = 0; o < OB; ++o) {
+      const T wv = w[o];
+#pragma GCC unroll 4
+      for (int s = 0; s < S; ++s) acc[o][s] += xv[s] * wv;
+    }
+  }
+};
+
 /// out[o][q] = sum over channels c and taps t of in[c·in_stride + q + offsets[t]] ·
 /// w[(c·taps + t)·OB + o], for the OB output channels of a block and every wide position
 /// q in [0, wide), rounded up to whole blocks of S vectors: out's planes are out_stride
@@ -90,34 +110,18 @@ template <class T, int OB, int S>
 void direct_block(const T* in, std::int64_t channels, std::int64_t in_stride, const std::int64_t* offsets,
                   std::int64_t taps, const T* w, std::int64_t wide, T* out, std::int64_t out_stride) {
   using D = DirectVec<T>;
-  using V = typename D::V;
   constexpr int L = D::lanes;
   for (std::int64_t q0 = 0; q0 < wide; q0 += S * L) {
-    V acc[OB][S];
-#pragma GCC unroll 8
-    for (int o = 0; o < OB; ++o)
-#pragma GCC unroll 4
-      for (int s = 0; s < S; ++s) acc[o][s] = V{};
+    DirectAcc<T, OB, S> a;
     const T* wr = w;
     for (std::int64_t c = 0; c < channels; ++c) {
       const T* plane = in + c * in_stride + q0;
-      for (std::int64_t t = 0; t < taps; ++t, wr += OB) {
-        const T* src = plane + offsets[t];
-        V xv[S];
-#pragma GCC unroll 4
-        for (int s = 0; s < S; ++s) xv[s] = D::load(src + s * L);
-#pragma GCC unroll 8
-        for (int o = 0; o < OB; ++o) {
-          const T wv = wr[o];
-#pragma GCC unroll 4
-          for (int s = 0; s < S; ++s) acc[o][s] += xv[s] * wv;
-        }
-      }
+      for (std::int64_t t = 0; t < taps; ++t, wr += OB) a.add(plane + offsets[t], wr);
     }
 #pragma GCC unroll 8
     for (int o = 0; o < OB; ++o)
 #pragma GCC unroll 4
-      for (int s = 0; s < S; ++s) D::store(out + o * out_stride + q0 + s * L, acc[o][s]);
+      for (int s = 0; s < S; ++s) D::store(out + o * out_stride + q0 + s * L, a.acc[o][s]);
   }
 }
 
@@ -134,33 +138,18 @@ template <class T, int OB, int S>
 void direct_scatter_block(const T* g, std::int64_t channels, std::int64_t g_stride, const std::int64_t* offsets,
                           std::int64_t taps, const T* w, std::int64_t wide, T* dst, std::int64_t dst_stride) {
   using D = DirectVec<T>;
-  using V = typename D::V;
   constexpr int L = D::lanes;
   for (std::int64_t q0 = 0; q0 < wide; q0 += S * L) {
     for (std::int64_t t = 0; t < taps; ++t) {
-      V acc[OB][S];
-#pragma GCC unroll 8
-      for (int c = 0; c < OB; ++c)
-#pragma GCC unroll 4
-        for (int s = 0; s < S; ++s) acc[c][s] = V{};
+      DirectAcc<T, OB, S> a;
       const T* wr = w + t * channels * OB;
-      for (std::int64_t o = 0; o < channels; ++o, wr += OB) {
-        V gv[S];
-#pragma GCC unroll 4
-        for (int s = 0; s < S; ++s) gv[s] = D::load(g + o * g_stride + q0 + s * L);
-#pragma GCC unroll 8
-        for (int c = 0; c < OB; ++c) {
-          const T wv = wr[c];
-#pragma GCC unroll 4
-          for (int s = 0; s < S; ++s) acc[c][s] += gv[s] * wv;
-        }
-      }
+      for (std::int64_t o = 0; o < channels; ++o, wr += OB) a.add(g + o * g_stride + q0, wr);
 #pragma GCC unroll 8
       for (int c = 0; c < OB; ++c)
 #pragma GCC unroll 4
         for (int s = 0; s < S; ++s) {
           T* p = dst + c * dst_stride + q0 + s * L + offsets[t];
-          D::store(p, D::load(p) + acc[c][s]);
+          D::store(p, D::load(p) + a.acc[c][s]);
         }
     }
   }
