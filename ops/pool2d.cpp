@@ -148,9 +148,13 @@ void max_pool_2x2_grad_row(const float* g, const float* won, std::int64_t wo, fl
   if (ox < wo) step(wo - N);
 }
 
-/// The usual 2x2 window of stride 2, unpadded and undilated.
+/// The usual 2x2 window of stride 2, undilated, every window inside x: no padding on top
+/// or left, and none read at the bottom or right (a padding of (0, 0, 1, 1) on an odd
+/// plane puts the last windows half over it; the rows and columns they would read past x
+/// were out of bounds).
 bool is_2x2(const Window& w) {
-  return w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.dh == 1 && w.dw == 1 && w.pt == 0 && w.pl == 0;
+  return w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.dh == 1 && w.dw == 1 && w.pt == 0 && w.pl == 0 &&
+         2 * w.ho <= w.h && 2 * w.wo <= w.w;
 }
 
 /// The attributes both pools share: the window and its step.
@@ -312,6 +316,7 @@ OPGRAPH_OP(max_pool2d)
     })
     .check({"[a,b,6,6]"}, {{"kernel", 2}})
     .check({"[a,b,7,9]"}, {{"kernel", 2}})  // the 2x2 path's odd last row and column of dx, under no window
+    .check({"[a,b,5,7]"}, {{"kernel", 2}, {"padding", IntList{0, 0, 1, 1}}})  // windows over the bottom and right padding
     .check({"[a,b,7,5]"}, {{"kernel", 3}, {"stride", IntList{2, 1}}, {"padding", 1}})
     .check({"[a,b,9,8]"}, {{"kernel", IntList{2, 3}}, {"dilation", 2}, {"padding", IntList{1, 0}}});
 

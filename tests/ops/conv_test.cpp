@@ -296,3 +296,20 @@ TEST_CASE("bias_add: axis=1 adds a bias per channel of [N,C,H,W] and sums its gr
   CHECK_THROWS_WITH(g.add_op("bias_add", {g.add_input("x", Shape{N, 3, 4, 4}), g.add_input("b", Shape{4})}, {{"axis", 1}}, "y"),
                     "node 'y': bias_add: bias of shape [4] does not match axis 1 of [N,3,4,4]");
 }
+TEST_CASE("max_pool2d: 2x2 windows over the bottom and right padding read only x, and send gradients inside it") {
+  // A 5x5 plane padded (0, 0, 1, 1): the last row and column of windows hold one row or
+  // column of x and the padding. The 2x2 fast path once read (and its vjp wrote) the row
+  // and column past x there.
+  std::vector<double> v(25);
+  for (int i = 0; i < 25; ++i) v[static_cast<std::size_t>(i)] = -100.0 - i;
+  for (const DType dt : {DType::f64, DType::f32}) {
+    const Tensor x = Tensor::from(Shape{1, 1, 5, 5}, v, dt);
+    const Tensor g = Tensor::from(Shape{1, 1, 3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9}, dt);
+    const auto r = run_op("max_pool2d", {x}, {{"kernel", 2}, {"padding", IntList{0, 0, 1, 1}}}, &g);
+    CHECK(r.out.to_vector() == std::vector<double>{-100, -102, -104, -110, -112, -114, -120, -122, -124});
+    std::vector<double> dx(25, 0.0);
+    for (int oy = 0; oy < 3; ++oy)
+      for (int ox = 0; ox < 3; ++ox) dx[static_cast<std::size_t>(10 * oy + 2 * ox)] = 1 + 3 * oy + ox;  // each window's top-left
+    CHECK(r.grads[0].to_vector() == dx);
+  }
+}
