@@ -171,7 +171,7 @@ void row_sums(const T* x, std::int64_t rows, std::int64_t cols, T* out) {
 template <class T>
 void sum_to(const View<const T>& g, const View<T>& target) {
   if (target.size == g.size) {
-    map(g, target, [](T v) { return v; });
+    if (target.data != g.data) map(g, target, [](T v) { return v; });  // the same buffer: in place
     return;
   }
   if (target.size == 1) {

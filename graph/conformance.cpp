@@ -143,14 +143,24 @@ class Harness {
 
   /// Runs the forward kernel with the outputs filled with a sentinel; records a problem
   /// when an element is left unwritten, a canary is overwritten, or an input changes.
-  std::vector<T> forward() {
+  /// With `over` = an input slot, the output is written over that input, as a plan runs an
+  /// op declared `.in_place`; the input is restored afterwards.
+  std::vector<T> forward(int over = -1) {
     const auto before = snapshot();
     for (auto& o : outs_) std::fill(o.data(), o.data() + o.n, Guarded<T>::canary());
     for (auto& o : index_outs_) std::fill(o.data(), o.data() + o.n, kIndexCanary);
     poison_scratch();
+    if (over >= 0) k_.out_[0].data = inputs_[static_cast<std::size_t>(over)].data();
     {
       detail::FloatModeGuard mode;
       forward_fn()(k_);
+    }
+    if (over >= 0) {
+      k_.out_[0].data = outs_[0].data();
+      const auto y = inputs_[static_cast<std::size_t>(over)].values();
+      check_guards("forward in place");
+      restore(before);
+      return y;
     }
     std::vector<T> all;
     for (std::size_t o = 0; o < outs_.size(); ++o) {
@@ -181,8 +191,9 @@ class Harness {
 
   /// Runs the vjp for cotangent `c` (every real output's, one after the other). With
   /// `poison`, every input the op does not declare in saves (and the outputs, unless
-  /// saved) holds NaN, as memory reused by a plan would hold anything.
-  std::vector<std::vector<T>> vjp(const std::vector<T>& c, int poison_input = -2) {
+  /// saved) holds NaN, as memory reused by a plan would hold anything. With `over` = an
+  /// input slot, that input's gradient is written over the output's cotangent (`.in_place`).
+  std::vector<std::vector<T>> vjp(const std::vector<T>& c, int poison_input = -2, int over = -1) {
     std::size_t at = 0;
     for (std::size_t o = 0; o < outs_.size(); ++o) {
       if (out_index_[o]) continue;
@@ -206,6 +217,7 @@ class Harness {
       k_.grad_in_[i].data = wanted ? grads_[i].data() : nullptr;
       if (wanted) std::fill(grads_[i].data(), grads_[i].data() + grads_[i].n, Guarded<T>::canary());
     }
+    if (over >= 0) k_.grad_in_[static_cast<std::size_t>(over)].data = grad_outs_[0].data();
     poison_scratch();
     {
       detail::FloatModeGuard mode;
@@ -215,6 +227,10 @@ class Harness {
     for (std::size_t i = 0; i < grads_.size(); ++i) {
       if (!op_.input(i).differentiable) {
         out.emplace_back();
+        continue;
+      }
+      if (static_cast<int>(i) == over) {
+        out.push_back(grad_outs_[0].values());
         continue;
       }
       for (std::int64_t j = 0; j < grads_[i].n; ++j)
@@ -346,7 +362,8 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
   if (op.checks.empty()) return report;
 
   ConformanceItem shapes{"shapes", true, 0.0, {}}, finite{"finite", true, 0.0, {}}, f32{"f32", true, 0.0, {}},
-      threads{"threads", true, 0.0, {}}, linearity{"linearity", true, 0.0, {}}, saves{"saves", true, 0.0, {}};
+      threads{"threads", true, 0.0, {}}, linearity{"linearity", true, 0.0, {}}, saves{"saves", true, 0.0, {}},
+      in_place{"in place", true, 0.0, {}};
   auto fail = [](ConformanceItem& item, const std::string& what) {
     if (item.passed) item.detail = what;
     item.passed = false;
@@ -431,6 +448,30 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
         fail(saves, fmt::format("{}: the vjp reads {}", inst.config, culprit));
       }
 
+      // In place (`.in_place`): the output written over its input, and that input's
+      // gradient over the output's cotangent, give the same bits as separate buffers, in
+      // both precisions (the f32 kernels are often their own).
+      // Only where the planner would share: an input as large as the output.
+      if (op.in_place >= 0 && inst.shapes[static_cast<std::size_t>(op.in_place)].numel() == h64.output_size()) {
+        auto compare = [&](auto& h, const auto& cot, const char* precision) {
+          const auto y = h.forward(), y_over = h.forward(op.in_place);
+          if (std::memcmp(y.data(), y_over.data(), y.size() * sizeof(y[0])) != 0)
+            fail(in_place, fmt::format("{} ({}): forward written over '{}' differs from forward into its own buffer",
+                                       inst.config, precision, op.input(op.in_place).name));
+          const auto g = h.vjp(cot), g_over = h.vjp(cot, -2, op.in_place);
+          for (std::size_t i = 0; i < g.size(); ++i)
+            if (g[i].size() != g_over[i].size() ||
+                std::memcmp(g[i].data(), g_over[i].data(), g[i].size() * sizeof(g[i][0])) != 0) {
+              fail(in_place, fmt::format("{} ({}): the vjp writing the gradient of '{}' over the output's gradient "
+                                         "changes the gradient of '{}'",
+                                         inst.config, precision, op.input(op.in_place).name, op.input(i).name));
+              break;
+            }
+        };
+        compare(h64, typed<double>(inst.cotangent), "f64");
+        compare(h32, typed<float>(inst.cotangent), "f32");
+      }
+
       // 1 thread against 2, bitwise, on sizes large enough to split into chunks: every
       // letter of the case's shapes times one factor (digits, which attributes may fix,
       // and broadcast 1s stay), about 64k elements in the largest tensor.
@@ -486,6 +527,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
     report.items.push_back(linearity);
     report.items.push_back(saves);
   }
+  if (op.in_place >= 0) report.items.push_back(in_place);
   return report;
 }
 

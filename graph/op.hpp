@@ -25,7 +25,8 @@ namespace opgraph {
 /// is refused with a clear message instead of crashing. Bump on any change to OpDef,
 /// InputSpec, OutputSpec, AttrSpec, StateSpec, Domain (its kinds too), CheckCase, View or
 /// Kernel. 3: Domain::Kind::distinct. 4: OpDef::lower (an optional ONNX lowering).
-inline constexpr std::uint32_t kPluginAbi = 4;
+/// 5: OpDef::in_place (an output that may overwrite an input).
+inline constexpr std::uint32_t kPluginAbi = 5;
 
 inline constexpr int kMaxRank = 8;
 
@@ -281,6 +282,8 @@ struct OpDef {
   ShapesFn shapes;                  // one shape per output
   std::vector<int> saved_inputs;    // forward values of these inputs are read by the vjp
   bool saves_output = false;        // the vjp reads the forward outputs
+  int in_place = -1;                // forward may write its output over this input, the vjp that
+                                    // input's gradient over the output's gradient (-1: neither)
   ShapeFn workspace;                // optional per-node memory kept from forward to vjp
   ShapeFn scratch;                  // optional temporary memory for the length of one call
   std::vector<StateSpec> states;    // optional non-trainable state
@@ -396,6 +399,12 @@ class OpBuilder {
     def_.saves_output = true;
     return *this;
   }
+  /// Elementwise in place: forward may write its output over this input (same shape), and
+  /// the vjp that input's gradient over the output's gradient. Each kernel must read element
+  /// j of the buffer it overwrites before writing element j, and never after (`relu`,
+  /// `bias_add`); the planner shares the buffers only when nothing else still needs the
+  /// overwritten value, and `opgraph check` runs both kernels in place against the plain run.
+  OpBuilder& in_place(std::string_view input);
   /// A scratch buffer of the given shape, written by forward, read by the vjp.
   OpBuilder& workspace(ShapeFn rule) {
     def_.workspace = std::move(rule);

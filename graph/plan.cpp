@@ -176,7 +176,8 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
   analysis = planning::analyse(graph, options, sizeof(T));
   training = options.mode == Mode::automatic ? analysis.training : options.mode == Mode::train;
   schedule = planning::schedule(graph, analysis, planning::declared_costs(graph, analysis));
-  memory = planning::plan_memory(graph, analysis, schedule, sizeof(T));
+  // Anomaly reports quote a node's inputs and incoming gradient after it ran: nothing in place.
+  memory = planning::plan_memory(graph, analysis, schedule, sizeof(T), !options.detect_anomaly);
   const auto& shapes = analysis.shapes;
 
   // Parameters and state come from the Params, checked against the graph.
@@ -201,6 +202,7 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
   // Sizes, the memory limits, one allocation.
   stats.unshared_bytes = memory.unshared_bytes;
   stats.arena_bytes = memory.arena_bytes;
+  stats.in_place = memory.in_place_values + memory.in_place_grads;
   for (NodeId id : graph.params()) stats.param_bytes += values[id].nbytes();
   stats.forward_steps = static_cast<int>(schedule.forward.size());
   stats.backward_steps = static_cast<int>(schedule.backward.size());

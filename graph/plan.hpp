@@ -82,6 +82,7 @@ struct PlanStats {
   int forward_waves = 0;   // groups of independent nodes, run one after another
   int backward_waves = 0;
   int concurrent_waves = 0;  // waves whose nodes run at the same time (both passes)
+  int in_place = 0;          // outputs and gradients written over another's buffer (OpBuilder::in_place)
 };
 
 /// One vjp of the backward pass, as the planner arranged it (for dumps and reports).

@@ -163,6 +163,13 @@ void Registry::validate(const OpDef& d) const {
       bad(fmt::format("loss role reads labels from input {}, but the op has {} inputs", d.role.labels, n));
   }
   if (d.has_vjp() != static_cast<bool>(d.vjp_f32)) incomplete("f32 vjp");
+  if (d.in_place >= 0) {
+    const auto& in = d.inputs[static_cast<std::size_t>(d.in_place)];
+    if (d.outputs.size() != 1 || d.outputs[0].variadic || d.outputs[0].kind != ValueKind::real)
+      bad(fmt::format("in place over '{}' needs exactly one real output", in.name));
+    if (in.kind != ValueKind::real || in.variadic)
+      bad(fmt::format("in place over '{}': only a single real input can be overwritten", in.name));
+  }
 }
 
 const OpDef& Registry::add(OpDef def) {
@@ -243,6 +250,13 @@ OpBuilder& OpBuilder::saves(std::initializer_list<std::string_view> inputs) {
     if (i >= 0) def_.saved_inputs.push_back(i);
     else def_.definition_error = fmt::format("saves unknown input '{}'", name);
   }
+  return *this;
+}
+
+OpBuilder& OpBuilder::in_place(std::string_view input) {
+  const int i = def_.input_index(input);
+  if (i >= 0) def_.in_place = i;
+  else def_.definition_error = fmt::format("in place over unknown input '{}'", input);
   return *this;
 }
 

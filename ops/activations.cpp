@@ -60,6 +60,7 @@ OPGRAPH_OP(gelu)
     .attr_choice("approximate", {"none", "tanh"}, "none: exact, with erf; tanh: 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))")
     .shape(same_shape_as(0))
     .saves({"x"})
+    .in_place("x")
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
       if (k.attr_string("approximate") == "tanh")
@@ -95,6 +96,7 @@ OPGRAPH_OP(silu)
     .input("x")
     .shape(same_shape_as(0))
     .saves({"x"})
+    .in_place("x")
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
       map(k.in(0), k.out(), [](T x) { return x * math::logistic(x); });
@@ -117,6 +119,7 @@ OPGRAPH_OP(elu)
     .attr("alpha", AttrType::real, 1.0, "the value approached for x -> -inf is -alpha")
     .shape(same_shape_as(0))
     .saves({"x"})
+    .in_place("x")
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
       const T a = static_cast<T>(k.attr_float("alpha"));
@@ -149,6 +152,7 @@ OPGRAPH_OP(softplus)
     .attr("threshold", AttrType::real, 20.0, "above it (in beta x), the identity")
     .shape(same_shape_as(0))
     .saves({"x"})
+    .in_place("x")
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
       const T b = static_cast<T>(k.attr_float("beta")), th = static_cast<T>(k.attr_float("threshold"));
@@ -175,6 +179,7 @@ OPGRAPH_OP(leaky_relu)
     .attr("negative_slope", AttrType::real, 0.01, "the slope for x < 0")
     .shape(same_shape_as(0))
     .saves({"x"})
+    .in_place("x")
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
       const T s = static_cast<T>(k.attr_float("negative_slope"));

@@ -56,6 +56,7 @@ OPGRAPH_OP(bias_add)
                c.in(0));
       return c.in(0);
     })
+    .in_place("x")
     .forward([](auto& k) {
       const auto& x = k.in(0);
       const auto& b = k.in(1);
@@ -80,7 +81,8 @@ OPGRAPH_OP(bias_add)
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
       const auto& g = k.grad_out();
-      if (k.needs_grad(0)) map(g, k.grad_in(0), [](auto v) { return v; });
+      // dx is g itself: nothing to do when the plan wrote it in place (.in_place).
+      if (k.needs_grad(0) && k.grad_in(0).data != g.data) map(g, k.grad_in(0), [](auto v) { return v; });
       if (!k.needs_grad(1)) return;
       const detail::AroundAxis a = around_axis(g, k.attr_int("axis"));
       if (a.inner == 1) {

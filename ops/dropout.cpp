@@ -41,6 +41,7 @@ OPGRAPH_OP(dropout)
     .attr("p", AttrType::real, 0.5, "probability of dropping an element, in [0, 1)",
           [](const AttrValue& v) { return v.as_float() >= 0.0 && v.as_float() < 1.0 ? "" : "must be in [0, 1)"; })
     .shape(same_shape_as(0))
+    .in_place("x")
     .random()
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;

@@ -9,6 +9,7 @@ OPGRAPH_OP(add)
     .input("a")
     .input("b")
     .shape(broadcast_shape())
+    .in_place("a")
     .forward([](auto& k) { broadcast_map([](auto a, auto b) { return a + b; }, k.out(), k.in(0), k.in(1)); })
     .vjp([](auto& k) {
       for (int i = 0; i < 2; ++i)
@@ -28,6 +29,7 @@ OPGRAPH_OP(sub)
     .input("a")
     .input("b")
     .shape(broadcast_shape())
+    .in_place("a")
     .forward([](auto& k) { broadcast_map([](auto a, auto b) { return a - b; }, k.out(), k.in(0), k.in(1)); })
     .vjp([](auto& k) {
       if (k.needs_grad(0)) sum_to(k.grad_out(), k.grad_in(0));

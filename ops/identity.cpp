@@ -8,8 +8,13 @@ OPGRAPH_OP(identity)
     .doc("x unchanged (no activation)")
     .input("x")
     .shape(same_shape_as(0))
-    .forward([](auto& k) { map(k.in(0), k.out(), [](auto v) { return v; }); })
-    .vjp([](auto& k) { map(k.grad_out(), k.grad_in(0), [](auto g) { return g; }); })
+    .in_place("x")
+    .forward([](auto& k) {
+      if (k.out().data != k.in(0).data) map(k.in(0), k.out(), [](auto v) { return v; });
+    })
+    .vjp([](auto& k) {
+      if (k.grad_in(0).data != k.grad_out().data) map(k.grad_out(), k.grad_in(0), [](auto g) { return g; });
+    })
     .check({"[a,b]"});
 
 }  // namespace opgraph::ops

@@ -9,6 +9,7 @@ OPGRAPH_OP(relu)
     .input("x")
     .shape(same_shape_as(0))
     .saves_output()
+    .in_place("x")
     .lower(lowering::same("Relu"))
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;

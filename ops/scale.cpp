@@ -21,6 +21,7 @@ OPGRAPH_OP(scale)
     .attr("factor", AttrType::real, 1.0, "the constant multiplier")
     .attr("offset", AttrType::real, 0.0, "the constant added")
     .shape(same_shape_as(0))
+    .in_place("x")
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
       const T f = static_cast<T>(k.attr_float("factor")), o = static_cast<T>(k.attr_float("offset"));

@@ -10,6 +10,7 @@ OPGRAPH_OP(tanh)
     .input("x")
     .shape(same_shape_as(0))
     .saves_output()
+    .in_place("x")
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
       map(k.in(0), k.out(), [](T x) { return math::tanh(x); });

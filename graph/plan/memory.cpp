@@ -131,7 +131,8 @@ std::size_t place_buffers(std::vector<Buffer>& buffers) {
   return buffers.size() <= kGreedyBuffers ? pack_greedy(buffers) : pack_timeline(buffers);
 }
 
-MemoryPlan plan_memory(const Graph& graph, const Analysis& a, const Schedule& s, std::size_t float_size) {
+MemoryPlan plan_memory(const Graph& graph, const Analysis& a, const Schedule& s, std::size_t float_size,
+                       bool in_place) {
   const std::size_t n = graph.size();
   MemoryPlan m;
   auto request = [&](const Shape& shape, std::size_t element, int first, int last) {
@@ -141,7 +142,17 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& a, const Schedule& s,
   m.value_buf.assign(n, -1);
   m.work_buf.assign(n, -1);
   m.grad_buf.assign(n, -1);
+  std::size_t shared_bytes = 0;  // buffers not allocated because an output took over its input's
   auto producer = [&](NodeId v) { return graph.node(v).kind == NodeKind::part ? graph.node(v).inputs[0] : v; };
+  // The input an in-place op may overwrite, when it reads that value through that slot only.
+  auto overwritable = [&](NodeId v) -> NodeId {
+    const Node& node = graph.node(v);
+    if (!in_place || node.kind != NodeKind::op || node.op->in_place < 0) return graph.size();
+    const NodeId x = node.inputs[static_cast<std::size_t>(node.op->in_place)];
+    if (std::count(node.inputs.begin(), node.inputs.end(), x) != 1 || a.shapes[x].numel() != a.shapes[v].numel())
+      return graph.size();
+    return x;
+  };
 
   // Values: from the wave that computes them to their last reader - a consumer's forward,
   // a consumer's vjp that saves them, their own op's vjp if it saves its outputs - or
@@ -161,6 +172,21 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& a, const Schedule& s,
     }
     if (s.bwave[op] >= 0 && graph.node(op).op->saves_output) last = std::max(last, s.bwave[op]);
     if (a.readable[id]) last = kForever;
+    // In place: the output takes over its input's buffer when that buffer's last use is
+    // this node's wave and no other node of the wave reads the input.
+    if (const NodeId x = overwritable(id); x < n && m.value_buf[x] >= 0) {
+      Buffer& b = m.buffers[static_cast<std::size_t>(m.value_buf[x])];
+      bool alone = b.last == s.fwave[id];
+      for (NodeId c : graph.consumers(x))
+        if (c != id && a.needed[c] && s.fwave[c] == s.fwave[id]) alone = false;
+      if (alone) {
+        b.last = last;
+        shared_bytes += b.bytes;
+        m.value_buf[id] = m.value_buf[x];
+        ++m.in_place_values;
+        continue;
+      }
+    }
     m.value_buf[id] = request(a.shapes[id], node.index ? 8 : float_size, s.fwave[id], last);
   }
   // Workspaces: from forward to the op's own vjp.
@@ -217,7 +243,27 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& a, const Schedule& s,
         }
       }
     }
+    // In place: a vjp that writes its input's gradient first (not as fan-out scratch) writes
+    // it over its own output's gradient, which dies in that wave. Backward order lets chains
+    // (relu -> bias_add -> conv2d) share one buffer; the emptied buffer is dropped (0 bytes).
+    for (const GradTarget& t : m.targets) {
+      const NodeId v = t.node, x = graph.node(v).inputs[t.slot];
+      if (t.scratch >= 0 || overwritable(v) != x || m.grad_buf[v] < 0 || m.grad_buf[x] < 0 ||
+          m.grad_buf[v] == m.grad_buf[x])
+        continue;
+      Buffer& out = m.buffers[static_cast<std::size_t>(m.grad_buf[v])];
+      Buffer& in = m.buffers[static_cast<std::size_t>(m.grad_buf[x])];
+      // A kept gradient (a parameter's, a requested input's, keep_grads) lives from wave 0,
+      // so `in.first` rules it out; a kept output gradient never dies at bwave[v].
+      if (out.last != s.bwave[v] || in.first != s.bwave[v] || in.bytes != out.bytes) continue;
+      out.last = in.last;
+      shared_bytes += in.bytes;
+      in.bytes = 0;
+      m.grad_buf[x] = m.grad_buf[v];
+      ++m.in_place_grads;
+    }
   }
+  m.unshared_bytes = shared_bytes;
   for (const auto& b : m.buffers)
     m.unshared_bytes = static_cast<std::size_t>(
         checked_add(static_cast<std::int64_t>(m.unshared_bytes), static_cast<std::int64_t>(b.bytes), "plan"));

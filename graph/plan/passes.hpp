@@ -84,8 +84,13 @@ struct MemoryPlan {
   std::vector<std::int64_t> forward_scratch, backward_scratch;  // per node: buffer index, -1 none
   std::vector<GradTarget> targets;                          // in backward order
   std::size_t arena_bytes = 0, unshared_bytes = 0;
+  int in_place_values = 0, in_place_grads = 0;  // outputs and gradients written over another buffer
 };
+/// With `in_place`, an op that declares `.in_place(input)` writes its output over that
+/// input's buffer when nothing else reads the input from its wave on, and its vjp writes
+/// that input's gradient over the output's gradient when it is the gradient's first writer
+/// and the gradient is not kept.
 MemoryPlan plan_memory(const Graph& graph, const Analysis& analysis, const Schedule& schedule,
-                       std::size_t float_size);
+                       std::size_t float_size, bool in_place = true);
 
 }  // namespace opgraph::planning

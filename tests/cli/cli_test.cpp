@@ -315,7 +315,7 @@ TEST_CASE("cli: opgraph check passes every built-in op and the example plugin, f
   const test::Json j = json_of(one.out);
   CHECK(j["ops"].number == 1);
   REQUIRE(j["results"].items.size() == 1);
-  CHECK(j["results"].items[0]["checks"].items.size() == 8);
+  CHECK(j["results"].items[0]["checks"].items.size() == 9);  // relu is in place: 'in place' is checked too
   const Run unknown = run("check --op sofmax", dir.path());
   CHECK(unknown.status == 1);
   CHECK(unknown.err == "opgraph check: unknown op 'sofmax' (did you mean 'softmax'?)\n");
@@ -342,7 +342,7 @@ TEST_CASE("cli: --plugin on any subcommand, and its refusals") {
   test::write_file(dir.file("text.so"), "not a library");
   const std::vector<std::pair<std::string, std::string>> refusals = {
       {"text.so", "text.so: not a shared library (no ELF header): a plugin is a .so built with opgraph_add_plugin"},
-      {p + "wrong_abi.so", p + "wrong_abi.so: built for opgraph plugin ABI 999, this opgraph has ABI 4: rebuild the "
+      {p + "wrong_abi.so", p + "wrong_abi.so: built for opgraph plugin ABI 999, this opgraph has ABI 5: rebuild the "
                                "plugin against this version"},
       {p + "no_entry.so", p + "no_entry.so: not an opgraph plugin: no entry point 'opgraph_plugin_abi' (build it with "
                               "opgraph_add_plugin, or put OPGRAPH_PLUGIN_ENTRY() in one of its sources)"},

@@ -7,7 +7,7 @@
 using namespace opgraph;
 
 TEST_CASE("conformance: every registered op keeps its whole contract") {
-  int checked = 0, forward_only = 0;
+  int checked = 0, forward_only = 0, in_place = 0;
   for (const OpDef* op : Registry::global().ops()) {
     if (op->source != "built-in") continue;
     const ConformanceReport r = check_conformance(*op);
@@ -17,12 +17,16 @@ TEST_CASE("conformance: every registered op keeps its whole contract") {
       CAPTURE(item.detail);
       CHECK(item.passed);
     }
-    // metadata, shapes, finite, gradient, f32, threads, linearity, saves; without a vjp
-    // (comparisons) metadata, shapes, finite and f32.
-    CHECK(r.items.size() == (op->has_vjp() ? 8u : 4u));
+    // metadata, shapes, finite, gradient, f32, threads, linearity, saves, and "in place"
+    // for ops declared so; without a vjp (comparisons) metadata, shapes, finite and f32.
+    CHECK(r.items.size() == (op->has_vjp() ? 8u : 4u) + (op->in_place >= 0 ? 1u : 0u));
     if (!op->has_vjp()) ++forward_only;
+    if (op->in_place >= 0) ++in_place;
     ++checked;
   }
   CHECK(checked >= 21);
   CHECK(forward_only == 6);  // less, less_equal, greater, greater_equal, equal, not_equal
+  // relu, logistic, tanh, identity, scale, dropout, bias_add, add, sub, gelu, silu, elu,
+  // softplus, leaky_relu
+  CHECK(in_place == 14);
 }

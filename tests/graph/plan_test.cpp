@@ -149,6 +149,92 @@ TEST_CASE("plan: buffers whose values are dead are reused") {
   CHECK(training.stats().arena_bytes < training.stats().unshared_bytes);
 }
 
+TEST_CASE("plan: elementwise ops write over their input when nothing else needs it") {
+  // conv-style chain: matmul -> bias_add -> relu, twice, then a sum. In place: each
+  // bias_add over its matmul, each relu over its bias_add (forward, 3 values), each relu's
+  // and bias_add's vjp over their output's gradient (backward, 3 gradients).
+  Graph g;
+  auto x = nn::input(g, "x", {N, 64});
+  auto h = nn::relu(nn::dense(x, 64, "l0")).named("h");
+  auto out = nn::dense(h, 32, "l1").named("out");
+  g.set_loss(nn::sum(out).named("loss"));
+  g.add_output(out);
+  Params params = g.init_params(3);
+  Tensor xv({5, 64});
+  for (std::int64_t i = 0; i < xv.numel(); ++i) xv.set(i, std::sin(0.37 * static_cast<double>(i)));
+  Plan plan(g, params, {.batch = 5});
+  CHECK(plan.stats().in_place == 6);
+  // Nothing shared when every value and gradient stays readable: the same bits.
+  Plan apart(g, params, {.batch = 5, .keep_all = true, .keep_grads = true});
+  CHECK(apart.stats().in_place == 0);
+  CHECK(plan.stats().arena_bytes < apart.stats().arena_bytes);
+  for (Plan* p : {&plan, &apart}) {
+    p->set_input("x", xv);
+    p->forward();
+    p->backward();
+  }
+  CHECK(plan.loss() == apart.loss());
+  for (const char* name : {"l0.W", "l0.b", "l1.W", "l1.b"})
+    CHECK(plan.grad(name).to_vector() == apart.grad(name).to_vector());
+  CHECK(plan.value("out").to_vector() == apart.value("out").to_vector());
+}
+
+TEST_CASE("plan: a value another node still reads is not written over") {
+  // h feeds relu and scale in the same wave, and k is kept: neither may be overwritten.
+  Graph g;
+  auto x = nn::input(g, "x", {N, 4});
+  auto w = nn::param(g, "w", {4}, Init::zeros());
+  auto h = nn::bias_add(x, w).named("h");
+  auto k = nn::scale(h, -1.0).named("k");
+  auto y = (nn::relu(h) + nn::relu(k)).named("y");  // |h|
+  g.set_loss(nn::sum(nn::scale(y, 2.0)).named("loss"));
+  g.add_output(y);
+  Params params = g.init_params(1);
+  Plan plan(g, params, {.batch = 2, .keep = {"k"}});
+  plan.set_input("x", Tensor::from({2, 4}, {1, -2, 3, -4, -5, 6, -7, 8}));
+  plan.forward();
+  CHECK(plan.value("k").to_vector() == std::vector<double>{-1, 2, -3, 4, 5, -6, 7, -8});
+  CHECK(plan.value("y").to_vector() == std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8});
+  CHECK(plan.loss() == 72.0);
+  plan.backward();
+  // d loss / d w_j = 2 * sum over rows of sign(h)
+  CHECK(plan.grad("w").to_vector() == std::vector<double>{0, 0, 0, 0});
+  plan.set_input("x", Tensor::from({2, 4}, {1, 2, 3, -4, 5, -6, 7, -8}));
+  plan.forward();
+  plan.backward();
+  CHECK(plan.grad("w").to_vector() == std::vector<double>{4, 0, 4, -4});
+}
+
+TEST_CASE("plan: a parameter's gradient is never written over, and outlives the next forward") {
+  // relu(w)'s vjp writes w's gradient first; w's gradient must stay its own buffer, alive
+  // from the start, so the next forward's values cannot land on it.
+  Graph g;
+  auto x = nn::input(g, "x", {N, 16});
+  auto w = nn::param(g, "w", {16}, Init::normal(0, 1));
+  auto z = (x + nn::relu(w)).named("z");
+  g.set_loss(nn::sum(z * z).named("loss"));
+  Params params = g.init_params(5);
+  Plan plan(g, params, {.batch = 8});
+  Tensor a({8, 16}), b({8, 16});
+  for (std::int64_t i = 0; i < a.numel(); ++i) {
+    a.set(i, std::cos(0.3 * static_cast<double>(i)));
+    b.set(i, 100.0 + static_cast<double>(i));
+  }
+  plan.set_input("x", a);
+  plan.forward();
+  plan.backward();
+  const std::vector<double> grad = plan.grad("w").to_vector();
+  for (std::int64_t j = 0; j < 16; ++j) {
+    double expect = 0.0;
+    const double rw = std::max(params.at("w").at(j), 0.0);
+    for (std::int64_t r = 0; r < 8; ++r) expect += rw > 0 ? 2 * (a.at(r * 16 + j) + rw) : 0.0;
+    CHECK(grad[static_cast<std::size_t>(j)] == doctest::Approx(expect).epsilon(1e-5));
+  }
+  plan.set_input("x", b);
+  plan.forward();
+  CHECK(plan.grad("w").to_vector() == grad);
+}
+
 TEST_CASE("plan: a plan over the memory limit is refused before allocating") {
   Graph g;
   auto x = nn::input(g, "x", {N, 1000});
