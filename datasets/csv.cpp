@@ -81,7 +81,7 @@ class Records {
         while (p < text_.size() && (text_[p] == ' ' || text_[p] == '\t' || text_[p] == '\r')) ++p;
         if (p < text_.size() && text_[p] != delimiter_ && text_[p] != '\n')
           throw DataError(fmt::format("{}:{}:{}", name_, line_, p - line_start_ + 1),
-                          fmt::format("unexpected '{}' after a closing quote", text_[p]));
+                          fmt::format("unexpected '{}' after a closing quote", printable(text_.substr(p, 1))));
       } else {
         std::size_t end = p;
         while (end < text_.size() && text_[end] != delimiter_ && text_[end] != '\n') ++end;
@@ -243,7 +243,7 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
         throw DataError(fmt::format("{}:{}:{}", name, field.line, field.column),
                         field.text.empty() ? std::string("empty cell, expected a number")
                         : v ? fmt::format("{} does not fit a 32-bit float", field.text)
-                            : fmt::format("not a number: '{}'", field.text));
+                            : fmt::format("not a number: '{}'", printable(field.text)));
       features.push_back(static_cast<float>(*v));
     }
     ++rows;

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include <fmt/format.h>
+
 namespace opgraph {
 
 namespace {
@@ -58,6 +60,40 @@ std::string suggestion(std::string_view name, std::span<const std::string> known
   std::string list;
   for (const auto& k : sorted) list += (list.empty() ? "" : ", ") + k;
   return " (known: " + list + ")";
+}
+
+namespace {
+/// The length of the UTF-8 character starting at s[i] (2 to 4), or 0 when it is not one:
+/// a lone continuation byte, a truncated or overlong sequence, a surrogate, above U+10FFFF.
+std::size_t utf8_length(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  const std::size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k)
+    if ((b(k) & 0xC0) != 0x80) return 0;
+  if ((c == 0xE0 && b(1) < 0xA0) || (c == 0xED && b(1) > 0x9F) || (c == 0xF0 && b(1) < 0x90) ||
+      (c == 0xF4 && b(1) > 0x8F))
+    return 0;
+  return n;
+}
+}  // namespace
+
+std::string printable(std::string_view text, std::size_t max) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t n = 1;
+    if (c >= 0x80) n = utf8_length(text, i);
+    if (i + std::max<std::size_t>(n, 1) > max) break;
+    if (c >= 0x20 && c < 0x7F) out += static_cast<char>(c);
+    else if (n > 1) out.append(text.substr(i, n));
+    else out += fmt::format("\\x{:02x}", c), n = 1;
+    i += n;
+  }
+  if (i < text.size()) out += fmt::format("... ({} bytes)", text.size());
+  return out;
 }
 
 }  // namespace opgraph

@@ -65,4 +65,10 @@ std::string closest_name(std::string_view name, std::span<const std::string> kno
 /// " (did you mean 'x'?)" when a close name exists, else " (known: a, b, c)"; for error messages.
 std::string suggestion(std::string_view name, std::span<const std::string> known);
 
+/// Text from a file or a user, made safe to quote in an error message: control bytes,
+/// DEL and bytes that are not UTF-8 as \xNN (a binary file's bytes never reach the
+/// terminal raw), valid UTF-8 kept, and text longer than `max` bytes cut at a character
+/// boundary with "..." and the full length: `abc... (3000 bytes)`.
+std::string printable(std::string_view text, std::size_t max = 40);
+
 }  // namespace opgraph

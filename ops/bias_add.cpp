@@ -2,6 +2,9 @@
 // bias; axis=1: a convolution's bias per channel of [N,C,H,W]).
 #include <opgraph/graph/op.hpp>
 
+#include <type_traits>
+
+#include "detail/simd.hpp"
 #include "detail/strided.hpp"
 
 namespace opgraph::ops {
@@ -20,6 +23,13 @@ template <class T>
 T run_sum(const T* x, std::int64_t n) {
   T lane[8] = {};
   std::int64_t i = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    // The same sums in one register: GCC turned the loop below into scalar adds and lane
+    // shuffles for floats (LeNet's first bias gradient: 0.08 ms for 300k values).
+    detail::F8 v = {};
+    for (; i + 8 <= n; i += 8) v += detail::load8(x + i);
+    for (int j = 0; j < 8; ++j) lane[j] = v[j];
+  }
   for (; i + 8 <= n; i += 8)
     for (int j = 0; j < 8; ++j) lane[j] += x[i + j];
   for (; i < n; ++i) lane[i % 8] += x[i];

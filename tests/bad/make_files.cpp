@@ -94,6 +94,9 @@ int main(int argc, char** argv) {
     garbage.push_back(static_cast<char>(0x80 | (x >> 24)));  // high bytes: never text
   }
   write(out / "garbage.og", garbage);
+  // CSV cells that are no number: control and non-UTF-8 bytes, and a cell of 3000 bytes.
+  write(out / "binary_cell.csv", std::string("a,b,c,d,label\n1,2,3,4,x\n5,\x01\xff\xfe\x1b[31m,7,8,y\n"));
+  write(out / "long_cell.csv", "a,b,c,d,label\n1,2,3,4,x\n5," + std::string(3000, '9') + "z,7,8,y\n");
   std::string huge;
   const std::string line = "# padding: a model file this large is not a model file ..............................\n";
   while (huge.size() < 50u * 1024 * 1024) huge += line;

@@ -60,6 +60,19 @@ TEST_CASE("registry: signatures read like model-file calls") {
   CHECK(Registry::global().get("mse").signature() == "mse(pred, target, reduction=mean|sum)");
 }
 
+TEST_CASE("errors: quoted text is printable and bounded") {
+  CHECK(printable("abc") == "abc");
+  CHECK(printable(std::string("a\x01\x7f\xff\n", 5)) == "a\\x01\\x7f\\xff\\x0a");
+  CHECK(printable(std::string("x\0y", 3)) == "x\\x00y");
+  CHECK(printable("na\xc3\xafve \xe2\x82\xac") == "na\xc3\xafve \xe2\x82\xac");  // UTF-8 kept: naive with i-diaeresis, euro
+  CHECK(printable("\xc3") == "\\xc3");                        // a truncated sequence
+  CHECK(printable("\xc0\xaf") == "\\xc0\\xaf");              // overlong
+  CHECK(printable("\xed\xa0\x80") == "\\xed\\xa0\\x80");    // a surrogate
+  CHECK(printable(std::string(50, 'z'), 10) == "zzzzzzzzzz... (50 bytes)");
+  CHECK(printable("abcdefghi\xe2\x82\xac", 10) == "abcdefghi... (12 bytes)");  // never half a character
+  CHECK(printable(std::string(40, 'q')) == std::string(40, 'q'));
+}
+
 TEST_CASE("registry: edit distance and suggestions") {
   CHECK(edit_distance("softmax", "sofmtax") == 1);
   CHECK(edit_distance("relu", "relu") == 0);
