@@ -100,7 +100,7 @@ class Lexer {
         const auto p = punct.find(c);
         if (p == std::string::npos) {
           const auto u = static_cast<unsigned char>(c);
-          if (const std::size_t n = utf8_length(i_); n > 0)
+          if (const std::size_t n = utf8_length(s_, i_); n > 0)
             fail(loc, fmt::format("unexpected character '{}': names use ASCII letters, digits, '_' and '.' (other "
                                   "characters may appear in comments and strings)",
                                   s_.substr(i_, n)));
@@ -119,16 +119,6 @@ class Lexer {
   }
 
  private:
-  /// The length of a well-formed UTF-8 sequence of two to four bytes at `at`, else 0.
-  std::size_t utf8_length(std::size_t at) const {
-    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s_[at + k]); };
-    const unsigned char lead = b(0);
-    const std::size_t n = lead >= 0xC2 && lead <= 0xDF ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0;
-    if (n == 0 || at + n > s_.size()) return 0;
-    for (std::size_t k = 1; k < n; ++k)
-      if ((b(k) & 0xC0) != 0x80) return 0;
-    return n;
-  }
   void advance() {
     if (s_[i_] == '\n') {
       ++line_;

@@ -62,9 +62,6 @@ std::string suggestion(std::string_view name, std::span<const std::string> known
   return " (known: " + list + ")";
 }
 
-namespace {
-/// The length of the UTF-8 character starting at s[i] (2 to 4), or 0 when it is not one:
-/// a lone continuation byte, a truncated or overlong sequence, a surrogate, above U+10FFFF.
 std::size_t utf8_length(std::string_view s, std::size_t i) {
   const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
   const unsigned char c = b(0);
@@ -77,7 +74,6 @@ std::size_t utf8_length(std::string_view s, std::size_t i) {
     return 0;
   return n;
 }
-}  // namespace
 
 std::string printable(std::string_view text, std::size_t max) {
   std::string out;

@@ -65,6 +65,11 @@ std::string closest_name(std::string_view name, std::span<const std::string> kno
 /// " (did you mean 'x'?)" when a close name exists, else " (known: a, b, c)"; for error messages.
 std::string suggestion(std::string_view name, std::span<const std::string> known);
 
+/// The length of the UTF-8 character of two to four bytes starting at text[at], or 0 when
+/// none starts there: ASCII, a lone continuation byte, a truncated or overlong sequence, a
+/// surrogate, a code point above U+10FFFF.
+std::size_t utf8_length(std::string_view text, std::size_t at);
+
 /// Text from a file or a user, made safe to quote in an error message: control bytes,
 /// DEL and bytes that are not UTF-8 as \xNN (a binary file's bytes never reach the
 /// terminal raw), valid UTF-8 kept, and text longer than `max` bytes cut at a character
