@@ -81,7 +81,7 @@ class Records {
         while (p < text_.size() && (text_[p] == ' ' || text_[p] == '\t' || text_[p] == '\r')) ++p;
         if (p < text_.size() && text_[p] != delimiter_ && text_[p] != '\n')
           throw DataError(fmt::format("{}:{}:{}", name_, line_, p - line_start_ + 1),
-                          fmt::format("unexpected '{}' after a closing quote", printable(text_.substr(p, 1))));
+                          fmt::format("unexpected '{}' after a closing quote", printable(text_.substr(p, std::max<std::size_t>(1, utf8_length(text_, p))))));
       } else {
         std::size_t end = p;
         while (end < text_.size() && text_[end] != delimiter_ && text_[end] != '\n') ++end;

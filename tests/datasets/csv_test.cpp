@@ -128,6 +128,11 @@ TEST_CASE("csv: RFC 4180 quoting, and cells that are not finite f32 numbers") {
   CHECK(q.class_names.back() == "two\nlines, \"quoted\"");
   CHECK_THROWS_WITH_AS(parse_csv("1,2,0\n3,\"4\"x,1\n", "j.csv"), "j.csv:2:6: unexpected 'x' after a closing quote",
                        DataError);
+  // A whole UTF-8 character, or a byte that is none, escaped.
+  CHECK_THROWS_WITH_AS(parse_csv("1,2,0\n3,\"4\"\xc3\xa9,1\n", "j.csv"),
+                       "j.csv:2:6: unexpected '\xc3\xa9' after a closing quote", DataError);
+  CHECK_THROWS_WITH_AS(parse_csv("1,2,0\n3,\"4\"\x1b[2J,1\n", "j.csv"),
+                       "j.csv:2:6: unexpected '\\x1b' after a closing quote", DataError);
   CHECK_THROWS_WITH_AS(parse_csv("1,2,0\nnan,4,1\n", "n.csv"), "n.csv:2:1: not a number: 'nan'", DataError);
   CHECK_THROWS_WITH_AS(parse_csv("1,2,0\ninf,4,1\n", "n.csv"), "n.csv:2:1: not a number: 'inf'", DataError);
   CHECK_THROWS_WITH_AS(parse_csv("1,2,0\n1e39,4,1\n", "n.csv"), "n.csv:2:1: 1e39 does not fit a 32-bit float",
