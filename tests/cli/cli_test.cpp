@@ -299,7 +299,10 @@ TEST_CASE("cli: opgraph check passes every built-in op and the example plugin, f
   CHECK(plugin.out.find("3 ops: 3 passed, 0 failed") != std::string::npos);
   const Run broken = run("check --plugin " OPGRAPH_PLUGIN_DIR "/broken_ops.so --explain", dir.path());
   CHECK(broken.status == 1);
-  CHECK(broken.out.find("5 ops: 0 passed, 5 failed") != std::string::npos);
+  CHECK(broken.out.find("6 ops: 0 passed, 6 failed") != std::string::npos);
+  // An op declared in place whose kernels read what the other indices overwrote.
+  CHECK(broken.out.find("in place: [6,3] (f64): forward written over 'x' differs from forward into its own buffer") !=
+        std::string::npos);
   // An op returning NaN fails, named, with the value; a vjp writing 4096 elements past its
   // buffer is reported, not a crash.
   CHECK(broken.out.find("nan_tanh                           FAIL   nan        nan        finite: [") != std::string::npos);

@@ -88,3 +88,20 @@ OPGRAPH_OP(overrun_double)
       for (std::int64_t i = 0; i < g.size + 4096; ++i) d[i] = T(2) * g.data[i < g.size ? i : 0];
     })
     .check({"[a,b]"});
+
+// x[i] + x[i+1] (flat, wrapping), declared in place although each kernel reads an element
+// that another index's write has already replaced when they share a buffer.
+OPGRAPH_OP(unsafe_in_place)
+    .doc("x[i] + x[i+1], wrapping, declared in place wrongly (broken on purpose)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .in_place("x")
+    .forward([](auto& k) {
+      const auto& x = k.in(0);
+      for (std::int64_t i = 0; i < x.size; ++i) k.out().data[i] = x.data[i] + x.data[(i + 1) % x.size];
+    })
+    .vjp([](auto& k) {
+      const auto& g = k.grad_out();
+      for (std::int64_t j = 0; j < g.size; ++j) k.grad_in(0).data[j] = g.data[j] + g.data[(j + g.size - 1) % g.size];
+    })
+    .check({"[a,b]"});
