@@ -40,9 +40,10 @@ CacheSizes detect_caches();
 /// 15-12) and EDX (L3: 512 KiB units in 31-18). Source "" when they describe no L1d or L2.
 CacheSizes amd_legacy_caches(unsigned l1_ecx, unsigned l2_ecx, unsigned l3_edx);
 
-/// The GEMM's blocks: a tile of C is mr x nr (registers), kc the depth of a packed block
-/// of B (its nr-wide panel stays in L1 while every tile of a row block reuses it), mc the
-/// rows of A a task streams against it (kept in L2), nc the columns of B packed at once.
+/// The GEMM's blocks: a tile of C is mr x nr (registers; 8 x nr where 8 rows pad less), kc
+/// the depth of a packed block of B (its nr-wide panel stays in L1 while every tile of a row
+/// block reuses it), mc the rows of A a task streams against it (kept in L2), nc the
+/// columns of B packed at once.
 struct GemmBlocking {
   std::int64_t kc = 0, mc = 0, nc = 0;
   int mr = 0, nr = 0;

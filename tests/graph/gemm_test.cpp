@@ -65,10 +65,12 @@ void check_against_reference(std::int64_t m, std::int64_t n, std::int64_t k, boo
 
 TEST_CASE("gemm: matches a double reference for every transpose and blocking path") {
   // Small path, narrow (one vector) outputs, wide outputs with partial tiles, a K split
-  // over several depth blocks, and shapes from the reference networks.
+  // over several depth blocks, tiles of 8 rows and of 12 (36 and 120 rows: 12 for a
+  // transposed A, and 8 or 12 in place), and shapes from the reference networks.
   const std::vector<std::array<std::int64_t, 3>> shapes = {
       {4, 2, 2},    {1, 1, 1},     {3, 5, 7},      {150, 8, 4},   {97, 10, 256},  {300, 10, 33},
-      {100, 45, 130}, {37, 1000, 65}, {256, 1024, 70}, {64, 33, 1100}, {500, 256, 10}, {13, 17, 2100}};
+      {100, 45, 130}, {37, 1000, 65}, {256, 1024, 70}, {64, 33, 1100}, {500, 256, 10}, {13, 17, 2100},
+      {36, 40, 300}, {120, 64, 400}};
   for (const auto& s : shapes)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
