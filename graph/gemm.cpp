@@ -604,11 +604,8 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     // past each row's kc values: W1's x·W1 (10000x256x784) on the Zen 5, 152 -> 165
     // GFLOP/s at 1 thread and 311 -> 329 at 2. The same tiles and sums: the same bits.
     if (!pack_a_mode && m >= kTasks * mc) mc = std::max<std::int64_t>(MR, mc / 2 / MR * MR);
-    if (pack_a_mode && !shared_a) {
-      mc = std::min(mc, std::max<std::int64_t>(MR, ((m + kRowBlocks - 1) / kRowBlocks + MR - 1) / MR * MR));
-    }
     std::int64_t m_blocks = (m + mc - 1) / mc;
-    mc = ((m + m_blocks - 1) / m_blocks + MR - 1) / MR * MR;  // blocks of equal size: balanced tasks
+    if (pack_a_mode && !shared_a) m_blocks = std::max(m_blocks, std::min(row_panels, kRowBlocks));
     std::int64_t chunks = m_blocks >= kTasks ? 1 : std::min(panels, (kTasks + m_blocks - 1) / m_blocks);
     // One row block runs as one pass (below), which packs each B panel in the task that
     // uses it; splitting the rows to make more tasks would pack every panel twice, as
@@ -621,7 +618,24 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
       mc = std::max<std::int64_t>(MR, ((m + want_blocks - 1) / want_blocks + MR - 1) / MR * MR);
       m_blocks = (m + mc - 1) / mc;
     }
-    const std::int64_t MC = mc;
+    // A product of under kSerialWork multiply-adds runs its tasks on the calling thread:
+    // handing them to the pool costs more than it saves (a head's attention scores,
+    // 64x64x32, ran at 52 GFLOP/s on 2 threads against 95 on 1). Same tasks, same order
+    // of every sum: the same bits either way.
+    const bool serial = m * n * k < kSerialWork;
+    // Row blocks as tasks: a multiple of the threads, so that each thread has as many. 15
+    // blocks made 8 for one thread and 7 for the other (W5's hᵀ·da, 1024x1024x256, at 2
+    // threads: 1.48 ms against 1.39 with 16).
+    const std::int64_t threads = serial ? 1 : num_threads();
+    if (chunks == 1 && threads > 1 && m_blocks > 1)
+      m_blocks = std::min(row_panels, (m_blocks + threads - 1) / threads * threads);
+    // The row blocks share the row panels out evenly: block b has panels [b P / B,
+    // (b + 1) P / B), so that their sizes differ by one panel at most. Blocks of one size
+    // rounded up to whole panels left the last one a sliver: W1's xᵀ·da (784 rows) made 13
+    // blocks of 60 rows and one of 4, and at 2 threads one thread did 420 rows of every
+    // depth block while the other did 364 and waited.
+    const auto block_start = [&](std::int64_t blk) { return std::min(m, blk * row_panels / m_blocks * MR); };
+    const std::int64_t MC = (row_panels + m_blocks - 1) / m_blocks * MR;  // the largest block
     const std::int64_t panels_per_chunk = (panels + chunks - 1) / chunks;
     chunks = (panels + panels_per_chunk - 1) / panels_per_chunk;
     // With one row block, the product runs as one pass: each task packs the B panels it
@@ -637,11 +651,6 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     // The packed A of depth block pc: all blocks one after another in the one-pass mode.
     const auto shared_a_at = [&](std::int64_t pc) { return shared_packed_a + (one_pass ? pc * row_panels * MR : 0); };
 
-    // A product of under kSerialWork multiply-adds runs its tasks on the calling thread:
-    // handing them to the pool costs more than it saves (a head's attention scores,
-    // 64x64x32, ran at 52 GFLOP/s on 2 threads against 95 on 1). Same tasks, same order
-    // of every sum: the same bits either way.
-    const bool serial = m * n * k < kSerialWork;
     const auto loop = [serial](std::int64_t count, std::int64_t grain, auto&& body) {
       if (serial) body(std::int64_t{0}, count);
       else parallel_for(count, grain, body);
@@ -660,8 +669,8 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
       // one power of two apart made the stores of successive tiles alias 4 KiB apart (W5's
       // dz·W3ᵀ, 256x1024x10: 46 -> 128 GFLOP/s on the Zen 5).
       const bool rows_first = panels_per_chunk * kc <= KC;
-      const std::int64_t ic = (t / chunks) * MC;
-      const std::int64_t mc = std::min(MC, m - ic);
+      const std::int64_t ic = block_start(t / chunks);
+      const std::int64_t mc = block_start(t / chunks + 1) - ic;
       const std::int64_t full = mc / MR * MR;  // rows in full panels
       T* packed_a = nullptr;  // the whole block, zero-padded to whole panels, when A is packed
       T* ragged = nullptr;    // the last panel when it is partial: always packed
@@ -678,7 +687,21 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
       }
       const std::int64_t first_panel = (t % chunks) * panels_per_chunk;
       const std::int64_t last_panel = std::min(panels, first_panel + panels_per_chunk);
+      // Prefetch of the next depth block's rows of A for this row block, spread over the tiles.
+      const T* pf_base = nullptr;
+      std::int64_t pf_rows = 0, pf_row = 0, pf_step = 0;
+      if (pack_a_mode && !shared_a && pc + KC < k) {
+        pf_base = a + (pc + KC) * lda + ic;
+        pf_rows = std::min(KC, k - pc - KC);
+        const std::int64_t tiles = (last_panel - first_panel) * ((mc + MR - 1) / MR);
+        pf_step = (pf_rows + tiles - 1) / tiles;
+      }
       const auto one = [&](std::int64_t p, std::int64_t ir) {
+        for (std::int64_t e = std::min(pf_rows, pf_row + pf_step); pf_row < e; ++pf_row) {
+          const T* r = pf_base + pf_row * lda;
+          for (std::int64_t x = 0; x < mc; x += 64 / static_cast<std::int64_t>(sizeof(T))) __builtin_prefetch(r + x, 0, 2);
+          __builtin_prefetch(r + mc - 1, 0, 2);
+        }
         const std::int64_t j = jc + p * NR;
         const int nr = static_cast<int>(std::min<std::int64_t>(NR, n - j));
         const T* bp = bpanels + (p - first_panel) * NR * kc;
