@@ -179,6 +179,36 @@ TEST_CASE("plan: elementwise ops write over their input when nothing else needs 
   CHECK(plan.value("out").to_vector() == apart.value("out").to_vector());
 }
 
+TEST_CASE("plan: reshape and flatten copy nothing when their input dies there") {
+  // x -> matmul -> reshape [N,4,8] -> transpose -> flatten -> matmul -> sum: the reshape
+  // takes the first matmul's output as it is and the flatten the transpose's, forward and
+  // backward (4 buffers shared); both kernels then skip their copy. The same bits as a
+  // plan that keeps every value and gradient apart.
+  Graph g;
+  auto x = nn::input(g, "x", {N, 16});
+  auto a = nn::matmul(x, nn::param(g, "W1", {16, 32}));
+  auto r = nn::op("reshape", {a}, {{"shape", IntList{0, 4, 8}}});
+  auto t = nn::op("transpose", {r}, {{"perm", IntList{0, 2, 1}}});
+  auto f = nn::op("flatten", {t}).named("f");
+  auto out = nn::matmul(f, nn::param(g, "W2", {32, 3})).named("out");
+  g.set_loss(nn::sum(out * out).named("loss"));
+  Params params = g.init_params(4);
+  Tensor xv({6, 16});
+  for (std::int64_t i = 0; i < xv.numel(); ++i) xv.set(i, std::cos(0.21 * static_cast<double>(i)));
+  Plan plan(g, params, {.batch = 6});
+  CHECK(plan.stats().in_place == 4);
+  Plan apart(g, params, {.batch = 6, .keep_all = true, .keep_grads = true});
+  CHECK(apart.stats().in_place == 0);
+  for (Plan* p : {&plan, &apart}) {
+    p->set_input("x", xv);
+    p->forward();
+    p->backward();
+  }
+  CHECK(plan.loss() == apart.loss());
+  CHECK(plan.grad("W1").to_vector() == apart.grad("W1").to_vector());
+  CHECK(plan.grad("W2").to_vector() == apart.grad("W2").to_vector());
+}
+
 TEST_CASE("plan: a value another node still reads is not written over") {
   // h feeds relu and scale in the same wave, and k is kept: neither may be overwritten.
   Graph g;
