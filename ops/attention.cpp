@@ -165,8 +165,16 @@ OPGRAPH_OP(attention)
             T* row = p + i * z.s;
             const std::int64_t seen = causal ? i + (z.s - z.t) + 1 : z.s;
             // In lanes (detail/lanes.hpp): one running max and sum made every exp scalar.
+            // The exponentials first, then their sum: the same values added in the same
+            // lanes, with floats as one vector of lanes.
             const T m = detail::lane_max(row, seen);
-            const T sum = detail::lane_sum<T>(seen, [&](std::int64_t j) { return row[j] = math::exp(row[j] - m); });
+            T sum;
+            if constexpr (std::is_same_v<T, float>) {
+              for (std::int64_t j = 0; j < seen; ++j) row[j] = math::exp(row[j] - m);
+              sum = detail::lane_sum_of(row, seen);
+            } else {
+              sum = detail::lane_sum<T>(seen, [&](std::int64_t j) { return row[j] = math::exp(row[j] - m); });
+            }
             const T inv = T(1) / sum;
             for (std::int64_t j = 0; j < seen; ++j) row[j] *= inv;
             for (std::int64_t j = seen; j < z.s; ++j) row[j] = T(0);
@@ -194,7 +202,9 @@ OPGRAPH_OP(attention)
           for (std::int64_t i = 0; i < z.t; ++i) {  // through the softmax: p (dp - <dp, p>)
             T* row = dp + i * z.s;
             const T* pr = p + i * z.s;
-            const T dot = detail::lane_sum<T>(z.s, [&](std::int64_t j) { return row[j] * pr[j]; });
+            T dot;
+            if constexpr (std::is_same_v<T, float>) dot = detail::lane_dot(row, pr, z.s);
+            else dot = detail::lane_sum<T>(z.s, [&](std::int64_t j) { return row[j] * pr[j]; });
             for (std::int64_t j = 0; j < z.s; ++j) row[j] = pr[j] * (row[j] - dot);
           }
           if (k.needs_grad(0))

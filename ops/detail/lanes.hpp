@@ -41,4 +41,54 @@ template <class T>
   return lane_reduce(n, x[0], [&](std::int64_t j) { return x[j]; }, [](T a, T b) { return b > a ? b : a; });
 }
 
+// The same reductions over arrays of floats with the sixteen lanes as one vector: the same
+// lanes, the same order in each, the same tree, so the same bits as lane_reduce. GCC kept
+// lane_reduce's lanes for a max as sixteen scalar registers and combined a sum's lanes
+// through the stack, which for the rows of 64 of a transformer head's softmax cost more than
+// the exponentials (the attention's forward pass: a third of its time outside the GEMMs).
+typedef float LaneVector __attribute__((vector_size(kReduceLanes * sizeof(float))));
+typedef float LaneVectorIn __attribute__((vector_size(kReduceLanes * sizeof(float)), aligned(4), may_alias));
+
+[[gnu::always_inline]] inline LaneVector lane_load(const float* p) { return *reinterpret_cast<const LaneVectorIn*>(p); }
+
+/// Lane l combined with lane l + w, for w = 8, 4, 2, 1: lane 0 holds the result.
+template <class Op>
+[[gnu::always_inline]] inline float lane_tree(LaneVector v, Op&& op) {
+  static_assert(kReduceLanes == 16);
+  v = op(v, __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+  v = op(v, __builtin_shufflevector(v, v, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7));
+  v = op(v, __builtin_shufflevector(v, v, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3));
+  v = op(v, __builtin_shufflevector(v, v, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1));
+  return v[0];
+}
+
+/// lane_reduce of x[j] (op(lane, x[j])) over floats, lanes starting at init.
+template <class Op>
+[[gnu::always_inline]] inline float lane_reduce_floats(const float* x, std::int64_t n, float init, Op&& op) {
+  LaneVector lane = LaneVector{} + init;
+  std::int64_t j = 0;
+  for (; j + kReduceLanes <= n; j += kReduceLanes) lane = op(lane, lane_load(x + j));
+  for (int l = 0; j < n; ++j, ++l) lane[l] = op(lane[l], x[j]);  // the tail: lanes 0, 1, ...
+  return lane_tree(lane, op);
+}
+
+/// lane_max of floats.
+[[gnu::always_inline]] inline float lane_max(const float* x, std::int64_t n) {
+  return lane_reduce_floats(x, n, x[0], [](auto a, auto b) { return b > a ? b : a; });
+}
+
+/// The sum of a[j] b[j] over [0, n), in lanes as lane_sum<float> of the products.
+[[gnu::always_inline]] inline float lane_dot(const float* a, const float* b, std::int64_t n) {
+  LaneVector lane = LaneVector{};
+  std::int64_t j = 0;
+  for (; j + kReduceLanes <= n; j += kReduceLanes) lane = lane + lane_load(a + j) * lane_load(b + j);
+  for (int l = 0; j < n; ++j, ++l) lane[l] = lane[l] + a[j] * b[j];
+  return lane_tree(lane, [](auto x, auto y) { return x + y; });
+}
+
+/// The sum of x[0, n), in lanes as lane_sum<float>.
+[[gnu::always_inline]] inline float lane_sum_of(const float* x, std::int64_t n) {
+  return lane_reduce_floats(x, n, 0.0f, [](auto a, auto b) { return a + b; });
+}
+
 }  // namespace opgraph::ops::detail

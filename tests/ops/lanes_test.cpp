@@ -1,0 +1,63 @@
+// ops/detail/lanes.hpp: the float reductions with their sixteen lanes in one vector give the
+// bits of the generic lane_reduce, for every length up to a few vectors (the tails) and for
+// values whose order matters (a sum that cancels, -0, NaN in a max).
+#include <doctest/doctest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "../../ops/detail/lanes.hpp"
+
+using namespace opgraph::ops::detail;
+
+namespace {
+
+std::uint32_t bits(float x) { return std::bit_cast<std::uint32_t>(x); }
+
+/// Values of very different sizes, so that the order of the additions shows in the result.
+std::vector<float> values(int n, std::uint32_t seed) {
+  std::vector<float> v(static_cast<std::size_t>(n));
+  std::uint32_t s = seed;
+  for (auto& x : v) {
+    s = s * 1664525u + 1013904223u;
+    const float mantissa = static_cast<float>(s >> 8) / static_cast<float>(1u << 24) - 0.5f;
+    x = std::ldexp(mantissa, static_cast<int>((s >> 3) % 40) - 20);
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("lanes: the float vector reductions equal lane_reduce bit for bit") {
+  for (int n = 1; n <= 70; ++n) {
+    CAPTURE(n);
+    const auto a = values(n, 17u + static_cast<std::uint32_t>(n)), b = values(n, 91u * static_cast<std::uint32_t>(n));
+    const float sum = lane_sum<float>(n, [&](std::int64_t j) { return a[static_cast<std::size_t>(j)]; });
+    CHECK(bits(lane_sum_of(a.data(), n)) == bits(sum));
+    const float dot = lane_sum<float>(n, [&](std::int64_t j) {
+      return a[static_cast<std::size_t>(j)] * b[static_cast<std::size_t>(j)];
+    });
+    CHECK(bits(lane_dot(a.data(), b.data(), n)) == bits(dot));
+    const float max = lane_reduce(n, a[0], [&](std::int64_t j) { return a[static_cast<std::size_t>(j)]; },
+                                  [](float x, float y) { return y > x ? y : x; });
+    CHECK(bits(lane_max(a.data(), n)) == bits(max));
+  }
+  // Order-dependent sums: 1e8 and -1e8 in the same lane cancel before the 1s are added.
+  std::vector<float> c(48, 1.0f);
+  c[0] = 1e8f;
+  c[16] = -1e8f;
+  CHECK(lane_sum_of(c.data(), 48) == 47.0f - 1.0f);
+  // Lanes start at +0, so a sum of -0s is +0, as lane_sum's.
+  std::vector<float> z(5, -0.0f);
+  CHECK(bits(lane_sum_of(z.data(), 5)) == bits(lane_sum<float>(5, [&](std::int64_t j) { return z[static_cast<std::size_t>(j)]; })));
+  CHECK(!std::signbit(lane_sum_of(z.data(), 5)));
+  // A NaN never replaces a value in the max; a NaN first stays.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> m = {1, nan, 7, -3, nan, 2, 5, 0, 1, 1, 1, 1, 1, 1, 1, 1, 6, nan, 3};
+  CHECK(lane_max(m.data(), static_cast<std::int64_t>(m.size())) == 7.0f);
+  m[0] = nan;
+  CHECK(std::isnan(lane_max(m.data(), static_cast<std::int64_t>(m.size()))));
+}
