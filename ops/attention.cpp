@@ -171,7 +171,7 @@ OPGRAPH_OP(attention)
             T sum;
             if constexpr (std::is_same_v<T, float>) {
               for (std::int64_t j = 0; j < seen; ++j) row[j] = math::exp(row[j] - m);
-              sum = detail::lane_sum_of(row, seen);
+              sum = detail::lane_sum_floats(seen, [row](auto at) { return at(row); });
             } else {
               sum = detail::lane_sum<T>(seen, [&](std::int64_t j) { return row[j] = math::exp(row[j] - m); });
             }
@@ -203,7 +203,7 @@ OPGRAPH_OP(attention)
             T* row = dp + i * z.s;
             const T* pr = p + i * z.s;
             T dot;
-            if constexpr (std::is_same_v<T, float>) dot = detail::lane_dot(row, pr, z.s);
+            if constexpr (std::is_same_v<T, float>) dot = detail::lane_sum_floats(z.s, [&](auto at) { return at(row) * at(pr); });
             else dot = detail::lane_sum<T>(z.s, [&](std::int64_t j) { return row[j] * pr[j]; });
             for (std::int64_t j = 0; j < z.s; ++j) row[j] = pr[j] * (row[j] - dot);
           }

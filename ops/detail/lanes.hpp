@@ -62,33 +62,29 @@ template <class Op>
   return v[0];
 }
 
-/// lane_reduce of x[j] (op(lane, x[j])) over floats, lanes starting at init.
-template <class Op>
-[[gnu::always_inline]] inline float lane_reduce_floats(const float* x, std::int64_t n, float init, Op&& op) {
+/// lane_reduce over [0, n) of an expression of float arrays: f(at) where at(p) is p's
+/// element j, as a float or, sixteen at a time, a vector of them. The lanes start at init
+/// and take their tail as lane_reduce's: lanes 0, 1, ... The expression is evaluated the
+/// same way in both forms (the same products and fused multiply-adds), so the result is
+/// lane_reduce's.
+template <class F, class Op>
+[[gnu::always_inline]] inline float lane_reduce_floats(std::int64_t n, float init, F&& f, Op&& op) {
   LaneVector lane = LaneVector{} + init;
   std::int64_t j = 0;
-  for (; j + kReduceLanes <= n; j += kReduceLanes) lane = op(lane, lane_load(x + j));
-  for (int l = 0; j < n; ++j, ++l) lane[l] = op(lane[l], x[j]);  // the tail: lanes 0, 1, ...
+  for (; j + kReduceLanes <= n; j += kReduceLanes) lane = op(lane, f([j](const float* p) { return lane_load(p + j); }));
+  for (int l = 0; j < n; ++j, ++l) lane[l] = op(lane[l], f([j](const float* p) { return p[j]; }));
   return lane_tree(lane, op);
+}
+
+/// The sum of f(at) (lane_reduce_floats).
+template <class F>
+[[gnu::always_inline]] inline float lane_sum_floats(std::int64_t n, F&& f) {
+  return lane_reduce_floats(n, 0.0f, f, [](auto a, auto b) { return a + b; });
 }
 
 /// lane_max of floats.
 [[gnu::always_inline]] inline float lane_max(const float* x, std::int64_t n) {
-  return lane_reduce_floats(x, n, x[0], [](auto a, auto b) { return b > a ? b : a; });
-}
-
-/// The sum of a[j] b[j] over [0, n), in lanes as lane_sum<float> of the products.
-[[gnu::always_inline]] inline float lane_dot(const float* a, const float* b, std::int64_t n) {
-  LaneVector lane = LaneVector{};
-  std::int64_t j = 0;
-  for (; j + kReduceLanes <= n; j += kReduceLanes) lane = lane + lane_load(a + j) * lane_load(b + j);
-  for (int l = 0; j < n; ++j, ++l) lane[l] = lane[l] + a[j] * b[j];
-  return lane_tree(lane, [](auto x, auto y) { return x + y; });
-}
-
-/// The sum of x[0, n), in lanes as lane_sum<float>.
-[[gnu::always_inline]] inline float lane_sum_of(const float* x, std::int64_t n) {
-  return lane_reduce_floats(x, n, 0.0f, [](auto a, auto b) { return a + b; });
+  return lane_reduce_floats(n, x[0], [x](auto at) { return at(x); }, [](auto a, auto b) { return b > a ? b : a; });
 }
 
 }  // namespace opgraph::ops::detail

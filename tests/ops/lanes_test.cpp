@@ -1,6 +1,6 @@
-// ops/detail/lanes.hpp: the float reductions with their sixteen lanes in one vector give the
-// bits of the generic lane_reduce, for every length up to a few vectors (the tails) and for
-// values whose order matters (a sum that cancels, -0, NaN in a max).
+// ops/detail/lanes.hpp: the float reductions with their sixteen lanes in one vector give
+// the bits of the generic lane_reduce, for every length up to a few vectors (the tails) and
+// for values whose order matters (a sum that cancels, -0, NaN in a max).
 #include <doctest/doctest.h>
 
 #include <bit>
@@ -36,11 +36,11 @@ TEST_CASE("lanes: the float vector reductions equal lane_reduce bit for bit") {
     CAPTURE(n);
     const auto a = values(n, 17u + static_cast<std::uint32_t>(n)), b = values(n, 91u * static_cast<std::uint32_t>(n));
     const float sum = lane_sum<float>(n, [&](std::int64_t j) { return a[static_cast<std::size_t>(j)]; });
-    CHECK(bits(lane_sum_of(a.data(), n)) == bits(sum));
+    CHECK(bits(lane_sum_floats(n, [&](auto at) { return at(a.data()); })) == bits(sum));
     const float dot = lane_sum<float>(n, [&](std::int64_t j) {
       return a[static_cast<std::size_t>(j)] * b[static_cast<std::size_t>(j)];
     });
-    CHECK(bits(lane_dot(a.data(), b.data(), n)) == bits(dot));
+    CHECK(bits(lane_sum_floats(n, [&](auto at) { return at(a.data()) * at(b.data()); })) == bits(dot));
     const float max = lane_reduce(n, a[0], [&](std::int64_t j) { return a[static_cast<std::size_t>(j)]; },
                                   [](float x, float y) { return y > x ? y : x; });
     CHECK(bits(lane_max(a.data(), n)) == bits(max));
@@ -49,11 +49,11 @@ TEST_CASE("lanes: the float vector reductions equal lane_reduce bit for bit") {
   std::vector<float> c(48, 1.0f);
   c[0] = 1e8f;
   c[16] = -1e8f;
-  CHECK(lane_sum_of(c.data(), 48) == 47.0f - 1.0f);
+  CHECK(lane_sum_floats(48, [&](auto at) { return at(c.data()); }) == 47.0f - 1.0f);
   // Lanes start at +0, so a sum of -0s is +0, as lane_sum's.
   std::vector<float> z(5, -0.0f);
-  CHECK(bits(lane_sum_of(z.data(), 5)) == bits(lane_sum<float>(5, [&](std::int64_t j) { return z[static_cast<std::size_t>(j)]; })));
-  CHECK(!std::signbit(lane_sum_of(z.data(), 5)));
+  CHECK(bits(lane_sum_floats(5, [&](auto at) { return at(z.data()); })) == bits(lane_sum<float>(5, [&](std::int64_t j) { return z[static_cast<std::size_t>(j)]; })));
+  CHECK(!std::signbit(lane_sum_floats(5, [&](auto at) { return at(z.data()); })));
   // A NaN never replaces a value in the max; a NaN first stays.
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> m = {1, nan, 7, -3, nan, 2, 5, 0, 1, 1, 1, 1, 1, 1, 1, 1, 6, nan, 3};
