@@ -112,9 +112,9 @@ inline void store(T* p, V<T> v) {
 }
 
 /// Register blocking, fixed by the instruction set. A tile of C is MR x NR accumulators
-/// held in registers: with 32 vector registers 12 rows x 2 vectors (24 accumulators),
-/// with 16 registers 6 x 2 (and 8 x 2 or 8 x 1 where 8 rows pad less: eight_row_tiles). Narrow outputs (n fits one vector, e.g. the 10 classes of
-/// MNIST) use MR rows x 1 vector. The cache blocking (kc, mc, nc) is the machine's:
+/// held in registers: with 32 vector registers 12 rows x 2 vectors (24 accumulators; 8
+/// rows where that pads m less, eight_row_tiles), with 16 registers 6 x 2. Narrow outputs
+/// (n fits one vector, e.g. the 10 classes of MNIST) use MR rows x 1 vector. The cache blocking (kc, mc, nc) is the machine's:
 /// gemm_blocking().
 template <class T>
 struct Blocking {
@@ -699,7 +699,8 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
       const auto one = [&](std::int64_t p, std::int64_t ir) {
         for (std::int64_t e = std::min(pf_rows, pf_row + pf_step); pf_row < e; ++pf_row) {
           const T* r = pf_base + pf_row * lda;
-          for (std::int64_t x = 0; x < mc; x += 64 / static_cast<std::int64_t>(sizeof(T))) __builtin_prefetch(r + x, 0, 2);
+          for (std::int64_t x = 0; x < mc; x += 64 / static_cast<std::int64_t>(sizeof(T)))
+            __builtin_prefetch(r + x, 0, 2);
           __builtin_prefetch(r + mc - 1, 0, 2);
         }
         const std::int64_t j = jc + p * NR;
