@@ -144,4 +144,51 @@ inline double erfc_gauss(double x, double& gauss) {
   return std::erfc(x);
 }
 
+/// erfc over an array: for i in [0, n), f(i, erfc(arg(i))), or with kGauss f(i, erfc,
+/// gauss) as erfc_gauss gives them: the same bits as those, element by element. The
+/// values go in strips of kStrip, each in two loops: the first computes t, P(t) and z^2
+/// into buffers on the stack, the second the exponentials. In one loop an element's chain
+/// of dependent steps (a division, P, then e^x: some 90 cycles) is longer than the core
+/// can overlap with the next elements', and the loop waits on it; in two, each is short
+/// (GELU's forward pass over 2^20 floats on the Zen 5: 0.78 -> 0.63 ns a value). arg(i)
+/// is evaluated in both loops: f may overwrite what it reads from, after the first.
+namespace detail {
+inline constexpr std::int64_t kStrip = 256;
+template <bool kGauss, class Arg, class F>
+[[gnu::always_inline]] inline void erfc_strips(std::int64_t n, Arg arg, F f) {
+  alignas(64) float t[kStrip], hi[kStrip], lo[kStrip], b[kStrip];
+  for (std::int64_t s0 = 0; s0 < n; s0 += kStrip) {
+    const std::int64_t m = std::min(kStrip, n - s0);
+    for (std::int64_t i = 0; i < m; ++i) {
+      const ErfcParts q = erfc_parts(std::abs(arg(s0 + i)));
+      t[i] = q.t;
+      hi[i] = q.hi;
+      b[i] = q.p - q.lo;
+      if constexpr (kGauss) lo[i] = q.lo;
+    }
+    for (std::int64_t i = 0; i < m; ++i) {
+      const float r = t[i] * math::exp_sum(-hi[i], b[i]);
+      const float erfc = arg(s0 + i) < 0.0f ? 2.0f - r : r;
+      if constexpr (kGauss) {
+        const float e = math::exp(-hi[i]);
+        f(s0 + i, erfc, std::fma(-e, lo[i], e));
+      } else {
+        f(s0 + i, erfc);
+      }
+    }
+  }
+}
+}  // namespace detail
+
+/// f(i, erfc(arg(i))) for i in [0, n) (detail::erfc_strips).
+template <class Arg, class F>
+[[gnu::always_inline]] inline void erfc_each(std::int64_t n, Arg arg, F f) {
+  detail::erfc_strips<false>(n, arg, f);
+}
+/// f(i, erfc, gauss) for i in [0, n), as erfc_gauss(arg(i), gauss) gives them.
+template <class Arg, class F>
+[[gnu::always_inline]] inline void erfc_gauss_each(std::int64_t n, Arg arg, F f) {
+  detail::erfc_strips<true>(n, arg, f);
+}
+
 }  // namespace opgraph::math

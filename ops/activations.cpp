@@ -2,6 +2,7 @@
 // softplus, leaky_relu.
 #include <cmath>
 #include <numbers>
+#include <type_traits>
 
 #include <opgraph/graph/math.hpp>
 #include <opgraph/graph/op.hpp>
@@ -27,6 +28,20 @@ template <class T>
 template <class T>
 [[gnu::always_inline]] inline T normal_cdf(T x) {
   return T(0.5) * math::erfc(-x * (T(1) / std::numbers::sqrt2_v<T>));
+}
+
+/// GELU's float passes: erfc evaluated in strips (math::erfc_each), the same bits as
+/// normal_cdf element by element. f(x, y, n) for each chunk of parallel_for's.
+constexpr float kInvSqrt2 = 1.0f / std::numbers::sqrt2_v<float>;
+constexpr float kPdfScale = std::numbers::inv_sqrtpi_v<float> / std::numbers::sqrt2_v<float>;
+template <class X, class Y, class F>
+void strips(const X& x, const Y& y, F f) {
+  parallel_for(y.size, kElementwiseGrain, [&](std::int64_t b, std::int64_t e) { f(x.data + b, y.data + b, e - b); });
+}
+template <class X, class G, class Y, class F>
+void strips(const X& x, const G& g, const Y& y, F f) {
+  parallel_for(y.size, kElementwiseGrain,
+               [&](std::int64_t b, std::int64_t e) { f(x.data + b, g.data + b, y.data + b, e - b); });
 }
 
 /// The tanh form: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), computed as
@@ -65,6 +80,11 @@ OPGRAPH_OP(gelu)
       using T = scalar_of<decltype(k)>;
       if (k.attr_string("approximate") == "tanh")
         map(k.in(0), k.out(), [](T x) { return x * math::logistic(T(2) * kGeluC<T> * (x + kGeluA<T> * x * x * x)); });
+      else if constexpr (std::is_same_v<T, float>)
+        strips(k.in(0), k.out(), [](const float* x, float* y, std::int64_t n) {
+          math::erfc_each(n, [x](std::int64_t i) { return -x[i] * kInvSqrt2; },
+                          [x, y](std::int64_t i, float erfc) { y[i] = x[i] * (0.5f * erfc); });
+        });
       else
         map(k.in(0), k.out(), [](T x) { return x * normal_cdf(x); });
     })
@@ -76,6 +96,13 @@ OPGRAPH_OP(gelu)
           const T s = math::logistic(T(2) * kGeluC<T> * (x + kGeluA<T> * x * x * x));
           const T du = kGeluC<T> * (T(1) + T(3) * kGeluA<T> * x * x);
           return g * (s + T(2) * x * s * (T(1) - s) * du);
+        });
+      else if constexpr (std::is_same_v<T, float>)
+        strips(k.in(0), k.grad_out(), k.grad_in(0), [](const float* x, const float* g, float* dx, std::int64_t n) {
+          math::erfc_gauss_each(n, [x](std::int64_t i) { return -x[i] * kInvSqrt2; },
+                                [x, g, dx](std::int64_t i, float erfc, float gauss) {
+                                  dx[i] = g[i] * (0.5f * erfc + x[i] * (gauss * kPdfScale));
+                                });
         });
       else
         zip(k.in(0), k.grad_out(), k.grad_in(0), [](T x, T g) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include <opgraph/graph/math.hpp>
 
@@ -101,6 +102,47 @@ TEST_CASE("math: erfc_gauss gives erfc and e^(-x^2) together, the Gaussian withi
   double g = 0.0;
   CHECK(opgraph::math::erfc_gauss(0.5, g) == std::erfc(0.5));  // doubles: the C library
   CHECK(g == std::exp(-0.25));
+}
+
+TEST_CASE("math: erfc_each and erfc_gauss_each give erfc and erfc_gauss bit for bit, across strips and in place") {
+  // Lengths around the strips of 256: none, one value, a partial strip, whole strips, more.
+  for (const std::int64_t n : {0, 1, 7, 255, 256, 257, 600}) {
+    std::vector<float> x(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i)  // both tails, zero, and the special values
+      x[static_cast<std::size_t>(i)] = i % 97 == 5   ? std::nanf("")
+                                       : i % 89 == 3 ? -std::numeric_limits<float>::infinity()
+                                                     : static_cast<float>((i * 37) % 201 - 100) * 0.093f;
+    std::vector<float> erfc(x.size(), -1.0f), both(x.size(), -1.0f), gauss(x.size(), -1.0f);
+    std::vector<std::int64_t> order;
+    opgraph::math::erfc_each(n, [&](std::int64_t i) { return x[static_cast<std::size_t>(i)]; },
+                             [&](std::int64_t i, float e) {
+                               order.push_back(i);
+                               erfc[static_cast<std::size_t>(i)] = e;
+                             });
+    opgraph::math::erfc_gauss_each(n, [&](std::int64_t i) { return x[static_cast<std::size_t>(i)]; },
+                                   [&](std::int64_t i, float e, float g) {
+                                     both[static_cast<std::size_t>(i)] = e;
+                                     gauss[static_cast<std::size_t>(i)] = g;
+                                   });
+    CHECK(static_cast<std::int64_t>(order.size()) == n);
+    CHECK(std::is_sorted(order.begin(), order.end()));
+    std::int64_t differ = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      float g = 0.0f;
+      const float e = opgraph::math::erfc_gauss(x[i], g);
+      const auto same = [](float a, float b) {  // bit for bit; any NaN for a NaN
+        return std::isnan(a) ? std::isnan(b) : std::memcmp(&a, &b, sizeof a) == 0;
+      };
+      differ += !same(erfc[i], opgraph::math::erfc(x[i])) + !same(both[i], e) + !same(gauss[i], g);
+    }
+    CHECK_MESSAGE(differ == 0, "n = " << n);
+    // f may overwrite the array arg reads: each value is read before its own write.
+    std::vector<float> y = x;
+    opgraph::math::erfc_each(n, [&](std::int64_t i) { return y[static_cast<std::size_t>(i)]; },
+                             [&](std::int64_t i, float e) { y[static_cast<std::size_t>(i)] = e; });
+    for (std::size_t i = 0; i < x.size(); ++i)
+      CHECK((std::isnan(y[i]) ? std::isnan(erfc[i]) : y[i] == erfc[i]));
+  }
 }
 
 TEST_CASE("math: special values: NaN stays NaN, overflow is infinity, underflow is zero") {
