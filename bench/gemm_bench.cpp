@@ -67,8 +67,8 @@ const Shape kShapes[] = {
     {"W7 conv2 dW = gy·colsᵀ", 16, 150, 1000, false, true},
     {"W7 conv2 dcols = Wᵀ·gy", 150, 1000, 16, true, false},
     {"W7 forward x·W3", 64, 120, 400, false, false},
-    // W8 (transformer, 32 x 64 positions, d = 128): projections, the MLP, their gradients,
-    // and one head's attention scores.
+    // W8 (transformer, 32 x 64 positions, d = 128): projections, the MLP, their gradients
+    // (dWq: each of the four 128x128 projections), and one head's attention scores.
     {"W8 forward x·Wq", 2048, 128, 128, false, false},
     {"W8 forward x·W1", 2048, 512, 128, false, false},
     {"W8 forward u·W2", 2048, 128, 512, false, false},
@@ -76,6 +76,7 @@ const Shape kShapes[] = {
     {"W8 dW2 = uᵀ·dy", 512, 128, 2048, true, false},
     {"W8 du = dy·W2ᵀ", 2048, 512, 128, false, true},
     {"W8 dx = du·W1ᵀ", 2048, 128, 512, false, true},
+    {"W8 dWq = xᵀ·dq", 128, 128, 2048, true, false},
     {"W8 scores q·kᵀ", 64, 64, 32, false, true},
 };
 

@@ -7,6 +7,7 @@
 #include <opgraph/graph/gemm.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cctype>
 #include <cstring>
@@ -203,6 +204,24 @@ T* a_buffer(std::size_t elements) {
 }
 
 // ---- cache blocking ----
+
+std::atomic<int> strided_a_override{-1};
+
+/// Whether this CPU's prefetchers follow a transposed A read in place (a new line of A for
+/// each depth of a tile) well enough to skip packing a short one: AMD's (gemm_blocked).
+bool strided_a_in_place() {
+  const int forced = strided_a_override.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced == 1;
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool amd = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid(0, &eax, &ebx, &ecx, &edx) && ebx == 0x68747541;  // "Auth" of AuthenticAMD
+  }();
+  return amd;
+#else
+  return false;
+#endif
+}
 
 #if defined(__x86_64__) || defined(__i386__)
 /// The caches of AMD's older leaves 0x80000005/6 into c, when they describe an L1d and an L2.
@@ -594,8 +613,16 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     // packing only adds a pass over it (W1's dW2 = hᵀ·dz, 256x10x10000, spent 80 % of its
     // time packing: 4 -> 11 GFLOP/s on the Zen 3 without it).
     constexpr std::int64_t kTasks = 8, kRowBlocks = 16, kSharedRowPanels = 32;
-    const bool pack_a_mode = ta && NV > 1 && panels > 1;
     const std::int64_t row_panels = (m + MR - 1) / MR;
+    // On AMD cores a transposed A of up to kSharedRowPanels panels is read in place: the
+    // shared packing pass cost more than it saved, a pass over all of A with a wait for
+    // the pool after it (W8's xᵀ·dy for a 128x128 weight, k = 2048, on the Zen 5: 188 ->
+    // 207 GFLOP/s at 1 thread and 193 -> 287 at 2; for the 128x512 weight 199 -> 206 and
+    // 355 -> 413). Taller ones keep packing (W5's 1024x1024x256 at 2 threads: 7 % slower
+    // in place). Intel cores keep packing every transposed A (above). The same tiles and
+    // sums either way: the same bits.
+    const bool pack_a_mode =
+        ta && NV > 1 && panels > 1 && !(row_panels <= kSharedRowPanels && strided_a_in_place());
     const bool shared_a = pack_a_mode && row_panels <= kSharedRowPanels;
     std::int64_t mc = std::max<std::int64_t>(MR, blocking.mc / MR * MR);
     // An A read in place with rows enough for kTasks blocks: blocks of half the height.
@@ -1319,5 +1346,9 @@ GemmBlocking gemm_blocking_for(const CacheSizes& c, int element_bytes) {
 GemmBlocking gemm_blocking(int element_bytes) {
   return element_bytes == 8 ? machine_blocking<double>() : machine_blocking<float>();
 }
+
+namespace detail {
+void force_strided_a_in_place(int mode) { strided_a_override.store(mode < 0 ? -1 : mode > 0 ? 1 : 0); }
+}  // namespace detail
 
 }  // namespace opgraph

@@ -58,4 +58,11 @@ GemmBlocking gemm_blocking_for(const CacheSizes& c, int element_bytes);
 /// The blocking in use on this machine (from detect_caches(), decided once).
 GemmBlocking gemm_blocking(int element_bytes);
 
+namespace detail {
+/// For tests: whether a short transposed A (the weight gradients xᵀ·dy with up to 32 row
+/// panels) is read in place (1) or packed (0) whatever the CPU, or as the CPU prefers (-1,
+/// the default: in place on AMD). Both give the same bits.
+void force_strided_a_in_place(int mode);
+}  // namespace detail
+
 }  // namespace opgraph
