@@ -432,3 +432,27 @@ TEST_CASE("plan: values listed in keep stay readable, inputs and parameters alwa
   }
   CHECK(plan.loss() == doctest::Approx(expected / 2).epsilon(1e-6));
 }
+
+TEST_CASE("plan: loss() reads the scalar loss of an f32 or f64 plan, and says when there is none yet") {
+  for (const DType dtype : {DType::f32, DType::f64}) {
+    Graph g;
+    auto x = nn::input(g, "x", {N, 2});
+    g.set_loss(nn::sum(x * x).named("total"));
+    Params params(dtype);
+    Plan plan(g, params, {.batch = 2});
+    plan.set_input("x", Tensor::from({2, 2}, {0.5, -1.5, 2, 3}, dtype));
+    CHECK_THROWS_WITH_AS(plan.loss(), "value of 'total': call forward() first", GraphError);
+    plan.forward();
+    CHECK(plan.loss() == 0.25 + 2.25 + 4 + 9);
+    CHECK(plan.loss() == plan.value("total").item());
+  }
+  // A loss of shape [1] (not a scalar) is read as value() reads it.
+  Graph g;
+  auto x = nn::input(g, "x", {N, 1});
+  g.set_loss(nn::op("reshape", {nn::sum(x)}, {{"shape", IntList{1}}}).named("one"));
+  Params params(DType::f32);
+  Plan plan(g, params, {.batch = 3});
+  plan.set_input("x", Tensor::from({3, 1}, {1, 2, 4}, DType::f32));
+  plan.forward();
+  CHECK(plan.loss() == 7.0);
+}
