@@ -239,7 +239,8 @@ TEST_CASE("gemm: a short transposed A read in place and packed give the same bit
   // Up to 32 row panels, a transposed A is read in place on AMD cores and packed once and
   // shared elsewhere: both paths on any machine, at 1 and 2 threads, against each other
   // and the reference. Ragged row panels and depth blocks, one and several column panels.
-  for (auto [m, n, k] : std::vector<std::array<std::int64_t, 3>>{{128, 128, 2048}, {256, 256, 256}, {100, 84, 700}, {37, 200, 1300}}) {
+  for (const auto& shape : std::vector<std::array<std::int64_t, 3>>{{128, 128, 2048}, {256, 256, 256}, {100, 84, 700}, {37, 200, 1300}}) {
+    const std::int64_t m = shape[0], n = shape[1], k = shape[2];  // clang before 16 cannot capture bindings
     CAPTURE(m);
     CAPTURE(n);
     CAPTURE(k);
