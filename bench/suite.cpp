@@ -254,6 +254,7 @@ int main(int argc, char** argv) {
   const std::string workload_bench = (here / "workload_bench").string();
   const std::string gemm_bench = (here / "gemm_bench").string();
   const std::string plan_bench = (here / "plan_bench").string();
+  const std::string handoff_bench = (here / "handoff_bench").string();
   const std::string torch_script = std::string(OPGRAPH_BENCH_DIR) + "/torch_bench.py";
   // The C++ peers, when this build has them (CMake finds libtorch-dev and libdlib-dev).
   std::map<std::string, std::string> cpp_peers;
@@ -523,6 +524,20 @@ int main(int argc, char** argv) {
     }
   }
 
+  // ---- what a hand-off to the second thread costs here ----
+  std::string handoff_table;
+  if (max_threads >= 2) {
+    const std::string tmp = o.out + ".handoff.tmp";
+    std::vector<std::string> a = {handoff_bench, "--out", tmp};
+    if (o.quick) a.push_back("--quick");
+    const Result r = run(a, {});
+    const std::string doc = read_text(tmp);
+    std::remove(tmp.c_str());
+    const auto at = doc.find("\n\n");
+    if (doc.find("| one chunk") != std::string::npos && at != std::string::npos) handoff_table = doc.substr(at + 2);
+    else failures.push_back("handoff_bench wrote no table: " + r.error);
+  }
+
   // ---- the report ----
   std::string md;
   md += "# Benchmarks: opgraph, a hand-written reference, PyTorch, libtorch, dlib\n\n";
@@ -700,6 +715,10 @@ int main(int argc, char** argv) {
   md += "\n## W9: plan compilation\n\nGraphs of 1k, 10k and 100k nodes built through the C++ API and compiled "
         "(`bench/plan_bench.cpp`): a chain, and towers joined by adds (fan-out everywhere).\n\n" +
         (plan_table.empty() ? std::string("(plan_bench failed)\n") : plan_table);
+
+  if (!handoff_table.empty())
+    md += "\n## Thread hand-offs\n\nWhat the 2-thread cells above pay for each parallel loop they hand over "
+          "(`bench/handoff_bench.cpp`).\n\n" + handoff_table;
 
   md += "\n## Notes\n\n";
   if (o.torch && max_threads >= 2 && gemm_best.count(2)) {

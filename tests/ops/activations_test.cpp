@@ -64,7 +64,10 @@ TEST_CASE("activations: f32 gelu over many chunks equals its formula value by va
     float gauss = 0.0f;
     const float erfc = math::erfc_gauss(-v * kInvSqrt2, gauss);
     forward_differ += y[i] != v * (0.5f * math::erfc(-v * kInvSqrt2));
-    vjp_differ += dx[i] != gs[i] * (0.5f * erfc + v * (gauss * kPdf));
+    // The vjp's last steps may fuse a multiply and an add differently here and in the
+    // library (clang's builds did): within 4 ulp of its terms' sizes.
+    const float dh = 0.5f * erfc, dp = v * (gauss * kPdf);
+    vjp_differ += !(std::abs(dx[i] - gs[i] * (dh + dp)) <= 4.8e-7f * gs[i] * (std::abs(dh) + std::abs(dp)));
     // Against the double formula: 8 ulp, and in the tails the rounding of -x/sqrt 2 to a
     // float (its relative error grows x^2 times in erfc: 4.7e-6 at x = -9.2).
     const double vd = v, want = vd * 0.5 * std::erfc(-vd / std::sqrt(2.0));

@@ -1,0 +1,107 @@
+// What handing work to a second thread costs on this machine: opgraph::parallel_for over
+// two chunks of the same work, on 1 thread and on 2, after the calling thread has worked
+// alone for a while (the gap; the other thread idles, and after long enough TBB puts it to
+// sleep). Two-thread speed-ups of the workloads depend on it: a step hands over dozens of
+// parallel loops. Writes a markdown table.
+//
+//   handoff_bench [--out FILE] [--quick]
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <opgraph/graph/parallel.hpp>
+
+#include "machine.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double micros(Clock::time_point t0) { return std::chrono::duration<double, std::micro>(Clock::now() - t0).count(); }
+
+std::atomic<float> sink{0.0f};
+
+/// A chunk of work: a dependent chain of multiply-adds, `steps` long (no memory traffic).
+void work(std::int64_t steps) {
+  float s = sink.load(std::memory_order_relaxed) + 0.5f;  // not a constant the compiler could fold
+  for (std::int64_t i = 0; i < steps; ++i) s = s * 0.999f + 0.0005f;
+  sink.store(s, std::memory_order_relaxed);
+}
+
+/// The calling thread busy on its own for `us` microseconds.
+void alone(double us) {
+  const auto t0 = Clock::now();
+  while (micros(t0) < us) work(64);
+}
+
+/// Median microseconds of parallel_for over two chunks of `steps` each, after `gap` µs alone.
+double median_pair(int threads, std::int64_t steps, double gap, int reps) {
+  opgraph::set_num_threads(threads);
+  std::vector<double> t;
+  for (int r = 0; r < reps + 3; ++r) {
+    alone(gap);
+    const auto t0 = Clock::now();
+    opgraph::parallel_for(2, 1, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t c = b; c < e; ++c) work(steps);
+    });
+    if (r >= 3) t.push_back(micros(t0));  // the first few start the pool
+  }
+  opgraph::set_num_threads(0);
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string out;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+    else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else {
+      std::fprintf(stderr, "usage: handoff_bench [--out FILE] [--quick]\n");
+      return 2;
+    }
+  }
+  // Steps for about 1 µs of one chunk: the fastest of a few probes on this thread (the
+  // first ones run while the core's clock ramps up).
+  constexpr std::int64_t kProbe = 1 << 20;
+  double best = 1e30;
+  for (int i = 0; i < 20; ++i) {
+    const auto t0 = Clock::now();
+    work(kProbe);
+    best = std::min(best, micros(t0));
+  }
+  const double steps_per_us = static_cast<double>(kProbe) / std::max(best, 1e-3);
+  const int reps = quick ? 5 : 301;
+  const std::vector<double> chunks = quick ? std::vector<double>{2} : std::vector<double>{2, 10, 50};
+  const std::vector<double> gaps = quick ? std::vector<double>{0} : std::vector<double>{0, 50, 200, 1000, 5000};
+  std::string md = fmt::format(
+      "{}\n\nopgraph::parallel_for over two chunks of the same work (a chain of multiply-adds), "
+      "median of {} calls, each after the calling thread has worked alone for the gap. 2 threads "
+      "ideally take one chunk's time: the difference is the hand-off.\n\n",
+      opgraph_bench::machine_description(), reps);
+  md += "| one chunk | gap alone | 1 thread | 2 threads | speed-up | hand-off cost |\n|---|---|---|---|---|---|\n";
+  for (const double chunk : chunks)
+    for (const double gap : gaps) {
+      const auto steps = static_cast<std::int64_t>(chunk * steps_per_us);
+      const double one = median_pair(1, steps, gap, reps), two = median_pair(2, steps, gap, reps);
+      md += fmt::format("| {:.0f} µs | {:.0f} µs | {:.1f} µs | {:.1f} µs | {:.2f}× | {:+.1f} µs |\n", chunk, gap, one, two,
+                        one / two, two - one / 2);
+      std::fprintf(stderr, "chunk %.0f us, gap %.0f us: 1 thread %.1f us, 2 threads %.1f us\n", chunk, gap, one, two);
+    }
+  if (out.empty()) {
+    std::fputs(md.c_str(), stdout);
+  } else {
+    std::ofstream f(out);
+    f << md;
+  }
+  return 0;
+}
