@@ -18,6 +18,7 @@
 #include <opgraph/graph/plan.hpp>
 
 #include "machine.hpp"
+#include "table_bench.hpp"
 
 using namespace opgraph;
 
@@ -66,16 +67,10 @@ double time_case(const Case& c, std::int64_t rows, int threads, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string out;
-  bool quick = false;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-    else if (!std::strcmp(argv[i], "--quick")) quick = true;
-    else {
-      std::fprintf(stderr, "usage: broadcast_bench [--out FILE] [--quick]\n");
-      return 2;
-    }
-  }
+  const opgraph_bench::TableArgs args = opgraph_bench::table_args(argc, argv, "broadcast_bench");
+  if (!args.ok) return 2;
+  const std::string& out = args.out;
+  const bool quick = args.quick;
   const int reps = quick ? 3 : 51;
   struct Size {
     std::int64_t rows, cols;
@@ -102,7 +97,6 @@ int main(int argc, char** argv) {
                    static_cast<long long>(s.cols), threads, 1e6 * bias, 1e6 * add);
     }
   }
-  if (out.empty()) std::fputs(md.c_str(), stdout);
-  else std::ofstream(out) << md;
+  opgraph_bench::write_table(md, out);
   return 0;
 }

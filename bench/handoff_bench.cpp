@@ -19,6 +19,7 @@
 #include <opgraph/graph/parallel.hpp>
 
 #include "machine.hpp"
+#include "table_bench.hpp"
 
 namespace {
 
@@ -60,16 +61,10 @@ double median_pair(int threads, std::int64_t steps, double gap, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string out;
-  bool quick = false;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-    else if (!std::strcmp(argv[i], "--quick")) quick = true;
-    else {
-      std::fprintf(stderr, "usage: handoff_bench [--out FILE] [--quick]\n");
-      return 2;
-    }
-  }
+  const opgraph_bench::TableArgs args = opgraph_bench::table_args(argc, argv, "handoff_bench");
+  if (!args.ok) return 2;
+  const std::string& out = args.out;
+  const bool quick = args.quick;
   // Steps for about 1 µs of one chunk: the fastest of a few probes on this thread (the
   // first ones run while the core's clock ramps up).
   constexpr std::int64_t kProbe = 1 << 20;
@@ -97,11 +92,6 @@ int main(int argc, char** argv) {
                         one / two, two - one / 2);
       std::fprintf(stderr, "chunk %.0f us, gap %.0f us: 1 thread %.1f us, 2 threads %.1f us\n", chunk, gap, one, two);
     }
-  if (out.empty()) {
-    std::fputs(md.c_str(), stdout);
-  } else {
-    std::ofstream f(out);
-    f << md;
-  }
+  opgraph_bench::write_table(md, out);
   return 0;
 }

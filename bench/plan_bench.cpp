@@ -18,6 +18,7 @@
 #include <opgraph/graph/plan.hpp>
 
 #include "machine.hpp"
+#include "table_bench.hpp"
 
 using namespace opgraph;
 
@@ -67,16 +68,10 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string out;
-  bool quick = false;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-    else if (!std::strcmp(argv[i], "--quick")) quick = true;
-    else {
-      std::fprintf(stderr, "usage: plan_bench [--out FILE] [--quick]\n");
-      return 2;
-    }
-  }
+  const opgraph_bench::TableArgs args = opgraph_bench::table_args(argc, argv, "plan_bench");
+  if (!args.ok) return 2;
+  const std::string& out = args.out;
+  const bool quick = args.quick;
   const std::vector<std::int64_t> sizes = quick ? std::vector<std::int64_t>{100, 1000}
                                                 : std::vector<std::int64_t>{1000, 10000, 100000};
   const int reps = quick ? 1 : 3;
@@ -109,11 +104,6 @@ int main(int argc, char** argv) {
   for (const auto& r : rows)
     md += fmt::format("| {} | {} | {:.3f} s | {:.3f} s | {:.3f} s | {:.2f} |\n", r.kind, r.nodes, r.build, r.train,
                       r.infer, 1e6 * r.train / static_cast<double>(r.nodes));
-  if (out.empty()) {
-    std::fputs(md.c_str(), stdout);
-  } else {
-    std::ofstream f(out);
-    f << md;
-  }
+  opgraph_bench::write_table(md, out);
   return 0;
 }

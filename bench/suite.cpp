@@ -458,17 +458,24 @@ int main(int argc, char** argv) {
     memory.push_back(m);
   }
 
+  // A benchmark that writes one table to --out: its text, and the run (for its error).
+  const auto run_table = [&](const std::string& bench, const std::string& tag, Result& r) {
+    const std::string tmp = o.out + "." + tag + ".tmp";
+    std::vector<std::string> a = {bench, "--out", tmp};
+    if (o.quick) a.push_back("--quick");
+    r = run(a, {});
+    const std::string doc = read_text(tmp);
+    std::remove(tmp.c_str());
+    return doc;
+  };
+
   // ---- GEMM on the W1/W5 shapes ----
   std::string gemm_table;
   double gemm_worst = NAN;
   std::map<int, double> gemm_best;  // threads -> the best rate any contender reached on any shape
   {
-    const std::string tmp = o.out + ".gemm.tmp";
-    std::vector<std::string> a = {gemm_bench, "--out", tmp};
-    if (o.quick) a.push_back("--quick");
-    const Result r = run(a, {});
-    const std::string doc = read_text(tmp);
-    std::remove(tmp.c_str());
+    Result r;
+    const std::string doc = run_table(gemm_bench, "gemm", r);
     const auto at = doc.find("| shape");
     if (at != std::string::npos) {
       gemm_table = doc.substr(doc.rfind("\n\n", at) + 2);
@@ -496,12 +503,8 @@ int main(int argc, char** argv) {
   std::string plan_table;
   double plan_100k = NAN, plan_per_node_small = NAN, plan_per_node_large = NAN;
   {
-    const std::string tmp = o.out + ".plan.tmp";
-    std::vector<std::string> a = {plan_bench, "--out", tmp};
-    if (o.quick) a.push_back("--quick");
-    const Result r = run(a, {});
-    const std::string doc = read_text(tmp);
-    std::remove(tmp.c_str());
+    Result r;
+    const std::string doc = run_table(plan_bench, "plan", r);
     const auto at = doc.find("| graph");
     if (at != std::string::npos) {
       plan_table = doc.substr(doc.rfind("\n\n", at) + 2);
@@ -527,12 +530,8 @@ int main(int argc, char** argv) {
   // ---- what a hand-off to the second thread costs here ----
   std::string handoff_table;
   if (max_threads >= 2) {
-    const std::string tmp = o.out + ".handoff.tmp";
-    std::vector<std::string> a = {handoff_bench, "--out", tmp};
-    if (o.quick) a.push_back("--quick");
-    const Result r = run(a, {});
-    const std::string doc = read_text(tmp);
-    std::remove(tmp.c_str());
+    Result r;
+    const std::string doc = run_table(handoff_bench, "handoff", r);
     const auto at = doc.find("\n\n");
     if (doc.find("| one chunk") != std::string::npos && at != std::string::npos) handoff_table = doc.substr(at + 2);
     else failures.push_back("handoff_bench wrote no table: " + r.error);
