@@ -6,8 +6,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -69,13 +67,11 @@ double time_case(const Case& c, std::int64_t rows, int threads, int reps) {
 int main(int argc, char** argv) {
   const opgraph_bench::TableArgs args = opgraph_bench::table_args(argc, argv, "broadcast_bench");
   if (!args.ok) return 2;
-  const std::string& out = args.out;
-  const bool quick = args.quick;
-  const int reps = quick ? 3 : 51;
+  const int reps = args.quick ? 3 : 51;
   struct Size {
     std::int64_t rows, cols;
   };
-  const std::vector<Size> sizes = quick ? std::vector<Size>{{150, 8}} : std::vector<Size>{{150, 8}, {256, 1024}, {10000, 256}};
+  const std::vector<Size> sizes = args.quick ? std::vector<Size>{{150, 8}} : std::vector<Size>{{150, 8}, {256, 1024}, {10000, 256}};
   std::string md = fmt::format("{}\n\nMedian of {} steps (forward + backward, gradients of x and b), f32.\n\n",
                                opgraph_bench::machine_description(), reps);
   md += "| x [rows,c] | threads | bias_add(x, b[c]) | add(x, b[c]) | add / bias_add | add(x, y[rows,c]) | sub(x, m[rows,1]) | "
@@ -97,6 +93,6 @@ int main(int argc, char** argv) {
                    static_cast<long long>(s.cols), threads, 1e6 * bias, 1e6 * add);
     }
   }
-  opgraph_bench::write_table(md, out);
+  opgraph_bench::write_table(md, args.out);
   return 0;
 }

@@ -9,8 +9,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -63,8 +61,6 @@ double median_pair(int threads, std::int64_t steps, double gap, int reps) {
 int main(int argc, char** argv) {
   const opgraph_bench::TableArgs args = opgraph_bench::table_args(argc, argv, "handoff_bench");
   if (!args.ok) return 2;
-  const std::string& out = args.out;
-  const bool quick = args.quick;
   // Steps for about 1 µs of one chunk: the fastest of a few probes on this thread (the
   // first ones run while the core's clock ramps up).
   constexpr std::int64_t kProbe = 1 << 20;
@@ -75,9 +71,9 @@ int main(int argc, char** argv) {
     best = std::min(best, micros(t0));
   }
   const double steps_per_us = static_cast<double>(kProbe) / std::max(best, 1e-3);
-  const int reps = quick ? 5 : 301;
-  const std::vector<double> chunks = quick ? std::vector<double>{2} : std::vector<double>{2, 10, 50};
-  const std::vector<double> gaps = quick ? std::vector<double>{0} : std::vector<double>{0, 50, 200, 1000, 5000};
+  const int reps = args.quick ? 5 : 301;
+  const std::vector<double> chunks = args.quick ? std::vector<double>{2} : std::vector<double>{2, 10, 50};
+  const std::vector<double> gaps = args.quick ? std::vector<double>{0} : std::vector<double>{0, 50, 200, 1000, 5000};
   std::string md = fmt::format(
       "{}\n\nopgraph::parallel_for over two chunks of the same work (a chain of multiply-adds), "
       "median of {} calls, each after the calling thread has worked alone for the gap. 2 threads "
@@ -92,6 +88,6 @@ int main(int argc, char** argv) {
                         one / two, two - one / 2);
       std::fprintf(stderr, "chunk %.0f us, gap %.0f us: 1 thread %.1f us, 2 threads %.1f us\n", chunk, gap, one, two);
     }
-  opgraph_bench::write_table(md, out);
+  opgraph_bench::write_table(md, args.out);
   return 0;
 }

@@ -7,8 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -70,11 +68,9 @@ double median(std::vector<double> v) {
 int main(int argc, char** argv) {
   const opgraph_bench::TableArgs args = opgraph_bench::table_args(argc, argv, "plan_bench");
   if (!args.ok) return 2;
-  const std::string& out = args.out;
-  const bool quick = args.quick;
-  const std::vector<std::int64_t> sizes = quick ? std::vector<std::int64_t>{100, 1000}
+  const std::vector<std::int64_t> sizes = args.quick ? std::vector<std::int64_t>{100, 1000}
                                                 : std::vector<std::int64_t>{1000, 10000, 100000};
-  const int reps = quick ? 1 : 3;
+  const int reps = args.quick ? 1 : 3;
   std::vector<Row> rows;
   for (const char* kind : {"chain", "branchy"}) {
     for (std::int64_t n : sizes) {
@@ -104,6 +100,6 @@ int main(int argc, char** argv) {
   for (const auto& r : rows)
     md += fmt::format("| {} | {} | {:.3f} s | {:.3f} s | {:.3f} s | {:.2f} |\n", r.kind, r.nodes, r.build, r.train,
                       r.infer, 1e6 * r.train / static_cast<double>(r.nodes));
-  opgraph_bench::write_table(md, out);
+  opgraph_bench::write_table(md, args.out);
   return 0;
 }

@@ -617,8 +617,8 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     // On AMD cores a transposed A of up to kSharedRowPanels panels is read in place: the
     // shared packing pass cost more than it saved, a pass over all of A with a wait for
     // the pool after it (W8's xᵀ·dy for a 128x128 weight, k = 2048, on the Zen 5: 188 ->
-    // 207 GFLOP/s at 1 thread and 193 -> 287 at 2; for the 128x512 weight 199 -> 206 and
-    // 355 -> 413). Taller ones keep packing (W5's 1024x1024x256 at 2 threads: 7 % slower
+    // 207 GFLOP/s at 1 thread and 195 -> 285 at 2; for the 128x512 weight 201 -> 205 and
+    // 356 -> 417). Taller ones keep packing (W5's 1024x1024x256 at 2 threads: 7 % slower
     // in place). Intel cores keep packing every transposed A (above). The same tiles and
     // sums either way: the same bits.
     const bool pack_a_mode =
