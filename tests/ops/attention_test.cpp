@@ -15,24 +15,29 @@ using namespace opgraph::test;
 namespace {
 
 /// The output of `build` on inputs in0, in1, ... and the gradients of <seed, output>.
+/// The output of `build` on inputs in0, in1, ... and the gradients of <seed, output>, in
+/// `dtype`, for the inputs `wanted` lists (all when empty; the others get none).
 OpRun run_graph(const std::vector<Tensor>& inputs, const std::function<NodeId(Graph&, std::vector<NodeId>)>& build,
-                const Tensor& seed) {
+                const Tensor& seed, DType dtype = DType::f64, std::vector<std::size_t> wanted = {}) {
   Graph g;
   std::vector<NodeId> ids;
-  std::vector<std::string> names;
+  std::vector<std::string> names, grads;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     names.push_back("in" + std::to_string(i));
     ids.push_back(g.add_input(names.back(), inputs[i].shape()));
   }
+  if (wanted.empty())
+    for (std::size_t i = 0; i < inputs.size(); ++i) wanted.push_back(i);
+  for (std::size_t i : wanted) grads.push_back(names[i]);
   const NodeId out = build(g, ids);
   g.add_output(out);
-  Params params(DType::f64);
-  Plan plan(g, params, {.loss = g.node(out).name, .input_grads = names});
-  for (std::size_t i = 0; i < inputs.size(); ++i) plan.set_input(names[i], inputs[i]);
+  Params params(dtype);
+  Plan plan(g, params, {.loss = g.node(out).name, .input_grads = grads});
+  for (std::size_t i = 0; i < inputs.size(); ++i) plan.set_input(names[i], inputs[i].to(dtype));
   plan.forward();
-  OpRun r{plan.value(g.node(out).name).clone(), {}};
-  plan.backward(seed);
-  for (const auto& n : names) r.grads.push_back(plan.grad(n).clone());
+  OpRun r{plan.value(g.node(out).name).to(DType::f64), {}};
+  plan.backward(seed.to(dtype));
+  for (const auto& n : grads) r.grads.push_back(plan.grad(n).to(DType::f64));
   return r;
 }
 
@@ -101,4 +106,29 @@ TEST_CASE("layer_norm: equals (x - mean) / sqrt(var + eps) * gain + bias, gradie
       seed);
   check_close(fused.out, composed.out, 1e-10);
   for (std::size_t i = 0; i < 3; ++i) check_close(fused.grads[i], composed.grads[i], 1e-10);
+}
+
+TEST_CASE("layer_norm: f32 to float rounding of f64, with each set of wanted gradients") {
+  // Rows of 37 (two full sets of 16 lanes and a tail) and of 16 over two trailing axes.
+  for (const auto& [x_shape, g_shape] : std::vector<std::pair<Shape, Shape>>{{{3, 37}, {37}}, {{6, 2, 8}, {2, 8}}}) {
+    const Shape xs = x_shape, gs = g_shape;  // clang cannot capture structured bindings
+    CAPTURE(xs);
+    // Rows far from zero: the mean is 40 times the spread, so a one-pass variance would lose digits.
+    Tensor x = random_tensor(xs, 39, 41, 11);
+    const std::vector<Tensor> in = {x, random_tensor(gs, -1.0, 1.0, 12), random_tensor(gs, -1.0, 1.0, 13)};
+    const Tensor seed = random_tensor(xs, -1.0, 1.0, 14);
+    auto layer_norm = [](Graph& g, std::vector<NodeId> v) { return g.add_op("layer_norm", v, {}, "y"); };
+    const auto exact = run_graph(in, layer_norm, seed);
+    for (const std::vector<std::size_t>& wanted : std::vector<std::vector<std::size_t>>{{0, 1, 2}, {0}, {1, 2}, {1}, {2}}) {
+      CAPTURE(wanted.size());
+      CAPTURE(wanted.front());
+      const auto f32 = run_graph(in, layer_norm, seed, DType::f32, wanted);
+      check_close(f32.out, exact.out, 2e-5);
+      for (std::size_t i = 0; i < wanted.size(); ++i) {
+        CAPTURE(wanted[i]);
+        // x's gradient scales with 1/std (about 1.7 here) and sums over the row.
+        check_close(f32.grads[i], exact.grads[wanted[i]], 1e-4);
+      }
+    }
+  }
 }
