@@ -41,33 +41,39 @@ void alone(double us) {
   while (micros(t0) < us) work(64);
 }
 
-/// Median microseconds of parallel_for over two chunks of `steps` each, after `gap` µs alone.
-double median_pair(int threads, std::int64_t steps, double gap, int reps) {
+/// Median microseconds of `timed()` over `reps` calls at `threads`, each after `before()`
+/// (untimed); the first three calls start the pool and are not counted.
+template <class Before, class Timed>
+double median_calls(int threads, int reps, Before before, Timed timed) {
   opgraph::set_num_threads(threads);
   std::vector<double> t;
   for (int r = 0; r < reps + 3; ++r) {
-    alone(gap);
+    before();
     const auto t0 = Clock::now();
-    opgraph::parallel_for(2, 1, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t c = b; c < e; ++c) work(steps);
-    });
-    if (r >= 3) t.push_back(micros(t0));  // the first few start the pool
+    timed(r);
+    if (r >= 3) t.push_back(micros(t0));
   }
   opgraph::set_num_threads(0);
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
 }
 
+/// Median microseconds of parallel_for over two chunks of `steps` each, after `gap` µs alone.
+double median_pair(int threads, std::int64_t steps, double gap, int reps) {
+  return median_calls(threads, reps, [gap] { alone(gap); }, [steps](int) {
+    opgraph::parallel_for(2, 1, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t c = b; c < e; ++c) work(steps);
+    });
+  });
+}
+
 /// Median microseconds of x = x * 0.999 + b over n floats in two halves, one a chunk. With
 /// `swap`, chunk c takes half 1 - c on every other call: each thread then reads and writes
 /// the half the other thread wrote last.
 double median_stream(int threads, std::int64_t n, bool swap, int reps) {
-  opgraph::set_num_threads(threads);
   std::vector<float> x(static_cast<std::size_t>(n), 1.0f), b(static_cast<std::size_t>(n), 0.5f);
-  std::vector<double> t;
-  for (int r = 0; r < reps + 3; ++r) {
+  const double median = median_calls(threads, reps, [] {}, [&](int r) {
     const bool flip = swap && r % 2 == 1;
-    const auto t0 = Clock::now();
     opgraph::parallel_for(2, 1, [&](std::int64_t c0, std::int64_t c1) {
       for (std::int64_t c = c0; c < c1; ++c) {
         const std::int64_t h = flip ? 1 - c : c, lo = h * n / 2, hi = (h + 1) * n / 2;
@@ -76,12 +82,9 @@ double median_stream(int threads, std::int64_t n, bool swap, int reps) {
         for (std::int64_t i = lo; i < hi; ++i) xs[i] = xs[i] * 0.999f + bs[i];
       }
     });
-    if (r >= 3) t.push_back(micros(t0));
-  }
-  opgraph::set_num_threads(0);
+  });
   sink.store(x[0] + x[static_cast<std::size_t>(n - 1)], std::memory_order_relaxed);
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return median;
 }
 
 }  // namespace
