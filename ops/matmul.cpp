@@ -17,8 +17,9 @@ struct Batches {
   bool ta = false, tb = false;
   bool flat = false;                      // a's batches fold into its rows: b is one matrix
   int rank = 0;                           // output batch rank
-  std::int64_t dims[kMaxRank] = {};       // output batch dims
-  std::int64_t a_step[kMaxRank] = {}, b_step[kMaxRank] = {};  // matrix strides per batch axis (0: broadcast)
+  // Set for the first `rank` axes only (not flat): output batch dims, and matrix strides
+  // per batch axis (0: broadcast).
+  std::int64_t dims[kMaxRank], a_step[kMaxRank], b_step[kMaxRank];
 
   /// The index of the a (b) matrix used by output batch o.
   std::int64_t a_of(std::int64_t o) const { return of(o, a_step); }
@@ -36,7 +37,7 @@ struct Batches {
 };
 
 template <class A, class B>
-Batches batches(const A& a, const B& b, bool ta, bool tb) {
+[[gnu::always_inline]] inline Batches batches(const A& a, const B& b, bool ta, bool tb) {
   Batches s;
   s.ta = ta;
   s.tb = tb;

@@ -101,6 +101,47 @@ TEST_CASE("gemm: the small path covers every column-block width and row remainde
         }
 }
 
+/// The first m rows of op(A)·op(B), computed as a product of m rows and again inside
+/// one of m + 32 rows (which takes the small path), bitwise compared.
+template <class T>
+void check_tiny_against_small(std::int64_t m, std::int64_t n, std::int64_t k, bool ta, bool tb, T alpha, T beta) {
+  const std::int64_t big = m + 32;
+  const Problem<T> tall(big, n, k, ta, tb, static_cast<std::uint64_t>(m * 100 + n * 10 + k));
+  std::vector<T> a(static_cast<std::size_t>(m * k));  // tall's first m rows of op(A), in its layout
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t p = 0; p < k; ++p) (ta ? a[p * m + i] : a[i * k + p]) = static_cast<T>(tall.A(i, p));
+  std::vector<T> c0(static_cast<std::size_t>(big * n));
+  Rng rng(5);
+  for (auto& v : c0) v = static_cast<T>(rng.uniform(-1, 1));
+  const std::vector<T> whole = tall.run(alpha, beta, c0);
+  std::vector<T> part(c0.begin(), c0.begin() + m * n);
+  gemm<T>(ta, tb, m, n, k, alpha, a.data(), ta ? m : k, tall.b.data(), tall.ldb(), beta, part.data(), n);
+  CAPTURE(m);
+  CAPTURE(n);
+  CAPTURE(k);
+  CAPTURE(ta);
+  CAPTURE(tb);
+  CHECK(std::memcmp(part.data(), whole.data(), part.size() * sizeof(T)) == 0);
+}
+
+TEST_CASE("gemm: a tiny product has the same bits as the same rows of a larger one") {
+  // Up to 8 outputs and 64 multiply-adds (XOR's layers) skip the small path for a scalar
+  // loop; both sum each element over k in order with the same fused multiply-adds.
+  for (std::int64_t m = 1; m <= 8; ++m)
+    for (std::int64_t n = 1; m * n <= 8; ++n)
+      for (std::int64_t k : {1, 2, 3, 4, 7, 8, 16, 64}) {
+        if (m * n * k > 64) continue;
+        for (bool ta : {false, true})
+          for (bool tb : {false, true}) {
+            check_tiny_against_small<float>(m, n, k, ta, tb, 1.0f, 0.0f);
+            check_tiny_against_small<float>(m, n, k, ta, tb, -0.75f, 1.5f);
+            check_tiny_against_small<double>(m, n, k, ta, tb, 1.0, 0.0);
+            check_tiny_against_small<double>(m, n, k, ta, tb, 0.3, -2.0);
+            check_against_reference<float>(m, n, k, ta, tb, 1.0f, 0.0f);
+          }
+      }
+}
+
 TEST_CASE("gemm: the few-rows path covers every row count, ragged column blocks and both A layouts") {
   // Up to 16 rows by at least a column block (4 vectors), B not transposed: conv2d's
   // W·cols. Rows six at a time and every remainder; n with and without a ragged last block.
