@@ -222,7 +222,18 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
   auto take = [&](const std::vector<Field>& r) {
     if (rows == 0) {
       columns = r.size();
-      if (columns < 2) throw DataError(fmt::format("{}:{}", name, r[0].line), "need at least one feature and a label");
+      if (columns < 2) {
+        // One field: often a file that separates its fields with something else.
+        std::string why = "need at least one feature and a label";
+        for (const char sep : {';', '\t', '|'})
+          if (r[0].text.find(sep) != std::string::npos) {
+            why += fmt::format(": the row is a single field, as opgraph separates fields with commas and this file "
+                               "separates them with {} (save it with commas)",
+                               sep == '\t' ? std::string("tabs") : fmt::format("'{}'", sep));
+            break;
+          }
+        throw DataError(fmt::format("{}:{}", name, r[0].line), why);
+      }
       label_col = resolve_label(options.label_column, columns);
       if (label_col < 0 || label_col >= static_cast<int>(columns))
         throw DataError(name, fmt::format("label column {} out of range for {} columns", options.label_column, columns));

@@ -236,8 +236,22 @@ void Trainer::check(const Dataset& data, bool with_labels) const {
   if (!with_labels || !supervised_ || !head_.exists || !head_.classes) return;
   const std::int64_t classes = data.num_classes();
   const std::int64_t can = head_.outputs == 1 ? 2 : head_.outputs;
-  if (classes > can)
-    throw DataError(data.name, fmt::format("the data has {} classes, the model predicts {}", classes, can));
+  if (classes > can) {
+    // Labels numbered from 1 (as many files number classes) leave class 0 without a sample
+    // and make the model look one output short: say so.
+    const std::vector<std::int64_t> counts = data.class_counts();
+    std::int64_t first = 0;
+    while (first < classes && counts[static_cast<std::size_t>(first)] == 0) ++first;
+    std::string why;
+    if (first > 0 && first < classes && classes - first <= can)
+      why = fmt::format(": its labels run from {} to {}, and class labels count from 0 (no sample has {}): "
+                        "renumber them from 0",
+                        first, classes - 1,
+                        first == 1   ? std::string("label 0")
+                        : first == 2 ? std::string("labels 0 and 1")
+                                     : fmt::format("labels 0 to {}", first - 1));
+    throw DataError(data.name, fmt::format("the data has {} classes, the model predicts {}{}", classes, can, why));
+  }
 }
 
 Trainer::Compiled& Trainer::compiled(std::int64_t rows, bool training) {
