@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
 #include <unordered_map>
 #include <unordered_set>
@@ -124,6 +125,7 @@ struct Importer {
   std::unordered_map<std::string, Tensor> constants;  // initializers and Constant outputs not yet nodes
   std::vector<std::pair<std::string, Tensor>> param_values, state_values;
   std::unordered_set<std::string> names;  // opgraph names taken
+  std::int64_t exported_batch = 0;        // the inputs' first dimension in the file, when fixed (0: symbolic)
 
   /// An opgraph name for ONNX value `onnx_name`: cleaned, unique, and not an op's name (a
   /// node called 'matmul' would read as a call in the model text a checkpoint keeps).
@@ -240,6 +242,8 @@ struct Importer {
 
   void check_arity(const onnx::NodeProto& n) const;
   void convert(const onnx::NodeProto& n);
+  bool fold(const onnx::NodeProto& n);
+  void reshape_to(const onnx::NodeProto& n, NodeId x, const std::vector<std::int64_t>& dims);
   void window(const onnx::NodeProto& n, Attrs& attrs, bool dilations) const;
 };
 
@@ -277,6 +281,9 @@ const std::unordered_map<std::string, Arity>& arities() {
     a["BatchNormalization"] = {5, 5, 1, 3};
     a["LayerNormalization"] = {2, 3, 1, 3};
     a["Concat"] = {1, many, 1, 1};
+    a["Shape"] = a["Cast"] = {1, 1, 1, 1};
+    a["Unsqueeze"] = a["Squeeze"] = {1, 2, 1, 1};
+    a["Slice"] = {3, 5, 1, 1};
     a["Constant"] = {0, 0, 1, 1};
     return a;
   }();
@@ -304,7 +311,196 @@ void Importer::check_arity(const onnx::NodeProto& n) const {
                              n.output_size()));
 }
 
+/// The batch dimension in an integer tensor computed at import (Shape's output): no size
+/// a file can hold, and not -1, which Reshape reads as "infer".
+constexpr std::int64_t kBatch = std::numeric_limits<std::int64_t>::min();
+
+/// x reshaped to `dims` (Reshape's: sizes, 0 to keep x's, -1 to infer), where kBatch, the
+/// batch, must stay where it is in x: it becomes reshape's 0 ("keep").
+void Importer::reshape_to(const onnx::NodeProto& n, NodeId x, const std::vector<std::int64_t>& dims) {
+  IntList want;
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] != kBatch) {
+      want.push_back(dims[i]);
+      continue;
+    }
+    if (static_cast<int>(i) >= shape(x).rank() || shape(x)[static_cast<int>(i)] != N)
+      fail_node(n, fmt::format("the batch dimension of {} would move to position {}: opgraph keeps it first",
+                               shape(x), i));
+    want.push_back(0);
+  }
+  set(n, add(n, "reshape", {x}, {{"shape", want}}, 0));
+}
+
+/// Integer tensors computed at import time. PyTorch exports x.view(x.size(0), -1) as Shape,
+/// Gather, Unsqueeze and Concat before the Reshape, and x.size(1) * x.size(2) as a Mul of
+/// two Gathers: on integer constants (the shapes of the graph's tensors, with kBatch for
+/// the batch), these are computed here and the Reshape reads the result. Unsqueeze and
+/// Squeeze of a tensor of the graph become a reshape; a Cast of one to float, nothing.
+/// Returns whether n was handled.
+bool Importer::fold(const onnx::NodeProto& n) {
+  const std::string& t = n.op_type();
+  auto ints = [&](int i) -> const Tensor* {
+    if (!has_input(n, i)) return nullptr;
+    const Tensor* c = constant(n.input(i));
+    return c && c->dtype() == DType::i64 ? c : nullptr;
+  };
+  auto values_of = [](const Tensor& c) {
+    return std::vector<std::int64_t>(c.data<std::int64_t>(), c.data<std::int64_t>() + c.numel());
+  };
+  auto result = [&](std::vector<std::int64_t> dims, const std::vector<std::int64_t>& v) {
+    Tensor out(Shape(std::move(dims)), DType::i64);
+    std::copy(v.begin(), v.end(), out.data<std::int64_t>());
+    constants.insert_or_assign(n.output(0), std::move(out));
+    return true;
+  };
+  auto axis_in = [&](std::int64_t axis, std::int64_t rank) {
+    if (axis < -rank || axis >= rank) fail_node(n, fmt::format("axis {} is out of range for rank {}", axis, rank));
+    return axis < 0 ? axis + rank : axis;
+  };
+  if (t == "Shape") {
+    only(n, {"start", "end"});
+    Shape s;
+    if (auto it = values.find(n.input(0)); it != values.end()) s = shape(it->second);
+    else if (const Tensor* c = constant(n.input(0))) s = c->shape();
+    else in(n, 0);  // names the missing input
+    const std::int64_t rank = s.rank();
+    auto clamp = [&](std::int64_t v) { return std::clamp<std::int64_t>(v < 0 ? v + rank : v, 0, rank); };
+    const std::int64_t start = clamp(attr_int(n, "start", 0)), end = clamp(attr_int(n, "end", rank));
+    std::vector<std::int64_t> dims;
+    for (std::int64_t d = start; d < end; ++d) {
+      const std::int64_t v = s[static_cast<int>(d)];
+      if (v < 0 && v != N) fail_node(n, fmt::format("dimension {} of {} is symbolic", d, s));
+      dims.push_back(v == N ? kBatch : v);
+    }
+    return result({static_cast<std::int64_t>(dims.size())}, dims);
+  }
+  if (t == "Cast") {
+    only(n, {"to", "saturate"});
+    const auto to = attr_int(n, "to", 0);
+    const bool to_int = to == onnx::TensorProto::INT64 || to == onnx::TensorProto::INT32;
+    if (const Tensor* c = ints(0); c && to_int) return result(c->shape().dims(), values_of(*c));
+    if (values.count(n.input(0)) && to == onnx::TensorProto::FLOAT && !graph.node(values.at(n.input(0))).index) {
+      set(n, values.at(n.input(0)));  // already float
+      return true;
+    }
+    fail_node(n, "only casts of integer shapes to integers, and of float tensors to float, are supported");
+  }
+  if (t == "Identity") {
+    if (const Tensor* c = ints(0)) return result(c->shape().dims(), values_of(*c));
+    return false;
+  }
+  if (t == "Gather") {
+    const Tensor* data = ints(0);
+    const Tensor* idx = ints(1);
+    if (!data) return false;  // an embedding lookup (convert)
+    only(n, {"axis"});
+    if (!idx) fail_node(n, "gathers from an integer constant with indices computed from data");
+    if (data->shape().rank() != 1) fail_node(n, "gathers from an integer constant of rank other than 1");
+    const std::int64_t len = data->numel();
+    axis_in(attr_int(n, "axis", 0), 1);
+    std::vector<std::int64_t> v;
+    for (std::int64_t i : values_of(*idx)) {
+      if (i < -len || i >= len) fail_node(n, fmt::format("index {} is out of range for {} values", i, len));
+      v.push_back(data->data<std::int64_t>()[i < 0 ? i + len : i]);
+    }
+    return result(idx->shape().dims(), v);
+  }
+  if (t == "Unsqueeze" || t == "Squeeze") {
+    only(n, {});
+    const IntList axes = has_input(n, 1) ? const_ints(n, 1) : IntList{};
+    const Tensor* c = ints(0);
+    if (!c && !values.count(n.input(0))) in(n, 0);  // names the missing input
+    std::vector<std::int64_t> dims = c ? c->shape().dims() : shape(values.at(n.input(0))).dims();
+    std::vector<std::int64_t> out;
+    if (t == "Unsqueeze") {
+      const std::int64_t rank = static_cast<std::int64_t>(dims.size() + axes.size());
+      std::vector<bool> one(static_cast<std::size_t>(rank), false);
+      for (std::int64_t a : axes) {
+        const auto at = static_cast<std::size_t>(axis_in(a, rank));
+        if (one[at]) fail_node(n, fmt::format("axis {} is given twice", a));
+        one[at] = true;
+      }
+      std::size_t next = 0;
+      for (std::int64_t d = 0; d < rank; ++d) out.push_back(one[static_cast<std::size_t>(d)] ? 1 : dims[next++]);
+    } else {
+      const std::int64_t rank = static_cast<std::int64_t>(dims.size());
+      std::vector<bool> drop(dims.size(), axes.empty());
+      for (std::int64_t a : axes) drop[static_cast<std::size_t>(axis_in(a, rank))] = true;
+      for (std::size_t d = 0; d < dims.size(); ++d) {
+        if (drop[d] && dims[d] == 1) continue;
+        if (drop[d] && !axes.empty())
+          fail_node(n, fmt::format("axis {} has size {}, not 1", d, dims[d] == N ? std::string("N") : std::to_string(dims[d])));
+        out.push_back(dims[d]);
+      }
+    }
+    if (c) return result(out, values_of(*c));
+    for (auto& d : out) d = d == N ? kBatch : d;
+    reshape_to(n, values.at(n.input(0)), out);
+    return true;
+  }
+  if (t == "Concat") {
+    for (int i = 0; i < n.input_size(); ++i)
+      if (!ints(i)) return false;  // tensors of the graph (convert)
+    only(n, {"axis"});
+    std::vector<std::int64_t> v;
+    for (int i = 0; i < n.input_size(); ++i) {
+      if (ints(i)->shape().rank() != 1) fail_node(n, "concatenates integer constants of rank other than 1");
+      const auto part = values_of(*ints(i));
+      v.insert(v.end(), part.begin(), part.end());
+    }
+    axis_in(attr_int(n, "axis", 0), 1);
+    return result({static_cast<std::int64_t>(v.size())}, v);
+  }
+  if (t == "Slice") {
+    const Tensor* data = ints(0);
+    if (!data) fail_node(n, "slices of the graph's tensors are not supported (only of integer shapes)");
+    only(n, {});
+    if (data->shape().rank() != 1) fail_node(n, "slices an integer constant of rank other than 1");
+    const IntList starts = const_ints(n, 1), ends = const_ints(n, 2);
+    const IntList axes = has_input(n, 3) ? const_ints(n, 3) : IntList{0};
+    const IntList steps = has_input(n, 4) ? const_ints(n, 4) : IntList{1};
+    if (starts.size() != 1 || ends.size() != 1 || axes.size() != 1 || steps.size() != 1 || axis_in(axes[0], 1) != 0)
+      fail_node(n, "slices a shape along more than its one axis");
+    if (steps[0] != 1) fail_node(n, "only slices with step 1 are supported");
+    const std::int64_t len = data->numel();
+    auto clamp = [&](std::int64_t v) { return std::clamp<std::int64_t>(v < 0 ? v + len : v, 0, len); };
+    const auto all = values_of(*data);
+    std::vector<std::int64_t> v(all.begin() + clamp(starts[0]), all.begin() + std::max(clamp(starts[0]), clamp(ends[0])));
+    return result({static_cast<std::int64_t>(v.size())}, v);
+  }
+  if (t == "Mul" || t == "Add" || t == "Sub" || t == "Div") {
+    const Tensor* a = ints(0);
+    const Tensor* b = ints(1);
+    if (!a || !b) return false;  // arithmetic on the graph's tensors (convert)
+    only(n, {});
+    const auto va = values_of(*a), vb = values_of(*b);
+    if (va.size() != vb.size() && va.size() != 1 && vb.size() != 1)
+      fail_node(n, fmt::format("integer constants of {} and {} values do not broadcast", va.size(), vb.size()));
+    const std::size_t len = std::max(va.size(), vb.size());
+    std::vector<std::int64_t> v;
+    for (std::size_t i = 0; i < len; ++i) {
+      const std::int64_t x = va[va.size() == 1 ? 0 : i], y = vb[vb.size() == 1 ? 0 : i];
+      if (x == kBatch || y == kBatch)
+        fail_node(n, "computes with the batch size (x.size(0) in arithmetic): opgraph's batch is not a number "
+                     "(use -1 in the shape instead)");
+      if (t == "Div" && y == 0) fail_node(n, "divides an integer by 0");
+      std::int64_t r = 0;
+      const bool fits = t == "Mul"   ? mul_fits(x, y, &r)
+                        : t == "Add" ? !__builtin_add_overflow(x, y, &r)
+                        : t == "Sub" ? !__builtin_sub_overflow(x, y, &r)
+                                     : (r = x / y - ((x % y != 0) && ((x < 0) != (y < 0))), true);  // floor, as ONNX
+      if (!fits) fail_node(n, "an integer result overflows");
+      v.push_back(r);
+    }
+    const bool a_shape = va.size() != vb.size() ? va.size() > vb.size() : a->shape().rank() >= b->shape().rank();
+    return result(a_shape ? a->shape().dims() : b->shape().dims(), v);
+  }
+  return false;
+}
+
 void Importer::convert(const onnx::NodeProto& n) {
+  if (fold(n)) return;
   const std::string& t = n.op_type();
   auto unary = [&](const char* op) {
     only(n, {});
@@ -464,7 +660,14 @@ void Importer::convert(const onnx::NodeProto& n) {
   if (t == "Reshape") {
     only(n, {"allowzero"});
     if (attr_int(n, "allowzero", 0) != 0) fail_node(n, "allowzero=1 is not supported");
-    return set(n, add(n, "reshape", {in(n, 0)}, {{"shape", const_ints(n, 1)}}, 0));
+    // A shape computed from Shape holds the batch as kBatch; one exported with a fixed
+    // batch (no dynamic axes) holds its size first, which is the batch when the data's
+    // first dimension is.
+    const NodeId x = in(n, 0);
+    std::vector<std::int64_t> dims = const_ints(n, 1);
+    if (!dims.empty() && exported_batch > 0 && dims[0] == exported_batch && shape(x).rank() > 0 && shape(x)[0] == N)
+      dims[0] = kBatch;
+    return reshape_to(n, x, dims);
   }
   if (t == "Transpose") {
     only(n, {"perm"});
@@ -499,11 +702,11 @@ void Importer::convert(const onnx::NodeProto& n) {
     return set(n, add(n, "embedding", {in(n, 1), in(n, 0)}, {}, 0));
   }
   static const std::vector<std::string> supported = {
-      "Abs", "Add", "AveragePool", "BatchNormalization", "Concat", "Constant", "Conv", "Div", "Dropout", "Elu",
-      "Erf", "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Identity", "LayerNormalization",
+      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Concat", "Constant", "Conv", "Div", "Dropout",
+      "Elu", "Erf", "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Identity", "LayerNormalization",
       "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg", "Pad (of zeros)", "Pow", "ReduceLogSumExp", "ReduceMax",
-      "ReduceMean", "ReduceSum", "Relu", "Reshape", "Sigmoid", "Softmax", "Softplus", "Sqrt", "Sub", "Tanh",
-      "Transpose"};
+      "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice (of shapes)", "Softmax", "Softplus",
+      "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze"};
   fail_node(n, fmt::format("the operator is not supported; opgraph imports {}", fmt::join(supported, ", ")));
 }
 
@@ -541,6 +744,7 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
       const auto& d = s.dim(i);
       if (i == 0) {
         dims.push_back(N);  // the batch, whatever size the file fixed
+        if (d.has_dim_value() && d.dim_value() > 0) im.exported_batch = d.dim_value();
       } else if (d.has_dim_value() && d.dim_value() > 0) {
         dims.push_back(d.dim_value());
       } else {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Models made elsewhere, for the ONNX import tests: three small PyTorch networks with
-fixed seeds, exported by torch.onnx.export (opset 17, a dynamic batch), with a batch of
-inputs and PyTorch's outputs for them (.npy beside each .onnx).
+"""Models made elsewhere, for the ONNX import tests: small PyTorch networks with fixed
+seeds, exported by torch.onnx.export (opset 17, a dynamic batch but for one), with a batch
+of inputs and PyTorch's outputs for them (.npy beside each .onnx).
 
   python3 make_torch_models.py OUT_DIR"""
 import os
@@ -33,7 +33,46 @@ def ln_gelu():
     return nn.Sequential(nn.Linear(6, 32), nn.LayerNorm(32), nn.GELU(), nn.Linear(32, 5), nn.Softmax(dim=1)), (6,)
 
 
-for name, make in (("mlp", mlp), ("cnn", cnn), ("ln_gelu", ln_gelu)):
+class ViewCNN(nn.Module):
+    """The CNN idiom of most tutorials: x.view(x.size(0), -1), which the exporter writes as
+    Shape, Gather, Unsqueeze and Concat before a Reshape (or, with a fixed batch, as a
+    Reshape to [37, -1]); images without a channel axis get one by unsqueeze(1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 6 * 6, 10)
+
+    def forward(self, x):
+        x = nn.functional.max_pool2d(torch.relu(self.conv(x.unsqueeze(1))), 2)
+        return self.fc(x.view(x.size(0), -1))
+
+
+class ShapeMath(nn.Module):
+    """x.reshape(-1, x.size(1) * x.size(2)): a Mul of two gathered sizes; then an Unsqueeze
+    and a Squeeze of the data."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(12, 5)
+
+    def forward(self, x):
+        h = self.fc(x.reshape(-1, x.size(1) * x.size(2))).unsqueeze(1)
+        return h.squeeze(1)
+
+
+def view_cnn():
+    return ViewCNN(), (12, 12)
+
+
+def shape_math():
+    return ShapeMath(), (3, 4)
+
+
+# name, model, whether the batch is dynamic (a fixed batch lets the exporter fold the shapes)
+for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", ln_gelu, True),
+                            ("view_cnn", view_cnn, True), ("view_cnn_static", view_cnn, False),
+                            ("shape_math", shape_math, True)):
     model, shape = make()
     if name == "cnn":  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()
@@ -47,8 +86,11 @@ for name, make in (("mlp", mlp), ("cnn", cnn), ("ln_gelu", ln_gelu)):
     path = os.path.join(out, f"{name}.onnx")
     # No constant folding: the batch norms stay BatchNormalization nodes (folded, they would
     # vanish into the convolutions' weights).
-    torch.onnx.export(model, x, path, opset_version=17, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, do_constant_folding=False)
+    if dynamic:
+        torch.onnx.export(model, x, path, opset_version=17, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, do_constant_folding=False)
+    else:
+        torch.onnx.export(model, x, path, opset_version=17, input_names=["x"], output_names=["y"])
     np.save(os.path.join(out, f"{name}_x.npy"), x.numpy())
     np.save(os.path.join(out, f"{name}_y.npy"), y.numpy())
     print(f"{path}: {sum(p.numel() for p in model.parameters())} parameters")

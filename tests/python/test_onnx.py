@@ -131,7 +131,7 @@ def torch_models(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -146,6 +146,10 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert any(k.endswith(".running_var") for k in model.params)  # the batch norm's statistics came along
     if name == "ln_gelu":
         assert "erf" in str(model) and "layer_norm" in str(model)
+    if name.startswith("view_cnn"):  # the computed shape [x.size(0), -1] keeps the batch
+        assert "reshape(_MaxPool_output_0, shape=[0, -1])" in str(model)
+    if name == "shape_math":  # x.size(1) * x.size(2) computed at import; unsqueeze and squeeze as reshapes
+        assert "shape=[-1, 12]" in str(model) and "shape=[0, 1, 5]" in str(model) and "shape=[0, 5]" in str(model)
 
 
 def test_an_imported_model_fine_tunes_and_exports_again(torch_models, tmp_path):
@@ -273,6 +277,64 @@ def test_files_that_cannot_be_imported_say_why(tmp_path):
     truncated.write_bytes(good.read_bytes()[:-7])
     with pytest.raises(og.DataError, match=r"truncated.onnx: not an ONNX model"):
         og.load(truncated)
+
+
+def test_shapes_computed_in_the_file_are_read_or_refused_with_the_reason(tmp_path):
+    # Shape, Gather, Unsqueeze, Concat and integer arithmetic are computed at import (the
+    # models above); what cannot be a shape of opgraph's is refused at its node.
+    try:
+        from onnx import TensorProto, helper
+    except ImportError:
+        pytest.skip("skipped: needs python3-onnx")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    zero = helper.make_tensor("zero", TensorProto.INT64, [], [0])
+    one = helper.make_tensor("one", TensorProto.INT64, [1], [1])
+    minus = helper.make_tensor("minus", TensorProto.INT64, [1], [-1])
+    size0 = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "zero"], ["n"])]
+    # x.view(x.size(0) * 2, -1): the batch size in arithmetic
+    doubled = make_onnx(tmp_path, "doubled.onnx", size0 + [
+        helper.make_node("Mul", ["n", "two"], ["n2"], name="twice"), helper.make_node("Unsqueeze", ["n2", "zero1"], ["u"]),
+        helper.make_node("Concat", ["u", "minus"], ["shape"], axis=0), helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        [x], [y], [zero, minus, helper.make_tensor("two", TensorProto.INT64, [], [2]),
+                   helper.make_tensor("zero1", TensorProto.INT64, [1], [0])])
+    with pytest.raises(og.DataError, match=r"node 'twice' \(Mul, opset 17\): computes with the batch size \(x.size\(0\) "
+                                           r"in arithmetic\): opgraph's batch is not a number \(use -1 in the shape "
+                                           r"instead\)$"):
+        og.load(doubled)
+    # x.view(-1, x.size(0)): the batch moved from the first axis
+    moved = make_onnx(tmp_path, "moved.onnx", size0 + [
+        helper.make_node("Unsqueeze", ["n", "zero1"], ["u"]), helper.make_node("Concat", ["minus", "u"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["y"], name="r")],
+        [x], [y], [zero, minus, helper.make_tensor("zero1", TensorProto.INT64, [1], [0])])
+    with pytest.raises(og.DataError, match=r"node 'r' \(Reshape, opset 17\): the batch dimension of \[N,2,3\] would "
+                                           r"move to position 1: opgraph keeps it first$"):
+        og.load(moved)
+    squeeze = make_onnx(tmp_path, "squeeze.onnx", [helper.make_node("Squeeze", ["x", "one"], ["y"], name="q")], [x], [y],
+                        [one])
+    with pytest.raises(og.DataError, match=r"node 'q' \(Squeeze, opset 17\): axis 1 has size 2, not 1$"):
+        og.load(squeeze)
+    sliced = make_onnx(tmp_path, "sliced.onnx", [helper.make_node("Slice", ["x", "zero1", "one", "one"], ["y"], name="s")],
+                       [x], [y], [helper.make_tensor("zero1", TensorProto.INT64, [1], [0]), one])
+    with pytest.raises(og.DataError, match=r"node 's' \(Slice, opset 17\): slices of the graph's tensors are not "
+                                           r"supported \(only of integer shapes\)$"):
+        og.load(sliced)
+    # x.reshape(x.shape[0], x.shape[1] * x.shape[2]) with Slice and a Mul that broadcasts: imported
+    sizes = make_onnx(tmp_path, "sizes.onnx", [
+        helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Slice", ["s", "one", "three"], ["tail"]),
+        helper.make_node("Gather", ["tail", "zero"], ["a"]), helper.make_node("Gather", ["tail", "one0"], ["b"]),
+        helper.make_node("Mul", ["a", "b"], ["ab"]), helper.make_node("Unsqueeze", ["ab", "zero1"], ["abu"]),
+        helper.make_node("Slice", ["s", "zero1", "one"], ["head"]),
+        helper.make_node("Concat", ["head", "abu"], ["shape"], axis=0), helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        [x], [y], [zero, one, helper.make_tensor("one0", TensorProto.INT64, [], [1]),
+                   helper.make_tensor("three", TensorProto.INT64, [1], [3]),
+                   helper.make_tensor("zero1", TensorProto.INT64, [1], [0])])
+    model = og.load(sizes)
+    assert "reshape(x, shape=[0, 6])" in str(model)
+    plan = model.compile(batch=2, backward=False, keep=["y"])
+    xs = np.arange(12, dtype=np.float32).reshape(2, 2, 3)
+    plan.forward({"x": xs, model.labels: np.zeros(2, np.float32)})
+    np.testing.assert_array_equal(plan.value("y"), xs.reshape(2, 6))
 
 
 def test_outputs_that_read_no_input_are_not_exported(tmp_path):
