@@ -454,8 +454,26 @@ bool Importer::fold(const onnx::NodeProto& n) {
   }
   if (t == "Slice") {
     const Tensor* data = ints(0);
-    if (!data) fail_node(n, "slices of the graph's tensors are not supported (only of integer shapes)");
     only(n, {});
+    if (!data) {  // a slice of a tensor of the graph (or of a weight): the slice op
+      const NodeId x = in(n, 0);
+      const IntList starts = const_ints(n, 1), ends = const_ints(n, 2);
+      IntList axes, steps = has_input(n, 4) ? const_ints(n, 4) : IntList(starts.size(), 1);
+      if (has_input(n, 3)) axes = const_ints(n, 3);
+      else
+        for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));
+      if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
+        fail_node(n, fmt::format("{} starts, {} ends, {} axes and {} steps: one of each per sliced axis", starts.size(),
+                                 ends.size(), axes.size(), steps.size()));
+      for (std::size_t i = 0; i < axes.size(); ++i) {
+        axes[i] = axis_in(axes[i], shape(x).rank());
+        if (steps[i] <= 0) fail_node(n, fmt::format("step {}: only positive steps are supported", steps[i]));
+        if (shape(x)[static_cast<int>(axes[i])] == N)
+          fail_node(n, "slices the batch dimension: opgraph keeps every sample of a batch");
+      }
+      set(n, add(n, "slice", {x}, {{"begin", starts}, {"end", ends}, {"step", steps}, {"axes", axes}}, 0));
+      return true;
+    }
     if (data->shape().rank() != 1) fail_node(n, "slices an integer constant of rank other than 1");
     const IntList starts = const_ints(n, 1), ends = const_ints(n, 2);
     const IntList axes = has_input(n, 3) ? const_ints(n, 3) : IntList{0};
@@ -705,7 +723,7 @@ void Importer::convert(const onnx::NodeProto& n) {
       "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Concat", "Constant", "Conv", "Div", "Dropout",
       "Elu", "Erf", "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Identity", "LayerNormalization",
       "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg", "Pad (of zeros)", "Pow", "ReduceLogSumExp", "ReduceMax",
-      "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice (of shapes)", "Softmax", "Softplus",
+      "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus",
       "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze"};
   fail_node(n, fmt::format("the operator is not supported; opgraph imports {}", fmt::join(supported, ", ")));
 }

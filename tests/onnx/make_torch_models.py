@@ -61,6 +61,24 @@ class ShapeMath(nn.Module):
         return h.squeeze(1)
 
 
+class Gated(nn.Module):
+    """Slices of the data, h[:, :8] and h[:, 8:] (the second ends at INT64_MAX in the file),
+    a gated linear unit."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(5, 16)
+        self.fc2 = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.fc1(x)
+        return self.fc2(torch.relu(h[:, :8]) * torch.sigmoid(h[:, 8:]))
+
+
+def gated():
+    return Gated(), (5,)
+
+
 def view_cnn():
     return ViewCNN(), (12, 12)
 
@@ -72,7 +90,7 @@ def shape_math():
 # name, model, whether the batch is dynamic (a fixed batch lets the exporter fold the shapes)
 for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", ln_gelu, True),
                             ("view_cnn", view_cnn, True), ("view_cnn_static", view_cnn, False),
-                            ("shape_math", shape_math, True)):
+                            ("shape_math", shape_math, True), ("gated", gated, True)):
     model, shape = make()
     if name == "cnn":  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()

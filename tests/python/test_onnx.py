@@ -131,7 +131,7 @@ def torch_models(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math", "gated"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -148,8 +148,23 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert "erf" in str(model) and "layer_norm" in str(model)
     if name.startswith("view_cnn"):  # the computed shape [x.size(0), -1] keeps the batch
         assert "reshape(_MaxPool_output_0, shape=[0, -1])" in str(model)
+    if name == "gated":  # h[:, :8] and h[:, 8:] (to INT64_MAX in the file)
+        assert str(model).count("slice(") == 2
     if name == "shape_math":  # x.size(1) * x.size(2) computed at import; unsqueeze and squeeze as reshapes
         assert "shape=[-1, 12]" in str(model) and "shape=[0, 1, 5]" in str(model) and "shape=[0, 5]" in str(model)
+
+
+@pytest.mark.parametrize("name", ["view_cnn", "view_cnn_static", "shape_math", "gated"])
+def test_computed_shapes_and_slices_export_again(torch_models, tmp_path, name):
+    # What the importer computed (shapes, unsqueezes, slices) goes out as plain reshapes and
+    # slices, which the ONNX checker accepts and ONNX Runtime runs as opgraph does.
+    need_tools()
+    model = og.load(torch_models / f"{name}.onnx")
+    shape = np.load(torch_models / f"{name}_x.npy").shape[1:]
+    rng = np.random.default_rng(2)
+    check_round_trip(model, tmp_path / "again.onnx",
+                     lambda n: {"x": rng.standard_normal((n, *shape)).astype(np.float32)}, "y",
+                     lambda n: {model.labels: np.zeros(n, np.float32)})
 
 
 def test_an_imported_model_fine_tunes_and_exports_again(torch_models, tmp_path):
@@ -314,10 +329,10 @@ def test_shapes_computed_in_the_file_are_read_or_refused_with_the_reason(tmp_pat
                         [one])
     with pytest.raises(og.DataError, match=r"node 'q' \(Squeeze, opset 17\): axis 1 has size 2, not 1$"):
         og.load(squeeze)
-    sliced = make_onnx(tmp_path, "sliced.onnx", [helper.make_node("Slice", ["x", "zero1", "one", "one"], ["y"], name="s")],
+    sliced = make_onnx(tmp_path, "sliced.onnx", [helper.make_node("Slice", ["x", "zero1", "one", "zero1"], ["y"], name="s")],
                        [x], [y], [helper.make_tensor("zero1", TensorProto.INT64, [1], [0]), one])
-    with pytest.raises(og.DataError, match=r"node 's' \(Slice, opset 17\): slices of the graph's tensors are not "
-                                           r"supported \(only of integer shapes\)$"):
+    with pytest.raises(og.DataError, match=r"node 's' \(Slice, opset 17\): slices the batch dimension: opgraph keeps "
+                                           r"every sample of a batch$"):
         og.load(sliced)
     # x.reshape(x.shape[0], x.shape[1] * x.shape[2]) with Slice and a Mul that broadcasts: imported
     sizes = make_onnx(tmp_path, "sizes.onnx", [
