@@ -1,6 +1,7 @@
 // reshape: the same values in another shape (row-major order kept), like NumPy's reshape,
 // with ONNX's 0 ("keep this dimension") so that shapes with the batch N can be written.
 #include <opgraph/graph/op.hpp>
+#include <opgraph/graph/size.hpp>
 
 namespace opgraph::ops {
 
@@ -34,8 +35,11 @@ OPGRAPH_OP(reshape)
       // the -1 takes over; the sizes' products must agree.
       std::vector<std::int64_t> in_symbols, out_symbols;
       std::int64_t in_size = 1, out_size = 1;
-      for (auto d : x.dims()) is_symbolic(d) ? in_symbols.push_back(d) : void(in_size *= d);
-      for (auto d : dims) is_symbolic(d) ? out_symbols.push_back(d) : void(out_size *= d);
+      auto times = [&](std::int64_t& size, std::int64_t d) {  // no product may wrap (fuzz_onnx: 2^62 x 12)
+        if (!mul_fits(size, d, &size)) c.fail("shape=[{}] holds more than 2^62 values", fmt::join(want, ", "));
+      };
+      for (auto d : x.dims()) is_symbolic(d) ? in_symbols.push_back(d) : times(in_size, d);
+      for (auto d : dims) is_symbolic(d) ? out_symbols.push_back(d) : times(out_size, d);
       for (auto s : out_symbols) {
         const auto it = std::find(in_symbols.begin(), in_symbols.end(), s);
         if (it == in_symbols.end()) c.fail("shape=[{}] cannot make {} from {}", fmt::join(want, ", "), Shape(dims), x);

@@ -51,7 +51,7 @@ std::string window(const AttrValue& begin, const AttrValue& end, const AttrValue
     const std::int64_t hi = end.is_none() ? len : clamp(end.as_ints()[i]);
     w->first[ax] = lo;
     w->step[ax] = s;
-    w->count[ax] = hi > lo ? (hi - lo + s - 1) / s : 0;
+    w->count[ax] = hi > lo ? (hi - lo - 1) / s + 1 : 0;  // ceil((hi - lo) / s): no overflow for a huge s
   }
   return "";
 }

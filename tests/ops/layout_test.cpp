@@ -2,6 +2,8 @@
 // vjps put each gradient back where its value came from.
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include "op_run.hpp"
 
 using namespace opgraph;
@@ -56,6 +58,14 @@ TEST_CASE("layout: slice takes x[begin:end:step] with Python's rules") {
   CHECK(values(run_op("slice", {x}, {{"begin", IntList{4}}, {"axes", IntList{-1}}}).out) ==
         std::vector<double>{4, 5, 10, 11, 16, 17, 22, 23});
   CHECK(run_op("slice", {x}, {{"begin", IntList{3}}, {"end", IntList{1}}}).out.shape() == Shape{0, 6});
+  // Bounds and steps as large as an int64 (ONNX files write INT64_MAX for "to the end"):
+  // the count of taken elements, ceil((end - begin) / step), must not overflow (fuzz_onnx).
+  constexpr std::int64_t kHuge = std::numeric_limits<std::int64_t>::max();
+  const auto huge = run_op("slice", {x}, {{"begin", IntList{2}}, {"end", IntList{kHuge}}, {"step", IntList{kHuge}}, {"axes", IntList{1}}});
+  CHECK(huge.out.shape() == Shape{4, 1});
+  CHECK(values(huge.out) == std::vector<double>{2, 8, 14, 20});
+  CHECK(run_op("slice", {x}, {{"begin", IntList{-kHuge}}, {"end", IntList{kHuge}}, {"step", IntList{5}}, {"axes", IntList{1}}})
+            .out.shape() == Shape{4, 2});
   // The vjp: the gradient lands on the taken elements, zeros elsewhere.
   const Tensor seed = Tensor::from({2, 6}, std::vector<double>(12, 1.0), DType::f64);
   const auto g = run_op("slice", {x}, {{"begin", IntList{0}}, {"step", IntList{2}}}, &seed);
@@ -63,7 +73,7 @@ TEST_CASE("layout: slice takes x[begin:end:step] with Python's rules") {
                                                   1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0});
 }
 
-TEST_CASE("layout: bad permutations, flattens, expansions and slices are refused by name") {
+TEST_CASE("layout: bad permutations, flattens, expansions, slices and reshapes are refused by name") {
   Graph g;
   const NodeId x = g.add_input("x", Shape{N, 3, 4});
   CHECK_THROWS_WITH(g.add_op("transpose", {x}, {{"perm", IntList{0, 0, 1}}}, "t"),
@@ -81,4 +91,7 @@ TEST_CASE("layout: bad permutations, flattens, expansions and slices are refused
   CHECK_THROWS_WITH(g.add_op("slice", {x}, {{"begin", IntList{1}}, {"step", IntList{-1}}, {"axes", IntList{1}}}, "s"),
                     "node 's': slice: step -1 on axis 1: steps must be positive (negative steps are not supported)");
   CHECK(g.node(g.add_op("slice", {x}, {{"begin", IntList{0, 1}}}, "ok")).shape == Shape{N, 2, 4});
+  // Sizes whose product would wrap an int64 (fuzz_onnx: a computed shape of 2^62 x 12).
+  CHECK_THROWS_WITH(g.add_op("reshape", {x}, {{"shape", IntList{0, std::int64_t{1} << 62, 12}}}, "r"),
+                    "node 'r': reshape: shape=[0, 4611686018427387904, 12] holds more than 2^62 values");
 }
