@@ -504,10 +504,12 @@ bool Importer::fold(const onnx::NodeProto& n) {
                      "(use -1 in the shape instead)");
       if (t == "Div" && y == 0) fail_node(n, "divides an integer by 0");
       std::int64_t r = 0;
-      const bool fits = t == "Mul"   ? mul_fits(x, y, &r)
+      // Div truncates, as ONNX Runtime's integer division does; INT64_MIN / -1 cannot
+      // happen (INT64_MIN is kBatch, refused above).
+      const bool fits = t == "Mul"   ? !__builtin_mul_overflow(x, y, &r)
                         : t == "Add" ? !__builtin_add_overflow(x, y, &r)
                         : t == "Sub" ? !__builtin_sub_overflow(x, y, &r)
-                                     : (r = x / y - ((x % y != 0) && ((x < 0) != (y < 0))), true);  // floor, as ONNX
+                                     : (r = x / y, true);
       if (!fits) fail_node(n, "an integer result overflows");
       v.push_back(r);
     }

@@ -346,6 +346,22 @@ def test_shapes_computed_in_the_file_are_read_or_refused_with_the_reason(tmp_pat
                    helper.make_tensor("zero1", TensorProto.INT64, [1], [0])])
     model = og.load(sizes)
     assert "reshape(x, shape=[0, 6])" in str(model)
+    # x.reshape(x.shape[0], x.shape[1] * x.shape[2] // 4, 2): Div truncates, as ONNX Runtime's
+    halves = make_onnx(tmp_path, "halves.onnx", [
+        helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "one0"], ["a"]),
+        helper.make_node("Gather", ["s", "two0"], ["b"]), helper.make_node("Mul", ["a", "b"], ["ab"]),
+        helper.make_node("Div", ["ab", "four"], ["q"]), helper.make_node("Unsqueeze", ["q", "zero1"], ["qu"]),
+        helper.make_node("Slice", ["s", "zero1", "one"], ["head"]),
+        helper.make_node("Concat", ["head", "qu", "two"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["y"], name="r")],
+        [x], [y], [one, helper.make_tensor("one0", TensorProto.INT64, [], [1]),
+                   helper.make_tensor("two0", TensorProto.INT64, [], [2]),
+                   helper.make_tensor("four", TensorProto.INT64, [], [4]),
+                   helper.make_tensor("two", TensorProto.INT64, [1], [2]),
+                   helper.make_tensor("zero1", TensorProto.INT64, [1], [0])])
+    with pytest.raises(og.DataError, match=r"node 'r' \(Reshape, opset 17\): reshape: shape=\[0, 1, 2\] gives "
+                                           r"\[N,1,2\], which does not hold the values of \[N,2,3\]$"):
+        og.load(halves)
     plan = model.compile(batch=2, backward=False, keep=["y"])
     xs = np.arange(12, dtype=np.float32).reshape(2, 2, 3)
     plan.forward({"x": xs, model.labels: np.zeros(2, np.float32)})
