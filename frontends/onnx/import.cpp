@@ -358,6 +358,9 @@ bool Importer::fold(const onnx::NodeProto& n) {
     if (axis < -rank || axis >= rank) fail_node(n, fmt::format("axis {} is out of range for rank {}", axis, rank));
     return axis < 0 ? axis + rank : axis;
   };
+  // A bound of Shape's start/end or of a Slice, by Python's rules: negative counts from
+  // the end, out of range clamps.
+  auto bound = [](std::int64_t v, std::int64_t len) { return std::clamp<std::int64_t>(v < 0 ? v + len : v, 0, len); };
   if (t == "Shape") {
     only(n, {"start", "end"});
     Shape s;
@@ -365,8 +368,7 @@ bool Importer::fold(const onnx::NodeProto& n) {
     else if (const Tensor* c = constant(n.input(0))) s = c->shape();
     else in(n, 0);  // names the missing input
     const std::int64_t rank = s.rank();
-    auto clamp = [&](std::int64_t v) { return std::clamp<std::int64_t>(v < 0 ? v + rank : v, 0, rank); };
-    const std::int64_t start = clamp(attr_int(n, "start", 0)), end = clamp(attr_int(n, "end", rank));
+    const std::int64_t start = bound(attr_int(n, "start", 0), rank), end = bound(attr_int(n, "end", rank), rank);
     std::vector<std::int64_t> dims;
     for (std::int64_t d = start; d < end; ++d) {
       const std::int64_t v = s[static_cast<int>(d)];
@@ -462,12 +464,9 @@ bool Importer::fold(const onnx::NodeProto& n) {
       if (has_input(n, 3)) axes = const_ints(n, 3);
       else
         for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));
-      if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
-        fail_node(n, fmt::format("{} starts, {} ends, {} axes and {} steps: one of each per sliced axis", starts.size(),
-                                 ends.size(), axes.size(), steps.size()));
+      // The slice op refuses mismatched lengths and steps that are not positive, by name.
       for (std::size_t i = 0; i < axes.size(); ++i) {
         axes[i] = axis_in(axes[i], shape(x).rank());
-        if (steps[i] <= 0) fail_node(n, fmt::format("step {}: only positive steps are supported", steps[i]));
         if (shape(x)[static_cast<int>(axes[i])] == N)
           fail_node(n, "slices the batch dimension: opgraph keeps every sample of a batch");
       }
@@ -482,9 +481,9 @@ bool Importer::fold(const onnx::NodeProto& n) {
       fail_node(n, "slices a shape along more than its one axis");
     if (steps[0] != 1) fail_node(n, "only slices with step 1 are supported");
     const std::int64_t len = data->numel();
-    auto clamp = [&](std::int64_t v) { return std::clamp<std::int64_t>(v < 0 ? v + len : v, 0, len); };
+    const std::int64_t first = bound(starts[0], len), last = std::max(first, bound(ends[0], len));
     const auto all = values_of(*data);
-    std::vector<std::int64_t> v(all.begin() + clamp(starts[0]), all.begin() + std::max(clamp(starts[0]), clamp(ends[0])));
+    std::vector<std::int64_t> v(all.begin() + first, all.begin() + last);
     return result({static_cast<std::int64_t>(v.size())}, v);
   }
   if (t == "Mul" || t == "Add" || t == "Sub" || t == "Div") {
