@@ -51,9 +51,16 @@ struct GemmBlocking {
 
 /// The blocking for elements of `element_bytes` (4 or 8) on caches `c` (the analytical
 /// model of Low et al., 2016): kc so that a B panel takes the L1 ways one A stream and C
-/// leave free, mc so that an A block fills half of L2, nc so that a packed block of B
-/// fills half of L3 (at most 8192 columns).
+/// leave free, but at least 1280 bytes of depth (320 floats: on a 32 KiB L1 the panel
+/// then streams from L2), mc so that an A block fills half of L2, nc so that a packed
+/// block of B fills half of L3 (at most 8192 columns).
 GemmBlocking gemm_blocking_for(const CacheSizes& c, int element_bytes);
+
+/// The depth of the blocks a product of depth k is summed in, for the machine's kc: kc,
+/// except when the last block would be shallower than kc / 2; then the blocks before it
+/// share its depths (blocks of nearly equal depth, less than kc / 2 deeper). Depends on k
+/// and kc only.
+std::int64_t gemm_depth_block(std::int64_t kc, std::int64_t k);
 
 /// The blocking in use on this machine (from detect_caches(), decided once).
 GemmBlocking gemm_blocking(int element_bytes);

@@ -230,9 +230,10 @@ TEST_CASE("gemm: the cache blocking follows the caches it is given") {
       const GemmBlocking b = gemm_blocking_for(c, bytes);
       CAPTURE(c.l1d);
       CAPTURE(c.l2);
-      // The B panel fits the L1 ways left for it, an A block half of L2, whole tiles.
-      CHECK(b.kc * b.nr * bytes <= c.l1d * (c.l1d_ways - 2) / c.l1d_ways);
-      CHECK(b.kc * b.nr * bytes > c.l1d * (c.l1d_ways - 2) / c.l1d_ways - 16 * b.nr * bytes);
+      // The B panel fits the L1 ways left for it unless that is under 1280 bytes of depth
+      // (then it is 1280 bytes deep), an A block half of L2, whole tiles.
+      const std::int64_t l1_depth = c.l1d * (c.l1d_ways - 2) / c.l1d_ways / (b.nr * bytes) / 16 * 16;
+      CHECK(b.kc == std::max<std::int64_t>(l1_depth, 1280 / bytes));
       CHECK(b.kc % 16 == 0);
       CHECK(b.mc * b.kc * bytes <= c.l2 / 2);
       CHECK(b.mc % b.mr == 0);
@@ -240,7 +241,7 @@ TEST_CASE("gemm: the cache blocking follows the caches it is given") {
       CHECK(b.nc % b.nr == 0);
       CHECK(b.nc <= 8192);
     }
-    CHECK(gemm_blocking_for(zen4, bytes).kc < gemm_blocking_for(zen5, bytes).kc);
+    CHECK(gemm_blocking_for(zen4, bytes).kc <= gemm_blocking_for(zen5, bytes).kc);
     CHECK(gemm_blocking_for(zen5, bytes).mc < gemm_blocking_for(intel, bytes).mc);
   }
   if (std::strcmp(gemm_isa(), "avx512") == 0) {  // 12 x 32 float tiles
@@ -248,13 +249,57 @@ TEST_CASE("gemm: the cache blocking follows the caches it is given") {
     CHECK(b.kc == 320);
     CHECK(b.mc == 816);
     CHECK(b.nc == 8192);
-    CHECK(gemm_blocking_for(zen4, 4).kc == 192);
-    CHECK(gemm_blocking_for(zen4, 4).mc == 672);
+    // Zen 4's 32 KiB L1 holds a B panel of 192 depths; the floor makes it 320.
+    CHECK(gemm_blocking_for(zen4, 4).kc == 320);
+    CHECK(gemm_blocking_for(zen4, 4).mc == 408);
+    CHECK(gemm_blocking_for(zen4, 8).kc == 192);  // doubles: L1's 192 is over the floor of 160
   }
   // Nothing known: a small, safe default.
   const GemmBlocking unknown = gemm_blocking_for(CacheSizes{}, 4);
   CHECK(unknown.kc >= 64);
   CHECK(unknown.mc >= unknown.mr);
+}
+
+TEST_CASE("gemm: a last depth block shallower than half of kc is shared out among the others") {
+  CHECK(gemm_depth_block(320, 200) == 320);   // one block
+  CHECK(gemm_depth_block(320, 960) == 320);   // three whole blocks
+  CHECK(gemm_depth_block(320, 800) == 320);   // 320, 320, 160: half of kc stays a block
+  CHECK(gemm_depth_block(320, 784) == 392);   // 320, 320, 144 -> 392, 392 (W1's x·W1)
+  CHECK(gemm_depth_block(320, 1024) == 342);  // 320 x 3, 64 -> 342, 342, 340
+  CHECK(gemm_depth_block(320, 330) == 330);   // 320, 10 -> one block of 330
+  CHECK(gemm_depth_block(160, 1281) == 161);  // 160 x 8, 1 -> 161 x 7, 154
+  for (std::int64_t kc : {160, 192, 320, 384})
+    for (std::int64_t k = 1; k <= 4000; ++k) {
+      CAPTURE(kc);
+      CAPTURE(k);
+      const std::int64_t d = gemm_depth_block(kc, k);
+      const std::int64_t blocks = (k + d - 1) / d, last = k - (blocks - 1) * d;
+      CHECK(d >= kc);
+      CHECK(d < kc + kc / 2);
+      if (d == kc) CHECK((last == k || last >= kc / 2));  // kept: no shallow last block
+      else CHECK(last > d - blocks);                      // folded: blocks of nearly equal depth
+    }
+  // Products whose last block is folded are right, and have the same bits at 1 and 2 threads.
+  for (int bytes : {4, 8}) {
+    const std::int64_t kc = gemm_blocking(bytes).kc, k = 2 * kc + kc / 4;
+    REQUIRE(gemm_depth_block(kc, k) > kc);
+    for (bool ta : {false, true})
+      for (std::int64_t m : {30, 300}) {
+        if (bytes == 4) check_against_reference<float>(m, 70, k, ta, !ta, 1.0f, 0.5f);
+        else check_against_reference<double>(m, 70, k, ta, !ta, 1.0, 0.5);
+      }
+  }
+  const std::int64_t k = 2 * gemm_blocking(4).kc + gemm_blocking(4).kc / 4;
+  for (bool ta : {false, true}) {
+    const Problem<float> pr(300, 70, k, ta, !ta, 7);
+    std::vector<float> c0(static_cast<std::size_t>(pr.m * pr.n));
+    set_num_threads(1);
+    const auto one = pr.run(1.0f, 0.0f, c0);
+    set_num_threads(2);
+    const auto two = pr.run(1.0f, 0.0f, c0);
+    set_num_threads(0);
+    CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
+  }
 }
 
 TEST_CASE("gemm: AMD's older cpuid cache leaves") {
