@@ -189,33 +189,6 @@ std::string cell(const Stats& s) {
 
 std::string ratio(double a, double b) { return std::isfinite(a) && std::isfinite(b) && b > 0 ? fmt::format("{:.2f}×", a / b) : "–"; }
 
-/// How many cores this process can use right now, measured: spin loops on one thread and
-/// then on `threads` threads for 30 ms each; the ratio of work done. A shared machine can
-/// lose a core for a minute (another tenant); timings taken then are not kept.
-double cores_available(int threads) {
-  auto spin = [](const std::atomic<bool>& stop, std::atomic<long>& total) {
-    long n = 0;
-    volatile double x = 1.0;
-    while (!stop.load(std::memory_order_relaxed)) {
-      for (int i = 0; i < 2000; ++i) x = x * 1.0000001 + 1e-9;
-      ++n;
-    }
-    total += n;
-  };
-  auto measure = [&](int t) {
-    std::atomic<bool> stop = false;
-    std::atomic<long> total = 0;
-    std::vector<std::thread> pool;
-    for (int i = 0; i < t; ++i) pool.emplace_back(spin, std::cref(stop), std::ref(total));
-    std::this_thread::sleep_for(std::chrono::milliseconds(30));
-    stop = true;
-    for (auto& th : pool) th.join();
-    return static_cast<double>(total.load());
-  };
-  const double one = measure(1);
-  return one > 0 ? measure(threads) / one : 0.0;
-}
-
 bool has_avx512() {
   std::ifstream f("/proc/cpuinfo");
   for (std::string line; std::getline(f, line);)
@@ -363,7 +336,7 @@ int main(int argc, char** argv) {
           // for them (up to a minute), and redo a run during which one was lost.
           Result r;
           for (int attempt = 0;; ++attempt) {
-            auto ready = [&] { return threads < 2 || o.quick || cores_available(threads) >= 0.8 * threads; };
+            auto ready = [&] { return threads < 2 || o.quick || opgraph_bench::cores_available(threads) >= 0.8 * threads; };
             for (int wait = 0; wait < 30 && !ready(); ++wait) {
               ++busy_waits;
               std::this_thread::sleep_for(std::chrono::seconds(2));

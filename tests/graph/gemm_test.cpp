@@ -71,7 +71,9 @@ TEST_CASE("gemm: matches a double reference for every transpose and blocking pat
   const std::vector<std::array<std::int64_t, 3>> shapes = {
       {4, 2, 2},    {1, 1, 1},     {3, 5, 7},      {150, 8, 4},   {97, 10, 256},  {300, 10, 33},
       {100, 45, 130}, {37, 1000, 65}, {256, 1024, 70}, {64, 33, 1100}, {500, 256, 10}, {13, 17, 2100},
-      {36, 40, 300}, {120, 64, 400}};
+      {36, 40, 300}, {120, 64, 400},
+      // few rows over many columns, the last column block 1, 3, 4 and 2 vectors wide
+      {6, 784, 25}, {16, 1000, 150}, {13, 113, 7}, {5, 97, 9}};
   for (const auto& s : shapes)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
@@ -212,6 +214,7 @@ TEST_CASE("gemm: results are bitwise identical with 1 and 2 threads") {
     CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
   };
   same_bits(Problem<float>(6, 6272, 25, false, false, 6));   // few rows
+  same_bits(Problem<float>(16, 6000, 150, false, false, 6));  // few rows, a ragged last block
   same_bits(Problem<float>(16, 1600, 150, false, false, 6));
   same_bits(Problem<float>(16, 150, 4000, false, true, 6));  // inner products
   same_bits(Problem<float>(128, 512, 700, true, false, 6));  // a transposed A packed once, shared
