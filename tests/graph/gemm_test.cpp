@@ -200,19 +200,25 @@ TEST_CASE("gemm: with beta = 0 the output is only written, so garbage in C does 
   for (float v : small.run(1.0f, 0.0f, std::vector<float>(9, std::nanf("")))) REQUIRE(std::isfinite(v));
 }
 
+namespace {
+
+/// The product has the same bits at 1 and 2 threads.
+void same_bits(const Problem<float>& pr) {
+  CAPTURE(pr.m);
+  CAPTURE(pr.n);
+  CAPTURE(pr.k);
+  std::vector<float> c0(static_cast<std::size_t>(pr.m * pr.n));
+  set_num_threads(1);
+  const auto one = pr.run(1.0f, 0.0f, c0);
+  set_num_threads(2);
+  const auto two = pr.run(1.0f, 0.0f, c0);
+  set_num_threads(0);
+  CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
+}
+
+}  // namespace
+
 TEST_CASE("gemm: results are bitwise identical with 1 and 2 threads") {
-  const auto same_bits = [](const Problem<float>& pr) {
-    CAPTURE(pr.m);
-    CAPTURE(pr.n);
-    CAPTURE(pr.k);
-    std::vector<float> c0(static_cast<std::size_t>(pr.m * pr.n));
-    set_num_threads(1);
-    const auto one = pr.run(1.0f, 0.0f, c0);
-    set_num_threads(2);
-    const auto two = pr.run(1.0f, 0.0f, c0);
-    set_num_threads(0);
-    CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
-  };
   same_bits(Problem<float>(6, 6272, 25, false, false, 6));   // few rows
   same_bits(Problem<float>(16, 6000, 150, false, false, 6));  // few rows, a ragged last block
   same_bits(Problem<float>(16, 1600, 150, false, false, 6));
@@ -293,16 +299,7 @@ TEST_CASE("gemm: a last depth block shallower than half of kc is shared out amon
       }
   }
   const std::int64_t k = 2 * gemm_blocking(4).kc + gemm_blocking(4).kc / 4;
-  for (bool ta : {false, true}) {
-    const Problem<float> pr(300, 70, k, ta, !ta, 7);
-    std::vector<float> c0(static_cast<std::size_t>(pr.m * pr.n));
-    set_num_threads(1);
-    const auto one = pr.run(1.0f, 0.0f, c0);
-    set_num_threads(2);
-    const auto two = pr.run(1.0f, 0.0f, c0);
-    set_num_threads(0);
-    CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
-  }
+  for (bool ta : {false, true}) same_bits(Problem<float>(300, 70, k, ta, !ta, 7));
 }
 
 TEST_CASE("gemm: AMD's older cpuid cache leaves") {
