@@ -1394,8 +1394,7 @@ GemmBlocking gemm_blocking_for(const CacheSizes& c, int element_bytes) {
   // pass over C (each tile loaded and stored) and a start of the prefetchers on each row
   // of an A read in place, whatever its depth. With 12 broadcasts of A to 2 vectors of B,
   // a B panel streamed from L2 keeps the multiply-adds fed. Zen 4's 32 KiB L1 gave 192
-  // depths: W1's x·W1 (10000x256x784) 88 against 98 GFLOP/s with 320 at 1 thread, W5's
-  // da·W2ᵀ (256x1024x1024) 87 against 100.
+  // depths: W1's x·W1 (10000x256x784) took 44-50 ms at 1 thread, 40-41 with 320.
   b.kc = std::max<std::int64_t>(1280 / element_bytes, l1 * (ways - 2) / ways / row / 16 * 16);
   // An A block (mc x kc) fills half of L2, the other half B's panel and C's tiles.
   b.mc = std::max<std::int64_t>(b.mr, l2 / 2 / (b.kc * element_bytes) / b.mr * b.mr);
@@ -1406,7 +1405,7 @@ GemmBlocking gemm_blocking_for(const CacheSizes& c, int element_bytes) {
 
 // Each depth block is a pass over C, every tile loaded and stored, however little
 // arithmetic it holds: W1's x·W1 (k = 784) ran as blocks of 320, 320 and 144 on the
-// Zen 4 at 98 GFLOP/s (1 thread); as two of 392, at 104.
+// Zen 4 in 40-41 ms (1 thread); as two of 392, in 38.5-41.
 std::int64_t gemm_depth_block(std::int64_t kc, std::int64_t k) {
   const std::int64_t blocks = (k + kc - 1) / kc;
   if (blocks < 2 || k - (blocks - 1) * kc >= kc / 2) return kc;
