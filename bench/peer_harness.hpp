@@ -45,7 +45,8 @@ struct Peer {
   std::exit(2);
 }
 
-inline PeerOptions parse_peer(const char* who, int argc, char** argv) {
+/// `profiles`: the caller also takes --mode profile (workload_bench, for opgraph).
+inline PeerOptions parse_peer(const char* who, int argc, char** argv, bool profiles = false) {
   PeerOptions o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -63,7 +64,8 @@ inline PeerOptions parse_peer(const char* who, int argc, char** argv) {
     else if (a == "--contender") o.contender = next();  // workload_bench's choice; the peers ignore it
     else peer_usage(who, "unknown argument " + a);
   }
-  if (o.mode != "time" && o.mode != "verify" && o.mode != "baseline") peer_usage(who, "unknown mode " + o.mode);
+  if (o.mode != "time" && o.mode != "verify" && o.mode != "baseline" && !(profiles && o.mode == "profile"))
+    peer_usage(who, "unknown mode " + o.mode);
   if (o.mode != "baseline" && !find_workload(o.workload)) peer_usage(who, "unknown workload " + o.workload);
   if (o.threads < 1 || o.reps < 1 || o.steps < 1) peer_usage(who, "threads, reps and steps must be at least 1");
   return o;

@@ -2,13 +2,16 @@
 // runs it (and torch_bench.py) in separate processes, alternating, and writes RESULTS.md.
 //
 //   workload_bench --workload W1 [--contender opgraph|reference] --threads N   (default: opgraph)
-//                  [--mode time|verify|baseline] [--reps R] [--min-seconds S] [--steps K] [--quick]
+//                  [--mode time|verify|profile|baseline] [--reps R] [--min-seconds S] [--steps K] [--quick]
 //
 // time:     warm up, then R repetitions; each times K steps (chosen so a repetition lasts
 //           at least S seconds) or, for an epoch workload, one epoch. Prints per-repetition
 //           figures in the workload's unit.
 // verify:   K training steps from the shared initial weights on the first batch; prints the
 //           losses and a checksum of the weights (equal checksums: bitwise equal weights).
+// profile:  opgraph only: one warm-up step, then K steps through a plan compiled with
+//           PlanOptions::profile; prints each op's forward and backward milliseconds per
+//           step, summed over its nodes, largest first, and the GEMM FLOPs' share.
 // baseline: loads everything and starts the thread pool, nothing else (the RSS floor).
 #include <algorithm>
 #include <chrono>
@@ -44,12 +47,13 @@ using Options = bench::PeerOptions;
 [[noreturn]] void usage(const char* why) { bench::peer_usage("workload_bench", why); }
 
 Options parse(int argc, char** argv) {
-  Options o = bench::parse_peer("workload_bench", argc, argv);
+  Options o = bench::parse_peer("workload_bench", argc, argv, true);
   if (o.contender.empty()) o.contender = "opgraph";
   if (o.mode != "baseline" && o.contender != "opgraph" && o.contender != "reference")
     usage("--contender must be opgraph or reference");
   if (o.mode != "baseline" && o.contender == "reference" && !bench::has_reference(*bench::find_workload(o.workload)))
     usage("the hand-written reference covers the dense networks only (W1-W6, I1)");
+  if (o.mode == "profile" && o.contender != "opgraph") usage("--mode profile times opgraph's nodes only");
   return o;
 }
 
@@ -143,7 +147,7 @@ struct OpgraphRun {
   std::unique_ptr<opgraph::Trainer> trainer;
 };
 
-Contender make_opgraph(const Workload& w, std::int64_t batch, std::shared_ptr<OpgraphRun>& run) {
+Contender make_opgraph(const Workload& w, std::int64_t batch, std::shared_ptr<OpgraphRun>& run, bool profile) {
   using namespace opgraph;
   run = std::make_shared<OpgraphRun>();
   Graph& g = run->model.graph;
@@ -202,7 +206,7 @@ Contender make_opgraph(const Workload& w, std::int64_t batch, std::shared_ptr<Op
     };
   }
   // Steps on the first batch, through a plan.
-  r->plan = std::make_unique<Plan>(g, params, PlanOptions{.batch = batch, .backward = !w.inference});
+  r->plan = std::make_unique<Plan>(g, params, PlanOptions{.batch = batch, .backward = !w.inference, .profile = profile});
   r->x = r->data.features.slice_rows(0, batch);
   if (w.kind != Workload::Kind::mlp && w.kind != Workload::Kind::towers) {
     Shape s = x_shape;
@@ -239,6 +243,48 @@ Contender make_opgraph(const Workload& w, std::int64_t batch, std::shared_ptr<Op
   const PlanStats s = r->plan->stats();
   c.bytes = s.arena_bytes + s.param_bytes + r->x.nbytes() + r->y.nbytes();
   return c;
+}
+
+/// Per op: forward and backward milliseconds a step, over all its nodes, largest first.
+void print_profile(const opgraph::Plan& plan, int steps) {
+  struct Row {
+    std::string op;
+    int nodes = 0;
+    double fwd = 0.0, bwd = 0.0, flops = 0.0;
+  };
+  std::vector<Row> rows;
+  double total = 0.0;
+  for (const auto& n : plan.profile()) {
+    auto it = std::find_if(rows.begin(), rows.end(), [&](const Row& r) { return r.op == n.op; });
+    if (it == rows.end()) it = rows.insert(rows.end(), Row{n.op});
+    ++it->nodes;
+    it->fwd += n.forward_seconds * 1e3 / steps;
+    it->bwd += n.backward_seconds * 1e3 / steps;
+    it->flops += (n.forward_flops * static_cast<double>(n.forward_calls) +
+                  n.backward_flops * static_cast<double>(n.backward_calls)) / steps;
+    total += (n.forward_seconds + n.backward_seconds) * 1e3 / steps;
+  }
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.fwd + a.bwd > b.fwd + b.bwd; });
+  std::printf("%-24s %5s %10s %10s %7s %10s\n", "op", "nodes", "fwd ms", "bwd ms", "share", "GFLOP/s");
+  for (const Row& r : rows) {
+    const double ms = r.fwd + r.bwd;
+    std::printf("%-24s %5d %10.3f %10.3f %6.1f%% %10.1f\n", r.op.c_str(), r.nodes, r.fwd, r.bwd,
+                total > 0 ? 100.0 * ms / total : 0.0, ms > 0 ? r.flops / ms / 1e6 : 0.0);
+  }
+  std::printf("%-24s %5s %21.3f ms a step in the nodes (the optimizer's update not included)\n\n", "total", "", total);
+  // The nodes themselves, the 16 slowest.
+  std::vector<opgraph::NodeProfile> nodes = plan.profile();
+  std::sort(nodes.begin(), nodes.end(), [](const auto& a, const auto& b) {
+    return a.forward_seconds + a.backward_seconds > b.forward_seconds + b.backward_seconds;
+  });
+  nodes.resize(std::min<std::size_t>(nodes.size(), 16));
+  std::printf("%-24s %-22s %10s %10s %10s %10s\n", "node", "op", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s");
+  for (const auto& n : nodes) {
+    const double f = n.forward_seconds * 1e3 / steps, b = n.backward_seconds * 1e3 / steps;
+    std::printf("%-24s %-22s %10.3f %10.3f %10.1f %10.1f\n", n.name.substr(0, 24).c_str(), n.op.c_str(), f, b,
+                f > 0 ? n.forward_flops * static_cast<double>(n.forward_calls) / steps / f / 1e6 : 0.0,
+                b > 0 ? n.backward_flops * static_cast<double>(n.backward_calls) / steps / b / 1e6 : 0.0);
+  }
 }
 
 // ---- The hand-written reference.
@@ -309,13 +355,21 @@ int main(int argc, char** argv) {
     std::shared_ptr<std::vector<float>> scratch;
     Data data;
     if (o.contender == "reference") data = make_data(w);
-    Contender c = o.contender == "opgraph" ? make_opgraph(w, batch, og) : make_reference(w, data, batch, ref, scratch);
+    Contender c = o.contender == "opgraph" ? make_opgraph(w, batch, og, o.mode == "profile") : make_reference(w, data, batch, ref, scratch);
 
     if (o.mode == "verify") {
       std::printf("{\"mode\":\"verify\",\"workload\":\"%s\",\"contender\":\"%s\",\"threads\":%d,\"losses\":[",
                   w.name.c_str(), o.contender.c_str(), o.threads);
       for (int s = 0; s < o.steps; ++s) std::printf("%s%.9g", s ? "," : "", c.step());
       std::printf("],\"checksum\":\"%016llx\",\"bytes\":%zu}\n", static_cast<unsigned long long>(c.checksum()), c.bytes);
+      return 0;
+    }
+
+    if (o.mode == "profile") {
+      c.step();  // warms caches and the arena; not counted
+      og->plan->reset_profile();
+      for (int s = 0; s < o.steps; ++s) c.step();
+      print_profile(*og->plan, o.steps);
       return 0;
     }
 
