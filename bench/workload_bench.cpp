@@ -113,20 +113,17 @@ opgraph::nn::Value lenet(opgraph::nn::Value x, const Workload& w) {
 opgraph::nn::Value transformer(opgraph::nn::Value x) {
   using namespace opgraph;
   Graph& g = x.graph();
-  const std::int64_t d = bench::kModel8, heads = bench::kHeads8, dh = d / heads;
+  const std::int64_t d = bench::kModel8, heads = bench::kHeads8;
   auto norm = [&](nn::Value in, const std::string& name) {
     return nn::op("layer_norm", {in, nn::param(g, name + ".g", {d}), nn::param(g, name + ".b", {d})});
-  };
-  auto heads_of = [&](nn::Value in, const std::string& name) {  // [N,T,d] -> [N,H,T,dh]
-    auto v = nn::op("reshape", {nn::matmul(in, nn::param(g, name, {d, d}))}, {{"shape", IntList{0, 0, heads, dh}}});
-    return nn::op("transpose", {v}, {{"perm", IntList{0, 2, 1, 3}}});
   };
   nn::Value h = x;
   for (std::int64_t b = 0; b < bench::kBlocks8; ++b) {
     const std::string p = "b" + std::to_string(b);
     auto n1 = norm(h, p + ".ln1");
-    auto a = nn::op("attention", {heads_of(n1, p + ".Wq"), heads_of(n1, p + ".Wk"), heads_of(n1, p + ".Wv")});
-    a = nn::op("reshape", {nn::op("transpose", {a}, {{"perm", IntList{0, 2, 1, 3}}})}, {{"shape", IntList{0, 0, d}}});
+    auto proj = [&](const std::string& name) { return nn::matmul(n1, nn::param(g, p + name, {d, d})); };
+    // The heads side by side in the last axis, as the projections give them.
+    auto a = nn::op("attention", {proj(".Wq"), proj(".Wk"), proj(".Wv")}, {{"heads", heads}});
     h = h + nn::matmul(a, nn::param(g, p + ".Wo", {d, d}));
     auto n2 = norm(h, p + ".ln2");
     auto u = nn::op("gelu", {nn::matmul(n2, nn::param(g, p + ".W1", {d, bench::kHidden8})) +

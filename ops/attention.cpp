@@ -20,15 +20,35 @@ inline bool visible(std::int64_t i, std::int64_t j, std::int64_t queries, std::i
   return j <= i + (keys - queries);
 }
 
+/// One head's problem: `items` products (the leading axes times the heads) of t queries
+/// and s keys, d features (dv for values); ldq the row stride of q and k, ldv that of v
+/// and of the output (heads x d: the heads side by side).
 struct Sizes {
-  std::int64_t batches, t, s, d, dv;
+  std::int64_t items, heads, t, s, d, dv;
+  std::int64_t ldq, ldv;
+  /// Where item i's first query, key, value and output row start.
+  std::int64_t q_at(std::int64_t i) const { return (i / heads) * t * ldq + (i % heads) * d; }
+  std::int64_t k_at(std::int64_t i) const { return (i / heads) * s * ldq + (i % heads) * d; }
+  std::int64_t v_at(std::int64_t i) const { return (i / heads) * s * ldv + (i % heads) * dv; }
+  std::int64_t y_at(std::int64_t i) const { return (i / heads) * t * ldv + (i % heads) * dv; }
 };
 
 template <class K>
 Sizes sizes_of(const K& k) {
   const auto &q = k.in(0), &v = k.in(2);
-  const std::int64_t t = q.dims[q.rank - 2], d = q.dims[q.rank - 1], s = v.dims[v.rank - 2], dv = v.dims[v.rank - 1];
-  return {t != 0 && d != 0 ? q.size / (t * d) : 0, t, s, d, dv};
+  const std::int64_t heads = k.attr_int("heads");
+  const std::int64_t t = q.dims[q.rank - 2], ldq = q.dims[q.rank - 1], s = v.dims[v.rank - 2], ldv = v.dims[v.rank - 1];
+  const std::int64_t batches = t != 0 && ldq != 0 ? q.size / (t * ldq) : 0;
+  return {batches * heads, heads, t, s, ldq / heads, ldv / heads, ldq, ldv};
+}
+
+/// [..., heads, T, S]: the probabilities of every head.
+Shape probabilities_shape(const ShapeContext& c) {
+  std::vector<std::int64_t> dims(c.in(0).dims().begin(), c.in(0).dims().end() - 2);
+  dims.push_back(c.attr_int("heads"));
+  dims.push_back(c.in(0)[c.in(0).rank() - 2]);
+  dims.push_back(c.in(1)[c.in(1).rank() - 2]);
+  return Shape(std::move(dims));
 }
 
 template <class K>
@@ -92,30 +112,58 @@ OPGRAPH_OP(causal_mask)
 
 OPGRAPH_OP(attention)
     .lower([](LoweringContext& c) {  // softmax(q k^T scale [masked]) v, as its decomposition
-      const Shape &q = c.in_shape(0), &k = c.in_shape(1);
-      const int r = k.rank();
+      const std::int64_t heads = c.attr_int("heads");
+      const Shape &q = c.in_shape(0), &k = c.in_shape(1), &v = c.in_shape(2);
+      // heads > 1: [..., T, heads * d] reshaped to [..., T, heads, d] and transposed to
+      // [..., heads, T, d]; the output back the same way.
+      const int r = heads > 1 ? q.rank() + 1 : q.rank();
+      IntList swap_th;  // the permutation exchanging the T and heads axes
+      for (int d = 0; d < r; ++d) swap_th.push_back(d);
+      std::swap(swap_th[r - 3 >= 0 ? r - 3 : 0], swap_th[r - 2]);
+      auto split = [&](const std::string& x, const Shape& shape, std::string_view hint) {
+        if (heads == 1) return x;
+        std::vector<std::int64_t> dims(shape.dims().begin(), shape.dims().end() - 1);
+        dims.push_back(heads);
+        dims.push_back(shape[shape.rank() - 1] / heads);
+        const std::string split = lowering::reshape(c, x, shape, Shape(dims));
+        return c.emit_fresh("Transpose", {split}, hint, {{"perm", swap_th}});
+      };
+      const std::string qh = split(c.input(0), q, "q_heads"), kh = split(c.input(1), k, "k_heads"),
+                        vh = split(c.input(2), v, "v_heads");
       IntList perm;
       for (int d = 0; d < r; ++d) perm.push_back(d);
       std::swap(perm[r - 1], perm[r - 2]);
-      const double scale = c.attr("scale").is_none() ? 1.0 / std::sqrt(static_cast<double>(q[q.rank() - 1]))
-                                                     : c.attr_float("scale");
-      const std::string kt = c.emit_fresh("Transpose", {c.input(1)}, "k_t", {{"perm", perm}});
-      std::string scores = c.emit_fresh("Mul", {c.emit_fresh("MatMul", {c.input(0), kt}, "qk"), c.scalar(scale, "scale")},
+      const std::int64_t d = q[q.rank() - 1] / heads;
+      const double scale = c.attr("scale").is_none() ? 1.0 / std::sqrt(static_cast<double>(d)) : c.attr_float("scale");
+      const std::string kt = c.emit_fresh("Transpose", {kh}, "k_t", {{"perm", perm}});
+      std::string scores = c.emit_fresh("Mul", {c.emit_fresh("MatMul", {qh, kt}, "qk"), c.scalar(scale, "scale")},
                                         "scores");
       if (c.attr_bool("causal")) {
-        const std::string keep = causal_keep(c, q[q.rank() - 2], k[r - 2]);
+        const std::string keep = causal_keep(c, q[q.rank() - 2], k[k.rank() - 2]);
         scores = c.emit_fresh("Where", {keep, scores, c.scalar(-std::numeric_limits<double>::infinity(), "masked")},
                               "masked_scores");
       }
       const std::string p = c.emit_fresh("Softmax", {scores}, "probs", {{"axis", std::int64_t{-1}}});
-      c.emit("MatMul", {p, c.input(2)}, {c.output()});
+      if (heads == 1) {
+        c.emit("MatMul", {p, vh}, {c.output()});
+        return;
+      }
+      const std::string yh = c.emit_fresh("MatMul", {p, vh}, "y_heads");  // [..., heads, T, dv]
+      const std::string yt = c.emit_fresh("Transpose", {yh}, "y_split", {{"perm", swap_th}});
+      std::vector<std::int64_t> split_dims(c.out_shape().dims().begin(), c.out_shape().dims().end() - 1);
+      split_dims.push_back(heads);
+      split_dims.push_back(v[v.rank() - 1] / heads);
+      lowering::reshape(c, yt, Shape(split_dims), c.out_shape(), c.output());
     })
     .doc("softmax(q k^T * scale) v over the last two axes, optionally causal: q [...,T,d], k [...,S,d], v [...,S,dv]")
     .input("q")
     .input("k")
     .input("v")
     .attr("causal", AttrType::boolean, false, "query i sees keys up to i + S - T only")
-    .attr("scale", AttrType::real, AttrValue(), "multiplies the scores; none: 1/sqrt(d)")
+    .attr("scale", AttrType::real, AttrValue(), "multiplies the scores; none: 1/sqrt(d), d the features of a head")
+    .attr("heads", AttrType::integer, std::int64_t{1},
+          "the last axis holds this many heads side by side ([..., T, heads * d], as x W_q gives them); each "
+          "attends on its own, and the output holds theirs side by side: no transposes around the op")
     .shape([](const ShapeContext& c) {
       const Shape &q = c.in(0), &k = c.in(1), &v = c.in(2);
       for (int i = 0; i < 3; ++i)
@@ -130,6 +178,11 @@ OPGRAPH_OP(attention)
       if (k[k.rank() - 2] != v[v.rank() - 2])
         c.fail("k {} and v {} differ in the number of keys ({} against {})", k, v, dim_text(k[k.rank() - 2]),
                dim_text(v[v.rank() - 2]));
+      const std::int64_t heads = c.attr_int("heads");
+      if (heads < 1) c.fail("heads={} must be at least 1", heads);
+      for (int i : {0, 2})
+        if (const std::int64_t f = c.in(i)[c.in(i).rank() - 1]; is_symbolic(f) || f % heads != 0)
+          c.fail("{} {} has {} features, not a multiple of heads={}", c.op().input(i).name, c.in(i), dim_text(f), heads);
       const std::int64_t keys = k[k.rank() - 2], queries = q[q.rank() - 2];
       if (c.attr_bool("causal") && keys != queries && (is_symbolic(keys) || is_symbolic(queries) || keys < queries))
         c.fail("causal attention needs at least as many keys as queries: {} keys for {}", dim_text(keys),
@@ -139,16 +192,8 @@ OPGRAPH_OP(attention)
       return Shape(std::move(dims));
     })
     .saves({"q", "k", "v"})
-    .workspace([](const ShapeContext& c) {  // the probabilities [..., T, S]
-      std::vector<std::int64_t> dims(c.in(0).dims().begin(), c.in(0).dims().end() - 1);
-      dims.push_back(c.in(1)[c.in(1).rank() - 2]);
-      return Shape(std::move(dims));
-    })
-    .scratch([](const ShapeContext& c) {  // the probabilities' gradient
-      std::vector<std::int64_t> dims(c.in(0).dims().begin(), c.in(0).dims().end() - 1);
-      dims.push_back(c.in(1)[c.in(1).rank() - 2]);
-      return Shape(std::move(dims));
-    })
+    .workspace(probabilities_shape)  // the probabilities [..., heads, T, S]
+    .scratch(probabilities_shape)    // their gradient
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
       const Sizes z = sizes_of(k);
@@ -157,10 +202,10 @@ OPGRAPH_OP(attention)
       const T *q = k.in(0).data, *kk = k.in(1).data, *v = k.in(2).data;
       T* probs = k.workspace().data;
       T* y = k.out().data;
-      parallel_for(z.batches, 1, [&](std::int64_t b0, std::int64_t b1) {
+      parallel_for(z.items, 1, [&](std::int64_t b0, std::int64_t b1) {
         for (std::int64_t b = b0; b < b1; ++b) {
           T* p = probs + b * z.t * z.s;
-          gemm<T>(false, true, z.t, z.s, z.d, scale, q + b * z.t * z.d, z.d, kk + b * z.s * z.d, z.d, T(0), p, z.s);
+          gemm<T>(false, true, z.t, z.s, z.d, scale, q + z.q_at(b), z.ldq, kk + z.k_at(b), z.ldq, T(0), p, z.s);
           for (std::int64_t i = 0; i < z.t; ++i) {
             T* row = p + i * z.s;
             const std::int64_t seen = causal ? i + (z.s - z.t) + 1 : z.s;
@@ -179,7 +224,7 @@ OPGRAPH_OP(attention)
             for (std::int64_t j = 0; j < seen; ++j) row[j] *= inv;
             for (std::int64_t j = seen; j < z.s; ++j) row[j] = T(0);
           }
-          gemm<T>(false, false, z.t, z.dv, z.s, T(1), p, z.s, v + b * z.s * z.dv, z.dv, T(0), y + b * z.t * z.dv, z.dv);
+          gemm<T>(false, false, z.t, z.dv, z.s, T(1), p, z.s, v + z.v_at(b), z.ldv, T(0), y + z.y_at(b), z.ldv);
         }
       });
     })
@@ -190,15 +235,15 @@ OPGRAPH_OP(attention)
       const T *q = k.in(0).data, *kk = k.in(1).data, *v = k.in(2).data, *g = k.grad_out().data;
       const T* probs = k.workspace().data;
       T* dprobs = k.scratch().data;
-      parallel_for(z.batches, 1, [&](std::int64_t b0, std::int64_t b1) {
+      parallel_for(z.items, 1, [&](std::int64_t b0, std::int64_t b1) {
         for (std::int64_t b = b0; b < b1; ++b) {
           const T* p = probs + b * z.t * z.s;
-          const T* gb = g + b * z.t * z.dv;
+          const T* gb = g + z.y_at(b);
           T* dp = dprobs + b * z.t * z.s;
           if (k.needs_grad(2))
-            gemm<T>(true, false, z.s, z.dv, z.t, T(1), p, z.s, gb, z.dv, T(0), k.grad_in(2).data + b * z.s * z.dv, z.dv);
+            gemm<T>(true, false, z.s, z.dv, z.t, T(1), p, z.s, gb, z.ldv, T(0), k.grad_in(2).data + z.v_at(b), z.ldv);
           if (!k.needs_grad(0) && !k.needs_grad(1)) continue;
-          gemm<T>(false, true, z.t, z.s, z.dv, T(1), gb, z.dv, v + b * z.s * z.dv, z.dv, T(0), dp, z.s);
+          gemm<T>(false, true, z.t, z.s, z.dv, T(1), gb, z.ldv, v + z.v_at(b), z.ldv, T(0), dp, z.s);
           for (std::int64_t i = 0; i < z.t; ++i) {  // through the softmax: p (dp - <dp, p>)
             T* row = dp + i * z.s;
             const T* pr = p + i * z.s;
@@ -208,11 +253,11 @@ OPGRAPH_OP(attention)
             for (std::int64_t j = 0; j < z.s; ++j) row[j] = pr[j] * (row[j] - dot);
           }
           if (k.needs_grad(0))
-            gemm<T>(false, false, z.t, z.d, z.s, scale, dp, z.s, kk + b * z.s * z.d, z.d, T(0),
-                    k.grad_in(0).data + b * z.t * z.d, z.d);
+            gemm<T>(false, false, z.t, z.d, z.s, scale, dp, z.s, kk + z.k_at(b), z.ldq, T(0),
+                    k.grad_in(0).data + z.q_at(b), z.ldq);
           if (k.needs_grad(1))
-            gemm<T>(true, false, z.s, z.d, z.t, scale, dp, z.s, q + b * z.t * z.d, z.d, T(0),
-                    k.grad_in(1).data + b * z.s * z.d, z.d);
+            gemm<T>(true, false, z.s, z.d, z.t, scale, dp, z.s, q + z.q_at(b), z.ldq, T(0),
+                    k.grad_in(1).data + z.k_at(b), z.ldq);
         }
       });
     })
@@ -227,6 +272,8 @@ OPGRAPH_OP(attention)
     .check({"[a,b]", "[c,b]", "[c,d]"})
     .check({"[2,a,b]", "[2,c,b]", "[2,c,d]"})
     .check({"[2,3,a,b]", "[2,3,a,b]", "[2,3,a,d]"}, {{"causal", true}})
-    .check({"[a,b]", "[c,b]", "[c,b]"}, {{"scale", 0.3}});
+    .check({"[a,b]", "[c,b]", "[c,b]"}, {{"scale", 0.3}})
+    .check({"[2,a,6]", "[2,c,6]", "[2,c,4]"}, {{"heads", 2}})
+    .check({"[2,a,6]", "[2,a,6]", "[2,a,9]"}, {{"heads", 3}, {"causal", true}});
 
 }  // namespace opgraph::ops

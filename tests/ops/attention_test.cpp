@@ -77,6 +77,53 @@ TEST_CASE("attention: the fused op equals matmul, scale, causal_mask, softmax, m
   }
 }
 
+TEST_CASE("attention: heads=H on [N, T, H*d] equals splitting the heads, attention per head, and merging") {
+  // q, k [2, 5, 3*4] (7 keys when not causal), v [2, keys, 3*2]: three heads side by side.
+  for (bool causal : {false, true}) {
+    for (DType dtype : {DType::f64, DType::f32}) {
+      CAPTURE(causal);
+      CAPTURE(dtype);
+      const std::int64_t keys = causal ? 5 : 7, heads = 3;
+      const std::vector<Tensor> in = {random_tensor({2, 5, 12}, -2, 2, 21), random_tensor({2, keys, 12}, -2, 2, 22),
+                                      random_tensor({2, keys, 6}, -1.0, 1.0, 23)};
+      const Tensor seed = random_tensor({2, 5, 6}, -1.0, 1.0, 24);
+      const auto fused = run_graph(
+          in,
+          [&](Graph& g, std::vector<NodeId> x) {
+            return g.add_op("attention", x, {{"causal", causal}, {"heads", heads}}, "y");
+          },
+          seed, dtype);
+      const auto split = run_graph(
+          in,
+          [&](Graph& g, std::vector<NodeId> x) {
+            auto heads_of = [&](NodeId v, std::int64_t d, const std::string& name) {
+              const NodeId r = g.add_op("reshape", {v}, {{"shape", IntList{0, 0, heads, d}}}, name + "_r");
+              return g.add_op("transpose", {r}, {{"perm", IntList{0, 2, 1, 3}}}, name + "_t");
+            };
+            const NodeId a = g.add_op("attention", {heads_of(x[0], 4, "q"), heads_of(x[1], 4, "k"), heads_of(x[2], 2, "v")},
+                                      {{"causal", causal}}, "a");
+            const NodeId t = g.add_op("transpose", {a}, {{"perm", IntList{0, 2, 1, 3}}}, "at");
+            return g.add_op("reshape", {t}, {{"shape", IntList{0, 0, 6}}}, "y");
+          },
+          seed, dtype);
+      // The same products and sums, only read with other strides: the same bits.
+      check_close(fused.out, split.out, 0.0);
+      for (std::size_t i = 0; i < 3; ++i) check_close(fused.grads[i], split.grads[i], 0.0);
+    }
+  }
+}
+
+TEST_CASE("attention: heads must divide the features of q, k and v") {
+  Graph g;
+  const NodeId q = g.add_input("q", {2, 5, 12}), v = g.add_input("v", {2, 5, 8});
+  CHECK_THROWS_WITH_AS(g.add_op("attention", {q, q, v}, {{"heads", 5}}, "y"),
+                       "node 'y': attention: q [2,5,12] has 12 features, not a multiple of heads=5", ShapeError);
+  CHECK_THROWS_WITH_AS(g.add_op("attention", {q, q, v}, {{"heads", 3}}, "y"),
+                       "node 'y': attention: v [2,5,8] has 8 features, not a multiple of heads=3", ShapeError);
+  CHECK_THROWS_WITH_AS(g.add_op("attention", {q, q, v}, {{"heads", 0}}, "y"),
+                       "node 'y': attention: heads=0 must be at least 1", ShapeError);
+}
+
 TEST_CASE("attention: causal means query i ignores later keys") {
   // With one feature and values 0, 1, 2, query 0 sees only key 0: its output is v[0] = 0.
   const Tensor q = Tensor::from({3, 1}, {1, 1, 1}, DType::f64), v = Tensor::from({3, 1}, {0, 1, 2}, DType::f64);
