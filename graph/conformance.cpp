@@ -72,7 +72,9 @@ struct Guarded {
 template <class T>
 class Harness {
  public:
-  Harness(const OpDef& op, const std::vector<Shape>& shapes, const Attrs& attrs) : op_(op), shapes_(shapes) {
+  /// `vjp_runs`: what the kernels' vjp_runs() says (forward may skip what only the vjp reads).
+  Harness(const OpDef& op, const std::vector<Shape>& shapes, const Attrs& attrs, bool vjp_runs = true)
+      : op_(op), shapes_(shapes) {
     std::vector<NodeId> ins;
     for (std::size_t i = 0; i < shapes.size(); ++i)
       ins.push_back(g_.add_input(fmt::format("{}{}", op.input(i).name, i), shapes[i], {},
@@ -127,7 +129,8 @@ class Harness {
       b.states.push_back({states_[i].data(), sh, false});
     }
     binding_ = b;
-    planning::bind_kernel(k_, op, g_.node(node_).attrs, g_.node(node_).name, binding_, true, 1, &step_, &step_);
+    planning::bind_kernel(k_, op, g_.node(node_).attrs, g_.node(node_).name, binding_, true, vjp_runs, 1, &step_,
+                          &step_);
   }
 
   /// Elements of every real output together (the length of a cotangent).
@@ -428,6 +431,26 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
       if (!within(lin / gscale, options.linearity_tolerance))
         fail(linearity, fmt::format("{}: vjp(1.7 c1 - 0.6 c2) differs from 1.7 vjp(c1) - 0.6 vjp(c2) by {:.2e}",
                                     inst.config, lin / gscale));
+
+      // Forward gives the same outputs when no vjp follows (vjp_runs() false): it may skip
+      // what only the vjp reads, never change what it returns.
+      for (bool f64 : {true, false}) {
+        auto same_without_vjp = [&](auto& h, auto& alone) {
+          alone.set_inputs(inst.inputs);
+          const auto with = h.forward(), without = alone.forward();
+          if (std::memcmp(with.data(), without.data(), with.size() * sizeof(with[0])) != 0)
+            fail(saves, fmt::format("{} ({}): forward gives other outputs when its vjp will not run (vjp_runs() "
+                                    "false): skip only what the vjp alone reads",
+                                    inst.config, f64 ? "f64" : "f32"));
+        };
+        if (f64) {
+          Harness<double> alone(op, inst.shapes, inst.attrs, false);
+          same_without_vjp(h64, alone);
+        } else {
+          Harness<float> alone(op, inst.shapes, inst.attrs, false);
+          same_without_vjp(h32, alone);
+        }
+      }
 
       // The vjp reads only what the op saves.
       const auto clean = h64.vjp(c1);

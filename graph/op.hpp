@@ -107,6 +107,10 @@ class Kernel {
   /// Whether the plan runs in training mode (dropout drops, batch norm uses batch
   /// statistics) or in evaluation mode.
   bool training() const { return training_; }
+  /// Whether this node's vjp runs after this forward (the plan computes gradients through
+  /// it). A forward may skip what only its vjp reads (gelu keeps its derivative in the
+  /// workspace for the vjp only then); its outputs must not depend on it (`opgraph check`).
+  bool vjp_runs() const { return vjp_runs_; }
   /// This node's random numbers for this step: the same for any thread count, wave
   /// schedule or batch split, and after a resume (keyed by seed, node and step).
   RandomStream random() const { return RandomStream(random_key_, step_ ? *step_ : 0); }
@@ -142,6 +146,7 @@ class Kernel {
   View<T> workspace_;
   View<T> scratch_;
   bool training_ = true;
+  bool vjp_runs_ = true;
   std::uint64_t random_key_ = 0;
   const std::int64_t* step_ = nullptr;
   const std::int64_t* sample_offset_ = nullptr;

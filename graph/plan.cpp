@@ -310,8 +310,8 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
   }
   for (std::size_t s = 0; s < steps_.size(); ++s) {
     const Node& node = graph.node(steps_[s].node);
-    planning::bind_kernel(steps_[s].kernel, *node.op, node.attrs, node.name, bindings[s], training, options.seed,
-                          &step, &sample_offset);
+    planning::bind_kernel(steps_[s].kernel, *node.op, node.attrs, node.name, bindings[s], training,
+                          analysis.vjp_runs[steps_[s].node] != 0, options.seed, &step, &sample_offset);
     for (std::size_t i = 0; i < node.inputs.size(); ++i)
       if (graph.node(node.inputs[i]).kind == NodeKind::input)
         input_uses_[node.inputs[i]].push_back({&steps_[s].kernel, i});

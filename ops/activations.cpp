@@ -64,50 +64,66 @@ OPGRAPH_OP(gelu)
     .input("x")
     .attr_choice("approximate", {"none", "tanh"}, "none: exact, with erf; tanh: 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))")
     .shape(same_shape_as(0))
-    .saves({"x"})
+    // The derivative, computed by the forward pass beside the value (when a vjp follows):
+    // the two share their erfc (or sigmoid), and the vjp is then one multiply per element.
+    // The vjp recomputing it from x had cost 1.5 times the forward pass (the transformer
+    // W8: 1.83 ms a GELU of [2048, 512] against 1.23). x need not be kept: the derivative
+    // takes its place, and the output may overwrite x.
+    .workspace(same_shape_as(0))
+    .saves({})
     .in_place("x")
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      if (k.attr_string("approximate") == "tanh")
-        map(k.in(0), k.out(), [](T x) { return x * math::logistic(T(2) * kGeluC<T> * (x + kGeluA<T> * x * x * x)); });
-      else if constexpr (std::is_same_v<T, float>) {
+      const T* x = k.in(0).data;
+      T* y = k.out().data;
+      T* dy = k.vjp_runs() ? k.workspace().data : nullptr;  // dy/dx, for the vjp
+      const std::int64_t n = k.out().size;
+      if (k.attr_string("approximate") == "tanh") {
+        // y = x s(2u); dy/dx = s + 2 x s (1 - s) u'
+        parallel_for(n, kElementwiseGrain, [&](std::int64_t b, std::int64_t e) {
+          if (!dy) {
+            for (std::int64_t i = b; i < e; ++i)
+              y[i] = x[i] * math::logistic(T(2) * kGeluC<T> * (x[i] + kGeluA<T> * x[i] * x[i] * x[i]));
+            return;
+          }
+          for (std::int64_t i = b; i < e; ++i) {
+            const T xi = x[i];
+            const T s = math::logistic(T(2) * kGeluC<T> * (xi + kGeluA<T> * xi * xi * xi));
+            const T du = kGeluC<T> * (T(1) + T(3) * kGeluA<T> * xi * xi);
+            dy[i] = s + T(2) * xi * s * (T(1) - s) * du;
+            y[i] = xi * s;
+          }
+        });
+      } else if constexpr (std::is_same_v<T, float>) {
         // erfc over each chunk in strips (math::erfc_each): normal_cdf's bits, faster.
-        const float* x = k.in(0).data;
-        float* y = k.out().data;
-        parallel_for(k.out().size, kElementwiseGrain, [&](std::int64_t b, std::int64_t e) {
-          math::erfc_each(e - b, [&](std::int64_t i) { return -x[b + i] * kInvSqrt2<float>; },
-                          [&](std::int64_t i, float erfc) { y[b + i] = x[b + i] * (0.5f * erfc); });
+        parallel_for(n, kElementwiseGrain, [&](std::int64_t b, std::int64_t e) {
+          if (!dy) {
+            math::erfc_each(e - b, [&](std::int64_t i) { return -x[b + i] * kInvSqrt2<float>; },
+                            [&](std::int64_t i, float erfc) { y[b + i] = x[b + i] * (0.5f * erfc); });
+            return;
+          }
+          math::erfc_gauss_each(e - b, [&](std::int64_t i) { return -x[b + i] * kInvSqrt2<float>; },
+                                [&](std::int64_t i, float erfc, float gauss) {
+                                  const float xi = x[b + i];
+                                  dy[b + i] = 0.5f * erfc + xi * (gauss * kPdfScale<float>);
+                                  y[b + i] = xi * (0.5f * erfc);
+                                });
+        });
+      } else {
+        parallel_for(n, kElementwiseGrain, [&](std::int64_t b, std::int64_t e) {
+          for (std::int64_t i = b; i < e; ++i) {
+            const T xi = x[i];
+            T pdf;
+            const T cdf = normal_cdf(xi, pdf);
+            if (dy) dy[i] = cdf + xi * pdf;
+            y[i] = xi * cdf;
+          }
         });
       }
-      else
-        map(k.in(0), k.out(), [](T x) { return x * normal_cdf(x); });
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      if (k.attr_string("approximate") == "tanh")
-        zip(k.in(0), k.grad_out(), k.grad_in(0), [](T x, T g) {
-          // d/dx x s(2u) = s + 2 x s (1 - s) u'
-          const T s = math::logistic(T(2) * kGeluC<T> * (x + kGeluA<T> * x * x * x));
-          const T du = kGeluC<T> * (T(1) + T(3) * kGeluA<T> * x * x);
-          return g * (s + T(2) * x * s * (T(1) - s) * du);
-        });
-      else if constexpr (std::is_same_v<T, float>) {
-        const float* x = k.in(0).data;
-        const float* g = k.grad_out().data;
-        float* dx = k.grad_in(0).data;
-        parallel_for(k.grad_in(0).size, kElementwiseGrain, [&](std::int64_t b, std::int64_t e) {
-          math::erfc_gauss_each(e - b, [&](std::int64_t i) { return -x[b + i] * kInvSqrt2<float>; },
-                                [&](std::int64_t i, float erfc, float gauss) {
-                                  dx[b + i] = g[b + i] * (0.5f * erfc + x[b + i] * (gauss * kPdfScale<float>));
-                                });
-        });
-      }
-      else
-        zip(k.in(0), k.grad_out(), k.grad_in(0), [](T x, T g) {
-          T pdf;
-          const T cdf = normal_cdf(x, pdf);
-          return g * (cdf + x * pdf);
-        });
+      zip(k.workspace(), k.grad_out(), k.grad_in(0), [](T d, T g) { return g * d; });
     })
     .domain("x", {.lo = -4.0, .hi = 4.0})
     .check({"[a,b]"})

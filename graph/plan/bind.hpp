@@ -36,16 +36,18 @@ V view_of(const Slot& s) {
   return v;
 }
 
-/// Binds `k` for node `name` of op `op` (with its resolved attributes), as `b` describes.
+/// Binds `k` for node `name` of op `op` (with its resolved attributes), as `b` describes;
+/// `vjp_runs`: whether the node's vjp will run after its forward.
 /// `step` and `sample_offset` point at the plan's counters (read at each call).
 template <class T>
 void bind_kernel(Kernel<T>& k, const OpDef& op, const std::vector<AttrValue>& attrs, const std::string& name,
-                 const Binding& b, bool training, std::uint64_t seed, const std::int64_t* step,
+                 const Binding& b, bool training, bool vjp_runs, std::uint64_t seed, const std::int64_t* step,
                  const std::int64_t* sample_offset) {
   k.op_ = &op;
   k.attrs_ = &attrs;
   k.node_name_ = &name;
   k.training_ = training;
+  k.vjp_runs_ = vjp_runs;
   k.random_key_ = stream_key(seed, name);
   k.step_ = step;
   k.sample_offset_ = sample_offset;
