@@ -41,8 +41,9 @@ CacheSizes detect_caches();
 CacheSizes amd_legacy_caches(unsigned l1_ecx, unsigned l2_ecx, unsigned l3_edx);
 
 /// The GEMM's blocks: a tile of C is mr x nr (registers; 8 x nr where 8 rows pad less), kc
-/// the depth of a packed block of B (its nr-wide panel stays in L1 while every tile of a row
-/// block reuses it), mc the rows of A a task streams against it (kept in L2), nc the
+/// the depth of a packed block of B (its nr-wide panel, reused by every tile of a row
+/// block, fits the L1 where the L1 is large enough; at the floor of 1280 bytes of depth it
+/// streams from L2), mc the rows of A a task streams against it (kept in L2), nc the
 /// columns of B packed at once.
 struct GemmBlocking {
   std::int64_t kc = 0, mc = 0, nc = 0;

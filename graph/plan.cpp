@@ -163,6 +163,11 @@ class TypedPlan final : public Plan::Impl {
   };
   std::vector<std::vector<InputUse>> input_uses_;  // per input node: the kernel slots reading it
   std::vector<std::vector<std::size_t>> ready_after_wave_;  // per backward wave: parameters whose gradient is final
+  // Every wave runs its nodes one after another (no wave is concurrent) and no vjp adds
+  // into a fanned-out gradient: a pass is then one loop over its steps, in order. A tiny
+  // network's step is a few hundred nanoseconds of such bookkeeping (XOR: the waves' loops
+  // were 6 % of its instructions).
+  bool forward_serial_ = false, backward_serial_ = false;
 };
 
 template <class T>
@@ -317,6 +322,12 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
         input_uses_[node.inputs[i]].push_back({&steps_[s].kernel, i});
   }
   for (NodeId id : schedule.backward) backward_steps_.push_back(step_of[id]);
+  forward_serial_ = std::find(schedule.forward_concurrent.begin(), schedule.forward_concurrent.end(), 1) ==
+                    schedule.forward_concurrent.end();
+  backward_serial_ = std::find(schedule.backward_concurrent.begin(), schedule.backward_concurrent.end(), 1) ==
+                         schedule.backward_concurrent.end() &&
+                     std::all_of(backward_steps_.begin(), backward_steps_.end(),
+                                 [](const Step<T>* s) { return s->accumulate.empty(); });
 
   // When each parameter's gradient is final: after the wave of its last writer (fan-out
   // sums are added at the end of a wave), for PlanOptions::on_gradient.
@@ -396,6 +407,11 @@ void TypedPlan<T>::run_forward() {
   detail::FloatModeGuard mode;
   const auto& waves = schedule.forward_waves;
   if (!options.detect_anomaly && !options.profile) {
+    if (forward_serial_) {
+      for (Step<T>& step : steps_) step.run_forward();
+      forward_done = true;
+      return;
+    }
     for (std::size_t w = 0; w + 1 < waves.size(); ++w) {
       const std::size_t b = waves[w], e = waves[w + 1];
       if (schedule.forward_concurrent[w])
@@ -482,6 +498,10 @@ void TypedPlan<T>::run_backward(const Tensor* seed) {
   }
   detail::FloatModeGuard mode;
   const bool plain = !options.detect_anomaly && !options.profile;
+  if (plain && backward_serial_ && !options.on_gradient) {
+    for (Step<T>* step : backward_steps_) step->run_vjp();
+    return;
+  }
   const auto& waves = schedule.backward_waves;
   for (std::size_t w = 0; w + 1 < waves.size(); ++w) {
     const std::size_t b = waves[w], e = waves[w + 1];

@@ -109,6 +109,21 @@ TEST_CASE("ops: bias_add broadcasts over rows and sums its gradient over them") 
   CHECK(r.grads[1].to_vector() == std::vector<double>{5, 7, 9});
 }
 
+TEST_CASE("ops: bias_add along axis 1 of [N, C, 1, 1] adds each channel its own bias") {
+  // The axes after the bias's are all 1 (a 1x1 feature map): each of x's last-axis rows
+  // is one channel, not one row of C values. Both precisions (their kernels are one body,
+  // but the f32 plan is the one models run).
+  for (DType dtype : {DType::f64, DType::f32}) {
+    CAPTURE(dtype);
+    const Tensor seed = f64({2, 3, 1, 1}, {1, 2, 3, 4, 5, 6}).to(dtype);
+    const auto r = run_op("bias_add", {f64({2, 3, 1, 1}, {0, 0, 0, 1, 1, 1}).to(dtype), f64({3}, {10, 20, 30}).to(dtype)},
+                          {{"axis", 1}}, &seed);
+    CHECK(r.out.to_vector() == std::vector<double>{10, 20, 30, 11, 21, 31});
+    CHECK(r.grads[0].to_vector() == seed.to_vector());
+    CHECK(r.grads[1].to_vector() == std::vector<double>{5, 7, 9});
+  }
+}
+
 TEST_CASE("ops: a class label out of range is reported with its row") {
   CHECK_THROWS_WITH_AS(run_op("softmax_cross_entropy", {Tensor({3, 10}), f32({3}, {1, 12, 0})}),
                        "node 'out': softmax_cross_entropy: label 12 in row 1 is not a class index in [0, 10)",
