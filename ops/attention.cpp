@@ -180,9 +180,14 @@ OPGRAPH_OP(attention)
                dim_text(v[v.rank() - 2]));
       const std::int64_t heads = c.attr_int("heads");
       if (heads < 1) c.fail("heads={} must be at least 1", heads);
-      for (int i : {0, 2})
-        if (const std::int64_t f = c.in(i)[c.in(i).rank() - 1]; is_symbolic(f) || f % heads != 0)
+      for (int i : {0, 2}) {
+        const std::int64_t f = c.in(i)[c.in(i).rank() - 1];
+        if (heads > 1 && is_symbolic(f))
+          c.fail("{} {} has {} features: heads={} splits a known number of them", c.op().input(i).name, c.in(i),
+                 dim_text(f), heads);
+        if (heads > 1 && f % heads != 0)
           c.fail("{} {} has {} features, not a multiple of heads={}", c.op().input(i).name, c.in(i), dim_text(f), heads);
+      }
       const std::int64_t keys = k[k.rank() - 2], queries = q[q.rank() - 2];
       if (c.attr_bool("causal") && keys != queries && (is_symbolic(keys) || is_symbolic(queries) || keys < queries))
         c.fail("causal attention needs at least as many keys as queries: {} keys for {}", dim_text(keys),

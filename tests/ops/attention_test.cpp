@@ -122,6 +122,12 @@ TEST_CASE("attention: heads must divide the features of q, k and v") {
                        "node 'y': attention: v [2,5,8] has 8 features, not a multiple of heads=3", ShapeError);
   CHECK_THROWS_WITH_AS(g.add_op("attention", {q, q, v}, {{"heads", 0}}, "y"),
                        "node 'y': attention: heads=0 must be at least 1", ShapeError);
+  // Features named, not numbered: one head takes any number of them, several need it known.
+  const NodeId qs = g.add_input("qs", {N, 5, dim("D")});
+  CHECK_NOTHROW(g.add_op("attention", {qs, qs, qs}, {}, "one"));
+  CHECK_THROWS_WITH_AS(g.add_op("attention", {qs, qs, qs}, {{"heads", 2}}, "two"),
+                       "node 'two': attention: q [N,5,D] has D features: heads=2 splits a known number of them",
+                       ShapeError);
 }
 
 TEST_CASE("attention: causal means query i ignores later keys") {
