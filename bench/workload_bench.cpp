@@ -10,8 +10,9 @@
 // verify:   K training steps from the shared initial weights on the first batch; prints the
 //           losses and a checksum of the weights (equal checksums: bitwise equal weights).
 // profile:  opgraph only: one warm-up step, then K steps through a plan compiled with
-//           PlanOptions::profile; prints each op's forward and backward milliseconds per
-//           step, summed over its nodes, largest first, and the GEMM FLOPs' share.
+//           PlanOptions::profile; prints each op's forward and backward milliseconds a
+//           step summed over its nodes (largest first, with its share and GFLOP/s), then
+//           the 16 slowest nodes.
 // baseline: loads everything and starts the thread pool, nothing else (the RSS floor).
 #include <algorithm>
 #include <chrono>
@@ -249,9 +250,10 @@ void print_profile(const opgraph::Plan& plan, int steps) {
     int nodes = 0;
     double fwd = 0.0, bwd = 0.0, flops = 0.0;
   };
+  std::vector<opgraph::NodeProfile> nodes = plan.profile();
   std::vector<Row> rows;
   double total = 0.0;
-  for (const auto& n : plan.profile()) {
+  for (const auto& n : nodes) {
     auto it = std::find_if(rows.begin(), rows.end(), [&](const Row& r) { return r.op == n.op; });
     if (it == rows.end()) it = rows.insert(rows.end(), Row{n.op});
     ++it->nodes;
@@ -270,7 +272,6 @@ void print_profile(const opgraph::Plan& plan, int steps) {
   }
   std::printf("%-24s %5s %21.3f ms a step in the nodes (the optimizer's update not included)\n\n", "total", "", total);
   // The nodes themselves, the 16 slowest.
-  std::vector<opgraph::NodeProfile> nodes = plan.profile();
   std::sort(nodes.begin(), nodes.end(), [](const auto& a, const auto& b) {
     return a.forward_seconds + a.backward_seconds > b.forward_seconds + b.backward_seconds;
   });

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <type_traits>
 
 #include <fmt/format.h>
 
@@ -434,23 +435,17 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
 
       // Forward gives the same outputs when no vjp follows (vjp_runs() false): it may skip
       // what only the vjp reads, never change what it returns.
-      for (bool f64 : {true, false}) {
-        auto same_without_vjp = [&](auto& h, auto& alone) {
-          alone.set_inputs(inst.inputs);
-          const auto with = h.forward(), without = alone.forward();
-          if (std::memcmp(with.data(), without.data(), with.size() * sizeof(with[0])) != 0)
-            fail(saves, fmt::format("{} ({}): forward gives other outputs when its vjp will not run (vjp_runs() "
-                                    "false): skip only what the vjp alone reads",
-                                    inst.config, f64 ? "f64" : "f32"));
-        };
-        if (f64) {
-          Harness<double> alone(op, inst.shapes, inst.attrs, false);
-          same_without_vjp(h64, alone);
-        } else {
-          Harness<float> alone(op, inst.shapes, inst.attrs, false);
-          same_without_vjp(h32, alone);
-        }
-      }
+      auto same_without_vjp = [&](auto& h, const char* precision) {
+        std::remove_cvref_t<decltype(h)> alone(op, inst.shapes, inst.attrs, false);
+        alone.set_inputs(inst.inputs);
+        const auto with = h.forward(), without = alone.forward();
+        if (std::memcmp(with.data(), without.data(), with.size() * sizeof(with[0])) != 0)
+          fail(saves, fmt::format("{} ({}): forward gives other outputs when its vjp will not run (vjp_runs() "
+                                  "false): skip only what the vjp alone reads",
+                                  inst.config, precision));
+      };
+      same_without_vjp(h64, "f64");
+      same_without_vjp(h32, "f32");
 
       // The vjp reads only what the op saves.
       const auto clean = h64.vjp(c1);

@@ -41,6 +41,11 @@ template <class T>
 constexpr T kGeluC = static_cast<T>(0.7978845608028654);  // sqrt(2 / pi)
 template <class T>
 constexpr T kGeluA = static_cast<T>(0.044715);
+/// sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): the tanh form is x times this.
+template <class T>
+[[gnu::always_inline]] inline T gelu_tanh_sigmoid(T x) {
+  return math::logistic(T(2) * kGeluC<T> * (x + kGeluA<T> * x * x * x));
+}
 
 }  // namespace
 
@@ -82,13 +87,12 @@ OPGRAPH_OP(gelu)
         // y = x s(2u); dy/dx = s + 2 x s (1 - s) u'
         parallel_for(n, kElementwiseGrain, [&](std::int64_t b, std::int64_t e) {
           if (!dy) {
-            for (std::int64_t i = b; i < e; ++i)
-              y[i] = x[i] * math::logistic(T(2) * kGeluC<T> * (x[i] + kGeluA<T> * x[i] * x[i] * x[i]));
+            for (std::int64_t i = b; i < e; ++i) y[i] = x[i] * gelu_tanh_sigmoid(x[i]);
             return;
           }
           for (std::int64_t i = b; i < e; ++i) {
             const T xi = x[i];
-            const T s = math::logistic(T(2) * kGeluC<T> * (xi + kGeluA<T> * xi * xi * xi));
+            const T s = gelu_tanh_sigmoid(xi);
             const T du = kGeluC<T> * (T(1) + T(3) * kGeluA<T> * xi * xi);
             dy[i] = s + T(2) * xi * s * (T(1) - s) * du;
             y[i] = xi * s;
@@ -111,11 +115,15 @@ OPGRAPH_OP(gelu)
         });
       } else {
         parallel_for(n, kElementwiseGrain, [&](std::int64_t b, std::int64_t e) {
+          if (!dy) {  // Phi alone: no density, one exponential fewer
+            for (std::int64_t i = b; i < e; ++i) y[i] = x[i] * normal_cdf(x[i]);
+            return;
+          }
           for (std::int64_t i = b; i < e; ++i) {
             const T xi = x[i];
             T pdf;
             const T cdf = normal_cdf(xi, pdf);
-            if (dy) dy[i] = cdf + xi * pdf;
+            dy[i] = cdf + xi * pdf;
             y[i] = xi * cdf;
           }
         });
