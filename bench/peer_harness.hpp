@@ -37,11 +37,12 @@ struct Peer {
   std::function<void()> sync = [] {};
 };
 
-[[noreturn]] inline void peer_usage(const char* who, const std::string& why) {
+/// `profiles`: the usage lists --mode profile (workload_bench).
+[[noreturn]] inline void peer_usage(const char* who, const std::string& why, bool profiles = false) {
   std::fprintf(stderr,
-               "%s: %s\nusage: %s --workload W [--contender C] --threads N [--mode time|verify|baseline] [--reps R] "
+               "%s: %s\nusage: %s --workload W [--contender C] --threads N [--mode time|verify|baseline%s] [--reps R] "
                "[--min-seconds S] [--steps K] [--quick]\n",
-               who, why.c_str(), who);
+               who, why.c_str(), who, profiles ? "|profile" : "");
   std::exit(2);
 }
 
@@ -51,7 +52,7 @@ inline PeerOptions parse_peer(const char* who, int argc, char** argv, bool profi
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
-      if (i + 1 >= argc) peer_usage(who, "missing value after " + a);
+      if (i + 1 >= argc) peer_usage(who, "missing value after " + a, profiles);
       return argv[++i];
     };
     if (a == "--workload") o.workload = next();
@@ -62,12 +63,12 @@ inline PeerOptions parse_peer(const char* who, int argc, char** argv, bool profi
     else if (a == "--min-seconds") o.min_seconds = std::atof(next().c_str());
     else if (a == "--quick") o.quick = true;
     else if (a == "--contender") o.contender = next();  // workload_bench's choice; the peers ignore it
-    else peer_usage(who, "unknown argument " + a);
+    else peer_usage(who, "unknown argument " + a, profiles);
   }
   if (o.mode != "time" && o.mode != "verify" && o.mode != "baseline" && !(profiles && o.mode == "profile"))
-    peer_usage(who, "unknown mode " + o.mode);
-  if (o.mode != "baseline" && !find_workload(o.workload)) peer_usage(who, "unknown workload " + o.workload);
-  if (o.threads < 1 || o.reps < 1 || o.steps < 1) peer_usage(who, "threads, reps and steps must be at least 1");
+    peer_usage(who, "unknown mode " + o.mode, profiles);
+  if (o.mode != "baseline" && !find_workload(o.workload)) peer_usage(who, "unknown workload " + o.workload, profiles);
+  if (o.threads < 1 || o.reps < 1 || o.steps < 1) peer_usage(who, "threads, reps and steps must be at least 1", profiles);
   return o;
 }
 

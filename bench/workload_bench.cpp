@@ -45,7 +45,7 @@ using bench::Workload;
 
 using Options = bench::PeerOptions;
 
-[[noreturn]] void usage(const char* why) { bench::peer_usage("workload_bench", why); }
+[[noreturn]] void usage(const char* why) { bench::peer_usage("workload_bench", why, true); }
 
 Options parse(int argc, char** argv) {
   Options o = bench::parse_peer("workload_bench", argc, argv, true);
