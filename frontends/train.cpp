@@ -810,7 +810,11 @@ Predictions Trainer::predict(const Tensor& features_in, std::int64_t batch) {
   d.labels = per > 1 ? Tensor({n, per}, dtype) : Tensor({n}, dtype);
   Batcher batcher(d, batch > 0 ? batch : 4096, false, 0);
   Predictions p;
-  p.probabilities = per > 1 ? Tensor({n, per, head_.outputs}, DType::f64) : Tensor({n, head_.outputs}, DType::f64);
+  // The head's own shape with n samples: [n, C]; [n, T, C] (or [n, H, W, C]) for a class
+  // per position; a value head's every axis ([n, 8, 8, 8] for feature maps).
+  Shape shape = head_shape.rank() > 2 ? head_shape : Shape{n, head_.outputs};
+  shape[0] = n;
+  p.probabilities = Tensor(shape, DType::f64);
   const bool classes = head_.classes && supervised_;
   if (classes) p.labels.resize(static_cast<std::size_t>(n * per));
   const Graph& graph = predict_graph_ ? *predict_graph_ : model_.graph;

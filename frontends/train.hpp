@@ -126,7 +126,7 @@ struct Evaluation {
 };
 
 struct Predictions {
-  Tensor probabilities;  // [n, C], or [n, 1] for one sigmoid output; [n, T, C] for a class per position; the head's values when it predicts no classes
+  Tensor probabilities;  // [n, C], or [n, 1] for one sigmoid output; [n, T, C] for a class per position; the head's values, in its shape, when it predicts no classes
   std::vector<std::int64_t> labels;  // n (or n * T) classes; empty when it predicts no classes
 };
 

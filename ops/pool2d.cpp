@@ -1,4 +1,5 @@
-// max_pool2d and avg_pool2d over the planes of NCHW activations (PyTorch's, floor mode).
+// max_pool2d and avg_pool2d over the planes of NCHW activations (PyTorch's; the output size
+// rounded down, or up with ceil_mode).
 // Max pooling keeps, per output, which tap of its window won (the first maximum in
 // row-major window order; NaN wins, so a NaN propagates as in PyTorch), and its vjp sends
 // each gradient there. Average pooling divides by the whole window (count_include_pad,
@@ -8,6 +9,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -24,10 +26,23 @@ template <class C, class Fail>
 Window pool_window(const C& c, std::int64_t h, std::int64_t w, bool dilation, Fail&& fail) {
   const AttrValue& kernel = c.attr("kernel");
   if (kernel.is_none()) fail("needs kernel= (one int or two: height, width)");
-  const Window win = detail::window_of(c, detail::pair_of(kernel.as_ints()), h, w, dilation, fail);
+  Window win = detail::window_of(c, detail::pair_of(kernel.as_ints()), h, w, dilation, fail);
   if (2 * std::max(win.pt, win.pb) > win.kh || 2 * std::max(win.pl, win.pr) > win.kw)
     fail(fmt::format("padding may be at most half the {}x{} kernel (as in PyTorch), got [{},{},{},{}]", win.kh, win.kw,
                      win.pt, win.pl, win.pb, win.pr));
+  if (c.attr_bool("ceil_mode")) {
+    // One more output where the floor leaves input or bottom/right padding under no window,
+    // as long as that window starts inside x or its top/left padding (PyTorch's rule: a
+    // window starting in the bottom or right padding would see only padding). The taps
+    // past the padded input are left out; average pooling divides by the taps within it.
+    const auto more = [](std::int64_t outs, std::int64_t size, std::int64_t lead, std::int64_t trail, std::int64_t span,
+                         std::int64_t stride) {
+      const std::int64_t rest = size + lead + trail - span - (outs - 1) * stride;  // >= 0, < stride
+      return rest > 0 && outs * stride < size + lead ? outs + 1 : outs;
+    };
+    win.ho = more(win.ho, h, win.pt, win.pb, win.span_h(), win.sh);
+    win.wo = more(win.wo, w, win.pl, win.pr, win.span_w(), win.sw);
+  }
   return win;
 }
 
@@ -160,7 +175,9 @@ bool is_2x2(const Window& w) {
 /// The attributes both pools share: the window and its step.
 void window_attrs(OpBuilder& b) {
   b.attr("kernel", AttrType::int_list, AttrValue(), "window: one int or (height, width)", detail::positive_pair)
-      .attr("stride", AttrType::int_list, AttrValue(), "step of the window (default: the kernel)", detail::positive_pair);
+      .attr("stride", AttrType::int_list, AttrValue(), "step of the window (default: the kernel)", detail::positive_pair)
+      .attr("ceil_mode", AttrType::boolean, false, "round the output size up, not down: a last, partial window over "
+            "what the stride leaves (PyTorch's ceil_mode)");
 }
 
 /// One average-pooling window: its taps inside x, and the divisor (PyTorch's: with
@@ -181,13 +198,13 @@ AvgCell avg_cell(const Window& w, std::int64_t oy, std::int64_t ox, bool whole) 
 
 namespace {
 
-/// MaxPool or AveragePool with the op's window; ceil_mode 0 as opgraph's pools.
+/// MaxPool or AveragePool with the op's window and ceil_mode.
 void pool_lowering(LoweringContext& c, const char* type, bool max) {
   const Shape& x = c.in_shape(0);
   if (is_symbolic(x[2]) || is_symbolic(x[3])) c.fail("the image size {} is symbolic", x);
-  const auto kernel = detail::pair_of(c.attr_ints("kernel"));
-  const detail::Window win = detail::window_of(c, kernel, x[2], x[3], max, [&](const std::string& m) { c.fail("{}", m); });
+  const detail::Window win = pool_window(c, x[2], x[3], max, [&](const std::string& m) { c.fail("{}", m); });
   Attrs attrs = detail::onnx_window(win, max);
+  if (c.attr_bool("ceil_mode")) attrs.emplace_back("ceil_mode", std::int64_t{1});
   if (!max) attrs.emplace_back("count_include_pad", std::int64_t{c.attr_bool("count_include_pad") ? 1 : 0});
   c.emit(type, {c.input(0)}, {c.output()}, std::move(attrs));
 }
@@ -253,8 +270,10 @@ OPGRAPH_OP(max_pool2d)
         for (std::int64_t oy = 0; oy < w.ho; ++oy) {
           T* best = y + p * out_plane + oy * w.wo;
           T* won = arg + p * out_plane + oy * w.wo;
+          // A window over padding alone (a dilated window can step over x) stays -inf, as in
+          // PyTorch, and sends no gradient (its tap stays -1).
           std::fill(won, won + w.wo, T(-1));
-          std::fill(best, best + w.wo, T(0));
+          std::fill(best, best + w.wo, -std::numeric_limits<T>::infinity());
           for (std::int64_t i = 0; i < w.kh; ++i) {
             const std::int64_t iy = oy * w.sh - w.pt + i * w.dh;
             if (iy < 0 || iy >= w.h) continue;
@@ -270,7 +289,6 @@ OPGRAPH_OP(max_pool2d)
               }
             }
           }
-          // Padding is at most half the kernel, so every window holds a tap of x.
         }
       });
     })
@@ -305,6 +323,7 @@ OPGRAPH_OP(max_pool2d)
       for (std::int64_t t = 0; t < w.kh * w.kw; ++t)
         offset[static_cast<std::size_t>(t)] = (t / w.kw) * w.dh * w.w + (t % w.kw) * w.dw;
       scatter_planes(k.grad_in(0), w, [&](T* dp, std::int64_t o, std::int64_t oy, std::int64_t ox) {
+        if (arg[o] < T(0)) return;  // a window over padding alone
         const auto t = static_cast<std::size_t>(arg[o]);
         dp[(oy * w.sh - w.pt) * w.w + ox * w.sw - w.pl + offset[t]] += g[o];
       });
@@ -318,7 +337,11 @@ OPGRAPH_OP(max_pool2d)
     .check({"[a,b,7,9]"}, {{"kernel", 2}})  // the 2x2 path's odd last row and column of dx, under no window
     .check({"[a,b,5,7]"}, {{"kernel", 2}, {"padding", IntList{0, 0, 1, 1}}})  // windows over the bottom and right padding
     .check({"[a,b,7,5]"}, {{"kernel", 3}, {"stride", IntList{2, 1}}, {"padding", 1}})
-    .check({"[a,b,9,8]"}, {{"kernel", IntList{2, 3}}, {"dilation", 2}, {"padding", IntList{1, 0}}});
+    .check({"[a,b,9,8]"}, {{"kernel", IntList{2, 3}}, {"dilation", 2}, {"padding", IntList{1, 0}}})
+    // ceil_mode: a last window past the bottom and right (no padding there), and one over
+    // the bottom padding and past it, dilated
+    .check({"[a,b,5,7]"}, {{"kernel", 2}, {"ceil_mode", true}})
+    .check({"[a,b,8,7]"}, {{"kernel", 3}, {"stride", 2}, {"padding", 1}, {"dilation", IntList{1, 2}}, {"ceil_mode", true}});
 
 OPGRAPH_OP(avg_pool2d)
     .lower([](LoweringContext& c) { pool_lowering(c, "AveragePool", false); })
@@ -364,6 +387,10 @@ OPGRAPH_OP(avg_pool2d)
     })
     .check({"[a,b,6,6]"}, {{"kernel", 2}})
     .check({"[a,b,7,5]"}, {{"kernel", 3}, {"stride", IntList{2, 1}}, {"padding", 1}})
-    .check({"[a,b,7,6]"}, {{"kernel", IntList{3, 2}}, {"padding", IntList{1, 1}}, {"count_include_pad", false}});
+    .check({"[a,b,7,6]"}, {{"kernel", IntList{3, 2}}, {"padding", IntList{1, 1}}, {"count_include_pad", false}})
+    // ceil_mode: the divisor stops at the padded input, with and without the padding counted
+    .check({"[a,b,7,5]"}, {{"kernel", 2}, {"ceil_mode", true}})
+    .check({"[a,b,8,7]"}, {{"kernel", 3}, {"stride", 2}, {"padding", 1}, {"ceil_mode", true}})
+    .check({"[a,b,8,7]"}, {{"kernel", 3}, {"stride", 2}, {"padding", 1}, {"ceil_mode", true}, {"count_include_pad", false}});
 
 }  // namespace opgraph::ops

@@ -808,7 +808,10 @@ int predict(int argc, char** argv) {
   const Args a("predict", argc, argv, 2, options);
   if (a.help()) {
     std::fputs(help_text("opgraph predict MODEL.og --load CKPT --data SPEC [--out FILE.csv]",
-                         "Writes each sample's true label, predicted label and class probabilities as CSV.", options)
+                         "Writes each sample's true label, predicted label and class probabilities as CSV (a line per "
+                         "sample and position for a class per position); for a model that predicts no classes, each "
+                         "sample's output values.",
+                         options)
                    .c_str(),
                stdout);
     return 0;
@@ -818,16 +821,25 @@ int predict(int argc, char** argv) {
   Trainer trainer(l.model);
   trainer.set_detect_anomaly(a.has("detect-anomaly"));
   const Predictions p = trainer.predict(part.features, a.integer("batch", 0, 1));
-  const std::int64_t k = p.probabilities.shape()[1];
   const bool classes = !p.labels.empty();
-  // With classes: the true and predicted label and each class's probability; without
-  // (an autoencoder, a regression): the model's output values y_0, y_1, ...
-  std::string csv = classes ? "row,label,predicted" : "row";
+  const std::int64_t n = part.size();
+  // With classes: the true and predicted label and each class's probability, a line per
+  // sample, or per sample and position for a class per position (a transformer's [N, T,
+  // C]: the position a column of its own). Without (an autoencoder, a regression, feature
+  // maps): each sample's output values y_0, y_1, ... in row-major order.
+  const Shape& shape = p.probabilities.shape();
+  const std::int64_t k = classes ? shape.last() : (n > 0 ? p.probabilities.numel() / n : shape.numel());
+  const std::int64_t per = classes ? static_cast<std::int64_t>(p.labels.size()) / std::max<std::int64_t>(n, 1) : 1;
+  std::string csv = classes ? (per > 1 ? "row,position,label,predicted" : "row,label,predicted") : "row";
   for (std::int64_t j = 0; j < k; ++j)
     csv += classes ? ",p_" + (k == 1 ? std::string("1") : part.class_name(j)) : fmt::format(",y_{}", j);
   csv += "\n";
-  for (std::int64_t i = 0; i < part.size(); ++i) {
-    csv += classes ? fmt::format("{},{},{}", i, part.label(i), p.labels[static_cast<std::size_t>(i)]) : std::to_string(i);
+  for (std::int64_t i = 0; i < n * per; ++i) {
+    if (!classes) csv += std::to_string(i);
+    else if (per > 1)
+      csv += fmt::format("{},{},{},{}", i / per, i % per, static_cast<std::int64_t>(part.labels.at(i)), p.labels[static_cast<std::size_t>(i)]);
+    else
+      csv += fmt::format("{},{},{}", i, part.label(i), p.labels[static_cast<std::size_t>(i)]);
     for (std::int64_t j = 0; j < k; ++j) csv += fmt::format(",{:.6g}", p.probabilities.at(i * k + j));
     csv += "\n";
   }

@@ -251,7 +251,6 @@ void Importer::window(const onnx::NodeProto& n, Attrs& attrs, bool dilations) co
   const std::string ap = attr_string(n, "auto_pad", "NOTSET");
   if (ap != "NOTSET" && ap != "VALID")
     fail_node(n, fmt::format("auto_pad={} is not supported: export with explicit pads", ap));
-  if (attr_int(n, "ceil_mode", 0) != 0) fail_node(n, "ceil_mode=1 is not supported (opgraph's pools round down)");
   IntList strides = attr_ints(n, "strides", {1, 1}), pads = attr_ints(n, "pads", {0, 0, 0, 0});
   if (strides.size() != 2 || pads.size() != 4) fail_node(n, "only 2-D windows (images) are supported");
   attrs.emplace_back("stride", strides);
@@ -539,13 +538,31 @@ void Importer::convert(const onnx::NodeProto& n) {
     only(n, {"seed"});
     return set(n, add(n, "identity", {in(n, 0)}, {}, 0));
   }
-  if (t == "Pad") {  // PyTorch puts a Pad of zeros before its average pools
+  if (t == "Pad") {  // constant mode (PyTorch puts a Pad of zeros before its average pools)
     only(n, {"mode"});
     const std::string mode = attr_string(n, "mode", "constant");
+    if (mode != "constant") fail_node(n, fmt::format("mode={} is not supported: only constant padding", mode));
     const IntList pads = const_ints(n, 1);
-    if (mode != "constant" || std::any_of(pads.begin(), pads.end(), [](std::int64_t p) { return p != 0; }))
-      fail_node(n, "only a Pad that adds nothing is supported (pad through the Conv or pool's pads instead)");
-    return set(n, add(n, "identity", {in(n, 0)}, {}, 0));
+    const NodeId x = in(n, 0);
+    const int rank = shape(x).rank();
+    if (static_cast<int>(pads.size()) != 2 * rank)
+      fail_node(n, fmt::format("pads has {} values for an input of rank {} (a begin and an end per axis)", pads.size(), rank));
+    double value = 0.0;
+    if (has_input(n, 2)) {
+      const std::optional<double> v = const_scalar(n, 2);
+      if (!v) fail_node(n, "the padding value must be a constant scalar");
+      value = *v;
+    }
+    IntList before, after, axes;
+    for (int d = 0; d < rank; ++d) {
+      const std::int64_t b = pads[static_cast<std::size_t>(d)], e = pads[static_cast<std::size_t>(d + rank)];
+      if (b == 0 && e == 0) continue;
+      if (b < 0 || e < 0) fail_node(n, fmt::format("negative pads ({} and {} on axis {}) crop: not supported", b, e, d));
+      if (d == 0) fail_node(n, "padding along the batch axis is not supported");
+      before.push_back(b), after.push_back(e), axes.push_back(d);
+    }
+    if (axes.empty()) return set(n, add(n, "identity", {x}, {}, 0));
+    return set(n, add(n, "pad", {x}, {{"before", before}, {"after", after}, {"axes", axes}, {"value", value}}, 0));
   }
   if (t == "Neg") {
     only(n, {});
@@ -633,6 +650,7 @@ void Importer::convert(const onnx::NodeProto& n) {
     if (kernel.size() != 2) fail_node(n, "only 2-D pooling is supported");
     Attrs attrs{{"kernel", kernel}};
     window(n, attrs, max);
+    if (attr_int(n, "ceil_mode", 0) != 0) attrs.emplace_back("ceil_mode", true);
     if (!max) attrs.emplace_back("count_include_pad", attr_int(n, "count_include_pad", 0) != 0);
     return set(n, add(n, max ? "max_pool2d" : "avg_pool2d", {in(n, 0)}, std::move(attrs), 0));
   }
@@ -723,7 +741,7 @@ void Importer::convert(const onnx::NodeProto& n) {
   static const std::vector<std::string> supported = {
       "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Concat", "Constant", "Conv", "Div", "Dropout",
       "Elu", "Erf", "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Identity", "LayerNormalization",
-      "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg", "Pad (of zeros)", "Pow", "ReduceLogSumExp", "ReduceMax",
+      "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg", "Pad (constant)", "Pow", "ReduceLogSumExp", "ReduceMax",
       "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus",
       "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze"};
   fail_node(n, fmt::format("the operator is not supported; opgraph imports {}", fmt::join(supported, ", ")));

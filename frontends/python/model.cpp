@@ -574,7 +574,11 @@ void bind_model(py::module_& m) {
               py::gil_scoped_release release;
               p = t.predict(s.data.features, batch);
             }
-            Tensor labels(Shape{static_cast<std::int64_t>(p.labels.size())}, DType::i64);
+            // A class per position: the labels [n, T] (the probabilities' shape without the classes).
+            const auto& dims = p.probabilities.shape().dims();
+            Tensor labels(dims.size() > 2 ? Shape(std::vector<std::int64_t>(dims.begin(), dims.end() - 1))
+                                          : Shape{static_cast<std::int64_t>(p.labels.size())},
+                          DType::i64);
             if (!p.labels.empty()) std::memcpy(labels.raw(), p.labels.data(), labels.nbytes());
             return py::make_tuple(array_view(p.probabilities, true),
                                   p.labels.empty() ? py::object(py::none()) : py::object(array_view(labels, true)));

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
+#include <sstream>
 
 #include <opgraph/datasets/read_file.hpp>
 #include <opgraph/frontends/checkpoint.hpp>
@@ -151,6 +153,43 @@ TEST_CASE("cli: train prints JSON, writes metrics, plots and checkpoints, eval a
   const Run x = run("export " + model + " --load m.ckpt --npy npy", dir.path());
   CHECK(x.status == 0);
   CHECK(read_file(dir.file("npy/hidden.W.npy")).substr(1, 5) == "NUMPY");
+}
+
+TEST_CASE("cli: predict writes a line per sample and position for a class per position") {
+  // It had written one line per sample with the position count taken for the class count:
+  // p_0..p_7 of the first 8 of 10 probabilities, the labels of other positions.
+  test::ScratchDir dir("cli-predict-positions");
+  const std::string model = kModels + "transformer_sort.og";
+  const std::string data = "sort_digits:n=400,length=8,test=0.25,seed=1";
+  REQUIRE(run("train " + model + " --data " + data + " --optim adam:lr=0.002 --epochs 1 --batch 64 --save t.ckpt --quiet",
+              dir.path()).status == 0);
+  const Run p = run("predict " + model + " --load t.ckpt --data " + data + " --out p.csv", dir.path());
+  REQUIRE(p.status == 0);
+  const std::string csv = read_file(dir.file("p.csv"));
+  CHECK(csv.rfind("row,position,label,predicted,p_0,p_1,p_2,p_3,p_4,p_5,p_6,p_7,p_8,p_9\n", 0) == 0);
+  CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 100 * 8);
+  // Each line: its row and position in order, the probabilities sum to 1, the predicted
+  // class is their argmax; the right predictions give eval's accuracy per position.
+  std::istringstream lines(csv);
+  std::string line;
+  std::getline(lines, line);
+  std::int64_t i = 0, right = 0;
+  while (std::getline(lines, line)) {
+    std::vector<double> f;
+    std::istringstream cells(line);
+    for (std::string cell; std::getline(cells, cell, ',');) f.push_back(std::stod(cell));
+    REQUIRE(f.size() == 14);
+    CHECK(f[0] == static_cast<double>(i / 8));
+    CHECK(f[1] == static_cast<double>(i % 8));
+    const auto best = std::max_element(f.begin() + 4, f.end()) - (f.begin() + 4);
+    CHECK(f[3] == static_cast<double>(best));
+    CHECK(std::accumulate(f.begin() + 4, f.end(), 0.0) == doctest::Approx(1.0).epsilon(1e-4));
+    right += f[2] == f[3];
+    ++i;
+  }
+  const Run e = run("eval " + model + " --load t.ckpt --data " + data + " --json", dir.path());
+  REQUIRE(e.status == 0);
+  CHECK(static_cast<double>(right) / 800.0 == doctest::Approx(json_of(e.out)["accuracy"].number).epsilon(1e-9));
 }
 
 TEST_CASE("cli: a model with batch norm keeps the data statistics in its checkpoint, and eval scores what train scored") {

@@ -75,6 +75,20 @@ class Gated(nn.Module):
         return self.fc2(torch.relu(h[:, :8]) * torch.sigmoid(h[:, 8:]))
 
 
+def ceil_pools():
+    """Pools with ceil_mode=True where the stride leaves part of the plane (12x12, then 7x7
+    and 4x4): a last, partial window at the bottom and right, the average's divisors (with
+    and without the padding counted) stopping at the padded input. Then an average pool
+    padded by 1 counting the padding, which PyTorch exports as a Pad of zeros before an
+    AveragePool. (Not with ceil_mode: PyTorch's exporter writes that as a pool over the
+    padded plane, whose last window ONNX keeps where PyTorch itself drops it.)"""
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), nn.ReLU(),
+        nn.AvgPool2d(2, ceil_mode=True), nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+        nn.AvgPool2d(2, stride=2, padding=1),
+        nn.Flatten(), nn.Linear(4 * 2 * 2, 6)), (2, 12, 12)
+
+
 def gated():
     return Gated(), (5,)
 
@@ -90,7 +104,8 @@ def shape_math():
 # name, model, whether the batch is dynamic (a fixed batch lets the exporter fold the shapes)
 for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", ln_gelu, True),
                             ("view_cnn", view_cnn, True), ("view_cnn_static", view_cnn, False),
-                            ("shape_math", shape_math, True), ("gated", gated, True)):
+                            ("shape_math", shape_math, True), ("gated", gated, True),
+                            ("ceil_pools", ceil_pools, True)):
     model, shape = make()
     if name == "cnn":  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()

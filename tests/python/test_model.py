@@ -233,3 +233,28 @@ def test_plugins_load_and_check():
     g = og.Graph()
     x = g.input("x", ("N", 3))
     assert og.nn.mish(x).op == "mish"
+
+
+def test_predict_keeps_the_heads_shape():
+    # A class per position: probabilities [n, T, C] and classes [n, T] (the classes had come
+    # flat, [n * T]); values of more than two axes keep them (feature maps had come as
+    # [n, H * W, C]). Both agree with the plan's own output.
+    model = og.load(os.path.join(MODELS, "transformer_sort.og"), seed=1)
+    digits = np.random.default_rng(0).integers(0, 10, (5, 8))
+    probs = model.predict({"digits": digits})
+    assert probs.shape == (5, 8, 10)
+    np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-6)
+    classes = model.predict_classes({"digits": digits})
+    assert classes.shape == (5, 8) and (classes == probs.argmax(axis=-1)).all()
+
+    g = og.Graph()
+    x = g.input("x", ("N", 3, 6, 6))
+    w = g.param("w", (4, 3, 3, 3), "he")
+    g.add_output(og.nn.conv2d(x, w, padding=1).named("maps"))
+    maps = og.Model(g, seed=2)
+    images = np.random.default_rng(1).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    out = maps.predict(images)
+    assert out.shape == (2, 4, 6, 6)
+    plan = maps.compile(batch=2, mode="eval", keep=["maps"], backward=False)
+    plan.forward({"x": images})
+    np.testing.assert_array_equal(out, plan.value("maps"))

@@ -131,7 +131,8 @@ def torch_models(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math", "gated"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math", "gated",
+                                  "ceil_pools"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -150,6 +151,8 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert "reshape(_MaxPool_output_0, shape=[0, -1])" in str(model)
     if name == "gated":  # h[:, :8] and h[:, 8:] (to INT64_MAX in the file)
         assert str(model).count("slice(") == 2
+    if name == "ceil_pools":  # the partial last windows kept, not refused or dropped
+        assert str(model).count("ceil_mode=true") == 3 and "pad(" in str(model)
     if name == "shape_math":  # x.size(1) * x.size(2) computed at import; unsqueeze and squeeze as reshapes
         assert "shape=[-1, 12]" in str(model) and "shape=[0, 1, 5]" in str(model) and "shape=[0, 5]" in str(model)
 

@@ -146,11 +146,13 @@ class Model:
 
     def predict(self, x, batch=0):
         """The head's output for each sample: probabilities for a classifier ([n, C], or
-        [n, 1] for one sigmoid output), the values otherwise."""
+        [n, 1] for one sigmoid output, [n, T, C] for a class per position), the values
+        otherwise, in the head's shape ([n, 8, 8, 8] for feature maps)."""
         return self._m.predict(x, int(batch))[0]
 
     def predict_classes(self, x, batch=0):
-        """The predicted class of each sample (int64), for a model that predicts classes."""
+        """The predicted class of each sample (int64, [n]; [n, T] for a class per position),
+        for a model that predicts classes."""
         labels = self._m.predict(x, int(batch))[1]
         if labels is None:
             raise GraphError("predict_classes: the model predicts values, not classes (use predict)")
