@@ -142,7 +142,12 @@ OPGRAPH_OP(flatten)
 
 OPGRAPH_OP(expand)
     .lower([](LoweringContext& c) {
-      c.emit("Expand", {c.input(0), lowering::reshape_target(c, c.in_shape(0), c.out_shape())}, {c.output()});
+      // ONNX's Expand broadcasts both ways: a 1 keeps x's size, which is how a symbolic
+      // dimension (the batch) is kept. (Reshape's 0 for "keep" is no size here: a batch
+      // expanded by it failed in ONNX Runtime.)
+      std::vector<std::int64_t> dims;
+      for (std::int64_t d : c.out_shape().dims()) dims.push_back(is_symbolic(d) ? 1 : d);
+      c.emit("Expand", {c.input(0), c.ints(dims, "shape")}, {c.output()});
     })
     .doc("x broadcast to a larger shape (NumPy's broadcast_to, PyTorch's expand): -1 keeps x's dimension")
     .input("x")

@@ -81,6 +81,7 @@ OPGRAPH_OP(pow)
       using T = scalar_of<decltype(k)>;
       const T e = static_cast<T>(k.attr_float("exponent"));
       if (e == T(2)) map(k.in(0), k.out(), [](T x) { return x * x; });
+      else if (e == T(-1)) map(k.in(0), k.out(), [](T x) { return T(1) / x; });  // ONNX's Reciprocal, exactly
       else map(k.in(0), k.out(), [e](T x) { return std::pow(x, e); });
     })
     .vjp([](auto& k) {

@@ -122,6 +122,9 @@ struct Importer {
   int opset = 0;
   Graph graph;
   std::unordered_map<std::string, NodeId> values;     // ONNX value name -> node
+  // ONNX's booleans, held as reals: the 0/1 masks of comparisons (and Not, and casts of
+  // them), and values read as true where nonzero (a float cast to BOOL, for Where).
+  std::unordered_set<std::string> masks, truthy;
   std::unordered_map<std::string, Tensor> constants;  // initializers and Constant outputs not yet nodes
   std::vector<std::pair<std::string, Tensor>> param_values, state_values;
   std::unordered_set<std::string> names;  // opgraph names taken
@@ -274,6 +277,12 @@ const std::unordered_map<std::string, Arity>& arities() {
     for (const char* t : {"Add", "Sub", "Mul", "Div", "Pow", "MatMul", "Reshape", "Gather"}) a[t] = {2, 2, 1, 1};
     a["Gemm"] = a["Conv"] = {2, 3, 1, 1};
     a["Pad"] = {2, 3, 1, 1};
+    for (const char* t : {"Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Equal", "Expand"}) a[t] = {2, 2, 1, 1};
+    a["Not"] = a["Reciprocal"] = {1, 1, 1, 1};
+    a["Where"] = {3, 3, 1, 1};
+    a["Clip"] = {1, 3, 1, 1};
+    a["Max"] = a["Min"] = {1, many, 1, 1};
+    a["Split"] = {1, 2, 1, many};
     a["ReduceSum"] = {1, 2, 1, 1};
     a["Dropout"] = {1, 3, 1, 2};
     a["MaxPool"] = {1, 1, 1, 2};
@@ -381,11 +390,32 @@ bool Importer::fold(const onnx::NodeProto& n) {
     const auto to = attr_int(n, "to", 0);
     const bool to_int = to == onnx::TensorProto::INT64 || to == onnx::TensorProto::INT32;
     if (const Tensor* c = ints(0); c && to_int) return result(c->shape().dims(), values_of(*c));
-    if (values.count(n.input(0)) && to == onnx::TensorProto::FLOAT && !graph.node(values.at(n.input(0))).index) {
-      set(n, values.at(n.input(0)));  // already float
+    const bool to_float = to == onnx::TensorProto::FLOAT || to == onnx::TensorProto::DOUBLE;
+    if (const Tensor* c = constant(n.input(0)); c && !values.count(n.input(0)) && to == onnx::TensorProto::BOOL &&
+                                                c->dtype() != DType::i64) {
+      // A constant condition (opgraph's causal mask exports as one): 0/1, read by Where.
+      Tensor b(c->shape(), DType::f32);
+      for (std::int64_t i = 0; i < c->numel(); ++i) b.set(i, c->at(i) != 0.0 ? 1.0 : 0.0);
+      constants.insert_or_assign(n.output(0), std::move(b));
+      masks.insert(n.output(0));
       return true;
     }
-    fail_node(n, "only casts of integer shapes to integers, and of float tensors to float, are supported");
+    if (values.count(n.input(0)) && !graph.node(values.at(n.input(0))).index) {
+      const std::string& x = n.input(0);
+      if (to == onnx::TensorProto::BOOL) {  // a mask stays one; a float is true where nonzero
+        (masks.count(x) ? masks : truthy).insert(n.output(0));
+        set(n, values.at(x));
+        return true;
+      }
+      if (to_float && truthy.count(x))
+        fail_node(n, "a cast to a float of a float cast to BOOL is not supported (compare with 0 instead)");
+      if (to_float) {  // already a float, or a 0/1 mask
+        set(n, values.at(x));
+        return true;
+      }
+    }
+    fail_node(n, "only casts of integer shapes to integers, of float tensors to float or BOOL, and of booleans to "
+                 "float are supported");
   }
   if (t == "Identity") {
     if (const Tensor* c = ints(0)) return result(c->shape().dims(), values_of(*c));
@@ -564,6 +594,110 @@ void Importer::convert(const onnx::NodeProto& n) {
     if (axes.empty()) return set(n, add(n, "identity", {x}, {}, 0));
     return set(n, add(n, "pad", {x}, {{"before", before}, {"after", after}, {"axes", axes}, {"value", value}}, 0));
   }
+  if (t == "Less" || t == "LessOrEqual" || t == "Greater" || t == "GreaterOrEqual" || t == "Equal") {
+    only(n, {});
+    const char* op = t == "Less" ? "less" : t == "LessOrEqual" ? "less_equal" : t == "Greater" ? "greater"
+                   : t == "GreaterOrEqual" ? "greater_equal" : "equal";
+    masks.insert(n.output(0));
+    return set(n, add(n, op, {in(n, 0), in(n, 1)}, {}, 0));
+  }
+  if (t == "Not") {
+    only(n, {});
+    if (!masks.count(n.input(0))) fail_node(n, "only Not of a comparison's result is supported");
+    masks.insert(n.output(0));
+    return set(n, add(n, "scale", {in(n, 0)}, {{"factor", -1.0}, {"offset", 1.0}}, 0));  // 1 - mask
+  }
+  if (t == "Where") {
+    only(n, {});
+    if (const Tensor* c = !values.count(n.input(0)) ? constant(n.input(0)) : nullptr) {
+      // A constant condition: opgraph's causal mask (row i keeps keys j <= i + S - T of the
+      // last two axes of x, the rest `fill`), as it exports it.
+      const NodeId x = in(n, 1);
+      const std::optional<double> fill = const_scalar(n, 2);
+      const Shape& xs = shape(x);
+      if (xs.rank() >= 2 && (is_symbolic(xs[xs.rank() - 1]) || is_symbolic(xs[xs.rank() - 2])))
+        fail_node(n, fmt::format("a constant condition over the last two axes of {}, which are not both sizes (the "
+                                 "batch is N): opgraph's causal mask needs fixed queries and keys", xs));
+      bool causal = fill && xs.rank() >= 2 && c->shape().rank() >= 2 && !is_symbolic(xs[xs.rank() - 1]) &&
+                    !is_symbolic(xs[xs.rank() - 2]) && c->shape()[c->shape().rank() - 2] == xs[xs.rank() - 2] &&
+                    c->shape().last() == xs.last() && c->numel() == xs[xs.rank() - 2] * xs.last();
+      const std::int64_t rows = causal ? xs[xs.rank() - 2] : 0, cols = causal ? xs.last() : 0;
+      for (std::int64_t i = 0; causal && i < rows; ++i)
+        for (std::int64_t j = 0; j < cols; ++j)
+          if ((c->at(i * cols + j) != 0.0) != (j <= i + cols - rows)) causal = false;
+      if (!causal)
+        fail_node(n, "a constant condition is supported only as a causal mask over the last two axes, with a constant "
+                     "scalar for the masked entries");
+      return set(n, add(n, "causal_mask", {x}, {{"fill", *fill}}, 0));
+    }
+    if (!masks.count(n.input(0)) && !truthy.count(n.input(0)))
+      fail_node(n, fmt::format("the condition '{}' must be a comparison's result or a cast to BOOL", n.input(0)));
+    return set(n, add(n, "where", {in(n, 0), in(n, 1), in(n, 2)}, {}, 0));
+  }
+  if (t == "Clip") {  // opset 11 on: the bounds are optional scalar inputs
+    only(n, {});
+    Attrs attrs;
+    for (int i : {1, 2}) {
+      if (!has_input(n, i)) continue;
+      const std::optional<double> v = const_scalar(n, i);
+      if (!v) fail_node(n, fmt::format("the {} bound must be a constant scalar", i == 1 ? "lower" : "upper"));
+      attrs.emplace_back(i == 1 ? "min" : "max", *v);
+    }
+    return set(n, add(n, "clamp", {in(n, 0)}, std::move(attrs), 0));
+  }
+  if (t == "Max" || t == "Min") {  // variadic: a chain, left to right
+    only(n, {});
+    NodeId y = in(n, 0);
+    if (n.input_size() == 1) return set(n, add(n, "identity", {y}, {}, 0));
+    for (int i = 1; i < n.input_size(); ++i)
+      y = add(n, t == "Max" ? "maximum" : "minimum", {y, in(n, i)}, {}, i + 1 == n.input_size() ? 0 : -1);
+    return set(n, y);
+  }
+  if (t == "Reciprocal") {
+    only(n, {});
+    return set(n, add(n, "pow", {in(n, 0)}, {{"exponent", -1.0}}, 0));
+  }
+  if (t == "Expand") {  // ONNX broadcasts both ways: a 1 in the shape keeps x's size
+    only(n, {});
+    const NodeId x = in(n, 0);
+    IntList dims = const_ints(n, 1);
+    const Shape& xs = shape(x);
+    const int lead = static_cast<int>(dims.size()) - xs.rank();
+    for (int i = 0; i < static_cast<int>(dims.size()); ++i) {
+      const int j = i - lead;  // x's axis aligned on the right, if any
+      if (j < 0) continue;
+      if (dims[static_cast<std::size_t>(i)] == 1 ||
+          (is_symbolic(xs[j]) && exported_batch > 0 && dims[static_cast<std::size_t>(i)] == exported_batch))
+        dims[static_cast<std::size_t>(i)] = -1;
+    }
+    return set(n, add(n, "expand", {x}, {{"shape", dims}}, 0));
+  }
+  if (t == "Split") {
+    only(n, {"axis"});
+    const NodeId x = in(n, 0);
+    Attrs attrs{{"axis", attr_int(n, "axis", 0)}};
+    if (has_input(n, 1)) attrs.emplace_back("sizes", const_ints(n, 1));
+    else attrs.emplace_back("parts", static_cast<std::int64_t>(n.output_size()));
+    if (n.output_size() == 1) return set(n, add(n, "identity", {x}, {}, 0));
+    // Outputs named <base>.0, <base>.1, ... (opgraph's parts, as it exports them): the op
+    // named <base>, so that its parts keep those names.
+    std::string base = n.output(0).size() > 2 && n.output(0).ends_with(".0") ? n.output(0).substr(0, n.output(0).size() - 2) : "";
+    for (int i = 0; i < n.output_size() && !base.empty(); ++i)
+      if (n.output(i) != fmt::format("{}.{}", base, i)) base.clear();
+    const std::string name = base.empty() ? std::string() : fresh(base);
+    NodeId op;
+    try {
+      op = graph.add_op("split", {x}, std::move(attrs), name, file);
+    } catch (const Error& e) {
+      fail_node(n, e.detail());
+    }
+    const std::vector<NodeId>& parts = graph.parts(op);
+    if (static_cast<int>(parts.size()) != n.output_size())
+      fail_node(n, fmt::format("{} outputs for {} parts", n.output_size(), parts.size()));
+    for (int i = 0; i < n.output_size(); ++i)
+      if (!n.output(i).empty()) set(n, parts[static_cast<std::size_t>(i)], i);
+    return;
+  }
   if (t == "Neg") {
     only(n, {});
     return set(n, add(n, "scale", {in(n, 0)}, {{"factor", -1.0}}, 0));
@@ -739,11 +873,12 @@ void Importer::convert(const onnx::NodeProto& n) {
     return set(n, add(n, "embedding", {in(n, 1), in(n, 0)}, {}, 0));
   }
   static const std::vector<std::string> supported = {
-      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Concat", "Constant", "Conv", "Div", "Dropout",
-      "Elu", "Erf", "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Identity", "LayerNormalization",
-      "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg", "Pad (constant)", "Pow", "ReduceLogSumExp", "ReduceMax",
-      "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus",
-      "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze"};
+      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv", "Div",
+      "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater",
+      "GreaterOrEqual", "Identity", "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "Log", "LogSoftmax",
+      "MatMul", "Max", "MaxPool", "Min", "Mul", "Neg", "Not", "Pad (constant)", "Pow", "Reciprocal", "ReduceLogSumExp",
+      "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus",
+      "Split", "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Where"};
   fail_node(n, fmt::format("the operator is not supported; opgraph imports {}", fmt::join(supported, ", ")));
 }
 
@@ -766,9 +901,23 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
   const onnx::GraphProto& g = model.graph();
   for (const auto& init : g.initializer()) im.constants.emplace(init.name(), tensor_of(init, file, "initializer"));
 
-  // Inputs (not initializers): the batch dimension N first, fixed sizes after it.
-  for (const auto& vi : g.input()) {
-    if (im.constants.count(vi.name())) continue;
+  // Inputs (not initializers): the batch dimension N first, fixed sizes after it. The
+  // batch is a first dimension the file leaves symbolic; in a file whose inputs are all of
+  // fixed size (exported without dynamic axes), the first input's first size and every
+  // other input's equal to it. An input of fixed size otherwise stays so (a second input
+  // of [7] beside x [N, 7]).
+  std::vector<const onnx::ValueInfoProto*> feeds;
+  for (const auto& vi : g.input())
+    if (!im.constants.count(vi.name())) feeds.push_back(&vi);
+  const auto first_dim = [](const onnx::ValueInfoProto& vi) -> std::int64_t {  // -1 symbolic, 0 none
+    const auto& s = vi.type().tensor_type().shape();
+    if (!vi.type().has_tensor_type() || s.dim_size() == 0) return 0;
+    return s.dim(0).has_dim_value() && s.dim(0).dim_value() > 0 ? s.dim(0).dim_value() : -1;
+  };
+  const bool any_symbolic = std::any_of(feeds.begin(), feeds.end(), [&](auto* vi) { return first_dim(*vi) < 0; });
+  if (!any_symbolic && !feeds.empty()) im.exported_batch = first_dim(*feeds.front());
+  for (const auto* vip : feeds) {
+    const auto& vi = *vip;
     const auto& type = vi.type();
     if (!type.has_tensor_type()) bad(file, fmt::format("input '{}' is not a tensor", vi.name()));
     const auto elem = type.tensor_type().elem_type();
@@ -777,11 +926,12 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
                             onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(elem))));
     std::vector<std::int64_t> dims;
     const auto& s = type.tensor_type().shape();
+    const std::int64_t first = first_dim(vi);
+    const bool batched = first < 0 || (first > 0 && first == im.exported_batch);
     for (int i = 0; i < s.dim_size(); ++i) {
       const auto& d = s.dim(i);
-      if (i == 0) {
+      if (i == 0 && batched) {
         dims.push_back(N);  // the batch, whatever size the file fixed
-        if (d.has_dim_value() && d.dim_value() > 0) im.exported_batch = d.dim_value();
       } else if (d.has_dim_value() && d.dim_value() > 0) {
         dims.push_back(d.dim_value());
       } else {
@@ -789,7 +939,6 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
                               vi.name(), i, d.dim_param()));
       }
     }
-    if (dims.empty()) bad(file, fmt::format("input '{}' is a scalar: inputs have a batch dimension", vi.name()));
     const std::string name = im.fresh(vi.name());
     im.values[vi.name()] = im.graph.add_input(name, Shape(std::move(dims)), file, elem == onnx::TensorProto::INT64);
   }
@@ -832,8 +981,16 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
   for (const auto& o : g.output()) {
     auto it = im.values.find(o.name());
     if (it == im.values.end()) bad(file, fmt::format("output '{}' is not computed by any node", o.name()));
-    im.graph.add_output(it->second);
-    outputs.push_back(it->second);
+    NodeId id = it->second;
+    // The output by its own name: a converter that maps it onto another node (a Cast of a
+    // comparison, an Identity) would otherwise leave it under that node's name.
+    const std::string want = clean_name(o.name());
+    if (im.graph.node(id).name != want && !im.names.count(want) && !im.graph.find(want) && !Registry::global().find(want)) {
+      im.names.insert(want);
+      id = im.graph.add_op("identity", {id}, {}, want, file);
+    }
+    im.graph.add_output(id);
+    outputs.push_back(id);
   }
 
   // A labels input and a loss on the first output, so that it trains and evaluates: class

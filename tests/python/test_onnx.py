@@ -102,6 +102,40 @@ def test_transformer_round_trip(tmp_path):
     print(f"transformer: largest relative difference {err:.1e}")
 
 
+def test_masks_splits_and_a_batch_expand_round_trip(tmp_path):
+    # Comparisons, where, clamp, split, a reciprocal, a causal mask, and an expand that keeps
+    # the batch: through ONNX Runtime at batch 1 and 37, then back into opgraph. (Expand had
+    # written the kept batch as Reshape's 0, which ONNX's Expand reads as a size: ONNX
+    # Runtime refused it; and the importer read none of these operators back.)
+    need_tools()
+    g = og.Graph()
+    x = g.input("x", ("N", 4, 6))
+    h = og.nn.matmul(x, g.param("W", (6, 6), "xavier"))
+    a, b = og.op("split", h, parts=2)
+    gated = og.nn.mul(og.nn.clamp(a, min=-1.0, max=1.0), og.nn.logistic(b))
+    m = og.nn.where(og.nn.greater(gated, og.nn.scale(gated, factor=0.0, offset=0.1)), gated,
+                    og.nn.pow(og.nn.scale(og.nn.abs(gated), offset=1.0), exponent=-1.0))
+    e = og.nn.expand(og.nn.mean(m, axis=[1], keepdims=True), shape=[-1, 4, -1])
+    scores = og.nn.causal_mask(og.nn.matmul(m, e, trans_b=True), fill=-5.0)
+    g.add_output(og.nn.flatten(og.nn.softmax(og.nn.maximum(scores, og.nn.scale(scores, factor=0.5)))).named("probs"))
+    model = og.Model(g, seed=3)
+    rng = np.random.default_rng(0)
+    make = lambda n: {"x": rng.standard_normal((n, 4, 6)).astype(np.float32)}  # noqa: E731
+    err = check_round_trip(model, tmp_path / "masks.onnx", make, "probs", lambda n: {})
+    back = og.load(tmp_path / "masks.onnx")
+    for batch in (1, 37):
+        inputs = make(batch)
+        ours = model.compile(batch=batch, mode="eval", keep=["probs"], backward=False)
+        ours.forward(inputs)
+        theirs = back.compile(batch=batch, mode="eval", keep=["probs"], backward=False)
+        theirs.forward({**inputs, back.labels: np.zeros(batch, np.float32)})
+        np.testing.assert_array_equal(theirs.value("probs"), ours.value("probs"))
+    text = str(back)
+    for op in ("split(", "clamp(", "greater(", "where(", "pow(", "expand(", "causal_mask(", "maximum("):
+        assert op in text, op
+    print(f"masks: ONNX Runtime within {err:.1e}, opgraph's import bit for bit")
+
+
 def test_an_op_without_a_lowering_is_named(tmp_path):
     og.register_op("onnx_test_py_op", forward=lambda x: x)
     g = og.Graph()
@@ -257,6 +291,33 @@ def test_files_that_cannot_be_imported_say_why(tmp_path):
     junk.write_bytes(b"\xff\xff\xff\xff not a protobuf")
     with pytest.raises(og.DataError, match=r"junk.onnx: not an ONNX model: the protobuf does not parse"):
         og.load(junk)
+    # The new operators' limits, each with its reason.
+    pads = helper.make_tensor("p", TensorProto.INT64, [4], [0, 1, 0, 1])
+    reflect = make_onnx(tmp_path, "reflect.onnx", [helper.make_node("Pad", ["x", "p"], ["y"], name="p", mode="reflect")],
+                        [x], [y], [pads])
+    with pytest.raises(og.DataError, match=r"node 'p' \(Pad, opset 17\): mode=reflect is not supported: only constant "
+                                           r"padding$"):
+        og.load(reflect)
+    batch_pads = helper.make_tensor("p", TensorProto.INT64, [4], [1, 0, 0, 0])
+    on_batch = make_onnx(tmp_path, "pad_batch.onnx", [helper.make_node("Pad", ["x", "p"], ["y"], name="p")], [x], [y],
+                         [batch_pads])
+    with pytest.raises(og.DataError, match=r"node 'p' \(Pad, opset 17\): padding along the batch axis is not supported$"):
+        og.load(on_batch)
+    not_mask = make_onnx(tmp_path, "not.onnx", [helper.make_node("Cast", ["x"], ["b"], to=TensorProto.BOOL),
+                                                helper.make_node("Not", ["b"], ["c"], name="n"),
+                                                helper.make_node("Where", ["c", "x", "x"], ["y"])], [x], [y])
+    with pytest.raises(og.DataError, match=r"node 'n' \(Not, opset 17\): only Not of a comparison's result is supported$"):
+        og.load(not_mask)
+    x2 = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 3])
+    y2 = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 3])
+    anti = helper.make_tensor("m", TensorProto.FLOAT, [3, 3], [1, 1, 1, 0, 1, 1, 0, 0, 1])  # upper, not causal
+    fill = helper.make_tensor("f", TensorProto.FLOAT, [], [-9.0])
+    upper = make_onnx(tmp_path, "upper.onnx", [helper.make_node("Cast", ["m"], ["b"], to=TensorProto.BOOL),
+                                               helper.make_node("Where", ["b", "x", "f"], ["y"], name="w")],
+                      [x2], [y2], [anti, fill])
+    with pytest.raises(og.DataError, match=r"node 'w' \(Where, opset 17\): a constant condition is supported only as a "
+                                           r"causal mask over the last two axes"):
+        og.load(upper)
     # Every operator's input and output counts (ONNX's schemas): found by fuzz_onnx, an Exp
     # with a second input imported as if it had one.
     w = helper.make_tensor("w", TensorProto.FLOAT, [3, 3], [0.5] * 9)
@@ -481,3 +542,50 @@ def test_fine_tuning_with_frozen_layers(torch_models, tmp_path):
     assert saved.meta["frozen"] == "v_0.*"
     assert same_bits(saved.params["v_0.weight"], original.params["v_0.weight"])
     assert not same_bits(saved.params["v_4.weight"], original.params["v_4.weight"])
+
+
+# Check cases that cannot come back: the importer takes the first input's first dimension
+# as the batch (docs/onnx.md), and these cases compute along it, or broadcast another input
+# against it, which no model with a batch can do.
+ALONG_THE_BATCH = {
+    ("causal_mask", "[6,3] fill=-3.0"), ("concat", "[5,2] [4,2] axis=0"), ("div", "[1,2,7] [6,2,1]"),
+    ("expand", "[1,5] shape=[2, 3, -1]"), ("flatten", "[5,2,4,7] axis=0 end=1"), ("reshape", "[4,7,3] shape=[-1]"),
+    ("reshape", "[2,3,5] shape=[3, -1]"), ("slice", "[7,4,7] begin=[-5, 0] end=[100, 1] step=[2, 1]"),
+    ("split", "[6,5] parts=3 axis=0"), ("sub", "[5] [2,5]"),
+}
+
+
+def test_every_lowering_imports_back(tmp_path):
+    """What opgraph exports, opgraph imports: each op's every check case, exported alone,
+    loads again and computes opgraph's outputs (comparisons, where, clamp, split, expand,
+    reciprocal, causal masks among them), or is refused for computing along the batch."""
+    ran, refused = 0, set()
+    for name in og.ops(source="built-in"):
+        info = og.op_info(name)
+        if not info["onnx"]:
+            continue
+        for k in range(info["checks"]):
+            config, data, inputs, outputs = og._opgraph._onnx_case(name, k, 1)
+            path = tmp_path / f"{name}_{k}.onnx"
+            path.write_bytes(data)
+            if (name, config) in ALONG_THE_BATCH:
+                with pytest.raises((og.DataError, og.GraphError, og.ShapeError), match=r"\bN\b|batch"):
+                    og.load(path)
+                refused.add((name, config))
+                continue
+            model = og.load(path)
+            first = next(iter(inputs.values()))
+            batch = first.shape[0] if first.ndim else 1
+            plan = model.compile(batch=batch, mode="eval", keep=list(outputs), backward=False)
+            feeds = dict(inputs)
+            if model.labels:
+                feeds[model.labels] = np.zeros(batch, np.float32)
+            plan.forward(feeds)
+            for out, want in outputs.items():
+                got = np.asarray(plan.value(out))
+                assert got.shape == want.shape, f"{name} {config}: {out} {got.shape}, exported {want.shape}"
+                err = np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))) if want.size else 0.0
+                assert err <= 1e-6, f"{name} {config}: {out} differs by {err:.2e}"
+            ran += 1
+    assert refused == ALONG_THE_BATCH and ran >= 170
+    print(f"{ran} configurations import back, {len(refused)} refused along the batch")
