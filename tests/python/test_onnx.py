@@ -484,6 +484,20 @@ def ort_batch(jobs):
     return json.loads(p.stdout)
 
 
+def exported_check_cases(folder):
+    """(op, config, path, inputs, outputs) for each check case of each built-in op with a
+    lowering, exported alone into folder, with opgraph's inputs and outputs."""
+    for name in og.ops(source="built-in"):
+        info = og.op_info(name)
+        if not info["onnx"]:
+            continue
+        for k in range(info["checks"]):
+            config, data, inputs, outputs = og._opgraph._onnx_case(name, k, 1)
+            path = folder / f"{name}_{k}.onnx"
+            path.write_bytes(data)
+            yield name, config, path, inputs, outputs
+
+
 def test_every_lowering_matches_onnx_runtime_on_every_check_case(tmp_path):
     """The class, not the examples: each op that declares a lowering, on each configuration
     its gradient check uses (attributes, shapes, broadcasting, index inputs), exported
@@ -491,16 +505,9 @@ def test_every_lowering_matches_onnx_runtime_on_every_check_case(tmp_path):
     need_tools()
     import onnx
     cases = []
-    for name in og.ops(source="built-in"):
-        info = og.op_info(name)
-        if not info["onnx"]:
-            continue
-        for k in range(info["checks"]):
-            config, data, inputs, outputs = og._opgraph._onnx_case(name, k, 1)
-            path = tmp_path / f"{name}_{k}.onnx"
-            path.write_bytes(data)
-            onnx.checker.check_model(onnx.load(str(path)), full_check=True)
-            cases.append((name, config, path, inputs, outputs))
+    for name, config, path, inputs, outputs in exported_check_cases(tmp_path):
+        onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+        cases.append((name, config, path, inputs, outputs))
     assert len({c[0] for c in cases}) >= 50
     results = ort_batch([(c[2], c[3]) for c in cases])
     failures = []
@@ -560,32 +567,25 @@ def test_every_lowering_imports_back(tmp_path):
     loads again and computes opgraph's outputs (comparisons, where, clamp, split, expand,
     reciprocal, causal masks among them), or is refused for computing along the batch."""
     ran, refused = 0, set()
-    for name in og.ops(source="built-in"):
-        info = og.op_info(name)
-        if not info["onnx"]:
+    for name, config, path, inputs, outputs in exported_check_cases(tmp_path):
+        if (name, config) in ALONG_THE_BATCH:
+            with pytest.raises((og.DataError, og.GraphError, og.ShapeError), match=r"\bN\b|batch"):
+                og.load(path)
+            refused.add((name, config))
             continue
-        for k in range(info["checks"]):
-            config, data, inputs, outputs = og._opgraph._onnx_case(name, k, 1)
-            path = tmp_path / f"{name}_{k}.onnx"
-            path.write_bytes(data)
-            if (name, config) in ALONG_THE_BATCH:
-                with pytest.raises((og.DataError, og.GraphError, og.ShapeError), match=r"\bN\b|batch"):
-                    og.load(path)
-                refused.add((name, config))
-                continue
-            model = og.load(path)
-            first = next(iter(inputs.values()))
-            batch = first.shape[0] if first.ndim else 1
-            plan = model.compile(batch=batch, mode="eval", keep=list(outputs), backward=False)
-            feeds = dict(inputs)
-            if model.labels:
-                feeds[model.labels] = np.zeros(batch, np.float32)
-            plan.forward(feeds)
-            for out, want in outputs.items():
-                got = np.asarray(plan.value(out))
-                assert got.shape == want.shape, f"{name} {config}: {out} {got.shape}, exported {want.shape}"
-                err = np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))) if want.size else 0.0
-                assert err <= 1e-6, f"{name} {config}: {out} differs by {err:.2e}"
-            ran += 1
+        model = og.load(path)
+        first = next(iter(inputs.values()))
+        batch = first.shape[0] if first.ndim else 1
+        plan = model.compile(batch=batch, mode="eval", keep=list(outputs), backward=False)
+        feeds = dict(inputs)
+        if model.labels:
+            feeds[model.labels] = np.zeros(batch, np.float32)
+        plan.forward(feeds)
+        for out, want in outputs.items():
+            got = np.asarray(plan.value(out))
+            assert got.shape == want.shape, f"{name} {config}: {out} {got.shape}, exported {want.shape}"
+            err = np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))) if want.size else 0.0
+            assert err <= 1e-6, f"{name} {config}: {out} differs by {err:.2e}"
+        ran += 1
     assert refused == ALONG_THE_BATCH and ran >= 170
     print(f"{ran} configurations import back, {len(refused)} refused along the batch")
