@@ -283,6 +283,9 @@ const std::unordered_map<std::string, Arity>& arities() {
     a["Clip"] = {1, 3, 1, 1};
     a["Max"] = a["Min"] = {1, many, 1, 1};
     a["Split"] = {1, 2, 1, many};
+    a["HardSigmoid"] = a["HardSwish"] = a["Selu"] = a["Softsign"] = {1, 1, 1, 1};
+    a["PRelu"] = {2, 2, 1, 1};
+    a["Sum"] = a["Mean"] = {1, many, 1, 1};
     a["ReduceSum"] = {1, 2, 1, 1};
     a["Dropout"] = {1, 3, 1, 2};
     a["MaxPool"] = {1, 1, 1, 2};
@@ -653,6 +656,39 @@ void Importer::convert(const onnx::NodeProto& n) {
       y = add(n, t == "Max" ? "maximum" : "minimum", {y, in(n, i)}, {}, i + 1 == n.input_size() ? 0 : -1);
     return set(n, y);
   }
+  if (t == "HardSigmoid" || t == "HardSwish") {  // clamp(alpha x + beta, 0, 1), times x for HardSwish
+    if (t == "HardSigmoid") only(n, {"alpha", "beta"});
+    else only(n, {});
+    const double alpha = t == "HardSwish" ? 1.0 / 6.0 : attr_float(n, "alpha", 0.2);
+    const double beta = t == "HardSwish" ? 0.5 : attr_float(n, "beta", 0.5);
+    const NodeId x = in(n, 0);
+    const NodeId lin = add(n, "scale", {x}, {{"factor", alpha}, {"offset", beta}});
+    const NodeId gate = add(n, "clamp", {lin}, {{"min", 0.0}, {"max", 1.0}}, t == "HardSigmoid" ? 0 : -1);
+    return set(n, t == "HardSigmoid" ? gate : add(n, "mul", {x, gate}, {}, 0));
+  }
+  if (t == "PRelu") {  // relu(x) + slope * min(x, 0), the slope a parameter that trains
+    only(n, {});
+    const NodeId x = in(n, 0);
+    const NodeId negative = add(n, "scale", {add(n, "relu", {add(n, "scale", {x}, {{"factor", -1.0}})})}, {{"factor", -1.0}});
+    return set(n, add(n, "add", {add(n, "relu", {x}), add(n, "mul", {in(n, 1), negative})}, {}, 0));
+  }
+  if (t == "Selu") {  // gamma * elu(x, alpha)
+    only(n, {"alpha", "gamma"});
+    const NodeId e = add(n, "elu", {in(n, 0)}, {{"alpha", attr_float(n, "alpha", 1.67326319217681884765625)}});
+    return set(n, add(n, "scale", {e}, {{"factor", attr_float(n, "gamma", 1.05070102214813232421875)}}, 0));
+  }
+  if (t == "Softsign") {  // x / (1 + |x|)
+    only(n, {});
+    const NodeId x = in(n, 0);
+    return set(n, add(n, "div", {x, add(n, "scale", {add(n, "abs", {x})}, {{"offset", 1.0}})}, {}, 0));
+  }
+  if (t == "Sum" || t == "Mean") {  // variadic, left to right
+    only(n, {});
+    NodeId y = in(n, 0);
+    for (int i = 1; i < n.input_size(); ++i) y = add(n, "add", {y, in(n, i)}, {}, t == "Sum" && i + 1 == n.input_size() ? 0 : -1);
+    if (t == "Mean") return set(n, add(n, "scale", {y}, {{"factor", 1.0 / n.input_size()}}, 0));
+    return set(n, n.input_size() == 1 ? add(n, "identity", {y}, {}, 0) : y);
+  }
   if (t == "Reciprocal") {
     only(n, {});
     return set(n, add(n, "pow", {in(n, 0)}, {{"exponent", -1.0}}, 0));
@@ -875,10 +911,11 @@ void Importer::convert(const onnx::NodeProto& n) {
   static const std::vector<std::string> supported = {
       "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv", "Div",
       "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater",
-      "GreaterOrEqual", "Identity", "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "Log", "LogSoftmax",
-      "MatMul", "Max", "MaxPool", "Min", "Mul", "Neg", "Not", "Pad (constant)", "Pow", "Reciprocal", "ReduceLogSumExp",
-      "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus",
-      "Split", "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Where"};
+      "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "Less",
+      "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul", "Neg", "Not",
+      "Pad (constant)", "Pow", "PRelu", "Reciprocal", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceSum", "Relu",
+      "Reshape", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Softsign", "Split", "Sqrt", "Squeeze",
+      "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze", "Where"};
   fail_node(n, fmt::format("the operator is not supported; opgraph imports {}", fmt::join(supported, ", ")));
 }
 

@@ -89,6 +89,28 @@ def ceil_pools():
         nn.Flatten(), nn.Linear(4 * 2 * 2, 6)), (2, 12, 12)
 
 
+class Excite(nn.Module):
+    """A squeeze-and-excitation gate: the channels' means through two 1x1 convolutions and a
+    hard sigmoid, multiplying the maps."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.pool, self.down, self.up = nn.AdaptiveAvgPool2d(1), nn.Conv2d(c, 4, 1), nn.Conv2d(4, c, 1)
+
+    def forward(self, x):
+        return x * nn.functional.hardsigmoid(self.up(torch.relu(self.down(self.pool(x)))))
+
+
+def mobile():
+    """MobileNet's pieces: ReLU6 (a Clip), a depthwise convolution, Hardswish, a
+    squeeze-and-excitation gate (HardSigmoid), PReLU with a slope per channel; SELU,
+    Softsign and Hardtanh on the scores."""
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU6(), nn.Conv2d(8, 8, 3, padding=1, groups=8),
+        nn.Hardswish(), Excite(8), nn.PReLU(8), nn.Conv2d(8, 16, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(16, 5), nn.SELU(), nn.Softsign(), nn.Hardtanh(-0.5, 0.5)), (3, 16, 16)
+
+
 def gated():
     return Gated(), (5,)
 
@@ -105,7 +127,7 @@ def shape_math():
 for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", ln_gelu, True),
                             ("view_cnn", view_cnn, True), ("view_cnn_static", view_cnn, False),
                             ("shape_math", shape_math, True), ("gated", gated, True),
-                            ("ceil_pools", ceil_pools, True)):
+                            ("ceil_pools", ceil_pools, True), ("mobile", mobile, True)):
     model, shape = make()
     if name == "cnn":  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()

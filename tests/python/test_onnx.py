@@ -166,7 +166,7 @@ def torch_models(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math", "gated",
-                                  "ceil_pools"])
+                                  "ceil_pools", "mobile"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -185,6 +185,8 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert "reshape(_MaxPool_output_0, shape=[0, -1])" in str(model)
     if name == "gated":  # h[:, :8] and h[:, 8:] (to INT64_MAX in the file)
         assert str(model).count("slice(") == 2
+    if name == "mobile":  # PReLU's slopes came as a parameter that trains
+        assert "clamp(" in str(model) and "v_6.weight" in model.trainable  # nn.PReLU is layer 6
     if name == "ceil_pools":  # the partial last windows kept, not refused or dropped
         assert str(model).count("ceil_mode=true") == 3 and "pad(" in str(model)
     if name == "shape_math":  # x.size(1) * x.size(2) computed at import; unsqueeze and squeeze as reshapes
