@@ -1,4 +1,6 @@
 // binary_cross_entropy on probabilities, clamped away from 0 and 1.
+#include <cmath>
+
 #include <opgraph/graph/op.hpp>
 
 #include "detail/loss.hpp"
@@ -6,11 +8,13 @@
 namespace opgraph::ops {
 
 // With p clamped to [eps, 1-eps], log never sees 0. The vjp is (p - y) / (p (1 - p)) at
-// the clamped p, so a saturated wrong prediction still gets a (large, finite) gradient.
+// the clamped p, so a saturated wrong prediction still gets a (large, finite) gradient; the
+// targets, soft ones computed by the network too (distillation), get log((1 - p) / p), as
+// in PyTorch.
 OPGRAPH_OP(binary_cross_entropy)
     .doc("-(y log p + (1-y) log(1-p)) for probabilities p and targets y in [0,1]; mean over elements")
     .input("p")
-    .input("y", no_grad)
+    .input("y")
     .attr_choice("reduction", detail::kReductions, detail::kReductionDoc)
     .attr("eps", AttrType::real, 1e-7, "p is clamped to [eps, 1-eps]")
     .role({.kind = OpRole::Kind::loss, .prediction = 0, .labels = 1, .threshold = 0.5, .probabilities = ""})
@@ -38,10 +42,16 @@ OPGRAPH_OP(binary_cross_entropy)
       const auto& y = k.in(1);
       const T f = static_cast<T>(k.grad_out().data[0] / detail::divisor(k, p.size));
       const T eps = static_cast<T>(k.attr_float("eps"));
-      zip(p, y, k.grad_in(0), [f, eps](T pi, T yi) {
-        const T pc = std::clamp(pi, eps, T(1) - eps);
-        return f * (pc - yi) / (pc * (T(1) - pc));
-      });
+      if (k.needs_grad(0))
+        zip(p, y, k.grad_in(0), [f, eps](T pi, T yi) {
+          const T pc = std::clamp(pi, eps, T(1) - eps);
+          return f * (pc - yi) / (pc * (T(1) - pc));
+        });
+      if (k.needs_grad(1))
+        map(p, k.grad_in(1), [f, eps](T pi) {
+          const T pc = std::clamp(pi, eps, T(1) - eps);
+          return f * (std::log1p(-pc) - std::log(pc));
+        });
     })
     .domain("p", {.lo = 0.05, .hi = 0.95})
     .domain("y", {.kind = Domain::Kind::binary_labels})

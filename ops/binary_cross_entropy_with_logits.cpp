@@ -7,11 +7,12 @@
 namespace opgraph::ops {
 
 // loss(z, y) = max(z, 0) - z y + log(1 + e^-|z|), the form that never overflows;
-// d/dz = sigmoid(z) - y.
+// d/dz = sigmoid(z) - y, d/dy = -z (the targets, soft ones computed by the network too,
+// take gradients as in PyTorch).
 OPGRAPH_OP(binary_cross_entropy_with_logits)
     .doc("binary cross-entropy of sigmoid(z) against targets y, computed stably from logits z")
     .input("z")
-    .input("y", no_grad)
+    .input("y")
     .attr_choice("reduction", detail::kReductions, detail::kReductionDoc)
     .role({.kind = OpRole::Kind::loss, .prediction = 0, .labels = 1, .threshold = 0.0, .probabilities = "logistic"})
     .shape(detail::paired_loss_shape())
@@ -31,11 +32,13 @@ OPGRAPH_OP(binary_cross_entropy_with_logits)
       const auto& z = k.in(0);
       const auto& y = k.in(1);
       const T f = static_cast<T>(k.grad_out().data[0] / detail::divisor(k, z.size));
-      zip(z, y, k.grad_in(0), [f](T zi, T yi) {
-        const T e = math::exp(-std::abs(zi));
-        const T s = zi >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
-        return f * (s - yi);
-      });
+      if (k.needs_grad(0))
+        zip(z, y, k.grad_in(0), [f](T zi, T yi) {
+          const T e = math::exp(-std::abs(zi));
+          const T s = zi >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+          return f * (s - yi);
+        });
+      if (k.needs_grad(1)) map(z, k.grad_in(1), [f](T zi) { return -f * zi; });
     })
     .domain("z", {.lo = -4.0, .hi = 4.0})
     .domain("y", {.kind = Domain::Kind::binary_labels})

@@ -70,3 +70,113 @@ def test_a_max_pool_window_over_padding_alone_is_minus_infinity_without_a_gradie
     plan.backward()
     np.testing.assert_array_equal(plan.value("y"), want)
     assert plan.grad("x").shape == x.shape and not plan.grad("x").any()
+
+
+# ---- The ops' values and gradients against PyTorch's, input by input ------------------------
+# (op, attributes, inputs as (name, shape or integer array), PyTorch's function of the
+# tensors in that order, mode). Float inputs are drawn from a normal distribution (shifted
+# where the op needs positive values); every float input's gradient is compared.
+def normal(*shape, lo=None):
+    return ("normal", shape, lo)
+
+
+LABELS = np.array([2, 0, 3, 1, 3], np.int64)
+IGNORING = np.array([2, -1, 3, 1, -1], np.int64)
+IDS = np.array([[1, 6, 6, 0], [3, 2, 1, 5], [0, 0, 4, 2]], np.int64)
+OPS = [
+    ("gelu", {}, [("x", normal(4, 5))], lambda x: F.gelu(x)),
+    ("gelu", {"approximate": "tanh"}, [("x", normal(4, 5))], lambda x: F.gelu(x, approximate="tanh")),
+    ("silu", {}, [("x", normal(4, 5))], F.silu),
+    ("elu", {"alpha": 0.7}, [("x", normal(4, 5))], lambda x: F.elu(x, 0.7)),
+    ("softplus", {"beta": 2.0, "threshold": 3.0}, [("x", normal(4, 5))], lambda x: F.softplus(x, 2.0, 3.0)),
+    ("leaky_relu", {"negative_slope": 0.2}, [("x", normal(4, 5))], lambda x: F.leaky_relu(x, 0.2)),
+    ("logistic", {}, [("x", normal(4, 5))], torch.sigmoid),
+    ("tanh", {}, [("x", normal(4, 5))], torch.tanh),
+    ("softmax", {"axis": 1}, [("x", normal(3, 4, 5))], lambda x: torch.softmax(x, 1)),
+    ("log_softmax", {}, [("x", normal(3, 4, 5))], lambda x: torch.log_softmax(x, -1)),
+    ("logsumexp", {"axis": [1, 2], "keepdims": True}, [("x", normal(3, 4, 5))],
+     lambda x: torch.logsumexp(x, (1, 2), keepdim=True)),
+    ("var", {"axis": [1], "ddof": 1}, [("x", normal(3, 4, 5))], lambda x: torch.var(x, 1, unbiased=True)),
+    ("max", {"axis": [1]}, [("x", normal(3, 4, 5))], lambda x: torch.amax(x, 1)),
+    ("layer_norm", {}, [("x", normal(3, 4, 5)), ("gain", normal(4, 5)), ("bias", normal(4, 5))],
+     lambda x, g, b: F.layer_norm(x, (4, 5), g, b, 1e-5)),
+    ("batch_norm", {}, [("x", normal(4, 3, 5, 5)), ("gamma", normal(3)), ("beta", normal(3))],
+     lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True, eps=1e-5)),
+    ("conv2d", {"stride": 2, "padding": [1, 2], "dilation": [1, 2], "groups": 2},
+     [("x", normal(2, 4, 9, 8)), ("w", normal(6, 2, 3, 3))],
+     lambda x, w: F.conv2d(x, w, stride=2, padding=(1, 2), dilation=(1, 2), groups=2)),
+    ("conv2d", {"padding": "same"}, [("x", normal(2, 3, 6, 7)), ("w", normal(4, 3, 4, 2))],
+     lambda x, w: F.conv2d(x, w, padding="same")),
+    ("avg_pool2d", {"kernel": 3, "stride": 2, "padding": 1, "count_include_pad": False}, [("x", normal(2, 3, 7, 6))],
+     lambda x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)),
+    ("attention", {"causal": True, "heads": 2},
+     [("q", normal(2, 5, 6)), ("k", normal(2, 5, 6)), ("v", normal(2, 5, 8))],
+     lambda q, k, v: causal_attention(q, k, v, 2)),
+    ("softmax_cross_entropy", {"ignore_index": -1}, [("logits", normal(5, 4)), ("labels", IGNORING)],
+     lambda z: F.cross_entropy(z, torch.tensor(IGNORING), ignore_index=-1)),
+    ("softmax_cross_entropy", {"reduction": "sum"}, [("logits", normal(5, 4)), ("labels", LABELS)],
+     lambda z: F.cross_entropy(z, torch.tensor(LABELS), reduction="sum")),
+    ("cross_entropy", {}, [("p", normal(5, 4, lo=0.05)), ("labels", LABELS)],
+     lambda p: F.nll_loss(torch.log(p), torch.tensor(LABELS))),
+    ("binary_cross_entropy", {}, [("p", normal(4, 3, lo=0.05)), ("y", normal(4, 3, lo=0.0))],
+     lambda p, y: F.binary_cross_entropy(p, y)),
+    ("binary_cross_entropy_with_logits", {"reduction": "sum"}, [("z", normal(4, 3)), ("y", normal(4, 3, lo=0.0))],
+     lambda z, y: F.binary_cross_entropy_with_logits(z, y, reduction="sum")),
+    ("mse", {}, [("pred", normal(4, 3)), ("target", normal(4, 3))], F.mse_loss),
+    ("matmul", {"trans_b": True}, [("a", normal(2, 1, 3, 4)), ("b", normal(3, 5, 4))],
+     lambda a, b: torch.matmul(a, b.transpose(-1, -2))),
+    ("embedding", {}, [("ids", IDS), ("table", normal(7, 5))], lambda t: F.embedding(torch.tensor(IDS), t)),
+    ("clamp", {"min": -0.5, "max": 0.5}, [("x", normal(4, 5))], lambda x: torch.clamp(x, -0.5, 0.5)),
+    ("pow", {"exponent": -1.5}, [("x", normal(4, 5, lo=0.2))], lambda x: x ** -1.5),
+    ("rsqrt", {}, [("x", normal(4, 5, lo=0.2))], torch.rsqrt),
+    ("where", {}, [("cond", normal(4, 1)), ("a", normal(4, 5)), ("b", normal(5))],
+     lambda c, a, b: torch.where(c != 0, a, b)),
+    ("maximum", {}, [("a", normal(4, 5)), ("b", normal(5))], torch.maximum),
+    ("slice", {"begin": [1, 0], "end": [5, 5], "step": [2, 2], "axes": [1, 2]}, [("x", normal(2, 6, 5))],
+     lambda x: x[:, 1:5:2, 0:5:2]),
+    ("expand", {"shape": [3, -1, 5]}, [("x", normal(4, 1))], lambda x: x.expand(3, 4, 5)),
+]
+
+
+def causal_attention(q, k, v, heads):
+    """softmax(q k^T / sqrt(d)) v per head, key j hidden from query i for j > i."""
+    n, t, f = q.shape
+    split = lambda a: a.reshape(n, t, heads, -1).transpose(1, 2)  # noqa: E731
+    qh, kh, vh = split(q), split(k), split(v)
+    scores = qh @ kh.transpose(-1, -2) / (f // heads) ** 0.5
+    hidden = torch.triu(torch.ones(t, t, dtype=torch.bool), 1)
+    y = torch.softmax(scores.masked_fill(hidden, float("-inf")), -1) @ vh
+    return y.transpose(1, 2).reshape(n, t, -1)
+
+
+@pytest.mark.parametrize("op,attrs,inputs,reference", OPS, ids=[f"{c[0]}{i}" for i, c in enumerate(OPS)])
+def test_op_values_and_gradients_match_pytorch(op, attrs, inputs, reference):
+    rng = np.random.default_rng(11)
+    values, tensors = {}, []
+    for name, spec in inputs:
+        if isinstance(spec, np.ndarray):
+            values[name] = spec
+            continue
+        _, shape, lo = spec
+        v = rng.standard_normal(shape)
+        if lo is not None:  # positive: in (lo, 1 - lo) for probabilities, (lo, lo + 2) for powers
+            v = lo + (1 - 2 * lo) / (1 + np.exp(-v)) if lo < 0.1 else lo + np.abs(v)
+        values[name] = v
+        tensors.append((name, torch.tensor(v, requires_grad=True)))
+    want = reference(*[t for _, t in tensors])
+    r = rng.standard_normal(tuple(want.shape))
+    (want * torch.tensor(r)).sum().backward()
+
+    g = og.Graph()
+    nodes = [g.input(name, v.shape, "int64" if v.dtype == np.int64 else "float64") for name, v in values.items()]
+    out = og.op(op, *nodes, **attrs).named("out")
+    rn = g.input("r", r.shape, "float64")
+    g.set_loss(og.nn.sum(og.nn.mul(out, rn)).named("loss"))
+    floats = [name for name, _ in tensors]
+    plan = og.Model(g, dtype="float64").compile(batch=1, mode="train", keep=["out"], input_grads=floats)
+    plan.forward({**values, "r": r})
+    plan.backward()
+    np.testing.assert_allclose(plan.value("out"), want.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=f"{op} value")
+    for name, t in tensors:
+        expected = t.grad.numpy() if t.grad is not None else np.zeros_like(values[name])  # where's condition
+        np.testing.assert_allclose(plan.grad(name), expected, rtol=1e-9, atol=1e-11, err_msg=f"{op} d/d{name}")
