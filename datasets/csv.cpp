@@ -278,7 +278,18 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
   const bool numeric_labels = std::all_of(label_texts.begin(), label_texts.end(), [](const std::string& t) {
     return integer(t).has_value() && *integer(t) < (std::int64_t{1} << 24);  // exact in f32
   });
-  if (numeric_labels) {
+  // Numbers that are not all class indices (2.25, -0.5): the targets of a regression, kept
+  // as they are. (Ranked as class names, they had become 0, 1, 2, ... silently.)
+  const bool real_labels = !numeric_labels && std::all_of(label_texts.begin(), label_texts.end(), [](const std::string& t) {
+    const auto v = number(t);
+    return v && std::fabs(*v) <= std::numeric_limits<float>::max();
+  }) && std::any_of(label_texts.begin(), label_texts.end(), [](const std::string& t) {
+    return *number(t) != std::floor(*number(t));
+  });
+  if (real_labels) {
+    for (std::int64_t r = 0; r < rows; ++r)
+      l[r] = static_cast<float>(*number(label_texts[static_cast<std::size_t>(label_ids[static_cast<std::size_t>(r)])]));
+  } else if (numeric_labels) {
     for (std::int64_t r = 0; r < rows; ++r)
       l[r] = static_cast<float>(*integer(label_texts[static_cast<std::size_t>(label_ids[static_cast<std::size_t>(r)])]));
     data.class_names = declared_classes;

@@ -18,6 +18,14 @@ std::int64_t Dataset::num_classes() const {
   return classes;
 }
 
+bool Dataset::has_class_labels() const {
+  for (std::int64_t i = 0; i < labels.numel(); ++i) {
+    const double v = labels.at(i);
+    if (v != std::floor(v) || v < -1.0) return false;
+  }
+  return true;
+}
+
 std::vector<std::int64_t> Dataset::class_counts() const {
   std::vector<std::int64_t> counts(static_cast<std::size_t>(num_classes()), 0);
   // Every label: one per sample, or one per position of sequence labels [n, T]; negative
@@ -150,8 +158,11 @@ Split train_test_split(const Dataset& data, double test_fraction, std::uint64_t 
     test.insert(test.end(), idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(n_test));
     train.insert(train.end(), idx.begin() + static_cast<std::ptrdiff_t>(n_test), idx.end());
   };
-  // Strata are classes of samples: sequence labels [n, T] split at random.
-  if (stratified && data.labels.shape().rank() <= 1) {
+  // Strata are classes of samples: sequence labels [n, T] and real-valued targets (a
+  // regression) split at random. (A negative target had indexed the strata out of bounds.)
+  bool classes = data.labels.shape().rank() <= 1 && data.has_class_labels();
+  for (std::int64_t i = 0; classes && i < data.labels.numel(); ++i) classes = data.labels.at(i) >= 0.0;
+  if (stratified && classes) {
     std::vector<std::vector<std::int64_t>> by_class(static_cast<std::size_t>(data.num_classes()));
     for (std::int64_t i = 0; i < data.size(); ++i) by_class[static_cast<std::size_t>(data.label(i))].push_back(i);
     for (auto& c : by_class) take(std::move(c));

@@ -22,6 +22,9 @@ struct Dataset {
   std::int64_t num_features() const { return features.shape().rank() > 1 ? features.shape()[1] : 1; }
   /// Number of classes: the class names, or the largest label + 1.
   std::int64_t num_classes() const;
+  /// Whether every label is a class index (a whole number, at least 0; -1 marks an ignored
+  /// position of sequence labels): false for a regression's real-valued targets.
+  bool has_class_labels() const;
   std::int64_t label(std::int64_t row) const { return static_cast<std::int64_t>(labels.at(row)); }
   std::vector<std::int64_t> class_counts() const;
   /// The name of class `c` ("5" for MNIST, "setosa" for iris).

@@ -248,9 +248,11 @@ LoadedData load_data(std::string_view spec_text, const std::string& data_folder,
     out.train = out.standardizer->apply(out.train);
     if (out.has_test()) out.test = out.standardizer->apply(out.test);
   }
-  out.description = fmt::format("{}: {} training samples{}, {} features, {} classes", spec, out.train.size(),
+  out.description = fmt::format("{}: {} training samples{}, {} features, {}", spec, out.train.size(),
                                 out.has_test() ? fmt::format(", {} test samples", out.test.size()) : std::string(),
-                                out.train.num_features(), out.train.num_classes());
+                                out.train.num_features(),
+                                out.train.has_class_labels() ? fmt::format("{} classes", out.train.num_classes())
+                                                             : std::string("real-valued targets"));
   return out;
 }
 

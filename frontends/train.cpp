@@ -234,6 +234,16 @@ void Trainer::check(const Dataset& data, bool with_labels) const {
   }
   resolve_feeds(width);
   if (!with_labels || !supervised_ || !head_.exists || !head_.classes) return;
+  // Real-valued targets for a loss that predicts classes: say so before counting classes
+  // (a label of 2.25 would count as class 2).
+  const std::int64_t per = data.size() > 0 ? std::max<std::int64_t>(1, data.labels.numel() / data.size()) : 1;
+  for (std::int64_t i = 0; i < data.labels.numel(); ++i) {
+    const double v = data.labels.at(i);
+    if (v != std::floor(v))
+      throw DataError(data.name, fmt::format("label {:.7g} of sample {} is not a class index: the model's loss '{}' predicts "
+                                             "classes; for real-valued targets use a regression loss such as mse",
+                                             v, i / per, model_.graph.node(*model_.graph.loss()).op->name));
+  }
   const std::int64_t classes = data.num_classes();
   const std::int64_t can = head_.outputs == 1 ? 2 : head_.outputs;
   if (classes > can) {

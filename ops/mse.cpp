@@ -10,7 +10,11 @@ OPGRAPH_OP(mse)
     .input("pred")
     .input("target")
     .attr_choice("reduction", detail::kReductions, detail::kReductionDoc)
-    .role({.kind = OpRole::Kind::loss, .prediction = 0, .labels = 1, .threshold = 0.5, .probabilities = ""})
+    // A regression loss: the targets are values, not classes (no accuracy; predictions are
+    // the head's values). With classes, a regression's real targets had been refused as
+    // "more classes than the model predicts".
+    .role({.kind = OpRole::Kind::loss, .prediction = 0, .labels = 1, .classes = false, .threshold = 0.5,
+           .probabilities = ""})
     .shape(detail::paired_loss_shape())
     .saves({"pred", "target"})
     .forward([](auto& k) {

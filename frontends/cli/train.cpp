@@ -830,13 +830,18 @@ int predict(int argc, char** argv) {
   const Shape& shape = p.probabilities.shape();
   const std::int64_t k = classes ? shape.last() : (n > 0 ? p.probabilities.numel() / n : shape.numel());
   const std::int64_t per = classes ? static_cast<std::int64_t>(p.labels.size()) / std::max<std::int64_t>(n, 1) : 1;
+  // A regression's targets, when the data hold one per output: target_0, ... before y_0, ...
+  const bool targets = !classes && part.labels.numel() == n * k && n > 0;
   std::string csv = classes ? (per > 1 ? "row,position,label,predicted" : "row,label,predicted") : "row";
+  for (std::int64_t j = 0; targets && j < k; ++j) csv += fmt::format(",target_{}", j);
   for (std::int64_t j = 0; j < k; ++j)
     csv += classes ? ",p_" + (k == 1 ? std::string("1") : part.class_name(j)) : fmt::format(",y_{}", j);
   csv += "\n";
   for (std::int64_t i = 0; i < n * per; ++i) {
-    if (!classes) csv += std::to_string(i);
-    else if (per > 1)
+    if (!classes) {
+      csv += std::to_string(i);
+      for (std::int64_t j = 0; targets && j < k; ++j) csv += fmt::format(",{:.6g}", part.labels.at(i * k + j));
+    } else if (per > 1)
       csv += fmt::format("{},{},{},{}", i / per, i % per, static_cast<std::int64_t>(part.labels.at(i)), p.labels[static_cast<std::size_t>(i)]);
     else
       csv += fmt::format("{},{},{}", i, part.label(i), p.labels[static_cast<std::size_t>(i)]);

@@ -216,6 +216,53 @@ TEST_CASE("cli: a model with batch norm keeps the data statistics in its checkpo
   CHECK(json_of(e.out)["accuracy"].number == trained);
 }
 
+TEST_CASE("cli: a regression from a CSV of real-valued targets trains, evaluates and predicts them") {
+  // The targets had been ranked as class names (0, 1, 2, ... for -1.75, -1.5, ...), mse
+  // counted them as classes ("the data has 300 classes, the model predicts 2"), and the
+  // stratified split indexed its strata with negative targets (a crash).
+  test::ScratchDir dir("cli-regression");
+  std::string csv = "a,b,target\n";
+  for (int i = 0; i < 300; ++i) {
+    const double a = -1.0 + 2.0 * ((i * 37) % 300) / 300.0, b = -1.0 + 2.0 * ((i * 91) % 300) / 300.0;
+    csv += fmt::format("{:.4f},{:.4f},{:.4f}\n", a, b, 2.0 * a - b + 0.25);
+  }
+  write_file_atomic(dir.file("reg.csv"), csv);
+  write_file_atomic(dir.file("reg.og"),
+                    "input x [N, 2]\nlabels y [N, 1]\nparam W [2, 1] xavier\nparam c [1] zeros\n"
+                    "output pred = bias_add(matmul(x, W), c)\nloss l = mse(pred, y)\n");
+  const std::string data = " --data csv:file=reg.csv,test=0.2,seed=1";
+  const Run t = run("train reg.og" + data + " --optim adam:lr=0.05 --batch 32 --epochs 60 --json --save r.ckpt", dir.path());
+  REQUIRE(t.status == 0);
+  const test::Json j = json_of(t.out);
+  CHECK(j["test_loss"].number < 1e-4);  // the plane 2a - b + 0.25, learned
+  CHECK(j["test_accuracy"].kind == test::Json::Kind::null);  // no classes, no accuracy
+  const Run e = run("eval reg.og --load r.ckpt", dir.path());
+  REQUIRE(e.status == 0);
+  CHECK(e.out.rfind("60 samples  loss ", 0) == 0);
+  CHECK(e.out.find("accuracy") == std::string::npos);
+  const Run p = run("predict reg.og --load r.ckpt --out p.csv", dir.path());
+  REQUIRE(p.status == 0);
+  const std::string pred = read_file(dir.file("p.csv"));
+  REQUIRE(pred.rfind("row,target_0,y_0\n", 0) == 0);
+  std::istringstream lines(pred);
+  std::string line;
+  std::getline(lines, line);
+  int rows = 0;
+  while (std::getline(lines, line)) {
+    const auto comma = line.find(','), second = line.find(',', comma + 1);
+    CHECK(std::abs(std::stod(line.substr(comma + 1)) - std::stod(line.substr(second + 1))) < 0.02);
+    ++rows;
+  }
+  CHECK(rows == 60);
+  // A classifier on the same targets is told why it cannot train.
+  write_file_atomic(dir.file("cls.og"), "input x [N, 2]\nlabels y [N]\nparam W [2, 3] xavier\n"
+                                        "loss l = softmax_cross_entropy(matmul(x, W), y)\n");
+  const Run c = run("train cls.og" + data, dir.path());
+  CHECK(c.status == 1);
+  CHECK(c.err.find("is not a class index: the model's loss 'softmax_cross_entropy' predicts classes; for real-valued "
+                   "targets use a regression loss such as mse") != std::string::npos);
+}
+
 TEST_CASE("cli: progress is one plain line per epoch off a terminal, nothing with --quiet") {
   test::ScratchDir dir("cli-progress");
   const Run r = run("train " + kModels + "xor.og --data xor --optim sgd:lr=0.3 --batch 0 --epochs 3", dir.path());
