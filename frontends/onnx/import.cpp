@@ -1031,19 +1031,26 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
   }
 
   // A labels input and a loss on the first output, so that it trains and evaluates: class
-  // scores [N, C] take softmax cross-entropy, probabilities (a Softmax output) cross-entropy.
+  // scores [N, C] take softmax cross-entropy, probabilities (a Softmax output) cross-entropy;
+  // one output [N, 1] is a binary classifier's probability when a Sigmoid gives it (binary
+  // cross-entropy), a regression's value otherwise (mse: softmax over one class is
+  // constant, and such a model could neither train nor evaluate).
   OnnxModel result;
   if (im.graph.inputs().empty()) bad(file, "the graph has no input (every value is an initializer)");
   result.file.input = im.graph.node(im.graph.inputs().front()).name;
   // Copies, not references: adding nodes below moves the graph's node storage.
   const Shape head_shape = im.graph.node(outputs.front()).shape;
-  const Node& head_node = im.graph.node(outputs.front());
-  const bool probs = head_node.kind == NodeKind::op && head_node.op->name == "softmax";
+  NodeId source = outputs.front();  // through the identities that name outputs
+  while (im.graph.node(source).kind == NodeKind::op && im.graph.node(source).op->name == "identity")
+    source = im.graph.node(source).inputs.front();
+  const std::string head_op = im.graph.node(source).kind == NodeKind::op ? im.graph.node(source).op->name : "";
   if (head_shape.rank() == 2 && head_shape[0] == N) {
+    const bool one = head_shape[1] == 1;
     const std::string labels = im.fresh("y");
-    const NodeId y = im.graph.add_input(labels, {N}, file);
-    const NodeId loss = im.graph.add_op(probs ? "cross_entropy" : "softmax_cross_entropy", {outputs.front(), y}, {},
-                                        im.fresh("xent"), file);
+    const NodeId y = im.graph.add_input(labels, one ? Shape{N, 1} : Shape{N}, file);
+    const char* op = one ? (head_op == "logistic" ? "binary_cross_entropy" : "mse")
+                         : (head_op == "softmax" ? "cross_entropy" : "softmax_cross_entropy");
+    const NodeId loss = im.graph.add_op(op, {outputs.front(), y}, {}, im.fresh(one ? "loss" : "xent"), file);
     im.graph.set_loss(loss);
     result.file.labels = labels;
   }

@@ -111,6 +111,16 @@ def mobile():
         nn.Linear(16, 5), nn.SELU(), nn.Softsign(), nn.Hardtanh(-0.5, 0.5)), (3, 16, 16)
 
 
+def regressor():
+    """One value per sample and no activation after it: a regression."""
+    return nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 1)), (3,)
+
+
+def binary():
+    """One Sigmoid output: a binary classifier's probability."""
+    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1), nn.Sigmoid()), (2,)
+
+
 def gated():
     return Gated(), (5,)
 
@@ -127,7 +137,8 @@ def shape_math():
 for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", ln_gelu, True),
                             ("view_cnn", view_cnn, True), ("view_cnn_static", view_cnn, False),
                             ("shape_math", shape_math, True), ("gated", gated, True),
-                            ("ceil_pools", ceil_pools, True), ("mobile", mobile, True)):
+                            ("ceil_pools", ceil_pools, True), ("mobile", mobile, True),
+                            ("regressor", regressor, True), ("binary", binary, True)):
     model, shape = make()
     if name == "cnn":  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()

@@ -166,7 +166,7 @@ def torch_models(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math", "gated",
-                                  "ceil_pools", "mobile"])
+                                  "ceil_pools", "mobile", "regressor", "binary"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -174,7 +174,8 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     assert model.input == "x" and model.labels
     for batch in (37, 1):
         plan = model.compile(batch=batch, mode="eval", keep=["y"], backward=False)
-        plan.forward({"x": x[:batch], model.labels: np.zeros(batch, np.float32)})
+        labels = np.zeros((batch, 1) if y.shape[1:] == (1,) else batch, np.float32)
+        plan.forward({"x": x[:batch], model.labels: labels})
         err = np.max(np.abs(plan.value("y") - y[:batch]))
         assert err <= 1e-5, f"{name} at batch {batch}: {err:.2e} from PyTorch"
     if name == "cnn":
@@ -185,6 +186,10 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert "reshape(_MaxPool_output_0, shape=[0, -1])" in str(model)
     if name == "gated":  # h[:, :8] and h[:, 8:] (to INT64_MAX in the file)
         assert str(model).count("slice(") == 2
+    if name == "regressor":  # one value, no Sigmoid: a regression, which mse fits
+        assert "mse(" in str(model)
+    if name == "binary":  # one Sigmoid output: binary cross-entropy, and an accuracy
+        assert "binary_cross_entropy(" in str(model)
     if name == "mobile":  # PReLU's slopes came as a parameter that trains
         assert "clamp(" in str(model) and "v_6.weight" in model.trainable  # nn.PReLU is layer 6
     if name == "ceil_pools":  # the partial last windows kept, not refused or dropped
@@ -217,6 +222,25 @@ def test_an_imported_model_fine_tunes_and_exports_again(torch_models, tmp_path):
     rng = np.random.default_rng(1)
     check_round_trip(model, tmp_path / "tuned.onnx", lambda n: {"x": rng.standard_normal((n, 4)).astype(np.float32)},
                      "y", lambda n: {model.labels: np.zeros(n, np.float32)})
+
+
+def test_imported_regression_and_binary_models_fine_tune(torch_models):
+    # A [N, 1] output had taken softmax cross-entropy over one class: a constant loss that
+    # neither trained nor evaluated. A regression now takes mse, a Sigmoid output binary
+    # cross-entropy.
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((400, 3)).astype(np.float32)
+    target = (x[:, :1] - 0.5 * x[:, 1:2] * x[:, 2:]).astype(np.float32)
+    regressor = og.load(torch_models / "regressor.onnx")
+    before = regressor.evaluate(x, target).loss
+    regressor.fit(x, target, optimizer="adam:lr=0.01", epochs=40, batch=32)
+    after = regressor.evaluate(x, target)
+    assert after.loss < before / 5 and np.isnan(after.accuracy)
+    points = rng.standard_normal((400, 2)).astype(np.float32)
+    inside = (np.hypot(points[:, 0], points[:, 1]) < 1.0).astype(np.float32)[:, None]
+    binary = og.load(torch_models / "binary.onnx")
+    binary.fit(points, inside, optimizer="adam:lr=0.02", epochs=60, batch=32)
+    assert binary.evaluate(points, inside).accuracy >= 0.9
 
 
 def test_the_cli_reads_onnx_files(torch_models, tmp_path):
@@ -580,8 +604,9 @@ def test_every_lowering_imports_back(tmp_path):
         batch = first.shape[0] if first.ndim else 1
         plan = model.compile(batch=batch, mode="eval", keep=list(outputs), backward=False)
         feeds = dict(inputs)
-        if model.labels:
-            feeds[model.labels] = np.zeros(batch, np.float32)
+        if model.labels:  # [N] classes, or [N, 1] for one output (mse or binary cross-entropy)
+            head = next(iter(outputs.values()))
+            feeds[model.labels] = np.zeros((batch, 1) if head.shape[1:] == (1,) else batch, np.float32)
         plan.forward(feeds)
         for out, want in outputs.items():
             got = np.asarray(plan.value(out))
