@@ -247,18 +247,38 @@ struct Importer {
   void convert(const onnx::NodeProto& n);
   bool fold(const onnx::NodeProto& n);
   void reshape_to(const onnx::NodeProto& n, NodeId x, const std::vector<std::int64_t>& dims);
-  void window(const onnx::NodeProto& n, Attrs& attrs, bool dilations) const;
+  void window(const onnx::NodeProto& n, Attrs& attrs, bool dilations, const IntList& kernel, const Shape& x) const;
 };
 
-void Importer::window(const onnx::NodeProto& n, Attrs& attrs, bool dilations) const {
+void Importer::window(const onnx::NodeProto& n, Attrs& attrs, bool dilations, const IntList& kernel,
+                      const Shape& x) const {
   const std::string ap = attr_string(n, "auto_pad", "NOTSET");
-  if (ap != "NOTSET" && ap != "VALID")
-    fail_node(n, fmt::format("auto_pad={} is not supported: export with explicit pads", ap));
+  if (ap != "NOTSET" && ap != "VALID" && ap != "SAME_UPPER" && ap != "SAME_LOWER")
+    fail_node(n, fmt::format("auto_pad={} is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER", ap));
   IntList strides = attr_ints(n, "strides", {1, 1}), pads = attr_ints(n, "pads", {0, 0, 0, 0});
-  if (strides.size() != 2 || pads.size() != 4) fail_node(n, "only 2-D windows (images) are supported");
+  const IntList dilation = dilations ? attr_ints(n, "dilations", {1, 1}) : IntList{1, 1};
+  if (strides.size() != 2 || pads.size() != 4 || dilation.size() != 2 || kernel.size() != 2)
+    fail_node(n, "only 2-D windows (images) are supported");
+  if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
+    // ONNX's SAME: ceil(size / stride) outputs, the padding they need split evenly, the odd
+    // one at the end (SAME_UPPER, TensorFlow's "SAME") or at the beginning (SAME_LOWER).
+    if (x.rank() != 4 || is_symbolic(x[2]) || is_symbolic(x[3]))
+      fail_node(n, fmt::format("auto_pad={} needs the image size, and the input is {}", ap, x));
+    for (int a = 0; a < 2; ++a) {
+      const auto i = static_cast<std::size_t>(a);
+      if (strides[i] < 1 || dilation[i] < 1 || kernel[i] < 1) fail_node(n, "strides, dilations and kernel must be positive");
+      const std::int64_t size = x[2 + a], outs = (size + strides[i] - 1) / strides[i];
+      const std::int64_t total = std::max<std::int64_t>(0, (outs - 1) * strides[i] + (kernel[i] - 1) * dilation[i] + 1 - size);
+      const std::int64_t head = ap == "SAME_UPPER" ? total / 2 : total - total / 2;
+      pads[i] = head;
+      pads[i + 2] = total - head;
+    }
+  } else if (ap == "VALID") {
+    pads = {0, 0, 0, 0};
+  }
   attrs.emplace_back("stride", strides);
   attrs.emplace_back("padding", pads);  // ONNX's order, which opgraph takes as it is
-  if (dilations) attrs.emplace_back("dilation", attr_ints(n, "dilations", {1, 1}));
+  if (dilations) attrs.emplace_back("dilation", dilation);
 }
 
 /// How many inputs and outputs an operator takes in opsets 13 to 17 (ONNX's operator
@@ -804,7 +824,7 @@ void Importer::convert(const onnx::NodeProto& n) {
       fail_node(n, fmt::format("kernel_shape=[{}] but the kernel '{}' is {}", fmt::join(declared, ", "), n.input(1),
                                shape(w)));
     Attrs attrs;
-    window(n, attrs, true);
+    window(n, attrs, true, {shape(w)[2], shape(w)[3]}, shape(x));
     attrs.emplace_back("groups", attr_int(n, "group", 1));
     const bool bias = has_input(n, 2);
     NodeId y = add(n, "conv2d", {x, w}, std::move(attrs), bias ? -1 : 0);
@@ -819,7 +839,7 @@ void Importer::convert(const onnx::NodeProto& n) {
     const IntList kernel = attr_ints(n, "kernel_shape", {});
     if (kernel.size() != 2) fail_node(n, "only 2-D pooling is supported");
     Attrs attrs{{"kernel", kernel}};
-    window(n, attrs, max);
+    window(n, attrs, max, kernel, shape(in(n, 0)));
     if (attr_int(n, "ceil_mode", 0) != 0) attrs.emplace_back("ceil_mode", true);
     if (!max) attrs.emplace_back("count_include_pad", attr_int(n, "count_include_pad", 0) != 0);
     return set(n, add(n, max ? "max_pool2d" : "avg_pool2d", {in(n, 0)}, std::move(attrs), 0));

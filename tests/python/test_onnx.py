@@ -274,6 +274,38 @@ def make_onnx(tmp_path, name, nodes, inputs, outputs, initializers=(), opset=17)
     return path
 
 
+def test_same_padding_as_onnx_runtime_computes_it(tmp_path):
+    # auto_pad=SAME_UPPER (TensorFlow's "SAME", as tf2onnx writes it) and SAME_LOWER on
+    # planes the strides do not divide, convolutions (strided; an even kernel, whose odd
+    # padding goes to one end) and both pools:
+    # opgraph's outputs against ONNX Runtime's. They had been refused.
+    need_tools()
+    from onnx import TensorProto, helper
+    rng = np.random.default_rng(3)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 7, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    w1 = helper.make_tensor("w1", TensorProto.FLOAT, [3, 2, 3, 3], rng.standard_normal(54).astype(np.float32))
+    w2 = helper.make_tensor("w2", TensorProto.FLOAT, [4, 3, 4, 3], rng.standard_normal(144).astype(np.float32))
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], auto_pad="SAME_UPPER", strides=[2, 2]),
+        helper.make_node("Conv", ["a", "w2"], ["b"], auto_pad="SAME_LOWER"),  # ONNX Runtime: no dilation with SAME
+        helper.make_node("MaxPool", ["b"], ["c"], auto_pad="SAME_LOWER", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("AveragePool", ["c"], ["y"], auto_pad="SAME_UPPER", kernel_shape=[3, 2]),
+    ]
+    path = make_onnx(tmp_path, "same.onnx", nodes, [x], [y], [w1, w2])
+    model = og.load(path)
+    # 7x6 by 3x3 stride 2: 4x3 outputs need 2 rows and 1 column; SAME_UPPER puts the odd
+    # one at the end. 4x3 by 4x3 stride 1: 3 and 2, SAME_LOWER puts the odd one first.
+    assert "padding=[1, 0, 1, 1]" in str(model) and "padding=[2, 1, 1, 1]" in str(model)
+    images = rng.standard_normal((5, 2, 7, 6)).astype(np.float32)
+    plan = model.compile(batch=5, mode="eval", keep=["y"], backward=False)
+    plan.forward({"x": images})
+    ours = np.asarray(plan.value("y"))
+    theirs = run_ort(path, {"x": images})["y"]
+    assert ours.shape == theirs.shape == (5, 4, 2, 2)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
 def test_files_that_cannot_be_imported_say_why(tmp_path):
     try:
         from onnx import TensorProto, helper
