@@ -305,6 +305,7 @@ const std::unordered_map<std::string, Arity>& arities() {
     a["Split"] = {1, 2, 1, many};
     a["HardSigmoid"] = a["HardSwish"] = a["Selu"] = a["Softsign"] = {1, 1, 1, 1};
     a["PRelu"] = {2, 2, 1, 1};
+    a["Resize"] = {1, 4, 1, 1};
     a["Sum"] = a["Mean"] = {1, many, 1, 1};
     a["ReduceSum"] = {1, 2, 1, 1};
     a["Dropout"] = {1, 3, 1, 2};
@@ -494,6 +495,22 @@ bool Importer::fold(const onnx::NodeProto& n) {
     return true;
   }
   if (t == "Concat") {
+    bool floats = true;  // float constants of rank 1 (PyTorch builds Resize's scales so)
+    for (int i = 0; i < n.input_size(); ++i) {
+      const Tensor* c = has_input(n, i) && !values.count(n.input(i)) ? constant(n.input(i)) : nullptr;
+      floats = floats && c && c->dtype() != DType::i64 && c->shape().rank() == 1;
+    }
+    if (floats && n.input_size() > 0) {
+      only(n, {"axis"});
+      axis_in(attr_int(n, "axis", 0), 1);
+      std::vector<double> v;
+      for (int i = 0; i < n.input_size(); ++i)
+        for (std::int64_t j = 0; j < constant(n.input(i))->numel(); ++j) v.push_back(constant(n.input(i))->at(j));
+      Tensor out(Shape{static_cast<std::int64_t>(v.size())}, DType::f32);
+      for (std::size_t j = 0; j < v.size(); ++j) out.set(static_cast<std::int64_t>(j), v[j]);
+      constants.insert_or_assign(n.output(0), std::move(out));
+      return true;
+    }
     for (int i = 0; i < n.input_size(); ++i)
       if (!ints(i)) return false;  // tensors of the graph (convert)
     only(n, {"axis"});
@@ -708,6 +725,48 @@ void Importer::convert(const onnx::NodeProto& n) {
     for (int i = 1; i < n.input_size(); ++i) y = add(n, "add", {y, in(n, i)}, {}, t == "Sum" && i + 1 == n.input_size() ? 0 : -1);
     if (t == "Mean") return set(n, add(n, "scale", {y}, {{"factor", 1.0 / n.input_size()}}, 0));
     return set(n, n.input_size() == 1 ? add(n, "identity", {y}, {}, 0) : y);
+  }
+  if (t == "Resize") {  // nearest-neighbour by whole factors: upsample2d
+    only(n, {"mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a", "exclude_outside",
+             "extrapolation_value"});
+    const std::string mode = attr_string(n, "mode", "nearest");
+    if (mode != "nearest") fail_node(n, fmt::format("mode={} is not supported: only nearest", mode));
+    // The coordinate and rounding rules that pick pixel i / s for output i at a whole
+    // factor s (the source position lies strictly between k - 1/2 and k + 1/2, or at k).
+    const std::string coords = attr_string(n, "coordinate_transformation_mode", "half_pixel");
+    const std::string rounding = attr_string(n, "nearest_mode", "round_prefer_floor");
+    const bool half = coords == "half_pixel" || coords == "pytorch_half_pixel";
+    if (!((coords == "asymmetric" && rounding == "floor") || (coords == "tf_half_pixel_for_nn" && rounding == "floor") ||
+          (half && (rounding == "round_prefer_floor" || rounding == "round_prefer_ceil"))))
+      fail_node(n, fmt::format("coordinate_transformation_mode={} with nearest_mode={} is not supported (opgraph "
+                               "repeats each pixel: asymmetric with floor, or half_pixel with rounding)",
+                               coords, rounding));
+    const NodeId x = in(n, 0);
+    const Shape& xs = shape(x);
+    if (xs.rank() != 4 || is_symbolic(xs[2]) || is_symbolic(xs[3]))
+      fail_node(n, fmt::format("only the planes of NCHW images of known size are resized, the input is {}", xs));
+    std::vector<double> factors;
+    if (has_input(n, 2) && constant(n.input(2)) && constant(n.input(2))->numel() > 0) {
+      const Tensor* sc = constant(n.input(2));
+      for (std::int64_t i = 0; i < sc->numel(); ++i) factors.push_back(sc->at(i));
+    } else if (has_input(n, 3)) {
+      const IntList sizes = const_ints(n, 3);
+      if (sizes.size() != 4) fail_node(n, "sizes must hold 4 values (N, C, H, W)");
+      factors = {1.0, 1.0, static_cast<double>(sizes[2]) / static_cast<double>(xs[2]),
+                 static_cast<double>(sizes[3]) / static_cast<double>(xs[3])};
+    } else {
+      fail_node(n, "scales or sizes must be a constant");
+    }
+    if (factors.size() != 4 || factors[0] != 1.0 || factors[1] != 1.0)
+      fail_node(n, fmt::format("scales [{}]: only the height and width are resized", fmt::join(factors, ", ")));
+    IntList scale;
+    for (int a : {2, 3}) {
+      const double f = factors[static_cast<std::size_t>(a)];
+      if (!(f >= 1.0 && f == std::floor(f) && f <= 4096.0))
+        fail_node(n, fmt::format("scale {} on axis {} is not a whole factor of at least 1", f, a));
+      scale.push_back(static_cast<std::int64_t>(f));
+    }
+    return set(n, add(n, "upsample2d", {x}, {{"scale", scale}}, 0));
   }
   if (t == "Reciprocal") {
     only(n, {});
@@ -934,7 +993,7 @@ void Importer::convert(const onnx::NodeProto& n) {
       "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "Less",
       "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul", "Neg", "Not",
       "Pad (constant)", "Pow", "PRelu", "Reciprocal", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceSum", "Relu",
-      "Reshape", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Softsign", "Split", "Sqrt", "Squeeze",
+      "Reshape", "Resize (nearest)", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Softsign", "Split", "Sqrt", "Squeeze",
       "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze", "Where"};
   fail_node(n, fmt::format("the operator is not supported; opgraph imports {}", fmt::join(supported, ", ")));
 }

@@ -111,6 +111,24 @@ def mobile():
         nn.Linear(16, 5), nn.SELU(), nn.Softsign(), nn.Hardtanh(-0.5, 0.5)), (3, 16, 16)
 
 
+class Upsampler(nn.Module):
+    """A decoder's upsampling: nn.Upsample by 2 and F.interpolate by (3, 2), nearest."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.up, self.conv2 = nn.Conv2d(2, 4, 3, padding=1), nn.Upsample(scale_factor=2), nn.Conv2d(4, 3, 3)
+        self.fc = nn.Linear(3 * 12 * 6, 4)
+
+    def forward(self, x):
+        h = self.conv2(self.up(torch.relu(self.conv1(x))))  # 5x4 -> 10x8 -> 8x6
+        h = nn.functional.interpolate(h, scale_factor=(3, 2), mode="nearest")  # 24x12, pooled to 12x6
+        return self.fc(nn.functional.max_pool2d(h, 2).flatten(1))
+
+
+def upsampler():
+    return Upsampler(), (2, 5, 4)
+
+
 def regressor():
     """One value per sample and no activation after it: a regression."""
     return nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 1)), (3,)
@@ -138,7 +156,8 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("view_cnn", view_cnn, True), ("view_cnn_static", view_cnn, False),
                             ("shape_math", shape_math, True), ("gated", gated, True),
                             ("ceil_pools", ceil_pools, True), ("mobile", mobile, True),
-                            ("regressor", regressor, True), ("binary", binary, True)):
+                            ("regressor", regressor, True), ("binary", binary, True),
+                            ("upsampler", upsampler, True)):
     model, shape = make()
     if name == "cnn":  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()

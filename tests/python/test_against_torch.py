@@ -135,6 +135,9 @@ OPS = [
     ("slice", {"begin": [1, 0], "end": [5, 5], "step": [2, 2], "axes": [1, 2]}, [("x", normal(2, 6, 5))],
      lambda x: x[:, 1:5:2, 0:5:2]),
     ("expand", {"shape": [3, -1, 5]}, [("x", normal(4, 1))], lambda x: x.expand(3, 4, 5)),
+    ("upsample2d", {}, [("x", normal(2, 3, 4, 5))], lambda x: F.interpolate(x, scale_factor=2, mode="nearest")),
+    ("upsample2d", {"scale": [3, 2]}, [("x", normal(2, 3, 2, 3))],
+     lambda x: F.interpolate(x, scale_factor=(3, 2), mode="nearest")),
 ]
 
 

@@ -1,0 +1,93 @@
+// upsample2d: nearest-neighbour upsampling of NCHW planes by whole factors (PyTorch's
+// F.interpolate(mode="nearest", scale_factor=s) and nn.Upsample): y[n, c, i, j] =
+// x[n, c, i / sh, j / sw]. The vjp sums each sh x sw block of the output gradient, its
+// rows in order and each row left to right: the same sums on any thread count.
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include <opgraph/graph/op.hpp>
+
+#include "detail/window.hpp"
+
+namespace opgraph::ops {
+
+namespace {
+
+std::array<std::int64_t, 2> scale_of(const IntList& scale) { return detail::pair_of(scale); }
+
+/// f(plane) for every (n, c) plane of x, a task per group of planes.
+template <class F>
+void for_each_plane(std::int64_t planes, std::int64_t plane_size, F f) {
+  parallel_for(planes, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(plane_size, 1)),
+               [&](std::int64_t p0, std::int64_t p1) {
+                 for (std::int64_t p = p0; p < p1; ++p) f(p);
+               });
+}
+
+}  // namespace
+
+OPGRAPH_OP(upsample2d)
+    .lower([](LoweringContext& c) {
+      // Resize in nearest mode with asymmetric coordinates and floor (how PyTorch exports
+      // it): source pixel floor(i / s), which is i / s for whole factors.
+      const auto [sh, sw] = scale_of(c.attr_ints("scale"));
+      Tensor scales(Shape{4}, DType::f32);
+      for (std::int64_t i = 0; i < 4; ++i) scales.set(i, i < 2 ? 1.0 : static_cast<double>(i == 2 ? sh : sw));
+      c.emit("Resize", {c.input(0), "", c.constant(std::move(scales), "scales")}, {c.output()},
+             {{"mode", std::string("nearest")}, {"coordinate_transformation_mode", std::string("asymmetric")},
+              {"nearest_mode", std::string("floor")}});
+    })
+    .doc("x [N,C,H,W] upsampled by whole factors, each pixel repeated into a scale x scale block (PyTorch's "
+         "F.interpolate with mode=nearest)")
+    .input("x")
+    .attr("scale", AttrType::int_list, IntList{2}, "the factor: one int for both axes, or (height, width)",
+          detail::positive_pair)
+    .shape([](const ShapeContext& c) {
+      const Shape& x = c.in(0);
+      if (x.rank() != 4) c.fail("x must be [N, C, H, W] (NCHW), got {}", x);
+      if (is_symbolic(x[2]) || is_symbolic(x[3])) c.fail("x {}: height and width must be numbers", x);
+      const auto [sh, sw] = scale_of(c.attr_ints("scale"));
+      return Shape{x[0], x[1], x[2] * sh, x[3] * sw};
+    })
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const auto& x = k.in(0);
+      const auto [sh, sw] = scale_of(k.attr_ints("scale"));
+      const std::int64_t h = x.dims[2], w = x.dims[3], wo = w * sw;
+      T* y = k.out().data;
+      for_each_plane(x.dims[0] * x.dims[1], h * w * sh * sw, [&](std::int64_t p) {
+        const T* src = x.data + p * h * w;
+        T* dst = y + p * h * w * sh * sw;
+        for (std::int64_t i = 0; i < h; ++i) {
+          T* row = dst + i * sh * wo;
+          for (std::int64_t j = 0; j < w; ++j) std::fill(row + j * sw, row + (j + 1) * sw, src[i * w + j]);
+          for (std::int64_t a = 1; a < sh; ++a) std::memcpy(row + a * wo, row, static_cast<std::size_t>(wo) * sizeof(T));
+        }
+      });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const auto& dx = k.grad_in(0);
+      const auto [sh, sw] = scale_of(k.attr_ints("scale"));
+      const std::int64_t h = dx.dims[2], w = dx.dims[3], wo = w * sw;
+      const T* g = k.grad_out().data;
+      for_each_plane(dx.dims[0] * dx.dims[1], h * w * sh * sw, [&](std::int64_t p) {
+        const T* src = g + p * h * w * sh * sw;
+        T* dst = dx.data + p * h * w;
+        for (std::int64_t i = 0; i < h; ++i)
+          for (std::int64_t j = 0; j < w; ++j) {
+            T s = T(0);
+            for (std::int64_t a = 0; a < sh; ++a)
+              for (std::int64_t b = 0; b < sw; ++b) s += src[(i * sh + a) * wo + j * sw + b];
+            dst[i * w + j] = s;
+          }
+      });
+    })
+    .cost([](const ShapeContext&, const Shape& y) {
+      return OpCost{0.0, static_cast<double>(y.numel())};
+    })
+    .check({"[a,b,3,4]"})
+    .check({"[a,b,2,3]"}, {{"scale", IntList{3, 1}}});
+
+}  // namespace opgraph::ops
