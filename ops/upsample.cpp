@@ -31,7 +31,8 @@ OPGRAPH_OP(upsample2d)
     .lower([](LoweringContext& c) {
       // Resize in nearest mode with asymmetric coordinates and floor (how PyTorch exports
       // it): source pixel floor(i / s), which is i / s for whole factors.
-      const auto [sh, sw] = scale_of(c.attr_ints("scale"));
+      const auto factors = scale_of(c.attr_ints("scale"));
+      const std::int64_t sh = factors[0], sw = factors[1];
       Tensor scales(Shape{4}, DType::f32);
       for (std::int64_t i = 0; i < 4; ++i) scales.set(i, i < 2 ? 1.0 : static_cast<double>(i == 2 ? sh : sw));
       c.emit("Resize", {c.input(0), "", c.constant(std::move(scales), "scales")}, {c.output()},
@@ -47,13 +48,15 @@ OPGRAPH_OP(upsample2d)
       const Shape& x = c.in(0);
       if (x.rank() != 4) c.fail("x must be [N, C, H, W] (NCHW), got {}", x);
       if (is_symbolic(x[2]) || is_symbolic(x[3])) c.fail("x {}: height and width must be numbers", x);
-      const auto [sh, sw] = scale_of(c.attr_ints("scale"));
+      const auto factors = scale_of(c.attr_ints("scale"));
+      const std::int64_t sh = factors[0], sw = factors[1];
       return Shape{x[0], x[1], x[2] * sh, x[3] * sw};
     })
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
       const auto& x = k.in(0);
-      const auto [sh, sw] = scale_of(k.attr_ints("scale"));
+      const auto factors = scale_of(k.attr_ints("scale"));
+      const std::int64_t sh = factors[0], sw = factors[1];
       const std::int64_t h = x.dims[2], w = x.dims[3], wo = w * sw;
       T* y = k.out().data;
       for_each_plane(x.dims[0] * x.dims[1], h * w * sh * sw, [&](std::int64_t p) {
@@ -69,7 +72,8 @@ OPGRAPH_OP(upsample2d)
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
       const auto& dx = k.grad_in(0);
-      const auto [sh, sw] = scale_of(k.attr_ints("scale"));
+      const auto factors = scale_of(k.attr_ints("scale"));
+      const std::int64_t sh = factors[0], sw = factors[1];
       const std::int64_t h = dx.dims[2], w = dx.dims[3], wo = w * sw;
       const T* g = k.grad_out().data;
       for_each_plane(dx.dims[0] * dx.dims[1], h * w * sh * sw, [&](std::int64_t p) {
