@@ -16,6 +16,19 @@ namespace {
 
 std::array<std::int64_t, 2> scale_of(const IntList& scale) { return detail::pair_of(scale); }
 
+/// One call's geometry: the factors and x's plane (the output's is sh*h by sw*w).
+struct Geometry {
+  std::int64_t sh, sw, h, w;
+  std::int64_t wo() const { return w * sw; }
+  std::int64_t in_plane() const { return h * w; }
+  std::int64_t out_plane() const { return h * w * sh * sw; }
+};
+template <class K, class V>
+Geometry geometry_of(const K& k, const V& x) {
+  const auto s = scale_of(k.attr_ints("scale"));
+  return {s[0], s[1], x.dims[2], x.dims[3]};
+}
+
 /// f(plane) for every (n, c) plane of x, a task per group of planes.
 template <class F>
 void for_each_plane(std::int64_t planes, std::int64_t plane_size, F f) {
@@ -55,36 +68,33 @@ OPGRAPH_OP(upsample2d)
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
       const auto& x = k.in(0);
-      const auto factors = scale_of(k.attr_ints("scale"));
-      const std::int64_t sh = factors[0], sw = factors[1];
-      const std::int64_t h = x.dims[2], w = x.dims[3], wo = w * sw;
+      const Geometry g = geometry_of(k, x);
       T* y = k.out().data;
-      for_each_plane(x.dims[0] * x.dims[1], h * w * sh * sw, [&](std::int64_t p) {
-        const T* src = x.data + p * h * w;
-        T* dst = y + p * h * w * sh * sw;
-        for (std::int64_t i = 0; i < h; ++i) {
-          T* row = dst + i * sh * wo;
-          for (std::int64_t j = 0; j < w; ++j) std::fill(row + j * sw, row + (j + 1) * sw, src[i * w + j]);
-          for (std::int64_t a = 1; a < sh; ++a) std::memcpy(row + a * wo, row, static_cast<std::size_t>(wo) * sizeof(T));
+      for_each_plane(x.dims[0] * x.dims[1], g.out_plane(), [&](std::int64_t p) {
+        const T* src = x.data + p * g.in_plane();
+        T* dst = y + p * g.out_plane();
+        for (std::int64_t i = 0; i < g.h; ++i) {
+          T* row = dst + i * g.sh * g.wo();
+          for (std::int64_t j = 0; j < g.w; ++j) std::fill(row + j * g.sw, row + (j + 1) * g.sw, src[i * g.w + j]);
+          for (std::int64_t a = 1; a < g.sh; ++a)
+            std::memcpy(row + a * g.wo(), row, static_cast<std::size_t>(g.wo()) * sizeof(T));
         }
       });
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
       const auto& dx = k.grad_in(0);
-      const auto factors = scale_of(k.attr_ints("scale"));
-      const std::int64_t sh = factors[0], sw = factors[1];
-      const std::int64_t h = dx.dims[2], w = dx.dims[3], wo = w * sw;
-      const T* g = k.grad_out().data;
-      for_each_plane(dx.dims[0] * dx.dims[1], h * w * sh * sw, [&](std::int64_t p) {
-        const T* src = g + p * h * w * sh * sw;
-        T* dst = dx.data + p * h * w;
-        for (std::int64_t i = 0; i < h; ++i)
-          for (std::int64_t j = 0; j < w; ++j) {
+      const Geometry g = geometry_of(k, dx);
+      const T* gy = k.grad_out().data;
+      for_each_plane(dx.dims[0] * dx.dims[1], g.out_plane(), [&](std::int64_t p) {
+        const T* src = gy + p * g.out_plane();
+        T* dst = dx.data + p * g.in_plane();
+        for (std::int64_t i = 0; i < g.h; ++i)
+          for (std::int64_t j = 0; j < g.w; ++j) {
             T s = T(0);
-            for (std::int64_t a = 0; a < sh; ++a)
-              for (std::int64_t b = 0; b < sw; ++b) s += src[(i * sh + a) * wo + j * sw + b];
-            dst[i * w + j] = s;
+            for (std::int64_t a = 0; a < g.sh; ++a)
+              for (std::int64_t b = 0; b < g.sw; ++b) s += src[(i * g.sh + a) * g.wo() + j * g.sw + b];
+            dst[i * g.w + j] = s;
           }
       });
     })
