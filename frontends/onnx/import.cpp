@@ -658,9 +658,9 @@ void Importer::convert(const onnx::NodeProto& n) {
       if (xs.rank() >= 2 && (is_symbolic(xs[xs.rank() - 1]) || is_symbolic(xs[xs.rank() - 2])))
         fail_node(n, fmt::format("a constant condition over the last two axes of {}, which are not both sizes (the "
                                  "batch is N): opgraph's causal mask needs fixed queries and keys", xs));
-      bool causal = fill && xs.rank() >= 2 && c->shape().rank() >= 2 && !is_symbolic(xs[xs.rank() - 1]) &&
-                    !is_symbolic(xs[xs.rank() - 2]) && c->shape()[c->shape().rank() - 2] == xs[xs.rank() - 2] &&
-                    c->shape().last() == xs.last() && c->numel() == xs[xs.rank() - 2] * xs.last();
+      bool causal = fill && xs.rank() >= 2 && c->shape().rank() >= 2 &&
+                    c->shape()[c->shape().rank() - 2] == xs[xs.rank() - 2] && c->shape().last() == xs.last() &&
+                    c->numel() == xs[xs.rank() - 2] * xs.last();
       const std::int64_t rows = causal ? xs[xs.rank() - 2] : 0, cols = causal ? xs.last() : 0;
       for (std::int64_t i = 0; causal && i < rows; ++i)
         for (std::int64_t j = 0; j < cols; ++j)
