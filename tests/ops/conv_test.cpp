@@ -109,6 +109,11 @@ TEST_CASE("conv2d: equals the direct convolution, values and both gradients, for
       {{2, 12, 6, 9}, {5, 12, 3, 11}, {.pt = 1, .pl = 5, .pb = 1, .pr = 5}},
       {{17, 3, 6, 6}, {9, 3, 3, 3}, {.pt = 1, .pl = 1, .pb = 1, .pr = 1}},
       {{9, 2, 60, 60}, {4, 2, 3, 3}, {.pt = 1, .pl = 1, .pb = 1, .pr = 1}},
+      // The kernel gradient with the output channels in the lanes (more than half a
+      // vector of them: 9 to 16 floats, 5 to 8 doubles with AVX-512): LeNet's above, and
+      // 17 images above; 9 kernel rows in two blocks (5 and 4); rows dilated.
+      {{3, 2, 13, 9}, {12, 2, 9, 3}, {.pt = 1, .pl = 1, .pb = 1, .pr = 1}},
+      {{2, 3, 10, 8}, {6, 3, 3, 2}, {.dh = 2, .pt = 2, .pl = 0, .pb = 2, .pr = 1}},
   };
   std::uint64_t seed = 10;
   for (const auto& c : cases) {
@@ -152,8 +157,11 @@ TEST_CASE("conv2d: padding=same keeps the plane, an even kernel's extra row and 
 }
 
 TEST_CASE("conv2d: forward and both gradients bitwise equal at 1, 2 and 4 threads") {
-  // 32 output channels (colsᵀ·Wᵀ) and LeNet's first layer, 6 (W·cols, the few-rows GEMM).
-  for (const auto& shapes : {std::pair{Shape{6, 16, 14, 14}, Shape{32, 16, 3, 3}}, std::pair{Shape{40, 1, 28, 28}, Shape{6, 1, 5, 5}}}) {
+  // 32 output channels (colsᵀ·Wᵀ), LeNet's first layer, 6 (W·cols, the few-rows GEMM), and
+  // 16 channels by 5x5 (the kernel gradient with the channels in the lanes, 40 images in
+  // chunks on several lanes).
+  for (const auto& shapes : {std::pair{Shape{6, 16, 14, 14}, Shape{32, 16, 3, 3}}, std::pair{Shape{40, 1, 28, 28}, Shape{6, 1, 5, 5}},
+                             std::pair{Shape{40, 6, 14, 14}, Shape{16, 6, 5, 5}}}) {
     const Shape& xs = shapes.first;  // not a structured binding: clang 14 cannot capture one
     const Shape& ws = shapes.second;
     CAPTURE(ws);
