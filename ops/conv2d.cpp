@@ -535,11 +535,19 @@ DirectLayout direct_layout(const Conv& v, std::int64_t lanes) {
   l.partial = g.blocks * g.ob * v.k_g() * lanes;  // a vector per kernel value, padding channels too
   return l;
 }
-/// Sized for floats, whose vectors hold the most values (the strides a multiple of them).
-/// Without a direct kernel gradient, no room for its sums (9.4 MB for 64 channels by 3x3).
-std::int64_t direct_scratch(const Conv& v) {
-  const DirectLayout l = direct_layout(v, detail::kDirectBytes / static_cast<std::int64_t>(sizeof(float)));
+/// Values of the layout for vectors of `lanes` values. Without a direct kernel gradient, no
+/// room for its sums (9.4 MB for 64 channels by 3x3).
+std::int64_t direct_scratch(const Conv& v, std::int64_t lanes) {
+  const DirectLayout l = direct_layout(v, lanes);
   return l.packed_fwd + l.packed_grad + kLanes * (l.lane + (direct_for_kernel_grad(v) ? l.partial : 0));
+}
+/// The scratch is sized before the scalar type is known: the larger of the floats' layout
+/// and the doubles' (vectors of half as many values, whose strides are smaller but which
+/// take the channels into their lanes for fewer of them: 6 channels do with doubles on
+/// AVX-512, and their layout is then the larger).
+std::int64_t direct_scratch(const Conv& v) {
+  const std::int64_t floats = detail::kDirectBytes / static_cast<std::int64_t>(sizeof(float));
+  return std::max(direct_scratch(v, floats), direct_scratch(v, floats / 2));
 }
 
 /// packed[((blk·cin + c)·taps + t)·ob + o'] = weight(blk·ob + o', c, t), zero for the

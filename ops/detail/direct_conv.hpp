@@ -17,7 +17,10 @@
 // positions (direct_scatter_block). The kernel gradient sums g[o][q]·in[c][q + offset(i, j)]
 // over the wide positions of the images of a chunk, the output gradient's thrown-away
 // columns zero. Each output sums its terms in one fixed order that depends only on the
-// shapes. ops/conv2d.cpp chooses among them and lays out the buffers.
+// shapes. When the output channels fill more than half a vector, the forward pass and
+// the kernel gradient can instead hold one position's channels in a vector
+// (channel_forward_tile, channel_kernel_grad): no wide positions, the input value a
+// broadcast. ops/conv2d.cpp chooses among them and lays out the buffers.
 #pragma once
 
 #include <algorithm>
