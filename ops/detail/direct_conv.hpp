@@ -104,6 +104,19 @@ struct DirectAcc {
   }
 };
 
+/// A kernel gradient's A × B vector sums: each stored to at(a, b) by a lane's first chunk
+/// (`first`), added to what is there by the next.
+template <class T, int A, int B, class At>
+[[gnu::always_inline]] inline void store_or_add(const typename DirectVec<T>::V (&acc)[A][B], bool first, At at) {
+#pragma GCC unroll 8
+  for (int a = 0; a < A; ++a)
+#pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) {
+      T* p = at(a, b);
+      DirectVec<T>::store(p, first ? acc[a][b] : DirectVec<T>::load(p) + acc[a][b]);
+    }
+}
+
 /// out[o][q] = sum over channels c and taps t of in[c·in_stride + q + offsets[t]] ·
 /// w[(c·taps + t)·OB + o], for the OB output channels of a block and every wide position
 /// q in [0, wide), rounded up to whole blocks of S vectors: out's planes are out_stride
@@ -171,11 +184,7 @@ void direct_kernel_grad(const T* in, std::int64_t in_image, const T* g, std::int
   using D = DirectVec<T>;
   using V = typename D::V;
   constexpr int L = D::lanes;
-  V acc[OB][TB];
-#pragma GCC unroll 8
-  for (int o = 0; o < OB; ++o)
-#pragma GCC unroll 8
-    for (int t = 0; t < TB; ++t) acc[o][t] = V{};
+  V acc[OB][TB] = {};
   for (std::int64_t b = 0; b < images; ++b) {
     const T* x = in + b * in_image;
     const T* gb = g + b * g_image;
@@ -197,13 +206,7 @@ void direct_kernel_grad(const T* in, std::int64_t in_image, const T* g, std::int
       }
     }
   }
-#pragma GCC unroll 8
-  for (int o = 0; o < OB; ++o)
-#pragma GCC unroll 8
-    for (int t = 0; t < TB; ++t) {
-      T* p = partial + (o * o_stride + t) * L;
-      D::store(p, first ? acc[o][t] : D::load(p) + acc[o][t]);
-    }
+  store_or_add<T>(acc, first, [&](int o, int t) { return partial + (o * o_stride + t) * L; });
 }
 
 /// The kernel gradient with the output channels in the lanes (at most one vector of
@@ -222,11 +225,7 @@ void channel_kernel_grad(const T* in, std::int64_t in_image, std::int64_t wp, st
   using D = DirectVec<T>;
   using V = typename D::V;
   constexpr int L = D::lanes;
-  V acc[RB][KW];
-#pragma GCC unroll 8
-  for (int r = 0; r < RB; ++r)
-#pragma GCC unroll 8
-    for (int j = 0; j < KW; ++j) acc[r][j] = V{};
+  V acc[RB][KW] = {};
   for (std::int64_t b = 0; b < images; ++b) {
     const T* gb = gt + b * ho * wo * L;
     for (std::int64_t oy = 0; oy < ho; ++oy) {
@@ -241,13 +240,7 @@ void channel_kernel_grad(const T* in, std::int64_t in_image, std::int64_t wp, st
       }
     }
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < RB; ++r)
-#pragma GCC unroll 8
-    for (int j = 0; j < KW; ++j) {
-      T* p = partial + (r * KW + j) * L;
-      D::store(p, first ? acc[r][j] : D::load(p) + acc[r][j]);
-    }
+  store_or_add<T>(acc, first, [&](int r, int j) { return partial + (r * KW + j) * L; });
 }
 
 /// The forward pass with the output channels in the lanes (at most one vector of them),
@@ -264,11 +257,7 @@ void channel_forward_tile(const T* in, std::int64_t in_stride, std::int64_t cin,
   using D = DirectVec<T>;
   using V = typename D::V;
   constexpr int L = D::lanes;
-  V acc[RB][CB];
-#pragma GCC unroll 12
-  for (int r = 0; r < RB; ++r)
-#pragma GCC unroll 12
-    for (int x = 0; x < CB; ++x) acc[r][x] = V{};
+  V acc[RB][CB] = {};
   for (std::int64_t c = 0; c < cin; ++c)
     for (std::int64_t i = 0; i < kh; ++i) {
       const T* row = in + c * in_stride + i * dh * wp;
