@@ -709,19 +709,20 @@ void direct_vjp(K& k, const Conv& v, scalar_of<K>* base, bool kernel_grad) {
                     xin + c * f.in_stride() + i0 * v.win.dh * f.wp, v.cin * f.in_stride(), f.wp, v.win.dh * f.wp, gt, nb,
                     f.ho, f.wo, dw + (c * taps + i0 * kw) * L, c0 < kLanes);
               }
-          } else
-          // dW[o, c, i, j0 + t] over the chunk, block by block, in the lane's vectors:
-          // stored by its first chunk, added to by the next.
-          for (std::int64_t c = 0; c < v.cin; ++c)
-            for (std::int64_t i = 0; i < v.win.kh; ++i)
-              for (std::int64_t j0 = 0; j0 < kw; j0 += gb.tb) {
-                const std::int64_t tb = std::min(gb.tb, kw - j0), t0 = i * kw + j0;
-                const auto grad = detail::direct_grad_for<T>(static_cast<int>(gb.ob), static_cast<int>(tb));
-                for (std::int64_t blk = 0; blk < gb.blocks; ++blk)
-                  grad(xin + c * f.in_stride(), v.cin * f.in_stride(), gyw + blk * gb.ob * gws, gws,
-                       cout_pad * gws, nb, f.wide(), f.offsets.data() + t0,
-                       dw + ((blk * gb.ob * v.cin + c) * taps + t0) * L, v.cin * taps, c0 < kLanes);
-              }
+          } else {
+            // dW[o, c, i, j0 + t] over the chunk, block by block, in the lane's vectors:
+            // stored by its first chunk, added to by the next.
+            for (std::int64_t c = 0; c < v.cin; ++c)
+              for (std::int64_t i = 0; i < v.win.kh; ++i)
+                for (std::int64_t j0 = 0; j0 < kw; j0 += gb.tb) {
+                  const std::int64_t tb = std::min(gb.tb, kw - j0), t0 = i * kw + j0;
+                  const auto grad = detail::direct_grad_for<T>(static_cast<int>(gb.ob), static_cast<int>(tb));
+                  for (std::int64_t blk = 0; blk < gb.blocks; ++blk)
+                    grad(xin + c * f.in_stride(), v.cin * f.in_stride(), gyw + blk * gb.ob * gws, gws,
+                         cout_pad * gws, nb, f.wide(), f.offsets.data() + t0,
+                         dw + ((blk * gb.ob * v.cin + c) * taps + t0) * L, v.cin * taps, c0 < kLanes);
+                }
+          }
         }
         if (scatter) {
           // Into the forward's padded planes (gpad's place), then their inside to dx.
