@@ -804,14 +804,16 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
 /// conv2d's W·cols (6 or 16 output channels by hundreds of positions per image), a
 /// forward pass of one sample. Packing B would copy it for a single use, and the blocked
 /// path's 12-row tiles would compute 12 rows for 6. C is done in column blocks of NV
-/// vectors, R rows at a time (R x NV accumulators in registers); each element of C is
-/// summed over k in order by one task, whatever the thread count.
+/// vectors, R rows at a time (R x NV accumulators in registers: 6 x 4, or 8 x 3 where that
+/// makes fewer tiles); each element of C is summed over k in order by one task, whatever
+/// the thread count.
 constexpr std::int64_t kShortRows = 16;
 
-template <class T>
+template <class T, int RowsPerTile = 6>
 struct ShortBlocking {
-  static constexpr int R = 6;
-  static constexpr int NV = kVectorRegisters >= 32 ? 4 : 2;  // 24 (12) accumulators
+  static constexpr int R = RowsPerTile;
+  // 24 (12) accumulators: 6 rows x 4 vectors, or 8 x 3 (the tall tiles, below).
+  static constexpr int NV = kVectorRegisters >= 32 ? 24 / RowsPerTile : 12 / RowsPerTile;
   static constexpr int NB = NV * Blocking<T>::W;
 };
 
@@ -837,10 +839,9 @@ template <class T, int R, bool TA, int NV = ShortBlocking<T>::NV>
 }
 
 /// Rows [0, m) of one column block of C (NV vectors wide), R at a time and the rest together.
-template <class T, bool TA, int NV = ShortBlocking<T>::NV, int... Rs>
+template <class T, bool TA, int R, int NV, int... Rs>
 void short_block(std::integer_sequence<int, Rs...>, std::int64_t m, std::int64_t k, const T* a, std::int64_t lda,
                  const T* b, std::int64_t ldb, T* c, std::int64_t ldc, T alpha, T beta) {
-  constexpr int R = ShortBlocking<T>::R;
   const auto row = [&](std::int64_t i) { return TA ? a + i : a + i * lda; };
   std::int64_t i = 0;
   for (; i + R <= m; i += R) short_tile<T, R, TA, NV>(k, row(i), lda, b, ldb, c + i * ldc, ldc, alpha, beta);
@@ -850,24 +851,25 @@ void short_block(std::integer_sequence<int, Rs...>, std::int64_t m, std::int64_t
 }
 
 /// The ragged last column block, `nv` vectors wide (1 to NV), from B packed that wide.
-template <class T, bool TA, int... Vs>
+template <class T, bool TA, int R, int... Vs>
 void short_ragged(std::integer_sequence<int, Vs...>, int nv, std::int64_t m, std::int64_t k, const T* a,
                   std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc) {
-  using Rest = std::make_integer_sequence<int, ShortBlocking<T>::R - 1>;
-  ((nv == Vs + 1 ? short_block<T, TA, Vs + 1>(Rest{}, m, k, a, lda, b, ldb, c, ldc, T(1), T(0)) : void()), ...);
+  using Rest = std::make_integer_sequence<int, R - 1>;
+  ((nv == Vs + 1 ? short_block<T, TA, R, Vs + 1>(Rest{}, m, k, a, lda, b, ldb, c, ldc, T(1), T(0)) : void()), ...);
 }
 
-template <class T, bool TA>
+template <class T, bool TA, int RowsPerTile>
 void gemm_short(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b,
                 std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
-  constexpr int NB = ShortBlocking<T>::NB;
-  using Rest = std::make_integer_sequence<int, ShortBlocking<T>::R - 1>;
+  using SB = ShortBlocking<T, RowsPerTile>;
+  constexpr int NB = SB::NB, R = SB::R, NV = SB::NV;
+  using Rest = std::make_integer_sequence<int, R - 1>;
   const std::int64_t full = n / NB, blocks = (n + NB - 1) / NB;
   const auto body = [&](std::int64_t j0, std::int64_t j1) {
     for (std::int64_t jb = j0; jb < j1; ++jb) {
       const std::int64_t j = jb * NB;
       if (jb < full) {
-        short_block<T, TA>(Rest{}, m, k, a, lda, b + j, ldb, c + j, ldc, alpha, beta);
+        short_block<T, TA, R, NV>(Rest{}, m, k, a, lda, b + j, ldb, c + j, ldc, alpha, beta);
         continue;
       }
       // The ragged last block: its columns copied into as few whole vectors as hold them
@@ -884,7 +886,7 @@ void gemm_short(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T
         std::fill(packed + p * width + nr, packed + (p + 1) * width, T(0));
       }
       alignas(64) T local[kShortRows * NB];
-      short_ragged<T, TA>(std::make_integer_sequence<int, ShortBlocking<T>::NV>{}, nv, m, k, a, lda, packed, width,
+      short_ragged<T, TA, R>(std::make_integer_sequence<int, NV>{}, nv, m, k, a, lda, packed, width,
                           local, width);
       for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t q = 0; q < nr; ++q) {
@@ -1326,8 +1328,19 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
     return;
   }
   if (m <= kShortRows && !trans_b && n >= ShortBlocking<T>::NB) {
-    if (trans_a) gemm_short<T, true>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else gemm_short<T, false>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    // Each tile of rows streams its column block of B (k x NB) once: 16 rows in tiles of 6
+    // read it three times, and at k = 150 the 64-column block (38 KiB) does not stay in a
+    // 32 KiB L1. Tiles of 8 rows by 3 vectors (the same 24 accumulators) read a 48-column
+    // block twice: conv2's W·cols of LeNet, 16x1000x150, 84 -> 103 GFLOP/s at 1 thread on
+    // the Zen 4 (141 -> 168 at 2), 8x1000x150 77 -> 97. Used where they make fewer tiles
+    // (7-8 and 13-16 rows); each element is summed over k in order either way: the same bits.
+    if (kVectorRegisters >= 32 && (m + 7) / 8 < (m + 5) / 6) {
+      if (trans_a) gemm_short<T, true, 8>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      else gemm_short<T, false, 8>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    } else {
+      if (trans_a) gemm_short<T, true, 6>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      else gemm_short<T, false, 6>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
     return;
   }
   constexpr int MR = Blocking<T>::MR;

@@ -1,4 +1,4 @@
-// Small helpers shared by the tests: seeded tensors and labels.
+// Small helpers shared by the tests: seeded tensors and labels, a NaN-keeping maximum.
 #pragma once
 
 #include <opgraph/graph/random.hpp>
@@ -20,5 +20,9 @@ inline Tensor labels(std::int64_t rows, std::int64_t classes, std::uint64_t seed
   for (std::int64_t i = 0; i < rows; ++i) t.set(i, static_cast<double>(rng.below(static_cast<std::uint64_t>(classes))));
   return t;
 }
+
+/// The larger of a running worst error and a new one, where a NaN wins: std::max(worst, NaN)
+/// keeps worst, and a NaN result would pass a tolerance check unseen.
+inline double worse(double worst, double d) { return d <= worst ? worst : d; }
 
 }  // namespace opgraph::test

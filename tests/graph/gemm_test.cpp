@@ -13,6 +13,8 @@
 #include <opgraph/graph/parallel.hpp>
 #include <opgraph/graph/random.hpp>
 
+#include "../test_util.hpp"
+
 using namespace opgraph;
 
 namespace {
@@ -52,7 +54,7 @@ void check_against_reference(std::int64_t m, std::int64_t n, std::int64_t k, boo
     for (std::int64_t j = 0; j < n; ++j) {
       double ref = beta * static_cast<double>(c0[i * n + j]);
       for (std::int64_t p = 0; p < k; ++p) ref += alpha * pr.A(i, p) * pr.B(p, j);
-      worst = std::max(worst, std::abs(ref - c[i * n + j]));
+      worst = test::worse(worst, std::abs(ref - c[i * n + j]));
     }
   CAPTURE(m);
   CAPTURE(n);
@@ -89,6 +91,19 @@ TEST_CASE("gemm: matches a double reference for every transpose and blocking pat
   const std::int64_t tall = 8 * gemm_blocking(4).mc + 5;
   check_against_reference<float>(tall, 40, 350, false, false, 1.0f, 0.0f);
   check_against_reference<float>(tall, 40, 350, false, true, -0.5f, 1.0f);
+}
+
+TEST_CASE("gemm: few rows, in tiles of 6 rows or of 8, every row count and ragged block width") {
+  // Up to 16 rows over many columns: 7-8 and 13-16 rows take tiles of 8 rows by 3 vectors
+  // (with 32 vector registers), the others 6 by 4. The widths put the last column block at
+  // each of 0-3 vectors past the full ones for both, with alpha and beta.
+  for (std::int64_t m = 1; m <= 16; ++m)
+    for (std::int64_t n : {96, 100, 120, 130, 144, 200})
+      for (bool ta : {false, true}) {
+        check_against_reference<float>(m, n, 3 + 5 * m, ta, false, 1.0f, 0.0f);
+        check_against_reference<float>(m, n, 40, ta, false, -0.5f, 1.0f);
+        check_against_reference<double>(m, n, 2 + 3 * m, ta, false, 0.5, 2.0);
+      }
 }
 
 TEST_CASE("gemm: the small path covers every column-block width and row remainder") {

@@ -7,6 +7,8 @@
 
 #include <opgraph/graph/random.hpp>
 
+#include "../test_util.hpp"
+
 #include "op_run.hpp"
 
 using namespace opgraph;
@@ -44,7 +46,7 @@ OpRun run_graph(const std::vector<Tensor>& inputs, const std::function<NodeId(Gr
 void check_close(const Tensor& a, const Tensor& b, double tol) {
   REQUIRE(a.shape() == b.shape());
   double worst = 0;
-  for (std::int64_t i = 0; i < a.numel(); ++i) worst = std::max(worst, std::abs(a.at(i) - b.at(i)));
+  for (std::int64_t i = 0; i < a.numel(); ++i) worst = test::worse(worst, std::abs(a.at(i) - b.at(i)));
   CAPTURE(worst);
   CHECK(worst <= tol);
   CHECK(std::isfinite(worst));

@@ -55,8 +55,7 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
   REQUIRE(a.shape() == b.shape());
   double m = 0;
   for (std::int64_t i = 0; i < a.numel(); ++i) {
-    const double d = std::abs(a.at(i) - b.at(i));
-    if (!(d <= m)) m = d;  // NaN-safe: a NaN difference becomes the maximum
+    m = test::worse(m, std::abs(a.at(i) - b.at(i)));
   }
   return m;
 }
