@@ -3,6 +3,7 @@
 // formula. Values and every input's gradient agree to 1e-6 (in fact to rounding).
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <functional>
 
 #include <opgraph/graph/random.hpp>
@@ -113,6 +114,76 @@ TEST_CASE("attention: heads=H on [N, T, H*d] equals splitting the heads, attenti
       for (std::size_t i = 0; i < 3; ++i) check_close(fused.grads[i], split.grads[i], 0.0);
     }
   }
+}
+
+TEST_CASE("attention: f32 follows the f64 composition, query and key counts off the vector width") {
+  // 37 queries and 50 keys (21 and 3 past whole vectors of 16), causal with more keys than
+  // queries (the first 13 keys seen by every query), two heads: the column softmax's
+  // vector and scalar parts and its masked ranges, against matmul, scale, causal_mask,
+  // softmax, matmul in f64.
+  for (bool causal : {false, true}) {
+    CAPTURE(causal);
+    const std::int64_t t = 37, s = 50, heads = 2, d = 8, dv = 5;
+    const std::vector<Tensor> in = {random_tensor({3, t, heads * d}, -2, 2, 31),
+                                    random_tensor({3, s, heads * d}, -2, 2, 32),
+                                    random_tensor({3, s, heads * dv}, -1.0, 1.0, 33)};
+    const Tensor seed = random_tensor({3, t, heads * dv}, -1.0, 1.0, 34);
+    const auto fused = run_graph(
+        in,
+        [&](Graph& g, std::vector<NodeId> x) {
+          return g.add_op("attention", x, {{"causal", causal}, {"heads", heads}}, "y");
+        },
+        seed, DType::f32);
+    const auto composed = run_graph(
+        in,
+        [&](Graph& g, std::vector<NodeId> x) {
+          auto heads_of = [&](NodeId v, std::int64_t f, const std::string& name) {
+            const NodeId r = g.add_op("reshape", {v}, {{"shape", IntList{0, 0, heads, f}}}, name + "_r");
+            return g.add_op("transpose", {r}, {{"perm", IntList{0, 2, 1, 3}}}, name + "_t");
+          };
+          NodeId sc = g.add_op("matmul", {heads_of(x[0], d, "q"), heads_of(x[1], d, "k")}, {{"trans_b", true}}, "scores");
+          sc = g.add_op("scale", {sc}, {{"factor", 1.0 / std::sqrt(static_cast<double>(d))}}, "scaled");
+          if (causal) sc = g.add_op("causal_mask", {sc}, {}, "masked");
+          const NodeId p = g.add_op("softmax", {sc}, {}, "p");
+          const NodeId a = g.add_op("matmul", {p, heads_of(x[2], dv, "v")}, {}, "a");
+          const NodeId at = g.add_op("transpose", {a}, {{"perm", IntList{0, 2, 1, 3}}}, "at");
+          return g.add_op("reshape", {at}, {{"shape", IntList{0, 0, heads * dv}}}, "y");
+        },
+        seed);
+    check_close(fused.out, composed.out, 2e-6);
+    for (std::size_t i = 0; i < 3; ++i) check_close(fused.grads[i], composed.grads[i], 1e-5);
+  }
+}
+
+TEST_CASE("attention: a NaN in one query's scores makes that query's output NaN, and only it") {
+  // q's row 3 holds a NaN: every score of query 3 is NaN, in each head; the other queries
+  // are untouched (the column softmax keeps each query to itself).
+  Tensor q = random_tensor({1, 6, 4}, -1, 1, 41, DType::f32);
+  q.set(3 * 4 + 1, std::nan(""));
+  const Tensor k = random_tensor({1, 9, 4}, -1, 1, 42, DType::f32), v = random_tensor({1, 9, 4}, -1, 1, 43, DType::f32);
+  for (bool causal : {false, true}) {
+    CAPTURE(causal);
+    const auto r = run_op("attention", {q, k, v}, {{"causal", causal}, {"heads", std::int64_t{2}}});
+    for (std::int64_t i = 0; i < 6; ++i)
+      for (std::int64_t f = 0; f < 4; ++f) {
+        CAPTURE(i);
+        CAPTURE(f);
+        // Head 0 (features 0-1) holds the NaN (feature 1); head 1 does not see it.
+        CHECK(std::isnan(r.out.at(i * 4 + f)) == (i == 3 && f < 2));
+      }
+  }
+}
+
+TEST_CASE("attention: scores far past exp's range in f32 still give the softmax (each query's max taken out)") {
+  // Key 1's score is 200 for every query, the others at most 20: e^200 overflows a float,
+  // e^(200 - max) does not. Every query puts all its weight on key 1.
+  Tensor q(Shape{1, 5, 4}, DType::f32), k = random_tensor({1, 7, 4}, -1, 1, 51, DType::f32);
+  const Tensor v = random_tensor({1, 7, 3}, -1, 1, 52, DType::f32);
+  for (std::int64_t i = 0; i < q.numel(); ++i) q.set(i, 10.0);
+  for (std::int64_t f = 0; f < 4; ++f) k.set(4 + f, 10.0);
+  const auto r = run_op("attention", {q, k, v}, {});
+  for (std::int64_t i = 0; i < 5; ++i)
+    for (std::int64_t f = 0; f < 3; ++f) CHECK(r.out.at(i * 3 + f) == v.at(3 + f));
 }
 
 TEST_CASE("attention: heads must divide the features of q, k and v") {
