@@ -35,17 +35,11 @@ template <class A, class F>
   return lane_reduce(n, A(0), f, [](A a, A b) { return a + b; });
 }
 
-/// The largest of x[0, n), n >= 1 (a NaN never replaces a value, as with std::max).
-template <class T>
-[[gnu::always_inline]] inline T lane_max(const T* x, std::int64_t n) {
-  return lane_reduce(n, x[0], [&](std::int64_t j) { return x[j]; }, [](T a, T b) { return b > a ? b : a; });
-}
-
 // The same reductions over arrays of floats with the sixteen lanes as one vector: the same
 // lanes, the same order in each, the same tree, so the same bits as lane_reduce. GCC kept
 // lane_reduce's lanes for a max as sixteen scalar registers and combined a sum's lanes
-// through the stack, which for the rows of 64 of a transformer head's softmax cost more than
-// the exponentials (the attention's forward pass: a third of its time outside the GEMMs).
+// through the stack, which for rows of 64 (a transformer head's softmax, before it went down
+// columns) cost more than the exponentials.
 typedef float LaneVector __attribute__((vector_size(kReduceLanes * sizeof(float))));
 typedef float LaneVectorIn __attribute__((vector_size(kReduceLanes * sizeof(float)), aligned(4), may_alias));
 
@@ -80,11 +74,6 @@ template <class F, class Op>
 template <class F>
 [[gnu::always_inline]] inline float lane_sum_floats(std::int64_t n, F&& f) {
   return lane_reduce_floats(n, 0.0f, f, [](auto a, auto b) { return a + b; });
-}
-
-/// lane_max of floats.
-[[gnu::always_inline]] inline float lane_max(const float* x, std::int64_t n) {
-  return lane_reduce_floats(n, x[0], [x](auto at) { return at(x); }, [](auto a, auto b) { return b > a ? b : a; });
 }
 
 // Sums in double of expressions of floats, with lane_sum<double>'s sixteen lanes as two
