@@ -407,7 +407,8 @@ Trainer::UpdateBlame Trainer::largest_update() const {
     moved = std::sqrt(moved);
     const double size = norm(old), floor = 1e-3 * std::sqrt(static_cast<double>(p.value.numel()));
     const double ratio = moved / std::max(size, floor);
-    if (!(ratio <= worst.ratio)) worst = {p.name, moved, size, ratio, norm(p.grad)};  // NaN counts as worst
+    // NaN counts as worst, and stays: a finite ratio after it must not replace it.
+    if (!std::isnan(worst.ratio) && !(ratio <= worst.ratio)) worst = {p.name, moved, size, ratio, norm(p.grad)};
   }
   return worst;
 }

@@ -515,9 +515,12 @@ template <class T, int R, int NV>
     }
 }
 
+/// B's rows (NV vectors each) are ldb apart: NV * W when packed, B's own row stride when
+/// read in place.
 template <class T, int MR, int NV, ALayout L>
 [[gnu::always_inline]] inline void micro_kernel(std::int64_t kc, const T* __restrict a, std::int64_t lda,
-                                                const T* __restrict b, T* c, std::int64_t ldc, T alpha, T beta) {
+                                                const T* __restrict b, std::int64_t ldb, T* c, std::int64_t ldc,
+                                                T alpha, T beta) {
   constexpr int W = Blocking<T>::W;
   // Every loop over the tile is unrolled whole, so that acc lives in registers: GCC
   // otherwise keeps it in memory for the row-stream layout (40 -> 67 GFLOP/s at k = 10).
@@ -530,7 +533,7 @@ template <class T, int MR, int NV, ALayout L>
     for (std::int64_t p = 0; p < kc; ++p) {
       V<T> bv[NV];
 #pragma GCC unroll 16
-      for (int j = 0; j < NV; ++j) bv[j] = load(b + p * NV * W + j * W);
+      for (int j = 0; j < NV; ++j) bv[j] = load(b + p * ldb + j * W);
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
         const T av = row[i][p];
@@ -543,7 +546,7 @@ template <class T, int MR, int NV, ALayout L>
     for (std::int64_t p = 0; p < kc; ++p) {
       V<T> bv[NV];
 #pragma GCC unroll 16
-      for (int j = 0; j < NV; ++j) bv[j] = load(b + p * NV * W + j * W);
+      for (int j = 0; j < NV; ++j) bv[j] = load(b + p * ldb + j * W);
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
         const T av = a[i];
@@ -559,15 +562,15 @@ template <class T, int MR, int NV, ALayout L>
 /// One tile of C at (i, j) of size mr x nr (at most MR x NR); partial tiles go through a
 /// local buffer so that the micro-kernel always runs at full size.
 template <class T, int MR, int NV, ALayout L>
-inline void tile(std::int64_t kc, const T* a, std::int64_t lda, const T* b, T* c, std::int64_t ldc, int mr, int nr,
-                 T alpha, T beta) {
+inline void tile(std::int64_t kc, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc,
+                 int mr, int nr, T alpha, T beta) {
   constexpr int NR = NV * Blocking<T>::W;
   if (mr == MR && nr == NR) {
-    micro_kernel<T, MR, NV, L>(kc, a, lda, b, c, ldc, alpha, beta);
+    micro_kernel<T, MR, NV, L>(kc, a, lda, b, ldb, c, ldc, alpha, beta);
     return;
   }
   alignas(64) T local[MR * NR];
-  micro_kernel<T, MR, NV, L>(kc, a, lda, b, local, NR, T(1), T(0));
+  micro_kernel<T, MR, NV, L>(kc, a, lda, b, ldb, local, NR, T(1), T(0));
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) {
       T& out = c[i * ldc + j];
@@ -576,6 +579,10 @@ inline void tile(std::int64_t kc, const T* a, std::int64_t lda, const T* b, T* c
 }
 
 constexpr std::int64_t kSerialWork = std::int64_t{1} << 18;
+/// gemm_blocked reads a B not transposed in place, unpacked, for at most this many rows of
+/// C in one pass, when B takes at most kInPlaceBBytes (an L1's worth).
+constexpr std::int64_t kInPlaceBRows = 64;
+constexpr std::size_t kInPlaceBBytes = std::size_t{32} << 10;
 /// The one-pass mode of gemm_blocked: when a shared transposed A packed for every depth
 /// block at once takes at most this many bytes.
 constexpr std::size_t kOnePassSharedA = std::size_t{8} << 20;
@@ -686,7 +693,18 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     const auto pack_shared_a = [&](std::int64_t pc, std::int64_t kc, std::int64_t p0, std::int64_t p1) {
       pack_a<T, MR>(true, a, lda, p0 * MR, std::min(m, p1 * MR) - p0 * MR, pc, kc, shared_a_at(pc) + p0 * MR * kc);
     };
-    // Task t's tiles of depth block pc; `bpanels` is the packed B of its first panel.
+    // A small B not transposed, for few rows of A, is read in place in the one-pass mode:
+    // its full panels are rows of NR values ldb apart, which every tile after the first
+    // reads from L1 (a ragged last panel is packed, zero-padded). Packing it was a pass
+    // over B for a handful of tiles: the attention's p·v, dq, dk and dv products (64x32x64
+    // and the like, once per head) spent a sixth of their time in it. Not a large B: read
+    // in place, a new row (a page apart at 1024 columns) for every depth of the first
+    // tile, it missed the prefetchers and the TLB (64x1024x784 from L3: 77 -> 61
+    // GFLOP/s).
+    const bool b_in_place = !tb && one_pass && m <= kInPlaceBRows &&
+                            static_cast<std::size_t>(k * n) * sizeof(T) <= kInPlaceBBytes;
+    // Task t's tiles of depth block pc; `bpanels` is the packed B of its first panel (with
+    // b_in_place, only a ragged last panel is there, at its place).
     const auto run_task = [&](std::int64_t t, std::int64_t pc, std::int64_t kc, const T* bpanels) {
       const T beta_here = pc == 0 ? beta : T(1);
       // A task's tiles go down its row block for each B panel (the panel stays in L1 while
@@ -733,14 +751,17 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
         }
         const std::int64_t j = jc + p * NR;
         const int nr = static_cast<int>(std::min<std::int64_t>(NR, n - j));
-        const T* bp = bpanels + (p - first_panel) * NR * kc;
+        const bool in_place = b_in_place && nr == NR;
+        const T* bp = in_place ? b + pc * ldb + j : bpanels + (p - first_panel) * NR * kc;
+        const std::int64_t bs = in_place ? ldb : NR;
         T* ct = c + (ic + ir) * ldc + j;
         if (ir == full)
-          tile<T, MR, NV, ALayout::packed>(kc, ragged, 0, bp, ct, ldc, static_cast<int>(mc - full), nr, alpha, beta_here);
+          tile<T, MR, NV, ALayout::packed>(kc, ragged, 0, bp, bs, ct, ldc, static_cast<int>(mc - full), nr, alpha,
+                                           beta_here);
         else if (packed_a)
-          tile<T, MR, NV, ALayout::packed>(kc, packed_a + ir * kc, 0, bp, ct, ldc, MR, nr, alpha, beta_here);
+          tile<T, MR, NV, ALayout::packed>(kc, packed_a + ir * kc, 0, bp, bs, ct, ldc, MR, nr, alpha, beta_here);
         else if (ta)
-          tile<T, MR, NV, ALayout::cols>(kc, a + pc * lda + ic + ir, lda, bp, ct, ldc, MR, nr, alpha, beta_here);
+          tile<T, MR, NV, ALayout::cols>(kc, a + pc * lda + ic + ir, lda, bp, bs, ct, ldc, MR, nr, alpha, beta_here);
         else {
           // The first pass over a row block brings A in from memory (each later panel finds
           // it in L2): the next tile's rows are prefetched during this one. The transformer
@@ -753,7 +774,7 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
               for (std::int64_t x = 0; x < kc; x += 64 / static_cast<std::int64_t>(sizeof(T)))
                 __builtin_prefetch(next + r * lda + x, 0, 2);
           }
-          tile<T, MR, NV, ALayout::rows>(kc, a + (ic + ir) * lda + pc, lda, bp, ct, ldc, MR, nr, alpha, beta_here);
+          tile<T, MR, NV, ALayout::rows>(kc, a + (ic + ir) * lda + pc, lda, bp, bs, ct, ldc, MR, nr, alpha, beta_here);
         }
       };
       const std::int64_t row_end = ragged ? full + 1 : full;
@@ -782,6 +803,9 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
             if (tb) {
               for (std::int64_t p = 0; p < own; ++p)
                 pack_bt_panel<T, NR>(b, ldb, pc, kc, jc + (first_panel + p) * NR, n, bpanels + p * NR * kc);
+            } else if (b_in_place) {
+              const std::int64_t j0 = (first_panel + own - 1) * NR;  // the task's last panel
+              if (nc - j0 < NR) pack_b_rows<T, NR>(b, ldb, pc, kc, 0, kc, jc + j0, nc - j0, bpanels + (own - 1) * NR * kc);
             } else {
               const std::int64_t j0 = first_panel * NR;
               pack_b_rows<T, NR>(b, ldb, pc, kc, 0, kc, jc + j0, std::min(nc - j0, own * NR), bpanels);

@@ -1,6 +1,8 @@
 // Small helpers shared by the tests: seeded tensors and labels, a NaN-keeping maximum.
 #pragma once
 
+#include <cmath>
+
 #include <opgraph/graph/random.hpp>
 #include <opgraph/graph/tensor.hpp>
 
@@ -21,8 +23,8 @@ inline Tensor labels(std::int64_t rows, std::int64_t classes, std::uint64_t seed
   return t;
 }
 
-/// The larger of a running worst error and a new one, where a NaN wins: std::max(worst, NaN)
-/// keeps worst, and a NaN result would pass a tolerance check unseen.
-inline double worse(double worst, double d) { return d <= worst ? worst : d; }
+/// The larger of a running worst error and a new one, where a NaN wins and stays:
+/// std::max(worst, NaN) keeps worst, and a NaN result would pass a tolerance check unseen.
+inline double worse(double worst, double d) { return std::isnan(worst) || d <= worst ? worst : d; }
 
 }  // namespace opgraph::test

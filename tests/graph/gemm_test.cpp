@@ -120,10 +120,12 @@ TEST_CASE("gemm: the small path covers every column-block width and row remainde
 }
 
 /// The first m rows of op(A)·op(B), computed as a product of m rows and again inside
-/// one of m + 32 rows (which takes the small path), bitwise compared.
+/// one of m + extra rows (which takes the small path for a tiny product, B packed for a
+/// small B), bitwise compared.
 template <class T>
-void check_tiny_against_small(std::int64_t m, std::int64_t n, std::int64_t k, bool ta, bool tb, T alpha, T beta) {
-  const std::int64_t big = m + 32;
+void check_tiny_against_small(std::int64_t m, std::int64_t n, std::int64_t k, bool ta, bool tb, T alpha, T beta,
+                              std::int64_t extra = 32) {
+  const std::int64_t big = m + extra;
   const Problem<T> tall(big, n, k, ta, tb, static_cast<std::uint64_t>(m * 100 + n * 10 + k));
   std::vector<T> a(static_cast<std::size_t>(m * k));  // tall's first m rows of op(A), in its layout
   for (std::int64_t i = 0; i < m; ++i)
@@ -158,6 +160,44 @@ void check_tiny_against_small(std::int64_t m, std::int64_t n, std::int64_t k, bo
                      whole[static_cast<std::size_t>(i * n + j)]) <= 4 * eps * size);
     }
 #endif
+}
+
+TEST_CASE("gemm: a small B read in place gives the bits of B packed, and the right product") {
+  // Up to 64 rows with B at most 32 KiB and not transposed: B's full panels are read in
+  // place, a ragged last panel packed (70 and 100 columns). Against the reference, and bit
+  // for bit against the same rows inside a product of 64 more rows, which packs B: rows in
+  // whole tiles of 8 both, so that only B's layout differs (a ragged row panel goes
+  // through other code, whose sums GCC may fuse otherwise), A read in place and
+  // transposed, alpha and beta.
+  for (const auto& s : std::vector<std::array<std::int64_t, 3>>{
+           {64, 32, 64}, {64, 64, 64}, {64, 70, 100}, {20, 100, 80}, {40, 32, 256}, {33, 96, 40}})
+    for (bool ta : {false, true}) {
+      check_against_reference<float>(s[0], s[1], s[2], ta, false, 1.0f, 0.0f);
+      check_against_reference<float>(s[0], s[1], s[2], ta, false, -0.75f, 1.5f);
+      check_against_reference<double>(s[0], s[1], s[2] / 2, ta, false, 0.3, -2.0);
+      if (s[0] % 8 != 0) continue;
+      check_tiny_against_small<float>(s[0], s[1], s[2], ta, false, 1.0f, 0.0f, 64);
+      check_tiny_against_small<float>(s[0], s[1], s[2], ta, false, -0.75f, 1.5f, 64);
+      check_tiny_against_small<double>(s[0], s[1], s[2] / 2, ta, false, 0.3, -2.0, 64);
+    }
+  // B's rows further apart than its columns (a head of attention: 32 of 128 columns), the
+  // columns between them NaN: read in place, B must be read at its row stride only.
+  const std::int64_t m = 64, n = 70, k = 64, ldb = 128;
+  const Problem<float> pr(m, n, k, false, false, 77);
+  std::vector<float> b(static_cast<std::size_t>(k * ldb), std::nanf(""));
+  for (std::int64_t p = 0; p < k; ++p)
+    for (std::int64_t j = 0; j < n; ++j) b[static_cast<std::size_t>(p * ldb + j)] = static_cast<float>(pr.B(p, j));
+  std::vector<float> c(static_cast<std::size_t>(m * n));
+  gemm<float>(false, false, m, n, k, 1.0f, pr.a.data(), k, b.data(), ldb, 0.0f, c.data(), n);
+  double worst = 0;
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j) {
+      double ref = 0;
+      for (std::int64_t p = 0; p < k; ++p) ref += pr.A(i, p) * pr.B(p, j);
+      worst = test::worse(worst, std::abs(ref - c[static_cast<std::size_t>(i * n + j)]));
+    }
+  CAPTURE(worst);
+  CHECK(worst <= 1e-4);
 }
 
 TEST_CASE("gemm: a tiny product has the same bits as the same rows of a larger one") {

@@ -11,6 +11,8 @@
 #include <opgraph/graph/plan.hpp>
 #include <opgraph/graph/registry.hpp>
 
+#include "../test_util.hpp"
+
 using namespace opgraph;
 
 namespace {
@@ -41,7 +43,7 @@ double worst_f32_error(const OpDef& op, const std::vector<Shape>& shapes, const 
   for (std::int64_t i = 0; i < b.numel(); ++i) {
     const double ref = b.at(i), got = a.at(i);
     const double err = ref == 0.0 ? std::abs(got) : std::abs(got - ref) / std::abs(ref);
-    if (!(err <= worst)) worst = err;  // NaN wins, never hides
+    worst = test::worse(worst, err);  // NaN wins, never hides
   }
   return worst;
 }
