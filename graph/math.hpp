@@ -23,18 +23,12 @@ inline constexpr float kExpLo = -87.33654022216797f;  // below: e^x is not a nor
 
 /// e^sum for sum in [kExpLo, kExpHi]: Cody-Waite reduction sum = n ln2 + r, |r| <= ln2/2,
 /// a degree-6 polynomial for e^r (Cephes' coefficients), then the exponent added as
-/// 2^(n/2) 2^(n - n/2) so that every n in [-126, 128] stays a normal power of two. With
-/// kSplit, sum is a + b rounded, which only chooses n, and r = ((a - n ln2_hi) + b) +
-/// n ln2_lo: a - n ln2_hi is exact when a is large (the two are within a factor of two,
-/// and n ln2_hi has 17 bits), so b keeps its own precision.
-template <bool kSplit>
-[[gnu::always_inline]] inline float exp_reduced(float sum, float a, float b) {
+/// 2^(n/2) 2^(n - n/2) so that every n in [-126, 128] stays a normal power of two.
+[[gnu::always_inline]] inline float exp_reduced(float sum) {
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   const float t = sum * 1.44269504088896341f + kRound;
   const float n = t - kRound;
-  float r;
-  if constexpr (kSplit) r = ((a - n * 0.693359375f) + b) + n * 2.12194440e-4f;
-  else r = (sum - n * 0.693359375f) + n * 2.12194440e-4f;
+  const float r = (sum - n * 0.693359375f) + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
@@ -55,19 +49,10 @@ template <bool kSplit>
 /// e^x (detail::exp_reduced).
 [[gnu::always_inline]] inline float exp(float x) {
   const float xc = std::min(std::max(x, detail::kExpLo), detail::kExpHi);
-  const float y = detail::exp_reduced<false>(xc, xc, 0.0f);
+  const float y = detail::exp_reduced(xc);
   return x > detail::kExpHi ? HUGE_VALF : (x < detail::kExpLo ? 0.0f : y);
 }
 
-/// e^(a + b) where a may be large and b is small beside it: e^x of the rounded sum would
-/// lose b to a rounding step of a (2^-24 |a| relatively: 30 ulp of the result at a = -80).
-/// Within 2 ulp where the result is a normal float.
-[[gnu::always_inline]] inline float exp_sum(float a, float b) {
-  const float s = a + b;
-  const float sc = std::min(std::max(s, detail::kExpLo), detail::kExpHi);
-  const float y = detail::exp_reduced<true>(sc, a, b);
-  return s > detail::kExpHi ? HUGE_VALF : (s < detail::kExpLo ? 0.0f : y);
-}
 inline double exp(double x) { return std::exp(x); }
 
 /// 1 / (1 + e^-x), written so that no exp overflows: for x < 0, e^x / (1 + e^x).
@@ -97,47 +82,59 @@ template <class T>
 inline double tanh(double x) { return std::tanh(x); }
 
 /// erfc, the complementary error function, alone or with e^(-x^2) from the same
-/// evaluation (GELU's gradient needs both). Float: for z = |x|, the Chebyshev fit of
-/// Numerical Recipes (erfcc), t e^(-z^2 + P(t)) with t = 1 / (1 + z/2) and P of degree 9,
-/// whose fractional error is below 1.2e-7 for every z >= 0 (so the far tail keeps its
-/// relative accuracy, which 1 - erf would lose); erfc(-z) = 2 - erfc(z). One exponential,
-/// exp_sum(-z^2, P): z^2 (about 80 in the tail) rounded to a float would cost 30 ulp of
-/// the result, so it is split as hi + lo exactly and e^(-hi + (P - lo)) is reduced against
-/// -hi. Measured within 5 ulp of the C library's erfc (math_test allows 8), and the
-/// Gaussian within 2 ulp of e^(-x^2), where the result is a normal float.
+/// evaluation (GELU's gradient needs both). Float: for z = |x|, erfc(z) = R(t) e^(-z^2)
+/// with t = 1 / (1 + z/2) and R(t) = erfc(z) e^(z^2), smooth in t, a polynomial of degree
+/// 11 without constant term, fitted (weighted least squares towards minimax) to the
+/// relative error 5e-9 on t in [0.12, 1] (z up to 14.7; past z = 9.3 e^(-z^2) is no
+/// normal float and the result is 0). The far tail keeps its relative accuracy, which
+/// 1 - erf would lose; erfc(-z) = 2 - erfc(z). z^2 (about 80 in the tail) rounded to a
+/// float would cost 30 ulp of the result, so it is split as hi + lo exactly and e^(-z^2)
+/// is e^(-hi) (1 - lo) (|lo| <= 2^-24 hi: e^(-lo) is 1 - lo to far below a float's
+/// precision), within 1 ulp: the Gaussian GELU's gradient needs. erfc is
+/// R(t) times it, within 7 ulp of the C library's erfc over every float where the result
+/// is normal (math_test allows 8). One exponential for both: Numerical Recipes' erfcc
+/// form, t e^(-z^2 + P(t)) (also 7 ulp), had taken a second one for the Gaussian; GELU's
+/// forward pass with its derivative over 2^20 floats on the Zen 4, 1.54-1.85 -> 1.09-1.19
+/// ms (`opgraph profile`, alternated).
 namespace detail {
 struct ErfcParts {
-  float t, p, hi, lo;  // t, P(t), and z^2 = hi + lo
+  float r, hi, lo;  // R(t), and z^2 = hi + lo
 };
 [[gnu::always_inline]] inline ErfcParts erfc_parts(float z) {
   const float t = 1.0f / (1.0f + 0.5f * z);
-  // P by Estrin's scheme: four dependent steps instead of Horner's nine. A vector loop of
+  // R by Estrin's scheme: four dependent steps instead of Horner's ten. A vector loop of
   // erfc is bound by the latency of its chain, not by its count of operations (the
   // transformer example's GELU forward pass: 0.144 -> 0.133 ms on the Zen 5).
   const float t2 = t * t, t4 = t2 * t2, t8 = t4 * t4;
-  const float c01 = 1.00002368f * t - 1.26551223f, c23 = 0.09678418f * t + 0.37409196f;
-  const float c45 = 0.27886807f * t - 0.18628806f, c67 = 1.48851587f * t - 1.13520398f;
-  const float c89 = 0.17087277f * t - 0.82215223f;
-  const float p = (c01 + c23 * t2) + (c45 + c67 * t2) * t4 + c89 * t8;
+  const float c12 = 2.821358740e-01f * t + 2.820932865e-01f, c34 = 1.784034073e-01f * t + 2.463977039e-01f;
+  const float c56 = -2.920150757e-02f * t + 8.147481829e-02f, c78 = -4.018120468e-01f * t + 8.276896179e-02f;
+  const float c910 = -2.208424509e-01f * t + 4.577202797e-01f;
+  const float s = (c12 + c34 * t2) + (c56 + c78 * t2) * t4 + (c910 + 4.086167738e-02f * t2) * t8;
   const float hi = z * z, lo = hi < HUGE_VALF ? std::fma(z, z, -hi) : 0.0f;  // inf - inf: no NaN
-  return {t, p, hi, lo};
+  return {t * s, hi, lo};
 }
-[[gnu::always_inline]] inline float erfc_from(float x, const ErfcParts& q) {
-  const float r = q.t * math::exp_sum(-q.hi, q.p - q.lo);
-  return x < 0.0f ? 2.0f - r : r;
+/// e^(-z^2) from its parts: e^(-hi) (1 - lo).
+[[gnu::always_inline]] inline float gauss_from(const ErfcParts& q) {
+  const float e = math::exp(-q.hi);
+  return std::fma(-e, q.lo, e);
+}
+[[gnu::always_inline]] inline float erfc_from(float x, float r, float gauss) {
+  const float v = r * gauss;
+  return x < 0.0f ? 2.0f - v : v;
 }
 }  // namespace detail
 
-[[gnu::always_inline]] inline float erfc(float x) { return detail::erfc_from(x, detail::erfc_parts(std::abs(x))); }
+[[gnu::always_inline]] inline float erfc(float x) {
+  const detail::ErfcParts q = detail::erfc_parts(std::abs(x));
+  return detail::erfc_from(x, q.r, detail::gauss_from(q));
+}
 inline double erfc(double x) { return std::erfc(x); }
 
-/// erfc(x), and e^(-x^2) in `gauss`: a second exponential, e^(-hi) (1 - lo) (|lo| <=
-/// 2^-24 hi, so e^(-lo) is 1 - lo to far below a float's precision).
+/// erfc(x), and e^(-x^2) in `gauss`, from the one exponential.
 [[gnu::always_inline]] inline float erfc_gauss(float x, float& gauss) {
   const detail::ErfcParts q = detail::erfc_parts(std::abs(x));
-  const float e = math::exp(-q.hi);
-  gauss = std::fma(-e, q.lo, e);
-  return detail::erfc_from(x, q);
+  gauss = detail::gauss_from(q);
+  return detail::erfc_from(x, q.r, gauss);
 }
 inline double erfc_gauss(double x, double& gauss) {
   gauss = std::exp(-x * x);
@@ -146,35 +143,30 @@ inline double erfc_gauss(double x, double& gauss) {
 
 /// erfc over an array: for i in [0, n), f(i, erfc(arg(i))), or with kGauss f(i, erfc,
 /// gauss) as erfc_gauss gives them: the same bits as those, element by element. The
-/// values go in strips of kStrip, each in two loops: the first computes t, P(t) and z^2
-/// into buffers on the stack, the second the exponentials. In one loop an element's chain
-/// of dependent steps (a division, P, then e^x: some 90 cycles) is longer than the core
-/// can overlap with the next elements', and the loop waits on it; in two, each is short
+/// values go in strips of kStrip, each in two loops: the first computes R(t) and z^2 into
+/// buffers on the stack, the second the exponentials. In one loop an element's chain of
+/// dependent steps (a division, R, then e^x: some 90 cycles) is longer than the core can
+/// overlap with the next elements', and the loop waits on it; in two, each is short
 /// (GELU's forward pass over 2^20 floats on the Zen 5: 0.78 -> 0.63 ns a value). arg(i)
 /// is evaluated in both loops: f may overwrite what it reads from, after the first.
 namespace detail {
 inline constexpr std::int64_t kStrip = 256;
 template <bool kGauss, class Arg, class F>
 [[gnu::always_inline]] inline void erfc_strips(std::int64_t n, Arg arg, F f) {
-  alignas(64) float t[kStrip], hi[kStrip], lo[kStrip], b[kStrip];
+  alignas(64) float r[kStrip], hi[kStrip], lo[kStrip];
   for (std::int64_t s0 = 0; s0 < n; s0 += kStrip) {
     const std::int64_t m = std::min(kStrip, n - s0);
     for (std::int64_t i = 0; i < m; ++i) {
       const ErfcParts q = erfc_parts(std::abs(arg(s0 + i)));
-      t[i] = q.t;
+      r[i] = q.r;
       hi[i] = q.hi;
-      b[i] = q.p - q.lo;
-      if constexpr (kGauss) lo[i] = q.lo;
+      lo[i] = q.lo;
     }
     for (std::int64_t i = 0; i < m; ++i) {
-      const float r = t[i] * math::exp_sum(-hi[i], b[i]);
-      const float erfc = arg(s0 + i) < 0.0f ? 2.0f - r : r;
-      if constexpr (kGauss) {
-        const float e = math::exp(-hi[i]);
-        f(s0 + i, erfc, std::fma(-e, lo[i], e));
-      } else {
-        f(s0 + i, erfc);
-      }
+      const float gauss = gauss_from({r[i], hi[i], lo[i]});
+      const float erfc = erfc_from(arg(s0 + i), r[i], gauss);
+      if constexpr (kGauss) f(s0 + i, erfc, gauss);
+      else f(s0 + i, erfc);
     }
   }
 }

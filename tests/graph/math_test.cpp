@@ -55,7 +55,7 @@ TEST_CASE("math: float logistic within 3 ulp, tanh within 2") {
 }
 
 TEST_CASE("math: float erfc within 8 ulp, both tails, where the result is a normal float") {
-  CHECK(worst_ulps(-9.0f, 9.0f, 97, [](float x) { return opgraph::math::erfc(x); },
+  CHECK(worst_ulps(-9.4f, 9.4f, 97, [](float x) { return opgraph::math::erfc(x); },
                    [](double x) { return std::erfc(x); }) <= 8);
   // The far tail keeps its relative accuracy (1 - erf would give 0 from about 4 on).
   CHECK(opgraph::math::erfc(6.0f) == doctest::Approx(std::erfc(6.0)).epsilon(1e-6));
@@ -64,25 +64,6 @@ TEST_CASE("math: float erfc within 8 ulp, both tails, where the result is a norm
   CHECK(opgraph::math::erfc(std::numeric_limits<float>::infinity()) == 0.0f);
   CHECK(opgraph::math::erfc(-std::numeric_limits<float>::infinity()) == 2.0f);
   CHECK(opgraph::math::erfc(0.5) == std::erfc(0.5));  // doubles: the C library
-}
-
-TEST_CASE("math: exp_sum(a, b) is e^(a + b) within 2 ulp where normal, b keeping its precision beside a large a") {
-  // Against the exact e^(a + b) of the two floats, not of their rounded sum: for a = -80,
-  // e^(a + b) of the rounded sum is up to 30 ulp off.
-  std::int64_t worst = 0;
-  for (float a = -86.0f; a <= 86.0f; a += 0.37f)
-    for (float b = -2.0f; b <= 2.0f; b += 0.013f) {
-      const double exact = std::exp(static_cast<double>(a) + static_cast<double>(b));
-      if (exact < std::numeric_limits<float>::min()) continue;  // flushed to zero: tested below
-      worst = std::max(worst, std::abs(key(opgraph::math::exp_sum(a, b)) - key(static_cast<float>(exact))));
-    }
-  CHECK(worst <= 2);
-  const float inf = std::numeric_limits<float>::infinity();
-  CHECK(opgraph::math::exp_sum(-inf, 1.0f) == 0.0f);
-  CHECK(opgraph::math::exp_sum(-90.0f, 1.0f) == 0.0f);  // below the smallest normal float
-  CHECK(opgraph::math::exp_sum(88.0f, 1.0f) == inf);
-  CHECK(std::isnan(opgraph::math::exp_sum(std::nanf(""), 1.0f)));
-  CHECK(opgraph::math::exp_sum(0.0f, 0.0f) == 1.0f);
 }
 
 TEST_CASE("math: erfc_gauss gives erfc and e^(-x^2) together, the Gaussian within 2 ulp") {
