@@ -165,20 +165,20 @@ void check_tiny_against_small(std::int64_t m, std::int64_t n, std::int64_t k, bo
 TEST_CASE("gemm: a small B read in place gives the bits of B packed, and the right product") {
   // Up to 64 rows with B at most 32 KiB and not transposed: B's full panels are read in
   // place, a ragged last panel packed (70 and 100 columns). Against the reference, and bit
-  // for bit against the same rows inside a product of 64 more rows, which packs B: rows in
-  // whole tiles of 8 both, so that only B's layout differs (a ragged row panel goes
-  // through other code, whose sums GCC may fuse otherwise), A read in place and
-  // transposed, alpha and beta.
+  // for bit against the same rows inside a product of 48 more rows, which packs B: rows in
+  // whole tiles both (multiples of 24: of 6, 8 and 12, every machine's tile heights), so
+  // that only B's layout differs (a ragged row panel goes through other code, whose sums
+  // GCC may fuse otherwise), A read in place and transposed, alpha and beta.
   for (const auto& s : std::vector<std::array<std::int64_t, 3>>{
-           {64, 32, 64}, {64, 64, 64}, {64, 70, 100}, {20, 100, 80}, {40, 32, 256}, {33, 96, 40}})
+           {64, 32, 64}, {48, 64, 64}, {48, 70, 100}, {20, 100, 80}, {24, 32, 256}, {33, 96, 40}})
     for (bool ta : {false, true}) {
       check_against_reference<float>(s[0], s[1], s[2], ta, false, 1.0f, 0.0f);
       check_against_reference<float>(s[0], s[1], s[2], ta, false, -0.75f, 1.5f);
       check_against_reference<double>(s[0], s[1], s[2] / 2, ta, false, 0.3, -2.0);
-      if (s[0] % 8 != 0) continue;
-      check_tiny_against_small<float>(s[0], s[1], s[2], ta, false, 1.0f, 0.0f, 64);
-      check_tiny_against_small<float>(s[0], s[1], s[2], ta, false, -0.75f, 1.5f, 64);
-      check_tiny_against_small<double>(s[0], s[1], s[2] / 2, ta, false, 0.3, -2.0, 64);
+      if (s[0] % 24 != 0) continue;
+      check_tiny_against_small<float>(s[0], s[1], s[2], ta, false, 1.0f, 0.0f, 48);
+      check_tiny_against_small<float>(s[0], s[1], s[2], ta, false, -0.75f, 1.5f, 48);
+      check_tiny_against_small<double>(s[0], s[1], s[2] / 2, ta, false, 0.3, -2.0, 48);
     }
   // B's rows further apart than its columns (a head of attention: 32 of 128 columns), the
   // columns between them NaN: read in place, B must be read at its row stride only.
