@@ -44,6 +44,12 @@ OpRun run_graph(const std::vector<Tensor>& inputs, const std::function<NodeId(Gr
   return r;
 }
 
+/// [N, T, heads * f] as [N, heads, T, f]: reshaped, then the T and heads axes swapped.
+NodeId split_heads(Graph& g, NodeId v, std::int64_t heads, std::int64_t f, const std::string& name) {
+  const NodeId r = g.add_op("reshape", {v}, {{"shape", IntList{0, 0, heads, f}}}, name + "_r");
+  return g.add_op("transpose", {r}, {{"perm", IntList{0, 2, 1, 3}}}, name + "_t");
+}
+
 void check_close(const Tensor& a, const Tensor& b, double tol) {
   REQUIRE(a.shape() == b.shape());
   double worst = 0;
@@ -99,10 +105,7 @@ TEST_CASE("attention: heads=H on [N, T, H*d] equals splitting the heads, attenti
       const auto split = run_graph(
           in,
           [&](Graph& g, std::vector<NodeId> x) {
-            auto heads_of = [&](NodeId v, std::int64_t d, const std::string& name) {
-              const NodeId r = g.add_op("reshape", {v}, {{"shape", IntList{0, 0, heads, d}}}, name + "_r");
-              return g.add_op("transpose", {r}, {{"perm", IntList{0, 2, 1, 3}}}, name + "_t");
-            };
+            auto heads_of = [&](NodeId v, std::int64_t d, const std::string& name) { return split_heads(g, v, heads, d, name); };
             const NodeId a = g.add_op("attention", {heads_of(x[0], 4, "q"), heads_of(x[1], 4, "k"), heads_of(x[2], 2, "v")},
                                       {{"causal", causal}}, "a");
             const NodeId t = g.add_op("transpose", {a}, {{"perm", IntList{0, 2, 1, 3}}}, "at");
@@ -137,10 +140,7 @@ TEST_CASE("attention: f32 follows the f64 composition, query and key counts off 
     const auto composed = run_graph(
         in,
         [&](Graph& g, std::vector<NodeId> x) {
-          auto heads_of = [&](NodeId v, std::int64_t f, const std::string& name) {
-            const NodeId r = g.add_op("reshape", {v}, {{"shape", IntList{0, 0, heads, f}}}, name + "_r");
-            return g.add_op("transpose", {r}, {{"perm", IntList{0, 2, 1, 3}}}, name + "_t");
-          };
+          auto heads_of = [&](NodeId v, std::int64_t f, const std::string& name) { return split_heads(g, v, heads, f, name); };
           NodeId sc = g.add_op("matmul", {heads_of(x[0], d, "q"), heads_of(x[1], d, "k")}, {{"trans_b", true}}, "scores");
           sc = g.add_op("scale", {sc}, {{"factor", 1.0 / std::sqrt(static_cast<double>(d))}}, "scaled");
           if (causal) sc = g.add_op("causal_mask", {sc}, {}, "masked");
