@@ -88,6 +88,7 @@ struct QueryStats {
 template <class T>
 void softmax_columns(T* __restrict pt, std::int64_t s, std::int64_t t, bool causal, T* __restrict m,
                      T* __restrict sum) {
+  if (s == 0) return;  // no keys: nothing to weigh (the output's product over 0 keys is 0)
   // Key 0 is visible to every query (causal attention has s >= t).
   for (std::int64_t i = 0; i < t; ++i) m[i] = pt[i];
   for (std::int64_t j = 1; j < s; ++j) {

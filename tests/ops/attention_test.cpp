@@ -186,6 +186,15 @@ TEST_CASE("attention: scores far past exp's range in f32 still give the softmax 
     for (std::int64_t f = 0; f < 3; ++f) CHECK(r.out.at(i * 3 + f) == v.at(3 + f));
 }
 
+TEST_CASE("attention: no keys at all gives zeros") {
+  // k and v [2, 0, 4]: the product over 0 keys is 0; the softmax has no column to touch.
+  const Tensor q = random_tensor({2, 3, 4}, -1, 1, 61, DType::f32);
+  const Tensor none(Shape{2, 0, 4}, DType::f32);
+  const auto r = run_op("attention", {q, none, none}, {});
+  REQUIRE(r.out.shape() == Shape{2, 3, 4});
+  for (std::int64_t i = 0; i < r.out.numel(); ++i) CHECK(r.out.at(i) == 0.0);
+}
+
 TEST_CASE("attention: heads must divide the features of q, k and v") {
   Graph g;
   const NodeId q = g.add_input("q", {2, 5, 12}), v = g.add_input("v", {2, 5, 8});
