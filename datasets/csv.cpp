@@ -289,6 +289,22 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
   if (real_labels) {
     for (std::int64_t r = 0; r < rows; ++r)
       l[r] = static_cast<float>(*number(label_texts[static_cast<std::size_t>(label_ids[static_cast<std::size_t>(r)])]));
+    // A fraction survives in at least one float, or the targets would read as class indices
+    // (has_class_labels: 16777217.5 is 16777218 as a float), and a regression would become
+    // a classification over millions of classes.
+    if (std::all_of(l, l + rows, [](float v) { return v == std::floor(v); })) {
+      std::int64_t r = 0;
+      while (true) {
+        const double v = *number(label_texts[static_cast<std::size_t>(label_ids[static_cast<std::size_t>(r)])]);
+        if (v != std::floor(v)) break;
+        ++r;
+      }
+      const std::string& text = label_texts[static_cast<std::size_t>(label_ids[static_cast<std::size_t>(r)])];
+      throw DataError(name, fmt::format("label '{}' of sample {} is a real number, but as a 32-bit float it is {:.0f}, "
+                                        "and every label is such a whole number: they would read as class indices "
+                                        "(a float keeps no fraction from 2^23 = 8388608 on); scale the targets down",
+                                        text.size() > 40 ? text.substr(0, 40) + "..." : text, r, l[r]));
+    }
   } else if (numeric_labels) {
     for (std::int64_t r = 0; r < rows; ++r)
       l[r] = static_cast<float>(*integer(label_texts[static_cast<std::size_t>(label_ids[static_cast<std::size_t>(r)])]));
