@@ -293,17 +293,15 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
     // (has_class_labels: 16777217.5 is 16777218 as a float), and a regression would become
     // a classification over millions of classes.
     if (std::all_of(l, l + rows, [](float v) { return v == std::floor(v); })) {
-      std::int64_t r = 0;
-      while (true) {
-        const double v = *number(label_texts[static_cast<std::size_t>(label_ids[static_cast<std::size_t>(r)])]);
-        if (v != std::floor(v)) break;
-        ++r;
-      }
-      const std::string& text = label_texts[static_cast<std::size_t>(label_ids[static_cast<std::size_t>(r)])];
+      const auto text_of = [&](std::int64_t r) -> const std::string& {
+        return label_texts[static_cast<std::size_t>(label_ids[static_cast<std::size_t>(r)])];
+      };
+      std::int64_t r = 0;  // the first sample whose text has a fraction (real_labels: one has)
+      while (*number(text_of(r)) == std::floor(*number(text_of(r)))) ++r;
       throw DataError(name, fmt::format("label '{}' of sample {} is a real number, but as a 32-bit float it is {:.0f}, "
                                         "and every label is such a whole number: they would read as class indices "
                                         "(a float keeps no fraction from 2^23 = 8388608 on); scale the targets down",
-                                        text.size() > 40 ? text.substr(0, 40) + "..." : text, r, l[r]));
+                                        printable(text_of(r)), r, l[r]));
     }
   } else if (numeric_labels) {
     for (std::int64_t r = 0; r < rows; ++r)
