@@ -233,12 +233,16 @@ TEST_CASE("max_pool2d: known values, the gradient to each window's first maximum
   CHECK(std::isnan(run_op("max_pool2d", {nan}, {{"kernel", 2}}).out.at(0)));
 }
 
-TEST_CASE("max_pool2d: the f32 2x2 path (vectors of eight or four, the last overlapping) agrees with f64") {
-  // Rows of 19 outputs (two vectors of eight and the last eight overlapping), 5 from an odd
-  // width of 11 (vectors of four), 4, and 3 (one by one); odd heights leave a row of dx
-  // under no window. Values on a coarse grid so that windows tie, and NaN at several taps
-  // (each position of a 2x2 window).
-  for (const Shape& xs : {Shape{2, 3, 6, 38}, Shape{2, 3, 7, 11}, Shape{1, 2, 5, 8}, Shape{1, 2, 4, 7}}) {
+TEST_CASE("max_pool2d: the f32 2x2 path (vectors of sixteen, eight or four, the last overlapping) agrees with f64") {
+  // Rows of 19 outputs (vectors of sixteen or eight, the last overlapping), 14 (one vector
+  // of sixteen with AVX-512, its lanes past the row on the next row, but in a plane's last
+  // row), 5 from an odd width of 11 and from LeNet's 10x10 planes (one vector of eight
+  // spilling onto the next row, four at a plane's last row), 4, and 3 (one by one); odd
+  // heights leave a row of dx under no window. Values on a coarse grid so that windows tie,
+  // and NaN at several taps (each position of a 2x2 window): the f32 path takes the four
+  // taps as a tree, the f64 one in order, and they must pick the same winner.
+  for (const Shape& xs : {Shape{2, 3, 6, 38}, Shape{2, 3, 6, 28}, Shape{2, 3, 7, 11}, Shape{3, 4, 10, 10},
+                          Shape{1, 2, 5, 8}, Shape{1, 2, 4, 7}}) {
     CAPTURE(xs[3]);
     std::vector<double> v(static_cast<std::size_t>(xs.numel()));
     for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>((i * 7919) % 5) - 2.0;
