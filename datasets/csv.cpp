@@ -164,6 +164,39 @@ bool is_name_row(const std::vector<Field>& row) {
   return any_name;
 }
 
+/// The columns a header leaves out because it does not name them: a first column with no
+/// name (the row index that pandas' to_csv and R's write.csv write before the data) and
+/// the unnamed columns at the end (a spreadsheet's trailing commas), which must then be
+/// empty in every row.
+struct Unnamed {
+  bool index = false;        // the first column is a row index
+  std::size_t trailing = 0;  // this many last columns are empty
+  bool any() const { return index || trailing > 0; }
+};
+Unnamed unnamed_columns(const std::vector<Field>& header) {
+  Unnamed u;
+  while (u.trailing < header.size() && header[header.size() - 1 - u.trailing].text.empty()) ++u.trailing;
+  u.index = u.trailing < header.size() && header[0].text.empty();
+  return u;
+}
+
+/// A header with unnamed columns (Unnamed): between them, at least two names (a feature and
+/// a label) and nothing else, no gap and no number. A data row with missing values has
+/// numbers beside its gaps, or at most one name (its label).
+bool is_gapped_name_row(const std::vector<Field>& row) {
+  const Unnamed u = unnamed_columns(row);
+  const std::size_t begin = u.index ? 1 : 0;
+  if (!u.any() || begin + u.trailing + 2 > row.size()) return false;
+  for (std::size_t c = begin; c + u.trailing < row.size(); ++c)
+    if (row[c].text.empty() || looks_numeric(row[c].text)) return false;
+  return true;
+}
+
+/// A row of the header's length without the columns `u` leaves out.
+std::vector<Field> without_unnamed(const std::vector<Field>& row, const Unnamed& u) {
+  return std::vector<Field>(row.begin() + (u.index ? 1 : 0), row.end() - static_cast<std::ptrdiff_t>(u.trailing));
+}
+
 int resolve_label(int label_column, std::size_t columns) {
   return label_column < 0 ? static_cast<int>(columns) + label_column : label_column;
 }
@@ -187,10 +220,22 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
     // is data: a malformed number in the first row is an error, never a header.
     else if (is_name_row(first) && has_second && is_data_row(row, resolve_label(options.label_column, row.size())))
       header = CsvOptions::Header::names;
-    else if (is_name_row(first) && !has_second)
+    else if (is_gapped_name_row(first) && has_second) {
+      // Unnamed columns: the second row, without them, must be data (a value under an
+      // unnamed trailing column is then an error at its cell).
+      const std::vector<Field> kept = row.size() == first.size() ? without_unnamed(row, unnamed_columns(first)) : row;
+      header = row.size() == first.size() && is_data_row(kept, resolve_label(options.label_column, kept.size()))
+                   ? CsvOptions::Header::names
+                   : CsvOptions::Header::none;
+    } else if ((is_name_row(first) || is_gapped_name_row(first)) && !has_second)
       throw DataError(name, "only one row, and it reads as a header: no samples (header=no reads it as data)");
     else header = CsvOptions::Header::none;
   }
+  // A header's unnamed columns are left out of every row before anything else (label=
+  // counts the columns left).
+  const Unnamed unnamed = header == CsvOptions::Header::names ? unnamed_columns(first) : Unnamed{};
+  if (header == CsvOptions::Header::names && unnamed.index + unnamed.trailing >= first.size())
+    throw DataError(fmt::format("{}:{}", name, first[0].line), "the header names no column");
   std::vector<std::string> declared_classes;
   std::optional<std::int64_t> declared_samples;
   if (header == CsvOptions::Header::sklearn) {
@@ -209,6 +254,17 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
       if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
       options.report->note = fmt::format("{}: header row detected: {} (header=no reads it as data)", name, shown);
     }
+    std::vector<std::string> left_out;
+    if (unnamed.index)
+      left_out.push_back("column 1 has no name: a row index (pandas' to_csv and R's write.csv write one), left out "
+                         "(name it in the header to use it)");
+    if (unnamed.trailing > 0)
+      left_out.push_back(unnamed.trailing == 1
+                             ? fmt::format("column {} has no name and no values, left out", first.size())
+                             : fmt::format("columns {}-{} have no name and no values, left out",
+                                           first.size() - unnamed.trailing + 1, first.size()));
+    for (const std::string& what : left_out)
+      options.report->note += (options.report->note.empty() ? name + ": " : "; ") + what;
   }
 
   // The rows: the first unless it is a header, then the rest.
@@ -219,7 +275,20 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
   std::vector<std::string> label_texts;
   std::unordered_map<std::string, std::int32_t> label_index;
   std::int64_t rows = 0;
-  auto take = [&](const std::vector<Field>& r) {
+  auto take = [&](const std::vector<Field>& whole) {
+    if (unnamed.any()) {
+      if (whole.size() != first.size())
+        throw DataError(fmt::format("{}:{}", name, whole[0].line),
+                        fmt::format("expected {} fields, got {}", first.size(), whole.size()));
+      for (std::size_t c = first.size() - unnamed.trailing; c < first.size(); ++c)
+        if (!whole[c].text.empty())
+          throw DataError(fmt::format("{}:{}:{}", name, whole[c].line, whole[c].column),
+                          fmt::format("'{}' under a column the header does not name (name it to use it)",
+                                      printable(whole[c].text)));
+    }
+    std::vector<Field> named;
+    if (unnamed.any()) named = without_unnamed(whole, unnamed);
+    const std::vector<Field>& r = unnamed.any() ? named : whole;
     if (rows == 0) {
       columns = r.size();
       if (columns < 2) {

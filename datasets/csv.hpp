@@ -35,7 +35,9 @@ struct CsvReport {
 inline constexpr std::size_t kMaxCsvBytes = std::size_t{1} << 30;
 
 /// Reads a CSV file (gzip or plain; RFC 4180 quoting, a UTF-8 byte-order mark skipped).
-/// Labels are integers (class indices) or names (mapped to indices in sorted order).
+/// Labels are integers (class indices) or names (mapped to indices in sorted order). A
+/// header's unnamed columns are left out (label_column counts the rest): a first one is a
+/// row index (pandas' to_csv, R's write.csv), unnamed ones at the end must be empty.
 /// Throws DataError "<file>:<line>:<col>: ..." for a cell that is not a finite number
 /// (NaN and infinity included), "<file>:<line>: expected 5 fields, got 4" for a ragged row.
 Dataset read_csv(const std::string& path, const CsvOptions& options = {});

@@ -121,6 +121,53 @@ TEST_CASE("csv: a header is a row that cannot be data followed by one that can, 
                        "n.csv:1:1: not a number: 'a'", DataError);
 }
 
+TEST_CASE("csv: a header's unnamed columns, a row index and a spreadsheet's trailing commas, are left out") {
+  // pandas' to_csv writes its index first, under no name.
+  CsvReport report;
+  const Dataset p = parse_csv(",a,b,species\n0,1.5,2,x\n1,3,4,y\n2,5,6,x\n", "p.csv", {.report = &report});
+  CHECK(p.size() == 3);
+  CHECK(p.num_features() == 2);
+  CHECK(p.features.at({0, 0}) == 1.5);
+  CHECK(p.features.at({2, 1}) == 6.0);
+  CHECK(p.class_names == std::vector<std::string>{"x", "y"});
+  CHECK(report.header);
+  CHECK(report.note == "p.csv: header row detected: ,a,b,species (header=no reads it as data); column 1 has no name: a "
+                       "row index (pandas' to_csv and R's write.csv write one), left out (name it in the header to use it)");
+  // R's write.csv: quoted, the row names counting from 1, as text.
+  const Dataset r = parse_csv("\"\",\"a\",\"b\",\"species\"\n\"1\",1.5,2,\"x\"\n\"r2\",3,4,\"y\"\n", "r.csv");
+  CHECK(r.num_features() == 2);
+  CHECK(r.features.at({1, 0}) == 3.0);
+  // A spreadsheet's trailing commas: columns with no name and no values.
+  const Dataset t = parse_csv("a,b,species,,\n1,2,x,,\n3,4,y,,\n", "t.csv", {.report = &report});
+  CHECK(t.num_features() == 2);
+  CHECK(t.class_names == std::vector<std::string>{"x", "y"});
+  CHECK(report.note == "t.csv: header row detected: a,b,species,, (header=no reads it as data); columns 4-5 have no "
+                       "name and no values, left out");
+  // Both, and a header given as such; label= counts the columns left.
+  const Dataset both = parse_csv(",species,a,b,\n0,x,1,2,\n1,y,3,4,\n", "b.csv",
+                                 {.header = CsvOptions::Header::names, .label_column = 0, .report = &report});
+  CHECK(both.num_features() == 2);
+  CHECK(both.features.at({1, 1}) == 4.0);
+  CHECK(both.class_names == std::vector<std::string>{"x", "y"});
+  CHECK(report.note == "b.csv: column 1 has no name: a row index (pandas' to_csv and R's write.csv write one), left out "
+                       "(name it in the header to use it); column 5 has no name and no values, left out");
+  // A value under an unnamed trailing column, and a ragged row, at their place.
+  CHECK_THROWS_WITH_AS(parse_csv("a,b,species,\n1,2,x,\n3,4,y,7\n", "v.csv"),
+                       "v.csv:3:7: '7' under a column the header does not name (name it to use it)", DataError);
+  CHECK_THROWS_WITH_AS(parse_csv(",a,b,species\n0,1,2,x\n1,3,4\n", "g.csv"), "g.csv:3: expected 4 fields, got 3",
+                       DataError);
+  // Not headers: data rows with missing values (numbers beside the gaps, or one name, the
+  // label, alone), which stay errors at the empty cell; a header that names nothing.
+  CHECK_THROWS_WITH_AS(parse_csv(",2.5,x\n1,2,y\n", "m.csv"), "m.csv:1:1: empty cell, expected a number", DataError);
+  CHECK_THROWS_WITH_AS(parse_csv(",,x\n1,2,y\n", "m.csv"), "m.csv:1:1: empty cell, expected a number", DataError);
+  CHECK_THROWS_WITH_AS(parse_csv(",x\n5,y\n", "m.csv"), "m.csv:1:1: empty cell, expected a number", DataError);
+  CHECK_THROWS_WITH_AS(parse_csv("1,2,x,,\n3,4,y,,\n", "m.csv"), "m.csv:1:5: not a number: 'x'", DataError);
+  CHECK_THROWS_WITH_AS(parse_csv(",,\n1,2,y\n", "n.csv", {.header = CsvOptions::Header::names}),
+                       "n.csv:1: the header names no column", DataError);
+  CHECK_THROWS_WITH_AS(parse_csv(",a,b,\n", "o.csv"),
+                       "o.csv: only one row, and it reads as a header: no samples (header=no reads it as data)", DataError);
+}
+
 TEST_CASE("csv: RFC 4180 quoting, and cells that are not finite f32 numbers") {
   const Dataset q = parse_csv("x,y,name\n1,\"2\",\"two\nlines, \"\"quoted\"\"\"\n3,4,b\n", "q.csv");
   CHECK(q.size() == 2);
