@@ -255,10 +255,34 @@ void Importer::window(const onnx::NodeProto& n, Attrs& attrs, bool dilations, co
   const std::string ap = attr_string(n, "auto_pad", "NOTSET");
   if (ap != "NOTSET" && ap != "VALID" && ap != "SAME_UPPER" && ap != "SAME_LOWER")
     fail_node(n, fmt::format("auto_pad={} is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER", ap));
+  if (kernel.size() == 1) {
+    // A 1-D window (Conv1d, MaxPool1d, AvgPool1d over [N, C, L]): the 2-D window of height
+    // 1 over [N, C, 1, L] that the converters reshape to.
+    const IntList s1 = attr_ints(n, "strides", {1}), p1 = attr_ints(n, "pads", {0, 0});
+    const IntList d1 = dilations ? attr_ints(n, "dilations", {1}) : IntList{1};
+    if (s1.size() != 1 || p1.size() != 2 || d1.size() != 1)
+      fail_node(n, "a 1-D window needs one stride, one dilation and two pads");
+    onnx::NodeProto two = n;
+    const auto set_ints = [&](const char* name, const IntList& v) {
+      onnx::AttributeProto* a = nullptr;
+      for (auto& at : *two.mutable_attribute())
+        if (at.name() == name) a = &at;
+      if (!a) a = two.add_attribute();
+      a->set_name(name);
+      a->set_type(onnx::AttributeProto::INTS);
+      a->clear_ints();
+      for (const std::int64_t i : v) a->add_ints(i);
+    };
+    set_ints("strides", {1, s1[0]});
+    set_ints("pads", {0, p1[0], 0, p1[1]});
+    if (dilations) set_ints("dilations", {1, d1[0]});
+    const Shape x4 = x.rank() == 3 ? Shape{x[0], x[1], 1, x[2]} : x;
+    return window(two, attrs, dilations, {1, kernel[0]}, x4);
+  }
   IntList strides = attr_ints(n, "strides", {1, 1}), pads = attr_ints(n, "pads", {0, 0, 0, 0});
   const IntList dilation = dilations ? attr_ints(n, "dilations", {1, 1}) : IntList{1, 1};
   if (strides.size() != 2 || pads.size() != 4 || dilation.size() != 2 || kernel.size() != 2)
-    fail_node(n, "only 2-D windows (images) are supported");
+    fail_node(n, "only 1-D and 2-D windows (sequences and images) are supported");
   if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
     // ONNX's SAME: ceil(size / stride) outputs, the padding they need split evenly, the odd
     // one at the end (SAME_UPPER, TensorFlow's "SAME") or at the beginning (SAME_LOWER).
@@ -292,7 +316,8 @@ const std::unordered_map<std::string, Arity>& arities() {
     std::unordered_map<std::string, Arity> a;
     for (const char* t : {"Abs", "Elu", "Erf", "Exp", "Flatten", "GlobalAveragePool", "Identity", "LeakyRelu", "Log",
                           "LogSoftmax", "Neg", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "Relu", "Sigmoid",
-                          "Softmax", "Softplus", "Sqrt", "Tanh", "Transpose", "AveragePool"})
+                          "Softmax", "Softplus", "Sqrt", "Tanh", "Transpose", "AveragePool", "ReduceL1", "ReduceL2",
+                          "ReduceSumSquare", "ReduceMin"})
       a[t] = {1, 1, 1, 1};
     for (const char* t : {"Add", "Sub", "Mul", "Div", "Pow", "MatMul", "Reshape", "Gather"}) a[t] = {2, 2, 1, 1};
     a["Gemm"] = a["Conv"] = {2, 3, 1, 1};
@@ -424,6 +449,12 @@ bool Importer::fold(const onnx::NodeProto& n) {
       masks.insert(n.output(0));
       return true;
     }
+    if (const Tensor* c = constant(n.input(0)); c && !values.count(n.input(0)) && to_float) {
+      // A constant cast to a float (F.normalize's eps, a double, before its Clip): a float
+      // constant.
+      constants.insert_or_assign(n.output(0), c->to(DType::f32));
+      return true;
+    }
     if (values.count(n.input(0)) && !graph.node(values.at(n.input(0))).index) {
       const std::string& x = n.input(0);
       if (to == onnx::TensorProto::BOOL) {  // a mask stays one; a float is true where nonzero
@@ -438,8 +469,8 @@ bool Importer::fold(const onnx::NodeProto& n) {
         return true;
       }
     }
-    fail_node(n, "only casts of integer shapes to integers, of float tensors to float or BOOL, and of booleans to "
-                 "float are supported");
+    fail_node(n, "only casts of integer shapes to integers, of float tensors and constants to float, of float "
+                 "tensors to BOOL, and of booleans to float are supported");
   }
   if (t == "Identity") {
     if (const Tensor* c = ints(0)) return result(c->shape().dims(), values_of(*c));
@@ -780,10 +811,14 @@ void Importer::convert(const onnx::NodeProto& n) {
     const int lead = static_cast<int>(dims.size()) - xs.rank();
     for (int i = 0; i < static_cast<int>(dims.size()); ++i) {
       const int j = i - lead;  // x's axis aligned on the right, if any
-      if (j < 0) continue;
-      if (dims[static_cast<std::size_t>(i)] == 1 ||
-          (is_symbolic(xs[j]) && exported_batch > 0 && dims[static_cast<std::size_t>(i)] == exported_batch))
-        dims[static_cast<std::size_t>(i)] = -1;
+      std::int64_t& d = dims[static_cast<std::size_t>(i)];
+      // The batch, computed from a Shape (F.normalize expands its norms to x's shape), or
+      // the size a file exported without dynamic axes holds: kept where x has it.
+      const bool batch = d == kBatch || (exported_batch > 0 && d == exported_batch);
+      if (j >= 0 && (d == 1 || (batch && is_symbolic(xs[j])))) d = -1;
+      else if (d == kBatch)
+        fail_node(n, fmt::format("expanding {} to the batch size along axis {}: opgraph cannot size an axis by the batch",
+                                 xs, i));
     }
     return set(n, add(n, "expand", {x}, {{"shape", dims}}, 0));
   }
@@ -876,18 +911,29 @@ void Importer::convert(const onnx::NodeProto& n) {
   }
   if (t == "Conv") {
     only(n, {"kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"});
-    const NodeId x = in(n, 0), w = in(n, 1);
-    if (shape(w).rank() != 4) fail_node(n, "only 2-D convolutions (4-D kernels) are supported");
-    const IntList declared = attr_ints(n, "kernel_shape", {shape(w)[2], shape(w)[3]});
-    if (declared != IntList{shape(w)[2], shape(w)[3]})
-      fail_node(n, fmt::format("kernel_shape=[{}] but the kernel '{}' is {}", fmt::join(declared, ", "), n.input(1),
-                               shape(w)));
+    NodeId x = in(n, 0), w = in(n, 1);
+    const Shape ws = shape(w);
+    // A 1-D convolution (Conv1d: x [N, C, L], kernels [out, in, k]) is the 2-D one of height
+    // 1: x and the kernels reshaped to [N, C, 1, L] and [out, in, 1, k], the result back to
+    // [N, out, L'].
+    const bool one_d = ws.rank() == 3;
+    if (ws.rank() != 4 && !one_d) fail_node(n, "only 1-D and 2-D convolutions (3-D and 4-D kernels) are supported");
+    if (one_d && shape(x).rank() != 3) fail_node(n, fmt::format("a 1-D convolution of {}: x must be [N, C, L]", shape(x)));
+    const IntList kernel = one_d ? IntList{ws[2]} : IntList{ws[2], ws[3]};
+    const IntList declared = attr_ints(n, "kernel_shape", kernel);
+    if (declared != kernel)
+      fail_node(n, fmt::format("kernel_shape=[{}] but the kernel '{}' is {}", fmt::join(declared, ", "), n.input(1), ws));
     Attrs attrs;
-    window(n, attrs, true, {shape(w)[2], shape(w)[3]}, shape(x));
+    window(n, attrs, true, kernel, shape(x));
     attrs.emplace_back("groups", attr_int(n, "group", 1));
+    if (one_d) {
+      x = add(n, "reshape", {x}, {{"shape", IntList{0, shape(x)[1], 1, shape(x)[2]}}});
+      w = add(n, "reshape", {w}, {{"shape", IntList{ws[0], ws[1], 1, ws[2]}}});
+    }
     const bool bias = has_input(n, 2);
-    NodeId y = add(n, "conv2d", {x, w}, std::move(attrs), bias ? -1 : 0);
-    if (bias) y = add(n, "bias_add", {y, in(n, 2)}, {{"axis", std::int64_t{1}}}, 0);
+    NodeId y = add(n, "conv2d", {x, w}, std::move(attrs), bias || one_d ? -1 : 0);
+    if (bias) y = add(n, "bias_add", {y, in(n, 2)}, {{"axis", std::int64_t{1}}}, one_d ? -1 : 0);
+    if (one_d) y = add(n, "reshape", {y}, {{"shape", IntList{0, shape(y)[1], shape(y)[3]}}}, 0);
     return set(n, y);
   }
   if (t == "MaxPool" || t == "AveragePool") {
@@ -896,12 +942,19 @@ void Importer::convert(const onnx::NodeProto& n) {
     else only(n, {"kernel_shape", "strides", "pads", "ceil_mode", "auto_pad", "count_include_pad"});
     if (max && n.output_size() > 1 && !n.output(1).empty()) fail_node(n, "the indices output is not supported");
     const IntList kernel = attr_ints(n, "kernel_shape", {});
-    if (kernel.size() != 2) fail_node(n, "only 2-D pooling is supported");
-    Attrs attrs{{"kernel", kernel}};
-    window(n, attrs, max, kernel, shape(in(n, 0)));
+    NodeId x = in(n, 0);
+    // 1-D pooling (MaxPool1d, AvgPool1d over [N, C, L]): the 2-D pool of height 1, as Conv.
+    const bool one_d = kernel.size() == 1;
+    if (kernel.size() != 2 && !one_d) fail_node(n, "only 1-D and 2-D pooling is supported");
+    if (one_d && shape(x).rank() != 3) fail_node(n, fmt::format("1-D pooling of {}: x must be [N, C, L]", shape(x)));
+    Attrs attrs{{"kernel", one_d ? IntList{1, kernel[0]} : kernel}};
+    window(n, attrs, max, kernel, shape(x));
     if (attr_int(n, "ceil_mode", 0) != 0) attrs.emplace_back("ceil_mode", true);
     if (!max) attrs.emplace_back("count_include_pad", attr_int(n, "count_include_pad", 0) != 0);
-    return set(n, add(n, max ? "max_pool2d" : "avg_pool2d", {in(n, 0)}, std::move(attrs), 0));
+    if (!one_d) return set(n, add(n, max ? "max_pool2d" : "avg_pool2d", {x}, std::move(attrs), 0));
+    x = add(n, "reshape", {x}, {{"shape", IntList{0, shape(x)[1], 1, shape(x)[2]}}});
+    const NodeId y = add(n, max ? "max_pool2d" : "avg_pool2d", {x}, std::move(attrs));
+    return set(n, add(n, "reshape", {y}, {{"shape", IntList{0, shape(y)[1], shape(y)[3]}}}, 0));
   }
   if (t == "GlobalAveragePool") {
     only(n, {});
@@ -976,6 +1029,21 @@ void Importer::convert(const onnx::NodeProto& n) {
     const char* op = t == "ReduceMean" ? "mean" : t == "ReduceMax" ? "max" : "logsumexp";
     return set(n, add(n, op, {in(n, 0)}, std::move(attrs), 0));
   }
+  if (t == "ReduceL1" || t == "ReduceL2" || t == "ReduceSumSquare" || t == "ReduceMin") {
+    // Sums of |x| or x^2 (the norms: F.normalize exports ReduceL2), and the minimum as the
+    // maximum of -x negated: opgraph's reductions composed, axes as an attribute (opsets 13-17).
+    only(n, {"axes", "keepdims"});
+    Attrs attrs{{"keepdims", attr_int(n, "keepdims", 1) != 0}};
+    if (attr(n, "axes", onnx::AttributeProto::INTS)) attrs.emplace_back("axis", attr_ints(n, "axes", {}));
+    const NodeId x = in(n, 0);
+    if (t == "ReduceMin") {
+      const NodeId m = add(n, "max", {add(n, "scale", {x}, {{"factor", -1.0}})}, std::move(attrs));
+      return set(n, add(n, "scale", {m}, {{"factor", -1.0}}, 0));
+    }
+    const NodeId terms = t == "ReduceL1" ? add(n, "abs", {x}) : add(n, "mul", {x, x});
+    if (t != "ReduceL2") return set(n, add(n, "sum", {terms}, std::move(attrs), 0));
+    return set(n, add(n, "sqrt", {add(n, "sum", {terms}, std::move(attrs))}, {}, 0));
+  }
   if (t == "ReduceSum") {
     only(n, {"keepdims", "noop_with_empty_axes"});
     Attrs attrs{{"keepdims", attr_int(n, "keepdims", 1) != 0}};
@@ -992,7 +1060,8 @@ void Importer::convert(const onnx::NodeProto& n) {
       "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater",
       "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "Less",
       "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul", "Neg", "Not",
-      "Pad (constant)", "Pow", "PRelu", "Reciprocal", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceSum", "Relu",
+      "Pad (constant)", "Pow", "PRelu", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
+      "ReduceMin", "ReduceSum", "ReduceSumSquare", "Relu",
       "Reshape", "Resize (nearest)", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Softsign", "Split", "Sqrt", "Squeeze",
       "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze", "Where"};
   fail_node(n, fmt::format("the operator is not supported; opgraph imports {}", fmt::join(supported, ", ")));

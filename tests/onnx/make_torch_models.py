@@ -151,15 +151,56 @@ def shape_math():
     return ShapeMath(), (3, 4)
 
 
+class Sequence1d(nn.Module):
+    """A sequence model of 1-D layers: Conv1d (padded; strided, dilated and grouped; without
+    bias), BatchNorm1d, MaxPool1d and AvgPool1d (count_include_pad=False), and a global
+    average over the length squeezed away."""
+
+    def __init__(self):
+        super().__init__()
+        self.c0, self.bn = nn.Conv1d(3, 8, 5, padding=2), nn.BatchNorm1d(8)
+        self.c1 = nn.Conv1d(8, 8, 3, stride=2, dilation=2, groups=2)
+        self.c2, self.out = nn.Conv1d(8, 4, 3, padding=1, bias=False), nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = nn.functional.max_pool1d(torch.relu(self.bn(self.c0(x))), 2)
+        h = nn.functional.avg_pool1d(torch.relu(self.c1(h)), 3, stride=2, padding=1, count_include_pad=False)
+        h = torch.relu(self.c2(h))
+        return self.out(nn.functional.adaptive_avg_pool1d(h, 1).squeeze(-1))
+
+
+def sequence1d():
+    return Sequence1d(), (3, 32)
+
+
+class Norms(nn.Module):
+    """F.normalize (ReduceL2, a Clip and an Expand of the norms to x's computed shape, then a
+    Div), the L1 norm (ReduceL1), the sum of squares (Mul, ReduceSum) and the minimum
+    (ReduceMin) over the features."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(5, 6), nn.Linear(9, 2)
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(torch.cat([nn.functional.normalize(h, dim=1), h.norm(p=1, dim=1, keepdim=True),
+                                 (h * h).sum(1, keepdim=True), h.min(dim=1, keepdim=True).values], 1))
+
+
+def norms():
+    return Norms(), (5,)
+
+
 # name, model, whether the batch is dynamic (a fixed batch lets the exporter fold the shapes)
 for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", ln_gelu, True),
                             ("view_cnn", view_cnn, True), ("view_cnn_static", view_cnn, False),
                             ("shape_math", shape_math, True), ("gated", gated, True),
                             ("ceil_pools", ceil_pools, True), ("mobile", mobile, True),
                             ("regressor", regressor, True), ("binary", binary, True),
-                            ("upsampler", upsampler, True)):
+                            ("upsampler", upsampler, True), ("sequence1d", sequence1d, True), ("norms", norms, True)):
     model, shape = make()
-    if name == "cnn":  # running statistics that are not 0 and 1, so that eval mode matters
+    if name in ("cnn", "sequence1d"):  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()
         with torch.no_grad():
             for _ in range(5):

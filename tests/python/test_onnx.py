@@ -166,7 +166,7 @@ def torch_models(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math", "gated",
-                                  "ceil_pools", "mobile", "regressor", "binary", "upsampler"])
+                                  "ceil_pools", "mobile", "regressor", "binary", "upsampler", "sequence1d", "norms"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -196,11 +196,15 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert "clamp(" in str(model) and "v_6.weight" in model.trainable  # nn.PReLU is layer 6
     if name == "ceil_pools":  # the partial last windows kept, not refused or dropped
         assert str(model).count("ceil_mode=true") == 3 and "pad(" in str(model)
+    if name == "sequence1d":  # 1-D convolutions and pools as 2-D ones of height 1, between reshapes
+        assert str(model).count("conv2d(") == 3 and "kernel=[1, 2]" in str(model) and "kernel=[1, 3]" in str(model)
+    if name == "norms":  # ReduceL2, ReduceL1 and ReduceMin composed; the norms expanded to x's batch
+        assert "sqrt(" in str(model) and "abs(" in str(model) and "expand(" in str(model)
     if name == "shape_math":  # x.size(1) * x.size(2) computed at import; unsqueeze and squeeze as reshapes
         assert "shape=[-1, 12]" in str(model) and "shape=[0, 1, 5]" in str(model) and "shape=[0, 5]" in str(model)
 
 
-@pytest.mark.parametrize("name", ["view_cnn", "view_cnn_static", "shape_math", "gated"])
+@pytest.mark.parametrize("name", ["view_cnn", "view_cnn_static", "shape_math", "gated", "sequence1d", "norms"])
 def test_computed_shapes_and_slices_export_again(torch_models, tmp_path, name):
     # What the importer computed (shapes, unsqueezes, slices) goes out as plain reshapes and
     # slices, which the ONNX checker accepts and ONNX Runtime runs as opgraph does.
@@ -306,6 +310,39 @@ def test_same_padding_as_onnx_runtime_computes_it(tmp_path):
     theirs = run_ort(path, {"x": images})["y"]
     assert ours.shape == theirs.shape == (5, 4, 2, 2)
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_norm_reductions_and_one_d_windows_as_onnx_runtime_computes_them(tmp_path):
+    # ReduceL1, ReduceL2, ReduceSumSquare and ReduceMin over several axes, with and without
+    # keepdims; a 1-D convolution with SAME_UPPER padding and a stride, 1-D max and average
+    # pools: opgraph's outputs against ONNX Runtime's.
+    need_tools()
+    from onnx import TensorProto, helper
+    rng = np.random.default_rng(4)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 10])
+    outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in ("l1", "l2", "ss", "mn", "seq")]
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3], rng.standard_normal(36).astype(np.float32))
+    b = helper.make_tensor("b", TensorProto.FLOAT, [4], rng.standard_normal(4).astype(np.float32))
+    nodes = [
+        helper.make_node("ReduceL1", ["x"], ["l1"], axes=[2]),
+        helper.make_node("ReduceL2", ["x"], ["l2"], axes=[1, 2], keepdims=0),
+        helper.make_node("ReduceSumSquare", ["x"], ["ss"], axes=[1]),
+        helper.make_node("ReduceMin", ["x"], ["mn"], axes=[-1], keepdims=0),
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], auto_pad="SAME_UPPER", strides=[2]),
+        helper.make_node("MaxPool", ["c"], ["p"], kernel_shape=[2], pads=[0, 1], strides=[2]),
+        helper.make_node("AveragePool", ["p"], ["seq"], kernel_shape=[2], pads=[1, 0], count_include_pad=1),
+    ]
+    path = make_onnx(tmp_path, "norms.onnx", nodes, [x], outs, [w, b])
+    model = og.load(path)
+    data = rng.standard_normal((6, 3, 10)).astype(np.float32)
+    plan = model.compile(batch=6, mode="eval", keep=["l1", "l2", "ss", "mn", "seq"], backward=False)
+    plan.forward({"x": data})
+    theirs = run_ort(path, {"x": data})
+    for name in ("l1", "l2", "ss", "mn", "seq"):
+        ours = np.asarray(plan.value(name))
+        assert ours.shape == theirs[name].shape, name
+        np.testing.assert_allclose(ours, theirs[name], rtol=1e-5, atol=1e-5, err_msg=name)
+    assert theirs["seq"].shape == (6, 4, 3)  # 10 -> 5 (SAME, stride 2) -> 3 (padded pool) -> 3
 
 
 def test_files_that_cannot_be_imported_say_why(tmp_path):
