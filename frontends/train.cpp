@@ -167,18 +167,32 @@ void Trainer::set_memory_limit(std::size_t bytes) {
   memory_limit_ = bytes;
 }
 
+namespace {
+/// The index of the first value of t that is NaN or infinite, or -1: a typed loop (a pass
+/// over MNIST's 47 million features takes milliseconds, where Tensor::at's per-value
+/// dispatch took a large fraction of a second).
+std::int64_t first_non_finite(const Tensor& t) {
+  const auto scan = [&](const auto* p) -> std::int64_t {
+    for (std::int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(p[i])) return i;
+    return -1;
+  };
+  if (t.dtype() == DType::f32) return scan(t.data<float>());
+  if (t.dtype() == DType::f64) return scan(t.data<double>());
+  for (std::int64_t i = 0; i < t.numel(); ++i)
+    if (!std::isfinite(t.at(i))) return i;
+  return -1;
+}
+}  // namespace
+
 void Trainer::check_finite(const Dataset& data) const {
+  const std::string name = data.name.empty() ? std::string("data") : data.name;
   const std::int64_t d = data.size() ? data.features.numel() / data.size() : 0;
-  for (std::int64_t i = 0; i < data.features.numel(); ++i) {
-    const double v = data.features.at(i);
-    if (!std::isfinite(v))
-      throw NumericError(data.name.empty() ? std::string("data") : data.name,
-                         fmt::format("sample {} holds {} in feature {}", i / d, v, i % d));
-  }
-  for (std::int64_t i = 0; i < data.labels.numel(); ++i)
-    if (!std::isfinite(data.labels.at(i)))
-      throw NumericError(data.name.empty() ? std::string("data") : data.name,
-                         fmt::format("sample {} has the label {}", i, data.labels.at(i)));
+  const char* fix = "training on it would turn the weights to NaN: drop or fill such samples";
+  if (const std::int64_t i = first_non_finite(data.features); i >= 0)
+    throw NumericError(name, fmt::format("sample {} holds {} in feature {}: {}", i / d, data.features.at(i), i % d, fix));
+  if (const std::int64_t i = first_non_finite(data.labels); i >= 0)
+    throw NumericError(name, fmt::format("sample {} has the label {}: {}", i, data.labels.at(i), fix));
 }
 
 std::vector<Trainer::ResolvedFeed> Trainer::resolve_feeds(std::int64_t width) const {
@@ -481,10 +495,10 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
     throw GraphError("fit", "the model has no parameters to train: declare them with 'param NAME [dims]'");
   check(train_in);
   if (options.validation) check(*options.validation);
-  if (detect_anomaly_) {
-    check_finite(train_in);
-    if (options.validation) check_finite(*options.validation);
-  }
+  // Always, not only with detect_anomaly: one NaN feature turns every weight it reaches to
+  // NaN through the vjp's products, and the run is lost.
+  check_finite(train_in);
+  if (options.validation) check_finite(*options.validation);
   if (options.seed != seed_) {  // dropout masks are keyed by the seed the plans were compiled with
     seed_ = options.seed;
     plans_.clear();

@@ -220,6 +220,22 @@ Samples samples(PyModel& m, const py::handle& x, const py::handle& y, const char
     s.data.features = std::move(all);
   } else {
     s.data.features = rows_of(x, dtype, fmt::format("{}: x", call));
+    // A 1-D x is a column of samples of one value each; given a single sample of a model
+    // that takes several values (NumPy's x[0]), say so, not "each sample has 1 values".
+    const auto input = m.model.graph.find(m.model.input);
+    if (input && s.data.features.shape()[1] == 1 && py::isinstance<py::array>(x) &&
+        py::reinterpret_borrow<py::array>(x).ndim() == 1) {
+      const Shape& in = m.model.graph.node(*input).shape;
+      std::int64_t per_sample = 1;
+      for (int d = 1; d < in.rank(); ++d) per_sample = is_symbolic(in[d]) ? -1 : per_sample * in[d];
+      if (per_sample > 1)
+        throw ShapeError(fmt::format("{}: x", call),
+                         fmt::format("has shape ({},): a 1-D array is one value per sample, and the model's input '{}' "
+                                     "takes {} per sample {}: give one sample as x.reshape(1, -1), several as rows of a "
+                                     "2-D array",
+                                     s.data.size(), m.model.input, per_sample,
+                                     Shape(std::vector<std::int64_t>(in.dims().begin() + 1, in.dims().end()))));
+    }
   }
   s.data.name = fmt::format("{}: x", call);
   if (!y.is_none()) {

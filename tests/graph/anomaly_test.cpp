@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 
 #include <opgraph/datasets/synthetic.hpp>
 #include <opgraph/frontends/model_format.hpp>
@@ -102,9 +103,21 @@ TEST_CASE("anomaly: NaN in the input data is reported with its sample") {
   const ModelFile m = parse_model("input x [N, 2]\nlabels y [N]\nparam W [2, 2]\nloss l = softmax_cross_entropy(matmul(x, W), y)\n");
   Model model{m.graph, m.graph.init_params(1), m.input, m.labels};
   Trainer t(model);
-  t.set_detect_anomaly(true);
   auto sgd = make_sgd({});
-  CHECK(what_of([&] { t.fit(d, *sgd, {.epochs = 1}); }) == "blobs: sample 17 holds nan in feature 1");
+  // Training data is always checked, with or without detect_anomaly: a NaN feature would
+  // turn the weights to NaN (a relu after it had even kept the loss finite).
+  const Params before = model.params.clone();
+  CHECK(what_of([&] { t.fit(d, *sgd, {.epochs = 1}); }) ==
+        "blobs: sample 17 holds nan in feature 1: training on it would turn the weights to NaN: drop or fill such samples");
+  CHECK(model.params.at("W").to_vector() == before.at("W").to_vector());  // nothing trained
+  t.set_detect_anomaly(true);
+  CHECK(what_of([&] { t.fit(d, *sgd, {.epochs = 1}); }) ==
+        "blobs: sample 17 holds nan in feature 1: training on it would turn the weights to NaN: drop or fill such samples");
+  Dataset labels = make_blobs(20, 2, 1.0, 2, 1);
+  labels.labels.set(3, std::numeric_limits<double>::infinity());
+  t.set_detect_anomaly(false);
+  CHECK(what_of([&] { t.fit(labels, *sgd, {.epochs = 1}); }) ==
+        "blobs: sample 3 has the label inf: training on it would turn the weights to NaN: drop or fill such samples");
   Params params = m.graph.init_params(1);
   Plan plan(m.graph, params, {.batch = 20, .detect_anomaly = true});
   plan.set_input("x", d.features);

@@ -2,6 +2,7 @@
 // 17 digits): forward and derivative at -3, -0.5, 0, 0.7 and 2.5.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -39,6 +40,38 @@ TEST_CASE("activations: gelu (erf and tanh forms), silu, elu, softplus, leaky_re
                         2.503357674244559});
   check_values(sp.grads[0], {0.0024726231566347748, 0.2689414213699951, 0.5, 0.8021838885585817, 0.9933071490757152});
   check_values(run_op("leaky_relu", {kX}, {{"negative_slope", 0.1}}).out, {-0.30000000000000004, -0.05, 0.0, 0.7, 2.5});
+}
+
+TEST_CASE("elementwise ops keep a NaN where it is, in f32 and f64 (relu had made it 0)") {
+  // 37 values (whole vectors and a tail) in every op's domain, NaN at the first, in a
+  // vector's middle, at a vector's start and in the tail; the other outputs finite.
+  const std::vector<std::int64_t> nans = {0, 5, 16, 33};
+  std::vector<double> v(37);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = 0.1 + 0.05 * static_cast<double>(i) * (i % 3 == 0 ? -1 : 1);
+  for (const std::int64_t i : nans) v[static_cast<std::size_t>(i)] = std::nan("");
+  const std::vector<std::pair<std::string, Attrs>> ops = {
+      {"relu", {}}, {"leaky_relu", {{"negative_slope", 0.1}}}, {"elu", {}}, {"gelu", {}},
+      {"gelu", {{"approximate", "tanh"}}}, {"silu", {}}, {"softplus", {}}, {"logistic", {}}, {"tanh", {}},
+      {"abs", {}}, {"exp", {}}, {"erf", {}}, {"clamp", {{"min", -0.5}, {"max", 0.5}}}, {"scale", {{"factor", 2.0}}},
+      {"pow", {{"exponent", 2.0}}}, {"identity", {}}};
+  for (const DType dtype : {DType::f32, DType::f64})
+    for (const auto& [op, attrs] : ops) {
+      CAPTURE(op);
+      CAPTURE(to_string(dtype));
+      const Tensor y = run_op(op, {Tensor::from({37}, v, dtype)}, attrs).out;
+      for (std::int64_t i = 0; i < 37; ++i) {
+        CAPTURE(i);
+        const bool nan = std::find(nans.begin(), nans.end(), i) != nans.end();
+        CHECK(std::isnan(y.at(i)) == nan);
+      }
+    }
+  // The positive-only ones on |v|.
+  for (double& x : v) x = std::abs(x);
+  for (const char* op : {"log", "sqrt", "rsqrt"}) {
+    CAPTURE(op);
+    const Tensor y = run_op(op, {Tensor::from({37}, v, DType::f32)}).out;
+    for (std::int64_t i = 0; i < 37; ++i) CHECK(std::isnan(y.at(i)) == (std::find(nans.begin(), nans.end(), i) != nans.end()));
+  }
 }
 
 TEST_CASE("activations: f32 gelu over many chunks equals its formula value by value, forward and vjp") {

@@ -46,6 +46,35 @@ def test_fit_evaluate_predict_and_history():
     assert np.mean(classes == data.y_test) == pytest.approx(test.accuracy)
 
 
+def test_nan_in_the_data_is_refused_before_training_and_a_1d_sample_is_explained():
+    # A NaN feature (NumPy data with a missing value) would turn the weights to NaN; it is
+    # named before anything trains, as is a NaN in the validation data. With a relu after
+    # it the loss had even stayed finite while the predictions went flat.
+    data = og.load_data("blobs:n=60,centers=3,seed=1")
+    g = og.Graph()
+    x = g.input("x", ("N", 2))
+    y = g.input("y", ("N",))
+    g.set_loss(og.nn.softmax_cross_entropy(og.nn.dense(og.nn.relu(og.nn.dense(x, 8, "h")), 3, "out"), y))
+    model = og.Model(g, seed=1)
+    before = {k: v.copy() for k, v in model.params.items()}
+    bad = np.array(data.x, dtype=np.float64)
+    bad[7, 1] = np.nan
+    with pytest.raises(og.NumericError, match=r"^fit: x: sample 7 holds nan in feature 1: training on it would turn the "
+                                              r"weights to NaN: drop or fill such samples$"):
+        model.fit(bad, data.y, epochs=1, batch=16)
+    with pytest.raises(og.NumericError, match=r"^fit \(validation\): x: sample 7 holds nan in feature 1"):
+        model.fit(data.x, data.y, epochs=1, batch=16, validation=(bad, data.y))
+    assert all(np.array_equal(model.params[k], v) for k, v in before.items())
+    # predict still passes NaN through, where it is: nothing trains on it.
+    assert np.isnan(model.predict(bad[6:8])[1]).all() and np.isfinite(model.predict(bad[6:8])[0]).all()
+    # One sample as NumPy's 1-D x[0]: said as such, not "each sample has 1 values".
+    with pytest.raises(og.ShapeError, match=r"^predict: x: has shape \(2,\): a 1-D array is one value per sample, and "
+                                            r"the model's input 'x' takes 2 per sample \[2\]: give one sample as "
+                                            r"x.reshape\(1, -1\)"):
+        model.predict(data.x[0])
+    assert model.predict(data.x[0].reshape(1, -1)).shape == (1, 3)
+
+
 def test_callback_returning_false_stops_and_target_loss():
     data = og.load_data("blobs:n=200,centers=3,seed=1")
     model = blobs_model()
