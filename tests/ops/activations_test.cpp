@@ -55,7 +55,9 @@ TEST_CASE("elementwise ops keep a NaN where it is, in f32 and f64 (relu had made
       {"abs", {}}, {"exp", {}}, {"erf", {}}, {"clamp", {{"min", -0.5}, {"max", 0.5}}}, {"scale", {{"factor", 2.0}}},
       {"pow", {{"exponent", 2.0}}}, {"identity", {}}};
   for (const DType dtype : {DType::f32, DType::f64})
-    for (const auto& [op, attrs] : ops) {
+    for (const auto& entry : ops) {
+      const std::string& op = entry.first;  // not a structured binding: clang's CAPTURE cannot take one
+      const Attrs& attrs = entry.second;
       CAPTURE(op);
       CAPTURE(to_string(dtype));
       const Tensor y = run_op(op, {Tensor::from({37}, v, dtype)}, attrs).out;
