@@ -14,14 +14,15 @@ namespace opgraph {
 
 std::int64_t Dataset::num_classes() const {
   std::int64_t classes = static_cast<std::int64_t>(class_names.size());
-  for (std::int64_t i = 0; i < labels.numel(); ++i) classes = std::max(classes, label(i) + 1);
+  for (std::int64_t i = 0; i < labels.numel(); ++i)
+    if (std::isfinite(labels.at(i))) classes = std::max(classes, label(i) + 1);  // no integer for NaN or infinity
   return classes;
 }
 
 bool Dataset::has_class_labels() const {
   for (std::int64_t i = 0; i < labels.numel(); ++i) {
     const double v = labels.at(i);
-    if (v != std::floor(v) || v < -1.0) return false;
+    if (!std::isfinite(v) || v != std::floor(v) || v < -1.0) return false;
   }
   return true;
 }

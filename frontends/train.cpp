@@ -294,7 +294,7 @@ void Trainer::check(const Dataset& data, bool with_labels) const {
   const std::int64_t per = data.size() > 0 ? std::max<std::int64_t>(1, data.labels.numel() / data.size()) : 1;
   for (std::int64_t i = 0; i < data.labels.numel(); ++i) {
     const double v = data.labels.at(i);
-    if (v != std::floor(v))
+    if (!std::isfinite(v) || v != std::floor(v))  // infinity equals its floor, and no class
       throw DataError(data.name, fmt::format("label {:.7g} of sample {} is not a class index: the model's loss '{}' predicts "
                                              "classes; for real-valued targets use a regression loss such as mse",
                                              v, i / per, model_.graph.node(*model_.graph.loss()).op->name));
@@ -534,12 +534,13 @@ History Trainer::fit(const Dataset& train_in, Optimizer& optimizer, const TrainO
   if (!model_.graph.loss()) throw GraphError("fit", "the model has no loss to train on");
   if (model_.graph.params().empty())
     throw GraphError("fit", "the model has no parameters to train: declare them with 'param NAME [dims]'");
-  check(train_in);
-  if (options.validation) check(*options.validation);
   // Always, not only with detect_anomaly: one NaN feature turns every weight it reaches to
-  // NaN through the vjp's products, and the run is lost.
+  // NaN through the vjp's products, and the run is lost. First: check() counts classes,
+  // which casts labels to integers (undefined for NaN and infinity).
   check_finite(train_in);
   if (options.validation) check_finite(*options.validation);
+  check(train_in);
+  if (options.validation) check(*options.validation);
   if (options.seed != seed_) {  // dropout masks are keyed by the seed the plans were compiled with
     seed_ = options.seed;
     plans_.clear();

@@ -130,6 +130,14 @@ TEST_CASE("anomaly: NaN in the input data is reported with its sample") {
   t.set_detect_anomaly(false);
   CHECK(what_of([&] { t.fit(labels, *sgd, {.epochs = 1}); }) ==
         "blobs: sample 3 has the label inf: training on it would turn the weights to NaN: drop or fill such samples");
+  // Evaluating such labels: no class index either (infinity equals its floor; cast to an
+  // integer it was undefined behaviour, which UBSan caught).
+  CHECK_THROWS_WITH_AS(t.evaluate(labels),
+                       "blobs: label inf of sample 3 is not a class index: the model's loss 'softmax_cross_entropy' "
+                       "predicts classes; for real-valued targets use a regression loss such as mse",
+                       DataError);
+  CHECK(labels.num_classes() == 2);
+  CHECK_FALSE(labels.has_class_labels());
   Params params = m.graph.init_params(1);
   Plan plan(m.graph, params, {.batch = 20, .detect_anomaly = true});
   plan.set_input("x", d.features);
