@@ -223,10 +223,11 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
     else if (is_gapped_name_row(first) && has_second) {
       // Unnamed columns: the second row, without them, must be data (a value under an
       // unnamed trailing column is then an error at its cell).
-      const std::vector<Field> kept = row.size() == first.size() ? without_unnamed(row, unnamed_columns(first)) : row;
-      header = row.size() == first.size() && is_data_row(kept, resolve_label(options.label_column, kept.size()))
-                   ? CsvOptions::Header::names
-                   : CsvOptions::Header::none;
+      header = CsvOptions::Header::none;
+      if (row.size() == first.size()) {
+        const std::vector<Field> kept = without_unnamed(row, unnamed_columns(first));
+        if (is_data_row(kept, resolve_label(options.label_column, kept.size()))) header = CsvOptions::Header::names;
+      }
     } else if ((is_name_row(first) || is_gapped_name_row(first)) && !has_second)
       throw DataError(name, "only one row, and it reads as a header: no samples (header=no reads it as data)");
     else header = CsvOptions::Header::none;

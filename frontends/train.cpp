@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <opgraph/datasets/batcher.hpp>
+#include <opgraph/graph/numeric.hpp>
 #include <opgraph/graph/op.hpp>
 #include <opgraph/graph/parallel.hpp>
 #include <opgraph/graph/registry.hpp>
@@ -194,16 +195,13 @@ std::int64_t first_non_finite(const Tensor& t) {
       }
     });
     for (std::int64_t b = 0; b < blocks; ++b)
-      if (bad[static_cast<std::size_t>(b)])
-        for (std::int64_t i = b * kBlock;; ++i)
-          if (!std::isfinite(p[i])) return i;
+      if (bad[static_cast<std::size_t>(b)]) return b * kBlock + opgraph::first_non_finite(p + b * kBlock, n - b * kBlock);
     return -1;
   };
   if (t.dtype() == DType::f32) return scan(t.data<float>(), std::uint32_t{0x7f800000});
   if (t.dtype() == DType::f64) return scan(t.data<double>(), std::uint64_t{0x7ff0000000000000});
-  for (std::int64_t i = 0; i < t.numel(); ++i)
-    if (!std::isfinite(t.at(i))) return i;
-  return -1;
+  const std::vector<double> all = t.to_vector();  // integer features: no NaN, but the same answer
+  return opgraph::first_non_finite(all.data(), static_cast<long long>(all.size()));
 }
 }  // namespace
 
@@ -216,8 +214,8 @@ void Trainer::check_finite(const Dataset& data) {
              c.data == t.raw() && c.numel == t.numel();
     });
   };
-  const auto remember = [&](const Tensor& t) {
-    if (!t.owner() || known(t)) return;
+  const auto remember = [&](const Tensor& t) {  // after known(t) said no
+    if (!t.owner()) return;
     if (checked_.size() >= 4) checked_.erase(checked_.begin());
     checked_.push_back({t.owner(), t.raw(), t.numel()});
   };

@@ -248,6 +248,19 @@ struct Importer {
   bool fold(const onnx::NodeProto& n);
   void reshape_to(const onnx::NodeProto& n, NodeId x, const std::vector<std::int64_t>& dims);
   void window(const onnx::NodeProto& n, Attrs& attrs, bool dilations, const IntList& kernel, const Shape& x) const;
+  /// keepdims, and axes when given (an attribute in opsets 13-17 but for ReduceSum's input).
+  Attrs reduce_attrs(const onnx::NodeProto& n) const {
+    Attrs attrs{{"keepdims", attr_int(n, "keepdims", 1) != 0}};
+    if (attr(n, "axes", onnx::AttributeProto::INTS)) attrs.emplace_back("axis", attr_ints(n, "axes", {}));
+    return attrs;
+  }
+  /// A sequence [N, C, L] as the image [N, C, 1, L] a 1-D window reads, and back.
+  NodeId as_image(const onnx::NodeProto& n, NodeId x) {
+    return add(n, "reshape", {x}, {{"shape", IntList{0, shape(x)[1], 1, shape(x)[2]}}});
+  }
+  NodeId as_sequence(const onnx::NodeProto& n, NodeId y) {
+    return add(n, "reshape", {y}, {{"shape", IntList{0, shape(y)[1], shape(y)[3]}}}, 0);
+  }
 };
 
 void Importer::window(const onnx::NodeProto& n, Attrs& attrs, bool dilations, const IntList& kernel,
@@ -927,13 +940,13 @@ void Importer::convert(const onnx::NodeProto& n) {
     window(n, attrs, true, kernel, shape(x));
     attrs.emplace_back("groups", attr_int(n, "group", 1));
     if (one_d) {
-      x = add(n, "reshape", {x}, {{"shape", IntList{0, shape(x)[1], 1, shape(x)[2]}}});
+      x = as_image(n, x);
       w = add(n, "reshape", {w}, {{"shape", IntList{ws[0], ws[1], 1, ws[2]}}});
     }
     const bool bias = has_input(n, 2);
     NodeId y = add(n, "conv2d", {x, w}, std::move(attrs), bias || one_d ? -1 : 0);
     if (bias) y = add(n, "bias_add", {y, in(n, 2)}, {{"axis", std::int64_t{1}}}, one_d ? -1 : 0);
-    if (one_d) y = add(n, "reshape", {y}, {{"shape", IntList{0, shape(y)[1], shape(y)[3]}}}, 0);
+    if (one_d) y = as_sequence(n, y);
     return set(n, y);
   }
   if (t == "MaxPool" || t == "AveragePool") {
@@ -952,9 +965,7 @@ void Importer::convert(const onnx::NodeProto& n) {
     if (attr_int(n, "ceil_mode", 0) != 0) attrs.emplace_back("ceil_mode", true);
     if (!max) attrs.emplace_back("count_include_pad", attr_int(n, "count_include_pad", 0) != 0);
     if (!one_d) return set(n, add(n, max ? "max_pool2d" : "avg_pool2d", {x}, std::move(attrs), 0));
-    x = add(n, "reshape", {x}, {{"shape", IntList{0, shape(x)[1], 1, shape(x)[2]}}});
-    const NodeId y = add(n, max ? "max_pool2d" : "avg_pool2d", {x}, std::move(attrs));
-    return set(n, add(n, "reshape", {y}, {{"shape", IntList{0, shape(y)[1], shape(y)[3]}}}, 0));
+    return set(n, as_sequence(n, add(n, max ? "max_pool2d" : "avg_pool2d", {as_image(n, x)}, std::move(attrs))));
   }
   if (t == "GlobalAveragePool") {
     only(n, {});
@@ -1024,17 +1035,14 @@ void Importer::convert(const onnx::NodeProto& n) {
   }
   if (t == "ReduceMean" || t == "ReduceMax" || t == "ReduceLogSumExp") {
     only(n, {"axes", "keepdims"});
-    Attrs attrs{{"keepdims", attr_int(n, "keepdims", 1) != 0}};
-    if (attr(n, "axes", onnx::AttributeProto::INTS)) attrs.emplace_back("axis", attr_ints(n, "axes", {}));
     const char* op = t == "ReduceMean" ? "mean" : t == "ReduceMax" ? "max" : "logsumexp";
-    return set(n, add(n, op, {in(n, 0)}, std::move(attrs), 0));
+    return set(n, add(n, op, {in(n, 0)}, reduce_attrs(n), 0));
   }
   if (t == "ReduceL1" || t == "ReduceL2" || t == "ReduceSumSquare" || t == "ReduceMin") {
     // Sums of |x| or x^2 (the norms: F.normalize exports ReduceL2), and the minimum as the
     // maximum of -x negated: opgraph's reductions composed, axes as an attribute (opsets 13-17).
     only(n, {"axes", "keepdims"});
-    Attrs attrs{{"keepdims", attr_int(n, "keepdims", 1) != 0}};
-    if (attr(n, "axes", onnx::AttributeProto::INTS)) attrs.emplace_back("axis", attr_ints(n, "axes", {}));
+    Attrs attrs = reduce_attrs(n);
     const NodeId x = in(n, 0);
     if (t == "ReduceMin") {
       const NodeId m = add(n, "max", {add(n, "scale", {x}, {{"factor", -1.0}})}, std::move(attrs));
