@@ -367,7 +367,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
 
   ConformanceItem shapes{"shapes", true, 0.0, {}}, finite{"finite", true, 0.0, {}}, f32{"f32", true, 0.0, {}},
       threads{"threads", true, 0.0, {}}, linearity{"linearity", true, 0.0, {}}, saves{"saves", true, 0.0, {}},
-      in_place{"in place", true, 0.0, {}};
+      in_place{"in place", true, 0.0, {}}, nan{"nan", true, 0.0, {}};
   auto fail = [](ConformanceItem& item, const std::string& what) {
     if (item.passed) item.detail = what;
     item.passed = false;
@@ -432,6 +432,36 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
       if (!within(lin / gscale, options.linearity_tolerance))
         fail(linearity, fmt::format("{}: vjp(1.7 c1 - 0.6 c2) differs from 1.7 vjp(c1) - 0.6 vjp(c2) by {:.2e}",
                                     inst.config, lin / gscale));
+
+      // NaN in, NaN out: an input element the output depends on (the one with the largest
+      // gradient for the cotangent c1), set to NaN, gives NaN in some output element, in
+      // both precisions. A comparison written as std::max(0, x) or a > b ? a : b drops a
+      // NaN, and the run's NaN checks and --detect-anomaly then never see it.
+      for (std::size_t i = 0; i < g1.size() && nan.passed; ++i) {
+        if (op.input(i).kind == ValueKind::index) continue;
+        std::size_t at = 0;
+        double largest = 0.0;
+        for (std::size_t j = 0; j < g1[i].size(); ++j)
+          if (std::abs(g1[i][j]) > largest) largest = std::abs(g1[i][j]), at = j;
+        if (!(largest > 0.0)) continue;  // nothing depends on this input here (or a NaN gradient: see finite)
+        std::vector<Tensor> poisoned = inst.inputs;
+        poisoned[i] = inst.inputs[i].clone();
+        poisoned[i].set(static_cast<std::int64_t>(at), std::numeric_limits<double>::quiet_NaN());
+        auto gives_nan = [&](auto& h, const char* precision) {
+          h.set_inputs(poisoned);
+          const auto y = h.forward();
+          for (std::int64_t j = 0; j < h.output_size(); ++j)
+            if (std::isnan(static_cast<double>(y[static_cast<std::size_t>(j)]))) return;
+          fail(nan, fmt::format("{} ({}): NaN at element {} of '{}', which the output depends on, gives no NaN in the "
+                                "output: a comparison drops it (std::max(0, x) keeps 0, a > b ? a : b keeps b); "
+                                "let NaN through (x != x, or std::isnan)",
+                                inst.config, precision, at, op.input(i).name));
+        };
+        Harness<double> n64(op, inst.shapes, inst.attrs);
+        Harness<float> n32(op, inst.shapes, inst.attrs);
+        gives_nan(n64, "f64");
+        if (nan.passed) gives_nan(n32, "f32");
+      }
 
       // Forward gives the same outputs when no vjp follows (vjp_runs() false): it may skip
       // what only the vjp reads, never change what it returns.
@@ -544,6 +574,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
     report.items.push_back(threads);
     report.items.push_back(linearity);
     report.items.push_back(saves);
+    report.items.push_back(nan);
   }
   if (op.in_place >= 0) report.items.push_back(in_place);
   return report;

@@ -24,8 +24,8 @@ int check(int argc, char** argv) {
     std::fputs(help_text("opgraph check [--plugin FILE.so] [--op NAME] [--explain] [--json]",
                          "Checks ops against their contract: metadata; the shape rule against the kernel on random "
                          "shapes; the vjp against f64 central differences; f32 against f64; 1 against 2 threads "
-                         "(bitwise); linearity of the vjp; that the vjp reads only what the op saves, and that forward gives the same "
-                         "outputs when no vjp follows. Checks a "
+                         "(bitwise); linearity of the vjp; that the vjp reads only what the op saves, that forward gives the same "
+                         "outputs when no vjp follows, and that a NaN input gives a NaN output. Checks a "
                          "plugin's ops when given --plugin, else every registered op.",
                          options)
                    .c_str(),

@@ -78,6 +78,25 @@ TEST_CASE("conformance: an op declared in place whose kernels are not fails 'in 
     if (item.property != "in place") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
 }
 
+TEST_CASE("conformance: an op that turns NaN into a number fails 'nan', nothing else") {
+  // nan_dropping_relu (tests/plugins/broken_ops.cpp) is std::max(0, x): right on every
+  // number, its gradient too, but a NaN input comes out as 0.
+  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
+  const ConformanceReport r = check_conformance(Registry::global().get("nan_dropping_relu"));
+  CHECK_FALSE(r.passed());
+  REQUIRE(r.first_failure() != nullptr);
+  CHECK(r.first_failure()->property == "nan");
+  CHECK(r.first_failure()->detail.find(
+            "[6,3] (f64): NaN at element ") == 0);
+  CHECK(r.first_failure()->detail.find(
+            " of 'x', which the output depends on, gives no NaN in the output: a comparison drops it (std::max(0, x) "
+            "keeps 0, a > b ? a : b keeps b); let NaN through (x != x, or std::isnan)") != std::string::npos);
+  for (const auto& item : r.items)
+    if (item.property != "nan") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
+  // relu itself keeps NaN, and passes.
+  CHECK(check_conformance(Registry::global().get("relu")).item("nan")->passed);
+}
+
 TEST_CASE("gradcheck and conformance: a vjp returning NaN fails every checker that reads it") {
   const OpDef& op = Registry::global().get("nan_vjp_tanh");
   const auto results = check_op_gradients(op);

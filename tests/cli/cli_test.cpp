@@ -385,7 +385,10 @@ TEST_CASE("cli: opgraph check passes every built-in op and the example plugin, f
   CHECK(plugin.out.find("3 ops: 3 passed, 0 failed") != std::string::npos);
   const Run broken = run("check --plugin " OPGRAPH_PLUGIN_DIR "/broken_ops.so --explain", dir.path());
   CHECK(broken.status == 1);
-  CHECK(broken.out.find("6 ops: 0 passed, 6 failed") != std::string::npos);
+  CHECK(broken.out.find("7 ops: 0 passed, 7 failed") != std::string::npos);
+  // An op that turns a NaN input into 0 (std::max(0, x)): right on every number, caught.
+  CHECK(broken.out.find("nan_dropping_relu                  FAIL   ") != std::string::npos);
+  CHECK(broken.out.find("nan: [6,3] (f64): NaN at element ") != std::string::npos);
   // An op declared in place whose kernels read what the other indices overwrote.
   CHECK(broken.out.find("in place: [6,3] (f64): forward written over 'x' differs from forward into its own buffer") !=
         std::string::npos);
@@ -404,7 +407,7 @@ TEST_CASE("cli: opgraph check passes every built-in op and the example plugin, f
   const test::Json j = json_of(one.out);
   CHECK(j["ops"].number == 1);
   REQUIRE(j["results"].items.size() == 1);
-  CHECK(j["results"].items[0]["checks"].items.size() == 9);  // relu is in place: 'in place' is checked too
+  CHECK(j["results"].items[0]["checks"].items.size() == 10);  // relu is in place: 'in place' is checked too
   const Run unknown = run("check --op sofmax", dir.path());
   CHECK(unknown.status == 1);
   CHECK(unknown.err == "opgraph check: unknown op 'sofmax' (did you mean 'softmax'?)\n");

@@ -17,9 +17,9 @@ TEST_CASE("conformance: every registered op keeps its whole contract") {
       CAPTURE(item.detail);
       CHECK(item.passed);
     }
-    // metadata, shapes, finite, gradient, f32, threads, linearity, saves, and "in place"
-    // for ops declared so; without a vjp (comparisons) metadata, shapes, finite and f32.
-    CHECK(r.items.size() == (op->has_vjp() ? 8u : 4u) + (op->in_place >= 0 ? 1u : 0u));
+    // metadata, shapes, finite, gradient, f32, threads, linearity, saves, nan, and "in
+    // place" for ops declared so; without a vjp (comparisons) metadata, shapes, finite and f32.
+    CHECK(r.items.size() == (op->has_vjp() ? 9u : 4u) + (op->in_place >= 0 ? 1u : 0u));
     if (!op->has_vjp()) ++forward_only;
     if (op->in_place >= 0) ++in_place;
     ++checked;

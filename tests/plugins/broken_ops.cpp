@@ -1,4 +1,5 @@
 // Deliberately broken ops: opgraph check must fail each and say why.
+#include <algorithm>
 #include <limits>
 
 #include <opgraph/graph/op.hpp>
@@ -104,4 +105,22 @@ OPGRAPH_OP(unsafe_in_place)
       const auto& g = k.grad_out();
       for (std::int64_t j = 0; j < g.size; ++j) k.grad_in(0).data[j] = g.data[j] + g.data[(j + g.size - 1) % g.size];
     })
+    .check({"[a,b]"});
+
+// relu written as std::max(0, x): right on every number, but std::max(0, NaN) is 0, so a
+// NaN from an earlier node vanishes here and no NaN check downstream ever sees it.
+OPGRAPH_OP(nan_dropping_relu)
+    .doc("relu as std::max(0, x), which turns NaN into 0 (broken on purpose)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .saves({"x"})
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.in(0), k.out(), [](T x) { return std::max(T(0), x); });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      zip(k.in(0), k.grad_out(), k.grad_in(0), [](T x, T g) { return x > T(0) ? g : T(0); });
+    })
+    .domain("x", {.kinks = {0.0}})
     .check({"[a,b]"});
