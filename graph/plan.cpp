@@ -9,6 +9,7 @@
 #include <cstring>
 #include <new>
 
+#include <opgraph/graph/numeric.hpp>
 #include <opgraph/graph/op.hpp>
 #include <opgraph/graph/parallel.hpp>
 #include <opgraph/graph/plan/bind.hpp>
@@ -31,14 +32,6 @@ std::string multi_index(std::int64_t flat, const Shape& shape) {
     flat /= n;
   }
   return fmt::format("[{}]", fmt::join(idx, ", "));
-}
-
-/// The first non-finite element of a buffer, or -1.
-template <class T>
-std::int64_t first_non_finite(const T* data, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(data[i])) return i;
-  return -1;
 }
 
 template <class T>
