@@ -25,8 +25,8 @@ namespace opgraph {
 /// is refused with a clear message instead of crashing. Bump on any change to OpDef,
 /// InputSpec, OutputSpec, AttrSpec, StateSpec, Domain (its kinds too), CheckCase, View or
 /// Kernel. 3: Domain::Kind::distinct. 4: OpDef::lower (an optional ONNX lowering).
-/// 5: OpDef::in_place (an output that may overwrite an input).
-inline constexpr std::uint32_t kPluginAbi = 5;
+/// 5: OpDef::in_place (an output that may overwrite an input). 6: OpDef::replaces_nan.
+inline constexpr std::uint32_t kPluginAbi = 6;
 
 inline constexpr int kMaxRank = 8;
 
@@ -294,6 +294,8 @@ struct OpDef {
   std::vector<StateSpec> states;    // optional non-trainable state
   OpRole role;
   bool random = false;              // forward draws random numbers
+  bool replaces_nan = false;        // turns NaN into numbers on purpose (nan_to_num): not
+                                    // held to NaN in, NaN out
   KernelFn<float> forward_f32;
   KernelFn<double> forward_f64;
   KernelFn<float> vjp_f32;
@@ -410,6 +412,13 @@ class OpBuilder {
   /// `bias_add`); the planner shares the buffers only when nothing else still needs the
   /// overwritten value, and `opgraph check` runs both kernels in place against the plain run.
   OpBuilder& in_place(std::string_view input);
+  /// The op turns NaN into numbers on purpose (a nan_to_num, a masked fill): `opgraph
+  /// check` does not hold it to NaN in, NaN out (property `nan`), which every other op
+  /// with a vjp must keep so that a NaN upstream reaches the run's NaN checks.
+  OpBuilder& replaces_nan() {
+    def_.replaces_nan = true;
+    return *this;
+  }
   /// A scratch buffer of the given shape, written by forward, read by the vjp.
   OpBuilder& workspace(ShapeFn rule) {
     def_.workspace = std::move(rule);

@@ -151,7 +151,8 @@ Shape shape_rule(const Functions& f, const ShapeContext& c) {
 
 const OpDef& register_op(const std::string& name, const py::function& fwd, const py::object& vjp_fn,
                          const py::object& shape_fn, const std::vector<std::string>& inputs, const py::dict& attrs,
-                         const std::string& doc, const py::object& domains, const py::object& checks) {
+                         const std::string& doc, const py::object& domains, const py::object& checks,
+                         bool replaces_nan) {
   auto* f = new Functions;  // lives as long as the registered op: the process
   f->forward = fwd.inc_ref().ptr();
   if (!vjp_fn.is_none()) f->vjp = vjp_fn.inc_ref().ptr();
@@ -179,6 +180,7 @@ const OpDef& register_op(const std::string& name, const py::function& fwd, const
   d.shapes = [f](const ShapeContext& c) { return std::vector<Shape>{shape_rule(*f, c)}; };
   for (std::size_t i = 0; i < inputs.size(); ++i) d.saved_inputs.push_back(static_cast<int>(i));
   d.saves_output = true;
+  d.replaces_nan = replaces_nan;
   d.forward_f32 = [f](Kernel<float>& k) { forward(*f, k); };
   d.forward_f64 = [f](Kernel<double>& k) { forward(*f, k); };
   if (f->vjp) {
@@ -231,12 +233,12 @@ void bind_python_ops(py::module_& m) {
       "register_op",
       [](const std::string& name, const py::function& fwd, const py::object& vjp_fn, const py::object& shape_fn,
          const std::vector<std::string>& inputs, const py::dict& attrs, const std::string& doc,
-         const py::object& domains, const py::object& checks) {
-        return register_op(name, fwd, vjp_fn, shape_fn, inputs, attrs, doc, domains, checks).name;
+         const py::object& domains, const py::object& checks, bool replaces_nan) {
+        return register_op(name, fwd, vjp_fn, shape_fn, inputs, attrs, doc, domains, checks, replaces_nan).name;
       },
       py::arg("name"), py::arg("forward"), py::arg("vjp") = py::none(), py::arg("shape") = py::none(),
       py::arg("inputs") = std::vector<std::string>{"x"}, py::arg("attrs") = py::dict(), py::arg("doc") = "",
-      py::arg("domains") = py::none(), py::arg("checks") = py::none());
+      py::arg("domains") = py::none(), py::arg("checks") = py::none(), py::arg("replaces_nan") = false);
 }
 
 }  // namespace opgraph::python

@@ -63,6 +63,24 @@ OPGRAPH_OP(nan_vjp_tanh)
     })
     .check({"[a,b]"});
 
+// relu that maps NaN to 0 on purpose, and says so: not held to NaN in, NaN out.
+OPGRAPH_OP(declared_nan_to_zero_relu)
+    .doc("relu with NaN mapped to 0, declared .replaces_nan() (test only)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .saves({"x"})
+    .replaces_nan()
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.in(0), k.out(), [](T x) { return x > T(0) ? x : T(0); });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      zip(k.in(0), k.grad_out(), k.grad_in(0), [](T x, T g) { return x > T(0) ? g : T(0); });
+    })
+    .domain("x", {.kinks = {0.0}})
+    .check({"[a,b]"});
+
 }  // namespace
 
 TEST_CASE("conformance: an op declared in place whose kernels are not fails 'in place', nothing else") {
@@ -95,6 +113,11 @@ TEST_CASE("conformance: an op that turns NaN into a number fails 'nan', nothing 
     if (item.property != "nan") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
   // relu itself keeps NaN, and passes.
   CHECK(check_conformance(Registry::global().get("relu")).item("nan")->passed);
+  // The same kernel declared .replaces_nan() is not asked, and says so.
+  const ConformanceReport declared = check_conformance(Registry::global().get("declared_nan_to_zero_relu"));
+  CHECK(declared.passed());
+  REQUIRE(declared.item("nan") != nullptr);
+  CHECK(declared.item("nan")->detail == "not asked: the op replaces NaN on purpose (.replaces_nan())");
 }
 
 TEST_CASE("gradcheck and conformance: a vjp returning NaN fails every checker that reads it") {

@@ -56,6 +56,25 @@ def test_checks_fail_a_python_op_that_is_wrong():
     assert "vjp against f64 central differences: relative error" in detail
 
 
+def test_the_nan_check_catches_a_python_op_that_turns_nan_into_zero_unless_declared():
+    # np.maximum keeps NaN; np.fmax, like std::max(0, x), drops it.
+    og.register_op("test_fmax_relu", forward=lambda x: np.fmax(x, 0), vjp=lambda g, y, x: g * (x > 0))
+    report = og.check("test_fmax_relu")
+    assert not report.passed
+    nan = next(c for c in report.ops[0]["checks"] if c["property"] == "nan")
+    assert not nan["passed"]
+    assert "(f64): NaN at element " in nan["detail"] and "gives no NaN in the output" in nan["detail"]
+    assert all(c["passed"] for c in report.ops[0]["checks"] if c["property"] != "nan")
+    og.register_op("test_maximum_relu", forward=lambda x: np.maximum(x, 0), vjp=lambda g, y, x: g * (x > 0))
+    assert og.check("test_maximum_relu").passed
+    og.register_op("test_nan_to_num", forward=lambda x: np.nan_to_num(np.fmax(x, 0)), vjp=lambda g, y, x: g * (x > 0),
+                   replaces_nan=True)
+    declared = og.check("test_nan_to_num")
+    assert declared.passed, str(declared)
+    nan = next(c for c in declared.ops[0]["checks"] if c["property"] == "nan")
+    assert nan["detail"] == "not asked: the op replaces NaN on purpose (.replaces_nan())"
+
+
 def test_shape_rules_and_attributes():
     og.register_op("test_tile", forward=lambda x, k: np.tile(x, (1, k)),
                    vjp=lambda g, y, x, k: g.reshape(g.shape[0], k, -1).sum(axis=1),

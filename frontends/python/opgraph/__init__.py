@@ -344,7 +344,8 @@ def gradcheck(target, inputs=None, batch=None, seed=1, tolerance=1e-6, sizes=())
     return [Evaluation(r) for r in _opgraph._gradcheck_op(target, int(seed), float(tolerance), [int(s) for s in sizes])]
 
 
-def register_op(name, forward, vjp=None, shape=None, inputs=("x",), attrs=None, doc="", domains=None, checks=None):
+def register_op(name, forward, vjp=None, shape=None, inputs=("x",), attrs=None, doc="", domains=None, checks=None,
+                replaces_nan=False):
     """Registers an op written in Python (the prototyping path: each call holds the GIL).
 
     forward(*inputs, **attrs) -> array        the output, from NumPy arrays of the inputs
@@ -355,14 +356,17 @@ def register_op(name, forward, vjp=None, shape=None, inputs=("x",), attrs=None, 
     attrs: {name: default}                    their types come from the defaults
     domains: [(lo, hi)] per input             where og.check samples (default (-2, 2))
     checks: [[shape pattern per input]]       default [["[a,b]", ...]]
+    replaces_nan: True for an op that turns NaN into numbers on purpose (a nan_to_num):
+                                              og.check then does not require NaN in to
+                                              give NaN out
 
     Once registered the op is usable in graphs (og.op(name, x), og.nn.NAME(x)) and model
     files, and og.check(name) checks it. Names are process-wide and cannot be reused."""
     return _opgraph.register_op(name, forward, vjp, shape, list(inputs), dict(attrs or {}), doc or (forward.__doc__ or ""),
-                                domains, checks)
+                                domains, checks, bool(replaces_nan))
 
 
-def custom_op(name, inputs=("x",), attrs=None, doc="", domains=None, checks=None):
+def custom_op(name, inputs=("x",), attrs=None, doc="", domains=None, checks=None, replaces_nan=False):
     """Decorator form of register_op over a class with static forward, vjp and (optional)
     shape methods, like jax.custom_vjp or torch.autograd.Function:
 
@@ -373,7 +377,7 @@ def custom_op(name, inputs=("x",), attrs=None, doc="", domains=None, checks=None
     """
     def wrap(cls):
         register_op(name, cls.forward, getattr(cls, "vjp", None), getattr(cls, "shape", None), inputs, attrs,
-                    doc or (cls.__doc__ or ""), domains, checks)
+                    doc or (cls.__doc__ or ""), domains, checks, replaces_nan)
         return cls
     return wrap
 
