@@ -463,6 +463,35 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
         gives_nan(n64, "f64");
         if (nan.passed) gives_nan(n32, "f32");
       }
+      // The same through the vjp: a NaN in the cotangent of an output element some input
+      // gradient depends on (found with one-hot cotangents, a few elements tried) gives
+      // NaN in an input gradient, or a NaN loss would leave finite gradients behind.
+      if (nan.passed && !op.replaces_nan && cot_size > 0) {
+        std::size_t at = cot_size;
+        for (std::size_t t = 0; t < 8 && at == cot_size; ++t) {
+          const std::size_t j = t * cot_size / 8;
+          if (t > 0 && j == (t - 1) * cot_size / 8) continue;
+          std::vector<double> one(cot_size, 0.0);
+          one[j] = 1.0;
+          for (const auto& gi : h64.vjp(one))
+            for (double v : gi)
+              if (v != 0.0) at = j;
+        }
+        if (at < cot_size) {
+          auto vjp_gives_nan = [&](auto& h, auto cot, const char* precision) {
+            cot[at] = std::numeric_limits<typename decltype(cot)::value_type>::quiet_NaN();
+            for (const auto& gi : h.vjp(cot))
+              for (auto v : gi)
+                if (std::isnan(static_cast<double>(v))) return;
+            fail(nan, fmt::format("{} ({}): NaN in the cotangent of output element {}, which the gradients depend on, "
+                                  "gives no NaN in any input's gradient: the vjp drops it (a comparison or a select "
+                                  "on the cotangent); let NaN through",
+                                  inst.config, precision, at));
+          };
+          vjp_gives_nan(h64, c1, "f64");
+          if (nan.passed) vjp_gives_nan(h32, std::vector<float>(c1.begin(), c1.end()), "f32");
+        }
+      }
 
       // Forward gives the same outputs when no vjp follows (vjp_runs() false): it may skip
       // what only the vjp reads, never change what it returns.

@@ -111,6 +111,15 @@ TEST_CASE("conformance: an op that turns NaN into a number fails 'nan', nothing 
             "keeps 0, a > b ? a : b keeps b); let NaN through (x != x, or std::isnan)") != std::string::npos);
   for (const auto& item : r.items)
     if (item.property != "nan") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
+  // A vjp that turns a NaN cotangent into 0 fails it too, through the vjp.
+  const ConformanceReport vjp = check_conformance(Registry::global().get("nan_dropping_vjp_tanh"));
+  REQUIRE(vjp.first_failure() != nullptr);
+  CHECK(vjp.first_failure()->property == "nan");
+  CHECK(vjp.first_failure()->detail ==
+        "[6,3] (f64): NaN in the cotangent of output element 0, which the gradients depend on, gives no NaN in any "
+        "input's gradient: the vjp drops it (a comparison or a select on the cotangent); let NaN through");
+  for (const auto& item : vjp.items)
+    if (item.property != "nan") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
   // relu itself keeps NaN, and passes.
   CHECK(check_conformance(Registry::global().get("relu")).item("nan")->passed);
   // The same kernel declared .replaces_nan() is not asked, and says so.

@@ -385,10 +385,12 @@ TEST_CASE("cli: opgraph check passes every built-in op and the example plugin, f
   CHECK(plugin.out.find("3 ops: 3 passed, 0 failed") != std::string::npos);
   const Run broken = run("check --plugin " OPGRAPH_PLUGIN_DIR "/broken_ops.so --explain", dir.path());
   CHECK(broken.status == 1);
-  CHECK(broken.out.find("7 ops: 0 passed, 7 failed") != std::string::npos);
+  CHECK(broken.out.find("8 ops: 0 passed, 8 failed") != std::string::npos);
   // An op that turns a NaN input into 0 (std::max(0, x)): right on every number, caught.
   CHECK(broken.out.find("nan_dropping_relu                  FAIL   ") != std::string::npos);
   CHECK(broken.out.find("nan: [6,3] (f64): NaN at element ") != std::string::npos);
+  CHECK(broken.out.find("nan: [6,3] (f64): NaN in the cotangent of output element 0, which the gradients depend on") !=
+        std::string::npos);
   // An op declared in place whose kernels read what the other indices overwrote.
   CHECK(broken.out.find("in place: [6,3] (f64): forward written over 'x' differs from forward into its own buffer") !=
         std::string::npos);

@@ -124,3 +124,20 @@ OPGRAPH_OP(nan_dropping_relu)
     })
     .domain("x", {.kinks = {0.0}})
     .check({"[a,b]"});
+
+// tanh whose vjp skips a NaN cotangent (g == g ? ... : 0): right on every number, but a
+// NaN loss then leaves finite gradients behind, and the update goes on.
+OPGRAPH_OP(nan_dropping_vjp_tanh)
+    .doc("tanh whose vjp turns a NaN cotangent into 0 (broken on purpose)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .saves_output()
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.in(0), k.out(), [](T x) { return std::tanh(x); });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      zip(k.out(), k.grad_out(), k.grad_in(0), [](T y, T g) { return g == g ? g * (T(1) - y * y) : T(0); });
+    })
+    .check({"[a,b]"});
