@@ -4,7 +4,9 @@
 // sleep). Two-thread speed-ups of the workloads depend on it: a step hands over dozens of
 // parallel loops. A second table: a streaming loop whose halves each thread reads and writes,
 // when they were last written by the same thread and when by the other one (the cost of
-// moving data between the two cores' caches). Writes markdown tables.
+// moving data between the two cores' caches). And the round trip of one cache line between
+// two threads, the latency under both (a few tens of ns between cores that share a cache,
+// hundreds between chiplets or sockets). Writes markdown tables.
 //
 //   handoff_bench [--out FILE] [--quick]
 #include <algorithm>
@@ -12,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -87,6 +90,37 @@ double median_stream(int threads, std::int64_t n, bool swap, int reps) {
   return median;
 }
 
+/// Median nanoseconds of one round trip of a cache line between two threads: each waits for
+/// the other's value in one atomic and answers with the next, `trips` times a sample.
+double median_round_trip(int samples, long trips) {
+  struct alignas(64) Line {
+    std::atomic<long> value{0};
+  };
+  std::vector<double> ns;
+  for (int s = 0; s < samples; ++s) {
+    Line line;
+    std::thread other([&] {
+      for (long i = 1; i < 2 * trips; i += 2) {
+        while (line.value.load(std::memory_order_acquire) != i) {
+        }
+        line.value.store(i + 1, std::memory_order_release);
+      }
+    });
+    const auto t0 = Clock::now();
+    for (long i = 0; i < 2 * trips; i += 2) {
+      while (line.value.load(std::memory_order_acquire) != i) {
+      }
+      line.value.store(i + 1, std::memory_order_release);
+    }
+    while (line.value.load(std::memory_order_acquire) != 2 * trips) {
+    }
+    ns.push_back(micros(t0) * 1e3 / static_cast<double>(trips));
+    other.join();
+  }
+  std::sort(ns.begin(), ns.end());
+  return ns[ns.size() / 2];
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -139,6 +173,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "stream %lld floats: 1 thread %.1f us, 2 same %.1f us, 2 swapped %.1f us\n",
                  static_cast<long long>(n), one, same, swapped);
   }
+  const double trip = median_round_trip(args.quick ? 3 : 7, args.quick ? 20000 : 200000);
+  md += fmt::format(
+      "\nOne cache line passed back and forth between two threads (each waits for the other's write, "
+      "then writes; median of {} runs): **{:.0f} ns a round trip**, so about {:.0f} ns for a line to move "
+      "from one core's cache to the other's. Cores that share a cache take a few tens of ns; cores on "
+      "different chiplets or sockets, hundreds. Every line a 2-thread step hands between the threads "
+      "pays it.\n",
+      args.quick ? 3 : 7, trip, trip / 2);
+  std::fprintf(stderr, "cache-line round trip %.0f ns\n", trip);
   opgraph_bench::write_table(md, args.out);
   return 0;
 }
