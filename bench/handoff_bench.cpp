@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <sched.h>
 
 #include <opgraph/graph/parallel.hpp>
 
@@ -90,6 +91,14 @@ double median_stream(int threads, std::int64_t n, bool swap, int reps) {
   return median;
 }
 
+/// Waits until `value` holds `want`: spinning, and yielding the CPU every few thousand
+/// spins (a round trip between two free cores never gets there; two threads sharing one
+/// CPU then take turns instead of each spinning out its time slice).
+void wait_for(const std::atomic<long>& value, long want) {
+  for (int spins = 0; value.load(std::memory_order_acquire) != want;)
+    if (++spins % 4096 == 0) std::this_thread::yield();
+}
+
 /// Median nanoseconds of one round trip of a cache line between two threads: each waits for
 /// the other's value in one atomic and answers with the next, `trips` times a sample.
 double median_round_trip(int samples, long trips) {
@@ -101,24 +110,28 @@ double median_round_trip(int samples, long trips) {
     Line line;
     std::thread other([&] {
       for (long i = 1; i < 2 * trips; i += 2) {
-        while (line.value.load(std::memory_order_acquire) != i) {
-        }
+        wait_for(line.value, i);
         line.value.store(i + 1, std::memory_order_release);
       }
     });
     const auto t0 = Clock::now();
     for (long i = 0; i < 2 * trips; i += 2) {
-      while (line.value.load(std::memory_order_acquire) != i) {
-      }
+      wait_for(line.value, i);
       line.value.store(i + 1, std::memory_order_release);
     }
-    while (line.value.load(std::memory_order_acquire) != 2 * trips) {
-    }
+    wait_for(line.value, 2 * trips);
     ns.push_back(micros(t0) * 1e3 / static_cast<double>(trips));
     other.join();
   }
   std::sort(ns.begin(), ns.end());
   return ns[ns.size() / 2];
+}
+
+/// The CPUs this process may run on (its affinity mask), at least 1.
+int allowed_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&set));
 }
 
 }  // namespace
@@ -173,15 +186,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "stream %lld floats: 1 thread %.1f us, 2 same %.1f us, 2 swapped %.1f us\n",
                  static_cast<long long>(n), one, same, swapped);
   }
-  const double trip = median_round_trip(args.quick ? 3 : 7, args.quick ? 20000 : 200000);
-  md += fmt::format(
-      "\nOne cache line passed back and forth between two threads (each waits for the other's write, "
-      "then writes; median of {} runs): **{:.0f} ns a round trip**, so about {:.0f} ns for a line to move "
-      "from one core's cache to the other's. Cores that share a cache take a few tens of ns; cores on "
-      "different chiplets or sockets, hundreds. Every line a 2-thread step hands between the threads "
-      "pays it.\n",
-      args.quick ? 3 : 7, trip, trip / 2);
-  std::fprintf(stderr, "cache-line round trip %.0f ns\n", trip);
+  if (allowed_cpus() < 2) {
+    md += "\nThe round trip of a cache line between two cores is not measured: this process may run on one CPU.\n";
+  } else {
+    const double trip = median_round_trip(args.quick ? 3 : 7, args.quick ? 20000 : 200000);
+    md += fmt::format(
+        "\nOne cache line passed back and forth between two threads (each waits for the other's write, "
+        "then writes; median of {} runs): **{:.0f} ns a round trip**, so about {:.0f} ns for a line to move "
+        "from one core's cache to the other's. Cores that share a cache take a few tens of ns; cores on "
+        "different chiplets or sockets, hundreds. Every line a 2-thread step hands between the threads "
+        "pays it.\n",
+        args.quick ? 3 : 7, trip, trip / 2);
+    std::fprintf(stderr, "cache-line round trip %.0f ns\n", trip);
+  }
   opgraph_bench::write_table(md, args.out);
   return 0;
 }

@@ -440,7 +440,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
       // NaN, and the run's NaN checks and --detect-anomaly then never see it.
       if (op.replaces_nan) nan.detail = "not asked: the op replaces NaN on purpose (.replaces_nan())";
       // Harnesses of their own (h64 and h32 keep the clean forward pass for what follows),
-      // made once for every input.
+      // made at the first input that needs them and shared by the rest.
       std::optional<Harness<double>> n64;
       std::optional<Harness<float>> n32;
       for (std::size_t i = 0; i < g1.size() && nan.passed && !op.replaces_nan; ++i) {
