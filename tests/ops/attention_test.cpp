@@ -268,3 +268,47 @@ TEST_CASE("layer_norm: f32 to float rounding of f64, with each set of wanted gra
     }
   }
 }
+
+TEST_CASE("layer_norm: gradients over many row blocks follow f64 and are bitwise equal at 1, 2 and 4 threads") {
+  // The vjp sums gain's and bias's gradients in blocks of rows sized from the row length
+  // (16384 / n rows, between 4 and 256): 700 rows of 40 make 3 blocks (the last partial),
+  // 2048 rows of 128 (the transformer's) 16, 37 rows of 5000 10 blocks of 4 rows, and 3
+  // rows of 5000 a single one (summed straight into the gradients).
+  for (const Shape& xs : {Shape{700, 40}, Shape{16, 128, 128}, Shape{37, 5000}, Shape{3, 5000}}) {
+    CAPTURE(xs);
+    const std::int64_t n = xs[xs.rank() - 1];
+    const std::vector<Tensor> in = {random_tensor(xs, -3, 5, 21), random_tensor({n}, -1.0, 1.0, 22),
+                                    random_tensor({n}, -1.0, 1.0, 23)};
+    const Tensor seed = random_tensor(xs, -1.0, 1.0, 24);
+    auto layer_norm = [](Graph& g, std::vector<NodeId> v) { return g.add_op("layer_norm", v, {}, "y"); };
+    // Gain's and bias's gradients written out in f64: the sums over the rows of seed * x_hat
+    // and of seed.
+    const std::int64_t rows = xs.numel() / n;
+    Tensor dgain(Shape{n}, DType::f64), dbias(Shape{n}, DType::f64);  // zeros
+    for (std::int64_t r = 0; r < rows; ++r) {
+      double mean = 0, var = 0;
+      for (std::int64_t j = 0; j < n; ++j) mean += in[0].at(r * n + j) / static_cast<double>(n);
+      for (std::int64_t j = 0; j < n; ++j) var += std::pow(in[0].at(r * n + j) - mean, 2) / static_cast<double>(n);
+      for (std::int64_t j = 0; j < n; ++j) {
+        const double s = seed.at(r * n + j);
+        dgain.set(j, dgain.at(j) + s * (in[0].at(r * n + j) - mean) / std::sqrt(var + 1e-5));
+        dbias.set(j, dbias.at(j) + s);
+      }
+    }
+    const auto exact = run_graph(in, layer_norm, seed);
+    check_close(exact.grads[1], dgain, 1e-9);
+    check_close(exact.grads[2], dbias, 1e-9);
+    std::vector<OpRun> runs;
+    for (int threads : {1, 2, 4}) {
+      ThreadCount t(threads);
+      runs.push_back(run_graph(in, layer_norm, seed, DType::f32));
+    }
+    for (std::size_t r = 1; r < runs.size(); ++r)
+      for (std::size_t i = 0; i < 3; ++i) CHECK(runs[r].grads[i].to_vector() == runs[0].grads[i].to_vector());
+    // Gain's and bias's gradients are sums over every row (up to 2048 of them, each term
+    // up to about 2 in size): float rounding of the f64 sums, relative to the row count.
+    check_close(runs[0].grads[0], exact.grads[0], 1e-4);
+    check_close(runs[0].grads[1], dgain, 2e-6 * static_cast<double>(rows));
+    check_close(runs[0].grads[2], dbias, 2e-6 * static_cast<double>(rows));
+  }
+}
