@@ -11,6 +11,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -115,6 +116,21 @@ std::string clean_name(const std::string& name) {
   return out;
 }
 
+/// The batch dimension in an integer tensor computed at import (Shape's output): no size
+/// a file can hold, and not -1, which Reshape reads as "infer". A multiple of it, c·N (the
+/// batch times the heads, which PyTorch's nn.MultiheadAttention folds together), is
+/// kBatch + c - 1, for c below kMaxMultiple.
+constexpr std::int64_t kBatch = std::numeric_limits<std::int64_t>::min();
+constexpr std::int64_t kMaxMultiple = std::int64_t{1} << 40;
+bool is_batch(std::int64_t v) { return v < kBatch + kMaxMultiple; }
+std::int64_t multiple_of(std::int64_t v) { return v - kBatch + 1; }
+std::int64_t batch_times(std::int64_t c) { return kBatch + (c - 1); }
+/// A size as the messages show it: 7, N or 4·N.
+std::string size_text(std::int64_t v) {
+  if (!is_batch(v)) return std::to_string(v);
+  return multiple_of(v) == 1 ? std::string("N") : fmt::format("{}·N", multiple_of(v));
+}
+
 struct Importer {
   Importer(const onnx::ModelProto& m, std::string f) : model(m), file(std::move(f)) {}
   const onnx::ModelProto& model;
@@ -129,6 +145,14 @@ struct Importer {
   std::vector<std::pair<std::string, Tensor>> param_values, state_values;
   std::unordered_set<std::string> names;  // opgraph names taken
   std::int64_t exported_batch = 0;        // the inputs' first dimension in the file, when fixed (0: symbolic)
+  // ONNX values that fold the batch with other axes: PyTorch's nn.MultiheadAttention
+  // reshapes [T, N, 32] to [T, N·4, 8], the batch and the heads as one axis, which no
+  // opgraph shape can hold. Such a value's node keeps them apart ([T, N, 4, 8]), and
+  // folded[name][i] is how many of the node's axes ONNX axis i spans, in order. Values
+  // not listed have one axis per ONNX axis; only the converters that read a value
+  // through in_folded (Reshape, Transpose, MatMul, Gemm, Softmax, Shape, Cast and
+  // arithmetic with a constant scalar) accept a folded one.
+  std::unordered_map<std::string, std::vector<int>> folded;
 
   /// An opgraph name for ONNX value `onnx_name`: cleaned, unique, and not an op's name (a
   /// node called 'matmul' would read as a call in the model text a checkpoint keeps).
@@ -167,7 +191,53 @@ struct Importer {
   }
   NodeId in(const onnx::NodeProto& n, int i) {
     if (i >= n.input_size() || n.input(i).empty()) fail_node(n, fmt::format("input {} is missing", i));
-    return node(n, n.input(i));
+    const NodeId id = node(n, n.input(i));
+    if (auto it = folded.find(n.input(i)); it != folded.end())
+      fail_node(n, fmt::format("its input '{}' {} folds the batch with other axes (as nn.MultiheadAttention's heads "
+                               "are), which only Reshape, Transpose, MatMul, Gemm, Softmax and arithmetic with a "
+                               "constant scalar read; this operator would need the folded axis itself",
+                               n.input(i), dims_text(onnx_dims(id, it->second))));
+    return id;
+  }
+  /// A node and how its axes group into the ONNX value's (one each unless folded).
+  struct Folded {
+    NodeId id;
+    std::vector<int> groups;
+    bool folded() const { return std::any_of(groups.begin(), groups.end(), [](int g) { return g != 1; }); }
+  };
+  Folded in_folded(const onnx::NodeProto& n, int i) {
+    if (i >= n.input_size() || n.input(i).empty()) fail_node(n, fmt::format("input {} is missing", i));
+    const NodeId id = node(n, n.input(i));
+    if (auto it = folded.find(n.input(i)); it != folded.end()) return {id, it->second};
+    return {id, std::vector<int>(static_cast<std::size_t>(shape(id).rank()), 1)};
+  }
+  /// The ONNX sizes of a node whose axes group as `groups`: each group's product, with the
+  /// batch as kBatch times the rest of its group.
+  std::vector<std::int64_t> onnx_dims(NodeId id, const std::vector<int>& groups) const {
+    const Shape& s = shape(id);
+    std::vector<std::int64_t> out;
+    int axis = 0;
+    for (int g : groups) {
+      std::int64_t size = 1;
+      bool batch = false;
+      for (int k = 0; k < g; ++k, ++axis) {
+        if (s[axis] == N) batch = true;
+        else if (is_symbolic(s[axis])) bad(file, fmt::format("a value of shape {} folds a named dimension", s));
+        else size *= s[axis];
+      }
+      out.push_back(batch ? batch_times(size) : size);
+    }
+    return out;
+  }
+  static std::string dims_text(const std::vector<std::int64_t>& dims) {
+    std::vector<std::string> parts;
+    for (auto d : dims) parts.push_back(size_text(d));
+    return fmt::format("[{}]", fmt::join(parts, ", "));
+  }
+  /// Output `out` of n is node id, its axes grouped as `groups`.
+  void set_folded(const onnx::NodeProto& n, NodeId id, const std::vector<int>& groups, int out = 0) {
+    values[n.output(out)] = id;
+    if (std::any_of(groups.begin(), groups.end(), [](int g) { return g != 1; })) folded[n.output(out)] = groups;
   }
   bool has_input(const onnx::NodeProto& n, int i) const { return i < n.input_size() && !n.input(i).empty(); }
 
@@ -247,6 +317,7 @@ struct Importer {
   void convert(const onnx::NodeProto& n);
   bool fold(const onnx::NodeProto& n);
   void reshape_to(const onnx::NodeProto& n, NodeId x, const std::vector<std::int64_t>& dims);
+  void reshape_folded(const onnx::NodeProto& n, const Folded& x, std::vector<std::int64_t> dims);
   void window(const onnx::NodeProto& n, Attrs& attrs, bool dilations, const IntList& kernel, const Shape& x) const;
   /// keepdims, and axes when given (an attribute in opsets 13-17 but for ReduceSum's input).
   Attrs reduce_attrs(const onnx::NodeProto& n) const {
@@ -381,10 +452,6 @@ void Importer::check_arity(const onnx::NodeProto& n) const {
                              n.output_size()));
 }
 
-/// The batch dimension in an integer tensor computed at import (Shape's output): no size
-/// a file can hold, and not -1, which Reshape reads as "infer".
-constexpr std::int64_t kBatch = std::numeric_limits<std::int64_t>::min();
-
 /// x reshaped to `dims` (Reshape's: sizes, 0 to keep x's, -1 to infer), where kBatch, the
 /// batch, must stay where it is in x: it becomes reshape's 0 ("keep").
 void Importer::reshape_to(const onnx::NodeProto& n, NodeId x, const std::vector<std::int64_t>& dims) {
@@ -400,6 +467,93 @@ void Importer::reshape_to(const onnx::NodeProto& n, NodeId x, const std::vector<
     want.push_back(0);
   }
   set(n, add(n, "reshape", {x}, {{"shape", want}}, 0));
+}
+
+/// x reshaped to `dims` where x folds the batch with other axes or dims sizes an axis by a
+/// multiple of the batch (c·N): PyTorch's nn.MultiheadAttention reshapes [T, N, 32] to
+/// [T, N·4, 8] and back from [T, N·4, 8] to [T·N, 32]. The node keeps the batch an axis
+/// of its own, between the factors the folded axis holds before and after it: [T, N, 4,
+/// 8] and [T, N, 32], the ONNX axes folding (1, 2, 1) and (2, 1) of them. Possible when
+/// the sizes before the batch's axis in x's node multiply to those before the target's
+/// folded axis times a whole factor (and so after it), and the batch keeps its axis
+/// index; otherwise refused by name.
+void Importer::reshape_folded(const onnx::NodeProto& n, const Folded& x, std::vector<std::int64_t> dims) {
+  const std::vector<std::int64_t> from = onnx_dims(x.id, x.groups);
+  const Shape& xs = shape(x.id);
+  auto refuse = [&](const std::string& why) {
+    fail_node(n, fmt::format("reshapes {} to {}: {}", dims_text(from), dims_text(dims), why));
+  };
+  int infer = -1;
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] == 0) {  // keeps the input's size (allowzero=0)
+      if (i >= from.size()) refuse(fmt::format("the 0 at position {} copies a size the input does not have", i));
+      dims[i] = from[i];
+    } else if (dims[i] == -1) {
+      if (infer >= 0) refuse("-1 is given twice");
+      infer = static_cast<int>(i);
+    } else if (dims[i] < 0 && !is_batch(dims[i])) {
+      refuse(fmt::format("a size of {}", dims[i]));
+    }
+  }
+  int p = -1;  // the batch's axis in x's node
+  std::int64_t pre = 1, post = 1;
+  for (int a = 0; a < xs.rank(); ++a) {
+    if (xs[a] == N) p = a;
+    else if (is_symbolic(xs[a])) refuse(fmt::format("the input's node {} has a named dimension", xs));
+    else (p < 0 ? pre : post) *= xs[a];
+  }
+  int j = -1;  // the target's axis holding the batch
+  for (std::size_t i = 0; i < dims.size(); ++i)
+    if (is_batch(dims[i])) {
+      if (j >= 0) refuse("two sizes hold the batch");
+      j = static_cast<int>(i);
+    }
+  if (p < 0) refuse("the input has no batch to size an axis by");
+  auto product_but = [&](int skip1, int skip2) {
+    std::int64_t r = 1;
+    for (int i = 0; i < static_cast<int>(dims.size()); ++i)
+      if (i != skip1 && i != skip2) r *= dims[static_cast<std::size_t>(i)];
+    return r;
+  };
+  if (j < 0) {  // the -1 takes the batch
+    if (infer < 0) refuse("fixed sizes for a value that holds the batch");
+    const std::int64_t others = product_but(infer, -1);
+    if (others <= 0 || (pre * post) % others != 0) refuse("the sizes do not divide the input's");
+    dims[static_cast<std::size_t>(infer)] = batch_times((pre * post) / others);
+    j = infer;
+    infer = -1;
+  }
+  const std::int64_t c = multiple_of(dims[static_cast<std::size_t>(j)]);
+  if (infer >= 0) {
+    const std::int64_t others = product_but(infer, j) * c;
+    if (others <= 0 || (pre * post) % others != 0) refuse("the sizes do not divide the input's");
+    dims[static_cast<std::size_t>(infer)] = (pre * post) / others;
+  }
+  std::int64_t before = 1, after = 1;
+  for (int i = 0; i < static_cast<int>(dims.size()); ++i)
+    if (i != j) (i < j ? before : after) *= dims[static_cast<std::size_t>(i)];
+  if (before <= 0 || after <= 0 || pre % before != 0 || post % after != 0 || (pre / before) * (post / after) != c)
+    refuse("the batch would mix with the axes around it, which opgraph keeps apart");
+  const std::int64_t a = pre / before, b = post / after;
+  IntList want;
+  std::vector<int> groups;
+  for (int i = 0; i < j; ++i) {
+    want.push_back(dims[static_cast<std::size_t>(i)]);
+    groups.push_back(1);
+  }
+  if (a > 1) want.push_back(a);
+  const int q = static_cast<int>(want.size());
+  want.push_back(0);  // the batch, kept
+  if (b > 1) want.push_back(b);
+  groups.push_back(1 + (a > 1 ? 1 : 0) + (b > 1 ? 1 : 0));
+  for (int i = j + 1; i < static_cast<int>(dims.size()); ++i) {
+    want.push_back(dims[static_cast<std::size_t>(i)]);
+    groups.push_back(1);
+  }
+  if (q != p) refuse(fmt::format("the batch would move from axis {} of opgraph's shape {} to axis {}", p, xs, q));
+  bool same = static_cast<int>(want.size()) == xs.rank();
+  for (int i = 0; same && i < xs.rank(); ++i) same = i == p || want[static_cast<std::size_t>(i)] == xs[i];
+  set_folded(n, same ? x.id : add(n, "reshape", {x.id}, {{"shape", want}}, 0), groups);
 }
 
 /// Integer tensors computed at import time. PyTorch exports x.view(x.size(0), -1) as Shape,
@@ -437,15 +591,15 @@ bool Importer::fold(const onnx::NodeProto& n) {
     if (auto it = values.find(n.input(0)); it != values.end()) s = shape(it->second);
     else if (const Tensor* c = constant(n.input(0))) s = c->shape();
     else in(n, 0);  // names the missing input
-    const std::int64_t rank = s.rank();
-    const std::int64_t start = bound(attr_int(n, "start", 0), rank), end = bound(attr_int(n, "end", rank), rank);
-    std::vector<std::int64_t> dims;
-    for (std::int64_t d = start; d < end; ++d) {
-      const std::int64_t v = s[static_cast<int>(d)];
-      if (v < 0 && v != N) fail_node(n, fmt::format("dimension {} of {} is symbolic", d, s));
-      dims.push_back(v == N ? kBatch : v);
+    std::vector<std::int64_t> all;  // the ONNX sizes, the batch as kBatch (times what it is folded with)
+    for (int d = 0; d < s.rank(); ++d) {
+      if (s[d] < 0 && s[d] != N) fail_node(n, fmt::format("dimension {} of {} is symbolic", d, s));
+      all.push_back(s[d] == N ? kBatch : s[d]);
     }
-    return result({static_cast<std::int64_t>(dims.size())}, dims);
+    if (auto it = folded.find(n.input(0)); it != folded.end()) all = onnx_dims(values.at(n.input(0)), it->second);
+    const std::int64_t rank = static_cast<std::int64_t>(all.size());
+    const std::int64_t start = bound(attr_int(n, "start", 0), rank), end = bound(attr_int(n, "end", rank), rank);
+    return result({std::max<std::int64_t>(0, end - start)}, std::vector<std::int64_t>(all.begin() + start, all.begin() + std::max(start, end)));
   }
   if (t == "Cast") {
     only(n, {"to", "saturate"});
@@ -479,6 +633,7 @@ bool Importer::fold(const onnx::NodeProto& n) {
         fail_node(n, "a cast to a float of a float cast to BOOL is not supported (compare with 0 instead)");
       if (to_float) {  // already a float, or a 0/1 mask
         set(n, values.at(x));
+        if (auto it = folded.find(x); it != folded.end()) folded[n.output(0)] = it->second;
         return true;
       }
     }
@@ -509,7 +664,7 @@ bool Importer::fold(const onnx::NodeProto& n) {
     only(n, {});
     const IntList axes = has_input(n, 1) ? const_ints(n, 1) : IntList{};
     const Tensor* c = ints(0);
-    if (!c && !values.count(n.input(0))) in(n, 0);  // names the missing input
+    if (!c) in(n, 0);  // names a missing input, or refuses a folded one
     std::vector<std::int64_t> dims = c ? c->shape().dims() : shape(values.at(n.input(0))).dims();
     std::vector<std::int64_t> out;
     if (t == "Unsqueeze") {
@@ -611,13 +766,29 @@ bool Importer::fold(const onnx::NodeProto& n) {
     std::vector<std::int64_t> v;
     for (std::size_t i = 0; i < len; ++i) {
       const std::int64_t x = va[va.size() == 1 ? 0 : i], y = vb[vb.size() == 1 ? 0 : i];
-      if (x == kBatch || y == kBatch)
-        fail_node(n, "computes with the batch size (x.size(0) in arithmetic): opgraph's batch is not a number "
-                     "(use -1 in the shape instead)");
+      if (is_batch(x) || is_batch(y)) {
+        // The batch times a number, or a multiple of it divided by one that divides it: sizes
+        // of axes that fold the batch with others (x.size(0) * heads). Anything else has no
+        // value opgraph can size an axis by.
+        const std::int64_t c = multiple_of(is_batch(x) ? x : y), k = is_batch(x) ? y : x;
+        std::int64_t r = 0;
+        if (t == "Mul" && !is_batch(k) && k >= 1 && !__builtin_mul_overflow(c, k, &r) && r < kMaxMultiple) {
+          v.push_back(batch_times(r));
+          continue;
+        }
+        if (t == "Div" && is_batch(x) && !is_batch(y) && y >= 1 && c % y == 0) {
+          v.push_back(batch_times(c / y));
+          continue;
+        }
+        fail_node(n, fmt::format("computes {} {} {} with the batch size: opgraph's batch is not a number, only "
+                                 "multiples of it size an axis (use -1 in the shape instead)",
+                                 size_text(x), t == "Mul" ? "*" : t == "Add" ? "+" : t == "Sub" ? "-" : "/",
+                                 size_text(y)));
+      }
       if (t == "Div" && y == 0) fail_node(n, "divides an integer by 0");
       std::int64_t r = 0;
       // Div truncates, as ONNX Runtime's integer division does; INT64_MIN / -1 cannot
-      // happen (INT64_MIN is kBatch, refused above).
+      // happen (INT64_MIN is kBatch, handled above).
       const bool fits = t == "Mul"   ? !__builtin_mul_overflow(x, y, &r)
                         : t == "Add" ? !__builtin_add_overflow(x, y, &r)
                         : t == "Sub" ? !__builtin_sub_overflow(x, y, &r)
@@ -867,7 +1038,17 @@ void Importer::convert(const onnx::NodeProto& n) {
   }
   if (t == "Softmax" || t == "LogSoftmax") {
     only(n, {"axis"});
-    return set(n, add(n, t == "Softmax" ? "softmax" : "log_softmax", {in(n, 0)}, {{"axis", attr_int(n, "axis", -1)}}, 0));
+    const Folded x = in_folded(n, 0);
+    std::int64_t axis = attr_int(n, "axis", -1);
+    if (x.folded()) {  // the axis of x's node that ONNX's axis is (one not folded)
+      const auto rank = static_cast<std::int64_t>(x.groups.size());
+      if (axis < -rank || axis >= rank) fail_node(n, fmt::format("axis {} is out of range for rank {}", axis, rank));
+      if (axis < 0) axis += rank;
+      if (x.groups[static_cast<std::size_t>(axis)] != 1)
+        fail_node(n, fmt::format("normalises along axis {}, which folds the batch with other axes", axis));
+      axis = std::accumulate(x.groups.begin(), x.groups.begin() + axis, std::int64_t{0});
+    }
+    return set_folded(n, add(n, t == "Softmax" ? "softmax" : "log_softmax", {x.id}, {{"axis", axis}}, 0), x.groups);
   }
   if (t == "LeakyRelu") {
     only(n, {"alpha"});
@@ -887,12 +1068,14 @@ void Importer::convert(const onnx::NodeProto& n) {
       Attrs s = t == "Add" ? Attrs{{"offset", c}} : t == "Sub" ? Attrs{{"offset", -c}} : t == "Mul" ? Attrs{{"factor", c}}
                                                                                                    : Attrs{{"factor", 1.0 / c}};
       if (t == "Div" && c == 0.0) fail_node(n, "division by the constant 0");
-      return set(n, add(n, "scale", {in(n, 0)}, std::move(s), 0));
+      const Folded x = in_folded(n, 0);
+      return set_folded(n, add(n, "scale", {x.id}, std::move(s), 0), x.groups);
     }
     if (a && !b && t != "Div") {
       const double c = *a;
       Attrs s = t == "Add" ? Attrs{{"offset", c}} : t == "Sub" ? Attrs{{"factor", -1.0}, {"offset", c}} : Attrs{{"factor", c}};
-      return set(n, add(n, "scale", {in(n, 1)}, std::move(s), 0));
+      const Folded x = in_folded(n, 1);
+      return set_folded(n, add(n, "scale", {x.id}, std::move(s), 0), x.groups);
     }
     const char* op = t == "Add" ? "add" : t == "Sub" ? "sub" : t == "Mul" ? "mul" : "div";
     return set(n, add(n, op, {in(n, 0), in(n, 1)}, {}, 0));
@@ -905,13 +1088,38 @@ void Importer::convert(const onnx::NodeProto& n) {
   }
   if (t == "MatMul") {
     only(n, {});
-    return set(n, add(n, "matmul", {in(n, 0), in(n, 1)}, {}, 0));
+    const Folded a = in_folded(n, 0), b = in_folded(n, 1);
+    if (!a.folded() && !b.folded()) return set(n, add(n, "matmul", {a.id, b.id}, {}, 0));
+    // Folded batch axes ([N·4, T, 8] as [N, 4, T, 8]): the product's own two axes are
+    // single ones, and the batch axes of the two fold alike (or one has none), so that
+    // the node's product broadcasts over the node's batch axes as ONNX's over its own.
+    auto batch_groups = [&](const Folded& f) {
+      const std::size_t r = f.groups.size();
+      if (r < 2 || f.groups[r - 1] != 1 || f.groups[r - 2] != 1)
+        fail_node(n, "multiplies along an axis that folds the batch with other axes");
+      return std::vector<int>(f.groups.begin(), f.groups.end() - 2);
+    };
+    const std::vector<int> ga = batch_groups(a), gb = batch_groups(b);
+    if (!ga.empty() && !gb.empty() && ga != gb)
+      fail_node(n, fmt::format("its inputs {} and {} fold their batch axes differently",
+                               dims_text(onnx_dims(a.id, a.groups)), dims_text(onnx_dims(b.id, b.groups))));
+    std::vector<int> groups = ga.empty() ? gb : ga;
+    groups.insert(groups.end(), {1, 1});
+    return set_folded(n, add(n, "matmul", {a.id, b.id}, {}, 0), groups);
   }
   if (t == "Gemm") {  // alpha * A' B' + beta * C
     only(n, {"alpha", "beta", "transA", "transB"});
     const double alpha = attr_float(n, "alpha", 1.0), beta = attr_float(n, "beta", 1.0);
     const bool last = !has_input(n, 2);
-    NodeId y = add(n, "matmul", {in(n, 0), in(n, 1)},
+    // A [T·N, 32] whose rows fold the batch (nn.MultiheadAttention's output projection):
+    // its node [T, N, 32] times B, the bias along the last axis, the rows folded alike.
+    const Folded fa = in_folded(n, 0);
+    if (fa.folded() && (attr_int(n, "transA", 0) != 0 || fa.groups.size() != 2 || fa.groups[1] != 1))
+      fail_node(n, fmt::format("A {} folds the batch into its columns (transA=1)", dims_text(onnx_dims(fa.id, fa.groups))));
+    if (fa.folded() && !last && shape(in(n, 2)).rank() == 2 && shape(in(n, 2))[0] != 1)
+      fail_node(n, fmt::format("C {} has a row per row of A {}, whose rows fold the batch", shape(in(n, 2)),
+                               dims_text(onnx_dims(fa.id, fa.groups))));
+    NodeId y = add(n, "matmul", {fa.id, in(n, 1)},
                    {{"trans_a", attr_int(n, "transA", 0) != 0}, {"trans_b", attr_int(n, "transB", 0) != 0}},
                    last && alpha == 1.0 ? 0 : -1);
     if (alpha != 1.0) y = add(n, "scale", {y}, {{"factor", alpha}}, last ? 0 : -1);
@@ -920,7 +1128,7 @@ void Importer::convert(const onnx::NodeProto& n) {
       if (beta != 1.0) c = add(n, "scale", {c}, {{"factor", beta}});
       y = shape(c).rank() == 1 ? add(n, "bias_add", {y, c}, {}, 0) : add(n, "add", {y, c}, {}, 0);
     }
-    return set(n, y);
+    return set_folded(n, y, fa.folded() ? std::vector<int>{fa.groups[0], 1} : std::vector<int>{});
   }
   if (t == "Conv") {
     only(n, {"kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"});
@@ -1013,19 +1221,65 @@ void Importer::convert(const onnx::NodeProto& n) {
     // A shape computed from Shape holds the batch as kBatch; one exported with a fixed
     // batch (no dynamic axes) holds its size first, which is the batch when the data's
     // first dimension is.
-    const NodeId x = in(n, 0);
+    const Folded x = in_folded(n, 0);
     std::vector<std::int64_t> dims = const_ints(n, 1);
-    if (!dims.empty() && exported_batch > 0 && dims[0] == exported_batch && shape(x).rank() > 0 && shape(x)[0] == N)
+    if (!dims.empty() && exported_batch > 0 && dims[0] == exported_batch && shape(x.id).rank() > 0 &&
+        shape(x.id)[0] == N)
       dims[0] = kBatch;
-    return reshape_to(n, x, dims);
+    // With a fixed batch B folded with other axes ([T, B·4, 8], nn.MultiheadAttention
+    // exported without dynamic axes), the batch is in the one size that is B times the
+    // factors around the batch axis of the data's node.
+    const Shape& xs = shape(x.id);
+    const auto p = std::find(xs.dims().begin(), xs.dims().end(), N) - xs.dims().begin();
+    if (exported_batch > 0 && p < xs.rank() &&
+        std::none_of(dims.begin(), dims.end(), [](std::int64_t d) { return d <= 0 || is_batch(d); })) {
+      std::int64_t pre = 1, post = 1;
+      for (int a = 0; a < xs.rank(); ++a)
+        if (a != p) (a < p ? pre : post) *= is_symbolic(xs[a]) ? 0 : xs[a];
+      int found = -1, count = 0;
+      for (int j = 0; j < static_cast<int>(dims.size()); ++j) {
+        if (dims[static_cast<std::size_t>(j)] % exported_batch != 0) continue;
+        std::int64_t before = 1, after = 1;
+        for (int i = 0; i < static_cast<int>(dims.size()); ++i)
+          if (i != j) (i < j ? before : after) *= dims[static_cast<std::size_t>(i)];
+        const std::int64_t c = dims[static_cast<std::size_t>(j)] / exported_batch;
+        if (pre == 0 || post == 0 || pre % before != 0 || post % after != 0 || (pre / before) * (post / after) != c ||
+            j + (pre / before > 1 ? 1 : 0) != p)
+          continue;
+        found = j;
+        ++count;
+      }
+      if (count == 1) dims[static_cast<std::size_t>(found)] = batch_times(dims[static_cast<std::size_t>(found)] / exported_batch);
+    }
+    const bool multiples = std::any_of(dims.begin(), dims.end(), [](std::int64_t d) { return is_batch(d) && d != kBatch; });
+    if (!x.folded() && !multiples) return reshape_to(n, x.id, dims);
+    return reshape_folded(n, x, dims);
   }
   if (t == "Transpose") {
     only(n, {"perm"});
-    const NodeId x = in(n, 0);
+    const Folded x = in_folded(n, 0);
+    const int rank = static_cast<int>(x.groups.size());
     IntList perm = attr_ints(n, "perm", {});
     if (perm.empty())
-      for (int d = shape(x).rank() - 1; d >= 0; --d) perm.push_back(d);
-    return set(n, add(n, "transpose", {x}, {{"perm", perm}}, 0));
+      for (int d = rank - 1; d >= 0; --d) perm.push_back(d);
+    if (!x.folded()) return set(n, add(n, "transpose", {x.id}, {{"perm", perm}}, 0));
+    // Each ONNX axis moves with the node's axes it folds, in their order.
+    std::vector<bool> seen(static_cast<std::size_t>(rank), false);
+    for (std::int64_t p : perm) {
+      if (p < 0 || p >= rank || seen[static_cast<std::size_t>(p)])
+        fail_node(n, fmt::format("perm=[{}] is not a permutation of {} axes", fmt::join(perm, ", "), rank));
+      seen[static_cast<std::size_t>(p)] = true;
+    }
+    if (static_cast<int>(perm.size()) != rank)
+      fail_node(n, fmt::format("perm=[{}] is not a permutation of {} axes", fmt::join(perm, ", "), rank));
+    IntList axes;
+    std::vector<int> groups;
+    for (std::int64_t p : perm) {
+      const int first = std::accumulate(x.groups.begin(), x.groups.begin() + p, 0);
+      for (int k = 0; k < x.groups[static_cast<std::size_t>(p)]; ++k) axes.push_back(first + k);
+      groups.push_back(x.groups[static_cast<std::size_t>(p)]);
+    }
+    return set_folded(n, add(n, "transpose", {x.id}, {{"perm", axes}}, 0), groups);
   }
   if (t == "Concat") {
     only(n, {"axis"});
@@ -1174,6 +1428,9 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
   for (const auto& o : g.output()) {
     auto it = im.values.find(o.name());
     if (it == im.values.end()) bad(file, fmt::format("output '{}' is not computed by any node", o.name()));
+    if (auto f = im.folded.find(o.name()); f != im.folded.end())
+      bad(file, fmt::format("output '{}' {} folds the batch with other axes, which no opgraph value can hold",
+                            o.name(), Importer::dims_text(im.onnx_dims(it->second, f->second))));
     NodeId id = it->second;
     // The output by its own name: a converter that maps it onto another node (a Cast of a
     // comparison, an Identity) would otherwise leave it under that node's name.
@@ -1187,7 +1444,8 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
   }
 
   // A labels input and a loss on the first output, so that it trains and evaluates: class
-  // scores [N, C] take softmax cross-entropy, probabilities (a Softmax output) cross-entropy;
+  // scores [N, C] (or [N, T, C], a class per position) take softmax cross-entropy,
+  // probabilities (a Softmax output) cross-entropy;
   // one output [N, 1] is a binary classifier's probability when a Sigmoid gives it (binary
   // cross-entropy), a regression's value otherwise (mse: softmax over one class is
   // constant, and such a model could neither train nor evaluate).
@@ -1200,10 +1458,19 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
   while (im.graph.node(source).kind == NodeKind::op && im.graph.node(source).op->name == "identity")
     source = im.graph.node(source).inputs.front();
   const std::string head_op = im.graph.node(source).kind == NodeKind::op ? im.graph.node(source).op->name : "";
-  if (head_shape.rank() == 2 && head_shape[0] == N) {
-    const bool one = head_shape[1] == 1;
+  // Scores per position, [N, T, C] from a linear head (a product, its bias, or a Softmax
+  // of them: a sequence model's, C > 1), take the same losses with a class per position,
+  // labels [N, T]. Not other [N, C, L] values (a 1-D convolution's feature maps).
+  const bool linear_head = head_op == "matmul" || head_op == "bias_add" || head_op == "add" || head_op == "softmax";
+  const bool per_position = head_shape.rank() == 3 && head_shape[0] == N && !is_symbolic(head_shape[1]) &&
+                            head_shape[2] > 1 && linear_head;
+  if ((head_shape.rank() == 2 && head_shape[0] == N) || per_position) {
+    const bool one = !per_position && head_shape[1] == 1;
     const std::string labels = im.fresh("y");
-    const NodeId y = im.graph.add_input(labels, one ? Shape{N, 1} : Shape{N}, file);
+    const Shape label_shape = per_position ? Shape(std::vector<std::int64_t>(head_shape.dims().begin(), head_shape.dims().end() - 1))
+                              : one        ? Shape{N, 1}
+                                           : Shape{N};
+    const NodeId y = im.graph.add_input(labels, label_shape, file);
     const char* op = one ? (head_op == "logistic" ? "binary_cross_entropy" : "mse")
                          : (head_op == "softmax" ? "cross_entropy" : "softmax_cross_entropy");
     const NodeId loss = im.graph.add_op(op, {outputs.front(), y}, {}, im.fresh(one ? "loss" : "xent"), file);

@@ -192,13 +192,53 @@ def norms():
     return Norms(), (5,)
 
 
+class Encoder(nn.Module):
+    """nn.TransformerEncoder, two pre-norm layers with GELU, and a head per position: each
+    layer's nn.MultiheadAttention reshapes [T, N, 16] to [T, N·2, 8], the batch and the
+    heads folded into one axis, multiplies per (sample, head), and folds [T, N·2, 8] back
+    to [T·N, 16] for its output projection."""
+
+    def __init__(self):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, dropout=0.0, batch_first=True,
+                                           norm_first=True, activation="gelu")
+        self.enc = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.enc(x))
+
+
+def encoder():
+    return Encoder(), (6, 16)
+
+
+class Attend(nn.Module):
+    """nn.MultiheadAttention alone, with its weights averaged over the heads (need_weights,
+    PyTorch's default: [N·3, T, T] viewed as [N, 3, T, T]) used beside its output."""
+
+    def __init__(self):
+        super().__init__()
+        self.att = nn.MultiheadAttention(12, 3, batch_first=True)
+        self.fc = nn.Linear(12, 4)
+
+    def forward(self, x):
+        a, w = self.att(x, x, x)
+        return self.fc(a.mean(1)) + w.mean((1, 2)).unsqueeze(1)
+
+
+def attend():
+    return Attend(), (9, 12)
+
+
 # name, model, whether the batch is dynamic (a fixed batch lets the exporter fold the shapes)
 for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", ln_gelu, True),
                             ("view_cnn", view_cnn, True), ("view_cnn_static", view_cnn, False),
                             ("shape_math", shape_math, True), ("gated", gated, True),
                             ("ceil_pools", ceil_pools, True), ("mobile", mobile, True),
                             ("regressor", regressor, True), ("binary", binary, True),
-                            ("upsampler", upsampler, True), ("sequence1d", sequence1d, True), ("norms", norms, True)):
+                            ("upsampler", upsampler, True), ("sequence1d", sequence1d, True), ("norms", norms, True),
+                            ("encoder", encoder, True), ("encoder_static", encoder, False), ("attend", attend, True)):
     model, shape = make()
     if name in ("cnn", "sequence1d"):  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()

@@ -166,7 +166,8 @@ def torch_models(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math", "gated",
-                                  "ceil_pools", "mobile", "regressor", "binary", "upsampler", "sequence1d", "norms"])
+                                  "ceil_pools", "mobile", "regressor", "binary", "upsampler", "sequence1d", "norms",
+                                  "encoder", "encoder_static", "attend"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -174,12 +175,18 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     assert model.input == "x" and model.labels
     for batch in (37, 1):
         plan = model.compile(batch=batch, mode="eval", keep=["y"], backward=False)
-        labels = np.zeros((batch, 1) if y.shape[1:] == (1,) else batch, np.float32)
+        # A class per sample, or per position ([N, T, C] scores: [N, T] labels).
+        labels = np.zeros((batch, 1) if y.shape[1:] == (1,) else (batch,) + y.shape[1:-1], np.float32)
         plan.forward({"x": x[:batch], model.labels: labels})
         err = np.max(np.abs(plan.value("y") - y[:batch]))
         assert err <= 1e-5, f"{name} at batch {batch}: {err:.2e} from PyTorch"
     if name == "cnn":
         assert any(k.endswith(".running_var") for k in model.params)  # the batch norm's statistics came along
+    if name.startswith("encoder") or name == "attend":
+        # The heads folded into the batch, [T, N·H, d], are the node [T, N, H, d]: the batch
+        # kept in its axis (0 in the shape), with or without dynamic axes.
+        assert "reshape(_enc_layers.0_self_attn_Slice_output_0, shape=[6, 0, 2, 8])" in str(model) or name == "attend"
+        assert "shape=[9, 0, 3, 4]" in str(model) or name != "attend"
     if name == "ln_gelu":
         assert "erf" in str(model) and "layer_norm" in str(model)
     if name.startswith("view_cnn"):  # the computed shape [x.size(0), -1] keeps the batch
@@ -228,6 +235,26 @@ def test_an_imported_model_fine_tunes_and_exports_again(torch_models, tmp_path):
     rng = np.random.default_rng(1)
     check_round_trip(model, tmp_path / "tuned.onnx", lambda n: {"x": rng.standard_normal((n, 4)).astype(np.float32)},
                      "y", lambda n: {model.labels: np.zeros(n, np.float32)})
+
+
+def test_an_imported_transformer_fine_tunes_and_exports_again(torch_models, tmp_path):
+    # nn.TransformerEncoder's attention folds the heads into the batch ([T, N·2, 8]); the
+    # nodes keep them apart, and the gradients flow back through them as through any:
+    # f64 central differences agree, it learns a task per position, and it exports to a
+    # file that ONNX Runtime runs as opgraph does.
+    need_tools()
+    model = og.load(torch_models / "encoder.onnx")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((96, 6, 16)).astype(np.float32)
+    y = np.argmax(x[:, :, :3], axis=2).astype(np.float32)  # the largest of each position's first 3 features
+    check = model.gradcheck({"x": x[:3].astype(np.float64), model.labels: y[:3].astype(np.float64)})
+    assert check.passed and check.max_error < 1e-6, check.max_error
+    before = model.evaluate(x, y)
+    model.fit(x, y, optimizer="adam:lr=0.01", epochs=30, batch=16)
+    after = model.evaluate(x, y)
+    assert after.loss < before.loss / 3 and after.accuracy >= 0.9, (before.loss, after.loss, after.accuracy)
+    check_round_trip(model, tmp_path / "tuned.onnx", lambda n: {"x": rng.standard_normal((n, 6, 16)).astype(np.float32)},
+                     "y", lambda n: {model.labels: np.zeros((n, 6), np.float32)})
 
 
 def test_imported_regression_and_binary_models_fine_tune(torch_models):
@@ -468,16 +495,32 @@ def test_shapes_computed_in_the_file_are_read_or_refused_with_the_reason(tmp_pat
     one = helper.make_tensor("one", TensorProto.INT64, [1], [1])
     minus = helper.make_tensor("minus", TensorProto.INT64, [1], [-1])
     size0 = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "zero"], ["n"])]
-    # x.view(x.size(0) * 2, -1): the batch size in arithmetic
-    doubled = make_onnx(tmp_path, "doubled.onnx", size0 + [
-        helper.make_node("Mul", ["n", "two"], ["n2"], name="twice"), helper.make_node("Unsqueeze", ["n2", "zero1"], ["u"]),
-        helper.make_node("Concat", ["u", "minus"], ["shape"], axis=0), helper.make_node("Reshape", ["x", "shape"], ["y"])],
-        [x], [y], [zero, minus, helper.make_tensor("two", TensorProto.INT64, [], [2]),
-                   helper.make_tensor("zero1", TensorProto.INT64, [1], [0])])
-    with pytest.raises(og.DataError, match=r"node 'twice' \(Mul, opset 17\): computes with the batch size \(x.size\(0\) "
-                                           r"in arithmetic\): opgraph's batch is not a number \(use -1 in the shape "
-                                           r"instead\)$"):
-        og.load(doubled)
+    def batch_reshape(file, op, name, after=()):
+        """x.view(x.size(0) <op> 2, -1), then the nodes `after` (reading it as 'v')."""
+        return make_onnx(tmp_path, file, size0 + [
+            helper.make_node(op, ["n", "two"], ["n2"], name=name), helper.make_node("Unsqueeze", ["n2", "zero1"], ["u"]),
+            helper.make_node("Concat", ["u", "minus"], ["shape"], axis=0),
+            helper.make_node("Reshape", ["x", "shape"], ["v" if after else "y"])] + list(after),
+            [x], [y], [zero, minus, helper.make_tensor("two", TensorProto.INT64, [], [2]),
+                       helper.make_tensor("zero1", TensorProto.INT64, [1], [0])])
+
+    # x.view(x.size(0) * 2, -1) as the output: a multiple of the batch folds it with other
+    # axes, which the graph's inner values may do (nn.MultiheadAttention's heads) but no
+    # output can
+    with pytest.raises(og.DataError, match=r"doubled.onnx: output 'y' \[2·N, 3\] folds the batch with other axes, "
+                                           r"which no opgraph value can hold$"):
+        og.load(batch_reshape("doubled.onnx", "Mul", "twice"))
+    # ... and read by an operator that would need the folded axis itself
+    with pytest.raises(og.DataError, match=r"node 'relu' \(Relu, opset 17\): its input 'v' \[2·N, 3\] folds the batch "
+                                           r"with other axes \(as nn.MultiheadAttention's heads are\), which only "
+                                           r"Reshape, Transpose, MatMul, Gemm, Softmax and arithmetic with a constant "
+                                           r"scalar read; this operator would need the folded axis itself$"):
+        og.load(batch_reshape("doubled_relu.onnx", "Mul", "twice", [helper.make_node("Relu", ["v"], ["y"], name="relu")]))
+    # x.view(x.size(0) + 2, -1): no multiple of the batch
+    with pytest.raises(og.DataError, match=r"node 'plus' \(Add, opset 17\): computes N \+ 2 with the batch size: "
+                                           r"opgraph's batch is not a number, only multiples of it size an axis \(use -1 "
+                                           r"in the shape instead\)$"):
+        og.load(batch_reshape("plus_two.onnx", "Add", "plus"))
     # x.view(-1, x.size(0)): the batch moved from the first axis
     moved = make_onnx(tmp_path, "moved.onnx", size0 + [
         helper.make_node("Unsqueeze", ["n", "zero1"], ["u"]), helper.make_node("Concat", ["minus", "u"], ["shape"], axis=0),
@@ -675,9 +718,9 @@ def test_every_lowering_imports_back(tmp_path):
         batch = first.shape[0] if first.ndim else 1
         plan = model.compile(batch=batch, mode="eval", keep=list(outputs), backward=False)
         feeds = dict(inputs)
-        if model.labels:  # [N] classes, or [N, 1] for one output (mse or binary cross-entropy)
+        if model.labels:  # [N] classes, [N, T] for [N, T, C] scores, or [N, 1] for one output
             head = next(iter(outputs.values()))
-            feeds[model.labels] = np.zeros((batch, 1) if head.shape[1:] == (1,) else batch, np.float32)
+            feeds[model.labels] = np.zeros((batch, 1) if head.shape[1:] == (1,) else head.shape[:-1], np.float32)
         plan.forward(feeds)
         for out, want in outputs.items():
             got = np.asarray(plan.value(out))
