@@ -150,8 +150,9 @@ struct Importer {
   // opgraph shape can hold. Such a value's node keeps them apart ([T, N, 4, 8]), and
   // folded[name][i] is how many of the node's axes ONNX axis i spans, in order. Values
   // not listed have one axis per ONNX axis; only the converters that read a value
-  // through in_folded (Reshape, Transpose, MatMul, Gemm, Softmax, Shape, Cast and
-  // arithmetic with a constant scalar) accept a folded one.
+  // through in_folded (Reshape, Transpose, MatMul, Gemm, Softmax, Shape, Cast, and
+  // Add/Sub/Mul/Div with a scalar or a value that broadcasts over the folded axes) accept
+  // a folded one.
   std::unordered_map<std::string, std::vector<int>> folded;
 
   /// An opgraph name for ONNX value `onnx_name`: cleaned, unique, and not an op's name (a
@@ -194,8 +195,8 @@ struct Importer {
     const NodeId id = node(n, n.input(i));
     if (auto it = folded.find(n.input(i)); it != folded.end())
       fail_node(n, fmt::format("its input '{}' {} folds the batch with other axes (as nn.MultiheadAttention's heads "
-                               "are), which only Reshape, Transpose, MatMul, Gemm, Softmax and arithmetic with a "
-                               "constant scalar read; this operator would need the folded axis itself",
+                               "are), which only Reshape, Transpose, MatMul, Gemm, Softmax and arithmetic that "
+                               "broadcasts over the folded axes read; this operator would need the folded axis itself",
                                n.input(i), dims_text(onnx_dims(id, it->second))));
     return id;
   }
@@ -1078,7 +1079,25 @@ void Importer::convert(const onnx::NodeProto& n) {
       return set_folded(n, add(n, "scale", {x.id}, std::move(s), 0), x.groups);
     }
     const char* op = t == "Add" ? "add" : t == "Sub" ? "sub" : t == "Mul" ? "mul" : "div";
-    return set(n, add(n, op, {in(n, 0), in(n, 1)}, {}, 0));
+    const Folded fa = in_folded(n, 0), fb = in_folded(n, 1);
+    if (!fa.folded() && !fb.folded()) return set(n, add(n, op, {fa.id, fb.id}, {}, 0));
+    // A value that folds the batch (attention scores [N·2, T, S]) with one that is 1 along
+    // the folded axes or does not reach them (a causal mask [1, T, S] or [T, S]), or with
+    // one folded alike: the nodes broadcast as the ONNX values do.
+    const Folded& f = fa.folded() ? fa : fb;
+    const Folded& other = fa.folded() ? fb : fa;
+    const Shape& os = shape(other.id);
+    const auto rank = static_cast<int>(f.groups.size());
+    bool fits = !other.folded() && os.rank() <= rank;
+    for (int k = 0; fits && k < os.rank(); ++k)
+      fits = f.groups[static_cast<std::size_t>(rank - os.rank() + k)] == 1 || os[k] == 1;
+    const bool alike = other.folded() && other.groups == f.groups && os == shape(f.id);
+    if (!fits && !alike)
+      fail_node(n, fmt::format("{} {} with {}: the second reaches the axes where the first folds the batch",
+                               t == "Add" ? "adds" : t == "Sub" ? "subtracts" : t == "Mul" ? "multiplies" : "divides",
+                               dims_text(onnx_dims(f.id, f.groups)),
+                               other.folded() ? dims_text(onnx_dims(other.id, other.groups)) : fmt::format("{}", shape(other.id))));
+    return set_folded(n, add(n, op, {fa.id, fb.id}, {}, 0), f.groups);
   }
   if (t == "Pow") {
     only(n, {});

@@ -213,6 +213,42 @@ def encoder():
     return Encoder(), (6, 16)
 
 
+class Causal(nn.Module):
+    """A post-norm encoder layer under a causal mask (a buffer, generate_square_subsequent_mask):
+    the exporter adds it, [1, T, T], to the scores [N·2, T, T] that fold the batch."""
+
+    def __init__(self):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, dropout=0.0, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
+        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(6))
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.enc(x, mask=self.mask))
+
+
+def causal():
+    return Causal(), (6, 16)
+
+
+class Decoder(nn.Module):
+    """nn.TransformerDecoderLayer: self-attention, then attention to a memory (here the
+    first 3 positions of the input), both folding the batch with the heads."""
+
+    def __init__(self):
+        super().__init__()
+        self.dec = nn.TransformerDecoderLayer(d_model=16, nhead=2, dim_feedforward=32, dropout=0.0, batch_first=True)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.dec(x, x[:, :3]))
+
+
+def decoder():
+    return Decoder(), (6, 16)
+
+
 class Attend(nn.Module):
     """nn.MultiheadAttention alone, with its weights averaged over the heads (need_weights,
     PyTorch's default: [N·3, T, T] viewed as [N, 3, T, T]) used beside its output."""
@@ -238,7 +274,8 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("ceil_pools", ceil_pools, True), ("mobile", mobile, True),
                             ("regressor", regressor, True), ("binary", binary, True),
                             ("upsampler", upsampler, True), ("sequence1d", sequence1d, True), ("norms", norms, True),
-                            ("encoder", encoder, True), ("encoder_static", encoder, False), ("attend", attend, True)):
+                            ("encoder", encoder, True), ("encoder_static", encoder, False), ("attend", attend, True),
+                            ("causal", causal, True), ("decoder", decoder, True)):
     model, shape = make()
     if name in ("cnn", "sequence1d"):  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()

@@ -167,7 +167,7 @@ def torch_models(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math", "gated",
                                   "ceil_pools", "mobile", "regressor", "binary", "upsampler", "sequence1d", "norms",
-                                  "encoder", "encoder_static", "attend"])
+                                  "encoder", "encoder_static", "attend", "causal", "decoder"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -513,8 +513,8 @@ def test_shapes_computed_in_the_file_are_read_or_refused_with_the_reason(tmp_pat
     # ... and read by an operator that would need the folded axis itself
     with pytest.raises(og.DataError, match=r"node 'relu' \(Relu, opset 17\): its input 'v' \[2·N, 3\] folds the batch "
                                            r"with other axes \(as nn.MultiheadAttention's heads are\), which only "
-                                           r"Reshape, Transpose, MatMul, Gemm, Softmax and arithmetic with a constant "
-                                           r"scalar read; this operator would need the folded axis itself$"):
+                                           r"Reshape, Transpose, MatMul, Gemm, Softmax and arithmetic that broadcasts "
+                                           r"over the folded axes read; this operator would need the folded axis itself$"):
         og.load(batch_reshape("doubled_relu.onnx", "Mul", "twice", [helper.make_node("Relu", ["v"], ["y"], name="relu")]))
     # x.view(x.size(0) + 2, -1): no multiple of the batch
     with pytest.raises(og.DataError, match=r"node 'plus' \(Add, opset 17\): computes N \+ 2 with the batch size: "
