@@ -226,6 +226,7 @@ struct Importer {
         else if (is_symbolic(s[axis])) bad(file, fmt::format("a value of shape {} folds a named dimension", s));
         else size *= s[axis];
       }
+      if (batch && size >= kMaxMultiple) bad(file, fmt::format("a value of shape {} folds the batch with {} values", s, size));
       out.push_back(batch ? batch_times(size) : size);
     }
     return out;
@@ -510,29 +511,36 @@ void Importer::reshape_folded(const onnx::NodeProto& n, const Folded& x, std::ve
       j = static_cast<int>(i);
     }
   if (p < 0) refuse("the input has no batch to size an axis by");
+  // Sizes from the file: any int64, so their products are checked.
+  auto times = [&](std::int64_t a, std::int64_t b) {
+    std::int64_t r = 0;
+    if (__builtin_mul_overflow(a, b, &r)) refuse("the sizes overflow");
+    return r;
+  };
   auto product_but = [&](int skip1, int skip2) {
     std::int64_t r = 1;
     for (int i = 0; i < static_cast<int>(dims.size()); ++i)
-      if (i != skip1 && i != skip2) r *= dims[static_cast<std::size_t>(i)];
+      if (i != skip1 && i != skip2) r = times(r, dims[static_cast<std::size_t>(i)]);
     return r;
   };
   if (j < 0) {  // the -1 takes the batch
     if (infer < 0) refuse("fixed sizes for a value that holds the batch");
     const std::int64_t others = product_but(infer, -1);
     if (others <= 0 || (pre * post) % others != 0) refuse("the sizes do not divide the input's");
+    if ((pre * post) / others >= kMaxMultiple) refuse("the batch would fold with too many values");
     dims[static_cast<std::size_t>(infer)] = batch_times((pre * post) / others);
     j = infer;
     infer = -1;
   }
   const std::int64_t c = multiple_of(dims[static_cast<std::size_t>(j)]);
   if (infer >= 0) {
-    const std::int64_t others = product_but(infer, j) * c;
+    const std::int64_t others = times(product_but(infer, j), c);
     if (others <= 0 || (pre * post) % others != 0) refuse("the sizes do not divide the input's");
     dims[static_cast<std::size_t>(infer)] = (pre * post) / others;
   }
   std::int64_t before = 1, after = 1;
   for (int i = 0; i < static_cast<int>(dims.size()); ++i)
-    if (i != j) (i < j ? before : after) *= dims[static_cast<std::size_t>(i)];
+    if (i != j) (i < j ? before : after) = times(i < j ? before : after, dims[static_cast<std::size_t>(i)]);
   if (before <= 0 || after <= 0 || pre % before != 0 || post % after != 0 || (pre / before) * (post / after) != c)
     refuse("the batch would mix with the axes around it, which opgraph keeps apart");
   const std::int64_t a = pre / before, b = post / after;
@@ -1259,10 +1267,12 @@ void Importer::convert(const onnx::NodeProto& n) {
       for (int j = 0; j < static_cast<int>(dims.size()); ++j) {
         if (dims[static_cast<std::size_t>(j)] % exported_batch != 0) continue;
         std::int64_t before = 1, after = 1;
+        bool overflow = false;
         for (int i = 0; i < static_cast<int>(dims.size()); ++i)
-          if (i != j) (i < j ? before : after) *= dims[static_cast<std::size_t>(i)];
+          if (i != j) overflow |= __builtin_mul_overflow(i < j ? before : after, dims[static_cast<std::size_t>(i)], i < j ? &before : &after);
+        if (overflow) continue;
         const std::int64_t c = dims[static_cast<std::size_t>(j)] / exported_batch;
-        if (pre == 0 || post == 0 || pre % before != 0 || post % after != 0 || (pre / before) * (post / after) != c ||
+        if (c >= kMaxMultiple || pre == 0 || post == 0 || pre % before != 0 || post % after != 0 || (pre / before) * (post / after) != c ||
             j + (pre / before > 1 ? 1 : 0) != p)
           continue;
         found = j;

@@ -516,6 +516,17 @@ def test_shapes_computed_in_the_file_are_read_or_refused_with_the_reason(tmp_pat
                                            r"Reshape, Transpose, MatMul, Gemm, Softmax and arithmetic that broadcasts "
                                            r"over the folded axes read; this operator would need the folded axis itself$"):
         og.load(batch_reshape("doubled_relu.onnx", "Mul", "twice", [helper.make_node("Relu", ["v"], ["y"], name="relu")]))
+    # x.view(x.size(0) * 2, 2**62, -1): sizes whose products overflow, refused
+    huge = make_onnx(tmp_path, "huge.onnx", size0 + [
+        helper.make_node("Mul", ["n", "two"], ["n2"]), helper.make_node("Unsqueeze", ["n2", "zero1"], ["u"]),
+        helper.make_node("Concat", ["u", "big", "minus"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["y"], name="r")],
+        [x], [y], [zero, minus, helper.make_tensor("two", TensorProto.INT64, [], [2]),
+                   helper.make_tensor("zero1", TensorProto.INT64, [1], [0]),
+                   helper.make_tensor("big", TensorProto.INT64, [1], [2**62])])
+    with pytest.raises(og.DataError, match=r"node 'r' \(Reshape, opset 17\): reshapes \[N, 2, 3\] to \[2·N, "
+                                           r"4611686018427387904, -1\]: the sizes overflow$"):
+        og.load(huge)
     # x.view(x.size(0) + 2, -1): no multiple of the batch
     with pytest.raises(og.DataError, match=r"node 'plus' \(Add, opset 17\): computes N \+ 2 with the batch size: "
                                            r"opgraph's batch is not a number, only multiples of it size an axis \(use -1 "
