@@ -428,6 +428,7 @@ const std::unordered_map<std::string, Arity>& arities() {
     a["Unsqueeze"] = a["Squeeze"] = {1, 2, 1, 1};
     a["Slice"] = {3, 5, 1, 1};
     a["Constant"] = {0, 0, 1, 1};
+    a["ConstantOfShape"] = {1, 1, 1, 1};
     return a;
   }();
   return table;
@@ -609,6 +610,36 @@ bool Importer::fold(const onnx::NodeProto& n) {
     const std::int64_t rank = static_cast<std::int64_t>(all.size());
     const std::int64_t start = bound(attr_int(n, "start", 0), rank), end = bound(attr_int(n, "end", rank), rank);
     return result({std::max<std::int64_t>(0, end - start)}, std::vector<std::int64_t>(all.begin() + start, all.begin() + std::max(start, end)));
+  }
+  if (t == "ConstantOfShape") {
+    // torch.zeros(2, 3) in a forward pass: a constant of a shape known at import (at most
+    // 2^28 values, the 1 GiB a model file may hold), float or integer as `value` is.
+    only(n, {"value"});
+    const Tensor* s = ints(0);
+    if (!s) fail_node(n, "the shape must be known at import (a constant, or computed from Shape)");
+    std::vector<std::int64_t> dims = values_of(*s);
+    std::int64_t count = 1;
+    for (std::int64_t d : dims) {
+      if (is_batch(d))
+        fail_node(n, fmt::format("makes a value of shape {} from nothing: opgraph cannot size a constant by the batch",
+                                 dims_text(dims)));
+      if (d < 0) fail_node(n, fmt::format("a negative size in the shape {}", dims_text(dims)));
+      if (__builtin_mul_overflow(count, d, &count) || count > (std::int64_t{1} << 28))
+        fail_node(n, fmt::format("a constant of shape {} holds more than 2^28 values (1 GiB, the most a model file "
+                                 "holds)", dims_text(dims)));
+    }
+    double fill = 0.0;
+    DType dtype = DType::f32;
+    if (const auto* v = attr(n, "value", onnx::AttributeProto::TENSOR)) {
+      const Tensor value = tensor_of(v->t(), file, "value");
+      if (value.numel() != 1) fail_node(n, fmt::format("value holds {} values, not one", value.numel()));
+      fill = value.at(0);
+      if (value.dtype() == DType::i64) dtype = DType::i64;
+    }
+    Tensor out(Shape(std::move(dims)), dtype);
+    for (std::int64_t i = 0; i < out.numel(); ++i) out.set(i, fill);
+    constants.insert_or_assign(n.output(0), std::move(out));
+    return true;
   }
   if (t == "Cast") {
     only(n, {"to", "saturate"});
@@ -1347,7 +1378,7 @@ void Importer::convert(const onnx::NodeProto& n) {
     return set(n, add(n, "embedding", {in(n, 1), in(n, 0)}, {}, 0));
   }
   static const std::vector<std::string> supported = {
-      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv", "Div",
+      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "Div",
       "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater",
       "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "Less",
       "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul", "Neg", "Not",

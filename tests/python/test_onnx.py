@@ -527,6 +527,30 @@ def test_shapes_computed_in_the_file_are_read_or_refused_with_the_reason(tmp_pat
     with pytest.raises(og.DataError, match=r"node 'r' \(Reshape, opset 17\): reshapes \[N, 2, 3\] to \[2·N, "
                                            r"4611686018427387904, -1\]: the sizes overflow$"):
         og.load(huge)
+    # torch.full((3,), 2.0) and torch.full((1,), 3) (ConstantOfShape, float and int64
+    # values): constants read at import, here added and used as a shape
+    full = make_onnx(tmp_path, "full.onnx", size0 + [
+        helper.make_node("ConstantOfShape", ["three1"], ["twos"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [2.0])),
+        helper.make_node("ConstantOfShape", ["one"], ["six"], value=helper.make_tensor("v", TensorProto.INT64, [1], [6])),
+        helper.make_node("Unsqueeze", ["n", "zero1"], ["u"]), helper.make_node("Concat", ["u", "six"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["flat"]), helper.make_node("Slice", ["flat", "zero1", "three1", "one"], ["head"]),
+        helper.make_node("Add", ["head", "twos"], ["y"])],
+        [x], [y], [zero, one, helper.make_tensor("zero1", TensorProto.INT64, [1], [0]),
+                   helper.make_tensor("three1", TensorProto.INT64, [1], [3])])
+    model = og.load(full)
+    data = np.arange(12, dtype=np.float32).reshape(2, 2, 3)
+    plan = model.compile(batch=2, mode="eval", keep=["y"], backward=False)
+    plan.forward({"x": data, model.labels: np.zeros(2, np.float32)})  # [N, 3] scores: a loss, and labels
+    assert np.array_equal(np.asarray(plan.value("y")), data.reshape(2, 6)[:, :3] + 2.0)
+    # torch.zeros(x.size(0), 3): sized by the batch from nothing, refused
+    zeros = make_onnx(tmp_path, "zeros.onnx", size0 + [
+        helper.make_node("Unsqueeze", ["n", "zero1"], ["u"]), helper.make_node("Concat", ["u", "three1"], ["shape"], axis=0),
+        helper.make_node("ConstantOfShape", ["shape"], ["y"], name="z")],
+        [x], [y], [zero, helper.make_tensor("zero1", TensorProto.INT64, [1], [0]),
+                   helper.make_tensor("three1", TensorProto.INT64, [1], [3])])
+    with pytest.raises(og.DataError, match=r"node 'z' \(ConstantOfShape, opset 17\): makes a value of shape \[N, 3\] "
+                                           r"from nothing: opgraph cannot size a constant by the batch$"):
+        og.load(zeros)
     # x.view(x.size(0) + 2, -1): no multiple of the batch
     with pytest.raises(og.DataError, match=r"node 'plus' \(Add, opset 17\): computes N \+ 2 with the batch size: "
                                            r"opgraph's batch is not a number, only multiples of it size an axis \(use -1 "
