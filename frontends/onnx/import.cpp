@@ -131,6 +131,59 @@ std::string size_text(std::int64_t v) {
   return multiple_of(v) == 1 ? std::string("N") : fmt::format("{}·N", multiple_of(v));
 }
 
+/// Whether groups (node axes per ONNX axis) fold any two together.
+bool folds(const std::vector<int>& groups) {
+  return std::any_of(groups.begin(), groups.end(), [](int g) { return g != 1; });
+}
+
+/// Where a node's shape holds the batch: its axis (-1: none), and the products of the
+/// sizes before and after it; `named` when another axis has a symbolic size.
+struct BatchAxis {
+  int axis = -1;
+  std::int64_t pre = 1, post = 1;
+  bool named = false;
+};
+BatchAxis batch_axis(const Shape& s) {
+  BatchAxis b;
+  for (int a = 0; a < s.rank(); ++a) {
+    if (s[a] == N) b.axis = a;
+    else if (is_symbolic(s[a])) b.named = true;
+    else (b.axis < 0 ? b.pre : b.post) *= s[a];
+  }
+  return b;
+}
+
+/// A reshape of a node whose batch is as `from` says to ONNX sizes `dims` that hold the
+/// batch, c·N, at axis j: the folded axis holds a·N·b, a the factor of the node's sizes
+/// before the batch that the target's sizes before j leave over, b likewise after it, and
+/// the batch lands at node axis `axis` (j, or j + 1 when a > 1). `failure` says why no such
+/// split exists.
+struct BatchSplit {
+  std::int64_t a = 1, b = 1;
+  int axis = -1;
+  const char* failure = nullptr;
+};
+BatchSplit batch_split(const BatchAxis& from, const std::vector<std::int64_t>& dims, int j, std::int64_t c) {
+  BatchSplit s;
+  std::int64_t before = 1, after = 1;
+  for (int i = 0; i < static_cast<int>(dims.size()); ++i) {
+    std::int64_t& side = i < j ? before : after;
+    if (i != j && __builtin_mul_overflow(side, dims[static_cast<std::size_t>(i)], &side)) {
+      s.failure = "the sizes overflow";
+      return s;
+    }
+  }
+  if (before <= 0 || after <= 0 || from.pre % before != 0 || from.post % after != 0 ||
+      (from.pre / before) * (from.post / after) != c) {
+    s.failure = "the batch would mix with the axes around it, which opgraph keeps apart";
+    return s;
+  }
+  s.a = from.pre / before;
+  s.b = from.post / after;
+  s.axis = j + (s.a > 1 ? 1 : 0);
+  return s;
+}
+
 struct Importer {
   Importer(const onnx::ModelProto& m, std::string f) : model(m), file(std::move(f)) {}
   const onnx::ModelProto& model;
@@ -204,7 +257,7 @@ struct Importer {
   struct Folded {
     NodeId id;
     std::vector<int> groups;
-    bool folded() const { return std::any_of(groups.begin(), groups.end(), [](int g) { return g != 1; }); }
+    bool folded() const { return folds(groups); }
   };
   Folded in_folded(const onnx::NodeProto& n, int i) {
     if (i >= n.input_size() || n.input(i).empty()) fail_node(n, fmt::format("input {} is missing", i));
@@ -239,7 +292,7 @@ struct Importer {
   /// Output `out` of n is node id, its axes grouped as `groups`.
   void set_folded(const onnx::NodeProto& n, NodeId id, const std::vector<int>& groups, int out = 0) {
     values[n.output(out)] = id;
-    if (std::any_of(groups.begin(), groups.end(), [](int g) { return g != 1; })) folded[n.output(out)] = groups;
+    if (folds(groups)) folded[n.output(out)] = groups;
   }
   bool has_input(const onnx::NodeProto& n, int i) const { return i < n.input_size() && !n.input(i).empty(); }
 
@@ -498,20 +551,16 @@ void Importer::reshape_folded(const onnx::NodeProto& n, const Folded& x, std::ve
       refuse(fmt::format("a size of {}", dims[i]));
     }
   }
-  int p = -1;  // the batch's axis in x's node
-  std::int64_t pre = 1, post = 1;
-  for (int a = 0; a < xs.rank(); ++a) {
-    if (xs[a] == N) p = a;
-    else if (is_symbolic(xs[a])) refuse(fmt::format("the input's node {} has a named dimension", xs));
-    else (p < 0 ? pre : post) *= xs[a];
-  }
+  const BatchAxis batch = batch_axis(xs);
+  if (batch.named) refuse(fmt::format("the input's node {} has a named dimension", xs));
+  const std::int64_t total = batch.pre * batch.post;  // the values of a sample
   int j = -1;  // the target's axis holding the batch
   for (std::size_t i = 0; i < dims.size(); ++i)
     if (is_batch(dims[i])) {
       if (j >= 0) refuse("two sizes hold the batch");
       j = static_cast<int>(i);
     }
-  if (p < 0) refuse("the input has no batch to size an axis by");
+  if (batch.axis < 0) refuse("the input has no batch to size an axis by");
   // Sizes from the file: any int64, so their products are checked.
   auto times = [&](std::int64_t a, std::int64_t b) {
     std::int64_t r = 0;
@@ -527,42 +576,38 @@ void Importer::reshape_folded(const onnx::NodeProto& n, const Folded& x, std::ve
   if (j < 0) {  // the -1 takes the batch
     if (infer < 0) refuse("fixed sizes for a value that holds the batch");
     const std::int64_t others = product_but(infer, -1);
-    if (others <= 0 || (pre * post) % others != 0) refuse("the sizes do not divide the input's");
-    if ((pre * post) / others >= kMaxMultiple) refuse("the batch would fold with too many values");
-    dims[static_cast<std::size_t>(infer)] = batch_times((pre * post) / others);
+    if (others <= 0 || total % others != 0) refuse("the sizes do not divide the input's");
+    if (total / others >= kMaxMultiple) refuse("the batch would fold with too many values");
+    dims[static_cast<std::size_t>(infer)] = batch_times(total / others);
     j = infer;
     infer = -1;
   }
   const std::int64_t c = multiple_of(dims[static_cast<std::size_t>(j)]);
   if (infer >= 0) {
     const std::int64_t others = times(product_but(infer, j), c);
-    if (others <= 0 || (pre * post) % others != 0) refuse("the sizes do not divide the input's");
-    dims[static_cast<std::size_t>(infer)] = (pre * post) / others;
+    if (others <= 0 || total % others != 0) refuse("the sizes do not divide the input's");
+    dims[static_cast<std::size_t>(infer)] = total / others;
   }
-  std::int64_t before = 1, after = 1;
-  for (int i = 0; i < static_cast<int>(dims.size()); ++i)
-    if (i != j) (i < j ? before : after) = times(i < j ? before : after, dims[static_cast<std::size_t>(i)]);
-  if (before <= 0 || after <= 0 || pre % before != 0 || post % after != 0 || (pre / before) * (post / after) != c)
-    refuse("the batch would mix with the axes around it, which opgraph keeps apart");
-  const std::int64_t a = pre / before, b = post / after;
+  const BatchSplit split = batch_split(batch, dims, j, c);
+  if (split.failure) refuse(split.failure);
+  if (split.axis != batch.axis)
+    refuse(fmt::format("the batch would move from axis {} of opgraph's shape {} to axis {}", batch.axis, xs, split.axis));
   IntList want;
   std::vector<int> groups;
   for (int i = 0; i < j; ++i) {
     want.push_back(dims[static_cast<std::size_t>(i)]);
     groups.push_back(1);
   }
-  if (a > 1) want.push_back(a);
-  const int q = static_cast<int>(want.size());
+  if (split.a > 1) want.push_back(split.a);
   want.push_back(0);  // the batch, kept
-  if (b > 1) want.push_back(b);
-  groups.push_back(1 + (a > 1 ? 1 : 0) + (b > 1 ? 1 : 0));
+  if (split.b > 1) want.push_back(split.b);
+  groups.push_back(1 + (split.a > 1 ? 1 : 0) + (split.b > 1 ? 1 : 0));
   for (int i = j + 1; i < static_cast<int>(dims.size()); ++i) {
     want.push_back(dims[static_cast<std::size_t>(i)]);
     groups.push_back(1);
   }
-  if (q != p) refuse(fmt::format("the batch would move from axis {} of opgraph's shape {} to axis {}", p, xs, q));
   bool same = static_cast<int>(want.size()) == xs.rank();
-  for (int i = 0; same && i < xs.rank(); ++i) same = i == p || want[static_cast<std::size_t>(i)] == xs[i];
+  for (int i = 0; same && i < xs.rank(); ++i) same = i == batch.axis || want[static_cast<std::size_t>(i)] == xs[i];
   set_folded(n, same ? x.id : add(n, "reshape", {x.id}, {{"shape", want}}, 0), groups);
 }
 
@@ -602,11 +647,14 @@ bool Importer::fold(const onnx::NodeProto& n) {
     else if (const Tensor* c = constant(n.input(0))) s = c->shape();
     else in(n, 0);  // names the missing input
     std::vector<std::int64_t> all;  // the ONNX sizes, the batch as kBatch (times what it is folded with)
-    for (int d = 0; d < s.rank(); ++d) {
-      if (s[d] < 0 && s[d] != N) fail_node(n, fmt::format("dimension {} of {} is symbolic", d, s));
-      all.push_back(s[d] == N ? kBatch : s[d]);
+    if (auto it = folded.find(n.input(0)); it != folded.end()) {
+      all = onnx_dims(values.at(n.input(0)), it->second);
+    } else {
+      for (int d = 0; d < s.rank(); ++d) {
+        if (s[d] < 0 && s[d] != N) fail_node(n, fmt::format("dimension {} of {} is symbolic", d, s));
+        all.push_back(s[d] == N ? kBatch : s[d]);
+      }
     }
-    if (auto it = folded.find(n.input(0)); it != folded.end()) all = onnx_dims(values.at(n.input(0)), it->second);
     const std::int64_t rank = static_cast<std::int64_t>(all.size());
     const std::int64_t start = bound(attr_int(n, "start", 0), rank), end = bound(attr_int(n, "end", rank), rank);
     return result({std::max<std::int64_t>(0, end - start)}, std::vector<std::int64_t>(all.begin() + start, all.begin() + std::max(start, end)));
@@ -1153,7 +1201,8 @@ void Importer::convert(const onnx::NodeProto& n) {
     // the node's product broadcasts over the node's batch axes as ONNX's over its own.
     auto batch_groups = [&](const Folded& f) {
       const std::size_t r = f.groups.size();
-      if (r < 2 || f.groups[r - 1] != 1 || f.groups[r - 2] != 1)
+      if (r < 2) fail_node(n, "multiplies a value that folds the batch with other axes by a vector");
+      if (f.groups[r - 1] != 1 || f.groups[r - 2] != 1)
         fail_node(n, "multiplies along an axis that folds the batch with other axes");
       return std::vector<int>(f.groups.begin(), f.groups.end() - 2);
     };
@@ -1287,25 +1336,15 @@ void Importer::convert(const onnx::NodeProto& n) {
     // With a fixed batch B folded with other axes ([T, B·4, 8], nn.MultiheadAttention
     // exported without dynamic axes), the batch is in the one size that is B times the
     // factors around the batch axis of the data's node.
-    const Shape& xs = shape(x.id);
-    const auto p = std::find(xs.dims().begin(), xs.dims().end(), N) - xs.dims().begin();
-    if (exported_batch > 0 && p < xs.rank() &&
+    const BatchAxis batch = batch_axis(shape(x.id));
+    if (exported_batch > 0 && batch.axis >= 0 && !batch.named &&
         std::none_of(dims.begin(), dims.end(), [](std::int64_t d) { return d <= 0 || is_batch(d); })) {
-      std::int64_t pre = 1, post = 1;
-      for (int a = 0; a < xs.rank(); ++a)
-        if (a != p) (a < p ? pre : post) *= is_symbolic(xs[a]) ? 0 : xs[a];
       int found = -1, count = 0;
       for (int j = 0; j < static_cast<int>(dims.size()); ++j) {
-        if (dims[static_cast<std::size_t>(j)] % exported_batch != 0) continue;
-        std::int64_t before = 1, after = 1;
-        bool overflow = false;
-        for (int i = 0; i < static_cast<int>(dims.size()); ++i)
-          if (i != j) overflow |= __builtin_mul_overflow(i < j ? before : after, dims[static_cast<std::size_t>(i)], i < j ? &before : &after);
-        if (overflow) continue;
         const std::int64_t c = dims[static_cast<std::size_t>(j)] / exported_batch;
-        if (c >= kMaxMultiple || pre == 0 || post == 0 || pre % before != 0 || post % after != 0 || (pre / before) * (post / after) != c ||
-            j + (pre / before > 1 ? 1 : 0) != p)
-          continue;
+        if (dims[static_cast<std::size_t>(j)] % exported_batch != 0 || c >= kMaxMultiple) continue;
+        const BatchSplit split = batch_split(batch, dims, j, c);
+        if (split.failure || split.axis != batch.axis) continue;
         found = j;
         ++count;
       }
