@@ -45,6 +45,7 @@ PredictionHead prediction_head(const Graph& graph) {
       head.threshold = role.threshold;
       head.probabilities = role.probabilities;
       head.outputs = last_dim(graph.node(head.node).shape);
+      head.per_sample = graph.node(head.node).shape.rank() > 0 && graph.node(head.node).shape[0] == N;
       return head;
     }
   }
@@ -52,6 +53,7 @@ PredictionHead prediction_head(const Graph& graph) {
     head.exists = true;
     head.node = graph.outputs().front();
     head.outputs = last_dim(graph.node(head.node).shape);
+    head.per_sample = graph.node(head.node).shape.rank() > 0 && graph.node(head.node).shape[0] == N;
   }
   return head;
 }
@@ -767,7 +769,19 @@ Trainer::Compiled& Trainer::parallel_step(Batcher& batcher, std::int64_t b, std:
   return out;
 }
 
+void Trainer::require_rows(const char* what) const {
+  if (head_.per_sample) return;
+  const Node& n = model_.graph.node(head_.node);
+  throw ShapeError(where(n), fmt::format("{}: the prediction '{}' has shape {}, whose first axis is not the batch N: it "
+                                         "holds no row per sample to {}; read it from a plan instead (C++: "
+                                         "Plan::value(\"{}\"); Python: model.compile(batch=...).value(\"{}\"))",
+                                         what, n.name, n.shape, what, n.name, n.name));
+}
+
 Evaluation Trainer::evaluate(const Dataset& data_in, std::int64_t batch) {
+  if (!supervised_ && !model_.graph.loss())
+    throw GraphError("evaluate", "the model has neither labels nor a loss: nothing to evaluate");
+  if (supervised_ && head_.exists && head_.classes) require_rows("evaluate");
   const DType dtype = model_.params.dtype();
   const Dataset data = data_in.features.dtype() == dtype ? data_in : data_in.to(dtype);
   if (data.size() == 0) throw DataError(data.name, "empty dataset: nothing to evaluate");
@@ -848,6 +862,7 @@ Predictions Trainer::predict(const Tensor& features_in, std::int64_t batch) {
   if (!head_.exists)
     throw GraphError("predict", "cannot tell which node predicts: use a loss op with a role (opgraph ops lists them) or "
                                 "mark an output");
+  require_rows("predict");
   const DType dtype = model_.params.dtype();
   const Tensor features = features_in.dtype() == dtype ? features_in : features_in.to(dtype);
   const std::int64_t n = features.shape()[0];

@@ -51,6 +51,7 @@ struct PredictionHead {
   bool classes = false;       // accuracy and class predictions mean something
   double threshold = 0.5;     // one output: class 1 when the value is at least this
   std::string probabilities;  // op mapping the head to probabilities; "" when it holds them
+  bool per_sample = false;    // its first axis is the batch N: a row per sample
 };
 
 /// The head of a graph: the prediction input of a loss whose op declares a role, else the
@@ -179,8 +180,11 @@ class Trainer {
   const PredictionHead& head() const { return head_; }
   /// Whether the dataset's labels feed an input (false: training without labels).
   bool supervised() const { return supervised_; }
-  /// Whether accuracy is measured: labels, and a head that predicts classes.
-  bool measures_accuracy() const { return supervised_ && head_.exists && head_.classes; }
+  /// Whether accuracy is measured: labels, and a head that predicts classes, a row per sample.
+  bool measures_accuracy() const { return supervised_ && head_.exists && head_.classes && head_.per_sample; }
+  /// Throws ShapeError naming `what` unless the head holds a row per sample (its first
+  /// axis is the batch): a reduction over the batch, or a transpose moving it, holds none.
+  void require_rows(const char* what) const;
 
  private:
   struct Compiled;

@@ -46,6 +46,32 @@ def test_fit_evaluate_predict_and_history():
     assert np.mean(classes == data.y_test) == pytest.approx(test.accuracy)
 
 
+def test_an_output_without_a_row_per_sample_is_refused_by_predict_and_a_model_without_a_loss_by_evaluate():
+    # An output that averages over the batch (or a transpose that moves it) holds no row per
+    # sample: predict had read past its end ("index 12 out of range for shape [3,4]"), and
+    # evaluate of a model with nothing to compare reported a loss of 0. A plan still reads it.
+    g = og.Graph()
+    x = g.input("x", ("N", 4))
+    h = og.nn.dense(x, 3, "fc")
+    s = og.nn.mean(h, axis=[0]).named("s")
+    g.add_output(s)
+    model = og.Model(g, seed=1)
+    xs = np.arange(28, dtype=np.float32).reshape(7, 4) / 10
+    with pytest.raises(og.ShapeError, match=r"^test_model\.py:\d+: predict: the prediction 's' has shape \[3\], "
+                                            r"whose first axis is not the batch N: it holds no row per sample to "
+                                            r"predict; read it from a plan instead \(C\+\+: Plan::value\(\"s\"\); Python: "
+                                            r"model.compile\(batch=...\).value\(\"s\"\)\)$"):
+        model.predict(xs)
+    with pytest.raises(og.ShapeError, match=r"^test_model\.py:\d+: predict: the prediction 's' has shape \[3\]"):
+        model.predict_classes(xs)
+    with pytest.raises(og.GraphError, match=r"^evaluate: the model has neither labels nor a loss: nothing to evaluate$"):
+        model.evaluate(xs)
+    plan = model.compile(batch=7, keep=["s"], backward=False)
+    plan.forward({"x": xs})
+    w, b = model.params["fc.W"], model.params["fc.b"]
+    np.testing.assert_allclose(plan.value("s"), (xs @ w + b).mean(axis=0), rtol=1e-6)
+
+
 def test_nan_in_the_data_is_refused_before_training_and_a_1d_sample_is_explained():
     # A NaN feature (NumPy data with a missing value) would turn the weights to NaN; it is
     # named before anything trains, as is a NaN in the validation data. With a relu after
