@@ -225,7 +225,24 @@ struct Importer {
                           n.domain().empty() ? "" : " in domain " + n.domain(), opset, what));
   }
 
+  // ONNX values that are an Identity of an initializer not yet a node: PyTorch's exporter
+  // writes one where two initializers hold the same values (a fresh batch norm's running
+  // variance and its weight, both ones). Read as a constant (the statistics), the value is
+  // the initializer's; read as data, the identity of the initializer's node, as the file has it.
+  std::unordered_map<std::string, std::string> aliases;
+
+  // ConstantOfShape sized by the batch (torch.zeros_like(x), a mask's fill): one value
+  // that arithmetic broadcasts against a value holding the batch. Held as that one value
+  // (a number in `constants`), with its ONNX sizes here; a node that reads it is checked
+  // after conversion (check_batch_fill): an elementwise operator whose result has every
+  // size the fill has, the batch where it has the batch.
+  std::unordered_map<std::string, std::vector<std::int64_t>> batch_fills;
+  mutable std::vector<std::string> fills_read;  // by the node being converted
+
   const Tensor* constant(const std::string& name) const {
+    if (auto a = aliases.find(name); a != aliases.end()) return constant(a->second);
+    if (batch_fills.count(name) && std::find(fills_read.begin(), fills_read.end(), name) == fills_read.end())
+      fills_read.push_back(name);
     auto it = constants.find(name);
     return it == constants.end() ? nullptr : &it->second;
   }
@@ -233,6 +250,16 @@ struct Importer {
   /// The node holding ONNX value `name`: a graph value, or an initializer made a parameter.
   NodeId node(const onnx::NodeProto& n, const std::string& name) {
     if (auto it = values.find(name); it != values.end()) return it->second;
+    if (auto a = aliases.find(name); a != aliases.end()) {
+      const NodeId source = node(n, a->second);
+      NodeId id = 0;
+      try {
+        id = graph.add_op("identity", {source}, {}, fresh(name), file);
+      } catch (const Error& e) {
+        fail_node(n, e.detail());
+      }
+      return values[name] = id;
+    }
     if (const Tensor* c = constant(name)) {
       if (c->dtype() == DType::i64) fail_node(n, fmt::format("the integer tensor '{}' is read as data", name));
       const std::string pname = fresh(name);
@@ -370,6 +397,7 @@ struct Importer {
 
   void check_arity(const onnx::NodeProto& n) const;
   void convert(const onnx::NodeProto& n);
+  void check_batch_fill(const onnx::NodeProto& n);
   bool fold(const onnx::NodeProto& n);
   void reshape_to(const onnx::NodeProto& n, NodeId x, const std::vector<std::int64_t>& dims);
   void reshape_folded(const onnx::NodeProto& n, const Folded& x, std::vector<std::int64_t> dims);
@@ -456,7 +484,7 @@ const std::unordered_map<std::string, Arity>& arities() {
     for (const char* t : {"Abs", "Elu", "Erf", "Exp", "Flatten", "GlobalAveragePool", "Identity", "LeakyRelu", "Log",
                           "LogSoftmax", "Neg", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "Relu", "Sigmoid",
                           "Softmax", "Softplus", "Sqrt", "Tanh", "Transpose", "AveragePool", "ReduceL1", "ReduceL2",
-                          "ReduceSumSquare", "ReduceMin"})
+                          "ReduceSumSquare", "ReduceMin", "ReduceProd"})
       a[t] = {1, 1, 1, 1};
     for (const char* t : {"Add", "Sub", "Mul", "Div", "Pow", "MatMul", "Reshape", "Gather"}) a[t] = {2, 2, 1, 1};
     a["Gemm"] = a["Conv"] = {2, 3, 1, 1};
@@ -643,6 +671,12 @@ bool Importer::fold(const onnx::NodeProto& n) {
   if (t == "Shape") {
     only(n, {"start", "end"});
     Shape s;
+    if (auto f = batch_fills.find(n.input(0)); f != batch_fills.end()) {  // its sizes, not its one value's
+      const std::int64_t rank = static_cast<std::int64_t>(f->second.size());
+      const std::int64_t start = bound(attr_int(n, "start", 0), rank), end = bound(attr_int(n, "end", rank), rank);
+      return result({std::max<std::int64_t>(0, end - start)},
+                    std::vector<std::int64_t>(f->second.begin() + start, f->second.begin() + std::max(start, end)));
+    }
     if (auto it = values.find(n.input(0)); it != values.end()) s = shape(it->second);
     else if (const Tensor* c = constant(n.input(0))) s = c->shape();
     else in(n, 0);  // names the missing input
@@ -667,9 +701,15 @@ bool Importer::fold(const onnx::NodeProto& n) {
     if (!s) fail_node(n, "the shape must be known at import (a constant, or computed from Shape)");
     std::vector<std::int64_t> dims = values_of(*s);
     std::int64_t count = 1;
+    bool batch = false;
     for (std::int64_t d : dims) {
+      if (is_batch(d) && multiple_of(d) == 1) {
+        batch = true;
+        continue;
+      }
       if (is_batch(d))
-        fail_node(n, fmt::format("makes a value of shape {} from nothing: opgraph cannot size a constant by the batch",
+        fail_node(n, fmt::format("makes a value of shape {} from nothing: opgraph cannot size a constant by a multiple "
+                                 "of the batch",
                                  dims_text(dims)));
       if (d < 0) fail_node(n, fmt::format("a negative size in the shape {}", dims_text(dims)));
       if (__builtin_mul_overflow(count, d, &count) || count > (std::int64_t{1} << 28))
@@ -683,6 +723,13 @@ bool Importer::fold(const onnx::NodeProto& n) {
       if (value.numel() != 1) fail_node(n, fmt::format("value holds {} values, not one", value.numel()));
       fill = value.at(0);
       if (value.dtype() == DType::i64) dtype = DType::i64;
+    }
+    if (batch) {  // one value, broadcast where it is read
+      Tensor one(Shape{}, dtype);
+      one.set(0, fill);
+      constants.insert_or_assign(n.output(0), std::move(one));
+      batch_fills[n.output(0)] = std::move(dims);
+      return true;
     }
     Tensor out(Shape(std::move(dims)), dtype);
     for (std::int64_t i = 0; i < out.numel(); ++i) out.set(i, fill);
@@ -705,8 +752,15 @@ bool Importer::fold(const onnx::NodeProto& n) {
       return true;
     }
     if (const Tensor* c = constant(n.input(0)); c && !values.count(n.input(0)) && to_float) {
-      // A constant cast to a float (F.normalize's eps, a double, before its Clip): a float
-      // constant.
+      // A constant cast to a float (F.normalize's eps, a double, before its Clip; the count
+      // x.std(1) divides by): a float constant. A size that is the batch has no number.
+      if (c->dtype() == DType::i64)
+        for (std::int64_t v : values_of(*c))
+          if (is_batch(v))
+            fail_node(n, fmt::format("uses the batch size as a number ({} cast to a float, as x * x.size(0) or "
+                                     "x.std(0) do): opgraph's batch is not a number until a plan is compiled; "
+                                     "compute with sizes of the other axes",
+                                     size_text(v)));
       constants.insert_or_assign(n.output(0), c->to(DType::f32));
       return true;
     }
@@ -731,6 +785,30 @@ bool Importer::fold(const onnx::NodeProto& n) {
   if (t == "Identity") {
     if (const Tensor* c = ints(0)) return result(c->shape().dims(), values_of(*c));
     return false;
+  }
+  if (t == "ReduceProd") {
+    // The number of values a reduction counts (x.std(1) and x.var(1) divide by the product
+    // of sizes gathered from Shape): integer sizes known at import, multiplied with an
+    // overflow check; a batch factor stays one (N·5).
+    only(n, {"axes", "keepdims"});
+    const Tensor* c = ints(0);
+    if (!c) fail_node(n, "only a product of integer sizes known at import is supported (of data it is not)");
+    const std::int64_t rank = c->shape().rank();
+    std::vector<bool> reduce(static_cast<std::size_t>(rank), !attr(n, "axes", onnx::AttributeProto::INTS));
+    for (std::int64_t a : attr_ints(n, "axes", {})) reduce[static_cast<std::size_t>(axis_in(a, rank))] = true;
+    if (rank > 1 && std::find(reduce.begin(), reduce.end(), false) != reduce.end())
+      fail_node(n, "only a product over every axis is supported");
+    std::int64_t product = 1, batches = 0;
+    for (std::int64_t v : values_of(*c)) {
+      if (is_batch(v)) ++batches;
+      const std::int64_t factor = is_batch(v) ? multiple_of(v) : v;
+      if (factor < 0 || __builtin_mul_overflow(product, factor, &product) || product >= kMaxMultiple)
+        fail_node(n, fmt::format("the product of the sizes {} overflows", dims_text(values_of(*c))));
+    }
+    if (batches > 1) fail_node(n, fmt::format("the product of the sizes {} holds the batch twice", dims_text(values_of(*c))));
+    std::vector<std::int64_t> dims;
+    if (attr_int(n, "keepdims", 1) != 0) dims.assign(static_cast<std::size_t>(rank), 1);
+    return result(dims, {batches ? batch_times(product) : product});
   }
   if (t == "Gather") {
     const Tensor* data = ints(0);
@@ -845,6 +923,20 @@ bool Importer::fold(const onnx::NodeProto& n) {
   if (t == "Mul" || t == "Add" || t == "Sub" || t == "Div") {
     const Tensor* a = ints(0);
     const Tensor* b = ints(1);
+    const auto scalar = [&](int i) -> const Tensor* {  // a float constant of one value, not yet a node
+      const Tensor* c = has_input(n, i) && !values.count(n.input(i)) ? constant(n.input(i)) : nullptr;
+      return c && c->dtype() != DType::i64 && c->numel() == 1 ? c : nullptr;
+    };
+    if (const Tensor *fa = scalar(0), *fb = scalar(1); fa && fb) {
+      // Arithmetic of two float numbers (x.std(1)'s count less one): a number, computed in
+      // float as ONNX Runtime does, not two parameters a fine-tuning would train.
+      only(n, {});
+      const auto x = static_cast<float>(fa->at(0)), y = static_cast<float>(fb->at(0));
+      Tensor out(fa->shape().rank() >= fb->shape().rank() ? fa->shape() : fb->shape(), DType::f32);
+      out.set(0, t == "Mul" ? x * y : t == "Add" ? x + y : t == "Sub" ? x - y : x / y);
+      constants.insert_or_assign(n.output(0), std::move(out));
+      return true;
+    }
     if (!a || !b) return false;  // arithmetic on the graph's tensors (convert)
     only(n, {});
     const auto va = values_of(*a), vb = values_of(*b);
@@ -890,6 +982,35 @@ bool Importer::fold(const onnx::NodeProto& n) {
   return false;
 }
 
+void Importer::check_batch_fill(const onnx::NodeProto& n) {
+  if (fills_read.empty()) return;
+  static const std::unordered_set<std::string> broadcasting = {
+      "Add", "Sub", "Mul", "Div", "Where", "Max", "Min", "Pow", "Equal", "Less", "LessOrEqual", "Greater",
+      "GreaterOrEqual", "Sum", "Mean"};
+  const std::string name = fills_read.front();
+  fills_read.clear();
+  const std::vector<std::int64_t>& dims = batch_fills.at(name);
+  const auto refuse = [&](const std::string& why) {
+    fail_node(n, fmt::format("reads '{}', a constant of shape {} made from nothing (ConstantOfShape sized by the "
+                             "batch, as torch.zeros_like(x) is), which opgraph holds as one value broadcast against "
+                             "a value with the batch; {}",
+                             name, dims_text(dims), why));
+  };
+  if (!broadcasting.count(n.op_type()) || n.output_size() != 1) refuse("this operator does not broadcast it");
+  const auto it = values.find(n.output(0));
+  if (it == values.end()) refuse("the result is a constant, not a value with the batch");
+  // Right-aligned, the result must have every size the fill has (the batch where it has
+  // the batch): then broadcasting it changed nothing.
+  const Shape& out = shape(it->second);
+  const std::int64_t lead = out.rank() - static_cast<std::int64_t>(dims.size());
+  bool covers = lead >= 0 && !folded.count(n.output(0));
+  for (std::size_t i = 0; covers && i < dims.size(); ++i) {
+    const std::int64_t have = out[lead + static_cast<std::int64_t>(i)];
+    covers = dims[i] == 1 || (is_batch(dims[i]) ? have == N : have == dims[i]);
+  }
+  if (!covers) refuse(fmt::format("the result, {}, does not hold all of its shape", out));
+}
+
 void Importer::convert(const onnx::NodeProto& n) {
   if (fold(n)) return;
   const std::string& t = n.op_type();
@@ -905,7 +1026,14 @@ void Importer::convert(const onnx::NodeProto& n) {
   if (t == "Sqrt") return unary("sqrt");
   if (t == "Abs") return unary("abs");
   if (t == "Erf") return unary("erf");
-  if (t == "Identity") return unary("identity");
+  if (t == "Identity") {
+    if (!values.count(n.input(0)) && constant(n.input(0))) {
+      only(n, {});
+      aliases[n.output(0)] = n.input(0);
+      return;
+    }
+    return unary("identity");
+  }
   if (t == "Dropout") {  // inference: the identity (a mask output, if asked for, is not supported)
     if (n.output_size() > 1 && !n.output(1).empty()) fail_node(n, "the mask output is not supported");
     only(n, {"seed"});
@@ -1422,7 +1550,7 @@ void Importer::convert(const onnx::NodeProto& n) {
       "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "Less",
       "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul", "Neg", "Not",
       "Pad (constant)", "Pow", "PRelu", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
-      "ReduceMin", "ReduceSum", "ReduceSumSquare", "Relu",
+      "ReduceMin", "ReduceProd (of sizes)", "ReduceSum", "ReduceSumSquare", "Relu",
       "Reshape", "Resize (nearest)", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Softsign", "Split", "Sqrt", "Squeeze",
       "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze", "Where"};
   fail_node(n, fmt::format("the operator is not supported; opgraph imports {}", fmt::join(supported, ", ")));
@@ -1519,13 +1647,19 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
       im.constants.insert_or_assign(n.output(0), tensor_of(v->t(), file, "constant"));
       continue;
     }
+    im.fills_read.clear();
     im.convert(n);
+    im.check_batch_fill(n);
   }
 
   if (g.output_size() == 0) bad(file, "the graph has no output");
   std::vector<NodeId> outputs;
   for (const auto& o : g.output()) {
     auto it = im.values.find(o.name());
+    if (auto f = im.batch_fills.find(o.name()); f != im.batch_fills.end() && it == im.values.end())
+      bad(file, fmt::format("output '{}' {} is a constant made from nothing (ConstantOfShape sized by the batch): "
+                            "opgraph cannot size a constant by the batch",
+                            o.name(), Importer::dims_text(f->second)));
     if (it == im.values.end()) bad(file, fmt::format("output '{}' is not computed by any node", o.name()));
     if (auto f = im.folded.find(o.name()); f != im.folded.end())
       bad(file, fmt::format("output '{}' {} folds the batch with other axes, which no opgraph value can hold",

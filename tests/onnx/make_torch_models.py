@@ -192,6 +192,27 @@ def norms():
     return Norms(), (5,)
 
 
+class Fresh(nn.Module):
+    """What PyTorch writes for three common idioms: a fresh BatchNorm1d (its running variance
+    and mean equal to its weight and bias, ones and zeros, so the exporter keeps one
+    initializer of each and writes the others as Identity nodes), x.std(1) (the count of
+    values from Shape, ReduceProd and a Cast, less one), and torch.where(h > 0, h,
+    torch.zeros_like(h)) (a ConstantOfShape sized by the batch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.bn, self.b = nn.Linear(5, 8), nn.BatchNorm1d(8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.bn(self.a(x))
+        h = torch.where(h > 0, h, torch.zeros_like(h)) / h.std(1, keepdim=True)
+        return self.b(h)
+
+
+def fresh():
+    return Fresh(), (5,)
+
+
 class Encoder(nn.Module):
     """nn.TransformerEncoder, two pre-norm layers with GELU, and a head per position: each
     layer's nn.MultiheadAttention reshapes [T, N, 16] to [T, N·2, 8], the batch and the
@@ -274,6 +295,7 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("ceil_pools", ceil_pools, True), ("mobile", mobile, True),
                             ("regressor", regressor, True), ("binary", binary, True),
                             ("upsampler", upsampler, True), ("sequence1d", sequence1d, True), ("norms", norms, True),
+                            ("fresh", fresh, True),
                             ("encoder", encoder, True), ("encoder_static", encoder, False), ("attend", attend, True),
                             ("causal", causal, True), ("decoder", decoder, True)):
     model, shape = make()

@@ -167,7 +167,7 @@ def torch_models(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math", "gated",
                                   "ceil_pools", "mobile", "regressor", "binary", "upsampler", "sequence1d", "norms",
-                                  "encoder", "encoder_static", "attend", "causal", "decoder"])
+                                  "fresh", "encoder", "encoder_static", "attend", "causal", "decoder"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -208,6 +208,13 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert str(model).count("conv2d(") == 3 and "kernel=[1, 2]" in str(model) and "kernel=[1, 3]" in str(model)
     if name == "norms":  # ReduceL2, ReduceL1 and ReduceMin composed; the norms expanded to x's batch
         assert "sqrt(" in str(model) and "abs(" in str(model) and "expand(" in str(model)
+    if name == "fresh":
+        # The batch norm's statistics read through the Identity nodes; std's count (8 - 1)
+        # computed at import, not parameters; zeros_like(h) one value that where broadcasts.
+        assert "batch_norm(" in str(model) and "factor=8.0" in str(model) and "factor=0.14285714285714285" in str(model)
+        assert sorted(model.trainable) == ["_ConstantOfShape_output_0", "_Constant_output_0", "a.bias", "a.weight",
+                                           "b.bias", "b.weight", "bn.bias", "bn.weight"]
+        assert "where(" in str(model) and "param _ConstantOfShape_output_0 []" in str(model)
     if name == "shape_math":  # x.size(1) * x.size(2) computed at import; unsqueeze and squeeze as reshapes
         assert "shape=[-1, 12]" in str(model) and "shape=[0, 1, 5]" in str(model) and "shape=[0, 5]" in str(model)
 
@@ -543,15 +550,41 @@ def test_shapes_computed_in_the_file_are_read_or_refused_with_the_reason(tmp_pat
     plan = model.compile(batch=2, mode="eval", keep=["y"], backward=False)
     plan.forward({"x": data, model.labels: np.zeros(2, np.float32)})  # [N, 3] scores: a loss, and labels
     assert np.array_equal(np.asarray(plan.value("y")), data.reshape(2, 6)[:, :3] + 2.0)
-    # torch.zeros(x.size(0), 3): sized by the batch from nothing, refused
-    zeros = make_onnx(tmp_path, "zeros.onnx", size0 + [
-        helper.make_node("Unsqueeze", ["n", "zero1"], ["u"]), helper.make_node("Concat", ["u", "three1"], ["shape"], axis=0),
-        helper.make_node("ConstantOfShape", ["shape"], ["y"], name="z")],
-        [x], [y], [zero, helper.make_tensor("zero1", TensorProto.INT64, [1], [0]),
-                   helper.make_tensor("three1", TensorProto.INT64, [1], [3])])
-    with pytest.raises(og.DataError, match=r"node 'z' \(ConstantOfShape, opset 17\): makes a value of shape \[N, 3\] "
-                                           r"from nothing: opgraph cannot size a constant by the batch$"):
-        og.load(zeros)
+    # torch.full_like(x, 1.5) (a ConstantOfShape sized by the batch): one value that
+    # arithmetic broadcasts against a value with the batch; as an output, or read by an
+    # operator that does not broadcast it, or by one whose result lacks its sizes, refused
+    def fill(name, dims, readers, output="y"):
+        sizes = [helper.make_node("Unsqueeze", ["n", "zero1"], ["u"]),
+                 helper.make_node("Concat", ["u", "rest"], ["shape"], axis=0),
+                 helper.make_node("ConstantOfShape", ["shape"], [output if not readers else "f"], name="z",
+                                  value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.5]))]
+        return make_onnx(tmp_path, name, size0 + sizes + readers, [x], [y],
+                         [zero, helper.make_tensor("zero1", TensorProto.INT64, [1], [0]),
+                          helper.make_tensor("rest", TensorProto.INT64, [len(dims)], dims)])
+    model = og.load(fill("full_like.onnx", [2, 3], [helper.make_node("Sub", ["x", "f"], ["y"])]))
+    plan = model.compile(batch=2, mode="eval", keep=["y"], backward=False)
+    plan.forward({"x": data})
+    assert np.array_equal(np.asarray(plan.value("y")), data - 1.5)
+    with pytest.raises(og.DataError, match=r"output 'y' \[N, 3\] is a constant made from nothing \(ConstantOfShape "
+                                           r"sized by the batch\): opgraph cannot size a constant by the batch$"):
+        og.load(fill("zeros.onnx", [3], []))
+    refused = r"node 's' \({}, opset 17\): reads 'f', a constant of shape \[N, {}\] made from nothing \(ConstantOfShape " \
+              r"sized by the batch, as torch.zeros_like\(x\) is\), which opgraph holds as one value broadcast against a " \
+              r"value with the batch; {}$"
+    with pytest.raises(og.DataError, match=refused.format("ReduceSum", "3", "this operator does not broadcast it")):
+        og.load(fill("summed.onnx", [3], [helper.make_node("ReduceSum", ["f"], ["y"], name="s")]))
+    with pytest.raises(og.DataError, match=refused.format("Add", r"4, 2, 3", r"the result, \[N,2,3\], does not hold all "
+                                                                             r"of its shape")):
+        og.load(fill("wider.onnx", [4, 2, 3], [helper.make_node("Add", ["x", "f"], ["y"], name="s")]))
+    # x * x.size(0) (and x.std(0)'s count): the batch size as a number, refused, where it had
+    # been read as -2^63
+    counted = make_onnx(tmp_path, "counted.onnx", size0 + [
+        helper.make_node("Cast", ["n"], ["nf"], name="c", to=TensorProto.FLOAT), helper.make_node("Mul", ["x", "nf"], ["y"])],
+        [x], [y], [zero])
+    with pytest.raises(og.DataError, match=r"node 'c' \(Cast, opset 17\): uses the batch size as a number \(N cast to a "
+                                           r"float, as x \* x.size\(0\) or x.std\(0\) do\): opgraph's batch is not a "
+                                           r"number until a plan is compiled; compute with sizes of the other axes$"):
+        og.load(counted)
     # x.view(x.size(0) + 2, -1): no multiple of the batch
     with pytest.raises(og.DataError, match=r"node 'plus' \(Add, opset 17\): computes N \+ 2 with the batch size: "
                                            r"opgraph's batch is not a number, only multiples of it size an axis \(use -1 "
