@@ -504,6 +504,7 @@ const std::unordered_map<std::string, Arity>& arities() {
     a["MaxPool"] = {1, 1, 1, 2};
     a["BatchNormalization"] = {5, 5, 1, 3};
     a["LayerNormalization"] = {2, 3, 1, 3};
+    a["InstanceNormalization"] = {3, 3, 1, 1};
     a["Concat"] = {1, many, 1, 1};
     a["Shape"] = a["Cast"] = {1, 1, 1, 1};
     a["Unsqueeze"] = a["Squeeze"] = {1, 2, 1, 1};
@@ -1430,6 +1431,45 @@ void Importer::convert(const onnx::NodeProto& n) {
     state_values.emplace_back(graph.node(y).name + ".running_var", var->to(DType::f32));
     return set(n, y);
   }
+  if (t == "InstanceNormalization") {
+    // Each (sample, channel) normalised over the axes past the channels, then scaled and
+    // shifted per channel (PyTorch's InstanceNorm; its GroupNorm reshapes to [N, G, -1]
+    // around one with a scale of ones and a bias of zeros, which add nothing here):
+    // opgraph's reductions composed, the variance the mean of the squared deviations.
+    only(n, {"epsilon"});
+    const NodeId x = in(n, 0);
+    const Shape xs = shape(x);
+    if (xs.rank() < 3 || xs[0] != N)
+      fail_node(n, fmt::format("x is {}: it must be [N, C, ...] with an axis to normalise over", xs));
+    IntList axes, per_channel{xs[1]};
+    for (int d = 2; d < xs.rank(); ++d) {
+      axes.push_back(d);
+      per_channel.push_back(1);
+    }
+    const auto all = [&](int i, double v) {
+      const Tensor* c = !values.count(n.input(i)) ? constant(n.input(i)) : nullptr;
+      if (!c) return false;
+      for (std::int64_t k = 0; k < c->numel(); ++k)
+        if (c->at(k) != v) return false;
+      return true;
+    };
+    const bool unscaled = all(1, 1.0), unshifted = all(2, 0.0);
+    for (int i : {1, 2}) {  // a constant is checked without becoming a parameter
+      const Tensor* c = !values.count(n.input(i)) ? constant(n.input(i)) : nullptr;
+      const Shape ps = c ? c->shape() : shape(in(n, i));
+      if (ps != Shape{xs[1]})
+        fail_node(n, fmt::format("the {} has shape {}; x {} needs [{}]", i == 1 ? "scale" : "bias", ps, xs, xs[1]));
+    }
+    const Attrs over{{"axis", axes}, {"keepdims", true}};
+    const NodeId d = add(n, "sub", {x, add(n, "mean", {x}, over)});
+    const NodeId var = add(n, "mean", {add(n, "mul", {d, d})}, over);
+    const NodeId sd = add(n, "sqrt", {add(n, "scale", {var}, {{"offset", attr_float(n, "epsilon", 1e-5)}})});
+    NodeId y = add(n, "div", {d, sd}, {}, unscaled && unshifted ? 0 : -1);
+    if (!unscaled)
+      y = add(n, "mul", {y, add(n, "reshape", {in(n, 1)}, {{"shape", per_channel}})}, {}, unshifted ? 0 : -1);
+    if (!unshifted) y = add(n, "bias_add", {y, in(n, 2)}, {{"axis", std::int64_t{1}}}, 0);
+    return set(n, y);
+  }
   if (t == "LayerNormalization") {
     only(n, {"axis", "epsilon", "stash_type"});
     if (n.output_size() > 1) fail_node(n, "the mean and inverse-deviation outputs are not supported");
@@ -1547,7 +1587,7 @@ void Importer::convert(const onnx::NodeProto& n) {
   static const std::vector<std::string> supported = {
       "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "Div",
       "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater",
-      "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "Less",
+      "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
       "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul", "Neg", "Not",
       "Pad (constant)", "Pow", "PRelu", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
       "ReduceMin", "ReduceProd (of sizes)", "ReduceSum", "ReduceSumSquare", "Relu",

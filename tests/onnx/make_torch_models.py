@@ -213,6 +213,19 @@ def fresh():
     return Fresh(), (5,)
 
 
+def group_norms():
+    """nn.GroupNorm (exported as a Reshape to [N, G, -1] around an InstanceNormalization
+    whose scale and bias are ones and zeros, then the affine per channel) and
+    nn.InstanceNorm2d with its affine weights, trained away from ones and zeros."""
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.GroupNorm(2, 4), nn.ReLU(), nn.Conv2d(4, 4, 3),
+                          nn.InstanceNorm2d(4, affine=True), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    with torch.no_grad():
+        for m in (model[1], model[4]):
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.5, 0.5)
+    return model, (2, 8, 8)
+
+
 class Encoder(nn.Module):
     """nn.TransformerEncoder, two pre-norm layers with GELU, and a head per position: each
     layer's nn.MultiheadAttention reshapes [T, N, 16] to [T, N·2, 8], the batch and the
@@ -295,7 +308,7 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("ceil_pools", ceil_pools, True), ("mobile", mobile, True),
                             ("regressor", regressor, True), ("binary", binary, True),
                             ("upsampler", upsampler, True), ("sequence1d", sequence1d, True), ("norms", norms, True),
-                            ("fresh", fresh, True),
+                            ("fresh", fresh, True), ("group_norms", group_norms, True),
                             ("encoder", encoder, True), ("encoder_static", encoder, False), ("attend", attend, True),
                             ("causal", causal, True), ("decoder", decoder, True)):
     model, shape = make()

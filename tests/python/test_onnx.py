@@ -167,7 +167,7 @@ def torch_models(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math", "gated",
                                   "ceil_pools", "mobile", "regressor", "binary", "upsampler", "sequence1d", "norms",
-                                  "fresh", "encoder", "encoder_static", "attend", "causal", "decoder"])
+                                  "fresh", "group_norms", "encoder", "encoder_static", "attend", "causal", "decoder"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -215,6 +215,10 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert sorted(model.trainable) == ["_ConstantOfShape_output_0", "_Constant_output_0", "a.bias", "a.weight",
                                            "b.bias", "b.weight", "bn.bias", "bn.weight"]
         assert "where(" in str(model) and "param _ConstantOfShape_output_0 []" in str(model)
+    if name == "group_norms":  # InstanceNormalization composed; GroupNorm's ones and zeros add no parameters
+        assert str(model).count("sqrt(") == 2 and "mean(mul_1, axis=[2], keepdims=true)" in str(model)
+        assert sorted(model.trainable) == ["v_0.bias", "v_0.weight", "v_1.bias", "v_1.weight", "v_3.bias",
+                                           "v_3.weight", "v_4.bias", "v_4.weight", "v_6.bias", "v_6.weight"]
     if name == "shape_math":  # x.size(1) * x.size(2) computed at import; unsqueeze and squeeze as reshapes
         assert "shape=[-1, 12]" in str(model) and "shape=[0, 1, 5]" in str(model) and "shape=[0, 5]" in str(model)
 
