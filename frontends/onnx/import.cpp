@@ -495,7 +495,7 @@ const std::unordered_map<std::string, Arity>& arities() {
     a["Clip"] = {1, 3, 1, 1};
     a["Max"] = a["Min"] = {1, many, 1, 1};
     a["Split"] = {1, 2, 1, many};
-    a["HardSigmoid"] = a["HardSwish"] = a["Selu"] = a["Softsign"] = {1, 1, 1, 1};
+    a["HardSigmoid"] = a["HardSwish"] = a["Selu"] = a["Softsign"] = a["Celu"] = {1, 1, 1, 1};
     a["PRelu"] = {2, 2, 1, 1};
     a["Resize"] = {1, 4, 1, 1};
     a["Sum"] = a["Mean"] = {1, many, 1, 1};
@@ -1275,6 +1275,13 @@ void Importer::convert(const onnx::NodeProto& n) {
     only(n, {"alpha"});
     return set(n, add(n, "elu", {in(n, 0)}, {{"alpha", attr_float(n, "alpha", 1.0)}}, 0));
   }
+  if (t == "Celu") {  // alpha * elu(x / alpha)
+    only(n, {"alpha"});
+    const double alpha = attr_float(n, "alpha", 1.0);
+    if (!(alpha > 0.0) || !std::isfinite(alpha)) fail_node(n, fmt::format("alpha={} is not a positive number", alpha));
+    const NodeId e = add(n, "elu", {add(n, "scale", {in(n, 0)}, {{"factor", 1.0 / alpha}})}, {{"alpha", 1.0}});
+    return set(n, add(n, "scale", {e}, {{"factor", alpha}}, 0));
+  }
   if (t == "Softplus") return unary("softplus");
   if (t == "Add" || t == "Sub" || t == "Mul" || t == "Div") {
     only(n, {});
@@ -1581,11 +1588,44 @@ void Importer::convert(const onnx::NodeProto& n) {
   }
   if (t == "Gather") {
     only(n, {"axis"});
+    const Tensor* idx = has_input(n, 1) && !values.count(n.input(1)) ? constant(n.input(1)) : nullptr;
+    if (idx && idx->dtype() == DType::i64 && values.count(n.input(0))) {
+      // Constant indices into a value (x[:, -1] and x[:, 0], a sequence's last or first
+      // position; x[:, [2, 0]]): slices of one along the axis, side by side (concat), the
+      // axis dropped for a single index.
+      const NodeId x = in(n, 0);
+      const Shape xs = shape(x);
+      const std::int64_t rank = xs.rank(), a = attr_int(n, "axis", 0);
+      if (a < -rank || a >= rank) fail_node(n, fmt::format("axis {} is out of range for {}", a, xs));
+      const std::int64_t axis = a < 0 ? a + rank : a;
+      if (is_symbolic(xs[axis]))
+        fail_node(n, fmt::format("gathers along axis {} of {}, which is {}: only axes of a fixed size are indexed",
+                                 axis, xs, axis == 0 && xs[0] == N ? "the batch" : "symbolic"));
+      if (idx->shape().rank() > 1) fail_node(n, "indices of rank above 1 are not supported");
+      for (int d = static_cast<int>(axis) + 1; d < rank && idx->shape().rank() == 0; ++d)
+        if (is_symbolic(xs[d])) fail_node(n, fmt::format("dropping axis {} of {}, with a symbolic axis after it", axis, xs));
+      std::vector<NodeId> parts;
+      for (std::int64_t k = 0; k < idx->numel(); ++k) {
+        std::int64_t i = idx->data<std::int64_t>()[k];
+        if (i < -xs[axis] || i >= xs[axis]) fail_node(n, fmt::format("index {} is out of range for axis {} of {}", i, axis, xs));
+        if (i < 0) i += xs[axis];
+        parts.push_back(add(n, "slice", {x}, {{"begin", IntList{i}}, {"end", IntList{i + 1}}, {"step", IntList{1}},
+                                             {"axes", IntList{axis}}}));
+      }
+      if (parts.empty()) fail_node(n, "no indices");
+      if (idx->shape().rank() == 1)
+        return set(n, parts.size() == 1 ? add(n, "identity", {parts[0]}, {}, 0)
+                                        : add(n, "concat", std::move(parts), {{"axis", axis}}, 0));
+      IntList dims;
+      for (std::int64_t d = 0; d < rank; ++d)
+        if (d != axis) dims.push_back(is_symbolic(xs[d]) ? 0 : xs[d]);
+      return set(n, add(n, "reshape", {parts[0]}, {{"shape", dims}}, 0));
+    }
     if (attr_int(n, "axis", 0) != 0) fail_node(n, "only axis=0 (an embedding lookup) is supported");
     return set(n, add(n, "embedding", {in(n, 1), in(n, 0)}, {}, 0));
   }
   static const std::vector<std::string> supported = {
-      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "Div",
+      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "Div",
       "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater",
       "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
       "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul", "Neg", "Not",

@@ -213,6 +213,23 @@ def fresh():
     return Fresh(), (5,)
 
 
+class Positions(nn.Module):
+    """A sequence's last and first positions, x[:, -1] and x[:, 0] (Gather of one constant
+    index along axis 1), positions [2, 0] (of two), after a CELU."""
+
+    def __init__(self):
+        super().__init__()
+        self.celu, self.fc = nn.CELU(0.7), nn.Linear(3 * 4, 3)
+
+    def forward(self, x):
+        h = self.celu(x)
+        return self.fc(torch.cat([h[:, -1], h[:, 0], h[:, [2, 0]].flatten(1)], 1))
+
+
+def positions():
+    return Positions(), (4, 3)
+
+
 def group_norms():
     """nn.GroupNorm (exported as a Reshape to [N, G, -1] around an InstanceNormalization
     whose scale and bias are ones and zeros, then the affine per channel) and
@@ -309,6 +326,7 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("regressor", regressor, True), ("binary", binary, True),
                             ("upsampler", upsampler, True), ("sequence1d", sequence1d, True), ("norms", norms, True),
                             ("fresh", fresh, True), ("group_norms", group_norms, True),
+                            ("positions", positions, True),
                             ("encoder", encoder, True), ("encoder_static", encoder, False), ("attend", attend, True),
                             ("causal", causal, True), ("decoder", decoder, True)):
     model, shape = make()

@@ -167,7 +167,8 @@ def torch_models(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math", "gated",
                                   "ceil_pools", "mobile", "regressor", "binary", "upsampler", "sequence1d", "norms",
-                                  "fresh", "group_norms", "encoder", "encoder_static", "attend", "causal", "decoder"])
+                                  "fresh", "group_norms", "positions",
+                                  "encoder", "encoder_static", "attend", "causal", "decoder"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -215,6 +216,8 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert sorted(model.trainable) == ["_ConstantOfShape_output_0", "_Constant_output_0", "a.bias", "a.weight",
                                            "b.bias", "b.weight", "bn.bias", "bn.weight"]
         assert "where(" in str(model) and "param _ConstantOfShape_output_0 []" in str(model)
+    if name == "positions":  # CELU as a scaled elu; constant indices along axis 1 as slices
+        assert "elu(" in str(model) and str(model).count("slice(") == 4 and "concat(" in str(model)
     if name == "group_norms":  # InstanceNormalization composed; GroupNorm's ones and zeros add no parameters
         assert str(model).count("sqrt(") == 2 and "mean(mul_1, axis=[2], keepdims=true)" in str(model)
         assert sorted(model.trainable) == ["v_0.bias", "v_0.weight", "v_1.bias", "v_1.weight", "v_3.bias",
@@ -391,10 +394,18 @@ def test_files_that_cannot_be_imported_say_why(tmp_path):
         pytest.skip("skipped: needs python3-onnx")
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])
-    celu = make_onnx(tmp_path, "celu.onnx", [helper.make_node("Celu", ["x"], ["y"], name="c1")], [x], [y])
-    with pytest.raises(og.DataError, match=r"celu.onnx: node 'c1' \(Celu, opset 17\): the operator is not supported; "
+    floor = make_onnx(tmp_path, "floor.onnx", [helper.make_node("Floor", ["x"], ["y"], name="f1")], [x], [y])
+    with pytest.raises(og.DataError, match=r"floor.onnx: node 'f1' \(Floor, opset 17\): the operator is not supported; "
                                            r"opgraph imports Abs, Add, "):
-        og.load(celu)
+        og.load(floor)
+    # Constant indices into a value: along the batch, or past the axis, refused
+    for axis, index, why in ((0, 0, r"gathers along axis 0 of \[N,3\], which is the batch: only axes of a fixed size are "
+                                    r"indexed$"),
+                             (1, 5, r"index 5 is out of range for axis 1 of \[N,3\]$")):
+        picked = make_onnx(tmp_path, "picked.onnx", [helper.make_node("Gather", ["x", "i"], ["y"], name="g", axis=axis)],
+                           [x], [y], [helper.make_tensor("i", TensorProto.INT64, [1], [index])])
+        with pytest.raises(og.DataError, match=r"node 'g' \(Gather, opset 17\): " + why):
+            og.load(picked)
     old = make_onnx(tmp_path, "old.onnx", [helper.make_node("Relu", ["x"], ["y"])], [x], [y], opset=9)
     with pytest.raises(og.DataError, match=r"old.onnx: opset 9 of the default domain: opgraph imports opsets 13 to 17"):
         og.load(old)
