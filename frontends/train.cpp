@@ -292,12 +292,28 @@ void Trainer::check(const Dataset& data, bool with_labels) const {
   // Real-valued targets for a loss that predicts classes: say so before counting classes
   // (a label of 2.25 would count as class 2).
   const std::int64_t per = data.size() > 0 ? std::max<std::int64_t>(1, data.labels.numel() / data.size()) : 1;
+  const Node& loss = model_.graph.node(*model_.graph.loss());
+  // A negative label is a class only as the loss's ignore_index (padding), if it has one.
+  const int ignore_at = loss.op->attr_index("ignore_index");
+  const std::optional<std::int64_t> ignore =
+      ignore_at >= 0 && !loss.attrs[static_cast<std::size_t>(ignore_at)].is_none()
+          ? std::optional<std::int64_t>(loss.attrs[static_cast<std::size_t>(ignore_at)].as_int())
+          : std::nullopt;
   for (std::int64_t i = 0; i < data.labels.numel(); ++i) {
     const double v = data.labels.at(i);
     if (!std::isfinite(v) || v != std::floor(v))  // infinity equals its floor, and no class
       throw DataError(data.name, fmt::format("label {:.7g} of sample {} is not a class index: the model's loss '{}' predicts "
                                              "classes; for real-valued targets use a regression loss such as mse",
-                                             v, i / per, model_.graph.node(*model_.graph.loss()).op->name));
+                                             v, i / per, loss.op->name));
+    if (v < 0 && !(ignore && v == static_cast<double>(*ignore)))
+      throw DataError(data.name, fmt::format("label {:.7g} of sample {} is not a class index: classes count from 0{}", v,
+                                             i / per,
+                                             ignore         ? fmt::format(", and the loss '{}' ignores only label {}",
+                                                                          loss.op->name, *ignore)
+                                             : ignore_at >= 0 ? fmt::format(" (the loss '{}' ignores no label: give it "
+                                                                          "ignore_index=-1 for padding)",
+                                                                          loss.op->name)
+                                                              : std::string()));
   }
   const std::int64_t classes = data.num_classes();
   const std::int64_t can = head_.outputs == 1 ? 2 : head_.outputs;

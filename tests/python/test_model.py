@@ -90,7 +90,24 @@ def test_nan_in_the_data_is_refused_before_training_and_a_1d_sample_is_explained
         model.fit(bad, data.y, epochs=1, batch=16)
     with pytest.raises(og.NumericError, match=r"^fit \(validation\): x: sample 7 holds nan in feature 1"):
         model.fit(data.x, data.y, epochs=1, batch=16, validation=(bad, data.y))
+    # A negative label (-1 for "unknown", as some data sets write it) is named by its sample,
+    # not by its row in a shuffled batch; with ignore_index=-1 it is padding, and trains.
+    labels = np.array(data.y, dtype=np.int64)
+    labels[9] = -1
+    with pytest.raises(og.DataError, match=r"^fit: x: label -1 of sample 9 is not a class index: classes count from 0 "
+                                           r"\(the loss 'softmax_cross_entropy' ignores no label: give it "
+                                           r"ignore_index=-1 for padding\)$"):
+        model.fit(data.x, labels, epochs=1, batch=16)
     assert all(np.array_equal(model.params[k], v) for k, v in before.items())
+    g2 = og.Graph()
+    x2, y2 = g2.input("x", ("N", 2)), g2.input("y", ("N",))
+    g2.set_loss(og.nn.softmax_cross_entropy(og.nn.dense(x2, 3, "out"), y2, ignore_index=-1))
+    padded = og.Model(g2, seed=1)
+    padded.fit(data.x, labels, epochs=1, batch=16)
+    labels[9] = -2
+    with pytest.raises(og.DataError, match=r"^fit: x: label -2 of sample 9 is not a class index: classes count from 0, "
+                                           r"and the loss 'softmax_cross_entropy' ignores only label -1$"):
+        padded.fit(data.x, labels, epochs=1, batch=16)
     # predict still passes NaN through, where it is: nothing trains on it.
     assert np.isnan(model.predict(bad[6:8])[1]).all() and np.isfinite(model.predict(bad[6:8])[0]).all()
     # One sample as NumPy's 1-D x[0]: said as such, not "each sample has 1 values".
