@@ -226,7 +226,8 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert "shape=[-1, 12]" in str(model) and "shape=[0, 1, 5]" in str(model) and "shape=[0, 5]" in str(model)
 
 
-@pytest.mark.parametrize("name", ["view_cnn", "view_cnn_static", "shape_math", "gated", "sequence1d", "norms"])
+@pytest.mark.parametrize("name", ["view_cnn", "view_cnn_static", "shape_math", "gated", "sequence1d", "norms",
+                                  "fresh", "group_norms", "positions"])
 def test_computed_shapes_and_slices_export_again(torch_models, tmp_path, name):
     # What the importer computed (shapes, unsqueezes, slices) goes out as plain reshapes and
     # slices, which the ONNX checker accepts and ONNX Runtime runs as opgraph does.
