@@ -487,7 +487,7 @@ const std::unordered_map<std::string, Arity>& arities() {
                           "ReduceSumSquare", "ReduceMin", "ReduceProd"})
       a[t] = {1, 1, 1, 1};
     for (const char* t : {"Add", "Sub", "Mul", "Div", "Pow", "MatMul", "Reshape", "Gather"}) a[t] = {2, 2, 1, 1};
-    a["Gemm"] = a["Conv"] = {2, 3, 1, 1};
+    a["Gemm"] = a["Conv"] = a["ConvTranspose"] = {2, 3, 1, 1};
     a["Pad"] = {2, 3, 1, 1};
     for (const char* t : {"Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Equal", "Expand"}) a[t] = {2, 2, 1, 1};
     a["Not"] = a["Reciprocal"] = {1, 1, 1, 1};
@@ -1400,6 +1400,74 @@ void Importer::convert(const onnx::NodeProto& n) {
     if (one_d) y = as_sequence(n, y);
     return set(n, y);
   }
+  if (t == "ConvTranspose") {
+    // PyTorch's ConvTranspose2d (a decoder's or a U-Net's upsampling): the convolution, of
+    // stride 1, of x with zeros put between its pixels (stride - 1 after each: a reshape to
+    // [N, C, H, 1, W, 1], a pad along the new axes, a reshape back) and padded by the
+    // kernel's span less the pads, by the kernel with its in and out channels swapped and
+    // flipped in space, computed at import from the initializer.
+    only(n, {"kernel_shape", "strides", "pads", "dilations", "group", "auto_pad", "output_padding"});
+    const std::string ap = attr_string(n, "auto_pad", "NOTSET");
+    if (ap != "NOTSET" && ap != "VALID") fail_node(n, fmt::format("auto_pad={} is not supported (give pads)", ap));
+    if (attr_int(n, "group", 1) != 1) fail_node(n, "only group=1 is supported");
+    const Tensor* wc = !values.count(n.input(1)) ? constant(n.input(1)) : nullptr;
+    if (!wc || wc->dtype() == DType::i64) fail_node(n, "the kernel must be a float initializer");
+    const Shape ws = wc->shape();
+    NodeId x = in(n, 0);
+    const Shape xs = shape(x);
+    if (ws.rank() != 4 || xs.rank() != 4) fail_node(n, fmt::format("only 2-D transposed convolutions of [N, C, H, W] are "
+                                                                   "supported; x is {}, the kernel {}", xs, ws));
+    if (xs[1] != ws[0] || is_symbolic(xs[2]) || is_symbolic(xs[3]))
+      fail_node(n, fmt::format("x {} against the kernel {} [in, out, kh, kw]", xs, ws));
+    const IntList kernel{ws[2], ws[3]};
+    if (attr_ints(n, "kernel_shape", kernel) != kernel) fail_node(n, fmt::format("kernel_shape disagrees with the kernel {}", ws));
+    if (attr_ints(n, "dilations", {1, 1}) != IntList{1, 1}) fail_node(n, "only dilations of 1 are supported");
+    const IntList stride = attr_ints(n, "strides", {1, 1}), extra = attr_ints(n, "output_padding", {0, 0});
+    const IntList pads = ap == "VALID" ? IntList{0, 0, 0, 0} : attr_ints(n, "pads", {0, 0, 0, 0});
+    if (stride.size() != 2 || extra.size() != 2 || pads.size() != 4) fail_node(n, "strides, output_padding and pads must be 2, 2 and 4 numbers");
+    for (int a = 0; a < 2; ++a) {
+      const auto i = static_cast<std::size_t>(a);
+      if (stride[i] < 1 || stride[i] > 64) fail_node(n, fmt::format("stride {} is not from 1 to 64", stride[i]));
+      if (extra[i] < 0 || extra[i] >= stride[i]) fail_node(n, fmt::format("output_padding {} is not below the stride {}", extra[i], stride[i]));
+      if (pads[i] < 0 || pads[i + 2] < 0 || pads[i] + pads[i + 2] >= (xs[2 + a] - 1) * stride[i] + kernel[i] + extra[i])
+        fail_node(n, fmt::format("pads [{}] leave no output", fmt::join(pads, ", ")));
+    }
+    const std::int64_t cin = ws[0], cout = ws[1], kh = ws[2], kw = ws[3];
+    if (stride[0] > 1 || stride[1] > 1) {
+      x = add(n, "reshape", {x}, {{"shape", IntList{0, cin, xs[2], 1, xs[3], 1}}});
+      x = add(n, "pad", {x}, {{"before", IntList{0, 0}}, {"after", IntList{stride[0] - 1, stride[1] - 1}}, {"axes", IntList{3, 5}}});
+      x = add(n, "reshape", {x}, {{"shape", IntList{0, cin, xs[2] * stride[0], xs[3] * stride[1]}}});
+    }
+    // The padding of the stride-1 convolution; the zeros after the last pixel already there
+    // count, and a padding below zero crops.
+    IntList before{kh - 1 - pads[0], kw - 1 - pads[1]};
+    IntList after{kh - 1 - pads[2] + extra[0] - (stride[0] - 1), kw - 1 - pads[3] + extra[1] - (stride[1] - 1)};
+    IntList begin{0, 0}, end{xs[2] * stride[0], xs[3] * stride[1]};
+    bool crop = false;
+    for (std::size_t i = 0; i < 2; ++i) {
+      if (before[i] < 0) begin[i] = -before[i], before[i] = 0, crop = true;
+      if (after[i] < 0) end[i] += after[i], after[i] = 0, crop = true;
+    }
+    if (crop) x = add(n, "slice", {x}, {{"begin", begin}, {"end", end}, {"step", IntList{1, 1}}, {"axes", IntList{2, 3}}});
+    Tensor flipped(Shape{cout, cin, kh, kw}, DType::f32);
+    for (std::int64_t i = 0; i < cin; ++i)
+      for (std::int64_t o = 0; o < cout; ++o)
+        for (std::int64_t a = 0; a < kh; ++a)
+          for (std::int64_t b = 0; b < kw; ++b)
+            flipped.set(((o * cin + i) * kh + a) * kw + b, wc->at(((i * cout + o) * kh + (kh - 1 - a)) * kw + (kw - 1 - b)));
+    const std::string pname = fresh(n.input(1) + "_transposed");
+    NodeId w = 0;
+    try {
+      w = graph.add_param(pname, flipped.shape(), Init::zeros(), file);
+    } catch (const Error& e) {
+      fail_node(n, e.detail());
+    }
+    param_values.emplace_back(pname, std::move(flipped));
+    const bool bias = has_input(n, 2);
+    NodeId y = add(n, "conv2d", {x, w}, {{"padding", IntList{before[0], before[1], after[0], after[1]}}}, bias ? -1 : 0);
+    if (bias) y = add(n, "bias_add", {y, in(n, 2)}, {{"axis", std::int64_t{1}}}, 0);
+    return set(n, y);
+  }
   if (t == "MaxPool" || t == "AveragePool") {
     const bool max = t == "MaxPool";
     if (max) only(n, {"kernel_shape", "strides", "pads", "dilations", "ceil_mode", "auto_pad", "storage_order"});
@@ -1625,7 +1693,7 @@ void Importer::convert(const onnx::NodeProto& n) {
     return set(n, add(n, "embedding", {in(n, 1), in(n, 0)}, {}, 0));
   }
   static const std::vector<std::string> supported = {
-      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "Div",
+      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose (2-D)", "Div",
       "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater",
       "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
       "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul", "Neg", "Not",

@@ -230,6 +230,16 @@ def positions():
     return Positions(), (4, 3)
 
 
+def transposed():
+    """A decoder's upsampling by nn.ConvTranspose2d: kernel 3, stride 2, padding 1 and
+    output_padding 1; kernel 4, stride 2, padding 1 without bias (DCGAN's); a rectangular
+    one of strides (2, 3); kernel 3 padded by 3 (a crop)."""
+    return nn.Sequential(nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+                         nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1, bias=False),
+                         nn.ConvTranspose2d(2, 2, (3, 2), stride=(2, 3), padding=(2, 0), output_padding=(1, 2)),
+                         nn.ConvTranspose2d(2, 1, 3, padding=3), nn.Flatten(), nn.Linear(18 * 45, 4)), (2, 3, 4)
+
+
 def group_norms():
     """nn.GroupNorm (exported as a Reshape to [N, G, -1] around an InstanceNormalization
     whose scale and bias are ones and zeros, then the affine per channel) and
@@ -326,7 +336,7 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("regressor", regressor, True), ("binary", binary, True),
                             ("upsampler", upsampler, True), ("sequence1d", sequence1d, True), ("norms", norms, True),
                             ("fresh", fresh, True), ("group_norms", group_norms, True),
-                            ("positions", positions, True),
+                            ("positions", positions, True), ("transposed", transposed, True),
                             ("encoder", encoder, True), ("encoder_static", encoder, False), ("attend", attend, True),
                             ("causal", causal, True), ("decoder", decoder, True)):
     model, shape = make()

@@ -168,7 +168,7 @@ def torch_models(tmp_path_factory):
 @pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math", "gated",
                                   "ceil_pools", "mobile", "regressor", "binary", "upsampler", "sequence1d", "norms",
                                   "fresh", "group_norms", "positions",
-                                  "encoder", "encoder_static", "attend", "causal", "decoder"])
+                                  "transposed", "encoder", "encoder_static", "attend", "causal", "decoder"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -216,6 +216,9 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert sorted(model.trainable) == ["_ConstantOfShape_output_0", "_Constant_output_0", "a.bias", "a.weight",
                                            "b.bias", "b.weight", "bn.bias", "bn.weight"]
         assert "where(" in str(model) and "param _ConstantOfShape_output_0 []" in str(model)
+    if name == "transposed":  # four stride-1 convolutions of zero-stuffed, cropped inputs, kernels flipped at import
+        assert str(model).count("conv2d(") == 4 and str(model).count("pad(") == 3 and "slice(" in str(model)
+        assert "v_0.weight_transposed" in model.trainable
     if name == "positions":  # CELU as a scaled elu; constant indices along axis 1 as slices
         assert "elu(" in str(model) and str(model).count("slice(") == 4 and "concat(" in str(model)
     if name == "group_norms":  # InstanceNormalization composed; GroupNorm's ones and zeros add no parameters
@@ -227,7 +230,7 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
 
 
 @pytest.mark.parametrize("name", ["view_cnn", "view_cnn_static", "shape_math", "gated", "sequence1d", "norms",
-                                  "fresh", "group_norms", "positions"])
+                                  "fresh", "group_norms", "positions", "transposed"])
 def test_computed_shapes_and_slices_export_again(torch_models, tmp_path, name):
     # What the importer computed (shapes, unsqueezes, slices) goes out as plain reshapes and
     # slices, which the ONNX checker accepts and ONNX Runtime runs as opgraph does.
@@ -271,6 +274,16 @@ def test_an_imported_transformer_fine_tunes_and_exports_again(torch_models, tmp_
     assert after.loss < before.loss / 3 and after.accuracy >= 0.9, (before.loss, after.loss, after.accuracy)
     check_round_trip(model, tmp_path / "tuned.onnx", lambda n: {"x": rng.standard_normal((n, 6, 16)).astype(np.float32)},
                      "y", lambda n: {model.labels: np.zeros((n, 6), np.float32)})
+
+
+@pytest.mark.parametrize("name", ["transposed", "group_norms"])
+def test_imported_transposed_convolutions_and_group_norms_have_true_gradients(torch_models, name):
+    # Composed at import (zero-stuffing, pads, crops and flipped kernels; reductions for the
+    # norms), their gradients are the graph's own: f64 central differences agree.
+    model = og.load(torch_models / f"{name}.onnx")
+    x = np.load(torch_models / f"{name}_x.npy")[:3].astype(np.float64)
+    check = model.gradcheck({"x": x, model.labels: np.array([0, 2, 1], np.float64)})
+    assert check.passed and check.max_error < 1e-6, check.max_error
 
 
 def test_imported_regression_and_binary_models_fine_tune(torch_models):
