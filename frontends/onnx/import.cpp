@@ -701,6 +701,9 @@ bool Importer::fold(const onnx::NodeProto& n) {
     const Tensor* s = ints(0);
     if (!s) fail_node(n, "the shape must be known at import (a constant, or computed from Shape)");
     std::vector<std::int64_t> dims = values_of(*s);
+    // A file exported with a fixed batch holds its size where torch.zeros_like(x) took x's
+    // batch: a fill of one value is the same either way at that size, and follows the batch.
+    if (exported_batch > 0 && !dims.empty() && dims[0] == exported_batch) dims[0] = kBatch;
     std::int64_t count = 1;
     bool batch = false;
     for (std::int64_t d : dims) {
@@ -1792,7 +1795,21 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
     if (n.op_type() == "Constant") {
       const auto* v = im.attr(n, "value", onnx::AttributeProto::TENSOR);
       if (!v || !v->has_t()) im.fail_node(n, "only 'value' constants (a tensor) are supported");
-      im.constants.insert_or_assign(n.output(0), tensor_of(v->t(), file, "constant"));
+      Tensor value = tensor_of(v->t(), file, "constant");
+      // A file exported with a fixed batch holds torch.zeros_like(x) as a constant of the
+      // batch's size, every value the same: one value, as a ConstantOfShape by the batch.
+      bool fill = im.exported_batch > 0 && value.dtype() != DType::i64 && value.shape().rank() > 0 &&
+                  value.shape()[0] == im.exported_batch;
+      for (std::int64_t i = 1; fill && i < value.numel(); ++i) fill = value.at(i) == value.at(0);
+      if (fill) {
+        std::vector<std::int64_t> dims = value.shape().dims();
+        dims[0] = kBatch;
+        Tensor one(Shape{}, value.dtype());
+        one.set(0, value.at(0));
+        im.batch_fills[n.output(0)] = std::move(dims);
+        value = std::move(one);
+      }
+      im.constants.insert_or_assign(n.output(0), std::move(value));
       continue;
     }
     im.fills_read.clear();

@@ -335,7 +335,7 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("ceil_pools", ceil_pools, True), ("mobile", mobile, True),
                             ("regressor", regressor, True), ("binary", binary, True),
                             ("upsampler", upsampler, True), ("sequence1d", sequence1d, True), ("norms", norms, True),
-                            ("fresh", fresh, True), ("group_norms", group_norms, True),
+                            ("fresh", fresh, True), ("fresh_static", fresh, False), ("group_norms", group_norms, True),
                             ("positions", positions, True), ("transposed", transposed, True),
                             ("encoder", encoder, True), ("encoder_static", encoder, False), ("attend", attend, True),
                             ("causal", causal, True), ("decoder", decoder, True)):

@@ -167,8 +167,8 @@ def torch_models(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math", "gated",
                                   "ceil_pools", "mobile", "regressor", "binary", "upsampler", "sequence1d", "norms",
-                                  "fresh", "group_norms", "positions",
-                                  "transposed", "encoder", "encoder_static", "attend", "causal", "decoder"])
+                                  "fresh", "fresh_static", "group_norms",
+                                  "positions", "transposed", "encoder", "encoder_static", "attend", "causal", "decoder"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -209,6 +209,8 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert str(model).count("conv2d(") == 3 and "kernel=[1, 2]" in str(model) and "kernel=[1, 3]" in str(model)
     if name == "norms":  # ReduceL2, ReduceL1 and ReduceMin composed; the norms expanded to x's batch
         assert "sqrt(" in str(model) and "abs(" in str(model) and "expand(" in str(model)
+    if name == "fresh_static":  # zeros_like(h) written as a constant [37, 8] of zeros: one value again
+        assert "param _Constant_1_output_0 []" in str(model)
     if name == "fresh":
         # The batch norm's statistics read through the Identity nodes; std's count (8 - 1)
         # computed at import, not parameters; zeros_like(h) one value that where broadcasts.
