@@ -1,9 +1,12 @@
 // Checkpoint encoding: tagged sections, little-endian, CRC-32 trailer.
 #include <opgraph/frontends/checkpoint.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 
 #include <fmt/format.h>
@@ -263,7 +266,18 @@ Checkpoint decode_checkpoint(std::string_view bytes, const std::string& name) {
   return c;
 }
 
+std::string checkpoint_path_problem(const std::string& path) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  std::string lower(ext.size(), ' ');
+  std::transform(ext.begin(), ext.end(), lower.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  if (lower != ".onnx") return "";
+  return "a checkpoint (opgraph's own format) would be written under an .onnx name, which every tool would then read "
+         "as an ONNX file: name it .ckpt; to write ONNX, export the trained model (opgraph export MODEL --load CKPT "
+         "--onnx FILE.onnx; Python: model.export_onnx)";
+}
+
 void save_checkpoint(const std::string& path, const Checkpoint& c) {
+  if (const std::string problem = checkpoint_path_problem(path); !problem.empty()) throw DataError(path, problem);
   // A checkpoint is where training resumes: one whose parameters hold NaN or infinity
   // could never be trained further, and would replace the last good one.
   for (const auto& [name, t] : c.params)

@@ -36,8 +36,11 @@ std::string encode_checkpoint(const Checkpoint& c);
 /// DataError for a truncated or corrupt file, a bad magic or a newer version.
 Checkpoint decode_checkpoint(std::string_view bytes, const std::string& name);
 
+/// Why `path` cannot name a checkpoint, or "": a name ending in .onnx, which every tool
+/// would then read as an ONNX file (opgraph's own, og.load, ONNX Runtime).
+std::string checkpoint_path_problem(const std::string& path);
 /// Writes atomically (a temporary file renamed into place): an interrupted save never
-/// leaves a broken checkpoint.
+/// leaves a broken checkpoint. Throws DataError for a path checkpoint_path_problem refuses.
 void save_checkpoint(const std::string& path, const Checkpoint& c);
 Checkpoint load_checkpoint(const std::string& path);
 

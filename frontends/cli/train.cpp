@@ -463,6 +463,9 @@ int train(int argc, char** argv) {
       a.has("stats") ? (fs::path(a.get("stats")).replace_extension(".svg")).string() : std::string();
   if (a.has("stats") && stats_svg_path == a.get("stats"))
     a.fail(fmt::format("--stats {}: name a .csv file (the plot goes beside it as .svg)", a.get("stats")));
+  if (a.has("save"))
+    if (const std::string problem = checkpoint_path_problem(a.get("save")); !problem.empty())
+      a.fail(fmt::format("--save {}: {}", a.get("save"), problem));
   const std::vector<std::pair<std::string, std::string>> outputs = {{"--save", a.get("save")},
                                                                     {"--metrics", a.get("metrics")},
                                                                     {"--stats", a.get("stats")},

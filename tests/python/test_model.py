@@ -72,6 +72,19 @@ def test_an_output_without_a_row_per_sample_is_refused_by_predict_and_a_model_wi
     np.testing.assert_allclose(plan.value("s"), (xs @ w + b).mean(axis=0), rtol=1e-6)
 
 
+def test_a_checkpoint_is_not_saved_under_an_onnx_name(tmp_path):
+    # It would be read back as an ONNX file ("the protobuf does not parse") by og.load,
+    # opgraph and ONNX Runtime alike; export_onnx writes ONNX.
+    model = blobs_model()
+    with pytest.raises(og.DataError, match=r"tuned.ONNX: a checkpoint \(opgraph's own format\) would be written under "
+                                           r"an .onnx name, which every tool would then read as an ONNX file: name it "
+                                           r"\.ckpt; to write ONNX, export the trained model"):
+        model.save(tmp_path / "tuned.ONNX")
+    assert list(tmp_path.iterdir()) == []
+    model.save(tmp_path / "tuned.ckpt")
+    assert og.load(tmp_path / "tuned.ckpt").epochs_done == 0
+
+
 def test_nan_in_the_data_is_refused_before_training_and_a_1d_sample_is_explained():
     # A NaN feature (NumPy data with a missing value) would turn the weights to NaN; it is
     # named before anything trains, as is a NaN in the validation data. With a relu after
