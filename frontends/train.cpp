@@ -35,25 +35,27 @@ std::vector<char> upstream(const Graph& g, std::vector<NodeId> from) {
 
 PredictionHead prediction_head(const Graph& graph) {
   PredictionHead head;
+  const auto read = [&](NodeId node) {
+    const Shape& shape = graph.node(node).shape;
+    head.node = node;
+    head.outputs = last_dim(shape);
+    head.per_sample = shape.rank() > 0 && shape[0] == N;
+  };
   if (graph.loss()) {
     const Node& loss = graph.node(*graph.loss());
     if (loss.kind == NodeKind::op && loss.op->role.kind == OpRole::Kind::loss) {
       const OpRole& role = loss.op->role;
       head.exists = true;
-      head.node = loss.inputs[static_cast<std::size_t>(role.prediction)];
+      read(loss.inputs[static_cast<std::size_t>(role.prediction)]);
       head.classes = role.classes;
       head.threshold = role.threshold;
       head.probabilities = role.probabilities;
-      head.outputs = last_dim(graph.node(head.node).shape);
-      head.per_sample = graph.node(head.node).shape.rank() > 0 && graph.node(head.node).shape[0] == N;
       return head;
     }
   }
   if (!graph.outputs().empty()) {
     head.exists = true;
-    head.node = graph.outputs().front();
-    head.outputs = last_dim(graph.node(head.node).shape);
-    head.per_sample = graph.node(head.node).shape.rank() > 0 && graph.node(head.node).shape[0] == N;
+    read(graph.outputs().front());
   }
   return head;
 }

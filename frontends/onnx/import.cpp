@@ -246,6 +246,30 @@ struct Importer {
     auto it = constants.find(name);
     return it == constants.end() ? nullptr : &it->second;
   }
+  /// Input i of n as a constant that is not yet a node (read at import, not as data), or null.
+  const Tensor* unbound_constant(const onnx::NodeProto& n, int i) const {
+    return has_input(n, i) && !values.count(n.input(i)) ? constant(n.input(i)) : nullptr;
+  }
+  /// `name` as one value `fill` broadcast where it is read, of ONNX sizes `dims` (the batch
+  /// as kBatch): see batch_fills.
+  void set_batch_fill(const std::string& name, std::vector<std::int64_t> dims, DType dtype, double fill) {
+    Tensor one(Shape{}, dtype);
+    one.set(0, fill);
+    constants.insert_or_assign(name, std::move(one));
+    batch_fills[name] = std::move(dims);
+  }
+  /// A parameter named after ONNX value `onnx_name` holding `value` (f32).
+  NodeId add_param(const onnx::NodeProto& n, const std::string& onnx_name, const Tensor& value) {
+    const std::string pname = fresh(onnx_name);
+    NodeId id = 0;
+    try {
+      id = graph.add_param(pname, value.shape(), Init::zeros(), file);
+    } catch (const Error& e) {
+      fail_node(n, e.detail());
+    }
+    param_values.emplace_back(pname, value.to(DType::f32));
+    return id;
+  }
 
   /// The node holding ONNX value `name`: a graph value, or an initializer made a parameter.
   NodeId node(const onnx::NodeProto& n, const std::string& name) {
@@ -262,11 +286,7 @@ struct Importer {
     }
     if (const Tensor* c = constant(name)) {
       if (c->dtype() == DType::i64) fail_node(n, fmt::format("the integer tensor '{}' is read as data", name));
-      const std::string pname = fresh(name);
-      const NodeId id = graph.add_param(pname, c->shape(), Init::zeros(), file);
-      param_values.emplace_back(pname, c->to(DType::f32));
-      values[name] = id;
-      return id;
+      return values[name] = add_param(n, name, *c);
     }
     fail_node(n, fmt::format("its input '{}' is not produced by any node, input or initializer", name));
   }
@@ -672,17 +692,16 @@ bool Importer::fold(const onnx::NodeProto& n) {
   if (t == "Shape") {
     only(n, {"start", "end"});
     Shape s;
-    if (auto f = batch_fills.find(n.input(0)); f != batch_fills.end()) {  // its sizes, not its one value's
-      const std::int64_t rank = static_cast<std::int64_t>(f->second.size());
-      const std::int64_t start = bound(attr_int(n, "start", 0), rank), end = bound(attr_int(n, "end", rank), rank);
-      return result({std::max<std::int64_t>(0, end - start)},
-                    std::vector<std::int64_t>(f->second.begin() + start, f->second.begin() + std::max(start, end)));
+    const auto fill = batch_fills.find(n.input(0));  // its sizes, not its one value's
+    if (fill == batch_fills.end()) {
+      if (auto it = values.find(n.input(0)); it != values.end()) s = shape(it->second);
+      else if (const Tensor* c = constant(n.input(0))) s = c->shape();
+      else in(n, 0);  // names the missing input
     }
-    if (auto it = values.find(n.input(0)); it != values.end()) s = shape(it->second);
-    else if (const Tensor* c = constant(n.input(0))) s = c->shape();
-    else in(n, 0);  // names the missing input
     std::vector<std::int64_t> all;  // the ONNX sizes, the batch as kBatch (times what it is folded with)
-    if (auto it = folded.find(n.input(0)); it != folded.end()) {
+    if (fill != batch_fills.end()) {
+      all = fill->second;
+    } else if (auto it = folded.find(n.input(0)); it != folded.end()) {
       all = onnx_dims(values.at(n.input(0)), it->second);
     } else {
       for (int d = 0; d < s.rank(); ++d) {
@@ -729,10 +748,7 @@ bool Importer::fold(const onnx::NodeProto& n) {
       if (value.dtype() == DType::i64) dtype = DType::i64;
     }
     if (batch) {  // one value, broadcast where it is read
-      Tensor one(Shape{}, dtype);
-      one.set(0, fill);
-      constants.insert_or_assign(n.output(0), std::move(one));
-      batch_fills[n.output(0)] = std::move(dims);
+      set_batch_fill(n.output(0), std::move(dims), dtype, fill);
       return true;
     }
     Tensor out(Shape(std::move(dims)), dtype);
@@ -928,7 +944,7 @@ bool Importer::fold(const onnx::NodeProto& n) {
     const Tensor* a = ints(0);
     const Tensor* b = ints(1);
     const auto scalar = [&](int i) -> const Tensor* {  // a float constant of one value, not yet a node
-      const Tensor* c = has_input(n, i) && !values.count(n.input(i)) ? constant(n.input(i)) : nullptr;
+      const Tensor* c = unbound_constant(n, i);
       return c && c->dtype() != DType::i64 && c->numel() == 1 ? c : nullptr;
     };
     if (const Tensor *fa = scalar(0), *fb = scalar(1); fa && fb) {
@@ -991,28 +1007,30 @@ void Importer::check_batch_fill(const onnx::NodeProto& n) {
   static const std::unordered_set<std::string> broadcasting = {
       "Add", "Sub", "Mul", "Div", "Where", "Max", "Min", "Pow", "Equal", "Less", "LessOrEqual", "Greater",
       "GreaterOrEqual", "Sum", "Mean"};
-  const std::string name = fills_read.front();
+  const std::vector<std::string> read = std::move(fills_read);
   fills_read.clear();
-  const std::vector<std::int64_t>& dims = batch_fills.at(name);
-  const auto refuse = [&](const std::string& why) {
-    fail_node(n, fmt::format("reads '{}', a constant of shape {} made from nothing (ConstantOfShape sized by the "
-                             "batch, as torch.zeros_like(x) is), which opgraph holds as one value broadcast against "
-                             "a value with the batch; {}",
-                             name, dims_text(dims), why));
-  };
-  if (!broadcasting.count(n.op_type()) || n.output_size() != 1) refuse("this operator does not broadcast it");
-  const auto it = values.find(n.output(0));
-  if (it == values.end()) refuse("the result is a constant, not a value with the batch");
-  // Right-aligned, the result must have every size the fill has (the batch where it has
-  // the batch): then broadcasting it changed nothing.
-  const Shape& out = shape(it->second);
-  const std::int64_t lead = out.rank() - static_cast<std::int64_t>(dims.size());
-  bool covers = lead >= 0 && !folded.count(n.output(0));
-  for (std::size_t i = 0; covers && i < dims.size(); ++i) {
-    const std::int64_t have = out[lead + static_cast<std::int64_t>(i)];
-    covers = dims[i] == 1 || (is_batch(dims[i]) ? have == N : have == dims[i]);
+  for (const std::string& name : std::vector<std::string>(read.begin(), read.begin() + 1)) {
+    const std::vector<std::int64_t>& dims = batch_fills.at(name);
+    const auto refuse = [&](const std::string& why) {
+      fail_node(n, fmt::format("reads '{}', a constant of shape {} made from nothing (ConstantOfShape sized by the "
+                               "batch, as torch.zeros_like(x) is), which opgraph holds as one value broadcast against "
+                               "a value with the batch; {}",
+                               name, dims_text(dims), why));
+    };
+    if (!broadcasting.count(n.op_type()) || n.output_size() != 1) refuse("this operator does not broadcast it");
+    const auto it = values.find(n.output(0));
+    if (it == values.end()) refuse("the result is a constant, not a value with the batch");
+    // Right-aligned, the result must have every size the fill has (the batch where it has
+    // the batch): then broadcasting it changed nothing.
+    const Shape& out = shape(it->second);
+    const std::int64_t lead = out.rank() - static_cast<std::int64_t>(dims.size());
+    bool covers = lead >= 0 && !folded.count(n.output(0));
+    for (std::size_t i = 0; covers && i < dims.size(); ++i) {
+      const std::int64_t have = out[lead + static_cast<std::int64_t>(i)];
+      covers = dims[i] == 1 || (is_batch(dims[i]) ? have == N : have == dims[i]);
+    }
+    if (!covers) refuse(fmt::format("the result, {}, does not hold all of its shape", out));
   }
-  if (!covers) refuse(fmt::format("the result, {}, does not hold all of its shape", out));
 }
 
 void Importer::convert(const onnx::NodeProto& n) {
@@ -1031,7 +1049,7 @@ void Importer::convert(const onnx::NodeProto& n) {
   if (t == "Abs") return unary("abs");
   if (t == "Erf") return unary("erf");
   if (t == "Identity") {
-    if (!values.count(n.input(0)) && constant(n.input(0))) {
+    if (unbound_constant(n, 0)) {
       only(n, {});
       aliases[n.output(0)] = n.input(0);
       return;
@@ -1084,7 +1102,7 @@ void Importer::convert(const onnx::NodeProto& n) {
   }
   if (t == "Where") {
     only(n, {});
-    if (const Tensor* c = !values.count(n.input(0)) ? constant(n.input(0)) : nullptr) {
+    if (const Tensor* c = unbound_constant(n, 0)) {
       // A constant condition: opgraph's causal mask (row i keeps keys j <= i + S - T of the
       // last two axes of x, the rest `fill`), as it exports it.
       const NodeId x = in(n, 1);
@@ -1413,7 +1431,7 @@ void Importer::convert(const onnx::NodeProto& n) {
     const std::string ap = attr_string(n, "auto_pad", "NOTSET");
     if (ap != "NOTSET" && ap != "VALID") fail_node(n, fmt::format("auto_pad={} is not supported (give pads)", ap));
     if (attr_int(n, "group", 1) != 1) fail_node(n, "only group=1 is supported");
-    const Tensor* wc = !values.count(n.input(1)) ? constant(n.input(1)) : nullptr;
+    const Tensor* wc = unbound_constant(n, 1);
     if (!wc || wc->dtype() == DType::i64) fail_node(n, "the kernel must be a float initializer");
     const Shape ws = wc->shape();
     NodeId x = in(n, 0);
@@ -1458,14 +1476,7 @@ void Importer::convert(const onnx::NodeProto& n) {
         for (std::int64_t a = 0; a < kh; ++a)
           for (std::int64_t b = 0; b < kw; ++b)
             flipped.set(((o * cin + i) * kh + a) * kw + b, wc->at(((i * cout + o) * kh + (kh - 1 - a)) * kw + (kw - 1 - b)));
-    const std::string pname = fresh(n.input(1) + "_transposed");
-    NodeId w = 0;
-    try {
-      w = graph.add_param(pname, flipped.shape(), Init::zeros(), file);
-    } catch (const Error& e) {
-      fail_node(n, e.detail());
-    }
-    param_values.emplace_back(pname, std::move(flipped));
+    const NodeId w = add_param(n, n.input(1) + "_transposed", flipped);
     const bool bias = has_input(n, 2);
     NodeId y = add(n, "conv2d", {x, w}, {{"padding", IntList{before[0], before[1], after[0], after[1]}}}, bias ? -1 : 0);
     if (bias) y = add(n, "bias_add", {y, in(n, 2)}, {{"axis", std::int64_t{1}}}, 0);
@@ -1525,7 +1536,7 @@ void Importer::convert(const onnx::NodeProto& n) {
       per_channel.push_back(1);
     }
     const auto all = [&](int i, double v) {
-      const Tensor* c = !values.count(n.input(i)) ? constant(n.input(i)) : nullptr;
+      const Tensor* c = unbound_constant(n, i);
       if (!c) return false;
       for (std::int64_t k = 0; k < c->numel(); ++k)
         if (c->at(k) != v) return false;
@@ -1533,7 +1544,7 @@ void Importer::convert(const onnx::NodeProto& n) {
     };
     const bool unscaled = all(1, 1.0), unshifted = all(2, 0.0);
     for (int i : {1, 2}) {  // a constant is checked without becoming a parameter
-      const Tensor* c = !values.count(n.input(i)) ? constant(n.input(i)) : nullptr;
+      const Tensor* c = unbound_constant(n, i);
       const Shape ps = c ? c->shape() : shape(in(n, i));
       if (ps != Shape{xs[1]})
         fail_node(n, fmt::format("the {} has shape {}; x {} needs [{}]", i == 1 ? "scale" : "bias", ps, xs, xs[1]));
@@ -1659,7 +1670,7 @@ void Importer::convert(const onnx::NodeProto& n) {
   }
   if (t == "Gather") {
     only(n, {"axis"});
-    const Tensor* idx = has_input(n, 1) && !values.count(n.input(1)) ? constant(n.input(1)) : nullptr;
+    const Tensor* idx = unbound_constant(n, 1);
     if (idx && idx->dtype() == DType::i64 && values.count(n.input(0))) {
       // Constant indices into a value (x[:, -1] and x[:, 0], a sequence's last or first
       // position; x[:, [2, 0]]): slices of one along the axis, side by side (concat), the
@@ -1804,12 +1815,10 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
       if (fill) {
         std::vector<std::int64_t> dims = value.shape().dims();
         dims[0] = kBatch;
-        Tensor one(Shape{}, value.dtype());
-        one.set(0, value.at(0));
-        im.batch_fills[n.output(0)] = std::move(dims);
-        value = std::move(one);
+        im.set_batch_fill(n.output(0), std::move(dims), value.dtype(), value.at(0));
+      } else {
+        im.constants.insert_or_assign(n.output(0), std::move(value));
       }
-      im.constants.insert_or_assign(n.output(0), std::move(value));
       continue;
     }
     im.fills_read.clear();
