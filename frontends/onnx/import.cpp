@@ -1009,7 +1009,7 @@ void Importer::check_batch_fill(const onnx::NodeProto& n) {
       "GreaterOrEqual", "Sum", "Mean"};
   const std::vector<std::string> read = std::move(fills_read);
   fills_read.clear();
-  for (const std::string& name : std::vector<std::string>(read.begin(), read.begin() + 1)) {
+  for (const std::string& name : read) {
     const std::vector<std::int64_t>& dims = batch_fills.at(name);
     const auto refuse = [&](const std::string& why) {
       fail_node(n, fmt::format("reads '{}', a constant of shape {} made from nothing (ConstantOfShape sized by the "

@@ -525,6 +525,7 @@ def test_shapes_computed_in_the_file_are_read_or_refused_with_the_reason(tmp_pat
     # Shape, Gather, Unsqueeze, Concat and integer arithmetic are computed at import (the
     # models above); what cannot be a shape of opgraph's is refused at its node.
     try:
+        import onnx
         from onnx import TensorProto, helper
     except ImportError:
         pytest.skip("skipped: needs python3-onnx")
@@ -607,6 +608,20 @@ def test_shapes_computed_in_the_file_are_read_or_refused_with_the_reason(tmp_pat
     with pytest.raises(og.DataError, match=refused.format("Add", r"4, 2, 3", r"the result, \[N,2,3\], does not hold all "
                                                                              r"of its shape")):
         og.load(fill("wider.onnx", [4, 2, 3], [helper.make_node("Add", ["x", "f"], ["y"], name="s")]))
+    # Every fill a node reads is checked, not the first alone: where(x > 0, f, g), f of x's
+    # shape and g wider than the result
+    both = fill("two.onnx", [2, 3], [
+        helper.make_node("Concat", ["u", "wide"], ["shape_g"], axis=0),
+        helper.make_node("ConstantOfShape", ["shape_g"], ["g"]),
+        helper.make_node("Greater", ["x", "zero_f"], ["positive"]),
+        helper.make_node("Where", ["positive", "f", "g"], ["y"], name="s")])
+    m = onnx.load(both)
+    m.graph.initializer.extend([helper.make_tensor("wide", TensorProto.INT64, [3], [4, 2, 3]),
+                                helper.make_tensor("zero_f", TensorProto.FLOAT, [], [0.0])])
+    onnx.save(m, both)
+    with pytest.raises(og.DataError, match=refused.format("Where", r"4, 2, 3", r"the result, \[N,2,3\], does not hold all "
+                                                                               r"of its shape").replace("'f'", "'g'")):
+        og.load(both)
     # x * x.size(0) (and x.std(0)'s count): the batch size as a number, refused, where it had
     # been read as -2^63
     counted = make_onnx(tmp_path, "counted.onnx", size0 + [
