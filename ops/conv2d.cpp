@@ -71,10 +71,15 @@ Conv conv_of(const K& k) {
 constexpr std::int64_t kRows = 1024;
 std::int64_t images_per_gemm(const Conv& v) { return std::max<std::int64_t>(1, kRows / std::max<std::int64_t>(v.positions(), 1)); }
 
-/// Chunks of images go to kLanes lanes (chunk c to lane c % kLanes), which run in
-/// parallel, each with its own scratch; a lane sums its kernel gradient over its chunks
-/// in order, and the lanes' sums are added in lane order. The lanes are fixed, not the
-/// thread count, so the sums are the same on any pool.
+/// Chunks of images (single images in the direct forward pass) go to kLanes lanes, each
+/// a contiguous run of them (lane_items), which run in parallel, each with its own
+/// scratch; a lane sums its kernel gradient over its chunks in order, and the lanes' sums
+/// are added in lane order. The lanes are fixed, not the thread count, so the sums are
+/// the same on any pool. Contiguous runs, not every fourth chunk: two threads then take
+/// the first and the second half of the batch, as the elementwise passes before and after
+/// split their ranges, and less data moves between the cores (LeNet-5's step at batch 64
+/// on two threads of the Zen 5, whose cores are far apart: 1.15 -> 1.07 ms, alternated
+/// runs; one thread unchanged).
 constexpr std::int64_t kLanes = 4;
 
 /// Up to this many output channels per group the forward product is W x cols (rows of
@@ -325,13 +330,21 @@ std::int64_t scratch_elements(const Conv& v) {
   return kLanes * (l.lane + l.partial);
 }
 
+/// The items (images or chunks of them) lane `lane` of `lanes` takes: a contiguous run,
+/// [lane·count/lanes, (lane + 1)·count/lanes).
+std::pair<std::int64_t, std::int64_t> lane_items(std::int64_t lane, std::int64_t lanes, std::int64_t count) {
+  return {lane * count / lanes, (lane + 1) * count / lanes};
+}
+
 /// f(lane, n0, nb, first chunk of the lane) for every chunk of images, lanes in parallel.
 template <class F>
 void for_each_chunk(const Conv& v, F f) {
   const std::int64_t per = images_per_gemm(v), chunks = (v.n + per - 1) / per;
   parallel_for(std::min(kLanes, chunks), 1, [&](std::int64_t l0, std::int64_t l1) {
-    for (std::int64_t lane = l0; lane < l1; ++lane)
-      for (std::int64_t c = lane; c < chunks; c += kLanes) f(lane, c * per, std::min(per, v.n - c * per), c < kLanes);
+    for (std::int64_t lane = l0; lane < l1; ++lane) {
+      const auto [first, end] = lane_items(lane, std::min(kLanes, chunks), chunks);
+      for (std::int64_t c = first; c < end; ++c) f(lane, c * per, std::min(per, v.n - c * per), c == first);
+    }
   });
 }
 
@@ -452,13 +465,21 @@ GradBlocks grad_blocks(const Window& w, std::int64_t cout) {
   return g;
 }
 
-/// Images per chunk of the kernel gradient: their padded inputs and wide output gradients
-/// about 256 KB of floats (they stay in L2 while every block of channels and taps reads
-/// them), at most 16.
+/// Images per chunk of the kernel gradient and the scattered input gradient: as many as
+/// keep their padded inputs and wide output gradients, in floats, within two thirds of
+/// this machine's L1d (detect_caches()), at least one, at most 16: every block of
+/// channels and taps then rereads them from L1. Measured on the Zen 5 (48 KiB L1d) against
+/// the 256 KB of floats it had been (kept in L2): LeNet's first kernel gradient 0.167 ->
+/// 0.152 ms at batch 64 (one image a chunk), 8 -> 8 channels 3x3 on 28x28 0.91 -> 0.85 ms,
+/// the rest unchanged (bench/CONV.md's shapes, one thread, alternated runs). The chunks
+/// change which terms a lane sums first, so the bits depend on the L1's size, as the
+/// GEMM's do on its blocking; never on the thread count.
 std::int64_t direct_images(const Conv& v, const Direct& d) {
+  static const std::int64_t budget = std::max<std::int64_t>(detect_caches().l1d, 16384) * 2 / 3 /
+                                     static_cast<std::int64_t>(sizeof(float));
   const GradBlocks g = grad_blocks(v.win, v.cout);
   const std::int64_t per_image = d.cin * d.hp * d.wp + g.blocks * g.ob * d.wide();  // whatever the vector width
-  return std::clamp<std::int64_t>(65536 / std::max<std::int64_t>(per_image, 1), 1, 16);
+  return std::clamp<std::int64_t>(budget / std::max<std::int64_t>(per_image, 1), 1, 16);
 }
 
 /// The forward pass with the output channels in the lanes (detail::channel_forward_tile):
@@ -604,7 +625,8 @@ void direct_forward_pass(K& k, const Conv& v) {
         T* padded = lanes + lane * l.lane;
         T* rows = padded + d.in_size(1);
         std::fill(padded, rows, T(0));
-        for (std::int64_t b = lane; b < v.n; b += kLanes) {
+        const auto [b0, b1] = lane_items(lane, std::min(kLanes, v.n), v.n);
+        for (std::int64_t b = b0; b < b1; ++b) {
           const T* in = x + b * v.cin * v.plane();
           for (std::int64_t c = 0; c < v.cin; ++c)
             detail::place_plane(in + c * d.rows * d.cols, d.rows, d.cols, d.top, d.left, d.hp, d.wp,
@@ -629,7 +651,8 @@ void direct_forward_pass(K& k, const Conv& v) {
       T* padded = lanes + lane * l.lane;
       T* wide = padded + d.in_size(1);
       std::fill(padded, wide, T(0));
-      for (std::int64_t b = lane; b < v.n; b += kLanes)
+      const auto [b0, b1] = lane_items(lane, std::min(kLanes, v.n), v.n);
+      for (std::int64_t b = b0; b < b1; ++b)
         direct_image(d, packed, x + b * v.cin * v.plane(), padded, wide, y + b * v.cout * v.positions());
     }
   });
@@ -675,7 +698,8 @@ void direct_vjp(K& k, const Conv& v, scalar_of<K>* base, bool kernel_grad) {
       T* dxw = gpad + b.in_size(1);
       std::fill(xin, dxw, T(0));
       T* dw = partials + lane * l.partial;
-      for (std::int64_t c0 = lane; c0 < chunks; c0 += kLanes) {
+      const auto [first, end] = lane_items(lane, std::min(kLanes, chunks), chunks);
+      for (std::int64_t c0 = first; c0 < end; ++c0) {
         const std::int64_t n0 = c0 * per, nb = std::min(per, v.n - n0);
         for (std::int64_t i = 0; i < nb && ((dw_here && !by_channel) || scatter); ++i)
           for (std::int64_t o = 0; o < v.cout; ++o)
@@ -707,7 +731,7 @@ void direct_vjp(K& k, const Conv& v, scalar_of<K>* base, bool kernel_grad) {
                 const std::int64_t rows = std::min(rb, v.win.kh - i0);
                 detail::channel_grad_for<T>(static_cast<int>(rows), static_cast<int>(kw))(
                     xin + c * f.in_stride() + i0 * v.win.dh * f.wp, v.cin * f.in_stride(), f.wp, v.win.dh * f.wp, gt, nb,
-                    f.ho, f.wo, dw + (c * taps + i0 * kw) * L, c0 < kLanes);
+                    f.ho, f.wo, dw + (c * taps + i0 * kw) * L, c0 == first);
               }
           } else {
             // dW[o, c, i, j0 + t] over the chunk, block by block, in the lane's vectors:
@@ -720,7 +744,7 @@ void direct_vjp(K& k, const Conv& v, scalar_of<K>* base, bool kernel_grad) {
                   for (std::int64_t blk = 0; blk < gb.blocks; ++blk)
                     grad(xin + c * f.in_stride(), v.cin * f.in_stride(), gyw + blk * gb.ob * gws, gws,
                          cout_pad * gws, nb, f.wide(), f.offsets.data() + t0,
-                         dw + ((blk * gb.ob * v.cin + c) * taps + t0) * L, v.cin * taps, c0 < kLanes);
+                         dw + ((blk * gb.ob * v.cin + c) * taps + t0) * L, v.cin * taps, c0 == first);
                 }
           }
         }

@@ -102,8 +102,9 @@ TEST_CASE("conv2d: equals the direct convolution, values and both gradients, for
       // The direct path (stride 1, one group): padding wider than the kernel's span (the
       // input gradient's padded output gradient cropped), a kernel row of 11 taps (the
       // kernel gradient in blocks of 8 and 3), 12 input channels (the input gradient in two
-      // blocks of 6), 17 images (chunks of 16 and 1), and 9 images of 60x60 in chunks of 2:
-      // five chunks on four lanes, the first lane adding a second chunk's kernel gradient.
+      // blocks of 6), 17 images (chunks of 12 and 5 on a 48 KiB L1d, of 8, 8 and 1 on a
+      // 32 KiB one), and 9 images of 60x60, one a chunk on any L1: nine chunks on four
+      // lanes, the first lane adding a second and a third chunk's kernel gradient.
       {{1, 2, 5, 5}, {3, 2, 2, 2}, {.pt = 3, .pl = 2, .pb = 1, .pr = 3}},
       {{2, 12, 6, 9}, {5, 12, 3, 11}, {.pt = 1, .pl = 5, .pb = 1, .pr = 5}},
       {{17, 3, 6, 6}, {9, 3, 3, 3}, {.pt = 1, .pl = 1, .pb = 1, .pr = 1}},
@@ -112,6 +113,9 @@ TEST_CASE("conv2d: equals the direct convolution, values and both gradients, for
       // vector of them: 9 to 16 floats, 5 to 8 doubles with AVX-512): LeNet's above, and
       // 17 images above; 9 kernel rows in two blocks (5 and 4); rows dilated.
       {{3, 2, 13, 9}, {12, 2, 9, 3}, {.pt = 1, .pl = 1, .pb = 1, .pr = 1}},
+      // LeNet's second convolution over 12 images: chunks of 2 (48 KiB L1d) or 1 (32 KiB),
+      // so that lanes take several chunks each, the first stored and the next added.
+      {{12, 6, 14, 14}, {16, 6, 5, 5}, {}},
       {{2, 3, 10, 8}, {6, 3, 3, 2}, {.dh = 2, .pt = 2, .pl = 0, .pb = 2, .pr = 1}},
   };
   std::uint64_t seed = 10;
