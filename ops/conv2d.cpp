@@ -637,9 +637,12 @@ void direct_forward_pass(K& k, const Conv& v) {
               tile(padded + oy * d.wp + ox, d.in_stride(), v.cin, d.wp, v.win.kh, v.win.kw, v.win.dh, v.win.dw, packed,
                    rows + (oy * wo + ox) * L, wo * L);
             }
+          // Back to NCHW: blocks of L positions transposed in registers, the rest one by one.
           T* out = y + b * v.cout * pos;
+          const std::int64_t whole = pos / L * L;
+          for (std::int64_t q0 = 0; q0 < whole; q0 += L) detail::transpose_block(rows + q0 * L, L, L, out + q0, pos, v.cout);
           for (std::int64_t o = 0; o < v.cout; ++o)
-            for (std::int64_t q = 0; q < pos; ++q) out[o * pos + q] = rows[q * L + o];
+            for (std::int64_t q = whole; q < pos; ++q) out[o * pos + q] = rows[q * L + o];
         }
       }
     });
@@ -719,7 +722,10 @@ void direct_vjp(K& k, const Conv& v, scalar_of<K>* base, bool kernel_grad) {
             for (std::int64_t i = 0; i < nb; ++i) {
               const T* g = gy + (n0 + i) * v.cout * pos;
               T* dst = gt + i * pos * L;
-              for (std::int64_t q = 0; q < pos; ++q) {
+              const std::int64_t whole = pos / L * L;
+              for (std::int64_t q0 = 0; q0 < whole; q0 += L)
+                detail::transpose_block(g + q0, pos, v.cout, dst + q0 * L, L, L);
+              for (std::int64_t q = whole; q < pos; ++q) {
                 for (std::int64_t o = 0; o < v.cout; ++o) dst[q * L + o] = g[o * pos + q];
                 for (std::int64_t o = v.cout; o < L; ++o) dst[q * L + o] = T(0);
               }
