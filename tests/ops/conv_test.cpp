@@ -8,6 +8,7 @@
 #include <opgraph/graph/parallel.hpp>
 
 #include "op_run.hpp"
+#include "../../ops/detail/direct_conv.hpp"
 
 using namespace opgraph;
 using namespace opgraph::test;
@@ -326,5 +327,27 @@ TEST_CASE("max_pool2d: 2x2 windows over the bottom and right padding read only x
     for (int oy = 0; oy < 3; ++oy)
       for (int ox = 0; ox < 3; ++ox) dx[static_cast<std::size_t>(10 * oy + 2 * ox)] = 1 + 3 * oy + ox;  // each window's top-left
     CHECK(r.grads[0].to_vector() == dx);
+  }
+}
+
+TEST_CASE_TEMPLATE("conv2d: a block of values transposed in registers puts each where a plain loop does", T, float, double) {
+  // transpose_block, the channel path's [channels][positions] <-> [positions][lanes]:
+  // square blocks, source rows past `rows` read as zero, destination rows past `cols` left
+  // alone; strides wider than the block, as the convolution's planes are.
+  constexpr std::int64_t L = ops::detail::DirectVec<T>::lanes;
+  for (const auto& rc : {std::pair<std::int64_t, std::int64_t>{L, L}, {L - 3, L}, {L, L - 5}, {1, 1}, {6, L}}) {
+    const std::int64_t rows = rc.first, cols = rc.second;  // not a structured binding: clang 14 cannot capture one
+    CAPTURE(rows);
+    CAPTURE(cols);
+    const std::int64_t src_stride = L + 7, dst_stride = L + 3;
+    std::vector<T> src(static_cast<std::size_t>(L * src_stride)), dst(static_cast<std::size_t>(L * dst_stride), T(-1));
+    for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<T>(i) + T(0.5);
+    ops::detail::transpose_block(src.data(), src_stride, rows, dst.data(), dst_stride, cols);
+    for (std::int64_t k = 0; k < L; ++k)
+      for (std::int64_t r = 0; r < dst_stride; ++r) {
+        const T got = dst[static_cast<std::size_t>(k * dst_stride + r)];
+        const T want = k >= cols || r >= L ? T(-1) : r < rows ? src[static_cast<std::size_t>(r * src_stride + k)] : T(0);
+        if (got != want) FAIL_CHECK("dst[" << k << "][" << r << "] = " << got << ", want " << want);
+      }
   }
 }
