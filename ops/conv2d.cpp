@@ -330,9 +330,10 @@ std::int64_t scratch_elements(const Conv& v) {
   return kLanes * (l.lane + l.partial);
 }
 
-/// The items (images or chunks of them) lane `lane` of `lanes` takes: a contiguous run,
-/// [lane·count/lanes, (lane + 1)·count/lanes).
-std::pair<std::int64_t, std::int64_t> lane_items(std::int64_t lane, std::int64_t lanes, std::int64_t count) {
+/// The items (images or chunks of them) of `count` that lane `lane` takes when the
+/// min(kLanes, count) lanes share them: a contiguous run, [lane·count/lanes, (lane + 1)·count/lanes).
+std::pair<std::int64_t, std::int64_t> lane_items(std::int64_t lane, std::int64_t count) {
+  const std::int64_t lanes = std::min(kLanes, count);
   return {lane * count / lanes, (lane + 1) * count / lanes};
 }
 
@@ -342,7 +343,7 @@ void for_each_chunk(const Conv& v, F f) {
   const std::int64_t per = images_per_gemm(v), chunks = (v.n + per - 1) / per;
   parallel_for(std::min(kLanes, chunks), 1, [&](std::int64_t l0, std::int64_t l1) {
     for (std::int64_t lane = l0; lane < l1; ++lane) {
-      const auto [first, end] = lane_items(lane, std::min(kLanes, chunks), chunks);
+      const auto [first, end] = lane_items(lane, chunks);
       for (std::int64_t c = first; c < end; ++c) f(lane, c * per, std::min(per, v.n - c * per), c == first);
     }
   });
@@ -625,7 +626,7 @@ void direct_forward_pass(K& k, const Conv& v) {
         T* padded = lanes + lane * l.lane;
         T* rows = padded + d.in_size(1);
         std::fill(padded, rows, T(0));
-        const auto [b0, b1] = lane_items(lane, std::min(kLanes, v.n), v.n);
+        const auto [b0, b1] = lane_items(lane, v.n);
         for (std::int64_t b = b0; b < b1; ++b) {
           const T* in = x + b * v.cin * v.plane();
           for (std::int64_t c = 0; c < v.cin; ++c)
@@ -654,7 +655,7 @@ void direct_forward_pass(K& k, const Conv& v) {
       T* padded = lanes + lane * l.lane;
       T* wide = padded + d.in_size(1);
       std::fill(padded, wide, T(0));
-      const auto [b0, b1] = lane_items(lane, std::min(kLanes, v.n), v.n);
+      const auto [b0, b1] = lane_items(lane, v.n);
       for (std::int64_t b = b0; b < b1; ++b)
         direct_image(d, packed, x + b * v.cin * v.plane(), padded, wide, y + b * v.cout * v.positions());
     }
@@ -701,7 +702,7 @@ void direct_vjp(K& k, const Conv& v, scalar_of<K>* base, bool kernel_grad) {
       T* dxw = gpad + b.in_size(1);
       std::fill(xin, dxw, T(0));
       T* dw = partials + lane * l.partial;
-      const auto [first, end] = lane_items(lane, std::min(kLanes, chunks), chunks);
+      const auto [first, end] = lane_items(lane, chunks);
       for (std::int64_t c0 = first; c0 < end; ++c0) {
         const std::int64_t n0 = c0 * per, nb = std::min(per, v.n - n0);
         for (std::int64_t i = 0; i < nb && ((dw_here && !by_channel) || scatter); ++i)
