@@ -640,28 +640,39 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     // GFLOP/s at 1 thread and 311 -> 329 at 2. The same tiles and sums: the same bits.
     if (!pack_a_mode && m >= kTasks * mc) mc = std::max<std::int64_t>(MR, mc / 2 / MR * MR);
     std::int64_t m_blocks = (m + mc - 1) / mc;
-    if (pack_a_mode && !shared_a) m_blocks = std::max(m_blocks, std::min(row_panels, kRowBlocks));
-    std::int64_t chunks = m_blocks >= kTasks ? 1 : std::min(panels, (kTasks + m_blocks - 1) / m_blocks);
+    // A product of under kSerialWork multiply-adds runs its tasks on the calling thread:
+    // handing them to the pool costs more than it saves (a head's attention scores,
+    // 64x64x32, ran at 52 GFLOP/s on 2 threads against 95 on 1). Same tasks, same order
+    // of every sum: the same bits either way.
+    const bool serial = m * n * k < kSerialWork;
+    const std::int64_t threads = serial ? 1 : num_threads();
+    // On one thread there is nothing to balance: a transposed A packed by row blocks keeps
+    // blocks of mc rows (half of L2), one task each, when a depth block of packed B is no
+    // larger than such a block (both then stay in L2). The 16 narrow blocks made each
+    // depth's run of A a few lines long, a new line of A for every few values packed.
+    // Alternated runs on the Zen 5 (GFLOP/s, medians of five): W1's xᵀ·da (784x256x10000)
+    // 173 -> 179, W8's uᵀ·dy (512x128x2048) 166 -> 179, LeNet's xᵀ·dz (400x120x64) 156 ->
+    // 169; with a wide B (1024 columns, W5's hᵀ·da) the narrow blocks stay: their A stays
+    // in L1 while B streams (4 % faster). At two threads the narrow blocks measured faster
+    // (512x128x2048: 285 against 251 in two blocks). The same tiles and sums: the same bits.
+    const bool one_block_per_l2 = pack_a_mode && !shared_a && threads == 1 && nc_max <= blocking.mc;
+    if (pack_a_mode && !shared_a && !one_block_per_l2) m_blocks = std::max(m_blocks, std::min(row_panels, kRowBlocks));
+    std::int64_t chunks =
+        one_block_per_l2 || m_blocks >= kTasks ? 1 : std::min(panels, (kTasks + m_blocks - 1) / m_blocks);
     // One row block runs as one pass (below), which packs each B panel in the task that
     // uses it; splitting the rows to make more tasks would pack every panel twice, as
     // costly as the tiles for 64 rows (LeNet's x·W3, 64x120x400: 125 -> 113 GFLOP/s at 1
     // thread). It keeps its row block and has as many tasks as column panels.
     const std::size_t a_all_depths = static_cast<std::size_t>(row_panels * MR * k) * sizeof(T);
     const bool one_pass = m_blocks == 1 && (!pack_a_mode || (shared_a && a_all_depths <= kOnePassSharedA));
-    if (!one_pass && m_blocks * chunks < kTasks) {
+    if (!one_block_per_l2 && !one_pass && m_blocks * chunks < kTasks) {
       const std::int64_t want_blocks = (kTasks + chunks - 1) / chunks;
       mc = std::max<std::int64_t>(MR, ((m + want_blocks - 1) / want_blocks + MR - 1) / MR * MR);
       m_blocks = (m + mc - 1) / mc;
     }
-    // A product of under kSerialWork multiply-adds runs its tasks on the calling thread:
-    // handing them to the pool costs more than it saves (a head's attention scores,
-    // 64x64x32, ran at 52 GFLOP/s on 2 threads against 95 on 1). Same tasks, same order
-    // of every sum: the same bits either way.
-    const bool serial = m * n * k < kSerialWork;
     // Row blocks as tasks: a multiple of the threads, so that each thread has as many. 15
     // blocks made 8 for one thread and 7 for the other (W5's hᵀ·da, 1024x1024x256, at 2
     // threads: 1.48 ms against 1.39 with 16).
-    const std::int64_t threads = serial ? 1 : num_threads();
     if (chunks == 1 && threads > 1 && m_blocks > 1)
       m_blocks = std::min(row_panels, (m_blocks + threads - 1) / threads * threads);
     // The row blocks share the row panels out evenly: block b has panels [b P / B,
