@@ -201,6 +201,23 @@ TEST_CASE("attention: no keys at all gives zeros") {
   for (std::int64_t i = 0; i < r.grads[0].numel(); ++i) CHECK(r.grads[0].at(i) == 0.0);
 }
 
+TEST_CASE("attention: the vjp's scratch is a block per lane, not the probabilities again") {
+  // [8, 256, 64] with 8 heads: 64 items of 256 x 256 probabilities, 16 MiB kept for the
+  // vjp. A block of their gradient per item would add as much again in the vjp's wave (the
+  // arena then above 2 P); one per lane (16) adds a quarter.
+  Graph g;
+  const NodeId x = g.add_input("x", Shape{8, 256, 64});
+  const NodeId a = g.add_op("attention", {x, x, x}, {{"heads", std::int64_t{8}}}, "a");
+  g.add_output(g.add_op("mean", {a}, {}, "loss"));
+  Params params = g.init_params(1);
+  const Plan plan(g, params, {.loss = "loss", .input_grads = {"x"}});
+  const double probabilities = 64.0 * 256 * 256 * sizeof(float);
+  const auto arena = static_cast<double>(plan.stats().arena_bytes);
+  CAPTURE(arena);
+  CHECK(arena > probabilities);
+  CHECK(arena < 1.5 * probabilities);
+}
+
 TEST_CASE("attention: heads must divide the features of q, k and v") {
   Graph g;
   const NodeId q = g.add_input("q", {2, 5, 12}), v = g.add_input("v", {2, 5, 8});
