@@ -632,6 +632,7 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     const bool pack_a_mode =
         ta && NV > 1 && panels > 1 && !(row_panels <= kSharedRowPanels && strided_a_in_place());
     const bool shared_a = pack_a_mode && row_panels <= kSharedRowPanels;
+    const bool own_a = pack_a_mode && !shared_a;  // each task packs its own row block
     std::int64_t mc = std::max<std::int64_t>(MR, blocking.mc / MR * MR);
     // An A read in place with rows enough for kTasks blocks: blocks of half the height.
     // Each block of mc rows is read once per B panel, from L2; at half of L2 (blocking.mc)
@@ -655,8 +656,8 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     // 169; with a wide B (1024 columns, W5's hᵀ·da) the narrow blocks stay: their A stays
     // in L1 while B streams (4 % faster). At two threads the narrow blocks measured faster
     // (512x128x2048: 285 against 251 in two blocks). The same tiles and sums: the same bits.
-    const bool one_block_per_l2 = pack_a_mode && !shared_a && threads == 1 && nc_max <= blocking.mc;
-    if (pack_a_mode && !shared_a && !one_block_per_l2) m_blocks = std::max(m_blocks, std::min(row_panels, kRowBlocks));
+    const bool one_block_per_l2 = own_a && threads == 1 && nc_max <= blocking.mc;
+    if (own_a && !one_block_per_l2) m_blocks = std::max(m_blocks, std::min(row_panels, kRowBlocks));
     std::int64_t chunks =
         one_block_per_l2 || m_blocks >= kTasks ? 1 : std::min(panels, (kTasks + m_blocks - 1) / m_blocks);
     // One row block runs as one pass (below), which packs each B panel in the task that
@@ -747,7 +748,7 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
       // Prefetch of the next depth block's rows of A for this row block, spread over the tiles.
       const T* pf_base = nullptr;
       std::int64_t pf_rows = 0, pf_row = 0, pf_step = 0;
-      if (pack_a_mode && !shared_a && pc + KC < k) {
+      if (own_a && pc + KC < k) {
         pf_base = a + (pc + KC) * lda + ic;
         pf_rows = std::min(KC, k - pc - KC);
         const std::int64_t tiles = (last_panel - first_panel) * ((mc + MR - 1) / MR);

@@ -13,12 +13,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <utility>
 #include <vector>
 
 #include <opgraph/graph/gemm.hpp>
 #include <opgraph/graph/op.hpp>
 
+#include "detail/lane_runs.hpp"
 
 namespace opgraph::ops {
 
@@ -51,7 +51,7 @@ Sizes sizes_of(const K& k) {
   return {batches * heads, heads, t, s, ldq / heads, ldv / heads, ldq, ldv};
 }
 
-/// The vjp's lanes: each takes a contiguous run of the items (lane_items) and one [S, T]
+/// The vjp's lanes: each takes a contiguous run of the items (for_each_lane) and one [S, T]
 /// block of scratch for their probabilities' gradient, which its items take in turn. A
 /// block per item had made the scratch as large as the probabilities ([..., heads, S, T]),
 /// and the vjp's wave held both: 8 sequences of 1024 positions, 8 heads of 32, planned
@@ -72,10 +72,6 @@ std::int64_t vjp_lanes(const ShapeContext& c) {
 /// [lanes, S, T]: a block of the probabilities' gradient per lane.
 Shape gradient_blocks_shape(const ShapeContext& c) {
   return Shape{vjp_lanes(c), c.in(1)[c.in(1).rank() - 2], c.in(0)[c.in(0).rank() - 2]};
-}
-/// The items [first, last) of lane `lane` of `lanes`.
-std::pair<std::int64_t, std::int64_t> lane_items(std::int64_t lane, std::int64_t lanes, std::int64_t items) {
-  return {lane * items / lanes, (lane + 1) * items / lanes};
 }
 
 /// [..., heads, S, T]: the probabilities of every head, transposed (keys by queries).
@@ -328,29 +324,26 @@ OPGRAPH_OP(attention)
       T* dprobs = k.scratch().data;
       // The lanes gradient_blocks_shape made room for (the scratch comes as one run); with
       // no keys or no queries the blocks are empty, and the GEMMs still write zeros.
-      std::int64_t lanes = std::min(kVjpLanes, z.items);
+      std::int64_t lanes = kVjpLanes;
       if (z.s * z.t > 0) lanes = std::min(lanes, k.scratch().size / (z.s * z.t));
-      parallel_for(lanes, 1, [&](std::int64_t l0, std::int64_t l1) {
+      detail::for_each_lane(lanes, z.items, [&](std::int64_t lane, std::int64_t first, std::int64_t last) {
         QueryStats<T> stats(z.t);
-        for (std::int64_t lane = l0; lane < l1; ++lane) {
-          T* dpt = dprobs + lane * z.s * z.t;  // this lane's block
-          const auto [first, last] = lane_items(lane, lanes, z.items);
-          for (std::int64_t b = first; b < last; ++b) {
-            const T* pt = probs + b * z.s * z.t;  // [s, t]
-            const T* gb = g + z.y_at(b);
-            if (k.needs_grad(2))  // dv = p^T g = pt g
-              gemm<T>(false, false, z.s, z.dv, z.t, T(1), pt, z.t, gb, z.ldv, T(0), k.grad_in(2).data + z.v_at(b), z.ldv);
-            if (!k.needs_grad(0) && !k.needs_grad(1)) continue;
-            // dp^T = v g^T, then through the softmax: the scores' gradient, transposed.
-            gemm<T>(false, true, z.s, z.t, z.dv, T(1), v + z.v_at(b), z.ldv, gb, z.ldv, T(0), dpt, z.t);
-            softmax_columns_vjp(dpt, pt, z.s, z.t, stats.data);
-            if (k.needs_grad(0))  // dq = scale ds k = scale dst^T k
-              gemm<T>(true, false, z.t, z.d, z.s, scale, dpt, z.t, kk + z.k_at(b), z.ldq, T(0),
-                      k.grad_in(0).data + z.q_at(b), z.ldq);
-            if (k.needs_grad(1))  // dk = scale ds^T q = scale dst q
-              gemm<T>(false, false, z.s, z.d, z.t, scale, dpt, z.t, q + z.q_at(b), z.ldq, T(0),
-                      k.grad_in(1).data + z.k_at(b), z.ldq);
-          }
+        T* dpt = dprobs + lane * z.s * z.t;  // this lane's block
+        for (std::int64_t b = first; b < last; ++b) {
+          const T* pt = probs + b * z.s * z.t;  // [s, t]
+          const T* gb = g + z.y_at(b);
+          if (k.needs_grad(2))  // dv = p^T g = pt g
+            gemm<T>(false, false, z.s, z.dv, z.t, T(1), pt, z.t, gb, z.ldv, T(0), k.grad_in(2).data + z.v_at(b), z.ldv);
+          if (!k.needs_grad(0) && !k.needs_grad(1)) continue;
+          // dp^T = v g^T, then through the softmax: the scores' gradient, transposed.
+          gemm<T>(false, true, z.s, z.t, z.dv, T(1), v + z.v_at(b), z.ldv, gb, z.ldv, T(0), dpt, z.t);
+          softmax_columns_vjp(dpt, pt, z.s, z.t, stats.data);
+          if (k.needs_grad(0))  // dq = scale ds k = scale dst^T k
+            gemm<T>(true, false, z.t, z.d, z.s, scale, dpt, z.t, kk + z.k_at(b), z.ldq, T(0),
+                    k.grad_in(0).data + z.q_at(b), z.ldq);
+          if (k.needs_grad(1))  // dk = scale ds^T q = scale dst q
+            gemm<T>(false, false, z.s, z.d, z.t, scale, dpt, z.t, q + z.q_at(b), z.ldq, T(0),
+                    k.grad_in(1).data + z.k_at(b), z.ldq);
         }
       });
     })

@@ -24,6 +24,7 @@
 #include <opgraph/graph/op.hpp>
 
 #include "detail/direct_conv.hpp"
+#include "detail/lane_runs.hpp"
 #include "detail/simd.hpp"
 #include "detail/window.hpp"
 
@@ -72,14 +73,10 @@ constexpr std::int64_t kRows = 1024;
 std::int64_t images_per_gemm(const Conv& v) { return std::max<std::int64_t>(1, kRows / std::max<std::int64_t>(v.positions(), 1)); }
 
 /// Chunks of images (single images in the direct forward pass) go to kLanes lanes, each
-/// a contiguous run of them (lane_items), which run in parallel, each with its own
-/// scratch; a lane sums its kernel gradient over its chunks in order, and the lanes' sums
-/// are added in lane order. The lanes are fixed, not the thread count, so the sums are
-/// the same on any pool. Contiguous runs, not every fourth chunk: two threads then take
-/// the first and the second half of the batch, as the elementwise passes before and after
-/// split their ranges, and less data moves between the cores (LeNet-5's step at batch 64
-/// on two threads of the Zen 5, whose cores are far apart: 1.15 -> 1.07 ms, alternated
-/// runs; one thread unchanged).
+/// a contiguous run of them (detail::for_each_lane, which says why contiguous), which run
+/// in parallel, each with its own scratch; a lane sums its kernel gradient over its chunks
+/// in order, and the lanes' sums are added in lane order. The lanes are fixed, not the
+/// thread count, so the sums are the same on any pool.
 constexpr std::int64_t kLanes = 4;
 
 /// Up to this many output channels per group the forward product is W x cols (rows of
@@ -330,22 +327,12 @@ std::int64_t scratch_elements(const Conv& v) {
   return kLanes * (l.lane + l.partial);
 }
 
-/// The items (images or chunks of them) of `count` that lane `lane` takes when the
-/// min(kLanes, count) lanes share them: a contiguous run, [lane·count/lanes, (lane + 1)·count/lanes).
-std::pair<std::int64_t, std::int64_t> lane_items(std::int64_t lane, std::int64_t count) {
-  const std::int64_t lanes = std::min(kLanes, count);
-  return {lane * count / lanes, (lane + 1) * count / lanes};
-}
-
 /// f(lane, n0, nb, first chunk of the lane) for every chunk of images, lanes in parallel.
 template <class F>
 void for_each_chunk(const Conv& v, F f) {
   const std::int64_t per = images_per_gemm(v), chunks = (v.n + per - 1) / per;
-  parallel_for(std::min(kLanes, chunks), 1, [&](std::int64_t l0, std::int64_t l1) {
-    for (std::int64_t lane = l0; lane < l1; ++lane) {
-      const auto [first, end] = lane_items(lane, chunks);
-      for (std::int64_t c = first; c < end; ++c) f(lane, c * per, std::min(per, v.n - c * per), c == first);
-    }
+  detail::for_each_lane(kLanes, chunks, [&](std::int64_t lane, std::int64_t first, std::int64_t end) {
+    for (std::int64_t c = first; c < end; ++c) f(lane, c * per, std::min(per, v.n - c * per), c == first);
   });
 }
 
@@ -621,44 +608,38 @@ void direct_forward_pass(K& k, const Conv& v) {
       for (std::int64_t o = 0; o < L; ++o) packed[r * L + o] = o < v.cout ? wt[o * v.k_g() + r] : T(0);
     const ChannelTiles t = channel_tiles(v);
     const auto tile = detail::channel_tile_for<T>(static_cast<int>(t.rb), static_cast<int>(t.cb));
-    parallel_for(std::min(kLanes, v.n), 1, [&](std::int64_t l0, std::int64_t l1) {
-      for (std::int64_t lane = l0; lane < l1; ++lane) {
-        T* padded = lanes + lane * l.lane;
-        T* rows = padded + d.in_size(1);
-        std::fill(padded, rows, T(0));
-        const auto [b0, b1] = lane_items(lane, v.n);
-        for (std::int64_t b = b0; b < b1; ++b) {
-          const T* in = x + b * v.cin * v.plane();
-          for (std::int64_t c = 0; c < v.cin; ++c)
-            detail::place_plane(in + c * d.rows * d.cols, d.rows, d.cols, d.top, d.left, d.hp, d.wp,
-                                padded + c * d.in_stride());
-          for (std::int64_t ty = 0; ty < t.row_tiles; ++ty)
-            for (std::int64_t tx = 0; tx < t.col_tiles; ++tx) {
-              const std::int64_t oy = std::min(ty * t.rb, v.win.ho - t.rb), ox = std::min(tx * t.cb, wo - t.cb);
-              tile(padded + oy * d.wp + ox, d.in_stride(), v.cin, d.wp, v.win.kh, v.win.kw, v.win.dh, v.win.dw, packed,
-                   rows + (oy * wo + ox) * L, wo * L);
-            }
-          // Back to NCHW: blocks of L positions transposed in registers, the rest one by one.
-          T* out = y + b * v.cout * pos;
-          const std::int64_t whole = pos / L * L;
-          for (std::int64_t q0 = 0; q0 < whole; q0 += L) detail::transpose_block(rows + q0 * L, L, L, out + q0, pos, v.cout);
-          for (std::int64_t o = 0; o < v.cout; ++o)
-            for (std::int64_t q = whole; q < pos; ++q) out[o * pos + q] = rows[q * L + o];
-        }
+    detail::for_each_lane(kLanes, v.n, [&](std::int64_t lane, std::int64_t b0, std::int64_t b1) {
+      T* padded = lanes + lane * l.lane;
+      T* rows = padded + d.in_size(1);
+      std::fill(padded, rows, T(0));
+      for (std::int64_t b = b0; b < b1; ++b) {
+        const T* in = x + b * v.cin * v.plane();
+        for (std::int64_t c = 0; c < v.cin; ++c)
+          detail::place_plane(in + c * d.rows * d.cols, d.rows, d.cols, d.top, d.left, d.hp, d.wp,
+                              padded + c * d.in_stride());
+        for (std::int64_t ty = 0; ty < t.row_tiles; ++ty)
+          for (std::int64_t tx = 0; tx < t.col_tiles; ++tx) {
+            const std::int64_t oy = std::min(ty * t.rb, v.win.ho - t.rb), ox = std::min(tx * t.cb, wo - t.cb);
+            tile(padded + oy * d.wp + ox, d.in_stride(), v.cin, d.wp, v.win.kh, v.win.kw, v.win.dh, v.win.dw, packed,
+                 rows + (oy * wo + ox) * L, wo * L);
+          }
+        // Back to NCHW: blocks of L positions transposed in registers, the rest one by one.
+        T* out = y + b * v.cout * pos;
+        const std::int64_t whole = pos / L * L;
+        for (std::int64_t q0 = 0; q0 < whole; q0 += L) detail::transpose_block(rows + q0 * L, L, L, out + q0, pos, v.cout);
+        for (std::int64_t o = 0; o < v.cout; ++o)
+          for (std::int64_t q = whole; q < pos; ++q) out[o * pos + q] = rows[q * L + o];
       }
     });
     return;
   }
   pack_direct<T>(d, [&](std::int64_t o, std::int64_t c, std::int64_t t) { return wt[(o * v.cin + c) * taps + t]; }, packed);
-  parallel_for(std::min(kLanes, v.n), 1, [&](std::int64_t l0, std::int64_t l1) {
-    for (std::int64_t lane = l0; lane < l1; ++lane) {
-      T* padded = lanes + lane * l.lane;
-      T* wide = padded + d.in_size(1);
-      std::fill(padded, wide, T(0));
-      const auto [b0, b1] = lane_items(lane, v.n);
-      for (std::int64_t b = b0; b < b1; ++b)
-        direct_image(d, packed, x + b * v.cin * v.plane(), padded, wide, y + b * v.cout * v.positions());
-    }
+  detail::for_each_lane(kLanes, v.n, [&](std::int64_t lane, std::int64_t b0, std::int64_t b1) {
+    T* padded = lanes + lane * l.lane;
+    T* wide = padded + d.in_size(1);
+    std::fill(padded, wide, T(0));
+    for (std::int64_t b = b0; b < b1; ++b)
+      direct_image(d, packed, x + b * v.cin * v.plane(), padded, wide, y + b * v.cout * v.positions());
   });
 }
 
@@ -694,86 +675,83 @@ void direct_vjp(K& k, const Conv& v, scalar_of<K>* base, bool kernel_grad) {
   const T* x = k.in(0).data;
   const T* gy = k.grad_out().data;
   const std::int64_t chunks = (v.n + per - 1) / per;
-  parallel_for(std::min(kLanes, chunks), 1, [&](std::int64_t l0, std::int64_t l1) {
-    for (std::int64_t lane = l0; lane < l1; ++lane) {
-      T* xin = lanes + lane * l.lane;  // a chunk's padded inputs
-      T* gyw = xin + l.gyw;            // their output gradients, wide
-      T* gpad = gyw + per * cout_pad * gws;
-      T* dxw = gpad + b.in_size(1);
-      std::fill(xin, dxw, T(0));
-      T* dw = partials + lane * l.partial;
-      const auto [first, end] = lane_items(lane, chunks);
-      for (std::int64_t c0 = first; c0 < end; ++c0) {
-        const std::int64_t n0 = c0 * per, nb = std::min(per, v.n - n0);
-        for (std::int64_t i = 0; i < nb && ((dw_here && !by_channel) || scatter); ++i)
-          for (std::int64_t o = 0; o < v.cout; ++o)
-            detail::place_plane(gy + ((n0 + i) * v.cout + o) * v.positions(), f.ho, f.wo, 0, 0, f.ho, f.wp,
-                                gyw + (i * cout_pad + o) * gws);
-        if (dw_here) {
-          for (std::int64_t i = 0; i < nb; ++i)
-            for (std::int64_t c = 0; c < v.cin; ++c)
-              detail::place_plane(x + ((n0 + i) * v.cin + c) * v.plane(), f.rows, f.cols, f.top, f.left, f.hp, f.wp,
-                                  xin + (i * v.cin + c) * f.in_stride());
-          if (by_channel) {
-            // The output gradient by position, every channel's value at p in one vector
-            // (the lanes past the channels zero); then per input channel, blocks of whole
-            // kernel rows: dW[., c, i0 + r, j] in the vector at (c·taps + (i0 + r)·kw + j)·L.
-            T* gt = xin + l.gt;
-            const std::int64_t pos = v.positions();
-            for (std::int64_t i = 0; i < nb; ++i) {
-              const T* g = gy + (n0 + i) * v.cout * pos;
-              T* dst = gt + i * pos * L;
-              const std::int64_t whole = pos / L * L;
-              for (std::int64_t q0 = 0; q0 < whole; q0 += L)
-                detail::transpose_block(g + q0, pos, v.cout, dst + q0 * L, L, L);
-              for (std::int64_t q = whole; q < pos; ++q) {
-                for (std::int64_t o = 0; o < v.cout; ++o) dst[q * L + o] = g[o * pos + q];
-                for (std::int64_t o = v.cout; o < L; ++o) dst[q * L + o] = T(0);
-              }
-            }
-            const std::int64_t most = detail::channel_grad_rows(static_cast<int>(kw));
-            const std::int64_t row_blocks = (v.win.kh + most - 1) / most, rb = (v.win.kh + row_blocks - 1) / row_blocks;
-            for (std::int64_t c = 0; c < v.cin; ++c)
-              for (std::int64_t i0 = 0; i0 < v.win.kh; i0 += rb) {
-                const std::int64_t rows = std::min(rb, v.win.kh - i0);
-                detail::channel_grad_for<T>(static_cast<int>(rows), static_cast<int>(kw))(
-                    xin + c * f.in_stride() + i0 * v.win.dh * f.wp, v.cin * f.in_stride(), f.wp, v.win.dh * f.wp, gt, nb,
-                    f.ho, f.wo, dw + (c * taps + i0 * kw) * L, c0 == first);
-              }
-          } else {
-            // dW[o, c, i, j0 + t] over the chunk, block by block, in the lane's vectors:
-            // stored by its first chunk, added to by the next.
-            for (std::int64_t c = 0; c < v.cin; ++c)
-              for (std::int64_t i = 0; i < v.win.kh; ++i)
-                for (std::int64_t j0 = 0; j0 < kw; j0 += gb.tb) {
-                  const std::int64_t tb = std::min(gb.tb, kw - j0), t0 = i * kw + j0;
-                  const auto grad = detail::direct_grad_for<T>(static_cast<int>(gb.ob), static_cast<int>(tb));
-                  for (std::int64_t blk = 0; blk < gb.blocks; ++blk)
-                    grad(xin + c * f.in_stride(), v.cin * f.in_stride(), gyw + blk * gb.ob * gws, gws,
-                         cout_pad * gws, nb, f.wide(), f.offsets.data() + t0,
-                         dw + ((blk * gb.ob * v.cin + c) * taps + t0) * L, v.cin * taps, c0 == first);
-                }
-          }
-        }
-        if (scatter) {
-          // Into the forward's padded planes (gpad's place), then their inside to dx.
-          const auto block =
-              detail::direct_block_for<T>(static_cast<int>(b.ob), static_cast<int>(best_strips(f.wide(), b.ob, L)), true);
-          T* dxp = gpad;
+  detail::for_each_lane(kLanes, chunks, [&](std::int64_t lane, std::int64_t first, std::int64_t end) {
+    T* xin = lanes + lane * l.lane;  // a chunk's padded inputs
+    T* gyw = xin + l.gyw;            // their output gradients, wide
+    T* gpad = gyw + per * cout_pad * gws;
+    T* dxw = gpad + b.in_size(1);
+    std::fill(xin, dxw, T(0));
+    T* dw = partials + lane * l.partial;
+    for (std::int64_t c0 = first; c0 < end; ++c0) {
+      const std::int64_t n0 = c0 * per, nb = std::min(per, v.n - n0);
+      for (std::int64_t i = 0; i < nb && ((dw_here && !by_channel) || scatter); ++i)
+        for (std::int64_t o = 0; o < v.cout; ++o)
+          detail::place_plane(gy + ((n0 + i) * v.cout + o) * v.positions(), f.ho, f.wo, 0, 0, f.ho, f.wp,
+                              gyw + (i * cout_pad + o) * gws);
+      if (dw_here) {
+        for (std::int64_t i = 0; i < nb; ++i)
+          for (std::int64_t c = 0; c < v.cin; ++c)
+            detail::place_plane(x + ((n0 + i) * v.cin + c) * v.plane(), f.rows, f.cols, f.top, f.left, f.hp, f.wp,
+                                xin + (i * v.cin + c) * f.in_stride());
+        if (by_channel) {
+          // The output gradient by position, every channel's value at p in one vector
+          // (the lanes past the channels zero); then per input channel, blocks of whole
+          // kernel rows: dW[., c, i0 + r, j] in the vector at (c·taps + (i0 + r)·kw + j)·L.
+          T* gt = xin + l.gt;
+          const std::int64_t pos = v.positions();
           for (std::int64_t i = 0; i < nb; ++i) {
-            std::fill(dxp, dxp + b.blocks * b.ob * l.dx_stride, T(0));
-            for (std::int64_t blk = 0; blk < b.blocks; ++blk)
-              block(gyw + i * cout_pad * gws, v.cout, gws, f.offsets.data(), taps,
-                    packed + blk * taps * v.cout * b.ob, f.wide(), dxp + blk * b.ob * l.dx_stride, l.dx_stride);
-            T* dx = k.grad_in(0).data + (n0 + i) * v.cin * v.plane();
-            for (std::int64_t c = 0; c < v.cin; ++c)
-              detail::place_plane(dxp + c * l.dx_stride, f.hp, f.wp, -f.top, -f.left, f.rows, f.cols, dx + c * v.plane());
+            const T* g = gy + (n0 + i) * v.cout * pos;
+            T* dst = gt + i * pos * L;
+            const std::int64_t whole = pos / L * L;
+            for (std::int64_t q0 = 0; q0 < whole; q0 += L)
+              detail::transpose_block(g + q0, pos, v.cout, dst + q0 * L, L, L);
+            for (std::int64_t q = whole; q < pos; ++q) {
+              for (std::int64_t o = 0; o < v.cout; ++o) dst[q * L + o] = g[o * pos + q];
+              for (std::int64_t o = v.cout; o < L; ++o) dst[q * L + o] = T(0);
+            }
           }
-        } else if (k.needs_grad(0)) {
-          for (std::int64_t i = 0; i < nb; ++i)
-            direct_image(b, packed, gy + (n0 + i) * v.cout * v.positions(), gpad, dxw,
-                         k.grad_in(0).data + (n0 + i) * v.cin * v.plane());
+          const std::int64_t most = detail::channel_grad_rows(static_cast<int>(kw));
+          const std::int64_t row_blocks = (v.win.kh + most - 1) / most, rb = (v.win.kh + row_blocks - 1) / row_blocks;
+          for (std::int64_t c = 0; c < v.cin; ++c)
+            for (std::int64_t i0 = 0; i0 < v.win.kh; i0 += rb) {
+              const std::int64_t rows = std::min(rb, v.win.kh - i0);
+              detail::channel_grad_for<T>(static_cast<int>(rows), static_cast<int>(kw))(
+                  xin + c * f.in_stride() + i0 * v.win.dh * f.wp, v.cin * f.in_stride(), f.wp, v.win.dh * f.wp, gt, nb,
+                  f.ho, f.wo, dw + (c * taps + i0 * kw) * L, c0 == first);
+            }
+        } else {
+          // dW[o, c, i, j0 + t] over the chunk, block by block, in the lane's vectors:
+          // stored by its first chunk, added to by the next.
+          for (std::int64_t c = 0; c < v.cin; ++c)
+            for (std::int64_t i = 0; i < v.win.kh; ++i)
+              for (std::int64_t j0 = 0; j0 < kw; j0 += gb.tb) {
+                const std::int64_t tb = std::min(gb.tb, kw - j0), t0 = i * kw + j0;
+                const auto grad = detail::direct_grad_for<T>(static_cast<int>(gb.ob), static_cast<int>(tb));
+                for (std::int64_t blk = 0; blk < gb.blocks; ++blk)
+                  grad(xin + c * f.in_stride(), v.cin * f.in_stride(), gyw + blk * gb.ob * gws, gws,
+                       cout_pad * gws, nb, f.wide(), f.offsets.data() + t0,
+                       dw + ((blk * gb.ob * v.cin + c) * taps + t0) * L, v.cin * taps, c0 == first);
+              }
         }
+      }
+      if (scatter) {
+        // Into the forward's padded planes (gpad's place), then their inside to dx.
+        const auto block =
+            detail::direct_block_for<T>(static_cast<int>(b.ob), static_cast<int>(best_strips(f.wide(), b.ob, L)), true);
+        T* dxp = gpad;
+        for (std::int64_t i = 0; i < nb; ++i) {
+          std::fill(dxp, dxp + b.blocks * b.ob * l.dx_stride, T(0));
+          for (std::int64_t blk = 0; blk < b.blocks; ++blk)
+            block(gyw + i * cout_pad * gws, v.cout, gws, f.offsets.data(), taps,
+                  packed + blk * taps * v.cout * b.ob, f.wide(), dxp + blk * b.ob * l.dx_stride, l.dx_stride);
+          T* dx = k.grad_in(0).data + (n0 + i) * v.cin * v.plane();
+          for (std::int64_t c = 0; c < v.cin; ++c)
+            detail::place_plane(dxp + c * l.dx_stride, f.hp, f.wp, -f.top, -f.left, f.rows, f.cols, dx + c * v.plane());
+        }
+      } else if (k.needs_grad(0)) {
+        for (std::int64_t i = 0; i < nb; ++i)
+          direct_image(b, packed, gy + (n0 + i) * v.cout * v.positions(), gpad, dxw,
+                       k.grad_in(0).data + (n0 + i) * v.cin * v.plane());
       }
     }
   });
