@@ -87,7 +87,22 @@ void Optimizer::step(const std::vector<ParamSlot>& params) {
   ++steps_;
   const double lr = learning_rate();
   detail::FloatModeGuard mode;
-  for (const auto& p : params) update(p, lr, scale, steps_);
+  for (const auto& p : params)
+    for (const char* kind : state_kinds()) state_buffer(p.name, kind, p.value);
+  // The parameters side by side, a task each, each update splitting further into the
+  // kernels' chunks: every value is updated alone, so the bits are those of one parameter
+  // after another. One after another, each small parameter was a wait for the pool of its
+  // own (W6's 17 parameters at 2 threads on the Zen 5: 158 -> 113 us a step).
+  updating_ = true;
+  try {
+    parallel_for(static_cast<std::int64_t>(params.size()), 1, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) update(params[static_cast<std::size_t>(i)], lr, scale, steps_);
+    });
+  } catch (...) {
+    updating_ = false;
+    throw;
+  }
+  updating_ = false;
 }
 
 void* Optimizer::state_buffer(const std::string& param, const char* kind, const Tensor& like) {
@@ -105,6 +120,10 @@ void* Optimizer::state_buffer(const std::string& param, const char* kind, const 
                                     like.shape(), like.dtype()));
       return t.raw();
     }
+  if (updating_)
+    throw GraphError("optimizer", fmt::format("{} asks for state '{}.{}' that its state_kinds() does not declare: "
+                                              "declare it there, so that step() creates it before the updates start",
+                                              name_, param, kind));
   state_.emplace_back(param + "." + kind, Tensor(like.shape(), like.dtype()));
   return state_.back().second.raw();
 }
@@ -173,6 +192,8 @@ class Momentum final : public Optimizer {
     });
   }
   std::string describe_options() const override { return fmt::format(", gamma={}", options_.momentum); }
+  std::span<const char* const> state_kinds() const override { return kKinds; }
+  static constexpr const char* kKinds[] = {"velocity"};
 
  private:
   bool nesterov_;
@@ -209,6 +230,8 @@ class Adam final : public Optimizer {
   std::string describe_options() const override {
     return fmt::format(", beta1={}, beta2={}, eps={}", options_.beta1, options_.beta2, options_.eps);
   }
+  std::span<const char* const> state_kinds() const override { return kKinds; }
+  static constexpr const char* kKinds[] = {"m", "v"};
 
  private:
   bool decoupled_;
@@ -234,6 +257,8 @@ class RmsProp final : public Optimizer {
     });
   }
   std::string describe_options() const override { return fmt::format(", rho={}, eps={}", options_.rho, options_.eps); }
+  std::span<const char* const> state_kinds() const override { return kKinds; }
+  static constexpr const char* kKinds[] = {"square_avg"};
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -82,10 +83,16 @@ class Optimizer {
  protected:
   /// Applies the rule to one parameter. `scale` multiplies the gradient (clipping);
   /// `t` is the 1-based step number.
+  /// step() updates the parameters side by side, so update() may run on several threads
+  /// at once (each call on its own parameter).
   virtual void update(const ParamSlot& p, double lr, double scale, std::int64_t t) = 0;
+  /// The kinds of state tensor update() keeps for every parameter ("velocity"; "m", "v"):
+  /// step() creates them, in parameter order, before the updates start.
+  virtual std::span<const char* const> state_kinds() const { return {}; }
   /// The buffer of state tensor `<param>.<kind>`, zero-filled like `like` on first use.
   /// A pointer to the values, which stay put: a reference to the tensor would dangle once
   /// the next state tensor is added, and a copy of its handle would allocate its shape.
+  /// Within update(), only kinds that state_kinds() declares (GraphError otherwise).
   void* state_buffer(const std::string& param, const char* kind, const Tensor& like);
   virtual std::string describe_options() const = 0;
 
@@ -95,6 +102,7 @@ class Optimizer {
   std::string name_;
   std::vector<std::pair<std::string, Tensor>> state_;
   std::int64_t steps_ = 0;
+  bool updating_ = false;  // inside step()'s parallel updates: state_ is read-only
   double time_ = 0.0;
   double last_norm_ = 0.0;
 };

@@ -2,7 +2,10 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
+#include <string>
 
+#include <opgraph/graph/parallel.hpp>
 #include <opgraph/optim/optimizer.hpp>
 
 using namespace opgraph;
@@ -296,4 +299,66 @@ TEST_CASE("optim: every optimizer x weight decay x clipping x schedule, three st
           ++combinations;
         }
   CHECK(combinations == 6 * 2 * 2 * 5);
+}
+
+namespace {
+
+/// A rule that keeps a state its state_kinds() does not declare.
+class Undeclared final : public Optimizer {
+ public:
+  Undeclared() : Optimizer("undeclared", {.lr = 0.1}) {}
+
+ protected:
+  void update(const ParamSlot& p, double, double, std::int64_t) override { state_buffer(p.name, "trace", p.value); }
+  std::string describe_options() const override { return ""; }
+};
+
+}  // namespace
+
+TEST_CASE("optim: state that a rule does not declare is an error, not a race between parameters") {
+  Undeclared opt;
+  ParamSlot p{"w", Tensor::from({2}, {1.0, -2.0}, DType::f64), Tensor({2}, DType::f64)};
+  CHECK_THROWS_WITH(opt.step({p}), "optimizer: undeclared asks for state 'w.trace' that its state_kinds() does not "
+                                   "declare: declare it there, so that step() creates it before the updates start");
+  CHECK(opt.state().empty());
+}
+
+TEST_CASE("optim: parameters updated side by side give the bits of one thread, and their state in parameter order") {
+  // Sizes below and above a kernel chunk (2^14 values), so that some updates split further.
+  const std::vector<std::int64_t> sizes = {3, 70000, 1, 16384, 40000, 5, 20000, 2};
+  auto run = [&](int threads, const std::string& spec) {
+    ThreadCount count(threads);
+    auto opt = parse_optimizer(spec);
+    std::vector<ParamSlot> slots;
+    for (std::size_t k = 0; k < sizes.size(); ++k) {
+      ParamSlot s{"p" + std::to_string(k), Tensor(Shape{sizes[k]}), Tensor(Shape{sizes[k]})};
+      for (std::int64_t i = 0; i < sizes[k]; ++i) s.value.data<float>()[i] = std::sin(0.37f * static_cast<float>(i + k));
+      slots.push_back(std::move(s));
+    }
+    for (int step = 0; step < 3; ++step) {
+      for (std::size_t k = 0; k < sizes.size(); ++k)
+        for (std::int64_t i = 0; i < sizes[k]; ++i)
+          slots[k].grad.data<float>()[i] = std::cos(0.11f * static_cast<float>(i) + static_cast<float>(step + k));
+      opt->step(slots);
+    }
+    std::vector<float> values;
+    for (const auto& s : slots) values.insert(values.end(), s.value.data<float>(), s.value.data<float>() + s.value.numel());
+    std::vector<std::string> names;
+    for (const auto& [name, t] : opt->state()) names.push_back(name);
+    return std::make_pair(values, names);
+  };
+  for (const char* spec : {"sgd:lr=0.1,wd=0.01", "momentum:lr=0.1", "adam:lr=0.01,clip=1", "rmsprop:lr=0.01"}) {
+    CAPTURE(spec);
+    const auto one = run(1, spec), two = run(2, spec);
+    REQUIRE(one.first.size() == two.first.size());
+    CHECK(std::memcmp(one.first.data(), two.first.data(), one.first.size() * sizeof(float)) == 0);
+    CHECK(one.second == two.second);
+    CHECK(one.first[0] != std::sin(0.0f));  // the steps moved the weights
+  }
+  const auto adam = run(2, "adam:lr=0.01");
+  REQUIRE(adam.second.size() == 2 * sizes.size());
+  for (std::size_t k = 0; k < sizes.size(); ++k) {
+    CHECK(adam.second[2 * k] == "p" + std::to_string(k) + ".m");
+    CHECK(adam.second[2 * k + 1] == "p" + std::to_string(k) + ".v");
+  }
 }
