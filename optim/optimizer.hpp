@@ -83,8 +83,8 @@ class Optimizer {
  protected:
   /// Applies the rule to one parameter. `scale` multiplies the gradient (clipping);
   /// `t` is the 1-based step number.
-  /// step() updates the parameters side by side, so update() may run on several threads
-  /// at once (each call on its own parameter).
+  /// step() updates the parameters side by side when they hold work enough, so update()
+  /// may run on several threads at once (each call on its own parameter).
   virtual void update(const ParamSlot& p, double lr, double scale, std::int64_t t) = 0;
   /// The kinds of state tensor update() keeps for every parameter ("velocity"; "m", "v"):
   /// step() creates them, in parameter order, before the updates start.
@@ -102,7 +102,7 @@ class Optimizer {
   std::string name_;
   std::vector<std::pair<std::string, Tensor>> state_;
   std::int64_t steps_ = 0;
-  bool updating_ = false;  // inside step()'s parallel updates: state_ is read-only
+  bool updating_ = false;  // inside step()'s updates: state_ is read-only
   double time_ = 0.0;
   double last_norm_ = 0.0;
 };
