@@ -1,7 +1,7 @@
 // One contender on one workload at one thread count; prints one JSON line. bench_suite
 // runs it (and torch_bench.py) in separate processes, alternating, and writes RESULTS.md.
 //
-//   workload_bench --workload W1 [--contender opgraph|reference] --threads N   (default: opgraph)
+//   workload_bench --workload W1 [--contender opgraph|opgraph-unfused|reference] --threads N   (default: opgraph)
 //                  [--mode time|verify|profile|baseline] [--reps R] [--min-seconds S] [--steps K] [--quick]
 //
 // time:     warm up, then R repetitions; each times K steps (chosen so a repetition lasts
@@ -14,6 +14,9 @@
 //           step summed over its nodes (largest first, with its share and GFLOP/s), then
 //           the 16 slowest nodes.
 // baseline: loads everything and starts the thread pool, nothing else (the RSS floor).
+//
+// opgraph-unfused: opgraph with PlanOptions::fuse off (every bias_add and relu its own
+// pass), to measure what the epilogues save, alternated with `opgraph` (the same bits).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -50,11 +53,11 @@ using Options = bench::PeerOptions;
 Options parse(int argc, char** argv) {
   Options o = bench::parse_peer("workload_bench", argc, argv, true);
   if (o.contender.empty()) o.contender = "opgraph";
-  if (o.mode != "baseline" && o.contender != "opgraph" && o.contender != "reference")
-    usage("--contender must be opgraph or reference");
+  if (o.mode != "baseline" && o.contender != "opgraph" && o.contender != "opgraph-unfused" && o.contender != "reference")
+    usage("--contender must be opgraph, opgraph-unfused or reference");
   if (o.mode != "baseline" && o.contender == "reference" && !bench::has_reference(*bench::find_workload(o.workload)))
     usage("the hand-written reference covers the dense networks only (W1-W6, I1)");
-  if (o.mode == "profile" && o.contender != "opgraph") usage("--mode profile times opgraph's nodes only");
+  if (o.mode == "profile" && o.contender == "reference") usage("--mode profile times opgraph's nodes only");
   return o;
 }
 
@@ -145,7 +148,8 @@ struct OpgraphRun {
   std::unique_ptr<opgraph::Trainer> trainer;
 };
 
-Contender make_opgraph(const Workload& w, std::int64_t batch, std::shared_ptr<OpgraphRun>& run, bool profile) {
+Contender make_opgraph(const Workload& w, std::int64_t batch, std::shared_ptr<OpgraphRun>& run, bool profile,
+                       bool fuse) {
   using namespace opgraph;
   run = std::make_shared<OpgraphRun>();
   Graph& g = run->model.graph;
@@ -204,7 +208,7 @@ Contender make_opgraph(const Workload& w, std::int64_t batch, std::shared_ptr<Op
     };
   }
   // Steps on the first batch, through a plan.
-  r->plan = std::make_unique<Plan>(g, params, PlanOptions{.batch = batch, .backward = !w.inference, .profile = profile});
+  r->plan = std::make_unique<Plan>(g, params, PlanOptions{.batch = batch, .backward = !w.inference, .profile = profile, .fuse = fuse});
   r->x = r->data.features.slice_rows(0, batch);
   if (w.kind != Workload::Kind::mlp && w.kind != Workload::Kind::towers) {
     Shape s = x_shape;
@@ -279,7 +283,8 @@ void print_profile(const opgraph::Plan& plan, int steps) {
   std::printf("%-24s %-22s %10s %10s %10s %10s\n", "node", "op", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s");
   for (const auto& n : nodes) {
     const double f = n.forward_seconds * 1e3 / steps, b = n.backward_seconds * 1e3 / steps;
-    std::printf("%-24s %-22s %10.3f %10.3f %10.1f %10.1f\n", n.name.substr(0, 24).c_str(), n.op.c_str(), f, b,
+    const std::string op = n.fused_into.empty() ? n.op : n.op + " (fused)";
+    std::printf("%-24s %-22s %10.3f %10.3f %10.1f %10.1f\n", n.name.substr(0, 24).c_str(), op.c_str(), f, b,
                 f > 0 ? n.forward_flops * static_cast<double>(n.forward_calls) / steps / f / 1e6 : 0.0,
                 b > 0 ? n.backward_flops * static_cast<double>(n.backward_calls) / steps / b / 1e6 : 0.0);
   }
@@ -353,7 +358,9 @@ int main(int argc, char** argv) {
     std::shared_ptr<std::vector<float>> scratch;
     Data data;
     if (o.contender == "reference") data = make_data(w);
-    Contender c = o.contender == "opgraph" ? make_opgraph(w, batch, og, o.mode == "profile") : make_reference(w, data, batch, ref, scratch);
+    Contender c = o.contender != "reference"
+                      ? make_opgraph(w, batch, og, o.mode == "profile", o.contender == "opgraph")
+                      : make_reference(w, data, batch, ref, scratch);
 
     if (o.mode == "verify") {
       std::printf("{\"mode\":\"verify\",\"workload\":\"%s\",\"contender\":\"%s\",\"threads\":%d,\"losses\":[",

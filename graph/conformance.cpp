@@ -137,6 +137,22 @@ class Harness {
 
   /// Elements of every real output together (the length of a cotangent).
   std::int64_t output_size() const { return output_size_; }
+  /// The output's shape (the first).
+  const Shape& output_shape() const { return out_shapes_.at(0); }
+
+  /// forward() with an epilogue (OpBuilder::epilogue): `bias` along the output's last
+  /// axis (empty: none), then ReLU when `relu`, as a plan that fused them would run it.
+  std::vector<T> forward_with_epilogue(const std::vector<T>& bias, bool relu) {
+    View<const T> b;
+    b.data = bias.data();
+    b.size = static_cast<std::int64_t>(bias.size());
+    b.rank = 1;
+    b.dims[0] = b.size;
+    k_.epilogue_ = Epilogue<T>{bias.empty() ? nullptr : &b, relu};
+    auto y = forward();
+    k_.epilogue_ = {};
+    return y;
+  }
 
   void set_inputs(const std::vector<Tensor>& x) {
     for (std::size_t i = 0; i < x.size(); ++i)
@@ -368,7 +384,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
 
   ConformanceItem shapes{"shapes", true, 0.0, {}}, finite{"finite", true, 0.0, {}}, f32{"f32", true, 0.0, {}},
       threads{"threads", true, 0.0, {}}, linearity{"linearity", true, 0.0, {}}, saves{"saves", true, 0.0, {}},
-      in_place{"in place", true, 0.0, {}}, nan{"nan", true, 0.0, {}};
+      in_place{"in place", true, 0.0, {}}, nan{"nan", true, 0.0, {}}, epilogue{"epilogue", true, 0.0, {}};
   auto fail = [](ConformanceItem& item, const std::string& what) {
     if (item.passed) item.detail = what;
     item.passed = false;
@@ -409,6 +425,41 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
       if (!within(worst / scale, options.f32_tolerance))
         fail(f32, fmt::format("{}: f32 differs from f64 by {:.2e} of the output's scale (bound {:.0e})", inst.config,
                               worst / scale, options.f32_tolerance));
+      // An epilogue (`.epilogue()`): forward with a bias along the output's last axis and
+      // ReLU, each alone and both, gives the bits of forward followed by the add and the
+      // max (NaN kept), in both precisions: what a plan that skips a bias_add and a relu
+      // after the node relies on.
+      if (op.epilogue && op.outputs.size() == 1 && !op.output(0).variadic && h64.output_shape().rank() >= 1) {
+        auto compare = [&](auto& h, const char* precision) {
+          using T = typename std::remove_cvref_t<decltype(h.forward())>::value_type;
+          const Shape& shape = h.output_shape();
+          const std::int64_t cols = shape[shape.rank() - 1];
+          std::vector<T> bias(static_cast<std::size_t>(cols));
+          Rng rng(options.seed + 17 * c);
+          for (auto& v : bias) v = static_cast<T>(rng.uniform(-1, 1));
+          const auto y = h.forward();
+          for (int mode = 0; mode < 3; ++mode) {
+            const bool with_bias = mode != 1, relu = mode != 0;
+            std::vector<T> want = y;
+            for (std::size_t j = 0; j < want.size(); ++j) {
+              if (with_bias) want[j] = want[j] + bias[j % static_cast<std::size_t>(cols)];
+              if (relu) want[j] = want[j] <= T(0) ? T(0) : want[j];
+            }
+            const auto got = h.forward_with_epilogue(with_bias ? bias : std::vector<T>{}, relu);
+            if (got.size() != want.size() || std::memcmp(got.data(), want.data(), want.size() * sizeof(T)) != 0) {
+              fail(epilogue, fmt::format("{} ({}): forward with the epilogue{}{} differs from forward, then {}", inst.config,
+                                         precision, with_bias ? " bias" : "", relu ? " relu" : "",
+                                         with_bias && relu ? "the bias added, then ReLU"
+                                         : with_bias     ? "the bias added"
+                                                         : "ReLU"));
+              break;
+            }
+          }
+        };
+        compare(h64, "f64");
+        compare(h32, "f32");
+      }
+
       if (!op.has_vjp()) continue;
       // The f32 vjp writes every gradient value too (its kernels are often not the f64
       // ones: the canary the harness fills the gradients with must not survive).
@@ -611,6 +662,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
     report.items.push_back(nan);
   }
   if (op.in_place >= 0) report.items.push_back(in_place);
+  if (op.epilogue) report.items.push_back(epilogue);
   return report;
 }
 

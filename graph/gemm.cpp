@@ -500,10 +500,20 @@ template <class T, int R, int NV>
 }
 
 /// C (R x NV vectors from c, rows ldc apart) = alpha * acc + beta * C, for the tiles of
-/// the blocked and few-rows paths.
-template <class T, int R, int NV>
-[[gnu::always_inline]] inline void store_tile(const V<T> (&acc)[R][NV], T* c, std::int64_t ldc, T alpha, T beta) {
+/// the blocked and few-rows paths; then, for the last depth block of a product with an
+/// epilogue (GemmEpilogue), + bias (the NV vectors at `bias`) and ReLU, in registers: the
+/// add and the max that bias_add and relu would apply after, to the same bits.
+/// The epilogue's code is compiled only into the tiles that take one (kEpilogue): the
+/// others' registers and loops are those of a plain product.
+template <class T, int R, int NV, bool kEpilogue = false>
+[[gnu::always_inline]] inline void store_tile(const V<T> (&acc)[R][NV], T* c, std::int64_t ldc, T alpha, T beta,
+                                              const T* bias = nullptr, bool relu = false) {
   constexpr int W = Blocking<T>::W;
+  V<T> bv[NV] = {};
+  if constexpr (kEpilogue) {
+#pragma GCC unroll 16
+    for (int j = 0; j < NV; ++j) bv[j] = bias ? load(bias + j * W) : V<T>{};
+  }
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 16
@@ -511,16 +521,20 @@ template <class T, int R, int NV>
       T* cp = c + i * ldc + j * W;
       V<T> r = alpha == T(1) ? acc[i][j] : alpha * acc[i][j];
       if (beta != T(0)) r += beta * load(cp);
+      if constexpr (kEpilogue) {
+        if (bias) r += bv[j];
+        if (relu) r = r <= V<T>{} ? V<T>{} : r;  // NaN stays NaN, as relu keeps it
+      }
       store(cp, r);
     }
 }
 
 /// B's rows (NV vectors each) are ldb apart: NV * W when packed, B's own row stride when
 /// read in place.
-template <class T, int MR, int NV, ALayout L>
+template <class T, int MR, int NV, ALayout L, bool kEpilogue = false>
 [[gnu::always_inline]] inline void micro_kernel(std::int64_t kc, const T* __restrict a, std::int64_t lda,
                                                 const T* __restrict b, std::int64_t ldb, T* c, std::int64_t ldc,
-                                                T alpha, T beta) {
+                                                T alpha, T beta, const T* bias, bool relu) {
   constexpr int W = Blocking<T>::W;
   // Every loop over the tile is unrolled whole, so that acc lives in registers: GCC
   // otherwise keeps it in memory for the row-stream layout (40 -> 67 GFLOP/s at k = 10).
@@ -556,26 +570,54 @@ template <class T, int MR, int NV, ALayout L>
       a += step;
     }
   }
-  store_tile<T, MR, NV>(acc, c, ldc, alpha, beta);
+  store_tile<T, MR, NV, kEpilogue>(acc, c, ldc, alpha, beta, bias, relu);
+}
+
+/// C (rows x cols at c, rows ldc apart; its first column is column j0 of the product) =
+/// act(C + bias): bias_add's add, then relu's max, each element rounded as those ops round
+/// it (GemmEpilogue).
+template <class T>
+void apply_epilogue(const GemmEpilogue<T>& e, T* c, std::int64_t ldc, std::int64_t rows, std::int64_t cols,
+                    std::int64_t j0) {
+  const T* bias = e.bias ? e.bias + j0 : nullptr;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    T* row = c + i * ldc;
+    if (bias && e.relu) {
+      for (std::int64_t j = 0; j < cols; ++j) {
+        const T v = row[j] + bias[j];
+        row[j] = v <= T(0) ? T(0) : v;  // NaN stays NaN, as relu keeps it
+      }
+    } else if (bias) {
+      for (std::int64_t j = 0; j < cols; ++j) row[j] = row[j] + bias[j];
+    } else {
+      for (std::int64_t j = 0; j < cols; ++j) row[j] = row[j] <= T(0) ? T(0) : row[j];
+    }
+  }
 }
 
 /// One tile of C at (i, j) of size mr x nr (at most MR x NR); partial tiles go through a
-/// local buffer so that the micro-kernel always runs at full size.
+/// local buffer so that the micro-kernel always runs at full size. `epilogue` (or null):
+/// the product's, on its last depth block, its bias from this tile's first column.
 template <class T, int MR, int NV, ALayout L>
 inline void tile(std::int64_t kc, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc,
-                 int mr, int nr, T alpha, T beta) {
+                 int mr, int nr, T alpha, T beta, const GemmEpilogue<T>* epilogue, std::int64_t j0) {
   constexpr int NR = NV * Blocking<T>::W;
   if (mr == MR && nr == NR) {
-    micro_kernel<T, MR, NV, L>(kc, a, lda, b, ldb, c, ldc, alpha, beta);
+    if (epilogue)
+      micro_kernel<T, MR, NV, L, true>(kc, a, lda, b, ldb, c, ldc, alpha, beta,
+                                       epilogue->bias ? epilogue->bias + j0 : nullptr, epilogue->relu);
+    else
+      micro_kernel<T, MR, NV, L>(kc, a, lda, b, ldb, c, ldc, alpha, beta, nullptr, false);
     return;
   }
   alignas(64) T local[MR * NR];
-  micro_kernel<T, MR, NV, L>(kc, a, lda, b, ldb, local, NR, T(1), T(0));
+  micro_kernel<T, MR, NV, L>(kc, a, lda, b, ldb, local, NR, T(1), T(0), nullptr, false);
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) {
       T& out = c[i * ldc + j];
       out = beta != T(0) ? alpha * local[i * NR + j] + beta * out : alpha * local[i * NR + j];
     }
+  if (epilogue) apply_epilogue(*epilogue, c, ldc, mr, nr, j0);
 }
 
 constexpr std::int64_t kSerialWork = std::int64_t{1} << 18;
@@ -589,7 +631,8 @@ constexpr std::size_t kOnePassSharedA = std::size_t{8} << 20;
 
 template <class T, int MR, int NV>
 void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
-                  std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+                  std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
+                  const GemmEpilogue<T>* epilogue) {
   constexpr int NR = NV * Blocking<T>::W;
   const GemmBlocking& blocking = machine_blocking<T>();
   const std::int64_t KC = gemm_depth_block(blocking.kc, k);
@@ -719,6 +762,8 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     // b_in_place, only a ragged last panel is there, at its place).
     const auto run_task = [&](std::int64_t t, std::int64_t pc, std::int64_t kc, const T* bpanels) {
       const T beta_here = pc == 0 ? beta : T(1);
+      // The epilogue goes on each tile's registers as its last depth block is stored.
+      const GemmEpilogue<T>* epilogue_here = pc + kc == k ? epilogue : nullptr;
       // A task's tiles go down its row block for each B panel (the panel stays in L1 while
       // the row block streams from L2). When all its panels together are no larger than one
       // panel of full depth, they stay in L1 either way, and the tiles go along each row of
@@ -769,11 +814,13 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
         T* ct = c + (ic + ir) * ldc + j;
         if (ir == full)
           tile<T, MR, NV, ALayout::packed>(kc, ragged, 0, bp, bs, ct, ldc, static_cast<int>(mc - full), nr, alpha,
-                                           beta_here);
+                                           beta_here, epilogue_here, j);
         else if (packed_a)
-          tile<T, MR, NV, ALayout::packed>(kc, packed_a + ir * kc, 0, bp, bs, ct, ldc, MR, nr, alpha, beta_here);
+          tile<T, MR, NV, ALayout::packed>(kc, packed_a + ir * kc, 0, bp, bs, ct, ldc, MR, nr, alpha, beta_here,
+                                           epilogue_here, j);
         else if (ta)
-          tile<T, MR, NV, ALayout::cols>(kc, a + pc * lda + ic + ir, lda, bp, bs, ct, ldc, MR, nr, alpha, beta_here);
+          tile<T, MR, NV, ALayout::cols>(kc, a + pc * lda + ic + ir, lda, bp, bs, ct, ldc, MR, nr, alpha, beta_here,
+                                         epilogue_here, j);
         else {
           // The first pass over a row block brings A in from memory (each later panel finds
           // it in L2): the next tile's rows are prefetched during this one. The transformer
@@ -786,7 +833,8 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
               for (std::int64_t x = 0; x < kc; x += 64 / static_cast<std::int64_t>(sizeof(T)))
                 __builtin_prefetch(next + r * lda + x, 0, 2);
           }
-          tile<T, MR, NV, ALayout::rows>(kc, a + (ic + ir) * lda + pc, lda, bp, bs, ct, ldc, MR, nr, alpha, beta_here);
+          tile<T, MR, NV, ALayout::rows>(kc, a + (ic + ir) * lda + pc, lda, bp, bs, ct, ldc, MR, nr, alpha, beta_here,
+                                         epilogue_here, j);
         }
       };
       const std::int64_t row_end = ragged ? full + 1 : full;
@@ -1359,18 +1407,20 @@ inline bool eight_row_tiles(bool trans_a, bool two_vectors, std::int64_t m) {
 
 }  // namespace
 
+/// The product by its path; true when the blocked path ran, which applied `epilogue`
+/// (when given) to its tiles, false when the caller must apply it to C.
 template <class T>
-void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
-          std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
-  if (m <= 0 || n <= 0) return;
+bool gemm_paths(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+                std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
+                const GemmEpilogue<T>* epilogue) {
   if (k <= 0) {
     for (std::int64_t i = 0; i < m; ++i)
       for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta != T(0) ? beta * c[i * ldc + j] : T(0);
-    return;
+    return false;
   }
   if (m * n <= kTinyOutputs && m * n * k <= kTinyWork) {
     gemm_tiny(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
+    return false;
   }
   // The small path also takes outputs narrower than one short vector when the product is
   // small enough for one thread: a 12 x 16 tile of the blocked path would compute 16 lanes
@@ -1378,11 +1428,11 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
   const bool narrow = n <= kShortLanes<T> && m * n * k < kSerialWork;
   if ((m * n * k <= 32768 || narrow) && k * kSmallBlock <= kSmallPack) {
     gemm_small_any(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
+    return false;
   }
   if (kVectorFrames && !trans_a && trans_b && m <= kDotRows && n <= kDotCols && k >= kDotDepth) {
     gemm_dot(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
+    return false;
   }
   if (m <= kShortRows && !trans_b && n >= ShortBlocking<T>::NB) {
     // Each tile of rows streams its column block of B (k x NB) once: 16 rows in tiles of 6
@@ -1398,26 +1448,52 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
       if (trans_a) gemm_short<T, true, 6>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
       else gemm_short<T, false, 6>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
-    return;
+    return false;
   }
   constexpr int MR = Blocking<T>::MR;
   if constexpr (MR == 12) {
     if (eight_row_tiles(trans_a, n > Blocking<T>::W, m)) {
       if (n <= Blocking<T>::W)
-        gemm_blocked<T, 8, 1>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        gemm_blocked<T, 8, 1>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue);
       else
-        gemm_blocked<T, 8, 2>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-      return;
+        gemm_blocked<T, 8, 2>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue);
+      return true;
     }
   }
   if (n <= Blocking<T>::W)
-    gemm_blocked<T, MR, 1>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_blocked<T, MR, 1>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue);
   else
-    gemm_blocked<T, MR, 2>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_blocked<T, MR, 2>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue);
+  return true;
+}
+
+template <class T>
+void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+          std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  gemm_paths<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nullptr);
+}
+
+template <class T>
+void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+          std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
+          const GemmEpilogue<T>& epilogue) {
+  if (m <= 0 || n <= 0) return;
+  const GemmEpilogue<T>* e = epilogue.any() ? &epilogue : nullptr;
+  if (gemm_paths<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, e) || !e) return;
+  // The other paths' products are small or few rows: C is still in cache, and the rows
+  // are split as the elementwise kernels split theirs.
+  parallel_for(m, std::max<std::int64_t>(1, (std::int64_t{1} << 14) / n), [&](std::int64_t i0, std::int64_t i1) {
+    apply_epilogue(*e, c + i0 * ldc, ldc, i1 - i0, n, 0);
+  });
 }
 
 template void gemm<float>(bool, bool, std::int64_t, std::int64_t, std::int64_t, float, const float*, std::int64_t,
                           const float*, std::int64_t, float, float*, std::int64_t);
+template void gemm<float>(bool, bool, std::int64_t, std::int64_t, std::int64_t, float, const float*, std::int64_t,
+                          const float*, std::int64_t, float, float*, std::int64_t, const GemmEpilogue<float>&);
+template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t, double, const double*, std::int64_t,
+                           const double*, std::int64_t, double, double*, std::int64_t, const GemmEpilogue<double>&);
 template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t, double, const double*,
                            std::int64_t, const double*, std::int64_t, double, double*, std::int64_t);
 

@@ -20,6 +20,33 @@ extern template void gemm<float>(bool, bool, std::int64_t, std::int64_t, std::in
 extern template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t, double, const double*,
                                   std::int64_t, const double*, std::int64_t, double, double*, std::int64_t);
 
+/// What a product does to C once C's sums are complete: C = act(C + bias), with bias one
+/// value per column ([n], a dense layer's bias; or none) and act ReLU (max(x, 0), NaN kept)
+/// or none. The blocked path applies it to each tile of C right after the tile's last
+/// depth block is stored, while the tile is in L1 and on the core that computed it; the
+/// other paths (small products, few rows) to all of C after it. The same operations as
+/// bias_add and relu applied after the product, each element rounded once by each: the
+/// same bits.
+template <class T>
+struct GemmEpilogue {
+  const T* bias = nullptr;
+  bool relu = false;
+  bool any() const { return bias != nullptr || relu; }
+};
+
+/// gemm, then `epilogue` on C (see GemmEpilogue).
+template <class T>
+void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+          std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
+          const GemmEpilogue<T>& epilogue);
+
+extern template void gemm<float>(bool, bool, std::int64_t, std::int64_t, std::int64_t, float, const float*,
+                                 std::int64_t, const float*, std::int64_t, float, float*, std::int64_t,
+                                 const GemmEpilogue<float>&);
+extern template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t, double, const double*,
+                                  std::int64_t, const double*, std::int64_t, double, double*, std::int64_t,
+                                  const GemmEpilogue<double>&);
+
 /// The instruction set the micro-kernel was compiled for ("avx512", "avx2", "sse2", "generic").
 const char* gemm_isa();
 

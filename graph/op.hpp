@@ -26,7 +26,8 @@ namespace opgraph {
 /// InputSpec, OutputSpec, AttrSpec, StateSpec, Domain (its kinds too), CheckCase, View or
 /// Kernel. 3: Domain::Kind::distinct. 4: OpDef::lower (an optional ONNX lowering).
 /// 5: OpDef::in_place (an output that may overwrite an input). 6: OpDef::replaces_nan.
-inline constexpr std::uint32_t kPluginAbi = 6;
+/// 7: OpDef::epilogue and Kernel::epilogue (a bias and ReLU fused into a product).
+inline constexpr std::uint32_t kPluginAbi = 7;
 
 inline constexpr int kMaxRank = 8;
 
@@ -69,6 +70,20 @@ enum class ValueKind : std::uint8_t { real, index, any };
 /// What a forward or vjp kernel sees: its inputs, its outputs, and in the vjp the
 /// cotangents. One generic lambda body serves Kernel<float> and Kernel<double>. The
 /// planner's binder fills the trailing-underscore fields; ops use the accessors.
+/// What the plan fused into a node's forward pass (ops that declare OpBuilder::epilogue):
+/// once the node has computed its output y, y = act(y + bias), the bias one value per
+/// element of y's last axis (the input `b` of a bias_add, or of an add of a vector, whose
+/// forward pass the plan skipped), act a skipped relu's max(y, 0) (NaN kept) or none.
+/// Applying it must round each element as those ops do, one add and then the max: the
+/// bits are those of the nodes run one after another.
+template <class T>
+struct Epilogue {
+  const View<const T>* bias = nullptr;  // the skipped node's bound input 1 (rebound with it), or none
+  bool relu = false;
+  explicit operator bool() const { return bias != nullptr || relu; }
+  const T* bias_data() const { return bias ? bias->data : nullptr; }
+};
+
 template <class T>
 class Kernel {
  public:
@@ -103,6 +118,10 @@ class Kernel {
   /// Non-trainable state i declared with `state` (running statistics): kept by the plan,
   /// saved in checkpoints, never touched by optimizers. Forward may update it in training.
   const View<T>& state(int i) const { return state_[static_cast<std::size_t>(i)]; }
+
+  /// A bias and activation the plan fused into this forward pass (Epilogue; empty unless
+  /// the op declares OpBuilder::epilogue and the plan found a bias or relu to fuse).
+  const Epilogue<T>& epilogue() const { return epilogue_; }
 
   /// Whether the plan runs in training mode (dropout drops, batch norm uses batch
   /// statistics) or in evaluation mode.
@@ -145,6 +164,7 @@ class Kernel {
   std::vector<View<T>> state_;
   View<T> workspace_;
   View<T> scratch_;
+  Epilogue<T> epilogue_;
   bool training_ = true;
   bool vjp_runs_ = true;
   std::uint64_t random_key_ = 0;
@@ -296,6 +316,7 @@ struct OpDef {
   bool random = false;              // forward draws random numbers
   bool replaces_nan = false;        // turns NaN into numbers on purpose (nan_to_num): not
                                     // held to NaN in, NaN out
+  bool epilogue = false;            // forward applies Kernel::epilogue (a fused bias and ReLU)
   KernelFn<float> forward_f32;
   KernelFn<double> forward_f64;
   KernelFn<float> vjp_f32;
@@ -417,6 +438,14 @@ class OpBuilder {
   /// with a vjp must keep so that a NaN upstream reaches the run's NaN checks.
   OpBuilder& replaces_nan() {
     def_.replaces_nan = true;
+    return *this;
+  }
+  /// Forward applies Kernel::epilogue() to its output once computed: the plan may then
+  /// skip a bias on the last axis (bias_add, or an add of a vector) and a relu that follow
+  /// the node and read nothing else, and run them inside this forward pass (matmul: on
+  /// each tile of the product, in registers). Their vjps run as before.
+  OpBuilder& epilogue() {
+    def_.epilogue = true;
     return *this;
   }
   /// A scratch buffer of the given shape, written by forward, read by the vjp.

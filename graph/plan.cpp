@@ -104,6 +104,7 @@ struct Step {
   const KernelFn<T>* vjp = nullptr;
   T* forward_scratch = nullptr;  // each call's own temporary memory, if the op declares it
   T* backward_scratch = nullptr;
+  bool fused = false;  // its forward runs inside another step's (planning::fuse_epilogues)
   void run_forward() {
     kernel.scratch_.data = forward_scratch;
     (*forward)(kernel);
@@ -150,6 +151,11 @@ class TypedPlan final : public Plan::Impl {
 
   std::vector<Step<T>> steps_;            // forward order
   std::vector<Step<T>*> backward_steps_;  // backward order
+  // The forward steps that run (the fused ones left out), by wave: forward_waves_ holds
+  // each wave's start into forward_run_, then the end; a wave left empty is dropped.
+  std::vector<Step<T>*> forward_run_;
+  std::vector<std::size_t> forward_waves_;
+  std::vector<char> forward_concurrent_;
   struct InputUse {
     Kernel<T>* kernel;
     std::size_t slot;
@@ -315,8 +321,29 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
         input_uses_[node.inputs[i]].push_back({&steps_[s].kernel, i});
   }
   for (NodeId id : schedule.backward) backward_steps_.push_back(step_of[id]);
-  forward_serial_ = std::find(schedule.forward_concurrent.begin(), schedule.forward_concurrent.end(), 1) ==
-                    schedule.forward_concurrent.end();
+
+  // Epilogues: a bias_add and relu after a product run inside its forward pass.
+  planning::Fusions fusions;
+  if (options.fuse) {
+    fusions = planning::fuse_epilogues(graph, analysis, schedule, memory);
+    for (NodeId id : schedule.forward) {
+      if (fusions.fused_into[id] != n) step_of[id]->fused = true;
+      Epilogue<T>& e = step_of[id]->kernel.epilogue_;
+      if (fusions.bias[id] != n) e.bias = &step_of[fusions.bias[id]]->kernel.in_[1];
+      e.relu = fusions.relu[id] != 0;
+    }
+    stats.fused = fusions.fused;
+  }
+  for (std::size_t w = 0; w + 1 < schedule.forward_waves.size(); ++w) {
+    const std::size_t start = forward_run_.size();
+    for (std::size_t s = schedule.forward_waves[w]; s < schedule.forward_waves[w + 1]; ++s)
+      if (!steps_[s].fused) forward_run_.push_back(&steps_[s]);
+    if (forward_run_.size() == start) continue;
+    forward_waves_.push_back(start);
+    forward_concurrent_.push_back(schedule.forward_concurrent[w] && forward_run_.size() - start > 1);
+  }
+  forward_waves_.push_back(forward_run_.size());
+  forward_serial_ = std::find(forward_concurrent_.begin(), forward_concurrent_.end(), 1) == forward_concurrent_.end();
   backward_serial_ = std::find(schedule.backward_concurrent.begin(), schedule.backward_concurrent.end(), 1) ==
                          schedule.backward_concurrent.end() &&
                      std::all_of(backward_steps_.begin(), backward_steps_.end(),
@@ -350,6 +377,7 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     p.forward_flops = costs.flops(id, true);
     p.backward_flops = costs.flops(id, false);
     p.forward_bytes = in_bytes + out_bytes;
+    if (options.fuse && fusions.fused_into[id] != n) p.fused_into = graph.node(fusions.fused_into[id]).name;
     p.backward_bytes = out_bytes + in_bytes * 2;  // gradient in; saved values and gradients out, at most
     profiles.push_back(std::move(p));
   }
@@ -398,22 +426,21 @@ void TypedPlan<T>::run_forward() {
       throw GraphError("forward", fmt::format("input '{}' has no value: call set_input(\"{}\", ...) first",
                                               graph.node(id).name, graph.node(id).name));
   detail::FloatModeGuard mode;
-  const auto& waves = schedule.forward_waves;
+  const auto& waves = forward_waves_;
   if (!options.detect_anomaly && !options.profile) {
     if (forward_serial_) {
-      for (Step<T>& step : steps_) step.run_forward();
+      for (Step<T>* step : forward_run_) step->run_forward();
       forward_done = true;
       return;
     }
     for (std::size_t w = 0; w + 1 < waves.size(); ++w) {
       const std::size_t b = waves[w], e = waves[w + 1];
-      if (schedule.forward_concurrent[w])
+      if (forward_concurrent_[w])
         parallel_for(static_cast<std::int64_t>(e - b), 1, [&](std::int64_t i, std::int64_t) {
-          Step<T>& step = steps_[b + static_cast<std::size_t>(i)];
-          step.run_forward();
+          forward_run_[b + static_cast<std::size_t>(i)]->run_forward();
         });
       else
-        for (std::size_t s = b; s < e; ++s) steps_[s].run_forward();  // nothing else per node
+        for (std::size_t s = b; s < e; ++s) forward_run_[s]->run_forward();  // nothing else per node
     }
     forward_done = true;
     return;
@@ -436,6 +463,7 @@ void TypedPlan<T>::run_forward() {
   }
   for (std::size_t s = 0; s < steps_.size(); ++s) {
     Step<T>& step = steps_[s];
+    if (step.fused) continue;  // run inside the product before it, and timed there
     if (options.profile) {
       const auto t0 = std::chrono::steady_clock::now();
       step.run_forward();

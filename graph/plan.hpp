@@ -48,6 +48,12 @@ struct PlanOptions {
   bool detect_anomaly = false;
   /// Time every node's forward and vjp (see Plan::profile).
   bool profile = false;
+  /// Run a bias on the last axis (bias_add, or an add of a vector: x·W + b) and a relu
+  /// that follow a matmul inside its forward pass, on each tile of the product in
+  /// registers, when nothing else reads the values between them (planning::fuse_epilogues). The bits are the same either way;
+  /// their vjps run as before. detect_anomaly, which checks every node's output, runs each
+  /// node alone.
+  bool fuse = true;
   /// Called in backward(), once per parameter, as soon as that parameter's gradient is
   /// final (fan-out sums included), with the parameter's index in parameters(): a
   /// communicator can start sending it while the rest of the backward pass runs.
@@ -63,6 +69,9 @@ struct NodeProfile {
   std::int64_t forward_calls = 0, backward_calls = 0;
   double forward_flops = 0.0, backward_flops = 0.0;  // per call
   double forward_bytes = 0.0, backward_bytes = 0.0;  // per call: tensors read and written
+  /// The node whose forward pass computes this one's (PlanOptions::fuse), its time counted
+  /// there; empty when the node runs its own.
+  std::string fused_into = {};
 };
 
 /// A parameter as a plan sees it: its value (shared with the Params) and its gradient.
@@ -83,6 +92,7 @@ struct PlanStats {
   int backward_waves = 0;
   int concurrent_waves = 0;  // waves whose nodes run at the same time (both passes)
   int in_place = 0;          // outputs and gradients written over another's buffer (OpBuilder::in_place)
+  int fused = 0;             // forward steps run inside another's (PlanOptions::fuse)
 };
 
 /// One vjp of the backward pass, as the planner arranged it (for dumps and reports).

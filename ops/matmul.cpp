@@ -94,15 +94,17 @@ void matmul_forward(K& k) {
   const Batches s = batches(a, b, k.attr_bool("trans_a"), k.attr_bool("trans_b"));
   const std::int64_t lda = s.ta ? s.n : s.k, ldb = s.tb ? s.k : s.m;
   T* y = k.out().data;
+  // A bias_add and relu the plan fused in (.epilogue()): on each tile of the product.
+  const GemmEpilogue<T> epilogue{k.epilogue().bias_data(), k.epilogue().relu};
   if (s.flat) {
-    gemm<T>(false, s.tb, s.n, s.m, s.k, T(1), a.data, lda, b.data, ldb, T(0), y, s.m);
+    gemm<T>(false, s.tb, s.n, s.m, s.k, T(1), a.data, lda, b.data, ldb, T(0), y, s.m, epilogue);
     return;
   }
   const std::int64_t as = s.n * s.k, bs = s.k * s.m, ys = s.n * s.m;
   parallel_for(s.count, 1, [&](std::int64_t o0, std::int64_t o1) {
     for (std::int64_t o = o0; o < o1; ++o)
       gemm<T>(s.ta, s.tb, s.n, s.m, s.k, T(1), a.data + s.a_of(o) * as, lda, b.data + s.b_of(o) * bs, ldb, T(0),
-              y + o * ys, s.m);
+              y + o * ys, s.m, epilogue);
   });
 }
 
@@ -188,6 +190,7 @@ OPGRAPH_OP(matmul)
       return Shape(std::move(dims));
     })
     .saves({"a", "b"})
+    .epilogue()
     .forward([](auto& k) { matmul_forward(k); })
     .vjp([](auto& k) { matmul_vjp(k); })
     .cost([](const ShapeContext& c, const Shape& y) {

@@ -3,8 +3,11 @@
 #include <cstdio>
 #include <limits>
 #include <map>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <opgraph/frontends/data_spec.hpp>
 #include <opgraph/frontends/json.hpp>
@@ -72,6 +75,7 @@ int profile(int argc, char** argv) {
                          .add("backward_flops", n.backward_calls ? n.backward_flops : 0.0)
                          .add("bytes", n.forward_bytes + (n.backward_calls ? n.backward_bytes : 0.0))
                          .add("gflops", gflops(n))
+                         .add("fused_into", n.fused_into)
                          .str());
     json::Object ops;
     for (const auto& [op, t] : by_op) ops.add(op, total > 0 ? t / total : 0.0);
@@ -88,11 +92,16 @@ int profile(int argc, char** argv) {
   }
   std::printf("%-28s %-22s %10s %11s %7s %9s %10s\n", "node", "op", "forward ms", "backward ms", "share", "GFLOP/s",
               "MB moved");
+  std::map<std::string, std::vector<std::string>> fused;  // producer -> the nodes it runs
   for (const auto& n : nodes) {
     const double t = (n.forward_seconds + n.backward_seconds) * per_step;
-    std::printf("%-28.28s %-22.22s %10.3f %11.3f %6.1f%% %9.1f %10.2f\n", n.name.c_str(), n.op.c_str(),
-                1e3 * n.forward_seconds * per_step, 1e3 * n.backward_seconds * per_step, total > 0 ? 100 * t / total : 0.0,
-                gflops(n), (n.forward_bytes + (n.backward_calls ? n.backward_bytes : 0.0)) / 1e6);
+    // A fused node's forward runs inside its producer's and is timed there.
+    const std::string forward = n.fused_into.empty() ? fmt::format("{:10.3f}", 1e3 * n.forward_seconds * per_step)
+                                                     : fmt::format("{:>10}", "fused");
+    if (!n.fused_into.empty()) fused[n.fused_into].push_back(n.name);
+    std::printf("%-28.28s %-22.22s %s %11.3f %6.1f%% %9.1f %10.2f\n", n.name.c_str(), n.op.c_str(), forward.c_str(),
+                1e3 * n.backward_seconds * per_step, total > 0 ? 100 * t / total : 0.0, gflops(n),
+                (n.forward_bytes + (n.backward_calls ? n.backward_bytes : 0.0)) / 1e6);
   }
   std::printf("%-51s %10.3f ms per step (batch %lld, %d steps timed)\n", "total", 1e3 * total,
               static_cast<long long>(batch), steps);
@@ -102,6 +111,9 @@ int profile(int argc, char** argv) {
   std::string summary;
   for (const auto& [t, op] : ranked) summary += fmt::format("{}{} {:.1f}%", summary.empty() ? "" : ", ", op, total > 0 ? 100 * t / total : 0.0);
   std::printf("by op: %s\n", summary.c_str());
+  for (const auto& [producer, names] : fused)
+    std::printf("fused: %s run inside %s's forward pass (counted there)\n", fmt::format("{}", fmt::join(names, ", ")).c_str(),
+                producer.c_str());
   return 0;
 }
 

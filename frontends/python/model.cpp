@@ -407,7 +407,7 @@ void set_inputs(PyPlan& p, const py::handle& inputs) {
 PyPlan compile(const ModelPtr& m, std::int64_t batch, const std::string& mode, const std::vector<std::string>& keep,
                const std::vector<std::string>& input_grads, const std::map<std::string, std::int64_t>& dims,
                bool backward, const std::optional<std::uint64_t>& seed, bool keep_all, bool keep_grads,
-               bool detect_anomaly, bool profile) {
+               bool detect_anomaly, bool profile, bool fuse) {
   PlanOptions o;
   o.batch = batch;
   if (mode == "train") o.mode = Mode::train;
@@ -423,6 +423,7 @@ PyPlan compile(const ModelPtr& m, std::int64_t batch, const std::string& mode, c
   o.keep_grads = keep_grads;
   o.detect_anomaly = detect_anomaly;
   o.profile = profile;
+  o.fuse = fuse;
   PyPlan p{m, nullptr};
   py::gil_scoped_release release;
   p.plan = std::make_unique<Plan>(m->model.graph, m->model.params, std::move(o));
@@ -540,6 +541,7 @@ void bind_model(py::module_& m) {
                d["backward_calls"] = n.backward_calls;
                d["forward_flops"] = n.forward_flops;
                d["backward_flops"] = n.backward_flops;
+               d["fused_into"] = n.fused_into.empty() ? py::object(py::none()) : py::object(py::str(n.fused_into));
                out.append(d);
              }
              return out;
@@ -602,7 +604,7 @@ void bind_model(py::module_& m) {
           py::arg("x"), py::arg("batch"))
       .def("compile", &compile, py::arg("batch"), py::arg("mode"), py::arg("keep"), py::arg("input_grads"),
            py::arg("dims"), py::arg("backward"), py::arg("seed"), py::arg("keep_all"), py::arg("keep_grads"),
-           py::arg("detect_anomaly"), py::arg("profile"))
+           py::arg("detect_anomaly"), py::arg("profile"), py::arg("fuse"))
       .def("params", [](const ModelPtr& pm) { return params_dict(*pm, pm); })
       .def("trainable", [](const PyModel& pm) {
         std::vector<std::string> out;

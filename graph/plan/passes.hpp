@@ -1,7 +1,7 @@
 // The planner as passes over plain data: analyse (shapes, what is needed, which gradients
-// flow) -> schedule (waves) -> memory plan (lifetimes -> offsets). Plan's constructor runs
-// them in that order and then binds the kernels (bind.hpp); each pass is a function a test
-// can call alone.
+// flow) -> schedule (waves) -> memory plan (lifetimes -> offsets) -> epilogues (a bias and
+// ReLU run inside the product before them). Plan's constructor runs them in that order and
+// then binds the kernels (bind.hpp); each pass is a function a test can call alone.
 #pragma once
 
 #include <cstddef>
@@ -92,5 +92,21 @@ struct MemoryPlan {
 /// and the gradient is not kept.
 MemoryPlan plan_memory(const Graph& graph, const Analysis& analysis, const Schedule& schedule,
                        std::size_t float_size, bool in_place = true);
+
+/// Pass 4: epilogues. A node whose op declares OpBuilder::epilogue (matmul) takes over the
+/// forward pass of a bias (a bias_add along its last axis, or an add of a vector as long
+/// as that axis) and then of a relu that follow it, when
+/// each is the only reader of the value before it, that value is not kept, the memory plan
+/// put the follower's output over it (in place: nothing else needs it) and the bias is
+/// computed before the producer's wave. The followers' forward steps are skipped; their
+/// vjps run as planned.
+struct Fusions {
+  std::vector<NodeId> fused_into;     // per node: the producer running its forward, or graph.size()
+  std::vector<NodeId> bias;           // per producer: the bias_add or add node fused in, or graph.size()
+  std::vector<char> relu;             // per producer: a relu fused in
+  int fused = 0;                      // forward steps skipped
+};
+Fusions fuse_epilogues(const Graph& graph, const Analysis& analysis, const Schedule& schedule,
+                       const MemoryPlan& memory);
 
 }  // namespace opgraph::planning

@@ -96,6 +96,24 @@ TEST_CASE("conformance: an op declared in place whose kernels are not fails 'in 
     if (item.property != "in place") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
 }
 
+TEST_CASE("conformance: an op declaring an epilogue it never applies fails 'epilogue', nothing else") {
+  // ignored_epilogue (tests/plugins/broken_ops.cpp): a product that leaves out the bias and
+  // ReLU a plan would have fused into it.
+  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
+  const ConformanceReport r = check_conformance(Registry::global().get("ignored_epilogue"));
+  CHECK_FALSE(r.passed());
+  REQUIRE(r.first_failure() != nullptr);
+  CHECK(r.first_failure()->property == "epilogue");
+  CHECK(r.first_failure()->detail.find("(f64): forward with the epilogue bias differs from forward, then the bias "
+                                       "added") != std::string::npos);
+  for (const auto& item : r.items)
+    if (item.property != "epilogue") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
+  // The real product passes it.
+  const ConformanceReport mm = check_conformance(Registry::global().get("matmul"));
+  REQUIRE(mm.item("epilogue") != nullptr);
+  CHECK(mm.item("epilogue")->passed);
+}
+
 TEST_CASE("conformance: an op that turns NaN into a number fails 'nan', nothing else") {
   // nan_dropping_relu (tests/plugins/broken_ops.cpp) is std::max(0, x): right on every
   // number, its gradient too, but a NaN input comes out as 0.

@@ -385,7 +385,11 @@ TEST_CASE("cli: opgraph check passes every built-in op and the example plugin, f
   CHECK(plugin.out.find("3 ops: 3 passed, 0 failed") != std::string::npos);
   const Run broken = run("check --plugin " OPGRAPH_PLUGIN_DIR "/broken_ops.so --explain", dir.path());
   CHECK(broken.status == 1);
-  CHECK(broken.out.find("8 ops: 0 passed, 8 failed") != std::string::npos);
+  CHECK(broken.out.find("9 ops: 0 passed, 9 failed") != std::string::npos);
+  // A product declaring an epilogue it never applies: a plan that fused a bias into it would lose it.
+  CHECK(broken.out.find("ignored_epilogue                   FAIL   ") != std::string::npos);
+  CHECK(broken.out.find("epilogue: [6,3] [3,4] (f64): forward with the epilogue bias differs from forward, then the "
+                        "bias added") != std::string::npos);
   // An op that turns a NaN input into 0 (std::max(0, x)): right on every number, caught.
   CHECK(broken.out.find("nan_dropping_relu                  FAIL   ") != std::string::npos);
   CHECK(broken.out.find("nan: [6,3] (f64): NaN at element ") != std::string::npos);
@@ -436,7 +440,7 @@ TEST_CASE("cli: --plugin on any subcommand, and its refusals") {
   test::write_file(dir.file("text.so"), "not a library");
   const std::vector<std::pair<std::string, std::string>> refusals = {
       {"text.so", "text.so: not a shared library (no ELF header): a plugin is a .so built with opgraph_add_plugin"},
-      {p + "wrong_abi.so", p + "wrong_abi.so: built for opgraph plugin ABI 999, this opgraph has ABI 6: rebuild the "
+      {p + "wrong_abi.so", p + "wrong_abi.so: built for opgraph plugin ABI 999, this opgraph has ABI 7: rebuild the "
                                "plugin against this version"},
       {p + "no_entry.so", p + "no_entry.so: not an opgraph plugin: no entry point 'opgraph_plugin_abi' (build it with "
                               "opgraph_add_plugin, or put OPGRAPH_PLUGIN_ENTRY() in one of its sources)"},

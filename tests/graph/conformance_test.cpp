@@ -7,7 +7,7 @@
 using namespace opgraph;
 
 TEST_CASE("conformance: every registered op keeps its whole contract") {
-  int checked = 0, forward_only = 0, in_place = 0;
+  int checked = 0, forward_only = 0, in_place = 0, epilogue = 0;
   for (const OpDef* op : Registry::global().ops()) {
     if (op->source != "built-in") continue;
     const ConformanceReport r = check_conformance(*op);
@@ -18,10 +18,13 @@ TEST_CASE("conformance: every registered op keeps its whole contract") {
       CHECK(item.passed);
     }
     // metadata, shapes, finite, gradient, f32, threads, linearity, saves, nan, and "in
-    // place" for ops declared so; without a vjp (comparisons) metadata, shapes, finite and f32.
-    CHECK(r.items.size() == (op->has_vjp() ? 9u : 4u) + (op->in_place >= 0 ? 1u : 0u));
+    // place" and "epilogue" for ops declared so; without a vjp (comparisons) metadata,
+    // shapes, finite and f32.
+    CHECK(r.items.size() ==
+          (op->has_vjp() ? 9u : 4u) + (op->in_place >= 0 ? 1u : 0u) + (op->epilogue ? 1u : 0u));
     if (!op->has_vjp()) ++forward_only;
     if (op->in_place >= 0) ++in_place;
+    if (op->epilogue) ++epilogue;
     ++checked;
   }
   CHECK(checked >= 21);
@@ -29,4 +32,5 @@ TEST_CASE("conformance: every registered op keeps its whole contract") {
   // relu, logistic, tanh, identity, scale, dropout, bias_add, add, sub, gelu, silu, elu,
   // softplus, leaky_relu, reshape, flatten
   CHECK(in_place == 16);
+  CHECK(epilogue == 1);  // matmul
 }

@@ -5,7 +5,9 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -417,5 +419,45 @@ TEST_CASE("gemm: a short transposed A read in place and packed give the same bit
     detail::force_strided_a_in_place(-1);
     set_num_threads(0);
     for (std::size_t r = 1; r < runs.size(); ++r) CHECK(std::memcmp(runs[0].data(), runs[r].data(), runs[0].size() * sizeof(float)) == 0);
+  }
+}
+
+TEST_CASE("gemm: an epilogue gives the bits of the product with the bias added and ReLU taken after, on every path") {
+  // Tiny, small, few-rows, inner-product, blocked (one and two vectors, eight- and
+  // twelve-row tiles, a ragged last tile, several depth blocks, column blocks of nc) paths.
+  const std::int64_t deep = 3 * gemm_blocking(4).kc + 7;
+  const std::int64_t wide = gemm_blocking(4).nc + 40;
+  for (auto [m, n, k, ta, tb] : std::vector<std::tuple<std::int64_t, std::int64_t, std::int64_t, bool, bool>>{
+           {4, 2, 2, false, false}, {9, 7, 30, false, true}, {6, 6272, 25, false, false}, {16, 150, 4000, false, true},
+           {64, 10, 84, false, false}, {64, 120, 400, false, false}, {77, 33, deep, false, false},
+           {256, 256, 256, true, false}, {100, 70, 50, false, true}, {13, wide, 20, false, false}}) {
+    CAPTURE(m);
+    CAPTURE(n);
+    CAPTURE(k);
+    Problem<float> pr(m, n, k, ta, tb, 11);
+    std::vector<float> bias(static_cast<std::size_t>(n));
+    Rng rng(3);
+    for (auto& v : bias) v = static_cast<float>(rng.uniform(-1, 1));
+    bias[0] = std::numeric_limits<float>::quiet_NaN();  // NaN stays NaN through the ReLU
+    for (int mode = 0; mode < 3; ++mode) {  // bias and ReLU, bias alone, ReLU alone
+      const bool with_bias = mode != 2, relu = mode != 1;
+      for (int threads : {1, 2}) {
+        ThreadCount scope(threads);
+        std::vector<float> want(static_cast<std::size_t>(m * n)), got(want.size(), -7.0f);
+        gemm<float>(ta, tb, m, n, k, 1.0f, pr.a.data(), pr.lda(), pr.b.data(), pr.ldb(), 0.0f, want.data(), n);
+        for (std::int64_t i = 0; i < m; ++i)
+          for (std::int64_t j = 0; j < n; ++j) {
+            float& v = want[static_cast<std::size_t>(i * n + j)];
+            if (with_bias) v = v + bias[static_cast<std::size_t>(j)];
+            if (relu) v = v <= 0.0f ? 0.0f : v;
+          }
+        gemm<float>(ta, tb, m, n, k, 1.0f, pr.a.data(), pr.lda(), pr.b.data(), pr.ldb(), 0.0f, got.data(), n,
+                    GemmEpilogue<float>{with_bias ? bias.data() : nullptr, relu});
+        CAPTURE(mode);
+        CAPTURE(threads);
+        CHECK(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0);
+        if (with_bias) CHECK(std::isnan(got[0]));
+      }
+    }
   }
 }

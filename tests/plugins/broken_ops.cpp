@@ -107,6 +107,44 @@ OPGRAPH_OP(unsafe_in_place)
     })
     .check({"[a,b]"});
 
+// A product a x b that declares an epilogue (.epilogue()) and never applies it: a plan
+// that skipped the bias_add and relu after it would lose them.
+OPGRAPH_OP(ignored_epilogue)
+    .doc("a x b declaring an epilogue it never applies (broken on purpose)")
+    .input("a")
+    .input("b")
+    .shape([](const ShapeContext& c) { return Shape{c.in(0)[0], c.in(1)[1]}; })
+    .saves({"a", "b"})
+    .epilogue()
+    .forward([](auto& k) {
+      const auto &a = k.in(0), &b = k.in(1);
+      const std::int64_t n = a.dims[0], d = a.dims[1], m = b.dims[1];
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = 0; j < m; ++j) {
+          scalar_of<decltype(k)> s = 0;
+          for (std::int64_t p = 0; p < d; ++p) s += a.data[i * d + p] * b.data[p * m + j];
+          k.out().data[i * m + j] = s;
+        }
+    })
+    .vjp([](auto& k) {
+      const auto &a = k.in(0), &b = k.in(1);
+      const auto& g = k.grad_out();
+      const std::int64_t n = a.dims[0], d = a.dims[1], m = b.dims[1];
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t p = 0; p < d; ++p) {
+          scalar_of<decltype(k)> s = 0;
+          for (std::int64_t j = 0; j < m; ++j) s += g.data[i * m + j] * b.data[p * m + j];
+          k.grad_in(0).data[i * d + p] = s;
+        }
+      for (std::int64_t p = 0; p < d; ++p)
+        for (std::int64_t j = 0; j < m; ++j) {
+          scalar_of<decltype(k)> s = 0;
+          for (std::int64_t i = 0; i < n; ++i) s += a.data[i * d + p] * g.data[i * m + j];
+          k.grad_in(1).data[p * m + j] = s;
+        }
+    })
+    .check({"[a,b]", "[b,c]"});
+
 // relu written as std::max(0, x): right on every number, but std::max(0, NaN) is 0, so a
 // NaN from an earlier node vanishes here and no NaN check downstream ever sees it.
 OPGRAPH_OP(nan_dropping_relu)

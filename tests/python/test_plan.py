@@ -144,3 +144,26 @@ def test_modes_steps_and_profiles():
     assert d.name in names and all(p["forward_calls"] >= 3 for p in train.profile() if p["node"] == d.name)
     with pytest.raises(ValueError, match=r"^compile: mode is 'train', 'eval' or 'auto', got 'test'$"):
         model.compile(batch=1, mode="test")
+
+
+def test_fused_bias_and_relu_profiles_and_bits():
+    g = og.Graph()
+    x = g.input("x", ("N", 20))
+    w = g.param("W", (20, 30))
+    b = g.param("b", (30,))
+    h = og.nn.relu(og.op("bias_add", og.nn.matmul(x, w), b))
+    g.set_loss(og.nn.sum(h))
+    model = og.Model(g, seed=3)
+    xs = np.random.default_rng(1).uniform(-1, 1, (7, 20)).astype(np.float32)
+    grads = {}
+    for fuse in (True, False):
+        plan = model.compile(batch=7, profile=True, fuse=fuse)
+        plan.forward({"x": xs})
+        plan.backward()
+        grads[fuse] = {k: np.array(v) for k, v in plan.grads.items()}
+        rows = {p["node"]: p for p in plan.profile()}
+        relu = rows[h.name]
+        assert relu["fused_into"] == ("matmul_1" if fuse else None)
+        assert relu["forward_calls"] == (0 if fuse else 1) and relu["backward_calls"] == 1
+    for k in grads[True]:
+        assert grads[True][k].tobytes() == grads[False][k].tobytes()  # the same bits

@@ -160,13 +160,14 @@ class Model:
 
     # ---- lower level -----------------------------------------------------------------
     def compile(self, batch, mode="auto", keep=(), input_grads=(), dims=None, backward=True, seed=None,
-                keep_all=False, keep_grads=False, detect_anomaly=False, profile=False):
+                keep_all=False, keep_grads=False, detect_anomaly=False, profile=False, fuse=True):
         """A Plan for `batch` rows: mode "train" (dropout drops, batch norm uses batch
         statistics), "eval", or "auto" (train when it can run backward). `keep` lists nodes
         whose values stay readable, `input_grads` inputs whose gradients backward()
-        computes, `dims` sizes of named dimensions ({"T": 16})."""
+        computes, `dims` sizes of named dimensions ({"T": 16}). `fuse=False` runs every
+        bias and ReLU after a matmul as its own pass (the same bits; see profile())."""
         return self._m.compile(int(batch), mode, list(keep), list(input_grads), dict(dims or {}), bool(backward), seed,
-                               bool(keep_all), bool(keep_grads), bool(detect_anomaly), bool(profile))
+                               bool(keep_all), bool(keep_grads), bool(detect_anomaly), bool(profile), bool(fuse))
 
     @property
     def params(self):

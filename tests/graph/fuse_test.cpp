@@ -1,0 +1,135 @@
+// Epilogues: a bias_add and relu after a matmul run inside it (planning::fuse_epilogues),
+// only where nothing else reads the values between them, to the bits of the unfused plan.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <opgraph/frontends/model_format.hpp>
+#include <opgraph/graph/parallel.hpp>
+#include <opgraph/graph/plan.hpp>
+#include <opgraph/graph/random.hpp>
+
+using namespace opgraph;
+
+namespace {
+
+/// Every value a user reads after a step: the loss, the outputs, every parameter's gradient.
+struct Run {
+  std::vector<Tensor> values;
+  PlanStats stats;
+  std::vector<NodeProfile> profile;
+};
+
+Run run(const ModelFile& m, bool fuse, int threads, std::vector<std::string> keep = {}, bool profile = false) {
+  ThreadCount scope(threads);
+  Params params = m.graph.init_params(3);
+  Plan plan(m.graph, params, {.batch = 37, .keep = std::move(keep), .profile = profile, .fuse = fuse});
+  for (NodeId id : m.graph.inputs()) {
+    const Node& in = m.graph.node(id);
+    Tensor t(in.shape.bind(37));
+    Rng rng(id + 1);
+    for (std::int64_t i = 0; i < t.numel(); ++i)
+      t.set(i, in.name == "y" ? static_cast<double>(i % 5) : rng.uniform(-1, 1));
+    plan.set_input(in.name, t);
+  }
+  Run r;
+  for (int step = 0; step < 2; ++step) {
+    plan.forward();
+    plan.backward();
+  }
+  r.values.push_back(Tensor::from({1}, {plan.loss()}));
+  for (NodeId id : m.graph.outputs()) r.values.push_back(plan.value(m.graph.node(id).name));
+  for (const auto& p : plan.parameters()) r.values.push_back(p.grad);
+  r.stats = plan.stats();
+  if (profile) r.profile = plan.profile();
+  return r;
+}
+
+bool same_tensor_bits(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && a.nbytes() == b.nbytes() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+}
+
+/// Fused and unfused plans, at 1 and 2 threads: the same bits everywhere; `fused` forward
+/// steps skipped.
+void check_fuses(const std::string& text, int fused, std::vector<std::string> keep = {}) {
+  CAPTURE(text);
+  const ModelFile m = parse_model(text);
+  const Run plain = run(m, false, 1, keep);
+  CHECK(plain.stats.fused == 0);
+  for (int threads : {1, 2}) {
+    const Run f = run(m, true, threads, keep);
+    CAPTURE(threads);
+    CHECK(f.stats.fused == fused);
+    REQUIRE(f.values.size() == plain.values.size());
+    for (std::size_t i = 0; i < f.values.size(); ++i) {
+      CAPTURE(i);
+      CHECK(same_tensor_bits(f.values[i], plain.values[i]));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("fuse: bias and ReLU after a product run inside it, to the same bits, only where nothing else reads between") {
+  const std::string head = "input x [N, 24]\nlabels y [N]\nparam W [24, 40] normal(0, 0.3)\nparam b [40] normal(0, 0.3)\n"
+                           "param V [40, 5] normal(0, 0.3)\nparam c [5] normal(0, 0.3)\n";
+  const std::string tail = "output logits = bias_add(matmul(h, V), c)\nloss xent = softmax_cross_entropy(logits, y)\n";
+  // A dense layer with its ReLU, and the head's bias (its output read by the user).
+  check_fuses(head + "h = relu(bias_add(matmul(x, W), b))\n" + tail, 3);
+  // The bias as an add of a vector (x·W + b); not an add of a matrix, nor b + x·W (the add
+  // writes over its first input, the bias).
+  check_fuses(head + "h = relu(matmul(x, W) + b)\n" + tail, 3);
+  check_fuses(head + "input z [N, 40]\nh = relu(matmul(x, W) + z)\n" + tail, 1);
+  check_fuses(head + "h = relu(b + matmul(x, W))\n" + tail, 1);
+  // ReLU without a bias; a bias without a ReLU.
+  check_fuses(head + "h = relu(matmul(x, W))\n" + tail, 2);
+  check_fuses(head + "h = logistic(bias_add(matmul(x, W), b))\n" + tail, 2);
+  // The biased value read twice: the bias runs inside, the ReLU on its own.
+  check_fuses(head + "z = bias_add(matmul(x, W), b)\nh = relu(z) + z\n" + tail, 2);
+  // The product read twice: neither.
+  check_fuses(head + "p = matmul(x, W)\nh = relu(bias_add(p, b)) + p\n" + tail, 1);
+  // The product kept for the user: neither.
+  check_fuses(head + "p = matmul(x, W)\nh = relu(bias_add(p, b))\n" + tail, 1, {"p"});
+  // A bias computed in the product's wave (it must be there when the product runs): the
+  // ReLU alone cannot follow the bias_add it does not read, so nothing.
+  check_fuses(head + "h = relu(bias_add(matmul(x, W), tanh(b)))\n" + tail, 1);
+  // A bias along another axis: no (only a dense layer's last-axis bias is an epilogue).
+  check_fuses("input x [N, 6, 8]\nlabels y [N]\nparam W [8, 8] normal(0, 0.3)\nparam b [6] normal(0, 0.3)\n"
+              "param V [48, 5] normal(0, 0.3)\n"
+              "h = relu(bias_add(matmul(x, W), b, axis=1))\n"
+              "loss xent = softmax_cross_entropy(matmul(reshape(h, shape=[-1, 48]), V), y)\n",
+              0);
+  // Batched: [N, 6, 8] x [8, 8], the bias along the last axis of every product.
+  check_fuses("input x [N, 6, 8]\nlabels y [N]\nparam W [8, 8] normal(0, 0.3)\nparam b [8] normal(0, 0.3)\n"
+              "param V [48, 5] normal(0, 0.3)\n"
+              "h = relu(bias_add(matmul(x, W), b))\n"
+              "loss xent = softmax_cross_entropy(matmul(reshape(h, shape=[-1, 48]), V), y)\n",
+              2);
+}
+
+TEST_CASE("fuse: profiles name the node a fused one runs in, and anomaly checks run every node alone") {
+  const ModelFile m = parse_model(
+      "input x [N, 24]\nlabels y [N]\nparam W [24, 40]\nparam b [40]\nparam V [40, 5]\nparam c [5]\n"
+      "h = relu(bias_add(matmul(x, W), b))\noutput logits = bias_add(matmul(h, V), c)\n"
+      "loss xent = softmax_cross_entropy(logits, y)\n");
+  const Run r = run(m, true, 1, {}, true);
+  int fused = 0;
+  for (const auto& n : r.profile) {
+    CAPTURE(n.name);
+    if (n.op == "bias_add" || n.op == "relu") {
+      CHECK(n.forward_calls == 0);
+      CHECK(n.fused_into == (n.name == "logits" ? "matmul_2" : "matmul_1"));
+      CHECK(n.backward_calls == 2);  // their vjps run as before
+      ++fused;
+    } else {
+      CHECK(n.forward_calls == 2);
+      CHECK(n.fused_into.empty());
+    }
+  }
+  CHECK(fused == 3);
+  Params params = m.graph.init_params(3);
+  Plan checked(m.graph, params, {.batch = 4, .detect_anomaly = true});
+  CHECK(checked.stats().fused == 0);
+}
