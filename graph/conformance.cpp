@@ -140,8 +140,9 @@ class Harness {
   /// The output's shape (the first).
   const Shape& output_shape() const { return out_shapes_.at(0); }
 
-  /// forward() with an epilogue (OpBuilder::epilogue): `bias` along the output's last
-  /// axis (empty: none), then ReLU when `relu`, as a plan that fused them would run it.
+  /// forward() with an epilogue (OpBuilder::epilogue): `bias` along the op's epilogue
+  /// axis of the output (empty: none), then ReLU when `relu`, as a plan that fused them
+  /// would run it.
   std::vector<T> forward_with_epilogue(const std::vector<T>& bias, bool relu) {
     View<const T> b;
     b.data = bias.data();
@@ -425,16 +426,20 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
       if (!within(worst / scale, options.f32_tolerance))
         fail(f32, fmt::format("{}: f32 differs from f64 by {:.2e} of the output's scale (bound {:.0e})", inst.config,
                               worst / scale, options.f32_tolerance));
-      // An epilogue (`.epilogue()`): forward with a bias along the output's last axis and
+      // An epilogue (`.epilogue()`): forward with a bias along the op's epilogue axis and
       // ReLU, each alone and both, gives the bits of forward followed by the add and the
       // max (NaN kept), in both precisions: what a plan that skips a bias_add and a relu
       // after the node relies on.
-      if (op.epilogue && op.outputs.size() == 1 && !op.output(0).variadic && h64.output_shape().rank() >= 1) {
+      const int out_rank = h64.output_shape().rank();
+      const int along = op.epilogue_axis < 0 ? op.epilogue_axis + out_rank : op.epilogue_axis;
+      if (op.epilogue && op.outputs.size() == 1 && !op.output(0).variadic && along >= 0 && along < out_rank) {
         auto compare = [&](auto& h, const char* precision) {
           using T = typename std::remove_cvref_t<decltype(h.forward())>::value_type;
           const Shape& shape = h.output_shape();
-          const std::int64_t cols = shape[shape.rank() - 1];
-          std::vector<T> bias(static_cast<std::size_t>(cols));
+          const std::int64_t len = shape[along];
+          std::int64_t inner = 1;  // elements between successive values of the bias
+          for (int d = along + 1; d < out_rank; ++d) inner *= shape[d];
+          std::vector<T> bias(static_cast<std::size_t>(len));
           Rng rng(options.seed + 17 * c);
           for (auto& v : bias) v = static_cast<T>(rng.uniform(-1, 1));
           const auto y = h.forward();
@@ -442,7 +447,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
             const bool with_bias = mode != 1, relu = mode != 0;
             std::vector<T> want = y;
             for (std::size_t j = 0; j < want.size(); ++j) {
-              if (with_bias) want[j] = want[j] + bias[j % static_cast<std::size_t>(cols)];
+              if (with_bias) want[j] = want[j] + bias[(static_cast<std::int64_t>(j) / inner) % len];
               if (relu) want[j] = want[j] <= T(0) ? T(0) : want[j];
             }
             const auto got = h.forward_with_epilogue(with_bias ? bias : std::vector<T>{}, relu);

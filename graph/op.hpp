@@ -72,8 +72,9 @@ enum class ValueKind : std::uint8_t { real, index, any };
 /// planner's binder fills the trailing-underscore fields; ops use the accessors.
 /// What the plan fused into a node's forward pass (ops that declare OpBuilder::epilogue):
 /// once the node has computed its output y, y = act(y + bias), the bias one value per
-/// element of y's last axis (the input `b` of a bias_add, or of an add of a vector, whose
-/// forward pass the plan skipped), act a skipped relu's max(y, 0) (NaN kept) or none.
+/// element of the axis the op declared (y's last by default, the channels of an NCHW
+/// output for conv2d: the input `b` of a bias_add along it, or of an add of a vector,
+/// whose forward pass the plan skipped), act a skipped relu's max(y, 0) (NaN kept) or none.
 /// Applying it must round each element as those ops do, one add and then the max: the
 /// bits are those of the nodes run one after another.
 template <class T>
@@ -317,6 +318,7 @@ struct OpDef {
   bool replaces_nan = false;        // turns NaN into numbers on purpose (nan_to_num): not
                                     // held to NaN in, NaN out
   bool epilogue = false;            // forward applies Kernel::epilogue (a fused bias and ReLU)
+  int epilogue_axis = -1;           // the output axis the epilogue's bias runs along (-1: the last)
   KernelFn<float> forward_f32;
   KernelFn<double> forward_f64;
   KernelFn<float> vjp_f32;
@@ -441,11 +443,14 @@ class OpBuilder {
     return *this;
   }
   /// Forward applies Kernel::epilogue() to its output once computed: the plan may then
-  /// skip a bias on the last axis (bias_add, or an add of a vector) and a relu that follow
-  /// the node and read nothing else, and run them inside this forward pass (matmul: on
-  /// each tile of the product, in registers). Their vjps run as before.
-  OpBuilder& epilogue() {
+  /// skip a bias along `bias_axis` of the output (a bias_add along that axis; on the last
+  /// axis also an add of a vector) and a relu that follow the node and read nothing else,
+  /// and run them inside this forward pass (matmul: the last axis, on each tile of the
+  /// product in registers; conv2d: axis 1, the channels, on each image's planes while
+  /// they are in cache). Their vjps run as before.
+  OpBuilder& epilogue(int bias_axis = -1) {
     def_.epilogue = true;
+    def_.epilogue_axis = bias_axis;
     return *this;
   }
   /// A scratch buffer of the given shape, written by forward, read by the vjp.

@@ -48,9 +48,10 @@ struct PlanOptions {
   bool detect_anomaly = false;
   /// Time every node's forward and vjp (see Plan::profile).
   bool profile = false;
-  /// Run a bias on the last axis (bias_add, or an add of a vector: x·W + b) and a relu
-  /// that follow a matmul inside its forward pass, on each tile of the product in
-  /// registers, when nothing else reads the values between them (planning::fuse_epilogues). The bits are the same either way;
+  /// Run a bias (bias_add, or an add of a vector: x·W + b) and a relu that follow a
+  /// matmul (bias on the last axis) or a conv2d (per channel) inside its forward pass, on
+  /// each tile of the product in registers or each image's planes in cache, when nothing
+  /// else reads the values between them (planning::fuse_epilogues). The bits are the same either way;
   /// their vjps run as before. detect_anomaly, which checks every node's output, runs each
   /// node alone.
   bool fuse = true;

@@ -573,6 +573,29 @@ void pack_direct(const Direct& d, W weight, T* packed) {
         }
 }
 
+/// The plan's epilogue (OpBuilder::epilogue on axis 1) on the output planes [images, cout,
+/// pos] of a few images, right after they are written and while they are in cache: plane o
+/// + bias[o], then ReLU — bias_add's add along the channels and relu's max, the same bits.
+template <class T>
+void plane_epilogue(const Epilogue<T>& e, T* out, std::int64_t images, std::int64_t cout, std::int64_t pos) {
+  const T* bias = e.bias_data();
+  for (std::int64_t r = 0; r < images * cout; ++r) {
+    T* p = out + r * pos;
+    if (bias) {
+      const T b = bias[r % cout];
+      if (e.relu)
+        for (std::int64_t q = 0; q < pos; ++q) {
+          const T v = p[q] + b;
+          p[q] = v <= T(0) ? T(0) : v;  // NaN stays NaN, as relu keeps it
+        }
+      else
+        for (std::int64_t q = 0; q < pos; ++q) p[q] = p[q] + b;
+    } else {
+      for (std::int64_t q = 0; q < pos; ++q) p[q] = p[q] <= T(0) ? T(0) : p[q];
+    }
+  }
+}
+
 /// One image: its planes padded into `padded` (whose padding is already zero), every block
 /// of output channels computed wide into `wide`, the valid columns copied into out [cout, ho, wo].
 template <class T>
@@ -629,6 +652,7 @@ void direct_forward_pass(K& k, const Conv& v) {
         for (std::int64_t q0 = 0; q0 < whole; q0 += L) detail::transpose_block(rows + q0 * L, L, L, out + q0, pos, v.cout);
         for (std::int64_t o = 0; o < v.cout; ++o)
           for (std::int64_t q = whole; q < pos; ++q) out[o * pos + q] = rows[q * L + o];
+        if (k.epilogue()) plane_epilogue(k.epilogue(), out, 1, v.cout, pos);
       }
     });
     return;
@@ -638,8 +662,11 @@ void direct_forward_pass(K& k, const Conv& v) {
     T* padded = lanes + lane * l.lane;
     T* wide = padded + d.in_size(1);
     std::fill(padded, wide, T(0));
-    for (std::int64_t b = b0; b < b1; ++b)
-      direct_image(d, packed, x + b * v.cin * v.plane(), padded, wide, y + b * v.cout * v.positions());
+    for (std::int64_t b = b0; b < b1; ++b) {
+      T* out = y + b * v.cout * v.positions();
+      direct_image(d, packed, x + b * v.cin * v.plane(), padded, wide, out);
+      if (k.epilogue()) plane_epilogue(k.epilogue(), out, 1, v.cout, v.positions());
+    }
   });
 }
 
@@ -814,6 +841,7 @@ void conv_forward(K& k) {
                 v.cout);
       from_rows(outs, nb, v.cout, p, y + n0 * v.cout * p);
     }
+    if (k.epilogue()) plane_epilogue(k.epilogue(), y + n0 * v.cout * p, nb, v.cout, p);
   });
 }
 
@@ -944,6 +972,7 @@ OPGRAPH_OP(conv2d)
       return Shape{direct_for_kernel_grad(v) ? direct_scratch(v) : scratch_elements(v) + direct_scratch(v)};
     })
     .saves({"x", "w"})
+    .epilogue(1)  // a bias per channel and ReLU, on each image's planes (plane_epilogue)
     .forward([](auto& k) { conv_forward(k); })
     .vjp([](auto& k) { conv_vjp(k); })
     .cost([](const ShapeContext& c, const Shape& y) {

@@ -60,16 +60,18 @@ Fusions fuse_epilogues(const Graph& graph, const Analysis& a, const Schedule& s,
       const Node& bn = graph.node(b);
       const Shape& y = a.shapes[p];
       const NodeId bias = bn.inputs[1];
-      // A bias along the last axis: bias_add's axis, or an add of a vector as long as that
-      // axis (NumPy broadcasting lays it along the rows: x + b adds b[j] to column j).
-      const bool last_axis =
-          bias_add ? [&] {
-            const std::int64_t axis = bn.attrs[static_cast<std::size_t>(bn.op->attr_index("axis"))].as_int();
-            return axis == -1 || axis == y.rank() - 1;
-          }()
-                   : a.shapes[bias].rank() == 1 && a.shapes[bias][0] == y[y.rank() - 1] && a.shapes[b] == y;
+      // The axis the op's epilogue adds its bias along (the last, or conv2d's channels).
+      const auto normal = [&](std::int64_t axis) { return axis < 0 ? axis + y.rank() : axis; };
+      const std::int64_t along = normal(node.op->epilogue_axis);
+      // That axis: bias_add's, or for the last axis an add of a vector as long as it
+      // (NumPy broadcasting lays it along the rows: x + b adds b[j] to column j).
+      const bool same_axis =
+          bias_add ? normal(bn.attrs[static_cast<std::size_t>(bn.op->attr_index("axis"))].as_int()) == along
+                   : along == y.rank() - 1 && a.shapes[bias].rank() == 1 && a.shapes[bias][0] == y[y.rank() - 1] &&
+                         a.shapes[b] == y;
       // The bias is read while the product runs: it must be there before the product's wave.
-      if (last_axis && bias != p && s.fwave[bias] < s.fwave[p] && !graph.node(bias).index) {
+      if (along >= 0 && along < y.rank() && same_axis && bias != p && s.fwave[bias] < s.fwave[p] &&
+          !graph.node(bias).index) {
         f.bias[p] = b;
         f.fused_into[b] = p;
         last = b;

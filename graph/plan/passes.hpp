@@ -93,9 +93,9 @@ struct MemoryPlan {
 MemoryPlan plan_memory(const Graph& graph, const Analysis& analysis, const Schedule& schedule,
                        std::size_t float_size, bool in_place = true);
 
-/// Pass 4: epilogues. A node whose op declares OpBuilder::epilogue (matmul) takes over the
-/// forward pass of a bias (a bias_add along its last axis, or an add of a vector as long
-/// as that axis) and then of a relu that follow it, when
+/// Pass 4: epilogues. A node whose op declares OpBuilder::epilogue (matmul, conv2d) takes
+/// over the forward pass of a bias (a bias_add along the op's epilogue axis, or for the
+/// last axis an add of a vector as long as it) and then of a relu that follow it, when
 /// each is the only reader of the value before it, that value is not kept, the memory plan
 /// put the follower's output over it (in place: nothing else needs it) and the bias is
 /// computed before the producer's wave. The followers' forward steps are skipped; their

@@ -32,5 +32,5 @@ TEST_CASE("conformance: every registered op keeps its whole contract") {
   // relu, logistic, tanh, identity, scale, dropout, bias_add, add, sub, gelu, silu, elu,
   // softplus, leaky_relu, reshape, flatten
   CHECK(in_place == 16);
-  CHECK(epilogue == 1);  // matmul
+  CHECK(epilogue == 2);  // matmul, conv2d
 }

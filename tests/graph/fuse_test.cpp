@@ -109,6 +109,28 @@ TEST_CASE("fuse: bias and ReLU after a product run inside it, to the same bits, 
               2);
 }
 
+TEST_CASE("fuse: a convolution runs the bias per channel and ReLU after it, on every path, to the same bits") {
+  // The direct path with the positions in the lanes (6 channels, "same"), with the channels
+  // in the lanes (16 channels, 5x5 valid: LeNet's second), im2col and the GEMM (stride 2),
+  // groups; then a bias along the wrong axis (the last), which stays a node of its own.
+  for (const char* conv : {"conv2d(x, K, padding=2)", "conv2d(x, K, padding=0)", "conv2d(x, K, stride=2, padding=1)",
+                           "conv2d(x, K, groups=2, padding=same)"}) {
+    const std::string c = conv;
+    const std::string cout = c.find("padding=0") != std::string::npos ? "16" : "6";
+    const std::string head = "input x [N, 4, 12, 12]\nlabels y [N]\nparam K [" + cout + ", " +
+                             (c.find("groups") != std::string::npos ? "2" : "4") +
+                             ", 5, 5] normal(0, 0.2)\nparam b [" + cout + "] normal(0, 0.3)\nparam V [" + cout +
+                             ", 5] normal(0, 0.3)\n";
+    const std::string tail = "loss xent = softmax_cross_entropy(matmul(mean(mean(h, axis=3), axis=2), V), y)\n";
+    check_fuses(head + "h = relu(bias_add(" + c + ", b, axis=1))\n" + tail, 2);
+    check_fuses(head + "h = relu(" + c + ")\n" + tail, 1);
+  }
+  check_fuses("input x [N, 4, 6, 6]\nlabels y [N]\nparam K [6, 4, 3, 3] normal(0, 0.2)\nparam b [6] normal(0, 0.3)\n"
+              "param V [6, 5] normal(0, 0.3)\nh = relu(bias_add(conv2d(x, K, padding=1), b, axis=-1))\n"
+              "loss xent = softmax_cross_entropy(matmul(mean(mean(h, axis=3), axis=2), V), y)\n",
+              0);
+}
+
 TEST_CASE("fuse: profiles name the node a fused one runs in, and anomaly checks run every node alone") {
   const ModelFile m = parse_model(
       "input x [N, 24]\nlabels y [N]\nparam W [24, 40]\nparam b [40]\nparam V [40, 5]\nparam c [5]\n"

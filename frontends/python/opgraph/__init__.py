@@ -165,7 +165,7 @@ class Model:
         statistics), "eval", or "auto" (train when it can run backward). `keep` lists nodes
         whose values stay readable, `input_grads` inputs whose gradients backward()
         computes, `dims` sizes of named dimensions ({"T": 16}). `fuse=False` runs every
-        bias and ReLU after a matmul as its own pass (the same bits; see profile())."""
+        bias and ReLU after a matmul or conv2d as its own pass (the same bits; see profile())."""
         return self._m.compile(int(batch), mode, list(keep), list(input_grads), dict(dims or {}), bool(backward), seed,
                                bool(keep_all), bool(keep_grads), bool(detect_anomaly), bool(profile), bool(fuse))
 
