@@ -87,7 +87,7 @@ struct PlanStats {
   std::size_t arena_bytes = 0;      // one block holding every activation, gradient and scratch
   std::size_t unshared_bytes = 0;   // what the same buffers would take without reuse
   std::size_t param_bytes = 0;      // parameter values (owned by Params, not the plan)
-  int forward_steps = 0;   // op nodes run forward
+  int forward_steps = 0;   // op nodes computed forward (those fused into another included: see fused)
   int backward_steps = 0;  // vjps run
   int forward_waves = 0;   // groups of independent nodes, run one after another
   int backward_waves = 0;

@@ -427,10 +427,14 @@ TEST_CASE("gemm: an epilogue gives the bits of the product with the bias added a
   // twelve-row tiles, a ragged last tile, several depth blocks, column blocks of nc) paths.
   const std::int64_t deep = 3 * gemm_blocking(4).kc + 7;
   const std::int64_t wide = gemm_blocking(4).nc + 40;
-  for (auto [m, n, k, ta, tb] : std::vector<std::tuple<std::int64_t, std::int64_t, std::int64_t, bool, bool>>{
+  for (const auto& shape : std::vector<std::tuple<std::int64_t, std::int64_t, std::int64_t, bool, bool>>{
            {4, 2, 2, false, false}, {9, 7, 30, false, true}, {6, 6272, 25, false, false}, {16, 150, 4000, false, true},
            {64, 10, 84, false, false}, {64, 120, 400, false, false}, {77, 33, deep, false, false},
            {256, 256, 256, true, false}, {100, 70, 50, false, true}, {13, wide, 20, false, false}}) {
+    // Plain variables, not structured bindings: clang (the sanitizer builds) does not let
+    // CAPTURE's lambda capture a binding.
+    const std::int64_t m = std::get<0>(shape), n = std::get<1>(shape), k = std::get<2>(shape);
+    const bool ta = std::get<3>(shape), tb = std::get<4>(shape);
     CAPTURE(m);
     CAPTURE(n);
     CAPTURE(k);
