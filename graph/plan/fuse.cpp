@@ -52,7 +52,7 @@ Fusions fuse_epilogues(const Graph& graph, const Analysis& a, const Schedule& s,
   f.relu.assign(n, 0);
   for (NodeId p : s.forward) {
     const Node& node = graph.node(p);
-    if (!node.op->epilogue || !node.parts.empty() || f.fused_into[p] != n || a.shapes[p].rank() < 1) continue;
+    if (!node.op->epilogue || !node.parts.empty() || a.shapes[p].rank() < 1) continue;
     NodeId last = p;
     const NodeId b = only_reader(graph, a, p);
     const bool bias_add = may_follow(graph, a, m, p, b, "bias_add");
