@@ -188,7 +188,8 @@ BufferPool& b_pool() {
 /// A buffer of one task: no nested parallelism runs inside a task, so a per-thread
 /// buffer is safe. Grown once, reused for every later call. Slot 0 holds a packed A (a
 /// ragged row panel, or a task's row block), slot 1 a task's own packed B panels (the
-/// one-pass mode of gemm_blocked).
+/// one-pass mode of gemm_blocked); slots 2 and 3 the packed B and shared A of a product
+/// that runs all its tasks on the calling thread (gemm_blocked's serial ones).
 template <class T, int Slot>
 T* task_buffer(std::size_t elements) {
   thread_local AlignedBuffer buffer;
@@ -638,8 +639,17 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
   const std::int64_t KC = gemm_depth_block(blocking.kc, k);
   const std::int64_t NC = std::max<std::int64_t>(NR, blocking.nc / NR * NR);
   const std::int64_t nc_max = std::min(NC, (n + NR - 1) / NR * NR);
-  auto lease = b_pool().take(static_cast<std::size_t>(KC * nc_max) * sizeof(T));
-  T* packed_b = static_cast<T*>(lease.buffer.get());
+  // A product of under kSerialWork multiply-adds runs its tasks on the calling thread (a
+  // head's attention scores, 64x64x32, ran at 52 GFLOP/s on 2 threads against 95 on 1):
+  // handing them to the pool costs more than it saves. Same tasks, same order of every
+  // sum: the same bits either way. Its shared buffers are then that thread's own
+  // (task_buffer's slots 2 and 3), with no lock to take: W8's attention makes six such
+  // products per head and sequence, and at 2 threads the pool's lock, contended, took
+  // 1.3 % of the step's time (`perf`); the step 2 % faster (in-process alternated runs).
+  const bool serial = m * n * k < kSerialWork;
+  const std::size_t b_elements = static_cast<std::size_t>(KC * nc_max);
+  auto lease = b_pool().take(serial ? 0 : b_elements * sizeof(T));
+  T* packed_b = serial ? task_buffer<T, 2>(b_elements) : static_cast<T*>(lease.buffer.get());
 
   for (std::int64_t jc = 0; jc < n; jc += NC) {
     const std::int64_t nc = std::min(NC, n - jc);
@@ -684,11 +694,6 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     // GFLOP/s at 1 thread and 311 -> 329 at 2. The same tiles and sums: the same bits.
     if (!pack_a_mode && m >= kTasks * mc) mc = std::max<std::int64_t>(MR, mc / 2 / MR * MR);
     std::int64_t m_blocks = (m + mc - 1) / mc;
-    // A product of under kSerialWork multiply-adds runs its tasks on the calling thread:
-    // handing them to the pool costs more than it saves (a head's attention scores,
-    // 64x64x32, ran at 52 GFLOP/s on 2 threads against 95 on 1). Same tasks, same order
-    // of every sum: the same bits either way.
-    const bool serial = m * n * k < kSerialWork;
     const std::int64_t threads = serial ? 1 : num_threads();
     // On one thread there is nothing to balance: a transposed A packed by row blocks keeps
     // blocks of mc rows (half of L2), one task each, when a depth block of packed B is no
@@ -735,9 +740,10 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     // 2 threads on the Zen 5, W8's xᵀ·dy for a 128x128 weight (7 depth blocks) 132 -> 159
     // GFLOP/s, LeNet's x·W3 (64x120x400) 96 -> 147, W5's x·W1 (256x1024x784) 277 -> 338.
     // The same sums in the same order: the same bits.
-    auto a_lease = b_pool().take(!shared_a ? 0 : one_pass ? a_all_depths
-                                                          : static_cast<std::size_t>(row_panels * MR * KC) * sizeof(T));
-    T* shared_packed_a = static_cast<T*>(a_lease.buffer.get());
+    const std::size_t a_bytes =
+        !shared_a ? 0 : one_pass ? a_all_depths : static_cast<std::size_t>(row_panels * MR * KC) * sizeof(T);
+    auto a_lease = b_pool().take(serial ? 0 : a_bytes);
+    T* shared_packed_a = serial ? task_buffer<T, 3>(a_bytes / sizeof(T)) : static_cast<T*>(a_lease.buffer.get());
     // The packed A of depth block pc: all blocks one after another in the one-pass mode.
     const auto shared_a_at = [&](std::int64_t pc) { return shared_packed_a + (one_pass ? pc * row_panels * MR : 0); };
 

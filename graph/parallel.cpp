@@ -1,6 +1,7 @@
 // The TBB side of parallel_for: one pool, a thread cap, and the float mode of workers.
 #include <opgraph/graph/parallel.hpp>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 
@@ -40,9 +41,11 @@ void happens_before(void*) {}
 void happens_after(void*) {}
 #endif
 
-std::mutex threads_mutex;
+std::mutex threads_mutex;  // held to change the cap
 std::unique_ptr<tbb::global_control> thread_cap;
-int thread_count = 0;
+// Read without the lock: every gemm asks for it, and at 2 threads on W8's attention the
+// lock was contended.
+std::atomic<int> thread_count{0};
 
 #if defined(__SSE__)
 constexpr unsigned kFlushDenormals = 0x8040;  // FTZ (bit 15) | DAZ (bit 6)
@@ -58,21 +61,21 @@ void write_mode(unsigned) {}
 void set_num_threads(int threads) {
   std::lock_guard lock(threads_mutex);
   thread_cap.reset();
-  thread_count = threads > 0 ? threads : 0;
-  if (thread_count > 0)
+  thread_count.store(threads > 0 ? threads : 0, std::memory_order_relaxed);
+  if (threads > 0)
     thread_cap = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
-                                                       static_cast<std::size_t>(thread_count));
+                                                       static_cast<std::size_t>(threads));
 }
 
 int num_threads() {
-  std::lock_guard lock(threads_mutex);
-  return thread_count > 0 ? thread_count : tbb::info::default_concurrency();
+  const int cap = thread_count.load(std::memory_order_relaxed);
+  return cap > 0 ? cap : tbb::info::default_concurrency();
 }
 
 ThreadCount::ThreadCount(int threads) {
   {
     std::lock_guard lock(threads_mutex);
-    saved_ = thread_count;
+    saved_ = thread_count.load(std::memory_order_relaxed);
   }
   set_num_threads(threads);
 }

@@ -286,6 +286,36 @@ TEST_CASE("gemm: results are bitwise identical with 1 and 2 threads") {
     for (bool ta : {false, true}) same_bits(Problem<float>(m, n, k, ta, !ta, 5));
 }
 
+TEST_CASE("gemm: products small enough for the calling thread alone, in several blocks, on two threads at once") {
+  // Under 2^18 multiply-adds a blocked product runs its tasks on the calling thread, with
+  // that thread's own buffers for the packed B and a shared A (no pool, no lock). Shapes
+  // that take several row blocks or depth blocks, whose tasks pack their own A beside
+  // them: right against the double reference, and with two threads each running one of
+  // them at once, the bits of each run alone.
+  const std::vector<std::array<std::int64_t, 3>> shapes = {{1008, 17, 6}, {300, 300, 2}, {512, 64, 4}, {300, 2, 300}, {257, 300, 3}};
+  for (const auto& s : shapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) check_against_reference<float>(s[0], s[1], s[2], ta, tb, 1.0f, 0.0f);
+  const Problem<float> first(1008, 17, 6, true, true, 3), second(300, 300, 2, false, true, 4);
+  const std::vector<float> c1(static_cast<std::size_t>(first.m * first.n)), c2(static_cast<std::size_t>(second.m * second.n));
+  set_num_threads(1);
+  const auto alone1 = first.run(1.0f, 0.0f, c1);
+  const auto alone2 = second.run(1.0f, 0.0f, c2);
+  set_num_threads(2);
+  for (int round = 0; round < 20; ++round) {
+    std::vector<float> together1, together2;
+    parallel_for(2, 1, [&](std::int64_t which, std::int64_t) {
+      for (int r = 0; r < 5; ++r) {
+        if (which == 0) together1 = first.run(1.0f, 0.0f, c1);
+        else together2 = second.run(1.0f, 0.0f, c2);
+      }
+    });
+    CHECK(together1 == alone1);
+    CHECK(together2 == alone2);
+  }
+  set_num_threads(0);
+}
+
 TEST_CASE("gemm: the cache blocking follows the caches it is given") {
   const CacheSizes intel{48 << 10, 2 << 20, 480 << 20, 12, 16, "test"};  // Sapphire Rapids per core
   const CacheSizes zen4{32 << 10, 1 << 20, 32 << 20, 8, 8, "test"};
