@@ -227,14 +227,13 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     detail::reserve_memory(bytes, fmt::format("plan for batch {}", options.batch));
     void* block = nullptr;
     try {
-      block = ::operator new(bytes, std::align_val_t{kAlign});
+      block = detail::allocate_zeroed(bytes);
     } catch (...) {
       detail::release_memory(bytes);
       throw;
     }
-    std::memset(block, 0, bytes);
     arena = std::shared_ptr<void>(block, [bytes](void* q) {
-      ::operator delete(q, std::align_val_t{kAlign});
+      detail::free_zeroed(q, bytes);
       detail::release_memory(bytes);
     });
   }

@@ -1,9 +1,15 @@
 // Checked size arithmetic and the memory budget.
 #include <opgraph/graph/size.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <new>
 
 #include <unistd.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include <fmt/format.h>
 
@@ -110,6 +116,27 @@ void reserve_memory(std::size_t bytes, std::string_view what) {
 }
 
 void release_memory(std::size_t bytes) noexcept { in_use.fetch_sub(bytes); }
+
+namespace {
+constexpr std::size_t kSmallAlign = 64;
+std::size_t alignment_for(std::size_t bytes) { return bytes >= kHugePageBytes ? kHugePageBytes : kSmallAlign; }
+}  // namespace
+
+void* allocate_zeroed(std::size_t bytes) {
+  bytes = std::max<std::size_t>(bytes, 1);
+  const std::size_t align = alignment_for(bytes);
+  void* p = ::operator new(bytes, std::align_val_t{align});
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  // Advice only: where huge pages are off or none are free, the pages stay small.
+  if (align == kHugePageBytes) (void)madvise(p, (bytes + align - 1) / align * align, MADV_HUGEPAGE);
+#endif
+  std::memset(p, 0, bytes);
+  return p;
+}
+
+void free_zeroed(void* p, std::size_t bytes) noexcept {
+  ::operator delete(p, std::align_val_t{alignment_for(std::max<std::size_t>(bytes, 1))});
+}
 
 }  // namespace detail
 

@@ -58,6 +58,16 @@ void reserve_memory(std::size_t bytes, std::string_view what);
 bool try_reserve_memory(std::size_t bytes) noexcept;
 [[noreturn]] void throw_over_limit(std::size_t bytes, std::string_view what);
 void release_memory(std::size_t bytes) noexcept;
+
+/// `bytes` (at least 1) of zeroed memory for tensors and plan arenas, 64-byte aligned;
+/// throws std::bad_alloc. From kHugePageBytes up it is aligned to that and, on Linux,
+/// asked to be backed by transparent huge pages (madvise) before it is zeroed: where
+/// the system leaves huge pages to madvise, as Debian does, a weight matrix's GEMM
+/// packing otherwise walks a new 4 KiB page (and TLB entry) for every row it reads.
+/// Free it with free_zeroed and the same `bytes`.
+inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
+void* allocate_zeroed(std::size_t bytes);
+void free_zeroed(void* p, std::size_t bytes) noexcept;
 }  // namespace detail
 
 }  // namespace opgraph

@@ -143,15 +143,14 @@ std::shared_ptr<void> allocate(std::size_t bytes, const Shape& shape, DType dtyp
     detail::throw_over_limit(rounded, fmt::format("a tensor of shape {} ({})", shape.str(), to_string(dtype)));
   void* p = nullptr;
   try {
-    p = ::operator new(rounded, std::align_val_t{kAlign});
+    p = detail::allocate_zeroed(rounded);
   } catch (...) {
     detail::release_memory(rounded);
     throw;
   }
-  std::memset(p, 0, rounded);
   // On failure shared_ptr's constructor calls the deleter itself.
   return {p, [rounded](void* q) {
-            ::operator delete(q, std::align_val_t{kAlign});
+            detail::free_zeroed(q, rounded);
             detail::release_memory(rounded);
           }};
 }

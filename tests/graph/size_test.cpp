@@ -2,7 +2,11 @@
 // 2^63), against 128-bit arithmetic, and the sizes every allocation goes through.
 #include <doctest/doctest.h>
 
+#include <cstdint>
+#include <fstream>
 #include <limits>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include <opgraph/graph/graph.hpp>
@@ -104,4 +108,55 @@ TEST_CASE("size: graphs refuse shapes whose values cannot fit, wherever the shap
                        "input 'x': shape [N,4294967296,4294967296] has more values than fit in memory (over 2^62 bytes)",
                        ShapeError);
   CHECK_NOTHROW(g.add_input("ok", {N, std::int64_t{1} << 31}));
+}
+
+namespace {
+
+/// The THPeligible line of /proc/self/smaps for the mapping that holds `p` ("" when there
+/// is no such file or line: not Linux, or a kernel that does not report it).
+std::string thp_eligible(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto at = reinterpret_cast<std::uintptr_t>(p);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    std::uintptr_t lo = 0, hi = 0;
+    char dash = 0;
+    std::istringstream head(line);
+    if (head >> std::hex >> lo >> dash >> hi && dash == '-' && line.find(':') > line.find(' ')) {
+      inside = lo <= at && at < hi;
+      continue;
+    }
+    if (inside && line.rfind("THPeligible:", 0) == 0) return line;
+  }
+  return "";
+}
+
+/// The system's transparent huge page mode: "always", "madvise", "never", or "" unknown.
+std::string thp_mode() {
+  std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string text;
+  std::getline(f, text);
+  const auto open = text.find('['), close = text.find(']');
+  return open == std::string::npos || close == std::string::npos ? "" : text.substr(open + 1, close - open - 1);
+}
+
+}  // namespace
+
+TEST_CASE("size: tensors and plan arenas from 2 MiB up are aligned to 2 MiB and asked for huge pages") {
+  // A weight matrix of 4 MiB, as W5's: its GEMM packing reads a row every 4 KiB.
+  Tensor big(Shape{1024, 1024});
+  Tensor small(Shape{100, 100});
+  CHECK(reinterpret_cast<std::uintptr_t>(big.raw()) % detail::kHugePageBytes == 0);
+  CHECK(reinterpret_cast<std::uintptr_t>(small.raw()) % 64 == 0);
+  for (std::int64_t i = 0; i < big.numel(); i += 4099) CHECK(big.at(i) == 0.0);  // zeroed
+  CHECK(big.at(big.numel() - 1) == 0.0);
+  // Where the system leaves huge pages to madvise (Debian's default), the mapping that
+  // holds the big tensor says it may take them: the advice was given.
+  const std::string mode = thp_mode(), eligible = thp_eligible(big.raw());
+  if (mode == "madvise" || mode == "always") {
+    if (eligible.empty()) MESSAGE("this kernel's smaps has no THPeligible line: the advice is not checked");
+    else CHECK(eligible.find('1') != std::string::npos);
+  } else {
+    MESSAGE("transparent huge pages are '" << mode << "' here: the advice is not checked");
+  }
 }
