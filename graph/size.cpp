@@ -127,7 +127,10 @@ void* allocate_zeroed(std::size_t bytes) {
   const std::size_t align = alignment_for(bytes);
   void* p = ::operator new(bytes, std::align_val_t{align});
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  // Advice only: where huge pages are off or none are free, the pages stay small.
+  // Advice only: where huge pages are off or none are free, the pages stay small. The
+  // range runs to the end of the last huge page, so that page can be huge too; memory
+  // past the block there (another block's, or none: madvise then fails, ignored) only
+  // takes the same advice.
   if (align == kHugePageBytes) (void)madvise(p, (bytes + align - 1) / align * align, MADV_HUGEPAGE);
 #endif
   std::memset(p, 0, bytes);

@@ -122,6 +122,8 @@ std::string thp_eligible(const void* p) {
     std::uintptr_t lo = 0, hi = 0;
     char dash = 0;
     std::istringstream head(line);
+    // A mapping's header ("lo-hi perms offset dev:inode path") has its first ':' after a
+    // space; its attribute lines ("Size:   4 kB") before one.
     if (head >> std::hex >> lo >> dash >> hi && dash == '-' && line.find(':') > line.find(' ')) {
       inside = lo <= at && at < hi;
       continue;
