@@ -155,6 +155,10 @@ class Harness {
     return y;
   }
 
+  /// Whether the kernels run as if the plan had left a relu's vjp to this op's
+  /// (OpBuilder::absorbs_relu_vjp, Kernel::relu_vjp_absorbed).
+  void absorb_relu_vjp(bool on) { k_.relu_vjp_absorbed_ = on; }
+
   void set_inputs(const std::vector<Tensor>& x) {
     for (std::size_t i = 0; i < x.size(); ++i)
       for (std::int64_t j = 0; j < x[i].numel(); ++j) {
@@ -207,7 +211,7 @@ class Harness {
       if (out_index_[o])
         for (std::int64_t j = 0; j < index_outs_[o].n; ++j) all.push_back(static_cast<T>(index_outs_[o].data()[j]));
     check_guards("forward");
-    if (snapshot() != before) note("forward changed one of its inputs");
+    if (!same_bits(snapshot(), before)) note("forward changed one of its inputs");
     return all;
   }
 
@@ -279,6 +283,13 @@ class Harness {
   const KernelFn<T>& vjp_fn() const {
     if constexpr (std::is_same_v<T, float>) return op_.vjp_f32;
     else return op_.vjp_f64;
+  }
+  /// Bit for bit: a NaN input (the NaN properties put one in) equals itself.
+  static bool same_bits(const std::vector<std::vector<T>>& a, const std::vector<std::vector<T>>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (a[i].size() != b[i].size() || std::memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(T)) != 0) return false;
+    return true;
   }
   std::vector<std::vector<T>> snapshot() const {
     std::vector<std::vector<T>> s;
@@ -385,7 +396,8 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
 
   ConformanceItem shapes{"shapes", true, 0.0, {}}, finite{"finite", true, 0.0, {}}, f32{"f32", true, 0.0, {}},
       threads{"threads", true, 0.0, {}}, linearity{"linearity", true, 0.0, {}}, saves{"saves", true, 0.0, {}},
-      in_place{"in place", true, 0.0, {}}, nan{"nan", true, 0.0, {}}, epilogue{"epilogue", true, 0.0, {}};
+      in_place{"in place", true, 0.0, {}}, nan{"nan", true, 0.0, {}}, epilogue{"epilogue", true, 0.0, {}},
+      relu_vjp{"relu vjp", true, 0.0, {}};
   auto fail = [](ConformanceItem& item, const std::string& what) {
     if (item.passed) item.detail = what;
     item.passed = false;
@@ -463,6 +475,53 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
         };
         compare(h64, "f64");
         compare(h32, "f32");
+      }
+
+      // A relu's vjp taken over (`.absorbs_relu_vjp()`): with input 0 a relu's output (its
+      // negative values 0, and one NaN), forward and then the vjp told so
+      // (Kernel::relu_vjp_absorbed) give the outputs and gradients of the two without it,
+      // input 0's gradient then zero wherever input 0 is not positive, as the relu's vjp
+      // would make it: bit for bit, in both precisions, what a plan that skips the relu's
+      // vjp relies on.
+      if (op.absorbs_relu_vjp && op.has_vjp() && !op.inputs.empty() && op.input(0).kind != ValueKind::index &&
+          op.input(0).differentiable) {
+        std::vector<Tensor> after_relu = inst.inputs;
+        after_relu[0] = inst.inputs[0].clone();
+        for (std::int64_t j = 0; j < after_relu[0].numel(); ++j)
+          if (!(after_relu[0].at(j) > 0.0)) after_relu[0].set(j, 0.0);
+        if (after_relu[0].numel() > 2) after_relu[0].set(1, std::numeric_limits<double>::quiet_NaN());
+        auto compare = [&](auto probe, const char* precision) {
+          using T = decltype(probe);
+          Harness<T> plain(op, inst.shapes, inst.attrs), absorbing(op, inst.shapes, inst.attrs);
+          plain.set_inputs(after_relu);
+          absorbing.set_inputs(after_relu);
+          absorbing.absorb_relu_vjp(true);
+          const auto cot = typed<T>(inst.cotangent);
+          const auto y = plain.forward();
+          auto want = plain.vjp(cot);
+          for (std::size_t j = 0; j < want[0].size(); ++j)
+            if (!(after_relu[0].at(static_cast<std::int64_t>(j)) > 0.0)) want[0][j] = T(0);
+          const auto y2 = absorbing.forward();
+          const auto got = absorbing.vjp(cot);
+          const auto same = [](const std::vector<T>& a, const std::vector<T>& b) {
+            return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+          };
+          if (!same(y, y2)) {
+            fail(relu_vjp, fmt::format("{} ({}): forward told that it takes over a relu's vjp changes the output",
+                                       inst.config, precision));
+            return;
+          }
+          for (std::size_t i = 0; i < want.size(); ++i)
+            if (!same(want[i], got[i])) {
+              fail(relu_vjp, fmt::format("{} ({}): the vjp told that it takes over a relu's vjp gives another gradient "
+                                         "of '{}' than the vjp, then the relu's (zero where '{}' is not positive)",
+                                         inst.config, precision, op.input(i).name, op.input(0).name));
+              return;
+            }
+          if (!absorbing.problem().empty()) fail(relu_vjp, fmt::format("{} ({}): {}", inst.config, precision, absorbing.problem()));
+        };
+        compare(double{}, "f64");
+        compare(float{}, "f32");
       }
 
       if (!op.has_vjp()) continue;
@@ -672,6 +731,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
   }
   if (op.in_place >= 0) report.items.push_back(in_place);
   if (op.epilogue) report.items.push_back(epilogue);
+  if (op.absorbs_relu_vjp) report.items.push_back(relu_vjp);
   return report;
 }
 

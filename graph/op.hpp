@@ -27,7 +27,8 @@ namespace opgraph {
 /// Kernel. 3: Domain::Kind::distinct. 4: OpDef::lower (an optional ONNX lowering).
 /// 5: OpDef::in_place (an output that may overwrite an input). 6: OpDef::replaces_nan.
 /// 7: OpDef::epilogue and Kernel::epilogue (a bias and ReLU fused into a product).
-inline constexpr std::uint32_t kPluginAbi = 7;
+/// 8: OpDef::absorbs_relu_vjp and Kernel::relu_vjp_absorbed (a relu's vjp taken over).
+inline constexpr std::uint32_t kPluginAbi = 8;
 
 inline constexpr int kMaxRank = 8;
 
@@ -123,6 +124,12 @@ class Kernel {
   /// A bias and activation the plan fused into this forward pass (Epilogue; empty unless
   /// the op declares OpBuilder::epilogue and the plan found a bias or relu to fuse).
   const Epilogue<T>& epilogue() const { return epilogue_; }
+  /// Whether the plan skipped the vjp of the relu whose output is this node's input 0 and
+  /// left it to this one (the op declares OpBuilder::absorbs_relu_vjp): the gradient this
+  /// vjp writes for input 0 must then be the relu's input's, zero wherever input 0 is not
+  /// positive (0 or NaN), bit for bit what the relu's vjp would have made of it. Set for
+  /// the forward pass too, which sees input 0 and may note there what the vjp needs.
+  bool relu_vjp_absorbed() const { return relu_vjp_absorbed_; }
 
   /// Whether the plan runs in training mode (dropout drops, batch norm uses batch
   /// statistics) or in evaluation mode.
@@ -166,6 +173,7 @@ class Kernel {
   View<T> workspace_;
   View<T> scratch_;
   Epilogue<T> epilogue_;
+  bool relu_vjp_absorbed_ = false;
   bool training_ = true;
   bool vjp_runs_ = true;
   std::uint64_t random_key_ = 0;
@@ -319,6 +327,7 @@ struct OpDef {
                                     // held to NaN in, NaN out
   bool epilogue = false;            // forward applies Kernel::epilogue (a fused bias and ReLU)
   int epilogue_axis = -1;           // the output axis the epilogue's bias runs along (-1: the last)
+  bool absorbs_relu_vjp = false;    // the vjp can take over that of a relu feeding input 0
   KernelFn<float> forward_f32;
   KernelFn<double> forward_f64;
   KernelFn<float> vjp_f32;
@@ -451,6 +460,14 @@ class OpBuilder {
   OpBuilder& epilogue(int bias_axis = -1) {
     def_.epilogue = true;
     def_.epilogue_axis = bias_axis;
+    return *this;
+  }
+  /// The vjp can take over the vjp of a relu whose output is input 0 and read by nothing
+  /// else (Kernel::relu_vjp_absorbed): the plan then skips that relu's pass over the
+  /// gradient (max_pool2d: a window whose winner is not positive sends no gradient, which
+  /// is what the relu would have zeroed). `opgraph check` holds the op to the same bits.
+  OpBuilder& absorbs_relu_vjp() {
+    def_.absorbs_relu_vjp = true;
     return *this;
   }
   /// A scratch buffer of the given shape, written by forward, read by the vjp.

@@ -105,11 +105,13 @@ struct Step {
   T* forward_scratch = nullptr;  // each call's own temporary memory, if the op declares it
   T* backward_scratch = nullptr;
   bool fused = false;  // its forward runs inside another step's (planning::fuse_epilogues)
+  bool vjp_absorbed = false;  // its vjp's work is done by its consumer's (a relu: fuse_epilogues)
   void run_forward() {
     kernel.scratch_.data = forward_scratch;
     (*forward)(kernel);
   }
   void run_vjp() {
+    if (vjp_absorbed) return;
     kernel.scratch_.data = backward_scratch;
     (*vjp)(kernel);
   }
@@ -332,6 +334,13 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
       e.relu = fusions.relu[id] != 0;
     }
     stats.fused = fusions.fused;
+    for (NodeId id : schedule.backward)
+      if (fusions.vjp_into[id] != n) {
+        step_of[id]->vjp_absorbed = true;
+        step_of[fusions.vjp_into[id]]->kernel.relu_vjp_absorbed_ = true;
+      }
+    stats.vjps_absorbed = fusions.vjps_absorbed;
+    stats.backward_steps -= fusions.vjps_absorbed;
   }
   for (std::size_t w = 0; w + 1 < schedule.forward_waves.size(); ++w) {
     const std::size_t start = forward_run_.size();
@@ -377,6 +386,8 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     p.backward_flops = costs.flops(id, false);
     p.forward_bytes = in_bytes + out_bytes;
     if (options.fuse && fusions.fused_into[id] != n) p.fused_into = graph.node(fusions.fused_into[id]).name;
+    if (options.fuse && !fusions.vjp_into.empty() && fusions.vjp_into[id] != n)
+      p.vjp_absorbed_by = graph.node(fusions.vjp_into[id]).name;
     p.backward_bytes = out_bytes + in_bytes * 2;  // gradient in; saved values and gradients out, at most
     profiles.push_back(std::move(p));
   }
@@ -544,6 +555,7 @@ void TypedPlan<T>::run_backward(const Tensor* seed) {
 
 template <class T>
 void TypedPlan<T>::run_vjp(Step<T>& step) {
+  if (step.vjp_absorbed) return;  // its consumer's vjp did its work, and was timed
   if (options.profile) {
     const auto t0 = std::chrono::steady_clock::now();
     step.run_vjp();

@@ -73,6 +73,9 @@ struct NodeProfile {
   /// The node whose forward pass computes this one's (PlanOptions::fuse), its time counted
   /// there; empty when the node runs its own.
   std::string fused_into = {};
+  /// The node whose vjp does this relu's (OpBuilder::absorbs_relu_vjp): this one's vjp does
+  /// not run; empty when it runs its own.
+  std::string vjp_absorbed_by = {};
 };
 
 /// A parameter as a plan sees it: its value (shared with the Params) and its gradient.
@@ -94,6 +97,7 @@ struct PlanStats {
   int concurrent_waves = 0;  // waves whose nodes run at the same time (both passes)
   int in_place = 0;          // outputs and gradients written over another's buffer (OpBuilder::in_place)
   int fused = 0;             // forward steps run inside another's (PlanOptions::fuse)
+  int vjps_absorbed = 0;     // relu vjps another node's vjp does (PlanOptions::fuse; not in backward_steps)
 };
 
 /// One vjp of the backward pass, as the planner arranged it (for dumps and reports).

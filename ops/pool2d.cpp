@@ -147,8 +147,11 @@ struct PoolLanes<4> {
 /// as a tree (two dependent comparisons, not three in a chain) and with a NaN-aware
 /// comparison of two instructions, not four, LeNet's pools at batch 64 on the Zen 4 went
 /// 67 -> 37 us (28x28 planes) and 53 -> 29 us (10x10, also one vector of 8 a row, not two of 4).
+///
+/// With `positive_only` (the vjp of a relu before the pool absorbed: drop_non_positive), a
+/// window whose winner is not positive gets tap -1, in the same registers.
 template <int N>
-void max_pool_2x2_row(const float* r0, const float* r1, std::int64_t wo, float* best, float* won) {
+void max_pool_2x2_row(const float* r0, const float* r1, std::int64_t wo, float* best, float* won, bool positive_only) {
   using P = PoolLanes<N>;
   using V = typename P::V;
   using M = typename P::M;
@@ -164,8 +167,10 @@ void max_pool_2x2_row(const float* r0, const float* r1, std::int64_t wo, float* 
     const V ab = take_b ? b : a, cd = take_d ? d : c;
     const V tab = take_b ? V{} + 1.0f : V{}, tcd = take_d ? V{} + 3.0f : V{} + 2.0f;
     const M take_cd = better(cd, ab);
-    P::store(best + ox, take_cd ? cd : ab);
-    P::store(won + ox, take_cd ? tcd : tab);
+    const V m = take_cd ? cd : ab;
+    const V t = take_cd ? tcd : tab;
+    P::store(best + ox, m);
+    P::store(won + ox, positive_only ? (m > 0.0f ? t : V{} - 1.0f) : t);
   };
   if (wo < N) return step(0);  // the caller's row of fewer outputs, with room after it
   std::int64_t ox = 0;
@@ -190,6 +195,20 @@ void max_pool_2x2_grad_row(const float* g, const float* won, std::int64_t wo, fl
   std::int64_t ox = 0;
   for (; ox + N <= wo; ox += N) step(ox);
   if (ox < wo) step(wo - N);
+}
+
+/// Windows whose winner is not positive (0, or NaN) marked as sending no gradient (tap
+/// -1), when the plan left the vjp of a relu before the pool to the pool's
+/// (Kernel::relu_vjp_absorbed): the relu's vjp would zero the gradient there, and a relu's
+/// output is nowhere negative, so a window's winner is 0 only when the relu zeroed it.
+/// A select per value, which vectorises (a conditional store, taken about as often as
+/// not, had cost LeNet's first pool 2.4 times its forward pass in mispredicted branches).
+template <class T>
+void drop_non_positive(const T* __restrict best, std::int64_t n, T* __restrict won) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T t = won[i];
+    won[i] = best[i] > T(0) ? t : T(-1);
+  }
 }
 
 /// The usual 2x2 window of stride 2, undilated, every window inside x: no padding on top
@@ -250,6 +269,7 @@ OPGRAPH_OP(max_pool2d)
           "(top, left, bottom, right)", [](const AttrValue& v) { return detail::padding_value(v, false); })
     .attr("dilation", AttrType::int_list, IntList{1}, "spacing of the window's taps", detail::positive_pair)
     .domain("x", {.kind = Domain::Kind::distinct})
+    .absorbs_relu_vjp()  // a relu before it: windows whose winner is not positive send nothing
     .shape([](const ShapeContext& c) { return pool_shape(c, true); })
     .workspace([](const ShapeContext& c) { return pool_shape(c, true); })  // the winning tap of each output
     .forward([](auto& k) {
@@ -262,6 +282,7 @@ OPGRAPH_OP(max_pool2d)
       // A tap wins over the best so far when larger, or NaN over a number: the first maximum
       // in row-major window order, NaN propagating.
       const auto better = [](T v, T b) { return v > b || (v != v && b == b); };
+      const bool relu_before = k.relu_vjp_absorbed();
       if (is_2x2(w)) {
         // The usual 2x2 window of stride 2, unpadded: each output compares its four taps in
         // window order in one loop over the row.
@@ -279,10 +300,14 @@ OPGRAPH_OP(max_pool2d)
               // then writes (LeNet's second pool, rows of 5: 2 vectors of 4 before). It
               // reads 16 values of each input row, within the plane above its last row pair.
               const bool above = oy + 1 < w.ho;
-              if (w.wo >= kPoolWide || (w.wo > 8 && above)) max_pool_2x2_row<kPoolWide>(r0, r1, w.wo, best, won), ox = w.wo;
-              else if (w.wo >= 8 || (w.wo > 4 && above)) max_pool_2x2_row<8>(r0, r1, w.wo, best, won), ox = w.wo;
-              else if (w.wo >= 4) max_pool_2x2_row<4>(r0, r1, w.wo, best, won), ox = w.wo;
+              if (w.wo >= kPoolWide || (w.wo > 8 && above))
+                max_pool_2x2_row<kPoolWide>(r0, r1, w.wo, best, won, relu_before), ox = w.wo;
+              else if (w.wo >= 8 || (w.wo > 4 && above))
+                max_pool_2x2_row<8>(r0, r1, w.wo, best, won, relu_before), ox = w.wo;
+              else if (w.wo >= 4)
+                max_pool_2x2_row<4>(r0, r1, w.wo, best, won, relu_before), ox = w.wo;
             }
+            const std::int64_t vector_end = ox;
             for (; ox < w.wo; ++ox) {
               const T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
               T m = a, t = T(0);
@@ -292,6 +317,7 @@ OPGRAPH_OP(max_pool2d)
               best[ox] = m;
               won[ox] = t;
             }
+            if (relu_before && vector_end < w.wo) drop_non_positive(best + vector_end, w.wo - vector_end, won + vector_end);
           }
         });
         return;
@@ -324,6 +350,7 @@ OPGRAPH_OP(max_pool2d)
               }
             }
           }
+          if (relu_before) drop_non_positive(best, w.wo, won);
         }
       });
     })

@@ -76,6 +76,7 @@ int profile(int argc, char** argv) {
                          .add("bytes", n.forward_bytes + (n.backward_calls ? n.backward_bytes : 0.0))
                          .add("gflops", gflops(n))
                          .add("fused_into", n.fused_into)
+                         .add("vjp_absorbed_by", n.vjp_absorbed_by)
                          .str());
     json::Object ops;
     for (const auto& [op, t] : by_op) ops.add(op, total > 0 ? t / total : 0.0);
@@ -93,14 +94,20 @@ int profile(int argc, char** argv) {
   std::printf("%-28s %-22s %10s %11s %7s %9s %10s\n", "node", "op", "forward ms", "backward ms", "share", "GFLOP/s",
               "MB moved");
   std::map<std::string, std::vector<std::string>> fused;  // producer -> the nodes it runs
+  std::vector<std::pair<std::string, std::string>> absorbed;  // relu, the node whose vjp does its work
   for (const auto& n : nodes) {
     const double t = (n.forward_seconds + n.backward_seconds) * per_step;
     // A fused node's forward runs inside its producer's and is timed there.
     const std::string forward = n.fused_into.empty() ? fmt::format("{:10.3f}", 1e3 * n.forward_seconds * per_step)
                                                      : fmt::format("{:>10}", "fused");
     if (!n.fused_into.empty()) fused[n.fused_into].push_back(n.name);
-    std::printf("%-28.28s %-22.22s %s %11.3f %6.1f%% %9.1f %10.2f\n", n.name.c_str(), n.op.c_str(), forward.c_str(),
-                1e3 * n.backward_seconds * per_step, total > 0 ? 100 * t / total : 0.0, gflops(n),
+    // A relu whose vjp its consumer's does: no backward pass of its own.
+    const std::string backward = n.vjp_absorbed_by.empty()
+                                     ? fmt::format("{:11.3f}", 1e3 * n.backward_seconds * per_step)
+                                     : fmt::format("{:>11}", "absorbed");
+    if (!n.vjp_absorbed_by.empty()) absorbed.emplace_back(n.name, n.vjp_absorbed_by);
+    std::printf("%-28.28s %-22.22s %s %s %6.1f%% %9.1f %10.2f\n", n.name.c_str(), n.op.c_str(), forward.c_str(),
+                backward.c_str(), total > 0 ? 100 * t / total : 0.0, gflops(n),
                 (n.forward_bytes + (n.backward_calls ? n.backward_bytes : 0.0)) / 1e6);
   }
   std::printf("%-51s %10.3f ms per step (batch %lld, %d steps timed)\n", "total", 1e3 * total,
@@ -114,6 +121,8 @@ int profile(int argc, char** argv) {
   for (const auto& [producer, names] : fused)
     std::printf("fused: %s run inside %s's forward pass (counted there)\n", fmt::format("{}", fmt::join(names, ", ")).c_str(),
                 producer.c_str());
+  for (const auto& [relu, by] : absorbed)
+    std::printf("absorbed: %s's vjp done by %s's (counted there)\n", relu.c_str(), by.c_str());
   return 0;
 }
 

@@ -542,6 +542,8 @@ void bind_model(py::module_& m) {
                d["forward_flops"] = n.forward_flops;
                d["backward_flops"] = n.backward_flops;
                d["fused_into"] = n.fused_into.empty() ? py::object(py::none()) : py::object(py::str(n.fused_into));
+               d["vjp_absorbed_by"] =
+                   n.vjp_absorbed_by.empty() ? py::object(py::none()) : py::object(py::str(n.vjp_absorbed_by));
                out.append(d);
              }
              return out;

@@ -83,6 +83,23 @@ Fusions fuse_epilogues(const Graph& graph, const Analysis& a, const Schedule& s,
       f.fused_into[r] = p;
     }
   }
+  // A relu's vjp taken over by the one node that reads its output (OpBuilder::absorbs_relu_vjp):
+  // that node's vjp is then the only writer of the relu's output gradient, and the relu's
+  // input gradient is the same buffer (in place), so the consumer's masked gradient lands
+  // where the relu's vjp would have written it.
+  f.vjp_into.assign(n, n);
+  for (NodeId r : s.backward) {
+    const Node& rn = graph.node(r);
+    if (rn.kind != NodeKind::op || rn.op->name != "relu" || !rn.parts.empty() || rn.index) continue;
+    const NodeId c = only_reader(graph, a, r);
+    if (c >= n) continue;
+    const Node& cn = graph.node(c);
+    if (!cn.op->absorbs_relu_vjp || !cn.parts.empty() || cn.inputs[0] != r || s.bwave[c] < 0 || s.bwave[r] < 0)
+      continue;
+    if (m.grad_buf[r] < 0 || m.grad_buf[r] != m.grad_buf[rn.inputs[0]]) continue;
+    f.vjp_into[r] = c;
+    ++f.vjps_absorbed;
+  }
   f.fused = static_cast<int>(std::count_if(f.fused_into.begin(), f.fused_into.end(), [n](NodeId x) { return x != n; }));
   return f;
 }

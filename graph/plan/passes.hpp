@@ -100,11 +100,19 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& analysis, const Sched
 /// put the follower's output over it (in place: nothing else needs it) and the bias is
 /// computed before the producer's wave. The followers' forward steps are skipped; their
 /// vjps run as planned.
+///
+/// And vjps: a relu whose output only a node whose op declares OpBuilder::absorbs_relu_vjp
+/// reads (its input 0, once) leaves its vjp to that node when the memory plan wrote the
+/// relu's input gradient over its output gradient (in place: the gradient is not kept and
+/// the relu is its input gradient's first writer). The relu's vjp step is skipped; the
+/// consumer's kernels see Kernel::relu_vjp_absorbed.
 struct Fusions {
   std::vector<NodeId> fused_into;     // per node: the producer running its forward, or graph.size()
   std::vector<NodeId> bias;           // per producer: the bias_add or add node fused in, or graph.size()
   std::vector<char> relu;             // per producer: a relu fused in
+  std::vector<NodeId> vjp_into;       // per relu: the consumer whose vjp does its work, or graph.size()
   int fused = 0;                      // forward steps skipped
+  int vjps_absorbed = 0;              // vjp steps skipped
 };
 Fusions fuse_epilogues(const Graph& graph, const Analysis& analysis, const Schedule& schedule,
                        const MemoryPlan& memory);

@@ -3,10 +3,12 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include <opgraph/graph/conformance.hpp>
 #include <opgraph/graph/gradcheck.hpp>
+#include <opgraph/graph/plan.hpp>
 #include <opgraph/graph/plugin.hpp>
 #include <opgraph/graph/registry.hpp>
 
@@ -112,6 +114,52 @@ TEST_CASE("conformance: an op declaring an epilogue it never applies fails 'epil
   const ConformanceReport mm = check_conformance(Registry::global().get("matmul"));
   REQUIRE(mm.item("epilogue") != nullptr);
   CHECK(mm.item("epilogue")->passed);
+}
+
+TEST_CASE("conformance: an op declaring that its vjp takes over a relu's, which it never does, fails 'relu vjp', nothing else") {
+  // ignored_relu_vjp (tests/plugins/broken_ops.cpp): 2x, its vjp 2g whatever x is.
+  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
+  const ConformanceReport r = check_conformance(Registry::global().get("ignored_relu_vjp"));
+  CHECK_FALSE(r.passed());
+  REQUIRE(r.first_failure() != nullptr);
+  CHECK(r.first_failure()->property == "relu vjp");
+  CHECK(r.first_failure()->detail.find(" (f64): the vjp told that it takes over a relu's vjp gives another gradient of "
+                                       "'x' than the vjp, then the relu's (zero where 'x' is not positive)") !=
+        std::string::npos);
+  for (const auto& item : r.items)
+    if (item.property != "relu vjp") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
+  // The real pool passes it.
+  const ConformanceReport pool = check_conformance(Registry::global().get("max_pool2d"));
+  REQUIRE(pool.item("relu vjp") != nullptr);
+  CHECK(pool.item("relu vjp")->passed);
+  CHECK(check_conformance(Registry::global().get("avg_pool2d")).item("relu vjp") == nullptr);
+}
+
+TEST_CASE("fuse: a plan skips the relu's vjp its consumer takes over, trusting the declaration") {
+  // ignored_relu_vjp declares it takes over a relu's vjp and never masks: through it, the
+  // weight gradient differs with the relu's vjp skipped (fuse on) and run (fuse off). So
+  // the relu's vjp really does not run, and a consumer that does not keep the declaration
+  // is what `opgraph check` catches (the test above). With every gradient kept, nothing
+  // is written in place and nothing absorbed.
+  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
+  Graph g;
+  const NodeId x = g.add_input("x", {N, 4});
+  const NodeId w = g.add_param("w", {4, 4});
+  g.set_loss(g.add_op("sum", {g.add_op("ignored_relu_vjp", {g.add_op("relu", {g.add_op("matmul", {x, w})})})}));
+  Params params = g.init_params(1);
+  const Tensor xs = Tensor::from({3, 4}, {1, -2, 3, -4, 5, -6, 7, -8, -1, 2, -3, 4});
+  auto weight_grad = [&](bool fuse, bool keep_grads, int absorbed) {
+    Plan plan(g, params, {.batch = 3, .keep_grads = keep_grads, .fuse = fuse});
+    plan.set_input("x", xs);
+    plan.forward();
+    plan.backward();
+    CHECK(plan.stats().vjps_absorbed == absorbed);
+    return plan.parameters().at(0).grad.clone();
+  };
+  const Tensor skipped = weight_grad(true, false, 1), run = weight_grad(false, false, 0);
+  CHECK(std::memcmp(skipped.raw(), run.raw(), run.nbytes()) != 0);
+  const Tensor kept = weight_grad(true, true, 0);
+  CHECK(std::memcmp(kept.raw(), run.raw(), run.nbytes()) == 0);
 }
 
 TEST_CASE("conformance: an op that turns NaN into a number fails 'nan', nothing else") {

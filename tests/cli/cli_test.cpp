@@ -385,7 +385,12 @@ TEST_CASE("cli: opgraph check passes every built-in op and the example plugin, f
   CHECK(plugin.out.find("3 ops: 3 passed, 0 failed") != std::string::npos);
   const Run broken = run("check --plugin " OPGRAPH_PLUGIN_DIR "/broken_ops.so --explain", dir.path());
   CHECK(broken.status == 1);
-  CHECK(broken.out.find("9 ops: 0 passed, 9 failed") != std::string::npos);
+  CHECK(broken.out.find("10 ops: 0 passed, 10 failed") != std::string::npos);
+  // An op declaring that its vjp takes over a relu's, which it never does: a plan that
+  // skipped the relu's vjp would pass on gradients the relu zeroes.
+  CHECK(broken.out.find("ignored_relu_vjp                   FAIL   ") != std::string::npos);
+  CHECK(broken.out.find("relu vjp: [6,3] (f64): the vjp told that it takes over a relu's vjp gives another gradient "
+                        "of 'x' than the vjp, then the relu's (zero where 'x' is not positive)") != std::string::npos);
   // A product declaring an epilogue it never applies: a plan that fused a bias into it would lose it.
   CHECK(broken.out.find("ignored_epilogue                   FAIL   ") != std::string::npos);
   CHECK(broken.out.find("epilogue: [6,3] [3,4] (f64): forward with the epilogue bias differs from forward, then the "
@@ -440,7 +445,7 @@ TEST_CASE("cli: --plugin on any subcommand, and its refusals") {
   test::write_file(dir.file("text.so"), "not a library");
   const std::vector<std::pair<std::string, std::string>> refusals = {
       {"text.so", "text.so: not a shared library (no ELF header): a plugin is a .so built with opgraph_add_plugin"},
-      {p + "wrong_abi.so", p + "wrong_abi.so: built for opgraph plugin ABI 999, this opgraph has ABI 7: rebuild the "
+      {p + "wrong_abi.so", p + "wrong_abi.so: built for opgraph plugin ABI 999, this opgraph has ABI 8: rebuild the "
                                "plugin against this version"},
       {p + "no_entry.so", p + "no_entry.so: not an opgraph plugin: no entry point 'opgraph_plugin_abi' (build it with "
                               "opgraph_add_plugin, or put OPGRAPH_PLUGIN_ENTRY() in one of its sources)"},
@@ -484,6 +489,12 @@ TEST_CASE("cli: --detect-anomaly names the first non-finite value, profile times
   const Run text = run("profile " OPGRAPH_SOURCE_DIR "/examples/models/iris.og --steps 2", dir.path());
   CHECK(text.status == 0);
   CHECK(text.out.find("by op: ") != std::string::npos);
+  // LeNet-5: each pool does the vjp of the relu before it, whose backward column says so.
+  const Run lenet = run("profile " OPGRAPH_SOURCE_DIR "/examples/models/lenet.og --steps 2", dir.path());
+  CHECK(lenet.status == 0);
+  CHECK(lenet.out.find("absorbed: conv_1's vjp done by c1's (counted there)\n") != std::string::npos);
+  CHECK(lenet.out.find("absorbed: conv_2's vjp done by c2's (counted there)\n") != std::string::npos);
+  CHECK(lenet.out.find("   absorbed ") != std::string::npos);
   const Run dot = run("dump " OPGRAPH_SOURCE_DIR "/examples/models/iris.og --format dot --profile", dir.path());
   CHECK(dot.status == 0);
   CHECK(dot.out.find(" us\"") != std::string::npos);

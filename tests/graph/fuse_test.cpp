@@ -1,5 +1,6 @@
 // Epilogues: a bias_add and relu after a matmul run inside it (planning::fuse_epilogues),
-// only where nothing else reads the values between them, to the bits of the unfused plan.
+// only where nothing else reads the values between them, to the bits of the unfused plan;
+// and a relu's vjp left to a max_pool2d after it.
 #include <doctest/doctest.h>
 
 #include <cstring>
@@ -52,16 +53,19 @@ bool same_tensor_bits(const Tensor& a, const Tensor& b) {
 }
 
 /// Fused and unfused plans, at 1 and 2 threads: the same bits everywhere; `fused` forward
-/// steps skipped.
-void check_fuses(const std::string& text, int fused, std::vector<std::string> keep = {}) {
+/// steps skipped, and `absorbed` relu vjps left to the node after the relu.
+void check_fuses(const std::string& text, int fused, std::vector<std::string> keep = {}, int absorbed = 0) {
   CAPTURE(text);
   const ModelFile m = parse_model(text);
   const Run plain = run(m, false, 1, keep);
   CHECK(plain.stats.fused == 0);
+  CHECK(plain.stats.vjps_absorbed == 0);
   for (int threads : {1, 2}) {
     const Run f = run(m, true, threads, keep);
     CAPTURE(threads);
     CHECK(f.stats.fused == fused);
+    CHECK(f.stats.vjps_absorbed == absorbed);
+    CHECK(f.stats.backward_steps == plain.stats.backward_steps - absorbed);
     REQUIRE(f.values.size() == plain.values.size());
     for (std::size_t i = 0; i < f.values.size(); ++i) {
       CAPTURE(i);
@@ -154,4 +158,52 @@ TEST_CASE("fuse: profiles name the node a fused one runs in, and anomaly checks 
   Params params = m.graph.init_params(3);
   Plan checked(m.graph, params, {.batch = 4, .detect_anomaly = true});
   CHECK(checked.stats().fused == 0);
+}
+
+TEST_CASE("fuse: a relu before max_pool2d leaves its vjp to the pool's, to the same bits, only where the pool alone reads it") {
+  const std::string head = "input x [N, 3, 10, 10]\nlabels y [N]\nparam K [4, 3, 3, 3] normal(0, 0.4)\n"
+                           "param b [4] normal(0, 0.3)\nparam V [4, 5] normal(0, 0.3)\n";
+  const std::string tail = "loss xent = softmax_cross_entropy(matmul(mean(mean(h, axis=3), axis=2), V), y)\n";
+  const std::string layer = "relu(bias_add(conv2d(x, K, padding=1), b, axis=1))";
+  // The 2x2 pool (a vector path) and an overlapping, padded one (the general path, windows
+  // sharing winners): the relu's vjp absorbed, the bias and relu forward in the product.
+  check_fuses(head + "h = max_pool2d(" + layer + ", kernel=2)\n" + tail, 2, {}, 1);
+  check_fuses(head + "h = max_pool2d(" + layer + ", kernel=3, stride=2, padding=1)\n" + tail, 2, {}, 1);
+  // A relu of its own (after a tanh): absorbed all the same.
+  check_fuses(head + "h = max_pool2d(relu(tanh(conv2d(x, K, padding=1))), kernel=2)\n" + tail, 0, {}, 1);
+  // The relu's value kept for the user: its gradient is not, so the vjp is absorbed still.
+  check_fuses(head + "r = " + layer + "\nh = max_pool2d(r, kernel=2)\n" + tail, 2, {"r"}, 1);
+  // Not absorbed: the relu's output read by another node too, pooled by average, or its
+  // vjp not run at all (a relu of the input, which needs no gradient).
+  check_fuses(head + "r = " + layer + "\nh = max_pool2d(r, kernel=2) + avg_pool2d(r, kernel=2)\n" + tail, 2);
+  // Nor when the relu's input is read by another node whose vjp writes its gradient first:
+  // the relu's vjp then adds into scratch (fan-out), not over its own output's gradient.
+  check_fuses(head + "z = bias_add(conv2d(x, K, padding=1), b, axis=1)\n"
+                     "h = max_pool2d(relu(z), kernel=2) + avg_pool2d(z, kernel=2)\n" + tail,
+              1);
+  check_fuses(head + "h = avg_pool2d(" + layer + ", kernel=2)\n" + tail, 2);
+  check_fuses(head + "h = conv2d(max_pool2d(relu(x), kernel=2), K, padding=1)\n" + tail, 0);
+}
+
+TEST_CASE("fuse: a profile names the pool that does a relu's vjp, and anomaly checks run every vjp") {
+  const ModelFile m = parse_model(
+      "input x [N, 3, 10, 10]\nlabels y [N]\nparam K [4, 3, 3, 3] normal(0, 0.4)\nparam V [4, 5] normal(0, 0.3)\n"
+      "h = max_pool2d(relu(conv2d(x, K, padding=1)), kernel=2)\n"
+      "loss xent = softmax_cross_entropy(matmul(mean(mean(h, axis=3), axis=2), V), y)\n");
+  const Run r = run(m, true, 1, {}, true);
+  int absorbed = 0;
+  for (const auto& n : r.profile) {
+    CAPTURE(n.name);
+    if (n.op == "relu") {
+      CHECK(n.vjp_absorbed_by == "h");  // the pool
+      CHECK(n.backward_calls == 0);
+      ++absorbed;
+    } else {
+      CHECK(n.vjp_absorbed_by.empty());
+    }
+  }
+  CHECK(absorbed == 1);
+  Params params = m.graph.init_params(3);
+  Plan checked(m.graph, params, {.batch = 4, .detect_anomaly = true});
+  CHECK(checked.stats().vjps_absorbed == 0);
 }

@@ -145,6 +145,17 @@ OPGRAPH_OP(ignored_epilogue)
     })
     .check({"[a,b]", "[b,c]"});
 
+// 2x declaring that its vjp takes over a relu's before it (OpBuilder::absorbs_relu_vjp),
+// whose vjp never zeroes the gradient where x is not positive.
+OPGRAPH_OP(ignored_relu_vjp)
+    .doc("2x declaring it takes over a relu's vjp, which it never does (broken on purpose)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .absorbs_relu_vjp()
+    .forward([](auto& k) { map(k.in(0), k.out(), [](auto v) { return v + v; }); })
+    .vjp([](auto& k) { map(k.grad_out(), k.grad_in(0), [](auto g) { return g + g; }); })
+    .check({"[a,b]"});
+
 // relu written as std::max(0, x): right on every number, but std::max(0, NaN) is 0, so a
 // NaN from an earlier node vanishes here and no NaN check downstream ever sees it.
 OPGRAPH_OP(nan_dropping_relu)

@@ -146,6 +146,21 @@ def test_modes_steps_and_profiles():
         model.compile(batch=1, mode="test")
 
 
+def _fused_and_unfused(model, xs, node):
+    """The profile row of `node` with fuse on and off, after one step of each; asserts that
+    every gradient has the same bits both ways."""
+    grads, rows = {}, {}
+    for fuse in (True, False):
+        plan = model.compile(batch=xs.shape[0], profile=True, fuse=fuse)
+        plan.forward({"x": xs})
+        plan.backward()
+        grads[fuse] = {k: np.array(v) for k, v in plan.grads.items()}
+        rows[fuse] = {r["node"]: r for r in plan.profile()}[node]
+    for k in grads[True]:
+        assert grads[True][k].tobytes() == grads[False][k].tobytes()  # the same bits
+    return rows
+
+
 def test_fused_bias_and_relu_profiles_and_bits():
     g = og.Graph()
     x = g.input("x", ("N", 20))
@@ -153,17 +168,22 @@ def test_fused_bias_and_relu_profiles_and_bits():
     b = g.param("b", (30,))
     h = og.nn.relu(og.op("bias_add", og.nn.matmul(x, w), b))
     g.set_loss(og.nn.sum(h))
-    model = og.Model(g, seed=3)
     xs = np.random.default_rng(1).uniform(-1, 1, (7, 20)).astype(np.float32)
-    grads = {}
+    relu = _fused_and_unfused(og.Model(g, seed=3), xs, h.name)
     for fuse in (True, False):
-        plan = model.compile(batch=7, profile=True, fuse=fuse)
-        plan.forward({"x": xs})
-        plan.backward()
-        grads[fuse] = {k: np.array(v) for k, v in plan.grads.items()}
-        rows = {p["node"]: p for p in plan.profile()}
-        relu = rows[h.name]
-        assert relu["fused_into"] == ("matmul_1" if fuse else None)
-        assert relu["forward_calls"] == (0 if fuse else 1) and relu["backward_calls"] == 1
-    for k in grads[True]:
-        assert grads[True][k].tobytes() == grads[False][k].tobytes()  # the same bits
+        assert relu[fuse]["fused_into"] == ("matmul_1" if fuse else None)
+        assert relu[fuse]["forward_calls"] == (0 if fuse else 1) and relu[fuse]["backward_calls"] == 1
+
+
+def test_relu_vjp_left_to_max_pool_profiles_and_bits():
+    g = og.Graph()
+    x = g.input("x", ("N", 2, 8, 8))
+    k = g.param("K", (3, 2, 3, 3))
+    h = og.nn.relu(og.op("conv2d", x, k, padding=1))
+    p = og.op("max_pool2d", h, kernel=2)
+    g.set_loss(og.nn.sum(p))
+    xs = np.random.default_rng(1).uniform(-1, 1, (5, 2, 8, 8)).astype(np.float32)
+    relu = _fused_and_unfused(og.Model(g, seed=3), xs, h.name)
+    for fuse in (True, False):
+        assert relu[fuse]["vjp_absorbed_by"] == (p.name if fuse else None)
+        assert relu[fuse]["backward_calls"] == (0 if fuse else 1)
