@@ -386,7 +386,7 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     p.backward_flops = costs.flops(id, false);
     p.forward_bytes = in_bytes + out_bytes;
     if (options.fuse && fusions.fused_into[id] != n) p.fused_into = graph.node(fusions.fused_into[id]).name;
-    if (options.fuse && !fusions.vjp_into.empty() && fusions.vjp_into[id] != n)
+    if (options.fuse && fusions.vjp_into[id] != n)
       p.vjp_absorbed_by = graph.node(fusions.vjp_into[id]).name;
     p.backward_bytes = out_bytes + in_bytes * 2;  // gradient in; saved values and gradients out, at most
     profiles.push_back(std::move(p));

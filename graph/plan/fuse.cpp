@@ -4,9 +4,13 @@
 //
 // What it saves: each follower's pass over the product's output, and at two threads the
 // hand-over of that output between the cores (the elementwise kernels split it in chunks
-// of their own, not the product's tiles). The vjps are untouched: bias_add's reads no
+// of their own, not the product's tiles). Their vjps are untouched: bias_add's reads no
 // forward value, relu's reads its own output, which the fused product writes where the
 // relu would have.
+//
+// And the mirror image in the backward pass: a relu's vjp left to the one node after it
+// whose op declares OpBuilder::absorbs_relu_vjp (max_pool2d), which then writes the
+// relu's input gradient itself; the relu's vjp step is skipped.
 #include <algorithm>
 
 #include <opgraph/graph/op.hpp>
