@@ -76,6 +76,10 @@ bool bitwise_same(const std::vector<std::vector<T>>& a, const std::vector<std::v
       return false;
   return true;
 }
+template <class T>
+bool bitwise_same(const std::vector<T>& a, const std::vector<T>& b) {
+  return bitwise_same(std::vector<std::vector<T>>{a}, std::vector<std::vector<T>>{b});
+}
 
 /// Runs one op directly on guarded buffers: no plan, nothing reused, every write visible.
 /// The kernel is bound by the planner's binder, as in a plan. Outputs and cotangents are
@@ -165,6 +169,25 @@ class Harness {
     return y;
   }
 
+  /// Whether the op runs item by item for these shapes and attributes (OpBuilder::per_item).
+  bool per_item() const {
+    return op_.per_item() && (!op_.per_item_when || op_.per_item_when(ShapeContext(op_, shapes_, g_.node(node_).attrs)));
+  }
+  /// forward() and vjp() as a plan runs them inside another node (OpBuilder::per_item): the
+  /// per-item kernels over the output's items in the ranges `cuts` makes ([0, cuts[0]),
+  /// [cuts[0], cuts[1]), ..., to the last item), then the vjp's finish.
+  std::vector<T> forward_items(const std::vector<std::int64_t>& cuts) {
+    const KernelFn<T> run = [&](Kernel<T>& k) { by_ranges(cuts, items_fn(true), k); };
+    return forward(-1, &run);
+  }
+  std::vector<std::vector<T>> vjp_items(const std::vector<T>& c, const std::vector<std::int64_t>& cuts) {
+    const KernelFn<T> run = [&](Kernel<T>& k) {
+      by_ranges(cuts, items_fn(false), k);
+      if (const auto& finish = finish_fn()) finish(k);
+    };
+    return vjp(c, -2, -1, &run);
+  }
+
   /// Whether the kernels run as if the plan had left a relu's vjp to this op's
   /// (OpBuilder::absorbs_relu_vjp, Kernel::relu_vjp_absorbed).
   void absorb_relu_vjp(bool on) { k_.relu_vjp_absorbed_ = on; }
@@ -181,7 +204,7 @@ class Harness {
   /// when an element is left unwritten, a canary is overwritten, or an input changes.
   /// With `over` = an input slot, the output is written over that input, as a plan runs an
   /// op declared `.in_place`; the input is restored afterwards.
-  std::vector<T> forward(int over = -1) {
+  std::vector<T> forward(int over = -1, const KernelFn<T>* run = nullptr) {
     const auto before = snapshot();
     for (auto& o : outs_) std::fill(o.data(), o.data() + o.n, Guarded<T>::canary());
     for (auto& o : index_outs_) std::fill(o.data(), o.data() + o.n, kIndexCanary);
@@ -189,7 +212,7 @@ class Harness {
     if (over >= 0) k_.out_[0].data = inputs_[static_cast<std::size_t>(over)].data();
     {
       detail::FloatModeGuard mode;
-      forward_fn()(k_);
+      (run ? *run : forward_fn())(k_);
     }
     if (over >= 0) {
       k_.out_[0].data = outs_[0].data();
@@ -229,7 +252,8 @@ class Harness {
   /// `poison`, every input the op does not declare in saves (and the outputs, unless
   /// saved) holds NaN, as memory reused by a plan would hold anything. With `over` = an
   /// input slot, that input's gradient is written over the output's cotangent (`.in_place`).
-  std::vector<std::vector<T>> vjp(const std::vector<T>& c, int poison_input = -2, int over = -1) {
+  std::vector<std::vector<T>> vjp(const std::vector<T>& c, int poison_input = -2, int over = -1,
+                                  const KernelFn<T>* run = nullptr) {
     std::size_t at = 0;
     for (std::size_t o = 0; o < outs_.size(); ++o) {
       if (out_index_[o]) continue;
@@ -257,7 +281,7 @@ class Harness {
     poison_scratch();
     {
       detail::FloatModeGuard mode;
-      vjp_fn()(k_);
+      (run ? *run : vjp_fn())(k_);
     }
     std::vector<std::vector<T>> out;
     for (std::size_t i = 0; i < grads_.size(); ++i) {
@@ -293,6 +317,24 @@ class Harness {
   const KernelFn<T>& vjp_fn() const {
     if constexpr (std::is_same_v<T, float>) return op_.vjp_f32;
     else return op_.vjp_f64;
+  }
+  const ItemsFn<T>& items_fn(bool forward) const {
+    if constexpr (std::is_same_v<T, float>) return forward ? op_.forward_items_f32 : op_.vjp_items_f32;
+    else return forward ? op_.forward_items_f64 : op_.vjp_items_f64;
+  }
+  const ItemsFinishFn<T>& finish_fn() const {
+    if constexpr (std::is_same_v<T, float>) return op_.vjp_finish_f32;
+    else return op_.vjp_finish_f64;
+  }
+  void by_ranges(const std::vector<std::int64_t>& cuts, const ItemsFn<T>& f, const Kernel<T>& k) const {
+    const std::int64_t items = out_shapes_.at(0).rank() ? out_shapes_[0][0] : 0;
+    std::int64_t b0 = 0;
+    for (std::int64_t cut : cuts) {
+      const std::int64_t b1 = std::clamp<std::int64_t>(cut, b0, items);
+      if (b1 > b0) f(k, b0, b1);
+      b0 = b1;
+    }
+    if (items > b0) f(k, b0, items);
   }
   std::vector<std::vector<T>> snapshot() const {
     std::vector<std::vector<T>> s;
@@ -392,7 +434,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
   ConformanceItem shapes{"shapes", true, 0.0, {}}, finite{"finite", true, 0.0, {}}, f32{"f32", true, 0.0, {}},
       threads{"threads", true, 0.0, {}}, linearity{"linearity", true, 0.0, {}}, saves{"saves", true, 0.0, {}},
       in_place{"in place", true, 0.0, {}}, nan{"nan", true, 0.0, {}}, epilogue{"epilogue", true, 0.0, {}},
-      relu_vjp{"relu vjp", true, 0.0, {}};
+      relu_vjp{"relu vjp", true, 0.0, {}}, per_item{"per item", true, 0.0, {}};
   auto fail = [](ConformanceItem& item, const std::string& what) {
     if (item.passed) item.detail = what;
     item.passed = false;
@@ -515,6 +557,44 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
               return;
             }
           if (!absorbing.problem().empty()) fail(relu_vjp, fmt::format("{} ({}): {}", inst.config, precision, absorbing.problem()));
+        };
+        compare(double{}, "f64");
+        compare(float{}, "f32");
+      }
+
+      // Item by item (`.per_item()`): the per-item kernels over the items in pieces (the
+      // first alone, then the rest; and the last alone after the rest), with the vjp's
+      // finish, give the bits of forward and vjp, every value written, in both precisions:
+      // what a plan that runs the node inside the one before it relies on.
+      if (op.per_item()) {
+        auto compare = [&](auto probe, const char* precision) {
+          using T = decltype(probe);
+          Harness<T> plain(op, inst.shapes, inst.attrs), items(op, inst.shapes, inst.attrs);
+          if (!plain.per_item()) return;
+          plain.set_inputs(inst.inputs);
+          items.set_inputs(inst.inputs);
+          const auto cot = typed<T>(inst.cotangent);
+          const auto y = plain.forward();
+          const auto want = op.has_vjp() ? plain.vjp(cot) : std::vector<std::vector<T>>{};
+          const std::int64_t n = plain.output_shape().rank() ? plain.output_shape()[0] : 0;
+          for (const std::vector<std::int64_t>& cuts : {std::vector<std::int64_t>{1}, std::vector<std::int64_t>{n - 1}}) {
+            const auto y2 = items.forward_items(cuts);
+            if (!bitwise_same(y, y2)) {
+              fail(per_item, fmt::format("{} ({}): forward item by item (pieces cut at {}) differs from forward", inst.config,
+                                         precision, cuts[0]));
+              return;
+            }
+            if (!op.has_vjp()) continue;
+            const auto got = items.vjp_items(cot, cuts);
+            for (std::size_t i = 0; i < want.size(); ++i)
+              if (!bitwise_same(want[i], got[i])) {
+                fail(per_item, fmt::format("{} ({}): the vjp item by item (pieces cut at {}) gives another gradient of "
+                                           "'{}' than the vjp",
+                                           inst.config, precision, cuts[0], op.input(i).name));
+                return;
+              }
+          }
+          if (!items.problem().empty()) fail(per_item, fmt::format("{} ({}): {}", inst.config, precision, items.problem()));
         };
         compare(double{}, "f64");
         compare(float{}, "f32");
@@ -728,6 +808,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
   if (op.in_place >= 0) report.items.push_back(in_place);
   if (op.epilogue) report.items.push_back(epilogue);
   if (op.absorbs_relu_vjp) report.items.push_back(relu_vjp);
+  if (op.per_item()) report.items.push_back(per_item);
   return report;
 }
 

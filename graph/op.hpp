@@ -28,7 +28,9 @@ namespace opgraph {
 /// 5: OpDef::in_place (an output that may overwrite an input). 6: OpDef::replaces_nan.
 /// 7: OpDef::epilogue and Kernel::epilogue (a bias and ReLU fused into a product).
 /// 8: OpDef::absorbs_relu_vjp and Kernel::relu_vjp_absorbed (a relu's vjp taken over).
-inline constexpr std::uint32_t kPluginAbi = 8;
+/// 9: OpDef's per-item kernels and item_followers, Kernel's item stages (a node run item
+/// by item inside the node before it).
+inline constexpr std::uint32_t kPluginAbi = 9;
 
 inline constexpr int kMaxRank = 8;
 
@@ -87,6 +89,23 @@ struct Epilogue {
 };
 
 template <class T>
+class Kernel;
+/// A per-item kernel (OpBuilder::per_item): items [b0, b1) along axis 0. May run on several
+/// threads at once for disjoint ranges, with the same kernel.
+template <class T>
+using ItemsFn = std::function<void(const Kernel<T>&, std::int64_t b0, std::int64_t b1)>;
+/// What a per-item vjp leaves to be done once every item ran (OpBuilder::per_item_finish).
+template <class T>
+using ItemsFinishFn = std::function<void(const Kernel<T>&)>;
+/// One node's per-item kernel that the plan runs inside another node's (Kernel::items_written,
+/// Kernel::grad_out_items): the kernel to run, and that node's own Kernel.
+template <class T>
+struct ItemStage {
+  const ItemsFn<T>* run = nullptr;
+  const Kernel<T>* kernel = nullptr;
+};
+
+template <class T>
 class Kernel {
  public:
   using value_type = T;
@@ -131,6 +150,22 @@ class Kernel {
   /// the forward pass too, which sees input 0 and may note there what the vjp needs.
   bool relu_vjp_absorbed() const { return relu_vjp_absorbed_; }
 
+  /// Forward of an op that declares OpBuilder::item_followers: items [b0, b1) of the output
+  /// (along axis 0) are final, the epilogue applied. The plan runs here, on them, the
+  /// forward of the node after this one that it fused in (an op declaring
+  /// OpBuilder::per_item: conv2d's max_pool2d), while they are in cache and on this core.
+  /// Call it once for every item, with ranges that may run at once on several threads.
+  void items_written(std::int64_t b0, std::int64_t b1) const {
+    for (const ItemStage<T>& s : after_items_) (*s.run)(*s.kernel, b0, b1);
+  }
+  /// Vjp of an op that declares OpBuilder::item_followers: call before reading items
+  /// [b0, b1) of grad_out(), once for every item. The plan runs here the per-item vjps of
+  /// the nodes it fused after this one (the pool's, the bias_add's), which write those
+  /// items of grad_out(); without them it does nothing.
+  void grad_out_items(std::int64_t b0, std::int64_t b1) const {
+    for (const ItemStage<T>& s : before_grad_items_) (*s.run)(*s.kernel, b0, b1);
+  }
+
   /// Whether the plan runs in training mode (dropout drops, batch norm uses batch
   /// statistics) or in evaluation mode.
   bool training() const { return training_; }
@@ -173,6 +208,8 @@ class Kernel {
   View<T> workspace_;
   View<T> scratch_;
   Epilogue<T> epilogue_;
+  std::vector<ItemStage<T>> after_items_;        // items_written: forward stages, in order
+  std::vector<ItemStage<T>> before_grad_items_;  // grad_out_items: vjp stages, in backward order
   bool relu_vjp_absorbed_ = false;
   bool training_ = true;
   bool vjp_runs_ = true;
@@ -328,6 +365,14 @@ struct OpDef {
   bool epilogue = false;            // forward applies Kernel::epilogue (a fused bias and ReLU)
   int epilogue_axis = -1;           // the output axis the epilogue's bias runs along (-1: the last)
   bool absorbs_relu_vjp = false;    // the vjp can take over that of a relu feeding input 0
+  bool item_followers = false;      // forward calls Kernel::items_written, the vjp Kernel::grad_out_items
+  ItemsFn<float> forward_items_f32;  // optional, with the vjp's: the op runs item by item (per_item)
+  ItemsFn<double> forward_items_f64;
+  ItemsFn<float> vjp_items_f32;
+  ItemsFn<double> vjp_items_f64;
+  ItemsFinishFn<float> vjp_finish_f32;  // optional: the per-item vjp's last step
+  ItemsFinishFn<double> vjp_finish_f64;
+  std::function<bool(const ShapeContext&)> per_item_when;  // optional: per_item holds only for these
   KernelFn<float> forward_f32;
   KernelFn<double> forward_f64;
   KernelFn<float> vjp_f32;
@@ -341,6 +386,7 @@ struct OpDef {
   int input_index(std::string_view input) const;  // -1 when absent
   int attr_index(std::string_view attr) const;    // -1 when absent
   bool has_vjp() const { return static_cast<bool>(vjp_f64); }
+  bool per_item() const { return static_cast<bool>(forward_items_f64); }
   bool saves_input(int i) const;
   bool variadic() const { return !inputs.empty() && inputs.back().variadic; }
   /// The spec of input slot i (a variadic input's spec serves every slot from it on).
@@ -468,6 +514,46 @@ class OpBuilder {
   /// is what the relu would have zeroed). `opgraph check` holds the op to the same bits.
   OpBuilder& absorbs_relu_vjp() {
     def_.absorbs_relu_vjp = true;
+    return *this;
+  }
+  /// Forward calls Kernel::items_written on each range of items of its output once they
+  /// are final (after the epilogue), and the vjp Kernel::grad_out_items before it reads a
+  /// range of items of grad_out(): the plan may then run the node after it (an op declaring
+  /// per_item that reads its output, after the bias and relu it fused in) item by item
+  /// inside it, forward and vjp, and skip their own steps (conv2d: a max_pool2d and, in the
+  /// vjp, the bias_add's and the relu's too). Every item once, in any ranges.
+  OpBuilder& item_followers() {
+    def_.item_followers = true;
+    return *this;
+  }
+  /// The op works item by item along axis 0: item i of each output (and of the workspace)
+  /// is a function of item i of input 0 and of the other inputs whole. `forward_items(k, b0,
+  /// b1)` computes items [b0, b1) of the outputs and workspace, `vjp_items(k, b0, b1)` items
+  /// [b0, b1) of input 0's gradient from those of grad_out() and the workspace, and what
+  /// per_item_finish then needs for the other inputs' gradients (in the workspace): both
+  /// with the bits of forward and vjp over those items, possibly at once on several
+  /// threads for disjoint ranges with the same kernel, without scratch(). The plan may then
+  /// run the node inside the one before it (item_followers). `opgraph check` holds the op
+  /// to the same bits (property `per item`).
+  template <class F, class V>
+  OpBuilder& per_item(F forward_items, V vjp_items) {
+    def_.forward_items_f32 = forward_items;
+    def_.forward_items_f64 = forward_items;
+    def_.vjp_items_f32 = vjp_items;
+    def_.vjp_items_f64 = vjp_items;
+    return *this;
+  }
+  /// The per-item vjp's last step, once every item ran: the gradients of the inputs other
+  /// than input 0 (bias_add: each channel's sum over the items, in item order).
+  template <class F>
+  OpBuilder& per_item_finish(F finish) {
+    def_.vjp_finish_f32 = finish;
+    def_.vjp_finish_f64 = finish;
+    return *this;
+  }
+  /// per_item holds only where `when` is true for the input shapes and attributes.
+  OpBuilder& per_item_when(std::function<bool(const ShapeContext&)> when) {
+    def_.per_item_when = std::move(when);
     return *this;
   }
   /// A scratch buffer of the given shape, written by forward, read by the vjp.

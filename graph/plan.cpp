@@ -114,7 +114,10 @@ struct Step {
     if (vjp_absorbed) return;
     kernel.scratch_.data = backward_scratch;
     (*vjp)(kernel);
+    for (const auto& [f, k] : finish) (*f)(*k);
   }
+  // The last steps of the per-item vjps run inside this one (Kernel::grad_out_items).
+  std::vector<std::pair<const ItemsFinishFn<T>*, const Kernel<T>*>> finish;
   struct Accumulate {
     T* target;
     const T* scratch;
@@ -127,6 +130,24 @@ template <class T>
 const KernelFn<T>& forward_of(const OpDef& op) {
   if constexpr (std::is_same_v<T, float>) return op.forward_f32;
   else return op.forward_f64;
+}
+
+template <class T>
+const ItemsFn<T>& forward_items_of(const OpDef& op) {
+  if constexpr (std::is_same_v<T, float>) return op.forward_items_f32;
+  else return op.forward_items_f64;
+}
+
+template <class T>
+const ItemsFn<T>& vjp_items_of(const OpDef& op) {
+  if constexpr (std::is_same_v<T, float>) return op.vjp_items_f32;
+  else return op.vjp_items_f64;
+}
+
+template <class T>
+const ItemsFinishFn<T>& finish_of(const OpDef& op) {
+  if constexpr (std::is_same_v<T, float>) return op.vjp_finish_f32;
+  else return op.vjp_finish_f64;
 }
 
 template <class T>
@@ -185,6 +206,10 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
   // Anomaly reports quote a node's inputs and incoming gradient after it ran: nothing in place.
   memory = planning::plan_memory(graph, analysis, schedule, sizeof(T), !options.detect_anomaly);
   const auto& shapes = analysis.shapes;
+  // Epilogues, absorbed vjps, per-item followers: before the arena is sized, since nodes
+  // run inside another's steps keep their buffers through its waves.
+  planning::Fusions fusions;
+  if (options.fuse) fusions = planning::fuse_epilogues(graph, analysis, schedule, memory);
 
   // Parameters and state come from the Params, checked against the graph.
   values.resize(n);
@@ -323,15 +348,23 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
   }
   for (NodeId id : schedule.backward) backward_steps_.push_back(step_of[id]);
 
-  // Epilogues: a bias_add and relu after a product run inside its forward pass.
-  planning::Fusions fusions;
+  // Epilogues: a bias_add and relu after a product run inside its forward pass, and a
+  // per-item node after them inside both its passes.
   if (options.fuse) {
-    fusions = planning::fuse_epilogues(graph, analysis, schedule, memory);
     for (NodeId id : schedule.forward) {
       if (fusions.fused_into[id] != n) step_of[id]->fused = true;
-      Epilogue<T>& e = step_of[id]->kernel.epilogue_;
+      Kernel<T>& k = step_of[id]->kernel;
+      Epilogue<T>& e = k.epilogue_;
       if (fusions.bias[id] != n) e.bias = &step_of[fusions.bias[id]]->kernel.in_[1];
       e.relu = fusions.relu[id] != 0;
+      if (const NodeId x = fusions.items[id]; x != n)
+        k.after_items_.push_back({&forward_items_of<T>(*graph.node(x).op), &step_of[x]->kernel});
+      for (NodeId c : fusions.vjp_items[id]) {
+        k.before_grad_items_.push_back({&vjp_items_of<T>(*graph.node(c).op), &step_of[c]->kernel});
+        step_of[c]->vjp_absorbed = true;
+        if (const auto& finish = finish_of<T>(*graph.node(c).op))
+          step_of[id]->finish.push_back({&finish, &step_of[c]->kernel});
+      }
     }
     stats.fused = fusions.fused;
     for (NodeId id : schedule.backward)
@@ -363,8 +396,12 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
   if (analysis.training && options.on_gradient) {
     for (std::size_t p = 0; p < param_ids.size(); ++p) {
       int last = -1;
-      for (const auto& t : memory.targets)
-        if (graph.node(t.node).inputs[t.slot] == param_ids[p]) last = std::max(last, schedule.bwave[t.node]);
+      for (const auto& t : memory.targets) {
+        if (graph.node(t.node).inputs[t.slot] != param_ids[p]) continue;
+        // A vjp run inside another's step (per item) writes in that step's wave.
+        const NodeId runs = options.fuse && fusions.vjp_items_into[t.node] != n ? fusions.vjp_items_into[t.node] : t.node;
+        last = std::max(last, schedule.bwave[runs]);
+      }
       const std::size_t wave = last < 0 ? 0 : static_cast<std::size_t>(last - schedule.F);
       if (!ready_after_wave_.empty()) ready_after_wave_[std::min(wave, ready_after_wave_.size() - 1)].push_back(p);
     }
@@ -388,6 +425,8 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     if (options.fuse && fusions.fused_into[id] != n) p.fused_into = graph.node(fusions.fused_into[id]).name;
     if (options.fuse && fusions.vjp_into[id] != n)
       p.vjp_absorbed_by = graph.node(fusions.vjp_into[id]).name;
+    if (options.fuse && fusions.vjp_items_into[id] != n)
+      p.vjp_absorbed_by = graph.node(fusions.vjp_items_into[id]).name;
     p.backward_bytes = out_bytes + in_bytes * 2;  // gradient in; saved values and gradients out, at most
     profiles.push_back(std::move(p));
   }

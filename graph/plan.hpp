@@ -51,9 +51,11 @@ struct PlanOptions {
   /// Run a bias (bias_add, or an add of a vector: x·W + b) and a relu that follow a
   /// matmul (bias on the last axis) or a conv2d (per channel) inside its forward pass, on
   /// each tile of the product in registers or each image's planes in cache, when nothing
-  /// else reads the values between them (planning::fuse_epilogues). The bits are the same either way;
-  /// their vjps run as before. detect_anomaly, which checks every node's output, runs each
-  /// node alone.
+  /// else reads the values between them (planning::fuse_epilogues); their vjps run as
+  /// before, but a relu's before a max_pool2d is left to the pool's, and a max_pool2d after
+  /// a conv2d runs image by image inside it, both passes, with the bias's vjp. The bits are
+  /// the same either way. detect_anomaly, which checks every node's output, runs each node
+  /// alone.
   bool fuse = true;
   /// Called in backward(), once per parameter, as soon as that parameter's gradient is
   /// final (fan-out sums included), with the parameter's index in parameters(): a
@@ -73,8 +75,9 @@ struct NodeProfile {
   /// The node whose forward pass computes this one's (PlanOptions::fuse), its time counted
   /// there; empty when the node runs its own.
   std::string fused_into = {};
-  /// The node whose vjp does this relu's (OpBuilder::absorbs_relu_vjp): this one's vjp does
-  /// not run; empty when it runs its own.
+  /// The node whose vjp does this one's: a relu's taken over by the node after it
+  /// (OpBuilder::absorbs_relu_vjp), or a vjp run item by item inside the producer before it
+  /// (OpBuilder::per_item), its time counted there. Empty when the node runs its own.
   std::string vjp_absorbed_by = {};
 };
 
@@ -97,7 +100,7 @@ struct PlanStats {
   int concurrent_waves = 0;  // waves whose nodes run at the same time (both passes)
   int in_place = 0;          // outputs and gradients written over another's buffer (OpBuilder::in_place)
   int fused = 0;             // forward steps run inside another's (PlanOptions::fuse)
-  int vjps_absorbed = 0;     // relu vjps another node's vjp does (PlanOptions::fuse; not in backward_steps)
+  int vjps_absorbed = 0;     // vjps another node's vjp does (PlanOptions::fuse; not in backward_steps)
 };
 
 /// One vjp of the backward pass, as the planner arranged it (for dumps and reports).

@@ -2,7 +2,9 @@
 // bias; axis=1: a convolution's bias per channel of [N,C,H,W]).
 #include <opgraph/graph/op.hpp>
 
+#include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "detail/simd.hpp"
 #include "detail/strided.hpp"
@@ -36,6 +38,22 @@ T run_sum(const T* x, std::int64_t n) {
   return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
 }
 
+/// Whether the bias runs along an axis between the first and the last (a convolution's
+/// channels): then bias_add works image by image (OpBuilder::per_item).
+bool inner_axis(std::int64_t axis, int rank) {
+  const std::int64_t a = axis < 0 ? axis + rank : axis;
+  return a >= 1 && a < rank - 1;
+}
+
+/// The gradient's sums over each outer block and channel, run_sum of each (o, c) line:
+/// blocks [o0, o1) into sums (one value per block and channel). The vjp adds them up per
+/// channel in block order.
+template <class T>
+void line_sums(const T* g, const detail::AroundAxis& a, std::int64_t o0, std::int64_t o1, T* sums) {
+  for (std::int64_t o = o0; o < o1; ++o)
+    for (std::int64_t c = 0; c < a.len; ++c) sums[o * a.len + c] = run_sum(g + (o * a.len + c) * a.inner, a.inner);
+}
+
 }  // namespace
 
 OPGRAPH_OP(bias_add)
@@ -67,6 +85,15 @@ OPGRAPH_OP(bias_add)
       return c.in(0);
     })
     .in_place("x")
+    // Along an inner axis: each outer block's sum per channel, for the vjp run image by
+    // image (per_item), which adds them up at the end.
+    .workspace([](const ShapeContext& c) {
+      const Shape& x = c.in(0);
+      if (!inner_axis(c.attr_int("axis"), x.rank())) return Shape{0};
+      std::vector<std::int64_t> dims(x.dims().begin(), x.dims().begin() + c.axis("axis", x.rank()));
+      dims.push_back(c.in(1)[0]);  // [outer axes..., C]
+      return Shape(std::move(dims));
+    })
     .forward([](auto& k) {
       const auto& x = k.in(0);
       const auto& b = k.in(1);
@@ -113,6 +140,44 @@ OPGRAPH_OP(bias_add)
         }
       });
     })
+    // Along an inner axis, image by image: the images' lines of y, or of x's gradient and
+    // their sums per channel (line_sums, into the workspace); then each channel's sum over
+    // the blocks in order, the same additions as the vjp's.
+    .per_item(
+        [](const auto& k, std::int64_t b0, std::int64_t b1) {
+          using T = scalar_of<decltype(k)>;
+          const auto& x = k.in(0);
+          const T* b = k.in(1).data;
+          const detail::AroundAxis a = around_axis(x, k.attr_int("axis"));
+          const std::int64_t per = x.dims[0] ? a.outer / x.dims[0] * a.len : 0;  // lines an image
+          for (std::int64_t r = b0 * per; r < b1 * per; ++r) {
+            const T bias = b[r % a.len];
+            for (std::int64_t i = 0; i < a.inner; ++i) k.out().data[r * a.inner + i] = x.data[r * a.inner + i] + bias;
+          }
+        },
+        [](const auto& k, std::int64_t b0, std::int64_t b1) {
+          using T = scalar_of<decltype(k)>;
+          const auto& g = k.grad_out();
+          const detail::AroundAxis a = around_axis(g, k.attr_int("axis"));
+          const std::int64_t per = g.dims[0] ? a.outer / g.dims[0] : 0;  // outer blocks an image
+          if (k.needs_grad(0) && k.grad_in(0).data != g.data)
+            std::copy(g.data + b0 * per * a.len * a.inner, g.data + b1 * per * a.len * a.inner,
+                      k.grad_in(0).data + b0 * per * a.len * a.inner);
+          if (k.needs_grad(1)) line_sums<T>(g.data, a, b0 * per, b1 * per, k.workspace().data);
+        })
+    .per_item_finish([](const auto& k) {
+      using T = scalar_of<decltype(k)>;
+      if (!k.needs_grad(1)) return;
+      const detail::AroundAxis a = around_axis(k.grad_out(), k.attr_int("axis"));
+      const T* sums = k.workspace().data;
+      T* db = k.grad_in(1).data;
+      for (std::int64_t c = 0; c < a.len; ++c) {
+        T total = T(0);
+        for (std::int64_t o = 0; o < a.outer; ++o) total += sums[o * a.len + c];
+        db[c] = total;
+      }
+    })
+    .per_item_when([](const ShapeContext& c) { return inner_axis(c.attr_int("axis"), c.in(0).rank()); })
     .check({"[a,b]", "[b]"})
     .check({"[a,b,c]", "[c]"})
     .check({"[a,b,c,d]", "[b]"}, {{"axis", 1}})

@@ -596,6 +596,37 @@ void plane_epilogue(const Epilogue<T>& e, T* out, std::int64_t images, std::int6
   }
 }
 
+/// The images of one lane handed to the nodes the plan runs per item inside this one
+/// (Kernel::items_written after they are written, Kernel::grad_out_items before their
+/// gradient is read), in runs of about kItemRunBytes of output: still in this core's
+/// cache, and few calls (each sets up the follower's window again; image by image, that
+/// cost LeNet's second layer at batch 256 about 50 us a pass at 1 thread).
+constexpr std::int64_t kItemRunBytes = std::int64_t{32} << 10;
+template <class K>
+struct ItemRuns {
+  const K& k;
+  std::int64_t next;  // the first image not yet handed over
+  std::int64_t end;   // the lane's last image + 1
+  std::int64_t run;   // images a run
+  ItemRuns(const K& kernel, const Conv& v, std::int64_t b0, std::int64_t b1)
+      : k(kernel), next(b0), end(b1),
+        run(std::max<std::int64_t>(1, kItemRunBytes / std::max<std::int64_t>(
+                                          1, v.cout * v.positions() * static_cast<std::int64_t>(sizeof(scalar_of<K>))))) {}
+  /// Forward: images up to `upto` are written; a run once it is whole, the rest at `upto == end`.
+  void written(std::int64_t upto) {
+    if (upto - next < run && upto < end) return;
+    k.items_written(next, upto);
+    next = upto;
+  }
+  /// Vjp: images [.., upto) are about to be read: their run (and the next, up to a run's worth) made ready.
+  void ready(std::int64_t upto) {
+    if (upto <= next) return;
+    const std::int64_t to = std::min(end, std::max(upto, next + run));
+    k.grad_out_items(next, to);
+    next = to;
+  }
+};
+
 /// One image: its planes padded into `padded` (whose padding is already zero), every block
 /// of output channels computed wide into `wide`, the valid columns copied into out [cout, ho, wo].
 template <class T>
@@ -632,6 +663,7 @@ void direct_forward_pass(K& k, const Conv& v) {
     const ChannelTiles t = channel_tiles(v);
     const auto tile = detail::channel_tile_for<T>(static_cast<int>(t.rb), static_cast<int>(t.cb));
     detail::for_each_lane(kLanes, v.n, [&](std::int64_t lane, std::int64_t b0, std::int64_t b1) {
+      ItemRuns<K> runs(k, v, b0, b1);
       T* padded = lanes + lane * l.lane;
       T* rows = padded + d.in_size(1);
       std::fill(padded, rows, T(0));
@@ -653,12 +685,14 @@ void direct_forward_pass(K& k, const Conv& v) {
         for (std::int64_t o = 0; o < v.cout; ++o)
           for (std::int64_t q = whole; q < pos; ++q) out[o * pos + q] = rows[q * L + o];
         if (k.epilogue()) plane_epilogue(k.epilogue(), out, 1, v.cout, pos);
+        runs.written(b + 1);
       }
     });
     return;
   }
   pack_direct<T>(d, [&](std::int64_t o, std::int64_t c, std::int64_t t) { return wt[(o * v.cin + c) * taps + t]; }, packed);
   detail::for_each_lane(kLanes, v.n, [&](std::int64_t lane, std::int64_t b0, std::int64_t b1) {
+    ItemRuns<K> runs(k, v, b0, b1);
     T* padded = lanes + lane * l.lane;
     T* wide = padded + d.in_size(1);
     std::fill(padded, wide, T(0));
@@ -666,11 +700,14 @@ void direct_forward_pass(K& k, const Conv& v) {
       T* out = y + b * v.cout * v.positions();
       direct_image(d, packed, x + b * v.cin * v.plane(), padded, wide, out);
       if (k.epilogue()) plane_epilogue(k.epilogue(), out, 1, v.cout, v.positions());
+      runs.written(b + 1);
     }
   });
 }
 
-/// The vjp from `base` in the scratch; the kernel gradient too when `kernel_grad`.
+/// The vjp from `base` in the scratch; the kernel gradient too when `kernel_grad`, which
+/// also makes each chunk's output gradient ready first (Kernel::grad_out_items: the vjps
+/// of a pool and bias the plan ran inside this one).
 template <class K>
 void direct_vjp(K& k, const Conv& v, scalar_of<K>* base, bool kernel_grad) {
   using T = scalar_of<K>;
@@ -703,6 +740,7 @@ void direct_vjp(K& k, const Conv& v, scalar_of<K>* base, bool kernel_grad) {
   const T* gy = k.grad_out().data;
   const std::int64_t chunks = (v.n + per - 1) / per;
   detail::for_each_lane(kLanes, chunks, [&](std::int64_t lane, std::int64_t first, std::int64_t end) {
+    ItemRuns<K> runs(k, v, first * per, std::min(end * per, v.n));
     T* xin = lanes + lane * l.lane;  // a chunk's padded inputs
     T* gyw = xin + l.gyw;            // their output gradients, wide
     T* gpad = gyw + per * cout_pad * gws;
@@ -711,6 +749,7 @@ void direct_vjp(K& k, const Conv& v, scalar_of<K>* base, bool kernel_grad) {
     T* dw = partials + lane * l.partial;
     for (std::int64_t c0 = first; c0 < end; ++c0) {
       const std::int64_t n0 = c0 * per, nb = std::min(per, v.n - n0);
+      if (kernel_grad) runs.ready(n0 + nb);
       for (std::int64_t i = 0; i < nb && ((dw_here && !by_channel) || scatter); ++i)
         for (std::int64_t o = 0; o < v.cout; ++o)
           detail::place_plane(gy + ((n0 + i) * v.cout + o) * v.positions(), f.ho, f.wo, 0, 0, f.ho, f.wp,
@@ -842,6 +881,7 @@ void conv_forward(K& k) {
       from_rows(outs, nb, v.cout, p, y + n0 * v.cout * p);
     }
     if (k.epilogue()) plane_epilogue(k.epilogue(), y + n0 * v.cout * p, nb, v.cout, p);
+    k.items_written(n0, n0 + nb);
   });
 }
 
@@ -859,6 +899,7 @@ void conv_vjp(K& k) {
   const ScratchLayout sl = scratch_layout(v);
   T* partials = k.scratch().data + kLanes * sl.lane;
   for_each_chunk(v, [&](std::int64_t lane, std::int64_t n0, std::int64_t nb, bool first) {
+    k.grad_out_items(n0, n0 + nb);  // before any read of the chunk's output gradient
     // The receptive fields again (cols), then, once the kernel gradient has read them,
     // their gradient (dcol) in the same place.
     T* cols = k.scratch().data + lane * sl.lane;
@@ -973,6 +1014,7 @@ OPGRAPH_OP(conv2d)
     })
     .saves({"x", "w"})
     .epilogue(1)  // a bias per channel and ReLU, on each image's planes (plane_epilogue)
+    .item_followers()  // and then a pool, image by image, in both passes (items_written, grad_out_items)
     .forward([](auto& k) { conv_forward(k); })
     .vjp([](auto& k) { conv_vjp(k); })
     .cost([](const ShapeContext& c, const Shape& y) {

@@ -60,13 +60,17 @@ Shape pool_shape(const ShapeContext& c, bool dilation) {
   return Shape{x[0], x[1], w.ho, w.wo};
 }
 
+/// f(p0, p1) over the (n, c) planes [p0, p1), a task per group of planes.
+template <class F>
+void for_each_plane_range(std::int64_t planes, std::int64_t plane_size, F f) {
+  parallel_for(planes, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(plane_size, 1)), f);
+}
 /// f(plane index) for every (n, c) plane, a task per group of planes.
 template <class F>
 void for_each_plane(std::int64_t planes, std::int64_t plane_size, F f) {
-  parallel_for(planes, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(plane_size, 1)),
-               [&](std::int64_t p0, std::int64_t p1) {
-                 for (std::int64_t p = p0; p < p1; ++p) f(p);
-               });
+  for_each_plane_range(planes, plane_size, [&](std::int64_t p0, std::int64_t p1) {
+    for (std::int64_t p = p0; p < p1; ++p) f(p);
+  });
 }
 
 /// The vjp's walk: each plane of dx zeroed, then add(plane of dx, output index, oy, ox)
@@ -221,6 +225,143 @@ bool is_2x2(const Window& w) {
 }
 
 /// The attributes both pools share: the window and its step.
+/// max_pool2d's forward over planes [p0, p1) of x (the (n, c) planes in order), one after
+/// another: the output and each output's winning tap (the workspace).
+template <class K>
+void max_pool_forward_planes(const K& k, const Window& w, std::int64_t p0, std::int64_t p1) {
+  using T = scalar_of<K>;
+  const T* xd = k.in(0).data;
+  T* y = k.out().data;
+  T* arg = k.workspace().data;
+  const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
+  // A tap wins over the best so far when larger, or NaN over a number: the first maximum
+  // in row-major window order, NaN propagating.
+  const auto better = [](T v, T b) { return v > b || (v != v && b == b); };
+  const bool relu_before = k.relu_vjp_absorbed();
+  if (is_2x2(w)) {
+    // The usual 2x2 window of stride 2, unpadded: each output compares its four taps in
+    // window order in one loop over the row.
+    for (std::int64_t p = p0; p < p1; ++p) {
+      const T* xp = xd + p * in_plane;
+      for (std::int64_t oy = 0; oy < w.ho; ++oy) {
+        const T* r0 = xp + 2 * oy * w.w;
+        const T* r1 = r0 + w.w;
+        T* best = y + p * out_plane + oy * w.wo;
+        T* won = arg + p * out_plane + oy * w.wo;
+        std::int64_t ox = 0;
+        if constexpr (std::is_same_v<T, float>) {
+          // A row of 4 to 7 outputs above another row of the plane: one vector of 8,
+          // its lanes past the row landing on the next row's outputs, which that row
+          // then writes (LeNet's second pool, rows of 5: 2 vectors of 4 before). It
+          // reads 16 values of each input row, within the plane above its last row pair.
+          const bool above = oy + 1 < w.ho;
+          if (w.wo >= kPoolWide || (w.wo > 8 && above))
+            max_pool_2x2_row<kPoolWide>(r0, r1, w.wo, best, won, relu_before), ox = w.wo;
+          else if (w.wo >= 8 || (w.wo > 4 && above))
+            max_pool_2x2_row<8>(r0, r1, w.wo, best, won, relu_before), ox = w.wo;
+          else if (w.wo >= 4)
+            max_pool_2x2_row<4>(r0, r1, w.wo, best, won, relu_before), ox = w.wo;
+        }
+        const std::int64_t vector_end = ox;
+        for (; ox < w.wo; ++ox) {
+          const T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+          T m = a, t = T(0);
+          if (better(b, m)) m = b, t = T(1);
+          if (better(c, m)) m = c, t = T(2);
+          if (better(d, m)) m = d, t = T(3);
+          best[ox] = m;
+          won[ox] = t;
+        }
+        if (relu_before && vector_end < w.wo) drop_non_positive(best + vector_end, w.wo - vector_end, won + vector_end);
+      }
+    }
+    return;
+  }
+  // Otherwise tap after tap in window order, each over a whole row of outputs (a loop
+  // the compiler vectorises), y and arg holding the best so far.
+  for (std::int64_t p = p0; p < p1; ++p) {
+    const T* xp = xd + p * in_plane;
+    for (std::int64_t oy = 0; oy < w.ho; ++oy) {
+      T* best = y + p * out_plane + oy * w.wo;
+      T* won = arg + p * out_plane + oy * w.wo;
+      // A window over padding alone (a dilated window can step over x) stays -inf, as in
+      // PyTorch, and sends no gradient (its tap stays -1).
+      std::fill(won, won + w.wo, T(-1));
+      std::fill(best, best + w.wo, -std::numeric_limits<T>::infinity());
+      for (std::int64_t i = 0; i < w.kh; ++i) {
+        const std::int64_t iy = oy * w.sh - w.pt + i * w.dh;
+        if (iy < 0 || iy >= w.h) continue;
+        for (std::int64_t j = 0; j < w.kw; ++j) {
+          const auto [x0, x1] = w.valid_cols(j);
+          const T* line = xp + iy * w.w + j * w.dw - w.pl;
+          const T tap = static_cast<T>(i * w.kw + j);
+          for (std::int64_t ox = x0; ox < x1; ++ox) {
+            const T v = line[ox * w.sw], b = best[ox];
+            const bool take = won[ox] < T(0) || better(v, b);
+            best[ox] = take ? v : b;
+            won[ox] = take ? tap : won[ox];
+          }
+        }
+      }
+      if (relu_before) drop_non_positive(best, w.wo, won);
+    }
+  }
+}
+
+/// max_pool2d's vjp over planes [p0, p1) of dx: each plane zeroed, then each output's
+/// gradient added at its winning tap.
+template <class K>
+void max_pool_vjp_planes(const K& k, const Window& w, std::int64_t p0, std::int64_t p1) {
+  using T = scalar_of<K>;
+  const T* g = k.grad_out().data;
+  const T* arg = k.workspace().data;
+  T* dx = k.grad_in(0).data;
+  const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
+  if constexpr (std::is_same_v<T, float>) {
+    if (is_2x2(w) && w.wo >= 4) {
+      // Row by row, vectors; the odd last column and row of dx, under no window, zero.
+      for (std::int64_t p = p0; p < p1; ++p) {
+        T* dp = dx + p * in_plane;
+        for (std::int64_t oy = 0; oy < w.ho; ++oy) {
+          T* d0 = dp + 2 * oy * w.w;
+          const T* gr = g + p * out_plane + oy * w.wo;
+          const T* tr = arg + p * out_plane + oy * w.wo;
+          // As in the forward pass, a short row above another in one vector of 8: its
+          // lanes past the row write dx rows the next row's vector then writes.
+          // (Vectors of 16 made no difference here: as many shuffles a value.)
+          if (w.wo >= 8 || (w.wo > 4 && oy + 1 < w.ho)) max_pool_2x2_grad_row<8>(gr, tr, w.wo, d0, d0 + w.w);
+          else max_pool_2x2_grad_row<4>(gr, tr, w.wo, d0, d0 + w.w);
+          if (w.w % 2 != 0) d0[w.w - 1] = d0[2 * w.w - 1] = T(0);
+        }
+        std::fill(dp + 2 * w.ho * w.w, dp + in_plane, T(0));
+      }
+      return;
+    }
+  }
+  // Each tap's offset in the plane from its window's corner, once per call (a division and
+  // a remainder per output were most of this pass: LeNet's first pool 0.85 ms a step); on
+  // the stack for windows of up to 64 taps.
+  const std::int64_t taps = w.kh * w.kw;
+  std::array<std::int64_t, 64> local{};
+  std::vector<std::int64_t> heap;
+  std::int64_t* offset = local.data();
+  if (taps > 64) {
+    heap.resize(static_cast<std::size_t>(taps));
+    offset = heap.data();
+  }
+  for (std::int64_t t = 0; t < taps; ++t) offset[t] = (t / w.kw) * w.dh * w.w + (t % w.kw) * w.dw;
+  for (std::int64_t p = p0; p < p1; ++p) {
+    T* dp = dx + p * in_plane;
+    std::fill(dp, dp + in_plane, T(0));
+    for (std::int64_t oy = 0; oy < w.ho; ++oy)
+      for (std::int64_t ox = 0; ox < w.wo; ++ox) {
+        const std::int64_t o = p * out_plane + oy * w.wo + ox;
+        if (arg[o] < T(0)) continue;  // a window over padding alone
+        dp[(oy * w.sh - w.pt) * w.w + ox * w.sw - w.pl + offset[static_cast<std::int64_t>(arg[o])]] += g[o];
+      }
+  }
+}
+
 void window_attrs(OpBuilder& b) {
   b.attr("kernel", AttrType::int_list, AttrValue(), "window: one int or (height, width)", detail::positive_pair)
       .attr("stride", AttrType::int_list, AttrValue(), "step of the window (default: the kernel)", detail::positive_pair)
@@ -273,126 +414,26 @@ OPGRAPH_OP(max_pool2d)
     .shape([](const ShapeContext& c) { return pool_shape(c, true); })
     .workspace([](const ShapeContext& c) { return pool_shape(c, true); })  // the winning tap of each output
     .forward([](auto& k) {
-      using T = scalar_of<decltype(k)>;
-      const auto& x = k.in(0);
       const Window w = pool_window(k, true);
-      T* y = k.out().data;
-      T* arg = k.workspace().data;
-      const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
-      // A tap wins over the best so far when larger, or NaN over a number: the first maximum
-      // in row-major window order, NaN propagating.
-      const auto better = [](T v, T b) { return v > b || (v != v && b == b); };
-      const bool relu_before = k.relu_vjp_absorbed();
-      if (is_2x2(w)) {
-        // The usual 2x2 window of stride 2, unpadded: each output compares its four taps in
-        // window order in one loop over the row.
-        for_each_plane(x.dims[0] * x.dims[1], out_plane, [&](std::int64_t p) {
-          const T* xp = x.data + p * in_plane;
-          for (std::int64_t oy = 0; oy < w.ho; ++oy) {
-            const T* r0 = xp + 2 * oy * w.w;
-            const T* r1 = r0 + w.w;
-            T* best = y + p * out_plane + oy * w.wo;
-            T* won = arg + p * out_plane + oy * w.wo;
-            std::int64_t ox = 0;
-            if constexpr (std::is_same_v<T, float>) {
-              // A row of 4 to 7 outputs above another row of the plane: one vector of 8,
-              // its lanes past the row landing on the next row's outputs, which that row
-              // then writes (LeNet's second pool, rows of 5: 2 vectors of 4 before). It
-              // reads 16 values of each input row, within the plane above its last row pair.
-              const bool above = oy + 1 < w.ho;
-              if (w.wo >= kPoolWide || (w.wo > 8 && above))
-                max_pool_2x2_row<kPoolWide>(r0, r1, w.wo, best, won, relu_before), ox = w.wo;
-              else if (w.wo >= 8 || (w.wo > 4 && above))
-                max_pool_2x2_row<8>(r0, r1, w.wo, best, won, relu_before), ox = w.wo;
-              else if (w.wo >= 4)
-                max_pool_2x2_row<4>(r0, r1, w.wo, best, won, relu_before), ox = w.wo;
-            }
-            const std::int64_t vector_end = ox;
-            for (; ox < w.wo; ++ox) {
-              const T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
-              T m = a, t = T(0);
-              if (better(b, m)) m = b, t = T(1);
-              if (better(c, m)) m = c, t = T(2);
-              if (better(d, m)) m = d, t = T(3);
-              best[ox] = m;
-              won[ox] = t;
-            }
-            if (relu_before && vector_end < w.wo) drop_non_positive(best + vector_end, w.wo - vector_end, won + vector_end);
-          }
-        });
-        return;
-      }
-      // Otherwise tap after tap in window order, each over a whole row of outputs (a loop
-      // the compiler vectorises), y and arg holding the best so far.
-      std::vector<std::array<std::int64_t, 2>> cols(static_cast<std::size_t>(w.kw));  // valid ox per tap column
-      for (std::int64_t j = 0; j < w.kw; ++j) cols[static_cast<std::size_t>(j)] = w.valid_cols(j);
-      for_each_plane(x.dims[0] * x.dims[1], out_plane, [&](std::int64_t p) {
-        const T* xp = x.data + p * in_plane;
-        for (std::int64_t oy = 0; oy < w.ho; ++oy) {
-          T* best = y + p * out_plane + oy * w.wo;
-          T* won = arg + p * out_plane + oy * w.wo;
-          // A window over padding alone (a dilated window can step over x) stays -inf, as in
-          // PyTorch, and sends no gradient (its tap stays -1).
-          std::fill(won, won + w.wo, T(-1));
-          std::fill(best, best + w.wo, -std::numeric_limits<T>::infinity());
-          for (std::int64_t i = 0; i < w.kh; ++i) {
-            const std::int64_t iy = oy * w.sh - w.pt + i * w.dh;
-            if (iy < 0 || iy >= w.h) continue;
-            for (std::int64_t j = 0; j < w.kw; ++j) {
-              const auto [x0, x1] = cols[static_cast<std::size_t>(j)];
-              const T* line = xp + iy * w.w + j * w.dw - w.pl;
-              const T tap = static_cast<T>(i * w.kw + j);
-              for (std::int64_t ox = x0; ox < x1; ++ox) {
-                const T v = line[ox * w.sw], b = best[ox];
-                const bool take = won[ox] < T(0) || better(v, b);
-                best[ox] = take ? v : b;
-                won[ox] = take ? tap : won[ox];
-              }
-            }
-          }
-          if (relu_before) drop_non_positive(best, w.wo, won);
-        }
-      });
+      for_each_plane_range(k.in(0).dims[0] * k.in(0).dims[1], w.ho * w.wo,
+                           [&](std::int64_t p0, std::int64_t p1) { max_pool_forward_planes(k, w, p0, p1); });
     })
     .vjp([](auto& k) {
-      using T = scalar_of<decltype(k)>;
       const Window w = pool_window(k, true);
-      const T* g = k.grad_out().data;
-      const T* arg = k.workspace().data;
-      if constexpr (std::is_same_v<T, float>) {
-        if (is_2x2(w) && w.wo >= 4) {
-          // Row by row, vectors; the odd last column and row of dx, under no window, zero.
-          const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
-          T* dx = k.grad_in(0).data;
-          for_each_plane(k.in(0).dims[0] * k.in(0).dims[1], in_plane, [&](std::int64_t p) {
-            T* dp = dx + p * in_plane;
-            for (std::int64_t oy = 0; oy < w.ho; ++oy) {
-              T* d0 = dp + 2 * oy * w.w;
-              const T* gr = g + p * out_plane + oy * w.wo;
-              const T* tr = arg + p * out_plane + oy * w.wo;
-              // As in the forward pass, a short row above another in one vector of 8: its
-              // lanes past the row write dx rows the next row's vector then writes.
-              // (Vectors of 16 made no difference here: as many shuffles a value.)
-              if (w.wo >= 8 || (w.wo > 4 && oy + 1 < w.ho)) max_pool_2x2_grad_row<8>(gr, tr, w.wo, d0, d0 + w.w);
-              else max_pool_2x2_grad_row<4>(gr, tr, w.wo, d0, d0 + w.w);
-              if (w.w % 2 != 0) d0[w.w - 1] = d0[2 * w.w - 1] = T(0);
-            }
-            std::fill(dp + 2 * w.ho * w.w, dp + in_plane, T(0));
-          });
-          return;
-        }
-      }
-      // Each tap's offset in the plane from its window's corner, once (a division and a
-      // remainder per output were most of this pass: LeNet's first pool 0.85 ms a step).
-      std::vector<std::int64_t> offset(static_cast<std::size_t>(w.kh * w.kw));
-      for (std::int64_t t = 0; t < w.kh * w.kw; ++t)
-        offset[static_cast<std::size_t>(t)] = (t / w.kw) * w.dh * w.w + (t % w.kw) * w.dw;
-      scatter_planes(k.grad_in(0), w, [&](T* dp, std::int64_t o, std::int64_t oy, std::int64_t ox) {
-        if (arg[o] < T(0)) return;  // a window over padding alone
-        const auto t = static_cast<std::size_t>(arg[o]);
-        dp[(oy * w.sh - w.pt) * w.w + ox * w.sw - w.pl + offset[t]] += g[o];
-      });
+      for_each_plane_range(k.in(0).dims[0] * k.in(0).dims[1], w.h * w.w,
+                           [&](std::int64_t p0, std::int64_t p1) { max_pool_vjp_planes(k, w, p0, p1); });
     })
+    // Image by image (inside a convolution's lanes, OpBuilder::item_followers): the planes
+    // of images [b0, b1), the same code as above.
+    .per_item(
+        [](const auto& k, std::int64_t b0, std::int64_t b1) {
+          const std::int64_t c = k.in(0).dims[1];
+          max_pool_forward_planes(k, pool_window(k, true), b0 * c, b1 * c);
+        },
+        [](const auto& k, std::int64_t b0, std::int64_t b1) {
+          const std::int64_t c = k.in(0).dims[1];
+          max_pool_vjp_planes(k, pool_window(k, true), b0 * c, b1 * c);
+        })
     .cost([](const ShapeContext& c, const Shape& y) {
       const auto kernel = detail::pair_of(c.attr_ints("kernel"));
       const double taps = static_cast<double>(kernel[0] * kernel[1]);

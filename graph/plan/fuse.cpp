@@ -11,6 +11,13 @@
 // And the mirror image in the backward pass: a relu's vjp left to the one node after it
 // whose op declares OpBuilder::absorbs_relu_vjp (max_pool2d), which then writes the
 // relu's input gradient itself; the relu's vjp step is skipped.
+//
+// And the node after the chain, item by item inside the producer (OpBuilder::per_item,
+// OpBuilder::item_followers): a CNN's max_pool2d reads each image's planes as the
+// convolution's lane has written them, in cache and on that core, not in a pass of its
+// own over the whole batch (which at two threads read what the other core wrote); in the
+// vjp the pool's, relu's and bias's work on each image happens in the lane about to read
+// its gradient, which no pass then writes out and reads back.
 #include <algorithm>
 
 #include <opgraph/graph/op.hpp>
@@ -46,9 +53,104 @@ bool may_follow(const Graph& graph, const Analysis& a, const MemoryPlan& m, Node
          !graph.node(before).index && !f.index;
 }
 
+/// Whether `id`'s op runs item by item for its bound shapes and attributes (OpBuilder::per_item).
+bool per_item(const Graph& graph, const Analysis& a, NodeId id) {
+  const Node& node = graph.node(id);
+  if (node.kind != NodeKind::op || !node.op->per_item() || !node.parts.empty() || node.index) return false;
+  if (!node.op->per_item_when) return true;
+  std::vector<Shape> in_shapes;
+  for (NodeId in : node.inputs) in_shapes.push_back(a.shapes[in]);
+  return node.op->per_item_when(ShapeContext(*node.op, in_shapes, node.attrs));
+}
+
+/// Whether the vjp of `v` is the only writer of each gradient it writes (no fan-out): a vjp
+/// run inside another step, in that step's wave, could otherwise come after a later
+/// writer's sum, or write scratch with no wave of its own to add it after.
+bool sole_writer(const Graph& graph, const MemoryPlan& m, NodeId v) {
+  for (const GradTarget& t : m.targets) {
+    if (t.node != v) continue;
+    const NodeId in = graph.node(v).inputs[t.slot];
+    if (std::count_if(m.targets.begin(), m.targets.end(),
+                      [&](const GradTarget& u) { return graph.node(u.node).inputs[u.slot] == in; }) != 1)
+      return false;
+  }
+  return true;
+}
+
+/// Buffer `b` (or none) alive through wave `w` too.
+void live_through(MemoryPlan& m, std::int64_t b, int w) {
+  if (b < 0 || w < 0) return;
+  Buffer& buf = m.buffers[static_cast<std::size_t>(b)];
+  buf.first = std::min(buf.first, w);
+  buf.last = std::max(buf.last, w);
+}
+
+/// The per-item fusions (Fusions::items, vjp_items), after the epilogues and absorbed relus.
+void fuse_items(const Graph& graph, const Analysis& a, const Schedule& s, MemoryPlan& m, Fusions& f) {
+  const std::size_t n = graph.size();
+  f.items.assign(n, n);
+  f.vjp_items_into.assign(n, n);
+  f.vjp_items.assign(n, {});
+  bool moved = false;
+  for (NodeId p : s.forward) {
+    const Node& node = graph.node(p);
+    if (!node.op->item_followers || !node.parts.empty() || node.index || a.shapes[p].rank() < 1) continue;
+    // The end of the chain the producer runs: its relu, its bias, or itself.
+    NodeId last = p;
+    const NodeId b = f.bias[p];
+    if (b != n) last = b;
+    if (f.relu[p])
+      for (NodeId c : graph.consumers(last))
+        if (f.fused_into[c] == p && c != b) last = c;
+    const NodeId r = f.relu[p] ? last : n;
+    const NodeId x = only_reader(graph, a, last);
+    if (x >= n || !per_item(graph, a, x) || graph.node(x).inputs[0] != last) continue;
+    const Node& xn = graph.node(x);
+    // Items line up: axis 0 of the producer's output, of the follower's input 0 and output.
+    const Shape &ys = a.shapes[p], &xs = a.shapes[x];
+    if (xs.rank() < 1 || xs[0] != ys[0] || a.shapes[last][0] != ys[0]) continue;
+    // Its other inputs are there before the producer's wave.
+    bool ready = true;
+    for (std::size_t i = 1; i < xn.inputs.size(); ++i)
+      if (xn.inputs[i] == last || s.fwave[xn.inputs[i]] >= s.fwave[p] || graph.node(xn.inputs[i]).index) ready = false;
+    if (!ready) continue;
+    f.items[p] = x;
+    f.fused_into[x] = p;
+    // Its output and workspace are written in the producer's wave.
+    live_through(m, m.value_buf[x], s.fwave[p]);
+    live_through(m, m.work_buf[x], s.fwave[p]);
+    moved = true;
+
+    // The vjps: the follower's, the relu's (absorbed by the follower), the bias's (per
+    // item), each writing its input's gradient over its output's (one buffer down to the
+    // producer's output gradient) and no gradient fanned out.
+    const int bp = s.bwave[p];
+    if (bp < 0 || s.bwave[x] < 0 || !xn.op->has_vjp() || !sole_writer(graph, m, x)) continue;
+    if (r != n && f.vjp_into[r] != x) continue;
+    if (b != n && (!per_item(graph, a, b) || s.bwave[b] < 0 || !sole_writer(graph, m, b))) continue;
+    const std::int64_t g = m.grad_buf[p];
+    if (g < 0 || m.grad_buf[last] != g || (b != n && m.grad_buf[b] != g)) continue;
+    std::vector<NodeId> chain{x};
+    if (b != n) chain.push_back(b);
+    for (NodeId c : chain) {
+      f.vjp_items_into[c] = p;
+      ++f.vjps_absorbed;
+      // What its vjp reads lives until the producer's: the gradient coming in, the
+      // workspace, the saved values.
+      const Node& cn = graph.node(c);
+      live_through(m, m.grad_buf[c], bp);
+      live_through(m, m.work_buf[c], bp);
+      for (int i : cn.op->saved_inputs) live_through(m, m.value_buf[cn.inputs[static_cast<std::size_t>(i)]], bp);
+      if (cn.op->saves_output) live_through(m, m.value_buf[c], bp);
+    }
+    f.vjp_items[p] = std::move(chain);
+  }
+  if (moved) m.arena_bytes = place_buffers(m.buffers);
+}
+
 }  // namespace
 
-Fusions fuse_epilogues(const Graph& graph, const Analysis& a, const Schedule& s, const MemoryPlan& m) {
+Fusions fuse_epilogues(const Graph& graph, const Analysis& a, const Schedule& s, MemoryPlan& m) {
   const std::size_t n = graph.size();
   Fusions f;
   f.fused_into.assign(n, n);
@@ -104,6 +206,7 @@ Fusions fuse_epilogues(const Graph& graph, const Analysis& a, const Schedule& s,
     f.vjp_into[r] = c;
     ++f.vjps_absorbed;
   }
+  fuse_items(graph, a, s, m, f);
   f.fused = static_cast<int>(std::count_if(f.fused_into.begin(), f.fused_into.end(), [n](NodeId x) { return x != n; }));
   return f;
 }

@@ -106,15 +106,28 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& analysis, const Sched
 /// relu's input gradient over its output gradient (in place: the gradient is not kept and
 /// the relu is its input gradient's first writer). The relu's vjp step is skipped; the
 /// consumer's kernels see Kernel::relu_vjp_absorbed.
+///
+/// And items: a node whose op declares OpBuilder::per_item and reads nothing but the end
+/// of such a chain (input 0) and values computed before the producer's wave runs item by
+/// item inside a producer that declares OpBuilder::item_followers (conv2d's max_pool2d):
+/// its forward on each range of images the producer has written; and, when the chain's
+/// vjps can follow (the relu's absorbed by it, the bias_add's per item, every gradient in
+/// place, none fanned out), its vjp and the chain's on each range of images before the
+/// producer's vjp reads them, their last steps (per_item_finish) after it. The buffers
+/// they use then live through the producer's waves (the memory plan is placed again).
 struct Fusions {
   std::vector<NodeId> fused_into;     // per node: the producer running its forward, or graph.size()
   std::vector<NodeId> bias;           // per producer: the bias_add or add node fused in, or graph.size()
   std::vector<char> relu;             // per producer: a relu fused in
+  std::vector<NodeId> items;          // per producer: the per-item node run inside it, or graph.size()
   std::vector<NodeId> vjp_into;       // per relu: the consumer whose vjp does its work, or graph.size()
+  std::vector<NodeId> vjp_items_into; // per node: the producer whose vjp runs its vjp item by item, or graph.size()
+  std::vector<std::vector<NodeId>> vjp_items;  // per producer: those nodes, in backward order
   int fused = 0;                      // forward steps skipped
   int vjps_absorbed = 0;              // vjp steps skipped
 };
-Fusions fuse_epilogues(const Graph& graph, const Analysis& analysis, const Schedule& schedule,
-                       const MemoryPlan& memory);
+/// Decides the fusions; lengthens the lives of the buffers the per-item ones use and
+/// places the memory plan's buffers again.
+Fusions fuse_epilogues(const Graph& graph, const Analysis& analysis, const Schedule& schedule, MemoryPlan& memory);
 
 }  // namespace opgraph::planning

@@ -162,6 +162,49 @@ TEST_CASE("fuse: a plan skips the relu's vjp its consumer takes over, trusting t
   CHECK(std::memcmp(kept.raw(), run.raw(), run.nbytes()) == 0);
 }
 
+TEST_CASE("conformance: an op whose per-item kernels ignore where their range starts fails 'per item', nothing else") {
+  // unshifted_items (tests/plugins/broken_ops.cpp): 2x, each range of items written over the first.
+  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
+  const ConformanceReport r = check_conformance(Registry::global().get("unshifted_items"));
+  CHECK_FALSE(r.passed());
+  REQUIRE(r.first_failure() != nullptr);
+  CHECK(r.first_failure()->property == "per item");
+  CHECK(r.first_failure()->detail == "[6,3] (f64): forward item by item (pieces cut at 1) differs from forward");
+  for (const auto& item : r.items)
+    if (item.property != "per item") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
+  // The real pool and bias pass it; a bias along the last axis is not per item.
+  for (const char* op : {"max_pool2d", "bias_add"}) {
+    const ConformanceReport ok = check_conformance(Registry::global().get(op));
+    REQUIRE(ok.item("per item") != nullptr);
+    CHECK(ok.item("per item")->passed);
+  }
+  CHECK(check_conformance(Registry::global().get("avg_pool2d")).item("per item") == nullptr);
+}
+
+TEST_CASE("fuse: a plan runs a per-item node inside the convolution before it, trusting the declaration") {
+  // unshifted_items after a convolution: run per image in the convolution's lanes (fuse
+  // on), every lane's images land on the first ones, so the output differs from the node
+  // run on its own (fuse off); the forward step is skipped.
+  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
+  Graph g;
+  const NodeId x = g.add_input("x", {N, 2, 6, 6});
+  const NodeId w = g.add_param("w", {3, 2, 3, 3});
+  const NodeId y = g.add_op("unshifted_items", {g.add_op("conv2d", {x, w}, {{"padding", std::int64_t{1}}})});
+  g.add_output(y);
+  Params params = g.init_params(1);
+  Tensor xs(Shape{5, 2, 6, 6});
+  for (std::int64_t i = 0; i < xs.numel(); ++i) xs.set(i, static_cast<double>(i % 7) - 3.0);
+  auto output = [&](bool fuse) {
+    Plan plan(g, params, {.batch = 5, .backward = false, .fuse = fuse});
+    CHECK(plan.stats().fused == (fuse ? 1 : 0));
+    plan.set_input("x", xs);
+    plan.forward();
+    return plan.value(g.node(y).name).clone();
+  };
+  const Tensor fused = output(true), alone = output(false);
+  CHECK(std::memcmp(fused.raw(), alone.raw(), alone.nbytes()) != 0);
+}
+
 TEST_CASE("conformance: an op that turns NaN into a number fails 'nan', nothing else") {
   // nan_dropping_relu (tests/plugins/broken_ops.cpp) is std::max(0, x): right on every
   // number, its gradient too, but a NaN input comes out as 0.

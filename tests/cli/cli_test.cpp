@@ -385,12 +385,17 @@ TEST_CASE("cli: opgraph check passes every built-in op and the example plugin, f
   CHECK(plugin.out.find("3 ops: 3 passed, 0 failed") != std::string::npos);
   const Run broken = run("check --plugin " OPGRAPH_PLUGIN_DIR "/broken_ops.so --explain", dir.path());
   CHECK(broken.status == 1);
-  CHECK(broken.out.find("10 ops: 0 passed, 10 failed") != std::string::npos);
+  CHECK(broken.out.find("11 ops: 0 passed, 11 failed") != std::string::npos);
   // An op declaring that its vjp takes over a relu's, which it never does: a plan that
   // skipped the relu's vjp would pass on gradients the relu zeroes.
   CHECK(broken.out.find("ignored_relu_vjp                   FAIL   ") != std::string::npos);
   CHECK(broken.out.find("relu vjp: [6,3] (f64): the vjp told that it takes over a relu's vjp gives another gradient "
                         "of 'x' than the vjp, then the relu's (zero where 'x' is not positive)") != std::string::npos);
+  // An op declaring per-item kernels that ignore where their range starts: a plan running
+  // it inside a convolution, image by image, would write every image over the first.
+  CHECK(broken.out.find("unshifted_items                    FAIL   ") != std::string::npos);
+  CHECK(broken.out.find("per item: [6,3] (f64): forward item by item (pieces cut at 1) differs from forward") !=
+        std::string::npos);
   // A product declaring an epilogue it never applies: a plan that fused a bias into it would lose it.
   CHECK(broken.out.find("ignored_epilogue                   FAIL   ") != std::string::npos);
   CHECK(broken.out.find("epilogue: [6,3] [3,4] (f64): forward with the epilogue bias differs from forward, then the "
@@ -445,7 +450,7 @@ TEST_CASE("cli: --plugin on any subcommand, and its refusals") {
   test::write_file(dir.file("text.so"), "not a library");
   const std::vector<std::pair<std::string, std::string>> refusals = {
       {"text.so", "text.so: not a shared library (no ELF header): a plugin is a .so built with opgraph_add_plugin"},
-      {p + "wrong_abi.so", p + "wrong_abi.so: built for opgraph plugin ABI 999, this opgraph has ABI 8: rebuild the "
+      {p + "wrong_abi.so", p + "wrong_abi.so: built for opgraph plugin ABI 999, this opgraph has ABI 9: rebuild the "
                                "plugin against this version"},
       {p + "no_entry.so", p + "no_entry.so: not an opgraph plugin: no entry point 'opgraph_plugin_abi' (build it with "
                               "opgraph_add_plugin, or put OPGRAPH_PLUGIN_ENTRY() in one of its sources)"},

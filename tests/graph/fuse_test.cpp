@@ -53,7 +53,8 @@ bool same_tensor_bits(const Tensor& a, const Tensor& b) {
 }
 
 /// Fused and unfused plans, at 1 and 2 threads: the same bits everywhere; `fused` forward
-/// steps skipped, and `absorbed` relu vjps left to the node after the relu.
+/// steps skipped, and `absorbed` vjps left to another node's (a relu's to the node after
+/// it, a pool's and a bias's run per item inside the convolution before them).
 void check_fuses(const std::string& text, int fused, std::vector<std::string> keep = {}, int absorbed = 0) {
   CAPTURE(text);
   const ModelFile m = parse_model(text);
@@ -72,6 +73,19 @@ void check_fuses(const std::string& text, int fused, std::vector<std::string> ke
       CHECK(same_tensor_bits(f.values[i], plain.values[i]));
     }
   }
+}
+
+/// A convolution on each of its paths: the direct one with the positions in the lanes (6
+/// channels, "same"), with the channels in the lanes (16 channels, 5x5 valid: LeNet's
+/// second), im2col and the GEMM (stride 2), groups.
+constexpr const char* kConvPaths[] = {"conv2d(x, K, padding=2)", "conv2d(x, K, padding=0)",
+                                      "conv2d(x, K, stride=2, padding=1)", "conv2d(x, K, groups=2, padding=same)"};
+/// The declarations a model around `conv` (one of kConvPaths) needs: x, y, K, b, V.
+std::string conv_head(const std::string& conv) {
+  const std::string cout = conv.find("padding=0") != std::string::npos ? "16" : "6";
+  return "input x [N, 4, 12, 12]\nlabels y [N]\nparam K [" + cout + ", " +
+         (conv.find("groups") != std::string::npos ? "2" : "4") + ", 5, 5] normal(0, 0.2)\nparam b [" + cout +
+         "] normal(0, 0.3)\nparam V [" + cout + ", 5] normal(0, 0.3)\n";
 }
 
 }  // namespace
@@ -114,17 +128,10 @@ TEST_CASE("fuse: bias and ReLU after a product run inside it, to the same bits, 
 }
 
 TEST_CASE("fuse: a convolution runs the bias per channel and ReLU after it, on every path, to the same bits") {
-  // The direct path with the positions in the lanes (6 channels, "same"), with the channels
-  // in the lanes (16 channels, 5x5 valid: LeNet's second), im2col and the GEMM (stride 2),
-  // groups; then a bias along the wrong axis (the last), which stays a node of its own.
-  for (const char* conv : {"conv2d(x, K, padding=2)", "conv2d(x, K, padding=0)", "conv2d(x, K, stride=2, padding=1)",
-                           "conv2d(x, K, groups=2, padding=same)"}) {
-    const std::string c = conv;
-    const std::string cout = c.find("padding=0") != std::string::npos ? "16" : "6";
-    const std::string head = "input x [N, 4, 12, 12]\nlabels y [N]\nparam K [" + cout + ", " +
-                             (c.find("groups") != std::string::npos ? "2" : "4") +
-                             ", 5, 5] normal(0, 0.2)\nparam b [" + cout + "] normal(0, 0.3)\nparam V [" + cout +
-                             ", 5] normal(0, 0.3)\n";
+  // Every path (kConvPaths); then a bias along the wrong axis (the last), which stays a
+  // node of its own.
+  for (const char* conv : kConvPaths) {
+    const std::string c = conv, head = conv_head(c);
     const std::string tail = "loss xent = softmax_cross_entropy(matmul(mean(mean(h, axis=3), axis=2), V), y)\n";
     check_fuses(head + "h = relu(bias_add(" + c + ", b, axis=1))\n" + tail, 2);
     check_fuses(head + "h = relu(" + c + ")\n" + tail, 1);
@@ -166,13 +173,14 @@ TEST_CASE("fuse: a relu before max_pool2d leaves its vjp to the pool's, to the s
   const std::string tail = "loss xent = softmax_cross_entropy(matmul(mean(mean(h, axis=3), axis=2), V), y)\n";
   const std::string layer = "relu(bias_add(conv2d(x, K, padding=1), b, axis=1))";
   // The 2x2 pool (a vector path) and an overlapping, padded one (the general path, windows
-  // sharing winners): the relu's vjp absorbed, the bias and relu forward in the product.
-  check_fuses(head + "h = max_pool2d(" + layer + ", kernel=2)\n" + tail, 2, {}, 1);
-  check_fuses(head + "h = max_pool2d(" + layer + ", kernel=3, stride=2, padding=1)\n" + tail, 2, {}, 1);
+  // sharing winners): the relu's vjp absorbed, the bias and relu forward in the product
+  // (and the pool per item in it, both passes, with the bias's vjp: three of each).
+  check_fuses(head + "h = max_pool2d(" + layer + ", kernel=2)\n" + tail, 3, {}, 3);
+  check_fuses(head + "h = max_pool2d(" + layer + ", kernel=3, stride=2, padding=1)\n" + tail, 3, {}, 3);
   // A relu of its own (after a tanh): absorbed all the same.
   check_fuses(head + "h = max_pool2d(relu(tanh(conv2d(x, K, padding=1))), kernel=2)\n" + tail, 0, {}, 1);
   // The relu's value kept for the user: its gradient is not, so the vjp is absorbed still.
-  check_fuses(head + "r = " + layer + "\nh = max_pool2d(r, kernel=2)\n" + tail, 2, {"r"}, 1);
+  check_fuses(head + "r = " + layer + "\nh = max_pool2d(r, kernel=2)\n" + tail, 3, {"r"}, 3);
   // Not absorbed: the relu's output read by another node too, pooled by average, or its
   // vjp not run at all (a relu of the input, which needs no gradient).
   check_fuses(head + "r = " + layer + "\nh = max_pool2d(r, kernel=2) + avg_pool2d(r, kernel=2)\n" + tail, 2);
@@ -198,12 +206,109 @@ TEST_CASE("fuse: a profile names the pool that does a relu's vjp, and anomaly ch
       CHECK(n.vjp_absorbed_by == "h");  // the pool
       CHECK(n.backward_calls == 0);
       ++absorbed;
+    } else if (n.op == "max_pool2d") {
+      CHECK(n.vjp_absorbed_by == "conv2d_1");  // per item, inside the convolution
+      CHECK(n.backward_calls == 0);
+      ++absorbed;
     } else {
       CHECK(n.vjp_absorbed_by.empty());
     }
   }
-  CHECK(absorbed == 1);
+  CHECK(absorbed == 2);
   Params params = m.graph.init_params(3);
   Plan checked(m.graph, params, {.batch = 4, .detect_anomaly = true});
   CHECK(checked.stats().vjps_absorbed == 0);
+}
+
+TEST_CASE("fuse: a max_pool2d after a convolution runs image by image inside it, both passes, to the same bits") {
+  // Every path of the convolution (positions in the lanes, channels in the lanes, im2col
+  // with stride 2, groups) and both of the pool (2x2 vectors, the general windows): the
+  // bias and relu forward in the product, the pool forward per image; in the vjp the
+  // relu's left to the pool, the pool's and the bias's per image before the convolution
+  // reads each image's gradient.
+  for (const char* conv : kConvPaths)
+    for (const char* pool : {"kernel=2", "kernel=3, stride=2, padding=1"}) {
+      const std::string c = conv, head = conv_head(c);
+      const std::string tail = "loss xent = softmax_cross_entropy(matmul(mean(mean(h, axis=3), axis=2), V), y)\n";
+      const std::string p = std::string(", ") + pool + ")\n";
+      check_fuses(head + "h = max_pool2d(relu(bias_add(" + c + ", b, axis=1))" + p + tail, 3, {}, 3);
+      // No bias, no relu, neither.
+      check_fuses(head + "h = max_pool2d(relu(" + c + ")" + p + tail, 2, {}, 2);
+      check_fuses(head + "h = max_pool2d(bias_add(" + c + ", b, axis=1)" + p + tail, 2, {}, 2);
+      check_fuses(head + "h = max_pool2d(" + c + p + tail, 1, {}, 1);
+    }
+  const std::string head = "input x [N, 3, 10, 10]\nlabels y [N]\nparam K [4, 3, 3, 3] normal(0, 0.4)\n"
+                           "param J [4, 3, 3, 3] normal(0, 0.4)\nparam b [4] normal(0, 0.3)\nparam V [4, 5] normal(0, 0.3)\n";
+  const std::string tail = "loss xent = softmax_cross_entropy(matmul(mean(mean(h, axis=3), axis=2), V), y)\n";
+  // One bias in two layers: its gradient is the sum of two vjps', one written after the
+  // other's wave (fan-out), so neither may move into its convolution's wave; the pools
+  // run per item in the forward passes only (3 + 3 forward steps skipped; the relus' vjps).
+  check_fuses(head + "h = max_pool2d(relu(bias_add(conv2d(x, K, padding=1), b, axis=1)), kernel=2) + "
+                     "max_pool2d(relu(bias_add(conv2d(x, J, padding=1), b, axis=1)), kernel=2)\n" + tail,
+              6, {}, 2);
+  // The pool's input read by another node too, or a pool that is not per item: none.
+  check_fuses(head + "r = relu(conv2d(x, K, padding=1))\n"
+                     "h = max_pool2d(r, kernel=2) + max_pool2d(r, kernel=3, stride=2, padding=1)\n" + tail,
+              1);
+  check_fuses(head + "h = avg_pool2d(relu(conv2d(x, K, padding=1)), kernel=2)\n" + tail, 1);
+}
+
+TEST_CASE("fuse: a pool run inside a convolution gets buffers nothing else uses in the convolution's wave") {
+  // Inference: the convolution's input (a tanh's output) dies with the convolution's wave,
+  // and the pool's output, written in that wave now, must not take its place.
+  const ModelFile m = parse_model(
+      "input x [N, 3, 10, 10]\nparam K [4, 3, 3, 3] normal(0, 0.4)\nparam b [4] normal(0, 0.3)\n"
+      "z = tanh(x)\noutput h = max_pool2d(relu(bias_add(conv2d(z, K, padding=1), b, axis=1)), kernel=2)\n");
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    ThreadCount scope(threads);
+    std::vector<Tensor> outs;
+    for (bool fuse : {false, true}) {
+      Params params = m.graph.init_params(3);
+      Plan plan(m.graph, params, {.batch = 9, .backward = false, .fuse = fuse});
+      CHECK(plan.stats().fused == (fuse ? 3 : 0));
+      Tensor t(Shape{9, 3, 10, 10});
+      Rng rng(1);
+      for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, rng.uniform(-1, 1));
+      plan.set_input("x", t);
+      plan.forward();
+      outs.push_back(plan.value("h").clone());
+    }
+    CHECK(same_tensor_bits(outs[0], outs[1]));
+  }
+}
+
+TEST_CASE("fuse: a bias gradient computed inside the convolution is final when on_gradient names it") {
+  const ModelFile m = parse_model(
+      "input x [N, 3, 10, 10]\nlabels y [N]\nparam K [4, 3, 3, 3] normal(0, 0.4)\nparam b [4] normal(0, 0.3)\n"
+      "param V [4, 5] normal(0, 0.3)\nh = max_pool2d(relu(bias_add(conv2d(x, K, padding=1), b, axis=1)), kernel=2)\n"
+      "loss xent = softmax_cross_entropy(matmul(mean(mean(h, axis=3), axis=2), V), y)\n");
+  Params params = m.graph.init_params(3);
+  std::vector<std::pair<std::size_t, Tensor>> at_callback;
+  Plan* self = nullptr;
+  Plan plan(m.graph, params, {.batch = 8, .on_gradient = [&](std::size_t p) {
+                                at_callback.emplace_back(p, self->parameters()[p].grad.clone());
+                              }});
+  self = &plan;
+  CHECK(plan.stats().vjps_absorbed == 3);
+  Tensor y(Shape{8});
+  for (std::int64_t i = 0; i < 8; ++i) y.set(i, static_cast<double>(i % 5));
+  plan.set_input("y", y);
+  // Two steps on different images: a callback too early sees the first step's gradient.
+  for (int step = 0; step < 2; ++step) {
+    Rng rng(2 + static_cast<std::uint64_t>(step));
+    Tensor x(Shape{8, 3, 10, 10});
+    for (std::int64_t i = 0; i < x.numel(); ++i) x.set(i, rng.uniform(-1, 1));
+    plan.set_input("x", x);
+    at_callback.clear();
+    plan.forward();
+    plan.backward();
+  }
+  const auto slots = plan.parameters();
+  REQUIRE(at_callback.size() == slots.size());
+  for (const auto& called : at_callback) {  // (no structured binding: CAPTURE's lambda could not see it under clang)
+    const std::string& name = slots[called.first].name;
+    CAPTURE(name);
+    CHECK(same_tensor_bits(called.second, slots[called.first].grad));
+  }
 }

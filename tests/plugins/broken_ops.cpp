@@ -156,6 +156,25 @@ OPGRAPH_OP(ignored_relu_vjp)
     .vjp([](auto& k) { map(k.grad_out(), k.grad_in(0), [](auto g) { return g + g; }); })
     .check({"[a,b]"});
 
+// 2x declaring that it runs item by item (OpBuilder::per_item), whose per-item kernels
+// forget where their range starts: every range of items lands on the first ones.
+OPGRAPH_OP(unshifted_items)
+    .doc("2x whose per-item kernels write each range of items over the first ones (broken on purpose)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .forward([](auto& k) { map(k.in(0), k.out(), [](auto v) { return v + v; }); })
+    .vjp([](auto& k) { map(k.grad_out(), k.grad_in(0), [](auto g) { return g + g; }); })
+    .per_item(
+        [](const auto& k, std::int64_t b0, std::int64_t b1) {
+          const std::int64_t per = k.in(0).dims[0] ? k.in(0).size / k.in(0).dims[0] : 0;
+          for (std::int64_t i = 0; i < (b1 - b0) * per; ++i) k.out().data[i] = k.in(0).data[b0 * per + i] * 2;
+        },
+        [](const auto& k, std::int64_t b0, std::int64_t b1) {
+          const std::int64_t per = k.grad_out().dims[0] ? k.grad_out().size / k.grad_out().dims[0] : 0;
+          for (std::int64_t i = 0; i < (b1 - b0) * per; ++i) k.grad_in(0).data[i] = k.grad_out().data[b0 * per + i] * 2;
+        })
+    .check({"[a,b]"});
+
 // relu written as std::max(0, x): right on every number, but std::max(0, NaN) is 0, so a
 // NaN from an earlier node vanishes here and no NaN check downstream ever sees it.
 OPGRAPH_OP(nan_dropping_relu)
