@@ -260,11 +260,16 @@ std::string dump_dot(const Graph& g, const DumpOptions& o) {
       r.erase(std::unique(r.begin(), r.end()), r.end());
       reads = fmt::format("\\nreads {}", dot_escape(fmt::format("{}", fmt::join(r, ", "))));
     }
+    // A vjp the plan left to another node's (a relu's to the pool after it, a pool's to
+    // the convolution before it): drawn dashed, naming where it runs.
+    const bool elsewhere = step.done_by != step.node && !(o.collapse && v.rfind("vjp:block:", 0) == 0);
+    const std::string where =
+        elsewhere ? fmt::format("\\ndone in {}'s vjp", dot_escape(g.node(step.done_by).name)) : std::string();
     const std::string label = o.collapse && v.rfind("vjp:block:", 0) == 0
                                   ? fmt::format("vjp {}", dot_escape(v.substr(10)))
-                                  : fmt::format("vjp {}\\n{}{}", n.op->name, dot_escape(n.name), reads);
-    out += fmt::format("    \"{}\" [shape=box, style=\"rounded,filled\", fillcolor=\"#fecaca\", label=\"{}\"];\n",
-                       dot_escape(v), label);
+                                  : fmt::format("vjp {}\\n{}{}{}", n.op->name, dot_escape(n.name), reads, where);
+    out += fmt::format("    \"{}\" [shape=box, style=\"{}\", fillcolor=\"#fecaca\", label=\"{}\"];\n",
+                       dot_escape(v), elsewhere ? "rounded,filled,dashed" : "rounded,filled", label);
   }
   // Where each gradient goes: the vjp of the node that produced the value, through a "+"
   // when several vjps write it; a parameter's or an input's gradient is a result.
@@ -367,6 +372,7 @@ std::string dump_json(const Graph& g, const DumpOptions& o) {
                           .add("reads_workspace", s.reads_workspace)
                           .raw("writes", names(s.writes))
                           .raw("adds", names(s.adds))
+                          .add("done_by", g.node(s.done_by).name)
                           .str());
     root.raw("backward", json::array(steps));
   }

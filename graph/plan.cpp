@@ -441,6 +441,10 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     for (int i : node.op->saved_inputs) info.reads.push_back(node.inputs[static_cast<std::size_t>(i)]);
     if (node.op->saves_output) info.reads.push_back(id);
     info.reads_workspace = memory.work_buf[id] >= 0;
+    info.done_by = !options.fuse                        ? id
+                   : fusions.vjp_into[id] != n          ? fusions.vjp_into[id]
+                   : fusions.vjp_items_into[id] != n    ? fusions.vjp_items_into[id]
+                                                        : id;
     for (const auto* t : targets_of[id]) (t->scratch < 0 ? info.writes : info.adds).push_back(node.inputs[t->slot]);
     backward_steps.push_back(std::move(info));
   }

@@ -110,6 +110,10 @@ struct BackwardStep {
   bool reads_workspace = false;  // the op's workspace, kept from forward
   std::vector<NodeId> writes;   // inputs whose gradient this vjp writes first
   std::vector<NodeId> adds;     // inputs whose gradient it adds to (fan-out, summed by the engine)
+  /// The node whose vjp does this one's work: itself, or the one the plan left it to
+  /// (PlanOptions::fuse: a relu's to the max_pool2d after it, a pool's and a bias's to
+  /// the conv2d before them, image by image), whose step then runs it.
+  NodeId done_by = 0;
 };
 
 /// A Graph compiled once for one batch size and dtype (the dtype of the Params): a

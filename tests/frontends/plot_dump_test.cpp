@@ -119,6 +119,41 @@ TEST_CASE("dump: DOT, JSON and annotated .og show nodes, shapes and the backward
                        "dump: the model has no loss, so there is no backward pass to show", GraphError);
 }
 
+TEST_CASE("dump: a vjp done inside another node's is drawn dashed and names it") {
+  // LeNet's layer: the relu's vjp done by the pool's, the pool's and the bias's by the
+  // convolution's (image by image); the convolution's own vjp drawn plain.
+  const ModelFile m = parse_model(
+      "input x [N, 1, 8, 8]\nlabels y [N]\nparam K [2, 1, 3, 3]\nparam b [2]\nparam V [32, 3]\n"
+      "c = conv2d(x, K, padding=1)\nr = relu(bias_add(c, b, axis=1))\np = max_pool2d(r, kernel=2)\n"
+      "loss l = softmax_cross_entropy(matmul(reshape(p, shape=[-1, 32]), V), y)\n",
+      "cnn.og");
+  const DumpOptions o{.batch = 4, .backward = true, .labels = "y"};
+  const std::string dot = dump_dot(m.graph, o);
+  CHECK(dot.find("\"vjp:p\" [shape=box, style=\"rounded,filled,dashed\", fillcolor=\"#fecaca\", label=\"vjp "
+                 "max_pool2d\\np\\ndone in c's vjp\"]") != std::string::npos);
+  CHECK(dot.find("label=\"vjp relu\\nr\\nreads r\\ndone in p's vjp\"") != std::string::npos);
+  CHECK(dot.find("\"vjp:c\" [shape=box, style=\"rounded,filled\", fillcolor=\"#fecaca\", label=\"vjp conv2d\\nc\\n") !=
+        std::string::npos);
+  std::string error;
+  const test::Json j = test::parse_json(dump_json(m.graph, o), error);
+  REQUIRE(error == "");
+  int elsewhere = 0;
+  for (const auto& step : j["backward"].items) {
+    const std::string node = step["node"].string, by = step["done_by"].string;
+    CAPTURE(node);
+    if (node == "p" || node.rfind("bias_add", 0) == 0) {
+      CHECK(by == "c");
+      ++elsewhere;
+    } else if (node == "r") {
+      CHECK(by == "p");
+      ++elsewhere;
+    } else {
+      CHECK(by == node);
+    }
+  }
+  CHECK(elsewhere == 3);
+}
+
 TEST_CASE("dump: block instances as clusters, collapsed on request, identities hidden, gradient shapes keep N") {
   const ModelFile m = parse_model(
       "block dense(x, in, out, act=relu):\n  param W [in, out]\n  param b [out]\n  return act(bias_add(matmul(x, W), b))\n"
