@@ -196,6 +196,9 @@ template <class T>
 TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
   graph = g;
   options = std::move(opts);
+  // Anomaly detection checks each node's output and gradient after its own step: every
+  // node runs alone (a pool run inside a convolution would go unchecked).
+  if (options.detect_anomaly) options.fuse = false;
   dtype = dtype_of<T>();
   const std::size_t n = graph.size();
 

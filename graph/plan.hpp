@@ -54,8 +54,8 @@ struct PlanOptions {
   /// else reads the values between them (planning::fuse_epilogues); their vjps run as
   /// before, but a relu's before a max_pool2d is left to the pool's, and a max_pool2d after
   /// a conv2d runs image by image inside it, both passes, with the bias's vjp. The bits are
-  /// the same either way. detect_anomaly, which checks every node's output, runs each node
-  /// alone.
+  /// the same either way. detect_anomaly, which checks every node's output, turns it off:
+  /// each node runs alone.
   bool fuse = true;
   /// Called in backward(), once per parameter, as soon as that parameter's gradient is
   /// final (fan-out sums included), with the parameter's index in parameters(): a

@@ -218,6 +218,16 @@ TEST_CASE("fuse: a profile names the pool that does a relu's vjp, and anomaly ch
   Params params = m.graph.init_params(3);
   Plan checked(m.graph, params, {.batch = 4, .detect_anomaly = true});
   CHECK(checked.stats().vjps_absorbed == 0);
+  // A bias right after the convolution, not run inside it there (nothing in place): it
+  // could still run per item inside it, but anomaly checks run every node alone.
+  const ModelFile biased = parse_model(
+      "input x [N, 3, 10, 10]\nlabels y [N]\nparam K [4, 3, 3, 3] normal(0, 0.4)\nparam b [4] normal(0, 0.3)\n"
+      "param V [4, 5] normal(0, 0.3)\nh = tanh(bias_add(conv2d(x, K, padding=1), b, axis=1))\n"
+      "loss xent = softmax_cross_entropy(matmul(mean(mean(h, axis=3), axis=2), V), y)\n");
+  Params bp = biased.graph.init_params(3);
+  Plan anomaly(biased.graph, bp, {.batch = 4, .detect_anomaly = true});
+  CHECK(anomaly.stats().fused == 0);
+  CHECK(anomaly.stats().vjps_absorbed == 0);
 }
 
 TEST_CASE("fuse: a max_pool2d after a convolution runs image by image inside it, both passes, to the same bits") {
