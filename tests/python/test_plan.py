@@ -187,3 +187,11 @@ def test_relu_vjp_left_to_max_pool_profiles_and_bits():
     for fuse in (True, False):
         assert relu[fuse]["vjp_absorbed_by"] == (p.name if fuse else None)
         assert relu[fuse]["backward_calls"] == (0 if fuse else 1)
+    # The pool itself runs image by image inside the convolution, both passes.
+    pool = _fused_and_unfused(og.Model(g, seed=3), xs, p.name)
+    for fuse in (True, False):
+        assert (pool[fuse]["fused_into"] is not None) == fuse
+        assert pool[fuse]["vjp_absorbed_by"] == pool[fuse]["fused_into"]
+        assert pool[fuse]["forward_calls"] == (0 if fuse else 1)
+        assert pool[fuse]["backward_calls"] == (0 if fuse else 1)
+    assert pool[True]["fused_into"].startswith("conv2d")
