@@ -45,6 +45,16 @@ bool inner_axis(std::int64_t axis, int rank) {
   return a >= 1 && a < rank - 1;
 }
 
+/// y = x + b along an inner axis, lines [r0, r1) (a line: the inner values of one outer
+/// block and channel).
+template <class T>
+void add_bias_lines(const T* x, const T* b, const detail::AroundAxis& a, std::int64_t r0, std::int64_t r1, T* y) {
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const T bias = b[r % a.len];
+    for (std::int64_t i = 0; i < a.inner; ++i) y[r * a.inner + i] = x[r * a.inner + i] + bias;
+  }
+}
+
 /// The gradient's sums over each outer block and channel, run_sum of each (o, c) line:
 /// blocks [o0, o1) into sums (one value per block and channel). The vjp adds them up per
 /// channel in block order.
@@ -111,12 +121,8 @@ OPGRAPH_OP(bias_add)
         return;
       }
       const detail::AroundAxis a = around_axis(x, axis);
-      for_row_chunks(a.outer * a.len, a.inner, [&](std::int64_t r0, std::int64_t r1) {
-        for (std::int64_t r = r0; r < r1; ++r) {
-          const auto bias = b.data[r % a.len];
-          for (std::int64_t i = 0; i < a.inner; ++i) y.data[r * a.inner + i] = x.data[r * a.inner + i] + bias;
-        }
-      });
+      for_row_chunks(a.outer * a.len, a.inner,
+                     [&](std::int64_t r0, std::int64_t r1) { add_bias_lines(x.data, b.data, a, r0, r1, y.data); });
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
@@ -145,15 +151,10 @@ OPGRAPH_OP(bias_add)
     // the blocks in order, the same additions as the vjp's.
     .per_item(
         [](const auto& k, std::int64_t b0, std::int64_t b1) {
-          using T = scalar_of<decltype(k)>;
           const auto& x = k.in(0);
-          const T* b = k.in(1).data;
           const detail::AroundAxis a = around_axis(x, k.attr_int("axis"));
           const std::int64_t per = x.dims[0] ? a.outer / x.dims[0] * a.len : 0;  // lines an image
-          for (std::int64_t r = b0 * per; r < b1 * per; ++r) {
-            const T bias = b[r % a.len];
-            for (std::int64_t i = 0; i < a.inner; ++i) k.out().data[r * a.inner + i] = x.data[r * a.inner + i] + bias;
-          }
+          add_bias_lines(x.data, k.in(1).data, a, b0 * per, b1 * per, k.out().data);
         },
         [](const auto& k, std::int64_t b0, std::int64_t b1) {
           using T = scalar_of<decltype(k)>;

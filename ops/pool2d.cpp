@@ -73,17 +73,23 @@ void for_each_plane(std::int64_t planes, std::int64_t plane_size, F f) {
   });
 }
 
-/// The vjp's walk: each plane of dx zeroed, then add(plane of dx, output index, oy, ox)
-/// for each of that plane's outputs; one task per group of planes.
+/// The vjp's walk over planes [p0, p1) of dx: each plane zeroed, then add(plane of dx,
+/// output index, oy, ox) for each of that plane's outputs.
 template <class T, class F>
-void scatter_planes(const View<T>& dx, const Window& w, F add) {
+void scatter_plane_range(T* dx, const Window& w, std::int64_t p0, std::int64_t p1, F add) {
   const std::int64_t in_plane = w.h * w.w, out_plane = w.ho * w.wo;
-  for_each_plane(dx.dims[0] * dx.dims[1], in_plane, [&](std::int64_t p) {
-    T* dp = dx.data + p * in_plane;
+  for (std::int64_t p = p0; p < p1; ++p) {
+    T* dp = dx + p * in_plane;
     std::fill(dp, dp + in_plane, T(0));
     for (std::int64_t oy = 0; oy < w.ho; ++oy)
       for (std::int64_t ox = 0; ox < w.wo; ++ox) add(dp, p * out_plane + oy * w.wo + ox, oy, ox);
-  });
+  }
+}
+/// The same over every plane of dx, one task per group of planes.
+template <class T, class F>
+void scatter_planes(const View<T>& dx, const Window& w, F add) {
+  for_each_plane_range(dx.dims[0] * dx.dims[1], w.h * w.w,
+                       [&](std::int64_t p0, std::int64_t p1) { scatter_plane_range(dx.data, w, p0, p1, add); });
 }
 
 /// Vectors of N floats for the 2x2 pool: 16 (AVX-512, the forward pass's rows of more than
@@ -350,16 +356,10 @@ void max_pool_vjp_planes(const K& k, const Window& w, std::int64_t p0, std::int6
     offset = heap.data();
   }
   for (std::int64_t t = 0; t < taps; ++t) offset[t] = (t / w.kw) * w.dh * w.w + (t % w.kw) * w.dw;
-  for (std::int64_t p = p0; p < p1; ++p) {
-    T* dp = dx + p * in_plane;
-    std::fill(dp, dp + in_plane, T(0));
-    for (std::int64_t oy = 0; oy < w.ho; ++oy)
-      for (std::int64_t ox = 0; ox < w.wo; ++ox) {
-        const std::int64_t o = p * out_plane + oy * w.wo + ox;
-        if (arg[o] < T(0)) continue;  // a window over padding alone
-        dp[(oy * w.sh - w.pt) * w.w + ox * w.sw - w.pl + offset[static_cast<std::int64_t>(arg[o])]] += g[o];
-      }
-  }
+  scatter_plane_range(dx, w, p0, p1, [&](T* dp, std::int64_t o, std::int64_t oy, std::int64_t ox) {
+    if (arg[o] < T(0)) return;  // a window over padding alone
+    dp[(oy * w.sh - w.pt) * w.w + ox * w.sw - w.pl + offset[static_cast<std::int64_t>(arg[o])]] += g[o];
+  });
 }
 
 void window_attrs(OpBuilder& b) {
