@@ -94,7 +94,8 @@ int profile(int argc, char** argv) {
   std::printf("%-28s %-22s %10s %11s %7s %9s %10s\n", "node", "op", "forward ms", "backward ms", "share", "GFLOP/s",
               "MB moved");
   std::map<std::string, std::vector<std::string>> fused;  // producer -> the nodes it runs
-  std::vector<std::pair<std::string, std::string>> absorbed;  // relu, the node whose vjp does its work
+  std::map<std::string, std::string> absorbed_by;  // node -> the node whose vjp does its vjp's work
+  std::vector<std::string> absorbed;                 // those nodes, in the plan's order
   for (const auto& n : nodes) {
     const double t = (n.forward_seconds + n.backward_seconds) * per_step;
     // A fused node's forward runs inside its producer's and is timed there.
@@ -105,7 +106,10 @@ int profile(int argc, char** argv) {
     const std::string backward = n.vjp_absorbed_by.empty()
                                      ? fmt::format("{:11.3f}", 1e3 * n.backward_seconds * per_step)
                                      : fmt::format("{:>11}", "absorbed");
-    if (!n.vjp_absorbed_by.empty()) absorbed.emplace_back(n.name, n.vjp_absorbed_by);
+    if (!n.vjp_absorbed_by.empty()) {
+      absorbed_by[n.name] = n.vjp_absorbed_by;
+      absorbed.push_back(n.name);
+    }
     std::printf("%-28.28s %-22.22s %s %s %6.1f%% %9.1f %10.2f\n", n.name.c_str(), n.op.c_str(), forward.c_str(),
                 backward.c_str(), total > 0 ? 100 * t / total : 0.0, gflops(n),
                 (n.forward_bytes + (n.backward_calls ? n.backward_bytes : 0.0)) / 1e6);
@@ -121,8 +125,21 @@ int profile(int argc, char** argv) {
   for (const auto& [producer, names] : fused)
     std::printf("fused: %s run inside %s's forward pass (counted there)\n", fmt::format("{}", fmt::join(names, ", ")).c_str(),
                 producer.c_str());
-  for (const auto& [relu, by] : absorbed)
-    std::printf("absorbed: %s's vjp done by %s's (counted there)\n", relu.c_str(), by.c_str());
+  // Absorbed vjps by the node whose backward pass runs them in the end: a relu's vjp is
+  // done by the pool's after it, which itself may run inside the convolution's (LeNet's
+  // conv_1: bias_add, relu and pool all in the conv2d's), so one line per chain, as for
+  // the fused forward passes above.
+  std::map<std::string, std::vector<std::string>> absorbing;  // the node whose vjp runs -> the nodes it does
+  std::vector<std::string> absorbers;                          // in the order their first absorbed node comes
+  for (const auto& name : absorbed) {
+    std::string by = absorbed_by.at(name);
+    for (std::size_t hops = 0; absorbed_by.count(by) && hops < absorbed_by.size(); ++hops) by = absorbed_by.at(by);
+    if (!absorbing.count(by)) absorbers.push_back(by);
+    absorbing[by].push_back(name);
+  }
+  for (const auto& by : absorbers)
+    std::printf("absorbed: %s run inside %s's backward pass (counted there)\n",
+                fmt::format("{}", fmt::join(absorbing.at(by), ", ")).c_str(), by.c_str());
   return 0;
 }
 

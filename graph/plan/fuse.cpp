@@ -85,8 +85,34 @@ void live_through(MemoryPlan& m, std::int64_t b, int w) {
   buf.last = std::max(buf.last, w);
 }
 
-/// The per-item fusions (Fusions::items, vjp_items), after the epilogues and absorbed relus.
-void fuse_items(const Graph& graph, const Analysis& a, const Schedule& s, MemoryPlan& m, Fusions& f) {
+/// The relus whose vjps their consumers do (Fusions::vjp_into): their outputs, kept until
+/// then for the relu's vjp, die at their last other use. The buffer holds the values
+/// written in place before the relu's too (LeNet's conv2d, bias_add and relu outputs): it
+/// lives as long as any of them is read. True when a buffer's life got shorter.
+bool release_absorbed_outputs(const Graph& graph, const Analysis& a, const Schedule& s, MemoryPlan& m,
+                              const Fusions& f) {
+  const std::size_t n = graph.size();
+  if (f.vjps_absorbed == 0) return false;
+  std::vector<std::vector<NodeId>> values_of(m.buffers.size());
+  for (NodeId v = 0; v < n; ++v)
+    if (m.value_buf[v] >= 0) values_of[static_cast<std::size_t>(m.value_buf[v])].push_back(v);
+  bool shorter = false;
+  for (NodeId r = 0; r < n; ++r) {
+    if (f.vjp_into[r] == n || m.value_buf[r] < 0) continue;
+    const auto b = static_cast<std::size_t>(m.value_buf[r]);
+    int last = -1;
+    for (NodeId v : values_of[b]) last = std::max(last, value_last_use(graph, a, s, v, f.vjp_into[v] == n));
+    if (last < m.buffers[b].last) {
+      m.buffers[b].last = std::max(last, m.buffers[b].first);
+      shorter = true;
+    }
+  }
+  return shorter;
+}
+
+/// The per-item fusions (Fusions::items, vjp_items), after the epilogues and absorbed
+/// relus; true when a buffer's life got longer.
+bool fuse_items(const Graph& graph, const Analysis& a, const Schedule& s, MemoryPlan& m, Fusions& f) {
   const std::size_t n = graph.size();
   f.items.assign(n, n);
   f.vjp_items_into.assign(n, n);
@@ -145,7 +171,7 @@ void fuse_items(const Graph& graph, const Analysis& a, const Schedule& s, Memory
     }
     f.vjp_items[p] = std::move(chain);
   }
-  if (moved) m.arena_bytes = place_buffers(m.buffers);
+  return moved;
 }
 
 }  // namespace
@@ -206,7 +232,8 @@ Fusions fuse_epilogues(const Graph& graph, const Analysis& a, const Schedule& s,
     f.vjp_into[r] = c;
     ++f.vjps_absorbed;
   }
-  fuse_items(graph, a, s, m, f);
+  const bool shorter = release_absorbed_outputs(graph, a, s, m, f);
+  if (fuse_items(graph, a, s, m, f) || shorter) m.arena_bytes = place_buffers(m.buffers);
   f.fused = static_cast<int>(std::count_if(f.fused_into.begin(), f.fused_into.end(), [n](NodeId x) { return x != n; }));
   return f;
 }

@@ -131,6 +131,22 @@ std::size_t place_buffers(std::vector<Buffer>& buffers) {
   return buffers.size() <= kGreedyBuffers ? pack_greedy(buffers) : pack_timeline(buffers);
 }
 
+int value_last_use(const Graph& graph, const Analysis& a, const Schedule& s, NodeId id, bool own_vjp_reads) {
+  if (a.readable[id]) return kForever;
+  const NodeId op = graph.node(id).kind == NodeKind::part ? graph.node(id).inputs[0] : id;
+  int last = s.fwave[id];
+  for (NodeId c : graph.consumers(id)) {
+    if (!a.needed[c]) continue;
+    last = std::max(last, s.fwave[c]);
+    if (s.bwave[c] < 0) continue;
+    const Node& cn = graph.node(c);
+    for (std::size_t i = 0; i < cn.inputs.size(); ++i)
+      if (cn.inputs[i] == id && cn.op->saves_input(static_cast<int>(i))) last = std::max(last, s.bwave[c]);
+  }
+  if (own_vjp_reads && s.bwave[op] >= 0 && graph.node(op).op->saves_output) last = std::max(last, s.bwave[op]);
+  return last;
+}
+
 MemoryPlan plan_memory(const Graph& graph, const Analysis& a, const Schedule& s, std::size_t float_size,
                        bool in_place) {
   const std::size_t n = graph.size();
@@ -154,24 +170,11 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& a, const Schedule& s,
     return x;
   };
 
-  // Values: from the wave that computes them to their last reader - a consumer's forward,
-  // a consumer's vjp that saves them, their own op's vjp if it saves its outputs - or
-  // forever when they stay readable.
+  // Values: from the wave that computes them to their last reader (value_last_use).
   for (NodeId id = 0; id < n; ++id) {
     const Node& node = graph.node(id);
     if (!a.needed[id] || !node.computed()) continue;
-    const NodeId op = producer(id);
-    int last = s.fwave[id];
-    for (NodeId c : graph.consumers(id)) {
-      if (!a.needed[c]) continue;
-      last = std::max(last, s.fwave[c]);
-      if (s.bwave[c] < 0) continue;
-      const Node& cn = graph.node(c);
-      for (std::size_t i = 0; i < cn.inputs.size(); ++i)
-        if (cn.inputs[i] == id && cn.op->saves_input(static_cast<int>(i))) last = std::max(last, s.bwave[c]);
-    }
-    if (s.bwave[op] >= 0 && graph.node(op).op->saves_output) last = std::max(last, s.bwave[op]);
-    if (a.readable[id]) last = kForever;
+    const int last = value_last_use(graph, a, s, id);
     // In place: the output takes over its input's buffer when that buffer's last use is
     // this node's wave and no other node of the wave reads the input.
     if (const NodeId x = overwritable(id); x < n && m.value_buf[x] >= 0) {

@@ -86,6 +86,12 @@ struct MemoryPlan {
   std::size_t arena_bytes = 0, unshared_bytes = 0;
   int in_place_values = 0, in_place_grads = 0;  // outputs and gradients written over another buffer
 };
+/// The last wave that reads value `id`: its consumers' forward waves, the backward waves
+/// of the consumers whose vjps save it and, unless `own_vjp_reads` is false (its vjp's
+/// work left to a consumer's, fuse_epilogues), its own op's when that vjp reads its
+/// outputs; "forever" (INT_MAX) when it stays readable.
+int value_last_use(const Graph& graph, const Analysis& analysis, const Schedule& schedule, NodeId id,
+                   bool own_vjp_reads = true);
 /// With `in_place`, an op that declares `.in_place(input)` writes its output over that
 /// input's buffer when nothing else reads the input from its wave on, and its vjp writes
 /// that input's gradient over the output's gradient when it is the gradient's first writer
@@ -105,7 +111,10 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& analysis, const Sched
 /// reads (its input 0, once) leaves its vjp to that node when the memory plan wrote the
 /// relu's input gradient over its output gradient (in place: the gradient is not kept and
 /// the relu is its input gradient's first writer). The relu's vjp step is skipped; the
-/// consumer's kernels see Kernel::relu_vjp_absorbed.
+/// consumer's kernels see Kernel::relu_vjp_absorbed. The relu's output, which only its
+/// own vjp had kept, then dies at its last other use (with the values written in place
+/// before it, one buffer): LeNet's full-resolution activations are not kept for the
+/// backward pass.
 ///
 /// And items: a node whose op declares OpBuilder::per_item and reads nothing but the end
 /// of such a chain (input 0) and values computed before the producer's wave runs item by
@@ -126,8 +135,8 @@ struct Fusions {
   int fused = 0;                      // forward steps skipped
   int vjps_absorbed = 0;              // vjp steps skipped
 };
-/// Decides the fusions; lengthens the lives of the buffers the per-item ones use and
-/// places the memory plan's buffers again.
+/// Decides the fusions; shortens the lives of the absorbed relus' outputs, lengthens those
+/// of the buffers the per-item fusions use and places the memory plan's buffers again.
 Fusions fuse_epilogues(const Graph& graph, const Analysis& analysis, const Schedule& schedule, MemoryPlan& memory);
 
 }  // namespace opgraph::planning

@@ -494,11 +494,15 @@ TEST_CASE("cli: --detect-anomaly names the first non-finite value, profile times
   const Run text = run("profile " OPGRAPH_SOURCE_DIR "/examples/models/iris.og --steps 2", dir.path());
   CHECK(text.status == 0);
   CHECK(text.out.find("by op: ") != std::string::npos);
-  // LeNet-5: each pool does the vjp of the relu before it, whose backward column says so.
+  // LeNet-5: each pool does the vjp of the relu before it and runs, with the bias_add's,
+  // inside the convolution's: one line per chain, named by the node whose vjp runs them.
   const Run lenet = run("profile " OPGRAPH_SOURCE_DIR "/examples/models/lenet.og --steps 2", dir.path());
   CHECK(lenet.status == 0);
-  CHECK(lenet.out.find("absorbed: conv_1's vjp done by c1's (counted there)\n") != std::string::npos);
-  CHECK(lenet.out.find("absorbed: conv_2's vjp done by c2's (counted there)\n") != std::string::npos);
+  CHECK(lenet.out.find("absorbed: conv_1.bias_add_1, conv_1, c1 run inside conv_1.conv2d_1's backward pass (counted "
+                       "there)\n") != std::string::npos);
+  CHECK(lenet.out.find("absorbed: conv_2.bias_add_1, conv_2, c2 run inside conv_2.conv2d_1's backward pass (counted "
+                       "there)\n") != std::string::npos);
+  CHECK(lenet.out.find("'s vjp done by") == std::string::npos);
   CHECK(lenet.out.find("   absorbed ") != std::string::npos);
   const Run dot = run("dump " OPGRAPH_SOURCE_DIR "/examples/models/iris.og --format dot --profile", dir.path());
   CHECK(dot.status == 0);

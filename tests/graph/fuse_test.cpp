@@ -3,13 +3,16 @@
 // and a relu's vjp left to a max_pool2d after it.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include <opgraph/frontends/model_format.hpp>
+#include <opgraph/graph/op.hpp>
 #include <opgraph/graph/parallel.hpp>
 #include <opgraph/graph/plan.hpp>
+#include <opgraph/graph/plan/passes.hpp>
 #include <opgraph/graph/random.hpp>
 
 using namespace opgraph;
@@ -321,4 +324,48 @@ TEST_CASE("fuse: a bias gradient computed inside the convolution is final when o
     CAPTURE(name);
     CHECK(same_tensor_bits(called.second, slots[called.first].grad));
   }
+}
+
+TEST_CASE("fuse: a relu whose vjp the pool does is not kept for the backward pass") {
+  // The relu's output (with the convolution's and the bias's, written in place before it:
+  // one buffer of [N, 8, 24, 24]) was kept until the relu's vjp, which reads it; absorbed,
+  // that vjp is the pool's, which reads its winners only: the buffer dies with the pool's
+  // forward pass, and the arena shrinks.
+  const std::string text =
+      "input x [N, 3, 24, 24]\nlabels y [N]\nparam K [8, 3, 3, 3] normal(0, 0.4)\nparam b [8] normal(0, 0.3)\n"
+      "param V [8, 5] normal(0, 0.3)\nh = max_pool2d(relu(bias_add(conv2d(x, K, padding=1), b, axis=1)), kernel=2)\n"
+      "loss xent = softmax_cross_entropy(matmul(mean(mean(h, axis=3), axis=2), V), y)\n";
+  const ModelFile m = parse_model(text);
+  NodeId relu = m.graph.size(), pool = m.graph.size();
+  for (NodeId id = 0; id < m.graph.size(); ++id) {
+    const Node& node = m.graph.node(id);
+    if (node.kind != NodeKind::op) continue;
+    if (node.op->name == "relu") relu = id;
+    if (node.op->name == "max_pool2d") pool = id;
+  }
+  REQUIRE(relu < m.graph.size());
+  REQUIRE(pool < m.graph.size());
+  const PlanOptions options{.batch = 37};
+  const planning::Analysis a = planning::analyse(m.graph, options, sizeof(float));
+  const planning::Schedule s = planning::schedule(m.graph, a, planning::declared_costs(m.graph, a));
+  planning::MemoryPlan memory = planning::plan_memory(m.graph, a, s, sizeof(float));
+  const auto buffer = static_cast<std::size_t>(memory.value_buf[relu]);
+  CHECK(memory.buffers[buffer].last == s.bwave[relu]);  // unfused: kept for the relu's vjp
+  const planning::Fusions f = planning::fuse_epilogues(m.graph, a, s, memory);
+  CHECK(f.vjp_into[relu] == pool);
+  CHECK(memory.buffers[buffer].last == s.fwave[pool]);  // fused: read last by the pool's forward
+  CHECK(s.fwave[pool] < s.bwave[relu]);
+
+  const Run plain = run(m, false, 1), fused = run(m, true, 1);
+  CHECK(fused.stats.vjps_absorbed == 3);
+  CHECK(fused.stats.arena_bytes < plain.stats.arena_bytes);
+  // The backward dump says the same: the relu's vjp reads nothing of its own.
+  Params params = m.graph.init_params(3);
+  const Plan plan(m.graph, params, options);
+  const auto step = std::find_if(plan.backward_steps().begin(), plan.backward_steps().end(),
+                                 [&](const BackwardStep& b) { return b.node == relu; });
+  REQUIRE(step != plan.backward_steps().end());
+  CHECK(step->done_by == pool);
+  CHECK(step->reads.empty());
+  check_fuses(text, 3, {}, 3);
 }
