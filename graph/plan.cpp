@@ -442,10 +442,10 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     BackwardStep info;
     info.node = id;
     // A relu whose vjp its consumer does reads nothing: the consumer's saved values serve.
-    const bool absorbed_relu = options.fuse && fusions.vjp_into[id] != n;
-    for (int i : node.op->saved_inputs)
-      if (!absorbed_relu) info.reads.push_back(node.inputs[static_cast<std::size_t>(i)]);
-    if (node.op->saves_output && !absorbed_relu) info.reads.push_back(id);
+    if (!options.fuse || fusions.vjp_into[id] == n) {
+      for (int i : node.op->saved_inputs) info.reads.push_back(node.inputs[static_cast<std::size_t>(i)]);
+      if (node.op->saves_output) info.reads.push_back(id);
+    }
     info.reads_workspace = memory.work_buf[id] >= 0;
     info.done_by = !options.fuse                        ? id
                    : fusions.vjp_into[id] != n          ? fusions.vjp_into[id]

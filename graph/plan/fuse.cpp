@@ -100,10 +100,12 @@ bool release_absorbed_outputs(const Graph& graph, const Analysis& a, const Sched
   for (NodeId r = 0; r < n; ++r) {
     if (f.vjp_into[r] == n || m.value_buf[r] < 0) continue;
     const auto b = static_cast<std::size_t>(m.value_buf[r]);
+    // The value that took the buffer first is among them: its last use is at least the
+    // buffer's first wave.
     int last = -1;
     for (NodeId v : values_of[b]) last = std::max(last, value_last_use(graph, a, s, v, f.vjp_into[v] == n));
     if (last < m.buffers[b].last) {
-      m.buffers[b].last = std::max(last, m.buffers[b].first);
+      m.buffers[b].last = last;
       shorter = true;
     }
   }

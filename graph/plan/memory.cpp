@@ -20,6 +20,12 @@ constexpr std::size_t kAlign = 64;
 
 std::size_t round_up(std::size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
+/// The op node that computes value v: v itself, or for an output of a multi-output op (a
+/// part) that op.
+NodeId producer_of(const Graph& graph, NodeId v) {
+  return graph.node(v).kind == NodeKind::part ? graph.node(v).inputs[0] : v;
+}
+
 /// Places every buffer at the lowest offset where it overlaps no buffer alive at the same
 /// time, largest first: the tightest packing of the two placements here, but quadratic in
 /// the number of buffers, so it serves graphs of up to kGreedyBuffers buffers.
@@ -133,7 +139,7 @@ std::size_t place_buffers(std::vector<Buffer>& buffers) {
 
 int value_last_use(const Graph& graph, const Analysis& a, const Schedule& s, NodeId id, bool own_vjp_reads) {
   if (a.readable[id]) return kForever;
-  const NodeId op = graph.node(id).kind == NodeKind::part ? graph.node(id).inputs[0] : id;
+  const NodeId op = producer_of(graph, id);
   int last = s.fwave[id];
   for (NodeId c : graph.consumers(id)) {
     if (!a.needed[c]) continue;
@@ -159,7 +165,6 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& a, const Schedule& s,
   m.work_buf.assign(n, -1);
   m.grad_buf.assign(n, -1);
   std::size_t shared_bytes = 0;  // buffers not allocated because an output took over its input's
-  auto producer = [&](NodeId v) { return graph.node(v).kind == NodeKind::part ? graph.node(v).inputs[0] : v; };
   // The input an in-place op may overwrite, when it reads that value through that slot only.
   auto overwritable = [&](NodeId v) -> NodeId {
     const Node& node = graph.node(v);
@@ -222,12 +227,12 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& a, const Schedule& s,
       if (!a.grad_flows[id] || node.index) continue;
       if (a.grad_readable[id] || (id == *a.loss && !node.computed())) {
         m.grad_buf[id] = request(a.shapes[id], float_size, 0, kForever);
-      } else if (node.computed() && s.bwave[producer(id)] >= 0) {
+      } else if (node.computed() && s.bwave[producer_of(graph, id)] >= 0) {
         int first = id == *a.loss ? s.F : kForever;
         for (NodeId c : graph.consumers(id))
           if (s.bwave[c] >= 0) first = std::min(first, s.bwave[c]);
         if (first == kForever) continue;  // nothing writes it: a part no gradient reaches
-        m.grad_buf[id] = request(a.shapes[id], float_size, first, s.bwave[producer(id)]);
+        m.grad_buf[id] = request(a.shapes[id], float_size, first, s.bwave[producer_of(graph, id)]);
       }
     }
     // Fan-out: the first vjp (in backward order) to reach a gradient writes it, later ones
