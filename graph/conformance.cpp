@@ -88,6 +88,9 @@ bool bitwise_same(const std::vector<T>& a, const std::vector<T>& b) {
 template <class T>
 class Harness {
  public:
+  // The kernel points into this object (its buffers, views and step counter): no copies.
+  Harness(const Harness&) = delete;
+  Harness& operator=(const Harness&) = delete;
   /// `vjp_runs`: what the kernels' vjp_runs() says (forward may skip what only the vjp reads).
   Harness(const OpDef& op, const std::vector<Shape>& shapes, const Attrs& attrs, bool vjp_runs = true)
       : op_(op), shapes_(shapes) {
@@ -145,7 +148,8 @@ class Harness {
       b.states.push_back({states_[i].data(), sh, false});
     }
     binding_ = b;
-    planning::bind_kernel(k_, op, g_.node(node_).attrs, g_.node(node_).name, binding_, true, vjp_runs, 1, &step_,
+    views_.reserve(b.inputs.size(), b.outputs.size(), b.states.size());
+    planning::bind_kernel(k_, views_, op, g_.node(node_).attrs, g_.node(node_).name, binding_, true, vjp_runs, 1, &step_,
                           &step_);
   }
 
@@ -383,6 +387,7 @@ class Harness {
   Guarded<T> work_, scratch_;
   planning::Binding binding_;
   std::int64_t step_ = 0;
+  planning::ViewStore<T> views_;  // k_'s views
   Kernel<T> k_;
   std::string problem_;
 };

@@ -131,20 +131,19 @@ struct Graph::Impl {
   std::map<std::string, int, std::less<>> next_auto;  // per op: the k of the next "<op>_<k>" to try
 };
 
-Graph::Graph() : impl_(std::make_unique<Impl>()) {}
+Graph::Graph() : impl_(std::make_shared<Impl>()) {}
 Graph::~Graph() = default;
-Graph::Graph(const Graph& other)
-    : impl_(std::make_unique<Impl>(*other.impl_)), loss_(other.loss_), outputs_(other.outputs_) {}
-Graph& Graph::operator=(const Graph& other) {
-  if (this != &other) {
-    impl_ = std::make_unique<Impl>(*other.impl_);
-    loss_ = other.loss_;
-    outputs_ = other.outputs_;
-  }
-  return *this;
-}
+Graph::Graph(const Graph& other) = default;
+Graph& Graph::operator=(const Graph& other) = default;
 Graph::Graph(Graph&&) noexcept = default;
 Graph& Graph::operator=(Graph&&) noexcept = default;
+
+Graph::Impl& Graph::mutable_impl() {
+  // Shared with another Graph: this one takes its own copy before changing it. A count of
+  // one cannot grow meanwhile: only a copy of this object could share it.
+  if (impl_.use_count() > 1) impl_ = std::make_shared<Impl>(*impl_);
+  return const_cast<Impl&>(*impl_);
+}
 
 namespace {
 
@@ -241,10 +240,11 @@ void Graph::check_new_name(const std::string& name, const std::string& origin) c
 }
 
 NodeId Graph::add_node(Node node) {
-  const NodeId id = boost::add_vertex(node, impl_->g);
-  impl_->by_name.emplace(impl_->g[id].name, id);
-  for (std::size_t slot = 0; slot < impl_->g[id].inputs.size(); ++slot)
-    boost::add_edge(impl_->g[id].inputs[slot], id, Edge{static_cast<int>(slot)}, impl_->g);
+  Impl& impl = mutable_impl();
+  const NodeId id = boost::add_vertex(node, impl.g);
+  impl.by_name.emplace(impl.g[id].name, id);
+  for (std::size_t slot = 0; slot < impl.g[id].inputs.size(); ++slot)
+    boost::add_edge(impl.g[id].inputs[slot], id, Edge{static_cast<int>(slot)}, impl.g);
   return id;
 }
 
@@ -289,7 +289,7 @@ NodeId Graph::add_op(std::string_view op_name, std::vector<NodeId> inputs, Attrs
   }
   if (name.empty()) {
     // "<op>_<k>" from a counter per op, so that naming n nodes costs n lookups, not n^2/2.
-    int& k = impl_->next_auto[op->name];
+    int& k = mutable_impl().next_auto[op->name];
     do name = fmt::format("{}_{}", op->name, ++k);
     while (impl_->by_name.count(name));
   }
@@ -378,7 +378,7 @@ NodeId Graph::add_op(std::string_view op_name, std::vector<NodeId> inputs, Attrs
       p.origin = origin;
       parts.push_back(add_node(std::move(p)));
     }
-    impl_->g[static_cast<Impl::Adjacency::vertex_descriptor>(id)].parts = std::move(parts);
+    mutable_impl().g[static_cast<Impl::Adjacency::vertex_descriptor>(id)].parts = std::move(parts);
   }
   return id;
 }
@@ -394,12 +394,14 @@ void Graph::add_output(NodeId id) {
 }
 
 void Graph::rename(NodeId id, std::string name) {
-  Node& n = impl_->g[static_cast<Impl::Adjacency::vertex_descriptor>(id)];
-  if (n.name == name) return;
-  check_new_name(name, n.origin);
-  impl_->by_name.erase(n.name);
+  const Node& current = node(id);  // bounds check
+  if (current.name == name) return;
+  check_new_name(name, current.origin);
+  Impl& impl = mutable_impl();
+  Node& n = impl.g[static_cast<Impl::Adjacency::vertex_descriptor>(id)];
+  impl.by_name.erase(n.name);
   n.name = std::move(name);
-  impl_->by_name.emplace(n.name, id);
+  impl.by_name.emplace(n.name, id);
 }
 
 std::size_t Graph::size() const { return boost::num_vertices(impl_->g); }
@@ -529,9 +531,15 @@ namespace {
 /// Breadth-first search from `starts` over `g` (any Boost graph with the adjacency's
 /// vertex indices), following only the edges `keep` accepts; the reached vertices.
 template <class G, class Keep>
-std::vector<char> reach(const G& g, std::size_t n, const std::vector<NodeId>& starts, Keep keep) {
-  using Edge = typename boost::graph_traits<G>::edge_descriptor;
-  const boost::filtered_graph<G, std::function<bool(Edge)>> sub(g, std::function<bool(Edge)>(keep));
+std::vector<char> reach(const G& g, std::size_t n, const std::vector<NodeId>& starts, const Keep& keep) {
+  // The filter's iterators copy the predicate at every out-edge list: a pointer to it,
+  // default-constructible as Boost asks, not a std::function (an allocation per copy, ten
+  // per node of a 100 000-node graph).
+  struct Filter {
+    const Keep* keep = nullptr;
+    bool operator()(const typename boost::graph_traits<G>::edge_descriptor& e) const { return (*keep)(e); }
+  };
+  const boost::filtered_graph<G, Filter> sub(g, Filter{&keep});
   std::vector<boost::default_color_type> colour(n, boost::white_color);
   auto colours = boost::make_iterator_property_map(colour.begin(), boost::get(boost::vertex_index, g));
   // breadth_first_visit, not breadth_first_search: the latter whitens every vertex first,

@@ -101,6 +101,7 @@ class Params {
 /// A DAG of inputs, parameters and op nodes, stored in a Boost.Graph adjacency_list.
 /// Every add_* call validates at once (unknown op, arity, attributes, value kinds, shapes,
 /// names), so a Graph is always well formed. Nodes can only use earlier nodes: no cycles.
+/// Copies are cheap: they share the nodes until one of them adds or renames a node.
 /// To build from a description in any order (an importer), use GraphBuilder.
 class Graph {
  public:
@@ -175,7 +176,11 @@ class Graph {
   void check_new_name(const std::string& name, const std::string& origin) const;
 
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  /// The nodes, shared by copies until one of them changes (copy on write): a plan keeps a
+  /// copy of its graph, and a 100 000-node graph's deep copy took a tenth of compiling it.
+  /// Only mutable_impl() may change them.
+  std::shared_ptr<const Impl> impl_;
+  Impl& mutable_impl();
   std::optional<NodeId> loss_;
   std::vector<NodeId> outputs_;
 };

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -30,7 +31,7 @@ namespace opgraph {
 /// 8: OpDef::absorbs_relu_vjp and Kernel::relu_vjp_absorbed (a relu's vjp taken over).
 /// 9: OpDef's per-item kernels and item_followers, Kernel's item stages (a node run item
 /// by item inside the node before it).
-inline constexpr std::uint32_t kPluginAbi = 9;
+inline constexpr std::uint32_t kPluginAbi = 10;
 
 inline constexpr int kMaxRank = 8;
 
@@ -198,13 +199,15 @@ class Kernel {
                     op_name() + ": " + fmt::format(what, std::forward<A>(args)...));
   }
 
-  std::vector<View<const T>> in_;
-  std::vector<View<const std::int64_t>> index_in_;
-  std::vector<View<T>> out_;
-  std::vector<View<std::int64_t>> index_out_;
-  std::vector<View<const T>> grad_out_;
-  std::vector<View<T>> grad_in_;
-  std::vector<View<T>> state_;
+  // Into the arrays their plan (or harness) keeps for all its kernels' views
+  // (planning::ViewStore): one allocation per plan, not six per node.
+  std::span<View<const T>> in_;
+  std::span<View<const std::int64_t>> index_in_;
+  std::span<View<T>> out_;
+  std::span<View<std::int64_t>> index_out_;
+  std::span<View<const T>> grad_out_;
+  std::span<View<T>> grad_in_;
+  std::span<View<T>> state_;
   View<T> workspace_;
   View<T> scratch_;
   Epilogue<T> epilogue_;

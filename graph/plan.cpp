@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <new>
+#include <span>
 
 #include <opgraph/graph/numeric.hpp>
 #include <opgraph/graph/op.hpp>
@@ -60,7 +61,7 @@ struct Plan::Impl {
   planning::Schedule schedule;
   planning::MemoryPlan memory;
   std::vector<BackwardStep> backward_steps;
-  std::vector<NodeProfile> profiles;  // forward order; filled when options.profile
+  std::vector<NodeProfile> profiles;  // forward order; only when options.profile
   std::vector<std::int64_t> value_at;  // arena offset of a computed value, or -1
   std::vector<std::int64_t> grad_at;   // arena offset of a node's gradient, or -1
   std::vector<Tensor> values;          // inputs: bound tensors; params: the Params' tensors
@@ -126,6 +127,12 @@ struct Step {
   std::vector<Accumulate> accumulate;  // fan-out: add these scratch gradients after the wave
 };
 
+/// The values a node's kernel writes: its parts, or the node itself (`id`, which must
+/// outlive the span).
+std::span<const NodeId> outputs_of(const Node& node, const NodeId& id) {
+  return node.parts.empty() ? std::span<const NodeId>(&id, 1) : std::span<const NodeId>(node.parts);
+}
+
 template <class T>
 const KernelFn<T>& forward_of(const OpDef& op) {
   if constexpr (std::is_same_v<T, float>) return op.forward_f32;
@@ -172,7 +179,8 @@ class TypedPlan final : public Plan::Impl {
   void accumulate(const Step<T>& step) const;
   void check_forward(const Step<T>& step) const;
 
-  std::vector<Step<T>> steps_;            // forward order
+  planning::ViewStore<T> views_;  // every step's kernel views
+  std::vector<Step<T>, detail::PageAllocator<Step<T>>> steps_;  // forward order
   std::vector<Step<T>*> backward_steps_;  // backward order
   // The forward steps that run (the fused ones left out), by wave: forward_waves_ holds
   // each wave's start into forward_run_, then the end; a wave left empty is dropped.
@@ -276,7 +284,17 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
       grad_at[id] = static_cast<std::int64_t>(memory.buffers[static_cast<std::size_t>(memory.grad_buf[id])].offset);
   }
 
-  // Kernels bound to their buffers, through the one binder.
+  // Kernels bound to their buffers, through the one binder. Each node's gradient targets
+  // first, by node (counting sort, backward order kept within a node): the first writer of
+  // a gradient writes it, later ones write scratch the wave then adds.
+  std::vector<std::size_t> targets_at(n + 1, 0);
+  for (const auto& t : memory.targets) ++targets_at[t.node + 1];
+  for (std::size_t i = 0; i < n; ++i) targets_at[i + 1] += targets_at[i];
+  std::vector<const planning::GradTarget*> targets_by_node(memory.targets.size());
+  {
+    std::vector<std::size_t> fill(targets_at.begin(), targets_at.end() - 1);
+    for (const auto& t : memory.targets) targets_by_node[fill[t.node]++] = &t;
+  }
   auto value_slot = [&](NodeId v) -> planning::Slot {
     const Node& node = graph.node(v);
     void* data = nullptr;
@@ -284,23 +302,48 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     else if (value_at[v] >= 0) data = at(value_at[v]);
     return {data, shapes[v], node.index};
   };
-  std::vector<planning::Binding> bindings(schedule.forward.size());
+  {
+    std::size_t inputs = 0, outputs = 0, states = 0;
+    for (NodeId id : schedule.forward) {
+      const Node& node = graph.node(id);
+      inputs += node.inputs.size();
+      outputs += outputs_of(node, id).size();
+      states += node.op->states.size();
+    }
+    views_.reserve(inputs, outputs, states);
+  }
   steps_.resize(schedule.forward.size());
   input_uses_.assign(n, {});
   std::vector<Step<T>*> step_of(n, nullptr);
+  planning::Binding b;  // one, its lists cleared and refilled: no allocation per node
   for (std::size_t s = 0; s < schedule.forward.size(); ++s) {
     const NodeId id = schedule.forward[s];
     const Node& node = graph.node(id);
-    planning::Binding& b = bindings[s];
+    Step<T>& entry = steps_[s];
+    step_of[id] = &entry;
+    b.workspace = b.scratch = {};
+    b.inputs.clear();
+    b.outputs.clear();
+    b.grad_outputs.clear();
+    b.grad_inputs.clear();
+    b.states.clear();
     for (NodeId in : node.inputs) b.inputs.push_back(value_slot(in));
-    const std::vector<NodeId> outs = node.parts.empty() ? std::vector<NodeId>{id} : node.parts;
-    for (NodeId o : outs) {
+    for (NodeId o : outputs_of(node, id)) {
       b.outputs.push_back(value_slot(o));
-      b.grad_outputs.push_back(
-          {grad_at[o] >= 0 && schedule.bwave[id] >= 0 ? at(grad_at[o]) : nullptr, shapes[o], false});
+      b.grad_outputs.push_back({grad_at[o] >= 0 && schedule.bwave[id] >= 0 ? at(grad_at[o]) : nullptr, shapes[o], false});
     }
-    b.grad_inputs.assign(node.inputs.size(), {});
-    for (std::size_t i = 0; i < node.inputs.size(); ++i) b.grad_inputs[i].shape = shapes[node.inputs[i]];
+    for (NodeId in : node.inputs) b.grad_inputs.push_back({nullptr, shapes[in], false});
+    for (std::size_t i = targets_at[id]; i < targets_at[id + 1]; ++i) {
+      const planning::GradTarget& t = *targets_by_node[i];
+      const NodeId in = node.inputs[t.slot];
+      if (t.scratch < 0) {
+        b.grad_inputs[t.slot].data = at(grad_at[in]);
+      } else {
+        void* scratch = at(static_cast<std::int64_t>(memory.buffers[static_cast<std::size_t>(t.scratch)].offset));
+        b.grad_inputs[t.slot].data = scratch;
+        entry.accumulate.push_back({static_cast<T*>(at(grad_at[in])), static_cast<const T*>(scratch), shapes[in].numel()});
+      }
+    }
     if (memory.work_buf[id] >= 0) {
       const auto& wb = memory.buffers[static_cast<std::size_t>(memory.work_buf[id])];
       b.workspace = {at(static_cast<std::int64_t>(wb.offset)), Shape{static_cast<std::int64_t>(wb.bytes / sizeof(T))},
@@ -315,40 +358,22 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
       if (t.dtype() != dtype) throw GraphError("plan", fmt::format("state '{}' is {}, expected {}", name, t.dtype(), dtype));
       b.states.push_back({t.raw(), t.shape(), false});
     }
-    Step<T>& step = steps_[s];
-    step_of[id] = &step;
-    for (auto [buf, where] : {std::pair{memory.forward_scratch[id], &step.forward_scratch},
-                              std::pair{memory.backward_scratch[id], &step.backward_scratch}})
+    for (auto [buf, where] : {std::pair{memory.forward_scratch[id], &entry.forward_scratch},
+                              std::pair{memory.backward_scratch[id], &entry.backward_scratch}})
       if (buf >= 0) {
         const auto& sb = memory.buffers[static_cast<std::size_t>(buf)];
         *where = static_cast<T*>(at(static_cast<std::int64_t>(sb.offset)));
-        b.scratch.shape = Shape{static_cast<std::int64_t>(sb.bytes / sizeof(T))};
+        b.scratch.set_shape(Shape{static_cast<std::int64_t>(sb.bytes / sizeof(T))});
       }
-    step.node = id;
-    step.forward = &forward_of<T>(*node.op);
-    step.vjp = schedule.bwave[id] >= 0 ? &vjp_of<T>(*node.op) : nullptr;
-  }
-  // Gradient targets: the first writer writes the gradient, later ones scratch.
-  for (const auto& t : memory.targets) {
-    const NodeId in = graph.node(t.node).inputs[t.slot];
-    planning::Binding& b = bindings[static_cast<std::size_t>(step_of[t.node] - steps_.data())];
-    if (t.scratch < 0) {
-      b.grad_inputs[t.slot].data = at(grad_at[in]);
-    } else {
-      void* scratch = at(static_cast<std::int64_t>(memory.buffers[static_cast<std::size_t>(t.scratch)].offset));
-      b.grad_inputs[t.slot].data = scratch;
-      step_of[t.node]->accumulate.push_back(
-          {static_cast<T*>(at(grad_at[in])), static_cast<const T*>(scratch), shapes[in].numel()});
-    }
-  }
-  for (std::size_t s = 0; s < steps_.size(); ++s) {
-    const Node& node = graph.node(steps_[s].node);
-    planning::bind_kernel(steps_[s].kernel, *node.op, node.attrs, node.name, bindings[s], training,
-                          analysis.vjp_runs[steps_[s].node] != 0, options.seed, &step, &sample_offset);
+    entry.node = id;
+    entry.forward = &forward_of<T>(*node.op);
+    entry.vjp = schedule.bwave[id] >= 0 ? &vjp_of<T>(*node.op) : nullptr;
+    planning::bind_kernel(entry.kernel, views_, *node.op, node.attrs, node.name, b, training, analysis.vjp_runs[id] != 0,
+                          options.seed, &step, &sample_offset);
     for (std::size_t i = 0; i < node.inputs.size(); ++i)
-      if (graph.node(node.inputs[i]).kind == NodeKind::input)
-        input_uses_[node.inputs[i]].push_back({&steps_[s].kernel, i});
+      if (graph.node(node.inputs[i]).kind == NodeKind::input) input_uses_[node.inputs[i]].push_back({&entry.kernel, i});
   }
+  backward_steps_.reserve(schedule.backward.size());
   for (NodeId id : schedule.backward) backward_steps_.push_back(step_of[id]);
 
   // Epilogues: a bias_add and relu after a product run inside its forward pass, and a
@@ -378,6 +403,7 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     stats.vjps_absorbed = fusions.vjps_absorbed;
     stats.backward_steps -= fusions.vjps_absorbed;
   }
+  forward_run_.reserve(steps_.size());
   for (std::size_t w = 0; w + 1 < schedule.forward_waves.size(); ++w) {
     const std::size_t start = forward_run_.size();
     for (std::size_t s = schedule.forward_waves[w]; s < schedule.forward_waves[w + 1]; ++s)
@@ -410,33 +436,35 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     }
   }
 
-  // Work per node, for profiles.
-  const planning::CostModel costs = planning::declared_costs(graph, analysis);
-  for (NodeId id : schedule.forward) {
-    const Node& node = graph.node(id);
-    NodeProfile p;
-    p.node = id;
-    p.name = node.name;
-    p.op = node.op->name;
-    double in_bytes = 0.0, out_bytes = 0.0;
-    for (NodeId in : node.inputs) in_bytes += static_cast<double>(shapes[in].numel()) * sizeof(T);
-    for (NodeId o : node.parts.empty() ? std::vector<NodeId>{id} : node.parts)
-      out_bytes += static_cast<double>(shapes[o].numel()) * sizeof(T);
-    p.forward_flops = costs.flops(id, true);
-    p.backward_flops = costs.flops(id, false);
-    p.forward_bytes = in_bytes + out_bytes;
-    if (options.fuse && fusions.fused_into[id] != n) p.fused_into = graph.node(fusions.fused_into[id]).name;
-    if (options.fuse && fusions.vjp_into[id] != n)
-      p.vjp_absorbed_by = graph.node(fusions.vjp_into[id]).name;
-    if (options.fuse && fusions.vjp_items_into[id] != n)
-      p.vjp_absorbed_by = graph.node(fusions.vjp_items_into[id]).name;
-    p.backward_bytes = out_bytes + in_bytes * 2;  // gradient in; saved values and gradients out, at most
-    profiles.push_back(std::move(p));
+  // Work per node, for profiles (only a profiling plan keeps them: Plan::profile).
+  if (options.profile) {
+    const planning::CostModel costs = planning::declared_costs(graph, analysis);
+    profiles.reserve(schedule.forward.size());
+    for (NodeId id : schedule.forward) {
+      const Node& node = graph.node(id);
+      NodeProfile p;
+      p.node = id;
+      p.name = node.name;
+      p.op = node.op->name;
+      double in_bytes = 0.0, out_bytes = 0.0;
+      for (NodeId in : node.inputs) in_bytes += static_cast<double>(shapes[in].numel()) * sizeof(T);
+      for (NodeId o : outputs_of(node, id))
+        out_bytes += static_cast<double>(shapes[o].numel()) * sizeof(T);
+      p.forward_flops = costs.flops(id, true);
+      p.backward_flops = costs.flops(id, false);
+      p.forward_bytes = in_bytes + out_bytes;
+      if (options.fuse && fusions.fused_into[id] != n) p.fused_into = graph.node(fusions.fused_into[id]).name;
+      if (options.fuse && fusions.vjp_into[id] != n)
+        p.vjp_absorbed_by = graph.node(fusions.vjp_into[id]).name;
+      if (options.fuse && fusions.vjp_items_into[id] != n)
+        p.vjp_absorbed_by = graph.node(fusions.vjp_items_into[id]).name;
+      p.backward_bytes = out_bytes + in_bytes * 2;  // gradient in; saved values and gradients out, at most
+      profiles.push_back(std::move(p));
+    }
   }
 
   // The same decisions, described for dumps.
-  std::vector<std::vector<const planning::GradTarget*>> targets_of(n);
-  for (const auto& t : memory.targets) targets_of[t.node].push_back(&t);
+  backward_steps.reserve(schedule.backward.size());
   for (NodeId id : schedule.backward) {
     const Node& node = graph.node(id);
     BackwardStep info;
@@ -451,7 +479,10 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
                    : fusions.vjp_into[id] != n          ? fusions.vjp_into[id]
                    : fusions.vjp_items_into[id] != n    ? fusions.vjp_items_into[id]
                                                         : id;
-    for (const auto* t : targets_of[id]) (t->scratch < 0 ? info.writes : info.adds).push_back(node.inputs[t->slot]);
+    for (std::size_t i = targets_at[id]; i < targets_at[id + 1]; ++i) {
+      const planning::GradTarget& t = *targets_by_node[i];
+      (t.scratch < 0 ? info.writes : info.adds).push_back(node.inputs[t.slot]);
+    }
     backward_steps.push_back(std::move(info));
   }
 }

@@ -123,6 +123,12 @@ std::size_t alignment_for(std::size_t bytes) { return bytes >= kHugePageBytes ? 
 }  // namespace
 
 void* allocate_zeroed(std::size_t bytes) {
+  void* p = allocate_pages(bytes);
+  std::memset(p, 0, std::max<std::size_t>(bytes, 1));
+  return p;
+}
+
+void* allocate_pages(std::size_t bytes) {
   bytes = std::max<std::size_t>(bytes, 1);
   const std::size_t align = alignment_for(bytes);
   void* p = ::operator new(bytes, std::align_val_t{align});
@@ -133,7 +139,6 @@ void* allocate_zeroed(std::size_t bytes) {
   // takes the same advice.
   if (align == kHugePageBytes) (void)madvise(p, (bytes + align - 1) / align * align, MADV_HUGEPAGE);
 #endif
-  std::memset(p, 0, bytes);
   return p;
 }
 

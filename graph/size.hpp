@@ -68,6 +68,27 @@ void release_memory(std::size_t bytes) noexcept;
 inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
 void* allocate_zeroed(std::size_t bytes);
 void free_zeroed(void* p, std::size_t bytes) noexcept;
+/// The same memory left as it is (the caller writes every byte); free with free_zeroed.
+void* allocate_pages(std::size_t bytes);
+
+/// An allocator for a plan's arrays with an entry per node: from kHugePageBytes up, on
+/// huge pages (allocate_pages). A 100 000-node plan's steps and kernel views are tens of
+/// megabytes met for the first time; faulted in 4 KiB at a time they took as long as the
+/// rest of compiling it.
+template <class T>
+struct PageAllocator {
+  using value_type = T;
+  PageAllocator() = default;
+  template <class U>
+  PageAllocator(const PageAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    static_assert(alignof(T) <= 64, "allocate_pages aligns to 64 bytes");
+    return static_cast<T*>(allocate_pages(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) noexcept { free_zeroed(p, n * sizeof(T)); }
+  template <class U>
+  bool operator==(const PageAllocator<U>&) const noexcept { return true; }
+};
 }  // namespace detail
 
 }  // namespace opgraph

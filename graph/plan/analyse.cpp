@@ -115,12 +115,15 @@ CostModel declared_costs(const Graph& graph, const Analysis& a) {
   auto flops = [&graph, &a](NodeId id, bool forward) {
     const Node& node = graph.node(id);
     if (node.kind != NodeKind::op) return 0.0;
-    std::vector<Shape> in_shapes;
-    for (NodeId in : node.inputs) in_shapes.push_back(a.shapes[in]);
     const Shape& out = node.parts.empty() ? a.shapes[id] : a.shapes[node.parts.front()];
     const double elements = static_cast<double>(out.numel());
-    const OpCost cost = node.op->cost ? node.op->cost(ShapeContext(*node.op, in_shapes, node.attrs), out)
-                                      : OpCost{elements, 2.0 * elements};
+    OpCost cost{elements, 2.0 * elements};
+    if (node.op->cost) {
+      std::vector<Shape> in_shapes;
+      in_shapes.reserve(node.inputs.size());
+      for (NodeId in : node.inputs) in_shapes.push_back(a.shapes[in]);
+      cost = node.op->cost(ShapeContext(*node.op, in_shapes, node.attrs), out);
+    }
     if (forward) return cost.forward;
     // A vjp computes only the gradients someone needs (matmul skips dx for an input x).
     int differentiable = 0, needed = 0;

@@ -450,7 +450,7 @@ TEST_CASE("cli: --plugin on any subcommand, and its refusals") {
   test::write_file(dir.file("text.so"), "not a library");
   const std::vector<std::pair<std::string, std::string>> refusals = {
       {"text.so", "text.so: not a shared library (no ELF header): a plugin is a .so built with opgraph_add_plugin"},
-      {p + "wrong_abi.so", p + "wrong_abi.so: built for opgraph plugin ABI 999, this opgraph has ABI 9: rebuild the "
+      {p + "wrong_abi.so", p + "wrong_abi.so: built for opgraph plugin ABI 999, this opgraph has ABI 10: rebuild the "
                                "plugin against this version"},
       {p + "no_entry.so", p + "no_entry.so: not an opgraph plugin: no entry point 'opgraph_plugin_abi' (build it with "
                               "opgraph_add_plugin, or put OPGRAPH_PLUGIN_ENTRY() in one of its sources)"},

@@ -79,6 +79,46 @@ TEST_CASE("graph: shapes are inferred with the symbolic batch, names generated, 
   CHECK_FALSE(g.find("relu_1"));
 }
 
+TEST_CASE("graph: copies share their nodes until one changes, and then only that one changes") {
+  Graph g;
+  const NodeId x = g.add_input("x", {N, 4});
+  const NodeId w = g.add_param("W", {4, 3});
+  const NodeId z = g.add_op("matmul", {x, w});
+  g.set_loss(g.add_op("sum", {z}));
+  Graph copy = g;
+  // Shared: the same node objects, until one side writes.
+  CHECK(&copy.node(z) == &g.node(z));
+  const NodeId r = copy.add_op("relu", {z});
+  CHECK(&copy.node(z) != &g.node(z));
+  CHECK(copy.size() == 5);
+  CHECK(g.size() == 4);
+  CHECK_FALSE(g.find(copy.node(r).name));
+  CHECK(g.consumers(z) == std::vector<NodeId>{3});
+  CHECK(copy.consumers(z) == std::vector<NodeId>{3, r});
+  // The generated names go on from where each copy stood.
+  CHECK(g.node(g.add_op("relu", {z})).name == "relu_1");
+  CHECK(copy.node(copy.add_op("relu", {z})).name == "relu_2");
+  // Renaming through an assigned copy leaves the original's names and index alone.
+  Graph renamed;
+  renamed = g;
+  renamed.rename(z, "product");
+  CHECK(renamed.at("product") == z);
+  CHECK(g.node(z).name == "matmul_1");
+  CHECK(g.at("matmul_1") == z);
+  CHECK_FALSE(g.find("product"));
+  CHECK_FALSE(renamed.find("matmul_1"));
+  // A graph whose copies all went keeps writing in place.
+  {
+    Graph scratch = g;
+    CHECK(&scratch.node(x) == &g.node(x));
+  }
+  const Node* before = &g.node(x);
+  g.rename(x, "features");
+  CHECK(&g.node(x) == before);
+  CHECK(g.at("features") == x);
+  CHECK_THROWS_WITH_AS(g.rename(99, "y"), "node id 99 out of range (graph has 5 nodes)", GraphError);
+}
+
 TEST_CASE("graph: parameter initialisers are seeded, reproducible, and per name") {
   Graph g;
   g.add_param("a", {200, 100}, Init::normal(0.5, 0.01));

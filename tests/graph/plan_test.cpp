@@ -8,6 +8,7 @@
 #include <opgraph/frontends/nn.hpp>
 #include <opgraph/graph/parallel.hpp>
 #include <opgraph/graph/plan.hpp>
+#include <opgraph/graph/plan/bind.hpp>
 #include <opgraph/graph/size.hpp>
 #include <opgraph/graph/registry.hpp>
 
@@ -455,4 +456,27 @@ TEST_CASE("plan: loss() reads the scalar loss of an f32 or f64 plan, and says wh
   plan.set_input("x", Tensor::from({3, 1}, {1, 2, 4}, DType::f32));
   plan.forward();
   CHECK(plan.loss() == 7.0);
+}
+
+TEST_CASE("plan: a ViewStore hands out the views it reserved, and refuses more rather than move them") {
+  planning::ViewStore<float> store;
+  store.reserve(3, 2, 1);  // reals in: 3 inputs + 2 cotangents; reals out: 2 outputs + 3 gradients + 1 state
+  const auto a = store.reals_in(2);
+  a[0].data = reinterpret_cast<const float*>(0x40);
+  const auto b = store.reals_in(3);
+  CHECK(b.data() == a.data() + 2);
+  CHECK(a[0].data == reinterpret_cast<const float*>(0x40));
+  CHECK(b[2].data == nullptr);
+  CHECK(store.reals_out(6).size() == 6);
+  CHECK(store.index_in(3).size() == 3);
+  CHECK(store.index_out(2).size() == 2);
+  CHECK_THROWS_WITH_AS(store.reals_in(1), "planning::ViewStore: more views than reserved", std::logic_error);
+  CHECK_THROWS_AS(store.index_out(1), std::logic_error);
+  CHECK(a.data() + 2 == b.data());  // nothing moved
+  // From 2 MiB up the arrays sit on huge-page boundaries (detail::PageAllocator).
+  std::vector<int, detail::PageAllocator<int>> big(detail::kHugePageBytes / sizeof(int));
+  CHECK(reinterpret_cast<std::uintptr_t>(big.data()) % detail::kHugePageBytes == 0);
+  std::vector<int, detail::PageAllocator<int>> small(10, 7);
+  CHECK(reinterpret_cast<std::uintptr_t>(small.data()) % 64 == 0);
+  CHECK(small[9] == 7);
 }
