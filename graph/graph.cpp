@@ -241,7 +241,10 @@ void Graph::check_new_name(const std::string& name, const std::string& origin) c
 
 NodeId Graph::add_node(Node node) {
   Impl& impl = mutable_impl();
-  const NodeId id = boost::add_vertex(node, impl.g);
+  // A blank vertex, then the node moved in: add_vertex(node, g) would copy its strings
+  // and lists.
+  const NodeId id = boost::add_vertex(impl.g);
+  impl.g[id] = std::move(node);
   impl.by_name.emplace(impl.g[id].name, id);
   for (std::size_t slot = 0; slot < impl.g[id].inputs.size(); ++slot)
     boost::add_edge(impl.g[id].inputs[slot], id, Edge{static_cast<int>(slot)}, impl.g);

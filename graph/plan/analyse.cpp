@@ -28,6 +28,17 @@ Analysis analyse(const Graph& graph, const PlanOptions& options, std::size_t flo
     if (size < 1) throw GraphError("plan", fmt::format("dimension {} must be at least 1, got {}", name, size));
     sizes.emplace_back(dim(name), size);
   }
+  // Consumers, in the adjacency list's order: by consumer, then by input slot.
+  a.consumer_start.assign(n + 1, 0);
+  for (NodeId id = 0; id < n; ++id)
+    for (NodeId in : graph.node(id).inputs) ++a.consumer_start[in + 1];
+  for (NodeId id = 0; id < n; ++id) a.consumer_start[id + 1] += a.consumer_start[id];
+  a.consumer_list.resize(a.consumer_start[n]);
+  {
+    std::vector<std::size_t> fill(a.consumer_start.begin(), a.consumer_start.end() - 1);
+    for (NodeId id = 0; id < n; ++id)
+      for (NodeId in : graph.node(id).inputs) a.consumer_list[fill[in]++] = id;
+  }
   a.shapes.resize(n);
   for (NodeId id = 0; id < n; ++id) {
     const Node& node = graph.node(id);

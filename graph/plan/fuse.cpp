@@ -30,7 +30,7 @@ namespace {
 /// The one needed node that reads `id`, or graph.size() when there are none or several.
 NodeId only_reader(const Graph& graph, const Analysis& a, NodeId id) {
   NodeId reader = graph.size();
-  for (NodeId c : graph.consumers(id)) {
+  for (NodeId c : a.consumers(id)) {
     if (!a.needed[c]) continue;
     if (reader != graph.size() && reader != c) return graph.size();
     reader = c;
@@ -128,7 +128,7 @@ bool fuse_items(const Graph& graph, const Analysis& a, const Schedule& s, Memory
     const NodeId b = f.bias[p];
     if (b != n) last = b;
     if (f.relu[p])
-      for (NodeId c : graph.consumers(last))
+      for (NodeId c : a.consumers(last))
         if (f.fused_into[c] == p && c != b) last = c;
     const NodeId r = f.relu[p] ? last : n;
     const NodeId x = only_reader(graph, a, last);

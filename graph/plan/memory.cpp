@@ -141,7 +141,7 @@ int value_last_use(const Graph& graph, const Analysis& a, const Schedule& s, Nod
   if (a.readable[id]) return kForever;
   const NodeId op = producer_of(graph, id);
   int last = s.fwave[id];
-  for (NodeId c : graph.consumers(id)) {
+  for (NodeId c : a.consumers(id)) {
     if (!a.needed[c]) continue;
     last = std::max(last, s.fwave[c]);
     if (s.bwave[c] < 0) continue;
@@ -185,7 +185,7 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& a, const Schedule& s,
     if (const NodeId x = overwritable(id); x < n && m.value_buf[x] >= 0) {
       Buffer& b = m.buffers[static_cast<std::size_t>(m.value_buf[x])];
       bool alone = b.last == s.fwave[id];
-      for (NodeId c : graph.consumers(x))
+      for (NodeId c : a.consumers(x))
         if (c != id && a.needed[c] && s.fwave[c] == s.fwave[id]) alone = false;
       if (alone) {
         b.last = last;
@@ -229,7 +229,7 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& a, const Schedule& s,
         m.grad_buf[id] = request(a.shapes[id], float_size, 0, kForever);
       } else if (node.computed() && s.bwave[producer_of(graph, id)] >= 0) {
         int first = id == *a.loss ? s.F : kForever;
-        for (NodeId c : graph.consumers(id))
+        for (NodeId c : a.consumers(id))
           if (s.bwave[c] >= 0) first = std::min(first, s.bwave[c]);
         if (first == kForever) continue;  // nothing writes it: a part no gradient reaches
         m.grad_buf[id] = request(a.shapes[id], float_size, first, s.bwave[producer_of(graph, id)]);

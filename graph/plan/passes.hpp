@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,14 @@ struct Analysis {
   std::optional<NodeId> loss;
   bool training = false;            // backward compiled
   std::vector<std::string> warnings;  // e.g. parameters the loss never reaches
+  // Graph::consumers of every node in one array (its readers, one entry per edge, in the
+  // graph's order): the passes ask for them node after node, and on a graph larger than
+  // the cache the adjacency list's edges cost a miss each, and a vector each call.
+  std::vector<std::size_t> consumer_start;  // per node, then the end
+  std::vector<NodeId> consumer_list;
+  std::span<const NodeId> consumers(NodeId id) const {
+    return {consumer_list.data() + consumer_start[id], consumer_list.data() + consumer_start[id + 1]};
+  }
 };
 /// Throws GraphError/ShapeError on options the graph cannot meet (unknown names, a
 /// missing vjp on the path to the loss, an unbound dimension, sizes past 2^62 bytes).

@@ -11,13 +11,13 @@ namespace {
 /// The nodes that read a value: its consumers, or for an op with several outputs the
 /// consumers of every part.
 template <class F>
-void for_each_reader(const Graph& graph, NodeId id, F f) {
+void for_each_reader(const Graph& graph, const Analysis& a, NodeId id, F f) {
   const Node& node = graph.node(id);
   if (node.kind == NodeKind::op && !node.parts.empty()) {
     for (NodeId p : node.parts)
-      for (NodeId c : graph.consumers(p)) f(c);
+      for (NodeId c : a.consumers(p)) f(c);
   } else {
-    for (NodeId c : graph.consumers(id)) f(c);
+    for (NodeId c : a.consumers(id)) f(c);
   }
 }
 
@@ -58,7 +58,7 @@ Schedule schedule(const Graph& graph, const Analysis& a, const CostModel& costs)
   for (auto it = s.forward.rbegin(); it != s.forward.rend(); ++it) {
     if (!a.vjp_runs[*it]) continue;
     int wave = s.F;
-    for_each_reader(graph, *it, [&](NodeId c) {
+    for_each_reader(graph, a, *it, [&](NodeId c) {
       if (s.bwave[c] >= 0) wave = std::max(wave, s.bwave[c] + 1);
     });
     s.bwave[*it] = wave;

@@ -369,3 +369,30 @@ TEST_CASE("fuse: a relu whose vjp the pool does is not kept for the backward pas
   CHECK(step->reads.empty());
   check_fuses(text, 3, {}, 3);
 }
+
+TEST_CASE("passes: the analysis lists every node's consumers as the graph does, in its order") {
+  // Fan-out, a node reading one value twice, an op with parts, an unused input.
+  Graph g;
+  const NodeId x = g.add_input("x", {N, 7});
+  g.add_input("unused", {N, 7});
+  const NodeId sq = g.add_op("mul", {x, x});
+  const NodeId s = g.add_op("split", {sq}, {{"sizes", IntList{3, 4}}}, "s");
+  const NodeId t = g.add_op("tanh", {g.parts(s)[1]});
+  const NodeId st = g.add_op("sum", {t});
+  const NodeId sx = g.add_op("sum", {x});
+  const NodeId both = g.add_op("add", {st, sx});
+  g.set_loss(g.add_op("add", {both, g.add_op("sum", {g.parts(s)[0]})}));
+  const planning::Analysis a = planning::analyse(g, PlanOptions{.batch = 3}, sizeof(float));
+  REQUIRE(a.consumer_start.size() == g.size() + 1);
+  std::size_t edges = 0;
+  for (NodeId id = 0; id < g.size(); ++id) {
+    CAPTURE(g.node(id).name);
+    const auto c = a.consumers(id);
+    CHECK(std::vector<NodeId>(c.begin(), c.end()) == g.consumers(id));
+    edges += c.size();
+  }
+  CHECK(edges == a.consumer_list.size());
+  CHECK(g.consumers(x) == std::vector<NodeId>{sq, sq, sx});  // mul twice, then sum(x)
+  CHECK(a.consumers(s).size() == 2);                                   // its parts
+  CHECK(a.consumers(1).empty());
+}
