@@ -285,16 +285,11 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
   }
 
   // Kernels bound to their buffers, through the one binder. Each node's gradient targets
-  // first, by node (counting sort, backward order kept within a node): the first writer of
-  // a gradient writes it, later ones write scratch the wave then adds.
-  std::vector<std::size_t> targets_at(n + 1, 0);
-  for (const auto& t : memory.targets) ++targets_at[t.node + 1];
-  for (std::size_t i = 0; i < n; ++i) targets_at[i + 1] += targets_at[i];
-  std::vector<const planning::GradTarget*> targets_by_node(memory.targets.size());
-  {
-    std::vector<std::size_t> fill(targets_at.begin(), targets_at.end() - 1);
-    for (const auto& t : memory.targets) targets_by_node[fill[t.node]++] = &t;
-  }
+  // first, by node (backward order kept within a node): the first writer of a gradient
+  // writes it, later ones write scratch the wave then adds.
+  const auto targets = planning::group_by_node<const planning::GradTarget*>(n, [&](auto emit) {
+    for (const auto& t : memory.targets) emit(t.node, &t);
+  });
   auto value_slot = [&](NodeId v) -> planning::Slot {
     const Node& node = graph.node(v);
     void* data = nullptr;
@@ -333,14 +328,13 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
       b.grad_outputs.push_back({grad_at[o] >= 0 && schedule.bwave[id] >= 0 ? at(grad_at[o]) : nullptr, shapes[o], false});
     }
     for (NodeId in : node.inputs) b.grad_inputs.push_back({nullptr, shapes[in], false});
-    for (std::size_t i = targets_at[id]; i < targets_at[id + 1]; ++i) {
-      const planning::GradTarget& t = *targets_by_node[i];
-      const NodeId in = node.inputs[t.slot];
-      if (t.scratch < 0) {
-        b.grad_inputs[t.slot].data = at(grad_at[in]);
+    for (const planning::GradTarget* t : targets.of(id)) {
+      const NodeId in = node.inputs[t->slot];
+      if (t->scratch < 0) {
+        b.grad_inputs[t->slot].data = at(grad_at[in]);
       } else {
-        void* scratch = at(static_cast<std::int64_t>(memory.buffers[static_cast<std::size_t>(t.scratch)].offset));
-        b.grad_inputs[t.slot].data = scratch;
+        void* scratch = at(static_cast<std::int64_t>(memory.buffers[static_cast<std::size_t>(t->scratch)].offset));
+        b.grad_inputs[t->slot].data = scratch;
         entry.accumulate.push_back({static_cast<T*>(at(grad_at[in])), static_cast<const T*>(scratch), shapes[in].numel()});
       }
     }
@@ -479,10 +473,8 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
                    : fusions.vjp_into[id] != n          ? fusions.vjp_into[id]
                    : fusions.vjp_items_into[id] != n    ? fusions.vjp_items_into[id]
                                                         : id;
-    for (std::size_t i = targets_at[id]; i < targets_at[id + 1]; ++i) {
-      const planning::GradTarget& t = *targets_by_node[i];
-      (t.scratch < 0 ? info.writes : info.adds).push_back(node.inputs[t.slot]);
-    }
+    for (const planning::GradTarget* t : targets.of(id))
+      (t->scratch < 0 ? info.writes : info.adds).push_back(node.inputs[t->slot]);
     backward_steps.push_back(std::move(info));
   }
 }

@@ -29,16 +29,10 @@ Analysis analyse(const Graph& graph, const PlanOptions& options, std::size_t flo
     sizes.emplace_back(dim(name), size);
   }
   // Consumers, in the adjacency list's order: by consumer, then by input slot.
-  a.consumer_start.assign(n + 1, 0);
-  for (NodeId id = 0; id < n; ++id)
-    for (NodeId in : graph.node(id).inputs) ++a.consumer_start[in + 1];
-  for (NodeId id = 0; id < n; ++id) a.consumer_start[id + 1] += a.consumer_start[id];
-  a.consumer_list.resize(a.consumer_start[n]);
-  {
-    std::vector<std::size_t> fill(a.consumer_start.begin(), a.consumer_start.end() - 1);
+  a.consumer_lists = group_by_node<NodeId>(n, [&](auto emit) {
     for (NodeId id = 0; id < n; ++id)
-      for (NodeId in : graph.node(id).inputs) a.consumer_list[fill[in]++] = id;
-  }
+      for (NodeId in : graph.node(id).inputs) emit(in, id);
+  });
   a.shapes.resize(n);
   for (NodeId id = 0; id < n; ++id) {
     const Node& node = graph.node(id);

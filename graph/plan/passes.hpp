@@ -17,6 +17,28 @@
 
 namespace opgraph::planning {
 
+/// Entries grouped by node in one array: `of(id)` lists node id's, in the order they
+/// were emitted.
+template <class V>
+struct ByNode {
+  std::vector<std::size_t> start;  // per node, then the end
+  std::vector<V> entries;
+  std::span<const V> of(NodeId id) const { return {entries.data() + start[id], entries.data() + start[id + 1]}; }
+};
+/// Groups what `each(emit)` emits, as emit(node, value) for nodes below `n`, by a counting
+/// sort: `each` runs twice (once to count, once to fill), emitting the same both times.
+template <class V, class Each>
+ByNode<V> group_by_node(std::size_t n, const Each& each) {
+  ByNode<V> g;
+  g.start.assign(n + 1, 0);
+  each([&](NodeId id, const V&) { ++g.start[id + 1]; });
+  for (std::size_t i = 0; i < n; ++i) g.start[i + 1] += g.start[i];
+  g.entries.resize(g.start[n]);
+  std::vector<std::size_t> fill(g.start.begin(), g.start.end() - 1);
+  each([&](NodeId id, const V& v) { g.entries[fill[id]++] = v; });
+  return g;
+}
+
 /// Pass 1: what the graph asks of a plan, from the graph and the options alone.
 struct Analysis {
   std::vector<NodeId> order;        // every node, inputs before their consumers
@@ -33,11 +55,8 @@ struct Analysis {
   // Graph::consumers of every node in one array (its readers, one entry per edge, in the
   // graph's order): the passes ask for them node after node, and on a graph larger than
   // the cache the adjacency list's edges cost a miss each, and a vector each call.
-  std::vector<std::size_t> consumer_start;  // per node, then the end
-  std::vector<NodeId> consumer_list;
-  std::span<const NodeId> consumers(NodeId id) const {
-    return {consumer_list.data() + consumer_start[id], consumer_list.data() + consumer_start[id + 1]};
-  }
+  ByNode<NodeId> consumer_lists;
+  std::span<const NodeId> consumers(NodeId id) const { return consumer_lists.of(id); }
 };
 /// Throws GraphError/ShapeError on options the graph cannot meet (unknown names, a
 /// missing vjp on the path to the loss, an unbound dimension, sizes past 2^62 bytes).

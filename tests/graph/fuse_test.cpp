@@ -383,7 +383,7 @@ TEST_CASE("passes: the analysis lists every node's consumers as the graph does, 
   const NodeId both = g.add_op("add", {st, sx});
   g.set_loss(g.add_op("add", {both, g.add_op("sum", {g.parts(s)[0]})}));
   const planning::Analysis a = planning::analyse(g, PlanOptions{.batch = 3}, sizeof(float));
-  REQUIRE(a.consumer_start.size() == g.size() + 1);
+  REQUIRE(a.consumer_lists.start.size() == g.size() + 1);
   std::size_t edges = 0;
   for (NodeId id = 0; id < g.size(); ++id) {
     CAPTURE(g.node(id).name);
@@ -391,7 +391,7 @@ TEST_CASE("passes: the analysis lists every node's consumers as the graph does, 
     CHECK(std::vector<NodeId>(c.begin(), c.end()) == g.consumers(id));
     edges += c.size();
   }
-  CHECK(edges == a.consumer_list.size());
+  CHECK(edges == a.consumer_lists.entries.size());
   CHECK(g.consumers(x) == std::vector<NodeId>{sq, sq, sx});  // mul twice, then sum(x)
   CHECK(a.consumers(s).size() == 2);                                   // its parts
   CHECK(a.consumers(1).empty());
