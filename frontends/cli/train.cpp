@@ -587,8 +587,11 @@ int train(int argc, char** argv) {
     for (const auto& [n, t] : model.params) values = checked_add(values, t.numel(), "parameter count");
     std::fprintf(stderr, "model %s: %zu parameters (%lld values); %s\n", model_path.c_str(), model.params.size(),
                  static_cast<long long>(values), data.description.c_str());
-    std::fprintf(stderr, "optimizer %s; batch %lld; %lld epochs%s\n", optimizer->describe().c_str(),
-                 static_cast<long long>(batch), static_cast<long long>(epochs),
+    // --batch 0 trains on the whole set at once: say how many rows that is.
+    const std::string batch_text =
+        batch > 0 ? std::to_string(batch) : fmt::format("{} (the full set)", train_set.size());
+    std::fprintf(stderr, "optimizer %s; batch %s; %lld epoch%s%s\n", optimizer->describe().c_str(),
+                 batch_text.c_str(), static_cast<long long>(epochs), epochs == 1 ? "" : "s",
                  resume ? fmt::format(" (resuming after epoch {})", resume->epoch).c_str() : "");
     if (exchange)
       std::fprintf(stderr, "data parallel: %s, %lld shards per batch, %s%s\n", exchange->name().c_str(),

@@ -271,6 +271,11 @@ TEST_CASE("cli: progress is one plain line per epoch off a terminal, nothing wit
   CHECK(r.err.find("epoch   3/3  loss ") != std::string::npos);
   CHECK(r.err.find('\r') == std::string::npos);
   CHECK(r.out.rfind("trained 3 epochs in ", 0) == 0);
+  // The header says what --batch 0 means for this data, and counts epochs in English.
+  CHECK(r.err.find("; batch 4 (the full set); 3 epochs\n") != std::string::npos);
+  const Run one = run("train " + kModels + "iris.og --data iris --batch 16 --epochs 1", dir.path());
+  CHECK(one.status == 0);
+  CHECK(one.err.find("; batch 16; 1 epoch\n") != std::string::npos);
   const Run q = run("train " + kModels + "xor.og --data xor --epochs 3 --quiet", dir.path());
   CHECK(q.status == 0);
   CHECK(q.err.empty());
