@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -117,6 +118,26 @@ std::vector<Feed> feeds(const Spec& o, const std::string& text) {
   return out;
 }
 
+/// Whether `text` reads as a path to data rather than a name: it holds a '/', ends in a
+/// data file's extension, or names something on disk.
+bool looks_like_path(const std::string& text) {
+  if (text.find('/') != std::string::npos) return true;
+  for (const char* ext : {".csv", ".csv.gz", ".tsv", ".txt", ".gz", ".idx", ".ubyte"})
+    if (text.size() > std::strlen(ext) && text.compare(text.size() - std::strlen(ext), std::string::npos, ext) == 0)
+      return true;
+  std::error_code ec;
+  return std::filesystem::exists(text, ec);
+}
+
+/// How to name the data at `path` in a spec: a folder as mnist's, a .txt file as text's,
+/// any other file as csv's.
+std::string spec_for_path(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return "mnist:folder=" + path;
+  const bool text = path.size() > 4 && path.compare(path.size() - 4, 4, ".txt") == 0;
+  return (text ? "text:file=" : "csv:file=") + path;
+}
+
 Dataset limit_rows(const Dataset& d, std::int64_t n) {
   if (n <= 0 || n >= d.size()) return d;
   std::vector<std::int64_t> rows(static_cast<std::size_t>(n));
@@ -136,11 +157,22 @@ LoadedData load_data(std::string_view spec_text, const std::string& data_folder,
   if (info == sources().end()) {
     std::vector<std::string> names;
     for (const auto& s : sources()) names.push_back(s.name);
+    // A path where a source's name goes (--data data.csv): say how a file is named.
+    if (looks_like_path(source))
+      o.fail(fmt::format("unknown data source '{}': a file or folder is named inside a source, as {}", source,
+                         spec_for_path(source)));
     o.fail(fmt::format("unknown data source '{}'{}", source, suggestion(source, names)));
   }
   std::vector<std::string> allowed = info->keys;
   allowed.insert(allowed.end(), kCommonKeys.begin(), kCommonKeys.end());
-  o.allow(allowed);
+  // A path where a key goes (csv:data.csv): the key that takes it.
+  o.allow(allowed, [&](const std::string& key) -> std::string {
+    if (!looks_like_path(key)) return "";
+    for (const char* takes : {"file", "folder"})
+      if (std::find(info->keys.begin(), info->keys.end(), takes) != info->keys.end())
+        return fmt::format("a path is given as {}=PATH: {}:{}={}", takes, source, takes, key);
+    return fmt::format("{} reads no file; {} does", source, spec_for_path(key));
+  });
   const std::string spec = o.text();
   constexpr std::int64_t kMaxInt = std::numeric_limits<std::int64_t>::max();
   const auto seed = static_cast<std::uint64_t>(o.integer("seed", 0, 0, kMaxInt));

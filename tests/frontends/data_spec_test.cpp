@@ -53,6 +53,27 @@ TEST_CASE("data spec: csv files") {
 TEST_CASE("data spec: bad specs say what is wrong") {
   CHECK_THROWS_WITH_AS(load_data("mnsit"), "data 'mnsit': unknown data source 'mnsit' (did you mean 'mnist'?)",
                        ParseError);
+  // A path where a source's name or a key goes: how to name the file instead.
+  CHECK_THROWS_WITH_AS(load_data("data/train.csv"),
+                       "data 'data/train.csv': unknown data source 'data/train.csv': a file or folder is named inside a "
+                       "source, as csv:file=data/train.csv",
+                       ParseError);
+  CHECK_THROWS_WITH_AS(load_data("notes.txt"),
+                       "data 'notes.txt': unknown data source 'notes.txt': a file or folder is named inside a source, as "
+                       "text:file=notes.txt",
+                       ParseError);
+  CHECK_THROWS_WITH_AS(load_data("csv:train.csv,label=0"),
+                       "data 'csv:train.csv,label=0': unknown key 'train.csv' for csv (a path is given as file=PATH: "
+                       "csv:file=train.csv)",
+                       ParseError);
+  CHECK_THROWS_WITH_AS(load_data("mnist:/data/mnist"),
+                       "data 'mnist:/data/mnist': unknown key '/data/mnist' for mnist (a path is given as folder=PATH: "
+                       "mnist:folder=/data/mnist)",
+                       ParseError);
+  CHECK_THROWS_WITH_AS(load_data("moons:points.csv"),
+                       "data 'moons:points.csv': unknown key 'points.csv' for moons (moons reads no file; "
+                       "csv:file=points.csv does)",
+                       ParseError);
   CHECK_THROWS_WITH_AS(load_data("moons:noize=0.1"),
                        "data 'moons:noize=0.1': unknown key 'noize' for moons (did you mean 'noise'?)", ParseError);
   CHECK_THROWS_WITH_AS(load_data("moons:n=lots"),
