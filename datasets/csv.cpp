@@ -335,8 +335,28 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
     while (records.next(row)) take(row);
   }
   if (rows == 0) throw DataError(name, "no rows after the header");
-  if (declared_samples && *declared_samples != rows)
+  if (declared_samples && *declared_samples != rows) {
+    // Detected, not asked for: a first row such as "1,2,0" has the form of scikit-learn's
+    // header (two counts, the second the number of features) by chance. When it reads as a
+    // sample and announces a count the file does not have, it is one: read it as data, and
+    // say so. A header that cannot be data, or one asked for (header=sklearn), is an error.
+    if (options.header == CsvOptions::Header::detect &&
+        is_data_row(first, resolve_label(options.label_column, first.size()))) {
+      CsvOptions as_data = options;
+      as_data.header = CsvOptions::Header::none;
+      Dataset data = parse_csv(text, name, as_data);
+      if (options.report) {
+        std::vector<std::string> cells;
+        for (const auto& f : first) cells.push_back(f.text);
+        options.report->note = fmt::format(
+            "{}: the first row ({}) has the form of scikit-learn's header n_samples,n_features,classes but announces "
+            "{} samples for the file's {}: read as data (header=sklearn reads it as a header)",
+            name, fmt::join(cells, ","), *declared_samples, rows);
+      }
+      return data;
+    }
     throw DataError(name, fmt::format("the header announces {} samples, the file has {}", *declared_samples, rows));
+  }
 
   const std::int64_t d = static_cast<std::int64_t>(columns) - 1;
   Dataset data;

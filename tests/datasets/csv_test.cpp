@@ -32,6 +32,24 @@ TEST_CASE("csv: scikit-learn's header, a names header, no header") {
   CHECK(quoted.class_names == std::vector<std::string>{"a, b"});
 }
 
+TEST_CASE("csv: a first row of data shaped like scikit-learn's header by chance is read as data, and said") {
+  // "1,2,0": two counts, the second the number of features, as n_samples,n_features,classes
+  // would be; but it announces 1 sample for a file of 4 rows, and reads as a sample.
+  CsvReport report;
+  const Dataset d = parse_csv("1,2,0\n3,4,1\n5,6,0\n7,8,1\n", "d.csv", {.report = &report});
+  CHECK(d.size() == 4);
+  CHECK(d.features.at({0, 1}) == 2.0);
+  CHECK(d.label(0) == 0);
+  CHECK(!report.header);
+  CHECK(report.note ==
+        "d.csv: the first row (1,2,0) has the form of scikit-learn's header n_samples,n_features,classes but "
+        "announces 1 samples for the file's 3: read as data (header=sklearn reads it as a header)");
+  // A count that matches is scikit-learn's header; asked for, a wrong count is an error.
+  CHECK(parse_csv("3,2,a,b\n1,2,0\n3,4,1\n5,6,0\n", "s.csv").size() == 3);
+  CHECK_THROWS_WITH_AS(parse_csv("1,2,0\n3,4,1\n5,6,0\n", "d.csv", {.header = CsvOptions::Header::sklearn}),
+                       "d.csv: the header announces 1 samples, the file has 2", DataError);
+}
+
 TEST_CASE("csv: bad cells and rows are reported with their place") {
   CHECK_THROWS_WITH_AS(parse_csv("1,2,0\n3,abc,1\n", "d.csv"), "d.csv:2:3: not a number: 'abc'", DataError);
   CHECK_THROWS_WITH_AS(parse_csv("1,2,0\n3,4\n", "d.csv"), "d.csv:2: expected 3 fields, got 2", DataError);
