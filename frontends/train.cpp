@@ -69,6 +69,8 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 /// Predicted class of a row of head values.
 template <class T>
 std::int64_t predicted(const T* row, const PredictionHead& head) {
+  for (std::int64_t j = 0; j < head.outputs; ++j)
+    if (std::isnan(row[j])) return -1;  // no class: an argmax over NaN would make one up (class 0)
   if (head.outputs == 1) return row[0] >= static_cast<T>(head.threshold);
   std::int64_t best = 0;
   for (std::int64_t j = 1; j < head.outputs; ++j)
@@ -209,7 +211,7 @@ std::int64_t first_non_finite(const Tensor& t) {
 }
 }  // namespace
 
-void Trainer::check_finite(const Dataset& data) {
+void Trainer::check_finite(const Dataset& data, std::string_view consequence) {
   const auto known = [&](const Tensor& t) {
     // The same live buffer: an expired owner never compares equal to a new one, even at the
     // same address.
@@ -225,7 +227,7 @@ void Trainer::check_finite(const Dataset& data) {
   };
   const std::string name = data.name.empty() ? std::string("data") : data.name;
   const std::int64_t d = data.size() ? data.features.numel() / data.size() : 0;
-  const char* fix = "training on it would turn the weights to NaN: drop or fill such samples";
+  const std::string fix = fmt::format("{}: drop or fill such samples", consequence);
   if (!known(data.features)) {
     if (const std::int64_t i = first_non_finite(data.features); i >= 0)
       throw NumericError(name, fmt::format("sample {} holds {} in feature {}: {}", i / d, data.features.at(i), i % d, fix));
@@ -804,6 +806,7 @@ Evaluation Trainer::evaluate(const Dataset& data_in, std::int64_t batch) {
   const Dataset data = data_in.features.dtype() == dtype ? data_in : data_in.to(dtype);
   if (data.size() == 0) throw DataError(data.name, "empty dataset: nothing to evaluate");
   check(data);
+  check_finite(data, "its loss would be NaN and its predicted class made up");
   Batcher batcher(data, batch > 0 ? batch : 4096, false, 0);
   const bool accuracy = measures_accuracy();
   const std::int64_t classes =
@@ -813,7 +816,7 @@ Evaluation Trainer::evaluate(const Dataset& data_in, std::int64_t batch) {
   double loss_sum = 0.0;
   std::int64_t correct = 0, tokens = 0, whole = 0;
   const std::int64_t per = data.labels.numel() / std::max<std::int64_t>(data.size(), 1);
-  for (std::int64_t b = 0; b < batcher.batches(); ++b) {
+  for (std::int64_t b = 0, row0 = 0; b < batcher.batches(); row0 += batcher.rows_in(b), ++b) {
     const auto bt = batcher.batch(b);
     Compiled& c = compiled(bt.rows, false);
     bind(c, bt.features, bt.labels);
@@ -830,6 +833,10 @@ Evaluation Trainer::evaluate(const Dataset& data_in, std::int64_t batch) {
           const auto t = static_cast<std::int64_t>(bt.labels.at(i));
           if (t < 0) continue;  // an ignored position (padding)
           const std::int64_t p = predicted(values + i * head_.outputs, head_);
+          if (p < 0)
+            throw NumericError("evaluate", fmt::format("the model's output for sample {} is NaN (its input is finite: "
+                                                       "the parameters hold NaN or overflow): no class to score",
+                                                       row0 + r));
           correct += p == t;
           all = all && p == t;
           ++tokens;
@@ -938,13 +945,18 @@ Predictions Trainer::predict(const Tensor& features_in, std::int64_t batch) {
     const std::int64_t k = head_.outputs;
     for (std::int64_t r = 0; r < bt.rows * per; ++r) {
       std::int64_t best = 0;
+      bool nan = false;
       for (std::int64_t j = 0; j < k; ++j) {
-        p.probabilities.set((row0 * per + r) * k + j, out.at(r * k + j));
-        if (out.at(r * k + j) > out.at(r * k + best)) best = j;
+        const double v = out.at(r * k + j);
+        p.probabilities.set((row0 * per + r) * k + j, v);
+        nan = nan || std::isnan(v);
+        if (v > out.at(r * k + best)) best = j;
       }
+      // A NaN output (a NaN input, or NaN parameters) passes through as it is, and has no
+      // class: -1, where an argmax would have made up class 0.
       if (classes)
         p.labels[static_cast<std::size_t>(row0 * per + r)] =
-            k == 1 ? (out.at(r) >= (head_.probabilities.empty() ? head_.threshold : 0.5)) : best;
+            nan ? -1 : k == 1 ? (out.at(r) >= (head_.probabilities.empty() ? head_.threshold : 0.5)) : best;
     }
     row0 += bt.rows;
   }

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <opgraph/datasets/batcher.hpp>
@@ -128,7 +129,7 @@ struct Evaluation {
 
 struct Predictions {
   Tensor probabilities;  // [n, C], or [n, 1] for one sigmoid output; [n, T, C] for a class per position; the head's values, in its shape, when it predicts no classes
-  std::vector<std::int64_t> labels;  // n (or n * T) classes; empty when it predicts no classes
+  std::vector<std::int64_t> labels;  // n (or n * T) classes, -1 where the output is NaN; empty when it predicts no classes
 };
 
 /// Per-node statistics of one epoch (Trainer::set_stats): over every element of the
@@ -214,10 +215,13 @@ class Trainer {
   void check_update(const Optimizer& optimizer, const std::string& step) const;
   NumericError blame(const NumericError& e, const Optimizer& optimizer, const std::string& step) const;
 
-  /// Throws NumericError for a feature or label that is NaN or infinite. A buffer that
-  /// passed is remembered (by its owner, address and size) and not scanned again: the
-  /// benchmark's epochs, and any loop of one-epoch fits, pay for the pass once.
-  void check_finite(const Dataset& data);
+  /// Throws NumericError for a feature or label that is NaN or infinite, saying what it
+  /// would do (`consequence`: training would turn the weights to NaN; an evaluation or a
+  /// prediction would be NaN, and its argmax a made-up class). A buffer that passed is
+  /// remembered (by its owner, address and size) and not scanned again: the benchmark's
+  /// epochs, and any loop of one-epoch fits, pay for the pass once.
+  void check_finite(const Dataset& data,
+                    std::string_view consequence = "training on it would turn the weights to NaN");
   struct CheckedBuffer {
     std::weak_ptr<void> owner;
     const void* data = nullptr;

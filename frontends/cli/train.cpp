@@ -676,6 +676,21 @@ int train(int argc, char** argv) {
     write_file_atomic(stats_svg_path, stats_svg(trainer.stats()));
   }
 
+  // A run that diverged ends with that, not with scores of NaN parameters (evaluate
+  // refuses to score NaN outputs: their argmax would be a made-up class).
+  const auto report_divergence = [&](int epoch, const std::string& why) {
+    const std::string kept = !a.has("save") ? std::string()
+                             : last_saved > 0
+                                 ? fmt::format("; {} keeps epoch {}", a.get("save"), last_saved)
+                                 : fmt::format("; nothing was saved to {}", a.get("save"));
+    if (speaks)
+      std::fprintf(stderr,
+                   "opgraph train: epoch %d: %s%s: lower the learning rate, or find the first NaN with --detect-anomaly\n",
+                   epoch, why.c_str(), kept.c_str());
+    return 1;
+  };
+  if (diverged_at > 0) return report_divergence(diverged_at, diverged);
+
   double seconds = 0.0;
   for (const auto& e : history) seconds += e.seconds;
   const Evaluation tr = trainer.evaluate(train_set);
@@ -714,18 +729,8 @@ int train(int argc, char** argv) {
       std::printf("unigram entropy of the training text: %.3f bits/char (a model that ignores context reaches it)\n",
                   data.unigram_bits);
   }
-  if (diverged_at > 0 || !std::isfinite(tr.loss)) {
-    const std::string kept = !a.has("save") ? std::string()
-                             : last_saved > 0
-                                 ? fmt::format("; {} keeps epoch {}", a.get("save"), last_saved)
-                                 : fmt::format("; nothing was saved to {}", a.get("save"));
-    if (diverged.empty()) diverged = fmt::format("the loss is not finite ({})", tr.loss);
-    if (speaks)
-      std::fprintf(stderr,
-                 "opgraph train: epoch %d: %s%s: lower the learning rate, or find the first NaN with --detect-anomaly\n",
-                 diverged_at > 0 ? diverged_at : static_cast<int>(history.size()), diverged.c_str(), kept.c_str());
-    return 1;
-  }
+  if (!std::isfinite(tr.loss))
+    return report_divergence(static_cast<int>(history.size()), fmt::format("the loss is not finite ({})", tr.loss));
   return 0;
 }
 

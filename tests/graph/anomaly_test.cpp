@@ -138,6 +138,24 @@ TEST_CASE("anomaly: NaN in the input data is reported with its sample") {
                        DataError);
   CHECK(labels.num_classes() == 2);
   CHECK_FALSE(labels.has_class_labels());
+  // Evaluating on a NaN feature: refused as well. Its loss would be NaN, and the argmax of
+  // NaN scores a made-up class 0 that accuracy and the confusion matrix had counted.
+  CHECK(what_of([&] { t.evaluate(d); }) ==
+        "blobs: sample 17 holds nan in feature 1: its loss would be NaN and its predicted class made up: drop or fill "
+        "such samples");
+  // Predicting passes NaN through, row by row, and gives such a row no class (-1).
+  const Predictions p = t.predict(d.features);
+  REQUIRE(p.labels.size() == 20);
+  CHECK(p.labels[17] == -1);
+  CHECK(std::isnan(p.probabilities.at({17, 0})));
+  CHECK(std::count(p.labels.begin(), p.labels.end(), -1) == 1);
+  CHECK(std::isfinite(p.probabilities.at({16, 1})));
+  // NaN parameters (a diverged run's checkpoint) with finite data: evaluate says so.
+  Model broken{m.graph, model.params.clone(), m.input, m.labels};
+  broken.params.at("W").set(0, std::nan(""));
+  CHECK(what_of([&] { Trainer(broken).evaluate(clean); }) ==
+        "evaluate: the model's output for sample 0 is NaN (its input is finite: the parameters hold NaN or overflow): "
+        "no class to score");
   Params params = m.graph.init_params(1);
   Plan plan(m.graph, params, {.batch = 20, .detect_anomaly = true});
   plan.set_input("x", d.features);

@@ -103,6 +103,14 @@ def test_nan_in_the_data_is_refused_before_training_and_a_1d_sample_is_explained
         model.fit(bad, data.y, epochs=1, batch=16)
     with pytest.raises(og.NumericError, match=r"^fit \(validation\): x: sample 7 holds nan in feature 1"):
         model.fit(data.x, data.y, epochs=1, batch=16, validation=(bad, data.y))
+    # Nor evaluated or predicted on: the output would be NaN, and the argmax of NaN scores
+    # a made-up class 0 that accuracy and the confusion matrix had counted.
+    with pytest.raises(og.NumericError, match=r"^evaluate: x: sample 7 holds nan in feature 1: its loss would be NaN "
+                                              r"and its predicted class made up: drop or fill such samples$"):
+        model.evaluate(bad, data.y)
+    with pytest.raises(og.NumericError, match=r"^predict_classes: the output for sample 7 is NaN \(its input or the "
+                                              r"parameters hold NaN\): it has no class$"):
+        model.predict_classes(bad)
     # A negative label (-1 for "unknown", as some data sets write it) is named by its sample,
     # not by its row in a shuffled batch; with ignore_index=-1 it is padding, and trains.
     labels = np.array(data.y, dtype=np.int64)

@@ -156,6 +156,11 @@ class Model:
         labels = self._m.predict(x, int(batch))[1]
         if labels is None:
             raise GraphError("predict_classes: the model predicts values, not classes (use predict)")
+        if labels.size and labels.min() < 0:  # -1: a NaN output, which has no class
+            first = [int(axis[0]) for axis in (labels < 0).nonzero()]  # sample (and position)
+            at = f"sample {first[0]}" + (f", position {first[1]}" if len(first) > 1 else "")
+            raise NumericError(f"predict_classes: the output for {at} is NaN (its input or the parameters hold "
+                               f"NaN): it has no class")
         return labels
 
     # ---- lower level -----------------------------------------------------------------
