@@ -14,8 +14,19 @@ namespace opgraph {
 
 std::int64_t Dataset::num_classes() const {
   std::int64_t classes = static_cast<std::int64_t>(class_names.size());
-  for (std::int64_t i = 0; i < labels.numel(); ++i)
-    if (std::isfinite(labels.at(i))) classes = std::max(classes, label(i) + 1);  // no integer for NaN or infinity
+  for (std::int64_t i = 0; i < labels.numel(); ++i) {
+    const double v = labels.at(i);
+    if (!std::isfinite(v)) continue;  // no integer for NaN or infinity
+    if (v >= static_cast<double>(kMaxClasses)) {
+      const std::int64_t per = size() > 0 ? labels.numel() / size() : 1;
+      throw DataError(name.empty() ? "data" : name,
+                      fmt::format("label {:.17g} of sample {} would make {:.17g} classes, more than the {} a dataset may "
+                                  "hold: class labels count 0, 1, 2, ... (renumber them; for real-valued targets use a "
+                                  "regression loss such as mse)",
+                                  v, i / std::max<std::int64_t>(per, 1), std::floor(v) + 1, kMaxClasses));
+    }
+    classes = std::max(classes, label(i) + 1);
+  }
   return classes;
 }
 

@@ -11,6 +11,10 @@
 namespace opgraph {
 
 /// Samples as rows: features [n, d] (f32) and labels [n] holding class indices.
+/// The most classes a dataset's labels may make (2^24): more than any vocabulary, and
+/// per-class tables (counts, a stratified split, a confusion matrix) stay bounded.
+inline constexpr std::int64_t kMaxClasses = std::int64_t{1} << 24;
+
 struct Dataset {
   std::string name;
   Tensor features;                       // [n, d]
@@ -20,7 +24,8 @@ struct Dataset {
 
   std::int64_t size() const { return features.shape().rank() ? features.shape()[0] : 0; }
   std::int64_t num_features() const { return features.shape().rank() > 1 ? features.shape()[1] : 1; }
-  /// Number of classes: the class names, or the largest label + 1.
+  /// Number of classes: the class names, or the largest label + 1. Throws DataError above
+  /// kMaxClasses (a label such as 2^40 would otherwise size every per-class table).
   std::int64_t num_classes() const;
   /// Whether every label is a class index (a whole number, at least 0; -1 marks an ignored
   /// position of sequence labels): false for a regression's real-valued targets.

@@ -324,9 +324,9 @@ void Trainer::check(const Dataset& data, bool with_labels) const {
   if (classes > can) {
     // Labels numbered from 1 (as many files number classes) leave class 0 without a sample
     // and make the model look one output short: say so.
-    const std::vector<std::int64_t> counts = data.class_counts();
-    std::int64_t first = 0;
-    while (first < classes && counts[static_cast<std::size_t>(first)] == 0) ++first;
+    std::int64_t first = classes;  // the smallest class a sample has (no table as long as the labels' range)
+    for (std::int64_t i = 0; i < data.labels.numel(); ++i)
+      if (data.label(i) >= 0) first = std::min(first, data.label(i));
     std::string why;
     if (first > 0 && first < classes && classes - first <= can)
       why = fmt::format(": its labels run from {} to {}, and class labels count from 0 (no sample has {}): "
@@ -913,7 +913,6 @@ Predictions Trainer::predict(const Tensor& features_in, std::int64_t batch) {
   for (int i = 1; i + 1 < head_shape.rank(); ++i) per *= head_shape[i];
   // Placeholder labels (class 0), one per position: prediction reads no loss.
   d.labels = per > 1 ? Tensor({n, per}, dtype) : Tensor({n}, dtype);
-  Batcher batcher(d, batch > 0 ? batch : 4096, false, 0);
   Predictions p;
   // The head's own shape with n samples: [n, C]; [n, T, C] (or [n, H, W, C]) for a class
   // per position; a value head's every axis ([n, 8, 8, 8] for feature maps).
@@ -921,7 +920,10 @@ Predictions Trainer::predict(const Tensor& features_in, std::int64_t batch) {
   shape[0] = n;
   p.probabilities = Tensor(shape, DType::f64);
   const bool classes = head_.classes && supervised_;
+  p.classes = classes;
   if (classes) p.labels.resize(static_cast<std::size_t>(n * per));
+  if (n == 0) return p;  // no samples, no predictions: empty arrays of the head's shape
+  Batcher batcher(d, batch > 0 ? batch : 4096, false, 0);
   const Graph& graph = predict_graph_ ? *predict_graph_ : model_.graph;
   std::map<std::int64_t, std::unique_ptr<Compiled>> plans;
   std::int64_t row0 = 0;

@@ -130,6 +130,7 @@ struct Evaluation {
 struct Predictions {
   Tensor probabilities;  // [n, C], or [n, 1] for one sigmoid output; [n, T, C] for a class per position; the head's values, in its shape, when it predicts no classes
   std::vector<std::int64_t> labels;  // n (or n * T) classes, -1 where the output is NaN; empty when it predicts no classes
+  bool classes = false;              // whether the model predicts classes (labels then hold one each, of none for n = 0)
 };
 
 /// Per-node statistics of one epoch (Trainer::set_stats): over every element of the

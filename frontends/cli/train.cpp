@@ -832,7 +832,7 @@ int predict(int argc, char** argv) {
   Trainer trainer(l.model);
   trainer.set_detect_anomaly(a.has("detect-anomaly"));
   const Predictions p = trainer.predict(part.features, a.integer("batch", 0, 1));
-  const bool classes = !p.labels.empty();
+  const bool classes = p.classes;
   const std::int64_t n = part.size();
   // With classes: the true and predicted label and each class's probability, a line per
   // sample, or per sample and position for a class per position (a transformer's [N, T,

@@ -601,7 +601,7 @@ void bind_model(py::module_& m) {
                           DType::i64);
             if (!p.labels.empty()) std::memcpy(labels.raw(), p.labels.data(), labels.nbytes());
             return py::make_tuple(array_view(p.probabilities, true),
-                                  p.labels.empty() ? py::object(py::none()) : py::object(array_view(labels, true)));
+                                  p.classes ? py::object(array_view(labels, true)) : py::object(py::none()));
           },
           py::arg("x"), py::arg("batch"))
       .def("compile", &compile, py::arg("batch"), py::arg("mode"), py::arg("keep"), py::arg("input_grads"),

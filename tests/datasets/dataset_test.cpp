@@ -74,6 +74,21 @@ TEST_CASE("datasets: class filter, relabel, first N per class") {
   CHECK_THROWS_WITH_AS(filter_classes(d, {5}), "small: no class 5 (the set has 3 classes)", DataError);
 }
 
+TEST_CASE("datasets: a label past 2^24 classes is refused before any per-class table") {
+  // Class counts, a stratified split and a confusion matrix are sized by the classes: a
+  // label of 2^40 had asked for a table of 8 TiB (std::bad_alloc), 1e8 for 800 MB.
+  Dataset d = small_set();
+  d.labels.set(4, 16777215.0);  // the largest class a dataset may have
+  CHECK(d.num_classes() == kMaxClasses);
+  d.labels.set(4, 1099511627776.0);
+  CHECK_THROWS_WITH_AS(d.class_counts(),
+                       "small: label 1099511627776 of sample 4 would make 1099511627777 classes, more than the 16777216 a "
+                       "dataset may hold: class labels count 0, 1, 2, ... (renumber them; for real-valued targets use a "
+                       "regression loss such as mse)",
+                       DataError);
+  CHECK_THROWS_AS(train_test_split(d, 0.5, 1, true), DataError);
+}
+
 TEST_CASE("datasets: synthetic sets are seeded and shaped as asked") {
   const Dataset x = make_xor();
   CHECK(x.features.to_vector() == std::vector<double>{0, 0, 0, 1, 1, 0, 1, 1});

@@ -111,6 +111,16 @@ def test_nan_in_the_data_is_refused_before_training_and_a_1d_sample_is_explained
     with pytest.raises(og.NumericError, match=r"^predict_classes: the output for sample 7 is NaN \(its input or the "
                                               r"parameters hold NaN\): it has no class$"):
         model.predict_classes(bad)
+    # No samples: empty predictions of the head's shape, not an error about training.
+    assert model.predict(data.x[:0]).shape == (0, 3)
+    assert model.predict_classes(data.x[:0]).shape == (0,)
+    # A label as large as 2^40 is refused by its sample; it had asked for a class table of
+    # 8 TiB (MemoryError).
+    huge = np.array(data.y, dtype=np.int64)
+    huge[4] = 2**40
+    with pytest.raises(og.DataError, match=r"^fit: x: label 1099511627776 of sample 4 would make 1099511627777 "
+                                           r"classes, more than the 16777216 a dataset may hold"):
+        model.fit(data.x, huge, epochs=1, batch=16)
     # A negative label (-1 for "unknown", as some data sets write it) is named by its sample,
     # not by its row in a shuffled batch; with ignore_index=-1 it is padding, and trains.
     labels = np.array(data.y, dtype=np.int64)
