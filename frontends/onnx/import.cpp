@@ -1033,6 +1033,35 @@ void Importer::check_batch_fill(const onnx::NodeProto& n) {
   }
 }
 
+/// The operators the importer converts, as the error lists them (a note in parentheses
+/// where only some of an operator's forms are).
+const std::vector<std::string>& supported_operators() {
+  static const std::vector<std::string> supported = {
+      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose (2-D)", "Div",
+      "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater",
+      "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
+      "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul", "Neg", "Not",
+      "Pad (constant)", "Pow", "PRelu", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
+      "ReduceMin", "ReduceProd (of sizes)", "ReduceSum", "ReduceSumSquare", "Relu",
+      "Reshape", "Resize (nearest)", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Softsign", "Split", "Sqrt", "Squeeze",
+      "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze", "Where"};
+  return supported;
+}
+
+/// Whether op_type is one of supported_operators (its name before any note).
+bool is_supported_operator(const std::string& op_type) {
+  static const std::unordered_set<std::string> names = [] {
+    std::unordered_set<std::string> out;
+    for (const auto& s : supported_operators()) out.insert(s.substr(0, s.find(' ')));
+    return out;
+  }();
+  return names.count(op_type) > 0;
+}
+
+std::string unsupported_operator() {
+  return fmt::format("the operator is not supported; opgraph imports {}", fmt::join(supported_operators(), ", "));
+}
+
 void Importer::convert(const onnx::NodeProto& n) {
   if (fold(n)) return;
   const std::string& t = n.op_type();
@@ -1706,16 +1735,7 @@ void Importer::convert(const onnx::NodeProto& n) {
     if (attr_int(n, "axis", 0) != 0) fail_node(n, "only axis=0 (an embedding lookup) is supported");
     return set(n, add(n, "embedding", {in(n, 1), in(n, 0)}, {}, 0));
   }
-  static const std::vector<std::string> supported = {
-      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose (2-D)", "Div",
-      "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater",
-      "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
-      "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul", "Neg", "Not",
-      "Pad (constant)", "Pow", "PRelu", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
-      "ReduceMin", "ReduceProd (of sizes)", "ReduceSum", "ReduceSumSquare", "Relu",
-      "Reshape", "Resize (nearest)", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Softsign", "Split", "Sqrt", "Squeeze",
-      "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze", "Where"};
-  fail_node(n, fmt::format("the operator is not supported; opgraph imports {}", fmt::join(supported, ", ")));
+  fail_node(n, unsupported_operator());
 }
 
 }  // namespace
@@ -1796,10 +1816,17 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
   } catch (const boost::not_a_dag&) {
     bad(file, "the graph has a cycle");
   }
+  // An operator opgraph does not import is named first, wherever it is: converting the
+  // nodes before it could otherwise fail on a side effect of it (an LSTM's initial state,
+  // an Expand by the batch, had been the error).
   for (auto it = reversed.rbegin(); it != reversed.rend(); ++it) {
     const onnx::NodeProto& n = g.node(static_cast<int>(*it));
     if (!n.domain().empty() && n.domain() != "ai.onnx")
       im.fail_node(n, "operators of other domains are not supported");
+    if (!is_supported_operator(n.op_type())) im.fail_node(n, unsupported_operator());
+  }
+  for (auto it = reversed.rbegin(); it != reversed.rend(); ++it) {
+    const onnx::NodeProto& n = g.node(static_cast<int>(*it));
     // Every converter writes output 0 (and reads inputs through checked accessors).
     if (n.output_size() < 1 || n.output(0).empty()) im.fail_node(n, "the node has no output");
     im.check_arity(n);
