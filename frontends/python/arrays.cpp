@@ -133,11 +133,18 @@ py::tuple shape_tuple(const Shape& shape) {
   return out;
 }
 
+py::object plain_scalar(const py::handle& v) {
+  if (py::hasattr(v, "dtype") && py::hasattr(v, "item") && py::hasattr(v, "shape") && py::len(v.attr("shape")) == 0)
+    return v.attr("item")();
+  return py::reinterpret_borrow<py::object>(v);
+}
+
 Shape shape_from(const py::handle& obj, const std::string& what) {
   if (py::isinstance<py::str>(obj) || !py::isinstance<py::sequence>(obj))
     throw py::type_error(fmt::format("{}: a shape is a list or tuple of sizes and names, e.g. ('N', 784)", what));
   std::vector<std::int64_t> dims;
-  for (const py::handle& d : obj) {
+  for (const py::handle& item : obj) {
+    const py::object d = plain_scalar(item);  // np.int64(3) is the size 3
     if (py::isinstance<py::str>(d)) {
       dims.push_back(dim(d.cast<std::string>()));
     } else if (py::isinstance<py::int_>(d) && !py::isinstance<py::bool_>(d)) {

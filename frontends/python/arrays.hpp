@@ -40,4 +40,8 @@ py::tuple shape_tuple(const Shape& shape);
 /// The reverse: ints, and strings for symbols ("N", "T").
 Shape shape_from(const py::handle& obj, const std::string& what);
 
+/// A NumPy scalar (np.int64(3), np.float32(0.5): what indexing an array or y.max() + 1
+/// gives) as the Python number it holds; anything else as it is.
+py::object plain_scalar(const py::handle& v);
+
 }  // namespace opgraph::python

@@ -26,14 +26,17 @@ AttrValue attr_from(const py::handle& v, const std::string& op, const std::strin
   if (py::hasattr(v, "dtype") && py::hasattr(v, "item") && py::len(v.attr("shape")) == 0)  // NumPy scalar
     return attr_from(v.attr("item")(), op, name);
   if (py::isinstance<py::sequence>(v)) {
+    // Plain numbers: a list may hold NumPy scalars, and a 1-D NumPy array is one.
+    py::list items;
+    for (const py::handle& e : v) items.append(plain_scalar(e));
     bool all_int = true;
-    for (const py::handle& e : v) {
+    for (const py::handle& e : items) {
       if (py::isinstance<py::bool_>(e) || !(py::isinstance<py::int_>(e) || py::isinstance<py::float_>(e)))
         throw bad(fmt::format("a list holds ints or floats, got {}", py::repr(e).cast<std::string>()));
       all_int = all_int && py::isinstance<py::int_>(e);
     }
-    if (all_int) return AttrValue(v.cast<IntList>());
-    return AttrValue(v.cast<RealList>());
+    if (all_int) return AttrValue(items.cast<IntList>());
+    return AttrValue(items.cast<RealList>());
   }
   throw bad(fmt::format("expected an int, float, bool, str or a list of numbers, got {}",
                         py::str(py::type::of(v).attr("__name__")).cast<std::string>()));

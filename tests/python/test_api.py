@@ -26,6 +26,22 @@ def test_graph_building_and_shapes():
     assert "param hidden.W [2, 2] xavier" in text and "p = logistic(out)" in text
 
 
+def test_numpy_numbers_are_sizes_and_attributes_and_a_fraction_is_no_size():
+    # What y.max() + 1 or an array's element gives is a NumPy scalar: a size and an
+    # attribute like the Python number it holds (np.int64(3) had been refused as a
+    # dimension, "got 3"), in a list and as a 1-D array too.
+    g = og.Graph()
+    x = g.input("x", ("N", np.int64(4)))
+    assert g.param("w", (4, np.int32(3))).shape == (4, 3)
+    assert og.nn.dense(x, np.int64(3), "d").shape == ("N", 3)
+    a, b = og.op("split", x, sizes=np.array([1, 3]), axis=np.int64(1))
+    assert a.shape == ("N", 1) and b.shape == ("N", 3)
+    assert og.op("concat", [a, b], axis=np.int64(-1)).shape == ("N", 4)
+    # A width of 3.5 is refused, not cut to 3.
+    with pytest.raises(TypeError, match=r"^param 'e\.W': a dimension is an int or a name such as 'N', got 3\.5$"):
+        og.nn.dense(x, 3.5, "e")
+
+
 def test_arithmetic_operators_add_nodes():
     g = og.Graph()
     x = g.input("x", ("N", 2))

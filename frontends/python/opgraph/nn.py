@@ -25,8 +25,9 @@ def dense(x, out, name, w="xavier", b="zeros"):
         text = ",".join(str(d) for d in shape)
         raise _opgraph.ShapeError(f"dense '{name}': input must be [batch, features], got [{text}]")
     g = x.graph
-    weight = g.param(name + ".W", (shape[1], int(out)), w)
-    bias = g.param(name + ".b", (int(out),), b)
+    # `out` as given: an int or a NumPy integer; 3.5 is refused, not cut to 3.
+    weight = g.param(name + ".W", (shape[1], out), w)
+    bias = g.param(name + ".b", (out,), b)
     return _opgraph.op("bias_add", _opgraph.op("matmul", x, weight), bias).named(name)
 
 
