@@ -401,11 +401,19 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
     if (!declared_classes.empty() && classes > static_cast<std::int64_t>(declared_classes.size()))
       throw DataError(name, fmt::format("label {} but the header names {} classes", classes - 1, declared_classes.size()));
   } else {
+    // Class names in sorted order; when every name is a number (whole numbers past 2^24,
+    // as IDs are), in the numbers' order: as text "10" came before "2".
+    const bool all_numbers = std::all_of(label_texts.begin(), label_texts.end(),
+                                         [](const std::string& t) { return number(t).has_value(); });
+    const auto before = [all_numbers](const std::string& a, const std::string& b) {
+      if (all_numbers && *number(a) != *number(b)) return *number(a) < *number(b);
+      return a < b;
+    };
     std::vector<std::string> sorted = label_texts;
-    std::sort(sorted.begin(), sorted.end());
+    std::sort(sorted.begin(), sorted.end(), before);
     std::vector<float> rank(label_texts.size());
     for (std::size_t i = 0; i < label_texts.size(); ++i)
-      rank[i] = static_cast<float>(std::lower_bound(sorted.begin(), sorted.end(), label_texts[i]) - sorted.begin());
+      rank[i] = static_cast<float>(std::lower_bound(sorted.begin(), sorted.end(), label_texts[i], before) - sorted.begin());
     for (std::int64_t r = 0; r < rows; ++r) l[r] = rank[static_cast<std::size_t>(label_ids[static_cast<std::size_t>(r)])];
     data.class_names = std::move(sorted);
   }

@@ -50,6 +50,18 @@ TEST_CASE("csv: a first row of data shaped like scikit-learn's header by chance 
                        "d.csv: the header announces 1 samples, the file has 2", DataError);
 }
 
+TEST_CASE("csv: whole-number labels past 2^24 are class names in the numbers' order") {
+  // Too large to be class indices (a float holds every whole number only up to 2^24):
+  // names, ranked as numbers, so 20000000 comes before 100000000 (as text it came after).
+  const Dataset d = parse_csv("1,100000000\n2,20000000\n3,300000000\n4,20000000\n", "ids.csv");
+  CHECK(d.class_names == std::vector<std::string>{"20000000", "100000000", "300000000"});
+  CHECK(d.label(0) == 1);
+  CHECK(d.label(1) == 0);
+  CHECK(d.label(3) == 0);
+  // Names that are not all numbers keep the order of text.
+  CHECK(parse_csv("1,b10\n2,b2\n", "t.csv").class_names == std::vector<std::string>{"b10", "b2"});
+}
+
 TEST_CASE("csv: bad cells and rows are reported with their place") {
   CHECK_THROWS_WITH_AS(parse_csv("1,2,0\n3,abc,1\n", "d.csv"), "d.csv:2:3: not a number: 'abc'", DataError);
   CHECK_THROWS_WITH_AS(parse_csv("1,2,0\n3,4\n", "d.csv"), "d.csv:2: expected 3 fields, got 2", DataError);
