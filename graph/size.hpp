@@ -64,8 +64,13 @@ void release_memory(std::size_t bytes) noexcept;
 /// asked to be backed by transparent huge pages (madvise) before it is zeroed: where
 /// the system leaves huge pages to madvise, as Debian does, a weight matrix's GEMM
 /// packing otherwise walks a new 4 KiB page (and TLB entry) for every row it reads.
-/// Free it with free_zeroed and the same `bytes`.
+/// From kMappedBytes up (Linux), a mapping of its own, populated: every page present and
+/// zeroed when it returns. Free it with free_zeroed and the same `bytes`.
 inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
+/// From this size up (32 MiB, above which glibc maps every block afresh anyway), on Linux,
+/// a block is a mapping of its own, populated with zeroed pages by one call: no memset
+/// over pages the kernel has just zeroed, no trap per page.
+inline constexpr std::size_t kMappedBytes = std::size_t{32} << 20;
 void* allocate_zeroed(std::size_t bytes);
 void free_zeroed(void* p, std::size_t bytes) noexcept;
 /// The same memory left as it is (the caller writes every byte); free with free_zeroed.

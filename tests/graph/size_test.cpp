@@ -112,11 +112,18 @@ TEST_CASE("size: graphs refuse shapes whose values cannot fit, wherever the shap
 
 namespace {
 
-/// The THPeligible line of /proc/self/smaps for the mapping that holds `p` ("" when there
-/// is no such file or line: not Linux, or a kernel that does not report it).
-std::string thp_eligible(const void* p) {
+/// The mapping of /proc/self/smaps that holds an address: its range, its resident size
+/// and its THPeligible line (lo = hi = 0 when there is no such file: not Linux; thp ""
+/// when the kernel does not report it).
+struct Mapping {
+  std::uintptr_t lo = 0, hi = 0;
+  long rss_kb = -1;
+  std::string thp;
+};
+Mapping mapping_of(const void* p) {
   std::ifstream smaps("/proc/self/smaps");
   const auto at = reinterpret_cast<std::uintptr_t>(p);
+  Mapping m, current;
   bool inside = false;
   for (std::string line; std::getline(smaps, line);) {
     std::uintptr_t lo = 0, hi = 0;
@@ -125,13 +132,19 @@ std::string thp_eligible(const void* p) {
     // A mapping's header ("lo-hi perms offset dev:inode path") has its first ':' after a
     // space; its attribute lines ("Size:   4 kB") before one.
     if (head >> std::hex >> lo >> dash >> hi && dash == '-' && line.find(':') > line.find(' ')) {
+      if (inside) return m;
       inside = lo <= at && at < hi;
+      if (inside) m = Mapping{lo, hi, -1, ""};
       continue;
     }
-    if (inside && line.rfind("THPeligible:", 0) == 0) return line;
+    if (!inside) continue;
+    if (line.rfind("Rss:", 0) == 0) m.rss_kb = std::stol(line.substr(4));
+    if (line.rfind("THPeligible:", 0) == 0) m.thp = line;
   }
-  return "";
+  return m;
 }
+
+std::string thp_eligible(const void* p) { return mapping_of(p).thp; }
 
 /// The system's transparent huge page mode: "always", "madvise", "never", or "" unknown.
 std::string thp_mode() {
@@ -161,4 +174,47 @@ TEST_CASE("size: tensors and plan arenas from 2 MiB up are aligned to 2 MiB and 
   } else {
     MESSAGE("transparent huge pages are '" << mode << "' here: the advice is not checked");
   }
+}
+
+// Under a sanitizer every block comes from the heap (graph/size.cpp), which it watches.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define OPGRAPH_TEST_HEAP_ONLY 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define OPGRAPH_TEST_HEAP_ONLY 1
+#endif
+#endif
+
+TEST_CASE("size: blocks from 32 MiB up are mappings of their own, every page present and zero") {
+  // A dataset's features or a 100 000-node plan's arena: one mapping, populated by one
+  // call (no memset faulting the pages in after the kernel zeroed them), gone with the
+  // block.
+#ifdef OPGRAPH_TEST_HEAP_ONLY
+  MESSAGE("under a sanitizer large blocks come from the heap: the mappings are not checked");
+#else
+  if (mapping_of(&kMaxBytes).hi == 0) {
+    MESSAGE("no /proc/self/smaps here: the mappings are not checked");
+    return;
+  }
+  // Present at allocation, before anything reads or writes it.
+  constexpr std::size_t kBytes = std::size_t{36} << 20;
+  void* p = detail::allocate_pages(kBytes);
+  const Mapping fresh = mapping_of(p);
+  CHECK(fresh.rss_kb >= static_cast<long>(kBytes >> 10));
+  detail::free_zeroed(p, kBytes);
+  // A tensor of 40 MiB: its own mapping, on a huge-page boundary, zeroed.
+  std::uintptr_t lo = 0;
+  {
+    Tensor big(Shape{10 * 1024, 1024});
+    lo = reinterpret_cast<std::uintptr_t>(big.raw());
+    const Mapping m = mapping_of(big.raw());
+    CHECK(lo % detail::kHugePageBytes == 0);
+    CHECK(m.lo == lo);
+    CHECK(m.hi - m.lo == std::uintptr_t{40} << 20);
+    for (std::int64_t i = 0; i < big.numel(); i += 1021) REQUIRE(big.at(i) == 0.0);
+  }
+  // Freed: that range is no longer a mapping of 40 MiB from there.
+  const Mapping after = mapping_of(reinterpret_cast<const void*>(lo));
+  CHECK((after.hi == 0 || after.lo != lo || after.hi - after.lo != std::uintptr_t{40} << 20));
+#endif
 }
