@@ -10,11 +10,11 @@
 
 namespace opgraph {
 
-/// Samples as rows: features [n, d] (f32) and labels [n] holding class indices.
 /// The most classes a dataset's labels may make (2^24): more than any vocabulary, and
 /// per-class tables (counts, a stratified split, a confusion matrix) stay bounded.
 inline constexpr std::int64_t kMaxClasses = std::int64_t{1} << 24;
 
+/// Samples as rows: features [n, d] (f32) and labels [n] holding class indices.
 struct Dataset {
   std::string name;
   Tensor features;                       // [n, d]

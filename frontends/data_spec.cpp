@@ -122,7 +122,7 @@ std::vector<Feed> feeds(const Spec& o, const std::string& text) {
 /// data file's extension, or names something on disk.
 bool looks_like_path(const std::string& text) {
   if (text.find('/') != std::string::npos) return true;
-  for (const char* ext : {".csv", ".csv.gz", ".tsv", ".txt", ".gz", ".idx", ".ubyte"})
+  for (const char* ext : {".csv", ".tsv", ".txt", ".gz", ".idx", ".ubyte"})
     if (text.size() > std::strlen(ext) && text.compare(text.size() - std::strlen(ext), std::string::npos, ext) == 0)
       return true;
   std::error_code ec;

@@ -921,6 +921,9 @@ Predictions Trainer::predict(const Tensor& features_in, std::int64_t batch) {
   p.probabilities = Tensor(shape, DType::f64);
   const bool classes = head_.classes && supervised_;
   p.classes = classes;
+  // One output is a probability when the head is read through its op: 0.5 is its threshold.
+  PredictionHead read_head = head_;
+  if (!head_.probabilities.empty()) read_head.threshold = 0.5;
   if (classes) p.labels.resize(static_cast<std::size_t>(n * per));
   if (n == 0) return p;  // no samples, no predictions: empty arrays of the head's shape
   Batcher batcher(d, batch > 0 ? batch : 4096, false, 0);
@@ -945,20 +948,12 @@ Predictions Trainer::predict(const Tensor& features_in, std::int64_t batch) {
     c.plan.forward();
     const Tensor out = c.plan.value(read);
     const std::int64_t k = head_.outputs;
+    const double* const probs = p.probabilities.data<double>();
     for (std::int64_t r = 0; r < bt.rows * per; ++r) {
-      std::int64_t best = 0;
-      bool nan = false;
-      for (std::int64_t j = 0; j < k; ++j) {
-        const double v = out.at(r * k + j);
-        p.probabilities.set((row0 * per + r) * k + j, v);
-        nan = nan || std::isnan(v);
-        if (v > out.at(r * k + best)) best = j;
-      }
-      // A NaN output (a NaN input, or NaN parameters) passes through as it is, and has no
-      // class: -1, where an argmax would have made up class 0.
-      if (classes)
-        p.labels[static_cast<std::size_t>(row0 * per + r)] =
-            nan ? -1 : k == 1 ? (out.at(r) >= (head_.probabilities.empty() ? head_.threshold : 0.5)) : best;
+      const std::int64_t at = (row0 * per + r) * k;
+      for (std::int64_t j = 0; j < k; ++j) p.probabilities.set(at + j, out.at(r * k + j));
+      // Read as evaluate reads it (a NaN output passes through, and has no class: -1).
+      if (classes) p.labels[static_cast<std::size_t>(row0 * per + r)] = predicted(probs + at, read_head);
     }
     row0 += bt.rows;
   }

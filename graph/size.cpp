@@ -136,8 +136,7 @@ std::size_t alignment_for(std::size_t bytes) { return bytes >= kHugePageBytes ? 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23  // Linux 5.14
 #endif
-/// Whether a block of `bytes` is a mapping of its own (map_block): from kMappedBytes up.
-bool mapped(std::size_t bytes) { return bytes >= kMappedBytes; }
+constexpr bool kMapBlocks = true;
 std::size_t mapped_size(std::size_t bytes) { return (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes; }
 
 /// A mapping of its own for a large block, on a huge-page boundary, asked for huge pages
@@ -168,24 +167,27 @@ void* map_block(std::size_t bytes) {
   }
   return p;
 }
+void unmap_block(void* p, std::size_t bytes) noexcept { (void)::munmap(p, mapped_size(bytes)); }
+#else
+constexpr bool kMapBlocks = false;  // elsewhere, and under the sanitizers: every block on the heap
+void* map_block(std::size_t) { throw std::bad_alloc(); }
+void unmap_block(void*, std::size_t) noexcept {}
 #endif
+
+/// Whether a block of `bytes` is a mapping of its own (map_block): from kMappedBytes up.
+bool mapped(std::size_t bytes) { return kMapBlocks && bytes >= kMappedBytes; }
 }  // namespace
 
 void* allocate_zeroed(std::size_t bytes) {
   bytes = std::max<std::size_t>(bytes, 1);
-#if defined(__linux__) && !defined(OPGRAPH_HEAP_ONLY)
-  if (mapped(bytes)) return map_block(bytes);  // fresh pages: zero already
-#endif
   void* p = allocate_pages(bytes);
-  std::memset(p, 0, bytes);
+  if (!mapped(bytes)) std::memset(p, 0, bytes);  // a mapped block's pages come zeroed
   return p;
 }
 
 void* allocate_pages(std::size_t bytes) {
   bytes = std::max<std::size_t>(bytes, 1);
-#if defined(__linux__) && !defined(OPGRAPH_HEAP_ONLY)
   if (mapped(bytes)) return map_block(bytes);
-#endif
   const std::size_t align = alignment_for(bytes);
   void* p = ::operator new(bytes, std::align_val_t{align});
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
@@ -200,12 +202,7 @@ void* allocate_pages(std::size_t bytes) {
 
 void free_zeroed(void* p, std::size_t bytes) noexcept {
   bytes = std::max<std::size_t>(bytes, 1);
-#if defined(__linux__) && !defined(OPGRAPH_HEAP_ONLY)
-  if (mapped(bytes)) {
-    (void)::munmap(p, mapped_size(bytes));
-    return;
-  }
-#endif
+  if (mapped(bytes)) return unmap_block(p, bytes);
   ::operator delete(p, std::align_val_t{alignment_for(bytes)});
 }
 

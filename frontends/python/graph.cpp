@@ -23,8 +23,7 @@ AttrValue attr_from(const py::handle& v, const std::string& op, const std::strin
   if (py::isinstance<py::int_>(v)) return AttrValue(v.cast<std::int64_t>());
   if (py::isinstance<py::float_>(v)) return AttrValue(v.cast<double>());
   if (py::isinstance<py::str>(v)) return AttrValue(v.cast<std::string>());
-  if (py::hasattr(v, "dtype") && py::hasattr(v, "item") && py::len(v.attr("shape")) == 0)  // NumPy scalar
-    return attr_from(v.attr("item")(), op, name);
+  if (const py::object plain = plain_scalar(v); !plain.is(v)) return attr_from(plain, op, name);  // NumPy scalar
   if (py::isinstance<py::sequence>(v)) {
     // Plain numbers: a list may hold NumPy scalars, and a 1-D NumPy array is one.
     py::list items;

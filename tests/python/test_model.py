@@ -361,3 +361,19 @@ def test_predict_keeps_the_heads_shape():
     plan = maps.compile(batch=2, mode="eval", keep=["maps"], backward=False)
     plan.forward({"x": images})
     np.testing.assert_array_equal(out, plan.value("maps"))
+
+
+def test_one_logit_predicts_probabilities_and_classes_at_one_half():
+    # A logit head (binary_cross_entropy_with_logits) is read through logistic: predict
+    # gives probabilities, and a class is 1 from a probability of 0.5 on (a logit of 0),
+    # not from the logits' threshold of 0 applied to the probabilities (always class 1).
+    g = og.Graph()
+    x = g.input("x", ("N", 1))
+    y = g.input("y", ("N", 1))
+    g.set_loss(og.nn.binary_cross_entropy_with_logits(og.nn.dense(x, 1, "out"), y))
+    model = og.Model(g, seed=0)
+    model.set_params({"out.W": np.ones((1, 1), np.float32), "out.b": np.zeros(1, np.float32)})
+    samples = np.array([[-2.0], [-0.1], [0.1], [2.0]], np.float32)
+    assert np.allclose(model.predict(samples).ravel(), 1 / (1 + np.exp(-samples.ravel())), rtol=1e-6)
+    assert model.predict_classes(samples).tolist() == [0, 0, 1, 1]
+
