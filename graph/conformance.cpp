@@ -159,15 +159,15 @@ class Harness {
   const Shape& output_shape() const { return out_shapes_.at(0); }
 
   /// forward() with an epilogue (OpBuilder::epilogue): `bias` along the op's epilogue
-  /// axis of the output (empty: none), then ReLU when `relu`, as a plan that fused them
-  /// would run it.
-  std::vector<T> forward_with_epilogue(const std::vector<T>& bias, bool relu) {
+  /// axis of the output (empty: none), then the activation `act`, as a plan that fused
+  /// them would run it.
+  std::vector<T> forward_with_epilogue(const std::vector<T>& bias, math::Activation act) {
     View<const T> b;
     b.data = bias.data();
     b.size = static_cast<std::int64_t>(bias.size());
     b.rank = 1;
     b.dims[0] = b.size;
-    k_.epilogue_ = Epilogue<T>{bias.empty() ? nullptr : &b, relu};
+    k_.epilogue_ = Epilogue<T>{bias.empty() ? nullptr : &b, act};
     auto y = forward();
     k_.epilogue_ = {};
     return y;
@@ -439,7 +439,8 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
   ConformanceItem shapes{"shapes", true, 0.0, {}}, finite{"finite", true, 0.0, {}}, f32{"f32", true, 0.0, {}},
       threads{"threads", true, 0.0, {}}, linearity{"linearity", true, 0.0, {}}, saves{"saves", true, 0.0, {}},
       in_place{"in place", true, 0.0, {}}, nan{"nan", true, 0.0, {}}, epilogue{"epilogue", true, 0.0, {}},
-      relu_vjp{"relu vjp", true, 0.0, {}}, per_item{"per item", true, 0.0, {}};
+      relu_vjp{"relu vjp", true, 0.0, {}}, per_item{"per item", true, 0.0, {}},
+      activation{"activation", true, 0.0, {}};
   auto fail = [](ConformanceItem& item, const std::string& what) {
     if (item.passed) item.detail = what;
     item.passed = false;
@@ -481,9 +482,10 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
         fail(f32, fmt::format("{}: f32 differs from f64 by {:.2e} of the output's scale (bound {:.0e})", inst.config,
                               worst / scale, options.f32_tolerance));
       // An epilogue (`.epilogue()`): forward with a bias along the op's epilogue axis and
-      // ReLU, each alone and both, gives the bits of forward followed by the add and the
-      // max (NaN kept), in both precisions: what a plan that skips a bias_add and a relu
-      // after the node relies on.
+      // an activation (ReLU alone and with the bias; the bias alone; logistic and tanh
+      // with it) gives the bits of forward followed by the add and the function (ReLU's
+      // max keeping NaN), in both precisions: what a plan that skips a bias_add and an
+      // activation op after the node relies on.
       const int out_rank = h64.output_shape().rank();
       const int along = op.epilogue_axis < 0 ? op.epilogue_axis + out_rank : op.epilogue_axis;
       if (op.epilogue && op.outputs.size() == 1 && !op.output(0).variadic && along >= 0 && along < out_rank) {
@@ -497,20 +499,24 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
           Rng rng(options.seed + 17 * c);
           for (auto& v : bias) v = static_cast<T>(rng.uniform(-1, 1));
           const auto y = h.forward();
-          for (int mode = 0; mode < 3; ++mode) {
-            const bool with_bias = mode != 1, relu = mode != 0;
+          using A = math::Activation;
+          const std::pair<bool, A> modes[] = {
+              {true, A::none}, {false, A::relu}, {true, A::relu}, {true, A::logistic}, {true, A::tanh}};
+          for (const auto& [with_bias, act] : modes) {
             std::vector<T> want = y;
             for (std::size_t j = 0; j < want.size(); ++j) {
               if (with_bias) want[j] = want[j] + bias[(static_cast<std::int64_t>(j) / inner) % len];
-              if (relu) want[j] = want[j] <= T(0) ? T(0) : want[j];
+              math::activate(act, &want[j], 1);
             }
-            const auto got = h.forward_with_epilogue(with_bias ? bias : std::vector<T>{}, relu);
+            const auto got = h.forward_with_epilogue(with_bias ? bias : std::vector<T>{}, act);
             if (got.size() != want.size() || std::memcmp(got.data(), want.data(), want.size() * sizeof(T)) != 0) {
-              fail(epilogue, fmt::format("{} ({}): forward with the epilogue{}{} differs from forward, then {}", inst.config,
-                                         precision, with_bias ? " bias" : "", relu ? " relu" : "",
-                                         with_bias && relu ? "the bias added, then ReLU"
-                                         : with_bias     ? "the bias added"
-                                                         : "ReLU"));
+              const std::string name = act == A::relu ? "ReLU" : math::activation_name(act);
+              fail(epilogue, fmt::format("{} ({}): forward with the epilogue{}{}{} differs from forward, then {}",
+                                         inst.config, precision, with_bias ? " bias" : "",
+                                         act == A::none ? "" : " ", math::activation_name(act),
+                                         with_bias && act != A::none ? "the bias added, then " + name
+                                         : with_bias                 ? std::string("the bias added")
+                                                                     : name));
               break;
             }
           }
@@ -750,6 +756,30 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
         compare(h32, typed<float>(inst.cotangent), "f32");
       }
 
+      // An activation (`.activation(act)`): forward is the function, element by element,
+      // to the bit, in both precisions: a product's epilogue runs it in the op's place.
+      if (op.activation != math::Activation::none) {
+        auto compare = [&](auto& h, const char* precision) {
+          using T = typename std::remove_cvref_t<decltype(h.forward())>::value_type;
+          const auto y = h.forward();
+          std::vector<T> want = typed<T>(inst.inputs.at(0));
+          math::activate(op.activation, want.data(), static_cast<std::int64_t>(want.size()));
+          for (std::size_t j = 0; j < want.size() && j < y.size(); ++j)
+            if (std::memcmp(&want[j], &y[j], sizeof(T)) != 0) {
+              fail(activation, fmt::format("{} ({}): forward gives {} at element {}, {} of {} gives {}", inst.config,
+                                           precision, y[j], j, math::activation_name(op.activation),
+                                           static_cast<T>(inst.inputs[0].at(static_cast<std::int64_t>(j))), want[j]));
+              return;
+            }
+          if (y.size() != want.size() || op.inputs.size() != 1 || op.outputs.size() != 1)
+            fail(activation, fmt::format("{} ({}): an activation is a function of its one input, element by element, "
+                                         "into one output of its shape",
+                                         inst.config, precision));
+        };
+        compare(h64, "f64");
+        compare(h32, "f32");
+      }
+
       // 1 thread against 2, bitwise, on sizes large enough to split into chunks: every
       // letter of the case's shapes times one factor (digits, which attributes may fix,
       // and broadcast 1s stay), about 64k elements in the largest tensor, the outputs
@@ -812,6 +842,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
   }
   if (op.in_place >= 0) report.items.push_back(in_place);
   if (op.epilogue) report.items.push_back(epilogue);
+  if (op.activation != math::Activation::none) report.items.push_back(activation);
   if (op.absorbs_relu_vjp) report.items.push_back(relu_vjp);
   if (op.per_item()) report.items.push_back(per_item);
   return report;

@@ -21,7 +21,8 @@ struct ConformanceOptions {
 /// One property checked for one op.
 struct ConformanceItem {
   std::string property;  // "metadata", "shapes", "finite", "gradient", "f32", "threads", "linearity", "saves",
-                         // "nan" (NaN in, NaN out), "in place"
+                         // "nan" (NaN in, NaN out), "in place", "epilogue", "activation", "relu vjp",
+                         // "per item"
   bool passed = true;
   double measure = 0.0;  // the worst error seen, where one applies
   std::string detail;    // why it failed, or a note

@@ -500,15 +500,25 @@ template <class T, int R, int NV>
     for (int j = 0; j < NV; ++j) acc[i][j] = V<T>{};
 }
 
+/// `act` on `rows` rows of `cols` values, ldc apart: a tile of C just stored (out of line:
+/// the tiles' loops stay those of a product with a bias or ReLU).
+template <class T>
+[[gnu::noinline]] void activate_rows(math::Activation act, T* c, std::int64_t ldc, int rows, int cols) {
+  for (int i = 0; i < rows; ++i) math::activate(act, c + i * ldc, cols);
+}
+
 /// C (R x NV vectors from c, rows ldc apart) = alpha * acc + beta * C, for the tiles of
 /// the blocked and few-rows paths; then, for the last depth block of a product with an
-/// epilogue (GemmEpilogue), + bias (the NV vectors at `bias`) and ReLU, in registers: the
-/// add and the max that bias_add and relu would apply after, to the same bits.
+/// epilogue (GemmEpilogue), + bias (the NV vectors at `bias`) and ReLU in registers, or
+/// another activation on each row of the tile once stored (in L1): the add and the
+/// function that bias_add and the activation's op would apply after, to the same bits.
 /// The epilogue's code is compiled only into the tiles that take one (kEpilogue): the
 /// others' registers and loops are those of a plain product.
 template <class T, int R, int NV, bool kEpilogue = false>
 [[gnu::always_inline]] inline void store_tile(const V<T> (&acc)[R][NV], T* c, std::int64_t ldc, T alpha, T beta,
-                                              const T* bias = nullptr, bool relu = false) {
+                                              const T* bias = nullptr,
+                                              math::Activation act = math::Activation::none) {
+  [[maybe_unused]] const bool relu = act == math::Activation::relu;
   constexpr int W = Blocking<T>::W;
   V<T> bv[NV] = {};
   if constexpr (kEpilogue) {
@@ -528,6 +538,9 @@ template <class T, int R, int NV, bool kEpilogue = false>
       }
       store(cp, r);
     }
+  if constexpr (kEpilogue) {
+    if (act != math::Activation::none && !relu) activate_rows(act, c, ldc, R, NV * W);
+  }
 }
 
 /// B's rows (NV vectors each) are ldb apart: NV * W when packed, B's own row stride when
@@ -535,7 +548,7 @@ template <class T, int R, int NV, bool kEpilogue = false>
 template <class T, int MR, int NV, ALayout L, bool kEpilogue = false>
 [[gnu::always_inline]] inline void micro_kernel(std::int64_t kc, const T* __restrict a, std::int64_t lda,
                                                 const T* __restrict b, std::int64_t ldb, T* c, std::int64_t ldc,
-                                                T alpha, T beta, const T* bias, bool relu) {
+                                                T alpha, T beta, const T* bias, math::Activation act) {
   constexpr int W = Blocking<T>::W;
   // Every loop over the tile is unrolled whole, so that acc lives in registers: GCC
   // otherwise keeps it in memory for the row-stream layout (40 -> 67 GFLOP/s at k = 10).
@@ -571,28 +584,25 @@ template <class T, int MR, int NV, ALayout L, bool kEpilogue = false>
       a += step;
     }
   }
-  store_tile<T, MR, NV, kEpilogue>(acc, c, ldc, alpha, beta, bias, relu);
+  store_tile<T, MR, NV, kEpilogue>(acc, c, ldc, alpha, beta, bias, act);
 }
 
 /// C (rows x cols at c, rows ldc apart; its first column is column j0 of the product) =
-/// act(C + bias): bias_add's add, then relu's max, each element rounded as those ops round
-/// it (GemmEpilogue).
+/// act(C + bias): bias_add's add, then the activation's function, each element rounded as
+/// those ops round it (GemmEpilogue).
 template <class T>
 void apply_epilogue(const GemmEpilogue<T>& e, T* c, std::int64_t ldc, std::int64_t rows, std::int64_t cols,
                     std::int64_t j0) {
   const T* bias = e.bias ? e.bias + j0 : nullptr;
   for (std::int64_t i = 0; i < rows; ++i) {
     T* row = c + i * ldc;
-    if (bias && e.relu) {
-      for (std::int64_t j = 0; j < cols; ++j) {
-        const T v = row[j] + bias[j];
-        row[j] = v <= T(0) ? T(0) : v;  // NaN stays NaN, as relu keeps it
-      }
-    } else if (bias) {
-      for (std::int64_t j = 0; j < cols; ++j) row[j] = row[j] + bias[j];
-    } else {
-      for (std::int64_t j = 0; j < cols; ++j) row[j] = row[j] <= T(0) ? T(0) : row[j];
+    if (bias && e.act == math::Activation::relu) {
+      for (std::int64_t j = 0; j < cols; ++j) row[j] = math::relu(row[j] + bias[j]);
+      continue;
     }
+    if (bias)
+      for (std::int64_t j = 0; j < cols; ++j) row[j] = row[j] + bias[j];
+    math::activate(e.act, row, cols);
   }
 }
 
@@ -606,13 +616,13 @@ inline void tile(std::int64_t kc, const T* a, std::int64_t lda, const T* b, std:
   if (mr == MR && nr == NR) {
     if (epilogue)
       micro_kernel<T, MR, NV, L, true>(kc, a, lda, b, ldb, c, ldc, alpha, beta,
-                                       epilogue->bias ? epilogue->bias + j0 : nullptr, epilogue->relu);
+                                       epilogue->bias ? epilogue->bias + j0 : nullptr, epilogue->act);
     else
-      micro_kernel<T, MR, NV, L>(kc, a, lda, b, ldb, c, ldc, alpha, beta, nullptr, false);
+      micro_kernel<T, MR, NV, L>(kc, a, lda, b, ldb, c, ldc, alpha, beta, nullptr, math::Activation::none);
     return;
   }
   alignas(64) T local[MR * NR];
-  micro_kernel<T, MR, NV, L>(kc, a, lda, b, ldb, local, NR, T(1), T(0), nullptr, false);
+  micro_kernel<T, MR, NV, L>(kc, a, lda, b, ldb, local, NR, T(1), T(0), nullptr, math::Activation::none);
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) {
       T& out = c[i * ldc + j];

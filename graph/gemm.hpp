@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include <opgraph/graph/math.hpp>
+
 namespace opgraph {
 
 /// C = alpha * op(A) * op(B) + beta * C on row-major matrices.
@@ -21,17 +23,18 @@ extern template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::i
                                   std::int64_t, const double*, std::int64_t, double, double*, std::int64_t);
 
 /// What a product does to C once C's sums are complete: C = act(C + bias), with bias one
-/// value per column ([n], a dense layer's bias; or none) and act ReLU (max(x, 0), NaN kept)
-/// or none. The blocked path applies it to each tile of C right after the tile's last
-/// depth block is stored, while the tile is in L1 and on the core that computed it; the
-/// other paths (small products, few rows) to all of C after it. The same operations as
-/// bias_add and relu applied after the product, each element rounded once by each: the
-/// same bits.
+/// value per column ([n], a dense layer's bias; or none) and act an activation
+/// (math::activate: ReLU, logistic, tanh) or none. The blocked path applies it to each
+/// tile of C as the tile's last depth block is stored (ReLU in registers, the others on
+/// the stored tile), while the tile is in L1 and on the core that computed it; the other
+/// paths (small products, few rows) to all of C after it. The same operations as bias_add
+/// and the activation's op applied after the product, each element rounded as each
+/// rounds it: the same bits.
 template <class T>
 struct GemmEpilogue {
   const T* bias = nullptr;
-  bool relu = false;
-  bool any() const { return bias != nullptr || relu; }
+  math::Activation act = math::Activation::none;
+  bool any() const { return bias != nullptr || act != math::Activation::none; }
 };
 
 /// gemm, then `epilogue` on C (see GemmEpilogue).

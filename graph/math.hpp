@@ -81,6 +81,47 @@ template <class T>
 }
 inline double tanh(double x) { return std::tanh(x); }
 
+/// max(x, 0), NaN kept (the relu op's function).
+template <class T>
+[[gnu::always_inline]] inline T relu(T x) {
+  return x <= T(0) ? T(0) : x;  // NaN compares false: it stays NaN
+}
+
+/// The activations a product or a convolution can apply to its output as it writes it
+/// (a plan's fused epilogue, OpBuilder::activation): relu, logistic and tanh above, the
+/// functions of the ops of those names. Each is a pure function of its argument, so the
+/// fused pass gives the bits of the op's own.
+enum class Activation : std::uint8_t { none, relu, logistic, tanh };
+
+/// `act` on the n values at p, in place (one loop per function, vectorised).
+template <class T>
+inline void activate(Activation act, T* p, std::int64_t n) {
+  switch (act) {
+    case Activation::none:
+      return;
+    case Activation::relu:
+      for (std::int64_t i = 0; i < n; ++i) p[i] = relu(p[i]);
+      return;
+    case Activation::logistic:
+      for (std::int64_t i = 0; i < n; ++i) p[i] = logistic(p[i]);
+      return;
+    case Activation::tanh:
+      for (std::int64_t i = 0; i < n; ++i) p[i] = math::tanh(p[i]);
+      return;
+  }
+}
+
+/// The function's name ("relu", ...), as its op is named; "" for none.
+inline const char* activation_name(Activation act) {
+  switch (act) {
+    case Activation::relu: return "relu";
+    case Activation::logistic: return "logistic";
+    case Activation::tanh: return "tanh";
+    case Activation::none: break;
+  }
+  return "";
+}
+
 /// erfc, the complementary error function, alone or with e^(-x^2) from the same
 /// evaluation (GELU's gradient needs both). Float: for z = |x|, erfc(z) = R(t) e^(-z^2)
 /// with t = 1 / (1 + z/2) and R(t) = erfc(z) e^(z^2), smooth in t, a polynomial of degree

@@ -17,6 +17,7 @@
 #include <opgraph/graph/attr.hpp>
 #include <opgraph/graph/error.hpp>
 #include <opgraph/graph/lowering.hpp>
+#include <opgraph/graph/math.hpp>
 #include <opgraph/graph/random.hpp>
 #include <opgraph/graph/tensor.hpp>
 
@@ -30,8 +31,9 @@ namespace opgraph {
 /// 7: OpDef::epilogue and Kernel::epilogue (a bias and ReLU fused into a product).
 /// 8: OpDef::absorbs_relu_vjp and Kernel::relu_vjp_absorbed (a relu's vjp taken over).
 /// 9: OpDef's per-item kernels and item_followers, Kernel's item stages (a node run item
-/// by item inside the node before it).
-inline constexpr std::uint32_t kPluginAbi = 10;
+/// by item inside the node before it). 10: Kernel's views as spans into the plan's arrays.
+/// 11: OpDef::activation and Epilogue::act (logistic and tanh fused into a product too).
+inline constexpr std::uint32_t kPluginAbi = 11;
 
 inline constexpr int kMaxRank = 8;
 
@@ -78,14 +80,15 @@ enum class ValueKind : std::uint8_t { real, index, any };
 /// once the node has computed its output y, y = act(y + bias), the bias one value per
 /// element of the axis the op declared (y's last by default, the channels of an NCHW
 /// output for conv2d: the input `b` of a bias_add along it, or of an add of a vector,
-/// whose forward pass the plan skipped), act a skipped relu's max(y, 0) (NaN kept) or none.
-/// Applying it must round each element as those ops do, one add and then the max: the
-/// bits are those of the nodes run one after another.
+/// whose forward pass the plan skipped), act the function of a skipped activation op
+/// (OpBuilder::activation: relu's max(y, 0) with NaN kept, logistic, tanh) or none.
+/// Applying it must round each element as those ops do, the add and then the function
+/// (math::activate): the bits are those of the nodes run one after another.
 template <class T>
 struct Epilogue {
   const View<const T>* bias = nullptr;  // the skipped node's bound input 1 (rebound with it), or none
-  bool relu = false;
-  explicit operator bool() const { return bias != nullptr || relu; }
+  math::Activation act = math::Activation::none;
+  explicit operator bool() const { return bias != nullptr || act != math::Activation::none; }
   const T* bias_data() const { return bias ? bias->data : nullptr; }
 };
 
@@ -365,8 +368,10 @@ struct OpDef {
   bool random = false;              // forward draws random numbers
   bool replaces_nan = false;        // turns NaN into numbers on purpose (nan_to_num): not
                                     // held to NaN in, NaN out
-  bool epilogue = false;            // forward applies Kernel::epilogue (a fused bias and ReLU)
+  bool epilogue = false;            // forward applies Kernel::epilogue (a fused bias and activation)
   int epilogue_axis = -1;           // the output axis the epilogue's bias runs along (-1: the last)
+  math::Activation activation = math::Activation::none;  // forward is this function, elementwise:
+                                    // a product's epilogue may run it instead
   bool absorbs_relu_vjp = false;    // the vjp can take over that of a relu feeding input 0
   bool item_followers = false;      // forward calls Kernel::items_written, the vjp Kernel::grad_out_items
   ItemsFn<float> forward_items_f32;  // optional, with the vjp's: the op runs item by item (per_item)
@@ -502,13 +507,22 @@ class OpBuilder {
   }
   /// Forward applies Kernel::epilogue() to its output once computed: the plan may then
   /// skip a bias along `bias_axis` of the output (a bias_add along that axis; on the last
-  /// axis also an add of a vector) and a relu that follow the node and read nothing else,
-  /// and run them inside this forward pass (matmul: the last axis, on each tile of the
-  /// product in registers; conv2d: axis 1, the channels, on each image's planes while
-  /// they are in cache). Their vjps run as before.
+  /// axis also an add of a vector) and an activation op (OpBuilder::activation: relu,
+  /// logistic, tanh) that follow the node and read nothing else, and run them inside this
+  /// forward pass (matmul: the last axis, on each tile of the product as it is stored;
+  /// conv2d: axis 1, the channels, on each image's planes while they are in cache). Their
+  /// vjps run as before.
   OpBuilder& epilogue(int bias_axis = -1) {
     def_.epilogue = true;
     def_.epilogue_axis = bias_axis;
+    return *this;
+  }
+  /// The op's forward is `act` (math::activate) of its one input, elementwise, and it
+  /// writes its output in place of it: a product's epilogue (OpBuilder::epilogue) may run
+  /// it instead, to the same bits. Its vjp runs as declared. `opgraph check` holds the
+  /// forward to the function's bits.
+  OpBuilder& activation(math::Activation act) {
+    def_.activation = act;
     return *this;
   }
   /// The vjp can take over the vjp of a relu whose output is input 0 and read by nothing

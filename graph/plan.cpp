@@ -378,7 +378,7 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
       Kernel<T>& k = step_of[id]->kernel;
       Epilogue<T>& e = k.epilogue_;
       if (fusions.bias[id] != n) e.bias = &step_of[fusions.bias[id]]->kernel.in_[1];
-      e.relu = fusions.relu[id] != 0;
+      e.act = fusions.act[id];
       if (const NodeId x = fusions.items[id]; x != n)
         k.after_items_.push_back({&forward_items_of<T>(*graph.node(x).op), &step_of[x]->kernel});
       for (NodeId c : fusions.vjp_items[id]) {

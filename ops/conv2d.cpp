@@ -575,24 +575,21 @@ void pack_direct(const Direct& d, W weight, T* packed) {
 
 /// The plan's epilogue (OpBuilder::epilogue on axis 1) on the output planes [images, cout,
 /// pos] of a few images, right after they are written and while they are in cache: plane o
-/// + bias[o], then ReLU — bias_add's add along the channels and relu's max, the same bits.
+/// + bias[o], then the activation — bias_add's add along the channels and the activation
+/// op's function (math::activate), the same bits.
 template <class T>
 void plane_epilogue(const Epilogue<T>& e, T* out, std::int64_t images, std::int64_t cout, std::int64_t pos) {
   const T* bias = e.bias_data();
   for (std::int64_t r = 0; r < images * cout; ++r) {
     T* p = out + r * pos;
-    if (bias) {
-      const T b = bias[r % cout];
-      if (e.relu)
-        for (std::int64_t q = 0; q < pos; ++q) {
-          const T v = p[q] + b;
-          p[q] = v <= T(0) ? T(0) : v;  // NaN stays NaN, as relu keeps it
-        }
-      else
-        for (std::int64_t q = 0; q < pos; ++q) p[q] = p[q] + b;
-    } else {
-      for (std::int64_t q = 0; q < pos; ++q) p[q] = p[q] <= T(0) ? T(0) : p[q];
+    const T b = bias ? bias[r % cout] : T(0);
+    if (bias && e.act == math::Activation::relu) {
+      for (std::int64_t q = 0; q < pos; ++q) p[q] = math::relu(p[q] + b);
+      continue;
     }
+    if (bias)
+      for (std::int64_t q = 0; q < pos; ++q) p[q] = p[q] + b;
+    math::activate(e.act, p, pos);
   }
 }
 
@@ -1013,7 +1010,7 @@ OPGRAPH_OP(conv2d)
       return Shape{direct_for_kernel_grad(v) ? direct_scratch(v) : scratch_elements(v) + direct_scratch(v)};
     })
     .saves({"x", "w"})
-    .epilogue(1)  // a bias per channel and ReLU, on each image's planes (plane_epilogue)
+    .epilogue(1)  // a bias per channel and an activation, on each image's planes (plane_epilogue)
     .item_followers()  // and then a pool, image by image, in both passes (items_written, grad_out_items)
     .forward([](auto& k) { conv_forward(k); })
     .vjp([](auto& k) { conv_vjp(k); })

@@ -11,6 +11,7 @@ OPGRAPH_OP(logistic)
     .shape(same_shape_as(0))
     .saves_output()
     .in_place("x")
+    .activation(math::Activation::logistic)
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
       map(k.in(0), k.out(), [](T x) { return math::logistic(x); });

@@ -94,8 +94,8 @@ void matmul_forward(K& k) {
   const Batches s = batches(a, b, k.attr_bool("trans_a"), k.attr_bool("trans_b"));
   const std::int64_t lda = s.ta ? s.n : s.k, ldb = s.tb ? s.k : s.m;
   T* y = k.out().data;
-  // A bias_add and relu the plan fused in (.epilogue()): on each tile of the product.
-  const GemmEpilogue<T> epilogue{k.epilogue().bias_data(), k.epilogue().relu};
+  // A bias_add and activation the plan fused in (.epilogue()): on each tile of the product.
+  const GemmEpilogue<T> epilogue{k.epilogue().bias_data(), k.epilogue().act};
   if (s.flat) {
     gemm<T>(false, s.tb, s.n, s.m, s.k, T(1), a.data, lda, b.data, ldb, T(0), y, s.m, epilogue);
     return;

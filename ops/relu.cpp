@@ -13,6 +13,7 @@ OPGRAPH_OP(relu)
     .shape(same_shape_as(0))
     .saves_output()
     .in_place("x")
+    .activation(math::Activation::relu)
     .lower(lowering::same("Relu"))
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;

@@ -26,7 +26,8 @@ int check(int argc, char** argv) {
                          "shapes; the vjp against f64 central differences; f32 against f64; 1 against 2 threads "
                          "(bitwise); linearity of the vjp; that the vjp reads only what the op saves, that forward gives the same "
                          "outputs when no vjp follows, that a NaN input gives a NaN output, and that a declared "
-                         "epilogue (a fused bias and ReLU) gives the bits of the separate ops, and that a vjp "
+                         "epilogue (a fused bias and activation) gives the bits of the separate ops, that a "
+                         "declared activation's forward is its function to the bit, and that a vjp "
                          "declared to take over a relu's gives the relu's gradient. Checks a "
                          "plugin's ops when given --plugin, else every registered op.",
                          options)

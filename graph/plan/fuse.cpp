@@ -1,12 +1,13 @@
-// Planner pass 4: a bias and ReLU after a product run inside it (OpBuilder::epilogue): a
-// bias_add along the last axis, or an add of a vector as long as the last axis (x·W + b,
-// as a model file writes a dense layer), then a relu.
+// Planner pass 4: a bias and an activation after a product run inside it
+// (OpBuilder::epilogue): a bias_add along the last axis, or an add of a vector as long as
+// the last axis (x·W + b, as a model file writes a dense layer), then an op that declares
+// OpBuilder::activation (relu, logistic, tanh).
 //
 // What it saves: each follower's pass over the product's output, and at two threads the
 // hand-over of that output between the cores (the elementwise kernels split it in chunks
 // of their own, not the product's tiles). Their vjps are untouched: bias_add's reads no
-// forward value, relu's reads its own output, which the fused product writes where the
-// relu would have.
+// forward value, an activation's reads its own output, which the fused product writes
+// where the activation would have.
 //
 // And the mirror image in the backward pass: a relu's vjp left to the one node after it
 // whose op declares OpBuilder::absorbs_relu_vjp (max_pool2d), which then writes the
@@ -42,13 +43,16 @@ NodeId only_reader(const Graph& graph, const Analysis& a, NodeId id) {
 }
 
 /// Whether `follower` may run inside the producer whose output (or whose fused bias_add's
-/// output) is `before`: it is the op `op`, reads `before` through its first input, and
-/// writes its output over it.
+/// output) is `before`: it is the op `op` (or, for null, an op declaring
+/// OpBuilder::activation), reads `before` through its first input, and writes its output
+/// over it.
 bool may_follow(const Graph& graph, const Analysis& a, const MemoryPlan& m, NodeId before, NodeId follower,
                 const char* op) {
   if (follower >= graph.size()) return false;
   const Node& f = graph.node(follower);
-  return f.kind == NodeKind::op && f.op->name == op && f.parts.empty() && f.inputs[0] == before &&
+  if (f.kind != NodeKind::op) return false;
+  const bool is_op = op ? f.op->name == op : f.op->activation != math::Activation::none;
+  return is_op && f.parts.empty() && f.inputs[0] == before &&
          !a.readable[before] && m.value_buf[before] >= 0 && m.value_buf[follower] == m.value_buf[before] &&
          !graph.node(before).index && !f.index;
 }
@@ -123,14 +127,15 @@ bool fuse_items(const Graph& graph, const Analysis& a, const Schedule& s, Memory
   for (NodeId p : s.forward) {
     const Node& node = graph.node(p);
     if (!node.op->item_followers || !node.parts.empty() || node.index || a.shapes[p].rank() < 1) continue;
-    // The end of the chain the producer runs: its relu, its bias, or itself.
+    // The end of the chain the producer runs: its activation, its bias, or itself.
     NodeId last = p;
     const NodeId b = f.bias[p];
     if (b != n) last = b;
-    if (f.relu[p])
+    const bool act = f.act[p] != math::Activation::none;
+    if (act)
       for (NodeId c : a.consumers(last))
         if (f.fused_into[c] == p && c != b) last = c;
-    const NodeId r = f.relu[p] ? last : n;
+    const NodeId r = act ? last : n;
     const NodeId x = only_reader(graph, a, last);
     if (x >= n || !per_item(graph, a, x) || graph.node(x).inputs[0] != last) continue;
     const Node& xn = graph.node(x);
@@ -183,7 +188,7 @@ Fusions fuse_epilogues(const Graph& graph, const Analysis& a, const Schedule& s,
   Fusions f;
   f.fused_into.assign(n, n);
   f.bias.assign(n, n);
-  f.relu.assign(n, 0);
+  f.act.assign(n, math::Activation::none);
   for (NodeId p : s.forward) {
     const Node& node = graph.node(p);
     if (!node.op->epilogue || !node.parts.empty() || a.shapes[p].rank() < 1) continue;
@@ -212,8 +217,8 @@ Fusions fuse_epilogues(const Graph& graph, const Analysis& a, const Schedule& s,
       }
     }
     const NodeId r = only_reader(graph, a, last);
-    if (may_follow(graph, a, m, last, r, "relu")) {
-      f.relu[p] = 1;
+    if (may_follow(graph, a, m, last, r, nullptr)) {
+      f.act[p] = graph.node(r).op->activation;
       f.fused_into[r] = p;
     }
   }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <opgraph/graph/graph.hpp>
+#include <opgraph/graph/math.hpp>
 #include <opgraph/graph/plan.hpp>
 
 namespace opgraph::planning {
@@ -129,7 +130,8 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& analysis, const Sched
 
 /// Pass 4: epilogues. A node whose op declares OpBuilder::epilogue (matmul, conv2d) takes
 /// over the forward pass of a bias (a bias_add along the op's epilogue axis, or for the
-/// last axis an add of a vector as long as it) and then of a relu that follow it, when
+/// last axis an add of a vector as long as it) and then of an activation (an op declaring
+/// OpBuilder::activation: relu, logistic, tanh) that follow it, when
 /// each is the only reader of the value before it, that value is not kept, the memory plan
 /// put the follower's output over it (in place: nothing else needs it) and the bias is
 /// computed before the producer's wave. The followers' forward steps are skipped; their
@@ -155,7 +157,7 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& analysis, const Sched
 struct Fusions {
   std::vector<NodeId> fused_into;     // per node: the producer running its forward, or graph.size()
   std::vector<NodeId> bias;           // per producer: the bias_add or add node fused in, or graph.size()
-  std::vector<char> relu;             // per producer: a relu fused in
+  std::vector<math::Activation> act;  // per producer: the activation op fused in (OpBuilder::activation), or none
   std::vector<NodeId> items;          // per producer: the per-item node run inside it, or graph.size()
   std::vector<NodeId> vjp_into;       // per relu: the consumer whose vjp does its work, or graph.size()
   std::vector<NodeId> vjp_items_into; // per node: the producer whose vjp runs its vjp item by item, or graph.size()

@@ -117,6 +117,28 @@ TEST_CASE("conformance: an op declaring an epilogue it never applies fails 'epil
   CHECK(mm.item("epilogue")->passed);
 }
 
+TEST_CASE("conformance: an op declaring an activation whose function it computes with other bits fails 'activation', nothing else") {
+  // tanh_form_sigmoid (tests/plugins/broken_ops.cpp): 0.5 (1 + tanh(x / 2)) declared the
+  // logistic activation, which a plan fusing it into a product runs as math::logistic.
+  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
+  const ConformanceReport r = check_conformance(Registry::global().get("tanh_form_sigmoid"));
+  CHECK_FALSE(r.passed());
+  REQUIRE(r.first_failure() != nullptr);
+  CHECK(r.first_failure()->property == "activation");
+  CHECK(r.first_failure()->detail.find("[6,3] (f64): forward gives ") == 0);
+  CHECK(r.first_failure()->detail.find(", logistic of ") != std::string::npos);
+  for (const auto& item : r.items)
+    if (item.property != "activation") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
+  // The built-in activations pass it; ops that declare none are not asked.
+  for (const char* name : {"relu", "logistic", "tanh"}) {
+    CAPTURE(name);
+    const ConformanceReport ok = check_conformance(Registry::global().get(name));
+    REQUIRE(ok.item("activation") != nullptr);
+    CHECK(ok.item("activation")->passed);
+  }
+  CHECK(check_conformance(Registry::global().get("gelu")).item("activation") == nullptr);
+}
+
 TEST_CASE("conformance: an op declaring that its vjp takes over a relu's, which it never does, fails 'relu vjp', nothing else") {
   // ignored_relu_vjp (tests/plugins/broken_ops.cpp): 2x, its vjp 2g whatever x is.
   load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");

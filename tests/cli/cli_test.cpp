@@ -390,7 +390,7 @@ TEST_CASE("cli: opgraph check passes every built-in op and the example plugin, f
   CHECK(plugin.out.find("3 ops: 3 passed, 0 failed") != std::string::npos);
   const Run broken = run("check --plugin " OPGRAPH_PLUGIN_DIR "/broken_ops.so --explain", dir.path());
   CHECK(broken.status == 1);
-  CHECK(broken.out.find("11 ops: 0 passed, 11 failed") != std::string::npos);
+  CHECK(broken.out.find("12 ops: 0 passed, 12 failed") != std::string::npos);
   // An op declaring that its vjp takes over a relu's, which it never does: a plan that
   // skipped the relu's vjp would pass on gradients the relu zeroes.
   CHECK(broken.out.find("ignored_relu_vjp                   FAIL   ") != std::string::npos);
@@ -405,6 +405,11 @@ TEST_CASE("cli: opgraph check passes every built-in op and the example plugin, f
   CHECK(broken.out.find("ignored_epilogue                   FAIL   ") != std::string::npos);
   CHECK(broken.out.find("epilogue: [6,3] [3,4] (f64): forward with the epilogue bias differs from forward, then the "
                         "bias added") != std::string::npos);
+  // The sigmoid through tanh declared the logistic activation: a plan fusing it into a
+  // product would run math::logistic, other bits.
+  CHECK(broken.out.find("tanh_form_sigmoid                  FAIL   ") != std::string::npos);
+  CHECK(broken.out.find("activation: [6,3] (f64): forward gives ") != std::string::npos);
+  CHECK(broken.out.find(", logistic of ") != std::string::npos);
   // An op that turns a NaN input into 0 (std::max(0, x)): right on every number, caught.
   CHECK(broken.out.find("nan_dropping_relu                  FAIL   ") != std::string::npos);
   CHECK(broken.out.find("nan: [6,3] (f64): NaN at element ") != std::string::npos);
@@ -428,7 +433,8 @@ TEST_CASE("cli: opgraph check passes every built-in op and the example plugin, f
   const test::Json j = json_of(one.out);
   CHECK(j["ops"].number == 1);
   REQUIRE(j["results"].items.size() == 1);
-  CHECK(j["results"].items[0]["checks"].items.size() == 10);  // relu is in place: 'in place' is checked too
+  // relu is in place and an activation: 'in place' and 'activation' are checked too.
+  CHECK(j["results"].items[0]["checks"].items.size() == 11);
   const Run unknown = run("check --op sofmax", dir.path());
   CHECK(unknown.status == 1);
   CHECK(unknown.err == "opgraph check: unknown op 'sofmax' (did you mean 'softmax'?)\n");
@@ -455,7 +461,7 @@ TEST_CASE("cli: --plugin on any subcommand, and its refusals") {
   test::write_file(dir.file("text.so"), "not a library");
   const std::vector<std::pair<std::string, std::string>> refusals = {
       {"text.so", "text.so: not a shared library (no ELF header): a plugin is a .so built with opgraph_add_plugin"},
-      {p + "wrong_abi.so", p + "wrong_abi.so: built for opgraph plugin ABI 999, this opgraph has ABI 10: rebuild the "
+      {p + "wrong_abi.so", p + "wrong_abi.so: built for opgraph plugin ABI 999, this opgraph has ABI 11: rebuild the "
                                "plugin against this version"},
       {p + "no_entry.so", p + "no_entry.so: not an opgraph plugin: no entry point 'opgraph_plugin_abi' (build it with "
                               "opgraph_add_plugin, or put OPGRAPH_PLUGIN_ENTRY() in one of its sources)"},

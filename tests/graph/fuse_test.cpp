@@ -1,4 +1,5 @@
-// Epilogues: a bias_add and relu after a matmul run inside it (planning::fuse_epilogues),
+// Epilogues: a bias_add and activation (relu, logistic, tanh) after a matmul or conv2d run
+// inside it (planning::fuse_epilogues),
 // only where nothing else reads the values between them, to the bits of the unfused plan;
 // and a relu's vjp left to a max_pool2d after it.
 #include <doctest/doctest.h>
@@ -104,9 +105,21 @@ TEST_CASE("fuse: bias and ReLU after a product run inside it, to the same bits, 
   check_fuses(head + "h = relu(matmul(x, W) + b)\n" + tail, 3);
   check_fuses(head + "input z [N, 40]\nh = relu(matmul(x, W) + z)\n" + tail, 1);
   check_fuses(head + "h = relu(b + matmul(x, W))\n" + tail, 1);
-  // ReLU without a bias; a bias without a ReLU.
+  // ReLU without a bias; a bias without an activation.
   check_fuses(head + "h = relu(matmul(x, W))\n" + tail, 2);
-  check_fuses(head + "h = logistic(bias_add(matmul(x, W), b))\n" + tail, 2);
+  check_fuses(head + "h = exp(bias_add(matmul(x, W), b))\n" + tail, 2);
+  // The other activations (OpBuilder::activation): logistic and tanh, with and without a
+  // bias; a second activation after the first runs on its own.
+  check_fuses(head + "h = logistic(bias_add(matmul(x, W), b))\n" + tail, 3);
+  check_fuses(head + "h = tanh(matmul(x, W) + b)\n" + tail, 3);
+  check_fuses(head + "h = logistic(matmul(x, W))\n" + tail, 2);
+  check_fuses(head + "h = relu(tanh(bias_add(matmul(x, W), b)))\n" + tail, 3);
+  // Wide enough for the blocked path's full tiles (activated as they are stored), and
+  // ragged ones, over several depth blocks.
+  check_fuses("input x [N, 700]\nlabels y [N]\nparam W [700, 100] normal(0, 0.05)\nparam b [100] normal(0, 0.3)\n"
+              "param V [100, 5] normal(0, 0.3)\nh = logistic(bias_add(matmul(x, W), b))\n"
+              "loss xent = softmax_cross_entropy(matmul(h, V), y)\n",
+              2);
   // The biased value read twice: the bias runs inside, the ReLU on its own.
   check_fuses(head + "z = bias_add(matmul(x, W), b)\nh = relu(z) + z\n" + tail, 2);
   // The product read twice: neither.
@@ -130,7 +143,7 @@ TEST_CASE("fuse: bias and ReLU after a product run inside it, to the same bits, 
               2);
 }
 
-TEST_CASE("fuse: a convolution runs the bias per channel and ReLU after it, on every path, to the same bits") {
+TEST_CASE("fuse: a convolution runs the bias per channel and activation after it, on every path, to the same bits") {
   // Every path (kConvPaths); then a bias along the wrong axis (the last), which stays a
   // node of its own.
   for (const char* conv : kConvPaths) {
@@ -138,6 +151,8 @@ TEST_CASE("fuse: a convolution runs the bias per channel and ReLU after it, on e
     const std::string tail = "loss xent = softmax_cross_entropy(matmul(mean(mean(h, axis=3), axis=2), V), y)\n";
     check_fuses(head + "h = relu(bias_add(" + c + ", b, axis=1))\n" + tail, 2);
     check_fuses(head + "h = relu(" + c + ")\n" + tail, 1);
+    check_fuses(head + "h = tanh(bias_add(" + c + ", b, axis=1))\n" + tail, 2);
+    check_fuses(head + "h = logistic(" + c + ")\n" + tail, 1);
   }
   check_fuses("input x [N, 4, 6, 6]\nlabels y [N]\nparam K [6, 4, 3, 3] normal(0, 0.2)\nparam b [6] normal(0, 0.3)\n"
               "param V [6, 5] normal(0, 0.3)\nh = relu(bias_add(conv2d(x, K, padding=1), b, axis=-1))\n"
@@ -180,8 +195,8 @@ TEST_CASE("fuse: a relu before max_pool2d leaves its vjp to the pool's, to the s
   // (and the pool per item in it, both passes, with the bias's vjp: three of each).
   check_fuses(head + "h = max_pool2d(" + layer + ", kernel=2)\n" + tail, 3, {}, 3);
   check_fuses(head + "h = max_pool2d(" + layer + ", kernel=3, stride=2, padding=1)\n" + tail, 3, {}, 3);
-  // A relu of its own (after a tanh): absorbed all the same.
-  check_fuses(head + "h = max_pool2d(relu(tanh(conv2d(x, K, padding=1))), kernel=2)\n" + tail, 0, {}, 1);
+  // A relu of its own (after a tanh, which the convolution runs): absorbed all the same.
+  check_fuses(head + "h = max_pool2d(relu(tanh(conv2d(x, K, padding=1))), kernel=2)\n" + tail, 1, {}, 1);
   // The relu's value kept for the user: its gradient is not, so the vjp is absorbed still.
   check_fuses(head + "r = " + layer + "\nh = max_pool2d(r, kernel=2)\n" + tail, 3, {"r"}, 3);
   // Not absorbed: the relu's output read by another node too, pooled by average, or its

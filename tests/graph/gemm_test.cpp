@@ -8,6 +8,7 @@
 #include <limits>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <type_traits>
 #include <vector>
 
@@ -452,7 +453,7 @@ TEST_CASE("gemm: a short transposed A read in place and packed give the same bit
   }
 }
 
-TEST_CASE("gemm: an epilogue gives the bits of the product with the bias added and ReLU taken after, on every path") {
+TEST_CASE("gemm: an epilogue gives the bits of the product with the bias added and the activation taken after, on every path") {
   // Tiny, small, few-rows, inner-product, blocked (one and two vectors, eight- and
   // twelve-row tiles, a ragged last tile, several depth blocks, column blocks of nc) paths.
   const std::int64_t deep = 3 * gemm_blocking(4).kc + 7;
@@ -472,9 +473,14 @@ TEST_CASE("gemm: an epilogue gives the bits of the product with the bias added a
     std::vector<float> bias(static_cast<std::size_t>(n));
     Rng rng(3);
     for (auto& v : bias) v = static_cast<float>(rng.uniform(-1, 1));
-    bias[0] = std::numeric_limits<float>::quiet_NaN();  // NaN stays NaN through the ReLU
-    for (int mode = 0; mode < 3; ++mode) {  // bias and ReLU, bias alone, ReLU alone
-      const bool with_bias = mode != 2, relu = mode != 1;
+    bias[0] = std::numeric_limits<float>::quiet_NaN();  // NaN stays NaN through the activation
+    using A = math::Activation;
+    // Bias and ReLU, bias alone, ReLU alone; bias and logistic, logistic alone, bias and tanh.
+    const std::pair<bool, A> modes[] = {{true, A::relu},      {true, A::none},      {false, A::relu},
+                                        {true, A::logistic}, {false, A::logistic}, {true, A::tanh}};
+    for (int mode = 0; mode < 6; ++mode) {
+      const bool with_bias = modes[mode].first;
+      const A act = modes[mode].second;
       for (int threads : {1, 2}) {
         ThreadCount scope(threads);
         std::vector<float> want(static_cast<std::size_t>(m * n)), got(want.size(), -7.0f);
@@ -483,10 +489,12 @@ TEST_CASE("gemm: an epilogue gives the bits of the product with the bias added a
           for (std::int64_t j = 0; j < n; ++j) {
             float& v = want[static_cast<std::size_t>(i * n + j)];
             if (with_bias) v = v + bias[static_cast<std::size_t>(j)];
-            if (relu) v = v <= 0.0f ? 0.0f : v;
+            if (act == A::relu) v = v <= 0.0f ? 0.0f : v;
+            if (act == A::logistic) v = math::logistic(v);
+            if (act == A::tanh) v = math::tanh(v);
           }
         gemm<float>(ta, tb, m, n, k, 1.0f, pr.a.data(), pr.lda(), pr.b.data(), pr.ldb(), 0.0f, got.data(), n,
-                    GemmEpilogue<float>{with_bias ? bias.data() : nullptr, relu});
+                    GemmEpilogue<float>{with_bias ? bias.data() : nullptr, act});
         CAPTURE(mode);
         CAPTURE(threads);
         CHECK(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0);

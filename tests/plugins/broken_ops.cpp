@@ -1,5 +1,6 @@
 // Deliberately broken ops: opgraph check must fail each and say why.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include <opgraph/graph/op.hpp>
@@ -154,6 +155,27 @@ OPGRAPH_OP(ignored_relu_vjp)
     .absorbs_relu_vjp()
     .forward([](auto& k) { map(k.in(0), k.out(), [](auto v) { return v + v; }); })
     .vjp([](auto& k) { map(k.grad_out(), k.grad_in(0), [](auto g) { return g + g; }); })
+    .check({"[a,b]"});
+
+// The sigmoid as 0.5 (1 + tanh(x / 2)), declared the logistic activation
+// (OpBuilder::activation): the same function, other bits. A plan that fused it into the
+// product before it would run math::logistic instead, and its results would depend on
+// whether the plan fused.
+OPGRAPH_OP(tanh_form_sigmoid)
+    .doc("the sigmoid through tanh, declared the logistic activation (broken on purpose)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .saves_output()
+    .in_place("x")
+    .activation(math::Activation::logistic)
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.in(0), k.out(), [](T x) { return T(0.5) * (T(1) + std::tanh(x / T(2))); });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      zip(k.out(), k.grad_out(), k.grad_in(0), [](T y, T g) { return g * y * (T(1) - y); });
+    })
     .check({"[a,b]"});
 
 // 2x declaring that it runs item by item (OpBuilder::per_item), whose per-item kernels
