@@ -197,6 +197,10 @@ TEST_CASE("fuse: a relu before max_pool2d leaves its vjp to the pool's, to the s
   check_fuses(head + "h = max_pool2d(" + layer + ", kernel=3, stride=2, padding=1)\n" + tail, 3, {}, 3);
   // A relu of its own (after a tanh, which the convolution runs): absorbed all the same.
   check_fuses(head + "h = max_pool2d(relu(tanh(conv2d(x, K, padding=1))), kernel=2)\n" + tail, 1, {}, 1);
+  // A tanh in the relu's place: the bias, the tanh and the pool run inside the
+  // convolution's forward pass (the pool per item); the vjps, with no relu for the pool
+  // to take over, each as planned.
+  check_fuses(head + "h = max_pool2d(tanh(bias_add(conv2d(x, K, padding=1), b, axis=1)), kernel=2)\n" + tail, 3);
   // The relu's value kept for the user: its gradient is not, so the vjp is absorbed still.
   check_fuses(head + "r = " + layer + "\nh = max_pool2d(r, kernel=2)\n" + tail, 3, {"r"}, 3);
   // Not absorbed: the relu's output read by another node too, pooled by average, or its
