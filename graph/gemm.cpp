@@ -594,16 +594,22 @@ template <class T>
 void apply_epilogue(const GemmEpilogue<T>& e, T* c, std::int64_t ldc, std::int64_t rows, std::int64_t cols,
                     std::int64_t j0) {
   const T* bias = e.bias ? e.bias + j0 : nullptr;
-  for (std::int64_t i = 0; i < rows; ++i) {
+  const bool bias_relu = bias && e.act == math::Activation::relu;
+  for (std::int64_t i = 0; bias && i < rows; ++i) {
     T* row = c + i * ldc;
-    if (bias && e.act == math::Activation::relu) {
+    if (bias_relu)
       for (std::int64_t j = 0; j < cols; ++j) row[j] = math::relu(row[j] + bias[j]);
-      continue;
-    }
-    if (bias)
+    else
       for (std::int64_t j = 0; j < cols; ++j) row[j] = row[j] + bias[j];
-    math::activate(e.act, row, cols);
   }
+  if (bias_relu || e.act == math::Activation::none) return;
+  // The function over whole rows at once where they are contiguous: a narrow product's
+  // rows (XOR's two columns) are too short for a vector loop of their own.
+  if (ldc == cols) {
+    math::activate(e.act, c, rows * cols);
+    return;
+  }
+  for (std::int64_t i = 0; i < rows; ++i) math::activate(e.act, c + i * ldc, cols);
 }
 
 /// One tile of C at (i, j) of size mr x nr (at most MR x NR); partial tiles go through a
