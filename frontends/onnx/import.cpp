@@ -30,6 +30,12 @@ namespace opgraph {
 
 namespace {
 
+/// The opsets of the default domain the importer reads. Of what it converts, opsets 18 to
+/// 22 change the reductions' axes (an input from 18), Split (num_outputs), Pad (an input of
+/// axes), Resize (antialias, axes, keep_aspect_ratio_policy; half_pixel_symmetric) and
+/// AveragePool (dilations), and add Mish (18) and Gelu (20); the rest are new types.
+constexpr int kFirstOpset = 13, kLastOpset = 22;
+
 /// Anything a file is refused for: "<file>: <what>".
 [[noreturn]] void bad(const std::string& file, const std::string& what) { throw DataError(file, what); }
 
@@ -422,10 +428,27 @@ struct Importer {
   void reshape_to(const onnx::NodeProto& n, NodeId x, const std::vector<std::int64_t>& dims);
   void reshape_folded(const onnx::NodeProto& n, const Folded& x, std::vector<std::int64_t> dims);
   void window(const onnx::NodeProto& n, Attrs& attrs, bool dilations, const IntList& kernel, const Shape& x) const;
-  /// keepdims, and axes when given (an attribute in opsets 13-17 but for ReduceSum's input).
+  /// Whether a reduction takes its axes as input 1 (ReduceSum from opset 13, every other
+  /// one from opset 18) rather than as the attribute `axes`.
+  bool axes_input(const onnx::NodeProto& n) const { return opset >= 18 || n.op_type() == "ReduceSum"; }
+  /// A reduction's attributes: keepdims, and axes or noop_with_empty_axes as its opset has them.
+  void only_reduce(const onnx::NodeProto& n) const {
+    if (axes_input(n)) only(n, {"keepdims", "noop_with_empty_axes"});
+    else only(n, {"axes", "keepdims"});
+  }
+  /// The axes a reduction names, empty for none: the attribute, or the constant input 1.
+  IntList reduce_axes(const onnx::NodeProto& n) const {
+    if (!axes_input(n)) return attr_ints(n, "axes", {});
+    return has_input(n, 1) ? const_ints(n, 1) : IntList{};
+  }
+  /// A reduction that names no axes with noop_with_empty_axes = 1: the identity.
+  bool reduces_nothing(const onnx::NodeProto& n) const {
+    return axes_input(n) && reduce_axes(n).empty() && attr_int(n, "noop_with_empty_axes", 0) != 0;
+  }
+  /// keepdims, and the axes when named (none: every axis).
   Attrs reduce_attrs(const onnx::NodeProto& n) const {
     Attrs attrs{{"keepdims", attr_int(n, "keepdims", 1) != 0}};
-    if (attr(n, "axes", onnx::AttributeProto::INTS)) attrs.emplace_back("axis", attr_ints(n, "axes", {}));
+    if (const IntList axes = reduce_axes(n); !axes.empty()) attrs.emplace_back("axis", axes);
     return attrs;
   }
   /// A sequence [N, C, L] as the image [N, C, 1, L] a 1-D window reads, and back.
@@ -494,6 +517,7 @@ void Importer::window(const onnx::NodeProto& n, Attrs& attrs, bool dilations, co
 
 /// How many inputs and outputs an operator takes in opsets 13 to 17 (ONNX's operator
 /// schemas), omitted optional ones ("") counted: a node outside the range is malformed.
+/// Importer::check_arity widens it for the later opsets (arity_in).
 struct Arity {
   int min_in, max_in, min_out, max_out;
 };
@@ -516,6 +540,7 @@ const std::unordered_map<std::string, Arity>& arities() {
     a["Max"] = a["Min"] = {1, many, 1, 1};
     a["Split"] = {1, 2, 1, many};
     a["HardSigmoid"] = a["HardSwish"] = a["Selu"] = a["Softsign"] = a["Celu"] = {1, 1, 1, 1};
+    a["Gelu"] = a["Mish"] = {1, 1, 1, 1};
     a["PRelu"] = {2, 2, 1, 1};
     a["Resize"] = {1, 4, 1, 1};
     a["Sum"] = a["Mean"] = {1, many, 1, 1};
@@ -544,11 +569,19 @@ std::string range_of(int lo, int hi, const char* what) {
   return fmt::format("{} to {} {}s", lo, hi, what);
 }
 
+/// An operator's arity in `opset`: opset 18 gave the reductions their axes as an optional
+/// input (ReduceSum had it from 13) and Pad an optional input of the axes its pads are for.
+Arity arity_in(const std::string& op, Arity a, int opset) {
+  if (opset >= 18 && op.starts_with("Reduce") && op != "ReduceSum") a.max_in = 2;
+  if (opset >= 18 && op == "Pad") a.max_in = 4;
+  return a;
+}
+
 void Importer::check_arity(const onnx::NodeProto& n) const {
   const auto& table = arities();
   const auto it = table.find(n.op_type());
   if (it == table.end()) return;  // convert() names the supported operators
-  const Arity& a = it->second;
+  const Arity a = arity_in(n.op_type(), it->second, opset);
   if (n.input_size() < a.min_in || n.input_size() > a.max_in)
     fail_node(n, fmt::format("the operator takes {}, the node has {}", range_of(a.min_in, a.max_in, "input"),
                              n.input_size()));
@@ -810,12 +843,14 @@ bool Importer::fold(const onnx::NodeProto& n) {
     // The number of values a reduction counts (x.std(1) and x.var(1) divide by the product
     // of sizes gathered from Shape): integer sizes known at import, multiplied with an
     // overflow check; a batch factor stays one (N·5).
-    only(n, {"axes", "keepdims"});
+    only_reduce(n);
     const Tensor* c = ints(0);
     if (!c) fail_node(n, "only a product of integer sizes known at import is supported (of data it is not)");
+    if (reduces_nothing(n)) return result(c->shape().dims(), values_of(*c));
     const std::int64_t rank = c->shape().rank();
-    std::vector<bool> reduce(static_cast<std::size_t>(rank), !attr(n, "axes", onnx::AttributeProto::INTS));
-    for (std::int64_t a : attr_ints(n, "axes", {})) reduce[static_cast<std::size_t>(axis_in(a, rank))] = true;
+    const IntList axes = reduce_axes(n);
+    std::vector<bool> reduce(static_cast<std::size_t>(rank), axes.empty());
+    for (std::int64_t a : axes) reduce[static_cast<std::size_t>(axis_in(a, rank))] = true;
     if (rank > 1 && std::find(reduce.begin(), reduce.end(), false) != reduce.end())
       fail_node(n, "only a product over every axis is supported");
     std::int64_t product = 1, batches = 0;
@@ -1039,8 +1074,8 @@ const std::vector<std::string>& supported_operators() {
   static const std::vector<std::string> supported = {
       "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose (2-D)", "Div",
       "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater",
-      "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
-      "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul", "Neg", "Not",
+      "GreaterOrEqual", "Gelu (opset 20)", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
+      "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mish (opset 18)", "Mul", "Neg", "Not",
       "Pad (constant)", "Pow", "PRelu", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
       "ReduceMin", "ReduceProd (of sizes)", "ReduceSum", "ReduceSumSquare", "Relu",
       "Reshape", "Resize (nearest)", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Softsign", "Split", "Sqrt", "Squeeze",
@@ -1094,9 +1129,26 @@ void Importer::convert(const onnx::NodeProto& n) {
     only(n, {"mode"});
     const std::string mode = attr_string(n, "mode", "constant");
     if (mode != "constant") fail_node(n, fmt::format("mode={} is not supported: only constant padding", mode));
-    const IntList pads = const_ints(n, 1);
+    IntList pads = const_ints(n, 1);
     const NodeId x = in(n, 0);
     const int rank = shape(x).rank();
+    if (has_input(n, 3)) {
+      // Opset 18: the pads are for these axes only (a begin for each, then an end for each).
+      const IntList axes = const_ints(n, 3);
+      if (pads.size() != 2 * axes.size())
+        fail_node(n, fmt::format("pads has {} values for {} axes (a begin and an end per axis)", pads.size(), axes.size()));
+      IntList full(static_cast<std::size_t>(2 * rank), 0);
+      std::vector<bool> seen(static_cast<std::size_t>(rank), false);
+      for (std::size_t k = 0; k < axes.size(); ++k) {
+        if (axes[k] < -rank || axes[k] >= rank) fail_node(n, fmt::format("axis {} is out of range for {}", axes[k], shape(x)));
+        const std::size_t d = static_cast<std::size_t>(axes[k] < 0 ? axes[k] + rank : axes[k]);
+        if (seen[d]) fail_node(n, fmt::format("axis {} is named twice", d));
+        seen[d] = true;
+        full[d] = pads[k];
+        full[d + static_cast<std::size_t>(rank)] = pads[k + axes.size()];
+      }
+      pads = std::move(full);
+    }
     if (static_cast<int>(pads.size()) != 2 * rank)
       fail_node(n, fmt::format("pads has {} values for an input of rank {} (a begin and an end per axis)", pads.size(), rank));
     double value = 0.0;
@@ -1210,14 +1262,16 @@ void Importer::convert(const onnx::NodeProto& n) {
   }
   if (t == "Resize") {  // nearest-neighbour by whole factors: upsample2d
     only(n, {"mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a", "exclude_outside",
-             "extrapolation_value"});
+             "extrapolation_value", "antialias", "axes", "keep_aspect_ratio_policy"});  // the last three: opset 18
     const std::string mode = attr_string(n, "mode", "nearest");
     if (mode != "nearest") fail_node(n, fmt::format("mode={} is not supported: only nearest", mode));
     // The coordinate and rounding rules that pick pixel i / s for output i at a whole
     // factor s (the source position lies strictly between k - 1/2 and k + 1/2, or at k).
     const std::string coords = attr_string(n, "coordinate_transformation_mode", "half_pixel");
     const std::string rounding = attr_string(n, "nearest_mode", "round_prefer_floor");
-    const bool half = coords == "half_pixel" || coords == "pytorch_half_pixel";
+    // half_pixel_symmetric (opset 19) differs from half_pixel only where the output size is
+    // not the input's times the scale: never at a whole factor.
+    const bool half = coords == "half_pixel" || coords == "pytorch_half_pixel" || coords == "half_pixel_symmetric";
     if (!((coords == "asymmetric" && rounding == "floor") || (coords == "tf_half_pixel_for_nn" && rounding == "floor") ||
           (half && (rounding == "round_prefer_floor" || rounding == "round_prefer_ceil"))))
       fail_node(n, fmt::format("coordinate_transformation_mode={} with nearest_mode={} is not supported (opgraph "
@@ -1227,18 +1281,40 @@ void Importer::convert(const onnx::NodeProto& n) {
     const Shape& xs = shape(x);
     if (xs.rank() != 4 || is_symbolic(xs[2]) || is_symbolic(xs[3]))
       fail_node(n, fmt::format("only the planes of NCHW images of known size are resized, the input is {}", xs));
-    std::vector<double> factors;
-    if (has_input(n, 2) && constant(n.input(2)) && constant(n.input(2))->numel() > 0) {
+    // The axes the scales or sizes are for (opset 18's `axes`; all four before it).
+    IntList axes = attr_ints(n, "axes", {0, 1, 2, 3});
+    for (std::int64_t& a : axes) {
+      if (a < -4 || a >= 4) fail_node(n, fmt::format("axis {} is out of range for {}", a, xs));
+      if (a < 0) a += 4;
+    }
+    std::vector<double> given;
+    const bool by_sizes = !(has_input(n, 2) && constant(n.input(2)) && constant(n.input(2))->numel() > 0);
+    if (!by_sizes) {
       const Tensor* sc = constant(n.input(2));
-      for (std::int64_t i = 0; i < sc->numel(); ++i) factors.push_back(sc->at(i));
+      for (std::int64_t i = 0; i < sc->numel(); ++i) given.push_back(sc->at(i));
     } else if (has_input(n, 3)) {
       const IntList sizes = const_ints(n, 3);
-      if (sizes.size() != 4) fail_node(n, "sizes must hold 4 values (N, C, H, W)");
-      factors = {1.0, 1.0, static_cast<double>(sizes[2]) / static_cast<double>(xs[2]),
-                 static_cast<double>(sizes[3]) / static_cast<double>(xs[3])};
+      if (sizes.size() != axes.size())
+        fail_node(n, fmt::format("sizes must hold {} values, one for each of the axes {}", axes.size(), dims_text(axes)));
+      for (std::size_t k = 0; k < sizes.size(); ++k)
+        given.push_back(static_cast<double>(sizes[k]) / static_cast<double>(xs[axes[k]]));
+      // keep_aspect_ratio_policy (opset 18): one scale for every axis named, the smallest
+      // (not_larger) or the largest (not_smaller) of theirs.
+      const std::string policy = attr_string(n, "keep_aspect_ratio_policy", "stretch");
+      if (policy != "stretch" && policy != "not_larger" && policy != "not_smaller")
+        fail_node(n, fmt::format("keep_aspect_ratio_policy={} is not one of stretch, not_larger, not_smaller", policy));
+      if (policy != "stretch" && !given.empty()) {
+        const double one = policy == "not_larger" ? *std::min_element(given.begin(), given.end())
+                                                  : *std::max_element(given.begin(), given.end());
+        std::fill(given.begin(), given.end(), one);
+      }
     } else {
       fail_node(n, "scales or sizes must be a constant");
     }
+    if (given.size() != axes.size())
+      fail_node(n, fmt::format("{} scales for the axes {}", given.size(), dims_text(axes)));
+    std::vector<double> factors(4, 1.0);
+    for (std::size_t k = 0; k < axes.size(); ++k) factors[static_cast<std::size_t>(axes[k])] = given[k];
     if (factors.size() != 4 || factors[0] != 1.0 || factors[1] != 1.0)
       fail_node(n, fmt::format("scales [{}]: only the height and width are resized", fmt::join(factors, ", ")));
     IntList scale;
@@ -1274,11 +1350,34 @@ void Importer::convert(const onnx::NodeProto& n) {
     return set(n, add(n, "expand", {x}, {{"shape", dims}}, 0));
   }
   if (t == "Split") {
-    only(n, {"axis"});
+    only(n, {"axis", "num_outputs"});
     const NodeId x = in(n, 0);
     Attrs attrs{{"axis", attr_int(n, "axis", 0)}};
-    if (has_input(n, 1)) attrs.emplace_back("sizes", const_ints(n, 1));
-    else attrs.emplace_back("parts", static_cast<std::int64_t>(n.output_size()));
+    if (attr(n, "num_outputs", onnx::AttributeProto::INT)) {
+      // Opset 18: parts of ceil(size / num_outputs), the last one what is left.
+      const std::int64_t parts = attr_int(n, "num_outputs", 0);
+      if (has_input(n, 1)) fail_node(n, "num_outputs and the split input are exclusive");
+      if (parts != n.output_size())
+        fail_node(n, fmt::format("num_outputs={} but the node names {} outputs", parts, n.output_size()));
+      const Shape& xs = shape(x);
+      const std::int64_t a = attr_int(n, "axis", 0);
+      if (a < -xs.rank() || a >= xs.rank()) fail_node(n, fmt::format("axis {} is out of range for {}", a, xs));
+      const std::int64_t size = xs[a < 0 ? a + xs.rank() : a];
+      if (is_symbolic(size) || size % parts == 0) {
+        attrs.emplace_back("parts", parts);
+      } else {
+        const std::int64_t chunk = (size + parts - 1) / parts;
+        if (chunk * (parts - 1) >= size)
+          fail_node(n, fmt::format("{} parts of {} values leave the last one empty", parts, size));
+        IntList sizes(static_cast<std::size_t>(parts), chunk);
+        sizes.back() = size - chunk * (parts - 1);
+        attrs.emplace_back("sizes", sizes);
+      }
+    } else if (has_input(n, 1)) {
+      attrs.emplace_back("sizes", const_ints(n, 1));
+    } else {
+      attrs.emplace_back("parts", static_cast<std::int64_t>(n.output_size()));
+    }
     if (n.output_size() == 1) return set(n, add(n, "identity", {x}, {}, 0));
     // Outputs named <base>.0, <base>.1, ... (opgraph's parts, as it exports them): the op
     // named <base>, so that its parts keep those names.
@@ -1333,6 +1432,20 @@ void Importer::convert(const onnx::NodeProto& n) {
     return set(n, add(n, "scale", {e}, {{"factor", alpha}}, 0));
   }
   if (t == "Softplus") return unary("softplus");
+  if (t == "Gelu") {  // opset 20
+    if (opset < 20) fail_node(n, "Gelu is an operator of opset 20 and later");
+    only(n, {"approximate"});
+    const std::string approximate = attr_string(n, "approximate", "none");
+    if (approximate != "none" && approximate != "tanh")
+      fail_node(n, fmt::format("approximate={} is not one of none, tanh", approximate));
+    return set(n, add(n, "gelu", {in(n, 0)}, {{"approximate", approximate}}, 0));
+  }
+  if (t == "Mish") {  // opset 18: x tanh(softplus(x))
+    if (opset < 18) fail_node(n, "Mish is an operator of opset 18 and later");
+    only(n, {});
+    const NodeId x = in(n, 0);
+    return set(n, add(n, "mul", {x, add(n, "tanh", {add(n, "softplus", {x})})}, {}, 0));
+  }
   if (t == "Add" || t == "Sub" || t == "Mul" || t == "Div") {
     only(n, {});
     // A scalar constant on one side is a scale: no parameter for a 0.5 or a 1.0.
@@ -1514,7 +1627,10 @@ void Importer::convert(const onnx::NodeProto& n) {
   if (t == "MaxPool" || t == "AveragePool") {
     const bool max = t == "MaxPool";
     if (max) only(n, {"kernel_shape", "strides", "pads", "dilations", "ceil_mode", "auto_pad", "storage_order"});
-    else only(n, {"kernel_shape", "strides", "pads", "ceil_mode", "auto_pad", "count_include_pad"});
+    else only(n, {"kernel_shape", "strides", "pads", "ceil_mode", "auto_pad", "count_include_pad", "dilations"});
+    if (!max)  // opset 19's dilations, of which opgraph's average pool takes none
+      for (const std::int64_t d : attr_ints(n, "dilations", {}))
+        if (d != 1) fail_node(n, "dilations other than 1 are not supported for average pooling");
     if (max && n.output_size() > 1 && !n.output(1).empty()) fail_node(n, "the indices output is not supported");
     const IntList kernel = attr_ints(n, "kernel_shape", {});
     NodeId x = in(n, 0);
@@ -1673,14 +1789,19 @@ void Importer::convert(const onnx::NodeProto& n) {
     return set(n, add(n, "concat", std::move(ins), {{"axis", attr_int(n, "axis", 0)}}, 0));
   }
   if (t == "ReduceMean" || t == "ReduceMax" || t == "ReduceLogSumExp") {
-    only(n, {"axes", "keepdims"});
+    only_reduce(n);
+    if (reduces_nothing(n)) return set(n, add(n, "identity", {in(n, 0)}, {}, 0));  // one value each
     const char* op = t == "ReduceMean" ? "mean" : t == "ReduceMax" ? "max" : "logsumexp";
     return set(n, add(n, op, {in(n, 0)}, reduce_attrs(n), 0));
   }
   if (t == "ReduceL1" || t == "ReduceL2" || t == "ReduceSumSquare" || t == "ReduceMin") {
     // Sums of |x| or x^2 (the norms: F.normalize exports ReduceL2), and the minimum as the
-    // maximum of -x negated: opgraph's reductions composed, axes as an attribute (opsets 13-17).
-    only(n, {"axes", "keepdims"});
+    // maximum of -x negated: opgraph's reductions composed.
+    only_reduce(n);
+    if (reduces_nothing(n)) {
+      if (t != "ReduceMin") fail_node(n, "noop_with_empty_axes=1 without axes is not supported");
+      return set(n, add(n, "identity", {in(n, 0)}, {}, 0));
+    }
     Attrs attrs = reduce_attrs(n);
     const NodeId x = in(n, 0);
     if (t == "ReduceMin") {
@@ -1692,10 +1813,11 @@ void Importer::convert(const onnx::NodeProto& n) {
     return set(n, add(n, "sqrt", {add(n, "sum", {terms}, std::move(attrs))}, {}, 0));
   }
   if (t == "ReduceSum") {
-    only(n, {"keepdims", "noop_with_empty_axes"});
-    Attrs attrs{{"keepdims", attr_int(n, "keepdims", 1) != 0}};
-    if (has_input(n, 1)) attrs.emplace_back("axis", const_ints(n, 1));
-    return set(n, add(n, "sum", {in(n, 0)}, std::move(attrs), 0));
+    only_reduce(n);
+    // No axes: every axis, or (noop_with_empty_axes = 1) none, the identity. An empty
+    // constant of axes had reached sum as axis=[], which sums every axis.
+    if (reduces_nothing(n)) return set(n, add(n, "identity", {in(n, 0)}, {}, 0));
+    return set(n, add(n, "sum", {in(n, 0)}, reduce_attrs(n), 0));
   }
   if (t == "Gather") {
     only(n, {"axis"});
@@ -1750,10 +1872,10 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
   for (const auto& o : model.opset_import()) {
     if (o.domain().empty() || o.domain() == "ai.onnx") im.opset = static_cast<int>(o.version());
   }
-  if (im.opset < 13 || im.opset > 17)
-    bad(file, fmt::format("opset {} of the default domain: opgraph imports opsets 13 to 17 (re-export with "
+  if (im.opset < kFirstOpset || im.opset > kLastOpset)
+    bad(file, fmt::format("opset {} of the default domain: opgraph imports opsets {} to {} (re-export with "
                           "opset_version=17)",
-                          im.opset));
+                          im.opset, kFirstOpset, kLastOpset));
   const onnx::GraphProto& g = model.graph();
   for (const auto& init : g.initializer()) im.constants.emplace(init.name(), tensor_of(init, file, "initializer"));
 

@@ -370,6 +370,77 @@ def test_same_padding_as_onnx_runtime_computes_it(tmp_path):
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
+def test_opsets_18_to_22_as_onnx_runtime_computes_them(tmp_path):
+    # What opsets 18 to 22 changed in the operators opgraph imports (newer exporters write
+    # them: PyTorch 2's dynamo exporter, opset 18): the reductions' axes as an input and
+    # noop_with_empty_axes, Split's num_outputs (3 channels in 2 parts: 2 and 1), Pad's
+    # axes, Resize's axes and keep_aspect_ratio_policy, AveragePool's dilations (19), Mish
+    # (18) and Gelu (20, both forms). Each file at every opset where it is valid, opgraph's
+    # outputs against ONNX Runtime's at batch sizes 1 and 5.
+    need_tools()
+    from onnx import TensorProto, helper
+    rng = np.random.default_rng(18)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4, 4])
+    ints = lambda name, v: helper.make_tensor(name, TensorProto.INT64, [len(v)], v)  # noqa: E731
+    floats = lambda name, v: helper.make_tensor(name, TensorProto.FLOAT, [len(v)], v)  # noqa: E731
+    names18 = ["m", "r", "u", "s", "l2", "pr", "q"]
+    nodes18 = [
+        helper.make_node("ReduceMean", ["x", "hw"], ["m"]),
+        helper.make_node("Pad", ["x", "pads", "half", "hw"], ["p"]),
+        helper.make_node("Mish", ["p"], ["q"]),
+        helper.make_node("Split", ["q"], ["s0", "s1"], axis=1, num_outputs=2),
+        helper.make_node("ReduceMax", ["s0", "c"], ["r"], keepdims=0),
+        helper.make_node("Resize", ["s1", "", "two"], ["u"], mode="nearest", axes=[2, 3],
+                         coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+        helper.make_node("ReduceSum", ["u"], ["s"], noop_with_empty_axes=1),
+        helper.make_node("ReduceL2", ["x", "w"], ["l2"]),
+        helper.make_node("Resize", ["x", "", "", "sizes"], ["pr"], mode="nearest", axes=[2, 3],
+                         keep_aspect_ratio_policy="not_larger"),
+    ]
+    init18 = [ints("hw", [2, 3]), ints("pads", [1, 0, 2, 1]), floats("half", [0.5]), ints("c", [1]),
+              floats("two", [2.0, 3.0]), ints("w", [-1]), ints("sizes", [12, 8])]
+    names20 = ["g", "gt", "a", "mn"]
+    nodes20 = [
+        helper.make_node("Gelu", ["x"], ["g"]),
+        helper.make_node("Gelu", ["x"], ["gt"], approximate="tanh"),
+        helper.make_node("AveragePool", ["x"], ["a"], kernel_shape=[2, 2], dilations=[1, 1], pads=[1, 1, 0, 0]),
+        helper.make_node("ReduceMin", ["x", "hw"], ["mn"], keepdims=0),
+    ]
+    init20 = [ints("hw", [2, 3])]
+    cases = [(o, "v18", nodes18, init18, names18) for o in (18, 19, 20, 21, 22)]
+    cases += [(o, "v20", nodes20, init20, names20) for o in (20, 21, 22)]
+    for opset, kind, nodes, init, names in cases:
+        outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in names]
+        path = make_onnx(tmp_path, f"{kind}_{opset}.onnx", nodes, [x], outs, init, opset=opset)
+        model = og.load(path)
+        for batch in (1, 5):
+            data = rng.standard_normal((batch, 3, 4, 4)).astype(np.float32)
+            plan = model.compile(batch=batch, mode="eval", keep=names, backward=False)
+            plan.forward({"x": data})
+            theirs = run_ort(path, {"x": data})
+            for name in names:
+                ours = np.asarray(plan.value(name))
+                assert ours.shape == theirs[name].shape, (opset, name, ours.shape, theirs[name].shape)
+                np.testing.assert_allclose(ours, theirs[name], rtol=1e-5, atol=1e-6, err_msg=f"opset {opset}: {name}")
+    # Where opgraph stops: opset 23, Gelu before 20, a norm of no axes with noop_with_empty_axes.
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    late = make_onnx(tmp_path, "late.onnx", [helper.make_node("Relu", ["x"], ["y"])], [x], [y], opset=23)
+    with pytest.raises(og.DataError, match=r"late.onnx: opset 23 of the default domain: opgraph imports opsets 13 to 22"):
+        og.load(late)
+    early = make_onnx(tmp_path, "early.onnx", [helper.make_node("Gelu", ["x"], ["y"], name="g")], [x], [y])
+    with pytest.raises(og.DataError, match=r"node 'g' \(Gelu, opset 17\): Gelu is an operator of opset 20 and later$"):
+        og.load(early)
+    noop = make_onnx(tmp_path, "noop.onnx", [helper.make_node("ReduceL1", ["x"], ["y"], name="l", noop_with_empty_axes=1)],
+                     [x], [y], opset=18)
+    with pytest.raises(og.DataError, match=r"node 'l' \(ReduceL1, opset 18\): noop_with_empty_axes=1 without axes is "
+                                           r"not supported$"):
+        og.load(noop)
+    both = make_onnx(tmp_path, "both.onnx", [helper.make_node("ReduceMean", ["x"], ["y"], name="r", axes=[1])], [x], [y],
+                     opset=18)
+    with pytest.raises(og.DataError, match=r"node 'r' \(ReduceMean, opset 18\): attribute 'axes' is not supported"):
+        og.load(both)
+
+
 def test_norm_reductions_and_one_d_windows_as_onnx_runtime_computes_them(tmp_path):
     # ReduceL1, ReduceL2, ReduceSumSquare and ReduceMin over several axes, with and without
     # keepdims; a 1-D convolution with SAME_UPPER padding and a stride, 1-D max and average
@@ -423,7 +494,7 @@ def test_files_that_cannot_be_imported_say_why(tmp_path):
         with pytest.raises(og.DataError, match=r"node 'g' \(Gather, opset 17\): " + why):
             og.load(picked)
     old = make_onnx(tmp_path, "old.onnx", [helper.make_node("Relu", ["x"], ["y"])], [x], [y], opset=9)
-    with pytest.raises(og.DataError, match=r"old.onnx: opset 9 of the default domain: opgraph imports opsets 13 to 17"):
+    with pytest.raises(og.DataError, match=r"old.onnx: opset 9 of the default domain: opgraph imports opsets 13 to 22"):
         og.load(old)
     leaky = make_onnx(tmp_path, "leaky.onnx", [helper.make_node("Relu", ["x"], ["y"], name="r", foo=1)], [x], [y])
     with pytest.raises(og.DataError, match=r"node 'r' \(Relu, opset 17\): attribute 'foo' is not supported"):
