@@ -1296,8 +1296,12 @@ void Importer::convert(const onnx::NodeProto& n) {
       const IntList sizes = const_ints(n, 3);
       if (sizes.size() != axes.size())
         fail_node(n, fmt::format("sizes must hold {} values, one for each of the axes {}", axes.size(), dims_text(axes)));
+      // The batch keeps its size: F.interpolate(x, size=...) writes sizes as x's first two
+      // sizes (computed from Shape: the batch, a symbol) and the new height and width.
       for (std::size_t k = 0; k < sizes.size(); ++k)
-        given.push_back(static_cast<double>(sizes[k]) / static_cast<double>(xs[axes[k]]));
+        given.push_back(is_batch(sizes[k]) || is_symbolic(xs[axes[k]])
+                            ? 1.0
+                            : static_cast<double>(sizes[k]) / static_cast<double>(xs[axes[k]]));
       // keep_aspect_ratio_policy (opset 18): one scale for every axis named, the smallest
       // (not_larger) or the largest (not_smaller) of theirs.
       const std::string policy = attr_string(n, "keep_aspect_ratio_policy", "stretch");
@@ -1315,7 +1319,7 @@ void Importer::convert(const onnx::NodeProto& n) {
       fail_node(n, fmt::format("{} scales for the axes {}", given.size(), dims_text(axes)));
     std::vector<double> factors(4, 1.0);
     for (std::size_t k = 0; k < axes.size(); ++k) factors[static_cast<std::size_t>(axes[k])] = given[k];
-    if (factors.size() != 4 || factors[0] != 1.0 || factors[1] != 1.0)
+    if (factors[0] != 1.0 || factors[1] != 1.0)
       fail_node(n, fmt::format("scales [{}]: only the height and width are resized", fmt::join(factors, ", ")));
     IntList scale;
     for (int a : {2, 3}) {
@@ -1814,8 +1818,8 @@ void Importer::convert(const onnx::NodeProto& n) {
   }
   if (t == "ReduceSum") {
     only_reduce(n);
-    // No axes: every axis, or (noop_with_empty_axes = 1) none, the identity. An empty
-    // constant of axes had reached sum as axis=[], which sums every axis.
+    // No axes: every axis, or with noop_with_empty_axes = 1 none, the identity (that
+    // attribute had been accepted and ignored).
     if (reduces_nothing(n)) return set(n, add(n, "identity", {in(n, 0)}, {}, 0));
     return set(n, add(n, "sum", {in(n, 0)}, reduce_attrs(n), 0));
   }

@@ -112,16 +112,17 @@ def mobile():
 
 
 class Upsampler(nn.Module):
-    """A decoder's upsampling: nn.Upsample by 2 and F.interpolate by (3, 2), nearest."""
+    """A decoder's upsampling: nn.Upsample by 2, F.interpolate by (3, 2) and to a size, nearest."""
 
     def __init__(self):
         super().__init__()
         self.conv1, self.up, self.conv2 = nn.Conv2d(2, 4, 3, padding=1), nn.Upsample(scale_factor=2), nn.Conv2d(4, 3, 3)
-        self.fc = nn.Linear(3 * 12 * 6, 4)
+        self.fc = nn.Linear(3 * 24 * 12, 4)
 
     def forward(self, x):
         h = self.conv2(self.up(torch.relu(self.conv1(x))))  # 5x4 -> 10x8 -> 8x6
-        h = nn.functional.interpolate(h, scale_factor=(3, 2), mode="nearest")  # 24x12, pooled to 12x6
+        h = nn.functional.interpolate(h, scale_factor=(3, 2), mode="nearest")  # 24x12
+        h = nn.functional.interpolate(h, size=(48, 24), mode="nearest")  # sizes from Shape: 48x24, pooled to 24x12
         return self.fc(nn.functional.max_pool2d(h, 2).flatten(1))
 
 
