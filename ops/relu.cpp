@@ -17,7 +17,7 @@ OPGRAPH_OP(relu)
     .lower(lowering::same("Relu"))
     .forward([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      map(k.in(0), k.out(), [](T x) { return x <= T(0) ? T(0) : x; });  // NaN stays NaN
+      map(k.in(0), k.out(), [](T x) { return math::relu(x); });  // x <= 0 ? 0 : x: NaN stays NaN
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
