@@ -19,6 +19,18 @@ namespace opgraph {
 
 namespace {
 
+/// A separator as messages name it: "commas", "tabs", "';'" (plural), or as the data
+/// spec's sep= key takes it ("comma", "tab", ";").
+std::string separator_name(char sep, bool plural) {
+  switch (sep) {
+    case ',': return plural ? "commas" : "comma";
+    case '\t': return plural ? "tabs" : "tab";
+    case ';': return plural ? "';'" : "semicolon";
+    case '|': return plural ? "'|'" : "pipe";
+    default: return fmt::format("'{}'", sep);
+  }
+}
+
 struct Field {
   std::string text;
   std::size_t line;    // 1-based line where the field starts
@@ -54,7 +66,7 @@ class Records {
     for (;;) {
       Field f{{}, line_, pos_ - line_start_ + 1};
       std::size_t p = pos_;
-      while (p < text_.size() && (text_[p] == ' ' || text_[p] == '\t')) ++p;
+      while (p < text_.size() && pad(text_[p])) ++p;
       if (p < text_.size() && text_[p] == '"') {
         f.column = p - line_start_ + 1;
         ++p;
@@ -78,7 +90,7 @@ class Records {
           f.text += c;
           ++p;
         }
-        while (p < text_.size() && (text_[p] == ' ' || text_[p] == '\t' || text_[p] == '\r')) ++p;
+        while (p < text_.size() && (pad(text_[p]) || text_[p] == '\r')) ++p;
         if (p < text_.size() && text_[p] != delimiter_ && text_[p] != '\n')
           throw DataError(fmt::format("{}:{}:{}", name_, line_, p - line_start_ + 1),
                           fmt::format("unexpected '{}' after a closing quote", printable(text_.substr(p, std::max<std::size_t>(1, utf8_length(text_, p))))));
@@ -86,7 +98,7 @@ class Records {
         std::size_t end = p;
         while (end < text_.size() && text_[end] != delimiter_ && text_[end] != '\n') ++end;
         std::string_view raw = text_.substr(p, end - p);
-        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\r')) raw.remove_suffix(1);
+        while (!raw.empty() && (pad(raw.back()) || raw.back() == '\r')) raw.remove_suffix(1);
         f.column = p - line_start_ + 1;
         f.text = std::string(raw);
         p = end;
@@ -107,6 +119,10 @@ class Records {
   }
 
  private:
+  /// Spaces and tabs around a field, unless they are the delimiter (a tab-separated file's
+  /// empty field stays a field).
+  bool pad(char c) const { return (c == ' ' || c == '\t') && c != delimiter_; }
+
   std::string_view text_;
   char delimiter_;
   const std::string& name_;
@@ -295,11 +311,12 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
       if (columns < 2) {
         // One field: often a file that separates its fields with something else.
         std::string why = "need at least one feature and a label";
-        for (const char sep : {';', '\t', '|'})
-          if (r[0].text.find(sep) != std::string::npos) {
-            why += fmt::format(": the row is a single field, as opgraph separates fields with commas and this file "
-                               "separates them with {} (save it with commas)",
-                               sep == '\t' ? std::string("tabs") : fmt::format("'{}'", sep));
+        for (const char sep : {',', ';', '\t', '|'})
+          if (sep != options.delimiter && r[0].text.find(sep) != std::string::npos) {
+            why += fmt::format(": the row is a single field, as it was read with {} between fields and this file "
+                               "separates them with {} (sep={} reads it)",
+                               separator_name(options.delimiter, true), separator_name(sep, true),
+                               separator_name(sep, false));
             break;
           }
         throw DataError(fmt::format("{}:{}", name, r[0].line), why);

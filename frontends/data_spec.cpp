@@ -45,7 +45,8 @@ const std::vector<SourceInfo>& sources() {
       {"digits", "8x8 digits, 1797 x 64, from <data>/small/digits.csv.gz", {}, "digits:test=0.25,scale=1/16"},
       {"breast_cancer", "breast cancer, 569 x 30, 2 classes, from <data>/small/breast_cancer.csv", {},
        "breast_cancer:test=0.3,standardize=true"},
-      {"csv", "a CSV file: features then the label (see also label, header)", {"file", "label", "header", "test_file"},
+      {"csv", "a CSV file: features then the label (see also label, header, sep)",
+       {"file", "label", "header", "sep", "test_file"},
        "csv:file=data.csv,label=-1,test=0.2"},
       {"xor", "the four XOR points (copies with noise on request)", {"copies", "noise"}, "xor"},
       {"blobs", "points around random centres", {"n", "centers", "spread", "dims"}, "blobs:n=500,centers=3,test=0.4"},
@@ -211,6 +212,11 @@ LoadedData load_data(std::string_view spec_text, const std::string& data_folder,
     else if (header == "none" || header == "no") c.header = CsvOptions::Header::none;
     else if (header == "names" || header == "yes") c.header = CsvOptions::Header::names;
     else c.header = CsvOptions::Header::sklearn;
+    // The field separator: commas, but tabs for a .tsv file; sep= says otherwise.
+    const std::string file = o.string("file");
+    const bool tsv = file.ends_with(".tsv") || file.ends_with(".tsv.gz");
+    const std::string sep = o.choice("sep", tsv ? "tab" : "comma", {"comma", "semicolon", "tab", "pipe"});
+    c.delimiter = sep == "comma" ? ',' : sep == "tab" ? '\t' : sep == "semicolon" ? ';' : '|';
     CsvReport report;
     c.report = &report;
     out.train = read_csv(o.string("file"), c);

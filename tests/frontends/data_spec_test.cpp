@@ -50,6 +50,44 @@ TEST_CASE("data spec: csv files") {
   CHECK(load_data("csv:file=" + dir.file("first.csv") + ",label=0,header=none").train.label(1) == 1);
 }
 
+TEST_CASE("data spec: csv files separated by tabs, semicolons or pipes") {
+  test::ScratchDir dir("spec_sep");
+  // The message for a row read as one field: the file, then the separator that reads it.
+  auto single_field = [&](const std::string& file, const char* sep_was, const char* sep_is, const char* key) {
+    return dir.file(file) + ":1: need at least one feature and a label: the row is a single field, as it was read with " +
+           sep_was + " between fields and this file separates them with " + sep_is + " (sep=" + key + " reads it)";
+  };
+  // A .tsv file is read with tabs; an empty cell between two tabs stays a cell.
+  test::write_file(dir.file("train.tsv"), "a\tb\tlabel\n1\t2\tcat\n3 \t 4\tdog\n");
+  const LoadedData tsv = load_data("csv:file=" + dir.file("train.tsv"));
+  REQUIRE(tsv.train.size() == 2);
+  CHECK(tsv.train.num_features() == 2);
+  CHECK(tsv.train.features.at(3) == 4.0);
+  test::write_file(dir.file("gap.tsv"), "1\t\t0\n");
+  const std::string gap = dir.file("gap.tsv") + ":1:3: empty cell, expected a number";
+  CHECK_THROWS_WITH_AS(load_data("csv:file=" + dir.file("gap.tsv")), gap.c_str(), DataError);
+  test::write_file(dir.file("semi.csv"), "1.5;2;0\n3;4.25;1\n");
+  {
+    const LoadedData semi = load_data("csv:file=" + dir.file("semi.csv") + ",sep=semicolon");
+    REQUIRE(semi.train.size() == 2);
+    CHECK(semi.train.features.at(3) == 4.25);
+  }
+  // Read with the wrong separator: the error names the one that reads it.
+  const std::string semi = single_field("semi.csv", "commas", "';'", "semicolon");
+  CHECK_THROWS_WITH_AS(load_data("csv:file=" + dir.file("semi.csv")), semi.c_str(), DataError);
+  test::write_file(dir.file("tabs.csv"), "1\t2\t0\n");
+  const std::string tabs = single_field("tabs.csv", "commas", "tabs", "tab");
+  CHECK_THROWS_WITH_AS(load_data("csv:file=" + dir.file("tabs.csv")), tabs.c_str(), DataError);
+  const std::string tsv_commas = single_field("train.tsv", "commas", "tabs", "tab");
+  CHECK_THROWS_WITH_AS(load_data("csv:file=" + dir.file("train.tsv") + ",sep=comma"), tsv_commas.c_str(), DataError);
+  const std::string csv_tabs = single_field("semi.csv", "tabs", "';'", "semicolon");
+  CHECK_THROWS_WITH_AS(load_data("csv:file=" + dir.file("semi.csv") + ",sep=tab"), csv_tabs.c_str(), DataError);
+  test::write_file(dir.file("pipes.txt"), "1.5|2|0\n3|4|1\n5|6|0\n");
+  CHECK(load_data("csv:file=" + dir.file("pipes.txt") + ",sep=pipe").train.size() == 3);
+  CHECK_THROWS_WITH_AS(load_data("csv:file=" + dir.file("pipes.txt") + ",sep=space"), doctest::Contains("sep"),
+                       ParseError);
+}
+
 TEST_CASE("data spec: bad specs say what is wrong") {
   CHECK_THROWS_WITH_AS(load_data("mnsit"), "data 'mnsit': unknown data source 'mnsit' (did you mean 'mnist'?)",
                        ParseError);
