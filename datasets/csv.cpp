@@ -216,6 +216,10 @@ std::vector<Field> without_unnamed(const std::vector<Field>& row, const Unnamed&
 int resolve_label(int label_column, std::size_t columns) {
   return label_column < 0 ? static_cast<int>(columns) + label_column : label_column;
 }
+/// The label's column in a row of `columns` fields, or -1 when the data has none.
+int label_of(const CsvOptions& options, std::size_t columns) {
+  return options.labelled ? resolve_label(options.label_column, columns) : -1;
+}
 
 }  // namespace
 
@@ -227,14 +231,14 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
 
   CsvOptions::Header header = options.header;
   if (header == CsvOptions::Header::detect) {
-    const int label_col = resolve_label(options.label_column, first.size());
-    const bool sklearn = first.size() >= 3 && integer(first[0].text) && integer(first[1].text) && has_second &&
+    const int label_col = label_of(options, first.size());
+    const bool sklearn = options.labelled && first.size() >= 3 && integer(first[0].text) && integer(first[1].text) && has_second &&
                          static_cast<std::int64_t>(row.size()) == *integer(first[1].text) + 1;
     if (sklearn) header = CsvOptions::Header::sklearn;
     else if (is_data_row(first, label_col)) header = CsvOptions::Header::none;
     // A header only when the first row cannot be data, reads as names, and the second row
     // is data: a malformed number in the first row is an error, never a header.
-    else if (is_name_row(first) && has_second && is_data_row(row, resolve_label(options.label_column, row.size())))
+    else if (is_name_row(first) && has_second && is_data_row(row, label_of(options, row.size())))
       header = CsvOptions::Header::names;
     else if (is_gapped_name_row(first) && has_second) {
       // Unnamed columns: the second row, without them, must be data (a value under an
@@ -242,7 +246,7 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
       header = CsvOptions::Header::none;
       if (row.size() == first.size()) {
         const std::vector<Field> kept = without_unnamed(row, unnamed_columns(first));
-        if (is_data_row(kept, resolve_label(options.label_column, kept.size()))) header = CsvOptions::Header::names;
+        if (is_data_row(kept, label_of(options, kept.size()))) header = CsvOptions::Header::names;
       }
     } else if ((is_name_row(first) || is_gapped_name_row(first)) && !has_second)
       throw DataError(name, "only one row, and it reads as a header: no samples (header=no reads it as data)");
@@ -308,7 +312,7 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
     const std::vector<Field>& r = unnamed.any() ? named : whole;
     if (rows == 0) {
       columns = r.size();
-      if (columns < 2) {
+      if (columns < (options.labelled ? 2u : 1u)) {
         // One field: often a file that separates its fields with something else.
         std::string why = "need at least one feature and a label";
         for (const char sep : {',', ';', '\t', '|'})
@@ -321,8 +325,8 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
           }
         throw DataError(fmt::format("{}:{}", name, r[0].line), why);
       }
-      label_col = resolve_label(options.label_column, columns);
-      if (label_col < 0 || label_col >= static_cast<int>(columns))
+      label_col = label_of(options, columns);
+      if (options.labelled && (label_col < 0 || label_col >= static_cast<int>(columns)))
         throw DataError(name, fmt::format("label column {} out of range for {} columns", options.label_column, columns));
     }
     if (r.size() != columns)
@@ -358,7 +362,7 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
     // sample and announces a count the file does not have, it is one: read it as data, and
     // say so. A header that cannot be data, or one asked for (header=sklearn), is an error.
     if (options.header == CsvOptions::Header::detect &&
-        is_data_row(first, resolve_label(options.label_column, first.size()))) {
+        is_data_row(first, label_of(options, first.size()))) {
       CsvOptions as_data = options;
       as_data.header = CsvOptions::Header::none;
       Dataset data = parse_csv(text, name, as_data);
@@ -375,11 +379,15 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
     throw DataError(name, fmt::format("the header announces {} samples, the file has {}", *declared_samples, rows));
   }
 
-  const std::int64_t d = static_cast<std::int64_t>(columns) - 1;
+  const std::int64_t d = static_cast<std::int64_t>(columns) - (options.labelled ? 1 : 0);
   Dataset data;
   data.name = name;
   data.features = Tensor({rows, d});
   std::copy(features.begin(), features.end(), data.features.data<float>());
+  if (!options.labelled) {
+    data.labels = Tensor({rows, 0});
+    return data;
+  }
   data.labels = Tensor({rows});
   float* l = data.labels.data<float>();
   const bool numeric_labels = std::all_of(label_texts.begin(), label_texts.end(), [](const std::string& t) {

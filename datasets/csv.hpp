@@ -20,6 +20,9 @@ struct CsvOptions {
   Header header = Header::detect;
   /// The column holding the label; negative counts from the end (-1: the last).
   int label_column = -1;
+  /// False: no column is a label, every one a feature (data to predict on); the labels are
+  /// then [n, 0], none per sample.
+  bool labelled = true;
   char delimiter = ',';
   /// When set, receives what was decided (e.g. that the first row was taken as a header).
   struct CsvReport* report = nullptr;

@@ -142,7 +142,13 @@ Standardizer Standardizer::from(std::vector<double> mean, std::vector<double> st
 Dataset Standardizer::apply(const Dataset& data) const {
   const std::int64_t n = data.size(), d = data.num_features();
   if (static_cast<std::size_t>(d) != mean_.size())
-    throw DataError(data.name, fmt::format("standardiser fitted on {} features, applied to {}", mean_.size(), d));
+    throw DataError(data.name,
+                    fmt::format("each sample has {} features, the standardisation (fitted in training) takes {}{}", d,
+                                mean_.size(),
+                                static_cast<std::size_t>(d) + 1 == mean_.size()
+                                    ? " (one short: is the data's last column a feature? a CSV file's is read as the "
+                                      "label unless label=none)"
+                                    : ""));
   Dataset out = data;
   out.features = data.features.clone();
   for (std::int64_t i = 0; i < n; ++i)

@@ -31,6 +31,9 @@ struct Dataset {
   /// position of sequence labels): false for a regression's real-valued targets.
   bool has_class_labels() const;
   std::int64_t label(std::int64_t row) const { return static_cast<std::int64_t>(labels.at(row)); }
+  /// Whether the samples carry labels: false for data to predict on, whose labels are [n, 0]
+  /// (a CSV file read with label=none).
+  bool has_labels() const { return size() == 0 || labels.numel() > 0; }
   std::vector<std::int64_t> class_counts() const;
   /// The name of class `c` ("5" for MNIST, "setosa" for iris).
   std::string class_name(std::int64_t c) const;

@@ -206,7 +206,9 @@ LoadedData load_data(std::string_view spec_text, const std::string& data_folder,
   } else if (source == "csv") {
     if (!o.has("file")) o.fail("csv needs file=PATH");
     CsvOptions c;
-    c.label_column = static_cast<int>(o.integer("label", -1, -100000, 100000));
+    // label=none: every column a feature (data to predict on).
+    c.labelled = !(o.has("label") && o.string("label") == "none");
+    if (c.labelled) c.label_column = static_cast<int>(o.integer("label", -1, -100000, 100000));
     const std::string header = o.choice("header", "detect", {"detect", "yes", "no", "names", "none", "sklearn"});
     if (header == "detect") c.header = CsvOptions::Header::detect;
     else if (header == "none" || header == "no") c.header = CsvOptions::Header::none;
@@ -289,8 +291,9 @@ LoadedData load_data(std::string_view spec_text, const std::string& data_folder,
   out.description = fmt::format("{}: {} training samples{}, {} features, {}", spec, out.train.size(),
                                 out.has_test() ? fmt::format(", {} test samples", out.test.size()) : std::string(),
                                 out.train.num_features(),
-                                out.train.has_class_labels() ? fmt::format("{} classes", out.train.num_classes())
-                                                             : std::string("real-valued targets"));
+                                !out.train.has_labels()       ? std::string("no labels")
+                                : out.train.has_class_labels() ? fmt::format("{} classes", out.train.num_classes())
+                                                               : std::string("real-valued targets"));
   return out;
 }
 

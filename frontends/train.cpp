@@ -264,8 +264,11 @@ std::vector<Trainer::ResolvedFeed> Trainer::resolve_feeds(std::int64_t width) co
                                           f.input, f.first, f.first + count - 1, width, width - 1));
     if (count != want) {
       if (model_.feeds.empty())
-        throw DataError("data", fmt::format("each sample has {} values, the model's input '{}' takes {} per sample {}",
-                                            width, f.input, want, per_sample));
+        throw DataError("data", fmt::format("each sample has {} values, the model's input '{}' takes {} per sample {}{}",
+                                            width, f.input, want, per_sample,
+                                            count + 1 == want ? " (one short: is the data's last column a feature? a "
+                                                                "CSV file's is read as the label unless label=none)"
+                                                              : ""));
       throw DataError("data", fmt::format("input '{}' takes {} values per sample {}, but its columns {}..{} are {}",
                                           f.input, want, per_sample, f.first, f.first + count - 1, count));
     }
@@ -275,6 +278,10 @@ std::vector<Trainer::ResolvedFeed> Trainer::resolve_feeds(std::int64_t width) co
 }
 
 void Trainer::check(const Dataset& data, bool with_labels) const {
+  if (with_labels && supervised_ && !data.has_labels())
+    throw DataError(data.name.empty() ? "data" : data.name,
+                    "the data has no labels (label=none): training and evaluation need a label per sample; "
+                    "predict needs none");
   const std::int64_t width = data.size() ? data.features.numel() / data.size() : data.num_features();
   if (model_.feeds.empty()) {
     const Shape& in = model_.graph.node(model_.graph.at(model_.input)).shape;

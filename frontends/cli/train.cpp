@@ -656,6 +656,12 @@ int train(int argc, char** argv) {
                 {"dtype", std::string(to_string(dtype))},
                 {"graph", graph_fingerprint(file.graph)},
                 {"plugins", fmt::format("{}", fmt::join(plugins_used(file.graph), ","))}};
+      // The classes' names, for predict on data without labels (a line each).
+      const auto& names = train_set.class_names;
+      if (!names.empty() && std::none_of(names.begin(), names.end(), [](const std::string& t) {
+            return t.find('\n') != std::string::npos;
+          }))
+        c.meta["classes"] = fmt::format("{}", fmt::join(names, "\n"));
       if (exchange) {
         c.meta["shards"] = std::to_string(shards);
         c.meta["reduce"] = allreduce ? "allreduce" : "ordered";
@@ -747,6 +753,36 @@ const std::vector<Option> kLoadOptions = {
     kDetectAnomaly,
 };
 
+/// The data spec `given` for a model trained on `trained` (the checkpoint's): the features
+/// transformed as in training. A spec that says nothing of scale= or standardize= gets the
+/// training's (standardisation with the statistics saved in the checkpoint); without them
+/// new data reached the model unscaled, and its predictions were silently wrong. What was
+/// added is said in `notes`; scale=1 or standardize=false in `given` keep the data as it is.
+std::string with_training_transforms(const std::string& given, const std::string& trained,
+                                     std::vector<std::string>& notes) {
+  if (trained.empty() || given == trained) return given;
+  std::optional<Spec> g, t;
+  try {
+    g.emplace(given, "data");
+    t.emplace(trained, "data");
+  } catch (const ParseError&) {
+    return given;  // load_data says what is wrong with it
+  }
+  std::string out = given, added;
+  if (!g->has("scale") && t->has("scale")) {
+    out += (g->keys().empty() ? ":" : ",") + fmt::format("scale={}", t->string("scale"));
+    added = fmt::format("scaled by {}", t->string("scale"));
+  }
+  if (!g->has("standardize") && t->flag("standardize", false)) {
+    out += (out.find(':') == std::string::npos ? ":" : ",") + std::string("standardize=true");
+    added += (added.empty() ? "" : " and ") + std::string("standardized with the training data's statistics");
+  }
+  if (!added.empty())
+    notes.push_back(fmt::format("data '{}': {}, as in training ('{}'); scale=1 or standardize=false read it as it is",
+                                given, added, trained));
+  return out;
+}
+
 struct Loaded {
   ModelFile file;
   Checkpoint checkpoint;
@@ -768,11 +804,14 @@ Loaded load_for_inference(const Args& a, const std::vector<std::pair<std::string
   Checkpoint c = a.has("load") ? load_checkpoint(a.get("load")) : Checkpoint{};
   ModelFile file = load_model(model_path);
   Model model = a.has("load") ? restored(file, c, a.get("load")) : Model{file.graph, file.initial.clone(), file.input, file.labels};
-  const std::string spec = a.get("data", c.meta.count("data") ? c.meta.at("data") : "");
+  const std::string trained = c.meta.count("data") ? c.meta.at("data") : "";
+  std::vector<std::string> spec_notes;
+  const std::string spec = with_training_transforms(a.get("data", trained), trained, spec_notes);
   if (spec.empty()) a.fail("--data SPEC is required (see opgraph data)");
   const std::optional<Standardizer> fitted = saved_standardizer(c);
   LoadedData data = cli::spec(a.command().c_str(),
                               [&] { return load_data(spec, a.get("data-dir"), fitted ? &*fitted : nullptr); });
+  data.notes.insert(data.notes.begin(), spec_notes.begin(), spec_notes.end());
   for (const auto& f : data.files) protect_input(f, "the data");
   check_outputs(outputs);
   print_notes(data.notes, a.has("json"));
@@ -843,19 +882,33 @@ int predict(int argc, char** argv) {
   const std::int64_t per = classes ? static_cast<std::int64_t>(p.labels.size()) / std::max<std::int64_t>(n, 1) : 1;
   // A regression's targets, when the data hold one per output: target_0, ... before y_0, ...
   const bool targets = !classes && part.labels.numel() == n * k && n > 0;
-  std::string csv = classes ? (per > 1 ? "row,position,label,predicted" : "row,label,predicted") : "row";
+  // Data without labels (label=none): no label column; the classes' names then come from
+  // the training data, as the checkpoint keeps them.
+  const bool labelled = part.has_labels();
+  std::vector<std::string> names = part.class_names;
+  if (const auto it = l.checkpoint.meta.find("classes"); names.empty() && it != l.checkpoint.meta.end())
+    for (std::size_t at = 0; at <= it->second.size();) {
+      const std::size_t end = std::min(it->second.find('\n', at), it->second.size());
+      names.push_back(it->second.substr(at, end - at));
+      at = end + 1;
+    }
+  auto class_name = [&](std::int64_t j) {
+    return j < static_cast<std::int64_t>(names.size()) ? names[static_cast<std::size_t>(j)] : std::to_string(j);
+  };
+  std::string csv = !classes ? "row" : std::string(per > 1 ? "row,position" : "row") + (labelled ? ",label" : "") + ",predicted";
   for (std::int64_t j = 0; targets && j < k; ++j) csv += fmt::format(",target_{}", j);
   for (std::int64_t j = 0; j < k; ++j)
-    csv += classes ? ",p_" + (k == 1 ? std::string("1") : part.class_name(j)) : fmt::format(",y_{}", j);
+    csv += classes ? ",p_" + (k == 1 ? std::string("1") : class_name(j)) : fmt::format(",y_{}", j);
   csv += "\n";
   for (std::int64_t i = 0; i < n * per; ++i) {
     if (!classes) {
       csv += std::to_string(i);
       for (std::int64_t j = 0; targets && j < k; ++j) csv += fmt::format(",{:.6g}", part.labels.at(i * k + j));
-    } else if (per > 1)
-      csv += fmt::format("{},{},{},{}", i / per, i % per, static_cast<std::int64_t>(part.labels.at(i)), p.labels[static_cast<std::size_t>(i)]);
-    else
-      csv += fmt::format("{},{},{}", i, part.label(i), p.labels[static_cast<std::size_t>(i)]);
+    } else {
+      csv += per > 1 ? fmt::format("{},{}", i / per, i % per) : std::to_string(i);
+      if (labelled) csv += fmt::format(",{}", static_cast<std::int64_t>(part.labels.at(i)));
+      csv += fmt::format(",{}", p.labels[static_cast<std::size_t>(i)]);
+    }
     for (std::int64_t j = 0; j < k; ++j) csv += fmt::format(",{:.6g}", p.probabilities.at(i * k + j));
     csv += "\n";
   }

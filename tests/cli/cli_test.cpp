@@ -263,6 +263,58 @@ TEST_CASE("cli: a regression from a CSV of real-valued targets trains, evaluates
                    "targets use a regression loss such as mse") != std::string::npos);
 }
 
+TEST_CASE("cli: new data without labels: predict reads every column, with the training's transforms and class names") {
+  // Data to predict on has no label column: label=none reads every column as a feature.
+  // The checkpoint keeps the classes' names and the standardisation; a spec that leaves
+  // standardize= out had reached the model unstandardised (iris: accuracy 0.36, not 0.97).
+  test::ScratchDir dir("cli-unlabelled");
+  const std::string model = kModels + "iris.og";
+  const Run t = run("train " + model + " --data iris:test=0.3,standardize=true,seed=1 --optim momentum:lr=0.05,gamma=0.9 "
+                    "--batch 16 --epochs 30 --save m.ckpt --json", dir.path());
+  REQUIRE(t.status == 0);
+  const double trained = json_of(t.out)["test_accuracy"].number;
+  CHECK(trained > 0.95);
+  // The whole of iris, named without standardize=: the saved statistics apply, and it is said.
+  const Run e = run("eval " + model + " --load m.ckpt --data iris", dir.path());
+  REQUIRE(e.status == 0);
+  CHECK(e.out.rfind("150 samples  loss ", 0) == 0);
+  CHECK(std::stod(e.out.substr(e.out.find("accuracy ") + 9)) > 0.95);
+  CHECK(e.err.find("data 'iris': standardized with the training data's statistics, as in training "
+                   "('iris:test=0.3,standardize=true,seed=1'); scale=1 or standardize=false read it as it is") !=
+        std::string::npos);
+  const Run raw = run("eval " + model + " --load m.ckpt --data iris:standardize=false --json", dir.path());
+  REQUIRE(raw.status == 0);
+  CHECK(json_of(raw.out)["accuracy"].number < 0.7);  // unstandardised features: what the spec asked for
+  CHECK(raw.err.empty());
+  // Three flowers of iris (rows 0, 50 and 100: one of each class), features only.
+  write_file_atomic(dir.file("new.csv"), "5.1,3.5,1.4,0.2\n7.0,3.2,4.7,1.4\n6.3,3.3,6.0,2.5\n");
+  const Run p = run("predict " + model + " --load m.ckpt --data csv:file=new.csv,label=none", dir.path());
+  REQUIRE(p.status == 0);
+  std::istringstream lines(p.out);
+  std::string line;
+  std::getline(lines, line);
+  CHECK(line == "row,predicted,p_setosa,p_versicolor,p_virginica");
+  for (int row = 0; row < 3; ++row) {
+    REQUIRE(std::getline(lines, line));
+    CHECK(line.rfind(fmt::format("{},{},", row, row), 0) == 0);
+  }
+  CHECK(!std::getline(lines, line));
+  // Read with a label column (the default), the file is one feature short, and told so.
+  const Run short_by_one = run("predict " + model + " --load m.ckpt --data csv:file=new.csv", dir.path());
+  CHECK(short_by_one.status == 1);
+  CHECK(short_by_one.err == "opgraph predict: new.csv: each sample has 3 features, the standardisation (fitted in "
+                            "training) takes 4 (one short: is the data's last column a feature? a CSV file's is read "
+                            "as the label unless label=none)\n");
+  // Training and evaluation need labels.
+  for (const char* command : {"train", "eval"}) {
+    const Run r = run(std::string(command) + " " + model + (command == std::string("eval") ? " --load m.ckpt" : "") +
+                      " --data csv:file=new.csv,label=none", dir.path());
+    CHECK(r.status == 1);
+    CHECK(r.err.find("new.csv: the data has no labels (label=none): training and evaluation need a label per sample; "
+                     "predict needs none") != std::string::npos);
+  }
+}
+
 TEST_CASE("cli: progress is one plain line per epoch off a terminal, nothing with --quiet") {
   test::ScratchDir dir("cli-progress");
   const Run r = run("train " + kModels + "xor.og --data xor --optim sgd:lr=0.3 --batch 0 --epochs 3", dir.path());

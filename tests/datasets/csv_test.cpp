@@ -76,6 +76,23 @@ TEST_CASE("csv: bad cells and rows are reported with their place") {
   CHECK_THROWS_WITH_AS(parse_csv("1,\"2,0\n", "d.csv"), "d.csv:1:3: unterminated quoted field", DataError);
 }
 
+TEST_CASE("csv: labelled=false reads every column as a feature, and the labels are [n, 0]") {
+  CsvOptions o;
+  o.labelled = false;
+  const Dataset d = parse_csv("a,b,c\n1,2,3\n4,5,6.5\n", "d.csv", o);
+  CHECK(d.features.shape() == Shape{2, 3});
+  CHECK(d.features.at(5) == 6.5);
+  CHECK(d.labels.shape() == Shape{2, 0});
+  CHECK(!d.has_labels());
+  CHECK(d.rows({1}).features.at(0) == 4.0);
+  CHECK(d.rows({1}).labels.shape() == Shape{1, 0});
+  // One column is a feature; a name in the last column is not a label but a bad number.
+  CHECK(parse_csv("7\n8\n", "d.csv", o).features.shape() == Shape{2, 1});
+  CHECK_THROWS_WITH_AS(parse_csv("1,2,3\n1,2,cat\n", "d.csv", o), "d.csv:2:5: not a number: 'cat'", DataError);
+  // With labels (the default), the same rows have them.
+  CHECK(parse_csv("1.5,2,3\n4,5,6\n", "d.csv").has_labels());
+}
+
 TEST_CASE("csv: files, gzip, and the built-in sets") {
   test::ScratchDir dir("csv");
   test::write_gzip(dir.file("s.csv.gz"), "2,1,no,yes\n0.5,1\n0.25,0\n");
