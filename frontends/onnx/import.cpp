@@ -556,6 +556,8 @@ const std::unordered_map<std::string, Arity>& arities() {
     a["Slice"] = {3, 5, 1, 1};
     a["Constant"] = {0, 0, 1, 1};
     a["ConstantOfShape"] = {1, 1, 1, 1};
+    a["Tile"] = {2, 2, 1, 1};
+    a["DepthToSpace"] = a["SpaceToDepth"] = {1, 1, 1, 1};
     return a;
   }();
   return table;
@@ -1072,14 +1074,14 @@ void Importer::check_batch_fill(const onnx::NodeProto& n) {
 /// where only some of an operator's forms are).
 const std::vector<std::string>& supported_operators() {
   static const std::vector<std::string> supported = {
-      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose (2-D)", "Div",
+      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose (2-D)", "DepthToSpace", "Div",
       "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater",
       "GreaterOrEqual", "Gelu (opset 20)", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
       "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mish (opset 18)", "Mul", "Neg", "Not",
       "Pad (constant)", "Pow", "PRelu", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
       "ReduceMin", "ReduceProd (of sizes)", "ReduceSum", "ReduceSumSquare", "Relu",
-      "Reshape", "Resize (nearest)", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Softsign", "Split", "Sqrt", "Squeeze",
-      "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze", "Where"};
+      "Reshape", "Resize (nearest)", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Softsign", "SpaceToDepth", "Split", "Sqrt", "Squeeze",
+      "Sub", "Sum", "Tanh", "Tile", "Transpose", "Unsqueeze", "Where"};
   return supported;
 }
 
@@ -1352,6 +1354,62 @@ void Importer::convert(const onnx::NodeProto& n) {
                                  xs, i));
     }
     return set(n, add(n, "expand", {x}, {{"shape", dims}}, 0));
+  }
+  if (t == "Tile") {  // x.repeat(...): each axis repeated, as copies concatenated along it
+    only(n, {});
+    const NodeId x = in(n, 0);
+    const IntList repeats = const_ints(n, 1);
+    const Shape& xs = shape(x);
+    if (static_cast<int>(repeats.size()) != xs.rank())
+      fail_node(n, fmt::format("repeats [{}] for {}: one for each of its {} axes", fmt::join(repeats, ", "), xs,
+                               xs.rank()));
+    std::vector<int> axes;
+    for (int k = 0; k < xs.rank(); ++k) {
+      const std::int64_t r = repeats[static_cast<std::size_t>(k)];
+      if (r < 1) fail_node(n, fmt::format("repeats axis {} {} times: an empty result is not supported", k, r));
+      if (r > 1 && is_symbolic(xs[k]))
+        fail_node(n, fmt::format("repeats axis {} of {}, the batch, {} times: opgraph keeps the batch its own size", k,
+                                 xs, r));
+      if (r > 1) axes.push_back(k);
+    }
+    if (axes.empty()) return set(n, add(n, "identity", {x}, {}, 0));
+    NodeId y = x;
+    for (std::size_t i = 0; i < axes.size(); ++i)
+      y = add(n, "concat", std::vector<NodeId>(static_cast<std::size_t>(repeats[static_cast<std::size_t>(axes[i])]), y),
+              {{"axis", std::int64_t{axes[i]}}}, i + 1 == axes.size() ? 0 : -1);
+    return set(n, y);
+  }
+  if (t == "DepthToSpace" || t == "SpaceToDepth") {  // nn.PixelShuffle, nn.PixelUnshuffle
+    const bool to_space = t == "DepthToSpace";
+    if (to_space) only(n, {"blocksize", "mode"});
+    else only(n, {"blocksize"});
+    const NodeId x = in(n, 0);
+    const Shape& xs = shape(x);
+    if (xs.rank() != 4) fail_node(n, fmt::format("input {}: expected 4 axes [N, C, H, W]", xs));
+    const std::int64_t b = attr_int(n, "blocksize", 0), c = xs[1], h = xs[2], w = xs[3];
+    if (b < 1) fail_node(n, fmt::format("blocksize={}: expected at least 1", b));
+    if (is_symbolic(c) || is_symbolic(h) || is_symbolic(w))
+      fail_node(n, fmt::format("input {}: channels, height and width must be known sizes", xs));
+    // Through six axes: the channels split into blocks and C / b^2, the blocks moved
+    // beside the rows and columns (or back).
+    IntList split, perm, out;
+    if (to_space) {
+      if (c % (b * b) != 0) fail_node(n, fmt::format("{} channels are not a multiple of blocksize^2 = {}", c, b * b));
+      const std::string mode = attr_string(n, "mode", "DCR");
+      if (mode != "DCR" && mode != "CRD") fail_node(n, fmt::format("mode={}: expected DCR or CRD", mode));
+      split = mode == "DCR" ? IntList{0, b, b, c / (b * b), h, w} : IntList{0, c / (b * b), b, b, h, w};
+      perm = mode == "DCR" ? IntList{0, 3, 4, 1, 5, 2} : IntList{0, 1, 4, 2, 5, 3};
+      out = {0, c / (b * b), h * b, w * b};
+    } else {
+      if (h % b != 0 || w % b != 0)
+        fail_node(n, fmt::format("height {} and width {} must be multiples of blocksize={}", h, w, b));
+      split = {0, c, h / b, b, w / b, b};
+      perm = {0, 3, 5, 1, 2, 4};
+      out = {0, c * b * b, h / b, w / b};
+    }
+    const NodeId blocks = add(n, "reshape", {x}, {{"shape", split}});
+    const NodeId moved = add(n, "transpose", {blocks}, {{"perm", perm}});
+    return set(n, add(n, "reshape", {moved}, {{"shape", out}}, 0));
   }
   if (t == "Split") {
     only(n, {"axis", "num_outputs"});

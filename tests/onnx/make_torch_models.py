@@ -329,6 +329,25 @@ def attend():
     return Attend(), (9, 12)
 
 
+class Shuffler(nn.Module):
+    """nn.PixelShuffle (DepthToSpace), nn.PixelUnshuffle and x.repeat (Tile)."""
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.Sequential(nn.Conv2d(4, 16, 3, padding=1), nn.PixelShuffle(2), nn.ReLU())
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.down = nn.PixelUnshuffle(2)
+        self.fc = nn.Linear(32 * 6 * 12, 5)
+
+    def forward(self, x):  # [N, 4, 6, 6]
+        h = self.down(self.conv(self.up(x)))  # [N, 4, 12, 12], then [N, 16, 6, 6]
+        return self.fc(h.repeat(1, 2, 1, 2).flatten(1))  # [N, 32, 6, 12]
+
+
+def shuffler():
+    return Shuffler(), (4, 6, 6)
+
+
 # name, model, whether the batch is dynamic (a fixed batch lets the exporter fold the shapes)
 for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", ln_gelu, True),
                             ("view_cnn", view_cnn, True), ("view_cnn_static", view_cnn, False),
@@ -339,7 +358,8 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("fresh", fresh, True), ("fresh_static", fresh, False), ("group_norms", group_norms, True),
                             ("positions", positions, True), ("transposed", transposed, True),
                             ("encoder", encoder, True), ("encoder_static", encoder, False), ("attend", attend, True),
-                            ("causal", causal, True), ("decoder", decoder, True)):
+                            ("causal", causal, True), ("decoder", decoder, True), ("shuffler", shuffler, True),
+                            ("shuffler_static", shuffler, False)):
     model, shape = make()
     if name in ("cnn", "sequence1d"):  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()

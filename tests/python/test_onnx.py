@@ -168,7 +168,8 @@ def torch_models(tmp_path_factory):
 @pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math", "gated",
                                   "ceil_pools", "mobile", "regressor", "binary", "upsampler", "sequence1d", "norms",
                                   "fresh", "fresh_static", "group_norms",
-                                  "positions", "transposed", "encoder", "encoder_static", "attend", "causal", "decoder"])
+                                  "positions", "transposed", "encoder", "encoder_static", "attend", "causal", "decoder",
+                                  "shuffler", "shuffler_static"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -195,6 +196,8 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert "reshape(_MaxPool_output_0, shape=[0, -1])" in str(model)
     if name == "gated":  # h[:, :8] and h[:, 8:] (to INT64_MAX in the file)
         assert str(model).count("slice(") == 2
+    if name.startswith("shuffler"):  # DepthToSpace and the unshuffle through six axes, Tile as concatenations
+        assert "perm=[0, 1, 4, 2, 5, 3]" in str(model) and str(model).count("concat(") == 2
     if name == "upsampler":  # Resize in nearest mode, by 2, by (3, 2), and to a size (the batch kept)
         assert "scale=[3, 2]" in str(model) and str(model).count("scale=[2, 2]") == 2
     if name == "regressor":  # one value, no Sigmoid: a regression, which mse fits
@@ -232,7 +235,7 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
 
 
 @pytest.mark.parametrize("name", ["view_cnn", "view_cnn_static", "shape_math", "gated", "sequence1d", "norms",
-                                  "fresh", "group_norms", "positions", "transposed"])
+                                  "fresh", "group_norms", "positions", "transposed", "shuffler"])
 def test_computed_shapes_and_slices_export_again(torch_models, tmp_path, name):
     # What the importer computed (shapes, unsqueezes, slices) goes out as plain reshapes and
     # slices, which the ONNX checker accepts and ONNX Runtime runs as opgraph does.
@@ -472,6 +475,57 @@ def test_norm_reductions_and_one_d_windows_as_onnx_runtime_computes_them(tmp_pat
         assert ours.shape == theirs[name].shape, name
         np.testing.assert_allclose(ours, theirs[name], rtol=1e-5, atol=1e-5, err_msg=name)
     assert theirs["seq"].shape == (6, 4, 3)  # 10 -> 5 (SAME, stride 2) -> 3 (padded pool) -> 3
+
+
+def test_depth_to_space_space_to_depth_and_tile_as_onnx_runtime_computes_them(tmp_path):
+    # DepthToSpace in both modes (DCR, ONNX's default; CRD, nn.PixelShuffle's), SpaceToDepth
+    # (TensorFlow's space_to_depth) and Tile (x.repeat, np.tile) on several axes at once:
+    # opgraph's outputs against ONNX Runtime's (reshapes, a transpose and concatenations of
+    # opgraph's, whose gradients their own tests check). They had been refused as unsupported.
+    need_tools()
+    from onnx import TensorProto, helper
+    rng = np.random.default_rng(21)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 2, 4])
+    names = ["dcr", "crd", "s2d", "tiled"]
+    outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in names]
+    nodes = [
+        helper.make_node("DepthToSpace", ["x"], ["dcr"], blocksize=2),
+        helper.make_node("DepthToSpace", ["x"], ["crd"], blocksize=2, mode="CRD"),
+        helper.make_node("SpaceToDepth", ["x"], ["s2d"], blocksize=2),
+        helper.make_node("Tile", ["x", "reps"], ["tiled"]),
+    ]
+    reps = helper.make_tensor("reps", TensorProto.INT64, [4], [1, 2, 3, 1])
+    path = make_onnx(tmp_path, "rearrange.onnx", nodes, [x], outs, [reps])
+    model = og.load(path)
+    for batch in (1, 3):
+        data = rng.standard_normal((batch, 8, 2, 4)).astype(np.float32)
+        plan = model.compile(batch=batch, mode="eval", keep=names, backward=False)
+        plan.forward({"x": data})
+        theirs = run_ort(path, {"x": data})
+        for name in names:
+            ours = np.asarray(plan.value(name))
+            assert ours.shape == theirs[name].shape, (name, ours.shape, theirs[name].shape)
+            assert np.array_equal(ours, theirs[name].astype(np.float32)), name  # moved values: exact
+    assert theirs["crd"].shape == (3, 2, 4, 8) and theirs["s2d"].shape == (3, 32, 1, 2)
+    assert theirs["tiled"].shape == (3, 16, 6, 4)
+    # What opgraph refuses, by name.
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    cases = [
+        ("batch.onnx", helper.make_node("Tile", ["x", "r"], ["y"], name="t"),
+         [helper.make_tensor("r", TensorProto.INT64, [4], [2, 1, 1, 1])],
+         r"node 't' \(Tile, opset 17\): repeats axis 0 of \[N,8,2,4\], the batch, 2 times: opgraph keeps the batch its "
+         r"own size$"),
+        ("short.onnx", helper.make_node("Tile", ["x", "r"], ["y"], name="t"),
+         [helper.make_tensor("r", TensorProto.INT64, [2], [1, 2])],
+         r"node 't' \(Tile, opset 17\): repeats \[1, 2\] for \[N,8,2,4\]: one for each of its 4 axes$"),
+        ("odd.onnx", helper.make_node("DepthToSpace", ["x"], ["y"], name="d", blocksize=3), [],
+         r"node 'd' \(DepthToSpace, opset 17\): 8 channels are not a multiple of blocksize\^2 = 9$"),
+        ("uneven.onnx", helper.make_node("SpaceToDepth", ["x"], ["y"], name="s", blocksize=4), [],
+         r"node 's' \(SpaceToDepth, opset 17\): height 2 and width 4 must be multiples of blocksize=4$"),
+    ]
+    for file, node, init, message in cases:
+        with pytest.raises(og.DataError, match=message):
+            og.load(make_onnx(tmp_path, file, [node], [x], [y], init))
 
 
 def test_files_that_cannot_be_imported_say_why(tmp_path):
