@@ -1,10 +1,16 @@
-// upsample2d: nearest-neighbour upsampling of NCHW planes by whole factors (PyTorch's
-// F.interpolate(mode="nearest", scale_factor=s) and nn.Upsample): y[n, c, i, j] =
-// x[n, c, i / sh, j / sw]. The vjp sums each sh x sw block of the output gradient, its
-// rows in order and each row left to right: the same sums on any thread count.
+// upsample2d: upsampling of NCHW planes by whole factors (PyTorch's F.interpolate with
+// scale_factor=s, and nn.Upsample). mode=nearest: y[n, c, i, j] = x[n, c, i / sh, j / sw];
+// the vjp sums each sh x sw block of the output gradient, its rows in order and each row
+// left to right. mode=bilinear: each output pixel interpolates the four input pixels
+// around its source position, which is (o + 1/2) / s - 1/2 (clamped at 0) along an axis,
+// or o (n - 1) / (n s - 1) with align_corners (PyTorch's two conventions); the vjp adds each
+// output gradient's four weighted parts to those pixels, the output's pixels in order.
+// Either way a plane's gradient is written by one task: the same sums on any thread count.
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #include <opgraph/graph/op.hpp>
 
@@ -29,6 +35,25 @@ Geometry geometry_of(const K& k, const V& x) {
   return {s[0], s[1], x.dims[2], x.dims[3]};
 }
 
+/// Along one axis of n input pixels upsampled by s: output o reads pixels i0 and i1 with
+/// weights 1 - w and w.
+struct Lerp {
+  std::int64_t i0, i1;
+  double w;
+};
+std::vector<Lerp> lerps(std::int64_t n, std::int64_t s, bool align_corners) {
+  const std::int64_t m = n * s;
+  std::vector<Lerp> out(static_cast<std::size_t>(m));
+  for (std::int64_t o = 0; o < m; ++o) {
+    double src = align_corners ? (m > 1 ? static_cast<double>(o) * static_cast<double>(n - 1) / static_cast<double>(m - 1) : 0.0)
+                               : std::max(0.0, (static_cast<double>(o) + 0.5) / static_cast<double>(s) - 0.5);
+    std::int64_t i0 = std::min(static_cast<std::int64_t>(src), n - 1);
+    out[static_cast<std::size_t>(o)] = {i0, std::min(i0 + 1, n - 1), src - static_cast<double>(i0)};
+  }
+  return out;
+}
+bool bilinear(const std::string& mode) { return mode == "bilinear"; }
+
 /// f(plane) for every (n, c) plane of x, a task per group of planes.
 template <class F>
 void for_each_plane(std::int64_t planes, std::int64_t plane_size, F f) {
@@ -42,24 +67,38 @@ void for_each_plane(std::int64_t planes, std::int64_t plane_size, F f) {
 
 OPGRAPH_OP(upsample2d)
     .lower([](LoweringContext& c) {
-      // Resize in nearest mode with asymmetric coordinates and floor (how PyTorch exports
-      // it): source pixel floor(i / s), which is i / s for whole factors.
+      // Nearest: Resize with asymmetric coordinates and floor (how PyTorch exports it):
+      // source pixel floor(i / s), which is i / s for whole factors. Bilinear: Resize in
+      // linear mode, half-pixel or align-corners coordinates.
       const auto factors = scale_of(c.attr_ints("scale"));
       const std::int64_t sh = factors[0], sw = factors[1];
       Tensor scales(Shape{4}, DType::f32);
       for (std::int64_t i = 0; i < 4; ++i) scales.set(i, i < 2 ? 1.0 : static_cast<double>(i == 2 ? sh : sw));
-      c.emit("Resize", {c.input(0), "", c.constant(std::move(scales), "scales")}, {c.output()},
+      const std::string scales_name = c.constant(std::move(scales), "scales");
+      if (bilinear(c.attr_string("mode"))) {
+        c.emit("Resize", {c.input(0), "", scales_name}, {c.output()},
+               {{"mode", std::string("linear")},
+                {"coordinate_transformation_mode", std::string(c.attr_bool("align_corners") ? "align_corners" : "half_pixel")}});
+        return;
+      }
+      c.emit("Resize", {c.input(0), "", scales_name}, {c.output()},
              {{"mode", std::string("nearest")}, {"coordinate_transformation_mode", std::string("asymmetric")},
               {"nearest_mode", std::string("floor")}});
     })
-    .doc("x [N,C,H,W] upsampled by whole factors, each pixel repeated into a scale x scale block (PyTorch's "
-         "F.interpolate with mode=nearest)")
+    .doc("x [N,C,H,W] upsampled by whole factors: each pixel repeated into a scale x scale block (mode=nearest), or "
+         "interpolated between its neighbours (mode=bilinear); PyTorch's F.interpolate")
     .input("x")
     .attr("scale", AttrType::int_list, IntList{2}, "the factor: one int for both axes, or (height, width)",
           detail::positive_pair)
+    .attr_choice("mode", {"nearest", "bilinear"}, "nearest: repeat each pixel; bilinear: interpolate the four around")
+    .attr("align_corners", AttrType::boolean, false,
+          "bilinear only: the corner pixels of input and output aligned (PyTorch's align_corners=True); false: "
+          "pixel centres at half-pixel positions")
     .shape([](const ShapeContext& c) {
       const Shape& x = c.in(0);
       if (x.rank() != 4) c.fail("x must be [N, C, H, W] (NCHW), got {}", x);
+      if (c.attr_bool("align_corners") && !bilinear(c.attr_string("mode")))
+        c.fail("align_corners=true applies to mode=bilinear only");
       if (is_symbolic(x[2]) || is_symbolic(x[3])) c.fail("x {}: height and width must be numbers", x);
       const auto factors = scale_of(c.attr_ints("scale"));
       const std::int64_t sh = factors[0], sw = factors[1];
@@ -70,6 +109,26 @@ OPGRAPH_OP(upsample2d)
       const auto& x = k.in(0);
       const Geometry g = geometry_of(k, x);
       T* y = k.out().data;
+      if (bilinear(k.attr_string("mode"))) {
+        const bool corners = k.attr_bool("align_corners");
+        const std::vector<Lerp> rows = lerps(g.h, g.sh, corners), cols = lerps(g.w, g.sw, corners);
+        for_each_plane(x.dims[0] * x.dims[1], g.out_plane(), [&](std::int64_t p) {
+          const T* src = x.data + p * g.in_plane();
+          T* dst = y + p * g.out_plane();
+          for (std::int64_t i = 0; i < g.h * g.sh; ++i) {
+            const Lerp& r = rows[static_cast<std::size_t>(i)];
+            const T *top = src + r.i0 * g.w, *bottom = src + r.i1 * g.w;
+            const T wr = static_cast<T>(r.w);
+            for (std::int64_t j = 0; j < g.wo(); ++j) {
+              const Lerp& c = cols[static_cast<std::size_t>(j)];
+              const T wc = static_cast<T>(c.w);
+              const T t = top[c.i0] + wc * (top[c.i1] - top[c.i0]), b = bottom[c.i0] + wc * (bottom[c.i1] - bottom[c.i0]);
+              dst[i * g.wo() + j] = t + wr * (b - t);
+            }
+          }
+        });
+        return;
+      }
       for_each_plane(x.dims[0] * x.dims[1], g.out_plane(), [&](std::int64_t p) {
         const T* src = x.data + p * g.in_plane();
         T* dst = y + p * g.out_plane();
@@ -86,6 +145,31 @@ OPGRAPH_OP(upsample2d)
       const auto& dx = k.grad_in(0);
       const Geometry g = geometry_of(k, dx);
       const T* gy = k.grad_out().data;
+      if (bilinear(k.attr_string("mode"))) {
+        const bool corners = k.attr_bool("align_corners");
+        const std::vector<Lerp> rows = lerps(g.h, g.sh, corners), cols = lerps(g.w, g.sw, corners);
+        for_each_plane(dx.dims[0] * dx.dims[1], g.out_plane(), [&](std::int64_t p) {
+          const T* src = gy + p * g.out_plane();
+          T* dst = dx.data + p * g.in_plane();
+          std::fill(dst, dst + g.in_plane(), T(0));
+          for (std::int64_t i = 0; i < g.h * g.sh; ++i) {
+            const Lerp& r = rows[static_cast<std::size_t>(i)];
+            T *top = dst + r.i0 * g.w, *bottom = dst + r.i1 * g.w;
+            const T wr = static_cast<T>(r.w);
+            for (std::int64_t j = 0; j < g.wo(); ++j) {
+              const Lerp& c = cols[static_cast<std::size_t>(j)];
+              const T wc = static_cast<T>(c.w), v = src[i * g.wo() + j];
+              const T b = wr * v, t = v - b;  // the rows' shares, then the columns'
+              const T tr = wc * t, br = wc * b;
+              top[c.i0] += t - tr;
+              top[c.i1] += tr;
+              bottom[c.i0] += b - br;
+              bottom[c.i1] += br;
+            }
+          }
+        });
+        return;
+      }
       for_each_plane(dx.dims[0] * dx.dims[1], g.out_plane(), [&](std::int64_t p) {
         const T* src = gy + p * g.out_plane();
         T* dst = dx.data + p * g.in_plane();
@@ -102,6 +186,9 @@ OPGRAPH_OP(upsample2d)
       return OpCost{0.0, static_cast<double>(y.numel())};
     })
     .check({"[a,b,3,4]"})
-    .check({"[a,b,2,3]"}, {{"scale", IntList{3, 1}}});
+    .check({"[a,b,2,3]"}, {{"scale", IntList{3, 1}}})
+    .check({"[a,b,3,4]"}, {{"mode", std::string("bilinear")}})
+    .check({"[a,b,2,3]"}, {{"scale", IntList{3, 2}}, {"mode", std::string("bilinear")}, {"align_corners", true}})
+    .check({"[a,b,1,3]"}, {{"scale", IntList{2, 3}}, {"mode", std::string("bilinear")}, {"align_corners", true}});
 
 }  // namespace opgraph::ops

@@ -1080,7 +1080,7 @@ const std::vector<std::string>& supported_operators() {
       "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mish (opset 18)", "Mul", "Neg", "Not",
       "Pad (constant)", "Pow", "PRelu", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
       "ReduceMin", "ReduceProd (of sizes)", "ReduceSum", "ReduceSumSquare", "Relu",
-      "Reshape", "Resize (nearest)", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Softsign", "SpaceToDepth", "Split", "Sqrt", "Squeeze",
+      "Reshape", "Resize (nearest, linear)", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Softsign", "SpaceToDepth", "Split", "Sqrt", "Squeeze",
       "Sub", "Sum", "Tanh", "Tile", "Transpose", "Unsqueeze", "Where"};
   return supported;
 }
@@ -1262,23 +1262,35 @@ void Importer::convert(const onnx::NodeProto& n) {
     if (t == "Mean") return set(n, add(n, "scale", {y}, {{"factor", 1.0 / n.input_size()}}, 0));
     return set(n, n.input_size() == 1 ? add(n, "identity", {y}, {}, 0) : y);
   }
-  if (t == "Resize") {  // nearest-neighbour by whole factors: upsample2d
+  if (t == "Resize") {  // by whole factors, nearest-neighbour or bilinear: upsample2d
     only(n, {"mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a", "exclude_outside",
              "extrapolation_value", "antialias", "axes", "keep_aspect_ratio_policy"});  // the last three: opset 18
     const std::string mode = attr_string(n, "mode", "nearest");
-    if (mode != "nearest") fail_node(n, fmt::format("mode={} is not supported: only nearest", mode));
-    // The coordinate and rounding rules that pick pixel i / s for output i at a whole
-    // factor s (the source position lies strictly between k - 1/2 and k + 1/2, or at k).
+    if (mode != "nearest" && mode != "linear")
+      fail_node(n, fmt::format("mode={} is not supported: only nearest and linear", mode));
     const std::string coords = attr_string(n, "coordinate_transformation_mode", "half_pixel");
-    const std::string rounding = attr_string(n, "nearest_mode", "round_prefer_floor");
     // half_pixel_symmetric (opset 19) differs from half_pixel only where the output size is
-    // not the input's times the scale: never at a whole factor.
+    // not the input's times the scale: never at a whole factor; pytorch_half_pixel only
+    // where an output axis has one pixel, which reads pixel 0 either way.
     const bool half = coords == "half_pixel" || coords == "pytorch_half_pixel" || coords == "half_pixel_symmetric";
-    if (!((coords == "asymmetric" && rounding == "floor") || (coords == "tf_half_pixel_for_nn" && rounding == "floor") ||
-          (half && (rounding == "round_prefer_floor" || rounding == "round_prefer_ceil"))))
-      fail_node(n, fmt::format("coordinate_transformation_mode={} with nearest_mode={} is not supported (opgraph "
-                               "repeats each pixel: asymmetric with floor, or half_pixel with rounding)",
-                               coords, rounding));
+    Attrs how;
+    if (mode == "linear") {
+      // Bilinear: half-pixel coordinates (PyTorch's align_corners=False) or aligned corners.
+      if (!half && coords != "align_corners")
+        fail_node(n, fmt::format("coordinate_transformation_mode={} in linear mode is not supported (half_pixel or "
+                                 "align_corners: PyTorch's two bilinear conventions)",
+                                 coords));
+      how = {{"mode", std::string("bilinear")}, {"align_corners", coords == "align_corners"}};
+    } else {
+      // The coordinate and rounding rules that pick pixel i / s for output i at a whole
+      // factor s (the source position lies strictly between k - 1/2 and k + 1/2, or at k).
+      const std::string rounding = attr_string(n, "nearest_mode", "round_prefer_floor");
+      if (!((coords == "asymmetric" && rounding == "floor") || (coords == "tf_half_pixel_for_nn" && rounding == "floor") ||
+            (half && (rounding == "round_prefer_floor" || rounding == "round_prefer_ceil"))))
+        fail_node(n, fmt::format("coordinate_transformation_mode={} with nearest_mode={} is not supported (opgraph "
+                                 "repeats each pixel: asymmetric with floor, or half_pixel with rounding)",
+                                 coords, rounding));
+    }
     const NodeId x = in(n, 0);
     const Shape& xs = shape(x);
     if (xs.rank() != 4 || is_symbolic(xs[2]) || is_symbolic(xs[3]))
@@ -1330,7 +1342,8 @@ void Importer::convert(const onnx::NodeProto& n) {
         fail_node(n, fmt::format("scale {} on axis {} is not a whole factor of at least 1", f, a));
       scale.push_back(static_cast<std::int64_t>(f));
     }
-    return set(n, add(n, "upsample2d", {x}, {{"scale", scale}}, 0));
+    how.emplace_back("scale", scale);
+    return set(n, add(n, "upsample2d", {x}, std::move(how), 0));
   }
   if (t == "Reciprocal") {
     only(n, {});

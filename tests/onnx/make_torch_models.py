@@ -130,6 +130,25 @@ def upsampler():
     return Upsampler(), (2, 5, 4)
 
 
+class Bilinear(nn.Module):
+    """A segmentation head's upsampling: bilinear by 2 (half-pixel) and by (2, 3) with aligned corners."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 2, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.fc = nn.Linear(2 * 12 * 30, 3)
+
+    def forward(self, x):  # [N, 3, 3, 5]
+        h = self.conv2(self.up(torch.relu(self.conv1(x))))  # 6x10
+        h = nn.functional.interpolate(h, scale_factor=(2, 3), mode="bilinear", align_corners=True)  # 12x30
+        return self.fc(h.flatten(1))
+
+
+def bilinear():
+    return Bilinear(), (3, 3, 5)
+
+
 def regressor():
     """One value per sample and no activation after it: a regression."""
     return nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 1)), (3,)
@@ -358,7 +377,7 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("fresh", fresh, True), ("fresh_static", fresh, False), ("group_norms", group_norms, True),
                             ("positions", positions, True), ("transposed", transposed, True),
                             ("encoder", encoder, True), ("encoder_static", encoder, False), ("attend", attend, True),
-                            ("causal", causal, True), ("decoder", decoder, True), ("shuffler", shuffler, True),
+                            ("causal", causal, True), ("decoder", decoder, True), ("shuffler", shuffler, True), ("bilinear", bilinear, True),
                             ("shuffler_static", shuffler, False)):
     model, shape = make()
     if name in ("cnn", "sequence1d"):  # running statistics that are not 0 and 1, so that eval mode matters

@@ -138,6 +138,12 @@ OPS = [
     ("upsample2d", {}, [("x", normal(2, 3, 4, 5))], lambda x: F.interpolate(x, scale_factor=2, mode="nearest")),
     ("upsample2d", {"scale": [3, 2]}, [("x", normal(2, 3, 2, 3))],
      lambda x: F.interpolate(x, scale_factor=(3, 2), mode="nearest")),
+    ("upsample2d", {"mode": "bilinear"}, [("x", normal(2, 3, 4, 5))],
+     lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)),
+    ("upsample2d", {"scale": [3, 2], "mode": "bilinear"}, [("x", normal(2, 3, 2, 3))],
+     lambda x: F.interpolate(x, scale_factor=(3, 2), mode="bilinear", align_corners=False)),
+    ("upsample2d", {"scale": [2, 3], "mode": "bilinear", "align_corners": True}, [("x", normal(2, 3, 3, 1))],
+     lambda x: F.interpolate(x, scale_factor=(2, 3), mode="bilinear", align_corners=True)),
 ]
 
 

@@ -169,7 +169,7 @@ def torch_models(tmp_path_factory):
                                   "ceil_pools", "mobile", "regressor", "binary", "upsampler", "sequence1d", "norms",
                                   "fresh", "fresh_static", "group_norms",
                                   "positions", "transposed", "encoder", "encoder_static", "attend", "causal", "decoder",
-                                  "shuffler", "shuffler_static"])
+                                  "shuffler", "shuffler_static", "bilinear"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -196,6 +196,8 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert "reshape(_MaxPool_output_0, shape=[0, -1])" in str(model)
     if name == "gated":  # h[:, :8] and h[:, 8:] (to INT64_MAX in the file)
         assert str(model).count("slice(") == 2
+    if name == "bilinear":  # Resize in linear mode: half-pixel, then aligned corners
+        assert "scale=[2, 2], mode=bilinear)" in str(model) and "scale=[2, 3], mode=bilinear, align_corners=true)" in str(model)
     if name.startswith("shuffler"):  # DepthToSpace and the unshuffle through six axes, Tile as concatenations
         assert "perm=[0, 1, 4, 2, 5, 3]" in str(model) and str(model).count("concat(") == 2
     if name == "upsampler":  # Resize in nearest mode, by 2, by (3, 2), and to a size (the batch kept)
@@ -235,7 +237,7 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
 
 
 @pytest.mark.parametrize("name", ["view_cnn", "view_cnn_static", "shape_math", "gated", "sequence1d", "norms",
-                                  "fresh", "group_norms", "positions", "transposed", "shuffler"])
+                                  "fresh", "group_norms", "positions", "transposed", "shuffler", "bilinear"])
 def test_computed_shapes_and_slices_export_again(torch_models, tmp_path, name):
     # What the importer computed (shapes, unsqueezes, slices) goes out as plain reshapes and
     # slices, which the ONNX checker accepts and ONNX Runtime runs as opgraph does.
