@@ -2,8 +2,11 @@
 #include <opgraph/datasets/idx.hpp>
 
 #include <filesystem>
+#include <map>
+#include <system_error>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <opgraph/datasets/read_file.hpp>
 #include <opgraph/graph/error.hpp>
@@ -125,7 +128,25 @@ std::vector<std::string> mnist_files(const std::string& folder, bool train) {
     const std::string base = (fs::path(folder) / (prefix + "-" + kind)).string();
     if (fs::exists(base + ".gz")) return base + ".gz";
     if (fs::exists(base)) return base;
-    throw DataError(folder, fmt::format("no {}-{}[.gz] in this folder", prefix, kind));
+    // Other sets in MNIST's format put a name before it and call the test part "test"
+    // (EMNIST: emnist-letters-train-images-idx3-ubyte.gz, emnist-letters-test-...): one
+    // file whose name ends so is taken, gzip preferred; several are ambiguous.
+    std::map<std::string, std::string> found;  // name without .gz -> the file to read
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(folder, ec)) {
+      const std::string name = entry.path().filename().string();
+      const std::string plain = name.ends_with(".gz") ? name.substr(0, name.size() - 3) : name;
+      for (const std::string& part : {prefix, std::string(train ? "train" : "test")})
+        if (plain.ends_with("-" + part + "-" + kind) && (!found.count(plain) || name.ends_with(".gz")))
+          found[plain] = entry.path().string();
+    }
+    if (found.size() == 1) return found.begin()->second;
+    if (found.empty()) throw DataError(folder, fmt::format("no {}-{}[.gz] in this folder", prefix, kind));
+    std::vector<std::string> names;
+    for (const auto& [plain, path] : found) names.push_back(fs::path(path).filename().string());
+    throw DataError(folder, fmt::format("{} files could be the {} {}: {} (name the pair: idx:images=FILE,labels=FILE)",
+                                        names.size(), train ? "training" : "test", kind.substr(0, kind.find('-')),
+                                        fmt::join(names, ", ")));
   };
   return {find("images-idx3-ubyte"), find("labels-idx1-ubyte")};
 }

@@ -40,6 +40,9 @@ const std::vector<SourceInfo>& sources() {
        {"classes", "per_class", "folder"}, "mnist:classes=5/8,per_class=1000"},
       {"fashion", "Fashion-MNIST from <data>/fashion (same layout as mnist)", {"classes", "per_class", "folder"},
        "fashion:scale=1/255"},
+      {"idx", "images and labels in IDX files (MNIST's format: EMNIST, KMNIST, your own); a test pair optional",
+       {"images", "labels", "test_images", "test_labels", "classes", "per_class"},
+       "idx:images=letters-images.gz,labels=letters-labels.gz,scale=1/255"},
       {"iris", "iris, 150 flowers x 4 features, 3 classes (built in)", {}, "iris:test=0.3,standardize=true"},
       {"wine", "wine, 178 x 13, 3 classes (built in)", {}, "wine:test=0.3,standardize=true"},
       {"digits", "8x8 digits, 1797 x 64, from <data>/small/digits.csv.gz", {}, "digits:test=0.25,scale=1/16"},
@@ -189,12 +192,19 @@ LoadedData load_data(std::string_view spec_text, const std::string& data_folder,
     out.test = load_mnist(folder, false);
     for (bool train : {true, false})
       for (auto& f : mnist_files(folder, train)) out.files.push_back(f);
-    if (o.has("classes")) {
-      const auto keep = class_list(o, o.string("classes"));
-      out.train = filter_classes(out.train, keep);
-      out.test = filter_classes(out.test, keep);
+  } else if (source == "idx") {
+    // Any pair of IDX files; the test pair, when given, whole.
+    if (!o.has("images") || !o.has("labels")) o.fail("idx needs images=FILE and labels=FILE");
+    if (o.has("test_images") != o.has("test_labels")) o.fail("test_images= and test_labels= go together");
+    const std::string images = o.string("images");
+    out.train = load_idx_pair(images, o.string("labels"), std::filesystem::path(images).filename().string());
+    out.files = {images, o.string("labels")};
+    if (o.has("test_images")) {
+      out.test = load_idx_pair(o.string("test_images"), o.string("test_labels"),
+                               std::filesystem::path(o.string("test_images")).filename().string());
+      out.files.push_back(o.string("test_images"));
+      out.files.push_back(o.string("test_labels"));
     }
-    if (o.has("per_class")) out.train = first_per_class(out.train, o.integer("per_class", 0, 1, kMaxInt));
   } else if (source == "iris" || source == "wine") {
     out.train = load_builtin(source);
   } else if (source == "digits" || source == "breast_cancer") {
@@ -261,6 +271,12 @@ LoadedData load_data(std::string_view spec_text, const std::string& data_folder,
     out.train = make_uniform_boxes(count("n", 300), {{1, 5}, {10, 15}, {20, 25}}, 3, seed);
   }
 
+  if (o.has("classes") && (source == "mnist" || source == "fashion" || source == "idx")) {
+    const auto keep = class_list(o, o.string("classes"));
+    out.train = filter_classes(out.train, keep);
+    if (out.has_test()) out.test = filter_classes(out.test, keep);
+  }
+  if (o.has("per_class")) out.train = first_per_class(out.train, o.integer("per_class", 0, 1, kMaxInt));
   if (o.has("inputs")) out.feeds = feeds(o, o.string("inputs"));
   if (o.has("limit")) {
     out.train = limit_rows(out.train, o.integer("limit", 0, 1, kMaxInt));
@@ -315,8 +331,8 @@ std::string data_spec_help() {
        "  limit=N         keep the first N rows of each part\n"
        "  inputs=x:0-1/z:2-3  which feature columns feed which input of the model (inclusive\n"
        "                  ranges; A- runs to the last column); default: all to the first input\n"
-       "  classes=A/B/..  (mnist, fashion) keep these digits, relabelled 0, 1, ...\n"
-       "  per_class=N     (mnist, fashion) the first N training images of each class\n";
+       "  classes=A/B/..  (mnist, fashion, idx) keep these classes, relabelled 0, 1, ...\n"
+       "  per_class=N     (mnist, fashion, idx) the first N training images of each class\n";
   return s;
 }
 

@@ -88,6 +88,47 @@ TEST_CASE("data spec: csv files separated by tabs, semicolons or pipes") {
                        ParseError);
 }
 
+TEST_CASE("data spec: other sets in MNIST's format: a folder of prefixed names, or any pair of files") {
+  auto bytes_to = [](std::size_t n) {
+    std::vector<std::uint8_t> v(n);
+    for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>(i);
+    return v;
+  };
+  // EMNIST names its files emnist-<split>-train-images-idx3-ubyte.gz and
+  // emnist-<split>-test-...; its letters count from 1. They had been "no train-images-idx3-ubyte".
+  test::ScratchDir dir("idx-emnist");
+  test::write_gzip(dir.file("emnist-letters-train-images-idx3-ubyte.gz"), test::idx_bytes({4, 2, 2}, bytes_to(16)));
+  test::write_gzip(dir.file("emnist-letters-train-labels-idx1-ubyte.gz"), test::idx_bytes({4}, {1, 3, 2, 3}));
+  test::write_file(dir.file("emnist-letters-test-images-idx3-ubyte"), test::idx_bytes({2, 2, 2}, bytes_to(8)));
+  test::write_file(dir.file("emnist-letters-test-labels-idx1-ubyte"), test::idx_bytes({2}, {3, 1}));
+  const LoadedData folder = load_data("mnist:folder=" + dir.path() + ",classes=1/2/3");
+  REQUIRE(folder.train.size() == 4);
+  CHECK(folder.test.size() == 2);
+  CHECK(folder.train.label(1) == 2);  // letter 3, the third class kept
+  CHECK(folder.test.label(0) == 2);
+  CHECK(folder.test.label(1) == 0);
+  CHECK(folder.train.features.at({3, 0}) == 12.0);
+  // The same files named one by one.
+  const LoadedData pair = load_data("idx:images=" + dir.file("emnist-letters-train-images-idx3-ubyte.gz") +
+                                    ",labels=" + dir.file("emnist-letters-train-labels-idx1-ubyte.gz") +
+                                    ",test_images=" + dir.file("emnist-letters-test-images-idx3-ubyte") +
+                                    ",test_labels=" + dir.file("emnist-letters-test-labels-idx1-ubyte") + ",per_class=1");
+  CHECK(pair.train.size() == 3);  // one of each letter (and none of the absent class 0)
+  CHECK(pair.test.size() == 2);
+  CHECK(pair.train.name == "emnist-letters-train-images-idx3-ubyte.gz");
+  // Two splits in one folder: which one is not guessed.
+  test::write_gzip(dir.file("emnist-digits-train-images-idx3-ubyte.gz"), test::idx_bytes({1, 2, 2}, bytes_to(4)));
+  CHECK_THROWS_WITH_AS(load_data("mnist:folder=" + dir.path()),
+                       (dir.path() + ": 2 files could be the training images: emnist-digits-train-images-idx3-ubyte.gz, "
+                                     "emnist-letters-train-images-idx3-ubyte.gz (name the pair: "
+                                     "idx:images=FILE,labels=FILE)").c_str(),
+                       DataError);
+  CHECK_THROWS_WITH_AS(load_data("idx:images=" + dir.file("emnist-digits-train-images-idx3-ubyte.gz")),
+                       doctest::Contains("idx needs images=FILE and labels=FILE"), ParseError);
+  CHECK_THROWS_WITH_AS(load_data("idx:images=a,labels=b,test_images=c"),
+                       doctest::Contains("test_images= and test_labels= go together"), ParseError);
+}
+
 TEST_CASE("data spec: bad specs say what is wrong") {
   CHECK_THROWS_WITH_AS(load_data("mnsit"), "data 'mnsit': unknown data source 'mnsit' (did you mean 'mnist'?)",
                        ParseError);
