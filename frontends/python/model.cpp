@@ -239,11 +239,42 @@ Samples samples(PyModel& m, const py::handle& x, const py::handle& y, const char
   }
   s.data.name = fmt::format("{}: x", call);
   if (!y.is_none()) {
+    // Class names (strings) are not numbered behind the caller's back: say how.
+    if (py::isinstance<py::array>(y) && std::string("USO").find(py::reinterpret_borrow<py::array>(y).dtype().kind()) !=
+                                            std::string::npos &&
+        py::reinterpret_borrow<py::array>(y).size() > 0 &&
+        py::isinstance<py::str>(py::reinterpret_borrow<py::array>(y).attr("flat")[py::int_(0)]))
+      throw py::type_error(fmt::format("{}: y: class names (text), not class indices: number them, as names, y = "
+                                       "np.unique(y, return_inverse=True) does (class i is names[i])",
+                                       call));
     Tensor labels = tensor_from(y, dtype, fmt::format("{}: y", call));
     if (labels.shape().rank() == 0 || labels.shape()[0] != s.data.size())
       throw ShapeError(call, fmt::format("y has shape {}, x has {} rows: give one label (or row of targets) per "
                                          "sample",
                                          labels.shape(), s.data.size()));
+    // One-hot rows (Keras' to_categorical) for a model whose labels are class indices: the
+    // index of each row's 1. Rows that are not one-hot (soft labels) are refused.
+    const auto lid = m.model.graph.find(m.model.labels);
+    if (lid && m.model.graph.node(*lid).shape.rank() == 1 && labels.shape().rank() == 2 && labels.shape()[1] > 1) {
+      const std::int64_t n = labels.shape()[0], c = labels.shape()[1];
+      Tensor indices(Shape{n}, dtype);
+      for (std::int64_t r = 0; r < n; ++r) {
+        std::int64_t hot = -1;
+        for (std::int64_t j = 0; j < c; ++j) {
+          const double v = labels.at(r * c + j);
+          if (v == 1.0 && hot < 0) hot = j;
+          else if (v != 0.0) hot = -2;
+          if (hot == -2) break;
+        }
+        if (hot < 0)
+          throw ShapeError(call, fmt::format("y has shape {}: row {} is not one-hot (a single 1, the rest 0), and the "
+                                             "model's labels input '{}' takes a class index per sample {}: give "
+                                             "y.argmax(1) for the likeliest class",
+                                             labels.shape(), r, m.model.labels, m.model.graph.node(*lid).shape));
+        indices.set(r, static_cast<double>(hot));
+      }
+      labels = std::move(indices);
+    }
     s.data.labels = std::move(labels);
   } else {
     s.data.labels = Tensor(Shape{s.data.size()}, dtype);

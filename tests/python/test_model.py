@@ -46,6 +46,29 @@ def test_fit_evaluate_predict_and_history():
     assert np.mean(classes == data.y_test) == pytest.approx(test.accuracy)
 
 
+def test_one_hot_labels_train_as_class_indices_and_class_names_are_refused_with_how_to_number_them():
+    # Keras users hold labels one-hot (to_categorical), scikit-learn users as names. One-hot
+    # rows for a model that takes class indices are read as the index of their 1: the same
+    # bits as the indices. Names are refused with how to number them; soft labels too.
+    data = og.load_data("blobs:n=300,centers=3,seed=1")
+    one_hot = np.eye(3, dtype=np.float32)[data.y.astype(int)]
+    a, b = blobs_model(), blobs_model()
+    ha = a.fit(data.x, data.y, optimizer="adam:lr=0.02", epochs=15, batch=32)
+    hb = b.fit(data.x, one_hot, optimizer="adam:lr=0.02", epochs=15, batch=32)
+    assert ha.train_loss == hb.train_loss and ha.train_accuracy[-1] > 0.9
+    assert all(same_bits(a.params[k], b.params[k]) for k in a.params)
+    assert b.evaluate(data.x, one_hot).accuracy == a.evaluate(data.x, data.y).accuracy
+    names = np.array(["ant", "bee", "cat"])[data.y.astype(int)]
+    with pytest.raises(TypeError, match=r"^fit: y: class names \(text\), not class indices: number them, as names, y = "
+                                        r"np.unique\(y, return_inverse=True\) does \(class i is names\[i\]\)$"):
+        a.fit(data.x, names)
+    soft = np.full((300, 3), 1 / 3, np.float32)
+    with pytest.raises(og.ShapeError, match=r"^fit: y has shape \[300,3\]: row 0 is not one-hot \(a single 1, the rest "
+                                            r"0\), and the model's labels input 'y' takes a class index per sample "
+                                            r"\[N\]: give y.argmax\(1\) for the likeliest class$"):
+        a.fit(data.x, soft)
+
+
 def test_an_output_without_a_row_per_sample_is_refused_by_predict_and_a_model_without_a_loss_by_evaluate():
     # An output that averages over the batch (or a transpose that moves it) holds no row per
     # sample: predict had read past its end ("index 12 out of range for shape [3,4]"), and
