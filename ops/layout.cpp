@@ -181,4 +181,36 @@ OPGRAPH_OP(expand)
     .check({"[b]"}, {{"shape", IntList{3, -1}}})
     .check({"[1,b]"}, {{"shape", IntList{2, 3, -1}}});
 
+/// ONNX's Expand to a shape that holds the batch, of a tensor that has none (a class token
+/// expanded to every sample, ViT's class_token.expand(n, -1, -1)): the batch comes from a
+/// tensor that has it.
+OPGRAPH_OP(expand_batch)
+    .lower([](LoweringContext& c) {
+      // Expand(x, [batch of like, x's other sizes]): Shape(like)[0:1] concatenated with them.
+      const Shape& x = c.in_shape(0);
+      const std::string batch = c.emit_fresh(
+          "Slice", {c.emit_fresh("Shape", {c.input(1)}, "like_shape"), c.ints({0}, "zero"), c.ints({1}, "one")},
+          "batch");
+      std::vector<std::int64_t> rest(x.dims().begin() + 1, x.dims().end());
+      const std::string shape =
+          rest.empty() ? batch : c.emit_fresh("Concat", {batch, c.ints(rest, "rest")}, "shape", {{"axis", std::int64_t{0}}});
+      c.emit("Expand", {c.input(0), shape}, {c.output()});
+    })
+    .doc("x [1, ...] repeated along its first axis to like's first (the batch): [N, ...]; like gives its size only")
+    .input("x")
+    .input("like", false)
+    .shape([](const ShapeContext& c) {
+      const Shape &x = c.in(0), &like = c.in(1);
+      if (x.rank() == 0 || x[0] != 1) c.fail("x {} must have a first axis of size 1, repeated to the batch", x);
+      if (like.rank() == 0) c.fail("like {} has no first axis to take the batch from", like);
+      std::vector<std::int64_t> dims = x.dims();
+      dims[0] = like[0];
+      return Shape(std::move(dims));
+    })
+    .saves({})
+    .forward([](auto& k) { broadcast_map([](auto v) { return v; }, k.out(), k.in(0)); })
+    .vjp([](auto& k) { sum_to(k.grad_out(), k.grad_in(0)); })  // the samples' rows summed
+    .check({"[1,b]", "[a,c]"})
+    .check({"[1,b,c]", "[a]"});
+
 }  // namespace opgraph::ops

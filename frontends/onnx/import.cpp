@@ -977,6 +977,64 @@ bool Importer::fold(const onnx::NodeProto& n) {
     std::vector<std::int64_t> v(all.begin() + first, all.begin() + last);
     return result({static_cast<std::int64_t>(v.size())}, v);
   }
+  if (t == "Reshape" && ints(0)) {  // a shape reshaped (ViT's expand(n, -1, -1): [N, -1, -1] to one axis)
+    only(n, {"allowzero"});
+    const Tensor* data = ints(0);
+    std::vector<std::int64_t> dims = const_ints(n, 1);
+    std::int64_t known = 1, infer = -1;
+    for (std::size_t i = 0; i < dims.size(); ++i) {
+      if (dims[i] == 0 && attr_int(n, "allowzero", 0) == 0) {
+        if (i >= static_cast<std::size_t>(data->shape().rank())) fail_node(n, "a 0 copies a size the input does not have");
+        dims[i] = data->shape()[static_cast<int>(i)];
+      }
+      if (dims[i] == -1) {
+        if (infer >= 0) fail_node(n, "-1 is given twice");
+        infer = static_cast<std::int64_t>(i);
+      } else if (dims[i] < 0) {
+        fail_node(n, fmt::format("a size of {}", dims[i]));
+      } else {
+        known *= dims[i];
+      }
+    }
+    if (infer >= 0 && known > 0) dims[static_cast<std::size_t>(infer)] = data->numel() / known;
+    if (Shape(dims).numel() != data->numel())
+      fail_node(n, fmt::format("reshapes {} integers to {}", data->numel(), dims_text(dims)));
+    return result(dims, values_of(*data));
+  }
+  if ((t == "Equal" && ints(0) && ints(1)) || (t == "Where" && ints(0) && ints(1) && ints(2))) {
+    // Shapes compared and chosen from (how PyTorch writes x.expand(n, -1, -1): the sizes
+    // that are -1 replaced by 1), elementwise with a broadcast of single values. The batch
+    // equals itself and no -1; compared with a number, it has none to compare.
+    only(n, {});
+    const int count = t == "Equal" ? 2 : 3;
+    std::vector<std::vector<std::int64_t>> in;
+    std::size_t len = 1;
+    const Tensor* widest = ints(0);
+    for (int i = 0; i < count; ++i) {
+      in.push_back(values_of(*ints(i)));
+      if (in.back().size() != 1) {
+        if (len != 1 && len != in.back().size())
+          fail_node(n, fmt::format("integer constants of {} and {} values do not broadcast", len, in.back().size()));
+        len = in.back().size();
+        widest = ints(i);
+      }
+    }
+    std::vector<std::int64_t> v;
+    for (std::size_t j = 0; j < len; ++j) {
+      auto at = [&](int i) { return in[static_cast<std::size_t>(i)][in[static_cast<std::size_t>(i)].size() == 1 ? 0 : j]; };
+      if (t == "Where") {
+        v.push_back(at(0) != 0 ? at(1) : at(2));
+        continue;
+      }
+      const std::int64_t a = at(0), b = at(1);
+      if ((is_batch(a) || is_batch(b)) && !(is_batch(a) && is_batch(b)) && (is_batch(a) ? b : a) >= 0)
+        fail_node(n, fmt::format("compares the batch size with {}: opgraph's batch is not a number until a plan is "
+                                 "compiled",
+                                 is_batch(a) ? b : a));
+      v.push_back(a == b ? 1 : 0);
+    }
+    return result(widest->shape().dims(), v);
+  }
   if (t == "Mul" || t == "Add" || t == "Sub" || t == "Div") {
     const Tensor* a = ints(0);
     const Tensor* b = ints(1);
@@ -1355,6 +1413,31 @@ void Importer::convert(const onnx::NodeProto& n) {
     IntList dims = const_ints(n, 1);
     const Shape& xs = shape(x);
     const int lead = static_cast<int>(dims.size()) - xs.rank();
+    // To the batch, of a tensor without it (ViT's class token, class_token.expand(n, -1, -1)):
+    // its first axis, of size 1 (or added), repeated to the batch of the data's input, then
+    // any other size expanded as below.
+    if (!dims.empty() && dims[0] == kBatch && (lead > 0 || (xs.rank() > 0 && xs[0] == 1))) {
+      std::optional<NodeId> like;
+      for (NodeId i : graph.inputs())
+        if (graph.node(i).shape.rank() > 0 && graph.node(i).shape[0] == N && !graph.node(i).index) {
+          like = i;
+          break;
+        }
+      if (!like) fail_node(n, "expands to the batch size, and no input of the model has the batch");
+      IntList full(static_cast<std::size_t>(lead), 1);  // x with dims' rank: leading 1s added
+      for (int d = 0; d < xs.rank(); ++d) full.push_back(is_symbolic(xs[d]) ? -1 : xs[d]);
+      IntList rest{-1};
+      bool more = false;
+      for (std::size_t i = 1; i < dims.size(); ++i) {
+        if (is_batch(dims[i]))
+          fail_node(n, fmt::format("expands {} to {}: the batch only as the first axis", xs, dims_text(dims)));
+        more = more || (dims[i] != 1 && dims[i] != full[i]);
+        rest.push_back(dims[i] == 1 ? -1 : dims[i]);
+      }
+      const NodeId y = add(n, "expand_batch", {lead > 0 ? add(n, "reshape", {x}, {{"shape", full}}) : x, *like}, {},
+                           more ? -1 : 0);
+      return set(n, more ? add(n, "expand", {y}, {{"shape", rest}}, 0) : y);
+    }
     for (int i = 0; i < static_cast<int>(dims.size()); ++i) {
       const int j = i - lead;  // x's axis aligned on the right, if any
       std::int64_t& d = dims[static_cast<std::size_t>(i)];

@@ -348,6 +348,30 @@ def attend():
     return Attend(), (9, 12)
 
 
+class TinyViT(nn.Module):
+    """torchvision's ViT in small: patches, a class token expanded to the batch
+    (class_token.expand(n, -1, -1): Reshape, Equal and Where of the shape, then Expand),
+    position embeddings, an encoder layer, the class token's row read by the head."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch = nn.Conv2d(3, 16, 4, stride=4)
+        self.class_token = nn.Parameter(torch.randn(1, 1, 16))
+        self.pos = nn.Parameter(torch.randn(1, 5, 16) * 0.1)
+        self.enc = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+        self.norm, self.head = nn.LayerNorm(16), nn.Linear(16, 3)
+
+    def forward(self, x):  # [N, 3, 8, 8]
+        n = x.shape[0]
+        h = self.patch(x).reshape(n, 16, 4).permute(0, 2, 1)
+        h = torch.cat([self.class_token.expand(n, -1, -1), h], dim=1) + self.pos
+        return self.head(self.norm(self.enc(h))[:, 0])
+
+
+def tiny_vit():
+    return TinyViT(), (3, 8, 8)
+
+
 class Shuffler(nn.Module):
     """nn.PixelShuffle (DepthToSpace), nn.PixelUnshuffle and x.repeat (Tile)."""
 
@@ -377,7 +401,7 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("fresh", fresh, True), ("fresh_static", fresh, False), ("group_norms", group_norms, True),
                             ("positions", positions, True), ("transposed", transposed, True),
                             ("encoder", encoder, True), ("encoder_static", encoder, False), ("attend", attend, True),
-                            ("causal", causal, True), ("decoder", decoder, True), ("shuffler", shuffler, True), ("bilinear", bilinear, True),
+                            ("causal", causal, True), ("decoder", decoder, True), ("shuffler", shuffler, True), ("bilinear", bilinear, True), ("tiny_vit", tiny_vit, True),
                             ("shuffler_static", shuffler, False)):
     model, shape = make()
     if name in ("cnn", "sequence1d"):  # running statistics that are not 0 and 1, so that eval mode matters

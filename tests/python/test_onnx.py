@@ -169,7 +169,7 @@ def torch_models(tmp_path_factory):
                                   "ceil_pools", "mobile", "regressor", "binary", "upsampler", "sequence1d", "norms",
                                   "fresh", "fresh_static", "group_norms",
                                   "positions", "transposed", "encoder", "encoder_static", "attend", "causal", "decoder",
-                                  "shuffler", "shuffler_static", "bilinear"])
+                                  "shuffler", "shuffler_static", "bilinear", "tiny_vit"])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -196,6 +196,8 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert "reshape(_MaxPool_output_0, shape=[0, -1])" in str(model)
     if name == "gated":  # h[:, :8] and h[:, 8:] (to INT64_MAX in the file)
         assert str(model).count("slice(") == 2
+    if name == "tiny_vit":  # the class token expanded to the batch the input has
+        assert "expand_batch(class_token, x)" in str(model)
     if name == "bilinear":  # Resize in linear mode: half-pixel, then aligned corners
         assert "scale=[2, 2], mode=bilinear)" in str(model) and "scale=[2, 3], mode=bilinear, align_corners=true)" in str(model)
     if name.startswith("shuffler"):  # DepthToSpace and the unshuffle through six axes, Tile as concatenations
@@ -237,7 +239,8 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
 
 
 @pytest.mark.parametrize("name", ["view_cnn", "view_cnn_static", "shape_math", "gated", "sequence1d", "norms",
-                                  "fresh", "group_norms", "positions", "transposed", "shuffler", "bilinear"])
+                                  "fresh", "group_norms", "positions", "transposed", "shuffler", "bilinear",
+                                  "tiny_vit"])
 def test_computed_shapes_and_slices_export_again(torch_models, tmp_path, name):
     # What the importer computed (shapes, unsqueezes, slices) goes out as plain reshapes and
     # slices, which the ONNX checker accepts and ONNX Runtime runs as opgraph does.
@@ -528,6 +531,43 @@ def test_depth_to_space_space_to_depth_and_tile_as_onnx_runtime_computes_them(tm
     for file, node, init, message in cases:
         with pytest.raises(og.DataError, match=message):
             og.load(make_onnx(tmp_path, file, [node], [x], [y], init))
+
+
+def test_a_parameter_expanded_to_the_batch_and_shapes_compared_at_import(tmp_path):
+    # x.expand(n, -1, -1) of a parameter (ViT's class token), as PyTorch writes it: the
+    # shape [N, -1, -1] reshaped, compared with -1 and chosen from (Equal, Where), then
+    # Expand: computed at import, the parameter repeated to the input's batch (expand_batch,
+    # whose gradient, a sum over the batch, opgraph check tests). The batch compared with a
+    # number has no answer: refused by name.
+    need_tools()
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    ints = lambda name, v: helper.make_tensor(name, TensorProto.INT64, [len(v)], v)  # noqa: E731
+    token = helper.make_tensor("token", TensorProto.FLOAT, [1, 4], [0.5, -1.0, 2.0, 0.25])
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+        helper.make_node("Concat", ["n", "minus1"], ["want"], axis=0),
+        helper.make_node("Reshape", ["want", "flat"], ["w"]),
+        helper.make_node("Equal", ["w", "minus1"], ["is_keep"]),
+        helper.make_node("Where", ["is_keep", "one", "w"], ["target"]),
+        helper.make_node("Expand", ["token", "target"], ["t"]),
+        helper.make_node("Mul", ["x", "t"], ["y"]),
+    ]
+    init = [token, ints("zero", [0]), ints("minus1", [-1]), ints("flat", [-1]), ints("one", [1])]
+    path = make_onnx(tmp_path, "expand.onnx", nodes, [x], [y], init)
+    model = og.load(path)
+    assert "expand_batch(token, x)" in str(model)
+    data = np.arange(12, dtype=np.float32).reshape(3, 4)
+    plan = model.compile(batch=3, mode="eval", keep=["y"], backward=False)
+    plan.forward({"x": data, model.labels: np.zeros(3, np.float32)})  # [N, 4] scores: a loss, and labels
+    np.testing.assert_array_equal(np.asarray(plan.value("y")), data * np.array([0.5, -1.0, 2.0, 0.25], np.float32))
+    np.testing.assert_array_equal(np.asarray(plan.value("y")), run_ort(path, {"x": data})["y"].astype(np.float32))
+    nodes[4] = helper.make_node("Equal", ["w", "five"], ["is_keep"], name="eq")
+    with pytest.raises(og.DataError, match=r"node 'eq' \(Equal, opset 17\): compares the batch size with 5: opgraph's "
+                                           r"batch is not a number until a plan is compiled$"):
+        og.load(make_onnx(tmp_path, "compare.onnx", nodes, [x], [y], init + [ints("five", [5])]))
 
 
 def test_files_that_cannot_be_imported_say_why(tmp_path):
@@ -938,7 +978,8 @@ def test_fine_tuning_with_frozen_layers(torch_models, tmp_path):
 # against it, which no model with a batch can do.
 ALONG_THE_BATCH = {
     ("causal_mask", "[6,3] fill=-3.0"), ("concat", "[5,2] [4,2] axis=0"), ("div", "[1,2,7] [6,2,1]"),
-    ("expand", "[1,5] shape=[2, 3, -1]"), ("flatten", "[5,2,4,7] axis=0 end=1"), ("reshape", "[4,7,3] shape=[-1]"),
+    ("expand", "[1,5] shape=[2, 3, -1]"), ("expand_batch", "[1,6] [3,4]"), ("expand_batch", "[1,4,7] [3]"),
+    ("flatten", "[5,2,4,7] axis=0 end=1"), ("reshape", "[4,7,3] shape=[-1]"),
     ("reshape", "[2,3,5] shape=[3, -1]"), ("slice", "[7,4,7] begin=[-5, 0] end=[100, 1] step=[2, 1]"),
     ("split", "[6,5] parts=3 axis=0"), ("sub", "[5] [2,5]"),
 }
