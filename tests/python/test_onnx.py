@@ -346,6 +346,17 @@ def make_onnx(tmp_path, name, nodes, inputs, outputs, initializers=(), opset=17)
     return path
 
 
+def outputs_beside_ort(model, path, data, names):
+    """opgraph's outputs `names` for the input x = data, and ONNX Runtime's, of equal shapes."""
+    plan = model.compile(batch=data.shape[0], mode="eval", keep=names, backward=False)
+    plan.forward({"x": data})
+    theirs = run_ort(path, {"x": data})
+    ours = {name: np.asarray(plan.value(name)) for name in names}
+    for name in names:
+        assert ours[name].shape == theirs[name].shape, (name, ours[name].shape, theirs[name].shape)
+    return ours, theirs
+
+
 def test_same_padding_as_onnx_runtime_computes_it(tmp_path):
     # auto_pad=SAME_UPPER (TensorFlow's "SAME", as tf2onnx writes it) and SAME_LOWER on
     # planes the strides do not divide, convolutions (strided; an even kernel, whose odd
@@ -422,14 +433,9 @@ def test_opsets_18_to_22_as_onnx_runtime_computes_them(tmp_path):
         path = make_onnx(tmp_path, f"{kind}_{opset}.onnx", nodes, [x], outs, init, opset=opset)
         model = og.load(path)
         for batch in (1, 5):
-            data = rng.standard_normal((batch, 3, 4, 4)).astype(np.float32)
-            plan = model.compile(batch=batch, mode="eval", keep=names, backward=False)
-            plan.forward({"x": data})
-            theirs = run_ort(path, {"x": data})
+            ours, theirs = outputs_beside_ort(model, path, rng.standard_normal((batch, 3, 4, 4)).astype(np.float32), names)
             for name in names:
-                ours = np.asarray(plan.value(name))
-                assert ours.shape == theirs[name].shape, (opset, name, ours.shape, theirs[name].shape)
-                np.testing.assert_allclose(ours, theirs[name], rtol=1e-5, atol=1e-6, err_msg=f"opset {opset}: {name}")
+                np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-5, atol=1e-6, err_msg=f"opset {opset}: {name}")
     # Where opgraph stops: opset 23, Gelu before 20, a norm of no axes with noop_with_empty_axes.
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     late = make_onnx(tmp_path, "late.onnx", [helper.make_node("Relu", ["x"], ["y"])], [x], [y], opset=23)
@@ -503,14 +509,9 @@ def test_depth_to_space_space_to_depth_and_tile_as_onnx_runtime_computes_them(tm
     path = make_onnx(tmp_path, "rearrange.onnx", nodes, [x], outs, [reps])
     model = og.load(path)
     for batch in (1, 3):
-        data = rng.standard_normal((batch, 8, 2, 4)).astype(np.float32)
-        plan = model.compile(batch=batch, mode="eval", keep=names, backward=False)
-        plan.forward({"x": data})
-        theirs = run_ort(path, {"x": data})
+        ours, theirs = outputs_beside_ort(model, path, rng.standard_normal((batch, 8, 2, 4)).astype(np.float32), names)
         for name in names:
-            ours = np.asarray(plan.value(name))
-            assert ours.shape == theirs[name].shape, (name, ours.shape, theirs[name].shape)
-            assert np.array_equal(ours, theirs[name].astype(np.float32)), name  # moved values: exact
+            assert np.array_equal(ours[name], theirs[name].astype(np.float32)), name  # moved values: exact
     assert theirs["crd"].shape == (3, 2, 4, 8) and theirs["s2d"].shape == (3, 32, 1, 2)
     assert theirs["tiled"].shape == (3, 16, 6, 4)
     # What opgraph refuses, by name.
