@@ -238,6 +238,41 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert "shape=[-1, 12]" in str(model) and "shape=[0, 1, 5]" in str(model) and "shape=[0, 5]" in str(model)
 
 
+@pytest.fixture(scope="module")
+def torchvision_models(tmp_path_factory):
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        if os.environ.get("OPGRAPH_REQUIRE_TOOLS") == "1":
+            pytest.fail("needs python3-torchvision, and OPGRAPH_REQUIRE_TOOLS=1")
+        pytest.skip("skipped: needs python3-torchvision to make the models")
+    folder = tmp_path_factory.mktemp("torchvision")
+    subprocess.run(["/usr/bin/python3" if shutil.which("/usr/bin/python3") else "python3",
+                    os.path.join(SOURCE, "tests", "onnx", "make_torchvision_models.py"), str(folder)],
+                   check=True, capture_output=True)
+    return folder
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x0_5",
+                                  "squeezenet1_1", "regnet_y_400mf", "vit", "lraspp"])
+def test_torchvision_architectures_import_and_reproduce_pytorch(torchvision_models, name):
+    # The architectures as torchvision writes them (residual, depthwise, squeeze-excitation
+    # and channel-shuffle blocks; a vision transformer with its class token; a segmentation
+    # head upsampling bilinearly): each imports and gives PyTorch's outputs at batch 3 and 1.
+    model = og.load(torchvision_models / f"{name}.onnx")
+    x = np.load(torchvision_models / f"{name}_x.npy")
+    y = np.load(torchvision_models / f"{name}_y.npy")
+    assert np.max(np.abs(y)) > 0.01  # outputs that say something
+    for batch in (3, 1):
+        plan = model.compile(batch=batch, mode="eval", keep=["y"], backward=False)
+        feeds = {"x": x[:batch]}
+        if model.labels:  # [N, C] scores: a loss and its labels ([N, H, W] per pixel)
+            feeds[model.labels] = np.zeros((batch,) + y.shape[2:] if y.ndim == 4 else (batch,), np.float32)
+        plan.forward(feeds)
+        err = np.max(np.abs(plan.value("y") - y[:batch])) / np.max(np.abs(y))
+        assert err <= 1e-5, f"{name} at batch {batch}: {err:.2e} from PyTorch"
+
+
 @pytest.mark.parametrize("name", ["view_cnn", "view_cnn_static", "shape_math", "gated", "sequence1d", "norms",
                                   "fresh", "group_norms", "positions", "transposed", "shuffler", "bilinear",
                                   "tiny_vit"])
