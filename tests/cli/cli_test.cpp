@@ -315,6 +315,35 @@ TEST_CASE("cli: new data without labels: predict reads every column, with the tr
   }
 }
 
+TEST_CASE("cli: a set in MNIST's format from any IDX files trains, and a folder of EMNIST's names") {
+  // Two classes of 2x2 images (bright top row or bright bottom row), labelled 1 and 2 as
+  // EMNIST's letters are: classes=1/2 keeps them as 0 and 1.
+  test::ScratchDir dir("cli-idx");
+  std::vector<std::uint8_t> pixels, labels;
+  for (int i = 0; i < 64; ++i) {
+    const bool top = i % 2 == 0;
+    const auto shade = static_cast<std::uint8_t>(200 + i % 7);
+    for (int p = 0; p < 4; ++p) pixels.push_back((p < 2) == top ? shade : static_cast<std::uint8_t>(i % 5));
+    labels.push_back(top ? 1 : 2);
+  }
+  test::write_gzip(dir.file("emnist-letters-train-images-idx3-ubyte.gz"), test::idx_bytes({64, 2, 2}, pixels));
+  test::write_gzip(dir.file("emnist-letters-train-labels-idx1-ubyte.gz"), test::idx_bytes({64}, labels));
+  test::write_gzip(dir.file("emnist-letters-test-images-idx3-ubyte.gz"), test::idx_bytes({64, 2, 2}, pixels));
+  test::write_gzip(dir.file("emnist-letters-test-labels-idx1-ubyte.gz"), test::idx_bytes({64}, labels));
+  write_file_atomic(dir.file("m.og"), "input x [N, 4]\nlabels y [N]\nparam W [4, 2] xavier\nparam b [2] zeros\n"
+                                      "loss l = softmax_cross_entropy(bias_add(matmul(x, W), b), y)\n");
+  const std::string common = ",classes=1/2,scale=1/255 --optim adam:lr=0.1 --epochs 20 --batch 16 --json";
+  const Run pair = run("train m.og --data idx:images=emnist-letters-train-images-idx3-ubyte.gz,"
+                       "labels=emnist-letters-train-labels-idx1-ubyte.gz,test_images=emnist-letters-test-images-idx3-"
+                       "ubyte.gz,test_labels=emnist-letters-test-labels-idx1-ubyte.gz" + common,
+                       dir.path());
+  REQUIRE(pair.status == 0);
+  CHECK(json_of(pair.out)["test_accuracy"].number == 1.0);
+  const Run folder = run("train m.og --data mnist:folder=." + common, dir.path());
+  REQUIRE(folder.status == 0);
+  CHECK(json_of(folder.out)["test_loss"].number == json_of(pair.out)["test_loss"].number);
+}
+
 TEST_CASE("cli: progress is one plain line per epoch off a terminal, nothing with --quiet") {
   test::ScratchDir dir("cli-progress");
   const Run r = run("train " + kModels + "xor.og --data xor --optim sgd:lr=0.3 --batch 0 --epochs 3", dir.path());
