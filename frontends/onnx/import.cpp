@@ -34,7 +34,7 @@ namespace {
 /// 22 change the reductions' axes (an input from 18), Split (num_outputs), Pad (an input of
 /// axes), Resize (antialias, axes, keep_aspect_ratio_policy; half_pixel_symmetric) and
 /// AveragePool (dilations), and add Mish (18) and Gelu (20); the rest are new types.
-constexpr int kFirstOpset = 13, kLastOpset = 22;
+constexpr int kFirstOpset = 11, kLastOpset = 22;
 
 /// Anything a file is refused for: "<file>: <what>".
 [[noreturn]] void bad(const std::string& file, const std::string& what) { throw DataError(file, what); }
@@ -430,7 +430,15 @@ struct Importer {
   void window(const onnx::NodeProto& n, Attrs& attrs, bool dilations, const IntList& kernel, const Shape& x) const;
   /// Whether a reduction takes its axes as input 1 (ReduceSum from opset 13, every other
   /// one from opset 18) rather than as the attribute `axes`.
-  bool axes_input(const onnx::NodeProto& n) const { return opset >= 18 || n.op_type() == "ReduceSum"; }
+  bool axes_input(const onnx::NodeProto& n) const { return opset >= 18 || (n.op_type() == "ReduceSum" && opset >= 13); }
+  /// Whether Squeeze, Unsqueeze and Split take their axes or sizes as input 1 (opset 13 on)
+  /// rather than as the attribute `axes` or `split` (opsets 11 and 12).
+  bool lists_as_input() const { return opset >= 13; }
+  /// Squeeze's or Unsqueeze's axes: input 1 or the attribute, as the opset has them.
+  IntList squeeze_axes(const onnx::NodeProto& n) const {
+    if (!lists_as_input()) return attr_ints(n, "axes", {});
+    return has_input(n, 1) ? const_ints(n, 1) : IntList{};
+  }
   /// A reduction's attributes: keepdims, and axes or noop_with_empty_axes as its opset has them.
   void only_reduce(const onnx::NodeProto& n) const {
     if (axes_input(n)) only(n, {"keepdims", "noop_with_empty_axes"});
@@ -517,7 +525,7 @@ void Importer::window(const onnx::NodeProto& n, Attrs& attrs, bool dilations, co
 
 /// How many inputs and outputs an operator takes in opsets 13 to 17 (ONNX's operator
 /// schemas), omitted optional ones ("") counted: a node outside the range is malformed.
-/// Importer::check_arity widens it for the later opsets (arity_in).
+/// Importer::check_arity adjusts it for the other opsets (arity_in).
 struct Arity {
   int min_in, max_in, min_out, max_out;
 };
@@ -574,6 +582,11 @@ std::string range_of(int lo, int hi, const char* what) {
 /// An operator's arity in `opset`: opset 18 gave the reductions their axes as an optional
 /// input (ReduceSum had it from 13) and Pad an optional input of the axes its pads are for.
 Arity arity_in(const std::string& op, Arity a, int opset) {
+  // Before opset 13 Squeeze, Unsqueeze, Split and ReduceSum took their axes or sizes as an
+  // attribute; before 12 Dropout its ratio; BatchNormalization had up to 5 outputs (training).
+  if (opset < 13 && (op == "Squeeze" || op == "Unsqueeze" || op == "Split" || op == "ReduceSum")) a.max_in = 1;
+  if (opset < 12 && op == "Dropout") a.max_in = 1;
+  if (opset < 14 && op == "BatchNormalization") a.max_out = 5;
   if (opset >= 18 && op.starts_with("Reduce") && op != "ReduceSum") a.max_in = 2;
   if (opset >= 18 && op == "Pad") a.max_in = 4;
   return a;
@@ -884,8 +897,9 @@ bool Importer::fold(const onnx::NodeProto& n) {
     return result(idx->shape().dims(), v);
   }
   if (t == "Unsqueeze" || t == "Squeeze") {
-    only(n, {});
-    const IntList axes = has_input(n, 1) ? const_ints(n, 1) : IntList{};
+    if (lists_as_input()) only(n, {});
+    else only(n, {"axes"});
+    const IntList axes = squeeze_axes(n);
     const Tensor* c = ints(0);
     if (!c) in(n, 0);  // names a missing input, or refuses a folded one
     std::vector<std::int64_t> dims = c ? c->shape().dims() : shape(values.at(n.input(0))).dims();
@@ -1182,7 +1196,8 @@ void Importer::convert(const onnx::NodeProto& n) {
   }
   if (t == "Dropout") {  // inference: the identity (a mask output, if asked for, is not supported)
     if (n.output_size() > 1 && !n.output(1).empty()) fail_node(n, "the mask output is not supported");
-    only(n, {"seed"});
+    if (opset < 12) only(n, {"seed", "ratio"});  // the ratio an attribute before opset 12
+    else only(n, {"seed"});
     return set(n, add(n, "identity", {in(n, 0)}, {}, 0));
   }
   if (t == "Pad") {  // constant mode (PyTorch puts a Pad of zeros before its average pools)
@@ -1508,7 +1523,8 @@ void Importer::convert(const onnx::NodeProto& n) {
     return set(n, add(n, "reshape", {moved}, {{"shape", out}}, 0));
   }
   if (t == "Split") {
-    only(n, {"axis", "num_outputs"});
+    if (lists_as_input()) only(n, {"axis", "num_outputs"});
+    else only(n, {"axis", "split"});
     const NodeId x = in(n, 0);
     Attrs attrs{{"axis", attr_int(n, "axis", 0)}};
     if (attr(n, "num_outputs", onnx::AttributeProto::INT)) {
@@ -1533,6 +1549,8 @@ void Importer::convert(const onnx::NodeProto& n) {
       }
     } else if (has_input(n, 1)) {
       attrs.emplace_back("sizes", const_ints(n, 1));
+    } else if (!lists_as_input() && attr(n, "split", onnx::AttributeProto::INTS)) {
+      attrs.emplace_back("sizes", attr_ints(n, "split", {}));
     } else {
       attrs.emplace_back("parts", static_cast<std::int64_t>(n.output_size()));
     }
@@ -1563,7 +1581,36 @@ void Importer::convert(const onnx::NodeProto& n) {
   if (t == "Softmax" || t == "LogSoftmax") {
     only(n, {"axis"});
     const Folded x = in_folded(n, 0);
-    std::int64_t axis = attr_int(n, "axis", -1);
+    std::int64_t axis = attr_int(n, "axis", opset < 13 ? 1 : -1);
+    if (opset < 13) {
+      // Before opset 13: the input as a matrix, the axes before `axis` (default 1) its rows
+      // and those from it on its columns, normalised along the rows. The same as a softmax
+      // along one axis when the axes after it hold one value each (`axis` the last: the
+      // attention's scores); otherwise through a reshape to [rows, columns] and back.
+      const std::vector<std::int64_t> dims = x.folded() ? onnx_dims(x.id, x.groups) : shape(x.id).dims();
+      const auto rank = static_cast<std::int64_t>(dims.size());
+      if (axis < -rank || axis >= std::max<std::int64_t>(rank, 1))
+        fail_node(n, fmt::format("axis {} is out of range for rank {}", axis, rank));
+      if (axis < 0) axis += rank;
+      std::int64_t last = std::max<std::int64_t>(rank - 1, 0);  // the last axis of more than one value
+      while (last > axis && dims[static_cast<std::size_t>(last)] == 1) --last;
+      if (last != axis) {
+        const Shape& xs = shape(x.id);
+        if (x.folded()) fail_node(n, "normalises over several axes of an input that folds the batch with others");
+        std::int64_t columns = 1;
+        for (int d = static_cast<int>(axis); d < xs.rank(); ++d) {
+          if (is_symbolic(xs[d])) fail_node(n, fmt::format("normalises over axis {} of {}, which has no fixed size", d, xs));
+          columns *= xs[d];
+        }
+        IntList rows, back;
+        for (int d = 0; d < xs.rank(); ++d) (d < axis ? rows : back).push_back(is_symbolic(xs[d]) ? 0 : xs[d]);
+        back.insert(back.begin(), rows.begin(), rows.end());
+        rows.push_back(columns);
+        const char* op = t == "Softmax" ? "softmax" : "log_softmax";
+        const NodeId normed = add(n, op, {add(n, "reshape", {x.id}, {{"shape", rows}})}, {{"axis", std::int64_t{-1}}});
+        return set(n, add(n, "reshape", {normed}, {{"shape", back}}, 0));
+      }
+    }
     if (x.folded()) {  // the axis of x's node that ONNX's axis is (one not folded)
       const auto rank = static_cast<std::int64_t>(x.groups.size());
       if (axis < -rank || axis >= rank) fail_node(n, fmt::format("axis {} is out of range for rank {}", axis, rank));

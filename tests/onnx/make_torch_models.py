@@ -391,6 +391,10 @@ def shuffler():
     return Shuffler(), (4, 6, 6)
 
 
+# The models also exported at opsets 11 and 12.
+OLD_OPSETS = ("mlp", "cnn", "ln_gelu", "view_cnn", "shape_math", "gated", "sequence1d", "norms", "encoder", "tiny_vit",
+              "bilinear")
+
 # name, model, whether the batch is dynamic (a fixed batch lets the exporter fold the shapes)
 for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", ln_gelu, True),
                             ("view_cnn", view_cnn, True), ("view_cnn_static", view_cnn, False),
@@ -423,4 +427,14 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
         torch.onnx.export(model, x, path, opset_version=17, input_names=["x"], output_names=["y"])
     np.save(os.path.join(out, f"{name}_x.npy"), x.numpy())
     np.save(os.path.join(out, f"{name}_y.npy"), y.numpy())
+    # Opsets 11 and 12, as older exporters write them (axes and sizes as attributes, softmax
+    # over a flattened matrix, layer norm and GELU decomposed).
+    if name in OLD_OPSETS:
+        for opset in (11, 12):
+            old = f"{name}_opset{opset}"
+            torch.onnx.export(model, x, os.path.join(out, f"{old}.onnx"), opset_version=opset, input_names=["x"],
+                              output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
+                              do_constant_folding=False)
+            np.save(os.path.join(out, f"{old}_x.npy"), x.numpy())
+            np.save(os.path.join(out, f"{old}_y.npy"), y.numpy())
     print(f"{path}: {sum(p.numel() for p in model.parameters())} parameters")

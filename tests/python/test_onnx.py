@@ -169,7 +169,10 @@ def torch_models(tmp_path_factory):
                                   "ceil_pools", "mobile", "regressor", "binary", "upsampler", "sequence1d", "norms",
                                   "fresh", "fresh_static", "group_norms",
                                   "positions", "transposed", "encoder", "encoder_static", "attend", "causal", "decoder",
-                                  "shuffler", "shuffler_static", "bilinear", "tiny_vit"])
+                                  "shuffler", "shuffler_static", "bilinear", "tiny_vit"] +
+                         [f"{m}_opset{o}" for m in ("mlp", "cnn", "ln_gelu", "view_cnn", "shape_math", "gated",
+                                                    "sequence1d", "norms", "encoder", "tiny_vit", "bilinear")
+                          for o in (11, 12)])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
     x = np.load(torch_models / f"{name}_x.npy")
@@ -186,13 +189,13 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert any(k.endswith(".running_var") for k in model.params)  # the batch norm's statistics came along
     # The heads folded into the batch, [T, N·H, d], are the node [T, N, H, d]: the batch
     # kept in its axis (0 in the shape), with or without dynamic axes.
-    if name.startswith("encoder"):
+    if name in ("encoder", "encoder_static"):
         assert "reshape(_enc_layers.0_self_attn_Slice_output_0, shape=[6, 0, 2, 8])" in str(model)
     if name == "attend":
         assert "shape=[9, 0, 3, 4]" in str(model)
     if name == "ln_gelu":
         assert "erf" in str(model) and "layer_norm" in str(model)
-    if name.startswith("view_cnn"):  # the computed shape [x.size(0), -1] keeps the batch
+    if name in ("view_cnn", "view_cnn_static"):  # the computed shape [x.size(0), -1] keeps the batch
         assert "reshape(_MaxPool_output_0, shape=[0, -1])" in str(model)
     if name == "gated":  # h[:, :8] and h[:, 8:] (to INT64_MAX in the file)
         assert str(model).count("slice(") == 2
@@ -474,7 +477,7 @@ def test_opsets_18_to_22_as_onnx_runtime_computes_them(tmp_path):
     # Where opgraph stops: opset 23, Gelu before 20, a norm of no axes with noop_with_empty_axes.
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     late = make_onnx(tmp_path, "late.onnx", [helper.make_node("Relu", ["x"], ["y"])], [x], [y], opset=23)
-    with pytest.raises(og.DataError, match=r"late.onnx: opset 23 of the default domain: opgraph imports opsets 13 to 22"):
+    with pytest.raises(og.DataError, match=r"late.onnx: opset 23 of the default domain: opgraph imports opsets 11 to 22"):
         og.load(late)
     early = make_onnx(tmp_path, "early.onnx", [helper.make_node("Gelu", ["x"], ["y"], name="g")], [x], [y])
     with pytest.raises(og.DataError, match=r"node 'g' \(Gelu, opset 17\): Gelu is an operator of opset 20 and later$"):
@@ -488,6 +491,39 @@ def test_opsets_18_to_22_as_onnx_runtime_computes_them(tmp_path):
                      opset=18)
     with pytest.raises(og.DataError, match=r"node 'r' \(ReduceMean, opset 18\): attribute 'axes' is not supported"):
         og.load(both)
+
+
+def test_opsets_11_and_12_as_onnx_runtime_computes_them(tmp_path):
+    # What opset 13 changed, as files of opsets 11 and 12 have it: Squeeze's, Unsqueeze's and
+    # ReduceSum's axes and Split's sizes as attributes, Dropout's ratio an attribute (11),
+    # Softmax and LogSoftmax over the input flattened to a matrix at `axis` (default 1): over
+    # [C, H, W] of an image at once, not along C. opgraph's outputs against ONNX Runtime's.
+    need_tools()
+    from onnx import TensorProto, helper
+    rng = np.random.default_rng(11)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 2, 4])
+    names = ["sm", "lsm", "sm_last", "u", "rs", "p1", "sq"]
+    outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in names]
+    nodes = [
+        helper.make_node("Dropout", ["x"], ["d"], ratio=0.25),
+        helper.make_node("Softmax", ["d"], ["sm"]),  # axis 1: over the 24 values of a sample
+        helper.make_node("LogSoftmax", ["x"], ["lsm"], axis=2),  # over each channel's 2 x 4
+        helper.make_node("Softmax", ["x"], ["sm_last"], axis=-1),
+        helper.make_node("Unsqueeze", ["x"], ["u"], axes=[1]),
+        helper.make_node("ReduceSum", ["x"], ["rs"], axes=[1, 3], keepdims=0),
+        helper.make_node("Split", ["x"], ["p0", "p1"], axis=1, split=[1, 2]),
+        helper.make_node("Squeeze", ["p0"], ["sq"], axes=[1]),
+    ]
+    for opset in (11, 12):
+        at = [n if n.op_type != "Dropout" or opset == 11 else helper.make_node("Dropout", ["x"], ["d"]) for n in nodes]
+        path = make_onnx(tmp_path, f"old_{opset}.onnx", at, [x], outs, opset=opset)
+        model = og.load(path)
+        for batch in (1, 4):
+            ours, theirs = outputs_beside_ort(model, path, rng.standard_normal((batch, 3, 2, 4)).astype(np.float32), names)
+            for name in names:
+                np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-5, atol=1e-6, err_msg=f"opset {opset}: {name}")
+    assert np.allclose(theirs["sm"].reshape(4, -1).sum(axis=1), 1.0)  # one softmax over each sample's 24 values
+    assert theirs["u"].shape == (4, 1, 3, 2, 4) and theirs["sq"].shape == (4, 2, 4) and theirs["rs"].shape == (4, 2)
 
 
 def test_norm_reductions_and_one_d_windows_as_onnx_runtime_computes_them(tmp_path):
@@ -626,7 +662,7 @@ def test_files_that_cannot_be_imported_say_why(tmp_path):
         with pytest.raises(og.DataError, match=r"node 'g' \(Gather, opset 17\): " + why):
             og.load(picked)
     old = make_onnx(tmp_path, "old.onnx", [helper.make_node("Relu", ["x"], ["y"])], [x], [y], opset=9)
-    with pytest.raises(og.DataError, match=r"old.onnx: opset 9 of the default domain: opgraph imports opsets 13 to 22"):
+    with pytest.raises(og.DataError, match=r"old.onnx: opset 9 of the default domain: opgraph imports opsets 11 to 22"):
         og.load(old)
     leaky = make_onnx(tmp_path, "leaky.onnx", [helper.make_node("Relu", ["x"], ["y"], name="r", foo=1)], [x], [y])
     with pytest.raises(og.DataError, match=r"node 'r' \(Relu, opset 17\): attribute 'foo' is not supported"):
