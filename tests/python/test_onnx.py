@@ -150,19 +150,24 @@ def test_an_op_without_a_lowering_is_named(tmp_path):
 
 # ---- import: models made by PyTorch --------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def torch_models(tmp_path_factory):
+def models_made_by(tmp_path_factory, module, script):
+    """A folder of the models tests/onnx/<script> makes, which needs the Python module
+    `module` (python3-<module>): skipped without it, failed with OPGRAPH_REQUIRE_TOOLS=1."""
     try:
-        import torch  # noqa: F401
+        __import__(module)
     except ImportError:
         if os.environ.get("OPGRAPH_REQUIRE_TOOLS") == "1":
-            pytest.fail("needs python3-torch, and OPGRAPH_REQUIRE_TOOLS=1")
-        pytest.skip("skipped: needs python3-torch to make the models")
-    folder = tmp_path_factory.mktemp("torch")
-    subprocess.run(["python3" if not shutil.which("/usr/bin/python3") else "/usr/bin/python3",
-                    os.path.join(SOURCE, "tests", "onnx", "make_torch_models.py"), str(folder)],
-                   check=True, capture_output=True)
+            pytest.fail(f"needs python3-{module}, and OPGRAPH_REQUIRE_TOOLS=1")
+        pytest.skip(f"skipped: needs python3-{module} to make the models")
+    folder = tmp_path_factory.mktemp(module)
+    subprocess.run(["/usr/bin/python3" if shutil.which("/usr/bin/python3") else "python3",
+                    os.path.join(SOURCE, "tests", "onnx", script), str(folder)], check=True, capture_output=True)
     return folder
+
+
+@pytest.fixture(scope="module")
+def torch_models(tmp_path_factory):
+    return models_made_by(tmp_path_factory, "torch", "make_torch_models.py")
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "ln_gelu", "view_cnn", "view_cnn_static", "shape_math", "gated",
@@ -243,17 +248,7 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
 
 @pytest.fixture(scope="module")
 def torchvision_models(tmp_path_factory):
-    try:
-        import torchvision  # noqa: F401
-    except ImportError:
-        if os.environ.get("OPGRAPH_REQUIRE_TOOLS") == "1":
-            pytest.fail("needs python3-torchvision, and OPGRAPH_REQUIRE_TOOLS=1")
-        pytest.skip("skipped: needs python3-torchvision to make the models")
-    folder = tmp_path_factory.mktemp("torchvision")
-    subprocess.run(["/usr/bin/python3" if shutil.which("/usr/bin/python3") else "python3",
-                    os.path.join(SOURCE, "tests", "onnx", "make_torchvision_models.py"), str(folder)],
-                   check=True, capture_output=True)
-    return folder
+    return models_made_by(tmp_path_factory, "torchvision", "make_torchvision_models.py")
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x0_5",
