@@ -240,6 +240,13 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
     // is data: a malformed number in the first row is an error, never a header.
     else if (is_name_row(first) && has_second && is_data_row(row, label_of(options, row.size())))
       header = CsvOptions::Header::names;
+    // Names over a row of numbers with a bad cell (text in a feature column, "?" for a
+    // missing value): the header still, so that the error is that cell's, under its name
+    // (it had been the first heading's, "not a number: 'age'"). Nothing is dropped: the
+    // row with the bad cell stops the reading either way.
+    else if (is_name_row(first) && has_second &&
+             std::any_of(row.begin(), row.end(), [](const Field& f) { return number(f.text).has_value(); }))
+      header = CsvOptions::Header::names;
     else if (is_gapped_name_row(first) && has_second) {
       // Unnamed columns: the second row, without them, must be data (a value under an
       // unnamed trailing column is then an error at its cell).
@@ -296,6 +303,26 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
   std::vector<std::string> label_texts;
   std::unordered_map<std::string, std::int32_t> label_index;
   std::int64_t rows = 0;
+  // The header's names of the columns read (unnamed ones left out), for messages.
+  std::vector<std::string> column_names;
+  if (header == CsvOptions::Header::names)
+    for (const Field& f : unnamed.any() ? without_unnamed(first, unnamed) : first) column_names.push_back(f.text);
+  // Why a feature cell is not a number, with what it looks like: a missing value (UCI's
+  // "?", pandas' "NA"), a decimal comma (a file separated by ';'), and the column's name.
+  auto not_a_number = [&](const Field& field, std::size_t c) {
+    std::string why = fmt::format("not a number: '{}'", printable(field.text));
+    std::string lower;
+    for (char ch : field.text) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    const bool decimal_comma = options.delimiter != ',' && std::count(field.text.begin(), field.text.end(), ',') == 1 &&
+                               number(std::string(field.text).replace(field.text.find(','), 1, "."));
+    if (lower == "?" || lower == "na" || lower == "n/a" || lower == "nan" || lower == "null" || lower == "none" ||
+        lower == "-" || lower == "missing")
+      why += ", a missing value? opgraph reads none: drop or fill the rows that have them";
+    else if (decimal_comma)
+      why += ", a decimal comma? write numbers with a decimal point";
+    if (c < column_names.size()) why += fmt::format(" (column '{}')", printable(column_names[c]));
+    return why;
+  };
   auto take = [&](const std::vector<Field>& whole) {
     if (unnamed.any()) {
       if (whole.size() != first.size())
@@ -345,7 +372,7 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
         throw DataError(fmt::format("{}:{}:{}", name, field.line, field.column),
                         field.text.empty() ? std::string("empty cell, expected a number")
                         : v ? fmt::format("{} does not fit a 32-bit float", field.text)
-                            : fmt::format("not a number: '{}'", printable(field.text)));
+                            : not_a_number(field, c));
       features.push_back(static_cast<float>(*v));
     }
     ++rows;

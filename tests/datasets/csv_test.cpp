@@ -74,6 +74,19 @@ TEST_CASE("csv: bad cells and rows are reported with their place") {
                        DataError);
   CHECK_THROWS_WITH_AS(parse_csv("1,2,\n", "d.csv"), "d.csv:1:5: empty label", DataError);
   CHECK_THROWS_WITH_AS(parse_csv("1,\"2,0\n", "d.csv"), "d.csv:1:3: unterminated quoted field", DataError);
+  // What a bad cell looks like, said: text in a feature column under its name (the header
+  // kept: the error had been its first heading's), a missing value, a decimal comma.
+  CHECK_THROWS_WITH_AS(parse_csv("age,sex,label\n30,male,0\n40,female,1\n", "d.csv"),
+                       "d.csv:2:4: not a number: 'male' (column 'sex')", DataError);
+  CHECK_THROWS_WITH_AS(parse_csv("1,2,0\nNA,4,1\n", "d.csv"),
+                       "d.csv:2:1: not a number: 'NA', a missing value? opgraph reads none: drop or fill the rows that "
+                       "have them",
+                       DataError);
+  CsvOptions semi;
+  semi.delimiter = ';';
+  CHECK_THROWS_WITH_AS(parse_csv("a;b;label\n1,5;2;0\n", "d.csv", semi),
+                       "d.csv:2:1: not a number: '1,5', a decimal comma? write numbers with a decimal point (column 'a')",
+                       DataError);
 }
 
 TEST_CASE("csv: labelled=false reads every column as a feature, and the labels are [n, 0]") {
@@ -227,7 +240,8 @@ TEST_CASE("csv: RFC 4180 quoting, and cells that are not finite f32 numbers") {
                        "j.csv:2:6: unexpected '\xc3\xa9' after a closing quote", DataError);
   CHECK_THROWS_WITH_AS(parse_csv("1,2,0\n3,\"4\"\x1b[2J,1\n", "j.csv"),
                        "j.csv:2:6: unexpected '\\x1b' after a closing quote", DataError);
-  CHECK_THROWS_WITH_AS(parse_csv("1,2,0\nnan,4,1\n", "n.csv"), "n.csv:2:1: not a number: 'nan'", DataError);
+  CHECK_THROWS_WITH_AS(parse_csv("1,2,0\nnan,4,1\n", "n.csv"), "n.csv:2:1: not a number: 'nan', a missing value? opgraph reads none: drop or fill the rows that have them",
+                       DataError);
   CHECK_THROWS_WITH_AS(parse_csv("1,2,0\ninf,4,1\n", "n.csv"), "n.csv:2:1: not a number: 'inf'", DataError);
   CHECK_THROWS_WITH_AS(parse_csv("1,2,0\n1e39,4,1\n", "n.csv"), "n.csv:2:1: 1e39 does not fit a 32-bit float",
                        DataError);
