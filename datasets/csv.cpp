@@ -20,7 +20,7 @@ namespace opgraph {
 namespace {
 
 /// A separator as messages name it: "commas", "tabs", "';'" (plural), or as the data
-/// spec's sep= key takes it ("comma", "tab", ";").
+/// spec's sep= key takes it ("comma", "tab", "semicolon").
 std::string separator_name(char sep, bool plural) {
   switch (sep) {
     case ',': return plural ? "commas" : "comma";

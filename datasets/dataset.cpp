@@ -145,10 +145,7 @@ Dataset Standardizer::apply(const Dataset& data) const {
     throw DataError(data.name,
                     fmt::format("each sample has {} features, the standardisation (fitted in training) takes {}{}", d,
                                 mean_.size(),
-                                static_cast<std::size_t>(d) + 1 == mean_.size()
-                                    ? " (one short: is the data's last column a feature? a CSV file's is read as the "
-                                      "label unless label=none)"
-                                    : ""));
+                                static_cast<std::size_t>(d) + 1 == mean_.size() ? kOneShortHint : ""));
   Dataset out = data;
   out.features = data.features.clone();
   for (std::int64_t i = 0; i < n; ++i)

@@ -10,6 +10,11 @@
 
 namespace opgraph {
 
+/// Said when data holds one value a sample fewer than a model or a standardisation takes:
+/// a CSV file's last column was read as the label, and data to predict on has none.
+inline constexpr const char* kOneShortHint =
+    " (one short: is the data's last column a feature? a CSV file's is read as the label unless label=none)";
+
 /// The most classes a dataset's labels may make (2^24): more than any vocabulary, and
 /// per-class tables (counts, a stratified split, a confusion matrix) stay bounded.
 inline constexpr std::int64_t kMaxClasses = std::int64_t{1} << 24;

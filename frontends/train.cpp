@@ -266,9 +266,7 @@ std::vector<Trainer::ResolvedFeed> Trainer::resolve_feeds(std::int64_t width) co
       if (model_.feeds.empty())
         throw DataError("data", fmt::format("each sample has {} values, the model's input '{}' takes {} per sample {}{}",
                                             width, f.input, want, per_sample,
-                                            count + 1 == want ? " (one short: is the data's last column a feature? a "
-                                                                "CSV file's is read as the label unless label=none)"
-                                                              : ""));
+                                            count + 1 == want ? kOneShortHint : ""));
       throw DataError("data", fmt::format("input '{}' takes {} values per sample {}, but its columns {}..{} are {}",
                                           f.input, want, per_sample, f.first, f.first + count - 1, count));
     }

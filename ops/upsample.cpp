@@ -10,6 +10,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include <opgraph/graph/op.hpp>
@@ -53,6 +54,12 @@ std::vector<Lerp> lerps(std::int64_t n, std::int64_t s, bool align_corners) {
   return out;
 }
 bool bilinear(const std::string& mode) { return mode == "bilinear"; }
+/// The rows' and the columns' interpolation of a call, from its geometry and align_corners.
+template <class K>
+std::pair<std::vector<Lerp>, std::vector<Lerp>> lerp_tables(const K& k, const Geometry& g) {
+  const bool corners = k.attr_bool("align_corners");
+  return {lerps(g.h, g.sh, corners), lerps(g.w, g.sw, corners)};
+}
 
 /// f(plane) for every (n, c) plane of x, a task per group of planes.
 template <class F>
@@ -110,8 +117,9 @@ OPGRAPH_OP(upsample2d)
       const Geometry g = geometry_of(k, x);
       T* y = k.out().data;
       if (bilinear(k.attr_string("mode"))) {
-        const bool corners = k.attr_bool("align_corners");
-        const std::vector<Lerp> rows = lerps(g.h, g.sh, corners), cols = lerps(g.w, g.sw, corners);
+        const auto tables = lerp_tables(k, g);  // not a structured binding: clang before 16 cannot capture one
+        const std::vector<Lerp>& rows = tables.first;
+        const std::vector<Lerp>& cols = tables.second;
         for_each_plane(x.dims[0] * x.dims[1], g.out_plane(), [&](std::int64_t p) {
           const T* src = x.data + p * g.in_plane();
           T* dst = y + p * g.out_plane();
@@ -146,8 +154,9 @@ OPGRAPH_OP(upsample2d)
       const Geometry g = geometry_of(k, dx);
       const T* gy = k.grad_out().data;
       if (bilinear(k.attr_string("mode"))) {
-        const bool corners = k.attr_bool("align_corners");
-        const std::vector<Lerp> rows = lerps(g.h, g.sh, corners), cols = lerps(g.w, g.sw, corners);
+        const auto tables = lerp_tables(k, g);  // not a structured binding: clang before 16 cannot capture one
+        const std::vector<Lerp>& rows = tables.first;
+        const std::vector<Lerp>& cols = tables.second;
         for_each_plane(dx.dims[0] * dx.dims[1], g.out_plane(), [&](std::int64_t p) {
           const T* src = gy + p * g.out_plane();
           T* dst = dx.data + p * g.in_plane();

@@ -769,14 +769,14 @@ std::string with_training_transforms(const std::string& given, const std::string
     return given;  // load_data says what is wrong with it
   }
   std::string out = given, added;
-  if (!g->has("scale") && t->has("scale")) {
-    out += (g->keys().empty() ? ":" : ",") + fmt::format("scale={}", t->string("scale"));
-    added = fmt::format("scaled by {}", t->string("scale"));
-  }
-  if (!g->has("standardize") && t->flag("standardize", false)) {
-    out += (out.find(':') == std::string::npos ? ":" : ",") + std::string("standardize=true");
-    added += (added.empty() ? "" : " and ") + std::string("standardized with the training data's statistics");
-  }
+  auto append = [&](const std::string& item, const std::string& what) {
+    out += (out.find(':') == std::string::npos ? ":" : ",") + item;
+    added += (added.empty() ? "" : " and ") + what;
+  };
+  if (!g->has("scale") && t->has("scale"))
+    append("scale=" + t->string("scale"), "scaled by " + t->string("scale"));
+  if (!g->has("standardize") && t->flag("standardize", false))
+    append("standardize=true", "standardized with the training data's statistics");
   if (!added.empty())
     notes.push_back(fmt::format("data '{}': {}, as in training ('{}'); scale=1 or standardize=false read it as it is",
                                 given, added, trained));

@@ -30,8 +30,10 @@ namespace opgraph {
 
 namespace {
 
-/// The opsets of the default domain the importer reads. Of what it converts, opsets 18 to
-/// 22 change the reductions' axes (an input from 18), Split (num_outputs), Pad (an input of
+/// The opsets of the default domain the importer reads. Of what it converts, opsets 11 and
+/// 12 take Squeeze's, Unsqueeze's and ReduceSum's axes and Split's sizes as attributes (and
+/// Dropout's ratio, 11) and normalise Softmax over a flattened matrix; opsets 18 to 22
+/// change the reductions' axes (an input from 18), Split (num_outputs), Pad (an input of
 /// axes), Resize (antialias, axes, keep_aspect_ratio_policy; half_pixel_symmetric) and
 /// AveragePool (dilations), and add Mish (18) and Gelu (20); the rest are new types.
 constexpr int kFirstOpset = 11, kLastOpset = 22;
@@ -434,9 +436,10 @@ struct Importer {
   /// Whether Squeeze, Unsqueeze and Split take their axes or sizes as input 1 (opset 13 on)
   /// rather than as the attribute `axes` or `split` (opsets 11 and 12).
   bool lists_as_input() const { return opset >= 13; }
-  /// Squeeze's or Unsqueeze's axes: input 1 or the attribute, as the opset has them.
-  IntList squeeze_axes(const onnx::NodeProto& n) const {
-    if (!lists_as_input()) return attr_ints(n, "axes", {});
+  /// The axes a node names, empty for none: the constant input 1 when `as_input`, else the
+  /// attribute `axes`.
+  IntList axes_of(const onnx::NodeProto& n, bool as_input) const {
+    if (!as_input) return attr_ints(n, "axes", {});
     return has_input(n, 1) ? const_ints(n, 1) : IntList{};
   }
   /// A reduction's attributes: keepdims, and axes or noop_with_empty_axes as its opset has them.
@@ -444,11 +447,8 @@ struct Importer {
     if (axes_input(n)) only(n, {"keepdims", "noop_with_empty_axes"});
     else only(n, {"axes", "keepdims"});
   }
-  /// The axes a reduction names, empty for none: the attribute, or the constant input 1.
-  IntList reduce_axes(const onnx::NodeProto& n) const {
-    if (!axes_input(n)) return attr_ints(n, "axes", {});
-    return has_input(n, 1) ? const_ints(n, 1) : IntList{};
-  }
+  /// The axes a reduction names, empty for none.
+  IntList reduce_axes(const onnx::NodeProto& n) const { return axes_of(n, axes_input(n)); }
   /// A reduction that names no axes with noop_with_empty_axes = 1: the identity.
   bool reduces_nothing(const onnx::NodeProto& n) const {
     return axes_input(n) && reduce_axes(n).empty() && attr_int(n, "noop_with_empty_axes", 0) != 0;
@@ -579,11 +579,12 @@ std::string range_of(int lo, int hi, const char* what) {
   return fmt::format("{} to {} {}s", lo, hi, what);
 }
 
-/// An operator's arity in `opset`: opset 18 gave the reductions their axes as an optional
-/// input (ReduceSum had it from 13) and Pad an optional input of the axes its pads are for.
+/// An operator's arity in `opset`: before 13 Squeeze, Unsqueeze, Split and ReduceSum took
+/// their axes or sizes as an attribute, before 12 Dropout its ratio, and before 14
+/// BatchNormalization had up to 5 outputs (training); opset 18 gave the reductions their
+/// axes as an optional input (ReduceSum had it from 13) and Pad an optional input of the
+/// axes its pads are for.
 Arity arity_in(const std::string& op, Arity a, int opset) {
-  // Before opset 13 Squeeze, Unsqueeze, Split and ReduceSum took their axes or sizes as an
-  // attribute; before 12 Dropout its ratio; BatchNormalization had up to 5 outputs (training).
   if (opset < 13 && (op == "Squeeze" || op == "Unsqueeze" || op == "Split" || op == "ReduceSum")) a.max_in = 1;
   if (opset < 12 && op == "Dropout") a.max_in = 1;
   if (opset < 14 && op == "BatchNormalization") a.max_out = 5;
@@ -899,7 +900,7 @@ bool Importer::fold(const onnx::NodeProto& n) {
   if (t == "Unsqueeze" || t == "Squeeze") {
     if (lists_as_input()) only(n, {});
     else only(n, {"axes"});
-    const IntList axes = squeeze_axes(n);
+    const IntList axes = axes_of(n, lists_as_input());
     const Tensor* c = ints(0);
     if (!c) in(n, 0);  // names a missing input, or refuses a folded one
     std::vector<std::int64_t> dims = c ? c->shape().dims() : shape(values.at(n.input(0))).dims();

@@ -1,6 +1,6 @@
 // ONNX export and import. Export: a model's eval-mode inference graph as an ONNX file
 // (opset 17), every op written by its lowering (graph/lowering.hpp). Import: an ONNX file
-// (opsets 13-22) as an ordinary Graph with its parameter values. docs/onnx.md lists the
+// (opsets 11-22) as an ordinary Graph with its parameter values. docs/onnx.md lists the
 // operators both ways.
 #pragma once
 

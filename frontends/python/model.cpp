@@ -240,10 +240,11 @@ Samples samples(PyModel& m, const py::handle& x, const py::handle& y, const char
   s.data.name = fmt::format("{}: x", call);
   if (!y.is_none()) {
     // Class names (strings) are not numbered behind the caller's back: say how.
-    if (py::isinstance<py::array>(y) && std::string("USO").find(py::reinterpret_borrow<py::array>(y).dtype().kind()) !=
-                                            std::string::npos &&
-        py::reinterpret_borrow<py::array>(y).size() > 0 &&
-        py::isinstance<py::str>(py::reinterpret_borrow<py::array>(y).attr("flat")[py::int_(0)]))
+    const auto texts = [](const py::array& a) {  // strings, or objects that are strings
+      return std::string("USO").find(a.dtype().kind()) != std::string::npos && a.size() > 0 &&
+             py::isinstance<py::str>(a.attr("flat")[py::int_(0)]);
+    };
+    if (py::isinstance<py::array>(y) && texts(py::reinterpret_borrow<py::array>(y)))
       throw py::type_error(fmt::format("{}: y: class names (text), not class indices: number them, as names, y = "
                                        "np.unique(y, return_inverse=True) does (class i is names[i])",
                                        call));
