@@ -26,6 +26,8 @@
 #include <opgraph/graph/registry.hpp>
 #include <opgraph/graph/size.hpp>
 
+#include "fold.hpp"
+
 namespace opgraph {
 
 namespace {
@@ -37,6 +39,19 @@ namespace {
 /// axes), Resize (antialias, axes, keep_aspect_ratio_policy; half_pixel_symmetric) and
 /// AveragePool (dilations), and add Mish (18) and Gelu (20); the rest are new types.
 constexpr int kFirstOpset = 11, kLastOpset = 22;
+
+/// Operators opgraph has no op for, computed at import when their inputs are constants
+/// (fold.hpp): positions, encodings and masks that depend on no input.
+const std::vector<std::string>& constants_only_operators() {
+  static const std::vector<std::string> ops = {"And", "ArgMax", "ArgMin", "Atan", "Ceil", "Cos", "CumSum", "Floor",
+                                               "GatherElements", "Mod", "Or", "Range", "Round", "ScatterElements",
+                                               "ScatterND", "Sign", "Sin", "Size", "Tan", "Trilu", "Xor"};
+  return ops;
+}
+bool computed_only_at_import(const std::string& op_type) {
+  const auto& ops = constants_only_operators();
+  return std::find(ops.begin(), ops.end(), op_type) != ops.end();
+}
 
 /// Anything a file is refused for: "<file>: <what>".
 [[noreturn]] void bad(const std::string& file, const std::string& what) { throw DataError(file, what); }
@@ -62,8 +77,9 @@ Tensor tensor_of(const onnx::TensorProto& t, const std::string& file, const std:
     case onnx::TensorProto::DOUBLE: dtype = DType::f64; width = 8; break;
     case onnx::TensorProto::INT64: dtype = DType::i64; width = 8; break;
     case onnx::TensorProto::INT32: dtype = DType::i64; width = 4; break;
+    case onnx::TensorProto::BOOL: dtype = DType::i64; width = 1; break;  // 0 and 1, as the folder computes them
     default:
-      bad(file, fmt::format("{} '{}' holds {} values: opgraph reads float, double, int64 and int32 tensors", what,
+      bad(file, fmt::format("{} '{}' holds {} values: opgraph reads float, double, int64, int32 and bool tensors", what,
                             t.name(), onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(t.data_type()))));
   }
   // The values must be there before the tensor is made: a few bytes of file can declare
@@ -91,6 +107,8 @@ Tensor tensor_of(const onnx::TensorProto& t, const std::string& file, const std:
         std::memcpy(&v, raw.data() + i * 4, 4);
         out.data<std::int64_t>()[i] = v;
       }
+    } else if (t.data_type() == onnx::TensorProto::BOOL) {
+      for (std::size_t i = 0; i < n; ++i) out.data<std::int64_t>()[i] = raw[i] != 0;
     } else if (n > 0) {
       std::memcpy(out.raw(), raw.data(), n * width);
     }
@@ -105,6 +123,10 @@ Tensor tensor_of(const onnx::TensorProto& t, const std::string& file, const std:
       break;
     case onnx::TensorProto::INT64:
       std::copy(t.int64_data().begin(), t.int64_data().end(), out.data<std::int64_t>());
+      break;
+    case onnx::TensorProto::BOOL:
+      std::transform(t.int32_data().begin(), t.int32_data().end(), out.data<std::int64_t>(),
+                     [](std::int32_t v) { return std::int64_t{v != 0}; });
       break;
     default:
       std::copy(t.int32_data().begin(), t.int32_data().end(), out.data<std::int64_t>());
@@ -203,6 +225,13 @@ struct Importer {
   // them), and values read as true where nonzero (a float cast to BOOL, for Where).
   std::unordered_set<std::string> masks, truthy;
   std::unordered_map<std::string, Tensor> constants;  // initializers and Constant outputs not yet nodes
+  // The float initializers: weights, which a constant folded at import would stop
+  // fine-tuning from training (W * 2 stays a parameter and a scale).
+  std::unordered_set<std::string> weights;
+  // Integer constants computed from the batch's size (see fold): the folder leaves them alone.
+  std::unordered_set<std::string> batch_sizes;
+  // The values some node or the graph's outputs read.
+  std::unordered_set<std::string> read;
   std::vector<std::pair<std::string, Tensor>> param_values, state_values;
   std::unordered_set<std::string> names;  // opgraph names taken
   std::int64_t exported_batch = 0;        // the inputs' first dimension in the file, when fixed (0: symbolic)
@@ -427,6 +456,8 @@ struct Importer {
   void convert(const onnx::NodeProto& n);
   void check_batch_fill(const onnx::NodeProto& n);
   bool fold(const onnx::NodeProto& n);
+  bool fold_constant(const onnx::NodeProto& n);
+  bool fold_sizes(const onnx::NodeProto& n);
   void reshape_to(const onnx::NodeProto& n, NodeId x, const std::vector<std::int64_t>& dims);
   void reshape_folded(const onnx::NodeProto& n, const Folded& x, std::vector<std::int64_t> dims);
   void window(const onnx::NodeProto& n, Attrs& attrs, bool dilations, const IntList& kernel, const Shape& x) const;
@@ -566,6 +597,11 @@ const std::unordered_map<std::string, Arity>& arities() {
     a["ConstantOfShape"] = {1, 1, 1, 1};
     a["Tile"] = {2, 2, 1, 1};
     a["DepthToSpace"] = a["SpaceToDepth"] = {1, 1, 1, 1};
+    for (const char* t : {"ArgMax", "ArgMin", "Atan", "Ceil", "Cos", "Floor", "Round", "Sign", "Sin", "Size", "Tan"})
+      a[t] = {1, 1, 1, 1};
+    for (const char* t : {"And", "Or", "Xor", "Mod", "GatherElements", "CumSum"}) a[t] = {2, 2, 1, 1};
+    a["Range"] = a["ScatterND"] = a["ScatterElements"] = {3, 3, 1, 1};
+    a["Trilu"] = {1, 2, 1, 1};
     return a;
   }();
   return table;
@@ -715,8 +751,78 @@ void Importer::reshape_folded(const onnx::NodeProto& n, const Folded& x, std::ve
 /// the batch), these are computed here and the Reshape reads the result. Unsqueeze and
 /// Squeeze of a tensor of the graph become a reshape; a Cast of one to float, nothing.
 /// Returns whether n was handled.
+/// Node n computed at import by the folder (fold.hpp) when every input is known there: a
+/// constant not yet a node, not a weight (a float initializer), not computed from the
+/// batch's size (batch_sizes), none past the folder's limit. The batch's sizes and ConstantOfShape by the batch are left
+/// to fold() below, which knows what they may become.
+bool Importer::fold_constant(const onnx::NodeProto& n) {
+  if (!onnx_fold::evaluates(n.op_type())) return false;
+  std::vector<const Tensor*> in;
+  for (int i = 0; i < n.input_size(); ++i) {
+    if (!has_input(n, i)) {
+      in.push_back(nullptr);
+      continue;
+    }
+    const std::string& name = n.input(i);
+    if (values.count(name) || batch_fills.count(name) || aliases.count(name) || weights.count(name) ||
+        batch_sizes.count(name))
+      return false;
+    const Tensor* c = constant(name);
+    if (!c || c->numel() > onnx_fold::kMaxValues) return false;
+    in.push_back(c);
+  }
+  if (in.empty()) return false;
+  std::vector<Tensor> out;
+  try {
+    out = onnx_fold::evaluate(n, opset, in);
+  } catch (const onnx_fold::FoldError& e) {
+    fail_node(n, e.what());
+  }
+  for (std::size_t k = 0; k < out.size() && k < static_cast<std::size_t>(n.output_size()); ++k)
+    if (!n.output(static_cast<int>(k)).empty()) constants.insert_or_assign(n.output(static_cast<int>(k)), std::move(out[k]));
+  return true;
+}
+
 bool Importer::fold(const onnx::NodeProto& n) {
+  if (fold_constant(n)) return true;
+  if (!fold_sizes(n)) return false;
+  // Sizes that hold the batch (kBatch: Shape of a value with it, and what is computed from
+  // them and still holds it) stay with fold_sizes, which knows what the batch may become.
+  // Known by origin, not by value alone: a file's own INT64_MIN + 1 (a Slice's end "to
+  // the start") is a number; a width gathered from a shape with the batch is one too.
+  bool from_batch = false;
+  for (int i = 0; i < n.input_size(); ++i) from_batch = from_batch || batch_sizes.count(n.input(i)) > 0;
+  for (int k = 0; k < n.output_size(); ++k) {
+    // (constants, not constant(): that would count a fill sized by the batch as read)
+    const auto it = n.output(k).empty() || values.count(n.output(k)) ? constants.end() : constants.find(n.output(k));
+    const Tensor* c = it == constants.end() ? nullptr : &it->second;
+    bool holds = false;
+    if (c && c->dtype() == DType::i64 && (from_batch || n.op_type() == "Shape"))
+      for (std::int64_t v : c->values<std::int64_t>()) holds = holds || is_batch(v);
+    if (holds) batch_sizes.insert(n.output(k));
+  }
+  return true;
+}
+
+bool Importer::fold_sizes(const onnx::NodeProto& n) {
   const std::string& t = n.op_type();
+  if (computed_only_at_import(t)) {
+    for (int i = 0; i < n.input_size(); ++i) {
+      const std::string& name = n.input(i);
+      const char* what = !has_input(n, i)      ? nullptr
+                         : values.count(name) ? "data (a tensor of the graph)"
+                         : weights.count(name) || aliases.count(name)
+                             ? "a weight (a float initializer, which fine-tuning trains)"
+                         : batch_sizes.count(name) || batch_fills.count(name)
+                             ? "computed from the batch's size (not a number until a plan is compiled)"
+                             : nullptr;
+      if (what)
+        fail_node(n, fmt::format("opgraph computes {} only at import, from constants, and its input '{}' is {}; "
+                                 "opgraph has no op for it (a plugin can add one: docs/adding-an-op.md)",
+                                 t, name, what));
+    }
+    fail_node(n, "its inputs are not all known at import");
+  }
   auto ints = [&](int i) -> const Tensor* {
     if (!has_input(n, i)) return nullptr;
     const Tensor* c = constant(n.input(i));
@@ -1155,7 +1261,16 @@ const std::vector<std::string>& supported_operators() {
       "ReduceMin", "ReduceProd (of sizes)", "ReduceSum", "ReduceSumSquare", "Relu",
       "Reshape", "Resize (nearest, linear)", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Softsign", "SpaceToDepth", "Split", "Sqrt", "Squeeze",
       "Sub", "Sum", "Tanh", "Tile", "Transpose", "Unsqueeze", "Where"};
-  return supported;
+  static const std::vector<std::string> all = [] {
+    std::vector<std::string> out = supported;
+    for (const auto& op : constants_only_operators()) out.push_back(op + " (of constants)");
+    std::sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
+      return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(),
+                                          [](char x, char y) { return std::tolower(x) < std::tolower(y); });
+    });
+    return out;
+  }();
+  return all;
 }
 
 /// Whether op_type is one of supported_operators (its name before any note).
@@ -1195,11 +1310,14 @@ void Importer::convert(const onnx::NodeProto& n) {
     }
     return unary("identity");
   }
-  if (t == "Dropout") {  // inference: the identity (a mask output, if asked for, is not supported)
-    if (n.output_size() > 1 && !n.output(1).empty()) fail_node(n, "the mask output is not supported");
+  if (t == "Dropout") {  // inference: the identity (a mask output, if read, is not supported)
+    // PyTorch 1.13 names the mask of F.dropout(x, p, training=False) though nothing reads it.
+    if (n.output_size() > 1 && !n.output(1).empty() && read.count(n.output(1)))
+      fail_node(n, "its mask output is read, which opgraph does not support");
     if (opset < 12) only(n, {"seed", "ratio"});  // the ratio an attribute before opset 12
     else only(n, {"seed"});
-    return set(n, add(n, "identity", {in(n, 0)}, {}, 0));
+    const Folded x = in_folded(n, 0);  // attention's probabilities may fold the batch
+    return set_folded(n, add(n, "identity", {x.id}, {}, 0), x.groups);
   }
   if (t == "Pad") {  // constant mode (PyTorch puts a Pad of zeros before its average pools)
     only(n, {"mode"});
@@ -1958,6 +2076,30 @@ void Importer::convert(const onnx::NodeProto& n) {
       }
       if (count == 1) dims[static_cast<std::size_t>(found)] = batch_times(dims[static_cast<std::size_t>(found)] / exported_batch);
     }
+    // A -1 that takes the batch with other sizes (Swin's attn.view(-1, heads, T, T) of [N,
+    // windows, heads, T, T]): the multiple of the batch it is, for reshape_folded.
+    if (std::count(dims.begin(), dims.end(), -1) == 1) {
+      const std::vector<std::int64_t> xd = onnx_dims(x.id, x.groups);
+      std::int64_t rest = 1, factor = 0, others = 1;  // x's sizes but the batch's, its multiple, dims' sizes
+      bool known = true, batch_named = false;
+      for (std::int64_t v : xd) {
+        if (is_batch(v)) factor = multiple_of(v);
+        else known = known && v >= 0 && mul_fits(rest, v, &rest);
+      }
+      std::vector<std::int64_t> sized = dims;
+      for (std::size_t i = 0; i < sized.size(); ++i) {
+        if (sized[i] == 0 && i < xd.size()) sized[i] = xd[i];
+        if (sized[i] == -1) continue;
+        if (is_batch(sized[i])) batch_named = true;
+        else known = known && sized[i] > 0 && mul_fits(others, sized[i], &others);
+      }
+      std::int64_t all = 0;
+      if (known && factor > 0 && !batch_named && mul_fits(rest, factor, &all) && all % others == 0 &&
+          all / others > 1 && all / others < kMaxMultiple) {
+        std::replace(sized.begin(), sized.end(), std::int64_t{-1}, batch_times(all / others));
+        dims = sized;
+      }
+    }
     const bool multiples = std::any_of(dims.begin(), dims.end(), [](std::int64_t d) { return is_batch(d) && d != kBatch; });
     if (!x.folded() && !multiples) return reshape_to(n, x.id, dims);
     return reshape_folded(n, x, dims);
@@ -2028,37 +2170,60 @@ void Importer::convert(const onnx::NodeProto& n) {
   if (t == "Gather") {
     only(n, {"axis"});
     const Tensor* idx = unbound_constant(n, 1);
-    if (idx && idx->dtype() == DType::i64 && values.count(n.input(0))) {
-      // Constant indices into a value (x[:, -1] and x[:, 0], a sequence's last or first
-      // position; x[:, [2, 0]]): slices of one along the axis, side by side (concat), the
-      // axis dropped for a single index.
-      const NodeId x = in(n, 0);
+    bool known = idx && idx->dtype() == DType::i64 && (values.count(n.input(0)) || unbound_constant(n, 0));
+    for (std::int64_t k = 0; known && k < idx->numel(); ++k) known = !is_batch(idx->data<std::int64_t>()[k]);
+    if (known) {
+      // Indices known at import into a value or a weight (x[:, -1], a sequence's last
+      // position; x[:, [2, 0]]; an embedding table's rows at torch.arange(T); a relative
+      // position bias read from its table): take along the axis, then the indices' axes
+      // in its place (none for a single index).
+      // A value that folds the batch with other axes ([3, N·4, 2, 16, 12], a shifted
+      // window's q, k, v side by side) is indexed along an axis it does not fold, its node's
+      // axes grouped as before.
+      const Folded fx = in_folded(n, 0);
+      const NodeId x = fx.id;
       const Shape xs = shape(x);
-      const std::int64_t rank = xs.rank(), a = attr_int(n, "axis", 0);
-      if (a < -rank || a >= rank) fail_node(n, fmt::format("axis {} is out of range for {}", a, xs));
-      const std::int64_t axis = a < 0 ? a + rank : a;
-      if (is_symbolic(xs[axis]))
+      const std::int64_t rank = static_cast<std::int64_t>(fx.groups.size()), a = attr_int(n, "axis", 0);
+      if (a < -rank || a >= rank)
+        fail_node(n, fmt::format("axis {} is out of range for {}", a, dims_text(onnx_dims(x, fx.groups))));
+      const std::int64_t onnx_axis = a < 0 ? a + rank : a;
+      std::int64_t axis = 0;  // the node's axis
+      for (std::int64_t d = 0; d < onnx_axis; ++d) axis += fx.groups[static_cast<std::size_t>(d)];
+      if (fx.groups[static_cast<std::size_t>(onnx_axis)] != 1)
+        fail_node(n, fmt::format("gathers along axis {} of {}, which folds the batch with other axes", onnx_axis,
+                                 dims_text(onnx_dims(x, fx.groups))));
+      if (is_symbolic(xs[static_cast<int>(axis)]))
         fail_node(n, fmt::format("gathers along axis {} of {}, which is {}: only axes of a fixed size are indexed",
                                  axis, xs, axis == 0 && xs[0] == N ? "the batch" : "symbolic"));
-      if (idx->shape().rank() > 1) fail_node(n, "indices of rank above 1 are not supported");
-      for (int d = static_cast<int>(axis) + 1; d < rank && idx->shape().rank() == 0; ++d)
-        if (is_symbolic(xs[d])) fail_node(n, fmt::format("dropping axis {} of {}, with a symbolic axis after it", axis, xs));
-      std::vector<NodeId> parts;
-      for (std::int64_t k = 0; k < idx->numel(); ++k) {
-        std::int64_t i = idx->data<std::int64_t>()[k];
-        if (i < -xs[axis] || i >= xs[axis]) fail_node(n, fmt::format("index {} is out of range for axis {} of {}", i, axis, xs));
-        if (i < 0) i += xs[axis];
-        parts.push_back(add(n, "slice", {x}, {{"begin", IntList{i}}, {"end", IntList{i + 1}}, {"step", IntList{1}},
-                                             {"axes", IntList{axis}}}));
-      }
-      if (parts.empty()) fail_node(n, "no indices");
-      if (idx->shape().rank() == 1)
-        return set(n, parts.size() == 1 ? add(n, "identity", {parts[0]}, {}, 0)
-                                        : add(n, "concat", std::move(parts), {{"axis", axis}}, 0));
+      if (idx->numel() == 0) fail_node(n, "no indices");
+      const IntList all(idx->data<std::int64_t>(), idx->data<std::int64_t>() + idx->numel());
+      for (std::int64_t i : all)
+        if (i < -xs[static_cast<int>(axis)] || i >= xs[static_cast<int>(axis)])
+          fail_node(n, fmt::format("index {} is out of range for axis {} of {}", i, axis, xs));
+      const bool flat = idx->shape().rank() == 1;
+      const NodeId taken = add(n, "take", {x}, {{"indices", all}, {"axis", axis}}, flat ? 0 : -1);
+      if (flat) return set_folded(n, taken, fx.groups);
+      // The indices' axes in place of the taken one: 0 keeps a size where it stays, -1 finds
+      // the batch where it moves (a single index drops the axis before it).
       IntList dims;
-      for (std::int64_t d = 0; d < rank; ++d)
-        if (d != axis) dims.push_back(is_symbolic(xs[d]) ? 0 : xs[d]);
-      return set(n, add(n, "reshape", {parts[0]}, {{"shape", dims}}, 0));
+      std::vector<int> groups;
+      bool batch_moves = false;
+      for (std::int64_t d = 0; d < xs.rank(); ++d) {
+        if (d == axis) {
+          for (std::int64_t v : idx->shape().dims()) dims.push_back(v);
+          batch_moves = idx->shape().rank() != 1;
+          continue;
+        }
+        if (!is_symbolic(xs[static_cast<int>(d)])) dims.push_back(xs[static_cast<int>(d)]);
+        else if (!batch_moves) dims.push_back(0);
+        else if (xs[static_cast<int>(d)] == N && std::find(dims.begin(), dims.end(), -1) == dims.end()) dims.push_back(-1);
+        else fail_node(n, fmt::format("moving axis {} of {}, a symbolic axis after the indexed one", d, xs));
+      }
+      for (std::int64_t g = 0; g < rank; ++g) {
+        if (g != onnx_axis) groups.push_back(fx.groups[static_cast<std::size_t>(g)]);
+        else groups.insert(groups.end(), static_cast<std::size_t>(idx->shape().rank()), 1);
+      }
+      return set_folded(n, add(n, "reshape", {taken}, {{"shape", dims}}, 0), groups);
     }
     if (attr_int(n, "axis", 0) != 0) fail_node(n, "only axis=0 (an embedding lookup) is supported");
     return set(n, add(n, "embedding", {in(n, 1), in(n, 0)}, {}, 0));
@@ -2083,7 +2248,11 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
                           "opset_version=17)",
                           im.opset, kFirstOpset, kLastOpset));
   const onnx::GraphProto& g = model.graph();
-  for (const auto& init : g.initializer()) im.constants.emplace(init.name(), tensor_of(init, file, "initializer"));
+  for (const auto& init : g.initializer()) {
+    Tensor value = tensor_of(init, file, "initializer");
+    if (value.dtype() != DType::i64) im.weights.insert(init.name());
+    im.constants.emplace(init.name(), std::move(value));
+  }
 
   // Inputs (not initializers): the batch dimension N first, fixed sizes after it. The
   // batch is a first dimension the file leaves symbolic; in a file whose inputs are all of
@@ -2127,6 +2296,9 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
     im.values[vi.name()] = im.graph.add_input(name, Shape(std::move(dims)), file, elem == onnx::TensorProto::INT64);
   }
 
+  for (const auto& node : g.node())
+    for (const auto& in : node.input()) im.read.insert(in);
+  for (const auto& o : g.output()) im.read.insert(o.name());
   // Nodes in dependency order (Boost.Graph's topological sort), whatever order the file has.
   const int count = g.node_size();
   std::unordered_map<std::string, int> producer;

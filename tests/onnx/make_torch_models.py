@@ -4,6 +4,7 @@ seeds, exported by torch.onnx.export (opset 17, a dynamic batch but for one), wi
 of inputs and PyTorch's outputs for them (.npy beside each .onnx).
 
   python3 make_torch_models.py OUT_DIR"""
+import math
 import os
 import sys
 
@@ -391,6 +392,84 @@ def shuffler():
     return Shuffler(), (4, 6, 6)
 
 
+class LearnedPositions(nn.Module):
+    """A GPT's inputs: tokens through a linear layer plus an embedding of the positions
+    torch.arange(T) computed in forward (Range from the input's shape, then Gather from the
+    table: rows picked by indices known at import)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tok, self.pos, self.head = nn.Linear(8, 16), nn.Embedding(32, 16), nn.Linear(16, 4)
+
+    def forward(self, x):  # [N, 10, 8]
+        p = torch.arange(0, x.shape[1], dtype=torch.long)
+        return self.head(torch.relu(self.tok(x) + self.pos(p)))
+
+
+def learned_positions():
+    return LearnedPositions(), (10, 8)
+
+
+class Sinusoidal(nn.Module):
+    """The transformer's sinusoidal position encoding computed in forward: Range, Exp, Sin and
+    Cos of positions, written into zeros at the even and odd columns (ScatterND)."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x):  # [N, 10, 16]
+        t, d = x.shape[1], x.shape[2]
+        pos = torch.arange(t, dtype=torch.float32).unsqueeze(1)
+        div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+        pe = torch.zeros(t, d)
+        pe[:, 0::2] = torch.sin(pos * div)
+        pe[:, 1::2] = torch.cos(pos * div)
+        return self.head(x + pe)
+
+
+def sinusoidal():
+    return Sinusoidal(), (10, 16)
+
+
+class WindowMask(nn.Module):
+    """Attention over a 4x4 grid of tokens restricted to the regions of a shifted window, the
+    mask built in forward as Swin builds it: region numbers written into zeros by slices
+    (ScatterND), their differences compared with 0 and filled with -100 (Where); a relative
+    position bias read from a table by indices computed from torch.arange and meshgrid
+    (Gather of a weight by a [16, 16] index); an upper-triangular mask (Trilu) and a
+    cumulative sum (CumSum) of constants."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.out = nn.Linear(8, 24), nn.Linear(8, 3)
+        self.table = nn.Parameter(torch.randn(49, 1) * 0.5)
+
+    def forward(self, x):  # [N, 16, 8]
+        side, w, s = 4, 2, 1
+        ids = x.new_zeros((side, side))
+        count = 0
+        for h in (slice(0, -w), slice(-w, -s), slice(-s, None)):
+            for v in (slice(0, -w), slice(-w, -s), slice(-s, None)):
+                ids[h, v] = count
+                count += 1
+        ids = ids.reshape(-1)
+        mask = ids.unsqueeze(1) - ids.unsqueeze(0)
+        mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+        coords = torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")).flatten(1)
+        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (side - 1)
+        index = rel[:, :, 0] * (2 * side - 1) + rel[:, :, 1]  # [16, 16] in [0, 49)
+        bias = self.table[index.reshape(-1)].reshape(16, 16)
+        later = torch.triu(torch.ones(16, 16), diagonal=12) * torch.cumsum(torch.ones(16), 0) * -0.01
+        q, k, v = self.qkv(x).split(8, dim=-1)
+        scores = q @ k.transpose(1, 2) / math.sqrt(8.0) + mask + bias + later
+        return self.out(torch.softmax(scores, dim=-1) @ v)
+
+
+def window_mask():
+    return WindowMask(), (16, 8)
+
+
 # The models also exported at opsets 11 and 12.
 OLD_OPSETS = ("mlp", "cnn", "ln_gelu", "view_cnn", "shape_math", "gated", "sequence1d", "norms", "encoder", "tiny_vit",
               "bilinear")
@@ -406,7 +485,9 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("positions", positions, True), ("transposed", transposed, True),
                             ("encoder", encoder, True), ("encoder_static", encoder, False), ("attend", attend, True),
                             ("causal", causal, True), ("decoder", decoder, True), ("shuffler", shuffler, True), ("bilinear", bilinear, True), ("tiny_vit", tiny_vit, True),
-                            ("shuffler_static", shuffler, False)):
+                            ("shuffler_static", shuffler, False), ("learned_positions", learned_positions, True),
+                            ("sinusoidal", sinusoidal, True), ("window_mask", window_mask, True),
+                            ("window_mask_static", window_mask, False)):
     model, shape = make()
     if name in ("cnn", "sequence1d"):  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()

@@ -40,6 +40,10 @@ MODELS = {  # name: (builder, image side)
     "vit": (lambda: tm.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32,
                                          mlp_dim=64, num_classes=10), 32),
     "lraspp": (lambda: Out(seg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3)), 64),
+    # Shifted windows: masks and relative position indices computed in forward (Mod, Range,
+    # ScatterND, folded at import), the windows folding the batch ([N·4, 16, 24]).
+    "swin": (lambda: tm.SwinTransformer(patch_size=[4, 4], embed_dim=24, depths=[2, 2], num_heads=[2, 4],
+                                        window_size=[4, 4], num_classes=10), 32),
 }
 
 for name, (build, side) in MODELS.items():

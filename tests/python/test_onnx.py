@@ -174,7 +174,8 @@ def torch_models(tmp_path_factory):
                                   "ceil_pools", "mobile", "regressor", "binary", "upsampler", "sequence1d", "norms",
                                   "fresh", "fresh_static", "group_norms",
                                   "positions", "transposed", "encoder", "encoder_static", "attend", "causal", "decoder",
-                                  "shuffler", "shuffler_static", "bilinear", "tiny_vit"] +
+                                  "shuffler", "shuffler_static", "bilinear", "tiny_vit", "learned_positions",
+                                  "sinusoidal", "window_mask", "window_mask_static"] +
                          [f"{m}_opset{o}" for m in ("mlp", "cnn", "ln_gelu", "view_cnn", "shape_math", "gated",
                                                     "sequence1d", "norms", "encoder", "tiny_vit", "bilinear")
                           for o in (11, 12)])
@@ -204,6 +205,12 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert "reshape(_MaxPool_output_0, shape=[0, -1])" in str(model)
     if name == "gated":  # h[:, :8] and h[:, 8:] (to INT64_MAX in the file)
         assert str(model).count("slice(") == 2
+    if name == "learned_positions":  # torch.arange(T) folded at import: the table's first ten rows
+        assert "take(pos.weight, indices=[0, 1, 2, 3, 4, 5, 6, 7, 8, 9])" in str(model)
+    if name == "sinusoidal":  # the encoding folded at import into one constant, read as a parameter
+        assert "sin" not in str(model).replace("sinusoidal", "") and "ScatterND" in str(model)
+    if name == "window_mask":  # the relative position bias: the table read at 256 indices
+        assert "take(table, indices=[24, 23, 22, 21, 17" in str(model)
     if name == "tiny_vit":  # the class token expanded to the batch the input has
         assert "expand_batch(class_token, x)" in str(model)
     if name == "bilinear":  # Resize in linear mode: half-pixel, then aligned corners
@@ -236,8 +243,8 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     if name == "transposed":  # four stride-1 convolutions of zero-stuffed, cropped inputs, kernels flipped at import
         assert str(model).count("conv2d(") == 4 and str(model).count("pad(") == 3 and "slice(" in str(model)
         assert "v_0.weight_transposed" in model.trainable
-    if name == "positions":  # CELU as a scaled elu; constant indices along axis 1 as slices
-        assert "elu(" in str(model) and str(model).count("slice(") == 4 and "concat(" in str(model)
+    if name == "positions":  # CELU as a scaled elu; constant indices along axis 1 taken, one index's axis dropped
+        assert "elu(" in str(model) and str(model).count("take(") == 3 and "reshape(take_1, shape=[0, 3])" in str(model)
     if name == "group_norms":  # InstanceNormalization composed; GroupNorm's ones and zeros add no parameters
         assert str(model).count("sqrt(") == 2 and "mean(mul_1, axis=[2], keepdims=true)" in str(model)
         assert sorted(model.trainable) == ["v_0.bias", "v_0.weight", "v_1.bias", "v_1.weight", "v_3.bias",
@@ -252,7 +259,7 @@ def torchvision_models(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x0_5",
-                                  "squeezenet1_1", "regnet_y_400mf", "vit", "lraspp"])
+                                  "squeezenet1_1", "regnet_y_400mf", "vit", "lraspp", "swin"])
 def test_torchvision_architectures_import_and_reproduce_pytorch(torchvision_models, name):
     # The architectures as torchvision writes them (residual, depthwise, squeeze-excitation
     # and channel-shuffle blocks; a vision transformer with its class token; a segmentation
@@ -644,10 +651,24 @@ def test_files_that_cannot_be_imported_say_why(tmp_path):
         pytest.skip("skipped: needs python3-onnx")
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])
+    hardmax = make_onnx(tmp_path, "hardmax.onnx", [helper.make_node("Hardmax", ["x"], ["y"], name="h1")], [x], [y])
+    with pytest.raises(og.DataError, match=r"hardmax.onnx: node 'h1' \(Hardmax, opset 17\): the operator is not "
+                                           r"supported; opgraph imports Abs, Add, And \(of constants\), "):
+        og.load(hardmax)
+    # An operator opgraph computes only at import, on data (Floor of the input), or on a
+    # weight that fine-tuning would train (Sin of an initializer)
     floor = make_onnx(tmp_path, "floor.onnx", [helper.make_node("Floor", ["x"], ["y"], name="f1")], [x], [y])
-    with pytest.raises(og.DataError, match=r"floor.onnx: node 'f1' \(Floor, opset 17\): the operator is not supported; "
-                                           r"opgraph imports Abs, Add, "):
+    with pytest.raises(og.DataError, match=r"floor.onnx: node 'f1' \(Floor, opset 17\): opgraph computes Floor only at "
+                                           r"import, from constants, and its input 'x' is data \(a tensor of the graph\); opgraph "
+                                           r"has no op for it \(a plugin can add one: docs/adding-an-op.md\)$"):
         og.load(floor)
+    w = helper.make_tensor("w", TensorProto.FLOAT, [3], [0.5, 1.0, 2.0])
+    sine = make_onnx(tmp_path, "sine.onnx", [helper.make_node("Sin", ["w"], ["s"], name="s1"),
+                                             helper.make_node("Add", ["x", "s"], ["y"], name="a1")], [x], [y], [w])
+    with pytest.raises(og.DataError, match=r"node 's1' \(Sin, opset 17\): opgraph computes Sin only at import, from "
+                                           r"constants, and its input 'w' is a weight \(a float initializer, which "
+                                           r"fine-tuning trains\); opgraph has no op for it"):
+        og.load(sine)
     # Constant indices into a value: along the batch, or past the axis, refused
     for axis, index, why in ((0, 0, r"gathers along axis 0 of \[N,3\], which is the batch: only axes of a fixed size are "
                                     r"indexed$"),
@@ -1048,7 +1069,7 @@ ALONG_THE_BATCH = {
     ("expand", "[1,5] shape=[2, 3, -1]"), ("expand_batch", "[1,6] [3,4]"), ("expand_batch", "[1,4,7] [3]"),
     ("flatten", "[5,2,4,7] axis=0 end=1"), ("reshape", "[4,7,3] shape=[-1]"),
     ("reshape", "[2,3,5] shape=[3, -1]"), ("slice", "[7,4,7] begin=[-5, 0] end=[100, 1] step=[2, 1]"),
-    ("split", "[6,5] parts=3 axis=0"), ("sub", "[5] [2,5]"),
+    ("split", "[6,5] parts=3 axis=0"), ("sub", "[5] [2,5]"), ("take", "[6,4] indices=[1, 1, 3]"),
 }
 
 
