@@ -433,7 +433,10 @@ Arr range(const Inputs& in) {
   const double steps = std::max(0.0, std::ceil((limit - start) / delta));
   if (steps > static_cast<double>(kMaxValues)) fail(fmt::format("a range of {} values", steps));
   Arr out = empty_like(s.dtype, {static_cast<std::int64_t>(steps)});
-  for (std::size_t k = 0; k < out.f.size(); ++k) out.f[k] = rounded(start + static_cast<double>(k) * delta, s.dtype);
+  // Each value the one before plus delta, rounded to the type: ONNX Runtime's sums, to the
+  // bit (start + k * delta differs in the last bit for delta 0.1).
+  double value = start;
+  for (std::size_t k = 0; k < out.f.size(); ++k, value = rounded(value + delta, s.dtype)) out.f[k] = value;
   return out;
 }
 
@@ -537,7 +540,9 @@ Arr slice(const Inputs& in) {
       if (v < 0) v = v < -len ? -1 : v + len;  // -len - 1 and below: before the start
       return std::clamp(v, lo, hi);
     };
-    const std::int64_t b = s > 0 ? clamp(starts[k], 0, len) : clamp(starts[k], -1, len - 1);
+    // ONNX's bounds: a start within [0, len] ([0, len - 1] stepping back), an end within
+    // [0, len] ([-1, len - 1] stepping back: -1 takes index 0 in).
+    const std::int64_t b = s > 0 ? clamp(starts[k], 0, len) : clamp(starts[k], 0, len - 1);
     const std::int64_t e = s > 0 ? clamp(ends[k], 0, len) : clamp(ends[k], -1, len - 1);
     const std::int64_t n = s > 0 ? (e > b ? (e - b + s - 1) / s : 0) : (b > e ? (b - e - s - 1) / -s : 0);
     first[a] = b;

@@ -40,7 +40,8 @@ const std::vector<std::string>& folded_operators();
 /// f32, f64 or i64 tensors, booleans as i64 0/1 (ONNX's BOOL results: comparisons, Not,
 /// And, Or, Xor, a Cast to BOOL). `opset` selects the attribute-or-input form of axes and
 /// split sizes. Floats are computed in double and rounded to the result's type once per
-/// operator. Throws FoldError on an input ONNX does not allow (a division of integers by
+/// operator (Range's once per step: each value the one before plus delta, as ONNX Runtime
+/// sums them). Throws FoldError on an input ONNX does not allow (a division of integers by
 /// zero, an index out of range, a result of more than kMaxValues).
 std::vector<Tensor> evaluate(const onnx::NodeProto& n, int opset, const std::vector<const Tensor*>& inputs);
 

@@ -1101,3 +1101,75 @@ def test_every_lowering_imports_back(tmp_path):
         ran += 1
     assert refused == ALONG_THE_BATCH and ran >= 170
     print(f"{ran} configurations import back, {len(refused)} refused along the batch")
+
+
+def test_constants_folded_at_import_match_onnx_runtime(tmp_path):
+    """What the importer computes from constants (fold.cpp), against ONNX Runtime computing
+    the same nodes: each case's constant result R is cast to float and added to the input x
+    (y = x + R, R broadcast over the batch), so both must give the same y. The cases take the
+    edges ONNX defines: Mod's two sign rules, Slice with negative steps and bounds past the
+    ends, ScatterND and ScatterElements with a reduction, CumSum exclusive and reversed, Trilu
+    below and above a diagonal, ArgMax of ties, Round's halves to even, a Cast truncating
+    toward zero, Pow of an integer, Range of floats."""
+    need_tools()
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(name, values, dtype=np.int64):
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(values, dtype), name))
+
+    ints = lambda name, v: const(name, v)
+    floats = lambda name, v: const(name, v, np.float32)
+    cases = {  # name: (nodes computing "r", the shape of r)
+        "mod": ([ints("a", [-7, -3, 3, 7, -8]), ints("b", [3, 2, -2, -3, 4]), helper.make_node("Mod", ["a", "b"], ["r"])], [5]),
+        "fmod": ([floats("a", [-7.5, 3.25, 7.0]), floats("b", [2.0, -1.5, -3.0]),
+                  helper.make_node("Mod", ["a", "b"], ["r"], fmod=1)], [3]),
+        "slice_back": ([ints("d", np.arange(24).reshape(4, 6)), ints("s", [100, -2]), ints("e", [-100, 0]),
+                        ints("ax", [0, 1]), ints("st", [-2, -3]),
+                        helper.make_node("Slice", ["d", "s", "e", "ax", "st"], ["r"])], [2, 2]),
+        "slice_before_the_start": ([ints("d", np.arange(5) + 10), ints("s", [-100]), ints("e", [-200]), ints("ax", [0]),
+                                    ints("st", [-1]), helper.make_node("Slice", ["d", "s", "e", "ax", "st"], ["r"])], [1]),
+        "range_tenths": ([floats("s", 0.0), floats("l", 1.0), floats("d", 0.1),
+                          helper.make_node("Range", ["s", "l", "d"], ["r"])], [10]),
+        "scatter_nd_add": ([floats("d", np.zeros((3, 4))), ints("i", [[1], [0], [1]]), floats("u", np.arange(12).reshape(3, 4)),
+                            helper.make_node("ScatterND", ["d", "i", "u"], ["r"], reduction="add")], [3, 4]),
+        "scatter_elements": ([floats("d", np.ones((2, 3))), ints("i", [[2, 0], [1, 1]]), floats("u", [[5, 6], [7, 8]]),
+                              helper.make_node("ScatterElements", ["d", "i", "u"], ["r"], axis=1, reduction="mul")], [2, 3]),
+        "gather_elements": ([ints("d", [[1, 2], [3, 4]]), ints("i", [[0, 0], [1, 0]]),
+                             helper.make_node("GatherElements", ["d", "i"], ["r"], axis=1)], [2, 2]),
+        "cumsum": ([floats("d", [[1, 2, 3], [4, 5, 6]]), ints("a", 1),
+                    helper.make_node("CumSum", ["d", "a"], ["r"], exclusive=1, reverse=1)], [2, 3]),
+        "trilu": ([floats("d", np.arange(1, 13).reshape(3, 4)), ints("k", -1),
+                   helper.make_node("Trilu", ["d", "k"], ["r"], upper=1)], [3, 4]),
+        "tril": ([floats("d", np.arange(1, 13).reshape(3, 4)), ints("k", 1),
+                  helper.make_node("Trilu", ["d", "k"], ["r"], upper=0)], [3, 4]),
+        "argmax_last": ([floats("d", [[1, 5, 5, 2], [7, 7, 0, 7]]),
+                         helper.make_node("ArgMax", ["d"], ["r"], axis=1, keepdims=0, select_last_index=1)], [2]),
+        "round_cast": ([floats("d", [0.5, 1.5, 2.5, -0.5, -1.7, 2.7]), helper.make_node("Round", ["d"], ["rd"]),
+                        helper.make_node("Cast", ["d"], ["t"], to=TensorProto.INT64),
+                        helper.make_node("Cast", ["rd"], ["rt"], to=TensorProto.INT64),
+                        helper.make_node("Mul", ["t", "rt"], ["r"])], [6]),
+        "pow_int": ([ints("a", [2, -3, 5]), ints("b", [10, 3, 0]), helper.make_node("Pow", ["a", "b"], ["r"])], [3]),
+        "range_float": ([floats("s", 0.5), floats("l", 2.0), floats("d", 0.25),
+                         helper.make_node("Range", ["s", "l", "d"], ["r"])], [6]),
+        "sin_where": ([floats("d", [0.0, 1.0, 2.0, 3.0]), helper.make_node("Sin", ["d"], ["s"]),
+                       helper.make_node("Cos", ["d"], ["c"]), helper.make_node("Greater", ["s", "c"], ["g"]),
+                       helper.make_node("Where", ["g", "s", "c"], ["r"])], [4]),
+        "tile_expand": ([ints("d", [[1], [2]]), ints("rep", [1, 3]), helper.make_node("Tile", ["d", "rep"], ["t"]),
+                         ints("sh", [2, 2, 3]), helper.make_node("Expand", ["t", "sh"], ["e"]),
+                         ints("ax", [0]), helper.make_node("ReduceSum", ["e", "ax"], ["r"], keepdims=0)], [2, 3]),
+    }
+    for name, (nodes, shape) in cases.items():
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"] + shape)
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N"] + shape)
+        graph = nodes + [helper.make_node("Cast", ["r"], ["rf"], to=TensorProto.FLOAT),
+                         helper.make_node("Add", ["x", "rf"], ["y"])]
+        path = make_onnx(tmp_path, f"{name}.onnx", graph, [x], [y])
+        model = og.load(path)
+        # r computed at import: one constant, added (a single value as scale's offset)
+        assert "y = add(x, rf)" in str(model) or "y = scale(x, offset=" in str(model), name
+        data = np.random.default_rng(1).normal(size=[2] + shape).astype(np.float32)
+        plan = model.compile(batch=2, mode="eval", keep=["y"], backward=False)
+        labels = (2, 1) if shape == [1] else (2,) + tuple(shape[:-1])  # a regression's targets for one output
+        plan.forward({"x": data, model.labels: np.zeros(labels, np.float32)})
+        theirs = run_ort(path, {"x": data})["y"]
+        np.testing.assert_array_equal(np.asarray(plan.value("y")), theirs.astype(np.float32), err_msg=name)
