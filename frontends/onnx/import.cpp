@@ -461,6 +461,8 @@ struct Importer {
   void reshape_to(const onnx::NodeProto& n, NodeId x, const std::vector<std::int64_t>& dims);
   void reshape_folded(const onnx::NodeProto& n, const Folded& x, std::vector<std::int64_t> dims);
   void window(const onnx::NodeProto& n, Attrs& attrs, bool dilations, const IntList& kernel, const Shape& x) const;
+  void recurrent(const onnx::NodeProto& n);
+  void einsum(const onnx::NodeProto& n);
   /// Whether a reduction takes its axes as input 1 (ReduceSum from opset 13, every other
   /// one from opset 18) rather than as the attribute `axes`.
   bool axes_input(const onnx::NodeProto& n) const { return opset >= 18 || (n.op_type() == "ReduceSum" && opset >= 13); }
@@ -554,6 +556,309 @@ void Importer::window(const onnx::NodeProto& n, Attrs& attrs, bool dilations, co
   if (dilations) attrs.emplace_back("dilation", dilation);
 }
 
+/// RNN, GRU and LSTM (ONNX's recurrent layers, as torch.nn.RNN/GRU/LSTM export them),
+/// unrolled over the sequence's fixed length into the ops a cell is made of: the inputs'
+/// projections for every step at once (one matmul, the biases added), then per step the
+/// hidden state's product, the gates (logistic, tanh) and the state's update, the steps
+/// of the reverse direction from the last position back. The weights stay the file's
+/// (parameters, or what the file computes from them), each direction's read by a slice, so
+/// the imported model fine-tunes through time. The initial states are zero
+/// (absent, or the zeros PyTorch writes, sized by the batch) or values of the graph; Y is
+/// [T, directions, N, H], Y_h and Y_c [directions, N, H]. Gates in ONNX's order: LSTM i, o,
+/// f, c; GRU z, r, h (linear_before_reset as PyTorch writes it, 1, or 0).
+void Importer::recurrent(const onnx::NodeProto& n) {
+  const std::string& t = n.op_type();
+  const bool lstm = t == "LSTM", gru = t == "GRU";
+  if (lstm) only(n, {"hidden_size", "direction", "layout", "activations", "activation_alpha", "activation_beta", "clip", "input_forget"});
+  else if (gru) only(n, {"hidden_size", "direction", "layout", "activations", "activation_alpha", "activation_beta", "clip", "linear_before_reset"});
+  else only(n, {"hidden_size", "direction", "layout", "activations", "activation_alpha", "activation_beta", "clip"});
+  const int gates = lstm ? 4 : gru ? 3 : 1;
+  const std::int64_t hidden = attr_int(n, "hidden_size", 0);
+  const std::string direction = attr_string(n, "direction", "forward");
+  if (direction != "forward" && direction != "reverse" && direction != "bidirectional")
+    fail_node(n, fmt::format("direction '{}' is not forward, reverse or bidirectional", direction));
+  if (attr_int(n, "layout", 0) != 0)
+    fail_node(n, "layout=1 (batch first) is not supported: PyTorch writes layout 0 with a Transpose before");
+  if (attr(n, "clip", onnx::AttributeProto::FLOAT)) fail_node(n, "clip is not supported");
+  if (lstm && attr_int(n, "input_forget", 0) != 0) fail_node(n, "input_forget=1 is not supported");
+  if (const auto* a = attr(n, "activations", onnx::AttributeProto::STRINGS)) {
+    const std::vector<std::string> usual = lstm ? std::vector<std::string>{"Sigmoid", "Tanh", "Tanh"}
+                                           : gru ? std::vector<std::string>{"Sigmoid", "Tanh"}
+                                                 : std::vector<std::string>{"Tanh"};
+    for (int i = 0; i < a->strings_size(); ++i)
+      if (a->strings(i) != usual[static_cast<std::size_t>(i) % usual.size()])
+        fail_node(n, fmt::format("activations other than {} are not supported", fmt::join(usual, ", ")));
+  }
+  const bool before_reset = gru && attr_int(n, "linear_before_reset", 0) != 0;
+  const int dirs = direction == "bidirectional" ? 2 : 1;
+  if (lstm && has_input(n, 7)) fail_node(n, "peepholes (input P) are not supported (PyTorch's nn.LSTM has none)");
+  // X [T, N, I]: the sequence first, the batch second (the node's axis 1)
+  const NodeId x = in(n, 0);
+  const Shape xs = shape(x);
+  if (xs.rank() != 3 || is_symbolic(xs[0]) || is_symbolic(xs[2]) || xs[1] != N)
+    fail_node(n, fmt::format("X is {}: opgraph unrolls a sequence [T, N, I] of a fixed length T, the batch second", xs));
+  const std::int64_t steps = xs[0], features = xs[2];
+  if (has_input(n, 4)) {  // sequence_lens: every sequence as long as T, or refused
+    const Tensor* lens = unbound_constant(n, 4);
+    bool whole = lens != nullptr;
+    for (std::int64_t i = 0; whole && i < lens->numel(); ++i) whole = lens->at(i) == static_cast<double>(steps);
+    if (!whole) fail_node(n, "sequence_lens other than the whole length of every sequence are not supported");
+  }
+  if (hidden < 1) fail_node(n, "hidden_size must be positive");
+  const std::int64_t g = gates * hidden;
+  // W [dirs, gates·H, I], R [dirs, gates·H, H], B [dirs, 2·gates·H]: initializers (then
+  // parameters, as the file names them) or values computed from them (PyTorch reorders its
+  // gates with Slice and Concat of the weights when it does not fold constants).
+  auto weight = [&](int i, Shape want) {
+    const NodeId w = in(n, i);
+    if (shape(w) != want) fail_node(n, fmt::format("input {} ('{}') is {}, not {}", i, n.input(i), shape(w), want));
+    return w;
+  };
+  const NodeId w_all = weight(1, Shape{dirs, g, features}), r_all = weight(2, Shape{dirs, g, hidden});
+  const bool biased = has_input(n, 3);
+  const NodeId b_all = biased ? weight(3, Shape{dirs, 2 * g}) : NodeId{};
+  // The initial states: absent or a fill of zeros sized by the batch (none), or a value [dirs, N, H].
+  auto state = [&](int i) -> std::optional<NodeId> {
+    if (!has_input(n, i)) return std::nullopt;
+    if (auto f = batch_fills.find(n.input(i)); f != batch_fills.end()) {
+      if (constants.at(n.input(i)).at(0) != 0.0) fail_node(n, "an initial state filled with a value other than 0");
+      return std::nullopt;
+    }
+    const NodeId v = in(n, i);
+    if (shape(v) != Shape{dirs, N, hidden})
+      fail_node(n, fmt::format("initial state {} is {}, not [{}, N, {}]", i, shape(v), dirs, hidden));
+    return v;
+  };
+  const std::optional<NodeId> h0 = state(5), c0 = lstm ? state(6) : std::nullopt;
+  auto slice_last = [&](NodeId v, std::int64_t k) {  // gate k of [.., gates·H]
+    return add(n, "slice", {v}, {{"begin", IntList{k * hidden}}, {"end", IntList{(k + 1) * hidden}}, {"step", IntList{1}},
+                                 {"axes", IntList{-1}}});
+  };
+  auto op = [&](const char* name, std::vector<NodeId> ins, Attrs a = {}) { return add(n, name, std::move(ins), std::move(a)); };
+  std::vector<NodeId> ys[2], last_h(static_cast<std::size_t>(dirs)), last_c(static_cast<std::size_t>(dirs));
+  for (int d = 0; d < dirs; ++d) {
+    const bool back = direction == "reverse" || d == 1;
+    const std::string tag = back ? "_reverse" : "_forward";
+    // Direction d's weights, x·Wᵀ for every step, and the biases added outside the reset gate.
+    auto range = [&](NodeId v, std::int64_t axis, std::int64_t b, std::int64_t e) {
+      return op("slice", {v}, {{"begin", IntList{b}}, {"end", IntList{e}}, {"step", IntList{1}}, {"axes", IntList{axis}}});
+    };
+    const NodeId wp = op("reshape", {range(w_all, 0, d, d + 1)}, {{"shape", IntList{g, features}}});
+    const NodeId rp = op("reshape", {range(r_all, 0, d, d + 1)}, {{"shape", IntList{g, hidden}}});
+    NodeId xw = op("matmul", {x, wp}, {{"trans_b", true}});  // [T, N, gates·H]
+    std::optional<NodeId> rh;  // GRU's Rb of h, inside the reset gate (linear_before_reset)
+    if (biased) {
+      const NodeId bd = op("reshape", {range(b_all, 0, d, d + 1)}, {{"shape", IntList{2 * g}}});
+      const NodeId wb = range(bd, 0, 0, g), rb = range(bd, 0, g, 2 * g);
+      NodeId bias = op("add", {wb, rb});
+      if (before_reset) {
+        bias = op("concat", {range(bias, 0, 0, 2 * hidden), range(wb, 0, 2 * hidden, g)}, {{"axis", std::int64_t{0}}});
+        rh = range(rb, 0, 2 * hidden, g);
+      }
+      xw = op("bias_add", {xw, bias});
+    }
+    auto initial = [&](const std::optional<NodeId>& s) -> std::optional<NodeId> {  // direction d's [N, H]
+      if (!s) return std::nullopt;
+      const NodeId one = op("slice", {*s}, {{"begin", IntList{d}}, {"end", IntList{d + 1}}, {"step", IntList{1}}, {"axes", IntList{0}}});
+      return op("reshape", {one}, {{"shape", IntList{-1, hidden}}});
+    };
+    std::optional<NodeId> h = initial(h0), c = initial(c0);
+    std::vector<NodeId> hs(static_cast<std::size_t>(steps));
+    for (std::int64_t s0 = 0; s0 < steps; ++s0) {
+      const std::int64_t step = back ? steps - 1 - s0 : s0;
+      const NodeId at = op("slice", {xw}, {{"begin", IntList{step}}, {"end", IntList{step + 1}}, {"step", IntList{1}}, {"axes", IntList{0}}});
+      NodeId xt = op("reshape", {at}, {{"shape", IntList{-1, g}}});  // [N, gates·H]
+      std::optional<NodeId> hr;  // h·Rᵀ
+      if (h) hr = op("matmul", {*h, rp}, {{"trans_b", true}});
+      if (lstm) {
+        const NodeId sum = hr ? op("add", {xt, *hr}) : xt;
+        const NodeId i = op("logistic", {slice_last(sum, 0)}), o = op("logistic", {slice_last(sum, 1)});
+        const NodeId f = op("logistic", {slice_last(sum, 2)}), cand = op("tanh", {slice_last(sum, 3)});
+        const NodeId ic = op("mul", {i, cand});
+        c = c ? op("add", {op("mul", {f, *c}), ic}) : ic;
+        h = op("mul", {o, op("tanh", {*c})});
+      } else if (gru) {
+        NodeId zr = slice_last(xt, 0), rr = slice_last(xt, 1);
+        if (hr) zr = op("add", {zr, slice_last(*hr, 0)}), rr = op("add", {rr, slice_last(*hr, 1)});
+        const NodeId z = op("logistic", {zr}), r = op("logistic", {rr});
+        NodeId inner = slice_last(xt, 2);
+        if (before_reset) {  // r ⊙ (h·Rhᵀ + Rbh)
+          std::optional<NodeId> hh;
+          if (hr) hh = slice_last(*hr, 2);
+          if (hh && rh) hh = op("bias_add", {*hh, *rh});
+          if (hh) inner = op("add", {inner, op("mul", {r, *hh})});
+          else if (rh) inner = op("add", {inner, op("mul", {r, *rh})});
+        } else if (h) {  // (r ⊙ h)·Rhᵀ
+          const NodeId rhp = op("slice", {rp}, {{"begin", IntList{2 * hidden}}, {"end", IntList{3 * hidden}}, {"step", IntList{1}}, {"axes", IntList{0}}});
+          inner = op("add", {inner, op("matmul", {op("mul", {r, *h}), rhp}, {{"trans_b", true}})});
+        }
+        const NodeId cand = op("tanh", {inner});
+        const NodeId keep = op("scale", {z}, {{"factor", -1.0}, {"offset", 1.0}});  // 1 - z
+        const NodeId fresh_part = op("mul", {keep, cand});
+        h = h ? op("add", {fresh_part, op("mul", {z, *h})}) : fresh_part;
+      } else {
+        h = op("tanh", {hr ? op("add", {xt, *hr}) : xt});
+      }
+      hs[static_cast<std::size_t>(step)] = *h;
+    }
+    last_h[static_cast<std::size_t>(d)] = *h;
+    if (lstm) last_c[static_cast<std::size_t>(d)] = *c;
+    ys[d] = hs;
+  }
+  // Outputs, each only when something reads it: Y [T, dirs, N, H], Y_h and Y_c [dirs, N, H].
+  auto stacked = [&](const std::vector<NodeId>& parts, IntList shape, std::int64_t axis, int out) {
+    std::vector<NodeId> shaped;
+    for (NodeId p : parts) shaped.push_back(op("reshape", {p}, {{"shape", shape}}));
+    return shaped.size() == 1 ? add(n, "identity", {shaped[0]}, {}, out)
+                              : add(n, "concat", std::move(shaped), {{"axis", axis}}, out);
+  };
+  if (n.output_size() > 0 && !n.output(0).empty() && read.count(n.output(0))) {
+    std::vector<NodeId> per_dir;
+    for (int d = 0; d < dirs; ++d) {
+      std::vector<NodeId> steps_d;
+      for (NodeId hsd : ys[d]) steps_d.push_back(op("reshape", {hsd}, {{"shape", IntList{1, 1, -1, hidden}}}));
+      per_dir.push_back(steps_d.size() == 1 ? steps_d[0] : op("concat", std::move(steps_d), {{"axis", std::int64_t{0}}}));
+    }
+    set(n, per_dir.size() == 1 ? add(n, "identity", {per_dir[0]}, {}, 0) : add(n, "concat", std::move(per_dir), {{"axis", std::int64_t{1}}}, 0), 0);
+  }
+  if (n.output_size() > 1 && !n.output(1).empty() && read.count(n.output(1)))
+    set(n, stacked(last_h, {1, -1, hidden}, 0, 1), 1);
+  if (lstm && n.output_size() > 2 && !n.output(2).empty() && read.count(n.output(2)))
+    set(n, stacked(last_c, {1, -1, hidden}, 0, 2), 2);
+}
+
+/// Einsum of one or two operands ("bhid,bhjd->bhij", "ij,jk", "bij->bj"): labels summed in
+/// one operand only are summed first; of two, the labels both keep in the output are batch
+/// axes, those both have and the output lacks are contracted, the rest free. Each operand is
+/// transposed to [batch, free, contracted] (the second to [batch, contracted, free]),
+/// reshaped to three axes' worth, multiplied (matmul, its batch axes broadcast), and the
+/// product reshaped and transposed to the output's labels. Repeated labels in one operand
+/// (diagonals) and ellipses are refused.
+void Importer::einsum(const onnx::NodeProto& n) {
+  only(n, {"equation"});
+  std::string eq;
+  for (char ch : attr_string(n, "equation", "")) if (ch != ' ') eq += ch;
+  if (eq.find("...") != std::string::npos) fail_node(n, fmt::format("the equation '{}' has an ellipsis: not supported", eq));
+  const auto arrow = eq.find("->");
+  std::vector<std::string> terms;
+  const std::string lhs = eq.substr(0, arrow);
+  for (std::size_t at = 0;;) {
+    const auto comma = lhs.find(',', at);
+    terms.push_back(lhs.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  if (terms.size() != static_cast<std::size_t>(n.input_size()) || terms.size() > 2)
+    fail_node(n, fmt::format("the equation '{}' names {} operands for {} inputs; opgraph takes one or two", eq,
+                             terms.size(), n.input_size()));
+  std::string out;
+  if (arrow != std::string::npos) {
+    out = eq.substr(arrow + 2);
+  } else {  // implicit: the labels met once, in alphabetical order
+    std::map<char, int> seen;
+    for (const auto& term : terms)
+      for (char ch : term) ++seen[ch];
+    for (const auto& [ch, k] : seen)
+      if (k == 1) out += ch;
+  }
+  auto valid = [&](const std::string& labels, const char* what) {
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+      if (!std::isalpha(static_cast<unsigned char>(labels[i])))
+        fail_node(n, fmt::format("the equation '{}': '{}' is not a label", eq, labels[i]));
+      if (labels.find(labels[i], i + 1) != std::string::npos)
+        fail_node(n, fmt::format("the equation '{}' repeats '{}' in {} (a diagonal): not supported", eq, labels[i], what));
+    }
+  };
+  for (const auto& term : terms) valid(term, "an operand");
+  valid(out, "the output");
+  for (char ch : out)
+    if (std::none_of(terms.begin(), terms.end(), [&](const std::string& t) { return t.find(ch) != std::string::npos; }))
+      fail_node(n, fmt::format("the equation '{}': output label '{}' is in no operand", eq, ch));
+  std::vector<NodeId> ops;
+  std::map<char, std::int64_t> size;
+  for (std::size_t k = 0; k < terms.size(); ++k) {
+    ops.push_back(in(n, static_cast<int>(k)));
+    const Shape& xs = shape(ops.back());
+    if (xs.rank() != static_cast<int>(terms[k].size()))
+      fail_node(n, fmt::format("operand {} is {}, and the equation '{}' gives it {} labels", k, xs, eq, terms[k].size()));
+    for (std::size_t i = 0; i < terms[k].size(); ++i) {
+      const char ch = terms[k][i];
+      const std::int64_t d = xs[static_cast<int>(i)];
+      if (auto it = size.find(ch); it != size.end() && it->second != d && it->second != 1 && d != 1)
+        fail_node(n, fmt::format("the equation '{}': label '{}' is {} in one operand and {} in another", eq, ch,
+                                 dim_text(it->second), dim_text(d)));
+      if (!size.count(ch) || size[ch] == 1) size[ch] = d;
+    }
+  }
+  auto has = [](const std::string& labels, char ch) { return labels.find(ch) != std::string::npos; };
+  // Labels one operand has alone and the output lacks: summed there first.
+  for (std::size_t k = 0; k < terms.size(); ++k) {
+    IntList axes;
+    std::string kept;
+    for (std::size_t i = 0; i < terms[k].size(); ++i) {
+      const char ch = terms[k][i];
+      const bool elsewhere = terms.size() == 2 && has(terms[1 - k], ch);
+      if (!has(out, ch) && !elsewhere) axes.push_back(static_cast<std::int64_t>(i));
+      else kept += ch;
+    }
+    if (axes.empty()) continue;
+    if (std::any_of(axes.begin(), axes.end(), [&](std::int64_t a) { return shape(ops[k])[static_cast<int>(a)] == N; }))
+      fail_node(n, fmt::format("the equation '{}' sums over the batch", eq));
+    ops[k] = add(n, "sum", {ops[k]}, {{"axis", axes}, {"keepdims", false}});
+    terms[k] = kept;
+  }
+  auto permute = [&](NodeId x, const std::string& from, const std::string& to) {
+    IntList perm;
+    for (char ch : to) perm.push_back(static_cast<std::int64_t>(from.find(ch)));
+    bool same = true;
+    for (std::size_t i = 0; i < perm.size(); ++i) same = same && perm[i] == static_cast<std::int64_t>(i);
+    return same ? x : add(n, "transpose", {x}, {{"perm", perm}});
+  };
+  auto product = [&](const std::string& labels) {
+    std::int64_t p = 1;
+    for (char ch : labels) {
+      if (is_symbolic(size[ch])) fail_node(n, fmt::format("the equation '{}' merges label '{}', the batch, with others", eq, ch));
+      p *= size[ch];
+    }
+    return p;
+  };
+  if (terms.size() == 1) return set(n, add(n, "identity", {permute(ops[0], terms[0], out)}, {}, 0));
+  std::string batch, contracted, free_a, free_b;
+  for (char ch : terms[0]) (has(terms[1], ch) ? (has(out, ch) ? batch : contracted) : free_a) += ch;
+  for (char ch : terms[1]) if (!has(terms[0], ch)) free_b += ch;
+  auto symbolic = [&](const std::string& labels) {
+    return std::any_of(labels.begin(), labels.end(), [&](char ch) { return is_symbolic(size[ch]); });
+  };
+  if (symbolic(contracted)) fail_node(n, fmt::format("the equation '{}' sums over the batch", eq));
+  // The batch among the second operand's free labels: the product taken the other way round.
+  if (symbolic(free_b)) {
+    std::swap(ops[0], ops[1]);
+    std::swap(terms[0], terms[1]);
+    std::swap(free_a, free_b);
+  }
+  // [batch, free_a..., contracted] x [batch, 1..., contracted, free_b]: matmul over the
+  // last two axes, the leading ones broadcast; the first operand's free labels stay axes
+  // (the batch may be one of them), the contracted ones and the second's free ones merge.
+  auto keep = [&](NodeId t, int i) { return is_symbolic(shape(t)[i]) ? std::int64_t{0} : shape(t)[i]; };
+  const NodeId ta = permute(ops[0], terms[0], batch + free_a + contracted);
+  IntList a_dims;
+  for (int i = 0; i < static_cast<int>(batch.size() + free_a.size()); ++i) a_dims.push_back(keep(ta, i));
+  if (free_a.empty()) a_dims.push_back(1);
+  a_dims.push_back(product(contracted));
+  const NodeId tb = permute(ops[1], terms[1], batch + contracted + free_b);
+  IntList b_dims;
+  for (int i = 0; i < static_cast<int>(batch.size()); ++i) b_dims.push_back(keep(tb, i));
+  for (std::size_t i = 1; i < std::max<std::size_t>(free_a.size(), 1); ++i) b_dims.push_back(1);
+  b_dims.push_back(product(contracted));
+  b_dims.push_back(product(free_b));
+  const NodeId ab = add(n, "matmul", {add(n, "reshape", {ta}, {{"shape", a_dims}}), add(n, "reshape", {tb}, {{"shape", b_dims}})});
+  IntList dims;  // [batch, free_a..., free_b...]
+  for (int i = 0; i < static_cast<int>(batch.size() + free_a.size()); ++i) dims.push_back(keep(ab, i));
+  for (char ch : free_b) dims.push_back(size[ch]);
+  const NodeId shaped = add(n, "reshape", {ab}, {{"shape", dims}});
+  set(n, add(n, "identity", {permute(shaped, batch + free_a + free_b, out)}, {}, 0));
+}
+
 /// How many inputs and outputs an operator takes in opsets 13 to 17 (ONNX's operator
 /// schemas), omitted optional ones ("") counted: a node outside the range is malformed.
 /// Importer::check_arity adjusts it for the other opsets (arity_in).
@@ -602,6 +907,9 @@ const std::unordered_map<std::string, Arity>& arities() {
     for (const char* t : {"And", "Or", "Xor", "Mod", "GatherElements", "CumSum"}) a[t] = {2, 2, 1, 1};
     a["Range"] = a["ScatterND"] = a["ScatterElements"] = {3, 3, 1, 1};
     a["Trilu"] = {1, 2, 1, 1};
+    a["Einsum"] = {1, many, 1, 1};
+    a["LSTM"] = {3, 8, 0, 3};
+    a["GRU"] = a["RNN"] = {3, 6, 0, 2};
     return a;
   }();
   return table;
@@ -646,15 +954,21 @@ void Importer::check_arity(const onnx::NodeProto& n) const {
 /// batch, must stay where it is in x: it becomes reshape's 0 ("keep").
 void Importer::reshape_to(const onnx::NodeProto& n, NodeId x, const std::vector<std::int64_t>& dims) {
   IntList want;
+  const Shape& xs = shape(x);
+  const auto symbols = std::count_if(xs.dims().begin(), xs.dims().end(), [](std::int64_t d) { return is_symbolic(d); });
+  const bool inferred = std::find(dims.begin(), dims.end(), -1) != dims.end();
   for (std::size_t i = 0; i < dims.size(); ++i) {
     if (dims[i] != kBatch) {
       want.push_back(dims[i]);
       continue;
     }
-    if (static_cast<int>(i) >= shape(x).rank() || shape(x)[static_cast<int>(i)] != N)
-      fail_node(n, fmt::format("the batch dimension of {} would move to position {}: opgraph keeps it first",
-                               shape(x), i));
-    want.push_back(0);
+    if (static_cast<int>(i) < xs.rank() && xs[static_cast<int>(i)] == N) {
+      want.push_back(0);  // kept in place
+    } else if (symbols == 1 && !inferred && xs.has_batch()) {
+      want.push_back(-1);  // moved (an RNN's [T, 1, N, H] squeezed to [T, N, H]): the one symbol, inferred
+    } else {
+      fail_node(n, fmt::format("the batch dimension of {} would move to position {}: opgraph keeps it first", xs, i));
+    }
   }
   set(n, add(n, "reshape", {x}, {{"shape", want}}, 0));
 }
@@ -1066,6 +1380,29 @@ bool Importer::fold_sizes(const onnx::NodeProto& n) {
     axis_in(attr_int(n, "axis", 0), 1);
     return result({static_cast<std::int64_t>(v.size())}, v);
   }
+  if (t == "Slice" && batch_fills.count(n.input(0))) {
+    // A slice of a fill sized by the batch (a stacked RNN's initial states, zeros of
+    // [layers·directions, N, H], one layer's taken): the same one value over fewer sizes.
+    only(n, {});
+    std::vector<std::int64_t> dims = batch_fills.at(n.input(0));
+    const IntList starts = const_ints(n, 1), ends = const_ints(n, 2);
+    IntList axes = has_input(n, 3) ? const_ints(n, 3) : IntList{};
+    const IntList steps = has_input(n, 4) ? const_ints(n, 4) : IntList(starts.size(), 1);
+    if (!has_input(n, 3))
+      for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));
+    if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
+      fail_node(n, "starts, ends, axes and steps differ in length");
+    for (std::size_t i = 0; i < starts.size(); ++i) {
+      const auto a = static_cast<std::size_t>(axis_in(axes[i], static_cast<std::int64_t>(dims.size())));
+      if (is_batch(dims[a])) fail_node(n, "slices the batch dimension: opgraph keeps every sample of a batch");
+      if (steps[i] != 1) fail_node(n, "only slices with step 1 of a fill sized by the batch are supported");
+      const std::int64_t first = bound(starts[i], dims[a]);
+      dims[a] = std::max(first, bound(ends[i], dims[a])) - first;
+    }
+    const Tensor& one = constants.at(n.input(0));
+    set_batch_fill(n.output(0), std::move(dims), one.dtype(), one.at(0));
+    return true;
+  }
   if (t == "Slice") {
     const Tensor* data = ints(0);
     only(n, {});
@@ -1254,11 +1591,11 @@ void Importer::check_batch_fill(const onnx::NodeProto& n) {
 const std::vector<std::string>& supported_operators() {
   static const std::vector<std::string> supported = {
       "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose (2-D)", "DepthToSpace", "Div",
-      "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater",
+      "Dropout", "Einsum", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater", "GRU",
       "GreaterOrEqual", "Gelu (opset 20)", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
-      "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mish (opset 18)", "Mul", "Neg", "Not",
+      "LessOrEqual", "Log", "LogSoftmax", "LSTM", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mish (opset 18)", "Mul", "Neg", "Not",
       "Pad (constant)", "Pow", "PRelu", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
-      "ReduceMin", "ReduceProd (of sizes)", "ReduceSum", "ReduceSumSquare", "Relu",
+      "ReduceMin", "ReduceProd (of sizes)", "ReduceSum", "ReduceSumSquare", "Relu", "RNN",
       "Reshape", "Resize (nearest, linear)", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Softsign", "SpaceToDepth", "Split", "Sqrt", "Squeeze",
       "Sub", "Sum", "Tanh", "Tile", "Transpose", "Unsqueeze", "Where"};
   static const std::vector<std::string> all = [] {
@@ -2167,6 +2504,8 @@ void Importer::convert(const onnx::NodeProto& n) {
     if (reduces_nothing(n)) return set(n, add(n, "identity", {in(n, 0)}, {}, 0));
     return set(n, add(n, "sum", {in(n, 0)}, reduce_attrs(n), 0));
   }
+  if (t == "Einsum") return einsum(n);
+  if (t == "LSTM" || t == "GRU" || t == "RNN") return recurrent(n);
   if (t == "Gather") {
     only(n, {"axis"});
     const Tensor* idx = unbound_constant(n, 1);

@@ -470,9 +470,81 @@ def window_mask():
     return WindowMask(), (16, 8)
 
 
+class Recurrent(nn.Module):
+    """nn.LSTM, nn.GRU or nn.RNN over a sequence (batch first: a Transpose to [T, N, I]
+    before, and back after), stacked and bidirectional as asked; the head reads the last
+    position's outputs (Y), or with `final` the last layer's final state (Y_h)."""
+
+    def __init__(self, cell, layers=1, bidirectional=False, final=False):
+        super().__init__()
+        self.rnn = cell(6, 8, num_layers=layers, batch_first=True, bidirectional=bidirectional)
+        self.final = final
+        self.head = nn.Linear(8 * (2 if bidirectional and not final else 1), 3)
+
+    def forward(self, x):  # [N, 7, 6]
+        out, state = self.rnn(x)
+        if self.final:
+            h = state[0] if isinstance(state, tuple) else state
+            return self.head(h[-1])
+        return self.head(out[:, -1])
+
+
+def lstm():
+    return Recurrent(nn.LSTM), (7, 6)
+
+
+def gru():
+    return Recurrent(nn.GRU), (7, 6)
+
+
+def rnn():
+    return Recurrent(nn.RNN, layers=2, final=True), (7, 6)
+
+
+def bilstm():
+    return Recurrent(nn.LSTM, layers=2, bidirectional=True), (7, 6)
+
+
+def bigru_final():
+    return Recurrent(nn.GRU, bidirectional=True, final=True), (7, 6)
+
+
+def lstm_final():
+    return Recurrent(nn.LSTM, final=True), (7, 6)
+
+
+class Einsums(nn.Module):
+    """torch.einsum as attention and bilinear layers write it (MaxViT's and the Performer's
+    "b h i d, b h j d -> b h i j"): batch labels, contractions, a free label on each side, a
+    label summed in one operand alone, an implicit output, a transpose."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k = nn.Linear(8, 8), nn.Linear(8, 8)
+        self.bilinear = nn.Parameter(torch.randn(8, 8, 3) * 0.3)
+        self.mix = nn.Parameter(torch.randn(3, 3) * 0.5)
+        self.head = nn.Linear(3 + 5 + 5, 4)
+
+    def forward(self, x):  # [N, 5, 8]
+        q = self.q(x).reshape(-1, 5, 2, 4).transpose(1, 2)  # [N, 2, 5, 4]
+        k = self.k(x).reshape(-1, 5, 2, 4).transpose(1, 2)
+        scores = torch.softmax(torch.einsum("b h i d, b h j d -> b h i j", q, k), dim=-1)
+        mixed = torch.einsum("bhij,bhjd->bhid", scores, q)  # [N, 2, 5, 4]
+        pooled = x.mean(1)  # [N, 8]
+        bil = torch.einsum("bij,jk->bik", torch.einsum("bi,ijk->bjk", pooled, self.bilinear), self.mix)[:, 0]
+        bil = bil + pooled @ torch.einsum("ik,kj", self.bilinear[:, :, 0], self.bilinear[:, 0, :])  # implicit: "ij"
+        per_pos = torch.einsum("bhid->bi", mixed)  # [N, 5]: two labels summed
+        gram = torch.einsum("bid,bjd->bji", x, x)[:, :, 0]  # [N, 5]
+        return self.head(torch.cat([bil, per_pos, gram], dim=1))
+
+
+def einsums():
+    return Einsums(), (5, 8)
+
+
 # The models also exported at opsets 11 and 12.
 OLD_OPSETS = ("mlp", "cnn", "ln_gelu", "view_cnn", "shape_math", "gated", "sequence1d", "norms", "encoder", "tiny_vit",
-              "bilinear")
+              "bilinear", "lstm", "gru")
 
 # name, model, whether the batch is dynamic (a fixed batch lets the exporter fold the shapes)
 for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", ln_gelu, True),
@@ -487,7 +559,9 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("causal", causal, True), ("decoder", decoder, True), ("shuffler", shuffler, True), ("bilinear", bilinear, True), ("tiny_vit", tiny_vit, True),
                             ("shuffler_static", shuffler, False), ("learned_positions", learned_positions, True),
                             ("sinusoidal", sinusoidal, True), ("window_mask", window_mask, True),
-                            ("window_mask_static", window_mask, False)):
+                            ("window_mask_static", window_mask, False), ("lstm", lstm, True), ("gru", gru, True),
+                            ("rnn", rnn, True), ("bilstm", bilstm, True), ("bigru_final", bigru_final, True),
+                            ("lstm_final", lstm_final, True), ("einsums", einsums, True)):
     model, shape = make()
     if name in ("cnn", "sequence1d"):  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()

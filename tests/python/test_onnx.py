@@ -175,9 +175,11 @@ def torch_models(tmp_path_factory):
                                   "fresh", "fresh_static", "group_norms",
                                   "positions", "transposed", "encoder", "encoder_static", "attend", "causal", "decoder",
                                   "shuffler", "shuffler_static", "bilinear", "tiny_vit", "learned_positions",
-                                  "sinusoidal", "window_mask", "window_mask_static"] +
+                                  "sinusoidal", "window_mask", "window_mask_static", "lstm", "gru", "rnn", "bilstm",
+                                  "bigru_final", "lstm_final", "einsums"] +
                          [f"{m}_opset{o}" for m in ("mlp", "cnn", "ln_gelu", "view_cnn", "shape_math", "gated",
-                                                    "sequence1d", "norms", "encoder", "tiny_vit", "bilinear")
+                                                    "sequence1d", "norms", "encoder", "tiny_vit", "bilinear", "lstm",
+                                                    "gru")
                           for o in (11, 12)])
 def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
     model = og.load(torch_models / f"{name}.onnx")
@@ -324,6 +326,27 @@ def test_an_imported_transformer_fine_tunes_and_exports_again(torch_models, tmp_
     assert after.loss < before.loss / 3 and after.accuracy >= 0.9, (before.loss, after.loss, after.accuracy)
     check_round_trip(model, tmp_path / "tuned.onnx", lambda n: {"x": rng.standard_normal((n, 6, 16)).astype(np.float32)},
                      "y", lambda n: {model.labels: np.zeros((n, 6), np.float32)})
+
+
+@pytest.mark.parametrize("name", ["lstm", "bigru_final"])
+def test_an_imported_recurrent_network_trains_through_time_and_exports_again(torch_models, tmp_path, name):
+    # nn.LSTM and a bidirectional nn.GRU, unrolled at import over their 7 steps: gradients
+    # through time match f64 central differences, fine-tuning learns a task that needs the
+    # whole sequence (which of three features has the largest sum over the steps), and
+    # the unrolled model exports to a file ONNX Runtime runs as opgraph does.
+    need_tools()
+    model = og.load(torch_models / f"{name}.onnx")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((160, 7, 6)).astype(np.float32)
+    y = np.argmax(x[:, :, :3].sum(axis=1), axis=1).astype(np.float32)
+    check = model.gradcheck({"x": x[:3].astype(np.float64), model.labels: y[:3].astype(np.float64)})
+    assert check.passed and check.max_error < 1e-6, check.max_error
+    before = model.evaluate(x, y)
+    model.fit(x, y, optimizer="adam:lr=0.02", epochs=40, batch=16)
+    after = model.evaluate(x, y)
+    assert after.loss < before.loss / 2 and after.accuracy >= 0.9, (before.loss, after.loss, after.accuracy)
+    check_round_trip(model, tmp_path / "tuned.onnx", lambda n: {"x": rng.standard_normal((n, 7, 6)).astype(np.float32)},
+                     "y", lambda n: {model.labels: np.zeros(n, np.float32)})
 
 
 @pytest.mark.parametrize("name", ["transposed", "group_norms"])
