@@ -533,6 +533,7 @@ class Einsums(nn.Module):
         pooled = x.mean(1)  # [N, 8]
         bil = torch.einsum("bij,jk->bik", torch.einsum("bi,ijk->bjk", pooled, self.bilinear), self.mix)[:, 0]
         bil = bil + pooled @ torch.einsum("ik,kj", self.bilinear[:, :, 0], self.bilinear[:, 0, :])  # implicit: "ij"
+        bil = bil + torch.einsum("kj,bj->bk", self.bilinear[:3, :, 1], pooled)  # the batch a free label of the second
         per_pos = torch.einsum("bhid->bi", mixed)  # [N, 5]: two labels summed
         gram = torch.einsum("bid,bjd->bji", x, x)[:, :, 0]  # [N, 5]
         return self.head(torch.cat([bil, per_pos, gram], dim=1))
