@@ -277,6 +277,24 @@ OPGRAPH_OP(greater_equal)
     .check({"[a,b]", "[a,b]"})
     .check({"[a,b]", "[b]"});
 
+// to_float: what ONNX's Cast of an integer tensor to float becomes, and how an imported model
+// compares or scales its integer inputs (BERT's padding mask, ids != 0).
+OPGRAPH_OP(to_float)
+    .lower([](LoweringContext& c) { c.emit("Cast", {c.input(0)}, {c.output()}, {{"to", onnx_float_type(c)}}); })
+    .doc("the values of an i64 tensor as reals (token ids to compare with a padding id, positions to scale); no "
+         "gradient")
+    .index_input("x")
+    .shape(same_shape_as(0))
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const auto& x = k.index_in(0);
+      T* y = k.out().data;
+      parallel_for(x.size, kElementwiseGrain, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i) y[i] = static_cast<T>(x.data[i]);
+      });
+    })
+    .check({"[a,b]"});
+
 OPGRAPH_OP(equal)
     .lower([](LoweringContext& c) {  // ONNX compares into booleans; opgraph's masks are 0/1 reals
       const std::string b = c.emit_fresh("Equal", {c.input(0), c.input(1)}, "bool");

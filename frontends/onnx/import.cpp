@@ -321,15 +321,56 @@ struct Importer {
       }
       return values[name] = id;
     }
+    if (batch_indices.count(name))
+      fail_node(n, fmt::format("'{}' holds integer constants expanded to the batch, which opgraph reads only as the "
+                               "indices of a Gather (positions for every sample)",
+                               name));
     if (const Tensor* c = constant(name)) {
-      if (c->dtype() == DType::i64) fail_node(n, fmt::format("the integer tensor '{}' is read as data", name));
+      // An integer constant read as data (the padding id that ids != 0 compares with): its
+      // values as reals, exact up to 2^24; a size that is the batch has none.
+      if (c->dtype() == DType::i64)
+        for (std::int64_t v : c->values<std::int64_t>())
+          if (is_batch(v) || v > (1 << 24) || v < -(1 << 24))
+            fail_node(n, fmt::format("the integer tensor '{}' is read as data, and {} has no exact float value", name,
+                                     size_text(v)));
       return values[name] = add_param(n, name, *c);
     }
     fail_node(n, fmt::format("its input '{}' is not produced by any node, input or initializer", name));
   }
+  // Integer inputs read as reals (to_float), one node per value.
+  std::unordered_map<std::string, NodeId> reals;
+  // Integer constants expanded to the batch (positions for every sample): the indices of one
+  // sample, which only a Gather reads.
+  std::unordered_map<std::string, Tensor> batch_indices;
+  /// A value with the batch first for expand_batch to copy it from: the first input that
+  /// has it (an integer input read as reals).
+  std::optional<NodeId> batch_like(const onnx::NodeProto& n) {
+    for (NodeId i : graph.inputs()) {
+      const Node& v = graph.node(i);
+      if (v.shape.rank() == 0 || v.shape[0] != N) continue;
+      if (!v.index) return i;
+      for (const auto& [name, id] : values)
+        if (id == i) return in_value(n, name);
+    }
+    return std::nullopt;
+  }
+  /// ONNX value `name` as reals (see in).
+  NodeId in_value(const onnx::NodeProto& n, const std::string& name) {
+    NodeId id = node(n, name);
+    if (!graph.node(id).index) return id;
+    if (auto r = reals.find(name); r != reals.end()) return r->second;
+    return reals[name] = add(n, "to_float", {id});
+  }
+  /// Input i of n as the node that holds it, integers as they are (an embedding's ids).
+  NodeId in_indices(const onnx::NodeProto& n, int i) {
+    if (i >= n.input_size() || n.input(i).empty()) fail_node(n, fmt::format("input {} is missing", i));
+    return node(n, n.input(i));
+  }
+  /// Input i of n as reals: an integer input of the graph (token ids) through to_float, as
+  /// ONNX's arithmetic and comparisons on it compute in the integers' values.
   NodeId in(const onnx::NodeProto& n, int i) {
     if (i >= n.input_size() || n.input(i).empty()) fail_node(n, fmt::format("input {} is missing", i));
-    const NodeId id = node(n, n.input(i));
+    const NodeId id = in_value(n, n.input(i));
     if (auto it = folded.find(n.input(i)); it != folded.end())
       fail_node(n, fmt::format("its input '{}' {} folds the batch with other axes (as nn.MultiheadAttention's heads "
                                "are), which only Reshape, Transpose, MatMul, Gemm, Softmax and arithmetic that "
@@ -1268,8 +1309,19 @@ bool Importer::fold_sizes(const onnx::NodeProto& n) {
         return true;
       }
     }
+    if (values.count(n.input(0)) && graph.node(values.at(n.input(0))).index) {  // an integer input (token ids)
+      if (to_int) {
+        set(n, values.at(n.input(0)));
+        return true;
+      }
+      if (to_float || to == onnx::TensorProto::BOOL) {  // its values as reals; as BOOL, true where nonzero
+        set(n, in(n, 0));
+        if (to == onnx::TensorProto::BOOL) truthy.insert(n.output(0));
+        return true;
+      }
+    }
     fail_node(n, "only casts of integer shapes to integers, of float tensors and constants to float, of float "
-                 "tensors to BOOL, and of booleans to float are supported");
+                 "tensors to BOOL, of integer inputs, and of booleans to float are supported");
   }
   if (t == "Identity") {
     if (const Tensor* c = ints(0)) return result(c->shape().dims(), values_of(*c));
@@ -1880,6 +1932,24 @@ void Importer::convert(const onnx::NodeProto& n) {
   }
   if (t == "Expand") {  // ONNX broadcasts both ways: a 1 in the shape keeps x's size
     only(n, {});
+    if (const Tensor* c = unbound_constant(n, 0); c && c->dtype() == DType::i64) {
+      // Integer constants expanded to the batch (BERT's positions, torch.arange(T).expand(n,
+      // T)): the same indices for every sample, kept for the Gather that reads them.
+      const IntList dims = const_ints(n, 1);
+      const Shape& cs = c->shape();
+      const bool batch_first = !dims.empty() && dims[0] == kBatch && static_cast<int>(dims.size()) >= cs.rank() &&
+                               (static_cast<int>(dims.size()) > cs.rank() || cs[0] == 1);
+      if (batch_first) {
+        std::vector<std::int64_t> rest(dims.begin() + 1, dims.end());
+        const int lead = static_cast<int>(dims.size()) - cs.rank();
+        Tensor row(Shape(std::vector<std::int64_t>(cs.dims().begin() + (lead > 0 ? 0 : 1), cs.dims().end())), DType::i64);
+        std::copy(c->data<std::int64_t>(), c->data<std::int64_t>() + c->numel(), row.data<std::int64_t>());
+        if (row.shape().dims() != rest)
+          fail_node(n, fmt::format("expands integers {} to {}: only along the batch", cs, dims_text(dims)));
+        batch_indices.insert_or_assign(n.output(0), std::move(row));
+        return;
+      }
+    }
     const NodeId x = in(n, 0);
     IntList dims = const_ints(n, 1);
     const Shape& xs = shape(x);
@@ -1888,12 +1958,7 @@ void Importer::convert(const onnx::NodeProto& n) {
     // its first axis, of size 1 (or added), repeated to the batch of the data's input, then
     // any other size expanded as below.
     if (!dims.empty() && dims[0] == kBatch && (lead > 0 || (xs.rank() > 0 && xs[0] == 1))) {
-      std::optional<NodeId> like;
-      for (NodeId i : graph.inputs())
-        if (graph.node(i).shape.rank() > 0 && graph.node(i).shape[0] == N && !graph.node(i).index) {
-          like = i;
-          break;
-        }
+      const std::optional<NodeId> like = batch_like(n);
       if (!like) fail_node(n, "expands to the batch size, and no input of the model has the batch");
       IntList full(static_cast<std::size_t>(lead), 1);  // x with dims' rank: leading 1s added
       for (int d = 0; d < xs.rank(); ++d) full.push_back(is_symbolic(xs[d]) ? -1 : xs[d]);
@@ -2506,6 +2571,26 @@ void Importer::convert(const onnx::NodeProto& n) {
   }
   if (t == "Einsum") return einsum(n);
   if (t == "LSTM" || t == "GRU" || t == "RNN") return recurrent(n);
+  if (t == "Gather" && batch_indices.count(n.input(1))) {
+    // Every sample's same indices (BERT's positions) into a value or weight: the slices taken
+    // once, then repeated to the batch ([T, d] -> [N, T, d]).
+    only(n, {"axis"});
+    if (attr_int(n, "axis", 0) != 0) fail_node(n, "indices expanded to the batch gather along axis 0 only");
+    const Tensor& idx = batch_indices.at(n.input(1));
+    const NodeId x = in(n, 0);
+    const Shape xs = shape(x);
+    if (xs.rank() < 1 || is_symbolic(xs[0])) fail_node(n, fmt::format("gathers from {} along its first axis", xs));
+    IntList all(idx.data<std::int64_t>(), idx.data<std::int64_t>() + idx.numel());
+    for (std::int64_t i : all)
+      if (i < -xs[0] || i >= xs[0]) fail_node(n, fmt::format("index {} is out of range for axis 0 of {}", i, xs));
+    const NodeId taken = add(n, "take", {x}, {{"indices", all}, {"axis", std::int64_t{0}}});
+    IntList one{1};  // [1, indices' sizes..., x's other sizes]
+    for (std::int64_t d : idx.shape().dims()) one.push_back(d);
+    for (int d = 1; d < xs.rank(); ++d) one.push_back(xs[d]);
+    const std::optional<NodeId> like = batch_like(n);
+    if (!like) fail_node(n, "gathers for every sample, and no input of the model has the batch");
+    return set(n, add(n, "expand_batch", {add(n, "reshape", {taken}, {{"shape", one}}), *like}, {}, 0));
+  }
   if (t == "Gather") {
     only(n, {"axis"});
     const Tensor* idx = unbound_constant(n, 1);
@@ -2565,7 +2650,7 @@ void Importer::convert(const onnx::NodeProto& n) {
       return set_folded(n, add(n, "reshape", {taken}, {{"shape", dims}}, 0), groups);
     }
     if (attr_int(n, "axis", 0) != 0) fail_node(n, "only axis=0 (an embedding lookup) is supported");
-    return set(n, add(n, "embedding", {in(n, 1), in(n, 0)}, {}, 0));
+    return set(n, add(n, "embedding", {in_indices(n, 1), in(n, 0)}, {}, 0));
   }
   fail_node(n, unsupported_operator());
 }

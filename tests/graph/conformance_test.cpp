@@ -32,7 +32,7 @@ TEST_CASE("conformance: every registered op keeps its whole contract") {
     ++checked;
   }
   CHECK(checked >= 21);
-  CHECK(forward_only == 6);  // less, less_equal, greater, greater_equal, equal, not_equal
+  CHECK(forward_only == 7);  // less, less_equal, greater, greater_equal, equal, not_equal, to_float
   // relu, logistic, tanh, identity, scale, dropout, bias_add, add, sub, gelu, silu, elu,
   // softplus, leaky_relu, reshape, flatten
   CHECK(in_place == 16);

@@ -543,6 +543,36 @@ def einsums():
     return Einsums(), (5, 8)
 
 
+class Tokens(nn.Module):
+    """A BERT-style encoder over token ids (an int64 input): its padding mask computed from the
+    ids (ids != 0, then (1 - mask) * -10000 added to the scores), positions
+    torch.arange(T).expand(n, T) read from their table, one attention layer with GELU, and
+    the first token's vector classified."""
+
+    def __init__(self, vocab=30, d=16, heads=2, length=9):
+        super().__init__()
+        self.tok, self.pos, self.ln = nn.Embedding(vocab, d), nn.Embedding(length, d), nn.LayerNorm(d)
+        self.qkv, self.o = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.ff = nn.Sequential(nn.Linear(d, 32), nn.GELU(), nn.Linear(32, d))
+        self.ln2, self.cls = nn.LayerNorm(d), nn.Linear(d, 2)
+        self.heads, self.d = heads, d
+
+    def forward(self, ids):  # [N, 9] int64, 0 the padding
+        n, t = ids.shape
+        mask = (ids != 0).float()
+        ext = (1.0 - mask[:, None, None, :]) * -10000.0
+        pos = torch.arange(t, dtype=torch.long).unsqueeze(0).expand(n, t)
+        h = self.ln(self.tok(ids) + self.pos(pos))
+        q, k, v = (z.view(n, t, self.heads, self.d // self.heads).transpose(1, 2) for z in self.qkv(h).split(self.d, -1))
+        a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.d // self.heads) + ext, dim=-1)
+        h = self.ln2(h + self.o((a @ v).transpose(1, 2).reshape(n, t, self.d)))
+        return self.cls((h + self.ff(h))[:, 0])
+
+
+def tokens():
+    return Tokens(), None
+
+
 # The models also exported at opsets 11 and 12.
 OLD_OPSETS = ("mlp", "cnn", "ln_gelu", "view_cnn", "shape_math", "gated", "sequence1d", "norms", "encoder", "tiny_vit",
               "bilinear", "lstm", "gru")
@@ -562,7 +592,7 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("sinusoidal", sinusoidal, True), ("window_mask", window_mask, True),
                             ("window_mask_static", window_mask, False), ("lstm", lstm, True), ("gru", gru, True),
                             ("rnn", rnn, True), ("bilstm", bilstm, True), ("bigru_final", bigru_final, True),
-                            ("lstm_final", lstm_final, True), ("einsums", einsums, True)):
+                            ("lstm_final", lstm_final, True), ("einsums", einsums, True), ("tokens", tokens, True)):
     model, shape = make()
     if name in ("cnn", "sequence1d"):  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()
@@ -570,7 +600,12 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
             for _ in range(5):
                 model(torch.randn(16, *shape))
     model.eval()
-    x = torch.randn(37, *shape)
+    if shape is None:  # token ids, the last positions of some sequences padding (0)
+        x = torch.randint(1, 30, (37, 9))
+        for row in range(0, 37, 3):
+            x[row, 9 - row % 5:] = 0
+    else:
+        x = torch.randn(37, *shape)
     with torch.no_grad():
         y = model(x)
     path = os.path.join(out, f"{name}.onnx")

@@ -176,7 +176,7 @@ def torch_models(tmp_path_factory):
                                   "positions", "transposed", "encoder", "encoder_static", "attend", "causal", "decoder",
                                   "shuffler", "shuffler_static", "bilinear", "tiny_vit", "learned_positions",
                                   "sinusoidal", "window_mask", "window_mask_static", "lstm", "gru", "rnn", "bilstm",
-                                  "bigru_final", "lstm_final", "einsums"] +
+                                  "bigru_final", "lstm_final", "einsums", "tokens"] +
                          [f"{m}_opset{o}" for m in ("mlp", "cnn", "ln_gelu", "view_cnn", "shape_math", "gated",
                                                     "sequence1d", "norms", "encoder", "tiny_vit", "bilinear", "lstm",
                                                     "gru")
@@ -213,6 +213,8 @@ def test_pytorch_models_import_and_reproduce_pytorch(torch_models, name):
         assert "sin" not in str(model).replace("sinusoidal", "") and "ScatterND" in str(model)
     if name == "window_mask":  # the relative position bias: the table read at 256 indices
         assert "take(table, indices=[24, 23, 22, 21, 17" in str(model)
+    if name == "tokens":  # the ids compared as reals, the positions taken once and repeated to the batch
+        assert "to_float(x)" in str(model) and "expand_batch(" in str(model) and "embedding(x, tok.weight)" in str(model)
     if name == "tiny_vit":  # the class token expanded to the batch the input has
         assert "expand_batch(class_token, x)" in str(model)
     if name == "bilinear":  # Resize in linear mode: half-pixel, then aligned corners
