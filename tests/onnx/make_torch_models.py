@@ -573,6 +573,12 @@ def tokens():
     return Tokens(), None
 
 
+# The models whose input gradients PyTorch computes for the tests (autograd through the
+# model it exported), at this batch: float inputs and class scores.
+GRADIENTS = ("cnn", "encoder", "decoder", "tiny_vit", "window_mask", "sinusoidal", "learned_positions", "lstm", "gru",
+             "rnn", "bilstm", "bigru_final", "einsums", "bilinear", "transposed", "group_norms", "norms", "mobile")
+GRADIENT_BATCH = 5
+
 # The models also exported at opsets 11 and 12.
 OLD_OPSETS = ("mlp", "cnn", "ln_gelu", "view_cnn", "shape_math", "gated", "sequence1d", "norms", "encoder", "tiny_vit",
               "bilinear", "lstm", "gru")
@@ -618,6 +624,13 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
         torch.onnx.export(model, x, path, opset_version=17, input_names=["x"], output_names=["y"])
     np.save(os.path.join(out, f"{name}_x.npy"), x.numpy())
     np.save(os.path.join(out, f"{name}_y.npy"), y.numpy())
+    if name in GRADIENTS:  # PyTorch's gradient of the mean cross-entropy over the input, for labels drawn here
+        xg = x[:GRADIENT_BATCH].clone().requires_grad_(True)
+        scores = model(xg)
+        labels = torch.randint(0, scores.shape[-1], scores.shape[:-1], generator=torch.Generator().manual_seed(7))
+        nn.functional.cross_entropy(scores.reshape(-1, scores.shape[-1]), labels.reshape(-1)).backward()
+        np.save(os.path.join(out, f"{name}_labels.npy"), labels.numpy())
+        np.save(os.path.join(out, f"{name}_dx.npy"), xg.grad.numpy())
     # Opsets 11 and 12, as older exporters write them (axes and sizes as attributes, softmax
     # over a flattened matrix, layer norm and GELU decomposed).
     if name in OLD_OPSETS:

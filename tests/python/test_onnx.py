@@ -310,6 +310,27 @@ def test_an_imported_model_fine_tunes_and_exports_again(torch_models, tmp_path):
                      "y", lambda n: {model.labels: np.zeros(n, np.float32)})
 
 
+@pytest.mark.parametrize("name", ["cnn", "encoder", "decoder", "tiny_vit", "window_mask", "sinusoidal",
+                                  "learned_positions", "lstm", "gru", "rnn", "bilstm", "bigru_final", "einsums",
+                                  "bilinear", "transposed", "group_norms", "norms", "mobile"])
+def test_imported_models_give_pytorchs_input_gradients(torch_models, name):
+    # Gradients from the other framework: PyTorch's autograd through the model it exported
+    # (the mean cross-entropy for labels it drew, over 5 samples), against opgraph's
+    # backward pass through the imported graph (batch norms on their running statistics).
+    model = og.load(torch_models / f"{name}.onnx")
+    x = np.load(torch_models / f"{name}_x.npy")[:5]
+    labels = np.load(torch_models / f"{name}_labels.npy").astype(np.float32)
+    theirs = np.load(torch_models / f"{name}_dx.npy")
+    plan = model.compile(batch=5, mode="eval", input_grads=["x"])
+    plan.forward({"x": x, model.labels: labels})
+    plan.backward()
+    ours = np.asarray(plan.grad("x"))
+    scale = np.max(np.abs(theirs))
+    assert scale > 0 and np.all(np.isfinite(ours)), name
+    err = np.max(np.abs(ours - theirs)) / scale
+    assert err <= 1e-5, f"{name}: {err:.2e} of the largest gradient from PyTorch's"
+
+
 def assert_gradients_true_and_learns(model, x, y, lr, epochs, shrink):
     """An imported model's gradients against f64 central differences (3 samples), then
     fine-tuning with Adam: the loss divided by `shrink` at least, accuracy 0.9 or more."""
