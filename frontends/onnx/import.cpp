@@ -43,7 +43,7 @@ constexpr int kFirstOpset = 11, kLastOpset = 22;
 /// Operators opgraph has no op for, computed at import when their inputs are constants
 /// (fold.hpp): positions, encodings and masks that depend on no input.
 const std::vector<std::string>& constants_only_operators() {
-  static const std::vector<std::string> ops = {"And", "ArgMax", "ArgMin", "Atan", "Ceil", "Cos", "CumSum", "Floor",
+  static const std::vector<std::string> ops = {"And", "ArgMax", "ArgMin", "Atan", "Ceil", "Cos", "Floor",
                                                "GatherElements", "Mod", "Or", "Range", "Round", "ScatterElements",
                                                "ScatterND", "Sign", "Sin", "Size", "Tan", "Trilu", "Xor"};
   return ops;
@@ -1642,7 +1642,7 @@ void Importer::check_batch_fill(const onnx::NodeProto& n) {
 /// where only some of an operator's forms are).
 const std::vector<std::string>& supported_operators() {
   static const std::vector<std::string> supported = {
-      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose (2-D)", "DepthToSpace", "Div",
+      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "CumSum", "ConvTranspose (2-D)", "DepthToSpace", "Div",
       "Dropout", "Einsum", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater", "GRU",
       "GreaterOrEqual", "Gelu (opset 20)", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
       "LessOrEqual", "Log", "LogSoftmax", "LSTM", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mish (opset 18)", "Mul", "Neg", "Not",
@@ -2568,6 +2568,18 @@ void Importer::convert(const onnx::NodeProto& n) {
     // attribute had been accepted and ignored).
     if (reduces_nothing(n)) return set(n, add(n, "identity", {in(n, 0)}, {}, 0));
     return set(n, add(n, "sum", {in(n, 0)}, reduce_attrs(n), 0));
+  }
+  if (t == "CumSum") {  // of data (of constants it is folded)
+    only(n, {"exclusive", "reverse"});
+    const Tensor* a = unbound_constant(n, 1);
+    if (!a || a->dtype() != DType::i64 || a->numel() != 1) fail_node(n, "the axis must be one integer constant");
+    const NodeId x = in(n, 0);
+    const std::int64_t rank = shape(x).rank(), axis = a->data<std::int64_t>()[0];
+    if (axis < -rank || axis >= rank) fail_node(n, fmt::format("axis {} is out of range for {}", axis, shape(x)));
+    if (shape(x)[static_cast<int>(axis < 0 ? axis + rank : axis)] == N)
+      fail_node(n, "sums along the batch: each sample's outputs would depend on the others");
+    return set(n, add(n, "cumsum", {x}, {{"axis", axis < 0 ? axis + rank : axis}, {"exclusive", attr_int(n, "exclusive", 0) != 0},
+                                         {"reverse", attr_int(n, "reverse", 0) != 0}}, 0));
   }
   if (t == "Einsum") return einsum(n);
   if (t == "LSTM" || t == "GRU" || t == "RNN") return recurrent(n);

@@ -573,10 +573,28 @@ def tokens():
     return Tokens(), None
 
 
+class Running(nn.Module):
+    """Running sums of the data (torch.cumsum: CumSum of a tensor of the graph) along the
+    positions and the features, as a cumulative pooling, then a head per sample."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin, self.head = nn.Linear(4, 4), nn.Linear(6 * 4, 3)
+
+    def forward(self, x):  # [N, 6, 4]
+        h = torch.tanh(self.lin(x)).cumsum(1) / torch.arange(1, 7, dtype=torch.float32).unsqueeze(1)
+        return self.head((h + h.cumsum(-1)).flatten(1))
+
+
+def running():
+    return Running(), (6, 4)
+
+
 # The models whose input gradients PyTorch computes for the tests (autograd through the
 # model it exported), at this batch: float inputs and class scores.
 GRADIENTS = ("cnn", "encoder", "decoder", "tiny_vit", "window_mask", "sinusoidal", "learned_positions", "lstm", "gru",
-             "rnn", "bilstm", "bigru_final", "einsums", "bilinear", "transposed", "group_norms", "norms", "mobile")
+             "rnn", "bilstm", "bigru_final", "einsums", "bilinear", "transposed", "group_norms", "norms", "mobile",
+             "running")
 GRADIENT_BATCH = 5
 
 # The models also exported at opsets 11 and 12.
@@ -598,7 +616,8 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("sinusoidal", sinusoidal, True), ("window_mask", window_mask, True),
                             ("window_mask_static", window_mask, False), ("lstm", lstm, True), ("gru", gru, True),
                             ("rnn", rnn, True), ("bilstm", bilstm, True), ("bigru_final", bigru_final, True),
-                            ("lstm_final", lstm_final, True), ("einsums", einsums, True), ("tokens", tokens, True)):
+                            ("lstm_final", lstm_final, True), ("einsums", einsums, True), ("tokens", tokens, True),
+                            ("running", running, True)):
     model, shape = make()
     if name in ("cnn", "sequence1d"):  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()
