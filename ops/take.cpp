@@ -43,8 +43,8 @@ OPGRAPH_OP(take)
     .doc("x's slices at constant indices along an axis, in their order (NumPy's take): take(x, indices=[2, 0, 2], "
          "axis=1)")
     .input("x")
-    .attr("indices", AttrType::int_list, IntList{0}, "the indices taken, in order (negative count from the end; "
-                                                     "repeats allowed)")
+    .attr("indices", AttrType::int_list, AttrValue(), "the indices taken, in order (negative count from the end; "
+                                                      "repeats allowed); required")
     .attr("axis", AttrType::integer, std::int64_t{0}, "the axis the indices are along")
     .shape([](const ShapeContext& c) {
       const Shape& x = c.in(0);
@@ -54,6 +54,7 @@ OPGRAPH_OP(take)
       if (is_symbolic(x[a]))
         c.fail("axis {} of {} is {}: take picks along an axis of known size (not the batch's samples)", axis, x,
                dim_text(x[a]));
+      if (c.attr("indices").is_none()) c.fail("indices=[...] is required: the positions to take along axis {}", axis);
       const IntList& indices = c.attr_ints("indices");
       for (std::size_t j = 0; j < indices.size(); ++j)
         if (indices[j] < -x[a] || indices[j] >= x[a])
