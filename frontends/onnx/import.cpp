@@ -1465,13 +1465,36 @@ bool Importer::fold_sizes(const onnx::NodeProto& n) {
       if (has_input(n, 3)) axes = const_ints(n, 3);
       else
         for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));
-      // The slice op refuses mismatched lengths and steps that are not positive, by name.
+      // The slice op refuses mismatched lengths and steps of 0, by name.
       for (std::size_t i = 0; i < axes.size(); ++i) {
         axes[i] = axis_in(axes[i], shape(x).rank());
         if (shape(x)[static_cast<int>(axes[i])] == N)
           fail_node(n, "slices the batch dimension: opgraph keeps every sample of a batch");
       }
-      set(n, add(n, "slice", {x}, {{"begin", starts}, {"end", ends}, {"step", steps}, {"axes", axes}}, 0));
+      const bool back = std::any_of(steps.begin(), steps.end(), [](std::int64_t v) { return v < 0; });
+      if (!back || starts.size() != axes.size() || ends.size() != axes.size() || steps.size() != axes.size()) {
+        set(n, add(n, "slice", {x}, {{"begin", starts}, {"end", ends}, {"step", steps}, {"axes", axes}}, 0));
+        return true;
+      }
+      // Steps back (torch.flip: a step of -1 from the end to before the start): along each
+      // such axis the positions ONNX's bounds give, taken in their order (take); the axes
+      // stepped forward by one slice before.
+      IntList fs, fe, fst, fa;
+      for (std::size_t i = 0; i < axes.size(); ++i)
+        if (steps[i] > 0) fs.push_back(starts[i]), fe.push_back(ends[i]), fst.push_back(steps[i]), fa.push_back(axes[i]);
+      NodeId y = fa.empty() ? x : add(n, "slice", {x}, {{"begin", fs}, {"end", fe}, {"step", fst}, {"axes", fa}});
+      for (std::size_t i = 0; i < axes.size(); ++i) {
+        if (steps[i] > 0) continue;
+        const std::int64_t len = shape(x)[static_cast<int>(axes[i])];
+        if (is_symbolic(len)) fail_node(n, fmt::format("steps back along axis {} of {}, which is symbolic", axes[i], shape(x)));
+        auto clamp = [&](std::int64_t v) { return std::clamp<std::int64_t>(v < 0 ? v + len : v, -1, len - 1); };
+        const std::int64_t b = std::max<std::int64_t>(clamp(starts[i]), 0), e = clamp(ends[i]);
+        IntList taken;
+        for (std::int64_t k = b; k > e; k += steps[i]) taken.push_back(k);
+        if (taken.empty()) fail_node(n, fmt::format("steps back along axis {} and takes nothing", axes[i]));
+        y = add(n, "take", {y}, {{"indices", taken}, {"axis", axes[i]}});
+      }
+      set(n, add(n, "identity", {y}, {}, 0));
       return true;
     }
     if (data->shape().rank() != 1) fail_node(n, "slices an integer constant of rank other than 1");

@@ -590,11 +590,28 @@ def running():
     return Running(), (6, 4)
 
 
+class Flip(nn.Module):
+    """torch.flip of data along the positions, and along positions and features (Slice with a
+    step of -1 from the end to before the start)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin, self.head = nn.Linear(4, 4), nn.Linear(24, 3)
+
+    def forward(self, x):  # [N, 6, 4]
+        h = torch.tanh(self.lin(x))
+        return self.head((h + torch.flip(h, [1]) * 0.5 + torch.flip(h, [1, 2]) * 0.25).flatten(1))
+
+
+def flip():
+    return Flip(), (6, 4)
+
+
 # The models whose input gradients PyTorch computes for the tests (autograd through the
 # model it exported), at this batch: float inputs and class scores.
 GRADIENTS = ("cnn", "encoder", "decoder", "tiny_vit", "window_mask", "sinusoidal", "learned_positions", "lstm", "gru",
              "rnn", "bilstm", "bigru_final", "einsums", "bilinear", "transposed", "group_norms", "norms", "mobile",
-             "running")
+             "running", "flip")
 GRADIENT_BATCH = 5
 
 # The models also exported at opsets 11 and 12.
@@ -617,7 +634,7 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("window_mask_static", window_mask, False), ("lstm", lstm, True), ("gru", gru, True),
                             ("rnn", rnn, True), ("bilstm", bilstm, True), ("bigru_final", bigru_final, True),
                             ("lstm_final", lstm_final, True), ("einsums", einsums, True), ("tokens", tokens, True),
-                            ("running", running, True)):
+                            ("running", running, True), ("flip", flip, True)):
     model, shape = make()
     if name in ("cnn", "sequence1d"):  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()
