@@ -484,6 +484,18 @@ struct Importer {
                                n.input(i)));
     return IntList(c->data<std::int64_t>(), c->data<std::int64_t>() + c->numel());
   }
+  /// A Slice's constant starts, ends, axes (default: the first axes) and steps (default 1).
+  struct SliceInputs {
+    IntList starts, ends, axes, steps;
+  };
+  SliceInputs slice_inputs(const onnx::NodeProto& n) const {
+    SliceInputs a{const_ints(n, 1), const_ints(n, 2), {}, {}};
+    a.steps = has_input(n, 4) ? const_ints(n, 4) : IntList(a.starts.size(), 1);
+    if (has_input(n, 3)) a.axes = const_ints(n, 3);
+    else
+      for (std::size_t i = 0; i < a.starts.size(); ++i) a.axes.push_back(static_cast<std::int64_t>(i));
+    return a;
+  }
   /// A scalar constant input (Pow's exponent, Add's offset), or nothing.
   std::optional<double> const_scalar(const onnx::NodeProto& n, int i) const {
     if (i >= n.input_size()) return std::nullopt;
@@ -1437,11 +1449,7 @@ bool Importer::fold_sizes(const onnx::NodeProto& n) {
     // [layers·directions, N, H], one layer's taken): the same one value over fewer sizes.
     only(n, {});
     std::vector<std::int64_t> dims = batch_fills.at(n.input(0));
-    const IntList starts = const_ints(n, 1), ends = const_ints(n, 2);
-    IntList axes = has_input(n, 3) ? const_ints(n, 3) : IntList{};
-    const IntList steps = has_input(n, 4) ? const_ints(n, 4) : IntList(starts.size(), 1);
-    if (!has_input(n, 3))
-      for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));
+    const auto [starts, ends, axes, steps] = slice_inputs(n);
     if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
       fail_node(n, "starts, ends, axes and steps differ in length");
     for (std::size_t i = 0; i < starts.size(); ++i) {
@@ -1460,11 +1468,7 @@ bool Importer::fold_sizes(const onnx::NodeProto& n) {
     only(n, {});
     if (!data) {  // a slice of a tensor of the graph (or of a weight): the slice op
       const NodeId x = in(n, 0);
-      const IntList starts = const_ints(n, 1), ends = const_ints(n, 2);
-      IntList axes, steps = has_input(n, 4) ? const_ints(n, 4) : IntList(starts.size(), 1);
-      if (has_input(n, 3)) axes = const_ints(n, 3);
-      else
-        for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));
+      auto [starts, ends, axes, steps] = slice_inputs(n);
       // The slice op refuses mismatched lengths and steps of 0, by name.
       for (std::size_t i = 0; i < axes.size(); ++i) {
         axes[i] = axis_in(axes[i], shape(x).rank());
