@@ -922,7 +922,7 @@ constexpr int many = 1 << 30;
 const std::unordered_map<std::string, Arity>& arities() {
   static const std::unordered_map<std::string, Arity> table = [] {
     std::unordered_map<std::string, Arity> a;
-    for (const char* t : {"Abs", "Elu", "Erf", "Exp", "Flatten", "GlobalAveragePool", "Identity", "LeakyRelu", "Log",
+    for (const char* t : {"Abs", "Elu", "Erf", "Exp", "Flatten", "GlobalAveragePool", "GlobalMaxPool", "Identity", "LeakyRelu", "Log",
                           "LogSoftmax", "Neg", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "Relu", "Sigmoid",
                           "Softmax", "Softplus", "Sqrt", "Tanh", "Transpose", "AveragePool", "ReduceL1", "ReduceL2",
                           "ReduceSumSquare", "ReduceMin", "ReduceProd"})
@@ -1670,10 +1670,10 @@ void Importer::check_batch_fill(const onnx::NodeProto& n) {
 const std::vector<std::string>& supported_operators() {
   static const std::vector<std::string> supported = {
       "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "CumSum", "ConvTranspose (2-D)", "DepthToSpace", "Div",
-      "Dropout", "Einsum", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Greater", "GRU",
+      "Dropout", "Einsum", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Greater", "GRU",
       "GreaterOrEqual", "Gelu (opset 20)", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
       "LessOrEqual", "Log", "LogSoftmax", "LSTM", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mish (opset 18)", "Mul", "Neg", "Not",
-      "Pad (constant)", "Pow", "PRelu", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
+      "Pad (constant, reflect, edge)", "Pow", "PRelu", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
       "ReduceMin", "ReduceProd (of sizes)", "ReduceSum", "ReduceSumSquare", "Relu", "RNN",
       "Reshape", "Resize (nearest, linear)", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Softsign", "SpaceToDepth", "Split", "Sqrt", "Squeeze",
       "Sub", "Sum", "Tanh", "Tile", "Transpose", "Unsqueeze", "Where"};
@@ -1735,10 +1735,11 @@ void Importer::convert(const onnx::NodeProto& n) {
     const Folded x = in_folded(n, 0);  // attention's probabilities may fold the batch
     return set_folded(n, add(n, "identity", {x.id}, {}, 0), x.groups);
   }
-  if (t == "Pad") {  // constant mode (PyTorch puts a Pad of zeros before its average pools)
+  if (t == "Pad") {  // PyTorch puts a Pad of zeros before its average pools; reflect and edge: ReflectionPad2d, ReplicationPad2d
     only(n, {"mode"});
     const std::string mode = attr_string(n, "mode", "constant");
-    if (mode != "constant") fail_node(n, fmt::format("mode={} is not supported: only constant padding", mode));
+    if (mode != "constant" && mode != "reflect" && mode != "edge")
+      fail_node(n, fmt::format("mode={} is not supported: constant, reflect and edge are", mode));
     IntList pads = const_ints(n, 1);
     const NodeId x = in(n, 0);
     const int rank = shape(x).rank();
@@ -1776,6 +1777,9 @@ void Importer::convert(const onnx::NodeProto& n) {
       before.push_back(b), after.push_back(e), axes.push_back(d);
     }
     if (axes.empty()) return set(n, add(n, "identity", {x}, {}, 0));
+    if (mode != "constant")  // the value input, if any, does not apply
+      return set(n, add(n, "pad", {x}, {{"before", before}, {"after", after}, {"axes", axes},
+                                        {"mode", std::string(mode == "edge" ? "replicate" : "reflect")}}, 0));
     return set(n, add(n, "pad", {x}, {{"before", before}, {"after", after}, {"axes", axes}, {"value", value}}, 0));
   }
   if (t == "Less" || t == "LessOrEqual" || t == "Greater" || t == "GreaterOrEqual" || t == "Equal") {
@@ -1974,6 +1978,36 @@ void Importer::convert(const onnx::NodeProto& n) {
         if (row.shape().dims() != rest)
           fail_node(n, fmt::format("expands integers {} to {}: only along the batch", cs, dims_text(dims)));
         batch_indices.insert_or_assign(n.output(0), std::move(row));
+        return;
+      }
+    }
+    // A constant of one value (not a weight) expanded to sizes that hold the batch: a fill
+    // sized by the batch, as ConstantOfShape makes one. A recurrent network exported with a
+    // fixed batch writes its zero initial state so (torch.zeros(1, 1, H).expand(layers, n,
+    // H)), the batch at axis 1.
+    if (const Tensor* c = unbound_constant(n, 0); c && !weights.count(n.input(0)) && c->numel() > 0) {
+      std::vector<std::int64_t> dims = const_ints(n, 1);
+      bool same = true, batch = false;
+      for (std::int64_t i = 1; same && i < c->numel(); ++i) same = c->at(i) == c->at(0);
+      for (std::int64_t& d : dims) batch = batch || (is_batch(d) && multiple_of(d) == 1);
+      const int lead = static_cast<int>(dims.size()) - c->shape().rank();
+      same = same && lead >= 0;  // else the result has the constant's rank: the general path
+      for (int j = 0; same && batch && j < c->shape().rank(); ++j) {  // broadcast against dims, aligned on the right
+        std::int64_t& d = dims[static_cast<std::size_t>(j + lead)];
+        const std::int64_t cj = c->shape()[j];
+        // The constant may hold the batch itself where the file was exported with a fixed one.
+        const bool batch_there = is_batch(d) && multiple_of(d) == 1 && exported_batch > 0 && cj == exported_batch;
+        if (cj != 1 && d != 1 && cj != d && !batch_there)
+          fail_node(n, fmt::format("cannot expand a constant of shape {} to {}: each size must be 1 or the size it "
+                                   "expands to",
+                                   dims_text(c->shape().dims()), dims_text(const_ints(n, 1))));
+        if (d == 1) d = cj;
+      }
+      if (same && batch) {
+        for (std::int64_t d : dims)
+          if (d < 0 && !(is_batch(d) && multiple_of(d) == 1))
+            fail_node(n, fmt::format("expands a constant to {}: only by the batch and known sizes", dims_text(dims)));
+        set_batch_fill(n.output(0), std::move(dims), c->dtype(), c->at(0));
         return;
       }
     }
@@ -2328,18 +2362,29 @@ void Importer::convert(const onnx::NodeProto& n) {
     if (attr_int(n, "group", 1) != 1) fail_node(n, "only group=1 is supported");
     const Tensor* wc = unbound_constant(n, 1);
     if (!wc || wc->dtype() == DType::i64) fail_node(n, "the kernel must be a float initializer");
-    const Shape ws = wc->shape();
     NodeId x = in(n, 0);
+    // 1-D (ConvTranspose1d over [N, C, L], an audio or sequence decoder's upsampling): the
+    // 2-D one of height 1 over [N, C, 1, L], as Conv.
+    const bool one_d = wc->shape().rank() == 3 && shape(x).rank() == 3;
+    const Shape ws = one_d ? Shape{wc->shape()[0], wc->shape()[1], 1, wc->shape()[2]} : wc->shape();
+    if (!one_d && (ws.rank() != 4 || shape(x).rank() != 4))
+      fail_node(n, fmt::format("only 1-D and 2-D transposed convolutions ([N, C, L], [N, C, H, W]) are supported; x is "
+                               "{}, the kernel {}", shape(x), ws));
+    if (shape(x)[1] != ws[0] || is_symbolic(shape(x)[2]) || (!one_d && is_symbolic(shape(x)[3])))
+      fail_node(n, fmt::format("x {} against the kernel {} [in, out, {}]", shape(x), wc->shape(), one_d ? "k" : "kh, kw"));
+    if (one_d) x = as_image(n, x);
     const Shape xs = shape(x);
-    if (ws.rank() != 4 || xs.rank() != 4) fail_node(n, fmt::format("only 2-D transposed convolutions of [N, C, H, W] are "
-                                                                   "supported; x is {}, the kernel {}", xs, ws));
-    if (xs[1] != ws[0] || is_symbolic(xs[2]) || is_symbolic(xs[3]))
-      fail_node(n, fmt::format("x {} against the kernel {} [in, out, kh, kw]", xs, ws));
     const IntList kernel{ws[2], ws[3]};
-    if (attr_ints(n, "kernel_shape", kernel) != kernel) fail_node(n, fmt::format("kernel_shape disagrees with the kernel {}", ws));
-    if (attr_ints(n, "dilations", {1, 1}) != IntList{1, 1}) fail_node(n, "only dilations of 1 are supported");
-    const IntList stride = attr_ints(n, "strides", {1, 1}), extra = attr_ints(n, "output_padding", {0, 0});
-    const IntList pads = ap == "VALID" ? IntList{0, 0, 0, 0} : attr_ints(n, "pads", {0, 0, 0, 0});
+    if (attr_ints(n, "kernel_shape", one_d ? IntList{ws[3]} : kernel) != (one_d ? IntList{ws[3]} : kernel))
+      fail_node(n, fmt::format("kernel_shape disagrees with the kernel {}", wc->shape()));
+    const IntList ones = one_d ? IntList{1} : IntList{1, 1};
+    if (attr_ints(n, "dilations", ones) != ones) fail_node(n, "only dilations of 1 are supported");
+    IntList stride = attr_ints(n, "strides", ones), extra = attr_ints(n, "output_padding", one_d ? IntList{0} : IntList{0, 0});
+    IntList pads = ap == "VALID" ? IntList(2 * ones.size(), 0) : attr_ints(n, "pads", IntList(2 * ones.size(), 0));
+    if (one_d) {
+      if (stride.size() != 1 || extra.size() != 1 || pads.size() != 2) fail_node(n, "strides, output_padding and pads must be 1, 1 and 2 numbers");
+      stride = {1, stride[0]}, extra = {0, extra[0]}, pads = {0, pads[0], 0, pads[1]};
+    }
     if (stride.size() != 2 || extra.size() != 2 || pads.size() != 4) fail_node(n, "strides, output_padding and pads must be 2, 2 and 4 numbers");
     for (int a = 0; a < 2; ++a) {
       const auto i = static_cast<std::size_t>(a);
@@ -2373,9 +2418,9 @@ void Importer::convert(const onnx::NodeProto& n) {
             flipped.set(((o * cin + i) * kh + a) * kw + b, wc->at(((i * cout + o) * kh + (kh - 1 - a)) * kw + (kw - 1 - b)));
     const NodeId w = add_param(n, n.input(1) + "_transposed", flipped);
     const bool bias = has_input(n, 2);
-    NodeId y = add(n, "conv2d", {x, w}, {{"padding", IntList{before[0], before[1], after[0], after[1]}}}, bias ? -1 : 0);
-    if (bias) y = add(n, "bias_add", {y, in(n, 2)}, {{"axis", std::int64_t{1}}}, 0);
-    return set(n, y);
+    NodeId y = add(n, "conv2d", {x, w}, {{"padding", IntList{before[0], before[1], after[0], after[1]}}}, bias || one_d ? -1 : 0);
+    if (bias) y = add(n, "bias_add", {y, in(n, 2)}, {{"axis", std::int64_t{1}}}, one_d ? -1 : 0);
+    return set(n, one_d ? as_sequence(n, y) : y);
   }
   if (t == "MaxPool" || t == "AveragePool") {
     const bool max = t == "MaxPool";
@@ -2398,12 +2443,13 @@ void Importer::convert(const onnx::NodeProto& n) {
     if (!one_d) return set(n, add(n, max ? "max_pool2d" : "avg_pool2d", {x}, std::move(attrs), 0));
     return set(n, as_sequence(n, add(n, max ? "max_pool2d" : "avg_pool2d", {as_image(n, x)}, std::move(attrs))));
   }
-  if (t == "GlobalAveragePool") {
+  if (t == "GlobalAveragePool" || t == "GlobalMaxPool") {  // nn.AdaptiveAvgPool2d(1), AdaptiveMaxPool2d(1)
     only(n, {});
     const NodeId x = in(n, 0);
     IntList axes;
     for (int d = 2; d < shape(x).rank(); ++d) axes.push_back(d);
-    return set(n, add(n, "mean", {x}, {{"axis", axes}, {"keepdims", true}}, 0));
+    if (axes.empty()) fail_node(n, fmt::format("input {} has no axes past the channels to pool over", shape(x)));
+    return set(n, add(n, t == "GlobalMaxPool" ? "max" : "mean", {x}, {{"axis", axes}, {"keepdims", true}}, 0));
   }
   if (t == "BatchNormalization") {
     only(n, {"epsilon", "momentum", "training_mode"});

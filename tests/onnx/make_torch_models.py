@@ -607,11 +607,43 @@ def flip():
     return Flip(), (6, 4)
 
 
+class Padded(nn.Module):
+    """Padding that reads the image (style transfer's and CycleGAN's convolutions): mirrored
+    and repeated edges, a convolution's own padding_mode, a sequence mirrored, and a global
+    max pool (nn.AdaptiveMaxPool2d(1))."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Sequential(nn.ReflectionPad2d((1, 2, 3, 0)), nn.Conv2d(2, 4, 3), nn.ReLU())
+        self.b = nn.Sequential(nn.ReplicationPad2d(2), nn.Conv2d(4, 4, 3, stride=2))
+        self.c = nn.Conv2d(4, 3, 3, padding=1, padding_mode="reflect")
+        self.d = nn.Conv2d(3, 3, 3, padding=2, padding_mode="replicate")
+        self.seq = nn.Sequential(nn.ReflectionPad1d(2), nn.Conv1d(3, 2, 3))
+        self.head = nn.Linear(3 + 2 * 9, 4)
+
+    def forward(self, x):  # [N, 2, 7, 6]
+        h = self.d(self.c(self.b(self.a(x))))
+        g = nn.functional.adaptive_max_pool2d(h, 1).flatten(1)
+        s = self.seq(h.mean(2))  # [N, 3, W] mirrored along W
+        return self.head(torch.cat([g, s.flatten(1)[:, :18]], 1))
+
+
+def padded():
+    return Padded(), (2, 7, 6)
+
+
+def transposed1d():
+    """ConvTranspose1d (an audio decoder's upsampling): strided with output_padding and pads,
+    then one without a bias."""
+    return nn.Sequential(nn.Conv1d(3, 4, 3), nn.ReLU(), nn.ConvTranspose1d(4, 3, 4, stride=3, padding=1, output_padding=2),
+                         nn.Tanh(), nn.ConvTranspose1d(3, 2, 3, bias=False), nn.Flatten(), nn.Linear(2 * 27, 5)), (3, 10)
+
+
 # The models whose input gradients PyTorch computes for the tests (autograd through the
 # model it exported), at this batch: float inputs and class scores.
 GRADIENTS = ("cnn", "encoder", "decoder", "tiny_vit", "window_mask", "sinusoidal", "learned_positions", "lstm", "gru",
              "rnn", "bilstm", "bigru_final", "einsums", "bilinear", "transposed", "group_norms", "norms", "mobile",
-             "running", "flip")
+             "running", "flip", "padded", "transposed1d")
 GRADIENT_BATCH = 5
 
 # The models also exported at opsets 11 and 12.
@@ -634,7 +666,12 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             ("window_mask_static", window_mask, False), ("lstm", lstm, True), ("gru", gru, True),
                             ("rnn", rnn, True), ("bilstm", bilstm, True), ("bigru_final", bigru_final, True),
                             ("lstm_final", lstm_final, True), ("einsums", einsums, True), ("tokens", tokens, True),
-                            ("running", running, True), ("flip", flip, True)):
+                            ("running", running, True), ("flip", flip, True),
+                            # Exported with a fixed batch, the zero initial states are constants
+                            # of it expanded to [layers, N, H] (batch at axis 1).
+                            ("bilstm_static", bilstm, False), ("rnn_static", rnn, False),
+                            ("gru_static", gru, False), ("padded", padded, True),
+                            ("transposed1d", transposed1d, True)):
     model, shape = make()
     if name in ("cnn", "sequence1d"):  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()

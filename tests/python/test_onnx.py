@@ -176,7 +176,8 @@ def torch_models(tmp_path_factory):
                                   "positions", "transposed", "encoder", "encoder_static", "attend", "causal", "decoder",
                                   "shuffler", "shuffler_static", "bilinear", "tiny_vit", "learned_positions",
                                   "sinusoidal", "window_mask", "window_mask_static", "lstm", "gru", "rnn", "bilstm",
-                                  "bigru_final", "lstm_final", "einsums", "tokens", "running", "flip"] +
+                                  "bigru_final", "lstm_final", "einsums", "tokens", "running", "flip", "bilstm_static",
+                                  "rnn_static", "gru_static", "padded", "transposed1d"] +
                          [f"{m}_opset{o}" for m in ("mlp", "cnn", "ln_gelu", "view_cnn", "shape_math", "gated",
                                                     "sequence1d", "norms", "encoder", "tiny_vit", "bilinear", "lstm",
                                                     "gru")
@@ -312,7 +313,7 @@ def test_an_imported_model_fine_tunes_and_exports_again(torch_models, tmp_path):
 
 @pytest.mark.parametrize("name", ["cnn", "encoder", "decoder", "tiny_vit", "window_mask", "sinusoidal",
                                   "learned_positions", "lstm", "gru", "rnn", "bilstm", "bigru_final", "einsums",
-                                  "bilinear", "transposed", "group_norms", "norms", "mobile", "running", "flip"])
+                                  "bilinear", "transposed", "group_norms", "norms", "mobile", "running", "flip", "padded", "transposed1d"])
 def test_imported_models_give_pytorchs_input_gradients(torch_models, name):
     # Gradients from the other framework: PyTorch's autograd through the model it exported
     # (the mean cross-entropy for labels it drew, over 5 samples), against opgraph's
@@ -373,7 +374,7 @@ def test_an_imported_recurrent_network_trains_through_time_and_exports_again(tor
                      "y", lambda n: {model.labels: np.zeros(n, np.float32)})
 
 
-@pytest.mark.parametrize("name", ["transposed", "group_norms"])
+@pytest.mark.parametrize("name", ["transposed", "group_norms", "transposed1d", "padded"])
 def test_imported_transposed_convolutions_and_group_norms_have_true_gradients(torch_models, name):
     # Composed at import (zero-stuffing, pads, crops and flipped kernels; reductions for the
     # norms), their gradients are the graph's own: f64 central differences agree.
@@ -758,10 +759,18 @@ def test_files_that_cannot_be_imported_say_why(tmp_path):
         og.load(junk)
     # The new operators' limits, each with its reason.
     pads = helper.make_tensor("p", TensorProto.INT64, [4], [0, 1, 0, 1])
+    wrap = make_onnx(tmp_path, "wrap.onnx", [helper.make_node("Pad", ["x", "p"], ["y"], name="p", mode="wrap")],
+                     [x], [y], [pads])
+    with pytest.raises(og.DataError, match=r"node 'p' \(Pad, opset 17\): mode=wrap is not supported: constant, "
+                                           r"reflect and edge are$"):
+        og.load(wrap)
+    # Reflect padding mirrors the axis about its ends: at most its size less one each side.
+    wide = helper.make_tensor("p", TensorProto.INT64, [4], [0, 3, 0, 1])
+    y5 = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 7])
     reflect = make_onnx(tmp_path, "reflect.onnx", [helper.make_node("Pad", ["x", "p"], ["y"], name="p", mode="reflect")],
-                        [x], [y], [pads])
-    with pytest.raises(og.DataError, match=r"node 'p' \(Pad, opset 17\): mode=reflect is not supported: only constant "
-                                           r"padding$"):
+                        [x], [y5], [wide])
+    with pytest.raises(og.DataError, match=r"node 'p' \(Pad, opset 17\): pad: reflect padding of 3 before and 1 after "
+                                           r"axis 1 of \[N,3\]: each must be less than the axis's size 3$"):
         og.load(reflect)
     batch_pads = helper.make_tensor("p", TensorProto.INT64, [4], [1, 0, 0, 0])
     on_batch = make_onnx(tmp_path, "pad_batch.onnx", [helper.make_node("Pad", ["x", "p"], ["y"], name="p")], [x], [y],
@@ -1117,7 +1126,7 @@ ALONG_THE_BATCH = {
     ("flatten", "[5,2,4,7] axis=0 end=1"), ("reshape", "[4,7,3] shape=[-1]"),
     ("reshape", "[2,3,5] shape=[3, -1]"), ("slice", "[7,4,7] begin=[-5, 0] end=[100, 1] step=[2, 1]"),
     ("split", "[6,5] parts=3 axis=0"), ("sub", "[5] [2,5]"), ("take", "[6,4] indices=[1, 1, 3]"),
-    ("cumsum", "[5,2,4] axis=0 reverse=true"),
+    ("cumsum", "[5,2,4] axis=0 reverse=true"), ("pad", "[3,3,1] before=[2, 1] after=[1, 2] axes=[0, 2] mode=replicate"),
 }
 
 
