@@ -8,10 +8,13 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -56,12 +59,66 @@ bool computed_only_at_import(const std::string& op_type) {
 /// Anything a file is refused for: "<file>: <what>".
 [[noreturn]] void bad(const std::string& file, const std::string& what) { throw DataError(file, what); }
 
-/// The tensor an initializer or a Constant holds (f32, f64 or i64; i32 read as i64).
+/// Where a tensor kept outside the model file is (ONNX's external data: `location`, a path
+/// relative to the model's folder, and the bytes at `offset`, `length` of them), checked:
+/// within the model's folder, a regular file that holds those bytes.
+struct ExternalData {
+  std::string path;
+  std::uint64_t offset = 0, length = 0;
+};
+ExternalData external_data(const onnx::TensorProto& t, const std::string& file, const std::string& what) {
+  std::string location;
+  std::optional<std::uint64_t> offset, length;
+  for (const auto& e : t.external_data()) {
+    if (e.key() == "location") {
+      location = e.value();
+    } else if (e.key() == "offset" || e.key() == "length") {
+      const std::string& v = e.value();
+      std::uint64_t x = 0;
+      bool ok = !v.empty() && v.size() <= 19;  // below 10^19: no overflow
+      for (char c : v) ok = ok && c >= '0' && c <= '9', x = x * 10 + static_cast<std::uint64_t>(c - '0');
+      if (!ok) bad(file, fmt::format("{} '{}': external data {} '{}' is not a number of bytes", what, t.name(), e.key(), v));
+      (e.key() == "offset" ? offset : length) = x;
+    }
+  }
+  if (location.empty())
+    bad(file, fmt::format("{} '{}' keeps its data in an external file and names none (no 'location')", what, t.name()));
+  const std::filesystem::path rel(location);
+  bool inside = !rel.is_absolute() && !rel.has_root_name();
+  for (const auto& part : rel) inside = inside && part != "..";
+  if (!inside)
+    bad(file, fmt::format("{} '{}' keeps its data in '{}', outside the model's folder: ONNX names external data by a "
+                          "path within the folder of the model",
+                          what, t.name(), location));
+  ExternalData d;
+  d.path = (std::filesystem::path(file).parent_path() / rel).string();
+  try {
+    check_input_file(d.path);
+  } catch (const DataError&) {
+    bad(file, fmt::format("{} '{}' keeps its data in '{}', which is not a file that can be read: keep the model's "
+                          "external data beside it, as it was saved",
+                          what, t.name(), d.path));
+  }
+  std::error_code ec;
+  const std::uint64_t size = std::filesystem::file_size(d.path, ec);
+  if (ec) bad(file, fmt::format("{} '{}': the size of its external data '{}' cannot be read ({})", what, t.name(), d.path, ec.message()));
+  d.offset = offset.value_or(0);
+  if (d.offset > size)
+    bad(file, fmt::format("{} '{}': its external data starts at byte {} of '{}', which holds {} bytes", what, t.name(),
+                          d.offset, d.path, size));
+  d.length = length.value_or(size - d.offset);
+  if (d.length > size - d.offset)
+    bad(file, fmt::format("{} '{}': its external data, {} bytes from byte {} of '{}', runs past the file's {} bytes",
+                          what, t.name(), d.length, d.offset, d.path, size));
+  return d;
+}
+
+/// The tensor an initializer or a Constant holds (f32, f64 or i64; i32 read as i64), in
+/// the model file or, saved with external data, in a file beside it.
 Tensor tensor_of(const onnx::TensorProto& t, const std::string& file, const std::string& what) {
-  if (t.data_location() == onnx::TensorProto::EXTERNAL || t.external_data_size() > 0)
-    bad(file, fmt::format("{} '{}' keeps its data in an external file: save the model with its data inside "
-                          "(onnx.save(model, path, save_as_external_data=False))",
-                          what, t.name()));
+  const bool external = t.data_location() == onnx::TensorProto::EXTERNAL || t.external_data_size() > 0;
+  if (external && t.has_raw_data())
+    bad(file, fmt::format("{} '{}' holds its data both in the file and in external data", what, t.name()));
   std::vector<std::int64_t> dims;
   std::int64_t count = 1;
   for (std::int64_t d : t.dims()) {
@@ -85,6 +142,26 @@ Tensor tensor_of(const onnx::TensorProto& t, const std::string& file, const std:
   // The values must be there before the tensor is made: a few bytes of file can declare
   // 2^40 elements (fuzz_onnx: 12.5 GB asked for by a 5 kB file).
   const auto n = static_cast<std::size_t>(count);
+  if (external) {
+    const ExternalData d = external_data(t, file, what);
+    if (d.length != static_cast<std::uint64_t>(n) * width)
+      bad(file, fmt::format("{} '{}' declares {} values ({} bytes) and its external data in '{}' holds {} bytes", what,
+                            t.name(), n, static_cast<std::uint64_t>(n) * width, d.path, d.length));
+    Tensor out(Shape(std::move(dims)), dtype);  // reserved from the memory limit, once the file is known to hold it
+    std::ifstream in(d.path, std::ios::binary);
+    const bool wide = width == 8 || t.data_type() == onnx::TensorProto::FLOAT;  // read in place: f32, f64, i64
+    std::string narrow(wide ? 0 : n * width, '\0');
+    in.seekg(static_cast<std::streamoff>(d.offset));
+    in.read(wide ? static_cast<char*>(out.raw()) : narrow.data(), static_cast<std::streamsize>(n * width));
+    if (!in || static_cast<std::size_t>(in.gcount()) != n * width)
+      bad(file, fmt::format("{} '{}': reading {} bytes of its external data from '{}' failed", what, t.name(), n * width, d.path));
+    for (std::size_t i = 0; !wide && i < n; ++i) {
+      std::int32_t v = narrow[i] != 0;  // bool
+      if (width == 4) std::memcpy(&v, narrow.data() + i * 4, 4);
+      out.data<std::int64_t>()[i] = v;
+    }
+    return out;
+  }
   std::size_t held = 0;
   if (t.has_raw_data()) {
     held = t.raw_data().size() / width;

@@ -424,6 +424,33 @@ def test_the_cli_reads_onnx_files(torch_models, tmp_path):
         np.testing.assert_array_equal(tuned.params[name], value)
 
 
+@pytest.mark.parametrize("one_file", [True, False])
+def test_models_saved_with_external_data_import(torch_models, tmp_path, one_file):
+    # Weights kept beside the model (onnx.save(..., save_as_external_data=True), as PyTorch
+    # and ONNX's tools write models past 2 GB): the same parameters and outputs, read from
+    # the data file(s) at their offsets; the CLI reads them too.
+    import onnx
+    from conftest import BINARY
+    folder = tmp_path / "beside"
+    folder.mkdir()
+    onnx.save_model(onnx.load(str(torch_models / "cnn.onnx")), str(folder / "cnn.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=one_file, location="cnn.data", size_threshold=0)
+    assert len(list(folder.iterdir())) == (2 if one_file else 11)
+    inside, beside = og.load(torch_models / "cnn.onnx"), og.load(folder / "cnn.onnx")
+    assert sorted(inside.params) == sorted(beside.params)
+    for name, value in inside.params.items():
+        np.testing.assert_array_equal(beside.params[name], value)
+    x, y = np.load(torch_models / "cnn_x.npy"), np.load(torch_models / "cnn_y.npy")
+    plan = beside.compile(batch=37, mode="eval", keep=["y"], backward=False)
+    plan.forward({"x": x, beside.labels: np.zeros(37, np.float32)})
+    assert np.max(np.abs(plan.value("y") - y)) <= 1e-5
+    dump = subprocess.run([BINARY, "dump", str(folder / "cnn.onnx")], capture_output=True, text=True)
+    assert dump.returncode == 0 and "conv2d(" in dump.stdout, dump.stderr
+    (folder / ("cnn.data" if one_file else next(p.name for p in folder.iterdir() if p.suffix != ".onnx"))).unlink()
+    with pytest.raises(og.DataError, match=r"keeps its data in '.*', which is not a file that can be read"):
+        og.load(folder / "cnn.onnx")
+
+
 def make_onnx(tmp_path, name, nodes, inputs, outputs, initializers=(), opset=17):
     import onnx
     from onnx import helper
