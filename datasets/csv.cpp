@@ -227,6 +227,38 @@ Dataset parse_csv(std::string_view text, const std::string& name, const CsvOptio
   Records records(text, options.delimiter, name);
   std::vector<Field> first, row;
   if (!records.next(first)) throw DataError(name, "empty file (no rows)");
+  if (!options.label_name.empty()) {
+    // label=NAME: the first row is the header, the label the column it names (counted
+    // without the columns left unnamed, as label= counts them).
+    if (options.header == CsvOptions::Header::none || options.header == CsvOptions::Header::sklearn)
+      throw DataError(name, fmt::format("label={} names a column, and header={} says the file has no row of names: "
+                                        "give the label's column number (label=-1 for the last)",
+                                        options.label_name, options.header == CsvOptions::Header::none ? "no" : "sklearn"));
+    const std::vector<Field> named = without_unnamed(first, unnamed_columns(first));
+    std::vector<std::string> names;
+    int at = -1;
+    for (std::size_t c = 0; c < named.size(); ++c) {
+      names.push_back(printable(named[c].text));
+      if (named[c].text != options.label_name) continue;
+      if (at >= 0)
+        throw DataError(fmt::format("{}:{}", name, first[0].line),
+                        fmt::format("two columns are named '{}' (columns {} and {} of the header): give the label's "
+                                    "column number",
+                                    printable(options.label_name), at + 1, c + 1));
+      at = static_cast<int>(c);
+    }
+    if (at < 0) {
+      std::string shown = fmt::format("{}", fmt::join(names, ", "));
+      if (shown.size() > 200) shown = shown.substr(0, 197) + "...";
+      throw DataError(fmt::format("{}:{}", name, first[0].line),
+                      fmt::format("no column is named '{}': the first row names {}", printable(options.label_name), shown));
+    }
+    CsvOptions by_number = options;
+    by_number.label_name.clear();
+    by_number.label_column = at;
+    by_number.header = CsvOptions::Header::names;
+    return parse_csv(text, name, by_number);
+  }
   const bool has_second = records.next(row);
 
   CsvOptions::Header header = options.header;

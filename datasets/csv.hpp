@@ -20,6 +20,9 @@ struct CsvOptions {
   Header header = Header::detect;
   /// The column holding the label; negative counts from the end (-1: the last).
   int label_column = -1;
+  /// The label's column by the name the header gives it (the first row is then the
+  /// header, and must name it once); empty: label_column.
+  std::string label_name{};
   /// False: no column is a label, every one a feature (data to predict on); the labels are
   /// then [n, 0], none per sample.
   bool labelled = true;

@@ -48,9 +48,9 @@ const std::vector<SourceInfo>& sources() {
       {"digits", "8x8 digits, 1797 x 64, from <data>/small/digits.csv.gz", {}, "digits:test=0.25,scale=1/16"},
       {"breast_cancer", "breast cancer, 569 x 30, 2 classes, from <data>/small/breast_cancer.csv", {},
        "breast_cancer:test=0.3,standardize=true"},
-      {"csv", "a CSV file: features then the label (see also label, header, sep)",
+      {"csv", "a CSV file: features and a label column, the last or label=COL (a number, or the header's name for it)",
        {"file", "label", "header", "sep", "test_file"},
-       "csv:file=data.csv,label=-1,test=0.2"},
+       "csv:file=data.csv,label=species,test=0.2"},
       {"xor", "the four XOR points (copies with noise on request)", {"copies", "noise"}, "xor"},
       {"blobs", "points around random centres", {"n", "centers", "spread", "dims"}, "blobs:n=500,centers=3,test=0.4"},
       {"moons", "two interleaving half circles", {"n", "noise"}, "moons:n=1000,noise=0.1,test=0.3"},
@@ -218,7 +218,11 @@ LoadedData load_data(std::string_view spec_text, const std::string& data_folder,
     CsvOptions c;
     // label=none: every column a feature (data to predict on).
     c.labelled = !(o.has("label") && o.string("label") == "none");
-    if (c.labelled) c.label_column = static_cast<int>(o.integer("label", -1, -100000, 100000));
+    // label=COL counts columns (negative from the end); label=NAME names one in the header.
+    const std::string label = o.has("label") ? o.string("label") : std::string();
+    const bool numbered = label.empty() || label.find_first_not_of("+-0123456789") == std::string::npos;
+    if (c.labelled && numbered) c.label_column = static_cast<int>(o.integer("label", -1, -100000, 100000));
+    else if (c.labelled) c.label_name = label;
     const std::string header = o.choice("header", "detect", {"detect", "yes", "no", "names", "none", "sklearn"});
     if (header == "detect") c.header = CsvOptions::Header::detect;
     else if (header == "none" || header == "no") c.header = CsvOptions::Header::none;

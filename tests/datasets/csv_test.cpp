@@ -246,3 +246,34 @@ TEST_CASE("csv: RFC 4180 quoting, and cells that are not finite f32 numbers") {
   CHECK_THROWS_WITH_AS(parse_csv("1,2,0\n1e39,4,1\n", "n.csv"), "n.csv:2:1: 1e39 does not fit a 32-bit float",
                        DataError);
 }
+
+TEST_CASE("csv: label=NAME takes the column the header names, wherever it is") {
+  // The label in the middle: the features are the other columns, in order.
+  const Dataset a = parse_csv("x,kind,y\n1,cat,2\n3,dog,4\n5,cat,6\n", "a.csv", {.label_name = "kind"});
+  CHECK(a.num_features() == 2);
+  CHECK(a.class_names == std::vector<std::string>{"cat", "dog"});
+  CHECK(a.label(1) == 1);
+  CHECK(a.features.at({2, 0}) == 5.0);
+  CHECK(a.features.at({2, 1}) == 6.0);
+  // A first row that would read as data but for the name: it is the header.
+  const Dataset b = parse_csv("1,0,2\n3,1,4\n5,0,6\n", "b.csv", {.label_name = "0"});
+  CHECK(b.size() == 2);
+  CHECK(b.label(0) == 1);
+  CHECK(b.features.at({1, 1}) == 6.0);
+  // pandas' unnamed row index left out before the columns are counted.
+  const Dataset c = parse_csv(",a,target,b\n0,1.5,1,2\n1,3,0,4\n", "c.csv", {.label_name = "target"});
+  CHECK(c.num_features() == 2);
+  CHECK(c.features.at({0, 0}) == 1.5);
+  CHECK(c.features.at({1, 1}) == 4.0);
+  CHECK(c.label(0) == 1);
+  CHECK_THROWS_WITH_AS(parse_csv("a,b,c\n1,2,3\n", "d.csv", {.label_name = "species"}),
+                       "d.csv:1: no column is named 'species': the first row names a, b, c", DataError);
+  CHECK_THROWS_WITH_AS(parse_csv("a,b,a\n1,2,3\n", "e.csv", {.label_name = "a"}),
+                       "e.csv:1: two columns are named 'a' (columns 1 and 3 of the header): give the label's column "
+                       "number",
+                       DataError);
+  CHECK_THROWS_WITH_AS(parse_csv("a,b\n1,2\n", "f.csv", {.header = CsvOptions::Header::none, .label_name = "a"}),
+                       "f.csv: label=a names a column, and header=no says the file has no row of names: give the "
+                       "label's column number (label=-1 for the last)",
+                       DataError);
+}
