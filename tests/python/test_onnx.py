@@ -785,20 +785,17 @@ def test_files_that_cannot_be_imported_say_why(tmp_path):
     with pytest.raises(og.DataError, match=r"junk.onnx: not an ONNX model: the protobuf does not parse"):
         og.load(junk)
     # The new operators' limits, each with its reason.
-    pads = helper.make_tensor("p", TensorProto.INT64, [4], [0, 1, 0, 1])
-    wrap = make_onnx(tmp_path, "wrap.onnx", [helper.make_node("Pad", ["x", "p"], ["y"], name="p", mode="wrap")],
-                     [x], [y], [pads])
-    with pytest.raises(og.DataError, match=r"node 'p' \(Pad, opset 17\): mode=wrap is not supported: constant, "
-                                           r"reflect and edge are$"):
-        og.load(wrap)
-    # Reflect padding mirrors the axis about its ends: at most its size less one each side.
-    wide = helper.make_tensor("p", TensorProto.INT64, [4], [0, 3, 0, 1])
-    y5 = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 7])
-    reflect = make_onnx(tmp_path, "reflect.onnx", [helper.make_node("Pad", ["x", "p"], ["y"], name="p", mode="reflect")],
-                        [x], [y5], [wide])
-    with pytest.raises(og.DataError, match=r"node 'p' \(Pad, opset 17\): pad: reflect padding of 3 before and 1 after "
-                                           r"axis 1 of \[N,3\]: each must be less than the axis's size 3$"):
-        og.load(reflect)
+    # Pad's modes but wrap; reflect padding mirrors the axis about its ends, so at most its
+    # size less one each side.
+    for mode, pads, width, why in (
+            ("wrap", [0, 1, 0, 1], 5, r"mode=wrap is not supported: constant, reflect and edge are$"),
+            ("reflect", [0, 3, 0, 1], 7, r"pad: reflect padding of 3 before and 1 after axis 1 of \[N,3\]: each must be "
+                                         r"less than the axis's size 3$")):
+        path = make_onnx(tmp_path, f"{mode}.onnx", [helper.make_node("Pad", ["x", "p"], ["y"], name="p", mode=mode)],
+                         [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", width])],
+                         [helper.make_tensor("p", TensorProto.INT64, [4], pads)])
+        with pytest.raises(og.DataError, match=r"node 'p' \(Pad, opset 17\): " + why):
+            og.load(path)
     batch_pads = helper.make_tensor("p", TensorProto.INT64, [4], [1, 0, 0, 0])
     on_batch = make_onnx(tmp_path, "pad_batch.onnx", [helper.make_node("Pad", ["x", "p"], ["y"], name="p")], [x], [y],
                          [batch_pads])
