@@ -1,5 +1,5 @@
 """Ops against PyTorch 1.13 (python3-torch): values and input gradients of the pools with
-ceil_mode and of pad, in float64, on shapes where the stride leaves part of the plane; a
+ceil_mode and of pad (constant, reflect, replicate), in float64, on shapes where the stride leaves part of the plane; a
 max-pool window over padding alone."""
 import os
 
@@ -30,6 +30,11 @@ CASES = [
     # F.pad lists the last axis first: (left, right, top, bottom)
     ("pad", {"before": [1, 2], "after": [2, 0], "value": -1.5}, lambda x: F.pad(x, (2, 0, 1, 2), value=-1.5), (2, 3, 5, 4)),
     ("pad", {"before": [3], "axes": [1]}, lambda x: F.pad(x, (0, 0, 0, 0, 3, 3)), (2, 3, 5, 4)),  # after: as before
+    ("pad", {"before": [1, 3], "after": [4, 2], "mode": "reflect"}, lambda x: F.pad(x, (3, 2, 1, 4), mode="reflect"),
+     (2, 3, 5, 4)),
+    ("pad", {"before": [2, 0], "after": [3, 5], "mode": "replicate"},
+     lambda x: F.pad(x, (0, 5, 2, 3), mode="replicate"), (2, 3, 5, 4)),
+    ("pad", {"before": [2], "after": [1], "mode": "reflect"}, lambda x: F.pad(x, (2, 1), mode="reflect"), (2, 3, 5)),
 ]
 
 
