@@ -516,6 +516,38 @@ struct Importer {
   /// Attribute `name` of node n, or null; one of another type than the operator's schema
   /// gives it is refused (read through the wrong field it would be a silent 0). A file
   /// that leaves the type unset (UNDEFINED, before IR version 2) is read as it is.
+  /// A Constant node's value: a tensor (`value`, as PyTorch writes it), or opset 12's
+  /// numbers (`value_float`, `value_floats`, `value_int`, `value_ints`: a scalar or a
+  /// vector of f32 or i64), as tools that write ONNX by hand give them.
+  Tensor constant_value(const onnx::NodeProto& n) const {
+    if (n.attribute_size() != 1)
+      fail_node(n, fmt::format("a Constant takes one attribute (value, value_float, value_floats, value_int or "
+                               "value_ints), the node has {}",
+                               n.attribute_size()));
+    const std::string& which = n.attribute(0).name();
+    if (which == "value") {
+      const auto* v = attr(n, "value", onnx::AttributeProto::TENSOR);
+      if (!v->has_t()) fail_node(n, "attribute 'value' holds no tensor");
+      return tensor_of(v->t(), file, "constant");
+    }
+    if (which == "value_float" || which == "value_floats") {
+      const bool one = which == "value_float";
+      const auto* v = attr(n, which, one ? onnx::AttributeProto::FLOAT : onnx::AttributeProto::FLOATS);
+      Tensor out(one ? Shape{} : Shape{v->floats_size()}, DType::f32);
+      for (std::int64_t i = 0; i < out.numel(); ++i) out.set(i, one ? v->f() : v->floats(static_cast<int>(i)));
+      return out;
+    }
+    if (which == "value_int" || which == "value_ints") {
+      const bool one = which == "value_int";
+      const auto* v = attr(n, which, one ? onnx::AttributeProto::INT : onnx::AttributeProto::INTS);
+      Tensor out(one ? Shape{} : Shape{v->ints_size()}, DType::i64);
+      for (std::int64_t i = 0; i < out.numel(); ++i) out.data<std::int64_t>()[i] = one ? v->i() : v->ints(static_cast<int>(i));
+      return out;
+    }
+    fail_node(n, fmt::format("a Constant's '{}' is not supported: opgraph reads value (a tensor), value_float, "
+                             "value_floats, value_int and value_ints",
+                             which));
+  }
   const onnx::AttributeProto* attr(const onnx::NodeProto& n, const std::string& name,
                                    onnx::AttributeProto::AttributeType type) const {
     for (const auto& a : n.attribute()) {
@@ -1746,7 +1778,7 @@ void Importer::check_batch_fill(const onnx::NodeProto& n) {
 /// where only some of an operator's forms are).
 const std::vector<std::string>& supported_operators() {
   static const std::vector<std::string> supported = {
-      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "CumSum", "ConvTranspose (2-D)", "DepthToSpace", "Div",
+      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "CumSum", "ConvTranspose (1-D, 2-D)", "DepthToSpace", "Div",
       "Dropout", "Einsum", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Greater", "GRU",
       "GreaterOrEqual", "Gelu (opset 20)", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
       "LessOrEqual", "Log", "LogSoftmax", "LSTM", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mish (opset 18)", "Mul", "Neg", "Not",
@@ -2917,9 +2949,7 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
     if (n.output_size() < 1 || n.output(0).empty()) im.fail_node(n, "the node has no output");
     im.check_arity(n);
     if (n.op_type() == "Constant") {
-      const auto* v = im.attr(n, "value", onnx::AttributeProto::TENSOR);
-      if (!v || !v->has_t()) im.fail_node(n, "only 'value' constants (a tensor) are supported");
-      Tensor value = tensor_of(v->t(), file, "constant");
+      Tensor value = im.constant_value(n);
       // A file exported with a fixed batch holds torch.zeros_like(x) as a constant of the
       // batch's size, every value the same: one value, as a ConstantOfShape by the batch.
       bool fill = im.exported_batch > 0 && value.dtype() != DType::i64 && value.shape().rank() > 0 &&

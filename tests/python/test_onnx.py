@@ -570,6 +570,40 @@ def test_opsets_18_to_22_as_onnx_runtime_computes_them(tmp_path):
         og.load(both)
 
 
+def test_constants_written_as_numbers_as_onnx_runtime_computes_them(tmp_path):
+    # A Constant's value as opset 12's value_float, value_floats, value_int and value_ints
+    # (how models written with onnx.helper give scalars and shapes), read as the tensors
+    # they stand for; another attribute is refused by name.
+    need_tools()
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    names = ["y", "z"]
+    outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in names]
+    nodes = [helper.make_node("Constant", [], ["s"], value_float=2.5),
+             helper.make_node("Constant", [], ["shape"], value_ints=[0, 2, 2]),
+             helper.make_node("Constant", [], ["w"], value_floats=[1.0, -2.0]),
+             helper.make_node("Constant", [], ["k"], value_int=3),
+             helper.make_node("Mul", ["x", "s"], ["xs"]), helper.make_node("Reshape", ["xs", "shape"], ["r"]),
+             helper.make_node("ReduceSum", ["r"], ["r0"], keepdims=0, axes=[2]),
+             helper.make_node("Add", ["r0", "w"], ["y"]),
+             helper.make_node("Cast", ["k"], ["kf"], to=TensorProto.FLOAT), helper.make_node("Mul", ["y", "kf"], ["z"])]
+    path = make_onnx(tmp_path, "numbers.onnx", nodes, [x], outs, opset=12)
+    model = og.load(path)
+    data = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
+    plan = model.compile(batch=5, mode="eval", keep=names, backward=False)
+    plan.forward({"x": data, model.labels: np.zeros(5, np.float32)})  # y, two scores a row, is read as a head
+    theirs = run_ort(path, {"x": data})
+    for name in names:
+        np.testing.assert_allclose(plan.value(name), theirs[name], rtol=1e-6, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(plan.value("z"), ((data * 2.5).reshape(5, 2, 2).sum(2) + [1, -2]) * 3, rtol=1e-5)
+    text = make_onnx(tmp_path, "text.onnx", [helper.make_node("Constant", [], ["t"], value_string="a"),
+                                             helper.make_node("Identity", ["x"], ["y"])],
+                     [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
+    with pytest.raises(og.DataError, match=r"a Constant's 'value_string' is not supported: opgraph reads value \(a "
+                                           r"tensor\), value_float, value_floats, value_int and value_ints$"):
+        og.load(text)
+
+
 def test_opsets_11_and_12_as_onnx_runtime_computes_them(tmp_path):
     # What opset 13 changed, as files of opsets 11 and 12 have it: Squeeze's, Unsqueeze's and
     # ReduceSum's axes and Split's sizes as attributes, Dropout's ratio an attribute (11),
