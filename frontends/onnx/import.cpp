@@ -625,6 +625,7 @@ struct Importer {
   void window(const onnx::NodeProto& n, Attrs& attrs, bool dilations, const IntList& kernel, const Shape& x) const;
   void recurrent(const onnx::NodeProto& n);
   void einsum(const onnx::NodeProto& n);
+  std::string without_ellipsis(const onnx::NodeProto& n, const std::string& eq);
   /// Whether a reduction takes its axes as input 1 (ReduceSum from opset 13, every other
   /// one from opset 18) rather than as the attribute `axes`.
   bool axes_input(const onnx::NodeProto& n) const { return opset >= 18 || (n.op_type() == "ReduceSum" && opset >= 13); }
@@ -896,11 +897,67 @@ void Importer::recurrent(const onnx::NodeProto& n) {
 /// reshaped to three axes' worth, multiplied (matmul, its batch axes broadcast), and the
 /// product reshaped and transposed to the output's labels. Repeated labels in one operand
 /// (diagonals) and ellipses are refused.
+/// An equation with an ellipsis ("...ij,...jk->...ik", "b...d" and the like) written with
+/// a label for each axis it stands for: letters the equation does not use, the operands'
+/// ellipsis axes aligned on the right (as they broadcast), all of them in the output where
+/// it has "..." or, with no output given, ahead of the labels met once.
+std::string Importer::without_ellipsis(const onnx::NodeProto& n, const std::string& eq) {
+  const auto arrow = eq.find("->");
+  const std::string lhs = eq.substr(0, arrow);
+  std::vector<std::string> terms;
+  for (std::size_t at = 0;;) {
+    const auto comma = lhs.find(',', at);
+    terms.push_back(lhs.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  std::string unused;
+  for (char ch = 'A'; ch <= 'Z'; ++ch) if (eq.find(ch) == std::string::npos) unused += ch;
+  for (char ch = 'a'; ch <= 'z'; ++ch) if (eq.find(ch) == std::string::npos) unused += ch;
+  std::vector<std::int64_t> spans(terms.size(), 0);
+  std::int64_t widest = 0;
+  for (std::size_t k = 0; k < terms.size(); ++k) {
+    const auto dots = terms[k].find("...");
+    if (dots == std::string::npos) continue;
+    if (terms[k].find("...", dots + 3) != std::string::npos)
+      fail_node(n, fmt::format("the equation '{}' has two ellipses in operand {}", eq, k));
+    if (k >= static_cast<std::size_t>(n.input_size()) || !has_input(n, static_cast<int>(k)))
+      fail_node(n, fmt::format("the equation '{}' names more operands than the node has inputs", eq));
+    const std::int64_t labels = static_cast<std::int64_t>(terms[k].size()) - 3;
+    spans[k] = shape(in(n, static_cast<int>(k))).rank() - labels;
+    if (spans[k] < 0)
+      fail_node(n, fmt::format("operand {} is {}, and the equation '{}' gives it {} labels besides its ellipsis", k,
+                               shape(in(n, static_cast<int>(k))), eq, labels));
+    widest = std::max(widest, spans[k]);
+  }
+  if (widest > static_cast<std::int64_t>(unused.size()))
+    fail_node(n, fmt::format("the equation '{}': its ellipsis stands for more axes than there are free labels", eq));
+  const std::string all = unused.substr(0, static_cast<std::size_t>(widest));
+  std::string out;
+  for (std::size_t k = 0; k < terms.size(); ++k) {
+    std::string t = terms[k];
+    if (const auto dots = t.find("..."); dots != std::string::npos)
+      t.replace(dots, 3, all.substr(static_cast<std::size_t>(widest - spans[k])));
+    out += (k ? "," : "") + t;
+  }
+  if (arrow != std::string::npos) {
+    std::string rhs = eq.substr(arrow + 2);
+    if (const auto dots = rhs.find("..."); dots != std::string::npos) rhs.replace(dots, 3, all);
+    return out + "->" + rhs;
+  }
+  // Implicit output: the ellipsis's axes, then the labels met once, in alphabetical order.
+  std::map<char, int> seen;
+  for (char ch : lhs) if (std::isalpha(static_cast<unsigned char>(ch))) ++seen[ch];
+  std::string rhs = all;
+  for (const auto& [ch, count] : seen) if (count == 1) rhs += ch;
+  return out + "->" + rhs;
+}
+
 void Importer::einsum(const onnx::NodeProto& n) {
   only(n, {"equation"});
   std::string eq;
   for (char ch : attr_string(n, "equation", "")) if (ch != ' ') eq += ch;
-  if (eq.find("...") != std::string::npos) fail_node(n, fmt::format("the equation '{}' has an ellipsis: not supported", eq));
+  if (eq.find("...") != std::string::npos) eq = without_ellipsis(n, eq);
   const auto arrow = eq.find("->");
   std::vector<std::string> terms;
   const std::string lhs = eq.substr(0, arrow);

@@ -628,6 +628,26 @@ class Padded(nn.Module):
         return self.head(torch.cat([g, s.flatten(1)[:, :18]], 1))
 
 
+class EllipsisEinsums(nn.Module):
+    """torch.einsum with an ellipsis for the leading axes ("...id,...jd->...ij"), one operand
+    without it, and an ellipsis summed away ("b...d->bd")."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k = nn.Linear(8, 8), nn.Linear(8, 8)
+        self.w = nn.Parameter(torch.randn(8, 3) * 0.3)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):  # [N, 6, 8]
+        a = torch.einsum("...id,...jd->...ij", self.q(x), self.k(x)).softmax(-1)
+        v = torch.einsum("...ij,...jd->...id", a, x)
+        return self.head(torch.einsum("b...d->bd", v)) + torch.einsum("...d,de->...e", v, self.w).sum(1)
+
+
+def ellipsis_einsums():
+    return EllipsisEinsums(), (6, 8)
+
+
 def padded():
     return Padded(), (2, 7, 6)
 
@@ -643,7 +663,7 @@ def transposed1d():
 # model it exported), at this batch: float inputs and class scores.
 GRADIENTS = ("cnn", "encoder", "decoder", "tiny_vit", "window_mask", "sinusoidal", "learned_positions", "lstm", "gru",
              "rnn", "bilstm", "bigru_final", "einsums", "bilinear", "transposed", "group_norms", "norms", "mobile",
-             "running", "flip", "padded", "transposed1d")
+             "running", "flip", "padded", "transposed1d", "ellipsis_einsums")
 GRADIENT_BATCH = 5
 
 # The models also exported at opsets 11 and 12.
@@ -671,7 +691,7 @@ for name, make, dynamic in (("mlp", mlp, True), ("cnn", cnn, True), ("ln_gelu", 
                             # of it expanded to [layers, N, H] (batch at axis 1).
                             ("bilstm_static", bilstm, False), ("rnn_static", rnn, False),
                             ("gru_static", gru, False), ("padded", padded, True),
-                            ("transposed1d", transposed1d, True)):
+                            ("transposed1d", transposed1d, True), ("ellipsis_einsums", ellipsis_einsums, True)):
     model, shape = make()
     if name in ("cnn", "sequence1d"):  # running statistics that are not 0 and 1, so that eval mode matters
         model.train()

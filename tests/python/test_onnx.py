@@ -177,7 +177,7 @@ def torch_models(tmp_path_factory):
                                   "shuffler", "shuffler_static", "bilinear", "tiny_vit", "learned_positions",
                                   "sinusoidal", "window_mask", "window_mask_static", "lstm", "gru", "rnn", "bilstm",
                                   "bigru_final", "lstm_final", "einsums", "tokens", "running", "flip", "bilstm_static",
-                                  "rnn_static", "gru_static", "padded", "transposed1d"] +
+                                  "rnn_static", "gru_static", "padded", "transposed1d", "ellipsis_einsums"] +
                          [f"{m}_opset{o}" for m in ("mlp", "cnn", "ln_gelu", "view_cnn", "shape_math", "gated",
                                                     "sequence1d", "norms", "encoder", "tiny_vit", "bilinear", "lstm",
                                                     "gru")
@@ -313,7 +313,8 @@ def test_an_imported_model_fine_tunes_and_exports_again(torch_models, tmp_path):
 
 @pytest.mark.parametrize("name", ["cnn", "encoder", "decoder", "tiny_vit", "window_mask", "sinusoidal",
                                   "learned_positions", "lstm", "gru", "rnn", "bilstm", "bigru_final", "einsums",
-                                  "bilinear", "transposed", "group_norms", "norms", "mobile", "running", "flip", "padded", "transposed1d"])
+                                  "bilinear", "transposed", "group_norms", "norms", "mobile", "running", "flip", "padded", "transposed1d",
+                                  "ellipsis_einsums"])
 def test_imported_models_give_pytorchs_input_gradients(torch_models, name):
     # Gradients from the other framework: PyTorch's autograd through the model it exported
     # (the mean cross-entropy for labels it drew, over 5 samples), against opgraph's
