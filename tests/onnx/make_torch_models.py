@@ -636,9 +636,11 @@ class EllipsisEinsums(nn.Module):
         super().__init__()
         self.q, self.k = nn.Linear(8, 8), nn.Linear(8, 8)
         self.w = nn.Parameter(torch.randn(8, 3) * 0.3)
+        self.gain = nn.Parameter(torch.randn(6, 8))  # its ellipsis one axis, x's two: aligned on the right
         self.head = nn.Linear(8, 3)
 
     def forward(self, x):  # [N, 6, 8]
+        x = torch.einsum("...d,...d->...d", x, self.gain)
         a = torch.einsum("...id,...jd->...ij", self.q(x), self.k(x)).softmax(-1)
         v = torch.einsum("...ij,...jd->...id", a, x)
         return self.head(torch.einsum("b...d->bd", v)) + torch.einsum("...d,de->...e", v, self.w).sum(1)
