@@ -1865,7 +1865,15 @@ bool is_supported_operator(const std::string& op_type) {
   return names.count(op_type) > 0;
 }
 
-std::string unsupported_operator() {
+std::string unsupported_operator(const std::string& op_type) {
+  // Control flow: an opgraph graph is one fixed DAG, so a branch or loop chosen by values
+  // has nothing to import into; say where such nodes come from and how to avoid them.
+  if (op_type == "If" || op_type == "Loop" || op_type == "Scan")
+    return fmt::format("control flow ({}) is not supported: an opgraph graph is one fixed graph of ops. PyTorch "
+                       "writes {} for Python control flow in scripted code (torch.jit.script; exporting the module "
+                       "itself traces it and writes the path taken) and for a few layers whose export checks its "
+                       "input (nn.LocalResponseNorm)",
+                       op_type, op_type == "If" ? "an If" : "a " + op_type);
   return fmt::format("the operator is not supported; opgraph imports {}", fmt::join(supported_operators(), ", "));
 }
 
@@ -2903,7 +2911,7 @@ void Importer::convert(const onnx::NodeProto& n) {
     if (attr_int(n, "axis", 0) != 0) fail_node(n, "only axis=0 (an embedding lookup) is supported");
     return set(n, add(n, "embedding", {in_indices(n, 1), in(n, 0)}, {}, 0));
   }
-  fail_node(n, unsupported_operator());
+  fail_node(n, unsupported_operator(t));
 }
 
 }  // namespace
@@ -2998,7 +3006,7 @@ OnnxModel parse_onnx(std::string_view bytes, const std::string& file) {
     const onnx::NodeProto& n = g.node(static_cast<int>(*it));
     if (!n.domain().empty() && n.domain() != "ai.onnx")
       im.fail_node(n, "operators of other domains are not supported");
-    if (!is_supported_operator(n.op_type())) im.fail_node(n, unsupported_operator());
+    if (!is_supported_operator(n.op_type())) im.fail_node(n, unsupported_operator(n.op_type()));
   }
   for (auto it = reversed.rbegin(); it != reversed.rend(); ++it) {
     const onnx::NodeProto& n = g.node(static_cast<int>(*it));
