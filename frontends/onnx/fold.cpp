@@ -544,7 +544,11 @@ Arr slice(const Inputs& in) {
     // [0, len] ([-1, len - 1] stepping back: -1 takes index 0 in).
     const std::int64_t b = s > 0 ? clamp(starts[k], 0, len) : clamp(starts[k], 0, len - 1);
     const std::int64_t e = s > 0 ? clamp(ends[k], 0, len) : clamp(ends[k], -1, len - 1);
-    const std::int64_t n = s > 0 ? (e > b ? (e - b + s - 1) / s : 0) : (b > e ? (b - e - s - 1) / -s : 0);
+    // ceil(span / |step|), in unsigned arithmetic: a step near INT64_MIN or INT64_MAX (a
+    // file may write any) must not overflow the count; the span is at most len + 1.
+    const std::uint64_t span = static_cast<std::uint64_t>(s > 0 ? e - b : b - e);
+    const std::uint64_t mag = s > 0 ? static_cast<std::uint64_t>(s) : std::uint64_t{0} - static_cast<std::uint64_t>(s);
+    const std::int64_t n = (s > 0 ? e > b : b > e) ? static_cast<std::int64_t>((span - 1) / mag + 1) : 0;
     first[a] = b;
     step[a] = s;
     dims[a] = n;

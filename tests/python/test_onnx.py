@@ -1244,6 +1244,11 @@ def test_constants_folded_at_import_match_onnx_runtime(tmp_path):
                         helper.make_node("Slice", ["d", "s", "e", "ax", "st"], ["r"])], [2, 2]),
         "slice_before_the_start": ([ints("d", np.arange(5) + 10), ints("s", [-100]), ints("e", [-200]), ints("ax", [0]),
                                     ints("st", [-1]), helper.make_node("Slice", ["d", "s", "e", "ax", "st"], ["r"])], [1]),
+        # Steps of INT64_MIN and INT64_MAX (fuzz_onnx: the count wrapped): one element each.
+        "slice_extreme_steps": ([ints("d", np.arange(24).reshape(4, 6)), ints("s", [3, 1]), ints("e", [-100, 100]),
+                                 ints("ax", [0, 1]), ints("st", [np.iinfo(np.int64).min, np.iinfo(np.int64).max]),
+                                 helper.make_node("Slice", ["d", "s", "e", "ax", "st"], ["t"]),
+                                 ints("sh", [1]), helper.make_node("Reshape", ["t", "sh"], ["r"])], [1]),
         "range_tenths": ([floats("s", 0.0), floats("l", 1.0), floats("d", 0.1),
                           helper.make_node("Range", ["s", "l", "d"], ["r"])], [10]),
         "scatter_nd_add": ([floats("d", np.zeros((3, 4))), ints("i", [[1], [0], [1]]), floats("u", np.arange(12).reshape(3, 4)),
