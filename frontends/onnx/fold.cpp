@@ -424,7 +424,13 @@ Arr range(const Inputs& in) {
     if (count > static_cast<long double>(kMaxValues)) fail(fmt::format("a range of {} values", static_cast<double>(count)));
     const auto steps = static_cast<std::int64_t>(count);
     Arr out = empty_like(DType::i64, {steps});
-    for (std::int64_t k = 0; k < steps; ++k) out.i[static_cast<std::size_t>(k)] = start + k * delta;
+    // Each value the one before plus delta: every one lies between start and limit, where
+    // k * delta for the last k may not (start -2^63, limit 2^63 - 1, delta 2^62).
+    std::int64_t value = start;
+    for (std::int64_t k = 0; k < steps; ++k) {
+      out.i[static_cast<std::size_t>(k)] = value;
+      if (k + 1 < steps) value += delta;
+    }
     return out;
   }
   const double start = in[0]->f[0], limit = in[1]->f[0], delta = in[2]->f[0];

@@ -1219,6 +1219,26 @@ def test_every_lowering_imports_back(tmp_path):
     print(f"{ran} configurations import back, {len(refused)} refused along the batch")
 
 
+def test_an_integer_range_across_all_of_int64_folds_without_overflow(tmp_path):
+    # Range(-2^63, 2^63 - 1, 2^62): four values, each within int64, though 3 * 2^62 is not
+    # (the folder had computed start + k * delta: undefined behaviour, which wrapped to the
+    # same values here; the file is also in fuzz_onnx's corpus, replayed under UBSan). ONNX
+    # Runtime's own shape inference refuses this file: the values are checked against their
+    # definition.
+    from onnx import TensorProto, helper
+    const = lambda name, v: helper.make_node("Constant", [], [name], value=helper.make_tensor(
+        name, TensorProto.INT64, [], [v]))
+    nodes = [const("s", -2 ** 63), const("l", 2 ** 63 - 1), const("d", 2 ** 62), const("z", 2 ** 60),
+             helper.make_node("Range", ["s", "l", "d"], ["q"]), helper.make_node("Div", ["q", "z"], ["r"]),
+             helper.make_node("Cast", ["r"], ["rf"], to=TensorProto.FLOAT), helper.make_node("Add", ["x", "rf"], ["y"])]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+    model = og.load(make_onnx(tmp_path, "range.onnx", nodes, [x], [y]))
+    plan = model.compile(batch=2, mode="eval", keep=["y"], backward=False)
+    plan.forward({"x": np.zeros((2, 4), np.float32), model.labels: np.zeros(2, np.float32)})
+    np.testing.assert_array_equal(plan.value("y"), [[-8, -4, 0, 4]] * 2)
+
+
 def test_constants_folded_at_import_match_onnx_runtime(tmp_path):
     """What the importer computes from constants (fold.cpp), against ONNX Runtime computing
     the same nodes: each case's constant result R is cast to float and added to the input x
