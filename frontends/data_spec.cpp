@@ -220,11 +220,14 @@ LoadedData load_data(std::string_view spec_text, const std::string& data_folder,
     c.labelled = !(o.has("label") && o.string("label") == "none");
     // label=COL counts columns (negative from the end); label=NAME names one in the header.
     const std::string label = o.has("label") ? o.string("label") : std::string();
-    // Anything that reads as a number is a column number (label=0.5 is then refused as one).
+    // Anything that reads as a number, with a digit, is a column number (label=0.5 is then
+    // refused as one); anything else a name, even 'e' or 'nan'.
+    std::string_view number = label;
+    if (number.starts_with('+')) number.remove_prefix(1);
     double as_number = 0;
-    const auto [end, ec] = std::from_chars(label.data(), label.data() + label.size(), as_number);
-    const bool numbered = label.empty() || (ec == std::errc() && end == label.data() + label.size()) ||
-                          label.find_first_not_of("+-.0123456789eE") == std::string::npos;
+    const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), as_number);
+    const bool numbered = label.empty() || (ec == std::errc() && end == number.data() + number.size() &&
+                                            number.find_first_of("0123456789") != std::string_view::npos);
     if (c.labelled && numbered) c.label_column = static_cast<int>(o.integer("label", -1, -100000, 100000));
     else if (c.labelled) c.label_name = label;
     const std::string header = o.choice("header", "detect", {"detect", "yes", "no", "names", "none", "sklearn"});

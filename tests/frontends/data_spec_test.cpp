@@ -50,6 +50,19 @@ TEST_CASE("data spec: csv files") {
   CHECK(load_data("csv:file=" + dir.file("first.csv") + ",label=0,header=none").train.label(1) == 1);
 }
 
+TEST_CASE("data spec: csv label= by number or by the header's name, even one that looks like part of a number") {
+  test::ScratchDir dir("spec_label");
+  test::write_file(dir.file("e.csv"), "e,nan,a\n1,0,3\n0,1,6\n");
+  // The label's column, by its name or its number: its first row's class.
+  const std::pair<const char*, int> cases[] = {{"e", 1}, {"nan", 0}, {"+1", 0}, {"-1", 3}, {"0", 1}};
+  for (const auto& [label, first] : cases) {
+    const LoadedData d = load_data("csv:file=" + dir.file("e.csv") + ",label=" + label);
+    REQUIRE(d.train.size() == 2);
+    CHECK(d.train.num_features() == 2);
+    CHECK(d.train.label(0) == first);
+  }
+}
+
 TEST_CASE("data spec: csv files separated by tabs, semicolons or pipes") {
   test::ScratchDir dir("spec_sep");
   // The message for a row read as one field: the file, then the separator that reads it.
