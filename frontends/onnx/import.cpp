@@ -513,9 +513,6 @@ struct Importer {
   void set(const onnx::NodeProto& n, NodeId id, int out = 0) { values[n.output(out)] = id; }
 
   // ---- attributes ----
-  /// Attribute `name` of node n, or null; one of another type than the operator's schema
-  /// gives it is refused (read through the wrong field it would be a silent 0). A file
-  /// that leaves the type unset (UNDEFINED, before IR version 2) is read as it is.
   /// A Constant node's value: a tensor (`value`, as PyTorch writes it), or opset 12's
   /// numbers (`value_float`, `value_floats`, `value_int`, `value_ints`: a scalar or a
   /// vector of f32 or i64), as tools that write ONNX by hand give them.
@@ -548,6 +545,9 @@ struct Importer {
                              "value_floats, value_int and value_ints",
                              which));
   }
+  /// Attribute `name` of node n, or null; one of another type than the operator's schema
+  /// gives it is refused (read through the wrong field it would be a silent 0). A file
+  /// that leaves the type unset (UNDEFINED, before IR version 2) is read as it is.
   const onnx::AttributeProto* attr(const onnx::NodeProto& n, const std::string& name,
                                    onnx::AttributeProto::AttributeType type) const {
     for (const auto& a : n.attribute()) {
@@ -890,13 +890,17 @@ void Importer::recurrent(const onnx::NodeProto& n) {
     set(n, stacked(last_c, {1, -1, hidden}, 0, 2), 2);
 }
 
-/// Einsum of one or two operands ("bhid,bhjd->bhij", "ij,jk", "bij->bj"): labels summed in
-/// one operand only are summed first; of two, the labels both keep in the output are batch
-/// axes, those both have and the output lacks are contracted, the rest free. Each operand is
-/// transposed to [batch, free, contracted] (the second to [batch, contracted, free]),
-/// reshaped to three axes' worth, multiplied (matmul, its batch axes broadcast), and the
-/// product reshaped and transposed to the output's labels. Repeated labels in one operand
-/// (diagonals) and ellipses are refused.
+/// The operands' labels of an equation's left side ("ij,jk" -> {"ij", "jk"}).
+std::vector<std::string> einsum_operands(const std::string& lhs) {
+  std::vector<std::string> terms;
+  for (std::size_t at = 0;;) {
+    const auto comma = lhs.find(',', at);
+    terms.push_back(lhs.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+    if (comma == std::string::npos) return terms;
+    at = comma + 1;
+  }
+}
+
 /// An equation with an ellipsis ("...ij,...jk->...ik", "b...d" and the like) written with
 /// a label for each axis it stands for: letters the equation does not use, the operands'
 /// ellipsis axes aligned on the right (as they broadcast), all of them in the output where
@@ -904,13 +908,7 @@ void Importer::recurrent(const onnx::NodeProto& n) {
 std::string Importer::without_ellipsis(const onnx::NodeProto& n, const std::string& eq) {
   const auto arrow = eq.find("->");
   const std::string lhs = eq.substr(0, arrow);
-  std::vector<std::string> terms;
-  for (std::size_t at = 0;;) {
-    const auto comma = lhs.find(',', at);
-    terms.push_back(lhs.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
-    if (comma == std::string::npos) break;
-    at = comma + 1;
-  }
+  const std::vector<std::string> terms = einsum_operands(lhs);
   std::string unused;
   for (char ch = 'A'; ch <= 'Z'; ++ch) if (eq.find(ch) == std::string::npos) unused += ch;
   for (char ch = 'a'; ch <= 'z'; ++ch) if (eq.find(ch) == std::string::npos) unused += ch;
@@ -953,20 +951,21 @@ std::string Importer::without_ellipsis(const onnx::NodeProto& n, const std::stri
   return out + "->" + rhs;
 }
 
+/// Einsum of one or two operands ("bhid,bhjd->bhij", "ij,jk", "bij->bj"): labels summed in
+/// one operand only are summed first; of two, the labels both keep in the output are batch
+/// axes, those both have and the output lacks are contracted, the rest free. Each operand is
+/// transposed to [batch, free, contracted] (the second to [batch, contracted, free]),
+/// reshaped to three axes' worth, multiplied (matmul, its batch axes broadcast), and the
+/// product reshaped and transposed to the output's labels. Repeated labels in one operand
+/// (diagonals) are refused; an ellipsis is first written as labels (without_ellipsis).
 void Importer::einsum(const onnx::NodeProto& n) {
   only(n, {"equation"});
   std::string eq;
   for (char ch : attr_string(n, "equation", "")) if (ch != ' ') eq += ch;
   if (eq.find("...") != std::string::npos) eq = without_ellipsis(n, eq);
   const auto arrow = eq.find("->");
-  std::vector<std::string> terms;
   const std::string lhs = eq.substr(0, arrow);
-  for (std::size_t at = 0;;) {
-    const auto comma = lhs.find(',', at);
-    terms.push_back(lhs.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
-    if (comma == std::string::npos) break;
-    at = comma + 1;
-  }
+  std::vector<std::string> terms = einsum_operands(lhs);
   if (terms.size() != static_cast<std::size_t>(n.input_size()) || terms.size() > 2)
     fail_node(n, fmt::format("the equation '{}' names {} operands for {} inputs; opgraph takes one or two", eq,
                              terms.size(), n.input_size()));
@@ -2549,7 +2548,8 @@ void Importer::convert(const onnx::NodeProto& n) {
     if (one_d) x = as_image(n, x);
     const Shape xs = shape(x);
     const IntList kernel{ws[2], ws[3]};
-    if (attr_ints(n, "kernel_shape", one_d ? IntList{ws[3]} : kernel) != (one_d ? IntList{ws[3]} : kernel))
+    const IntList declared = one_d ? IntList{ws[3]} : kernel;  // kernel_shape as the file writes it
+    if (attr_ints(n, "kernel_shape", declared) != declared)
       fail_node(n, fmt::format("kernel_shape disagrees with the kernel {}", wc->shape()));
     const IntList ones = one_d ? IntList{1} : IntList{1, 1};
     if (attr_ints(n, "dilations", ones) != ones) fail_node(n, "only dilations of 1 are supported");
