@@ -249,6 +249,21 @@ TEST_CASE("gemm: the inner-product path covers every row and column remainder an
   check_against_reference<float>(6, 257, 1000, false, true, 1.0f, 0.0f);  // one column more: the blocked path
 }
 
+TEST_CASE("gemm: a long depth over one vector of columns is summed in fixed ranges: right, every row remainder") {
+  // A transposed, B not, n at most one vector, k at least 2048 and 32 times m: W1's
+  // hᵀ·dz (256x10x10000). Tiles of MR rows and a ragged last panel; a depth that does not
+  // split evenly into the eight ranges or their slices of 256.
+  for (std::int64_t m : {1, 7, 12, 13, 25, 64})
+    for (std::int64_t n : {1, 3, 8, 10, 16})
+      for (std::int64_t k : {std::max<std::int64_t>(2048, 32 * m), 32 * m + 2317}) {
+        check_against_reference<float>(m, n, k, true, false, 1.0f, 0.0f);
+        check_against_reference<float>(m, n, k, true, false, -0.5f, 1.5f);
+        if (n <= 8) check_against_reference<double>(m, n, k, true, false, 2.0, -1.0);
+      }
+  check_against_reference<float>(256, 10, 10000, true, false, 1.0f, 0.0f);
+  check_against_reference<float>(256, 17, 10000, true, false, 1.0f, 0.0f);  // one column more: the blocked path
+}
+
 TEST_CASE("gemm: with beta = 0 the output is only written, so garbage in C does not leak") {
   Problem<float> pr(200, 40, 300, false, false, 3);
   std::vector<float> nan_c(200 * 40, std::nanf(""));
@@ -283,7 +298,7 @@ TEST_CASE("gemm: results are bitwise identical with 1 and 2 threads") {
   same_bits(Problem<float>(16, 150, 4000, false, true, 6));  // inner products
   same_bits(Problem<float>(128, 512, 700, true, false, 6));  // a transposed A packed once, shared
   const std::int64_t tall = 8 * gemm_blocking(4).mc + 5;  // row blocks of half height
-  for (auto [m, n, k] : std::vector<std::array<std::int64_t, 3>>{{1000, 256, 784}, {256, 10, 3000}, {256, 1024, 512}, {tall, 256, 784}})
+  for (auto [m, n, k] : std::vector<std::array<std::int64_t, 3>>{{1000, 256, 784}, {256, 10, 3000}, {256, 10, 10000}, {256, 1024, 512}, {tall, 256, 784}})
     for (bool ta : {false, true}) same_bits(Problem<float>(m, n, k, ta, !ta, 5));
 }
 
