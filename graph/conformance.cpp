@@ -192,9 +192,10 @@ class Harness {
     return vjp(c, -2, -1, &run);
   }
 
-  /// Whether the kernels run as if the plan had left a relu's vjp to this op's
-  /// (OpBuilder::absorbs_relu_vjp, Kernel::relu_vjp_absorbed).
-  void absorb_relu_vjp(bool on) { k_.relu_vjp_absorbed_ = on; }
+  /// Whether the kernels run as if the plan had left the vjp of the activation `act` (none:
+  /// of nothing) to this op's (OpBuilder::absorbs_activation_vjp, absorbs_relu_vjp;
+  /// Kernel::absorbed_activation).
+  void absorb_vjp(math::Activation act) { k_.absorbed_ = act; }
 
   void set_inputs(const std::vector<Tensor>& x) {
     for (std::size_t i = 0; i < x.size(); ++i)
@@ -439,7 +440,8 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
   ConformanceItem shapes{"shapes", true, 0.0, {}}, finite{"finite", true, 0.0, {}}, f32{"f32", true, 0.0, {}},
       threads{"threads", true, 0.0, {}}, linearity{"linearity", true, 0.0, {}}, saves{"saves", true, 0.0, {}},
       in_place{"in place", true, 0.0, {}}, nan{"nan", true, 0.0, {}}, epilogue{"epilogue", true, 0.0, {}},
-      relu_vjp{"relu vjp", true, 0.0, {}}, per_item{"per item", true, 0.0, {}},
+      relu_vjp{"relu vjp", true, 0.0, {}}, activation_vjp{"activation vjp", true, 0.0, {}},
+      per_item{"per item", true, 0.0, {}},
       activation{"activation", true, 0.0, {}};
   auto fail = [](ConformanceItem& item, const std::string& what) {
     if (item.passed) item.detail = what;
@@ -525,30 +527,39 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
         compare(h32, "f32");
       }
 
-      // A relu's vjp taken over (`.absorbs_relu_vjp()`): with input 0 a relu's output (its
-      // negative values 0, and one NaN), forward and then the vjp told so
-      // (Kernel::relu_vjp_absorbed) give the outputs and gradients of the two without it,
-      // input 0's gradient then zero wherever input 0 is not positive, as the relu's vjp
-      // would make it: bit for bit, in both precisions, what a plan that skips the relu's
-      // vjp relies on.
-      if (op.absorbs_relu_vjp && op.has_vjp() && !op.inputs.empty() && op.input(0).kind != ValueKind::index &&
-          op.input(0).differentiable) {
-        std::vector<Tensor> after_relu = inst.inputs;
-        after_relu[0] = inst.inputs[0].clone();
-        for (std::int64_t j = 0; j < after_relu[0].numel(); ++j)
-          if (!(after_relu[0].at(j) > 0.0)) after_relu[0].set(j, 0.0);
-        if (after_relu[0].numel() > 2) after_relu[0].set(1, std::numeric_limits<double>::quiet_NaN());
+      // An activation's vjp taken over (`.absorbs_activation_vjp()`: relu, logistic and
+      // tanh; `.absorbs_relu_vjp()`: relu): with input 0 the activation's output (for a
+      // relu its negative values 0, and one NaN), forward and then the vjp told so
+      // (Kernel::absorbed_activation) give the outputs and gradients of the two without it,
+      // input 0's gradient then taken through the activation (math::activation_vjp, as
+      // the activation's vjp takes it): bit for bit, in both precisions, what a plan that
+      // skips the activation's vjp relies on.
+      const auto check_absorbed = [&](ConformanceItem& item, math::Activation act) {
+        if (!op.has_vjp() || op.inputs.empty() || op.input(0).kind == ValueKind::index ||
+            !op.input(0).differentiable)
+          return;
+        const char* name = math::activation_name(act);
+        std::vector<Tensor> after = inst.inputs;
+        after[0] = inst.inputs[0].clone();
+        for (std::int64_t j = 0; j < after[0].numel(); ++j) {
+          double y = after[0].at(j);
+          math::activate(act, &y, 1);
+          after[0].set(j, y);
+        }
+        if (act == math::Activation::relu && after[0].numel() > 2)
+          after[0].set(1, std::numeric_limits<double>::quiet_NaN());
         auto compare = [&](auto probe, const char* precision) {
           using T = decltype(probe);
           Harness<T> plain(op, inst.shapes, inst.attrs), absorbing(op, inst.shapes, inst.attrs);
-          plain.set_inputs(after_relu);
-          absorbing.set_inputs(after_relu);
-          absorbing.absorb_relu_vjp(true);
+          plain.set_inputs(after);
+          absorbing.set_inputs(after);
+          absorbing.absorb_vjp(act);
           const auto cot = typed<T>(inst.cotangent);
           const auto y = plain.forward();
           auto want = plain.vjp(cot);
-          for (std::size_t j = 0; j < want[0].size(); ++j)
-            if (!(after_relu[0].at(static_cast<std::int64_t>(j)) > 0.0)) want[0][j] = T(0);
+          const std::vector<T> y0 = typed<T>(after[0]);
+          if (want[0].size() == y0.size())
+            math::activation_vjp(act, y0.data(), want[0].data(), static_cast<std::int64_t>(y0.size()));
           const auto y2 = absorbing.forward();
           const auto got = absorbing.vjp(cot);
           const auto same = [](const std::vector<T>& a, const std::vector<T>& b) {
@@ -556,22 +567,28 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
             return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
           };
           if (!same(y, y2)) {
-            fail(relu_vjp, fmt::format("{} ({}): forward told that it takes over a relu's vjp changes the output",
-                                       inst.config, precision));
+            fail(item, fmt::format("{} ({}): forward told that it takes over a {}'s vjp changes the output",
+                                   inst.config, precision, name));
             return;
           }
           for (std::size_t i = 0; i < want.size(); ++i)
             if (!same(want[i], got[i])) {
-              fail(relu_vjp, fmt::format("{} ({}): the vjp told that it takes over a relu's vjp gives another gradient "
-                                         "of '{}' than the vjp, then the relu's (zero where '{}' is not positive)",
-                                         inst.config, precision, op.input(i).name, op.input(0).name));
+              fail(item, fmt::format("{} ({}): the vjp told that it takes over a {}'s vjp gives another gradient "
+                                     "of '{}' than the vjp, then the {}'s ({} '{}' {})",
+                                     inst.config, precision, name, op.input(i).name, name,
+                                     act == math::Activation::relu ? "zero where" : "with", op.input(0).name,
+                                     act == math::Activation::relu ? "is not positive" : "as its output"));
               return;
             }
-          if (!absorbing.problem().empty()) fail(relu_vjp, fmt::format("{} ({}): {}", inst.config, precision, absorbing.problem()));
+          if (!absorbing.problem().empty()) fail(item, fmt::format("{} ({}): {}", inst.config, precision, absorbing.problem()));
         };
         compare(double{}, "f64");
         compare(float{}, "f32");
-      }
+      };
+      if (op.absorbs_relu_vjp) check_absorbed(relu_vjp, math::Activation::relu);
+      if (op.absorbs_activation_vjp)
+        for (auto act : {math::Activation::relu, math::Activation::logistic, math::Activation::tanh})
+          check_absorbed(activation_vjp, act);
 
       // Item by item (`.per_item()`): the per-item kernels over the items in pieces (the
       // first alone, then the rest; and the last alone after the rest), with the vjp's
@@ -771,10 +788,27 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
                                            static_cast<T>(inst.inputs[0].at(static_cast<std::int64_t>(j))), want[j]));
               return;
             }
-          if (y.size() != want.size() || op.inputs.size() != 1 || op.outputs.size() != 1)
+          if (y.size() != want.size() || op.inputs.size() != 1 || op.outputs.size() != 1) {
             fail(activation, fmt::format("{} ({}): an activation is a function of its one input, element by element, "
                                          "into one output of its shape",
                                          inst.config, precision));
+            return;
+          }
+          // Its vjp is math::activation_vjp of its output, to the bit: a product that takes
+          // over the vjp (absorbs_activation_vjp) computes that in its place.
+          if (!op.has_vjp()) return;
+          const auto cot = typed<T>(inst.cotangent);
+          const auto got = h.vjp(cot);
+          std::vector<T> want_g = cot;
+          math::activation_vjp(op.activation, y.data(), want_g.data(), static_cast<std::int64_t>(want_g.size()));
+          for (std::size_t j = 0; j < want_g.size() && !got.empty() && j < got[0].size(); ++j)
+            if (std::memcmp(&want_g[j], &got[0][j], sizeof(T)) != 0) {
+              fail(activation, fmt::format("{} ({}): the vjp gives {} at element {}, {}'s gradient at output {} with "
+                                           "the output's gradient {} gives {}",
+                                           inst.config, precision, got[0][j], j, math::activation_name(op.activation),
+                                           y[j], cot[j], want_g[j]));
+              return;
+            }
         };
         compare(h64, "f64");
         compare(h32, "f32");
@@ -844,6 +878,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
   if (op.epilogue) report.items.push_back(epilogue);
   if (op.activation != math::Activation::none) report.items.push_back(activation);
   if (op.absorbs_relu_vjp) report.items.push_back(relu_vjp);
+  if (op.absorbs_activation_vjp) report.items.push_back(activation_vjp);
   if (op.per_item()) report.items.push_back(per_item);
   return report;
 }

@@ -587,12 +587,33 @@ template <class T, int MR, int NV, ALayout L, bool kEpilogue = false>
   store_tile<T, MR, NV, kEpilogue>(acc, c, ldc, alpha, beta, bias, act);
 }
 
+/// A product's epilogue as gemm passes it down: GemmEpilogue and where C starts, from
+/// which a tile's offset into grad_y is its offset into C.
+template <class T>
+struct EpilogueAt : GemmEpilogue<T> {
+  const T* c = nullptr;
+};
+
+/// The backward epilogue on `rows` rows of `cols` values of C at c, ldc apart: each the
+/// gradient through e.grad_act at the output grad_y holds at the same place
+/// (math::activation_vjp). Out of line, as activate_rows.
+template <class T>
+[[gnu::noinline]] void activation_vjp_rows(const EpilogueAt<T>& e, T* c, std::int64_t ldc, std::int64_t rows,
+                                           std::int64_t cols) {
+  const T* y = e.grad_y + (c - e.c);
+  for (std::int64_t i = 0; i < rows; ++i) math::activation_vjp(e.grad_act, y + i * ldc, c + i * ldc, cols);
+}
+
 /// C (rows x cols at c, rows ldc apart; its first column is column j0 of the product) =
 /// act(C + bias): bias_add's add, then the activation's function, each element rounded as
-/// those ops round it (GemmEpilogue).
+/// those ops round it (GemmEpilogue); or the backward epilogue (activation_vjp_rows).
 template <class T>
-void apply_epilogue(const GemmEpilogue<T>& e, T* c, std::int64_t ldc, std::int64_t rows, std::int64_t cols,
+void apply_epilogue(const EpilogueAt<T>& e, T* c, std::int64_t ldc, std::int64_t rows, std::int64_t cols,
                     std::int64_t j0) {
+  if (e.grad_y) {
+    activation_vjp_rows(e, c, ldc, rows, cols);
+    return;
+  }
   const T* bias = e.bias ? e.bias + j0 : nullptr;
   const bool bias_relu = bias && e.act == math::Activation::relu;
   for (std::int64_t i = 0; bias && i < rows; ++i) {
@@ -617,10 +638,13 @@ void apply_epilogue(const GemmEpilogue<T>& e, T* c, std::int64_t ldc, std::int64
 /// the product's, on its last depth block, its bias from this tile's first column.
 template <class T, int MR, int NV, ALayout L>
 inline void tile(std::int64_t kc, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc,
-                 int mr, int nr, T alpha, T beta, const GemmEpilogue<T>* epilogue, std::int64_t j0) {
+                 int mr, int nr, T alpha, T beta, const EpilogueAt<T>* epilogue, std::int64_t j0) {
   constexpr int NR = NV * Blocking<T>::W;
   if (mr == MR && nr == NR) {
-    if (epilogue)
+    if (epilogue && epilogue->grad_y) {
+      micro_kernel<T, MR, NV, L>(kc, a, lda, b, ldb, c, ldc, alpha, beta, nullptr, math::Activation::none);
+      activation_vjp_rows(*epilogue, c, ldc, MR, NR);  // the tile just stored, in L1
+    } else if (epilogue)
       micro_kernel<T, MR, NV, L, true>(kc, a, lda, b, ldb, c, ldc, alpha, beta,
                                        epilogue->bias ? epilogue->bias + j0 : nullptr, epilogue->act);
     else
@@ -649,7 +673,7 @@ constexpr std::size_t kOnePassSharedA = std::size_t{8} << 20;
 template <class T, int MR, int NV>
 void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
                   std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
-                  const GemmEpilogue<T>* epilogue) {
+                  const EpilogueAt<T>* epilogue) {
   constexpr int NR = NV * Blocking<T>::W;
   const GemmBlocking& blocking = machine_blocking<T>();
   const std::int64_t KC = gemm_depth_block(blocking.kc, k);
@@ -785,7 +809,7 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     const auto run_task = [&](std::int64_t t, std::int64_t pc, std::int64_t kc, const T* bpanels) {
       const T beta_here = pc == 0 ? beta : T(1);
       // The epilogue goes on each tile's registers as its last depth block is stored.
-      const GemmEpilogue<T>* epilogue_here = pc + kc == k ? epilogue : nullptr;
+      const EpilogueAt<T>* epilogue_here = pc + kc == k ? epilogue : nullptr;
       // A task's tiles go down its row block for each B panel (the panel stays in L1 while
       // the row block streams from L2). When all its panels together are no larger than one
       // panel of full depth, they stay in L1 either way, and the tiles go along each row of
@@ -1533,7 +1557,7 @@ inline bool eight_row_tiles(bool trans_a, bool two_vectors, std::int64_t m) {
 template <class T>
 bool gemm_paths(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
                 std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
-                const GemmEpilogue<T>* epilogue) {
+                const EpilogueAt<T>* epilogue) {
   if (k <= 0) {
     for (std::int64_t i = 0; i < m; ++i)
       for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta != T(0) ? beta * c[i * ldc + j] : T(0);
@@ -1604,7 +1628,10 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
           std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
           const GemmEpilogue<T>& epilogue) {
   if (m <= 0 || n <= 0) return;
-  const GemmEpilogue<T>* e = epilogue.any() ? &epilogue : nullptr;
+  EpilogueAt<T> at;
+  static_cast<GemmEpilogue<T>&>(at) = epilogue;
+  at.c = c;
+  const EpilogueAt<T>* e = epilogue.any() ? &at : nullptr;
   if (gemm_paths<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, e) || !e) return;
   // The other paths' products are small or few rows: C is still in cache, and the rows
   // are split as the elementwise kernels split theirs.

@@ -30,11 +30,19 @@ extern template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::i
 /// paths (small products, few rows) to all of C after it. The same operations as bias_add
 /// and the activation's op applied after the product, each element rounded as each
 /// rounds it: the same bits.
+///
+/// Or, in a backward pass, C = the gradient through the activation `grad_act` whose
+/// output `grad_y` is laid out as C (its element (i, j) at grad_y[i * ldc + j]), C being
+/// the gradient of that output (math::activation_vjp): a product that writes the gradient
+/// of an activation's output gives the activation's input gradient instead, to the bits
+/// of the activation's vjp after it (matmul's dx = dy·Wᵀ with x a logistic's output).
 template <class T>
 struct GemmEpilogue {
   const T* bias = nullptr;
   math::Activation act = math::Activation::none;
-  bool any() const { return bias != nullptr || act != math::Activation::none; }
+  const T* grad_y = nullptr;
+  math::Activation grad_act = math::Activation::none;
+  bool any() const { return bias != nullptr || act != math::Activation::none || grad_y != nullptr; }
 };
 
 /// gemm, then `epilogue` on C (see GemmEpilogue).

@@ -33,7 +33,9 @@ namespace opgraph {
 /// 9: OpDef's per-item kernels and item_followers, Kernel's item stages (a node run item
 /// by item inside the node before it). 10: Kernel's views as spans into the plan's arrays.
 /// 11: OpDef::activation and Epilogue::act (logistic and tanh fused into a product too).
-inline constexpr std::uint32_t kPluginAbi = 11;
+/// 12: OpDef::absorbs_activation_vjp and Kernel::absorbed_activation (any activation's
+/// vjp taken over, not only a relu's).
+inline constexpr std::uint32_t kPluginAbi = 12;
 
 inline constexpr int kMaxRank = 8;
 
@@ -152,7 +154,13 @@ class Kernel {
   /// vjp writes for input 0 must then be the relu's input's, zero wherever input 0 is not
   /// positive (0 or NaN), bit for bit what the relu's vjp would have made of it. Set for
   /// the forward pass too, which sees input 0 and may note there what the vjp needs.
-  bool relu_vjp_absorbed() const { return relu_vjp_absorbed_; }
+  bool relu_vjp_absorbed() const { return absorbed_ == math::Activation::relu; }
+  /// The activation (relu, logistic, tanh) whose output is this node's input 0 and whose
+  /// vjp the plan skipped and left to this one, or none (the op declares
+  /// OpBuilder::absorbs_activation_vjp, or absorbs_relu_vjp for a relu): the gradient this
+  /// vjp writes for input 0 must then be the activation's input's, bit for bit what
+  /// math::activation_vjp makes of input 0's gradient with input 0 as the output.
+  math::Activation absorbed_activation() const { return absorbed_; }
 
   /// Forward of an op that declares OpBuilder::item_followers: items [b0, b1) of the output
   /// (along axis 0) are final, the epilogue applied. The plan runs here, on them, the
@@ -216,7 +224,7 @@ class Kernel {
   Epilogue<T> epilogue_;
   std::vector<ItemStage<T>> after_items_;        // items_written: forward stages, in order
   std::vector<ItemStage<T>> before_grad_items_;  // grad_out_items: vjp stages, in backward order
-  bool relu_vjp_absorbed_ = false;
+  math::Activation absorbed_ = math::Activation::none;
   bool training_ = true;
   bool vjp_runs_ = true;
   std::uint64_t random_key_ = 0;
@@ -373,6 +381,7 @@ struct OpDef {
   math::Activation activation = math::Activation::none;  // forward is this function, elementwise:
                                     // a product's epilogue may run it instead
   bool absorbs_relu_vjp = false;    // the vjp can take over that of a relu feeding input 0
+  bool absorbs_activation_vjp = false;  // ... of any activation (relu, logistic, tanh) feeding it
   bool item_followers = false;      // forward calls Kernel::items_written, the vjp Kernel::grad_out_items
   ItemsFn<float> forward_items_f32;  // optional, with the vjp's: the op runs item by item (per_item)
   ItemsFn<double> forward_items_f64;
@@ -531,6 +540,17 @@ class OpBuilder {
   /// is what the relu would have zeroed). `opgraph check` holds the op to the same bits.
   OpBuilder& absorbs_relu_vjp() {
     def_.absorbs_relu_vjp = true;
+    return *this;
+  }
+  /// The vjp can take over the vjp of any activation (an op declaring `activation`: relu,
+  /// logistic, tanh) whose output is input 0 and read by nothing else
+  /// (Kernel::absorbed_activation): input 0's gradient is then written as the activation's
+  /// input's, math::activation_vjp applied to it with input 0 as the activation's output
+  /// (matmul: in its product's epilogue, on each tile as it is stored, where the
+  /// activation's vjp was a pass of its own over the gradient). `opgraph check` holds the
+  /// op to the bits of its vjp followed by the activation's.
+  OpBuilder& absorbs_activation_vjp() {
+    def_.absorbs_activation_vjp = true;
     return *this;
   }
   /// Forward calls Kernel::items_written on each range of items of its output once they

@@ -392,7 +392,7 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     for (NodeId id : schedule.backward)
       if (fusions.vjp_into[id] != n) {
         step_of[id]->vjp_absorbed = true;
-        step_of[fusions.vjp_into[id]]->kernel.relu_vjp_absorbed_ = true;
+        step_of[fusions.vjp_into[id]]->kernel.absorbed_ = graph.node(id).op->activation;
       }
     stats.vjps_absorbed = fusions.vjps_absorbed;
     stats.backward_steps -= fusions.vjps_absorbed;

@@ -75,8 +75,8 @@ struct NodeProfile {
   /// The node whose forward pass computes this one's (PlanOptions::fuse), its time counted
   /// there; empty when the node runs its own.
   std::string fused_into = {};
-  /// The node whose vjp does this one's: a relu's taken over by the node after it
-  /// (OpBuilder::absorbs_relu_vjp), or a vjp run item by item inside the producer before it
+  /// The node whose vjp does this one's: an activation's taken over by the node after it
+  /// (OpBuilder::absorbs_activation_vjp, absorbs_relu_vjp), or a vjp run item by item inside the producer before it
   /// (OpBuilder::per_item), its time counted there. Empty when the node runs its own.
   std::string vjp_absorbed_by = {};
 };

@@ -18,7 +18,7 @@ OPGRAPH_OP(logistic)
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      zip(k.out(), k.grad_out(), k.grad_in(0), [](T y, T g) { return g * y * (T(1) - y); });
+      zip(k.out(), k.grad_out(), k.grad_in(0), [](T y, T g) { return math::logistic_vjp(y, g); });
     })
     .domain("x", {.lo = -4.0, .hi = 4.0})
     .check({"[a,b]"});

@@ -117,10 +117,19 @@ void matmul_vjp(K& k) {
   const Batches s = batches(a, b, k.attr_bool("trans_a"), k.attr_bool("trans_b"));
   const std::int64_t lda = s.ta ? s.n : s.k, ldb = s.tb ? s.k : s.m;
   const std::int64_t as = s.n * s.k, bs = s.k * s.m, gs = s.n * s.m;
+  // An activation before input 0 whose vjp the plan left to this one
+  // (absorbs_activation_vjp): da is taken through it, math::activation_vjp with input 0 as
+  // the activation's output, laid out as da. One product (flat): in its epilogue, on each
+  // tile as it is stored (W1's dh = dz·W2ᵀ and the logistic's vjp were two passes over
+  // 10 MB). Batched: in a pass over da once its sums are complete.
+  const math::Activation absorbed = k.absorbed_activation();
+  GemmEpilogue<T> through;
+  through.grad_y = a.data;
+  through.grad_act = absorbed;
   // da: G op(B)^T stored as [n, k], or op(B) G^T stored as [k, n] when trans_a.
-  auto grad_a = [&](const T* gp, const T* bp, T* da, T beta) {
-    if (!s.ta) gemm<T>(false, !s.tb, s.n, s.k, s.m, T(1), gp, s.m, bp, ldb, beta, da, s.k);
-    else gemm<T>(s.tb, true, s.k, s.n, s.m, T(1), bp, ldb, gp, s.m, beta, da, s.n);
+  auto grad_a = [&](const T* gp, const T* bp, T* da, T beta, const GemmEpilogue<T>& e) {
+    if (!s.ta) gemm<T>(false, !s.tb, s.n, s.k, s.m, T(1), gp, s.m, bp, ldb, beta, da, s.k, e);
+    else gemm<T>(s.tb, true, s.k, s.n, s.m, T(1), bp, ldb, gp, s.m, beta, da, s.n, e);
   };
   // db: op(A)^T G stored as [k, m], or G^T op(A) stored as [m, k] when trans_b.
   auto grad_b = [&](const T* ap, const T* gp, T* db, T beta, std::int64_t rows) {
@@ -128,7 +137,7 @@ void matmul_vjp(K& k) {
     else gemm<T>(true, s.ta, s.m, s.k, rows, T(1), gp, s.m, ap, lda, beta, db, s.k);
   };
   if (s.flat) {
-    if (k.needs_grad(0)) grad_a(g, b.data, k.grad_in(0).data, T(0));
+    if (k.needs_grad(0)) grad_a(g, b.data, k.grad_in(0).data, T(0), absorbed != math::Activation::none ? through : GemmEpilogue<T>{});
     if (k.needs_grad(1)) grad_b(a.data, g, k.grad_in(1).data, T(0), s.n);
     return;
   }
@@ -136,8 +145,12 @@ void matmul_vjp(K& k) {
     T* da = k.grad_in(0).data;
     for_each_source(a.size / std::max<std::int64_t>(as, 1), s.count, [&](std::int64_t o) { return s.a_of(o); },
                     [&](std::int64_t j, std::int64_t o, bool first) {
-                      grad_a(g + o * gs, b.data + s.b_of(o) * bs, da + j * as, first ? T(0) : T(1));
+                      grad_a(g + o * gs, b.data + s.b_of(o) * bs, da + j * as, first ? T(0) : T(1), {});
                     });
+    if (absorbed != math::Activation::none)
+      parallel_for(a.size, std::int64_t{1} << 14, [&](std::int64_t i0, std::int64_t i1) {
+        math::activation_vjp(absorbed, a.data + i0, da + i0, i1 - i0);
+      });
   }
   if (k.needs_grad(1)) {
     T* db = k.grad_in(1).data;
@@ -191,6 +204,7 @@ OPGRAPH_OP(matmul)
     })
     .saves({"a", "b"})
     .epilogue()
+    .absorbs_activation_vjp()
     .forward([](auto& k) { matmul_forward(k); })
     .vjp([](auto& k) { matmul_vjp(k); })
     .cost([](const ShapeContext& c, const Shape& y) {

@@ -21,7 +21,7 @@ OPGRAPH_OP(relu)
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      zip(k.out(), k.grad_out(), k.grad_in(0), [](T y, T g) { return y > T(0) ? g : T(0); });
+      zip(k.out(), k.grad_out(), k.grad_in(0), [](T y, T g) { return math::relu_vjp(y, g); });
     })
     .domain("x", {.kinks = {0.0}})
     .check({"[a,b]"});

@@ -18,7 +18,7 @@ OPGRAPH_OP(tanh)
     })
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
-      zip(k.out(), k.grad_out(), k.grad_in(0), [](T y, T g) { return g * (T(1) - y * y); });
+      zip(k.out(), k.grad_out(), k.grad_in(0), [](T y, T g) { return math::tanh_vjp(y, g); });
     })
     .domain("x", {.lo = -3.0, .hi = 3.0})
     .check({"[a,b]"});

@@ -9,9 +9,11 @@
 // forward value, an activation's reads its own output, which the fused product writes
 // where the activation would have.
 //
-// And the mirror image in the backward pass: a relu's vjp left to the one node after it
-// whose op declares OpBuilder::absorbs_relu_vjp (max_pool2d), which then writes the
-// relu's input gradient itself; the relu's vjp step is skipped.
+// And the mirror image in the backward pass: an activation's vjp left to the one node
+// after it whose op declares OpBuilder::absorbs_activation_vjp (matmul: a dense layer's
+// input gradient dy·Wᵀ taken through the activation before it in its product's epilogue)
+// or, for a relu, OpBuilder::absorbs_relu_vjp (max_pool2d), which then writes the
+// activation's input gradient itself; the activation's vjp step is skipped.
 //
 // And the node after the chain, item by item inside the producer (OpBuilder::per_item,
 // OpBuilder::item_followers): a CNN's max_pool2d reads each image's planes as the
@@ -89,8 +91,8 @@ void live_through(MemoryPlan& m, std::int64_t b, int w) {
   buf.last = std::max(buf.last, w);
 }
 
-/// The relus whose vjps their consumers do (Fusions::vjp_into): their outputs, kept until
-/// then for the relu's vjp, die at their last other use. The buffer holds the values
+/// The activations whose vjps their consumers do (Fusions::vjp_into): their outputs, kept
+/// until then for the activation's vjp, die at their last other use. The buffer holds the values
 /// written in place before the relu's too (LeNet's conv2d, bias_add and relu outputs): it
 /// lives as long as any of them is read. True when a buffer's life got shorter.
 bool release_absorbed_outputs(const Graph& graph, const Analysis& a, const Schedule& s, MemoryPlan& m,
@@ -222,19 +224,22 @@ Fusions fuse_epilogues(const Graph& graph, const Analysis& a, const Schedule& s,
       f.fused_into[r] = p;
     }
   }
-  // A relu's vjp taken over by the one node that reads its output (OpBuilder::absorbs_relu_vjp):
-  // that node's vjp is then the only writer of the relu's output gradient, and the relu's
-  // input gradient is the same buffer (in place), so the consumer's masked gradient lands
-  // where the relu's vjp would have written it.
+  // An activation's vjp taken over by the one node that reads its output
+  // (OpBuilder::absorbs_activation_vjp; absorbs_relu_vjp for a relu's only): that node's
+  // vjp is then the only writer of the activation's output gradient, and the activation's
+  // input gradient is the same buffer (in place), so the consumer's gradient, taken
+  // through the activation, lands where the activation's vjp would have written it.
   f.vjp_into.assign(n, n);
   for (NodeId r : s.backward) {
     const Node& rn = graph.node(r);
-    if (rn.kind != NodeKind::op || rn.op->name != "relu" || !rn.parts.empty() || rn.index) continue;
+    if (rn.kind != NodeKind::op || rn.op->activation == math::Activation::none || !rn.parts.empty() || rn.index)
+      continue;
     const NodeId c = only_reader(graph, a, r);
     if (c >= n) continue;
     const Node& cn = graph.node(c);
-    if (!cn.op->absorbs_relu_vjp || !cn.parts.empty() || cn.inputs[0] != r || s.bwave[c] < 0 || s.bwave[r] < 0)
-      continue;
+    const bool absorbs = cn.op->absorbs_activation_vjp ||
+                         (cn.op->absorbs_relu_vjp && rn.op->activation == math::Activation::relu);
+    if (!absorbs || !cn.parts.empty() || cn.inputs[0] != r || s.bwave[c] < 0 || s.bwave[r] < 0) continue;
     if (m.grad_buf[r] < 0 || m.grad_buf[r] != m.grad_buf[rn.inputs[0]]) continue;
     f.vjp_into[r] = c;
     ++f.vjps_absorbed;

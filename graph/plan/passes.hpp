@@ -137,12 +137,13 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& analysis, const Sched
 /// computed before the producer's wave. The followers' forward steps are skipped; their
 /// vjps run as planned.
 ///
-/// And vjps: a relu whose output only a node whose op declares OpBuilder::absorbs_relu_vjp
-/// reads (its input 0, once) leaves its vjp to that node when the memory plan wrote the
-/// relu's input gradient over its output gradient (in place: the gradient is not kept and
-/// the relu is its input gradient's first writer). The relu's vjp step is skipped; the
-/// consumer's kernels see Kernel::relu_vjp_absorbed. The relu's output, which only its
-/// own vjp had kept, then dies at its last other use (with the values written in place
+/// And vjps: an activation (relu, logistic, tanh) whose output only a node whose op
+/// declares OpBuilder::absorbs_activation_vjp (or, for a relu, absorbs_relu_vjp) reads
+/// (its input 0, once) leaves its vjp to that node when the memory plan wrote the
+/// activation's input gradient over its output gradient (in place: the gradient is not
+/// kept and the activation is its input gradient's first writer). Its vjp step is skipped;
+/// the consumer's kernels see Kernel::absorbed_activation. The activation's output, which
+/// only its own vjp had kept, then dies at its last other use (with the values written in place
 /// before it, one buffer): LeNet's full-resolution activations are not kept for the
 /// backward pass.
 ///
@@ -159,7 +160,7 @@ struct Fusions {
   std::vector<NodeId> bias;           // per producer: the bias_add or add node fused in, or graph.size()
   std::vector<math::Activation> act;  // per producer: the activation op fused in (OpBuilder::activation), or none
   std::vector<NodeId> items;          // per producer: the per-item node run inside it, or graph.size()
-  std::vector<NodeId> vjp_into;       // per relu: the consumer whose vjp does its work, or graph.size()
+  std::vector<NodeId> vjp_into;       // per activation: the consumer whose vjp does its work, or graph.size()
   std::vector<NodeId> vjp_items_into; // per node: the producer whose vjp runs its vjp item by item, or graph.size()
   std::vector<std::vector<NodeId>> vjp_items;  // per producer: those nodes, in backward order
   int fused = 0;                      // forward steps skipped

@@ -158,6 +158,45 @@ TEST_CASE("conformance: an op declaring that its vjp takes over a relu's, which 
   CHECK(check_conformance(Registry::global().get("avg_pool2d")).item("relu vjp") == nullptr);
 }
 
+TEST_CASE("conformance: an op declaring that its vjp takes over any activation's, which it does for a relu only, fails 'activation vjp'") {
+  // relu_only_activation_vjp (tests/plugins/broken_ops.cpp): 2x, its vjp 2g taken through
+  // a relu when told so, and left as 2g when told it took over a logistic's.
+  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
+  const ConformanceReport r = check_conformance(Registry::global().get("relu_only_activation_vjp"));
+  CHECK_FALSE(r.passed());
+  REQUIRE(r.first_failure() != nullptr);
+  CHECK(r.first_failure()->property == "activation vjp");
+  CHECK(r.first_failure()->detail.find(" (f64): the vjp told that it takes over a logistic's vjp gives another "
+                                       "gradient of 'x' than the vjp, then the logistic's (with 'x' as its output)") !=
+        std::string::npos);
+  for (const auto& item : r.items)
+    if (item.property != "activation vjp") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
+  // The real product passes it; the pool, which takes over a relu's only, has no such item.
+  const ConformanceReport matmul = check_conformance(Registry::global().get("matmul"));
+  REQUIRE(matmul.item("activation vjp") != nullptr);
+  CHECK(matmul.item("activation vjp")->passed);
+  CHECK(check_conformance(Registry::global().get("max_pool2d")).item("activation vjp") == nullptr);
+}
+
+TEST_CASE("conformance: an activation whose vjp is not math::activation_vjp's bits fails 'activation', nothing else") {
+  // expanded_logistic_vjp (tests/plugins/broken_ops.cpp): the logistic, its vjp g (y - y^2).
+  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
+  const ConformanceReport r = check_conformance(Registry::global().get("expanded_logistic_vjp"));
+  CHECK_FALSE(r.passed());
+  REQUIRE(r.first_failure() != nullptr);
+  CHECK(r.first_failure()->property == "activation");
+  CHECK(r.first_failure()->detail.find(": the vjp gives ") != std::string::npos);
+  CHECK(r.first_failure()->detail.find("logistic's gradient at output ") != std::string::npos);
+  for (const auto& item : r.items)
+    if (item.property != "activation") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
+  // The real ones pass it.
+  for (const char* name : {"relu", "logistic", "tanh"}) {
+    const ConformanceReport real = check_conformance(Registry::global().get(name));
+    REQUIRE(real.item("activation") != nullptr);
+    CHECK(real.item("activation")->passed);
+  }
+}
+
 TEST_CASE("fuse: a plan skips the relu's vjp its consumer takes over, trusting the declaration") {
   // ignored_relu_vjp declares it takes over a relu's vjp and never masks: through it, the
   // weight gradient differs with the relu's vjp skipped (fuse on) and run (fuse off). So

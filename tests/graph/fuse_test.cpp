@@ -98,37 +98,38 @@ TEST_CASE("fuse: bias and ReLU after a product run inside it, to the same bits, 
   const std::string head = "input x [N, 24]\nlabels y [N]\nparam W [24, 40] normal(0, 0.3)\nparam b [40] normal(0, 0.3)\n"
                            "param V [40, 5] normal(0, 0.3)\nparam c [5] normal(0, 0.3)\n";
   const std::string tail = "output logits = bias_add(matmul(h, V), c)\nloss xent = softmax_cross_entropy(logits, y)\n";
-  // A dense layer with its ReLU, and the head's bias (its output read by the user).
-  check_fuses(head + "h = relu(bias_add(matmul(x, W), b))\n" + tail, 3);
+  // A dense layer with its ReLU, and the head's bias (its output read by the user). The
+  // ReLU's vjp goes to the head's product, which alone reads its output (the next test).
+  check_fuses(head + "h = relu(bias_add(matmul(x, W), b))\n" + tail, 3, {}, 1);
   // The bias as an add of a vector (x·W + b); not an add of a matrix, nor b + x·W (the add
   // writes over its first input, the bias).
-  check_fuses(head + "h = relu(matmul(x, W) + b)\n" + tail, 3);
-  check_fuses(head + "input z [N, 40]\nh = relu(matmul(x, W) + z)\n" + tail, 1);
-  check_fuses(head + "h = relu(b + matmul(x, W))\n" + tail, 1);
+  check_fuses(head + "h = relu(matmul(x, W) + b)\n" + tail, 3, {}, 1);
+  check_fuses(head + "input z [N, 40]\nh = relu(matmul(x, W) + z)\n" + tail, 1, {}, 1);
+  check_fuses(head + "h = relu(b + matmul(x, W))\n" + tail, 1, {}, 1);
   // ReLU without a bias; a bias without an activation.
-  check_fuses(head + "h = relu(matmul(x, W))\n" + tail, 2);
+  check_fuses(head + "h = relu(matmul(x, W))\n" + tail, 2, {}, 1);
   check_fuses(head + "h = exp(bias_add(matmul(x, W), b))\n" + tail, 2);
   // The other activations (OpBuilder::activation): logistic and tanh, with and without a
   // bias; a second activation after the first runs on its own.
-  check_fuses(head + "h = logistic(bias_add(matmul(x, W), b))\n" + tail, 3);
-  check_fuses(head + "h = tanh(matmul(x, W) + b)\n" + tail, 3);
-  check_fuses(head + "h = logistic(matmul(x, W))\n" + tail, 2);
-  check_fuses(head + "h = relu(tanh(bias_add(matmul(x, W), b)))\n" + tail, 3);
+  check_fuses(head + "h = logistic(bias_add(matmul(x, W), b))\n" + tail, 3, {}, 1);
+  check_fuses(head + "h = tanh(matmul(x, W) + b)\n" + tail, 3, {}, 1);
+  check_fuses(head + "h = logistic(matmul(x, W))\n" + tail, 2, {}, 1);
+  check_fuses(head + "h = relu(tanh(bias_add(matmul(x, W), b)))\n" + tail, 3, {}, 1);
   // Wide enough for the blocked path's full tiles (activated as they are stored), and
   // ragged ones, over several depth blocks.
   check_fuses("input x [N, 700]\nlabels y [N]\nparam W [700, 100] normal(0, 0.05)\nparam b [100] normal(0, 0.3)\n"
               "param V [100, 5] normal(0, 0.3)\nh = logistic(bias_add(matmul(x, W), b))\n"
               "loss xent = softmax_cross_entropy(matmul(h, V), y)\n",
-              2);
+              2, {}, 1);
   // The biased value read twice: the bias runs inside, the ReLU on its own.
   check_fuses(head + "z = bias_add(matmul(x, W), b)\nh = relu(z) + z\n" + tail, 2);
   // The product read twice: neither.
   check_fuses(head + "p = matmul(x, W)\nh = relu(bias_add(p, b)) + p\n" + tail, 1);
   // The product kept for the user: neither.
-  check_fuses(head + "p = matmul(x, W)\nh = relu(bias_add(p, b))\n" + tail, 1, {"p"});
+  check_fuses(head + "p = matmul(x, W)\nh = relu(bias_add(p, b))\n" + tail, 1, {"p"}, 1);
   // A bias computed in the product's wave (it must be there when the product runs): the
   // ReLU alone cannot follow the bias_add it does not read, so nothing.
-  check_fuses(head + "h = relu(bias_add(matmul(x, W), tanh(b)))\n" + tail, 1);
+  check_fuses(head + "h = relu(bias_add(matmul(x, W), tanh(b)))\n" + tail, 1, {}, 1);
   // A bias along another axis: no (only a dense layer's last-axis bias is an epilogue).
   check_fuses("input x [N, 6, 8]\nlabels y [N]\nparam W [8, 8] normal(0, 0.3)\nparam b [6] normal(0, 0.3)\n"
               "param V [48, 5] normal(0, 0.3)\n"
@@ -172,7 +173,9 @@ TEST_CASE("fuse: profiles name the node a fused one runs in, and anomaly checks 
     if (n.op == "bias_add" || n.op == "relu") {
       CHECK(n.forward_calls == 0);
       CHECK(n.fused_into == (n.name == "logits" ? "matmul_2" : "matmul_1"));
-      CHECK(n.backward_calls == 2);  // their vjps run as before
+      // Their vjps run as before, but the relu's, which the head's product does.
+      CHECK(n.backward_calls == (n.op == "relu" ? 0 : 2));
+      CHECK(n.vjp_absorbed_by == (n.op == "relu" ? "matmul_2" : ""));
       ++fused;
     } else {
       CHECK(n.forward_calls == 2);
@@ -183,6 +186,43 @@ TEST_CASE("fuse: profiles name the node a fused one runs in, and anomaly checks 
   Params params = m.graph.init_params(3);
   Plan checked(m.graph, params, {.batch = 4, .detect_anomaly = true});
   CHECK(checked.stats().fused == 0);
+}
+
+TEST_CASE("fuse: an activation before a product leaves its vjp to the product's, to the same bits, only where it alone reads it") {
+  const std::string head = "input x [N, 24]\nlabels y [N]\nparam W [24, 40] normal(0, 0.3)\nparam b [40] normal(0, 0.3)\n"
+                           "param V [40, 5] normal(0, 0.3)\nparam c [5] normal(0, 0.3)\n";
+  const std::string tail = "output logits = bias_add(matmul(h, V), c)\nloss xent = softmax_cross_entropy(logits, y)\n";
+  // Each activation of a dense layer, read by the next layer's product alone: its vjp is
+  // the product's input gradient taken through it (the small path: on all of dh after it).
+  for (const char* act : {"logistic", "tanh", "relu"}) check_fuses(head + "h = " + act + "(bias_add(matmul(x, W), b))\n" + tail, 3, {}, 1);
+  // Wide enough for the blocked path (dh = dz·Vᵀ is 37x256x64: full 12x32 tiles taken
+  // through the activation as they are stored, and ragged ones).
+  check_fuses("input x [N, 30]\nlabels y [N]\nparam W [30, 256] normal(0, 0.2)\nparam V [256, 64] normal(0, 0.1)\n"
+              "h = logistic(matmul(x, W))\nloss xent = softmax_cross_entropy(matmul(h, V), y)\n",
+              1, {}, 1);
+  // Batched products: each sequence's own matrix (a pass over da after the products), and
+  // one matrix broadcast over the batch (its gradient summed over it first).
+  check_fuses("input x [N, 6, 8]\nlabels y [N]\nparam W [8, 8] normal(0, 0.3)\nparam V [36, 5] normal(0, 0.3)\n"
+              "h = tanh(matmul(x, W))\nq = matmul(h, x, trans_b=true)\n"
+              "loss xent = softmax_cross_entropy(matmul(reshape(q, shape=[-1, 36]), V), y)\n",
+              1, {}, 1);
+  check_fuses("input x [N, 8, 5]\nlabels y [N]\nparam P [6, 8] normal(0, 0.5)\nparam V [30, 5] normal(0, 0.3)\n"
+              "h = logistic(P + P)\nq = matmul(h, x)\n"
+              "loss xent = softmax_cross_entropy(matmul(reshape(q, shape=[-1, 30]), V), y)\n",
+              0, {}, 1);
+  // Not absorbed: the activation's output read by another node too, or as the product's
+  // second operand; an activation of a parameter (its input gradient is the parameter's
+  // own, not written over the activation's output gradient); nor a function that is not
+  // an activation (exp).
+  check_fuses(head + "h0 = logistic(bias_add(matmul(x, W), b))\nh = h0 + h0\n" + tail, 3);
+  check_fuses(head + "h = tanh(bias_add(matmul(x, W), b))\noutput logits = bias_add(matmul(h, V), c) + matmul(h, V)\n"
+                     "loss xent = softmax_cross_entropy(logits, y)\n",
+              3);
+  check_fuses("input x [N, 24]\nlabels y [N]\nparam W [24, 5] normal(0, 0.3)\nparam U [5, 24] normal(0, 0.3)\n"
+              "h = logistic(U + U)\nloss xent = softmax_cross_entropy(matmul(x, matmul(W, h)), y)\n",
+              0);
+  check_fuses(head + "h = tanh(W)\nloss xent = softmax_cross_entropy(matmul(matmul(x, h), V), y)\n", 0);
+  check_fuses(head + "h = exp(matmul(x, W))\n" + tail, 1);
 }
 
 TEST_CASE("fuse: a relu before max_pool2d leaves its vjp to the pool's, to the same bits, only where the pool alone reads it") {

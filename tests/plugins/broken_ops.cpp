@@ -157,6 +157,22 @@ OPGRAPH_OP(ignored_relu_vjp)
     .vjp([](auto& k) { map(k.grad_out(), k.grad_in(0), [](auto g) { return g + g; }); })
     .check({"[a,b]"});
 
+// 2x declaring that its vjp takes over any activation's before it
+// (OpBuilder::absorbs_activation_vjp), whose vjp knows only the relu's: told it took over
+// a logistic's or a tanh's, it leaves the gradient as it was.
+OPGRAPH_OP(relu_only_activation_vjp)
+    .doc("2x declaring it takes over any activation's vjp, which it does for a relu only (broken on purpose)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .absorbs_activation_vjp()
+    .forward([](auto& k) { map(k.in(0), k.out(), [](auto v) { return v + v; }); })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const bool relu = k.absorbed_activation() == math::Activation::relu;
+      zip(k.in(0), k.grad_out(), k.grad_in(0), [relu](T x, T g) { return relu ? math::relu_vjp(x, g + g) : g + g; });
+    })
+    .check({"[a,b]"});
+
 // The sigmoid as 0.5 (1 + tanh(x / 2)), declared the logistic activation
 // (OpBuilder::activation): the same function, other bits. A plan that fused it into the
 // product before it would run math::logistic instead, and its results would depend on
@@ -175,6 +191,26 @@ OPGRAPH_OP(tanh_form_sigmoid)
     .vjp([](auto& k) {
       using T = scalar_of<decltype(k)>;
       zip(k.out(), k.grad_out(), k.grad_in(0), [](T y, T g) { return g * y * (T(1) - y); });
+    })
+    .check({"[a,b]"});
+
+// The logistic activation with its vjp written g (y - y^2): the same derivative, other
+// bits. A product that took the vjp over (OpBuilder::absorbs_activation_vjp) computes
+// math::logistic_vjp, g y (1 - y), and a plan's gradients would depend on whether it did.
+OPGRAPH_OP(expanded_logistic_vjp)
+    .doc("the logistic activation whose vjp is written g (y - y^2) (broken on purpose)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .saves_output()
+    .in_place("x")
+    .activation(math::Activation::logistic)
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      map(k.in(0), k.out(), [](T x) { return math::logistic(x); });
+    })
+    .vjp([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      zip(k.out(), k.grad_out(), k.grad_in(0), [](T y, T g) { return g * (y - y * y); });
     })
     .check({"[a,b]"});
 
