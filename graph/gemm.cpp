@@ -601,6 +601,12 @@ template <class T>
 [[gnu::noinline]] void activation_vjp_rows(const EpilogueAt<T>& e, T* c, std::int64_t ldc, std::int64_t rows,
                                            std::int64_t cols) {
   const T* y = e.grad_y + (c - e.c);
+  // Whole rows at once where they are contiguous: a narrow product's rows (W4's three
+  // columns) are too short for a vector loop of their own.
+  if (ldc == cols) {
+    math::activation_vjp(e.grad_act, y, c, rows * cols);
+    return;
+  }
   for (std::int64_t i = 0; i < rows; ++i) math::activation_vjp(e.grad_act, y + i * ldc, c + i * ldc, cols);
 }
 
