@@ -84,117 +84,84 @@ OPGRAPH_OP(declared_nan_to_zero_relu)
     .domain("x", {.kinks = {0.0}})
     .check({"[a,b]"});
 
+/// The broken op `name` (tests/plugins/broken_ops.cpp) fails conformance's `property`,
+/// first and alone, with `detail` in the message (at its start when `at_start`); the
+/// message.
+std::string fails_only(const char* name, const std::string& property, const std::string& detail, bool at_start = false) {
+  CAPTURE(name);
+  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
+  const ConformanceReport r = check_conformance(Registry::global().get(name));
+  CHECK_FALSE(r.passed());
+  REQUIRE(r.first_failure() != nullptr);
+  CHECK(r.first_failure()->property == property);
+  const std::size_t at = r.first_failure()->detail.find(detail);
+  CHECK_MESSAGE((at_start ? at == 0 : at != std::string::npos), r.first_failure()->detail);
+  for (const auto& item : r.items)
+    if (item.property != property) CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
+  return r.first_failure()->detail;
+}
+
+/// The built-in op `name` is asked `property` and passes it (asked: false, is not asked).
+void built_in(const char* name, const std::string& property, bool asked = true) {
+  CAPTURE(name);
+  const ConformanceReport r = check_conformance(Registry::global().get(name));
+  if (!asked) {
+    CHECK(r.item(property) == nullptr);
+    return;
+  }
+  REQUIRE(r.item(property) != nullptr);
+  CHECK(r.item(property)->passed);
+}
+
 }  // namespace
 
 TEST_CASE("conformance: an op declared in place whose kernels are not fails 'in place', nothing else") {
   // unsafe_in_place (tests/plugins/broken_ops.cpp) reads x[i+1] where x[i+1] was overwritten.
-  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
-  const ConformanceReport r = check_conformance(Registry::global().get("unsafe_in_place"));
-  CHECK_FALSE(r.passed());
-  REQUIRE(r.first_failure() != nullptr);
-  CHECK(r.first_failure()->property == "in place");
-  CHECK(r.first_failure()->detail.find("(f64): forward written over 'x' differs from forward into its own buffer") !=
-        std::string::npos);
-  for (const auto& item : r.items)
-    if (item.property != "in place") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
+  fails_only("unsafe_in_place", "in place", "(f64): forward written over 'x' differs from forward into its own buffer");
 }
 
 TEST_CASE("conformance: an op declaring an epilogue it never applies fails 'epilogue', nothing else") {
   // ignored_epilogue (tests/plugins/broken_ops.cpp): a product that leaves out the bias and
-  // ReLU a plan would have fused into it.
-  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
-  const ConformanceReport r = check_conformance(Registry::global().get("ignored_epilogue"));
-  CHECK_FALSE(r.passed());
-  REQUIRE(r.first_failure() != nullptr);
-  CHECK(r.first_failure()->property == "epilogue");
-  CHECK(r.first_failure()->detail.find("(f64): forward with the epilogue bias differs from forward, then the bias "
-                                       "added") != std::string::npos);
-  for (const auto& item : r.items)
-    if (item.property != "epilogue") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
-  // The real product passes it.
-  const ConformanceReport mm = check_conformance(Registry::global().get("matmul"));
-  REQUIRE(mm.item("epilogue") != nullptr);
-  CHECK(mm.item("epilogue")->passed);
+  // ReLU a plan would have fused into it. The real product passes it.
+  fails_only("ignored_epilogue", "epilogue", "(f64): forward with the epilogue bias differs from forward, then the bias added");
+  built_in("matmul", "epilogue");
 }
 
 TEST_CASE("conformance: an op declaring an activation whose function it computes with other bits fails 'activation', nothing else") {
   // tanh_form_sigmoid (tests/plugins/broken_ops.cpp): 0.5 (1 + tanh(x / 2)) declared the
   // logistic activation, which a plan fusing it into a product runs as math::logistic.
-  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
-  const ConformanceReport r = check_conformance(Registry::global().get("tanh_form_sigmoid"));
-  CHECK_FALSE(r.passed());
-  REQUIRE(r.first_failure() != nullptr);
-  CHECK(r.first_failure()->property == "activation");
-  CHECK(r.first_failure()->detail.find("[6,3] (f64): forward gives ") == 0);
-  CHECK(r.first_failure()->detail.find(", logistic of ") != std::string::npos);
-  for (const auto& item : r.items)
-    if (item.property != "activation") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
+  fails_only("tanh_form_sigmoid", "activation", "[6,3] (f64): forward gives ", true);
+  fails_only("tanh_form_sigmoid", "activation", ", logistic of ");
   // The built-in activations pass it; ops that declare none are not asked.
-  for (const char* name : {"relu", "logistic", "tanh"}) {
-    CAPTURE(name);
-    const ConformanceReport ok = check_conformance(Registry::global().get(name));
-    REQUIRE(ok.item("activation") != nullptr);
-    CHECK(ok.item("activation")->passed);
-  }
-  CHECK(check_conformance(Registry::global().get("gelu")).item("activation") == nullptr);
+  for (const char* name : {"relu", "logistic", "tanh"}) built_in(name, "activation");
+  built_in("gelu", "activation", false);
 }
 
 TEST_CASE("conformance: an op declaring that its vjp takes over a relu's, which it never does, fails 'relu vjp', nothing else") {
-  // ignored_relu_vjp (tests/plugins/broken_ops.cpp): 2x, its vjp 2g whatever x is.
-  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
-  const ConformanceReport r = check_conformance(Registry::global().get("ignored_relu_vjp"));
-  CHECK_FALSE(r.passed());
-  REQUIRE(r.first_failure() != nullptr);
-  CHECK(r.first_failure()->property == "relu vjp");
-  CHECK(r.first_failure()->detail.find(" (f64): the vjp told that it takes over a relu's vjp gives another gradient of "
-                                       "'x' than the vjp, then the relu's (zero where 'x' is not positive)") !=
-        std::string::npos);
-  for (const auto& item : r.items)
-    if (item.property != "relu vjp") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
-  // The real pool passes it.
-  const ConformanceReport pool = check_conformance(Registry::global().get("max_pool2d"));
-  REQUIRE(pool.item("relu vjp") != nullptr);
-  CHECK(pool.item("relu vjp")->passed);
-  CHECK(check_conformance(Registry::global().get("avg_pool2d")).item("relu vjp") == nullptr);
+  // ignored_relu_vjp (tests/plugins/broken_ops.cpp): 2x, its vjp 2g whatever x is. The
+  // real pool passes it.
+  fails_only("ignored_relu_vjp", "relu vjp",
+             " (f64): the vjp told that it takes over a relu's vjp gives another gradient of 'x' than the vjp, then "
+             "the relu's (zero where 'x' is not positive)");
+  built_in("max_pool2d", "relu vjp");
+  built_in("avg_pool2d", "relu vjp", false);
 }
 
 TEST_CASE("conformance: an op declaring that its vjp takes over any activation's, which it does for a relu only, fails 'activation vjp'") {
   // relu_only_activation_vjp (tests/plugins/broken_ops.cpp): 2x, its vjp 2g taken through
-  // a relu when told so, and left as 2g when told it took over a logistic's.
-  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
-  const ConformanceReport r = check_conformance(Registry::global().get("relu_only_activation_vjp"));
-  CHECK_FALSE(r.passed());
-  REQUIRE(r.first_failure() != nullptr);
-  CHECK(r.first_failure()->property == "activation vjp");
-  CHECK(r.first_failure()->detail.find(" (f64): the vjp told that it takes over a logistic's vjp gives another "
-                                       "gradient of 'x' than the vjp, then the logistic's (with 'x' as its output)") !=
-        std::string::npos);
-  for (const auto& item : r.items)
-    if (item.property != "activation vjp") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
-  // The real product passes it; the pool, which takes over a relu's only, has no such item.
-  const ConformanceReport matmul = check_conformance(Registry::global().get("matmul"));
-  REQUIRE(matmul.item("activation vjp") != nullptr);
-  CHECK(matmul.item("activation vjp")->passed);
-  CHECK(check_conformance(Registry::global().get("max_pool2d")).item("activation vjp") == nullptr);
+  // a relu when told so, and left as 2g when told it took over a logistic's. The real
+  // product passes it; the pool, which takes over a relu's only, has no such item.
+  fails_only("relu_only_activation_vjp", "activation vjp",
+             " (f64): the vjp told that it takes over a logistic's vjp gives another gradient of 'x' than the vjp, "
+             "then the logistic's (with 'x' as its output)");
+  built_in("matmul", "activation vjp");
+  built_in("max_pool2d", "activation vjp", false);
 }
 
 TEST_CASE("conformance: an activation whose vjp is not math::activation_vjp's bits fails 'activation', nothing else") {
   // expanded_logistic_vjp (tests/plugins/broken_ops.cpp): the logistic, its vjp g (y - y^2).
-  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
-  const ConformanceReport r = check_conformance(Registry::global().get("expanded_logistic_vjp"));
-  CHECK_FALSE(r.passed());
-  REQUIRE(r.first_failure() != nullptr);
-  CHECK(r.first_failure()->property == "activation");
-  CHECK(r.first_failure()->detail.find(": the vjp gives ") != std::string::npos);
-  CHECK(r.first_failure()->detail.find("logistic's gradient at output ") != std::string::npos);
-  for (const auto& item : r.items)
-    if (item.property != "activation") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
-  // The real ones pass it.
-  for (const char* name : {"relu", "logistic", "tanh"}) {
-    const ConformanceReport real = check_conformance(Registry::global().get(name));
-    REQUIRE(real.item("activation") != nullptr);
-    CHECK(real.item("activation")->passed);
-  }
+  fails_only("expanded_logistic_vjp", "activation", "(f64): the vjp gives ");
+  fails_only("expanded_logistic_vjp", "activation", "logistic's gradient at output ");
 }
 
 TEST_CASE("fuse: a plan skips the relu's vjp its consumer takes over, trusting the declaration") {
@@ -225,22 +192,12 @@ TEST_CASE("fuse: a plan skips the relu's vjp its consumer takes over, trusting t
 }
 
 TEST_CASE("conformance: an op whose per-item kernels ignore where their range starts fails 'per item', nothing else") {
-  // unshifted_items (tests/plugins/broken_ops.cpp): 2x, each range of items written over the first.
-  load_plugin(OPGRAPH_PLUGIN_DIR "/broken_ops.so");
-  const ConformanceReport r = check_conformance(Registry::global().get("unshifted_items"));
-  CHECK_FALSE(r.passed());
-  REQUIRE(r.first_failure() != nullptr);
-  CHECK(r.first_failure()->property == "per item");
-  CHECK(r.first_failure()->detail == "[6,3] (f64): forward item by item (pieces cut at 1) differs from forward");
-  for (const auto& item : r.items)
-    if (item.property != "per item") CHECK_MESSAGE(item.passed, item.property, ": ", item.detail);
-  // The real pool and bias pass it; a bias along the last axis is not per item.
-  for (const char* op : {"max_pool2d", "bias_add"}) {
-    const ConformanceReport ok = check_conformance(Registry::global().get(op));
-    REQUIRE(ok.item("per item") != nullptr);
-    CHECK(ok.item("per item")->passed);
-  }
-  CHECK(check_conformance(Registry::global().get("avg_pool2d")).item("per item") == nullptr);
+  // unshifted_items (tests/plugins/broken_ops.cpp): 2x, each range of items written over
+  // the first. The real pool and bias pass it; a bias along the last axis is not per item.
+  CHECK(fails_only("unshifted_items", "per item", "[6,3] (f64): forward item by item") ==
+        "[6,3] (f64): forward item by item (pieces cut at 1) differs from forward");
+  for (const char* op : {"max_pool2d", "bias_add"}) built_in(op, "per item");
+  built_in("avg_pool2d", "per item", false);
 }
 
 TEST_CASE("fuse: a plan runs a per-item node inside the convolution before it, trusting the declaration") {
