@@ -123,9 +123,11 @@ void matmul_vjp(K& k) {
   // tile as it is stored (W1's dh = dz·W2ᵀ and the logistic's vjp were two passes over
   // 10 MB). Batched: in a pass over da once its sums are complete.
   const math::Activation absorbed = k.absorbed_activation();
-  GemmEpilogue<T> through;
-  through.grad_y = a.data;
-  through.grad_act = absorbed;
+  GemmEpilogue<T> through;  // none when nothing was absorbed
+  if (absorbed != math::Activation::none) {
+    through.grad_y = a.data;
+    through.grad_act = absorbed;
+  }
   // da: G op(B)^T stored as [n, k], or op(B) G^T stored as [k, n] when trans_a.
   auto grad_a = [&](const T* gp, const T* bp, T* da, T beta, const GemmEpilogue<T>& e) {
     if (!s.ta) gemm<T>(false, !s.tb, s.n, s.k, s.m, T(1), gp, s.m, bp, ldb, beta, da, s.k, e);
@@ -137,7 +139,7 @@ void matmul_vjp(K& k) {
     else gemm<T>(true, s.ta, s.m, s.k, rows, T(1), gp, s.m, ap, lda, beta, db, s.k);
   };
   if (s.flat) {
-    if (k.needs_grad(0)) grad_a(g, b.data, k.grad_in(0).data, T(0), absorbed != math::Activation::none ? through : GemmEpilogue<T>{});
+    if (k.needs_grad(0)) grad_a(g, b.data, k.grad_in(0).data, T(0), through);
     if (k.needs_grad(1)) grad_b(a.data, g, k.grad_in(1).data, T(0), s.n);
     return;
   }
