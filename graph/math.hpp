@@ -55,10 +55,33 @@ inline constexpr float kExpLo = -87.33654022216797f;  // below: e^x is not a nor
 
 inline double exp(double x) { return std::exp(x); }
 
+/// e^x for x <= 0 (or NaN), the bits of exp(x) in a third fewer instructions: no
+/// overflow to test for, and 2^n (n in [-126, 0] once x is clamped at kExpLo) one normal
+/// power of two, by which er is scaled in one rounding where exp scales it in two, the
+/// first exact. What logistic, tanh and a softmax's e^(x - max) take. x > 0: unspecified.
+[[gnu::always_inline]] inline float exp_nonpositive(float x) {
+  constexpr float kRound = 12582912.0f;  // as in exp_reduced
+  const float sum = std::max(x, detail::kExpLo);
+  const float t = sum * 1.44269504088896341f + kRound;
+  const float n = t - kRound;
+  const float r = (sum - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float er = p * (r * r) + r + 1.0f;
+  const std::int32_t ni = std::bit_cast<std::int32_t>(t) - std::bit_cast<std::int32_t>(kRound);
+  const float scale = std::bit_cast<float>(static_cast<std::uint32_t>(ni + 127) << 23);
+  return x < detail::kExpLo ? 0.0f : er * scale;
+}
+inline double exp_nonpositive(double x) { return std::exp(x); }
+
 /// 1 / (1 + e^-x), written so that no exp overflows: for x < 0, e^x / (1 + e^x).
 template <class T>
 [[gnu::always_inline]] inline T logistic(T x) {
-  const T e = math::exp(-std::abs(x));
+  const T e = math::exp_nonpositive(-std::abs(x));
   const T inv = T(1) / (T(1) + e);
   return x >= T(0) ? inv : e * inv;
 }
@@ -74,7 +97,7 @@ template <class T>
   p = p * z + 1.33314422036e-1f;
   p = p * z - 3.33332819422e-1f;
   const float small = x + x * z * p;
-  const float e = math::exp(-2.0f * a);  // in (0, 1]: no overflow
+  const float e = math::exp_nonpositive(-2.0f * a);  // in (0, 1]: no overflow
   const float big = (1.0f - e) / (1.0f + e);
   const float large = x < 0.0f ? -big : big;
   return a < 0.625f ? small : large;
@@ -193,7 +216,7 @@ struct ErfcParts {
 }
 /// e^(-z^2) from its parts: e^(-hi) (1 - lo).
 [[gnu::always_inline]] inline float gauss_from(const ErfcParts& q) {
-  const float e = math::exp(-q.hi);
+  const float e = math::exp_nonpositive(-q.hi);
   return std::fma(-e, q.lo, e);
 }
 [[gnu::always_inline]] inline float erfc_from(float x, float r, float gauss) {

@@ -208,7 +208,7 @@ OPGRAPH_OP(softplus)
       // max(z, 0) + log1p(e^-|z|) never overflows.
       map(k.in(0), k.out(), [b, th](T x) {
         const T z = b * x;
-        return z > th ? x : (std::max(z, T(0)) + std::log1p(math::exp(-std::abs(z)))) / b;
+        return z > th ? x : (std::max(z, T(0)) + std::log1p(math::exp_nonpositive(-std::abs(z)))) / b;
       });
     })
     .vjp([](auto& k) {

@@ -125,7 +125,7 @@ void softmax_columns(T* __restrict pt, std::int64_t s, std::int64_t t, bool caus
     const std::int64_t i0 = first_query(causal, j, t, s);
     for (std::int64_t i = 0; i < i0; ++i) row[i] = T(0);
     for (std::int64_t i = i0; i < t; ++i) {
-      const T e = math::exp(row[i] - m[i]);
+      const T e = math::exp_nonpositive(row[i] - m[i]);
       row[i] = e;
       sum[i] += e;
     }

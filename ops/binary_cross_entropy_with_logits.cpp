@@ -34,7 +34,7 @@ OPGRAPH_OP(binary_cross_entropy_with_logits)
       const T f = static_cast<T>(k.grad_out().data[0] / detail::divisor(k, z.size));
       if (k.needs_grad(0))
         zip(z, y, k.grad_in(0), [f](T zi, T yi) {
-          const T e = math::exp(-std::abs(zi));
+          const T e = math::exp_nonpositive(-std::abs(zi));
           const T s = zi >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
           return f * (s - yi);
         });

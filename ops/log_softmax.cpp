@@ -39,7 +39,7 @@ OPGRAPH_OP(log_softmax)
         T total = T(0);
         for (std::int64_t j = 0; j < n; ++j) total += gr[j];
         T* d = dx.row(r);
-        for (std::int64_t j = 0; j < n; ++j) d[j] = gr[j] - math::exp(yr[j]) * total;
+        for (std::int64_t j = 0; j < n; ++j) d[j] = gr[j] - math::exp_nonpositive(yr[j]) * total;
       });
     })
     .check({"[a,b]"})

@@ -271,7 +271,7 @@ OPGRAPH_OP(logsumexp)
             continue;
           }
           T s = T(0);
-          r.each(b, [&](std::int64_t off) { s += math::exp(x.data[off] - m); });
+          r.each(b, [&](std::int64_t off) { s += math::exp_nonpositive(x.data[off] - m); });
           y[o] = m + std::log(s);
         }
       });
@@ -281,7 +281,7 @@ OPGRAPH_OP(logsumexp)
       const auto& x = k.in(0);
       const auto& dx = k.grad_in(0);
       const auto& axis = k.attr("axis");
-      broadcast_map([](T xv, T yv, T g) { return g * math::exp(xv - yv); }, dx, x, kept_view(View<const T>(k.out()), x, axis),
+      broadcast_map([](T xv, T yv, T g) { return g * math::exp_nonpositive(xv - yv); }, dx, x, kept_view(View<const T>(k.out()), x, axis),
                     kept_view(k.grad_out(), x, axis));
     })
     .check({"[a,b]"})

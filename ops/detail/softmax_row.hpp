@@ -37,11 +37,11 @@ void softmax_lanes(const T* x, T* y, const AroundAxis& l, bool log) {
                    T m = x[base];
                    for (std::int64_t j = 1; j < l.len; ++j) m = std::max(m, x[base + j * l.inner]);
                    T s = T(0);
-                   for (std::int64_t j = 0; j < l.len; ++j) s += math::exp(x[base + j * l.inner] - m);
+                   for (std::int64_t j = 0; j < l.len; ++j) s += math::exp_nonpositive(x[base + j * l.inner] - m);
                    const T ls = std::log(s), inv = T(1) / s;
                    for (std::int64_t j = 0; j < l.len; ++j) {
                      const T v = x[base + j * l.inner] - m;
-                     y[base + j * l.inner] = log ? v - ls : math::exp(v) * inv;
+                     y[base + j * l.inner] = log ? v - ls : math::exp_nonpositive(v) * inv;
                    }
                  }
                });
@@ -62,7 +62,7 @@ void softmax_lanes_vjp(const T* y, const T* g, T* dx, const AroundAxis& l, bool 
                    }
                    for (std::int64_t j = 0; j < l.len; ++j) {
                      const std::int64_t i = base + j * l.inner;
-                     dx[i] = log ? g[i] - math::exp(y[i]) * dot : y[i] * (g[i] - dot);
+                     dx[i] = log ? g[i] - math::exp_nonpositive(y[i]) * dot : y[i] * (g[i] - dot);
                    }
                  }
                });
@@ -83,7 +83,7 @@ void exp_shifted_rows(const T* x, T* y, std::int64_t b, std::int64_t e, W n) {
     const T m = row_max(x + r * n, n);
     for (std::int64_t j = 0; j < n; ++j) y[r * n + j] = x[r * n + j] - m;
   }
-  for (std::int64_t i = b * n; i < e * n; ++i) y[i] = math::exp(y[i]);
+  for (std::int64_t i = b * n; i < e * n; ++i) y[i] = math::exp_nonpositive(y[i]);
 }
 
 template <class T, class W>
@@ -109,7 +109,7 @@ template <class T, class W>
 T rest_of_sum(const T* x, std::int64_t top, W n) {
   const T m = x[top];
   T s = T(0);
-  for (std::int64_t j = 0; j < n; ++j) s += j == top ? T(0) : math::exp(x[j] - m);
+  for (std::int64_t j = 0; j < n; ++j) s += j == top ? T(0) : math::exp_nonpositive(x[j] - m);
   return s;
 }
 

@@ -47,6 +47,30 @@ TEST_CASE("math: float exp is within 1 ulp over its whole range") {
   CHECK(w <= 1);
 }
 
+TEST_CASE("math: exp_nonpositive is exp bit for bit on every non-positive float, NaN and -inf") {
+  // Every 97th float from -0 down to -inf, and every one in [-88, -86]: the subnormal
+  // results (n = -126 with er < 1; exp scales them in two steps, exp_nonpositive in one),
+  // the clamp at kExpLo and the zeros below it. (The whole range was swept once.)
+  std::int64_t differ = 0;
+  float first = 0.0f;
+  auto sweep = [&](float from, float to, std::int64_t step) {
+    for (std::int64_t k = key(from); k >= key(to); k -= step) {
+      const float x = from_key(k);
+      const float a = opgraph::math::exp(x), b = opgraph::math::exp_nonpositive(x);
+      if (std::memcmp(&a, &b, sizeof a) != 0 && differ++ == 0) first = x;
+    }
+  };
+  sweep(-0.0f, -std::numeric_limits<float>::infinity(), 97);
+  sweep(-86.0f, -88.0f, 1);
+  CHECK_MESSAGE(differ == 0, "first at x = ", first);
+  for (const float x : {-0.0f, 0.0f, -87.33654022216797f, -87.3365478515625f, -103.0f, -1e30f,
+                        -std::numeric_limits<float>::infinity()}) {
+    const float a = opgraph::math::exp(x), b = opgraph::math::exp_nonpositive(x);
+    CHECK(std::memcmp(&a, &b, sizeof a) == 0);
+  }
+  CHECK(std::isnan(opgraph::math::exp_nonpositive(std::numeric_limits<float>::quiet_NaN())));
+}
+
 TEST_CASE("math: float logistic within 3 ulp, tanh within 2") {
   CHECK(worst_ulps(-100.0f, 100.0f, 193, [](float x) { return opgraph::math::logistic(x); },
                    [](double x) { return 1.0 / (1.0 + std::exp(-x)); }) <= 3);
