@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <opgraph/graph/gradcheck.hpp>
+#include <opgraph/graph/kernel.hpp>
 #include <opgraph/graph/graph.hpp>
 #include <opgraph/graph/parallel.hpp>
 #include <opgraph/graph/plan/bind.hpp>
@@ -190,6 +191,20 @@ class Harness {
       if (const auto& finish = finish_fn()) finish(k);
     };
     return vjp(c, -2, -1, &run);
+  }
+
+  /// vjp() as a plan runs it when it left a fused bias's vjp to this op's
+  /// (OpBuilder::absorbs_bias_vjp): the bias's gradient written into `bias_grad`.
+  std::vector<std::vector<T>> vjp_with_bias_grad(const std::vector<T>& c, std::vector<T>& bias_grad) {
+    View<T> g;
+    g.data = bias_grad.data();
+    g.size = static_cast<std::int64_t>(bias_grad.size());
+    g.rank = 1;
+    g.dims[0] = g.size;
+    k_.epilogue_.bias_grad = &g;
+    auto out = vjp(c);
+    k_.epilogue_.bias_grad = nullptr;
+    return out;
   }
 
   /// Whether the kernels run as if the plan had left the vjp of the activation `act` (none:
@@ -441,6 +456,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
       threads{"threads", true, 0.0, {}}, linearity{"linearity", true, 0.0, {}}, saves{"saves", true, 0.0, {}},
       in_place{"in place", true, 0.0, {}}, nan{"nan", true, 0.0, {}}, epilogue{"epilogue", true, 0.0, {}},
       relu_vjp{"relu vjp", true, 0.0, {}}, activation_vjp{"activation vjp", true, 0.0, {}},
+      bias_vjp{"bias vjp", true, 0.0, {}},
       per_item{"per item", true, 0.0, {}},
       activation{"activation", true, 0.0, {}};
   auto fail = [](ConformanceItem& item, const std::string& what) {
@@ -525,6 +541,49 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
         };
         compare(h64, "f64");
         compare(h32, "f32");
+      }
+
+      // A fused bias's vjp taken over (`.absorbs_bias_vjp()`): the vjp told to write the
+      // gradient of a bias along the last axis (Epilogue::bias_grad) gives the gradients it
+      // gives without, and as the bias's the output gradient's column sums, bit for bit
+      // column_sums' (graph/kernel.hpp, bias_add's vjp): in both precisions, what a plan
+      // that skips the bias_add's vjp relies on. Only with an epilogue along the last axis.
+      if (op.absorbs_bias_vjp && op.has_vjp()) {
+        if (!op.epilogue || along != out_rank - 1 || op.outputs.size() != 1) {
+          fail(bias_vjp, "absorbs_bias_vjp is declared without an epilogue along the last axis of a single output");
+        } else {
+          auto compare = [&](auto probe, const char* precision) {
+            using T = decltype(probe);
+            Harness<T> h(op, inst.shapes, inst.attrs);
+            h.set_inputs(inst.inputs);
+            const auto cot = typed<T>(inst.cotangent);
+            h.forward();
+            const auto want = h.vjp(cot);
+            const std::int64_t len = h.output_shape()[out_rank - 1];
+            std::vector<T> sums(static_cast<std::size_t>(len)), db(sums.size(), Guarded<T>::canary());
+            column_sums(cot.data(), len ? static_cast<std::int64_t>(cot.size()) / len : 0, len, len, sums.data());
+            const auto got = h.vjp_with_bias_grad(cot, db);
+            for (std::size_t i = 0; i < want.size(); ++i)
+              if (want[i].size() != got[i].size() ||
+                  (!want[i].empty() && std::memcmp(want[i].data(), got[i].data(), want[i].size() * sizeof(T)) != 0)) {
+                fail(bias_vjp, fmt::format("{} ({}): the vjp told to write the bias's gradient gives another gradient "
+                                           "of '{}' than without",
+                                           inst.config, precision, op.input(i).name));
+                return;
+              }
+            for (std::size_t j = 0; j < sums.size(); ++j)
+              if (std::memcmp(&sums[j], &db[j], sizeof(T)) != 0) {
+                fail(bias_vjp, fmt::format("{} ({}): the bias's gradient at {} is {}, not {}, the column sum of the "
+                                           "output's gradient (as bias_add's vjp adds it)",
+                                           inst.config, precision, j, static_cast<double>(db[j]),
+                                           static_cast<double>(sums[j])));
+                return;
+              }
+            if (!h.problem().empty()) fail(bias_vjp, fmt::format("{} ({}): {}", inst.config, precision, h.problem()));
+          };
+          compare(double{}, "f64");
+          compare(float{}, "f32");
+        }
       }
 
       // An activation's vjp taken over (`.absorbs_activation_vjp()`: relu, logistic and
@@ -879,6 +938,7 @@ ConformanceReport check_conformance(const OpDef& op, const ConformanceOptions& o
   if (op.activation != math::Activation::none) report.items.push_back(activation);
   if (op.absorbs_relu_vjp) report.items.push_back(relu_vjp);
   if (op.absorbs_activation_vjp) report.items.push_back(activation_vjp);
+  if (op.absorbs_bias_vjp) report.items.push_back(bias_vjp);
   if (op.per_item()) report.items.push_back(per_item);
   return report;
 }

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include <opgraph/graph/kernel.hpp>
 #include <opgraph/graph/parallel.hpp>
 
 #if defined(__AVX2__)
@@ -428,16 +429,33 @@ void pack_a(bool trans, const T* a, std::int64_t lda, std::int64_t i0, std::int6
 /// 64-byte read was a row stride apart, which for a power-of-two width maps all of a
 /// panel's reads to one cache set and one page each (on a Zen 3, a quarter of W5's
 /// 256x1024x784 product went into packing B that way).
+///
+/// With `sums` (GemmEpilogue::b_sums), each row packed is also added to sums[0, nc), in
+/// row order: the caller gives rows of one block of kColumnSumRows rows, whose sums start
+/// at 0 (column_sums' block sums, taken from the rows as they are packed).
 template <class T, int NR>
 void pack_b_rows(const T* b, std::int64_t ldb, std::int64_t p0, std::int64_t kc, std::int64_t q0, std::int64_t q1,
-                 std::int64_t j0, std::int64_t nc, T* out) {
+                 std::int64_t j0, std::int64_t nc, T* out, T* sums = nullptr) {
+  constexpr int W = Blocking<T>::W;
   const std::int64_t full = nc / NR, panels = (nc + NR - 1) / NR;
   for (std::int64_t q = q0; q < q1; ++q) {
     const T* src = b + (p0 + q) * ldb + j0;
     T* d = out + q * NR;
-    for (std::int64_t panel = 0; panel < full; ++panel) {
+    if (sums) {
+      for (std::int64_t panel = 0; panel < full; ++panel) {
 #pragma GCC unroll 4
-      for (int v = 0; v < NR; v += Blocking<T>::W) store(d + panel * NR * kc + v, load(src + panel * NR + v));
+        for (int v = 0; v < NR; v += W) {
+          const V<T> x = load(src + panel * NR + v);
+          store(d + panel * NR * kc + v, x);
+          store(sums + panel * NR + v, load(sums + panel * NR + v) + x);
+        }
+      }
+      for (std::int64_t c = full * NR; c < nc; ++c) sums[c] += src[c];
+    } else {
+      for (std::int64_t panel = 0; panel < full; ++panel) {
+#pragma GCC unroll 4
+        for (int v = 0; v < NR; v += W) store(d + panel * NR * kc + v, load(src + panel * NR + v));
+      }
     }
     if (full < panels) {
       const int nr = static_cast<int>(nc - full * NR);
@@ -592,6 +610,7 @@ template <class T, int MR, int NV, ALayout L, bool kEpilogue = false>
 template <class T>
 struct EpilogueAt : GemmEpilogue<T> {
   const T* c = nullptr;
+  mutable bool b_summed = false;  // the blocked path wrote b_sums as it packed B
 };
 
 /// The backward epilogue on `rows` rows of `cols` values of C at c, ldc apart: each the
@@ -685,6 +704,14 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
   const std::int64_t KC = gemm_depth_block(blocking.kc, k);
   const std::int64_t NC = std::max<std::int64_t>(NR, blocking.nc / NR * NR);
   const std::int64_t nc_max = std::min(NC, (n + NR - 1) / NR * NR);
+  // B's column sums (GemmEpilogue::b_sums), asked of a B packed by rows: each block of
+  // kColumnSumRows rows summed as it is packed, into a row of `b_block_sums`, the rows
+  // then added in order (column_sums' additions). W1's bias gradient was a pass of its
+  // own over dz (10 MB) before dW1 = xᵀ·dz packed it.
+  const EpilogueAt<T>* const asked = epilogue;
+  T* const b_sums = epilogue && !tb ? epilogue->b_sums : nullptr;
+  if (epilogue && !epilogue->any()) epilogue = nullptr;  // nothing for the tiles to do
+  const std::int64_t sum_blocks = (k + kColumnSumRows - 1) / kColumnSumRows;
   // A product of under kSerialWork multiply-adds runs its tasks on the calling thread (a
   // head's attention scores, 64x64x32, ran at 52 GFLOP/s on 2 threads against 95 on 1):
   // handing them to the pool costs more than it saves. Same tasks, same order of every
@@ -693,6 +720,9 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
   // products per head and sequence, and at 2 threads the pool's lock, contended, took
   // 1.3 % of the step's time (`perf`); the step 2 % faster (in-process alternated runs).
   const bool serial = m * n * k < kSerialWork;
+  auto sums_lease = b_pool().take(b_sums && !serial ? static_cast<std::size_t>(sum_blocks * nc_max) * sizeof(T) : 0);
+  T* const b_block_sums = static_cast<T*>(sums_lease.buffer.get());
+  if (b_block_sums) asked->b_summed = true;
   const std::size_t b_elements = static_cast<std::size_t>(KC * nc_max);
   auto lease = b_pool().take(serial ? 0 : b_elements * sizeof(T));
   T* packed_b = serial ? task_buffer<T, 2>(b_elements) : static_cast<T*>(lease.buffer.get());
@@ -926,14 +956,29 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
           }
         }
       });
+      if (b_block_sums) column_sums(b + jc, k, nc, ldb, b_sums + jc);  // these columns in a pass
       continue;
     }
+    const bool sum_b = b_block_sums != nullptr;  // the tb and one-pass cases leave it to gemm
     for (std::int64_t pc = 0; pc < k; pc += KC) {
       const std::int64_t kc = std::min(KC, k - pc);
       if (tb) {
         loop(panels, 4, [&](std::int64_t p0, std::int64_t p1) {
           for (std::int64_t p = p0; p < p1; ++p)
             pack_bt_panel<T, NR>(b, ldb, pc, kc, jc + p * NR, n, packed_b + p * NR * kc);
+        });
+      } else if (sum_b) {
+        // One task a block of kColumnSumRows rows (of those in this depth block): its
+        // rows summed in order, the sums of a block cut by a depth block carried on.
+        const std::int64_t g0 = pc / kColumnSumRows, g1 = (pc + kc - 1) / kColumnSumRows + 1;
+        loop(g1 - g0, 1, [&](std::int64_t t0, std::int64_t t1) {
+          for (std::int64_t g = g0 + t0; g < g0 + t1; ++g) {
+            const std::int64_t r0 = std::max(pc, g * kColumnSumRows);
+            const std::int64_t r1 = std::min(pc + kc, (g + 1) * kColumnSumRows);
+            T* sums = b_block_sums + g * nc_max;
+            if (r0 == g * kColumnSumRows) std::fill(sums, sums + nc, T(0));
+            pack_b_rows<T, NR>(b, ldb, pc, kc, r0 - pc, r1 - pc, jc, nc, packed_b, sums);
+          }
         });
       } else {
         loop(kc, 16, [&](std::int64_t q0, std::int64_t q1) { pack_b_rows<T, NR>(b, ldb, pc, kc, q0, q1, jc, nc, packed_b); });
@@ -942,6 +987,13 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
       loop(m_blocks * chunks, 1, [&](std::int64_t t0, std::int64_t t1) {
         for (std::int64_t t = t0; t < t1; ++t) run_task(t, pc, kc, packed_b + (t % chunks) * panels_per_chunk * NR * kc);
       });
+    }
+    if (sum_b) {
+      for (std::int64_t c = 0; c < nc; ++c) {
+        T total = T(0);
+        for (std::int64_t g = 0; g < sum_blocks; ++g) total += b_block_sums[g * nc_max + c];
+        b_sums[jc + c] = total;
+      }
     }
   }
 }
@@ -1634,12 +1686,30 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
           std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
           const GemmEpilogue<T>& epilogue) {
-  if (m <= 0 || n <= 0) return;
+  if (n <= 0) return;
   EpilogueAt<T> at;
   static_cast<GemmEpilogue<T>&>(at) = epilogue;
   at.c = c;
-  const EpilogueAt<T>* e = epilogue.any() ? &at : nullptr;
-  if (gemm_paths<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, e) || !e) return;
+  const EpilogueAt<T>* e = epilogue.any() || epilogue.b_sums ? &at : nullptr;
+  const bool blocked = m > 0 && gemm_paths<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, e);
+  if (epilogue.b_sums && !at.b_summed) {
+    // Not summed while packing (B transposed, or another path): a pass of its own, the
+    // same additions.
+    if (!trans_b) column_sums(b, k, n, ldb, epilogue.b_sums);
+    else
+      parallel_for(n, 16, [&](std::int64_t j0, std::int64_t j1) {
+        for (std::int64_t j = j0; j < j1; ++j) {
+          T total = T(0);
+          for (std::int64_t p0 = 0; p0 < k; p0 += kColumnSumRows) {
+            T block = T(0);
+            for (std::int64_t p = p0; p < std::min(k, p0 + kColumnSumRows); ++p) block += b[j * ldb + p];
+            total += block;
+          }
+          epilogue.b_sums[j] = total;
+        }
+      });
+  }
+  if (blocked || !epilogue.any() || m <= 0) return;
   // The other paths' products are small or few rows: C is still in cache, and the rows
   // are split as the elementwise kernels split theirs.
   parallel_for(m, std::max<std::int64_t>(1, (std::int64_t{1} << 14) / n), [&](std::int64_t i0, std::int64_t i1) {

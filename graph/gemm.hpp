@@ -36,12 +36,20 @@ extern template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::i
 /// the gradient of that output (math::activation_vjp): a product that writes the gradient
 /// of an activation's output gives the activation's input gradient instead, to the bits
 /// of the activation's vjp after it (matmul's dx = dy·Wᵀ with x a logistic's output).
+///
+/// And, beside either, `b_sums`: where to write op(B)'s column sums over the depth (n
+/// values; for B = dy in a weight gradient xᵀ·dy, the bias's gradient), with the
+/// additions of column_sums (graph/kernel.hpp): the same bits. The blocked path takes them
+/// from B's rows as it packs them, where a pass of its own would read B again; the other
+/// paths (and a transposed B) make that pass.
 template <class T>
 struct GemmEpilogue {
   const T* bias = nullptr;
   math::Activation act = math::Activation::none;
   const T* grad_y = nullptr;
   math::Activation grad_act = math::Activation::none;
+  T* b_sums = nullptr;
+  /// Whether anything is to be done to C (b_sums is not).
   bool any() const { return bias != nullptr || act != math::Activation::none || grad_y != nullptr; }
 };
 

@@ -94,22 +94,24 @@ double sum_over(std::int64_t n, F f) {
   });
 }
 
-/// Column sums of a [rows, cols] view into out[cols] (out = sum over rows), deterministic:
-/// columns are split across threads, and each column is summed in blocks of 256 rows whose
-/// sums are then added in order, which keeps float32 rounding error near 256 + rows/256
-/// ulps rather than `rows` (a bias gradient over a 10 000-row batch sorted by class would
-/// otherwise drift).
+/// Column sums of `rows` rows of `cols` values, `ld` apart, into out[cols] (out = sum over
+/// rows), deterministic: columns are split across threads, and each column is summed in
+/// blocks of kColumnSumRows rows whose sums are then added in order, which keeps float32
+/// rounding error near 256 + rows/256 ulps rather than `rows` (a bias gradient over a
+/// 10 000-row batch sorted by class would otherwise drift). Each block's sum starts at 0
+/// and takes its rows in order; out starts at 0 and takes the blocks in order: a product
+/// that sums its B as it packs it (GemmEpilogue::b_sums) does the same additions.
+inline constexpr std::int64_t kColumnSumRows = 256;
 template <class T>
-void column_sums(const View<const T>& x, T* out) {
-  const std::int64_t rows = x.rows(), cols = x.cols();
-  constexpr std::int64_t kChunk = 64, kBlock = 256;
+void column_sums(const T* x, std::int64_t rows, std::int64_t cols, std::int64_t ld, T* out) {
+  constexpr std::int64_t kChunk = 64, kBlock = kColumnSumRows;
   if (cols <= 16) {  // narrow: every column at once, the row loop unrolled
     with_width(cols, [&](auto width) {
       T total[16] = {}, block[16];
       for (std::int64_t r0 = 0; r0 < rows; r0 += kBlock) {
         for (std::int64_t c = 0; c < width; ++c) block[c] = T(0);
         for (std::int64_t r = r0; r < std::min(rows, r0 + kBlock); ++r)
-          for (std::int64_t c = 0; c < width; ++c) block[c] += x.data[r * width + c];
+          for (std::int64_t c = 0; c < width; ++c) block[c] += x[r * ld + c];
         for (std::int64_t c = 0; c < width; ++c) total[c] += block[c];
       }
       for (std::int64_t c = 0; c < width; ++c) out[c] = total[c];
@@ -122,12 +124,18 @@ void column_sums(const View<const T>& x, T* out) {
     for (std::int64_t r0 = 0; r0 < rows; r0 += kBlock) {
       for (std::int64_t c = c0; c < c1; ++c) block[c - c0] = T(0);
       for (std::int64_t r = r0; r < std::min(rows, r0 + kBlock); ++r) {
-        const T* row = x.data + r * cols;
+        const T* row = x + r * ld;
         for (std::int64_t c = c0; c < c1; ++c) block[c - c0] += row[c];
       }
       for (std::int64_t c = c0; c < c1; ++c) out[c] += block[c - c0];
     }
   });
+}
+
+/// Column sums of a [rows, cols] view (the last axis its columns) into out[cols].
+template <class T>
+void column_sums(const View<const T>& x, T* out) {
+  column_sums(x.data, x.rows(), x.cols(), x.cols(), out);
 }
 
 }  // namespace opgraph

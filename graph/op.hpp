@@ -34,8 +34,9 @@ namespace opgraph {
 /// by item inside the node before it). 10: Kernel's views as spans into the plan's arrays.
 /// 11: OpDef::activation and Epilogue::act (logistic and tanh fused into a product too).
 /// 12: OpDef::absorbs_activation_vjp and Kernel::absorbed_activation (any activation's
-/// vjp taken over, not only a relu's).
-inline constexpr std::uint32_t kPluginAbi = 12;
+/// vjp taken over, not only a relu's). 13: OpDef::absorbs_bias_vjp and
+/// Epilogue::bias_grad (the fused bias's gradient written by the product's vjp).
+inline constexpr std::uint32_t kPluginAbi = 13;
 
 inline constexpr int kMaxRank = 8;
 
@@ -90,8 +91,14 @@ template <class T>
 struct Epilogue {
   const View<const T>* bias = nullptr;  // the skipped node's bound input 1 (rebound with it), or none
   math::Activation act = math::Activation::none;
+  /// In the vjp of an op declaring OpBuilder::absorbs_bias_vjp: the fused bias's gradient,
+  /// which the plan left to it (the bias node's bound grad_in(1)), or none.
+  const View<T>* bias_grad = nullptr;
   explicit operator bool() const { return bias != nullptr || act != math::Activation::none; }
   const T* bias_data() const { return bias ? bias->data : nullptr; }
+  /// Where the vjp writes the bias's gradient, or null: the sums of grad_out() over every
+  /// axis but the last, with the additions of column_sums (graph/kernel.hpp).
+  T* bias_grad_data() const { return bias_grad ? bias_grad->data : nullptr; }
 };
 
 template <class T>
@@ -382,6 +389,7 @@ struct OpDef {
                                     // a product's epilogue may run it instead
   bool absorbs_relu_vjp = false;    // the vjp can take over that of a relu feeding input 0
   bool absorbs_activation_vjp = false;  // ... of any activation (relu, logistic, tanh) feeding it
+  bool absorbs_bias_vjp = false;  // the vjp can write the gradient of the bias fused into its forward
   bool item_followers = false;      // forward calls Kernel::items_written, the vjp Kernel::grad_out_items
   ItemsFn<float> forward_items_f32;  // optional, with the vjp's: the op runs item by item (per_item)
   ItemsFn<double> forward_items_f64;
@@ -551,6 +559,16 @@ class OpBuilder {
   /// op to the bits of its vjp followed by the activation's.
   OpBuilder& absorbs_activation_vjp() {
     def_.absorbs_activation_vjp = true;
+    return *this;
+  }
+  /// With `.epilogue()` along the last axis: the vjp can write the gradient of the bias
+  /// the plan fused into its forward (Epilogue::bias_grad): grad_out()'s sums over every
+  /// axis but the last, bit for bit column_sums' (graph/kernel.hpp). The plan then skips
+  /// the bias_add's vjp, whose input gradient is its output's, written in place (matmul:
+  /// the sums taken from dy's rows as dW = xᵀ·dy packs them, where bias_add's vjp was a
+  /// pass of its own over dy). `opgraph check` holds the op to those bits.
+  OpBuilder& absorbs_bias_vjp() {
+    def_.absorbs_bias_vjp = true;
     return *this;
   }
   /// Forward calls Kernel::items_written on each range of items of its output once they

@@ -394,6 +394,13 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
         step_of[id]->vjp_absorbed = true;
         step_of[fusions.vjp_into[id]]->kernel.absorbed_ = graph.node(id).op->activation;
       }
+    // A bias_add's vjp left to its producer's: the producer writes where the bias_add's
+    // bound gradient of its input 1 points (rebound with it).
+    for (NodeId id : schedule.backward)
+      if (fusions.bias_vjp_into[id] != n) {
+        step_of[id]->vjp_absorbed = true;
+        step_of[fusions.bias_vjp_into[id]]->kernel.epilogue_.bias_grad = &step_of[id]->kernel.grad_in_[1];
+      }
     stats.vjps_absorbed = fusions.vjps_absorbed;
     stats.backward_steps -= fusions.vjps_absorbed;
   }
@@ -421,8 +428,11 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
       int last = -1;
       for (const auto& t : memory.targets) {
         if (graph.node(t.node).inputs[t.slot] != param_ids[p]) continue;
-        // A vjp run inside another's step (per item) writes in that step's wave.
-        const NodeId runs = options.fuse && fusions.vjp_items_into[t.node] != n ? fusions.vjp_items_into[t.node] : t.node;
+        // A vjp run inside another's step (per item, or a bias's) writes in that step's wave.
+        const NodeId runs = !options.fuse                           ? t.node
+                            : fusions.vjp_items_into[t.node] != n  ? fusions.vjp_items_into[t.node]
+                            : fusions.bias_vjp_into[t.node] != n   ? fusions.bias_vjp_into[t.node]
+                                                                   : t.node;
         last = std::max(last, schedule.bwave[runs]);
       }
       const std::size_t wave = last < 0 ? 0 : static_cast<std::size_t>(last - schedule.F);
@@ -452,6 +462,8 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
         p.vjp_absorbed_by = graph.node(fusions.vjp_into[id]).name;
       if (options.fuse && fusions.vjp_items_into[id] != n)
         p.vjp_absorbed_by = graph.node(fusions.vjp_items_into[id]).name;
+      if (options.fuse && fusions.bias_vjp_into[id] != n)
+        p.vjp_absorbed_by = graph.node(fusions.bias_vjp_into[id]).name;
       p.backward_bytes = out_bytes + in_bytes * 2;  // gradient in; saved values and gradients out, at most
       profiles.push_back(std::move(p));
     }
@@ -472,6 +484,7 @@ TypedPlan<T>::TypedPlan(const Graph& g, Params& params, PlanOptions opts) {
     info.done_by = !options.fuse                        ? id
                    : fusions.vjp_into[id] != n          ? fusions.vjp_into[id]
                    : fusions.vjp_items_into[id] != n    ? fusions.vjp_items_into[id]
+                   : fusions.bias_vjp_into[id] != n     ? fusions.bias_vjp_into[id]
                                                         : id;
     for (const planning::GradTarget* t : targets.of(id))
       (t->scratch < 0 ? info.writes : info.adds).push_back(node.inputs[t->slot]);

@@ -134,13 +134,22 @@ void matmul_vjp(K& k) {
     else gemm<T>(s.tb, true, s.k, s.n, s.m, T(1), bp, ldb, gp, s.m, beta, da, s.n, e);
   };
   // db: op(A)^T G stored as [k, m], or G^T op(A) stored as [m, k] when trans_b.
-  auto grad_b = [&](const T* ap, const T* gp, T* db, T beta, std::int64_t rows) {
-    if (!s.tb) gemm<T>(!s.ta, false, s.k, s.m, rows, T(1), ap, lda, gp, s.m, beta, db, s.m);
+  auto grad_b = [&](const T* ap, const T* gp, T* db, T beta, std::int64_t rows, const GemmEpilogue<T>& e) {
+    if (!s.tb) gemm<T>(!s.ta, false, s.k, s.m, rows, T(1), ap, lda, gp, s.m, beta, db, s.m, e);
     else gemm<T>(true, s.ta, s.m, s.k, rows, T(1), gp, s.m, ap, lda, beta, db, s.k);
   };
+  // The gradient of a bias the plan fused into the forward pass and whose vjp it left to
+  // this one (absorbs_bias_vjp): G's column sums. One product with G as its B (db =
+  // op(A)ᵀ G): taken from G's rows as the product packs them (GemmEpilogue::b_sums, W1's
+  // dW1 = xᵀ·dz and its bias's gradient were two passes over 10 MB); else a pass of its own.
+  T* const bias_grad = k.epilogue().bias_grad_data();
+  const bool sums_in_product = bias_grad && s.flat && !s.tb && k.needs_grad(1);
+  if (bias_grad && !sums_in_product) column_sums(g, k.grad_out().size / std::max<std::int64_t>(s.m, 1), s.m, s.m, bias_grad);
+  GemmEpilogue<T> summing;
+  summing.b_sums = sums_in_product ? bias_grad : nullptr;
   if (s.flat) {
     if (k.needs_grad(0)) grad_a(g, b.data, k.grad_in(0).data, T(0), through);
-    if (k.needs_grad(1)) grad_b(a.data, g, k.grad_in(1).data, T(0), s.n);
+    if (k.needs_grad(1)) grad_b(a.data, g, k.grad_in(1).data, T(0), s.n, summing);
     return;
   }
   if (k.needs_grad(0)) {
@@ -158,7 +167,7 @@ void matmul_vjp(K& k) {
     T* db = k.grad_in(1).data;
     for_each_source(b.size / std::max<std::int64_t>(bs, 1), s.count, [&](std::int64_t o) { return s.b_of(o); },
                     [&](std::int64_t j, std::int64_t o, bool first) {
-                      grad_b(a.data + s.a_of(o) * as, g + o * gs, db + j * bs, first ? T(0) : T(1), s.n);
+                      grad_b(a.data + s.a_of(o) * as, g + o * gs, db + j * bs, first ? T(0) : T(1), s.n, {});
                     });
   }
 }
@@ -207,6 +216,7 @@ OPGRAPH_OP(matmul)
     .saves({"a", "b"})
     .epilogue()
     .absorbs_activation_vjp()
+    .absorbs_bias_vjp()
     .forward([](auto& k) { matmul_forward(k); })
     .vjp([](auto& k) { matmul_vjp(k); })
     .cost([](const ShapeContext& c, const Shape& y) {

@@ -28,7 +28,8 @@ int check(int argc, char** argv) {
                          "outputs when no vjp follows, that a NaN input gives a NaN output, and that a declared "
                          "epilogue (a fused bias and activation) gives the bits of the separate ops, that a "
                          "declared activation's forward is its function to the bit, and that a vjp "
-                         "declared to take over a relu's gives the relu's gradient. Checks a "
+                         "declared to take over an activation's (or a relu's) gives its gradient, and one "
+                         "declared to write a fused bias's gradient writes bias_add's bits. Checks a "
                          "plugin's ops when given --plugin, else every registered op.",
                          options)
                    .c_str(),

@@ -155,6 +155,12 @@ MemoryPlan plan_memory(const Graph& graph, const Analysis& analysis, const Sched
 /// place, none fanned out), its vjp and the chain's on each range of images before the
 /// producer's vjp reads them, their last steps (per_item_finish) after it. The buffers
 /// they use then live through the producer's waves (the memory plan is placed again).
+///
+/// And a bias: a bias_add fused into a producer whose op declares
+/// OpBuilder::absorbs_bias_vjp (matmul) leaves its vjp to the producer's when its input
+/// gradient is written over its output gradient (in place) and it is the only writer of
+/// the bias's gradient: the producer's vjp writes that gradient (Epilogue::bias_grad), and
+/// the bias_add's vjp step is skipped.
 struct Fusions {
   std::vector<NodeId> fused_into;     // per node: the producer running its forward, or graph.size()
   std::vector<NodeId> bias;           // per producer: the bias_add or add node fused in, or graph.size()
@@ -163,6 +169,7 @@ struct Fusions {
   std::vector<NodeId> vjp_into;       // per activation: the consumer whose vjp does its work, or graph.size()
   std::vector<NodeId> vjp_items_into; // per node: the producer whose vjp runs its vjp item by item, or graph.size()
   std::vector<std::vector<NodeId>> vjp_items;  // per producer: those nodes, in backward order
+  std::vector<NodeId> bias_vjp_into;  // per bias_add: the producer whose vjp writes its bias's gradient, or graph.size()
   int fused = 0;                      // forward steps skipped
   int vjps_absorbed = 0;              // vjp steps skipped
 };

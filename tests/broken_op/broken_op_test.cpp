@@ -158,6 +158,16 @@ TEST_CASE("conformance: an op declaring that its vjp takes over any activation's
   built_in("max_pool2d", "activation vjp", false);
 }
 
+TEST_CASE("conformance: an op declaring that its vjp writes a fused bias's gradient, which it never does, fails 'bias vjp', nothing else") {
+  // ignored_bias_vjp (tests/plugins/broken_ops.cpp): 2x with its epilogue, the bias's
+  // gradient left unwritten. The real product passes it; the convolution, whose bias's vjp
+  // runs per item inside it instead, is not asked.
+  fails_only("ignored_bias_vjp", "bias vjp", "[6,3] (f64): the bias's gradient at 0 is ", true);
+  fails_only("ignored_bias_vjp", "bias vjp", ", the column sum of the output's gradient (as bias_add's vjp adds it)");
+  built_in("matmul", "bias vjp");
+  built_in("conv2d", "bias vjp", false);
+}
+
 TEST_CASE("conformance: an activation whose vjp is not math::activation_vjp's bits fails 'activation', nothing else") {
   // expanded_logistic_vjp (tests/plugins/broken_ops.cpp): the logistic, its vjp g (y - y^2).
   fails_only("expanded_logistic_vjp", "activation", "(f64): the vjp gives ");

@@ -471,7 +471,7 @@ TEST_CASE("cli: opgraph check passes every built-in op and the example plugin, f
   CHECK(plugin.out.find("3 ops: 3 passed, 0 failed") != std::string::npos);
   const Run broken = run("check --plugin " OPGRAPH_PLUGIN_DIR "/broken_ops.so --explain", dir.path());
   CHECK(broken.status == 1);
-  CHECK(broken.out.find("14 ops: 0 passed, 14 failed") != std::string::npos);
+  CHECK(broken.out.find("15 ops: 0 passed, 15 failed") != std::string::npos);
   // An op declaring that its vjp takes over a relu's, which it never does: a plan that
   // skipped the relu's vjp would pass on gradients the relu zeroes.
   CHECK(broken.out.find("ignored_relu_vjp                   FAIL   ") != std::string::npos);
@@ -542,7 +542,7 @@ TEST_CASE("cli: --plugin on any subcommand, and its refusals") {
   test::write_file(dir.file("text.so"), "not a library");
   const std::vector<std::pair<std::string, std::string>> refusals = {
       {"text.so", "text.so: not a shared library (no ELF header): a plugin is a .so built with opgraph_add_plugin"},
-      {p + "wrong_abi.so", p + "wrong_abi.so: built for opgraph plugin ABI 999, this opgraph has ABI 12: rebuild the "
+      {p + "wrong_abi.so", p + "wrong_abi.so: built for opgraph plugin ABI 999, this opgraph has ABI 13: rebuild the "
                                "plugin against this version"},
       {p + "no_entry.so", p + "no_entry.so: not an opgraph plugin: no entry point 'opgraph_plugin_abi' (build it with "
                               "opgraph_add_plugin, or put OPGRAPH_PLUGIN_ENTRY() in one of its sources)"},

@@ -7,7 +7,7 @@
 using namespace opgraph;
 
 TEST_CASE("conformance: every registered op keeps its whole contract") {
-  int checked = 0, forward_only = 0, in_place = 0, epilogue = 0, activation = 0, absorbs = 0, absorbs_any = 0, per_item = 0;
+  int checked = 0, forward_only = 0, in_place = 0, epilogue = 0, activation = 0, absorbs = 0, absorbs_any = 0, absorbs_bias = 0, per_item = 0;
   for (const OpDef* op : Registry::global().ops()) {
     if (op->source != "built-in") continue;
     const ConformanceReport r = check_conformance(*op);
@@ -18,14 +18,15 @@ TEST_CASE("conformance: every registered op keeps its whole contract") {
       CHECK(item.passed);
     }
     // metadata, shapes, finite, gradient, f32, threads, linearity, saves, nan, and "in
-    // place", "epilogue", "activation", "relu vjp", "activation vjp" and "per item" for ops declared so; without a vjp
+    // place", "epilogue", "activation", "relu vjp", "activation vjp", "bias vjp" and "per item" for ops declared so; without a vjp
     // (comparisons) metadata, shapes, finite and f32.
     CHECK(r.items.size() == (op->has_vjp() ? 9u : 4u) + (op->in_place >= 0 ? 1u : 0u) + (op->epilogue ? 1u : 0u) +
                                 (op->activation != math::Activation::none ? 1u : 0u) +
                                 (op->absorbs_relu_vjp ? 1u : 0u) + (op->absorbs_activation_vjp ? 1u : 0u) +
-                                (op->per_item() ? 1u : 0u));
+                                (op->absorbs_bias_vjp ? 1u : 0u) + (op->per_item() ? 1u : 0u));
     if (op->absorbs_relu_vjp) ++absorbs;
     if (op->absorbs_activation_vjp) ++absorbs_any;
+    if (op->absorbs_bias_vjp) ++absorbs_bias;
     if (op->per_item()) ++per_item;
     if (!op->has_vjp()) ++forward_only;
     if (op->in_place >= 0) ++in_place;
@@ -42,5 +43,6 @@ TEST_CASE("conformance: every registered op keeps its whole contract") {
   CHECK(activation == 3);  // relu, logistic, tanh
   CHECK(absorbs == 1);      // max_pool2d
   CHECK(absorbs_any == 1);  // matmul
+  CHECK(absorbs_bias == 1);  // matmul
   CHECK(per_item == 2);  // max_pool2d, bias_add
 }

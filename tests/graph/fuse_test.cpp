@@ -27,13 +27,14 @@ struct Run {
   std::vector<NodeProfile> profile;
 };
 
-Run run(const ModelFile& m, bool fuse, int threads, std::vector<std::string> keep = {}, bool profile = false) {
+Run run(const ModelFile& m, bool fuse, int threads, std::vector<std::string> keep = {}, bool profile = false,
+        std::int64_t batch = 37) {
   ThreadCount scope(threads);
   Params params = m.graph.init_params(3);
-  Plan plan(m.graph, params, {.batch = 37, .keep = std::move(keep), .profile = profile, .fuse = fuse});
+  Plan plan(m.graph, params, {.batch = batch, .keep = std::move(keep), .profile = profile, .fuse = fuse});
   for (NodeId id : m.graph.inputs()) {
     const Node& in = m.graph.node(id);
-    Tensor t(in.shape.bind(37));
+    Tensor t(in.shape.bind(batch));
     Rng rng(id + 1);
     for (std::int64_t i = 0; i < t.numel(); ++i)
       t.set(i, in.name == "y" ? static_cast<double>(i % 5) : rng.uniform(-1, 1));
@@ -59,14 +60,15 @@ bool same_tensor_bits(const Tensor& a, const Tensor& b) {
 /// Fused and unfused plans, at 1 and 2 threads: the same bits everywhere; `fused` forward
 /// steps skipped, and `absorbed` vjps left to another node's (a relu's to the node after
 /// it, a pool's and a bias's run per item inside the convolution before them).
-void check_fuses(const std::string& text, int fused, std::vector<std::string> keep = {}, int absorbed = 0) {
+void check_fuses(const std::string& text, int fused, std::vector<std::string> keep = {}, int absorbed = 0,
+                 std::int64_t batch = 37) {
   CAPTURE(text);
   const ModelFile m = parse_model(text);
-  const Run plain = run(m, false, 1, keep);
+  const Run plain = run(m, false, 1, keep, false, batch);
   CHECK(plain.stats.fused == 0);
   CHECK(plain.stats.vjps_absorbed == 0);
   for (int threads : {1, 2}) {
-    const Run f = run(m, true, threads, keep);
+    const Run f = run(m, true, threads, keep, false, batch);
     CAPTURE(threads);
     CHECK(f.stats.fused == fused);
     CHECK(f.stats.vjps_absorbed == absorbed);
@@ -100,36 +102,36 @@ TEST_CASE("fuse: bias and ReLU after a product run inside it, to the same bits, 
   const std::string tail = "output logits = bias_add(matmul(h, V), c)\nloss xent = softmax_cross_entropy(logits, y)\n";
   // A dense layer with its ReLU, and the head's bias (its output read by the user). The
   // ReLU's vjp goes to the head's product, which alone reads its output (the next test).
-  check_fuses(head + "h = relu(bias_add(matmul(x, W), b))\n" + tail, 3, {}, 1);
+  check_fuses(head + "h = relu(bias_add(matmul(x, W), b))\n" + tail, 3, {}, 3);
   // The bias as an add of a vector (x·W + b); not an add of a matrix, nor b + x·W (the add
   // writes over its first input, the bias).
-  check_fuses(head + "h = relu(matmul(x, W) + b)\n" + tail, 3, {}, 1);
-  check_fuses(head + "input z [N, 40]\nh = relu(matmul(x, W) + z)\n" + tail, 1, {}, 1);
-  check_fuses(head + "h = relu(b + matmul(x, W))\n" + tail, 1, {}, 1);
+  check_fuses(head + "h = relu(matmul(x, W) + b)\n" + tail, 3, {}, 2);
+  check_fuses(head + "input z [N, 40]\nh = relu(matmul(x, W) + z)\n" + tail, 1, {}, 2);
+  check_fuses(head + "h = relu(b + matmul(x, W))\n" + tail, 1, {}, 2);
   // ReLU without a bias; a bias without an activation.
-  check_fuses(head + "h = relu(matmul(x, W))\n" + tail, 2, {}, 1);
-  check_fuses(head + "h = exp(bias_add(matmul(x, W), b))\n" + tail, 2);
+  check_fuses(head + "h = relu(matmul(x, W))\n" + tail, 2, {}, 2);
+  check_fuses(head + "h = exp(bias_add(matmul(x, W), b))\n" + tail, 2, {}, 2);
   // The other activations (OpBuilder::activation): logistic and tanh, with and without a
   // bias; a second activation after the first runs on its own.
-  check_fuses(head + "h = logistic(bias_add(matmul(x, W), b))\n" + tail, 3, {}, 1);
-  check_fuses(head + "h = tanh(matmul(x, W) + b)\n" + tail, 3, {}, 1);
-  check_fuses(head + "h = logistic(matmul(x, W))\n" + tail, 2, {}, 1);
-  check_fuses(head + "h = relu(tanh(bias_add(matmul(x, W), b)))\n" + tail, 3, {}, 1);
+  check_fuses(head + "h = logistic(bias_add(matmul(x, W), b))\n" + tail, 3, {}, 3);
+  check_fuses(head + "h = tanh(matmul(x, W) + b)\n" + tail, 3, {}, 2);
+  check_fuses(head + "h = logistic(matmul(x, W))\n" + tail, 2, {}, 2);
+  check_fuses(head + "h = relu(tanh(bias_add(matmul(x, W), b)))\n" + tail, 3, {}, 3);
   // Wide enough for the blocked path's full tiles (activated as they are stored), and
   // ragged ones, over several depth blocks.
   check_fuses("input x [N, 700]\nlabels y [N]\nparam W [700, 100] normal(0, 0.05)\nparam b [100] normal(0, 0.3)\n"
               "param V [100, 5] normal(0, 0.3)\nh = logistic(bias_add(matmul(x, W), b))\n"
               "loss xent = softmax_cross_entropy(matmul(h, V), y)\n",
-              2, {}, 1);
+              2, {}, 2);
   // The biased value read twice: the bias runs inside, the ReLU on its own.
-  check_fuses(head + "z = bias_add(matmul(x, W), b)\nh = relu(z) + z\n" + tail, 2);
+  check_fuses(head + "z = bias_add(matmul(x, W), b)\nh = relu(z) + z\n" + tail, 2, {}, 2);
   // The product read twice: neither.
-  check_fuses(head + "p = matmul(x, W)\nh = relu(bias_add(p, b)) + p\n" + tail, 1);
+  check_fuses(head + "p = matmul(x, W)\nh = relu(bias_add(p, b)) + p\n" + tail, 1, {}, 1);
   // The product kept for the user: neither.
-  check_fuses(head + "p = matmul(x, W)\nh = relu(bias_add(p, b))\n" + tail, 1, {"p"}, 1);
+  check_fuses(head + "p = matmul(x, W)\nh = relu(bias_add(p, b))\n" + tail, 1, {"p"}, 2);
   // A bias computed in the product's wave (it must be there when the product runs): the
   // ReLU alone cannot follow the bias_add it does not read, so nothing.
-  check_fuses(head + "h = relu(bias_add(matmul(x, W), tanh(b)))\n" + tail, 1, {}, 1);
+  check_fuses(head + "h = relu(bias_add(matmul(x, W), tanh(b)))\n" + tail, 1, {}, 2);
   // A bias along another axis: no (only a dense layer's last-axis bias is an epilogue).
   check_fuses("input x [N, 6, 8]\nlabels y [N]\nparam W [8, 8] normal(0, 0.3)\nparam b [6] normal(0, 0.3)\n"
               "param V [48, 5] normal(0, 0.3)\n"
@@ -141,7 +143,7 @@ TEST_CASE("fuse: bias and ReLU after a product run inside it, to the same bits, 
               "param V [48, 5] normal(0, 0.3)\n"
               "h = relu(bias_add(matmul(x, W), b))\n"
               "loss xent = softmax_cross_entropy(matmul(reshape(h, shape=[-1, 48]), V), y)\n",
-              2);
+              2, {}, 1);
 }
 
 TEST_CASE("fuse: a convolution runs the bias per channel and activation after it, on every path, to the same bits") {
@@ -173,9 +175,10 @@ TEST_CASE("fuse: profiles name the node a fused one runs in, and anomaly checks 
     if (n.op == "bias_add" || n.op == "relu") {
       CHECK(n.forward_calls == 0);
       CHECK(n.fused_into == (n.name == "logits" ? "matmul_2" : "matmul_1"));
-      // Their vjps run as before, but the relu's, which the head's product does.
-      CHECK(n.backward_calls == (n.op == "relu" ? 0 : 2));
-      CHECK(n.vjp_absorbed_by == (n.op == "relu" ? "matmul_2" : ""));
+      // None of their vjps runs: the relu's is the head's product's, and each bias's
+      // gradient its own product's.
+      CHECK(n.backward_calls == 0);
+      CHECK(n.vjp_absorbed_by == (n.op == "relu" || n.name == "logits" ? "matmul_2" : "matmul_1"));
       ++fused;
     } else {
       CHECK(n.forward_calls == 2);
@@ -194,7 +197,7 @@ TEST_CASE("fuse: an activation before a product leaves its vjp to the product's,
   const std::string tail = "output logits = bias_add(matmul(h, V), c)\nloss xent = softmax_cross_entropy(logits, y)\n";
   // Each activation of a dense layer, read by the next layer's product alone: its vjp is
   // the product's input gradient taken through it (the small path: on all of dh after it).
-  for (const char* act : {"logistic", "tanh", "relu"}) check_fuses(head + "h = " + act + "(bias_add(matmul(x, W), b))\n" + tail, 3, {}, 1);
+  for (const char* act : {"logistic", "tanh", "relu"}) check_fuses(head + "h = " + act + "(bias_add(matmul(x, W), b))\n" + tail, 3, {}, 3);
   // Wide enough for the blocked path (dh = dz·Vᵀ is 37x256x64: full 12x32 tiles taken
   // through the activation as they are stored, and ragged ones).
   check_fuses("input x [N, 30]\nlabels y [N]\nparam W [30, 256] normal(0, 0.2)\nparam V [256, 64] normal(0, 0.1)\n"
@@ -214,15 +217,42 @@ TEST_CASE("fuse: an activation before a product leaves its vjp to the product's,
   // second operand; an activation of a parameter (its input gradient is the parameter's
   // own, not written over the activation's output gradient); nor a function that is not
   // an activation (exp).
-  check_fuses(head + "h0 = logistic(bias_add(matmul(x, W), b))\nh = h0 + h0\n" + tail, 3);
+  check_fuses(head + "h0 = logistic(bias_add(matmul(x, W), b))\nh = h0 + h0\n" + tail, 3, {}, 2);
   check_fuses(head + "h = tanh(bias_add(matmul(x, W), b))\noutput logits = bias_add(matmul(h, V), c) + matmul(h, V)\n"
                      "loss xent = softmax_cross_entropy(logits, y)\n",
-              3);
+              3, {}, 2);
   check_fuses("input x [N, 24]\nlabels y [N]\nparam W [24, 5] normal(0, 0.3)\nparam U [5, 24] normal(0, 0.3)\n"
               "h = logistic(U + U)\nloss xent = softmax_cross_entropy(matmul(x, matmul(W, h)), y)\n",
               0);
   check_fuses(head + "h = tanh(W)\nloss xent = softmax_cross_entropy(matmul(matmul(x, h), V), y)\n", 0);
-  check_fuses(head + "h = exp(matmul(x, W))\n" + tail, 1);
+  check_fuses(head + "h = exp(matmul(x, W))\n" + tail, 1, {}, 1);
+}
+
+TEST_CASE("fuse: a dense layer's bias gradient is its product's vjp's work, to the same bits, only where the bias_add alone writes it") {
+  const std::string head = "input x [N, 24]\nlabels y [N]\nparam W [24, 40] normal(0, 0.3)\nparam b [40] normal(0, 0.3)\n"
+                           "param V [40, 5] normal(0, 0.3)\n";
+  const std::string tail = "loss xent = softmax_cross_entropy(matmul(h, V), y)\n";
+  // The bias's gradient taken from dy's rows as dW = xᵀ·dy packs them (the blocked path
+  // packing B by rows: 1100 rows, blocks of 256 cut by depth blocks; 64 columns), then a
+  // product small enough for a pass of its own; with the activation's vjp absorbed too.
+  check_fuses("input x [N, 500]\nlabels y [N]\nparam W [500, 64] normal(0, 0.05)\nparam b [64] normal(0, 0.3)\n"
+              "param V [64, 5] normal(0, 0.3)\nh = tanh(bias_add(matmul(x, W), b))\n" + tail,
+              2, {}, 2, 1100);
+  check_fuses(head + "h = bias_add(matmul(x, W), b)\n" + tail, 1, {}, 1);
+  // W stored transposed (dW = dyᵀ·x: dy is no B), and a batched product (one GEMM per
+  // sequence): the sums in a pass of their own, absorbed all the same.
+  check_fuses(head + "param Wt [40, 24] normal(0, 0.3)\nh = bias_add(matmul(x, Wt, trans_b=true), b)\n" + tail, 1, {},
+              1);
+  check_fuses("input x [N, 6, 8]\nlabels y [N]\nparam W [8, 8] normal(0, 0.3)\nparam b [6] normal(0, 0.3)\n"
+              "param V [36, 5] normal(0, 0.3)\nq = bias_add(matmul(tanh(matmul(x, W)), x, trans_b=true), b)\n"
+              "loss xent = softmax_cross_entropy(matmul(reshape(q, shape=[-1, 36]), V), y)\n",
+              2, {}, 2);
+  // Not absorbed: one bias in two layers (its gradient a sum of two vjps'), or a product
+  // whose vjp does not run (nothing before it needs a gradient).
+  check_fuses(head + "param U [24, 40] normal(0, 0.3)\n"
+                     "h = bias_add(matmul(x, W), b) + tanh(bias_add(matmul(x, U), b))\n" + tail,
+              3, {}, 0);
+  check_fuses(head + "input z [24, 40]\nh = bias_add(matmul(x, z), b)\n" + tail, 1, {}, 0);
 }
 
 TEST_CASE("fuse: a relu before max_pool2d leaves its vjp to the pool's, to the same bits, only where the pool alone reads it") {

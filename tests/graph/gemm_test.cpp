@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <opgraph/graph/gemm.hpp>
+#include <opgraph/graph/kernel.hpp>
 #include <opgraph/graph/parallel.hpp>
 #include <opgraph/graph/random.hpp>
 
@@ -465,6 +466,46 @@ TEST_CASE("gemm: a short transposed A read in place and packed give the same bit
     detail::force_strided_a_in_place(-1);
     set_num_threads(0);
     for (std::size_t r = 1; r < runs.size(); ++r) CHECK(std::memcmp(runs[0].data(), runs[r].data(), runs[0].size() * sizeof(float)) == 0);
+  }
+}
+
+TEST_CASE("gemm: B's column sums taken as B is packed give column_sums' bits, on every path, the product unchanged") {
+  // Weight-gradient shapes xᵀ·dy, whose B is dy and its column sums the bias's gradient:
+  // the blocked path packing B by rows (several depth blocks, 256-row blocks cut by them,
+  // one and two vectors, a ragged last panel), its one-pass mode, column blocks of nc, a
+  // transposed B, the small, few-rows and depth-split paths.
+  const std::int64_t deep = 3 * gemm_blocking(4).kc + 77;
+  const std::int64_t wide = gemm_blocking(4).nc + 40;
+  for (const auto& shape : std::vector<std::tuple<std::int64_t, std::int64_t, std::int64_t, bool, bool>>{
+           {784, 256, 2000, true, false}, {500, 100, deep, true, false}, {600, 16, 1000, true, false},
+           {700, 48, 900, false, false}, {64, 120, 400, true, false}, {13, wide, 300, false, false},
+           {300, 70, 600, true, true}, {4, 2, 2, true, false}, {9, 7, 30, false, false}, {256, 10, 10000, true, false},
+           {16, 150, 4000, false, false}}) {
+    const std::int64_t m = std::get<0>(shape), n = std::get<1>(shape), k = std::get<2>(shape);
+    const bool ta = std::get<3>(shape), tb = std::get<4>(shape);
+    CAPTURE(m);
+    CAPTURE(n);
+    CAPTURE(k);
+    CAPTURE(tb);
+    Problem<float> pr(m, n, k, ta, tb, 5);
+    // op(B) as rows of n values, for column_sums.
+    std::vector<float> opb(static_cast<std::size_t>(k * n));
+    for (std::int64_t p = 0; p < k; ++p)
+      for (std::int64_t j = 0; j < n; ++j) opb[static_cast<std::size_t>(p * n + j)] = static_cast<float>(pr.B(p, j));
+    std::vector<float> want(static_cast<std::size_t>(n));
+    column_sums(opb.data(), k, n, n, want.data());
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      ThreadCount scope(threads);
+      std::vector<float> plain(static_cast<std::size_t>(m * n)), c(plain.size());
+      std::vector<float> got(static_cast<std::size_t>(n), -7.0f);
+      gemm<float>(ta, tb, m, n, k, 1.0f, pr.a.data(), pr.lda(), pr.b.data(), pr.ldb(), 0.0f, plain.data(), n);
+      GemmEpilogue<float> e;
+      e.b_sums = got.data();
+      gemm<float>(ta, tb, m, n, k, 1.0f, pr.a.data(), pr.lda(), pr.b.data(), pr.ldb(), 0.0f, c.data(), n, e);
+      CHECK(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(plain.data(), c.data(), c.size() * sizeof(float)) == 0);
+    }
   }
 }
 

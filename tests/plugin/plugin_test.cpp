@@ -61,7 +61,7 @@ TEST_CASE("plugin: every way to be refused names the file and says how to fix it
                            .c_str(),
                        Error);
   CHECK_THROWS_WITH_AS(load_plugin(plugin("wrong_abi")),
-                       (plugin("wrong_abi") + ": built for opgraph plugin ABI 999, this opgraph has ABI 12: rebuild the "
+                       (plugin("wrong_abi") + ": built for opgraph plugin ABI 999, this opgraph has ABI 13: rebuild the "
                                               "plugin against this version")
                            .c_str(),
                        Error);

@@ -173,6 +173,30 @@ OPGRAPH_OP(relu_only_activation_vjp)
     })
     .check({"[a,b]"});
 
+// 2x with its epilogue (a bias along the last axis and an activation, applied as they
+// must be), declaring that its vjp writes the fused bias's gradient
+// (OpBuilder::absorbs_bias_vjp), which it never does: a plan skipping the bias_add's vjp
+// would leave the bias's gradient as it found it.
+OPGRAPH_OP(ignored_bias_vjp)
+    .doc("2x with an epilogue, declaring it writes the fused bias's gradient, which it never does (broken on purpose)")
+    .input("x")
+    .shape(same_shape_as(0))
+    .epilogue()
+    .absorbs_bias_vjp()
+    .forward([](auto& k) {
+      using T = scalar_of<decltype(k)>;
+      const T* bias = k.epilogue().bias_data();
+      const std::int64_t cols = k.out().cols();
+      for (std::int64_t i = 0; i < k.out().size; ++i) {
+        T v = k.in(0).data[i] + k.in(0).data[i];
+        if (bias) v = v + bias[i % cols];
+        math::activate(k.epilogue().act, &v, 1);
+        k.out().data[i] = v;
+      }
+    })
+    .vjp([](auto& k) { map(k.grad_out(), k.grad_in(0), [](auto g) { return g + g; }); })
+    .check({"[a,b]"});
+
 // The sigmoid as 0.5 (1 + tanh(x / 2)), declared the logistic activation
 // (OpBuilder::activation): the same function, other bits. A plan that fused it into the
 // product before it would run math::logistic instead, and its results would depend on
