@@ -21,10 +21,13 @@ namespace detail {
 inline constexpr float kExpHi = 88.72283935546875f;   // above: e^x overflows float
 inline constexpr float kExpLo = -87.33654022216797f;  // below: e^x is not a normal float
 
-/// e^sum for sum in [kExpLo, kExpHi]: Cody-Waite reduction sum = n ln2 + r, |r| <= ln2/2,
-/// a degree-6 polynomial for e^r (Cephes' coefficients), then the exponent added as
-/// 2^(n/2) 2^(n - n/2) so that every n in [-126, 128] stays a normal power of two.
-[[gnu::always_inline]] inline float exp_reduced(float sum) {
+/// e^sum for sum in [kExpLo, kExpHi] as er * 2^n: Cody-Waite reduction sum = n ln2 + r,
+/// |r| <= ln2/2, and a degree-6 polynomial for e^r (Cephes' coefficients).
+struct ExpParts {
+  float er;        // e^r
+  std::int32_t n;  // in [-126, 128]
+};
+[[gnu::always_inline]] inline ExpParts exp_parts(float sum) {
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   const float t = sum * 1.44269504088896341f + kRound;
   const float n = t - kRound;
@@ -35,14 +38,22 @@ inline constexpr float kExpLo = -87.33654022216797f;  // below: e^x is not a nor
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  const float er = p * (r * r) + r + 1.0f;
   // n as an integer from t's low mantissa bits (no float-to-int conversion, which would
   // be undefined for NaN).
-  const std::int32_t ni = std::bit_cast<std::int32_t>(t) - std::bit_cast<std::int32_t>(kRound);
-  const std::int32_t n1 = ni >> 1, n2 = ni - n1;
-  const float s1 = std::bit_cast<float>(static_cast<std::uint32_t>(n1 + 127) << 23);
-  const float s2 = std::bit_cast<float>(static_cast<std::uint32_t>(n2 + 127) << 23);
-  return er * s1 * s2;
+  return {p * (r * r) + r + 1.0f, std::bit_cast<std::int32_t>(t) - std::bit_cast<std::int32_t>(kRound)};
+}
+
+/// 2^n for n in [-126, 127], a normal float.
+[[gnu::always_inline]] inline float pow2(std::int32_t n) {
+  return std::bit_cast<float>(static_cast<std::uint32_t>(n + 127) << 23);
+}
+
+/// e^sum (exp_parts), the exponent added as 2^(n/2) 2^(n - n/2) so that every n in
+/// [-126, 128] stays a normal power of two.
+[[gnu::always_inline]] inline float exp_reduced(float sum) {
+  const ExpParts e = exp_parts(sum);
+  const std::int32_t n1 = e.n >> 1;
+  return e.er * pow2(n1) * pow2(e.n - n1);
 }
 }  // namespace detail
 
@@ -60,21 +71,8 @@ inline double exp(double x) { return std::exp(x); }
 /// power of two, by which er is scaled in one rounding where exp scales it in two, the
 /// first exact. What logistic, tanh and a softmax's e^(x - max) take. x > 0: unspecified.
 [[gnu::always_inline]] inline float exp_nonpositive(float x) {
-  constexpr float kRound = 12582912.0f;  // as in exp_reduced
-  const float sum = std::max(x, detail::kExpLo);
-  const float t = sum * 1.44269504088896341f + kRound;
-  const float n = t - kRound;
-  const float r = (sum - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float er = p * (r * r) + r + 1.0f;
-  const std::int32_t ni = std::bit_cast<std::int32_t>(t) - std::bit_cast<std::int32_t>(kRound);
-  const float scale = std::bit_cast<float>(static_cast<std::uint32_t>(ni + 127) << 23);
-  return x < detail::kExpLo ? 0.0f : er * scale;
+  const detail::ExpParts e = detail::exp_parts(std::max(x, detail::kExpLo));
+  return x < detail::kExpLo ? 0.0f : e.er * detail::pow2(e.n);
 }
 inline double exp_nonpositive(double x) { return std::exp(x); }
 
