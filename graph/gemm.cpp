@@ -705,13 +705,15 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
   const std::int64_t NC = std::max<std::int64_t>(NR, blocking.nc / NR * NR);
   const std::int64_t nc_max = std::min(NC, (n + NR - 1) / NR * NR);
   // B's column sums (GemmEpilogue::b_sums), asked of a B packed by rows: each block of
-  // kColumnSumRows rows summed as it is packed, into a row of `b_block_sums`, the rows
-  // then added in order (column_sums' additions). W1's bias gradient was a pass of its
-  // own over dz (10 MB) before dW1 = xᵀ·dz packed it.
+  // kColumnSumRows rows summed as it is packed, into a row of `b_block_sums` (a ring of
+  // `sum_slots` rows: the blocks a depth block touches, and one carried from the one
+  // before), and each block, once complete, added to the running totals in its last row
+  // in block order (column_sums' additions). W1's bias gradient was a pass of its own over
+  // dz (10 MB) before dW1 = xᵀ·dz packed it.
   const EpilogueAt<T>* const asked = epilogue;
   T* const b_sums = epilogue && !tb ? epilogue->b_sums : nullptr;
   if (epilogue && !epilogue->any()) epilogue = nullptr;  // nothing for the tiles to do
-  const std::int64_t sum_blocks = (k + kColumnSumRows - 1) / kColumnSumRows;
+  const std::int64_t sum_slots = (KC + kColumnSumRows - 1) / kColumnSumRows + 1;
   // A product of under kSerialWork multiply-adds runs its tasks on the calling thread (a
   // head's attention scores, 64x64x32, ran at 52 GFLOP/s on 2 threads against 95 on 1):
   // handing them to the pool costs more than it saves. Same tasks, same order of every
@@ -720,7 +722,8 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
   // products per head and sequence, and at 2 threads the pool's lock, contended, took
   // 1.3 % of the step's time (`perf`); the step 2 % faster (in-process alternated runs).
   const bool serial = m * n * k < kSerialWork;
-  auto sums_lease = b_pool().take(b_sums && !serial ? static_cast<std::size_t>(sum_blocks * nc_max) * sizeof(T) : 0);
+  auto sums_lease =
+      b_pool().take(b_sums && !serial ? static_cast<std::size_t>((sum_slots + 1) * nc_max) * sizeof(T) : 0);
   T* const b_block_sums = static_cast<T*>(sums_lease.buffer.get());
   if (b_block_sums) asked->b_summed = true;
   const std::size_t b_elements = static_cast<std::size_t>(KC * nc_max);
@@ -959,7 +962,9 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
       if (b_block_sums) column_sums(b + jc, k, nc, ldb, b_sums + jc);  // these columns in a pass
       continue;
     }
-    const bool sum_b = b_block_sums != nullptr;  // the tb and one-pass cases leave it to gemm
+    const bool sum_b = b_block_sums != nullptr;
+    T* const totals = sum_b ? b_block_sums + sum_slots * nc_max : nullptr;
+    if (sum_b) std::fill(totals, totals + nc, T(0));
     for (std::int64_t pc = 0; pc < k; pc += KC) {
       const std::int64_t kc = std::min(KC, k - pc);
       if (tb) {
@@ -975,11 +980,16 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
           for (std::int64_t g = g0 + t0; g < g0 + t1; ++g) {
             const std::int64_t r0 = std::max(pc, g * kColumnSumRows);
             const std::int64_t r1 = std::min(pc + kc, (g + 1) * kColumnSumRows);
-            T* sums = b_block_sums + g * nc_max;
+            T* sums = b_block_sums + g % sum_slots * nc_max;
             if (r0 == g * kColumnSumRows) std::fill(sums, sums + nc, T(0));
             pack_b_rows<T, NR>(b, ldb, pc, kc, r0 - pc, r1 - pc, jc, nc, packed_b, sums);
           }
         });
+        // The blocks this depth block completed, into the totals in order.
+        for (std::int64_t g = g0; g < g1 && std::min(k, (g + 1) * kColumnSumRows) <= pc + kc; ++g) {
+          const T* sums = b_block_sums + g % sum_slots * nc_max;
+          for (std::int64_t c = 0; c < nc; ++c) totals[c] += sums[c];
+        }
       } else {
         loop(kc, 16, [&](std::int64_t q0, std::int64_t q1) { pack_b_rows<T, NR>(b, ldb, pc, kc, q0, q1, jc, nc, packed_b); });
       }
@@ -988,13 +998,7 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
         for (std::int64_t t = t0; t < t1; ++t) run_task(t, pc, kc, packed_b + (t % chunks) * panels_per_chunk * NR * kc);
       });
     }
-    if (sum_b) {
-      for (std::int64_t c = 0; c < nc; ++c) {
-        T total = T(0);
-        for (std::int64_t g = 0; g < sum_blocks; ++g) total += b_block_sums[g * nc_max + c];
-        b_sums[jc + c] = total;
-      }
-    }
+    if (sum_b) std::copy(totals, totals + nc, b_sums + jc);
   }
 }
 
