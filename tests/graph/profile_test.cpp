@@ -1,9 +1,8 @@
 // Per-node profiles: calls counted, FLOPs from the op's cost, time where the work is.
 #include <doctest/doctest.h>
 
-#include <string>
-
 #include <cmath>
+#include <string>
 
 #include <opgraph/datasets/synthetic.hpp>
 #include <opgraph/frontends/model_format.hpp>
