@@ -209,12 +209,11 @@ T* a_buffer(std::size_t elements) {
 // ---- cache blocking ----
 
 std::atomic<int> strided_a_override{-1};
+std::atomic<int> twelve_rows_override{-1};
 
-/// Whether this CPU's prefetchers follow a transposed A read in place (a new line of A for
-/// each depth of a tile) well enough to skip packing a short one: AMD's (gemm_blocked).
-bool strided_a_in_place() {
-  const int forced = strided_a_override.load(std::memory_order_relaxed);
-  if (forced >= 0) return forced == 1;
+/// Whether this is an AMD core ("AuthenticAMD"): the two choices below were measured
+/// opposite ways on AMD's cores and Intel's.
+bool amd_core() {
 #if defined(__x86_64__) || defined(__i386__)
   static const bool amd = [] {
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
@@ -224,6 +223,33 @@ bool strided_a_in_place() {
 #else
   return false;
 #endif
+}
+
+/// Whether this CPU's prefetchers follow a transposed A read in place (a new line of A for
+/// each depth of a tile) well enough to skip packing a short one: AMD's (gemm_blocked).
+bool strided_a_in_place() {
+  const int forced = strided_a_override.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced == 1;
+  return amd_core();
+}
+
+/// Whether a product whose A is read in place (rows of A, not transposed) and whose depth
+/// is longer than kc takes tiles of 12 rows where they pad m no more than 2 % beyond 8
+/// (eight_row_tiles): Intel's cores, not AMD's. A depth longer than kc is cut into depth
+/// blocks whose B panel fills the L1 ways left for it, and twelve rows of A beside it do
+/// not fit: on the Intel Xeon (48 KiB L1d, 2 MiB L2) the panel then streams from L2, and
+/// 12 rows of broadcasts load it a third less often for each multiply-add than 8. Medians
+/// of five alternated runs on the Xeon, W1's x·W1 (10000x256x784): 117.5 -> 130.6 GFLOP/s
+/// at 1 thread, 261.6 -> 276.5 at 2. On the Zen 5 the 8-row tiles measured faster
+/// (eight_row_tiles), and stay. The tile height never changes the order of any sum: the
+/// same bits either way. (Taking the whole depth in one block as well gave 2-4 % more here,
+/// but a single chain of 784 additions rounds C differently from two of 392, and the
+/// reference MNIST experiment, trained at the edge of stability, lost its test accuracy
+/// with it: seeds 1-5 0.9226-0.9258 -> 0.8893-0.9225.)
+bool long_depth_twelve_rows() {
+  const int forced = twelve_rows_override.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced == 1;
+  return !amd_core();
 }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -310,6 +336,13 @@ template <class T>
 const GemmBlocking& machine_blocking() {
   static const GemmBlocking blocking = gemm_blocking_for(detect_caches(), static_cast<int>(sizeof(T)));
   return blocking;
+}
+
+/// Whether a product of depth k whose A is read in place (not transposed) is longer than
+/// this machine's kc on a CPU that then prefers 12-row tiles (long_depth_twelve_rows).
+template <class T>
+bool long_depth_in_place(bool ta, std::int64_t k) {
+  return !ta && k > machine_blocking<T>().kc && long_depth_twelve_rows();
 }
 
 // ---- packing ----
@@ -1600,16 +1633,19 @@ void gemm_tiny(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
 /// Tiles of 12 rows pad m to a multiple of 12: a batch of 64 computes 72 rows, 12 % more
 /// than it keeps (LeNet's x·W3, 64x120x400: 90 % of OpenBLAS's rate on the Zen 5). With
 /// an A read in place (rows of A, not transposed) and two vectors of columns, 8 rows
-/// measured as fast as 12 or faster whenever they pad no more (8 row streams instead of
-/// 12: 256x1024x784 at 1 thread 2.03 -> 1.95 ms, 10000x256x784 20.9 -> 19.9 ms, and
-/// 64x120x400 38 -> 33 µs). A packed transposed A (the weight gradients) and one-vector
-/// tiles (10 classes: 8 accumulators, a load per multiply-add) run at their best with 12
-/// rows (512x128x2048 xᵀ·dy 3 % slower with 8, 10000x10x256 7 %), so they take 8 only
-/// when that saves at least 2 % of the rows (128x512x2048 xᵀ·dy: 2-6 % faster). The sums
-/// are the same, in the same order, whatever the tile: the same bits.
-inline bool eight_row_tiles(bool trans_a, bool two_vectors, std::int64_t m) {
+/// measured as fast as 12 or faster on the Zen 5 whenever they pad no more (8 row streams
+/// instead of 12: 256x1024x784 at 1 thread 2.03 -> 1.95 ms, 10000x256x784 20.9 -> 19.9 ms,
+/// and 64x120x400 38 -> 33 µs). On Intel's cores a depth longer than kc (`long_depth`,
+/// long_depth_twelve_rows) takes 12 unless 8 save at least 2 % of the rows (W1's 10000
+/// rows: 12; W5's 256: 8, as 264 would pad 3 %; LeNet's 64: 8). A packed transposed A
+/// (the weight gradients) and one-vector tiles (10 classes: 8 accumulators, a load per
+/// multiply-add) run at their best with 12 rows (512x128x2048 xᵀ·dy 3 % slower with 8,
+/// 10000x10x256 7 %), so they take 8 only when that saves at least 2 % of the rows
+/// (128x512x2048 xᵀ·dy: 2-6 % faster). The sums are the same, in the same order, whatever
+/// the tile: the same bits.
+inline bool eight_row_tiles(bool trans_a, bool two_vectors, std::int64_t m, bool long_depth) {
   const std::int64_t pad8 = (m + 7) / 8 * 8, pad12 = (m + 11) / 12 * 12;
-  if (!trans_a && two_vectors) return pad8 <= pad12;
+  if (!trans_a && two_vectors && !long_depth) return pad8 <= pad12;
   return pad8 * 50 <= pad12 * 49;
 }
 
@@ -1664,7 +1700,7 @@ bool gemm_paths(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std:
   }
   constexpr int MR = Blocking<T>::MR;
   if constexpr (MR == 12) {
-    if (eight_row_tiles(trans_a, n > Blocking<T>::W, m)) {
+    if (eight_row_tiles(trans_a, n > Blocking<T>::W, m, long_depth_in_place<T>(trans_a, k))) {
       if (n <= Blocking<T>::W)
         gemm_blocked<T, 8, 1>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue);
       else
@@ -1797,6 +1833,7 @@ GemmBlocking gemm_blocking(int element_bytes) {
 
 namespace detail {
 void force_strided_a_in_place(int mode) { strided_a_override.store(mode < 0 ? -1 : mode > 0 ? 1 : 0); }
+void force_long_depth_twelve_rows(int mode) { twelve_rows_override.store(mode < 0 ? -1 : mode > 0 ? 1 : 0); }
 }  // namespace detail
 
 }  // namespace opgraph

@@ -117,6 +117,11 @@ namespace detail {
 /// panels) is read in place (1) or packed (0) whatever the CPU, or as the CPU prefers (-1,
 /// the default: in place on AMD). Both give the same bits.
 void force_strided_a_in_place(int mode);
+/// For tests: whether a product with A read in place (not transposed) and a depth longer
+/// than kc takes 12-row tiles where 8 save under 2 % of the rows (1), 8-row tiles wherever
+/// they pad no more (0), or as the CPU prefers (-1, the default: 12 on Intel, 8 on AMD).
+/// Both give the same bits.
+void force_long_depth_twelve_rows(int mode);
 }  // namespace detail
 
 }  // namespace opgraph
