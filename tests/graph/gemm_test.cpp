@@ -413,7 +413,8 @@ TEST_CASE("gemm: a long depth with A in place in 12-row or 8-row tiles, the same
   // tile height changes no sum's order: every run the same bits, and right. Rows that
   // both heights divide (1200), that only 8 divides with 12 padding under 2 % (2056 =
   // 12 * 171 + 4) or over it (64), ragged ones (37); depth blocks folded and not; B either
-  // way round, with the epilogue of a dense layer (bias, then logistic) and without.
+  // way round, with the epilogue of a dense layer (bias, then logistic) and without;
+  // doubles (whose kc is shorter still) against the reference too.
   const std::int64_t kc = gemm_blocking(4).kc;
   struct Case {
     std::int64_t m, n, k;
@@ -443,6 +444,7 @@ TEST_CASE("gemm: a long depth with A in place in 12-row or 8-row tiles, the same
           gemm<float>(false, tb, m, n, k, 1.0f, pr.a.data(), pr.lda(), pr.b.data(), pr.ldb(), 0.0f, c.data(), n, dense);
           fused.push_back(std::move(c));
           if (threads == 1 && m <= 1200) check_against_reference<float>(m, n, k, false, tb, 1.0f, 0.5f);
+          if (threads == 1 && m <= 64) check_against_reference<double>(m, n, k, false, tb, 1.0, 0.5);  // kc of doubles: shorter
         }
       detail::force_long_depth_twelve_rows(-1);
       set_num_threads(0);
