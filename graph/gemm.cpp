@@ -638,10 +638,14 @@ template <class T, int MR, int NV, ALayout L, bool kEpilogue = false>
   store_tile<T, MR, NV, kEpilogue>(acc, c, ldc, alpha, beta, bias, act);
 }
 
-/// A product's epilogue as gemm passes it down: GemmEpilogue and where C starts, from
-/// which a tile's offset into grad_y is its offset into C.
+/// A product's epilogue as gemm passes it down: the caller's GemmEpilogue, read where it
+/// is, and where C starts, from which a tile's offset into grad_y is its offset into C.
+/// Not a copy: the caller has just stored the fields one by one, and a copy loaded them
+/// as one 32-byte vector, which no store can forward (a stall on every call: 4 % of XOR's
+/// training step in `perf`, its step 1.9 % faster without, alternated runs).
 template <class T>
-struct EpilogueAt : GemmEpilogue<T> {
+struct EpilogueAt {
+  const GemmEpilogue<T>& of;
   const T* c = nullptr;
   mutable bool b_summed = false;  // the blocked path wrote b_sums as it packed B
 };
@@ -652,14 +656,14 @@ struct EpilogueAt : GemmEpilogue<T> {
 template <class T>
 [[gnu::noinline]] void activation_vjp_rows(const EpilogueAt<T>& e, T* c, std::int64_t ldc, std::int64_t rows,
                                            std::int64_t cols) {
-  const T* y = e.grad_y + (c - e.c);
+  const T* y = e.of.grad_y + (c - e.c);
   // Whole rows at once where they are contiguous: a narrow product's rows (W4's three
   // columns) are too short for a vector loop of their own.
   if (ldc == cols) {
-    math::activation_vjp(e.grad_act, y, c, rows * cols);
+    math::activation_vjp(e.of.grad_act, y, c, rows * cols);
     return;
   }
-  for (std::int64_t i = 0; i < rows; ++i) math::activation_vjp(e.grad_act, y + i * ldc, c + i * ldc, cols);
+  for (std::int64_t i = 0; i < rows; ++i) math::activation_vjp(e.of.grad_act, y + i * ldc, c + i * ldc, cols);
 }
 
 /// C (rows x cols at c, rows ldc apart; its first column is column j0 of the product) =
@@ -668,12 +672,12 @@ template <class T>
 template <class T>
 void apply_epilogue(const EpilogueAt<T>& e, T* c, std::int64_t ldc, std::int64_t rows, std::int64_t cols,
                     std::int64_t j0) {
-  if (e.grad_y) {
+  if (e.of.grad_y) {
     activation_vjp_rows(e, c, ldc, rows, cols);
     return;
   }
-  const T* bias = e.bias ? e.bias + j0 : nullptr;
-  const bool bias_relu = bias && e.act == math::Activation::relu;
+  const T* bias = e.of.bias ? e.of.bias + j0 : nullptr;
+  const bool bias_relu = bias && e.of.act == math::Activation::relu;
   for (std::int64_t i = 0; bias && i < rows; ++i) {
     T* row = c + i * ldc;
     if (bias_relu)
@@ -681,14 +685,14 @@ void apply_epilogue(const EpilogueAt<T>& e, T* c, std::int64_t ldc, std::int64_t
     else
       for (std::int64_t j = 0; j < cols; ++j) row[j] = row[j] + bias[j];
   }
-  if (bias_relu || e.act == math::Activation::none) return;
+  if (bias_relu || e.of.act == math::Activation::none) return;
   // The function over whole rows at once where they are contiguous: a narrow product's
   // rows (XOR's two columns) are too short for a vector loop of their own.
   if (ldc == cols) {
-    math::activate(e.act, c, rows * cols);
+    math::activate(e.of.act, c, rows * cols);
     return;
   }
-  for (std::int64_t i = 0; i < rows; ++i) math::activate(e.act, c + i * ldc, cols);
+  for (std::int64_t i = 0; i < rows; ++i) math::activate(e.of.act, c + i * ldc, cols);
 }
 
 /// One tile of C at (i, j) of size mr x nr (at most MR x NR); partial tiles go through a
@@ -699,12 +703,12 @@ inline void tile(std::int64_t kc, const T* a, std::int64_t lda, const T* b, std:
                  int mr, int nr, T alpha, T beta, const EpilogueAt<T>* epilogue, std::int64_t j0) {
   constexpr int NR = NV * Blocking<T>::W;
   if (mr == MR && nr == NR) {
-    if (epilogue && epilogue->grad_y) {
+    if (epilogue && epilogue->of.grad_y) {
       micro_kernel<T, MR, NV, L>(kc, a, lda, b, ldb, c, ldc, alpha, beta, nullptr, math::Activation::none);
       activation_vjp_rows(*epilogue, c, ldc, MR, NR);  // the tile just stored, in L1
     } else if (epilogue)
       micro_kernel<T, MR, NV, L, true>(kc, a, lda, b, ldb, c, ldc, alpha, beta,
-                                       epilogue->bias ? epilogue->bias + j0 : nullptr, epilogue->act);
+                                       epilogue->of.bias ? epilogue->of.bias + j0 : nullptr, epilogue->of.act);
     else
       micro_kernel<T, MR, NV, L>(kc, a, lda, b, ldb, c, ldc, alpha, beta, nullptr, math::Activation::none);
     return;
@@ -744,8 +748,8 @@ void gemm_blocked(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
   // in block order (column_sums' additions). W1's bias gradient was a pass of its own over
   // dz (10 MB) before dW1 = xᵀ·dz packed it.
   const EpilogueAt<T>* const asked = epilogue;
-  T* const b_sums = epilogue && !tb ? epilogue->b_sums : nullptr;
-  if (epilogue && !epilogue->any()) epilogue = nullptr;  // nothing for the tiles to do
+  T* const b_sums = epilogue && !tb ? epilogue->of.b_sums : nullptr;
+  if (epilogue && !epilogue->of.any()) epilogue = nullptr;  // nothing for the tiles to do
   const std::int64_t sum_slots = (KC + kColumnSumRows - 1) / kColumnSumRows + 1;
   // A product of under kSerialWork multiply-adds runs its tasks on the calling thread (a
   // head's attention scores, 64x64x32, ran at 52 GFLOP/s on 2 threads against 95 on 1):
@@ -1727,9 +1731,7 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
           std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
           const GemmEpilogue<T>& epilogue) {
   if (n <= 0) return;
-  EpilogueAt<T> at;
-  static_cast<GemmEpilogue<T>&>(at) = epilogue;
-  at.c = c;
+  const EpilogueAt<T> at{epilogue, c};
   const EpilogueAt<T>* e = epilogue.any() || epilogue.b_sums ? &at : nullptr;
   const bool blocked = m > 0 && gemm_paths<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, e);
   if (epilogue.b_sums && !at.b_summed) {
@@ -1751,8 +1753,15 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
   }
   if (blocked || !epilogue.any() || m <= 0) return;
   // The other paths' products are small or few rows: C is still in cache, and the rows
-  // are split as the elementwise kernels split theirs.
-  parallel_for(m, std::max<std::int64_t>(1, (std::int64_t{1} << 14) / n), [&](std::int64_t i0, std::int64_t i1) {
+  // are split as the elementwise kernels split theirs; up to one chunk's worth, on this
+  // thread without working out the chunks (two divisions: XOR's products are a few
+  // dozen multiply-adds).
+  constexpr std::int64_t kChunk = std::int64_t{1} << 14;
+  if (m * n <= kChunk) {
+    apply_epilogue(*e, c, ldc, m, n, 0);
+    return;
+  }
+  parallel_for(m, std::max<std::int64_t>(1, kChunk / n), [&](std::int64_t i0, std::int64_t i1) {
     apply_epilogue(*e, c + i0 * ldc, ldc, i1 - i0, n, 0);
   });
 }

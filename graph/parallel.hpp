@@ -48,11 +48,13 @@ template <class F>
 void parallel_for(std::int64_t n, std::int64_t grain, F&& f) {
   if (n <= 0) return;
   grain = std::max<std::int64_t>(grain, 1);
-  const std::int64_t chunks = (n + grain - 1) / grain;
-  if (chunks == 1) {
+  // One chunk: no division to count them (a tiny net's step calls this some twenty times,
+  // and a 64-bit division is tens of cycles).
+  if (n <= grain) {
     f(std::int64_t{0}, n);
     return;
   }
+  const std::int64_t chunks = (n + grain - 1) / grain;
   auto body = [&](std::int64_t c) {
     const std::int64_t begin = c * grain;
     f(begin, std::min(n, begin + grain));
@@ -68,6 +70,7 @@ double parallel_sum(std::int64_t n, std::int64_t grain, F&& partial) {
   if (n <= 0) return 0.0;
   constexpr std::int64_t kMaxChunks = 64;
   grain = std::max({grain, std::int64_t{1}, (n + kMaxChunks - 1) / kMaxChunks});
+  if (n <= grain) return 0.0 + partial(std::int64_t{0}, n);  // one chunk: the same sum, no division
   const std::int64_t chunks = (n + grain - 1) / grain;
   double partials[kMaxChunks];
   parallel_for(n, grain, [&](std::int64_t b, std::int64_t e) { partials[b / grain] = partial(b, e); });
