@@ -406,8 +406,10 @@ Direct direct_of(const Window& w, std::int64_t cin, std::int64_t cout, std::int6
            .ho = hp - (w.kh - 1) * w.dh, .wo = wp - (w.kw - 1) * w.dw, .ob = 1, .blocks = 1, .lanes = lanes, .offsets = {}};
   // As few blocks of at most kDirectMaxBlock channels as there can be, as even as they
   // can be (LeNet's 6 output channels: one block of 6, not 8 with 2 of zeros).
-  d.blocks = (cout + detail::kDirectMaxBlock - 1) / detail::kDirectMaxBlock;
-  d.ob = (cout + d.blocks - 1) / d.blocks;
+  // At least one block: no channels at all (an input of 0 channels, whose gradient this
+  // computes, or 0 filters) had divided by zero blocks.
+  d.blocks = std::max<std::int64_t>(1, (cout + detail::kDirectMaxBlock - 1) / detail::kDirectMaxBlock);
+  d.ob = std::max<std::int64_t>(1, (cout + d.blocks - 1) / d.blocks);
   for (std::int64_t i = 0; i < w.kh; ++i)
     for (std::int64_t j = 0; j < w.kw; ++j) d.offsets.push_back(i * w.dh * wp + j * w.dw);
   return d;
@@ -448,8 +450,8 @@ GradBlocks grad_blocks(const Window& w, std::int64_t cout) {
   GradBlocks g;
   g.tb = std::min<std::int64_t>(w.kw, detail::kDirectMaxBlock);
   const std::int64_t most = detail::direct_grad_channels(static_cast<int>(g.tb));
-  g.blocks = (cout + most - 1) / most;
-  g.ob = (cout + g.blocks - 1) / g.blocks;
+  g.blocks = std::max<std::int64_t>(1, (cout + most - 1) / most);  // at least one, as direct_of's
+  g.ob = std::max<std::int64_t>(1, (cout + g.blocks - 1) / g.blocks);
   return g;
 }
 

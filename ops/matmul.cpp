@@ -46,7 +46,10 @@ template <class A, class B>
   s.m = b.dims[b.rank - (tb ? 2 : 1)];
   s.flat = b.rank == 2 && !ta;
   if (s.flat) {
-    s.n = a.size / std::max<std::int64_t>(s.k, 1);
+    // Every axis of a but its last: a product of its sizes, not a.size / k, which counts no
+    // rows when k is 0 (the output, [rows, m] of zeros, was then left unwritten).
+    s.n = 1;
+    for (int d = 0; d < a.rank - 1; ++d) s.n *= a.dims[d];
     return s;
   }
   const int ra = a.rank - 2, rb = b.rank - 2;

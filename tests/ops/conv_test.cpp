@@ -351,3 +351,51 @@ TEST_CASE_TEMPLATE("conv2d: a block of values transposed in registers puts each 
       }
   }
 }
+
+TEST_CASE("conv2d: no input channels or no filters: zeros, no crash, every output written") {
+  // An input of 0 channels gives outputs of sums of no terms (zeros); 0 filters give an
+  // empty output and a zero input gradient. Sizing the direct kernels' scratch had divided
+  // by the number of channel blocks, 0 (SIGFPE at plan compilation). The outputs and
+  // gradients are filled with NaN between two passes, as the arena may hand their buffers
+  // over holding other values: the second pass must write every element. Stride 1 (the
+  // direct path) and 2 (the columns and the GEMM).
+  struct Case {
+    std::int64_t cin, cout, stride;
+  };
+  for (const Case& c : {Case{0, 2, 1}, Case{0, 2, 2}, Case{3, 0, 1}, Case{3, 0, 2}, Case{0, 0, 1}}) {
+    CAPTURE(c.cin);
+    CAPTURE(c.cout);
+    CAPTURE(c.stride);
+    Graph g;
+    const NodeId x = g.add_input("x", Shape{4, c.cin, 6, 6}), w = g.add_input("w", Shape{c.cout, c.cin, 3, 3});
+    const NodeId y = g.add_op("conv2d", {x, w},
+                              {{"padding", IntList{1, 1}}, {"stride", IntList{c.stride, c.stride}}}, "y");
+    g.add_output(y);
+    Params params(DType::f32);
+    Plan plan(g, params, {.loss = "y", .input_grads = {"x", "w"}});
+    Tensor xs(Shape{4, c.cin, 6, 6}, DType::f32), ws(Shape{c.cout, c.cin, 3, 3}, DType::f32);
+    xs.fill(1.0);
+    ws.fill(1.0);
+    plan.set_input("x", xs);
+    plan.set_input("w", ws);
+    const std::int64_t ho = c.stride == 1 ? 6 : 3;
+    const Tensor seed = random_tensor(Shape{4, c.cout, ho, ho}, -1.0, 1.0, 7);
+    const auto poison = [](Tensor t) {
+      float* p = static_cast<float*>(t.raw());
+      std::fill(p, p + t.numel(), std::numeric_limits<float>::quiet_NaN());
+    };
+    for (int pass = 0; pass < 2; ++pass) {
+      plan.forward();
+      plan.backward(Tensor::from(seed.shape(), seed.to_vector(), DType::f32));
+      if (pass == 0) {
+        poison(plan.value("y"));
+        poison(plan.grad("x"));
+        poison(plan.grad("w"));
+      }
+    }
+    CHECK(plan.value("y").shape() == Shape{4, c.cout, ho, ho});
+    for (double v : plan.value("y").to_vector()) CHECK(v == 0.0);
+    for (double v : plan.grad("x").to_vector()) CHECK(v == 0.0);
+    CHECK(plan.grad("w").numel() == 0);
+  }
+}

@@ -93,3 +93,35 @@ TEST_CASE("matmul: mismatched operands are refused with both shapes") {
                     "node 'm2': matmul: [4] has rank 1: matmul needs matrices (rank 2 or more; reshape a vector to "
                     "[1,k] or [k,1])");
 }
+
+TEST_CASE("matmul: an inner dimension of 0 gives zeros, whatever its output's buffer held") {
+  // Sums of no terms: a [5, 0] x [0, 3] product is [5, 3] of zeros (NumPy's, PyTorch's).
+  // The output's buffer is filled with NaN between two passes, as the arena may hand it
+  // over holding another value's: the second pass must write every element. Flat, batched
+  // and transposed; the gradients of the empty operands are empty.
+  struct Case {
+    Shape a, b;
+    bool ta, tb;
+    Shape y;
+  };
+  for (const Case& c : {Case{{5, 0}, {0, 3}, false, false, {5, 3}}, Case{{2, 4, 0}, {0, 3}, false, false, {2, 4, 3}},
+                        Case{{2, 4, 0}, {2, 0, 3}, false, false, {2, 4, 3}}, Case{{0, 5}, {3, 0}, true, true, {5, 3}}}) {
+    CAPTURE(c.a);
+    CAPTURE(c.b);
+    Graph g;
+    const NodeId a = g.add_input("a", c.a), b = g.add_input("b", c.b);
+    const NodeId y = g.add_op("matmul", {a, b}, {{"trans_a", c.ta}, {"trans_b", c.tb}}, "y");
+    g.add_output(y);
+    Params params(DType::f32);
+    Plan plan(g, params, {});
+    plan.set_input("a", Tensor(c.a, DType::f32));
+    plan.set_input("b", Tensor(c.b, DType::f32));
+    plan.forward();
+    Tensor out = plan.value("y");
+    REQUIRE(out.shape() == c.y);
+    float* data = static_cast<float*>(out.raw());
+    std::fill(data, data + out.numel(), std::numeric_limits<float>::quiet_NaN());
+    plan.forward();
+    for (double v : plan.value("y").to_vector()) CHECK(v == 0.0);
+  }
+}
