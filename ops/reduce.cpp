@@ -31,6 +31,23 @@ std::string reduced_axes(const AttrValue& axis, int rank, Mask* mask) {
   return "";
 }
 
+/// reduce_shape for the maximum, a reduction with no identity: refused over an axis of
+/// size 0 unless the output is empty too (NumPy's rule; PyTorch refuses either way). Its
+/// kernel had returned whatever the output's buffer held.
+Shape reduce_shape(const ShapeContext& c);
+Shape nonempty_reduce_shape(const ShapeContext& c) {
+  const Shape y = reduce_shape(c);
+  const Shape& x = c.in(0);
+  Mask mask;
+  reduced_axes(c.attr("axis"), x.rank(), &mask);
+  bool empty_output = false;
+  for (int i = 0; i < y.rank(); ++i) empty_output = empty_output || y[i] == 0;
+  for (int i = 0; i < x.rank(); ++i)
+    if (mask[static_cast<std::size_t>(i)] && x[i] == 0 && !empty_output)
+      c.fail("axis {} of {} has size 0, and the maximum of no values is undefined", i, x);
+  return y;
+}
+
 Shape reduce_shape(const ShapeContext& c) {
   const Shape& x = c.in(0);
   Mask mask;
@@ -147,10 +164,11 @@ void sum_forward(K& k, bool mean) {
   const Reduction r = reduction(x, k.attr("axis"));
   if (r.outputs == 1) {  // everything: a deterministic parallel sum in double
     const double total = sum_over(x.size, [&](std::int64_t i) { return x.data[i]; });
-    k.out().data[0] = static_cast<T>(mean ? total / static_cast<double>(std::max<std::int64_t>(x.size, 1)) : total);
+    k.out().data[0] = static_cast<T>(mean ? total / static_cast<double>(x.size) : total);  // of none: 0/0, NaN
     return;
   }
-  const T f = mean ? T(1) / static_cast<T>(std::max<std::int64_t>(r.count, 1)) : T(1);
+  // The mean of no values is NaN, as NumPy's and PyTorch's (their sum, 0, times 1/0).
+  const T f = mean ? T(1) / static_cast<T>(r.count) : T(1);
   if (r.kept == 1 && r.reduced == 1 && r.red_strides[0] > 1 && r.kept_strides[0] == 1) {
     // [len, inner] -> [inner] (columns, e.g. over the batch): row by row into the outputs,
     // in chunks of 64 columns; each column still summed in row order.
@@ -216,6 +234,7 @@ OPGRAPH_OP(max)
     .lower([](LoweringContext& c) { lowering::reduce(c, "ReduceMax", c.input(0), c.output()); })
     .doc("the largest element over axes (NaN if any is NaN); the gradient goes to the first largest")
     .apply([](OpBuilder& b) { reduction_attrs(b, "take the maximum over"); })
+    .shape(nonempty_reduce_shape)
     .saves({"x"})
     .saves_output()
     .forward([](auto& k) {

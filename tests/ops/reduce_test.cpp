@@ -61,3 +61,24 @@ TEST_CASE("reduce: bad axes are refused by name") {
   CHECK_THROWS_WITH(g.add_op("max", {x}, {{"axis", 2}}, "m"),
                     "node 'm': max: axis 2 is out of range for rank 2 (use -2..1)");
 }
+
+TEST_CASE("reduce: over an axis of size 0, sum is 0, mean NaN, max refused unless its output is empty too") {
+  // NumPy's and PyTorch's answers: the sum of no values 0, their mean 0/0 (NaN, over one
+  // axis and over every element); the maximum has no identity. max over an empty axis had
+  // returned whatever its output's buffer held.
+  const Tensor x(Shape{3, 0, 2}, DType::f32);
+  for (double v : run_op("sum", {x}, {{"axis", 1}}).out.to_vector()) CHECK(v == 0.0);
+  const OpRun mean = run_op("mean", {x}, {{"axis", 1}});
+  CHECK(mean.out.shape() == Shape{3, 2});
+  for (double v : mean.out.to_vector()) CHECK(std::isnan(v));
+  CHECK(std::isnan(run_op("mean", {x}).out.at(0)));
+  Graph g;
+  const NodeId n = g.add_input("x", Shape{N, 0, 2});
+  CHECK_THROWS_WITH(g.add_op("max", {n}, {{"axis", 1}}, "m"),
+                    "node 'm': max: axis 1 of [N,0,2] has size 0, and the maximum of no values is undefined");
+  CHECK_THROWS_WITH(g.add_op("max", {n}, {}, "all"),
+                    "node 'all': max: axis 1 of [N,0,2] has size 0, and the maximum of no values is undefined");
+  // Nothing to compute: an empty output over an empty axis is fine (NumPy's rule).
+  const NodeId e = g.add_input("e", Shape{0, 0});
+  CHECK(g.node(g.add_op("max", {e}, {{"axis", 1}}, "ok")).shape == Shape{0});
+}
