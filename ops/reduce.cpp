@@ -31,23 +31,6 @@ std::string reduced_axes(const AttrValue& axis, int rank, Mask* mask) {
   return "";
 }
 
-/// reduce_shape for the maximum, a reduction with no identity: refused over an axis of
-/// size 0 unless the output is empty too (NumPy's rule; PyTorch refuses either way). Its
-/// kernel had returned whatever the output's buffer held.
-Shape reduce_shape(const ShapeContext& c);
-Shape nonempty_reduce_shape(const ShapeContext& c) {
-  const Shape y = reduce_shape(c);
-  const Shape& x = c.in(0);
-  Mask mask;
-  reduced_axes(c.attr("axis"), x.rank(), &mask);
-  bool empty_output = false;
-  for (int i = 0; i < y.rank(); ++i) empty_output = empty_output || y[i] == 0;
-  for (int i = 0; i < x.rank(); ++i)
-    if (mask[static_cast<std::size_t>(i)] && x[i] == 0 && !empty_output)
-      c.fail("axis {} of {} has size 0, and the maximum of no values is undefined", i, x);
-  return y;
-}
-
 Shape reduce_shape(const ShapeContext& c) {
   const Shape& x = c.in(0);
   Mask mask;
@@ -59,6 +42,22 @@ Shape reduce_shape(const ShapeContext& c) {
     else if (keep) dims.push_back(1);
   }
   return Shape(std::move(dims));
+}
+
+/// reduce_shape for the maximum, a reduction with no identity: refused over an axis of
+/// size 0 unless the output is empty too (NumPy's rule; PyTorch refuses either way). Its
+/// kernel had returned whatever the output's buffer held.
+Shape nonempty_reduce_shape(const ShapeContext& c) {
+  const Shape y = reduce_shape(c);
+  const Shape& x = c.in(0);
+  Mask mask;
+  reduced_axes(c.attr("axis"), x.rank(), &mask);
+  bool empty_output = false;
+  for (int i = 0; i < y.rank(); ++i) empty_output = empty_output || y[i] == 0;
+  for (int i = 0; i < x.rank(); ++i)
+    if (mask[static_cast<std::size_t>(i)] && x[i] == 0 && !empty_output)
+      c.fail("axis {} of {} has size 0, and the maximum of no values is undefined", i, x);
+  return y;
 }
 
 /// The input seen from the outputs: kept and reduced dimensions with their strides in the
