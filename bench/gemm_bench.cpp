@@ -330,7 +330,8 @@ int main(int argc, char** argv) {
   std::string doc = "# GEMM: opgraph's kernel against the libraries\n\n"
                     "Written by `bench/gemm_bench`: the best of " + std::to_string(reps) +
                     " timed calls after 0.3 s of untimed ones, each (contender, shape, threads) block in a process of "
-                    "its own, the order of the contenders rotating from block to block; float32. A 2-thread block "
+                    "its own, the order of the contenders rotating from block to block; float32, every operand 64-byte "
+                    "aligned as a plan lays it out. A 2-thread block "
                     "counts only with both cores free before and after it (" + std::to_string(busy_waits) +
                     " waits of 2 s, " + std::to_string(redone) + " blocks redone). " +
                     opgraph_bench::machine_description() + "\n\n" + "opgraph micro-kernel ISA: " + opgraph::gemm_isa() +

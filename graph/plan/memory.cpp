@@ -29,31 +29,43 @@ NodeId producer_of(const Graph& graph, NodeId v) {
 /// Places every buffer at the lowest offset where it overlaps no buffer alive at the same
 /// time, largest first: the tightest packing of the two placements here, but quadratic in
 /// the number of buffers, so it serves graphs of up to kGreedyBuffers buffers.
+///
+/// The buffers placed so far are kept in order of (offset, end), so that a new one walks
+/// them from the bottom, skips those not alive with it, and stops at the first gap that
+/// holds it: the walk the greedy rule describes, in the order it needs, with no sort. It
+/// had collected every placed buffer alive with it and sorted them, for each buffer: a
+/// 1 000-node chain (2 000 buffers, its saved activations all alive at once) took 4.2 ms
+/// to plan, 2 000 nodes 17 ms, where 2 500 (past the greedy's limit) took 1.8. The same
+/// offsets: ties in (offset, end) are the same interval either way.
 std::size_t pack_greedy(std::vector<Buffer>& buffers) {
   std::vector<std::size_t> order(buffers.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
   std::stable_sort(order.begin(), order.end(),
                    [&](std::size_t a, std::size_t b) { return buffers[a].bytes > buffers[b].bytes; });
-  std::vector<std::size_t> placed;
-  std::vector<std::pair<std::size_t, std::size_t>> busy;
+  struct Placed {
+    std::size_t begin, end;  // bytes [begin, end) of the arena
+    int first, last;         // alive in waves [first, last]
+  };
+  std::vector<Placed> placed;  // by (begin, end)
+  placed.reserve(buffers.size());
   std::size_t total = 0;
   for (std::size_t i : order) {
     Buffer& b = buffers[i];
     if (b.bytes == 0) continue;
-    busy.clear();
-    for (std::size_t j : placed) {
-      const Buffer& o = buffers[j];
-      if (o.first <= b.last && b.first <= o.last) busy.emplace_back(o.offset, o.offset + o.bytes);
-    }
-    std::sort(busy.begin(), busy.end());
     std::size_t offset = 0;
-    for (auto [begin, end] : busy) {
-      if (offset + b.bytes <= begin) break;
-      offset = std::max(offset, end);
+    for (const Placed& o : placed) {
+      if (o.first > b.last || b.first > o.last) continue;  // never alive with b
+      if (offset + b.bytes <= o.begin) break;
+      offset = std::max(offset, o.end);
     }
     b.offset = offset;
     total = std::max(total, offset + b.bytes);
-    placed.push_back(i);
+    const Placed p{offset, offset + b.bytes, b.first, b.last};
+    placed.insert(std::upper_bound(placed.begin(), placed.end(), p,
+                                   [](const Placed& x, const Placed& y) {
+                                     return x.begin != y.begin ? x.begin < y.begin : x.end < y.end;
+                                   }),
+                  p);
   }
   return total;
 }
