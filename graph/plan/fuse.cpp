@@ -246,11 +246,15 @@ Fusions fuse_epilogues(const Graph& graph, const Analysis& a, const Schedule& s,
   }
   const bool shorter = release_absorbed_outputs(graph, a, s, m, f);
   if (fuse_items(graph, a, s, m, f) || shorter) m.arena_bytes = place_buffers(m.buffers);
-  // A fused bias_add's vjp taken over by its producer's (OpBuilder::absorbs_bias_vjp): the
-  // bias_add's input gradient is its output gradient, in place (nothing to do), and it is
-  // the only writer of the bias's gradient, which the producer's vjp then writes
-  // (Epilogue::bias_grad) as bias_add's would have. No buffer lives longer: the gradient it
-  // reads is the producer's own output gradient, and a parameter's gradient is kept.
+  // A fused bias's vjp taken over by its producer's (OpBuilder::absorbs_bias_vjp): the
+  // bias_add's, or the add's of a vector along the last axis (x·W + b: its vjp sums the
+  // gradient down to the vector with column_sums too, bit for bit bias_add's). Its input
+  // gradient is its output gradient, in place (nothing to do), and it is the only writer of
+  // the bias's gradient, which the producer's vjp then writes (Epilogue::bias_grad) as its
+  // own vjp would have. No buffer lives longer: the gradient it reads is the producer's own
+  // output gradient, and a parameter's gradient is kept. The add's had been left to run: a
+  // pass of its own over dy for the bias (W8's 2048x512 `x·W1 + c1`, a model file's or an
+  // ONNX import's every dense layer).
   f.bias_vjp_into.assign(n, n);
   for (NodeId p : s.forward) {
     const NodeId b = f.bias[p];
@@ -259,7 +263,10 @@ Fusions fuse_epilogues(const Graph& graph, const Analysis& a, const Schedule& s,
     const Node& bn = graph.node(b);
     const int rank = a.shapes[p].rank();
     const std::int64_t along = pn.op->epilogue_axis < 0 ? pn.op->epilogue_axis + rank : pn.op->epilogue_axis;
-    if (!pn.op->absorbs_bias_vjp || bn.op->name != "bias_add" || along != rank - 1) continue;
+    // f.bias holds an add only with a vector along the last axis (its input 1), the
+    // product its input 0.
+    if (!pn.op->absorbs_bias_vjp || (bn.op->name != "bias_add" && bn.op->name != "add") || along != rank - 1)
+      continue;
     if (s.bwave[p] < 0 || s.bwave[b] < 0 || f.vjp_items_into[b] != n || !sole_writer(graph, m, b)) continue;
     if (m.grad_buf[b] < 0 || m.grad_buf[b] != m.grad_buf[p]) continue;
     f.bias_vjp_into[b] = p;

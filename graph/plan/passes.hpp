@@ -169,7 +169,7 @@ struct Fusions {
   std::vector<NodeId> vjp_into;       // per activation: the consumer whose vjp does its work, or graph.size()
   std::vector<NodeId> vjp_items_into; // per node: the producer whose vjp runs its vjp item by item, or graph.size()
   std::vector<std::vector<NodeId>> vjp_items;  // per producer: those nodes, in backward order
-  std::vector<NodeId> bias_vjp_into;  // per bias_add: the producer whose vjp writes its bias's gradient, or graph.size()
+  std::vector<NodeId> bias_vjp_into;  // per fused bias (bias_add, or add of a vector): the producer whose vjp writes its bias's gradient, or graph.size()
   int fused = 0;                      // forward steps skipped
   int vjps_absorbed = 0;              // vjp steps skipped
 };

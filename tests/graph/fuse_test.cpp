@@ -103,9 +103,10 @@ TEST_CASE("fuse: bias and ReLU after a product run inside it, to the same bits, 
   // A dense layer with its ReLU, and the head's bias (its output read by the user). The
   // ReLU's vjp goes to the head's product, which alone reads its output (the next test).
   check_fuses(head + "h = relu(bias_add(matmul(x, W), b))\n" + tail, 3, {}, 3);
-  // The bias as an add of a vector (x·W + b); not an add of a matrix, nor b + x·W (the add
-  // writes over its first input, the bias).
-  check_fuses(head + "h = relu(matmul(x, W) + b)\n" + tail, 3, {}, 2);
+  // The bias as an add of a vector (x·W + b), its vjp too left to the product's (the bias's
+  // gradient summed as dW packs dy: the same bits as the add's own); not an add of a
+  // matrix, nor b + x·W (the add writes over its first input, the bias).
+  check_fuses(head + "h = relu(matmul(x, W) + b)\n" + tail, 3, {}, 3);
   check_fuses(head + "input z [N, 40]\nh = relu(matmul(x, W) + z)\n" + tail, 1, {}, 2);
   check_fuses(head + "h = relu(b + matmul(x, W))\n" + tail, 1, {}, 2);
   // ReLU without a bias; a bias without an activation.
@@ -114,7 +115,7 @@ TEST_CASE("fuse: bias and ReLU after a product run inside it, to the same bits, 
   // The other activations (OpBuilder::activation): logistic and tanh, with and without a
   // bias; a second activation after the first runs on its own.
   check_fuses(head + "h = logistic(bias_add(matmul(x, W), b))\n" + tail, 3, {}, 3);
-  check_fuses(head + "h = tanh(matmul(x, W) + b)\n" + tail, 3, {}, 2);
+  check_fuses(head + "h = tanh(matmul(x, W) + b)\n" + tail, 3, {}, 3);
   check_fuses(head + "h = logistic(matmul(x, W))\n" + tail, 2, {}, 2);
   check_fuses(head + "h = relu(tanh(bias_add(matmul(x, W), b)))\n" + tail, 3, {}, 3);
   // Wide enough for the blocked path's full tiles (activated as they are stored), and
