@@ -68,10 +68,10 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-/// One (kind, size) measured: a warm-up compilation of a small graph of that kind (the
-/// registry, the code, the thread pool), then `reps` of build, compile for training and
-/// compile for inference.
-Row measure(const char* kind, std::int64_t n, int reps) {
+/// One (kind, size) measured once: a warm-up compilation of a small graph of that kind
+/// (the registry, the code, the thread pool), then the graph built, compiled for training
+/// and compiled for inference.
+Row measure(const char* kind, std::int64_t n) {
   const auto make = [&](std::int64_t size) { return std::string(kind) == "chain" ? chain(size) : branchy(size); };
   {
     Graph g = make(100);
@@ -79,22 +79,19 @@ Row measure(const char* kind, std::int64_t n, int reps) {
     Plan train(g, params, {.batch = 32});
     Plan infer(g, params, {.batch = 32, .backward = false});
   }
-  std::vector<double> build, train, infer;
-  std::int64_t nodes = 0;
-  for (int r = 0; r < reps; ++r) {
-    auto t0 = Clock::now();
-    Graph g = make(n);
-    build.push_back(since(t0));
-    nodes = static_cast<std::int64_t>(g.size());
-    Params params = g.init_params(1);
-    t0 = Clock::now();
-    { Plan p(g, params, {.batch = 32}); }
-    train.push_back(since(t0));
-    t0 = Clock::now();
-    { Plan p(g, params, {.batch = 32, .backward = false}); }
-    infer.push_back(since(t0));
-  }
-  return {kind, nodes, median(build), median(train), median(infer)};
+  Row r{kind, 0, 0, 0, 0};
+  auto t0 = Clock::now();
+  Graph g = make(n);
+  r.build = since(t0);
+  r.nodes = static_cast<std::int64_t>(g.size());
+  Params params = g.init_params(1);
+  t0 = Clock::now();
+  { Plan p(g, params, {.batch = 32}); }
+  r.train = since(t0);
+  t0 = Clock::now();
+  { Plan p(g, params, {.batch = 32, .backward = false}); }
+  r.infer = since(t0);
+  return r;
 }
 
 /// measure() in a child process: every compilation starts from a fresh heap, as a program
@@ -104,7 +101,7 @@ Row measure(const char* kind, std::int64_t n, int reps) {
 /// took fresh pages every time: their cost per node had looked 1.7-2 times the smaller
 /// ones' (0.94 against 1.79 us on the Xeon), largely the kernel zeroing pages.
 /// NaN times when the child fails.
-Row measure_apart(const char* kind, std::int64_t n, int reps) {
+Row measure_apart(const char* kind, std::int64_t n) {
   Row failed{kind, n, NAN, NAN, NAN};
   int fd[2];
   if (pipe(fd) != 0) return failed;
@@ -118,7 +115,7 @@ Row measure_apart(const char* kind, std::int64_t n, int reps) {
     close(fd[0]);
     int status = 1;
     try {
-      const Row r = measure(kind, n, reps);
+      const Row r = measure(kind, n);
       const double values[4] = {static_cast<double>(r.nodes), r.build, r.train, r.infer};
       status = write(fd[1], values, sizeof values) == static_cast<ssize_t>(sizeof values) ? 0 : 1;
     } catch (const std::exception& e) {
@@ -155,7 +152,7 @@ int main(int argc, char** argv) {
       std::vector<double> build, train, infer;
       std::int64_t nodes = 0;
       for (int r = 0; r < reps; ++r) {  // one compilation a process
-        const Row one = measure_apart(kind, n, 1);
+        const Row one = measure_apart(kind, n);
         if (!std::isfinite(one.train)) {
           std::fprintf(stderr, "plan_bench: the %s of %lld nodes failed\n", kind, static_cast<long long>(n));
           return 1;
