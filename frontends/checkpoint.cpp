@@ -78,7 +78,7 @@ class Reader {
     std::string name = text();
     const auto dtype = get<std::uint8_t>();
     const auto rank = get<std::uint8_t>();
-    if (dtype > 1) corrupt(fmt::format("tensor '{}' has dtype code {}", name, dtype));
+    if (dtype > static_cast<std::uint8_t>(DType::i64)) corrupt(fmt::format("tensor '{}' has dtype code {}", name, dtype));
     if (rank > 8) corrupt(fmt::format("tensor '{}' has rank {}", name, rank));
     std::vector<std::int64_t> dims;
     std::uint64_t count = 1;
@@ -221,6 +221,9 @@ Checkpoint decode_checkpoint(std::string_view bytes, const std::string& name) {
         auto list = part.tensors();
         if (!list.empty() && c.params.size() == 0) c.params = Params(list.front().second.dtype());
         for (auto& [n, t] : list) {
+          if (!is_float(t.dtype()))
+            part.corrupt(fmt::format("{} '{}' is {}: parameters and state are f32 or f64",
+                                     kind == kState ? "state" : "parameter", n, t.dtype()));
           if (t.dtype() != c.params.dtype())
             part.corrupt(fmt::format("{} '{}' is {}, the others are {}", kind == kState ? "state" : "parameter", n,
                                      t.dtype(), c.params.dtype()));

@@ -79,25 +79,27 @@ Tensor& Params::at(std::string_view name) {
   return const_cast<Tensor&>(static_cast<const Params&>(*this).at(name));
 }
 
-void Params::set(std::string name, Tensor value) {
+void Params::put(std::string name, Tensor value, bool trainable) {
   if (value.dtype() != dtype_)
-    throw GraphError(fmt::format("parameter '{}' is {}, these parameters are {}", name, value.dtype(), dtype_));
+    throw GraphError(fmt::format("{} '{}' is {}, these parameters are {}", trainable ? "parameter" : "state", name,
+                                 value.dtype(), dtype_));
   for (std::size_t i = 0; i < entries_.size(); ++i)
     if (entries_[i].first == name) {
       entries_[i].second = std::move(value);
-      trainable_[i] = 1;
+      trainable_[i] = trainable ? 1 : 0;
       return;
     }
   entries_.emplace_back(std::move(name), std::move(value));
-  trainable_.push_back(1);
+  trainable_.push_back(trainable ? 1 : 0);
 }
 
-void Params::set_state(std::string name, Tensor value) {
-  set(std::move(name), std::move(value));
-  trainable_.back() = 0;
-  for (std::size_t i = 0; i < entries_.size(); ++i)
-    if (entries_[i].first == name) trainable_[i] = 0;
-}
+// One path for both kinds: set_state once called set() and then fixed the flags up with
+// `name` after it had been moved from (marking every entry named "" as state) and with
+// trainable_.back() (the wrong entry when an existing name was replaced). A checkpoint
+// with a parameter named "" then changed on each save and load (fuzz_checkpoint).
+void Params::set(std::string name, Tensor value) { put(std::move(name), std::move(value), true); }
+
+void Params::set_state(std::string name, Tensor value) { put(std::move(name), std::move(value), false); }
 
 bool Params::trainable(std::string_view name) const {
   for (std::size_t i = 0; i < entries_.size(); ++i)

@@ -93,6 +93,8 @@ class Params {
   Params clone() const;
 
  private:
+  void put(std::string name, Tensor value, bool trainable);
+
   DType dtype_ = DType::f32;
   std::vector<std::pair<std::string, Tensor>> entries_;
   std::vector<char> trainable_;  // per entry

@@ -119,6 +119,33 @@ TEST_CASE("graph: copies share their nodes until one changes, and then only that
   CHECK_THROWS_WITH_AS(g.rename(99, "y"), "node id 99 out of range (graph has 5 nodes)", GraphError);
 }
 
+TEST_CASE("graph: Params::set and set_state change only the entry they name, whatever its name") {
+  // set_state once marked the last entry as state (wrong when it replaced one in the
+  // middle) and every entry named "" (the moved-from name): a checkpoint holding a
+  // parameter named "" came back different each time it was saved and loaded.
+  Params p;
+  p.set("", Tensor::from({1}, {1}));
+  p.set("a", Tensor::from({1}, {2}));
+  p.set("b", Tensor::from({1}, {3}));
+  p.set_state("s", Tensor::from({1}, {4}));
+  CHECK(p.trainable(""));
+  CHECK(p.trainable("a"));
+  CHECK(p.trainable("b"));
+  CHECK_FALSE(p.trainable("s"));
+  p.set_state("a", Tensor::from({1}, {5}));  // replaces the middle entry, in place
+  CHECK(p.names() == std::vector<std::string>{"", "a", "b", "s"});
+  CHECK(p.trainable(""));
+  CHECK_FALSE(p.trainable("a"));
+  CHECK(p.trainable("b"));
+  CHECK(p.at("a").at(0) == 5);
+  p.set("s", Tensor::from({1}, {6}));  // and back: state made trainable
+  CHECK(p.trainable("s"));
+  CHECK_FALSE(p.trainable("a"));
+  CHECK_THROWS_WITH(p.set_state("x", Tensor::from({1}, {1}, DType::f64)),
+                    "state 'x' is f64, these parameters are f32");
+  CHECK(p.size() == 4);
+}
+
 TEST_CASE("graph: parameter initialisers are seeded, reproducible, and per name") {
   Graph g;
   g.add_param("a", {200, 100}, Init::normal(0.5, 0.01));
