@@ -246,7 +246,7 @@ bool strided_a_in_place() {
 /// but a single chain of 784 additions rounds C differently from two of 392, and the
 /// reference MNIST experiment, trained at the edge of stability, lost its test accuracy
 /// with it: seeds 1-5 0.9226-0.9258 -> 0.8893-0.9225.)
-bool long_depth_twelve_rows() {
+[[maybe_unused]] bool long_depth_twelve_rows() {  // unused where tiles are 6 rows (AVX2)
   const int forced = twelve_rows_override.load(std::memory_order_relaxed);
   if (forced >= 0) return forced == 1;
   return !amd_core();
@@ -1647,7 +1647,7 @@ void gemm_tiny(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
 /// 10000x10x256 7 %), so they take 8 only when that saves at least 2 % of the rows
 /// (128x512x2048 xᵀ·dy: 2-6 % faster). The sums are the same, in the same order, whatever
 /// the tile: the same bits.
-inline bool eight_row_tiles(bool trans_a, bool two_vectors, std::int64_t m, bool long_depth) {
+[[maybe_unused]] inline bool eight_row_tiles(bool trans_a, bool two_vectors, std::int64_t m, bool long_depth) {
   const std::int64_t pad8 = (m + 7) / 8 * 8, pad12 = (m + 11) / 12 * 12;
   if (!trans_a && two_vectors && !long_depth) return pad8 <= pad12;
   return pad8 * 50 <= pad12 * 49;
