@@ -78,7 +78,8 @@ class Reader {
     std::string name = text();
     const auto dtype = get<std::uint8_t>();
     const auto rank = get<std::uint8_t>();
-    if (dtype > static_cast<std::uint8_t>(DType::i64)) corrupt(fmt::format("tensor '{}' has dtype code {}", name, dtype));
+    if (dtype > static_cast<std::uint8_t>(DType::i64))
+      corrupt(fmt::format("tensor '{}' has dtype code {}", name, dtype));
     if (rank > 8) corrupt(fmt::format("tensor '{}' has rank {}", name, rank));
     std::vector<std::int64_t> dims;
     std::uint64_t count = 1;

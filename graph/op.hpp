@@ -565,9 +565,9 @@ class OpBuilder {
   /// the plan fused into its forward (Epilogue::bias_grad): grad_out()'s sums over every
   /// axis but the last, bit for bit column_sums' (graph/kernel.hpp). The plan then skips
   /// the bias_add's vjp (or the add's, for x·W + b), whose input gradient is its output's,
-  /// written in place (matmul:
-  /// the sums taken from dy's rows as dW = xᵀ·dy packs them, where bias_add's vjp was a
-  /// pass of its own over dy). `opgraph check` holds the op to those bits.
+  /// written in place (matmul: the sums taken from dy's rows as dW = xᵀ·dy packs them,
+  /// where bias_add's vjp was a pass of its own over dy). `opgraph check` holds the op to
+  /// those bits.
   OpBuilder& absorbs_bias_vjp() {
     def_.absorbs_bias_vjp = true;
     return *this;
